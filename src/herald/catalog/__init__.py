@@ -1,0 +1,29 @@
+"""Herald's event-type catalogue (emnify/1NCE types, Stacuity monikers, custom codes)."""
+
+from herald.catalog.core import (
+    CRITICALITIES,
+    CUSTOM_CODE_MIN,
+    SEVERITIES,
+    SOURCES,
+    Catalog,
+    EventType,
+    Moniker,
+    Scope,
+    load_catalog,
+    normalise_severity,
+    normalise_source,
+)
+
+__all__ = [
+    "CRITICALITIES",
+    "CUSTOM_CODE_MIN",
+    "SEVERITIES",
+    "SOURCES",
+    "Catalog",
+    "EventType",
+    "Moniker",
+    "Scope",
+    "load_catalog",
+    "normalise_severity",
+    "normalise_source",
+]
