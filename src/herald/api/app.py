@@ -1,0 +1,89 @@
+"""The app factory: ``create_app(settings)`` builds the API; its lifespan owns the store."""
+
+from __future__ import annotations
+
+import asyncio
+import contextlib
+import logging
+from collections.abc import AsyncIterator
+
+from fastapi import FastAPI
+
+from herald import __version__
+from herald.api.limits import BodySizeLimit
+from herald.api.problems import install_problem_handlers
+from herald.api.routes import auth, catalog, events, health
+from herald.api.services import Services
+from herald.auth import Authenticator, jwt_secret
+from herald.catalog import load_catalog
+from herald.config import Settings
+from herald.ids import IdGenerator
+from herald.store import Store, StoreError, open_store
+from herald.timefmt import now_ms
+
+log = logging.getLogger("herald")
+API_PREFIX = "/api/v1"
+
+
+async def _purge_forever(services: Services) -> None:
+    """Enforce the retention period: delete what is older, then sleep, forever."""
+    settings = services.settings
+    while True:
+        cutoff = now_ms() - int(settings.retention_days * 86_400_000)
+        try:
+            deleted = await services.run(services.store.purge, cutoff)
+            if deleted:
+                log.info(
+                    "retention: purged %d events older than %s days",
+                    deleted,
+                    settings.retention_days,
+                )
+        except StoreError:
+            log.exception("retention purge failed; trying again later")
+        await asyncio.sleep(settings.purge_interval_seconds)
+
+
+def build_services(settings: Settings, store: Store) -> Services:
+    """The services a running API needs, over an open store."""
+    return Services(
+        settings=settings,
+        store=store,
+        auth=Authenticator(store, jwt_secret(store, settings.jwt_secret), settings.jwt_ttl_seconds),
+        catalog=load_catalog(),
+        ids=IdGenerator(settings.node_id),
+    )
+
+
+def create_app(settings: Settings | None = None) -> FastAPI:
+    """A Herald API app; the store opens when the app starts and closes when it stops."""
+    settings = settings or Settings()
+
+    @contextlib.asynccontextmanager
+    async def lifespan(app: FastAPI) -> AsyncIterator[None]:
+        store = open_store(settings.database_url, sqlite_synchronous=settings.sqlite_synchronous)
+        services = build_services(settings, store)
+        app.state.services = services
+        purge = asyncio.create_task(_purge_forever(services))
+        try:
+            yield
+        finally:
+            purge.cancel()
+            with contextlib.suppress(asyncio.CancelledError):
+                await purge
+            store.close()
+
+    app = FastAPI(
+        title="Herald",
+        version=__version__,
+        summary="Events of IoT connectivity: ingest, store, query and stream.",
+        openapi_url="/api/openapi.json",
+        docs_url="/api/docs",
+        redoc_url=None,
+        lifespan=lifespan,
+    )
+    install_problem_handlers(app)
+    app.add_middleware(BodySizeLimit, max_bytes=settings.max_body_bytes)
+    for module in (auth, catalog, events):
+        app.include_router(module.router, prefix=API_PREFIX)
+    app.include_router(health.router)
+    return app

@@ -1,0 +1,128 @@
+"""Errors as RFC 9457 ``application/problem+json`` bodies that name the field and the reason."""
+
+from __future__ import annotations
+
+from collections.abc import Mapping, Sequence
+from typing import Any
+
+import orjson
+from fastapi import FastAPI, Request
+from fastapi.exceptions import RequestValidationError
+from starlette.exceptions import HTTPException as StarletteHTTPException
+from starlette.responses import Response
+
+from herald.store import InvalidQuery, NotFound, StoreUnavailable
+
+PROBLEM_JSON = "application/problem+json"
+
+
+class Problem(Exception):
+    """An HTTP error answered as a problem document."""
+
+    def __init__(
+        self,
+        status: int,
+        title: str,
+        detail: str | None = None,
+        errors: Sequence[Mapping[str, Any]] = (),
+        headers: Mapping[str, str] | None = None,
+    ) -> None:
+        super().__init__(detail or title)
+        self.status = status
+        self.title = title
+        self.detail = detail
+        self.errors = list(errors)
+        self.headers = dict(headers or {})
+
+
+def field_problem(status: int, field: str, reason: str, title: str | None = None) -> Problem:
+    """A problem about one field."""
+    return Problem(
+        status,
+        title or "Invalid request",
+        f"{field}: {reason}",
+        [{"field": field, "reason": reason}],
+    )
+
+
+def problem_response(problem: Problem) -> Response:
+    body: dict[str, Any] = {"type": "about:blank", "title": problem.title, "status": problem.status}
+    if problem.detail:
+        body["detail"] = problem.detail
+    if problem.errors:
+        body["errors"] = problem.errors
+    return Response(
+        orjson.dumps(body), problem.status, headers=problem.headers, media_type=PROBLEM_JSON
+    )
+
+
+def location(loc: Sequence[str | int]) -> tuple[str, int | None]:
+    """Pydantic's error location as a dotted field name, and the batch index if any."""
+    parts = list(loc)
+    if parts and parts[0] in ("body", "query", "path", "header"):
+        parts = parts[1:]
+    index: int | None = None
+    if parts and isinstance(parts[0], int):
+        index = int(parts.pop(0))
+    name = ".".join(str(p) for p in parts if not str(p).startswith("function-")) or "body"
+    return name, index
+
+
+def validation_errors(
+    errors: Sequence[Mapping[str, Any]], index: int | None = None
+) -> list[dict[str, Any]]:
+    """Pydantic errors as problem ``errors`` entries."""
+    out: list[dict[str, Any]] = []
+    for error in errors:
+        field, loc_index = location(error.get("loc", ()))
+        entry: dict[str, Any] = {"field": field, "reason": error.get("msg", "invalid")}
+        at = index if index is not None else loc_index
+        if at is not None:
+            entry["index"] = at
+        out.append(entry)
+    return out
+
+
+def install_problem_handlers(app: FastAPI) -> None:
+    """Answer every error Herald raises, and every framework error, as problem+json."""
+
+    async def on_problem(_: Request, exc: Exception) -> Response:
+        assert isinstance(exc, Problem)
+        return problem_response(exc)
+
+    async def on_validation(request: Request, exc: Exception) -> Response:
+        assert isinstance(exc, RequestValidationError)
+        errors = validation_errors(exc.errors())
+        in_query = any(e.get("loc", ("",))[0] in ("query", "path") for e in exc.errors())
+        status = 400 if in_query else 422
+        detail = "; ".join(f"{e['field']}: {e['reason']}" for e in errors)
+        return problem_response(Problem(status, "Invalid request", detail, errors))
+
+    async def on_http(_: Request, exc: Exception) -> Response:
+        assert isinstance(exc, StarletteHTTPException)
+        return problem_response(
+            Problem(exc.status_code, str(exc.detail), headers=getattr(exc, "headers", None))
+        )
+
+    async def on_not_found(_: Request, exc: Exception) -> Response:
+        return problem_response(Problem(404, "Not found", str(exc)))
+
+    async def on_invalid_query(_: Request, exc: Exception) -> Response:
+        return problem_response(field_problem(400, "cursor", str(exc)))
+
+    async def on_unavailable(_: Request, exc: Exception) -> Response:
+        return problem_response(
+            Problem(
+                503,
+                "Storage unavailable",
+                "the database cannot take requests now",
+                headers={"Retry-After": "5"},
+            )
+        )
+
+    app.add_exception_handler(Problem, on_problem)
+    app.add_exception_handler(RequestValidationError, on_validation)
+    app.add_exception_handler(StarletteHTTPException, on_http)
+    app.add_exception_handler(NotFound, on_not_found)
+    app.add_exception_handler(InvalidQuery, on_invalid_query)
+    app.add_exception_handler(StoreUnavailable, on_unavailable)

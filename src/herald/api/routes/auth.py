@@ -1,0 +1,32 @@
+"""``POST /api/v1/authenticate``: trade an application token for a JWT."""
+
+from __future__ import annotations
+
+from fastapi import APIRouter
+from pydantic import BaseModel, Field
+
+from herald.api.deps import ServicesDep
+from herald.api.problems import Problem
+from herald.auth import AuthError
+
+router = APIRouter(tags=["auth"])
+
+
+class AuthenticateIn(BaseModel):
+    application_token: str = Field(min_length=1, max_length=512)
+
+
+class AuthenticateOut(BaseModel):
+    auth_token: str
+
+
+@router.post("/authenticate", response_model=AuthenticateOut)
+async def authenticate(body: AuthenticateIn, services: ServicesDep) -> AuthenticateOut:
+    """A JWT for an application token, as emnify's ``/authenticate`` answers."""
+    try:
+        token = await services.run(services.auth.exchange, body.application_token)
+    except AuthError as exc:
+        raise Problem(
+            401, "Unauthorized", str(exc), headers={"WWW-Authenticate": "Bearer"}
+        ) from exc
+    return AuthenticateOut(auth_token=token)

@@ -1,0 +1,153 @@
+"""Events: generate, list (with emnify's paging, sorting and ``q`` filter) and read."""
+
+from __future__ import annotations
+
+from typing import Any
+
+from fastapi import APIRouter, Path, Request
+from starlette.responses import Response
+
+from herald.api.deps import EventReader, EventWriter, ServicesDep
+from herald.api.event_query import build_query
+from herald.api.pagination import page_headers
+from herald.api.problems import Problem
+from herald.api.writing import as_batch, build_all, json_array, parse_json, store_events, validate
+from herald.model import EventIn
+
+router = APIRouter(tags=["events"])
+JSON_TYPE = "application/json"
+
+_EVENT_IN_SCHEMA = EventIn.model_json_schema(ref_template="#/components/schemas/{model}")
+_LIST_PARAMETERS: list[dict[str, Any]] = [
+    {
+        "name": "q",
+        "in": "query",
+        "schema": {"type": "string"},
+        "description": "Filter: comma list of field:value, several values joined with |, "
+        "e.g. type:3|5,severity:1,from:2026-11-01T00:00:00Z",
+    },
+    {
+        "name": "sort",
+        "in": "query",
+        "schema": {"type": "string"},
+        "description": "Comma list of fields, - for descending (default -timestamp)",
+    },
+    {"name": "page", "in": "query", "schema": {"type": "integer", "minimum": 1}},
+    {
+        "name": "per_page",
+        "in": "query",
+        "schema": {"type": "integer", "minimum": 1, "maximum": 1000},
+    },
+    {
+        "name": "cursor",
+        "in": "query",
+        "schema": {"type": "string"},
+        "description": "Keyset cursor from X-Next-Cursor: deep paging without counting",
+    },
+]
+
+
+@router.post(
+    "/event",
+    status_code=201,
+    openapi_extra={
+        "requestBody": {
+            "required": True,
+            "content": {
+                JSON_TYPE: {
+                    "schema": {
+                        "oneOf": [
+                            {"$ref": "#/components/schemas/EventIn"},
+                            {
+                                "type": "array",
+                                "items": {"$ref": "#/components/schemas/EventIn"},
+                                "maxItems": 1000,
+                            },
+                        ]
+                    }
+                }
+            },
+        }
+    },
+)
+async def generate_events(
+    request: Request, services: ServicesDep, principal: EventWriter
+) -> Response:
+    """Generate one event (an object) or a batch (an array, up to 1000): all stored or none."""
+    document = parse_json(await request.body())
+    items, is_batch = as_batch(document, services.settings.max_batch_events)
+    built = build_all(services, principal, validate(items))
+    stored = await store_events(services, built)
+    return Response(json_array(stored) if is_batch else stored[0], 201, media_type=JSON_TYPE)
+
+
+async def _list(
+    request: Request, services: ServicesDep, principal: EventReader, **fixed: Any
+) -> Response:
+    query, filter_echo, sort_echo = build_query(
+        request.query_params,
+        scope=principal.organisation_scope,
+        catalog=services.catalog,
+        fixed=fixed,
+    )
+    page = await services.run(services.store.query, query)
+    headers = page_headers(request.url, query, page, filter_echo, sort_echo)
+    return Response(json_array(page.items), 200, headers=headers, media_type=JSON_TYPE)
+
+
+_list_doc: dict[str, Any] = {"openapi_extra": {"parameters": _LIST_PARAMETERS}}
+
+
+@router.get("/event", **_list_doc)
+async def list_events(request: Request, services: ServicesDep, principal: EventReader) -> Response:
+    """The organisation's events, newest first; filter, sort and page as emnify's API does."""
+    return await _list(request, services, principal)
+
+
+@router.get("/event/{event_id}")
+async def get_event(event_id: int, services: ServicesDep, principal: EventReader) -> Response:
+    """One event; 404 if it does not exist or belongs to another organisation."""
+    body = await services.run(services.store.get_event, event_id, principal.organisation_scope)
+    if body is None:
+        raise Problem(404, "Not found", f"no event {event_id}")
+    return Response(body, 200, media_type=JSON_TYPE)
+
+
+EntityId = Path(ge=0, le=2**63 - 1)
+
+
+@router.get("/endpoint/{endpoint_id}/event", **_list_doc)
+async def endpoint_events(
+    request: Request, services: ServicesDep, principal: EventReader, endpoint_id: int = EntityId
+) -> Response:
+    """One endpoint's events (``200 []`` for an endpoint without any)."""
+    return await _list(request, services, principal, endpoint_ids=(endpoint_id,))
+
+
+@router.get("/sim/{sim_id}/event", **_list_doc)
+async def sim_events(
+    request: Request, services: ServicesDep, principal: EventReader, sim_id: int = EntityId
+) -> Response:
+    """One SIM's events."""
+    return await _list(request, services, principal, sim_ids=(sim_id,))
+
+
+@router.get("/user/{user_id}/event", **_list_doc)
+async def user_events(
+    request: Request, services: ServicesDep, principal: EventReader, user_id: int = EntityId
+) -> Response:
+    """One user's events."""
+    return await _list(request, services, principal, user_ids=(user_id,))
+
+
+@router.get("/organisation/{organisation_id}/event", **_list_doc)
+async def organisation_events(
+    request: Request,
+    services: ServicesDep,
+    principal: EventReader,
+    organisation_id: int = EntityId,
+) -> Response:
+    """One organisation's events: a tenant token sees only its own."""
+    scope = principal.organisation_scope
+    visible = (organisation_id,) if scope is None or organisation_id in scope else ()
+    return await _list(request, services, principal, organisation_ids=visible)

@@ -1,0 +1,130 @@
+"""The write path shared by the event API and the provider adapters.
+
+Parse, validate every event of a batch, and store all of them in one transaction or none:
+a batch with any bad event stores nothing and names the index of each bad one.
+"""
+
+from __future__ import annotations
+
+from typing import Any
+
+import orjson
+from pydantic import TypeAdapter, ValidationError
+
+from herald.api.problems import Problem, field_problem, validation_errors
+from herald.api.services import Services
+from herald.auth import Principal
+from herald.model import EventIn, NewEvent, OrganisationRef, build_event
+from herald.timefmt import now_ms
+
+_EVENT_IN = TypeAdapter(EventIn)
+
+
+def parse_json(raw: bytes) -> Any:
+    """The JSON document of a request body; 400 naming the reason if it is not JSON."""
+    if not raw.strip():
+        raise field_problem(400, "body", "empty body; send a JSON object or array")
+    try:
+        return orjson.loads(raw)
+    except orjson.JSONDecodeError as exc:
+        raise field_problem(400, "body", f"malformed JSON: {exc}") from exc
+
+
+def as_batch(document: Any, max_events: int) -> tuple[list[Any], bool]:
+    """The events of a body that is one event (an object) or a batch (an array)."""
+    if isinstance(document, dict):
+        return [document], False
+    if not isinstance(document, list):
+        raise field_problem(422, "body", "must be an event object or an array of events")
+    if not document:
+        raise field_problem(422, "body", "the batch is empty")
+    if len(document) > max_events:
+        raise field_problem(422, "body", f"a batch holds at most {max_events} events")
+    return document, True
+
+
+def validate(items: list[Any]) -> list[EventIn]:
+    """Each item as an EventIn; 422 naming the index and field of every bad one."""
+    events: list[EventIn] = []
+    errors: list[dict[str, Any]] = []
+    for index, item in enumerate(items):
+        try:
+            events.append(_EVENT_IN.validate_python(item))
+        except ValidationError as exc:
+            errors.extend(validation_errors(exc.errors(), index if len(items) > 1 else None))
+    if errors:
+        raise _invalid(errors)
+    return events
+
+
+def _invalid(errors: list[dict[str, Any]]) -> Problem:
+    detail = "; ".join(
+        (f"[{e['index']}] " if "index" in e else "") + f"{e['field']}: {e['reason']}"
+        for e in errors[:20]
+    )
+    return Problem(422, "Invalid event", detail, errors)
+
+
+def _organisation_for(
+    services: Services, principal: Principal, event: EventIn
+) -> OrganisationRef | str:
+    """The organisation an event is written for, or why it cannot be."""
+    named = event.organisation.id if event.organisation else None
+    if not principal.internal:
+        if named is not None and named != principal.organisation_id:
+            return "this token writes only for its own organisation"
+        named = principal.organisation_id
+    if named is None:
+        return "required: an internal token names the organisation by organisation.id"
+    organisation = services.organisation(named)
+    if organisation is None:
+        return "unknown organisation"
+    return OrganisationRef(id=organisation.id, name=organisation.name)
+
+
+def build_all(
+    services: Services, principal: Principal, events: list[EventIn], provider: str = "api"
+) -> list[NewEvent]:
+    """Every event checked and completed for the store; 422 (403 for tenancy) if any fails."""
+    received = now_ms()
+    max_future_ms = int(services.settings.max_future_skew_seconds * 1000)
+    built: list[NewEvent] = []
+    errors: list[dict[str, Any]] = []
+    forbidden = False
+    for index, event in enumerate(events):
+        at = {"index": index} if len(events) > 1 else {}
+        organisation = _organisation_for(services, principal, event)
+        if isinstance(organisation, str):
+            forbidden = forbidden or organisation.startswith("this token")
+            errors.append({"field": "organisation.id", "reason": organisation, **at})
+            continue
+        result = build_event(
+            event,
+            organisation=organisation,
+            catalog=services.catalog,
+            received_ms=received,
+            internal=principal.internal,
+            provider=provider,
+            max_future_ms=max_future_ms,
+        )
+        if isinstance(result, list):
+            errors.extend({"field": e.field, "reason": e.reason, **at} for e in result)
+        else:
+            built.append(result)
+    if errors:
+        problem = _invalid(errors)
+        if forbidden:
+            problem.status, problem.title = 403, "Forbidden"
+        raise problem
+    return built
+
+
+async def store_events(services: Services, events: list[NewEvent]) -> list[bytes]:
+    """Append in one transaction; return the stored records (existing ones for repeats)."""
+    ids = services.ids.next_ids(len(events))
+    return await services.run(services.store.append, events, ids)
+
+
+def json_array(items: list[bytes]) -> bytes:
+    """A JSON array of already serialised records."""
+    return b"[" + b",".join(items) + b"]"

@@ -1,0 +1,150 @@
+"""Application tokens, short-lived JWTs and permissions.
+
+An application token (``hrd_...``) is a long-lived secret; Herald stores only its SHA-256.
+``POST /api/v1/authenticate`` trades it for a JWT, as emnify's API does. Either may be sent as
+``Authorization: Bearer ...``; both are checked against the token's revocation on every call.
+"""
+
+from __future__ import annotations
+
+import hashlib
+import secrets
+from collections.abc import Sequence
+from dataclasses import dataclass
+
+import jwt
+
+from herald.store import Store, Token
+from herald.timefmt import now_ms
+
+TOKEN_PREFIX = "hrd_"
+JWT_ALGORITHM = "HS256"
+JWT_ISSUER = "herald"
+
+PERMISSIONS = frozenset(
+    {
+        "event:read",
+        "event:create",
+        "handler:read",
+        "handler:manage",
+        "ingest:emnify",
+        "ingest:1nce",
+        "ingest:stacuity",
+    }
+)
+"""Every permission a tenant token can carry; an internal token holds them all."""
+
+
+class AuthError(Exception):
+    """Credentials missing, malformed, expired, forged or revoked."""
+
+
+@dataclass(frozen=True, slots=True)
+class Principal:
+    """Who is calling: a token of one organisation, or an internal (platform) token."""
+
+    token_id: int
+    organisation_id: int | None
+    permissions: frozenset[str]
+    internal: bool
+
+    def can(self, permission: str) -> bool:
+        return self.internal or permission in self.permissions
+
+    @property
+    def organisation_scope(self) -> tuple[int, ...] | None:
+        """The organisations this principal may see; None means all (internal)."""
+        if self.internal:
+            return None
+        return (self.organisation_id,) if self.organisation_id is not None else ()
+
+
+def hash_token(token: str) -> str:
+    return hashlib.sha256(token.encode()).hexdigest()
+
+
+def issue_token(
+    store: Store,
+    *,
+    organisation_id: int | None,
+    permissions: Sequence[str],
+    internal: bool = False,
+    name: str = "",
+) -> tuple[str, Token]:
+    """Create an application token; return the secret (shown once) and its record."""
+    unknown = sorted(set(permissions) - PERMISSIONS)
+    if unknown:
+        raise ValueError(f"unknown permission(s): {', '.join(unknown)}")
+    if not internal and organisation_id is None:
+        raise ValueError("a tenant token needs an organisation")
+    secret = TOKEN_PREFIX + secrets.token_urlsafe(32)
+    token = store.create_token(
+        token_hash=hash_token(secret),
+        prefix=secret[:12],
+        name=name,
+        organisation_id=None if internal else organisation_id,
+        permissions=sorted(PERMISSIONS) if internal else sorted(set(permissions)),
+        internal=internal,
+    )
+    return secret, token
+
+
+def _principal(token: Token) -> Principal:
+    if token.revoked_ms is not None:
+        raise AuthError("token revoked")
+    return Principal(token.id, token.organisation_id, frozenset(token.permissions), token.internal)
+
+
+class Authenticator:
+    """Checks bearer credentials against the store and signs JWTs."""
+
+    def __init__(self, store: Store, jwt_secret: str, jwt_ttl_seconds: int) -> None:
+        self._store = store
+        self._secret = jwt_secret
+        self._ttl = jwt_ttl_seconds
+
+    def exchange(self, application_token: str) -> str:
+        """A JWT for a valid application token."""
+        token = self._store.find_token(hash_token(application_token))
+        if token is None:
+            raise AuthError("unknown application token")
+        _principal(token)
+        issued = now_ms() // 1000
+        claims = {
+            "iss": JWT_ISSUER,
+            "sub": str(token.id),
+            "org": token.organisation_id,
+            "iat": issued,
+            "exp": issued + self._ttl,
+        }
+        return jwt.encode(claims, self._secret, algorithm=JWT_ALGORITHM)
+
+    def authenticate(self, credential: str) -> Principal:
+        """The principal behind a bearer credential (JWT or application token)."""
+        if credential.startswith(TOKEN_PREFIX):
+            token = self._store.find_token(hash_token(credential))
+            if token is None:
+                raise AuthError("unknown application token")
+            return _principal(token)
+        try:
+            claims = jwt.decode(
+                credential,
+                self._secret,
+                algorithms=[JWT_ALGORITHM],
+                issuer=JWT_ISSUER,
+                options={"require": ["exp", "iat", "sub", "iss"]},
+            )
+            token_id = int(claims["sub"])
+        except (jwt.PyJWTError, ValueError) as exc:
+            raise AuthError(f"invalid token: {exc}") from exc
+        token = self._store.get_token(token_id)
+        if token is None:
+            raise AuthError("unknown token")
+        return _principal(token)
+
+
+def jwt_secret(store: Store, configured: str | None) -> str:
+    """The configured JWT secret, or one generated once and kept in the database."""
+    if configured:
+        return configured
+    return store.set_meta_if_absent("jwt_secret", secrets.token_urlsafe(48))

@@ -1,0 +1,120 @@
+"""``herald org`` and ``herald token``: administration straight on the database."""
+
+from __future__ import annotations
+
+from typing import Annotated
+
+import typer
+from rich.table import Table
+
+from herald.auth import PERMISSIONS, issue_token
+from herald.cli.common import DatabaseOption, console, fail, store_for
+from herald.store import Conflict, NotFound
+from herald.timefmt import format_ms
+
+org_app = typer.Typer(help="Organisations (tenants).", no_args_is_help=True)
+token_app = typer.Typer(help="Application tokens.", no_args_is_help=True)
+
+
+@org_app.command("create")
+def org_create(
+    name: Annotated[str, typer.Argument(help="The organisation's name.")],
+    organisation_id: Annotated[
+        int | None, typer.Option("--id", min=1, help="Choose the id (default: next free).")
+    ] = None,
+    database: DatabaseOption = None,
+) -> None:
+    """Create an organisation; its id is the last line printed."""
+    store = store_for(database)
+    try:
+        organisation = store.create_organisation(name, organisation_id)
+    except Conflict:
+        fail(f"organisation {organisation_id} exists already")
+    finally:
+        store.close()
+    console.print(f"Created organisation [bold]{organisation.name}[/]")
+    console.print(str(organisation.id), highlight=False)
+
+
+@org_app.command("list")
+def org_list(database: DatabaseOption = None) -> None:
+    """List organisations."""
+    store = store_for(database)
+    table = Table("id", "name", "created")
+    for organisation in store.list_organisations():
+        table.add_row(str(organisation.id), organisation.name, format_ms(organisation.created_ms))
+    store.close()
+    console.print(table)
+
+
+@token_app.command("create")
+def token_create(
+    org: Annotated[
+        int | None, typer.Option("--org", help="Organisation the token acts for.")
+    ] = None,
+    permission: Annotated[
+        list[str] | None,
+        typer.Option("--permission", "-p", help=f"Repeatable: {', '.join(sorted(PERMISSIONS))}."),
+    ] = None,
+    internal: Annotated[
+        bool,
+        typer.Option("--internal", help="A platform token: every permission, every organisation."),
+    ] = False,
+    name: Annotated[str, typer.Option("--name", help="A label for the token.")] = "",
+    database: DatabaseOption = None,
+) -> None:
+    """Create an application token; the secret is printed once, as the last line."""
+    if internal == (org is not None):
+        fail("give either --org ID (with --permission) or --internal")
+    if not internal and not permission:
+        fail("a tenant token needs at least one --permission")
+    store = store_for(database)
+    try:
+        if org is not None and store.get_organisation(org) is None:
+            fail(f"no organisation {org}")
+        secret, token = issue_token(
+            store, organisation_id=org, permissions=permission or [], internal=internal, name=name
+        )
+    except ValueError as exc:
+        fail(str(exc))
+    finally:
+        store.close()
+    console.print(f"Token {token.id} created; keep it now, it is not shown again:")
+    console.print(secret, highlight=False, soft_wrap=True)
+
+
+@token_app.command("list")
+def token_list(
+    org: Annotated[int | None, typer.Option("--org")] = None, database: DatabaseOption = None
+) -> None:
+    """List tokens (never their secrets)."""
+    store = store_for(database)
+    table = Table("id", "org", "name", "prefix", "permissions", "created", "revoked")
+    for token in store.list_tokens(org):
+        table.add_row(
+            str(token.id),
+            "internal" if token.internal else str(token.organisation_id),
+            token.name,
+            token.prefix + "…",
+            "*" if token.internal else " ".join(token.permissions),
+            format_ms(token.created_ms),
+            format_ms(token.revoked_ms) if token.revoked_ms else "",
+        )
+    store.close()
+    console.print(table)
+
+
+@token_app.command("revoke")
+def token_revoke(
+    token_id: Annotated[int, typer.Argument(help="The token's id (see token list).")],
+    database: DatabaseOption = None,
+) -> None:
+    """Revoke a token: every call with it, or with a JWT made from it, is refused."""
+    store = store_for(database)
+    try:
+        store.revoke_token(token_id)
+    except NotFound:
+        fail(f"no token {token_id}")
+    finally:
+        store.close()
+    console.print(f"Token {token_id} revoked.")

@@ -1,0 +1,121 @@
+"""``herald events``: list and follow events through the API."""
+
+from __future__ import annotations
+
+import time
+from typing import Annotated, Any
+
+import httpx
+import orjson
+import typer
+from rich.table import Table
+
+from herald.cli.common import api_url, console, fail
+
+events_app = typer.Typer(help="Read events through the API.", no_args_is_help=True)
+
+UrlOption = Annotated[str | None, typer.Option("--url", help="Herald URL (env HERALD_URL).")]
+TokenOption = Annotated[
+    str | None, typer.Option("--token", envvar="HERALD_TOKEN", help="Token (env HERALD_TOKEN).")
+]
+QueryOption = Annotated[
+    str | None, typer.Option("--q", "-q", help="Filter, e.g. type:3|5,severity:1,from:2026-11-01")
+]
+
+
+def _client(url: str | None, token: str | None) -> httpx.Client:
+    if not token:
+        fail("no token: pass --token or set HERALD_TOKEN")
+    return httpx.Client(
+        base_url=(url or api_url()).rstrip("/") + "/api/v1",
+        headers={"Authorization": f"Bearer {token}"},
+        timeout=30,
+    )
+
+
+def _get(client: httpx.Client, path: str, params: dict[str, Any]) -> httpx.Response:
+    try:
+        response = client.get(path, params={k: v for k, v in params.items() if v is not None})
+    except httpx.HTTPError as exc:
+        fail(f"cannot reach Herald at {client.base_url}: {exc}")
+    if response.status_code >= 400:
+        problem = (
+            response.json() if response.headers.get("content-type", "").endswith("json") else {}
+        )
+        reason = problem.get("detail") or problem.get("title") or response.text
+        fail(f"{response.status_code} {reason}")
+    return response
+
+
+def _table(events: list[dict[str, Any]]) -> Table:
+    table = Table("id", "timestamp", "type", "severity", "source", "endpoint", "description")
+    for event in events:
+        endpoint = event.get("endpoint") or {}
+        table.add_row(
+            str(event["id"]),
+            event["timestamp"],
+            f"{event['event_type']['id']} {event['event_type']['description']}",
+            event["event_severity"]["description"],
+            event["event_source"]["description"],
+            str(endpoint.get("name") or endpoint.get("id") or ""),
+            event.get("description", ""),
+        )
+    return table
+
+
+@events_app.command("list")
+def list_events(
+    q: QueryOption = None,
+    sort: Annotated[str | None, typer.Option(help="e.g. -timestamp")] = None,
+    page: Annotated[int, typer.Option(min=1)] = 1,
+    per_page: Annotated[int, typer.Option(min=1, max=1000)] = 20,
+    as_json: Annotated[bool, typer.Option("--json", help="Print the records as JSON.")] = False,
+    url: UrlOption = None,
+    token: TokenOption = None,
+) -> None:
+    """List events, newest first, with the API's filters."""
+    with _client(url, token) as client:
+        response = _get(
+            client, "/event", {"q": q, "sort": sort, "page": page, "per_page": per_page}
+        )
+    events = response.json()
+    if as_json:
+        console.print_json(orjson.dumps(events).decode())
+        return
+    console.print(_table(events))
+    console.print(
+        f"page {response.headers.get('X-Current-Page')} of {response.headers.get('X-Total-Pages')}"
+        f" · {response.headers.get('X-Total-Count')} events"
+    )
+
+
+@events_app.command("tail")
+def tail_events(
+    q: QueryOption = None,
+    interval: Annotated[float, typer.Option(help="Seconds between polls.", min=0.1)] = 1.0,
+    as_json: Annotated[bool, typer.Option("--json", help="One JSON record per line.")] = False,
+    url: UrlOption = None,
+    token: TokenOption = None,
+) -> None:
+    """Follow new events as they arrive (Ctrl-C stops)."""
+    seen: set[int] = set()
+    since: str | None = None
+    with _client(url, token) as client:
+        try:
+            while True:
+                query = ",".join(p for p in (q, f"from:{since}" if since else None) if p)
+                events = _get(
+                    client, "/event", {"q": query or None, "sort": "timestamp", "per_page": 1000}
+                ).json()
+                fresh = [e for e in events if e["id"] not in seen]
+                for event in fresh:
+                    seen.add(event["id"])
+                    if as_json:
+                        console.print(orjson.dumps(event).decode(), highlight=False, soft_wrap=True)
+                if fresh and not as_json:
+                    console.print(_table(fresh))
+                if events:
+                    since = events[-1]["timestamp"]
+                time.sleep(interval)
+        except KeyboardInterrupt:
+            return

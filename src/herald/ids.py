@@ -1,0 +1,52 @@
+"""Event ids: 64-bit integers ordered by time (millisecond time, node, sequence)."""
+
+from __future__ import annotations
+
+import os
+import threading
+import time
+
+EPOCH_MS = 1_577_836_800_000  # 2020-01-01T00:00:00Z
+NODE_BITS = 10
+SEQUENCE_BITS = 12
+MAX_NODE = (1 << NODE_BITS) - 1
+MAX_SEQUENCE = (1 << SEQUENCE_BITS) - 1
+
+
+class IdGenerator:
+    """Snowflake-style generator; unique per node, monotonic within a process."""
+
+    def __init__(self, node_id: int | None = None) -> None:
+        node = os.getpid() & MAX_NODE if node_id is None else node_id
+        if not 0 <= node <= MAX_NODE:
+            raise ValueError(f"node id must be 0..{MAX_NODE}")
+        self.node_id = node
+        self._lock = threading.Lock()
+        self._last_ms = 0
+        self._sequence = 0
+
+    def next_id(self) -> int:
+        """Return a new id, greater than every id this generator returned before."""
+        with self._lock:
+            now = max(int(time.time() * 1000) - EPOCH_MS, self._last_ms)
+            if now == self._last_ms:
+                self._sequence = (self._sequence + 1) & MAX_SEQUENCE
+                if self._sequence == 0:  # sequence exhausted: borrow the next millisecond
+                    now += 1
+            else:
+                self._sequence = 0
+            self._last_ms = now
+            return (
+                (now << (NODE_BITS + SEQUENCE_BITS))
+                | (self.node_id << SEQUENCE_BITS)
+                | (self._sequence)
+            )
+
+    def next_ids(self, count: int) -> list[int]:
+        """Return ``count`` new ids in increasing order."""
+        return [self.next_id() for _ in range(count)]
+
+
+def id_time_ms(event_id: int) -> int:
+    """Unix milliseconds at which an id was generated."""
+    return (event_id >> (NODE_BITS + SEQUENCE_BITS)) + EPOCH_MS

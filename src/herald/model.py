@@ -1,0 +1,282 @@
+"""The event record: what a producer may send (``EventIn``) and what Herald keeps and serves.
+
+Herald serialises every event in the emnify/1NCE record shape (``id``, ``timestamp``,
+``event_type``, ``event_severity``, ``event_source``, ``organisation``, ``alert``,
+``description``, ``endpoint``, ``sim``, ``imsi``, ``user``, ``detail``) and adds what the
+platform event API and Stacuity need: ``target``, ``criticality``, ``moniker``, ``internal``,
+``payload``, plus the provenance fields ``provider``, ``external_id`` and ``received``.
+"""
+
+from __future__ import annotations
+
+from dataclasses import dataclass
+from datetime import datetime
+from typing import Annotated, Any
+
+from pydantic import BaseModel, BeforeValidator, ConfigDict, Field, StringConstraints
+
+from herald.catalog import CRITICALITIES, SEVERITIES, SOURCES, Catalog, Scope
+from herald.timefmt import format_ms, parse_timestamp, to_ms
+
+JSON = Any
+"""Free JSON (objects, arrays, scalars) as a producer sent it."""
+
+# Criticality (platform event API: 1 critical ... 5 trivial) derived from severity when absent.
+CRITICALITY_FOR_SEVERITY = {2: 1, 1: 3, 0: 5}
+TARGET_TYPES = {scope.value for scope in Scope}
+
+
+def _timestamp(value: object) -> object:
+    return parse_timestamp(value) if isinstance(value, str) else value
+
+
+Timestamp = Annotated[datetime, BeforeValidator(_timestamp)]
+ShortText = Annotated[str, StringConstraints(max_length=256)]
+
+
+class _Open(BaseModel):
+    """Nested objects keep any extra fields a provider sends."""
+
+    model_config = ConfigDict(extra="allow")
+
+
+class TypeRef(BaseModel):
+    id: int = Field(ge=0, le=2**31 - 1)
+    description: str | None = Field(default=None, max_length=256)
+
+
+class LevelRef(BaseModel):
+    id: int = Field(ge=0)
+    description: str | None = Field(default=None, max_length=64)
+
+
+class OrganisationRef(BaseModel):
+    id: int = Field(ge=1, le=2**53)
+    name: str | None = Field(default=None, max_length=256)
+
+
+class EndpointRef(_Open):
+    id: int | None = Field(default=None, ge=0, le=2**63 - 1)
+    name: ShortText | None = None
+    ip_address: ShortText | None = None
+    imei: ShortText | None = None
+    tags: ShortText | None = None
+
+
+class SimRef(_Open):
+    id: int | None = Field(default=None, ge=0, le=2**63 - 1)
+    iccid: ShortText | None = None
+    msisdn: ShortText | None = None
+
+
+class ImsiRef(_Open):
+    id: int | None = Field(default=None, ge=0, le=2**63 - 1)
+    imsi: ShortText | None = None
+
+
+class UserRef(_Open):
+    id: int | None = Field(default=None, ge=0, le=2**63 - 1)
+    name: ShortText | None = None
+    username: ShortText | None = None
+
+
+class TargetRef(BaseModel):
+    type: str = Field(min_length=1, max_length=64)
+    id: str = Field(min_length=1, max_length=256)
+
+
+class Payload(BaseModel):
+    content_type: str = Field(default="application/json", max_length=128)
+    data: JSON = None
+
+
+class EventIn(BaseModel):
+    """One event as a producer sends it to ``POST /api/v1/event``."""
+
+    model_config = ConfigDict(extra="ignore")
+
+    id: int | Annotated[str, StringConstraints(min_length=1, max_length=128)] | None = Field(
+        default=None, description="The producer's own id; posting it again stores nothing new."
+    )
+    timestamp: Timestamp | None = Field(
+        default=None, description="When it happened; now if absent."
+    )
+    event_type: TypeRef | None = None
+    moniker: str | None = Field(default=None, max_length=128, description="Stacuity moniker.")
+    event_severity: LevelRef | None = None
+    event_source: LevelRef | None = None
+    organisation: OrganisationRef | None = None
+    alert: bool | None = None
+    description: str | None = Field(default=None, max_length=4096)
+    endpoint: EndpointRef | None = None
+    sim: SimRef | None = None
+    imsi: ImsiRef | None = None
+    user: UserRef | None = None
+    detail: JSON = None
+    target: TargetRef | None = None
+    criticality: int | None = Field(default=None, ge=0, le=5)
+    payload: Payload | None = None
+
+
+@dataclass(frozen=True, slots=True)
+class FieldError:
+    """Why one field of one event was refused."""
+
+    field: str
+    reason: str
+
+
+@dataclass(slots=True)
+class NewEvent:
+    """A validated event ready for the store: the record plus its indexed columns."""
+
+    organisation_id: int
+    timestamp_ms: int
+    received_ms: int
+    type_id: int
+    severity: int
+    source: int
+    alert: bool
+    criticality: int
+    provider: str
+    external_id: str | None
+    record: dict[str, JSON]
+
+    def nested(self, key: str) -> dict[str, JSON]:
+        """The record's nested object ``key`` (``endpoint``, ``sim``...), or an empty dict."""
+        value = self.record.get(key)
+        return value if isinstance(value, dict) else {}
+
+
+def _default_target(scope: Scope, event: EventIn, organisation_id: int) -> TargetRef | None:
+    refs: dict[Scope, object | None] = {
+        Scope.ENDPOINT: event.endpoint.id if event.endpoint else None,
+        Scope.SIM: event.sim.id if event.sim else None,
+        Scope.USER: event.user.id if event.user else None,
+        Scope.ORGANISATION: organisation_id,
+    }
+    ref = refs.get(scope)
+    if ref is None and event.endpoint and event.endpoint.id is not None:
+        scope, ref = Scope.ENDPOINT, event.endpoint.id
+    return TargetRef(type=scope.value, id=str(ref)) if ref is not None else None
+
+
+def build_event(
+    event: EventIn,
+    *,
+    organisation: OrganisationRef,
+    catalog: Catalog,
+    received_ms: int,
+    internal: bool,
+    provider: str = "api",
+    max_future_ms: int = 5000,
+) -> NewEvent | list[FieldError]:
+    """Check an incoming event against the catalogue and fill in its defaults.
+
+    Returns the event ready for the store, or the reasons it was refused.
+    """
+    errors: list[FieldError] = []
+    type_id, moniker = _resolve_type(event, catalog, errors)
+    if type_id is not None and not internal and not catalog.is_custom(type_id):
+        errors.append(
+            FieldError("event_type.id", "only custom codes >= 10000 may be written with this token")
+        )
+    event_type = catalog.get(type_id) if type_id is not None else None
+
+    timestamp_ms = to_ms(event.timestamp) if event.timestamp else received_ms
+    if timestamp_ms > received_ms + max_future_ms:
+        errors.append(FieldError("timestamp", "must not be in the future"))
+
+    severity = _level(event.event_severity, event_type.default_severity if event_type else None, 0)
+    if severity not in SEVERITIES:
+        errors.append(FieldError("event_severity.id", f"must be one of {sorted(SEVERITIES)}"))
+    source = _level(event.event_source, event_type.default_source if event_type else None, 2)
+    if source not in SOURCES:
+        errors.append(FieldError("event_source.id", f"must be one of {sorted(SOURCES)}"))
+    if event.target and event.target.type not in TARGET_TYPES:
+        errors.append(FieldError("target.type", f"must be one of {sorted(TARGET_TYPES)}"))
+    if errors or type_id is None:
+        return errors
+
+    alert = event.alert
+    if alert is None:
+        alert = bool(event_type.default_alert) if event_type else False
+    criticality = event.criticality
+    if criticality is None:
+        criticality = CRITICALITY_FOR_SEVERITY[severity]
+    scope = event_type.scope if event_type else Scope.CUSTOM
+    target = event.target or _default_target(scope, event, organisation.id)
+    moniker = moniker or catalog.moniker_for(type_id)
+
+    record: dict[str, JSON] = {
+        "id": None,
+        "timestamp": format_ms(timestamp_ms),
+        "event_type": {"id": type_id, "description": catalog.describe(type_id)},
+        "event_severity": {"id": severity, "description": SEVERITIES[severity]},
+        "event_source": {"id": source, "description": SOURCES[source]},
+        "organisation": {"id": organisation.id, "name": organisation.name},
+        "alert": alert,
+        "description": event.description
+        if event.description is not None
+        else catalog.describe(type_id),
+    }
+    for key in ("endpoint", "sim", "imsi", "user"):
+        ref: BaseModel | None = getattr(event, key)
+        if ref is not None:
+            record[key] = ref.model_dump(mode="json", exclude_unset=True)
+    if event.detail is not None:
+        record["detail"] = event.detail
+    record["target"] = target.model_dump() if target else None
+    record["criticality"] = {"id": criticality, "description": CRITICALITIES[criticality]}
+    record["moniker"] = moniker
+    record["internal"] = not catalog.is_custom(type_id)
+    if event.payload is not None:
+        record["payload"] = event.payload.model_dump(mode="json")
+    external_id = str(event.id) if event.id is not None else None
+    record["provider"] = provider
+    record["external_id"] = external_id
+    record["received"] = format_ms(received_ms)
+    return NewEvent(
+        organisation_id=organisation.id,
+        timestamp_ms=timestamp_ms,
+        received_ms=received_ms,
+        type_id=type_id,
+        severity=severity,
+        source=source,
+        alert=alert,
+        criticality=criticality,
+        provider=provider,
+        external_id=external_id,
+        record=record,
+    )
+
+
+def _resolve_type(
+    event: EventIn, catalog: Catalog, errors: list[FieldError]
+) -> tuple[int | None, str | None]:
+    moniker = None
+    if event.moniker is not None:
+        known = catalog.by_moniker(event.moniker)
+        if known is None:
+            errors.append(FieldError("moniker", "unknown moniker"))
+            return None, None
+        moniker = known.moniker
+        if event.event_type is None:
+            return known.type_id, moniker
+        if event.event_type.id != known.type_id:
+            errors.append(FieldError("moniker", f"names type {known.type_id}, not the event_type"))
+    if event.event_type is None:
+        errors.append(FieldError("event_type", "required (or a moniker)"))
+        return None, None
+    if not catalog.is_known(event.event_type.id):
+        errors.append(
+            FieldError("event_type.id", "unknown system event type (custom codes start at 10000)")
+        )
+        return None, None
+    return event.event_type.id, moniker
+
+
+def _level(ref: LevelRef | None, default: int | None, fallback: int) -> int:
+    if ref is not None:
+        return ref.id
+    return default if default is not None else fallback

@@ -1,0 +1,190 @@
+"""SQL for event queries, shared by the backends (they differ only in the placeholder)."""
+
+from __future__ import annotations
+
+import base64
+import binascii
+from collections.abc import Sequence
+from dataclasses import dataclass
+
+from herald.model import NewEvent
+from herald.store.base import SORT_COLUMNS, EventFilter, EventQuery, SortKey
+from herald.store.errors import InvalidQuery
+
+EVENT_COLUMNS = (
+    "id",
+    "organisation_id",
+    "ts",
+    "received",
+    "type_id",
+    "severity",
+    "source",
+    "alert",
+    "criticality",
+    "endpoint_id",
+    "endpoint_name",
+    "sim_id",
+    "iccid",
+    "imsi",
+    "imei",
+    "ip_address",
+    "user_id",
+    "username",
+    "tags",
+    "target_type",
+    "target_id",
+    "moniker",
+    "provider",
+    "external_id",
+    "description",
+    "body",
+)
+
+_IN_FILTERS = (
+    ("organisation_id", "organisation_ids"),
+    ("type_id", "type_ids"),
+    ("severity", "severities"),
+    ("source", "sources"),
+    ("criticality", "criticalities"),
+    ("endpoint_id", "endpoint_ids"),
+    ("endpoint_name", "endpoint_names"),
+    ("sim_id", "sim_ids"),
+    ("user_id", "user_ids"),
+    ("username", "usernames"),
+    ("iccid", "iccids"),
+    ("imsi", "imsis"),
+    ("imei", "imeis"),
+    ("ip_address", "ip_addresses"),
+    ("target_type", "target_types"),
+    ("target_id", "target_ids"),
+    ("moniker", "monikers"),
+    ("provider", "providers"),
+)
+
+
+def _int_or_none(value: object) -> int | None:
+    return value if isinstance(value, int) and not isinstance(value, bool) else None
+
+
+def _str_or_none(value: object) -> str | None:
+    return None if value is None else str(value)
+
+
+def event_row(event: NewEvent, event_id: int, body: bytes) -> tuple[object, ...]:
+    """The column values of one event, in ``EVENT_COLUMNS`` order."""
+    endpoint, sim, imsi, user = (event.nested(k) for k in ("endpoint", "sim", "imsi", "user"))
+    target = event.nested("target")
+    return (
+        event_id,
+        event.organisation_id,
+        event.timestamp_ms,
+        event.received_ms,
+        event.type_id,
+        event.severity,
+        event.source,
+        event.alert,
+        event.criticality,
+        _int_or_none(endpoint.get("id")),
+        _str_or_none(endpoint.get("name")),
+        _int_or_none(sim.get("id")),
+        _str_or_none(sim.get("iccid")),
+        _str_or_none(imsi.get("imsi")),
+        _str_or_none(endpoint.get("imei")),
+        _str_or_none(endpoint.get("ip_address")),
+        _int_or_none(user.get("id")),
+        _str_or_none(user.get("username")),
+        _str_or_none(endpoint.get("tags")),
+        _str_or_none(target.get("type")),
+        _str_or_none(target.get("id")),
+        event.record.get("moniker"),
+        event.provider,
+        event.external_id,
+        event.record["description"],
+        body,
+    )
+
+
+@dataclass(frozen=True, slots=True)
+class Where:
+    sql: str
+    params: list[object]
+
+
+def where_clause(flt: EventFilter, mark: str) -> Where:
+    """``WHERE ...`` (or empty) selecting what ``flt`` asks for; ``mark`` is ``?`` or ``%s``."""
+    parts: list[str] = []
+    params: list[object] = []
+    for column, attribute in _IN_FILTERS:
+        values: Sequence[object] | None = getattr(flt, attribute)
+        if values is None:
+            continue
+        if not values:
+            if attribute == "organisation_ids":  # scoped to no organisation: nothing
+                parts.append("1 = 0")
+            continue
+        if len(values) == 1:
+            parts.append(f"{column} = {mark}")
+        else:
+            parts.append(f"{column} IN ({', '.join([mark] * len(values))})")
+        params.extend(values)
+    if flt.alert is not None:
+        parts.append(f"alert = {mark}")
+        params.append(flt.alert)
+    if flt.from_ms is not None:
+        parts.append(f"ts >= {mark}")
+        params.append(flt.from_ms)
+    if flt.until_ms is not None:
+        parts.append(f"ts <= {mark}")
+        params.append(flt.until_ms)
+    if flt.tags:
+        parts.append("(" + " OR ".join([f"tags LIKE {mark}"] * len(flt.tags)) + ")")
+        params.extend(f"%{_escape_like(tag)}%" for tag in flt.tags)
+    if flt.description:
+        parts.append(f"description LIKE {mark} ESCAPE '\\'")
+        params.append(f"%{_escape_like(flt.description)}%")
+    sql = (" WHERE " + " AND ".join(parts)) if parts else ""
+    return Where(sql, params)
+
+
+def _escape_like(text: str) -> str:
+    return text.replace("\\", "\\\\").replace("%", "\\%").replace("_", "\\_")
+
+
+def is_keyset_sort(sort: Sequence[SortKey]) -> bool:
+    """Cursor paging works for a sort by time (and id) in one direction."""
+    fields = [key.field for key in sort]
+    directions = {key.descending for key in sort}
+    return fields in (["timestamp"], ["timestamp", "id"], ["id"]) and len(directions) == 1
+
+
+def order_by(sort: Sequence[SortKey]) -> str:
+    """``ORDER BY``: the asked fields, then id as the tie-breaker."""
+    terms = [f"{SORT_COLUMNS[key.field]} {'DESC' if key.descending else 'ASC'}" for key in sort]
+    if not any(key.field == "id" for key in sort):
+        terms.append(f"id {'DESC' if sort and sort[0].descending else 'ASC'}")
+    return " ORDER BY " + ", ".join(terms)
+
+
+def keyset_condition(query: EventQuery, mark: str) -> tuple[str, list[object]]:
+    """The condition that continues after ``query.cursor`` (empty without one)."""
+    if query.cursor is None:
+        return "", []
+    ts, event_id = decode_cursor(query.cursor)
+    descending = query.sort[0].descending
+    op = "<" if descending else ">"
+    if [key.field for key in query.sort] == ["id"]:
+        return f"id {op} {mark}", [event_id]
+    return f"(ts {op} {mark} OR (ts = {mark} AND id {op} {mark}))", [ts, ts, event_id]
+
+
+def encode_cursor(ts: int, event_id: int) -> str:
+    return base64.urlsafe_b64encode(f"{ts}:{event_id}".encode()).decode().rstrip("=")
+
+
+def decode_cursor(cursor: str) -> tuple[int, int]:
+    try:
+        raw = base64.urlsafe_b64decode(cursor + "=" * (-len(cursor) % 4)).decode()
+        ts, event_id = raw.split(":")
+        return int(ts), int(event_id)
+    except (ValueError, binascii.Error, UnicodeDecodeError) as exc:
+        raise InvalidQuery("cursor is not one this API issued") from exc

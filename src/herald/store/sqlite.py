@@ -1,0 +1,407 @@
+"""The embedded backend: one SQLite file in WAL mode.
+
+One writer connection behind a lock (SQLite has one writer at a time anyway) and one reader
+connection per thread, so queries never wait on writes.
+"""
+
+from __future__ import annotations
+
+import sqlite3
+import threading
+from collections.abc import Callable, Iterator, Sequence
+from contextlib import contextmanager
+from importlib import resources
+from pathlib import Path
+from typing import Any, TypeVar
+
+import orjson
+
+from herald.model import NewEvent
+from herald.store.base import (
+    EventPage,
+    EventQuery,
+    LogEntry,
+    Organisation,
+    Token,
+)
+from herald.store.errors import Conflict, NotFound, StoreError, StoreUnavailable
+from herald.store.sql import (
+    EVENT_COLUMNS,
+    encode_cursor,
+    event_row,
+    is_keyset_sort,
+    keyset_condition,
+    order_by,
+    where_clause,
+)
+from herald.timefmt import now_ms
+
+T = TypeVar("T")
+_INSERT_EVENT = (
+    f"INSERT INTO events ({', '.join(EVENT_COLUMNS)}) "
+    f"VALUES ({', '.join('?' * len(EVENT_COLUMNS))})"
+)
+_TOKEN_COLUMNS = "id, organisation_id, name, prefix, permissions, internal, created_ms, revoked_ms"
+_UNAVAILABLE_MARKERS = ("locked", "busy", "readonly", "read-only", "disk", "full", "i/o")
+
+
+def sqlite_path(url: str) -> str:
+    """The file path of a ``sqlite:///path`` URL (``sqlite:///:memory:`` is refused)."""
+    prefix = "sqlite:///"
+    if not url.startswith(prefix) or url == prefix:
+        raise ValueError(f"not a sqlite URL: {url!r} (expected sqlite:///path/to/file.db)")
+    path = url[len(prefix) :]
+    if path == ":memory:":
+        raise ValueError("an in-memory database cannot be shared between connections")
+    return path
+
+
+def _translate(exc: sqlite3.Error) -> StoreError:
+    message = str(exc)
+    if isinstance(exc, sqlite3.IntegrityError):
+        return Conflict(message)
+    if isinstance(exc, sqlite3.OperationalError | sqlite3.DatabaseError) and any(
+        marker in message.lower() for marker in _UNAVAILABLE_MARKERS
+    ):
+        return StoreUnavailable(message)
+    return StoreError(message)
+
+
+def _token(row: sqlite3.Row | tuple[Any, ...]) -> Token:
+    return Token(
+        id=row[0],
+        organisation_id=row[1],
+        name=row[2],
+        prefix=row[3],
+        permissions=tuple(orjson.loads(row[4])),
+        internal=bool(row[5]),
+        created_ms=row[6],
+        revoked_ms=row[7],
+    )
+
+
+class SQLiteStore:
+    """The Store on one SQLite file."""
+
+    def __init__(self, url: str, synchronous: str = "FULL") -> None:
+        self.path = sqlite_path(url)
+        Path(self.path).parent.mkdir(parents=True, exist_ok=True)
+        self._synchronous = synchronous
+        self._write_lock = threading.Lock()
+        self._local = threading.local()
+        self._connections: list[sqlite3.Connection] = []
+        self._connections_lock = threading.Lock()
+        self._writer = self._connect()
+
+    # -- connections ----------------------------------------------------------
+    def _connect(self) -> sqlite3.Connection:
+        try:
+            conn = sqlite3.connect(
+                self.path, isolation_level=None, check_same_thread=False, timeout=10
+            )
+            conn.execute("PRAGMA journal_mode = WAL")
+            conn.execute(f"PRAGMA synchronous = {self._synchronous}")
+            conn.execute("PRAGMA busy_timeout = 10000")
+            conn.execute("PRAGMA foreign_keys = ON")
+            conn.execute("PRAGMA cache_size = -32000")
+        except sqlite3.Error as exc:
+            raise _translate(exc) from exc
+        with self._connections_lock:
+            self._connections.append(conn)
+        return conn
+
+    def _reader(self) -> sqlite3.Connection:
+        conn: sqlite3.Connection | None = getattr(self._local, "conn", None)
+        if conn is None:
+            conn = self._connect()
+            self._local.conn = conn
+        return conn
+
+    @contextmanager
+    def _transaction(self) -> Iterator[sqlite3.Connection]:
+        """The writer connection inside ``BEGIN IMMEDIATE ... COMMIT``."""
+        with self._write_lock:
+            conn = self._writer
+            try:
+                conn.execute("BEGIN IMMEDIATE")
+            except sqlite3.Error as exc:
+                raise _translate(exc) from exc
+            try:
+                yield conn
+                conn.execute("COMMIT")
+            except BaseException as exc:
+                if conn.in_transaction:
+                    conn.execute("ROLLBACK")
+                if isinstance(exc, sqlite3.Error):
+                    raise _translate(exc) from exc
+                raise
+
+    def _read(self, work: Callable[[sqlite3.Connection], T]) -> T:
+        try:
+            return work(self._reader())
+        except sqlite3.Error as exc:
+            raise _translate(exc) from exc
+
+    def close(self) -> None:
+        with self._connections_lock:
+            for conn in self._connections:
+                conn.close()
+            self._connections.clear()
+
+    # -- schema ---------------------------------------------------------------
+    def migrate(self) -> None:
+        """Apply every migration file not applied yet, each in its own transaction."""
+        folder = resources.files("herald.store") / "migrations" / "sqlite"
+        scripts = sorted(
+            (item.name, item.read_text()) for item in folder.iterdir() if item.name.endswith(".sql")
+        )
+        with self._write_lock:
+            conn = self._writer
+            conn.execute(
+                "CREATE TABLE IF NOT EXISTS schema_migrations ("
+                "version INTEGER PRIMARY KEY, name TEXT NOT NULL, applied_ms INTEGER NOT NULL)"
+            )
+            applied = {row[0] for row in conn.execute("SELECT version FROM schema_migrations")}
+            for name, script in scripts:
+                version = int(name.split("_", 1)[0])
+                if version in applied:
+                    continue
+                record = (
+                    "INSERT INTO schema_migrations (version, name, applied_ms) "
+                    f"VALUES ({version}, '{name}', {now_ms()});"
+                )
+                try:
+                    conn.executescript(f"BEGIN IMMEDIATE;\n{script}\n{record}\nCOMMIT;")
+                except sqlite3.Error as exc:
+                    if conn.in_transaction:
+                        conn.execute("ROLLBACK")
+                    raise _translate(exc) from exc
+
+    def schema_versions(self) -> list[int]:
+        """Versions of the migrations applied, in order."""
+        return self._read(
+            lambda c: [r[0] for r in c.execute("SELECT version FROM schema_migrations ORDER BY 1")]
+        )
+
+    # -- events ---------------------------------------------------------------
+    def append(self, events: Sequence[NewEvent], ids: Sequence[int]) -> list[bytes]:
+        bodies: list[bytes] = []
+        for event, event_id in zip(events, ids, strict=True):
+            event.record["id"] = event_id
+            bodies.append(orjson.dumps(event.record))
+        keyed = [i for i, event in enumerate(events) if event.external_id is not None]
+        with self._transaction() as conn:
+            stored = self._stored_by_external_id(conn, [events[i] for i in keyed])
+            rows = []
+            for index, (event, event_id) in enumerate(zip(events, ids, strict=True)):
+                if event.external_id is not None:
+                    key = (event.organisation_id, event.provider, event.external_id)
+                    if key in stored:
+                        bodies[index] = stored[key]
+                        continue
+                    stored[key] = bodies[index]  # a repeat within the batch is stored once
+                rows.append(event_row(event, event_id, bodies[index]))
+            conn.executemany(_INSERT_EVENT, rows)
+        return bodies
+
+    @staticmethod
+    def _stored_by_external_id(
+        conn: sqlite3.Connection, events: Sequence[NewEvent]
+    ) -> dict[tuple[int, str, str], bytes]:
+        groups: dict[tuple[int, str], set[str]] = {}
+        for event in events:
+            assert event.external_id is not None
+            groups.setdefault((event.organisation_id, event.provider), set()).add(event.external_id)
+        found: dict[tuple[int, str, str], bytes] = {}
+        for (organisation_id, provider), external_ids in groups.items():
+            values = sorted(external_ids)
+            for start in range(0, len(values), 500):
+                chunk = values[start : start + 500]
+                rows = conn.execute(
+                    "SELECT external_id, body FROM events WHERE organisation_id = ? "
+                    f"AND provider = ? AND external_id IN ({', '.join('?' * len(chunk))})",
+                    (organisation_id, provider, *chunk),
+                )
+                for external_id, body in rows:
+                    found[(organisation_id, provider, external_id)] = body
+        return found
+
+    def query(self, query: EventQuery) -> EventPage:
+        where = where_clause(query.filter, "?")
+        keyset = is_keyset_sort(query.sort)
+        condition, condition_params = keyset_condition(query, "?") if keyset else ("", [])
+        sql = "SELECT body, ts, id FROM events" + where.sql
+        if condition:
+            sql += (" AND " if where.sql else " WHERE ") + condition
+        sql += order_by(query.sort) + " LIMIT ?"
+        params: list[object] = [*where.params, *condition_params, query.per_page + 1]
+        if query.cursor is None:
+            sql += " OFFSET ?"
+            params.append((query.page - 1) * query.per_page)
+
+        def run(conn: sqlite3.Connection) -> EventPage:
+            rows = conn.execute(sql, params).fetchall()
+            total: int | None = None
+            if query.count and query.cursor is None:
+                counted = conn.execute("SELECT COUNT(*) FROM events" + where.sql, where.params)
+                total = int(counted.fetchone()[0])
+            more = len(rows) > query.per_page
+            rows = rows[: query.per_page]
+            next_cursor = encode_cursor(rows[-1][1], rows[-1][2]) if more and keyset else None
+            return EventPage([row[0] for row in rows], total, next_cursor)
+
+        return self._read(run)
+
+    def get_event(self, event_id: int, organisation_ids: tuple[int, ...] | None) -> bytes | None:
+        row = self._read(
+            lambda c: c.execute(
+                "SELECT body, organisation_id FROM events WHERE id = ?", (event_id,)
+            ).fetchone()
+        )
+        if row is None or (organisation_ids is not None and row[1] not in organisation_ids):
+            return None
+        body: bytes = row[0]
+        return body
+
+    def read_log(
+        self, after_seq: int, limit: int, organisation_ids: tuple[int, ...] | None = None
+    ) -> list[LogEntry]:
+        sql = "SELECT seq, organisation_id, type_id, body FROM events WHERE seq > ?"
+        params: list[object] = [after_seq]
+        if organisation_ids is not None:
+            sql += f" AND organisation_id IN ({', '.join('?' * len(organisation_ids))})"
+            params.extend(organisation_ids)
+        sql += " ORDER BY seq LIMIT ?"
+        params.append(limit)
+        rows = self._read(lambda c: c.execute(sql, params).fetchall())
+        return [LogEntry(*row) for row in rows]
+
+    def last_seq(self) -> int:
+        row = self._read(lambda c: c.execute("SELECT MAX(seq) FROM events").fetchone())
+        return int(row[0] or 0)
+
+    def purge(self, before_ms: int, chunk: int = 10_000) -> int:
+        deleted = 0
+        while True:
+            with self._transaction() as conn:
+                cursor = conn.execute(
+                    "DELETE FROM events WHERE seq IN "
+                    "(SELECT seq FROM events WHERE ts < ? ORDER BY ts LIMIT ?)",
+                    (before_ms, chunk),
+                )
+                count = cursor.rowcount
+            deleted += count
+            if count < chunk:
+                return deleted
+
+    # -- organisations --------------------------------------------------------
+    def create_organisation(self, name: str, organisation_id: int | None = None) -> Organisation:
+        created = now_ms()
+        with self._transaction() as conn:
+            cursor = conn.execute(
+                "INSERT INTO organisations (id, name, created_ms) VALUES (?, ?, ?)",
+                (organisation_id, name, created),
+            )
+            new_id = cursor.lastrowid
+        assert new_id is not None
+        return Organisation(new_id, name, created)
+
+    def get_organisation(self, organisation_id: int) -> Organisation | None:
+        row = self._read(
+            lambda c: c.execute(
+                "SELECT id, name, created_ms FROM organisations WHERE id = ?", (organisation_id,)
+            ).fetchone()
+        )
+        return Organisation(*row) if row else None
+
+    def list_organisations(self) -> list[Organisation]:
+        rows = self._read(
+            lambda c: c.execute("SELECT id, name, created_ms FROM organisations ORDER BY id")
+        )
+        return [Organisation(*row) for row in rows]
+
+    # -- tokens ---------------------------------------------------------------
+    def create_token(
+        self,
+        *,
+        token_hash: str,
+        prefix: str,
+        name: str,
+        organisation_id: int | None,
+        permissions: Sequence[str],
+        internal: bool,
+    ) -> Token:
+        created = now_ms()
+        with self._transaction() as conn:
+            cursor = conn.execute(
+                "INSERT INTO tokens (organisation_id, name, token_hash, prefix, permissions, "
+                "internal, created_ms) VALUES (?, ?, ?, ?, ?, ?, ?)",
+                (
+                    organisation_id,
+                    name,
+                    token_hash,
+                    prefix,
+                    orjson.dumps(list(permissions)).decode(),
+                    internal,
+                    created,
+                ),
+            )
+            token_id = cursor.lastrowid
+        assert token_id is not None
+        return Token(
+            token_id, organisation_id, name, prefix, tuple(permissions), internal, created, None
+        )
+
+    def find_token(self, token_hash: str) -> Token | None:
+        row = self._read(
+            lambda c: c.execute(
+                f"SELECT {_TOKEN_COLUMNS} FROM tokens WHERE token_hash = ?", (token_hash,)
+            ).fetchone()
+        )
+        return _token(row) if row else None
+
+    def get_token(self, token_id: int) -> Token | None:
+        row = self._read(
+            lambda c: c.execute(
+                f"SELECT {_TOKEN_COLUMNS} FROM tokens WHERE id = ?", (token_id,)
+            ).fetchone()
+        )
+        return _token(row) if row else None
+
+    def list_tokens(self, organisation_id: int | None = None) -> list[Token]:
+        sql = f"SELECT {_TOKEN_COLUMNS} FROM tokens"
+        params: tuple[object, ...] = ()
+        if organisation_id is not None:
+            sql += " WHERE organisation_id = ?"
+            params = (organisation_id,)
+        rows = self._read(lambda c: c.execute(sql + " ORDER BY id", params).fetchall())
+        return [_token(row) for row in rows]
+
+    def revoke_token(self, token_id: int) -> Token:
+        with self._transaction() as conn:
+            conn.execute(
+                "UPDATE tokens SET revoked_ms = COALESCE(revoked_ms, ?) WHERE id = ?",
+                (now_ms(), token_id),
+            )
+            row = conn.execute(
+                f"SELECT {_TOKEN_COLUMNS} FROM tokens WHERE id = ?", (token_id,)
+            ).fetchone()
+        if row is None:
+            raise NotFound(f"no token {token_id}")
+        return _token(row)
+
+    def count_tokens(self) -> int:
+        return int(self._read(lambda c: c.execute("SELECT COUNT(*) FROM tokens").fetchone()[0]))
+
+    # -- meta -----------------------------------------------------------------
+    def get_meta(self, key: str) -> str | None:
+        row = self._read(
+            lambda c: c.execute("SELECT value FROM meta WHERE key = ?", (key,)).fetchone()
+        )
+        return str(row[0]) if row else None
+
+    def set_meta_if_absent(self, key: str, value: str) -> str:
+        with self._transaction() as conn:
+            conn.execute("INSERT OR IGNORE INTO meta (key, value) VALUES (?, ?)", (key, value))
+            row = conn.execute("SELECT value FROM meta WHERE key = ?", (key,)).fetchone()
+        return str(row[0])
