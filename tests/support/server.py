@@ -1,0 +1,142 @@
+"""A real ``herald serve`` process on loopback, for integration tests."""
+
+from __future__ import annotations
+
+import os
+import signal
+import socket
+import subprocess
+import sys
+import time
+from dataclasses import dataclass, field
+from pathlib import Path
+
+import httpx
+
+HERALD = [sys.executable, "-m", "herald"]
+STARTUP_SECONDS = 30
+
+
+def free_port() -> int:
+    with socket.socket() as sock:
+        sock.bind(("127.0.0.1", 0))
+        port: int = sock.getsockname()[1]
+        return port
+
+
+@dataclass
+class HeraldServer:
+    """One server process with its own database; restartable, killable."""
+
+    workdir: Path
+    database_url: str
+    port: int
+    env: dict[str, str]
+    process: subprocess.Popen[bytes] | None = None
+    admin_token: str = ""
+    extra_args: list[str] = field(default_factory=list)
+
+    @property
+    def url(self) -> str:
+        return f"http://127.0.0.1:{self.port}"
+
+    def start(self) -> None:
+        log = (self.workdir / "server.log").open("ab")
+        self.process = subprocess.Popen(
+            [
+                *HERALD,
+                "serve",
+                "--port",
+                str(self.port),
+                "--database",
+                self.database_url,
+                *self.extra_args,
+            ],
+            cwd=self.workdir,
+            env=self.env,
+            stdout=log,
+            stderr=subprocess.STDOUT,
+        )
+        deadline = time.monotonic() + STARTUP_SECONDS
+        while time.monotonic() < deadline:
+            if self.process.poll() is not None:
+                raise RuntimeError(f"herald serve exited: {self.log()[-2000:]}")
+            try:
+                if httpx.get(f"{self.url}/health", timeout=1).status_code == 200:
+                    break
+            except httpx.HTTPError:
+                time.sleep(0.05)
+        else:
+            raise RuntimeError(f"herald serve did not start: {self.log()[-2000:]}")
+        token_file = self.workdir / "herald.db.admin-token"
+        if not self.admin_token and token_file.exists():
+            self.admin_token = token_file.read_text().strip()
+
+    def log(self) -> str:
+        path = self.workdir / "server.log"
+        return path.read_text(errors="replace") if path.exists() else ""
+
+    def stop(self) -> None:
+        if self.process and self.process.poll() is None:
+            self.process.send_signal(signal.SIGTERM)
+            try:
+                self.process.wait(10)
+            except subprocess.TimeoutExpired:
+                self.process.kill()
+                self.process.wait(5)
+
+    def kill(self) -> None:
+        """SIGKILL: no shutdown code runs."""
+        if self.process and self.process.poll() is None:
+            self.process.kill()
+            self.process.wait(5)
+
+    def restart(self) -> None:
+        self.stop()
+        self.start()
+
+    def client(self, token: str | None = None) -> httpx.Client:
+        headers = {"Authorization": f"Bearer {token}"} if token else {}
+        return httpx.Client(base_url=f"{self.url}/api/v1", headers=headers, timeout=30)
+
+    def cli(self, *args: str, check: bool = True) -> subprocess.CompletedProcess[str]:
+        """Run ``herald ARGS`` against this server's database."""
+        result = subprocess.run(
+            [*HERALD, *args],
+            cwd=self.workdir,
+            env=self.env,
+            capture_output=True,
+            text=True,
+            timeout=60,
+        )
+        if check and result.returncode != 0:
+            raise AssertionError(f"herald {' '.join(args)} failed: {result.stderr}{result.stdout}")
+        return result
+
+    def create_org(self, name: str, organisation_id: int | None = None) -> int:
+        args = ["org", "create", name, "--database", self.database_url]
+        if organisation_id is not None:
+            args += ["--id", str(organisation_id)]
+        return int(self.cli(*args).stdout.strip().splitlines()[-1])
+
+    def create_token(self, organisation_id: int, *permissions: str) -> str:
+        args = ["token", "create", "--org", str(organisation_id), "--database", self.database_url]
+        for permission in permissions:
+            args += ["--permission", permission]
+        return self.cli(*args).stdout.strip().splitlines()[-1]
+
+
+def start_server(
+    workdir: Path, env: dict[str, str] | None = None, database_url: str | None = None
+) -> HeraldServer:
+    """Start ``herald serve`` on a free loopback port with a fresh database in ``workdir``."""
+    workdir.mkdir(parents=True, exist_ok=True)
+    full_env = {**os.environ, "HERALD_SQLITE_SYNCHRONOUS": "NORMAL", **(env or {})}
+    server = HeraldServer(
+        workdir=workdir,
+        database_url=database_url or f"sqlite:///{workdir / 'herald.db'}",
+        port=free_port(),
+        env=full_env,
+    )
+    server.start()
+    return server
