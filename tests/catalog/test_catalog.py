@@ -319,7 +319,9 @@ def test_ids_from_1000_only_for_stacuity_only_types(catalog: Catalog) -> None:
     assert [m.type_id for m in own] == list(range(1000, 1000 + len(own)))
     assert len(own) == 37
     for event_type in catalog.types():
-        if event_type.id >= 1000:
+        if event_type.id >= 2000:  # the Herald platform block
+            assert event_type.group == "Herald platform" and not event_type.catalogues
+        elif event_type.id >= 1000:
             assert event_type.id < 1100
             assert event_type.catalogues == ("stacuity",)
             assert event_type.group.startswith("Stacuity: ")
@@ -465,7 +467,7 @@ def test_as_dict_is_json_ready(catalog: Catalog) -> None:
 
 def test_types_sorted_and_loaded_once(catalog: Catalog) -> None:
     ids = [t.id for t in catalog.types()]
-    assert ids == sorted(ids) and len(ids) == len(set(ids)) == 61 + 37
+    assert ids == sorted(ids) and len(ids) == len(set(ids)) == 61 + 37 + 1  # + Herald platform 2000
     assert load_catalog() is load_catalog()
 
 
