@@ -10,13 +10,13 @@ import sqlite3
 import threading
 from collections.abc import Callable, Iterator, Sequence
 from contextlib import contextmanager
-from importlib import resources
 from pathlib import Path
 from typing import Any, TypeVar
 
 import orjson
 
 from herald.model import NewEvent
+from herald.store import migrator
 from herald.store.base import (
     EventPage,
     EventQuery,
@@ -150,38 +150,42 @@ class SQLiteStore:
 
     # -- schema ---------------------------------------------------------------
     def migrate(self) -> None:
-        """Apply every migration file not applied yet, each in its own transaction."""
-        folder = resources.files("herald.store") / "migrations" / "sqlite"
-        scripts = sorted(
-            (item.name, item.read_text()) for item in folder.iterdir() if item.name.endswith(".sql")
-        )
+        """Apply every migration not applied yet, each in its own transaction."""
         with self._write_lock:
             conn = self._writer
             conn.execute(
                 "CREATE TABLE IF NOT EXISTS schema_migrations ("
                 "version INTEGER PRIMARY KEY, name TEXT NOT NULL, applied_ms INTEGER NOT NULL)"
             )
-            applied = {row[0] for row in conn.execute("SELECT version FROM schema_migrations")}
-            for name, script in scripts:
-                version = int(name.split("_", 1)[0])
-                if version in applied:
-                    continue
+            applied = [row[0] for row in conn.execute("SELECT version FROM schema_migrations")]
+            for migration in migrator.status("sqlite", applied).pending:
                 record = (
                     "INSERT INTO schema_migrations (version, name, applied_ms) "
-                    f"VALUES ({version}, '{name}', {now_ms()});"
+                    f"VALUES ({migration.version}, '{migration.name}', {now_ms()});"
                 )
                 try:
-                    conn.executescript(f"BEGIN IMMEDIATE;\n{script}\n{record}\nCOMMIT;")
+                    conn.executescript(f"BEGIN IMMEDIATE;\n{migration.sql}\n{record}\nCOMMIT;")
                 except sqlite3.Error as exc:
                     if conn.in_transaction:
                         conn.execute("ROLLBACK")
                     raise _translate(exc) from exc
 
+    def schema_status(self) -> migrator.SchemaStatus:
+        """Which migrations this database has and which it still needs."""
+        return migrator.status("sqlite", self.schema_versions())
+
     def schema_versions(self) -> list[int]:
-        """Versions of the migrations applied, in order."""
-        return self._read(
-            lambda c: [r[0] for r in c.execute("SELECT version FROM schema_migrations ORDER BY 1")]
-        )
+        """Versions of the migrations applied, in order (none on a new file)."""
+
+        def versions(conn: sqlite3.Connection) -> list[int]:
+            exists = conn.execute(
+                "SELECT 1 FROM sqlite_master WHERE type = 'table' AND name = 'schema_migrations'"
+            ).fetchone()
+            if not exists:
+                return []
+            return [r[0] for r in conn.execute("SELECT version FROM schema_migrations ORDER BY 1")]
+
+        return self._read(versions)
 
     # -- events ---------------------------------------------------------------
     def append(self, events: Sequence[NewEvent], ids: Sequence[int]) -> list[bytes]:
