@@ -25,9 +25,41 @@ class Settings(BaseSettings):
     max_batch_events: int = Field(default=1000, gt=0)
     max_future_skew_seconds: float = Field(default=5, ge=0)
 
+    delivery_enabled: bool = True  # serve runs the delivery worker in-process
+    delivery_retry_schedule: str = "5,30,120,600,1800,3600,10800,21600,43200,86400"
+    delivery_timeout_seconds: float = Field(default=10, gt=0)
+    delivery_lease_seconds: float = Field(default=30, gt=0)
+    delivery_poll_seconds: float = Field(default=0.2, gt=0)
+    handler_retention_days: float = Field(default=3, gt=0)
+    allow_private_targets: bool = False
+
     sqlite_synchronous: str = "FULL"
     node_id: int | None = Field(default=None, ge=0, le=1023)
     log_level: str = "info"
+
+    stream_heartbeat_seconds: float = Field(default=15, gt=0)
+    stream_buffer_events: int = Field(default=1000, ge=1)
+
+    ingest_max_batch_records: int = Field(default=3000, gt=0)  # a 1NCE request holds up to 3000
+    demo: bool = False  # seed a demo fleet on an empty database; herald serve turns it on
+    demo_devices: int = Field(default=300, ge=1)
+    demo_rate: float = Field(default=2.0, gt=0)  # live demo events per second
+
+    @field_validator("delivery_retry_schedule")
+    @classmethod
+    def _retry_schedule(cls, value: str) -> str:
+        try:
+            delays = [float(part) for part in value.split(",")]
+        except ValueError:
+            raise ValueError("must be comma-separated seconds, e.g. 5,30,120") from None
+        if not delays or any(delay < 0 for delay in delays):
+            raise ValueError("must be comma-separated non-negative seconds")
+        return value
+
+    @property
+    def retry_delays(self) -> tuple[float, ...]:
+        """The retry schedule in seconds."""
+        return tuple(float(part) for part in self.delivery_retry_schedule.split(","))
 
     @field_validator("sqlite_synchronous")
     @classmethod

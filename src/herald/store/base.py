@@ -4,7 +4,7 @@ from __future__ import annotations
 
 from collections.abc import Sequence
 from dataclasses import dataclass, field
-from typing import Protocol
+from typing import Any, Protocol
 
 from herald.model import NewEvent
 
@@ -119,6 +119,87 @@ class LogEntry:
     body: bytes
 
 
+@dataclass(frozen=True, slots=True)
+class HandlerSpec:
+    """What a tenant sets on an event handler."""
+
+    name: str
+    url: str
+    format: str = "native"
+    filter: dict[str, Any] = field(default_factory=dict)
+    batch_max_events: int = 1
+    batch_max_wait_ms: int = 0
+    enabled: bool = True
+    retention_ms: int = 3 * 86_400_000
+    type: str = "webhook"
+
+
+@dataclass(frozen=True, slots=True)
+class Handler:
+    """An event handler with its cursor over the log, retry state and lease."""
+
+    id: int
+    organisation_id: int
+    spec: HandlerSpec
+    disabled_reason: str | None
+    secret: str
+    previous_secret: str | None
+    previous_secret_until_ms: int | None
+    cursor_seq: int
+    failures: int
+    failing_since_ms: int | None
+    next_attempt_ms: int | None
+    last_success_ms: int | None
+    last_error: str | None
+    owner: str | None
+    lease_until_ms: int | None
+    created_ms: int
+    updated_ms: int
+
+
+@dataclass(frozen=True, slots=True)
+class HandlerProgress:
+    """A handler's delivery state after an attempt, written with the attempt."""
+
+    cursor_seq: int
+    failures: int = 0
+    failing_since_ms: int | None = None
+    next_attempt_ms: int | None = None
+    last_success_ms: int | None = None
+    last_error: str | None = None
+    disabled_reason: str | None = None  # set: the handler is disabled
+
+
+@dataclass(frozen=True, slots=True)
+class Delivery:
+    """One attempt of the log: ``kind`` live, replay or test; ``outcome`` delivered,
+    retry (timeouts, connection errors, 408, 429, 5xx) or rejected (other answers)."""
+
+    handler_id: int
+    at_ms: int
+    kind: str
+    event_ids: tuple[int, ...]
+    status: int | None
+    outcome: str
+    error: str | None
+    latency_ms: int
+    id: int = 0
+
+
+@dataclass(frozen=True, slots=True)
+class Replay:
+    """A range of the log (by event time) delivered again, beside the live cursor."""
+
+    id: int
+    handler_id: int
+    from_ms: int
+    until_ms: int
+    cursor_seq: int
+    end_seq: int
+    created_ms: int
+    done_ms: int | None
+
+
 class Store(Protocol):
     """What every backend offers; the contract suite in tests/store runs against each."""
 
@@ -186,3 +267,70 @@ class Store(Protocol):
 
     def set_meta_if_absent(self, key: str, value: str) -> str:
         """Store ``value`` unless the key exists; return the stored value."""
+
+    # -- event handlers -------------------------------------------------------
+    def create_handler(self, organisation_id: int, spec: HandlerSpec, secret: str) -> Handler:
+        """A new handler whose cursor is the end of the log: it gets events from now on."""
+
+    def get_handler(
+        self, handler_id: int, organisation_ids: tuple[int, ...] | None = None
+    ) -> Handler | None: ...
+
+    def list_handlers(self, organisation_ids: tuple[int, ...] | None = None) -> list[Handler]: ...
+
+    def update_handler(
+        self, handler_id: int, organisation_ids: tuple[int, ...] | None, spec: HandlerSpec
+    ) -> Handler:
+        """Replace the spec; enabling a disabled handler clears its failures, never its
+        cursor (it resumes where it stopped). Raises NotFound."""
+
+    def delete_handler(self, handler_id: int, organisation_ids: tuple[int, ...] | None) -> None:
+        """Delete a handler with its attempt log and replays; raises NotFound."""
+
+    def rotate_handler_secret(
+        self,
+        handler_id: int,
+        organisation_ids: tuple[int, ...] | None,
+        secret: str,
+        previous_until_ms: int,
+    ) -> Handler:
+        """Install a new secret; the current one stays valid until ``previous_until_ms``."""
+
+    def claim_handlers(self, owner: str, now_ms: int, lease_ms: int) -> list[Handler]:
+        """Lease every enabled handler that is free, expired or already ``owner``'s.
+
+        A backend with several workers implements it with ``FOR UPDATE SKIP LOCKED``.
+        """
+
+    def release_handlers(self, owner: str) -> None:
+        """Give up ``owner``'s leases (on a clean shutdown)."""
+
+    def record_delivery(
+        self,
+        owner: str,
+        delivery: Delivery,
+        progress: HandlerProgress | None,
+        replay_cursor: tuple[int, int] | None = None,
+    ) -> bool:
+        """In one transaction: log the attempt, write the handler's progress and move a
+        replay's cursor ``(replay id, seq)``. False (and nothing written) if ``owner`` no
+        longer holds the lease. A test delivery (no progress) is logged unconditionally."""
+
+    def advance_cursor(self, handler_id: int, owner: str, cursor_seq: int) -> bool:
+        """Move the cursor past events that match nothing; False if the lease is lost."""
+
+    def list_deliveries(
+        self, handler_id: int, before_id: int | None = None, limit: int = 100
+    ) -> list[Delivery]:
+        """The attempt log, newest first, keyset-paged by ``before_id``."""
+
+    def create_replay(self, handler_id: int, from_ms: int, until_ms: int) -> Replay:
+        """Queue the handler's events of ``[from_ms, until_ms]`` committed by now."""
+
+    def pending_replays(self, handler_id: int) -> list[Replay]: ...
+
+    def advance_replay(self, replay_id: int, cursor_seq: int) -> None:
+        """Move a replay's cursor; it is done once it reaches its end."""
+
+    def count_log(self, organisation_id: int, after_seq: int) -> int:
+        """How many of the organisation's events were committed after ``after_seq``."""
