@@ -1,0 +1,33 @@
+"""One webhook request of a handler: formatted, signed, with its idempotency id."""
+
+from __future__ import annotations
+
+from collections.abc import Sequence
+from datetime import datetime
+
+from herald.delivery.formats import Item, encode
+from herald.delivery.signing import signature_headers
+from herald.store.base import Handler
+from herald.timefmt import to_ms
+
+
+def signing_keys(handler: Handler, now: datetime) -> list[str]:
+    """The current secret, and the previous one while it is still valid after a rotation."""
+    keys = [handler.secret]
+    until = handler.previous_secret_until_ms
+    if handler.previous_secret and until is not None and until > to_ms(now):
+        keys.append(handler.previous_secret)
+    return keys
+
+
+def build_request(
+    handler: Handler, items: Sequence[Item], msg_id: str, now: datetime
+) -> tuple[bytes, dict[str, str]]:
+    """The body and headers of a request carrying ``items``; signed as of ``now``."""
+    content_type, body = encode(handler.spec.format, items, handler.spec.batch_max_events > 1)
+    headers = {
+        "Content-Type": content_type,
+        "Herald-Handler-Id": str(handler.id),
+        **signature_headers(msg_id, now, body, signing_keys(handler, now)),
+    }
+    return body, headers

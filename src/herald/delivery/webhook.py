@@ -1,0 +1,105 @@
+"""The webhook sink: POST over pooled keep-alive connections, no redirects, bounded reads."""
+
+from __future__ import annotations
+
+import ssl
+import time
+from dataclasses import dataclass
+from datetime import UTC, datetime
+
+import httpcore
+import httpx
+
+from herald.delivery.retry import is_retryable, parse_retry_after
+from herald.delivery.targets import GuardedBackend, TargetRefused, url_refusal
+
+MAX_RESPONSE_BYTES = 64 * 1024
+USER_AGENT = "Herald-Webhooks/1"
+
+
+@dataclass(frozen=True, slots=True)
+class SendResult:
+    """How one request went: the status if any answer came, else the error."""
+
+    status: int | None
+    error: str | None
+    latency_ms: int
+    retry_after: float | None = None
+
+    @property
+    def delivered(self) -> bool:
+        return self.status is not None and 200 <= self.status < 300
+
+    @property
+    def outcome(self) -> str:
+        """``delivered``; ``retry`` (no answer, 408, 429, 5xx); ``rejected`` (any other)."""
+        if self.delivered:
+            return "delivered"
+        if self.status is None or is_retryable(self.status):
+            return "retry"
+        return "rejected"
+
+
+class _GuardedTransport(httpx.AsyncHTTPTransport):
+    """httpx's transport over a pool whose every connect goes through the target guard."""
+
+    def __init__(self, allow_private: bool, limits: httpx.Limits) -> None:
+        super().__init__(limits=limits)
+        self._pool = httpcore.AsyncConnectionPool(
+            ssl_context=ssl.create_default_context(),
+            max_connections=limits.max_connections,
+            max_keepalive_connections=limits.max_keepalive_connections,
+            keepalive_expiry=limits.keepalive_expiry,
+            network_backend=GuardedBackend(allow_private),
+        )
+
+
+class WebhookSender:
+    """One shared client for every handler of a worker."""
+
+    def __init__(
+        self,
+        *,
+        timeout: float = 10.0,
+        allow_private: bool = False,
+        max_response_bytes: int = MAX_RESPONSE_BYTES,
+    ) -> None:
+        limits = httpx.Limits(max_connections=200, max_keepalive_connections=100)
+        self._max_response_bytes = max_response_bytes
+        self._client = httpx.AsyncClient(
+            transport=_GuardedTransport(allow_private, limits),
+            timeout=httpx.Timeout(timeout, connect=min(timeout, 5.0)),
+            follow_redirects=False,
+            headers={"User-Agent": USER_AGENT},
+        )
+
+    async def send(self, url: str, body: bytes, headers: dict[str, str]) -> SendResult:
+        """POST ``body``; never raises for what the network or the receiver does."""
+        started = time.perf_counter()
+        reason = url_refusal(url)
+        if reason:
+            return SendResult(None, f"target refused: {reason}", 0)
+        try:
+            async with self._client.stream("POST", url, content=body, headers=headers) as reply:
+                read = 0
+                async for chunk in reply.aiter_raw():  # drain a little for keep-alive, no more
+                    read += len(chunk)
+                    if read >= self._max_response_bytes:
+                        break
+                status = reply.status_code
+                retry_after = parse_retry_after(reply.headers.get("retry-after"), datetime.now(UTC))
+        except TargetRefused as exc:
+            return SendResult(None, f"target refused: {exc}", _ms_since(started))
+        except httpx.TimeoutException:
+            return SendResult(None, "timeout", _ms_since(started))
+        except httpx.HTTPError as exc:
+            return SendResult(None, f"{type(exc).__name__}: {exc}"[:500], _ms_since(started))
+        error = None if 200 <= status < 300 else f"HTTP {status}"
+        return SendResult(status, error, _ms_since(started), retry_after)
+
+    async def aclose(self) -> None:
+        await self._client.aclose()
+
+
+def _ms_since(started: float) -> int:
+    return int((time.perf_counter() - started) * 1000)
