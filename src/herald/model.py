@@ -24,6 +24,8 @@ JSON = Any
 # Criticality (platform event API: 1 critical ... 5 trivial) derived from severity when absent.
 CRITICALITY_FOR_SEVERITY = {2: 1, 1: 3, 0: 5}
 TARGET_TYPES = {scope.value for scope in Scope}
+RESERVED_FIELDS = frozenset({"provider", "external_id", "received", "payload"})
+MAX_EXTRA_FIELDS = 32
 
 
 def _timestamp(value: object) -> object:
@@ -91,9 +93,13 @@ class Payload(BaseModel):
 
 
 class EventIn(BaseModel):
-    """One event as a producer sends it to ``POST /api/v1/event``."""
+    """One event as a producer sends it to ``POST /api/v1/event``.
 
-    model_config = ConfigDict(extra="ignore")
+    Unknown top-level fields (a streamer's own metadata, say) are kept on the record as sent,
+    unless they would shadow a field Herald sets.
+    """
+
+    model_config = ConfigDict(extra="allow")
 
     id: int | Annotated[str, StringConstraints(min_length=1, max_length=128)] | None = Field(
         default=None, description="The producer's own id; posting it again stores nothing new."
@@ -176,6 +182,8 @@ def build_event(
     Returns the event ready for the store, or the reasons it was refused.
     """
     errors: list[FieldError] = []
+    if len(event.model_extra or {}) > MAX_EXTRA_FIELDS:
+        errors.append(FieldError("body", f"at most {MAX_EXTRA_FIELDS} unknown fields"))
     type_id, moniker = _resolve_type(event, catalog, errors)
     if type_id is not None and not internal and not catalog.is_custom(type_id):
         errors.append(
@@ -232,6 +240,9 @@ def build_event(
     record["internal"] = not catalog.is_custom(type_id)
     if event.payload is not None:
         record["payload"] = event.payload.model_dump(mode="json")
+    for key, value in (event.model_extra or {}).items():
+        if key not in record and key not in RESERVED_FIELDS:
+            record[key] = value
     external_id = str(event.id) if event.id is not None else None
     record["provider"] = provider
     record["external_id"] = external_id

@@ -10,6 +10,7 @@ import sys
 import time
 from dataclasses import dataclass, field
 from pathlib import Path
+from typing import IO
 
 import httpx
 
@@ -41,8 +42,15 @@ class HeraldServer:
         return f"http://127.0.0.1:{self.port}"
 
     def start(self) -> None:
-        log = (self.workdir / "server.log").open("ab")
-        self.process = subprocess.Popen(
+        with (self.workdir / "server.log").open("ab") as log:
+            self.process = self._spawn(log)
+        self._wait_until_up()
+        token_file = self.workdir / "herald.db.admin-token"
+        if not self.admin_token and token_file.exists():
+            self.admin_token = token_file.read_text().strip()
+
+    def _spawn(self, log: IO[bytes]) -> subprocess.Popen[bytes]:
+        return subprocess.Popen(
             [
                 *HERALD,
                 "serve",
@@ -57,6 +65,9 @@ class HeraldServer:
             stdout=log,
             stderr=subprocess.STDOUT,
         )
+
+    def _wait_until_up(self) -> None:
+        assert self.process is not None
         deadline = time.monotonic() + STARTUP_SECONDS
         while time.monotonic() < deadline:
             if self.process.poll() is not None:
@@ -68,9 +79,6 @@ class HeraldServer:
                 time.sleep(0.05)
         else:
             raise RuntimeError(f"herald serve did not start: {self.log()[-2000:]}")
-        token_file = self.workdir / "herald.db.admin-token"
-        if not self.admin_token and token_file.exists():
-            self.admin_token = token_file.read_text().strip()
 
     def log(self) -> str:
         path = self.workdir / "server.log"

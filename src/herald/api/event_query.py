@@ -100,9 +100,11 @@ def parse_filters(
 
     values: dict[str, list[Any]] = {}
     scalars: dict[str, Any] = {}
+    scalar_origin: dict[str, str] = {}
     for name, raw, where in terms:
         if name in _SCALARS:
             scalars[name] = _scalar(name, raw, where)
+            scalar_origin[name] = where
             continue
         spec = _FIELDS.get(name)
         if spec is None:
@@ -112,20 +114,20 @@ def parse_filters(
         for item in (v.strip() for v in raw.split("|")):
             if not item:
                 raise field_problem(422, where, "empty value")
+            if spec.attribute == "monikers" and catalog.by_moniker(item) is None:
+                raise field_problem(422, where, f"unknown moniker {item!r}")
             try:
                 values.setdefault(spec.attribute, []).append(spec.parse(item))
             except ValueError:
                 if spec.text_attribute is None:
                     raise field_problem(422, where, f"{item!r} is not a valid value") from None
                 values.setdefault(spec.text_attribute, []).append(item)
-    if "monikers" in values:
-        _check_monikers(values["monikers"], catalog)
 
     from_ms, until_ms = scalars.get("from"), scalars.get("until")
     if from_ms is not None and until_ms is None:
         until_ms = now_ms()  # a range with only its start runs to now
     if from_ms is not None and until_ms is not None and from_ms > until_ms:
-        raise field_problem(422, "from", "is after until")
+        raise field_problem(422, scalar_origin["from"], "is after until")
 
     organisations = values.pop("organisation_ids", None)
     if scope is not None:
@@ -157,12 +159,6 @@ def _scalar(name: str, raw: str, where: str) -> Any:
         raise field_problem(
             422, where, "must be an ISO 8601 time, e.g. 2026-11-01T00:00:00Z"
         ) from None
-
-
-def _check_monikers(monikers: list[Any], catalog: Catalog) -> None:
-    for moniker in monikers:
-        if catalog.by_moniker(str(moniker)) is None:
-            raise field_problem(422, "moniker", f"unknown moniker {moniker!r}")
 
 
 def parse_sort(raw: str | None) -> tuple[SortKey, ...]:

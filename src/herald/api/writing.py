@@ -18,6 +18,7 @@ from herald.model import EventIn, NewEvent, OrganisationRef, build_event
 from herald.timefmt import now_ms
 
 _EVENT_IN = TypeAdapter(EventIn)
+_UNRESOLVED = OrganisationRef.model_construct(id=0, name=None)
 
 
 def parse_json(raw: bytes) -> Any:
@@ -83,9 +84,18 @@ def _organisation_for(
 
 
 def build_all(
-    services: Services, principal: Principal, events: list[EventIn], provider: str = "api"
+    services: Services,
+    principal: Principal,
+    events: list[EventIn],
+    provider: str = "api",
+    *,
+    allow_system_types: bool = False,
 ) -> list[NewEvent]:
-    """Every event checked and completed for the store; 422 (403 for tenancy) if any fails."""
+    """Every event checked and completed for the store; 422 (403 for tenancy) if any fails.
+
+    ``allow_system_types`` lets a tenant token write system codes (< 10000) for its own
+    organisation: a provider adapter's ingest token does.
+    """
     received = now_ms()
     max_future_ms = int(services.settings.max_future_skew_seconds * 1000)
     built: list[NewEvent] = []
@@ -97,13 +107,13 @@ def build_all(
         if isinstance(organisation, str):
             forbidden = forbidden or organisation.startswith("this token")
             errors.append({"field": "organisation.id", "reason": organisation, **at})
-            continue
+            organisation = _UNRESOLVED  # still check the rest, to name every bad field
         result = build_event(
             event,
             organisation=organisation,
             catalog=services.catalog,
             received_ms=received,
-            internal=principal.internal,
+            internal=principal.internal or allow_system_types,
             provider=provider,
             max_future_ms=max_future_ms,
         )

@@ -2,7 +2,7 @@
 
 from __future__ import annotations
 
-from typing import Any
+from typing import Annotated, Any
 
 from fastapi import APIRouter, Path, Request
 from starlette.responses import Response
@@ -113,12 +113,12 @@ async def get_event(event_id: int, services: ServicesDep, principal: EventReader
     return Response(body, 200, media_type=JSON_TYPE)
 
 
-EntityId = Path(ge=0, le=2**63 - 1)
+EntityId = Annotated[int, Path(ge=0, le=2**63 - 1)]
 
 
 @router.get("/endpoint/{endpoint_id}/event", **_list_doc)
 async def endpoint_events(
-    request: Request, services: ServicesDep, principal: EventReader, endpoint_id: int = EntityId
+    request: Request, services: ServicesDep, principal: EventReader, endpoint_id: EntityId
 ) -> Response:
     """One endpoint's events (``200 []`` for an endpoint without any)."""
     return await _list(request, services, principal, endpoint_ids=(endpoint_id,))
@@ -126,7 +126,7 @@ async def endpoint_events(
 
 @router.get("/sim/{sim_id}/event", **_list_doc)
 async def sim_events(
-    request: Request, services: ServicesDep, principal: EventReader, sim_id: int = EntityId
+    request: Request, services: ServicesDep, principal: EventReader, sim_id: EntityId
 ) -> Response:
     """One SIM's events."""
     return await _list(request, services, principal, sim_ids=(sim_id,))
@@ -134,7 +134,7 @@ async def sim_events(
 
 @router.get("/user/{user_id}/event", **_list_doc)
 async def user_events(
-    request: Request, services: ServicesDep, principal: EventReader, user_id: int = EntityId
+    request: Request, services: ServicesDep, principal: EventReader, user_id: EntityId
 ) -> Response:
     """One user's events."""
     return await _list(request, services, principal, user_ids=(user_id,))
@@ -145,7 +145,7 @@ async def organisation_events(
     request: Request,
     services: ServicesDep,
     principal: EventReader,
-    organisation_id: int = EntityId,
+    organisation_id: EntityId,
 ) -> Response:
     """One organisation's events: a tenant token sees only its own."""
     scope = principal.organisation_scope

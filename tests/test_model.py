@@ -1,0 +1,101 @@
+from __future__ import annotations
+
+from typing import Any
+
+import pytest
+
+from herald.catalog import load_catalog
+from herald.model import EventIn, FieldError, NewEvent, OrganisationRef, build_event
+from herald.timefmt import parse_timestamp, to_ms
+
+NOW = to_ms(parse_timestamp("2026-11-20T10:00:00Z"))
+ORG = OrganisationRef(id=7, name="Acme IoT")
+
+
+def build(body: dict[str, Any], internal: bool = True) -> NewEvent | list[FieldError]:
+    return build_event(
+        EventIn.model_validate(body),
+        organisation=ORG,
+        catalog=load_catalog(),
+        received_ms=NOW,
+        internal=internal,
+    )
+
+
+def built(body: dict[str, Any], internal: bool = True) -> NewEvent:
+    result = build(body, internal)
+    assert isinstance(result, NewEvent), result
+    return result
+
+
+def test_defaults_come_from_the_catalogue() -> None:
+    event = built({"event_type": {"id": 19}, "endpoint": {"id": 5}})
+    record = event.record
+    assert record["event_type"] == {"id": 19, "description": "Quota used up"}
+    assert record["timestamp"] == "2026-11-20T10:00:00.000Z"
+    assert record["organisation"] == {"id": 7, "name": "Acme IoT"}
+    assert record["description"] == "Quota used up"
+    assert record["target"] == {"type": "endpoint", "id": "5"}
+    assert record["internal"] is True
+    default = load_catalog().get(19)
+    assert default is not None
+    assert (event.severity, event.source, event.alert) == (
+        default.default_severity,
+        default.default_source,
+        bool(default.default_alert),
+    )
+
+
+def test_criticality_follows_severity_unless_given() -> None:
+    assert built({"event_type": {"id": 10001}, "event_severity": {"id": 2}}).criticality == 1
+    assert built({"event_type": {"id": 10001}, "event_severity": {"id": 0}}).criticality == 5
+    assert built({"event_type": {"id": 10001}, "criticality": 2}).criticality == 2
+
+
+def test_moniker_resolves_the_type_and_types_get_their_moniker() -> None:
+    by_moniker = built({"moniker": "endpointdatasessioncreated_v1", "endpoint": {"id": 1}})
+    assert by_moniker.type_id == 3
+    assert built({"event_type": {"id": 5}}).record["moniker"] == "endpointdatasessiondeleted_v1"
+    stacuity_only = built({"moniker": "vpnikephase1down_v1"})
+    assert stacuity_only.type_id >= 1000
+    assert stacuity_only.record["target"] is None  # no routing target named
+    tunnel = {"type": "routing_target", "id": "vpn-7"}
+    assert built({"moniker": "vpnikephase1down_v1", "target": tunnel}).record["target"] == tunnel
+
+
+@pytest.mark.parametrize(
+    ("body", "field"),
+    [
+        ({"event_type": {"id": 999}}, "event_type.id"),
+        ({}, "event_type"),
+        ({"moniker": "nosuchthing_v1"}, "moniker"),
+        ({"moniker": "endpointdatasessioncreated_v1", "event_type": {"id": 5}}, "moniker"),
+        ({"event_type": {"id": 3}, "timestamp": "2026-11-20T11:00:00Z"}, "timestamp"),
+        ({"event_type": {"id": 3}, "event_severity": {"id": 3}}, "event_severity.id"),
+        ({"event_type": {"id": 3}, "event_source": {"id": 9}}, "event_source.id"),
+        ({"event_type": {"id": 3}, "target": {"type": "planet", "id": "x"}}, "target.type"),
+    ],
+)
+def test_refusals_name_the_field(body: dict[str, Any], field: str) -> None:
+    result = build(body)
+    assert isinstance(result, list)
+    assert field in [error.field for error in result]
+
+
+def test_tenants_write_custom_codes_only() -> None:
+    assert isinstance(build({"event_type": {"id": 10042}}, internal=False), NewEvent)
+    refused = build({"event_type": {"id": 3}}, internal=False)
+    assert isinstance(refused, list) and refused[0].field == "event_type.id"
+
+
+def test_producer_objects_are_kept_as_sent() -> None:
+    endpoint = {"id": 9, "name": "Tracker", "tags": None, "vendor": "acme"}
+    record = built({"event_type": {"id": 1}, "endpoint": endpoint, "detail": {"a": [1]}}).record
+    assert record["endpoint"] == endpoint
+    assert record["detail"] == {"a": [1]}
+    assert "sim" not in record
+
+
+def test_external_id_is_kept_as_text() -> None:
+    event = built({"id": 1234, "event_type": {"id": 1}})
+    assert event.external_id == "1234" and event.record["external_id"] == "1234"

@@ -1,0 +1,38 @@
+from __future__ import annotations
+
+from datetime import UTC, datetime
+
+import pytest
+
+from herald.timefmt import format_ms, parse_timestamp, to_ms
+
+
+@pytest.mark.parametrize(
+    ("text", "expected"),
+    [
+        ("2021-10-27T08:38:02.000Z", datetime(2021, 10, 27, 8, 38, 2, tzinfo=UTC)),
+        ("2017-10-26T07:28:00.000+0000", datetime(2017, 10, 26, 7, 28, tzinfo=UTC)),
+        ("2019-01-21T09:36:17Z", datetime(2019, 1, 21, 9, 36, 17, tzinfo=UTC)),
+        ("2019-01-21T09:36:17", datetime(2019, 1, 21, 9, 36, 17, tzinfo=UTC)),
+        ("2019-01-21T11:36:17+02:00", datetime(2019, 1, 21, 9, 36, 17, tzinfo=UTC)),
+        ("2021-10-24T12:44:09.901Z", datetime(2021, 10, 24, 12, 44, 9, 901000, tzinfo=UTC)),
+    ],
+)
+def test_parses_the_forms_providers_send(text: str, expected: datetime) -> None:
+    assert parse_timestamp(text) == expected
+
+
+def test_format_is_utc_with_milliseconds() -> None:
+    moment = datetime(2021, 10, 24, 12, 44, 9, 901000, tzinfo=UTC)
+    assert format_ms(to_ms(moment)) == "2021-10-24T12:44:09.901Z"
+    assert format_ms(0) == "1970-01-01T00:00:00.000Z"
+
+
+def test_to_ms_takes_naive_as_utc_and_truncates_microseconds() -> None:
+    assert to_ms(datetime(1970, 1, 1, 0, 0, 1, 999)) == 1000
+    assert to_ms(datetime(1970, 1, 1, 0, 0, 1, 1999, tzinfo=UTC)) == 1001
+
+
+def test_rejects_garbage() -> None:
+    with pytest.raises(ValueError):
+        parse_timestamp("yesterday")
