@@ -13,6 +13,7 @@ from herald import __version__
 from herald.api.limits import BodySizeLimit
 from herald.api.problems import install_problem_handlers
 from herald.api.routes import auth, catalog, events, health
+from herald.api.routes import ingest as ingest_routes
 from herald.api.services import Services
 from herald.auth import Authenticator, jwt_secret
 from herald.catalog import load_catalog
@@ -85,5 +86,6 @@ def create_app(settings: Settings | None = None) -> FastAPI:
     app.add_middleware(BodySizeLimit, max_bytes=settings.max_body_bytes)
     for module in (auth, catalog, events):
         app.include_router(module.router, prefix=API_PREFIX)
+    app.include_router(ingest_routes.router, prefix=API_PREFIX)
     app.include_router(health.router)
     return app
