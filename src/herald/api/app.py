@@ -14,10 +14,12 @@ from herald.api.limits import BodySizeLimit
 from herald.api.problems import install_problem_handlers
 from herald.api.routes import auth, catalog, events, health
 from herald.api.routes import ingest as ingest_routes
+from herald.api.routes import handlers as handler_routes
 from herald.api.services import Services
 from herald.auth import Authenticator, jwt_secret
 from herald.catalog import load_catalog
 from herald.config import Settings
+from herald.delivery.worker import in_process as delivery_in_process
 from herald.ids import IdGenerator
 from herald.store import Store, StoreError, open_store
 from herald.timefmt import now_ms
@@ -66,7 +68,8 @@ def create_app(settings: Settings | None = None) -> FastAPI:
         app.state.services = services
         purge = asyncio.create_task(_purge_forever(services))
         try:
-            yield
+            async with delivery_in_process(store, settings, services.catalog, services.ids):
+                yield
         finally:
             purge.cancel()
             with contextlib.suppress(asyncio.CancelledError):
@@ -87,5 +90,6 @@ def create_app(settings: Settings | None = None) -> FastAPI:
     for module in (auth, catalog, events):
         app.include_router(module.router, prefix=API_PREFIX)
     app.include_router(ingest_routes.router, prefix=API_PREFIX)
+    app.include_router(handler_routes.router, prefix=API_PREFIX)
     app.include_router(health.router)
     return app

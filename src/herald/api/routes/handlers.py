@@ -1,0 +1,336 @@
+"""Event handlers: register webhooks, watch their delivery, replay, test, rotate secrets."""
+
+from __future__ import annotations
+
+import secrets
+from datetime import UTC, datetime
+from typing import Annotated, Any, Literal
+
+import orjson
+from fastapi import APIRouter, Depends, Query
+from pydantic import BaseModel, ConfigDict, Field
+from starlette.responses import Response
+
+from herald.api.deps import ServicesDep, get_principal, require
+from herald.api.problems import Problem, field_problem
+from herald.auth import Principal
+from herald.delivery.filters import HandlerFilter
+from herald.delivery.formats import Item
+from herald.delivery.requests import build_request
+from herald.delivery.signing import new_secret
+from herald.delivery.status import handler_status
+from herald.delivery.targets import TargetRefused, check_target
+from herald.delivery.webhook import WebhookSender
+from herald.model import Timestamp
+from herald.store.base import Delivery, Handler, HandlerSpec
+from herald.timefmt import format_ms, now_ms, to_ms
+
+router = APIRouter(tags=["event handlers"])
+Manager = Annotated[Principal, Depends(require("handler:manage"))]
+SECRET_GRACE_MS = 24 * 3600 * 1000
+
+
+async def _reader(principal: Annotated[Principal, Depends(get_principal)]) -> Principal:
+    if not (principal.can("handler:read") or principal.can("handler:manage")):
+        raise Problem(403, "Forbidden", "this token lacks the permission 'handler:read'")
+    return principal
+
+
+Reader = Annotated[Principal, Depends(_reader)]
+
+
+class BatchIn(BaseModel):
+    model_config = ConfigDict(extra="forbid")
+
+    max_events: int = Field(default=1, ge=1, le=1000, description="1: one event per request")
+    max_wait_ms: int = Field(default=0, ge=0, le=60_000)
+
+
+class HandlerIn(BaseModel):
+    """A new event handler."""
+
+    model_config = ConfigDict(extra="forbid")
+
+    name: str = Field(min_length=1, max_length=256)
+    type: Literal["webhook"] = "webhook"
+    url: str = Field(min_length=1, max_length=2048)
+    format: Literal["native", "cloudevents", "ndjson"] = "native"
+    filter: HandlerFilter = Field(default_factory=HandlerFilter)
+    batch: BatchIn = Field(default_factory=BatchIn)
+    enabled: bool = True
+    retention_days: float | None = Field(default=None, gt=0, le=30)
+    organisation_id: int | None = Field(
+        default=None, description="Internal tokens only: the organisation it is for."
+    )
+
+
+class HandlerPatch(BaseModel):
+    """Changes to a handler; absent fields stay as they are."""
+
+    model_config = ConfigDict(extra="forbid")
+
+    name: str | None = Field(default=None, min_length=1, max_length=256)
+    url: str | None = Field(default=None, min_length=1, max_length=2048)
+    format: Literal["native", "cloudevents", "ndjson"] | None = None
+    filter: HandlerFilter | None = None
+    batch: BatchIn | None = None
+    enabled: bool | None = None
+    retention_days: float | None = Field(default=None, gt=0, le=30)
+
+
+class ReplayIn(BaseModel):
+    model_config = ConfigDict(extra="forbid", populate_by_name=True)
+
+    from_: Timestamp = Field(alias="from")
+    until: Timestamp | None = None
+
+
+def _time(ms: int | None) -> str | None:
+    return format_ms(ms) if ms is not None else None
+
+
+def handler_json(handler: Handler, *, secret: str | None = None) -> dict[str, Any]:
+    """A handler as the API shows it; the secret only when just issued."""
+    spec = handler.spec
+    body: dict[str, Any] = {
+        "id": handler.id,
+        "organisation": {"id": handler.organisation_id},
+        "name": spec.name,
+        "type": spec.type,
+        "url": spec.url,
+        "format": spec.format,
+        "filter": spec.filter,
+        "batch": {"max_events": spec.batch_max_events, "max_wait_ms": spec.batch_max_wait_ms},
+        "enabled": spec.enabled,
+        "disabled_reason": handler.disabled_reason,
+        "retention_days": spec.retention_ms / 86_400_000,
+        "created": format_ms(handler.created_ms),
+        "updated": format_ms(handler.updated_ms),
+    }
+    if secret is not None:
+        body["secret"] = secret
+    return body
+
+
+def delivery_json(delivery: Delivery) -> dict[str, Any]:
+    return {
+        "id": delivery.id,
+        "time": format_ms(delivery.at_ms),
+        "kind": delivery.kind,
+        "event_ids": list(delivery.event_ids),
+        "status": delivery.status,
+        "outcome": delivery.outcome,
+        "error": delivery.error,
+        "latency_ms": delivery.latency_ms,
+    }
+
+
+async def _check_url(services: ServicesDep, url: str) -> None:
+    try:
+        await check_target(url, services.settings.allow_private_targets)
+    except TargetRefused as exc:
+        raise field_problem(422, "url", str(exc), "Invalid event handler") from exc
+
+
+async def _get(services: ServicesDep, principal: Principal, handler_id: int) -> Handler:
+    handler = await services.run(
+        services.store.get_handler, handler_id, principal.organisation_scope
+    )
+    if handler is None:
+        raise Problem(404, "Not found", f"no event handler {handler_id}")
+    return handler
+
+
+def _organisation_for(services: ServicesDep, principal: Principal, named: int | None) -> int:
+    if not principal.internal:
+        if named is not None and named != principal.organisation_id:
+            raise field_problem(403, "organisation_id", "this token acts only for its own")
+        assert principal.organisation_id is not None
+        return principal.organisation_id
+    if named is None:
+        raise field_problem(422, "organisation_id", "required with an internal token")
+    if services.organisation(named) is None:
+        raise field_problem(422, "organisation_id", "unknown organisation")
+    return named
+
+
+@router.post("/event_handler", status_code=201)
+async def create_handler(
+    body: HandlerIn, services: ServicesDep, principal: Manager
+) -> dict[str, Any]:
+    """Register a handler; the answer holds its signing secret, shown only here."""
+    organisation_id = _organisation_for(services, principal, body.organisation_id)
+    await _check_url(services, body.url)
+    retention_days = body.retention_days or services.settings.handler_retention_days
+    spec = HandlerSpec(
+        name=body.name,
+        type=body.type,
+        url=body.url,
+        format=body.format,
+        filter=body.filter.model_dump(exclude_defaults=True),
+        batch_max_events=body.batch.max_events,
+        batch_max_wait_ms=body.batch.max_wait_ms,
+        enabled=body.enabled,
+        retention_ms=int(retention_days * 86_400_000),
+    )
+    secret = new_secret()
+    handler = await services.run(services.store.create_handler, organisation_id, spec, secret)
+    return handler_json(handler, secret=secret)
+
+
+@router.get("/event_handler")
+async def list_handlers(services: ServicesDep, principal: Reader) -> list[dict[str, Any]]:
+    """The organisation's handlers."""
+    handlers = await services.run(services.store.list_handlers, principal.organisation_scope)
+    return [handler_json(handler) for handler in handlers]
+
+
+@router.get("/event_handler/{handler_id}")
+async def get_handler(handler_id: int, services: ServicesDep, principal: Reader) -> dict[str, Any]:
+    """One handler (never its secret)."""
+    return handler_json(await _get(services, principal, handler_id))
+
+
+@router.patch("/event_handler/{handler_id}")
+async def update_handler(
+    handler_id: int, body: HandlerPatch, services: ServicesDep, principal: Manager
+) -> dict[str, Any]:
+    """Change a handler; ``enabled: true`` resumes a disabled one where it stopped."""
+    current = (await _get(services, principal, handler_id)).spec
+    if body.url is not None and body.url != current.url:
+        await _check_url(services, body.url)
+    changes: dict[str, Any] = {
+        "name": body.name,
+        "url": body.url,
+        "format": body.format,
+        "enabled": body.enabled,
+        "filter": body.filter.model_dump(exclude_defaults=True) if body.filter else None,
+    }
+    if body.batch is not None:
+        changes["batch_max_events"] = body.batch.max_events
+        changes["batch_max_wait_ms"] = body.batch.max_wait_ms
+    if body.retention_days is not None:
+        changes["retention_ms"] = int(body.retention_days * 86_400_000)
+    spec = HandlerSpec(
+        **{
+            name: changes[name] if changes.get(name) is not None else getattr(current, name)
+            for name in HandlerSpec.__dataclass_fields__
+        }
+    )
+    handler = await services.run(
+        services.store.update_handler, handler_id, principal.organisation_scope, spec
+    )
+    return handler_json(handler)
+
+
+@router.delete("/event_handler/{handler_id}", status_code=204)
+async def delete_handler(handler_id: int, services: ServicesDep, principal: Manager) -> Response:
+    """Delete a handler with its attempt log."""
+    await services.run(services.store.delete_handler, handler_id, principal.organisation_scope)
+    return Response(status_code=204)
+
+
+@router.get("/event_handler/{handler_id}/status")
+async def get_status(handler_id: int, services: ServicesDep, principal: Reader) -> dict[str, Any]:
+    """State, lag in events and seconds, failures, next attempt, where delivery runs."""
+    handler = await _get(services, principal, handler_id)
+    return await services.run(handler_status, services.store, handler)
+
+
+@router.get("/event_handler/{handler_id}/delivery")
+async def list_deliveries(
+    handler_id: int,
+    services: ServicesDep,
+    principal: Reader,
+    per_page: Annotated[int, Query(ge=1, le=1000)] = 100,
+    cursor: Annotated[int | None, Query(ge=1, description="X-Next-Cursor of the last page")] = None,
+) -> Response:
+    """The attempt log, newest first; page on with ``cursor``."""
+    await _get(services, principal, handler_id)
+    deliveries = await services.run(services.store.list_deliveries, handler_id, cursor, per_page)
+    headers = {"X-Next-Cursor": str(deliveries[-1].id)} if len(deliveries) == per_page else {}
+    return Response(
+        orjson.dumps([delivery_json(d) for d in deliveries]),
+        headers=headers,
+        media_type="application/json",
+    )
+
+
+@router.post("/event_handler/{handler_id}/replay", status_code=202)
+async def replay(
+    handler_id: int, body: ReplayIn, services: ServicesDep, principal: Manager
+) -> dict[str, Any]:
+    """Deliver again the handler's events of ``[from, until]`` (until defaults to now),
+    beside the live stream, whose cursor does not move."""
+    await _get(services, principal, handler_id)
+    from_ms = to_ms(body.from_)
+    until_ms = to_ms(body.until) if body.until else now_ms()
+    if until_ms < from_ms:
+        raise field_problem(422, "until", "must not be before from")
+    queued = await services.run(services.store.create_replay, handler_id, from_ms, until_ms)
+    return {
+        "id": queued.id,
+        "from": format_ms(queued.from_ms),
+        "until": format_ms(queued.until_ms),
+        "done": queued.done_ms is not None,
+    }
+
+
+@router.post("/event_handler/{handler_id}/test")
+async def send_test(handler_id: int, services: ServicesDep, principal: Manager) -> dict[str, Any]:
+    """Send one signed test event now and answer how the receiver took it."""
+    handler = await _get(services, principal, handler_id)
+    organisation = services.organisation(handler.organisation_id)
+    now = datetime.now(UTC)
+    event_id = services.ids.next_id()
+    record = {
+        "id": event_id,
+        "timestamp": format_ms(to_ms(now)),
+        "event_type": {"id": 0, "description": "Generic"},
+        "event_severity": {"id": 0, "description": "Info"},
+        "event_source": {"id": 2, "description": "API"},
+        "organisation": {"id": handler.organisation_id, "name": organisation and organisation.name},
+        "alert": False,
+        "description": "Herald test event",
+        "test": True,
+    }
+    item = Item(0, record, orjson.dumps(record))
+    body, headers = build_request(handler, [item], f"test_{secrets.token_hex(8)}", now)
+    sender = WebhookSender(
+        timeout=services.settings.delivery_timeout_seconds,
+        allow_private=services.settings.allow_private_targets,
+    )
+    try:
+        result = await sender.send(handler.spec.url, body, headers)
+    finally:
+        await sender.aclose()
+    delivery = Delivery(
+        handler.id,
+        to_ms(now),
+        "test",
+        (event_id,),
+        result.status,
+        result.outcome,
+        result.error,
+        result.latency_ms,
+    )
+    await services.run(services.store.record_delivery, "api", delivery, None)
+    return {key: value for key, value in delivery_json(delivery).items() if key != "id"}
+
+
+@router.post("/event_handler/{handler_id}/secret/rotate")
+async def rotate_secret(
+    handler_id: int, services: ServicesDep, principal: Manager
+) -> dict[str, Any]:
+    """Issue a new signing secret; the old one signs too for 24 hours more."""
+    await _get(services, principal, handler_id)
+    secret = new_secret()
+    until = now_ms() + SECRET_GRACE_MS
+    handler = await services.run(
+        services.store.rotate_handler_secret,
+        handler_id,
+        principal.organisation_scope,
+        secret,
+        until,
+    )
+    return {**handler_json(handler, secret=secret), "previous_secret_valid_until": _time(until)}

@@ -1,0 +1,139 @@
+"""A real webhook receiver on loopback that records every request, for delivery tests."""
+
+from __future__ import annotations
+
+import threading
+import time
+from collections.abc import Callable, Iterator
+from contextlib import contextmanager
+from dataclasses import dataclass, field
+from http.server import BaseHTTPRequestHandler, ThreadingHTTPServer
+from pathlib import Path
+from typing import Any
+
+import orjson
+
+from tests.support.server import HeraldServer, start_server
+
+DELIVERY_ENV = {
+    "HERALD_ALLOW_PRIVATE_TARGETS": "true",
+    "HERALD_DELIVERY_RETRY_SCHEDULE": "0.1,0.2,0.3",
+    "HERALD_DELIVERY_LEASE_SECONDS": "2",
+    "HERALD_DELIVERY_POLL_SECONDS": "0.05",
+}
+"""What delivery tests run ``herald serve`` with: loopback targets, short retries, leases."""
+
+
+@dataclass(frozen=True)
+class Received:
+    path: str
+    headers: dict[str, str]
+    body: bytes
+
+    def json(self) -> Any:
+        return orjson.loads(self.body)
+
+
+Responder = Callable[[Received], tuple[int, dict[str, str]]]
+
+
+def always(status: int) -> Responder:
+    return lambda _: (status, {})
+
+
+@dataclass
+class Receiver:
+    """Answers each request with ``responder`` (200 by default) and keeps what it got."""
+
+    responder: Responder = field(default_factory=lambda: always(200))
+    requests: list[Received] = field(default_factory=list)
+    answered: list[int] = field(default_factory=list)
+    port: int = 0
+    _lock: threading.Lock = field(default_factory=threading.Lock)
+
+    @property
+    def url(self) -> str:
+        return f"http://127.0.0.1:{self.port}/hook"
+
+    def delivered(self) -> list[Received]:
+        """The requests answered 2xx, in arrival order."""
+        with self._lock:
+            return [r for r, s in zip(self.requests, self.answered, strict=True) if s < 300]
+
+    def delivered_ids(self) -> list[int]:
+        """Event ids of every 2xx-answered request, flattening batches and NDJSON."""
+        ids: list[int] = []
+        for request in self.delivered():
+            ids.extend(event_ids(request))
+        return ids
+
+    def wait_for(self, check: Callable[[], bool], timeout: float = 20) -> None:
+        deadline = time.monotonic() + timeout
+        while not check():
+            if time.monotonic() > deadline:
+                raise AssertionError(f"timed out; received {len(self.requests)} requests")
+            time.sleep(0.02)
+
+
+def event_ids(request: Received) -> list[int]:
+    """The Herald event ids a request carried, whatever its format."""
+    content_type = request.headers.get("content-type", "")
+    if "ndjson" in content_type:
+        documents = [orjson.loads(line) for line in request.body.splitlines() if line]
+    else:
+        document = request.json()
+        documents = document if isinstance(document, list) else [document]
+    return [int(d["data"]["id"]) if "specversion" in d else int(d["id"]) for d in documents]
+
+
+@contextmanager
+def receiving(responder: Responder | None = None) -> Iterator[Receiver]:
+    """A receiver serving on a free loopback port for the duration of the block."""
+    receiver = Receiver(responder) if responder else Receiver()
+
+    class Handler(BaseHTTPRequestHandler):
+        protocol_version = "HTTP/1.1"
+
+        def do_POST(self) -> None:
+            length = int(self.headers.get("content-length", 0))
+            got = Received(
+                self.path, {k.lower(): v for k, v in self.headers.items()}, self.rfile.read(length)
+            )
+            status, headers = receiver.responder(got)
+            with receiver._lock:
+                receiver.requests.append(got)
+                receiver.answered.append(status)
+            self.send_response(status)
+            for name, value in headers.items():
+                self.send_header(name, value)
+            self.send_header("Content-Length", "2")
+            self.end_headers()
+            self.wfile.write(b"ok")
+
+        def log_message(self, *args: Any) -> None:
+            pass
+
+    server = ThreadingHTTPServer(("127.0.0.1", 0), Handler)
+    server.daemon_threads = True
+    receiver.port = server.server_address[1]
+    thread = threading.Thread(target=server.serve_forever, daemon=True)
+    thread.start()
+    try:
+        yield receiver
+    finally:
+        server.shutdown()
+        server.server_close()
+
+
+def start_delivery_server(workdir: Path, **env: str) -> HeraldServer:
+    """``herald serve`` with SQLite and the delivery test settings."""
+    return start_server(workdir, env={**DELIVERY_ENV, **env})
+
+
+def tenant(server: HeraldServer, name: str = "Acme IoT") -> tuple[int, str]:
+    """A new organisation and a token that manages its handlers and writes its events."""
+    organisation = server.create_org(name)
+    token = server.create_token(
+        organisation, "handler:manage", "handler:read", "event:create", "event:read"
+    )
+    return organisation, token
