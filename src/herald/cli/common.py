@@ -3,6 +3,7 @@
 from __future__ import annotations
 
 import os
+import sys
 from typing import Annotated, NoReturn
 
 import typer
@@ -11,7 +12,8 @@ from rich.console import Console
 from herald.config import Settings
 from herald.store import Store, StoreError, open_store
 
-console = Console()
+# Piped output is read by scripts and people alike: do not cut tables at 80 columns.
+console = Console() if sys.stdout.isatty() else Console(width=200)
 errors = Console(stderr=True)
 
 DatabaseOption = Annotated[

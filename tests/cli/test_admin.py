@@ -1,0 +1,62 @@
+"""``herald org``, ``herald token`` and ``herald events`` as a user runs them."""
+
+from __future__ import annotations
+
+import json
+
+from tests.support.server import HeraldServer
+
+
+def test_org_and_token_lifecycle(server: HeraldServer) -> None:
+    db = ["--database", server.database_url]
+    created = server.cli("org", "create", "Acme IoT", *db).stdout.splitlines()
+    org = int(created[-1])
+    assert "Acme IoT" in server.cli("org", "list", *db).stdout
+    chosen = server.cli("org", "create", "Chosen", "--id", "891418", *db).stdout
+    assert chosen.splitlines()[-1] == "891418"
+
+    token = server.cli("token", "create", "--org", str(org), "-p", "event:read", *db)
+    secret = token.stdout.splitlines()[-1]
+    assert secret.startswith("hrd_")
+    internal = server.cli("token", "create", "--internal", *db).stdout.splitlines()[-1]
+    assert internal.startswith("hrd_") and internal != secret
+    listing = server.cli("token", "list", *db).stdout
+    assert secret not in listing and internal not in listing
+    assert secret[:12] in listing  # the prefix identifies it
+
+
+def test_cli_errors_are_messages_not_tracebacks(server: HeraldServer) -> None:
+    db = ["--database", server.database_url]
+    cases = [
+        (["org", "create", "Twice", "--id", "1"], "exists already"),
+        (["token", "create", "--org", "4242", "-p", "event:read"], "no organisation 4242"),
+        (["token", "create", "--org", "1", "-p", "event:fly"], "unknown permission"),
+        (["token", "create", "--org", "1", "--internal"], "either --org"),
+        (["token", "create", "--org", "1"], "at least one --permission"),
+        (["token", "revoke", "999"], "no token 999"),
+    ]
+    for args, message in cases:
+        result = server.cli(*args, *db, check=False)
+        assert result.returncode != 0, args
+        assert message in result.stderr, (args, result.stderr)
+        assert "Traceback" not in result.stderr + result.stdout
+    bad_url = server.cli("org", "list", "--database", "mysql://nowhere", check=False)
+    assert bad_url.returncode != 0 and "unsupported database URL" in bad_url.stderr
+
+
+def test_events_list_through_the_api(server: HeraldServer) -> None:
+    org = server.create_org("Listers")
+    token = server.create_token(org, "event:read", "event:create")
+    with server.client(token) as client:
+        client.post("/event", json=[{"event_type": {"id": 10007}, "description": "door open"}])
+    env = ["--url", server.url, "--token", token]
+    table = server.cli("events", "list", *env).stdout
+    assert "door open" in table and "10007" in table
+    records = json.loads(server.cli("events", "list", "--json", "-q", "type:10007", *env).stdout)
+    assert [r["description"] for r in records] == ["door open"]
+    refused = server.cli("events", "list", "-q", "colour:red", *env, check=False)
+    assert refused.returncode != 0 and "422" in refused.stderr
+    unauthorised = server.cli(
+        "events", "list", "--url", server.url, "--token", "hrd_x", check=False
+    )
+    assert unauthorised.returncode != 0 and "401" in unauthorised.stderr
