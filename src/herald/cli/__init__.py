@@ -5,6 +5,8 @@ from __future__ import annotations
 import typer
 
 from herald.cli import admin, events, serve
+from herald.cli import handler as handler_cli
+from herald.cli import worker as worker_cli
 
 app = typer.Typer(
     name="herald",
@@ -16,6 +18,8 @@ app.command("serve")(serve.serve)
 app.add_typer(admin.org_app, name="org")
 app.add_typer(admin.token_app, name="token")
 app.add_typer(events.events_app, name="events")
+app.add_typer(handler_cli.handler_app, name="handler")
+app.command("worker")(worker_cli.worker)
 
 
 def main() -> None:

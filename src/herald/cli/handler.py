@@ -1,0 +1,167 @@
+"""``herald handler``: manage event handlers through the API."""
+
+from __future__ import annotations
+
+from typing import Annotated, Any
+
+import httpx
+import orjson
+import typer
+from rich.table import Table
+
+from herald.cli.common import api_url, console, fail
+
+handler_app = typer.Typer(help="Event handlers (webhooks) through the API.", no_args_is_help=True)
+
+UrlOption = Annotated[str | None, typer.Option("--url", help="Herald URL (env HERALD_URL).")]
+TokenOption = Annotated[
+    str | None, typer.Option("--token", envvar="HERALD_TOKEN", help="Token (env HERALD_TOKEN).")
+]
+HandlerId = Annotated[int, typer.Argument(help="The handler's id (see handler list).")]
+
+
+def _call(url: str | None, token: str | None, method: str, path: str, **kwargs: Any) -> Any:
+    """One API call; a clear error (never a traceback) on failure."""
+    if not token:
+        fail("no token: pass --token or set HERALD_TOKEN")
+    base = (url or api_url()).rstrip("/") + "/api/v1"
+    try:
+        with httpx.Client(
+            base_url=base, headers={"Authorization": f"Bearer {token}"}, timeout=30
+        ) as client:
+            response = client.request(method, path, **kwargs)
+    except httpx.HTTPError as exc:
+        fail(f"cannot reach Herald at {base}: {exc}")
+    if response.status_code >= 400:
+        try:
+            problem = response.json()
+        except ValueError:
+            problem = {}
+        reason = problem.get("detail") or problem.get("title") or response.text
+        fail(f"{response.status_code} {reason}")
+    return response.json() if response.content else None
+
+
+def _print(document: Any) -> None:
+    console.print(orjson.dumps(document, option=orjson.OPT_INDENT_2).decode(), highlight=False)
+
+
+@handler_app.command("create")
+def create(
+    name: Annotated[str, typer.Argument(help="A name for the handler.")],
+    target: Annotated[str, typer.Argument(help="The webhook URL (http or https).")],
+    format: Annotated[str, typer.Option(help="native, cloudevents or ndjson.")] = "native",
+    filter: Annotated[
+        str | None, typer.Option(help="JSON filter, e.g. '{\"event_types\": [3, 5]}'.")
+    ] = None,
+    max_events: Annotated[int, typer.Option(min=1, help="Events per request.")] = 1,
+    max_wait_ms: Annotated[int, typer.Option(min=0, help="How long a batch may wait.")] = 0,
+    org: Annotated[int | None, typer.Option(help="Organisation (internal tokens).")] = None,
+    url: UrlOption = None,
+    token: TokenOption = None,
+) -> None:
+    """Create a handler; prints it with its signing secret (shown only now)."""
+    body: dict[str, Any] = {
+        "name": name,
+        "url": target,
+        "format": format,
+        "batch": {"max_events": max_events, "max_wait_ms": max_wait_ms},
+    }
+    if filter:
+        try:
+            body["filter"] = orjson.loads(filter)
+        except orjson.JSONDecodeError as exc:
+            fail(f"--filter is not JSON: {exc}")
+    if org is not None:
+        body["organisation_id"] = org
+    _print(_call(url, token, "POST", "/event_handler", json=body))
+
+
+@handler_app.command("list")
+def list_(url: UrlOption = None, token: TokenOption = None) -> None:
+    """List handlers."""
+    table = Table("id", "org", "name", "format", "url", "enabled")
+    for handler in _call(url, token, "GET", "/event_handler"):
+        table.add_row(
+            str(handler["id"]),
+            str(handler["organisation"]["id"]),
+            handler["name"],
+            handler["format"],
+            handler["url"],
+            "yes" if handler["enabled"] else f"no: {handler['disabled_reason']}",
+        )
+    console.print(table)
+
+
+@handler_app.command("show")
+def show(handler_id: HandlerId, url: UrlOption = None, token: TokenOption = None) -> None:
+    """Show one handler."""
+    _print(_call(url, token, "GET", f"/event_handler/{handler_id}"))
+
+
+@handler_app.command("status")
+def status(handler_id: HandlerId, url: UrlOption = None, token: TokenOption = None) -> None:
+    """State, lag, failures, next attempt, where delivery runs."""
+    _print(_call(url, token, "GET", f"/event_handler/{handler_id}/status"))
+
+
+@handler_app.command("deliveries")
+def deliveries(
+    handler_id: HandlerId,
+    limit: Annotated[int, typer.Option(min=1, max=1000)] = 20,
+    url: UrlOption = None,
+    token: TokenOption = None,
+) -> None:
+    """The latest delivery attempts."""
+    table = Table("time", "kind", "events", "status", "outcome", "ms", "error")
+    path = f"/event_handler/{handler_id}/delivery"
+    for entry in _call(url, token, "GET", path, params={"per_page": limit}):
+        ids = entry["event_ids"]
+        table.add_row(
+            entry["time"],
+            entry["kind"],
+            str(ids[0]) + (f" +{len(ids) - 1}" if len(ids) > 1 else ""),
+            str(entry["status"] or ""),
+            entry["outcome"],
+            str(entry["latency_ms"]),
+            entry["error"] or "",
+        )
+    console.print(table)
+
+
+@handler_app.command("replay")
+def replay(
+    handler_id: HandlerId,
+    since: Annotated[str, typer.Option("--from", help="Start, e.g. 2026-11-01T00:00:00Z.")],
+    until: Annotated[str | None, typer.Option(help="End (default now).")] = None,
+    url: UrlOption = None,
+    token: TokenOption = None,
+) -> None:
+    """Deliver a range of past events again."""
+    body = {"from": since, **({"until": until} if until else {})}
+    _print(_call(url, token, "POST", f"/event_handler/{handler_id}/replay", json=body))
+
+
+def _set_enabled(handler_id: int, enabled: bool, url: str | None, token: str | None) -> None:
+    path = f"/event_handler/{handler_id}"
+    handler = _call(url, token, "PATCH", path, json={"enabled": enabled})
+    console.print(f"Handler {handler['id']} {'enabled' if handler['enabled'] else 'disabled'}.")
+
+
+@handler_app.command("enable")
+def enable(handler_id: HandlerId, url: UrlOption = None, token: TokenOption = None) -> None:
+    """Enable a handler: it resumes where it stopped."""
+    _set_enabled(handler_id, True, url, token)
+
+
+@handler_app.command("disable")
+def disable(handler_id: HandlerId, url: UrlOption = None, token: TokenOption = None) -> None:
+    """Disable a handler (its cursor stays)."""
+    _set_enabled(handler_id, False, url, token)
+
+
+@handler_app.command("delete")
+def delete(handler_id: HandlerId, url: UrlOption = None, token: TokenOption = None) -> None:
+    """Delete a handler."""
+    _call(url, token, "DELETE", f"/event_handler/{handler_id}")
+    console.print(f"Handler {handler_id} deleted.")
