@@ -7,15 +7,56 @@ from pathlib import Path
 
 import pytest
 
+from herald.store import open_store
+from tests.support import postgres
 from tests.support.server import HeraldServer, start_server
 
 SHARED_REFERENCE = Path(__file__).resolve().parents[2] / "shared" / "reference"
 
 
+BACKENDS = ["sqlite", pytest.param("postgres", marks=pytest.mark.postgres)]
+
+
+@pytest.fixture(scope="session")
+def postgres_template() -> Iterator[str]:
+    """A migrated PostgreSQL database for this test session to copy (skips without a server)."""
+    reason = postgres.unavailable_reason()
+    if reason:
+        pytest.skip(reason)
+    name = postgres.create_database()
+    try:
+        open_store(postgres.database_url(name)).close()
+        yield name
+    finally:
+        postgres.drop_database(name)
+
+
+@pytest.fixture(params=BACKENDS)
+def backend(request: pytest.FixtureRequest) -> str:
+    """Each test that needs a database runs once per backend: ``sqlite``, ``postgres``."""
+    name: str = request.param
+    return name
+
+
 @pytest.fixture
-def server(tmp_path: Path) -> Iterator[HeraldServer]:
-    """A real ``herald serve`` on loopback with a fresh SQLite file."""
-    herald = start_server(tmp_path / "herald")
+def database_url(backend: str, request: pytest.FixtureRequest, tmp_path: Path) -> Iterator[str]:
+    """A fresh, migrated-or-empty database of the test's backend."""
+    if backend == "sqlite":
+        yield f"sqlite:///{tmp_path / 'herald' / 'herald.db'}"
+        return
+    template: str = request.getfixturevalue("postgres_template")
+    with postgres.throwaway_database(template) as url:
+        yield url
+
+
+@pytest.fixture
+def server(database_url: str, tmp_path: Path) -> Iterator[HeraldServer]:
+    """A real ``herald serve`` on loopback with a fresh database, once per backend."""
+    workdir = tmp_path / "herald"
+    herald = start_server(workdir, database_url=database_url)
+    token_file = workdir / "herald.admin-token"  # where the first start writes it without a file
+    if not herald.admin_token and token_file.exists():
+        herald.admin_token = token_file.read_text().strip()
     try:
         yield herald
     finally:

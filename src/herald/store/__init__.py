@@ -2,6 +2,8 @@
 
 from __future__ import annotations
 
+from collections.abc import Callable
+
 from herald.store.base import (
     DEFAULT_SORT,
     SORT_COLUMNS,
@@ -32,19 +34,43 @@ __all__ = [
     "StoreError",
     "StoreUnavailable",
     "Token",
+    "lease_node_id",
     "open_store",
 ]
 
 
 def open_store(url: str, *, sqlite_synchronous: str = "FULL", migrate: bool = True) -> Store:
-    """Open the backend a database URL names (``sqlite:///...``) and bring its schema up."""
+    """Open the backend a database URL names (``sqlite:///...``, ``postgresql://...``).
+
+    With ``migrate`` (the default) its schema is brought up to date first.
+    """
     if url.startswith("sqlite:"):
         from herald.store.sqlite import SQLiteStore
 
         store: Store = SQLiteStore(url, synchronous=sqlite_synchronous)
+    elif url.startswith(("postgresql:", "postgres:")):
+        from herald.store.postgres import PostgresStore
+
+        store = PostgresStore(url)
     else:
         scheme = url.split(":", 1)[0]
-        raise ValueError(f"unsupported database URL scheme {scheme!r} (use sqlite:///path.db)")
+        raise ValueError(
+            f"unsupported database URL scheme {scheme!r} "
+            "(use sqlite:///path.db or postgresql://user@host/db)"
+        )
     if migrate:
-        store.migrate()
+        try:
+            store.migrate()
+        except BaseException:
+            store.close()
+            raise
     return store
+
+
+def lease_node_id(store: Store) -> int | None:
+    """A node id (0-1023) no other live process sharing ``store`` holds, if it leases them.
+
+    PostgreSQL leases one from the database; SQLite (one machine) leaves it to the process id.
+    """
+    lease: Callable[[], int] | None = getattr(store, "lease_node_id", None)
+    return lease() if lease is not None else None
