@@ -21,7 +21,7 @@ from herald.catalog import load_catalog
 from herald.config import Settings
 from herald.delivery.worker import in_process as delivery_in_process
 from herald.ids import IdGenerator
-from herald.store import Store, StoreError, open_store
+from herald.store import Store, StoreError, lease_node_id, open_store
 from herald.timefmt import now_ms
 
 log = logging.getLogger("herald")
@@ -53,7 +53,9 @@ def build_services(settings: Settings, store: Store) -> Services:
         store=store,
         auth=Authenticator(store, jwt_secret(store, settings.jwt_secret), settings.jwt_ttl_seconds),
         catalog=load_catalog(),
-        ids=IdGenerator(settings.node_id),
+        ids=IdGenerator(
+            settings.node_id if settings.node_id is not None else lease_node_id(store)
+        ),
     )
 
 
