@@ -10,6 +10,7 @@ from herald.catalog import load_catalog
 from herald.cli.common import DatabaseOption, console, settings_for, store_for
 from herald.delivery.worker import DeliveryWorker
 from herald.ids import IdGenerator
+from herald.store import lease_node_id
 
 
 def worker(database: DatabaseOption = None) -> None:
@@ -17,9 +18,8 @@ def worker(database: DatabaseOption = None) -> None:
     settings = settings_for(database)
     logging.basicConfig(level=settings.log_level.upper(), format="%(asctime)s %(message)s")
     store = store_for(database)
-    delivery = DeliveryWorker(
-        store, settings, load_catalog(), IdGenerator(settings.node_id), mode="worker"
-    )
+    node_id = settings.node_id if settings.node_id is not None else lease_node_id(store)
+    delivery = DeliveryWorker(store, settings, load_catalog(), IdGenerator(node_id), mode="worker")
     console.print(f"Herald delivery worker {delivery.owner} on {settings.database_url}")
 
     async def main() -> None:
