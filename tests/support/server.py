@@ -58,6 +58,7 @@ class HeraldServer:
                 str(self.port),
                 "--database",
                 self.database_url,
+                "--no-demo",  # a test asks for the demo with extra_args=["--demo"]
                 *self.extra_args,
             ],
             cwd=self.workdir,

@@ -13,14 +13,15 @@ from herald import __version__
 from herald.api.limits import BodySizeLimit
 from herald.api.problems import install_problem_handlers
 from herald.api.routes import auth, catalog, events, health
-from herald.api.routes import ingest as ingest_routes
 from herald.api.routes import handlers as handler_routes
+from herald.api.routes import ingest as ingest_routes
 from herald.api.services import Services
 from herald.auth import Authenticator, jwt_secret
 from herald.catalog import load_catalog
 from herald.config import Settings
 from herald.delivery.worker import in_process as delivery_in_process
 from herald.ids import IdGenerator
+from herald.simulate.demo import run_demo
 from herald.store import Store, StoreError, lease_node_id, open_store
 from herald.timefmt import now_ms
 
@@ -69,10 +70,15 @@ def create_app(settings: Settings | None = None) -> FastAPI:
         services = build_services(settings, store)
         app.state.services = services
         purge = asyncio.create_task(_purge_forever(services))
+        demo = asyncio.create_task(run_demo(services)) if settings.demo else None
         try:
             async with delivery_in_process(store, settings, services.catalog, services.ids):
                 yield
         finally:
+            if demo is not None:
+                demo.cancel()
+                with contextlib.suppress(asyncio.CancelledError):
+                    await demo
             purge.cancel()
             with contextlib.suppress(asyncio.CancelledError):
                 await purge

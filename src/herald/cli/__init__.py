@@ -6,6 +6,7 @@ import typer
 
 from herald.cli import admin, events, serve
 from herald.cli import handler as handler_cli
+from herald.cli import simulate as simulate_cli
 from herald.cli import worker as worker_cli
 
 app = typer.Typer(
@@ -15,6 +16,7 @@ app = typer.Typer(
     pretty_exceptions_enable=False,
 )
 app.command("serve")(serve.serve)
+app.command("simulate")(simulate_cli.simulate)
 app.add_typer(admin.org_app, name="org")
 app.add_typer(admin.token_app, name="token")
 app.add_typer(events.events_app, name="events")

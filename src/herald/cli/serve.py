@@ -51,11 +51,19 @@ def serve(
     ] = None,
     port: Annotated[int | None, typer.Option(help="Port (default 8080).", min=1, max=65535)] = None,
     database: DatabaseOption = None,
+    demo: Annotated[
+        bool,
+        typer.Option(
+            "--demo/--no-demo",
+            envvar="HERALD_DEMO",
+            help="On an empty database, seed a demo fleet and keep a gentle live stream going.",
+        ),
+    ] = True,
 ) -> None:
     """Run the Herald API server."""
     settings = settings_for(database)
     updates = {k: v for k, v in {"host": host, "port": port}.items() if v is not None}
-    settings = settings.model_copy(update=updates)
+    settings = settings.model_copy(update={**updates, "demo": demo})
     try:
         token_file = bootstrap(settings)
     except (ValueError, StoreError) as exc:
