@@ -462,7 +462,7 @@ class SQLiteStore:
             "next_attempt_ms = CASE WHEN ? AND NOT enabled THEN NULL ELSE next_attempt_ms END, "
             "enabled = ?, updated_ms = ? WHERE id = ?",
             [
-                *_spec_values(spec),
+                *_spec_values(spec)[:-1],  # all but enabled, set last
                 spec.enabled,
                 spec.enabled,
                 spec.enabled,

@@ -1,0 +1,119 @@
+"""The worker driven step by step over a real SQLite store and a real receiver."""
+
+from __future__ import annotations
+
+import asyncio
+from collections.abc import Iterator
+from pathlib import Path
+
+import orjson
+import pytest
+
+from herald.catalog import load_catalog
+from herald.config import Settings
+from herald.delivery.signing import new_secret
+from herald.delivery.worker import HANDLER_DISABLED_TYPE, DeliveryWorker
+from herald.ids import IdGenerator
+from herald.model import EventIn, OrganisationRef, TypeRef, build_event
+from herald.store import Store, open_store
+from herald.store.base import HandlerSpec
+from herald.timefmt import now_ms
+from tests.delivery.receiver import Received, receiving
+
+SETTINGS = Settings(
+    allow_private_targets=True, delivery_retry_schedule="0", delivery_lease_seconds=30
+)
+
+
+@pytest.fixture
+def store(tmp_path: Path) -> Iterator[Store]:
+    opened = open_store(f"sqlite:///{tmp_path / 'herald.db'}", sqlite_synchronous="NORMAL")
+    opened.create_organisation("Acme", 2)
+    try:
+        yield opened
+    finally:
+        opened.close()
+
+
+def append(store: Store, count: int) -> list[int]:
+    ids = IdGenerator(1).next_ids(count)
+    events = []
+    for _ in range(count):
+        event = build_event(
+            EventIn(event_type=TypeRef(id=10001)),
+            organisation=OrganisationRef(id=2, name="Acme"),
+            catalog=load_catalog(),
+            received_ms=now_ms(),
+            internal=True,
+        )
+        assert not isinstance(event, list)
+        events.append(event)
+    store.append(events, ids)
+    return ids
+
+
+def worker(store: Store) -> DeliveryWorker:
+    return DeliveryWorker(store, SETTINGS, load_catalog(), IdGenerator(2))
+
+
+def test_failing_past_retention_disables_records_an_event_and_resumes(store: Store) -> None:
+    up = {"yes": False}
+
+    def answer(_: Received) -> tuple[int, dict[str, str]]:
+        return (200 if up["yes"] else 500), {}
+
+    with receiving(answer) as receiver:
+        spec = HandlerSpec(name="h", url=receiver.url, retention_ms=1)
+        handler = store.create_handler(2, spec, new_secret())
+        store.create_handler(2, HandlerSpec(name="w", url=receiver.url + "/w"), new_secret())
+        ids = append(store, 3)
+
+        async def scenario() -> None:
+            delivery = worker(store)
+            try:
+                for _ in range(20):  # fail until past the (1 ms) retention
+                    await delivery.run_once()
+                    current = store.get_handler(handler.id)
+                    if current is not None and not current.spec.enabled:
+                        break
+                up["yes"] = True
+                store.update_handler(handler.id, (2,), spec)  # enabled again
+                for _ in range(20):  # one batch per handler per pass
+                    if {r.kind for r in await delivery.run_once()} == {"idle"}:
+                        break
+            finally:
+                await delivery.aclose()
+
+        asyncio.run(scenario())
+        log = store.read_log(0, 100, (2,))
+        notices = [orjson.loads(e.body) for e in log if e.type_id == HANDLER_DISABLED_TYPE]
+        assert len(notices) == 1
+        assert notices[0]["detail"]["event_handler"]["id"] == handler.id
+        assert "retention" in notices[0]["description"]
+        attempts = store.list_deliveries(handler.id)
+        assert "disabled" in [a.outcome for a in attempts]
+        resumed = store.get_handler(handler.id)
+        assert resumed is not None and resumed.spec.enabled and resumed.failures == 0
+        own = [r for r in receiver.delivered() if r.path == "/hook"]
+        delivered = [orjson.loads(r.body)["id"] for r in own]
+        assert delivered[:3] == ids  # resumed exactly where it stopped
+        assert delivered[3] == notices[0]["id"]
+        watched = [orjson.loads(r.body)["id"] for r in receiver.delivered() if r.path == "/hook/w"]
+        assert watched == [*ids, notices[0]["id"]]  # the tenant's other handler hears of it
+
+
+def test_only_one_worker_holds_a_handler(store: Store) -> None:
+    store.create_handler(2, HandlerSpec(name="h", url="http://127.0.0.1:9/"), new_secret())
+
+    async def scenario() -> None:
+        first, second = worker(store), worker(store)
+        try:
+            assert len(await first.claim()) == 1
+            assert await second.claim() == []
+            store.release_handlers(first.owner)
+            assert len(await second.claim()) == 1
+        finally:
+            await first.aclose()
+            await second.aclose()
+
+    asyncio.run(scenario())
