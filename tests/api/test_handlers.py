@@ -1,0 +1,133 @@
+"""The event handler API: validation, permissions, tenancy, secrets, enable/disable."""
+
+from __future__ import annotations
+
+from collections.abc import Iterator
+from pathlib import Path
+
+import pytest
+
+from tests.delivery.receiver import start_delivery_server, tenant
+from tests.support.server import HeraldServer
+
+
+@pytest.fixture(scope="module")
+def herald(tmp_path_factory: pytest.TempPathFactory) -> Iterator[HeraldServer]:
+    server = start_delivery_server(tmp_path_factory.mktemp("handlers") / "herald")
+    try:
+        yield server
+    finally:
+        server.stop()
+
+
+HOOK = "http://127.0.0.1:9/hook"
+
+
+def test_crud_and_secret_shown_only_on_creation(herald: HeraldServer) -> None:
+    organisation, token = tenant(herald)
+    with herald.client(token) as client:
+        body = {"name": "billing", "url": HOOK, "format": "ndjson", "filter": {"severities": [2]}}
+        created = client.post("/event_handler", json=body)
+        assert created.status_code == 201, created.text
+        handler = created.json()
+        assert handler["secret"].startswith("whsec_")
+        assert handler["organisation"]["id"] == organisation and handler["retention_days"] == 3
+        path = f"/event_handler/{handler['id']}"
+        shown = client.get(path).json()
+        assert "secret" not in shown and shown["filter"] == {"severities": [2]}
+        assert [h["id"] for h in client.get("/event_handler").json()] == [handler["id"]]
+
+        disabled = client.patch(path, json={"enabled": False, "name": "renamed"}).json()
+        assert disabled["enabled"] is False and disabled["name"] == "renamed"
+        assert disabled["disabled_reason"] == "disabled by the user"
+        assert client.get(f"{path}/status").json()["state"] == "disabled"
+        enabled = client.patch(path, json={"enabled": True}).json()
+        assert enabled["enabled"] is True and enabled["disabled_reason"] is None
+        assert enabled["format"] == "ndjson" and enabled["filter"] == {"severities": [2]}
+
+        assert client.delete(path).status_code == 204
+        assert client.get(path).status_code == 404
+
+
+@pytest.mark.parametrize(
+    ("body", "field"),
+    [
+        ({"url": HOOK}, "name"),
+        ({"name": "x", "url": "ftp://example.com/"}, "url"),
+        ({"name": "x", "url": HOOK, "format": "xml"}, "format"),
+        ({"name": "x", "url": HOOK, "filter": {"monikers": ["nope_v1"]}}, "filter.monikers"),
+        ({"name": "x", "url": HOOK, "filter": {"severities": [7]}}, "filter.severities"),
+        ({"name": "x", "url": HOOK, "filter": {"colour": "red"}}, "filter.colour"),
+        ({"name": "x", "url": HOOK, "batch": {"max_events": 0}}, "batch.max_events"),
+    ],
+)
+def test_bad_input_names_field_and_reason(
+    herald: HeraldServer, body: dict[str, object], field: str
+) -> None:
+    _, token = tenant(herald)
+    with herald.client(token) as client:
+        response = client.post("/event_handler", json=body)
+    assert response.status_code == 422, response.text
+    assert response.headers["content-type"] == "application/problem+json"
+    assert field in [error["field"] for error in response.json()["errors"]]
+
+
+def test_permissions(herald: HeraldServer) -> None:
+    organisation, manager = tenant(herald)
+    reader = herald.create_token(organisation, "handler:read")
+    events_only = herald.create_token(organisation, "event:read")
+    with herald.client(manager) as client:
+        handler = client.post("/event_handler", json={"name": "h", "url": HOOK}).json()
+    with herald.client(reader) as client:
+        assert client.get(f"/event_handler/{handler['id']}/status").status_code == 200
+        assert client.get(f"/event_handler/{handler['id']}/delivery").status_code == 200
+        assert client.post("/event_handler", json={"name": "h", "url": HOOK}).status_code == 403
+        assert client.delete(f"/event_handler/{handler['id']}").status_code == 403
+    with herald.client(events_only) as client:
+        assert client.get("/event_handler").status_code == 403
+    with herald.client() as client:
+        assert client.get("/event_handler").status_code == 401
+
+
+def test_another_tenants_handler_is_not_found(herald: HeraldServer) -> None:
+    _, token_a = tenant(herald, "A")
+    _, token_b = tenant(herald, "B")
+    with herald.client(token_a) as a, herald.client(token_b) as b:
+        handler = a.post("/event_handler", json={"name": "h", "url": HOOK}).json()
+        path = f"/event_handler/{handler['id']}"
+        for response in (
+            b.get(path),
+            b.get(f"{path}/status"),
+            b.get(f"{path}/delivery"),
+            b.patch(path, json={"enabled": False}),
+            b.post(f"{path}/replay", json={"from": "2026-01-01T00:00:00Z"}),
+            b.post(f"{path}/secret/rotate"),
+            b.delete(path),
+        ):
+            assert response.status_code == 404, response.text
+        assert handler["id"] not in [h["id"] for h in b.get("/event_handler").json()]
+        other = b.post("/event_handler", json={"name": "h", "url": HOOK, "organisation_id": 1})
+        assert other.status_code == 403
+
+
+def test_internal_token_names_the_organisation(herald: HeraldServer) -> None:
+    organisation, _ = tenant(herald)
+    with herald.client(herald.admin_token) as client:
+        missing = client.post("/event_handler", json={"name": "h", "url": HOOK})
+        assert missing.status_code == 422
+        assert missing.json()["errors"][0]["field"] == "organisation_id"
+        body = {"name": "h", "url": HOOK, "organisation_id": organisation}
+        assert client.post("/event_handler", json=body).status_code == 201
+
+
+def test_private_targets_refused_unless_allowed(tmp_path: Path) -> None:
+    server = start_delivery_server(tmp_path / "strict", HERALD_ALLOW_PRIVATE_TARGETS="false")
+    try:
+        _, token = tenant(server)
+        with server.client(token) as client:
+            for url in (HOOK, "http://169.254.169.254/latest", "http://[::ffff:10.0.0.1]/"):
+                response = client.post("/event_handler", json={"name": "h", "url": url})
+                assert response.status_code == 422, url
+                assert response.json()["errors"][0]["field"] == "url"
+    finally:
+        server.stop()
