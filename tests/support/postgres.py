@@ -34,7 +34,7 @@ def unavailable_reason() -> str | None:
         return f"PostgreSQL is not reachable at {SERVER_URL} ({first_line})"
 
 
-def _admin(statement: sql.Composable) -> None:
+def _admin(statement: sql.Composed) -> None:
     with psycopg.connect(database_url("postgres"), autocommit=True) as conn:
         conn.execute(statement)
 

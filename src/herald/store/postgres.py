@@ -156,19 +156,19 @@ class PostgresStore:
         self._node: tuple[int, str] | None = None
         self._stop = threading.Event()
         self._heartbeat: threading.Thread | None = None
+        try:  # fail fast and clearly, rather than have the pool retry in the background
+            psycopg.connect(url, connect_timeout=10).close()
+        except psycopg.Error as exc:
+            reason = str(exc).strip().splitlines()[0] if str(exc).strip() else type(exc).__name__
+            raise StoreUnavailable(f"cannot connect to PostgreSQL: {reason}") from exc
         self._pool = ConnectionPool(
             url,
             min_size=1,
             max_size=pool_size,
             kwargs={"autocommit": True},
-            open=False,
+            open=True,
             name="herald",
         )
-        try:
-            self._pool.open(wait=True, timeout=10)
-        except (PoolTimeout, psycopg.Error) as exc:
-            self._pool.close()
-            raise StoreUnavailable(f"cannot connect to PostgreSQL: {exc}") from exc
 
     # -- connections ----------------------------------------------------------
     @contextmanager

@@ -1,0 +1,247 @@
+"""The Store contract, written once and run against every backend (``[sqlite]``, ``[postgres]``)."""
+
+from __future__ import annotations
+
+import threading
+from collections.abc import Callable
+
+import orjson
+import pytest
+
+from herald.store import (
+    EventFilter,
+    EventQuery,
+    NotFound,
+    SortKey,
+    Store,
+)
+from herald.store.base import Delivery, HandlerProgress, HandlerSpec
+from herald.timefmt import now_ms
+from tests.store.conftest import EventFactory
+
+Ids = Callable[[int], list[int]]
+DAY = 86_400_000
+
+
+def ids_of(bodies: list[bytes]) -> list[int]:
+    return [orjson.loads(body)["id"] for body in bodies]
+
+
+def test_schema_is_current(store: Store) -> None:
+    status = store.schema_status()  # type: ignore[attr-defined]
+    assert status.applied and not status.pending
+    store.migrate()  # idempotent
+    assert store.schema_status().applied == status.applied  # type: ignore[attr-defined]
+
+
+def test_append_returns_records_with_their_ids(
+    store: Store, make_event: EventFactory, ids: Ids
+) -> None:
+    new = ids(3)
+    bodies = store.append([make_event(1), make_event(1), make_event(2)], new)
+    assert ids_of(bodies) == new
+    assert store.get_event(new[0], None) == bodies[0]
+    assert store.get_event(new[0], (1,)) == bodies[0]
+    assert store.get_event(new[2], (1,)) is None  # another organisation's: absent
+    assert store.get_event(123, None) is None
+
+
+def test_producer_ids_make_appends_idempotent(
+    store: Store, make_event: EventFactory, ids: Ids
+) -> None:
+    first = store.append([make_event(1, external_id="a")], ids(1))
+    again = store.append(
+        [make_event(1, external_id="a"), make_event(1, external_id="b"), make_event(1)], ids(3)
+    )
+    assert again[0] == first[0]
+    twice = store.append([make_event(1, external_id="c"), make_event(1, external_id="c")], ids(2))
+    assert twice[0] == twice[1]
+    other_org = store.append([make_event(2, external_id="a")], ids(1))
+    other_provider = store.append([make_event(1, external_id="a", provider="emnify")], ids(1))
+    assert other_org[0] != first[0] and other_provider[0] != first[0]
+    assert store.query(EventQuery(EventFilter(organisation_ids=(1,)))).total == 5
+
+
+def test_concurrent_duplicates_are_stored_once(
+    store: Store, make_event: EventFactory, ids: Ids
+) -> None:
+    results: list[bytes] = []
+    barrier = threading.Barrier(6)
+
+    def write(event_id: int) -> None:
+        barrier.wait(10)
+        results.extend(store.append([make_event(1, external_id="dup")], [event_id]))
+
+    threads = [threading.Thread(target=write, args=(event_id,)) for event_id in ids(6)]
+    for thread in threads:
+        thread.start()
+    for thread in threads:
+        thread.join(30)
+    assert len(results) == 6 and len(set(results)) == 1
+    assert store.query(EventQuery()).total == 1
+
+
+def test_query_filters(store: Store, make_event: EventFactory, ids: Ids) -> None:
+    now = now_ms()
+    store.append(
+        [
+            make_event(1, now - 3000, type_id=3, endpoint={"id": 5, "name": "tracker-5"}),
+            make_event(1, now - 2000, type_id=5, description="Delete PDP Context"),
+            make_event(1, now - 1000, type_id=3, sim={"id": 7, "iccid": "898830"}),
+            make_event(2, now - 1000, type_id=3),
+        ],
+        ids(4),
+    )
+
+    def count(**kwargs: object) -> int | None:
+        flt = EventFilter(organisation_ids=(1,), **kwargs)  # type: ignore[arg-type]
+        return store.query(EventQuery(flt)).total
+
+    assert count() == 3
+    assert count(type_ids=(3,)) == 2
+    assert count(type_ids=(3, 5)) == 3
+    assert count(endpoint_ids=(5,)) == 1
+    assert count(endpoint_names=("tracker-5",)) == 1
+    assert count(iccids=("898830",)) == 1
+    assert count(from_ms=now - 2000) == 2
+    assert count(from_ms=now - 2500, until_ms=now - 1500) == 1
+    assert count(description="delete pdp") == 1  # substring, case-insensitive on both
+    assert count(description="100%") == 0  # LIKE wildcards are literal
+    assert store.query(EventQuery(EventFilter(organisation_ids=()))).total == 0
+    assert store.query(EventQuery(EventFilter())).total == 4  # internal: every organisation
+
+
+def test_sort_and_pages(store: Store, make_event: EventFactory, ids: Ids) -> None:
+    now = now_ms()
+    new = ids(5)
+    store.append([make_event(1, now - (5 - i) * 1000) for i in range(5)], new)
+    newest_first = store.query(EventQuery(per_page=2))
+    assert ids_of(newest_first.items) == [new[4], new[3]] and newest_first.total == 5
+    page3 = store.query(EventQuery(per_page=2, page=3))
+    assert ids_of(page3.items) == [new[0]]
+    oldest_first = store.query(EventQuery(sort=(SortKey("timestamp", False),), per_page=10))
+    assert ids_of(oldest_first.items) == new
+
+
+def test_cursor_paging_walks_everything_once(
+    store: Store, make_event: EventFactory, ids: Ids
+) -> None:
+    now = now_ms()
+    new = ids(7)
+    store.append([make_event(1, now - 5000 + (i // 2) * 1000) for i in range(7)], new)
+    seen: list[int] = []
+    cursor: str | None = None
+    for _ in range(10):
+        page = store.query(EventQuery(per_page=3, cursor=cursor, count=False))
+        seen += ids_of(page.items)
+        cursor = page.next_cursor
+        if cursor is None:
+            break
+    assert sorted(seen) == new and len(seen) == 7
+    assert seen == sorted(new, key=lambda i: (-(i - new[0]) // 2, -i))
+
+
+def test_read_log_follows_commit_order(store: Store, make_event: EventFactory, ids: Ids) -> None:
+    start = store.last_seq()
+    first = ids(2)
+    store.append([make_event(1), make_event(2)], first)
+    second = ids(1)
+    store.append([make_event(1, now_ms() - 5 * DAY)], second)  # older, committed later
+    log = store.read_log(start, 100)
+    assert [orjson.loads(e.body)["id"] for e in log] == first + second
+    assert [e.seq for e in log] == sorted(e.seq for e in log)
+    assert [e.organisation_id for e in log] == [1, 2, 1]
+    assert [e.organisation_id for e in store.read_log(start, 100, (2,))] == [2]
+    assert store.read_log(log[0].seq, 1) == [log[1]]
+    assert store.last_seq() == log[-1].seq
+    assert store.read_log(store.last_seq(), 100) == []
+
+
+def test_purge_deletes_what_is_older_than_retention(
+    store: Store, make_event: EventFactory, ids: Ids
+) -> None:
+    now = now_ms()
+    old = ids(2)
+    store.append(
+        [make_event(1, now - 40 * DAY), make_event(1, now - 39 * DAY, external_id="x")], old
+    )
+    recent = ids(1)
+    store.append([make_event(1, now - 1000)], recent)
+    assert store.purge(now - 30 * DAY) == 2
+    assert store.get_event(old[0], None) is None
+    assert store.get_event(recent[0], None) is not None
+    assert store.purge(now - 30 * DAY) == 0
+    # the producer's id of a purged event may be used again
+    again = store.append([make_event(1, now - 1000, external_id="x")], ids(1))
+    assert orjson.loads(again[0])["id"] != old[1]
+
+
+def test_organisations(store: Store) -> None:
+    acme = store.create_organisation("Acme")
+    chosen = store.create_organisation("Chosen", 40)
+    after = store.create_organisation("After")
+    assert chosen.id == 40 and after.id > 40 and acme.id < 40
+    assert store.get_organisation(40) == chosen
+    assert store.get_organisation(999) is None
+    assert [o.name for o in store.list_organisations()] == ["Acme", "Chosen", "After"]
+
+
+def test_tokens(store: Store) -> None:
+    org = store.create_organisation("Acme")
+    token = store.create_token(
+        token_hash="h1",
+        prefix="hr_ab",
+        name="ci",
+        organisation_id=org.id,
+        permissions=["event:read"],
+        internal=False,
+    )
+    admin = store.create_token(
+        token_hash="h2",
+        prefix="hr_cd",
+        name="",
+        organisation_id=None,
+        permissions=[],
+        internal=True,
+    )
+    assert store.find_token("h1") == token and store.get_token(admin.id) == admin
+    assert store.find_token("nope") is None and store.get_token(999) is None
+    assert store.list_tokens() == [token, admin] and store.list_tokens(org.id) == [token]
+    revoked = store.revoke_token(token.id)
+    assert revoked.revoked_ms is not None
+    assert store.revoke_token(token.id).revoked_ms == revoked.revoked_ms  # idempotent
+    with pytest.raises(NotFound):
+        store.revoke_token(999)
+    assert store.count_tokens() == 2
+
+
+def test_meta(store: Store) -> None:
+    assert store.get_meta("k") is None
+    assert store.set_meta_if_absent("k", "first") == "first"
+    assert store.set_meta_if_absent("k", "second") == "first"
+    assert store.get_meta("k") == "first"
+
+
+def test_handler_leases_and_cursor(store: Store, make_event: EventFactory, ids: Ids) -> None:
+    org = store.create_organisation("Acme")
+    store.append([make_event(org.id)], ids(1))
+    handler = store.create_handler(org.id, HandlerSpec(name="h", url="http://127.0.0.1/"), "s")
+    assert handler.cursor_seq == store.last_seq()  # from now on
+    now = now_ms()
+    assert [h.id for h in store.claim_handlers("a", now, 10_000)] == [handler.id]
+    assert store.claim_handlers("b", now, 10_000) == []  # held by a
+    assert [h.id for h in store.claim_handlers("a", now + 1, 10_000)] == [handler.id]
+    assert not store.advance_cursor(handler.id, "b", handler.cursor_seq + 1)
+    delivery = Delivery(handler.id, now, "live", (1,), 200, "delivered", None, 3)
+    assert not store.record_delivery("b", delivery, HandlerProgress(cursor_seq=9))
+    assert store.record_delivery("a", delivery, HandlerProgress(cursor_seq=handler.cursor_seq + 7))
+    # a dies: once its lease expires, b takes the handler over where a stopped
+    taken = store.claim_handlers("b", now + 20_000, 10_000)
+    assert [h.owner for h in taken] == ["b"] and taken[0].cursor_seq == handler.cursor_seq + 7
+    assert store.list_deliveries(handler.id)[0].event_ids == (1,)
+    store.release_handlers("b")
+    assert store.get_handler(handler.id) is not None
+    assert store.get_handler(handler.id, (org.id + 1,)) is None
+    store.delete_handler(handler.id, (org.id,))
+    with pytest.raises(NotFound):
+        store.delete_handler(handler.id, None)
