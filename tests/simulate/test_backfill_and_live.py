@@ -1,0 +1,126 @@
+"""Backfill into a real SQLite file, the live stream into a real server, the serve demo."""
+
+from __future__ import annotations
+
+import time
+from pathlib import Path
+
+from herald.simulate import World
+from herald.simulate.backfill import backfill
+from herald.simulate.live import paced
+from herald.store import EventQuery, open_store
+from tests.support.server import HeraldServer, start_server
+
+
+def test_backfill_writes_history_and_creates_the_organisations(tmp_path: Path) -> None:
+    store = open_store(f"sqlite:///{tmp_path / 'h.db'}", sqlite_synchronous="NORMAL")
+    try:
+        written = backfill(store, World(2, 30, 1), 2, batch_size=500, show_progress=False)
+        page = store.query(EventQuery(per_page=1))
+        names = [o.name for o in store.list_organisations()]
+    finally:
+        store.close()
+    assert written == page.total > 500
+    assert names == ["Demo organisation", "Acme Logistics"]
+
+
+def test_backfill_stops_at_the_limit(tmp_path: Path) -> None:
+    store = open_store(f"sqlite:///{tmp_path / 'h.db'}", sqlite_synchronous="NORMAL")
+    try:
+        written = backfill(store, World(1, 50, 1), 5, limit=777, show_progress=False)
+        assert store.query(EventQuery(per_page=1)).total == written == 777
+    finally:
+        store.close()
+
+
+def test_pacing_sends_the_rate_whatever_the_batch() -> None:
+    now = [0.0]
+    sent: list[int] = []
+
+    def sleep(seconds: float) -> None:
+        now[0] += seconds
+
+    total = paced(
+        iter([{"n": i} for i in range(1000)]),
+        rate=20,
+        send=lambda batch: sent.append(len(batch)),
+        limit=100,
+        clock=lambda: now[0],
+        sleep=sleep,
+    )
+    assert total == sum(sent) == 100
+    assert 4.5 <= now[0] <= 5.5  # 100 events at 20/s: five simulated seconds
+
+
+def test_the_cli_backfills_a_database(server: HeraldServer) -> None:
+    result = server.cli(
+        "simulate",
+        "--orgs",
+        "2",
+        "--devices",
+        "20",
+        "--seed",
+        "3",
+        "--backfill",
+        "1",
+        "--database",
+        server.database_url,
+    )
+    assert "Wrote" in result.stdout
+    with server.client(server.admin_token) as client:
+        events = client.get("/event", params={"organisation": 2, "per_page": 5})
+    assert events.status_code == 200
+    assert int(events.headers["X-Total-Count"]) > 0
+
+
+def test_the_cli_streams_live_to_a_server(server: HeraldServer) -> None:
+    server.cli(
+        "simulate",
+        "--orgs",
+        "1",
+        "--devices",
+        "10",
+        "--live",
+        "--rate",
+        "200",
+        "--limit",
+        "60",
+        "--url",
+        server.url,
+        "--token",
+        server.admin_token,
+    )
+    with server.client(server.admin_token) as client:
+        response = client.get("/event", params={"provider": "api"})
+    assert response.headers["X-Total-Count"] == "60"
+
+
+def test_the_cli_refuses_an_unclear_mode(server: HeraldServer) -> None:
+    result = server.cli("simulate", "--devices", "5", check=False)
+    assert result.returncode != 0
+    assert "--backfill DAYS or --live" in result.stderr
+
+
+def _total(server: HeraldServer) -> int:
+    with server.client(server.admin_token) as client:
+        return int(client.get("/event", params={"per_page": 1}).headers["X-Total-Count"])
+
+
+def test_the_demo_fleet_lives_in_serve(tmp_path: Path) -> None:
+    # started as every test server is (--no-demo), then again asking for the demo
+    server = start_server(
+        tmp_path / "demo", env={"HERALD_DEMO_DEVICES": "20", "HERALD_DEMO_RATE": "20"}
+    )
+    server.extra_args = ["--demo"]
+    server.restart()
+    try:
+        deadline = time.monotonic() + 30
+        while _total(server) == 0 and time.monotonic() < deadline:
+            time.sleep(0.2)
+        seeded = _total(server)
+        assert seeded > 0
+        while _total(server) == seeded and time.monotonic() < deadline:
+            time.sleep(0.2)
+        assert _total(server) > seeded  # the live stream goes on
+    finally:
+        server.stop()
