@@ -5,6 +5,7 @@ from __future__ import annotations
 import typer
 
 from herald.cli import admin, events, serve
+from herald.cli import db as db_cli
 from herald.cli import handler as handler_cli
 from herald.cli import simulate as simulate_cli
 from herald.cli import worker as worker_cli
@@ -22,6 +23,7 @@ app.add_typer(admin.token_app, name="token")
 app.add_typer(events.events_app, name="events")
 app.add_typer(handler_cli.handler_app, name="handler")
 app.command("worker")(worker_cli.worker)
+app.add_typer(db_cli.db_app, name="db")
 
 
 def main() -> None:

@@ -1,0 +1,77 @@
+"""``herald db migrate`` and ``herald db status``: the schema, on either backend."""
+
+from __future__ import annotations
+
+from collections.abc import Iterator
+from contextlib import contextmanager
+from urllib.parse import urlsplit, urlunsplit
+
+import typer
+
+from herald.cli.common import DatabaseOption, console, fail, settings_for
+from herald.store import Store, StoreError, open_store
+from herald.store.migrator import SchemaStatus
+
+db_app = typer.Typer(help="The database schema.", no_args_is_help=True)
+
+
+def redacted(url: str) -> str:
+    """The URL without its password, fit for printing."""
+    parts = urlsplit(url)
+    if parts.password is None:
+        return url
+    netloc = parts.netloc.replace(f":{parts.password}@", ":***@", 1)
+    return urlunsplit(parts._replace(netloc=netloc))
+
+
+@contextmanager
+def _open(database: str | None, migrate: bool) -> Iterator[tuple[Store, str]]:
+    settings = settings_for(database)
+    url = settings.database_url
+    try:
+        store = open_store(url, sqlite_synchronous=settings.sqlite_synchronous, migrate=migrate)
+    except (ValueError, StoreError) as exc:
+        fail(f"cannot open database {redacted(url)}: {exc}")
+    try:
+        yield store, redacted(url)
+    finally:
+        store.close()
+
+
+def _status(store: Store) -> SchemaStatus:
+    status: SchemaStatus = store.schema_status()  # type: ignore[attr-defined]
+    return status
+
+
+@db_app.command("migrate")
+def migrate(database: DatabaseOption = None) -> None:
+    """Bring the schema up to date (safe to run from several machines at once)."""
+    with _open(database, migrate=False) as (store, url):
+        before = _status(store)
+        try:
+            store.migrate()
+        except StoreError as exc:
+            fail(f"migration failed: {exc}")
+        after = _status(store)
+    applied = [m.name for m in before.pending]
+    console.print(f"{url}: schema version {after.current}", highlight=False)
+    console.print(f"applied: {', '.join(applied)}" if applied else "already up to date")
+
+
+@db_app.command("status")
+def status(database: DatabaseOption = None) -> None:
+    """Show the schema version and the migrations not applied yet (changes nothing)."""
+    with _open(database, migrate=False) as (store, url):
+        schema = _status(store)
+        partitions: list[str] = getattr(store, "partitions", list)() if schema.applied else []
+    console.print(f"{url}: schema version {schema.current}", highlight=False)
+    if schema.pending:
+        console.print("pending: " + ", ".join(m.name for m in schema.pending), highlight=False)
+        console.print("run `herald db migrate` (or start `herald serve`) to apply them")
+    else:
+        console.print("up to date")
+    if partitions:
+        console.print(
+            f"event partitions: {len(partitions)}, {partitions[0]} … {partitions[-1]}",
+            highlight=False,
+        )
