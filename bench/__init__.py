@@ -1,0 +1,1 @@
+"""Herald's benchmarks: ``python -m bench.run [--quick]`` (``make bench``, ``make bench-quick``)."""

@@ -1,0 +1,132 @@
+"""What every benchmark family shares: percentiles, RSS, the machine, servers, results."""
+
+from __future__ import annotations
+
+import os
+import platform
+import sqlite3
+import statistics
+import subprocess
+import time
+from collections.abc import Callable, Iterator
+from contextlib import contextmanager
+from dataclasses import dataclass, field
+from pathlib import Path
+from typing import Any
+
+from tests.support.server import HeraldServer, start_server
+
+ROOT = Path(__file__).resolve().parent
+SCRATCH = ROOT / "scratch"
+Result = dict[str, Any]
+
+
+@dataclass(frozen=True)
+class Mode:
+    """The size of a run: ``quick`` (about two minutes) or ``full``."""
+
+    quick: bool
+    query_events: int
+    ingest_events: int
+    http_batch_events: int
+    http_single_events: int
+    query_samples: int
+    delivery_events: int
+    latency_seconds: float
+    extra: dict[str, Any] = field(default_factory=dict)
+
+    @property
+    def name(self) -> str:
+        return "quick" if self.quick else "full"
+
+
+QUICK = Mode(True, 1_000_000, 100_000, 100_000, 5_000, 200, 5_000, 10)
+FULL = Mode(False, 10_000_000, 500_000, 500_000, 30_000, 1_000, 30_000, 30)
+
+
+def percentiles(samples_ms: list[float]) -> dict[str, float]:
+    """p50 and p99 (inclusive method) of latencies in milliseconds, with the sample size."""
+    ordered = sorted(samples_ms)
+    cuts = statistics.quantiles(ordered, n=100, method="inclusive")
+    return {"p50_ms": round(cuts[49], 3), "p99_ms": round(cuts[98], 3), "samples": len(ordered)}
+
+
+def timed(work: Callable[[], object]) -> float:
+    """Seconds ``work()`` took."""
+    started = time.perf_counter()
+    work()
+    return time.perf_counter() - started
+
+
+def rate(events: int, seconds: float) -> float:
+    return round(events / seconds, 1)
+
+
+def peak_rss_mb(pid: int) -> float:
+    """The peak resident set (VmHWM) of a live process, in MB."""
+    for line in Path(f"/proc/{pid}/status").read_text().splitlines():
+        if line.startswith("VmHWM:"):
+            return round(int(line.split()[1]) / 1024, 1)
+    raise RuntimeError(f"no VmHWM for process {pid}")
+
+
+def machine() -> dict[str, Any]:
+    """What the figures were measured on."""
+    cpu = platform.processor() or ""
+    cpuinfo = Path("/proc/cpuinfo")
+    if cpuinfo.exists():
+        for line in cpuinfo.read_text().splitlines():
+            if line.startswith("model name"):
+                cpu = line.split(":", 1)[1].strip()
+                break
+    memory = 0
+    meminfo = Path("/proc/meminfo")
+    if meminfo.exists():
+        memory = int(meminfo.read_text().split()[1]) // 1024
+    return {
+        "cpu": cpu,
+        "cores": os.cpu_count(),
+        "memory_mb": memory,
+        "python": platform.python_version(),
+        "sqlite": sqlite3.sqlite_version,
+        "os": f"{platform.system()} {platform.release()}",
+        "commit": _commit(),
+    }
+
+
+def _commit() -> str:
+    try:
+        out = subprocess.run(
+            ["git", "rev-parse", "--short", "HEAD"], capture_output=True, text=True, check=True
+        )
+    except (OSError, subprocess.CalledProcessError):
+        return "unknown"
+    return out.stdout.strip()
+
+
+@contextmanager
+def herald_server(
+    workdir: Path, database_url: str | None = None, **env: str
+) -> Iterator[HeraldServer]:
+    """A real ``herald serve`` on loopback (the test suite's helper), stopped afterwards."""
+    server = start_server(
+        workdir,
+        env={"HERALD_LOG_LEVEL": "warning", **env},
+        database_url=database_url,
+    )
+    try:
+        yield server
+    finally:
+        server.stop()
+
+
+def wal_checkpoint(path: Path) -> None:
+    """Fold the WAL into the database file (so its size is the data's size)."""
+    with sqlite3.connect(path) as conn:
+        conn.execute("PRAGMA wal_checkpoint(TRUNCATE)")
+
+
+def disk_bytes(path: Path) -> int:
+    """The database with its WAL and shared-memory files, in bytes."""
+    files = (path, path.with_name(path.name + "-wal"), path.with_name(path.name + "-shm"))
+    return sum(p.stat().st_size for p in files if p.exists())

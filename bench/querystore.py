@@ -1,0 +1,145 @@
+"""The query benchmark's store: N simulated events over 30 days, built once and reused.
+
+Rows come from a pool of events that took Herald's own write path (``EventIn``,
+``build_event``, ``event_row``), restamped with their own id and time. They are bulk-loaded
+with the secondary indexes dropped and rebuilt after, the fast way to fill a big table; the
+result is the schema and content Herald itself would have written.
+"""
+
+from __future__ import annotations
+
+import dataclasses
+import sqlite3
+import time
+from collections.abc import Iterator
+from dataclasses import dataclass
+from pathlib import Path
+
+import orjson
+
+from bench.common import SCRATCH, wal_checkpoint
+from bench.events import ORGANISATIONS, document, event_id, new_events
+from bench.ingest import INSERT, NAMES
+from herald.catalog import load_catalog
+from herald.model import NewEvent
+from herald.store.sql import event_row
+from herald.store.sqlite import SQLiteStore
+from herald.timefmt import format_ms, now_ms
+
+DAYS = 30
+POOL = 400_000
+CHUNK = 50_000
+META_KEY = "bench.query_store"
+
+
+@dataclass(frozen=True)
+class QueryStore:
+    """A built store: its file, how many events, and the time range they cover."""
+
+    path: Path
+    events: int
+    start_ms: int
+    end_ms: int
+
+    @property
+    def url(self) -> str:
+        return f"sqlite:///{self.path}"
+
+
+def query_store(events: int) -> QueryStore:
+    """The store of ``events`` events in ``bench/scratch``, built if absent."""
+    path = SCRATCH / f"query-{events}.db"
+    found = _read_meta(path)
+    if found is not None and found.events == events:
+        return found
+    for stale in path.parent.glob(path.name + "*"):
+        stale.unlink()
+    return _build(path, events)
+
+
+def _read_meta(path: Path) -> QueryStore | None:
+    if not path.exists():
+        return None
+    with sqlite3.connect(path) as conn:
+        try:
+            row = conn.execute("SELECT value FROM meta WHERE key = ?", (META_KEY,)).fetchone()
+        except sqlite3.Error:
+            return None
+    if row is None:
+        return None
+    meta = orjson.loads(row[0])
+    return QueryStore(path, meta["events"], meta["start_ms"], meta["end_ms"])
+
+
+def _pool(received_ms: int) -> list[NewEvent]:
+    built: list[NewEvent] = []
+    catalog = load_catalog()
+    for start in range(0, POOL, CHUNK):
+        docs = [document(j) for j in range(start, start + CHUNK)]
+        built.extend(new_events(docs, catalog, received_ms, NAMES))
+    return built
+
+
+def _rows(
+    pool: list[NewEvent], events: int, start_ms: int, end_ms: int
+) -> Iterator[tuple[object, ...]]:
+    span = end_ms - start_ms
+    for i in range(events):
+        ts = start_ms + span * i // events
+        template = pool[(i * 2_654_435_761) % POOL]
+        stamp = format_ms(ts)
+        new_id = event_id(i, ts)
+        record = {**template.record, "id": new_id, "timestamp": stamp, "received": stamp}
+        event = dataclasses.replace(template, timestamp_ms=ts, received_ms=ts, record=record)
+        yield event_row(event, new_id, orjson.dumps(record))
+
+
+def _build(path: Path, events: int) -> QueryStore:
+    path.parent.mkdir(parents=True, exist_ok=True)
+    end_ms = now_ms()
+    start_ms = end_ms - DAYS * 86_400_000
+    began = time.perf_counter()
+    store = SQLiteStore(f"sqlite:///{path}")
+    store.migrate()
+    for organisation in ORGANISATIONS:
+        store.create_organisation(NAMES[organisation], organisation)
+    store.close()
+    pool = _pool(end_ms)
+    conn = sqlite3.connect(path, isolation_level=None)
+    try:
+        conn.execute("PRAGMA journal_mode = OFF")  # scratch data: no journal while loading
+        conn.execute("PRAGMA synchronous = OFF")
+        conn.execute("PRAGMA cache_size = -500000")
+        conn.execute("PRAGMA temp_store = MEMORY")
+        indexes = [
+            sql
+            for (sql,) in conn.execute(
+                "SELECT sql FROM sqlite_master WHERE type = 'index' AND tbl_name = 'events' "
+                "AND sql IS NOT NULL"
+            )
+        ]
+        for (name,) in conn.execute(
+            "SELECT name FROM sqlite_master WHERE type = 'index' AND tbl_name = 'events' "
+            "AND sql IS NOT NULL"
+        ).fetchall():
+            conn.execute(f"DROP INDEX {name}")
+        rows = _rows(pool, events, start_ms, end_ms)
+        while True:
+            chunk = [row for _, row in zip(range(CHUNK), rows, strict=False)]
+            if not chunk:
+                break
+            conn.execute("BEGIN")
+            conn.executemany(INSERT, chunk)
+            conn.execute("COMMIT")
+        for sql in indexes:
+            conn.execute(sql)
+        meta = {"events": events, "start_ms": start_ms, "end_ms": end_ms}
+        conn.execute(
+            "INSERT INTO meta (key, value) VALUES (?, ?)", (META_KEY, orjson.dumps(meta).decode())
+        )
+        conn.execute("PRAGMA journal_mode = WAL")
+    finally:
+        conn.close()
+    wal_checkpoint(path)
+    print(f"built {path.name}: {events:,} events in {time.perf_counter() - began:.0f} s")  # noqa: T201
+    return QueryStore(path, events, start_ms, end_ms)

@@ -1,0 +1,144 @@
+"""The figures as a Markdown table in BENCHMARKS.md, and the targets they are held to."""
+
+from __future__ import annotations
+
+import re
+from pathlib import Path
+from typing import Any
+
+BEGIN, END = "<!-- bench:results:begin -->", "<!-- bench:results:end -->"
+
+
+def _get(results: dict[str, Any], path: str) -> Any:
+    value: Any = results
+    for key in path.split("."):
+        if not isinstance(value, dict) or key not in value:
+            return None
+        value = value[key]
+    return value
+
+
+# (label, path in results.json, at least / at most, target)
+TARGETS: list[tuple[str, str, str, float]] = [
+    ("Store ingest vs raw sqlite", "ingest.store.ratio", ">=", 0.5),
+    ("HTTP batch ingest, events/s", "ingest.http.batch.events_per_s", ">=", 30_000),
+    (
+        "Newest 100 for one endpoint, p99 ms",
+        "query.newest_100_for_endpoint.herald.p99_ms",
+        "<=",
+        10,
+    ),
+    (
+        "30-day count by type per day, p99 ms",
+        "query.count_30d_by_type_per_day.herald.p99_ms",
+        "<=",
+        1000,
+    ),
+    ("Webhook delivery (batched) vs raw httpx", "delivery.batched.ratio", ">=", 0.5),
+    ("Webhook delivery (single) vs raw httpx", "delivery.single.ratio", ">=", 0.5),
+    ("Ingest-to-delivery p99 ms at 1,000/s", "delivery.latency_at_1000_per_s.p99_ms", "<=", 500),
+    ("Server peak RSS MB (query store)", "query.server_peak_rss_mb", "<=", 300),
+]
+
+
+def targets(results: dict[str, Any]) -> list[dict[str, Any]]:
+    """Each target with the measured figure and whether it was met."""
+    checked = []
+    for label, path, op, bound in TARGETS:
+        value = _get(results, path)
+        met = None if value is None else (value >= bound if op == ">=" else value <= bound)
+        checked.append({"target": label, "bound": f"{op} {bound:g}", "measured": value, "met": met})
+    return checked
+
+
+def _n(value: Any) -> str:
+    if value is None:
+        return "-"
+    if isinstance(value, float) and value < 10:
+        return f"{value:.3g}"
+    return f"{value:,.0f}" if isinstance(value, int | float) else str(value)
+
+
+def table(results: dict[str, Any]) -> str:
+    """The results section of BENCHMARKS.md."""
+    m = results["machine"]
+    lines = [
+        f"Run: **{results['mode']}** on {results['date']} · commit `{m['commit']}` · "
+        f"{m['cpu']}, {m['cores']} cores, {m['memory_mb']:,} MB · Python {m['python']}, "
+        f"SQLite {m['sqlite']} · {m['os']}",
+        "",
+        "| figure | Herald | raw baseline | ratio |",
+        "|---|---:|---:|---:|",
+    ]
+    ingest = results.get("ingest") or {}
+    if ingest:
+        s, h = ingest["store"], ingest["http"]
+        lines += [
+            f"| ingest through the store, batches of {s['batch']}, events/s | "
+            f"{_n(s['herald_events_per_s'])} | {_n(s['raw_sqlite_events_per_s'])} (sqlite3 "
+            f"executemany) | {_n(s['ratio'])} |",
+            f"| ingest over HTTP, batches of 1000 ({h['batch']['clients']} clients), events/s | "
+            f"{_n(h['batch']['events_per_s'])} | {_n(s['raw_sqlite_events_per_s'])} | "
+            f"{_n(h['batch']['ratio_to_raw_sqlite'])} |",
+            f"| ingest over HTTP, single events ({h['single']['clients']} clients), events/s | "
+            f"{_n(h['single']['events_per_s'])} | {_n(s['raw_sqlite_events_per_s'])} | "
+            f"{_n(h['single']['ratio_to_raw_sqlite'])} |",
+        ]
+    query = results.get("query") or {}
+    names = {
+        "newest_100_for_endpoint": "newest 100 for one endpoint",
+        "tenant_day_by_type": "one tenant's day filtered by type",
+        "page_50_filtered": "page 50 of a filtered list",
+        "cursor_walk_page": "a cursor walk, per page",
+        "count_30d_by_type_per_day": "30-day count by type per day",
+    }
+    for key, label in names.items():
+        if key in query:
+            f = query[key]
+            lines.append(
+                f"| query on {query['store_events']:,} events: {label}, p50 / p99 ms | "
+                f"{_n(f['herald']['p50_ms'])} / {_n(f['herald']['p99_ms'])} | "
+                f"{_n(f['raw_sqlite']['p50_ms'])} / {_n(f['raw_sqlite']['p99_ms'])} (sqlite3) | "
+                f"{_n(f['ratio_p50'])} (p50) |"
+            )
+    delivery = results.get("delivery") or {}
+    if delivery:
+        for key, label in (("batched", "batches of 100"), ("single", "one event per request")):
+            d = delivery[key]
+            lines.append(
+                f"| webhook delivery, {label}, events/s | {_n(d['herald_events_per_s'])} | "
+                f"{_n(d['raw_httpx_events_per_s'])} (httpx loop) | {_n(d['ratio'])} |"
+            )
+        lat = delivery["latency_at_1000_per_s"]
+        lines.append(
+            f"| ingest-to-delivery at {_n(lat['offered_events_per_s'])} events/s, p50 / p99 ms | "
+            f"{_n(lat['p50_ms'])} / {_n(lat['p99_ms'])} | | |"
+        )
+    cost = []
+    if query:
+        cost.append(f"| bytes on disk per event | {_n(query['disk_bytes_per_event'])} | | |")
+        cost.append(f"| server peak RSS, query run, MB | {_n(query['server_peak_rss_mb'])} | | |")
+    if delivery:
+        cost.append(
+            f"| server / worker peak RSS, delivery run, MB | "
+            f"{_n(delivery['server_peak_rss_mb'])} / {_n(delivery['worker_peak_rss_mb'])} | | |"
+        )
+    lines += cost
+    lines += ["", "| target | bound | measured | met |", "|---|---|---:|---|"]
+    for t in results["targets"]:
+        met = {True: "yes", False: "**no**", None: "-"}[t["met"]]
+        lines.append(f"| {t['target']} | {t['bound']} | {_n(t['measured'])} | {met} |")
+    return "\n".join(lines)
+
+
+def update_markdown(path: Path, results: dict[str, Any]) -> None:
+    """Replace the results section of ``path`` (between the markers) with the new table."""
+    text = path.read_text()
+    section = f"{BEGIN}\n{table(results)}\n{END}"
+    if BEGIN in text:
+        text = re.sub(
+            re.escape(BEGIN) + ".*?" + re.escape(END), lambda _: section, text, flags=re.S
+        )
+    else:
+        text += "\n" + section + "\n"
+    path.write_text(text)

@@ -1,0 +1,68 @@
+"""Run every benchmark: ``python -m bench.run [--quick] [--only ingest,query,delivery]``.
+
+Writes ``bench/results.json`` and the results table of ``BENCHMARKS.md``.
+"""
+
+from __future__ import annotations
+
+import argparse
+import shutil
+import tempfile
+from datetime import UTC, datetime
+from pathlib import Path
+from typing import Any
+
+import orjson
+
+from bench import delivery, ingest, query, querystore, report
+from bench.common import FULL, QUICK, ROOT, machine
+
+FAMILIES = ("ingest", "query", "delivery")
+
+
+def _say(text: str) -> None:
+    print(f"[bench] {text}", flush=True)  # noqa: T201
+
+
+def main() -> None:
+    parser = argparse.ArgumentParser(description=__doc__)
+    parser.add_argument("--quick", action="store_true", help="about two minutes, a 1M store")
+    parser.add_argument("--only", default=",".join(FAMILIES), help="families to run")
+    args = parser.parse_args()
+    mode = QUICK if args.quick else FULL
+    families = [name.strip() for name in args.only.split(",")]
+    results: dict[str, Any] = {
+        "mode": mode.name,
+        "date": datetime.now(UTC).strftime("%Y-%m-%d %H:%M UTC"),
+        "machine": machine(),
+    }
+    workdir = Path(tempfile.mkdtemp(prefix="herald-bench-"))
+    try:
+        if "ingest" in families:
+            _say("ingest: store vs raw sqlite3")
+            store = ingest.store_ingest(mode, workdir)
+            _say(f"  {store}")
+            _say("ingest: HTTP")
+            http = ingest.http_ingest(mode, workdir, store["raw_sqlite_events_per_s"])
+            _say(f"  {http}")
+            results["ingest"] = {"store": store, "http": http}
+        if "query" in families:
+            _say(f"query: the {mode.query_events:,}-event store (built once into bench/scratch)")
+            built = querystore.query_store(mode.query_events)
+            results["query"] = query.query_bench(mode, built, workdir)
+            _say(f"  {results['query']}")
+        if "delivery" in families:
+            _say("delivery: webhook throughput and latency")
+            results["delivery"] = delivery.delivery_bench(mode, workdir)
+            _say(f"  {results['delivery']}")
+    finally:
+        shutil.rmtree(workdir, ignore_errors=True)
+    results["targets"] = report.targets(results)
+    (ROOT / "results.json").write_bytes(orjson.dumps(results, option=orjson.OPT_INDENT_2) + b"\n")
+    report.update_markdown(ROOT.parent / "BENCHMARKS.md", results)
+    _say("wrote bench/results.json and BENCHMARKS.md")
+    print(report.table(results))  # noqa: T201
+
+
+if __name__ == "__main__":
+    main()
