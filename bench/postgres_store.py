@@ -1,0 +1,127 @@
+"""SQLite vs PostgreSQL at the store: append throughput (1 and 4 writers), log reads, pages.
+
+    .venv/bin/python -m bench.postgres_store [--events 100000]
+
+Needs PostgreSQL at 127.0.0.1:5432 (a throwaway database is created and dropped); writes
+``bench/results/postgres_store.json``.
+"""
+
+from __future__ import annotations
+
+import argparse
+import tempfile
+import threading
+import time
+from pathlib import Path
+from typing import Any
+
+import orjson
+import psycopg
+from tests.support import postgres
+
+from herald.model import NewEvent
+from herald.store import EventFilter, EventQuery, Store, open_store
+from herald.timefmt import format_ms, now_ms
+
+BATCH = 1000
+RESULTS = Path(__file__).resolve().parent / "results" / "postgres_store.json"
+
+
+def _events(count: int, start: int) -> list[NewEvent]:
+    now = now_ms()
+    made = []
+    for n in range(start, start + count):
+        ts = now - (n % 86_400) * 1000
+        record: dict[str, Any] = {
+            "id": None,
+            "timestamp": format_ms(ts),
+            "event_type": {"id": 3, "description": "Create PDP Context"},
+            "organisation": {"id": 1 + n % 10, "name": "org"},
+            "alert": False,
+            "description": "PDP Context accepted",
+            "endpoint": {"id": n % 5000, "name": f"tracker-{n % 5000}"},
+            "detail": {"pdp_context": {"apn": "em", "rat_type": 6}},
+            "provider": "api",
+            "external_id": None,
+        }
+        made.append(NewEvent(1 + n % 10, ts, now, 3, 0, 0, False, 5, "api", None, record))
+    return made
+
+
+def _append(store: Store, total: int, writers: int, first_id: int) -> float:
+    """Events per second appended by ``writers`` threads in batches of BATCH."""
+    per_writer = total // writers
+
+    def write(index: int) -> None:
+        base = first_id + index * per_writer
+        for offset in range(0, per_writer, BATCH):
+            count = min(BATCH, per_writer - offset)
+            ids = list(range(base + offset, base + offset + count))
+            store.append(_events(count, base + offset), ids)
+
+    threads = [threading.Thread(target=write, args=(i,)) for i in range(writers)]
+    started = time.perf_counter()
+    for thread in threads:
+        thread.start()
+    for thread in threads:
+        thread.join()
+    return per_writer * writers / (time.perf_counter() - started)
+
+
+def _read_log(store: Store) -> float:
+    started, seq, read = time.perf_counter(), 0, 0
+    while entries := store.read_log(seq, 1000):
+        seq, read = entries[-1].seq, read + len(entries)
+    return read / (time.perf_counter() - started)
+
+
+def _pages(store: Store, samples: int = 200) -> float:
+    """Median milliseconds of a first page of 100 for one organisation and endpoint."""
+    times = []
+    for n in range(samples):
+        endpoint = n * 7 % 5000
+        flt = EventFilter(organisation_ids=(1 + endpoint % 10,), endpoint_ids=(endpoint,))
+        started = time.perf_counter()
+        store.query(EventQuery(flt))
+        times.append((time.perf_counter() - started) * 1000)
+    return sorted(times)[len(times) // 2]
+
+
+def measure(url: str, events: int) -> dict[str, float]:
+    store = open_store(url, sqlite_synchronous="FULL")
+    try:
+        one = _append(store, events // 2, 1, 1_000_000)
+        four = _append(store, events // 2, 4, 1_000_000 + events)
+        if url.startswith("postgresql"):  # as autovacuum would, before reads
+            with psycopg.connect(url, autocommit=True) as conn:
+                conn.execute("ANALYZE events")
+        return {
+            "append_1_writer_events_per_s": round(one),
+            "append_4_writers_events_per_s": round(four),
+            "read_log_events_per_s": round(_read_log(store)),
+            "first_page_median_ms": round(_pages(store), 2),
+        }
+    finally:
+        store.close()
+
+
+def main() -> None:
+    parser = argparse.ArgumentParser(description=__doc__)
+    parser.add_argument("--events", type=int, default=100_000)
+    args = parser.parse_args()
+    results: dict[str, Any] = {"events": args.events, "batch": BATCH}
+    with tempfile.TemporaryDirectory() as folder:
+        results["sqlite"] = measure(f"sqlite:///{folder}/bench.db", args.events)
+    reason = postgres.unavailable_reason()
+    if reason is None:
+        with postgres.throwaway_database() as url:
+            results["postgres"] = measure(url, args.events)
+    else:
+        results["postgres"] = reason
+    RESULTS.parent.mkdir(exist_ok=True)
+    RESULTS.write_bytes(orjson.dumps(results, option=orjson.OPT_INDENT_2))
+    print(orjson.dumps(results, option=orjson.OPT_INDENT_2).decode())  # noqa: T201
+
+
+if __name__ == "__main__":
+    main()
