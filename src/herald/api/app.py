@@ -15,6 +15,8 @@ from herald.api.problems import install_problem_handlers
 from herald.api.routes import auth, catalog, events, health
 from herald.api.routes import handlers as handler_routes
 from herald.api.routes import ingest as ingest_routes
+from herald.api.routes import stats as stats_routes
+from herald.api.routes import stream as stream_routes
 from herald.api.services import Services
 from herald.auth import Authenticator, jwt_secret
 from herald.catalog import load_catalog
@@ -95,6 +97,9 @@ def create_app(settings: Settings | None = None) -> FastAPI:
     )
     install_problem_handlers(app)
     app.add_middleware(BodySizeLimit, max_bytes=settings.max_body_bytes)
+    # before events: /event/stream and /event/stats must win over /event/{event_id}
+    for routes in (stream_routes, stats_routes):
+        app.include_router(routes.router, prefix=API_PREFIX)
     for module in (auth, catalog, events):
         app.include_router(module.router, prefix=API_PREFIX)
     app.include_router(ingest_routes.router, prefix=API_PREFIX)

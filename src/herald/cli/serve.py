@@ -4,12 +4,14 @@ from __future__ import annotations
 
 import os
 from pathlib import Path
+from types import FrameType
 from typing import Annotated
 
 import typer
 import uvicorn
 
 from herald.api import create_app
+from herald.api.routes.stream import end_live_streams
 from herald.auth import issue_token
 from herald.cli.common import DatabaseOption, console, fail, settings_for
 from herald.config import Settings
@@ -45,6 +47,14 @@ def bootstrap(settings: Settings) -> Path | None:
     return path
 
 
+class _Server(uvicorn.Server):
+    """Ends the live streams on a stop signal, so shutdown need not wait for them."""
+
+    def handle_exit(self, sig: int, frame: FrameType | None) -> None:
+        end_live_streams(self.config.app)
+        super().handle_exit(sig, frame)
+
+
 def serve(
     host: Annotated[
         str | None, typer.Option(help="Address to listen on (default 127.0.0.1).")
@@ -74,10 +84,8 @@ def serve(
             "(sign in to the console or call the API with it)."
         )
     console.print(f"Herald on http://{settings.host}:{settings.port}  (API docs: /api/docs)")
-    uvicorn.run(
-        create_app(settings),
-        host=settings.host,
-        port=settings.port,
-        log_level=settings.log_level,
-        access_log=False,
+    app = create_app(settings)
+    config = uvicorn.Config(
+        app, host=settings.host, port=settings.port, log_level=settings.log_level, access_log=False
     )
+    _Server(config).run()

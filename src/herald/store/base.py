@@ -200,6 +200,39 @@ class Replay:
     done_ms: int | None
 
 
+STATS_GROUPS = {
+    "type": "type_id",
+    "severity": "severity",
+    "source": "source",
+    "endpoint": "endpoint_id",
+    "country": "country",
+    "operator": "operator",
+}
+"""What event counts can be grouped by -> column."""
+
+
+@dataclass(frozen=True, slots=True)
+class StatsQuery:
+    """Counts (and data volume) of the filtered events, by time bucket and/or group."""
+
+    filter: EventFilter
+    bucket_ms: int | None = None  # None: one bucket over the whole range
+    group: str | None = None  # a STATS_GROUPS key; None: no grouping
+    order: str = "count"  # "count" or "volume": which measure ranks the groups
+    limit: int = 10_000
+
+
+@dataclass(frozen=True, slots=True)
+class StatsRow:
+    """One cell of an aggregate: bucket start, group key and label, event count, MB."""
+
+    bucket_ms: int | None
+    key: int | str | None
+    label: str | None
+    count: int
+    volume_mb: float
+
+
 class Store(Protocol):
     """What every backend offers; the contract suite in tests/store runs against each."""
 
@@ -334,3 +367,7 @@ class Store(Protocol):
 
     def count_log(self, organisation_id: int, after_seq: int) -> int:
         """How many of the organisation's events were committed after ``after_seq``."""
+
+    # -- stats ----------------------------------------------------------------
+    def stats(self, query: StatsQuery) -> list[StatsRow]:
+        """Event counts and data volume per time bucket and group (``StatsQuery``)."""

@@ -4,11 +4,19 @@ from __future__ import annotations
 
 import base64
 import binascii
+import math
 from collections.abc import Sequence
 from dataclasses import dataclass
 
 from herald.model import NewEvent
-from herald.store.base import SORT_COLUMNS, EventFilter, EventQuery, SortKey
+from herald.store.base import (
+    SORT_COLUMNS,
+    STATS_GROUPS,
+    EventFilter,
+    EventQuery,
+    SortKey,
+    StatsQuery,
+)
 from herald.store.errors import InvalidQuery
 
 EVENT_COLUMNS = (
@@ -38,6 +46,9 @@ EVENT_COLUMNS = (
     "external_id",
     "description",
     "body",
+    "country",
+    "operator",
+    "volume_mb",
 )
 
 _IN_FILTERS = (
@@ -101,7 +112,41 @@ def event_row(event: NewEvent, event_id: int, body: bytes) -> tuple[object, ...]
         event.external_id,
         event.record["description"],
         body,
+        *network_columns(event.type_id, event.record.get("detail")),
     )
+
+
+DELETE_PDP_CONTEXT = 5
+
+
+def network_columns(type_id: int, detail: object) -> tuple[str | None, str | None, float | None]:
+    """Country, operator and data volume (MB) from a record's detail, for the analytics.
+
+    Update location and PDP context records carry ``detail.country.name`` and the operator
+    as ``detail.name``; a Delete PDP Context reports ``detail.volume.total`` in MB.
+    """
+    if not isinstance(detail, dict):
+        return None, None, None
+    country = detail.get("country")
+    name = country.get("name") if isinstance(country, dict) else None
+    operator = detail.get("name")
+    volume = detail.get("volume")
+    total = volume.get("total") if isinstance(volume, dict) else None
+    volume_mb = None
+    if type_id == DELETE_PDP_CONTEXT and isinstance(total, int | float | str):
+        if isinstance(total, bool):
+            return _text(name), _text(operator), None
+        try:
+            volume_mb = float(total)
+        except ValueError:
+            volume_mb = None
+        if volume_mb is not None and not math.isfinite(volume_mb):
+            volume_mb = None
+    return _text(name), _text(operator), volume_mb
+
+
+def _text(value: object) -> str | None:
+    return value if isinstance(value, str) and value else None
 
 
 @dataclass(frozen=True, slots=True)
@@ -188,3 +233,40 @@ def decode_cursor(cursor: str) -> tuple[int, int]:
         return int(ts), int(event_id)
     except (ValueError, binascii.Error, UnicodeDecodeError) as exc:
         raise InvalidQuery("cursor is not one this API issued") from exc
+
+
+def stats_sql(query: StatsQuery, mark: str) -> tuple[str, list[object]]:
+    """One aggregate over the filtered events: counts and volume per time bucket and group.
+
+    Columns: bucket start (ms, or NULL), group key (or NULL), a label, count, volume (MB).
+    """
+    where = where_clause(query.filter, mark)
+    bucket = "NULL"
+    params: list[object] = []
+    if query.bucket_ms is not None:
+        bucket = f"(ts / {mark}) * {mark}"  # integer division on both backends
+        params.extend([query.bucket_ms, query.bucket_ms])
+    key, label = ("NULL", "NULL")
+    if query.group is not None:
+        key = STATS_GROUPS[query.group]
+        label = "MAX(endpoint_name)" if query.group == "endpoint" else "NULL"
+    sql = (
+        f"SELECT {bucket} AS bucket, {key} AS grp, {label}, COUNT(*), "
+        f"COALESCE(SUM(volume_mb), 0) FROM events{where.sql}"
+    )
+    params.extend(where.params)
+    present = [f"{key} IS NOT NULL"] if query.group in ("country", "operator", "endpoint") else []
+    if query.order == "volume":
+        present.append("volume_mb IS NOT NULL")
+    if present:
+        sql += (" AND " if where.sql else " WHERE ") + " AND ".join(present)
+    if query.bucket_ms is not None or query.group is not None:
+        sql += " GROUP BY bucket, grp"
+    measure = "COALESCE(SUM(volume_mb), 0)" if query.order == "volume" else "COUNT(*)"
+    if query.bucket_ms is not None:
+        sql += f" ORDER BY bucket, {measure} DESC, grp"
+    else:
+        sql += f" ORDER BY {measure} DESC, grp"
+    sql += f" LIMIT {mark}"
+    params.append(query.limit)
+    return sql, params

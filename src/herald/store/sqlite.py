@@ -27,6 +27,8 @@ from herald.store.base import (
     LogEntry,
     Organisation,
     Replay,
+    StatsQuery,
+    StatsRow,
     Token,
 )
 from herald.store.errors import Conflict, NotFound, StoreError, StoreUnavailable
@@ -37,6 +39,7 @@ from herald.store.sql import (
     is_keyset_sort,
     keyset_condition,
     order_by,
+    stats_sql,
     where_clause,
 )
 from herald.timefmt import now_ms
@@ -652,6 +655,12 @@ class SQLiteStore:
             ).fetchone()
         )
         return int(row[0])
+
+    # -- stats ----------------------------------------------------------------
+    def stats(self, query: StatsQuery) -> list[StatsRow]:
+        sql, params = stats_sql(query, "?")
+        rows = self._read(lambda c: c.execute(sql, params).fetchall())
+        return [StatsRow(row[0], row[1], row[2], int(row[3]), float(row[4])) for row in rows]
 
 
 _SELECT_HANDLER = (
