@@ -15,7 +15,7 @@ from herald.store import (
     SortKey,
     Store,
 )
-from herald.store.base import Delivery, HandlerProgress, HandlerSpec
+from herald.store.base import Delivery, HandlerProgress, HandlerSpec, StatsQuery
 from herald.timefmt import now_ms
 from tests.store.conftest import EventFactory
 
@@ -245,3 +245,24 @@ def test_handler_leases_and_cursor(store: Store, make_event: EventFactory, ids: 
     store.delete_handler(handler.id, (org.id,))
     with pytest.raises(NotFound):
         store.delete_handler(handler.id, None)
+
+
+def test_stats_by_bucket_and_group(store: Store, make_event: EventFactory, ids: Ids) -> None:
+    hour = 3_600_000
+    base = (now_ms() // hour - 2) * hour
+    store.append(
+        [
+            make_event(1, base + 10, type_id=3),
+            make_event(1, base + 20, type_id=3),
+            make_event(1, base + hour + 5, type_id=5, detail={"volume": {"total": 1.5}}),
+            make_event(2, base + 30, type_id=3),
+        ],
+        ids(4),
+    )
+    scoped = EventFilter(organisation_ids=(1,))
+    by_hour = store.stats(StatsQuery(scoped, bucket_ms=hour))
+    assert [(row.bucket_ms, row.count) for row in by_hour] == [(base, 2), (base + hour, 1)]
+    by_type = store.stats(StatsQuery(scoped, group="type"))
+    assert [(row.key, row.count) for row in by_type] == [(3, 2), (5, 1)]
+    (total,) = store.stats(StatsQuery(scoped))
+    assert total.count == 3 and total.volume_mb == 1.5

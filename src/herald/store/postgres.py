@@ -50,6 +50,8 @@ from herald.store.base import (
     LogEntry,
     Organisation,
     Replay,
+    StatsQuery,
+    StatsRow,
     Token,
 )
 from herald.store.errors import Conflict, NotFound, StoreError, StoreUnavailable
@@ -60,6 +62,7 @@ from herald.store.sql import (
     is_keyset_sort,
     keyset_condition,
     order_by,
+    stats_sql,
     where_clause,
 )
 from herald.timefmt import now_ms
@@ -122,6 +125,12 @@ def _translate(exc: Exception) -> StoreError:
     if isinstance(exc, PoolTimeout | psycopg.OperationalError):
         return StoreUnavailable(message)
     return StoreError(message)
+
+
+def _ilike(sql: str) -> str:
+    """SQLite's LIKE ignores ASCII case; ILIKE keeps the backends alike. The shared SQL holds
+    column names and placeholders only, so the replacement cannot touch user text."""
+    return sql.replace(" LIKE ", " ILIKE ")
 
 
 def _token(row: tuple[Any, ...]) -> Token:
@@ -331,9 +340,7 @@ class PostgresStore:
 
     def query(self, query: EventQuery) -> EventPage:
         where = where_clause(query.filter, "%s")
-        # SQLite's LIKE ignores ASCII case; ILIKE keeps the backends alike. The clause holds
-        # column names and placeholders only, so the replacement cannot touch user text.
-        where_sql = where.sql.replace(" LIKE ", " ILIKE ")
+        where_sql = _ilike(where.sql)
         keyset = is_keyset_sort(query.sort)
         condition, condition_params = keyset_condition(query, "%s") if keyset else ("", [])
         sql = "SELECT body, ts, id FROM events" + where_sql
@@ -542,6 +549,11 @@ class PostgresStore:
             row = conn.execute("SELECT value FROM meta WHERE key = %s", (key,)).fetchone()
         assert row is not None
         return str(row[0])
+
+    def stats(self, query: StatsQuery) -> list[StatsRow]:
+        sql, params = stats_sql(query, "%s")
+        rows = self._read(lambda c: c.execute(_ilike(sql), params).fetchall())
+        return [StatsRow(row[0], row[1], row[2], int(row[3]), float(row[4])) for row in rows]
 
     # -- event handlers -------------------------------------------------------
     def create_handler(self, organisation_id: int, spec: HandlerSpec, secret: str) -> Handler:
