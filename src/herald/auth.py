@@ -9,11 +9,12 @@ from __future__ import annotations
 
 import hashlib
 import secrets
-from collections.abc import Sequence
+from collections.abc import Callable, Sequence
 from dataclasses import dataclass
 
 import jwt
 
+from herald.audit import AuditLog
 from herald.store import Store, Token
 from herald.timefmt import now_ms
 
@@ -36,7 +37,15 @@ PERMISSIONS = frozenset(
 
 
 class AuthError(Exception):
-    """Credentials missing, malformed, expired, forged or revoked."""
+    """Credentials missing, malformed, expired, forged or revoked.
+
+    ``token`` is the token the credential provably belongs to (revoked, or an expired JWT
+    with a valid signature), if any: the failure can be recorded for its organisation.
+    """
+
+    def __init__(self, reason: str, token: Token | None = None) -> None:
+        super().__init__(reason)
+        self.token = token
 
 
 @dataclass(frozen=True, slots=True)
@@ -86,25 +95,51 @@ def issue_token(
         permissions=sorted(PERMISSIONS) if internal else sorted(set(permissions)),
         internal=internal,
     )
+    AuditLog(store).token_created(token)
     return secret, token
+
+
+def revoke_token(store: Store, token_id: int) -> Token:
+    """Revoke a token (idempotent) and record it for its organisation; raises NotFound."""
+    token = store.revoke_token(token_id)
+    AuditLog(store).token_revoked(token)
+    return token
 
 
 def _principal(token: Token) -> Principal:
     if token.revoked_ms is not None:
-        raise AuthError("token revoked")
+        raise AuthError("token revoked", token)
     return Principal(token.id, token.organisation_id, frozenset(token.permissions), token.internal)
 
 
 class Authenticator:
     """Checks bearer credentials against the store and signs JWTs."""
 
-    def __init__(self, store: Store, jwt_secret: str, jwt_ttl_seconds: int) -> None:
+    def __init__(
+        self,
+        store: Store,
+        jwt_secret: str,
+        jwt_ttl_seconds: int,
+        on_failure: Callable[[Token | None, str], None] | None = None,
+    ) -> None:
         self._store = store
         self._secret = jwt_secret
         self._ttl = jwt_ttl_seconds
+        self._on_failure = on_failure
+
+    def _failed(self, exc: AuthError) -> None:
+        if self._on_failure is not None:
+            self._on_failure(exc.token, str(exc))
 
     def exchange(self, application_token: str) -> str:
         """A JWT for a valid application token."""
+        try:
+            return self._exchange(application_token)
+        except AuthError as exc:
+            self._failed(exc)
+            raise
+
+    def _exchange(self, application_token: str) -> str:
         token = self._store.find_token(hash_token(application_token))
         if token is None:
             raise AuthError("unknown application token")
@@ -121,6 +156,13 @@ class Authenticator:
 
     def authenticate(self, credential: str) -> Principal:
         """The principal behind a bearer credential (JWT or application token)."""
+        try:
+            return self._authenticate(credential)
+        except AuthError as exc:
+            self._failed(exc)
+            raise
+
+    def _authenticate(self, credential: str) -> Principal:
         if credential.startswith(TOKEN_PREFIX):
             token = self._store.find_token(hash_token(credential))
             if token is None:
@@ -135,12 +177,29 @@ class Authenticator:
                 options={"require": ["exp", "iat", "sub", "iss"]},
             )
             token_id = int(claims["sub"])
+        except jwt.ExpiredSignatureError as exc:  # signed by us: the token is known
+            signer = self._signer(credential)
+            raise AuthError("invalid token: Signature has expired", signer) from exc
         except (jwt.PyJWTError, ValueError) as exc:
             raise AuthError(f"invalid token: {exc}") from exc
         token = self._store.get_token(token_id)
         if token is None:
             raise AuthError("unknown token")
         return _principal(token)
+
+    def _signer(self, credential: str) -> Token | None:
+        """The token of an expired JWT whose signature is still ours."""
+        try:
+            claims = jwt.decode(
+                credential,
+                self._secret,
+                algorithms=[JWT_ALGORITHM],
+                issuer=JWT_ISSUER,
+                options={"verify_exp": False},
+            )
+            return self._store.get_token(int(claims["sub"]))
+        except (jwt.PyJWTError, ValueError, KeyError):
+            return None
 
 
 def jwt_secret(store: Store, configured: str | None) -> str:

@@ -12,12 +12,15 @@ from fastapi import FastAPI
 from herald import __version__
 from herald.api.limits import BodySizeLimit
 from herald.api.problems import install_problem_handlers
+from herald.api.ratelimit import RateLimit
 from herald.api.routes import auth, catalog, events, health
 from herald.api.routes import handlers as handler_routes
 from herald.api.routes import ingest as ingest_routes
+from herald.api.routes import metrics as metrics_routes
 from herald.api.routes import stats as stats_routes
 from herald.api.routes import stream as stream_routes
 from herald.api.services import Services
+from herald.audit import AuditLog
 from herald.auth import Authenticator, jwt_secret
 from herald.catalog import load_catalog
 from herald.config import Settings
@@ -51,14 +54,20 @@ async def _purge_forever(services: Services) -> None:
 
 def build_services(settings: Settings, store: Store) -> Services:
     """The services a running API needs, over an open store."""
+    catalog = load_catalog()
+    ids = IdGenerator(settings.node_id if settings.node_id is not None else lease_node_id(store))
+    audit = AuditLog(store, catalog, ids)
     return Services(
         settings=settings,
         store=store,
-        auth=Authenticator(store, jwt_secret(store, settings.jwt_secret), settings.jwt_ttl_seconds),
-        catalog=load_catalog(),
-        ids=IdGenerator(
-            settings.node_id if settings.node_id is not None else lease_node_id(store)
+        auth=Authenticator(
+            store,
+            jwt_secret(store, settings.jwt_secret),
+            settings.jwt_ttl_seconds,
+            on_failure=audit.auth_failed,
         ),
+        catalog=catalog,
+        ids=ids,
     )
 
 
@@ -97,6 +106,9 @@ def create_app(settings: Settings | None = None) -> FastAPI:
     )
     install_problem_handlers(app)
     app.add_middleware(BodySizeLimit, max_bytes=settings.max_body_bytes)
+    app.add_middleware(
+        RateLimit, per_second=settings.rate_limit_per_second, burst=settings.rate_limit_burst
+    )
     # before events: /event/stream and /event/stats must win over /event/{event_id}
     for routes in (stream_routes, stats_routes):
         app.include_router(routes.router, prefix=API_PREFIX)
@@ -105,4 +117,5 @@ def create_app(settings: Settings | None = None) -> FastAPI:
     app.include_router(ingest_routes.router, prefix=API_PREFIX)
     app.include_router(handler_routes.router, prefix=API_PREFIX)
     app.include_router(health.router)
+    app.include_router(metrics_routes.router)
     return app

@@ -11,6 +11,7 @@ from typing import Any
 import orjson
 from pydantic import TypeAdapter, ValidationError
 
+from herald import metrics
 from herald.api.problems import Problem, field_problem, validation_errors
 from herald.api.services import Services
 from herald.auth import Principal
@@ -132,7 +133,9 @@ def build_all(
 async def store_events(services: Services, events: list[NewEvent]) -> list[bytes]:
     """Append in one transaction; return the stored records (existing ones for repeats)."""
     ids = services.ids.next_ids(len(events))
-    return await services.run(services.store.append, events, ids)
+    stored = await services.run(services.store.append, events, ids)
+    metrics.EVENTS_INGESTED.labels(events[0].provider if events else "api").inc(len(events))
+    return stored
 
 
 def json_array(items: list[bytes]) -> bytes:

@@ -7,7 +7,7 @@ from typing import Annotated
 import typer
 from rich.table import Table
 
-from herald.auth import PERMISSIONS, issue_token
+from herald.auth import PERMISSIONS, issue_token, revoke_token
 from herald.cli.common import DatabaseOption, console, fail, store_for
 from herald.store import Conflict, NotFound
 from herald.timefmt import format_ms
@@ -112,7 +112,7 @@ def token_revoke(
     """Revoke a token: every call with it, or with a JWT made from it, is refused."""
     store = store_for(database)
     try:
-        store.revoke_token(token_id)
+        revoke_token(store, token_id)
     except NotFound:
         fail(f"no token {token_id}")
     finally:

@@ -21,6 +21,7 @@ from typing import Any, TypeVar
 import anyio.to_thread
 import orjson
 
+from herald import metrics
 from herald.catalog import Catalog
 from herald.config import Settings
 from herald.delivery.filters import HandlerFilter
@@ -247,6 +248,7 @@ class DeliveryWorker:
         )
         if not recorded:
             return StepResult(handler.id, "gone")
+        metrics.observe_delivery(handler.id, delivery.outcome, _received_ms(batch.items[-1]))
         if progress.disabled_reason:
             log.warning("delivery: handler %d disabled: %s", handler.id, progress.disabled_reason)
             await self._record_disabled(handler, progress.disabled_reason)

@@ -7,6 +7,7 @@ from typing import Annotated, Any
 from fastapi import APIRouter, Path, Request
 from starlette.responses import Response
 
+from herald import metrics
 from herald.api.deps import EventReader, EventWriter, ServicesDep
 from herald.api.event_query import build_query
 from herald.api.pagination import page_headers
@@ -90,7 +91,8 @@ async def _list(
         catalog=services.catalog,
         fixed=fixed,
     )
-    page = await services.run(services.store.query, query)
+    with metrics.timed_query():
+        page = await services.run(services.store.query, query)
     headers = page_headers(request.url, query, page, filter_echo, sort_echo)
     return Response(json_array(page.items), 200, headers=headers, media_type=JSON_TYPE)
 

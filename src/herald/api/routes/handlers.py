@@ -13,6 +13,7 @@ from starlette.responses import Response
 
 from herald.api.deps import ServicesDep, get_principal, require
 from herald.api.problems import Problem, field_problem
+from herald.audit import AuditLog
 from herald.auth import Principal
 from herald.delivery.filters import HandlerFilter
 from herald.delivery.formats import Item
@@ -154,6 +155,21 @@ def _organisation_for(services: ServicesDep, principal: Principal, named: int | 
     return named
 
 
+async def _audit(
+    services: ServicesDep, principal: Principal, handler: Handler, action: str
+) -> None:
+    """Record the change as a security event of the handler's organisation."""
+    audit = AuditLog(services.store, services.catalog, services.ids)
+    await services.run(
+        audit.handler_changed,
+        handler.organisation_id,
+        handler.id,
+        handler.spec.name,
+        action,
+        principal.token_id,
+    )
+
+
 @router.post("/event_handler", status_code=201)
 async def create_handler(
     body: HandlerIn, services: ServicesDep, principal: Manager
@@ -175,6 +191,7 @@ async def create_handler(
     )
     secret = new_secret()
     handler = await services.run(services.store.create_handler, organisation_id, spec, secret)
+    await _audit(services, principal, handler, "created")
     return handler_json(handler, secret=secret)
 
 
@@ -220,13 +237,16 @@ async def update_handler(
     handler = await services.run(
         services.store.update_handler, handler_id, principal.organisation_scope, spec
     )
+    await _audit(services, principal, handler, "updated")
     return handler_json(handler)
 
 
 @router.delete("/event_handler/{handler_id}", status_code=204)
 async def delete_handler(handler_id: int, services: ServicesDep, principal: Manager) -> Response:
     """Delete a handler with its attempt log."""
+    handler = await _get(services, principal, handler_id)
     await services.run(services.store.delete_handler, handler_id, principal.organisation_scope)
+    await _audit(services, principal, handler, "deleted")
     return Response(status_code=204)
 
 
@@ -333,4 +353,5 @@ async def rotate_secret(
         secret,
         until,
     )
+    await _audit(services, principal, handler, "secret rotated")
     return {**handler_json(handler, secret=secret), "previous_secret_valid_until": _time(until)}
