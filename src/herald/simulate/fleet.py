@@ -7,6 +7,7 @@ whatever the seed; the seed decides what happens to it.
 from __future__ import annotations
 
 from dataclasses import dataclass
+from functools import cache
 from typing import Any
 
 from herald.simulate.geo import NEIGHBOURS
@@ -44,6 +45,7 @@ def organisations(count: int) -> list[Organisation]:
     ]
 
 
+@cache
 def _luhn(digits: str) -> str:
     total = 0
     for position, char in enumerate(reversed(digits)):
