@@ -19,6 +19,13 @@ import httpcore
 IPAddress = ipaddress.IPv4Address | ipaddress.IPv6Address
 
 
+_EMBEDDING_IPV4 = tuple(
+    ipaddress.ip_network(net)
+    for net in ("64:ff9b::/96", "64:ff9b:1::/48", "::ffff:0:0:0/96", "::/96")
+)
+"""IPv6 forms that carry an IPv4 address in their last 32 bits: NAT64, SIIT, v4-compatible."""
+
+
 class TargetRefused(Exception):
     """The target's URL or address is not allowed."""
 
@@ -30,6 +37,10 @@ def address_refusal(address: IPAddress) -> str | None:
         return address_refusal(mapped)
     if address.is_loopback:
         return "loopback address"
+    if isinstance(address, ipaddress.IPv6Address) and any(
+        address in net for net in _EMBEDDING_IPV4
+    ):  # a NAT64 gateway would connect to the embedded IPv4 address: judge that one
+        return address_refusal(ipaddress.IPv4Address(int(address) & 0xFFFFFFFF))
     if address.is_link_local:
         return "link-local address (cloud metadata lives here)"
     if address.is_private:
