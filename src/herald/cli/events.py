@@ -3,14 +3,14 @@
 from __future__ import annotations
 
 import time
-from typing import Annotated, Any
+from typing import Annotated, Any, NoReturn
 
 import httpx
 import orjson
 import typer
 from rich.table import Table
 
-from herald.cli.common import api_url, console, fail
+from herald.cli.common import api_url, console, errors, fail
 
 events_app = typer.Typer(help="Read events through the API.", no_args_is_help=True)
 
@@ -39,12 +39,14 @@ def _get(client: httpx.Client, path: str, params: dict[str, Any]) -> httpx.Respo
     except httpx.HTTPError as exc:
         fail(f"cannot reach Herald at {client.base_url}: {exc}")
     if response.status_code >= 400:
-        problem = (
-            response.json() if response.headers.get("content-type", "").endswith("json") else {}
-        )
-        reason = problem.get("detail") or problem.get("title") or response.text
-        fail(f"{response.status_code} {reason}")
+        _get_failed(response)
     return response
+
+
+def _get_failed(response: httpx.Response) -> NoReturn:
+    problem = response.json() if response.headers.get("content-type", "").endswith("json") else {}
+    reason = problem.get("detail") or problem.get("title") or response.text
+    fail(f"{response.status_code} {reason}")
 
 
 def _table(events: list[dict[str, Any]]) -> Table:
@@ -92,30 +94,52 @@ def list_events(
 @events_app.command("tail")
 def tail_events(
     q: QueryOption = None,
-    interval: Annotated[float, typer.Option(help="Seconds between polls.", min=0.1)] = 1.0,
+    interval: Annotated[
+        float, typer.Option(help="Seconds before reconnecting after a drop.", min=0.1)
+    ] = 1.0,
     as_json: Annotated[bool, typer.Option("--json", help="One JSON record per line.")] = False,
     url: UrlOption = None,
     token: TokenOption = None,
 ) -> None:
-    """Follow new events as they arrive (Ctrl-C stops)."""
-    seen: set[int] = set()
-    since: str | None = None
+    """Follow new events as they arrive, over the live stream (Ctrl-C stops).
+
+    A dropped connection resumes after the last event received (``Last-Event-ID``).
+    """
+    last_id: str | None = None
     with _client(url, token) as client:
         try:
             while True:
-                query = ",".join(p for p in (q, f"from:{since}" if since else None) if p)
-                events = _get(
-                    client, "/event", {"q": query or None, "sort": "timestamp", "per_page": 1000}
-                ).json()
-                fresh = [e for e in events if e["id"] not in seen]
-                for event in fresh:
-                    seen.add(event["id"])
-                    if as_json:
-                        console.print(orjson.dumps(event).decode(), highlight=False, soft_wrap=True)
-                if fresh and not as_json:
-                    console.print(_table(fresh))
-                if events:
-                    since = events[-1]["timestamp"]
+                try:
+                    last_id = _follow(client, q, last_id, as_json)
+                except httpx.TransportError as exc:
+                    errors.print(f"[yellow]stream interrupted ({exc}); reconnecting[/]")
                 time.sleep(interval)
         except KeyboardInterrupt:
             return
+
+
+def _follow(client: httpx.Client, q: str | None, last_id: str | None, as_json: bool) -> str | None:
+    """Print the stream's events until it ends; return the id of the last one."""
+    headers = {"Last-Event-ID": last_id} if last_id else {}
+    timeout = httpx.Timeout(30, read=60)  # heartbeats arrive every 15 s
+    params = {"q": q} if q else {}
+    with client.stream(
+        "GET", "/event/stream", params=params, headers=headers, timeout=timeout
+    ) as response:
+        if response.status_code >= 400:
+            response.read()
+            _get_failed(response)
+        data: str | None = None
+        for line in response.iter_lines():
+            if line.startswith("id: "):
+                last_id = line[4:]
+            elif line.startswith("data: "):
+                data = line[6:]
+            elif not line and data is not None:
+                event = orjson.loads(data)
+                if as_json:
+                    console.print(data, highlight=False, soft_wrap=True)
+                else:
+                    console.print(_table([event]))
+                data = None
+    return last_id

@@ -1,0 +1,227 @@
+"""The live stream: SSE against a real ``herald serve``."""
+
+from __future__ import annotations
+
+import select
+import socket
+import subprocess
+import threading
+import time
+from collections.abc import Iterator
+from pathlib import Path
+from typing import Any
+
+import httpx
+import orjson
+import pytest
+
+from tests.support.server import HERALD, HeraldServer, start_server
+
+DEADLINE = 20.0
+
+
+def post(server: HeraldServer, token: str, events: list[dict[str, Any]]) -> list[dict[str, Any]]:
+    with server.client(token) as client:
+        response = client.post("/event", json=events)
+    assert response.status_code == 201, response.text
+    stored: list[dict[str, Any]] = response.json()
+    return stored
+
+
+def custom(org: int, code: int = 10001, **extra: Any) -> dict[str, Any]:
+    return {"event_type": {"id": code}, "organisation": {"id": org}, **extra}
+
+
+class Stream:
+    """An SSE client reading messages on a thread, so tests wait with a deadline."""
+
+    def __init__(self, server: HeraldServer, token: str, params: str = "", **headers: str):
+        self.messages: list[dict[str, Any]] = []
+        self.comments: list[str] = []
+        self.ended = threading.Event()
+        self.status = 0
+        self._ready = threading.Event()
+        self._client = httpx.Client(timeout=httpx.Timeout(30, read=60))
+        url = f"{server.url}/api/v1/event/stream{params}"
+        self._headers = {"Authorization": f"Bearer {token}", **headers}
+        self._thread = threading.Thread(target=self._run, args=(url,), daemon=True)
+        self._thread.start()
+        assert self._ready.wait(DEADLINE)
+
+    def _run(self, url: str) -> None:
+        try:
+            with self._client.stream("GET", url, headers=self._headers) as response:
+                self.status = response.status_code
+                self._ready.set()
+                message: dict[str, Any] = {}
+                for line in response.iter_lines():
+                    if line.startswith(":"):
+                        self.comments.append(line[1:].strip())
+                    elif line.startswith("id: "):
+                        message["id"] = int(line[4:])
+                    elif line.startswith("data: "):
+                        message["data"] = orjson.loads(line[6:])
+                    elif not line and "data" in message:
+                        self.messages.append(message)
+                        message = {}
+        except httpx.HTTPError:
+            pass
+        finally:
+            self._ready.set()
+            self.ended.set()
+
+    def wait_for(self, count: int) -> list[dict[str, Any]]:
+        deadline = time.monotonic() + DEADLINE
+        while len(self.messages) < count and time.monotonic() < deadline:
+            time.sleep(0.02)
+        assert len(self.messages) >= count, self.messages
+        return self.messages
+
+    def wait_comment(self, text: str) -> None:
+        deadline = time.monotonic() + DEADLINE
+        while not any(text in c for c in self.comments) and time.monotonic() < deadline:
+            time.sleep(0.02)
+        assert any(text in c for c in self.comments), self.comments
+
+    def close(self) -> None:
+        self._client.close()
+        self._thread.join(5)
+
+
+@pytest.fixture
+def stream_server(tmp_path: Path) -> Iterator[HeraldServer]:
+    env = {"HERALD_STREAM_HEARTBEAT_SECONDS": "0.5", "HERALD_STREAM_BUFFER_EVENTS": "20"}
+    herald = start_server(tmp_path / "herald", env=env)
+    try:
+        yield herald
+    finally:
+        herald.stop()
+
+
+def test_new_events_arrive_filtered_with_log_ids(stream_server: HeraldServer) -> None:
+    admin = stream_server.admin_token
+    post(stream_server, admin, [custom(1, 10001, description="before")])
+    stream = Stream(stream_server, admin, "?q=type:10002|10003")
+    try:
+        stream.wait_comment("stream after")
+        post(stream_server, admin, [custom(1, 10001), custom(1, 10002), custom(1, 10003)])
+        messages = stream.wait_for(2)
+        assert [m["data"]["event_type"]["id"] for m in messages] == [10002, 10003]
+        assert messages[0]["id"] < messages[1]["id"]
+        stream.wait_comment("heartbeat")
+    finally:
+        stream.close()
+    assert all(m["data"]["description"] != "before" for m in stream.messages)
+
+
+def test_last_event_id_resumes_after_the_last_seen(stream_server: HeraldServer) -> None:
+    admin = stream_server.admin_token
+    first = Stream(stream_server, admin)
+    try:
+        first.wait_comment("stream after")
+        post(stream_server, admin, [custom(1, 10001 + i) for i in range(3)])
+        seen = first.wait_for(3)
+    finally:
+        first.close()
+    post(stream_server, admin, [custom(1, 10010)])  # while disconnected
+    resumed = Stream(stream_server, admin, **{"Last-Event-ID": str(seen[1]["id"])})
+    try:
+        messages = resumed.wait_for(2)
+        assert [m["data"]["event_type"]["id"] for m in messages[:2]] == [10003, 10010]
+    finally:
+        resumed.close()
+
+
+def test_a_tenant_sees_only_its_organisation(stream_server: HeraldServer) -> None:
+    other = stream_server.create_org("Other")
+    mine = stream_server.create_org("Mine")
+    token = stream_server.create_token(mine, "event:read")
+    stream = Stream(stream_server, token, "?organisation=" + str(other), **{"Last-Event-ID": "0"})
+    unfiltered = Stream(stream_server, token, **{"Last-Event-ID": "0"})
+    try:
+        admin = stream_server.admin_token
+        post(stream_server, admin, [custom(other, 10001), custom(mine, 10002)])
+        assert [m["data"]["organisation"]["id"] for m in unfiltered.wait_for(1)] == [mine]
+        stream.wait_comment("heartbeat")
+        assert stream.messages == []
+    finally:
+        stream.close()
+        unfiltered.close()
+
+
+@pytest.mark.parametrize(
+    ("params", "headers", "status", "field"),
+    [
+        ("?q=bogus:1", {}, 422, "q.bogus"),
+        ("", {"Last-Event-ID": "abc"}, 400, "Last-Event-ID"),
+    ],
+)
+def test_bad_requests_answer_problems(
+    server: HeraldServer, params: str, headers: dict[str, str], status: int, field: str
+) -> None:
+    with server.client(server.admin_token) as client:
+        response = client.get(f"/event/stream{params}", headers=headers)
+    assert response.status_code == status
+    assert response.headers["content-type"] == "application/problem+json"
+    assert response.json()["errors"][0]["field"] == field
+
+
+def test_needs_a_token_with_event_read(server: HeraldServer) -> None:
+    org = server.create_org("Acme")
+    writer = server.create_token(org, "event:create")
+    with server.client() as anonymous, server.client(writer) as client:
+        assert anonymous.get("/event/stream").status_code == 401
+        assert client.get("/event/stream").status_code == 403
+
+
+def test_a_client_that_does_not_read_is_cut_off(stream_server: HeraldServer) -> None:
+    admin = stream_server.admin_token
+    sock = socket.socket()
+    sock.setsockopt(socket.SOL_SOCKET, socket.SO_RCVBUF, 4096)
+    sock.connect(("127.0.0.1", stream_server.port))
+    sock.sendall(
+        b"GET /api/v1/event/stream HTTP/1.1\r\nHost: x\r\n"
+        + f"Authorization: Bearer {admin}\r\n\r\n".encode()
+    )
+    time.sleep(0.5)  # let the stream join the feed before the flood
+    filler = "x" * 3000
+    try:
+        for _ in range(60):  # about 18 MB: far more than socket buffers and 20 queued events
+            post(stream_server, admin, [custom(1, description=filler)] * 100)
+            if "fell 20 events behind" in stream_server.log():
+                break
+        deadline = time.monotonic() + DEADLINE
+        while "fell 20 events behind" not in stream_server.log():
+            assert time.monotonic() < deadline, "the slow client was never cut off"
+            time.sleep(0.1)
+        sock.settimeout(DEADLINE)
+        while sock.recv(1 << 20):  # the server closes the connection: reading reaches EOF
+            pass
+    finally:
+        sock.close()
+    with stream_server.client(admin) as client:  # and the server is fine
+        assert client.get("/event", params={"per_page": 1}).status_code == 200
+
+
+def test_events_tail_follows_the_stream(stream_server: HeraldServer) -> None:
+    admin = stream_server.admin_token
+    env = {**stream_server.env, "HERALD_TOKEN": admin, "HERALD_URL": stream_server.url}
+    tail = subprocess.Popen(
+        [*HERALD, "events", "tail", "--json", "-q", "type:10002"],
+        env=env,
+        stdout=subprocess.PIPE,
+        stderr=subprocess.DEVNULL,
+    )
+    assert tail.stdout is not None
+    try:
+        deadline = time.monotonic() + DEADLINE
+        line = b""
+        while not line and time.monotonic() < deadline:  # until tail has joined the stream
+            post(stream_server, admin, [custom(1, 10001), custom(1, 10002)])
+            ready, _, _ = select.select([tail.stdout], [], [], 0.5)
+            if ready:
+                line = tail.stdout.readline()
+        assert orjson.loads(line)["event_type"]["id"] == 10002
+    finally:
+        tail.terminate()
+        tail.communicate(timeout=10)
