@@ -13,7 +13,7 @@ import logging
 import os
 import secrets
 import socket
-from collections.abc import Callable
+from collections.abc import AsyncIterator, Callable
 from dataclasses import dataclass
 from datetime import UTC, datetime, timedelta
 from typing import Any, TypeVar
@@ -319,3 +319,22 @@ def _received_ms(item: Item) -> int:
 
 def _timestamp_ms(item: Item) -> int:
     return to_ms(parse_timestamp(item.record["timestamp"]))
+
+
+@contextlib.asynccontextmanager
+async def in_process(
+    store: Store, settings: Settings, catalog: Catalog, ids: IdGenerator
+) -> AsyncIterator[DeliveryWorker | None]:
+    """Run delivery inside ``herald serve`` for as long as the block lasts (if enabled)."""
+    if not settings.delivery_enabled:
+        yield None
+        return
+    worker = DeliveryWorker(store, settings, catalog, ids, mode="serve")
+    task = asyncio.create_task(worker.run())
+    try:
+        yield worker
+    finally:
+        task.cancel()
+        with contextlib.suppress(asyncio.CancelledError):
+            await task
+        await worker.aclose()
