@@ -125,9 +125,11 @@ def receiving(responder: Responder | None = None) -> Iterator[Receiver]:
         server.server_close()
 
 
-def start_delivery_server(workdir: Path, **env: str) -> HeraldServer:
-    """``herald serve`` with SQLite and the delivery test settings."""
-    return start_server(workdir, env={**DELIVERY_ENV, **env})
+def start_delivery_server(
+    workdir: Path, database_url: str | None = None, **env: str
+) -> HeraldServer:
+    """``herald serve`` with the delivery test settings (SQLite unless ``database_url``)."""
+    return start_server(workdir, env={**DELIVERY_ENV, **env}, database_url=database_url)
 
 
 def tenant(server: HeraldServer, name: str = "Acme IoT") -> tuple[int, str]:
