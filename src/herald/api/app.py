@@ -8,6 +8,7 @@ import logging
 from collections.abc import AsyncIterator
 
 from fastapi import FastAPI
+from starlette.staticfiles import StaticFiles
 
 from herald import __version__
 from herald.api.limits import BodySizeLimit
@@ -24,6 +25,7 @@ from herald.audit import AuditLog
 from herald.auth import Authenticator, jwt_secret
 from herald.catalog import load_catalog
 from herald.config import Settings
+from herald.console import STATIC_DIR
 from herald.delivery.worker import in_process as delivery_in_process
 from herald.ids import IdGenerator
 from herald.simulate.demo import run_demo
@@ -118,4 +120,5 @@ def create_app(settings: Settings | None = None) -> FastAPI:
     app.include_router(handler_routes.router, prefix=API_PREFIX)
     app.include_router(health.router)
     app.include_router(metrics_routes.router)
+    app.mount("/", StaticFiles(directory=STATIC_DIR, html=True), name="console")  # last
     return app

@@ -1,0 +1,583 @@
+// Herald console: a small single-page app over the public API. No build step, no CDN.
+// The JWT from /authenticate lives in sessionStorage; every call sends it as a Bearer token,
+// the live stream included (fetch streaming, so no token ever goes into a URL).
+
+const API = "/api/v1";
+const TOKEN_KEY = "herald.jwt";
+const SEVERITY = { 0: "Info", 1: "Warn", 2: "Critical" };
+const SEVERITY_COLOUR = { 0: "#1d4ed8", 1: "#d97706", 2: "#b91c1c" };
+const main = document.getElementById("main");
+let live = null; // the AbortController of the open live stream
+
+// -- small helpers -----------------------------------------------------------------------
+function h(tag, attrs = {}, ...children) {
+  const el = document.createElement(tag);
+  for (const [k, v] of Object.entries(attrs)) {
+    if (v === null || v === undefined || v === false) continue;
+    if (k.startsWith("on")) el.addEventListener(k.slice(2), v);
+    else if (k === "class") el.className = v;
+    else el.setAttribute(k, v === true ? "" : v);
+  }
+  for (const child of children.flat()) {
+    if (child === null || child === undefined || child === false) continue;
+    el.append(child instanceof Node ? child : document.createTextNode(String(child)));
+  }
+  return el;
+}
+const svg = (tag, attrs = {}) => {
+  const el = document.createElementNS("http://www.w3.org/2000/svg", tag);
+  for (const [k, v] of Object.entries(attrs)) el.setAttribute(k, v);
+  return el;
+};
+const time = (iso) => (iso ? new Date(iso).toLocaleString() : "—");
+const num = (n) => Number(n).toLocaleString();
+const badge = (sev) => h("span", { class: `badge sev-${sev.id}` }, sev.description);
+const endpointName = (e) => (e.endpoint ? e.endpoint.name || `#${e.endpoint.id}` : "");
+
+class ApiError extends Error {
+  constructor(status, problem) {
+    super(problem.detail || problem.title || `HTTP ${status}`);
+    this.status = status;
+  }
+}
+
+async function api(path, options = {}) {
+  const headers = { Authorization: `Bearer ${sessionStorage.getItem(TOKEN_KEY)}` };
+  if (options.body) headers["Content-Type"] = "application/json";
+  const response = await fetch(API + path, { ...options, headers });
+  if (response.status === 401 && !path.startsWith("/authenticate")) {
+    signOut();
+    throw new ApiError(401, { title: "Signed out" });
+  }
+  const body = response.status === 204 ? null : await response.json().catch(() => ({}));
+  if (!response.ok) throw new ApiError(response.status, body || {});
+  return { body, headers: response.headers };
+}
+
+function signOut() {
+  sessionStorage.removeItem(TOKEN_KEY);
+  location.hash = "#/login";
+}
+
+function failure(err) {
+  return h("p", { class: "error", role: "alert" }, err.message);
+}
+
+// -- routing -----------------------------------------------------------------------------
+const routes = {
+  login: viewLogin,
+  dashboard: viewDashboard,
+  events: viewEvents,
+  device: viewDevice,
+  handlers: viewHandlers,
+  catalog: viewCatalog,
+};
+
+async function route() {
+  stopLive();
+  closeDrawer();
+  const [name, ...rest] = location.hash.replace(/^#\/?/, "").split("/");
+  const signedIn = Boolean(sessionStorage.getItem(TOKEN_KEY));
+  if (!signedIn && name !== "login") return void (location.hash = "#/login");
+  const view = routes[name] || (signedIn ? viewDashboard : viewLogin);
+  document.querySelector(".top").hidden = view === viewLogin;
+  for (const a of document.querySelectorAll(".top nav a")) {
+    a.toggleAttribute("aria-current", a.getAttribute("href") === `#/${name}`);
+    if (a.getAttribute("href") === `#/${name}`) a.setAttribute("aria-current", "page");
+  }
+  main.replaceChildren(h("p", { class: "muted" }, "Loading…"));
+  try {
+    await view(...rest.map(decodeURIComponent));
+  } catch (err) {
+    main.replaceChildren(failure(err));
+  }
+  main.focus();
+}
+
+// -- sign in -----------------------------------------------------------------------------
+async function viewLogin() {
+  const input = h("input", { id: "token", type: "password", autocomplete: "off", required: true });
+  const message = h("p", { class: "error", role: "alert" });
+  const form = h(
+    "form",
+    {
+      onsubmit: async (ev) => {
+        ev.preventDefault();
+        message.textContent = "";
+        try {
+          const response = await fetch(`${API}/authenticate`, {
+            method: "POST",
+            headers: { "Content-Type": "application/json" },
+            body: JSON.stringify({ application_token: input.value.trim() }),
+          });
+          const body = await response.json();
+          if (!response.ok) throw new ApiError(response.status, body);
+          sessionStorage.setItem(TOKEN_KEY, body.auth_token);
+          location.hash = "#/dashboard";
+        } catch (err) {
+          message.textContent = `Sign-in failed: ${err.message}`;
+        }
+      },
+    },
+    h("label", { for: "token" }, "Application token", input),
+    h("button", { type: "submit" }, "Sign in"),
+    message,
+  );
+  main.replaceChildren(
+    h(
+      "section",
+      { class: "panel login" },
+      h("h1", {}, "Sign in to Herald"),
+      h("p", { class: "muted" }, "Paste an application token (herald token create …). ",
+        "It is exchanged for a short-lived session token kept only in this tab."),
+      form,
+    ),
+  );
+  input.focus();
+}
+
+// -- charts (inline SVG) -----------------------------------------------------------------
+function stackedBars(rows, keys, colours, labels) {
+  const times = [...new Set(rows.map((r) => r.time))].sort();
+  const byTime = Object.fromEntries(times.map((t) => [t, {}]));
+  for (const r of rows) byTime[r.time][r.key] = r.count;
+  const totals = times.map((t) => keys.reduce((s, k) => s + (byTime[t][k] || 0), 0));
+  const max = Math.max(1, ...totals);
+  const W = 720, H = 200, pad = 28, bw = Math.max(2, (W - pad) / Math.max(times.length, 1) - 2);
+  const chart = svg("svg", { viewBox: `0 0 ${W} ${H + 20}`, role: "img",
+    "aria-label": `Events over time: ${num(totals.reduce((a, b) => a + b, 0))} in all` });
+  for (const f of [0, 0.5, 1]) {
+    const y = H - f * (H - 10);
+    chart.append(svg("line", { x1: pad, x2: W, y1: y, y2: y, stroke: "#e5e7eb" }));
+    const t = svg("text", { x: 0, y: y + 4, "font-size": 11, fill: "#4b5563" });
+    t.textContent = Math.round(f * max);
+    chart.append(t);
+  }
+  times.forEach((t, i) => {
+    let y = H;
+    const x = pad + i * (bw + 2);
+    for (const k of keys) {
+      const v = byTime[t][k] || 0;
+      if (!v) continue;
+      const bh = (v / max) * (H - 10);
+      y -= bh;
+      const rect = svg("rect", { x, y, width: bw, height: bh, fill: colours[k] });
+      const title = svg("title");
+      title.textContent = `${time(t)} · ${labels[k]}: ${v}`;
+      rect.append(title);
+      chart.append(rect);
+    }
+  });
+  if (times.length) {
+    for (const i of [0, times.length - 1]) {
+      const label = svg("text", { x: pad + i * (bw + 2), y: H + 15, "font-size": 11,
+        fill: "#4b5563", "text-anchor": i ? "end" : "start" });
+      label.textContent = new Date(times[i]).toLocaleString([], { hour: "2-digit",
+        minute: "2-digit", day: "numeric", month: "short" });
+      chart.append(label);
+    }
+  }
+  const legend = h("div", { class: "legend" },
+    keys.map((k) => h("span", {}, h("i", { style: `background:${colours[k]}` }), labels[k])));
+  return h("div", { class: "chart" }, chart, legend);
+}
+
+function barList(rows, value, label, link) {
+  if (!rows.length) return h("p", { class: "muted" }, "Nothing in this period.");
+  const max = Math.max(...rows.map(value), 1);
+  return h("div", { class: "bars" }, rows.map((r) => h("div", { class: "bar" },
+    h("span", { class: "name", title: String(r.label ?? r.key) },
+      link ? h("a", { href: link(r) }, r.label ?? r.key) : (r.label ?? r.key)),
+    h("span", { class: "track", "aria-hidden": "true" },
+      h("span", { class: "fill", style: `display:block;width:${(100 * value(r)) / max}%` })),
+    h("span", { class: "mono" }, label(r)))));
+}
+
+// -- dashboard ---------------------------------------------------------------------------
+async function viewDashboard() {
+  const range = { from: new Date(Date.now() - 24 * 3600e3).toISOString() };
+  const q = (p) => "?" + new URLSearchParams({ ...range, ...p });
+  const [series, types, endpoints, volume, alerts] = await Promise.all([
+    api("/event/stats" + q({ bucket: "hour", group: "severity" })),
+    api("/event/stats" + q({ group: "type", limit: 8 })),
+    api("/event/stats" + q({ group: "endpoint", limit: 8 })),
+    api("/event/stats" + q({ group: "endpoint", order: "volume", limit: 8 })),
+    api("/event?" + new URLSearchParams({ alert: "true", per_page: 8 })),
+  ]);
+  const s = series.body;
+  const critical = s.rows.filter((r) => r.key === 2).reduce((a, r) => a + r.count, 0);
+  const deviceLink = (r) => `#/device/${r.key}`;
+  main.replaceChildren(
+    h("h1", {}, "Dashboard"),
+    h("div", { class: "cards" },
+      h("div", { class: "card" }, h("div", { class: "n" }, num(s.total)),
+        h("div", { class: "l" }, "events, last 24 h")),
+      h("div", { class: "card" }, h("div", { class: "n" }, num(critical)),
+        h("div", { class: "l" }, "critical")),
+      h("div", { class: "card" }, h("div", { class: "n" }, `${num(s.volume_mb.toFixed(1))} MB`),
+        h("div", { class: "l" }, "data in closed sessions"))),
+    h("section", { class: "panel", "aria-labelledby": "over-time" },
+      h("h2", { id: "over-time" }, "Events over time by severity"),
+      stackedBars(s.rows, [0, 1, 2], SEVERITY_COLOUR, SEVERITY)),
+    h("div", { class: "grid" },
+      h("section", { class: "panel" }, h("h2", {}, "Top event types"),
+        barList(types.body.rows, (r) => r.count, (r) => num(r.count),
+          (r) => `#/events/${encodeURIComponent(`type=${r.key}`)}`)),
+      h("section", { class: "panel" }, h("h2", {}, "Top endpoints by events"),
+        barList(endpoints.body.rows, (r) => r.count, (r) => num(r.count), deviceLink)),
+      h("section", { class: "panel" }, h("h2", {}, "Top endpoints by data volume"),
+        barList(volume.body.rows, (r) => r.volume_mb, (r) => `${r.volume_mb.toFixed(2)} MB`,
+          deviceLink)),
+      h("section", { class: "panel" }, h("h2", {}, "Recent alerts"),
+        alerts.body.length ? eventTable(alerts.body, { compact: true })
+          : h("p", { class: "muted" }, "No alerts."))),
+  );
+}
+
+// -- event log ---------------------------------------------------------------------------
+const FILTERS = [
+  ["q", "Query (q)", "type:3|5,severity:1"], ["type", "Type", "3|5"],
+  ["severity", "Severity", null], ["source", "Source", null], ["endpoint", "Endpoint", "id or name"],
+  ["iccid", "ICCID", ""], ["imsi", "IMSI", ""], ["imei", "IMEI", ""], ["tags", "Tags", ""],
+  ["description", "Description", "contains"], ["from", "From", "2026-11-01T00:00:00Z"],
+  ["until", "Until", ""], ["moniker", "Moniker", ""], ["provider", "Provider", ""],
+];
+
+function eventTable(events, { compact = false } = {}) {
+  const body = h("tbody", {}, events.map((e) => eventRow(e, compact)));
+  return h("table", {},
+    h("thead", {}, h("tr", {}, h("th", {}, "Time"), h("th", {}, compact ? "Event" : "Type"),
+      h("th", {}, "Severity"),
+      compact ? null : h("th", { class: "hide-sm" }, "Endpoint"),
+      compact ? null : h("th", { class: "hide-sm" }, "Description"))),
+    body);
+}
+
+function eventRow(e, compact = false) {
+  const open = () => openEvent(e);
+  return h("tr", { class: "clickable", tabindex: 0, "data-id": e.id, onclick: open,
+    onkeydown: (ev) => { if (ev.key === "Enter" || ev.key === " ") { ev.preventDefault(); open(); } } },
+    h("td", { class: "nowrap" }, time(e.timestamp)),
+    h("td", {}, compact ? [e.description, h("div", { class: "muted" }, endpointName(e))]
+      : `${e.event_type.id} · ${e.event_type.description}`),
+    h("td", {}, badge(e.event_severity)),
+    compact ? null : h("td", { class: "hide-sm" }, e.endpoint
+      ? h("a", { href: `#/device/${e.endpoint.id}`, onclick: (ev) => ev.stopPropagation() },
+        endpointName(e)) : ""),
+    compact ? null : h("td", { class: "hide-sm" }, e.description));
+}
+
+async function viewEvents(preset = "") {
+  const params = new URLSearchParams(preset);
+  let page = Number(params.get("page") || 1);
+  const inputs = {};
+  const fields = FILTERS.map(([name, label, hint]) => {
+    let input;
+    if (name === "severity" || name === "source") {
+      const options = name === "severity" ? SEVERITY : { 0: "Network", 1: "Policy Control", 2: "API" };
+      input = h("select", { id: `f-${name}`, name },
+        h("option", { value: "" }, "Any"),
+        Object.entries(options).map(([v, l]) => h("option", { value: v }, l)));
+    } else {
+      input = h("input", { id: `f-${name}`, name, placeholder: hint || "" });
+    }
+    input.value = params.get(name) || "";
+    inputs[name] = input;
+    return h("label", { for: `f-${name}` }, label, input);
+  });
+  const alert = h("input", { type: "checkbox", id: "f-alert", checked: params.get("alert") === "true" });
+  const status = h("p", { class: "muted", role: "status", "aria-live": "polite" });
+  const results = h("div");
+  const pager = h("div", { class: "pager" });
+  const liveButton = h("button", { type: "button", class: "secondary live", "aria-pressed": "false",
+    onclick: () => toggleLive() }, "Live");
+
+  const filterParams = () => {
+    const p = new URLSearchParams();
+    for (const [name, input] of Object.entries(inputs)) if (input.value.trim()) p.set(name, input.value.trim());
+    if (alert.checked) p.set("alert", "true");
+    return p;
+  };
+  async function load() {
+    const p = filterParams();
+    p.set("page", page);
+    p.set("per_page", 50);
+    try {
+      const { body, headers } = await api(`/event?${p}`);
+      const pages = Number(headers.get("X-Total-Pages") || 1);
+      status.textContent = `${num(headers.get("X-Total-Count") || body.length)} events · page ${page} of ${pages}`;
+      results.replaceChildren(body.length ? eventTable(body) : h("p", { class: "muted" }, "No events match."));
+      pager.replaceChildren(
+        h("button", { type: "button", class: "secondary", disabled: page <= 1,
+          onclick: () => { page -= 1; load(); } }, "← Newer"),
+        h("button", { type: "button", class: "secondary", disabled: page >= pages,
+          onclick: () => { page += 1; load(); } }, "Older →"));
+    } catch (err) {
+      results.replaceChildren(failure(err));
+    }
+  }
+  function toggleLive() {
+    if (live) {
+      stopLive();
+      liveButton.setAttribute("aria-pressed", "false");
+      liveButton.textContent = "Live";
+      return;
+    }
+    liveButton.setAttribute("aria-pressed", "true");
+    liveButton.textContent = "● Live";
+    page = 1;
+    load().then(() => follow(filterParams(), (event) => {
+      let tbody = results.querySelector("tbody");
+      if (!tbody) {
+        results.replaceChildren(eventTable([]));
+        tbody = results.querySelector("tbody");
+      }
+      const row = eventRow(event);
+      row.classList.add("fresh");
+      tbody.prepend(row);
+      while (tbody.children.length > 200) tbody.lastChild.remove();
+    }, (message) => { status.textContent = message; }));
+  }
+  const form = h("form", { class: "panel", "aria-label": "Filters",
+    onsubmit: (ev) => { ev.preventDefault(); page = 1; stopLive();
+      liveButton.setAttribute("aria-pressed", "false"); liveButton.textContent = "Live"; load(); } },
+    h("div", { class: "filters" }, fields, h("label", { class: "check", for: "f-alert" }, alert, "Alerts only")),
+    h("div", { class: "toolbar" }, h("button", { type: "submit" }, "Apply filters"),
+      h("button", { type: "button", class: "ghost", onclick: () => {
+        for (const input of Object.values(inputs)) input.value = "";
+        alert.checked = false; page = 1; load(); } }, "Clear"),
+      h("span", { class: "spacer" }), liveButton));
+  main.replaceChildren(h("h1", {}, "Events"), form,
+    h("section", { class: "panel" }, status, results, h("div", { class: "toolbar" }, pager)));
+  await load();
+}
+
+// The live stream over fetch: SSE framing parsed by hand, resumed with Last-Event-ID.
+async function follow(params, onEvent, onStatus) {
+  const controller = new AbortController();
+  live = controller;
+  let lastId = null;
+  while (live === controller) {
+    try {
+      const headers = { Authorization: `Bearer ${sessionStorage.getItem(TOKEN_KEY)}` };
+      if (lastId) headers["Last-Event-ID"] = lastId;
+      const response = await fetch(`${API}/event/stream?${params}`, { headers, signal: controller.signal });
+      if (!response.ok) {
+        const problem = await response.json().catch(() => ({}));
+        onStatus(`Live stream refused: ${problem.detail || response.status}`);
+        if (response.status === 401) signOut();
+        return;
+      }
+      onStatus("Live: new events appear at the top.");
+      const reader = response.body.pipeThrough(new TextDecoderStream()).getReader();
+      let buffer = "";
+      for (;;) {
+        const { value, done } = await reader.read();
+        if (done) break;
+        buffer += value;
+        let cut;
+        while ((cut = buffer.indexOf("\n\n")) >= 0) {
+          const message = buffer.slice(0, cut);
+          buffer = buffer.slice(cut + 2);
+          let data = null;
+          for (const line of message.split("\n")) {
+            if (line.startsWith("id: ")) lastId = line.slice(4);
+            else if (line.startsWith("data: ")) data = line.slice(6);
+          }
+          if (data) onEvent(JSON.parse(data));
+        }
+      }
+    } catch (err) {
+      if (controller.signal.aborted) return;
+    }
+    if (live === controller) {
+      onStatus("Live stream interrupted; reconnecting…");
+      await new Promise((r) => setTimeout(r, 2000));
+    }
+  }
+}
+
+function stopLive() {
+  if (live) live.abort();
+  live = null;
+}
+
+// -- the event drawer --------------------------------------------------------------------
+function tree(value, key = null) {
+  if (value !== null && typeof value === "object") {
+    const entries = Array.isArray(value) ? value.map((v, i) => [i, v]) : Object.entries(value);
+    const summary = key === null ? "event" : `${key} ${Array.isArray(value) ? `[${entries.length}]` : "{…}"}`;
+    return h("details", { open: true }, h("summary", {}, summary),
+      entries.map(([k, v]) => tree(v, k)));
+  }
+  const cls = value === null ? "z" : typeof value === "string" ? "s" : "n";
+  return h("div", { class: "kv" }, h("span", { class: "k" }, `${key}: `),
+    h("span", { class: cls }, value === null ? "null" : typeof value === "string" ? `"${value}"` : String(value)));
+}
+
+let drawerReturn = null;
+function openEvent(event) {
+  drawerReturn = document.activeElement;
+  const drawer = document.getElementById("drawer");
+  document.getElementById("drawer-title").textContent =
+    `${event.event_type.description} · ${time(event.timestamp)}`;
+  const copy = h("button", { type: "button", class: "secondary",
+    onclick: () => navigator.clipboard?.writeText(JSON.stringify(event, null, 2)) }, "Copy JSON");
+  document.getElementById("drawer-body").replaceChildren(
+    h("p", {}, badge(event.event_severity), " ", h("span", { class: "mono" }, `id ${event.id}`)),
+    h("p", {}, event.description),
+    event.endpoint ? h("p", {}, h("a", { href: `#/device/${event.endpoint.id}` },
+      `Open ${endpointName(event)}'s timeline`)) : null,
+    h("div", { class: "tree", "aria-label": "Event JSON" }, tree(event)),
+    h("div", { class: "toolbar" }, copy));
+  drawer.hidden = false;
+  document.getElementById("drawer-close").focus();
+}
+
+function closeDrawer() {
+  const drawer = document.getElementById("drawer");
+  if (drawer.hidden) return;
+  drawer.hidden = true;
+  if (drawerReturn && document.contains(drawerReturn)) drawerReturn.focus();
+}
+
+// -- device timeline ---------------------------------------------------------------------
+function kindOf(e) {
+  const t = e.event_type.id;
+  if (t === 3 || t === 5) return "session";
+  if (/quota/i.test(e.event_type.description)) return "quota";
+  if (e.alert || e.event_severity.id === 2) return "alert";
+  return "other";
+}
+
+async function viewDevice(id) {
+  if (!id) {
+    const input = h("input", { id: "device-id", inputmode: "numeric", required: true });
+    main.replaceChildren(h("h1", {}, "Devices"), h("form", { class: "panel",
+      onsubmit: (ev) => { ev.preventDefault(); location.hash = `#/device/${input.value.trim()}`; } },
+      h("label", { for: "device-id" }, "Endpoint id", input),
+      h("div", { class: "toolbar" }, h("button", { type: "submit" }, "Open timeline"))));
+    const top = await api("/event/stats?group=endpoint&limit=12&from=" +
+      new Date(Date.now() - 7 * 86400e3).toISOString());
+    main.append(h("section", { class: "panel" }, h("h2", {}, "Most active endpoints, last 7 days"),
+      barList(top.body.rows, (r) => r.count, (r) => num(r.count), (r) => `#/device/${r.key}`)));
+    return;
+  }
+  const from = new Date(Date.now() - 30 * 86400e3).toISOString();
+  const [events, daily] = await Promise.all([
+    api(`/endpoint/${encodeURIComponent(id)}/event?per_page=200`),
+    api(`/event/stats?${new URLSearchParams({ endpoint: id, type: 5, bucket: "day", from })}`),
+  ]);
+  const list = events.body;
+  const name = list.length ? endpointName(list[0]) : `#${id}`;
+  const attach = list.find((e) => e.event_type.id === 1 || e.event_type.id === 2);
+  const opened = list.filter((e) => e.event_type.id === 3).length;
+  const closed = list.filter((e) => e.event_type.id === 5);
+  const volume = closed.reduce((s, e) => s + Number(e.detail?.volume?.total || 0), 0);
+  const quota = list.find((e) => kindOf(e) === "quota");
+  const items = list.map((e) => {
+    const v = e.event_type.id === 5 && e.detail?.volume ? ` · ${Number(e.detail.volume.total).toFixed(3)} MB` : "";
+    const where = e.detail?.country?.name ? ` · ${e.detail.name || ""} ${e.detail.country.name}` : "";
+    return h("li", { class: `k-${kindOf(e)}` },
+      h("div", {}, h("strong", {}, e.event_type.description), " ", badge(e.event_severity)),
+      h("div", { class: "muted" }, time(e.timestamp), v, where),
+      h("div", {}, h("button", { type: "button", class: "ghost", onclick: () => openEvent(e) }, "Details")));
+  });
+  const dailyRows = daily.body.rows;
+  main.replaceChildren(
+    h("h1", {}, `Device ${name}`),
+    h("div", { class: "cards" },
+      h("div", { class: "card" }, h("div", { class: "n" }, attach ? attach.detail?.country?.name || "Attached" : "—"),
+        h("div", { class: "l" }, attach ? `last attach ${time(attach.timestamp)}` : "no attach seen")),
+      h("div", { class: "card" }, h("div", { class: "n" }, `${opened} / ${closed.length}`),
+        h("div", { class: "l" }, "sessions opened / closed")),
+      h("div", { class: "card" }, h("div", { class: "n" }, `${volume.toFixed(2)} MB`),
+        h("div", { class: "l" }, "data volume")),
+      h("div", { class: "card" }, h("div", { class: "n" }, quota ? "Quota event" : "OK"),
+        h("div", { class: "l" }, quota ? quota.description : "no quota events"))),
+    dailyRows.length ? h("section", { class: "panel" }, h("h2", {}, "Data volume per day"),
+      barList(dailyRows.map((r) => ({ ...r, label: new Date(r.time).toLocaleDateString() })),
+        (r) => r.volume_mb, (r) => `${r.volume_mb.toFixed(2)} MB`)) : null,
+    h("section", { class: "panel", "aria-labelledby": "tl" }, h("h2", { id: "tl" }, `Timeline (${list.length} events)`),
+      items.length ? h("ol", { class: "timeline" }, items) : h("p", { class: "muted" }, "No events for this endpoint.")));
+}
+
+// -- handlers ----------------------------------------------------------------------------
+async function viewHandlers(id) {
+  const { body: handlers } = await api("/event_handler");
+  const statuses = await Promise.all(handlers.map((x) => api(`/event_handler/${x.id}/status`).then((r) => r.body)));
+  const table = h("table", {},
+    h("thead", {}, h("tr", {}, h("th", {}, "Handler"), h("th", {}, "State"), h("th", {}, "Lag"),
+      h("th", { class: "hide-sm" }, "Last error"), h("th", {}, ""))),
+    h("tbody", {}, handlers.map((x, i) => {
+      const s = statuses[i];
+      return h("tr", {},
+        h("td", {}, h("strong", {}, x.name), h("div", { class: "muted mono" }, x.url)),
+        h("td", {}, h("span", { class: `badge state-${s.state}` }, s.state),
+          s.consecutive_failures ? h("div", { class: "muted" }, `${s.consecutive_failures} failures`) : null),
+        h("td", { class: "nowrap" }, `${num(s.lag_events)} events`, h("div", { class: "muted" }, `${s.lag_seconds} s`)),
+        h("td", { class: "hide-sm" }, s.last_error || "—"),
+        h("td", {}, h("a", { href: `#/handlers/${x.id}` }, "Deliveries")));
+    })));
+  main.replaceChildren(h("h1", {}, "Event handlers"),
+    h("section", { class: "panel" }, handlers.length ? table : h("p", { class: "muted" },
+      "No handlers yet: create one with POST /api/v1/event_handler.")));
+  if (id) await showDeliveries(handlers.find((x) => String(x.id) === id), statuses);
+}
+
+async function showDeliveries(handler, statuses) {
+  if (!handler) return;
+  const { body: deliveries } = await api(`/event_handler/${handler.id}/delivery`);
+  const note = h("p", { role: "status", "aria-live": "polite", class: "muted" });
+  const replay = h("button", { type: "button", onclick: async () => {
+    try {
+      const from = new Date(Date.now() - 3600e3).toISOString();
+      await api(`/event_handler/${handler.id}/replay`, { method: "POST", body: JSON.stringify({ from }) });
+      note.textContent = "Replay of the last hour queued.";
+    } catch (err) { note.textContent = `Replay refused: ${err.message}`; }
+  } }, "Replay last hour");
+  main.append(h("section", { class: "panel", "aria-labelledby": "dl" },
+    h("h2", { id: "dl" }, `Delivery log · ${handler.name}`),
+    h("div", { class: "toolbar" }, replay, note),
+    deliveries.length ? h("table", {},
+      h("thead", {}, h("tr", {}, h("th", {}, "Time"), h("th", {}, "Outcome"), h("th", {}, "HTTP"),
+        h("th", { class: "hide-sm" }, "Events"), h("th", { class: "hide-sm" }, "Error"))),
+      h("tbody", {}, deliveries.map((d) => h("tr", { class: "delivery" },
+        h("td", { class: "nowrap" }, time(d.time)),
+        h("td", {}, h("span", { class: `badge ${d.outcome === "success" ? "state-active" : "state-disabled"}` }, d.outcome)),
+        h("td", {}, d.status ?? "—"),
+        h("td", { class: "hide-sm" }, d.event_ids.length),
+        h("td", { class: "hide-sm" }, d.error || "")))))
+      : h("p", { class: "muted" }, "No delivery attempts yet.")));
+}
+
+// -- catalogue ---------------------------------------------------------------------------
+async function viewCatalog() {
+  const { body: types } = await api("/event/type");
+  const search = h("input", { id: "cat-search", type: "search", placeholder: "id, name, group or moniker" });
+  const tbody = h("tbody");
+  const render = () => {
+    const needle = search.value.trim().toLowerCase();
+    tbody.replaceChildren(...types.filter((t) => !needle ||
+      JSON.stringify([t.id, t.description, t.group, t.monikers]).toLowerCase().includes(needle))
+      .map((t) => h("tr", {},
+        h("td", { class: "mono" }, t.id), h("td", {}, t.description), h("td", { class: "hide-sm" }, t.group || ""),
+        h("td", {}, badge({ id: t.default_severity, description: SEVERITY[t.default_severity] })),
+        h("td", { class: "hide-sm mono" }, t.monikers.join(", ")))));
+  };
+  search.addEventListener("input", render);
+  render();
+  main.replaceChildren(h("h1", {}, "Event catalogue"),
+    h("section", { class: "panel" }, h("label", { for: "cat-search" }, "Search", search),
+      h("p", { class: "muted" }, `${types.length} system types. Codes from 10000 are yours for custom events.`),
+      h("table", {}, h("thead", {}, h("tr", {}, h("th", {}, "Id"), h("th", {}, "Type"),
+        h("th", { class: "hide-sm" }, "Group"), h("th", {}, "Severity"), h("th", { class: "hide-sm" }, "Monikers"))),
+      tbody)));
+}
+
+// -- start -------------------------------------------------------------------------------
+document.getElementById("signout").addEventListener("click", signOut);
+document.getElementById("drawer-close").addEventListener("click", closeDrawer);
+document.addEventListener("keydown", (ev) => { if (ev.key === "Escape") closeDrawer(); });
+window.addEventListener("hashchange", route);
+route();

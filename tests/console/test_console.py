@@ -1,0 +1,251 @@
+"""The web console end to end: a real ``herald serve`` driven by the system's headless Chromium.
+
+Each step saves a screenshot under ``test-artifacts/console/`` for a human to look at.
+"""
+
+from __future__ import annotations
+
+import threading
+import time
+from collections.abc import Iterator
+from http.server import BaseHTTPRequestHandler, HTTPServer
+from pathlib import Path
+from typing import Any
+
+import httpx
+import pytest
+from playwright.sync_api import Browser, Page, sync_playwright
+
+from tests.support.server import HeraldServer, start_server
+
+CHROMIUM = Path("/usr/bin/chromium")
+ARTIFACTS = Path(__file__).resolve().parents[2] / "test-artifacts" / "console"
+TIMEOUT_MS = 15_000
+pytestmark = [
+    pytest.mark.browser,
+    pytest.mark.skipif(
+        not CHROMIUM.exists(), reason="needs Debian's chromium at /usr/bin/chromium"
+    ),
+]
+
+
+class Failing(BaseHTTPRequestHandler):
+    """A webhook receiver that always answers 503."""
+
+    def do_POST(self) -> None:
+        self.rfile.read(int(self.headers.get("Content-Length", 0)))
+        self.send_response(503)
+        self.end_headers()
+
+    def log_message(self, *args: Any) -> None:
+        pass
+
+
+@pytest.fixture(scope="module")
+def receiver() -> Iterator[str]:
+    http = HTTPServer(("127.0.0.1", 0), Failing)
+    thread = threading.Thread(target=http.serve_forever, daemon=True)
+    thread.start()
+    try:
+        yield f"http://127.0.0.1:{http.server_address[1]}/hook"
+    finally:
+        http.shutdown()
+        http.server_close()
+
+
+@pytest.fixture(scope="module")
+def console_server(
+    tmp_path_factory: pytest.TempPathFactory, receiver: str
+) -> Iterator[HeraldServer]:
+    env = {"HERALD_ALLOW_PRIVATE_TARGETS": "true", "HERALD_STREAM_HEARTBEAT_SECONDS": "2"}
+    herald = start_server(tmp_path_factory.mktemp("console") / "herald", env=env)
+    try:
+        seed(herald, receiver)
+        yield herald
+    finally:
+        herald.stop()
+
+
+def seed(server: HeraldServer, receiver: str) -> None:
+    """A small fleet's day through the API, and a handler whose receiver always fails."""
+    now = time.time()
+    events: list[dict[str, Any]] = []
+    for i in range(40):
+        endpoint = {"id": 100 + i % 4, "name": f"tracker-{100 + i % 4}", "imei": f"35209900{i:07d}"}
+        at = time.strftime("%Y-%m-%dT%H:%M:%SZ", time.gmtime(now - 3600 * (i % 20) - 60))
+        network = {"name": "Vodafone", "country": {"name": "Germany", "mcc": "262"}}
+        kind = i % 4
+        event: dict[str, Any] = {"organisation": {"id": 1}, "timestamp": at, "endpoint": endpoint}
+        if kind == 0:
+            event |= {"event_type": {"id": 1}, "detail": network}
+        elif kind == 1:
+            event |= {"event_type": {"id": 3}, "detail": {**network, "pdp_context": {"apn": "em"}}}
+        elif kind == 2:
+            volume = {"total": 1.25 + i, "rx": 1.0, "tx": 0.25 + i}
+            event |= {"event_type": {"id": 5}, "detail": {**network, "volume": volume}}
+        else:
+            event |= {
+                "event_type": {"id": 10001},
+                "event_severity": {"id": 2},
+                "alert": True,
+                "description": "Battery critically low",
+            }
+        events.append(event)
+    with server.client(server.admin_token) as client:
+        assert client.post("/event", json=events).status_code == 201
+        handler = {"name": "billing webhook", "url": receiver, "organisation_id": 1}
+        response = client.post("/event_handler", json=handler)
+        assert response.status_code == 201, response.text
+        handler_id = response.json()["id"]
+        assert (
+            client.post(
+                "/event", json={"event_type": {"id": 10002}, "organisation": {"id": 1}}
+            ).status_code
+            == 201
+        )
+        deadline = time.monotonic() + 30
+        while not client.get(f"/event_handler/{handler_id}/delivery").json():
+            assert time.monotonic() < deadline, "the handler never attempted a delivery"
+            time.sleep(0.2)
+
+
+@pytest.fixture(scope="module")
+def browser() -> Iterator[Browser]:
+    with sync_playwright() as playwright:
+        chromium = playwright.chromium.launch(
+            executable_path=str(CHROMIUM),
+            args=[
+                "--headless",
+                "--no-sandbox",
+                "--disable-gpu",
+                "--disable-dev-shm-usage",
+                "--disable-background-networking",
+                "--disable-component-update",
+                "--no-first-run",
+            ],
+        )
+        try:
+            yield chromium
+        finally:
+            chromium.close()
+
+
+@pytest.fixture
+def page(browser: Browser, console_server: HeraldServer) -> Iterator[Page]:
+    context = browser.new_context(viewport={"width": 1280, "height": 860})
+    page = context.new_page()
+    page.set_default_timeout(TIMEOUT_MS)
+    try:
+        yield page
+    finally:
+        context.close()
+
+
+def shot(page: Page, name: str) -> None:
+    ARTIFACTS.mkdir(parents=True, exist_ok=True)
+    page.screenshot(path=str(ARTIFACTS / f"{name}.png"), full_page=True)
+
+
+def sign_in(page: Page, server: HeraldServer) -> None:
+    page.goto(server.url + "/")
+    page.get_by_label("Application token").fill(server.admin_token)
+    page.get_by_role("button", name="Sign in").click()
+    page.get_by_role("heading", name="Dashboard").wait_for()
+
+
+def test_sign_in_and_dashboard(page: Page, console_server: HeraldServer) -> None:
+    page.goto(console_server.url + "/")
+    page.get_by_role("heading", name="Sign in to Herald").wait_for()
+    shot(page, "01-sign-in")
+    page.get_by_label("Application token").fill("hrd_wrong")
+    page.get_by_role("button", name="Sign in").click()
+    page.get_by_text("Sign-in failed").wait_for()
+    sign_in(page, console_server)
+    page.get_by_text("Top endpoints by data volume").wait_for()
+    assert page.locator(".chart svg rect").count() > 0
+    assert "tracker-" in page.locator(".bars").nth(2).inner_text()
+    page.get_by_text("Battery critically low").first.wait_for()
+    shot(page, "02-dashboard")
+
+
+def test_filter_the_log_open_an_event_and_watch_live(
+    page: Page, console_server: HeraldServer
+) -> None:
+    sign_in(page, console_server)
+    page.get_by_role("link", name="Events").click()
+    page.get_by_label("Type", exact=True).fill("5")
+    page.get_by_role("button", name="Apply filters").click()
+    page.get_by_text("10 events · page 1 of 1").wait_for()
+    rows = page.locator("tbody tr")
+    assert rows.count() == 10
+    assert all("Delete PDP Context" in text for text in rows.all_inner_texts())
+    shot(page, "03-events-filtered")
+
+    rows.first.focus()
+    page.keyboard.press("Enter")
+    drawer = page.locator("#drawer")
+    drawer.get_by_text("volume {…}").wait_for()
+    assert "Vodafone" in drawer.inner_text()
+    shot(page, "04-event-json")
+    page.keyboard.press("Escape")
+    assert drawer.is_hidden()
+
+    page.get_by_label("Type", exact=True).fill("")
+    page.get_by_role("button", name="Apply filters").click()
+    page.get_by_role("button", name="Live").click()
+    page.get_by_text("Live: new events appear at the top.").wait_for()
+    with console_server.client(console_server.admin_token) as client:
+        fresh = {
+            "event_type": {"id": 10003},
+            "organisation": {"id": 1},
+            "description": "Door opened at depot 7",
+        }
+        assert client.post("/event", json=fresh).status_code == 201
+    first = page.locator("tbody tr").first
+    first.get_by_text("Door opened at depot 7").wait_for()
+    shot(page, "05-live")
+
+
+def test_device_timeline(page: Page, console_server: HeraldServer) -> None:
+    sign_in(page, console_server)
+    page.goto(console_server.url + "/#/device/102")
+    page.get_by_role("heading", name="Device tracker-102").wait_for()
+    assert page.locator(".timeline li").count() == 10
+    assert "Delete PDP Context" in page.locator(".timeline").inner_text()
+    page.get_by_text("Data volume per day").wait_for()
+    shot(page, "06-device")
+
+
+def test_failing_handler_deliveries_and_replay(page: Page, console_server: HeraldServer) -> None:
+    sign_in(page, console_server)
+    page.get_by_role("link", name="Handlers").click()
+    page.get_by_text("billing webhook").wait_for()
+    page.get_by_role("link", name="Deliveries").click()
+    page.get_by_role("heading", name="Delivery log · billing webhook").wait_for()
+    assert "503" in page.locator("tr.delivery").first.inner_text()
+    page.get_by_role("button", name="Replay last hour").click()
+    page.get_by_text("Replay of the last hour queued.").wait_for()
+    shot(page, "07-handlers")
+
+
+def test_catalogue_and_phone_screen(browser: Browser, console_server: HeraldServer) -> None:
+    context = browser.new_context(viewport={"width": 390, "height": 844}, is_mobile=True)
+    page = context.new_page()
+    page.set_default_timeout(TIMEOUT_MS)
+    try:
+        sign_in(page, console_server)
+        shot(page, "08-phone-dashboard")
+        page.get_by_role("link", name="Catalogue").click()
+        page.get_by_label("Search").fill("pdp")
+        page.get_by_text("Delete PDP Context").wait_for()
+        width = page.evaluate("document.documentElement.scrollWidth")
+        assert width <= 400, "the page scrolls sideways on a phone"
+        shot(page, "09-phone-catalogue")
+    finally:
+        context.close()
+
+
+def test_unknown_api_paths_stay_problems(console_server: HeraldServer) -> None:
+    response = httpx.get(console_server.url + "/api/v1/nothing-here")
+    assert response.status_code == 404
+    assert response.headers["content-type"] == "application/problem+json"
