@@ -2,9 +2,18 @@
 
 from __future__ import annotations
 
+from urllib.parse import quote
+
 from starlette.datastructures import URL
 
 from herald.store import EventPage, EventQuery
+
+
+def _header_safe(value: str) -> str:
+    """Printable ASCII as is, the rest percent-encoded: a header cannot carry it (was a 500)."""
+    if value.isascii() and value.isprintable():
+        return value
+    return quote(value, safe="".join(chr(c) for c in range(0x20, 0x7F) if chr(c) != "%"))
 
 
 def _link(url: URL, rel: str, **params: str | int) -> str:
@@ -15,9 +24,9 @@ def page_headers(
     url: URL, query: EventQuery, page: EventPage, filter_echo: str, sort_echo: str
 ) -> dict[str, str]:
     """``X-Total-Count``, ``X-Total-Pages``, ``X-Current-Page``, ``X-Count-Per-Page``, ``Link``."""
-    headers = {"X-Count-Per-Page": str(query.per_page), "X-Sort": sort_echo}
+    headers = {"X-Count-Per-Page": str(query.per_page), "X-Sort": _header_safe(sort_echo)}
     if filter_echo:
-        headers["X-Filter"] = filter_echo
+        headers["X-Filter"] = _header_safe(filter_echo)
     links = []
     if page.total is not None:
         pages = max(1, -(-page.total // query.per_page))

@@ -107,7 +107,11 @@ async def list_events(request: Request, services: ServicesDep, principal: EventR
 
 
 @router.get("/event/{event_id}")
-async def get_event(event_id: int, services: ServicesDep, principal: EventReader) -> Response:
+async def get_event(
+    event_id: Annotated[int, Path(ge=0, le=2**63 - 1)],  # beyond 64 bits SQLite overflows: 500
+    services: ServicesDep,
+    principal: EventReader,
+) -> Response:
     """One event; 404 if it does not exist or belongs to another organisation."""
     body = await services.run(services.store.get_event, event_id, principal.organisation_scope)
     if body is None:

@@ -7,7 +7,7 @@ from datetime import UTC, datetime
 from typing import Annotated, Any, Literal
 
 import orjson
-from fastapi import APIRouter, Depends, Query
+from fastapi import APIRouter, Depends, Path, Query
 from pydantic import BaseModel, ConfigDict, Field
 from starlette.responses import Response
 
@@ -29,6 +29,7 @@ from herald.timefmt import format_ms, now_ms, to_ms
 router = APIRouter(tags=["event handlers"])
 Manager = Annotated[Principal, Depends(require("handler:manage"))]
 SECRET_GRACE_MS = 24 * 3600 * 1000
+HandlerId = Annotated[int, Path(ge=0, le=2**63 - 1)]  # SQLite integers are 64-bit
 
 
 async def _reader(principal: Annotated[Principal, Depends(get_principal)]) -> Principal:
@@ -203,14 +204,16 @@ async def list_handlers(services: ServicesDep, principal: Reader) -> list[dict[s
 
 
 @router.get("/event_handler/{handler_id}")
-async def get_handler(handler_id: int, services: ServicesDep, principal: Reader) -> dict[str, Any]:
+async def get_handler(
+    handler_id: HandlerId, services: ServicesDep, principal: Reader
+) -> dict[str, Any]:
     """One handler (never its secret)."""
     return handler_json(await _get(services, principal, handler_id))
 
 
 @router.patch("/event_handler/{handler_id}")
 async def update_handler(
-    handler_id: int, body: HandlerPatch, services: ServicesDep, principal: Manager
+    handler_id: HandlerId, body: HandlerPatch, services: ServicesDep, principal: Manager
 ) -> dict[str, Any]:
     """Change a handler; ``enabled: true`` resumes a disabled one where it stopped."""
     current = (await _get(services, principal, handler_id)).spec
@@ -242,7 +245,9 @@ async def update_handler(
 
 
 @router.delete("/event_handler/{handler_id}", status_code=204)
-async def delete_handler(handler_id: int, services: ServicesDep, principal: Manager) -> Response:
+async def delete_handler(
+    handler_id: HandlerId, services: ServicesDep, principal: Manager
+) -> Response:
     """Delete a handler with its attempt log."""
     handler = await _get(services, principal, handler_id)
     await services.run(services.store.delete_handler, handler_id, principal.organisation_scope)
@@ -251,7 +256,9 @@ async def delete_handler(handler_id: int, services: ServicesDep, principal: Mana
 
 
 @router.get("/event_handler/{handler_id}/status")
-async def get_status(handler_id: int, services: ServicesDep, principal: Reader) -> dict[str, Any]:
+async def get_status(
+    handler_id: HandlerId, services: ServicesDep, principal: Reader
+) -> dict[str, Any]:
     """State, lag in events and seconds, failures, next attempt, where delivery runs."""
     handler = await _get(services, principal, handler_id)
     return await services.run(handler_status, services.store, handler)
@@ -259,7 +266,7 @@ async def get_status(handler_id: int, services: ServicesDep, principal: Reader) 
 
 @router.get("/event_handler/{handler_id}/delivery")
 async def list_deliveries(
-    handler_id: int,
+    handler_id: HandlerId,
     services: ServicesDep,
     principal: Reader,
     per_page: Annotated[int, Query(ge=1, le=1000)] = 100,
@@ -278,7 +285,7 @@ async def list_deliveries(
 
 @router.post("/event_handler/{handler_id}/replay", status_code=202)
 async def replay(
-    handler_id: int, body: ReplayIn, services: ServicesDep, principal: Manager
+    handler_id: HandlerId, body: ReplayIn, services: ServicesDep, principal: Manager
 ) -> dict[str, Any]:
     """Deliver again the handler's events of ``[from, until]`` (until defaults to now),
     beside the live stream, whose cursor does not move."""
@@ -297,7 +304,9 @@ async def replay(
 
 
 @router.post("/event_handler/{handler_id}/test")
-async def send_test(handler_id: int, services: ServicesDep, principal: Manager) -> dict[str, Any]:
+async def send_test(
+    handler_id: HandlerId, services: ServicesDep, principal: Manager
+) -> dict[str, Any]:
     """Send one signed test event now and answer how the receiver took it."""
     handler = await _get(services, principal, handler_id)
     organisation = services.organisation(handler.organisation_id)
@@ -340,7 +349,7 @@ async def send_test(handler_id: int, services: ServicesDep, principal: Manager) 
 
 @router.post("/event_handler/{handler_id}/secret/rotate")
 async def rotate_secret(
-    handler_id: int, services: ServicesDep, principal: Manager
+    handler_id: HandlerId, services: ServicesDep, principal: Manager
 ) -> dict[str, Any]:
     """Issue a new signing secret; the old one signs too for 24 hours more."""
     await _get(services, principal, handler_id)

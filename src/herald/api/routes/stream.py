@@ -170,6 +170,7 @@ class EventStream(Response):
 @router.get(
     "/event/stream",
     response_class=EventStream,
+    status_code=200,  # EventStream takes no status_code: without it /api/openapi.json fails
     responses={200: {"content": {"text/event-stream": {}}, "description": "SSE"}},
 )
 async def stream_events(
