@@ -113,8 +113,8 @@ class _Runs:
             sql = "SELECT body, ts, id FROM events WHERE organisation_id = ?"
             args: tuple[Any, ...] = (TENANT,)
             if last is not None:
-                sql += " AND (ts < ? OR (ts = ? AND id < ?))"
-                args = (TENANT, last[0], last[0], last[1])
+                sql += " AND (ts, id) < (?, ?)"
+                args = (TENANT, *last)
             rows = self._raw(sql + " ORDER BY ts DESC, id DESC LIMIT 101", args)
             last = (rows[99][1], rows[99][2])
 
@@ -127,7 +127,6 @@ class _Runs:
             "group": "type",
             "from": format_ms(self.store.start_ms),
             "until": format_ms(self.store.end_ms),
-            "limit": 1000,
         }
         self._get("/event/stats", params)
 

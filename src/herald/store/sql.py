@@ -219,7 +219,9 @@ def keyset_condition(query: EventQuery, mark: str) -> tuple[str, list[object]]:
     op = "<" if descending else ">"
     if [key.field for key in query.sort] == ["id"]:
         return f"id {op} {mark}", [event_id]
-    return f"(ts {op} {mark} OR (ts = {mark} AND id {op} {mark}))", [ts, ts, event_id]
+    # A row value, not (ts < ? OR (ts = ? AND id < ?)): both backends seek the (…, ts, id)
+    # index with it, where the OR form scans every newer entry (deep pages grew linearly).
+    return f"(ts, id) {op} ({mark}, {mark})", [ts, event_id]
 
 
 def encode_cursor(ts: int, event_id: int) -> str:
