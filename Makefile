@@ -4,7 +4,7 @@ VENV := .venv
 BIN := $(VENV)/bin
 STAMP := $(VENV)/.installed
 
-.PHONY: run test lint typecheck unit format clean bench bench-quick
+.PHONY: run test lint typecheck unit format clean soak bench bench-quick
 
 $(STAMP): pyproject.toml
 	test -x $(BIN)/python || $(PYTHON) -m venv $(VENV)
@@ -26,6 +26,12 @@ unit: $(STAMP)
 	$(BIN)/pytest -q
 
 test: lint typecheck unit
+
+# minutes of load, ten kills, larger fuzzing budgets; writes RELIABILITY.md
+soak: $(STAMP)
+	HERALD_SOAK=1 HERALD_SOAK_SECONDS=180 HERALD_SOAK_KILLS=10 HERALD_FUZZ_EXAMPLES=100 \
+		$(BIN)/pytest -q tests/reliability
+	$(BIN)/python reliability/render.py
 
 format: $(STAMP)
 	$(BIN)/ruff check --fix src tests bench

@@ -14,6 +14,7 @@ from typing import Any
 
 from herald.catalog import Catalog, load_catalog
 from herald.ids import IdGenerator
+from herald.metrics import AUTH_FAILURES
 from herald.model import (
     EventIn,
     LevelRef,
@@ -117,7 +118,8 @@ class AuditLog:
             log.warning("audit: could not record a type %d event", type_id)
 
     def auth_failed(self, token: Token | None, reason: str) -> None:
-        """Failed authentication with an identifiable token (revoked, expired JWT)."""
+        """Count a failed authentication; record it if the token is known (revoked, expired)."""
+        AUTH_FAILURES.inc()
         if token is None or token.organisation_id is None:
             return
         key, now = (token.id, reason), time.monotonic()
