@@ -95,7 +95,7 @@ def test_dns_rebinding_to_loopback_is_refused_at_connect(
         address = next(answers)
         return [(socket.AF_INET, socket.SOCK_STREAM, 6, "", (address, port))]
 
-    monkeypatch.setattr(targets.anyio, "getaddrinfo", rebinding)
+    monkeypatch.setattr(anyio, "getaddrinfo", rebinding)  # what targets.resolve calls
 
     async def attempt() -> None:
         await targets.check_target("http://rebind.example/hook", allow_private=False)
