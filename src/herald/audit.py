@@ -82,8 +82,14 @@ class AuditLog:
     """Writes security events to the store; each write is its own small transaction."""
 
     def __init__(
-        self, store: Store, catalog: Catalog | None = None, ids: IdGenerator | None = None
+        self,
+        store: Store,
+        catalog: Catalog | None = None,
+        ids: IdGenerator | None = None,
+        *,
+        enabled: bool = True,
     ):
+        self.enabled = enabled
         self._store = store
         self._catalog = catalog or load_catalog()
         self._ids = ids or IdGenerator()
@@ -100,7 +106,7 @@ class AuditLog:
         severity: int | None = None,
     ) -> None:
         """Append one security event; log (never raise) if the store refuses it."""
-        if organisation_id is None:  # internal tokens belong to no tenant
+        if not self.enabled or organisation_id is None:  # internal tokens: no tenant
             return
         try:
             event = security_event(

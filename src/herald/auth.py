@@ -79,8 +79,12 @@ def issue_token(
     permissions: Sequence[str],
     internal: bool = False,
     name: str = "",
+    audit: AuditLog | None = None,
 ) -> tuple[str, Token]:
-    """Create an application token; return the secret (shown once) and its record."""
+    """Create an application token; return the secret (shown once) and its record.
+
+    With ``audit``, the creation is recorded as an event of the token's organisation.
+    """
     unknown = sorted(set(permissions) - PERMISSIONS)
     if unknown:
         raise ValueError(f"unknown permission(s): {', '.join(unknown)}")
@@ -95,14 +99,16 @@ def issue_token(
         permissions=sorted(PERMISSIONS) if internal else sorted(set(permissions)),
         internal=internal,
     )
-    AuditLog(store).token_created(token)
+    if audit is not None:
+        audit.token_created(token)
     return secret, token
 
 
-def revoke_token(store: Store, token_id: int) -> Token:
-    """Revoke a token (idempotent) and record it for its organisation; raises NotFound."""
+def revoke_token(store: Store, token_id: int, audit: AuditLog | None = None) -> Token:
+    """Revoke a token (idempotent), recorded through ``audit`` if given; raises NotFound."""
     token = store.revoke_token(token_id)
-    AuditLog(store).token_revoked(token)
+    if audit is not None:
+        audit.token_revoked(token)
     return token
 
 

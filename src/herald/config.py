@@ -39,6 +39,7 @@ class Settings(BaseSettings):
     sqlite_synchronous: str = "FULL"
     node_id: int | None = Field(default=None, ge=0, le=1023)
     log_level: str = "info"
+    audit_events: bool = True  # record security actions as events of the tenant
 
     stream_heartbeat_seconds: float = Field(default=15, gt=0)
     stream_buffer_events: int = Field(default=1000, ge=1)

@@ -35,7 +35,11 @@ def world(tmp_path_factory: pytest.TempPathFactory) -> Iterator[World]:
     """Two tenants; A has an event on endpoint/sim/user 7 and a (disabled) handler."""
     server = start_server(
         tmp_path_factory.mktemp("security") / "herald",
-        env={"HERALD_JWT_SECRET": JWT_SECRET, "HERALD_ALLOW_PRIVATE_TARGETS": "true"},
+        env={
+            "HERALD_JWT_SECRET": JWT_SECRET,
+            "HERALD_ALLOW_PRIVATE_TARGETS": "true",
+            "HERALD_AUDIT_EVENTS": "true",
+        },
     )
     try:
         a, b = make_tenant(server, "Tenant A"), make_tenant(server, "Tenant B")

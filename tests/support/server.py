@@ -140,7 +140,13 @@ def start_server(
 ) -> HeraldServer:
     """Start ``herald serve`` on a free loopback port with a fresh database in ``workdir``."""
     workdir.mkdir(parents=True, exist_ok=True)
-    full_env = {**os.environ, "HERALD_SQLITE_SYNCHRONOUS": "NORMAL", **(env or {})}
+    # Security events are off unless a test asks: they would join every tenant's log.
+    full_env = {
+        **os.environ,
+        "HERALD_SQLITE_SYNCHRONOUS": "NORMAL",
+        "HERALD_AUDIT_EVENTS": "false",
+        **(env or {}),
+    }
     server = HeraldServer(
         workdir=workdir,
         database_url=database_url or f"sqlite:///{workdir / 'herald.db'}",

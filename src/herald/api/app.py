@@ -58,7 +58,7 @@ def build_services(settings: Settings, store: Store) -> Services:
     """The services a running API needs, over an open store."""
     catalog = load_catalog()
     ids = IdGenerator(settings.node_id if settings.node_id is not None else lease_node_id(store))
-    audit = AuditLog(store, catalog, ids)
+    audit = AuditLog(store, catalog, ids, enabled=settings.audit_events)
     return Services(
         settings=settings,
         store=store,
@@ -70,6 +70,7 @@ def build_services(settings: Settings, store: Store) -> Services:
         ),
         catalog=catalog,
         ids=ids,
+        audit=audit,
     )
 
 

@@ -8,6 +8,7 @@ from typing import TypeVar
 
 import anyio.to_thread
 
+from herald.audit import AuditLog
 from herald.auth import Authenticator
 from herald.catalog import Catalog
 from herald.config import Settings
@@ -24,6 +25,7 @@ class Services:
     auth: Authenticator
     catalog: Catalog
     ids: IdGenerator
+    audit: AuditLog
     _organisations: dict[int, Organisation] = field(default_factory=dict)
 
     async def run(self, work: Callable[..., T], *args: object) -> T:

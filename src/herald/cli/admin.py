@@ -8,7 +8,7 @@ import typer
 from rich.table import Table
 
 from herald.auth import PERMISSIONS, issue_token, revoke_token
-from herald.cli.common import DatabaseOption, console, fail, store_for
+from herald.cli.common import DatabaseOption, audit_for, console, fail, store_for
 from herald.store import Conflict, NotFound
 from herald.timefmt import format_ms
 
@@ -73,7 +73,12 @@ def token_create(
         if org is not None and store.get_organisation(org) is None:
             fail(f"no organisation {org}")
         secret, token = issue_token(
-            store, organisation_id=org, permissions=permission or [], internal=internal, name=name
+            store,
+            organisation_id=org,
+            permissions=permission or [],
+            internal=internal,
+            name=name,
+            audit=audit_for(store, database),
         )
     except ValueError as exc:
         fail(str(exc))
@@ -112,7 +117,7 @@ def token_revoke(
     """Revoke a token: every call with it, or with a JWT made from it, is refused."""
     store = store_for(database)
     try:
-        revoke_token(store, token_id)
+        revoke_token(store, token_id, audit_for(store, database))
     except NotFound:
         fail(f"no token {token_id}")
     finally:

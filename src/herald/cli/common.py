@@ -9,6 +9,7 @@ from typing import Annotated, NoReturn
 import typer
 from rich.console import Console
 
+from herald.audit import AuditLog
 from herald.config import Settings
 from herald.store import Store, StoreError, open_store
 
@@ -45,6 +46,11 @@ def store_for(database: str | None) -> Store:
         return open_store(settings.database_url, sqlite_synchronous=settings.sqlite_synchronous)
     except (ValueError, StoreError) as exc:
         fail(f"cannot open database {settings.database_url}: {exc}")
+
+
+def audit_for(store: Store, database: str | None) -> AuditLog:
+    """The audit log of a command's actions (off when ``HERALD_AUDIT_EVENTS=false``)."""
+    return AuditLog(store, enabled=settings_for(database).audit_events)
 
 
 def api_url() -> str:

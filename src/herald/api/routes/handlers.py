@@ -13,7 +13,6 @@ from starlette.responses import Response
 
 from herald.api.deps import ServicesDep, get_principal, require
 from herald.api.problems import Problem, field_problem
-from herald.audit import AuditLog
 from herald.auth import Principal
 from herald.delivery.filters import HandlerFilter
 from herald.delivery.formats import Item
@@ -160,9 +159,8 @@ async def _audit(
     services: ServicesDep, principal: Principal, handler: Handler, action: str
 ) -> None:
     """Record the change as a security event of the handler's organisation."""
-    audit = AuditLog(services.store, services.catalog, services.ids)
     await services.run(
-        audit.handler_changed,
+        services.audit.handler_changed,
         handler.organisation_id,
         handler.id,
         handler.spec.name,
