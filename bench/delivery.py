@@ -173,7 +173,7 @@ def delivery_bench(mode: Mode, workdir: Path) -> Result:
         server.client(server.admin_token) as api,
     ):
         batched = _throughput(server, api, sink, mode.delivery_events, BATCH)
-        single = _throughput(server, api, sink, mode.delivery_events // 5, 1)
+        single = _throughput(server, api, sink, mode.delivery_single_events, 1)
         latency = _latency(api, sink, mode.latency_seconds)
         assert server.process is not None
         rss = {
