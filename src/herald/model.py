@@ -11,6 +11,7 @@ from __future__ import annotations
 
 from dataclasses import dataclass
 from datetime import datetime
+from functools import lru_cache
 from typing import Annotated, Any
 
 from pydantic import BaseModel, BeforeValidator, ConfigDict, Field, StringConstraints
@@ -26,6 +27,8 @@ CRITICALITY_FOR_SEVERITY = {2: 1, 1: 3, 0: 5}
 TARGET_TYPES = {scope.value for scope in Scope}
 RESERVED_FIELDS = frozenset({"provider", "external_id", "received", "payload"})
 MAX_EXTRA_FIELDS = 32
+# A batch shares one receive time: format it once, not once per event.
+_format_received = lru_cache(maxsize=64)(format_ms)
 
 
 def _timestamp(value: object) -> object:
@@ -246,7 +249,7 @@ def build_event(
     external_id = str(event.id) if event.id is not None else None
     record["provider"] = provider
     record["external_id"] = external_id
-    record["received"] = format_ms(received_ms)
+    record["received"] = _format_received(received_ms)
     return NewEvent(
         organisation_id=organisation.id,
         timestamp_ms=timestamp_ms,
