@@ -27,7 +27,7 @@ class Mode:
 
     quick: bool
     query_events: int  # the query store
-    query_samples: int  # per query (the 30-day aggregate takes a tenth)
+    query_samples: int  # per query (page 50 takes a quarter of them)
     ingest_events: int  # through the store, and the raw baselines
     http_batch_events: int
     http_single_events: int

@@ -165,7 +165,11 @@ def _latency(api: httpx.Client, sink: str, seconds: float) -> Result:
 
 def delivery_bench(mode: Mode, workdir: Path) -> Result:
     """Batched and single delivery throughput, the latency at 1,000 events/s, peak RSS."""
-    env = {"HERALD_DELIVERY_ENABLED": "false", "HERALD_ALLOW_PRIVATE_TARGETS": "true"}
+    env = {
+        "HERALD_DELIVERY_ENABLED": "false",  # delivery runs in its own worker process
+        "HERALD_ALLOW_PRIVATE_TARGETS": "true",  # the receiver is on loopback
+        "HERALD_RATE_LIMIT_PER_SECOND": "0",
+    }
     with (
         receiver() as sink,
         herald_server(workdir / "delivery", HERALD_SQLITE_SYNCHRONOUS="FULL", **env) as server,

@@ -145,7 +145,8 @@ def http_ingest(mode: Mode, workdir: Path, raw_rate: float) -> Result:
         for i in range(0, count, BATCH)
     ]
     singles = [orjson.dumps(doc) for doc in _recent_documents(mode.http_single_events, 1)]
-    with herald_server(workdir / "http", HERALD_SQLITE_SYNCHRONOUS="FULL") as server:
+    env = {"HERALD_SQLITE_SYNCHRONOUS": "FULL", "HERALD_RATE_LIMIT_PER_SECOND": "0"}
+    with herald_server(workdir / "http", **env) as server:
         url = f"{server.url}/api/v1/event"
         batch_events, batch_s = asyncio.run(
             _post_all(url, server.admin_token, batches, BATCH_CLIENTS, BATCH)
