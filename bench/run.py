@@ -24,6 +24,17 @@ def _say(text: str) -> None:
     print(f"[bench] {text}", flush=True)  # noqa: T201
 
 
+def _kept(mode: str, families: list[str]) -> dict[str, Any]:
+    """The families this run skips, from the last results of the same mode (with --only)."""
+    path = ROOT / "results.json"
+    if not path.exists():
+        return {}
+    last = orjson.loads(path.read_bytes())
+    if last.get("mode") != mode:
+        return {}
+    return {name: last[name] for name in FAMILIES if name not in families and name in last}
+
+
 def main() -> None:
     parser = argparse.ArgumentParser(description=__doc__)
     parser.add_argument("--quick", action="store_true", help="about two minutes, a 1M store")
@@ -36,6 +47,7 @@ def main() -> None:
         "date": datetime.now(UTC).strftime("%Y-%m-%d %H:%M UTC"),
         "machine": machine(),
     }
+    results.update(_kept(mode.name, families))
     workdir = Path(tempfile.mkdtemp(prefix="herald-bench-"))
     try:
         if "ingest" in families:
