@@ -59,6 +59,18 @@ def _n(value: Any) -> str:
     return f"{value:,.0f}" if isinstance(value, int | float) else str(value)
 
 
+def _measured(results: dict[str, Any]) -> list[str]:
+    """A note when families come from different runs (``--only`` keeps the others)."""
+    dates = {
+        name: results[name]["measured"]
+        for name in ("ingest", "query", "delivery")
+        if isinstance(results.get(name), dict) and "measured" in results[name]
+    }
+    if len(set(dates.values())) <= 1:
+        return []
+    return ["", "Measured: " + " · ".join(f"{name} {date}" for name, date in dates.items())]
+
+
 def table(results: dict[str, Any]) -> str:
     """The results section of BENCHMARKS.md."""
     m = results["machine"]
@@ -66,6 +78,7 @@ def table(results: dict[str, Any]) -> str:
         f"Run: **{results['mode']}** on {results['date']} · commit `{m['commit']}` · "
         f"{m['cpu']}, {m['cores']} cores, {m['memory_mb']:,} MB · Python {m['python']}, "
         f"SQLite {m['sqlite']} · {m['os']}",
+        *_measured(results),
         "",
         "| figure | Herald | raw baseline | ratio |",
         "|---|---:|---:|---:|",

@@ -69,6 +69,9 @@ def main() -> None:
             _say(f"  {results['delivery']}")
     finally:
         shutil.rmtree(workdir, ignore_errors=True)
+    for name in families:
+        if name in results:
+            results[name]["measured"] = results["date"]
     results["targets"] = report.targets(results)
     (ROOT / "results.json").write_bytes(orjson.dumps(results, option=orjson.OPT_INDENT_2) + b"\n")
     report.update_markdown(ROOT.parent / "BENCHMARKS.md", results)
