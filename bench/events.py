@@ -7,7 +7,6 @@ fleet does.
 
 from __future__ import annotations
 
-from collections.abc import Iterator
 from typing import Any
 
 from pydantic import TypeAdapter
@@ -15,6 +14,7 @@ from pydantic import TypeAdapter
 from herald.catalog import Catalog
 from herald.ids import EPOCH_MS, NODE_BITS, SEQUENCE_BITS
 from herald.model import EventIn, NewEvent, OrganisationRef, build_event
+from herald.timefmt import format_ms
 
 ORGANISATIONS = (101, 102, 103, 104, 105, 106, 107, 108)
 ORGANISATION_WEIGHTS = (30, 20, 15, 10, 10, 5, 5, 5)  # percent of the traffic
@@ -39,6 +39,7 @@ def _mix(i: int) -> int:
 
 
 def organisation_of(i: int) -> int:
+    """The organisation event ``i`` belongs to, by the traffic shares."""
     return _ORGANISATION_WHEEL[_mix(i) % len(_ORGANISATION_WHEEL)]
 
 
@@ -64,7 +65,7 @@ def document(
         "imsi": {"id": device, "imsi": f"90143{device:010d}"},
     }
     if timestamp_ms is not None:
-        doc["timestamp"] = _iso(timestamp_ms)
+        doc["timestamp"] = format_ms(timestamp_ms)
     country, operator = COUNTRIES[(h >> 40) % len(COUNTRIES)]
     if type_id in (1, 2, 3):
         doc["detail"] = {
@@ -84,15 +85,10 @@ def document(
     return doc
 
 
-def _iso(ms: int) -> str:
-    from herald.timefmt import format_ms
-
-    return format_ms(ms)
-
-
 def event_id(i: int, timestamp_ms: int) -> int:
     """A time-ordered id for event ``i`` (unique while ``i`` grows with time)."""
-    return ((timestamp_ms - EPOCH_MS) << (NODE_BITS + SEQUENCE_BITS)) | (i & ((1 << 22) - 1))
+    low_bits = NODE_BITS + SEQUENCE_BITS
+    return ((timestamp_ms - EPOCH_MS) << low_bits) | (i & ((1 << low_bits) - 1))
 
 
 def new_events(
@@ -115,10 +111,3 @@ def new_events(
             raise ValueError(f"the generator made a bad event: {result}")
         built.append(result)
     return built
-
-
-def timeline(count: int, start_ms: int, end_ms: int) -> Iterator[tuple[int, int]]:
-    """``(i, timestamp_ms)`` for ``count`` events spread evenly over ``[start, end)``."""
-    span = end_ms - start_ms
-    for i in range(count):
-        yield i, start_ms + span * i // count
