@@ -49,14 +49,24 @@ def database_url(backend: str, request: pytest.FixtureRequest, tmp_path: Path) -
         yield url
 
 
+@pytest.fixture(scope="module", params=BACKENDS)
+def module_database_url(
+    request: pytest.FixtureRequest, tmp_path_factory: pytest.TempPathFactory
+) -> Iterator[str]:
+    """A database shared by one module's tests, once per backend (for module-scoped servers)."""
+    if request.param == "sqlite":
+        yield f"sqlite:///{tmp_path_factory.mktemp('db') / 'herald.db'}"
+        return
+    template: str = request.getfixturevalue("postgres_template")
+    with postgres.throwaway_database(template) as url:
+        yield url
+
+
 @pytest.fixture
 def server(database_url: str, tmp_path: Path) -> Iterator[HeraldServer]:
     """A real ``herald serve`` on loopback with a fresh database, once per backend."""
     workdir = tmp_path / "herald"
     herald = start_server(workdir, database_url=database_url)
-    token_file = workdir / "herald.admin-token"  # where the first start writes it without a file
-    if not herald.admin_token and token_file.exists():
-        herald.admin_token = token_file.read_text().strip()
     try:
         yield herald
     finally:

@@ -49,6 +49,12 @@ DELIVERY_LAG = Gauge(
     ["handler"],
     registry=REGISTRY,
 )
+DELIVERY_HANDLERS = Gauge(
+    "herald_delivery_handlers",
+    "Handlers this process holds the delivery lease of, by where delivery runs (serve, worker).",
+    ["mode"],
+    registry=REGISTRY,
+)
 AUTH_FAILURES = Counter(
     "herald_auth_failures",
     "Requests refused for missing, forged, expired or revoked credentials.",

@@ -12,8 +12,12 @@ from tests.support.server import HeraldServer
 
 
 @pytest.fixture(scope="module")
-def herald(tmp_path_factory: pytest.TempPathFactory) -> Iterator[HeraldServer]:
-    server = start_delivery_server(tmp_path_factory.mktemp("handlers") / "herald")
+def herald(
+    tmp_path_factory: pytest.TempPathFactory, module_database_url: str
+) -> Iterator[HeraldServer]:
+    server = start_delivery_server(
+        tmp_path_factory.mktemp("handlers") / "herald", database_url=module_database_url
+    )
     try:
         yield server
     finally:

@@ -17,9 +17,13 @@ from tests.support.server import HeraldServer, start_server
 
 
 @pytest.fixture(scope="module")
-def herald(tmp_path_factory: pytest.TempPathFactory) -> Iterator[HeraldServer]:
-    """One server for the module; each test works in an organisation of its own."""
-    server = start_server(tmp_path_factory.mktemp("ingest") / "herald")
+def herald(
+    tmp_path_factory: pytest.TempPathFactory, module_database_url: str
+) -> Iterator[HeraldServer]:
+    """One server for the module and backend; each test works in an organisation of its own."""
+    server = start_server(
+        tmp_path_factory.mktemp("ingest") / "herald", database_url=module_database_url
+    )
     try:
         yield server
     finally:

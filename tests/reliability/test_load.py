@@ -89,6 +89,7 @@ def test_metrics_count_delivery_and_refusals(tmp_path: Path) -> None:
         text = httpx.get(f"{server.url}/metrics", timeout=10).text
         assert 'herald_deliveries_total{outcome="delivered"}' in text
         assert f'herald_delivery_lag_seconds{{handler="{handler.json()["id"]}"}}' in text
+        assert 'herald_delivery_handlers{mode="serve"} 1.0' in text  # where delivery runs
         assert "herald_auth_failures_total 1.0" in text
     finally:
         server.stop()

@@ -14,6 +14,8 @@ from typing import IO
 
 import httpx
 
+from herald.store.sqlite import sqlite_path
+
 HERALD = [sys.executable, "-m", "herald"]
 STARTUP_SECONDS = 30
 
@@ -45,9 +47,15 @@ class HeraldServer:
         with (self.workdir / "server.log").open("ab") as log:
             self.process = self._spawn(log)
         self._wait_until_up()
-        token_file = self.workdir / "herald.db.admin-token"
-        if not self.admin_token and token_file.exists():
-            self.admin_token = token_file.read_text().strip()
+        if not self.admin_token and self.admin_token_file.exists():
+            self.admin_token = self.admin_token_file.read_text().strip()
+
+    @property
+    def admin_token_file(self) -> Path:
+        """Where the first start writes the admin token: beside a SQLite file, else in cwd."""
+        if self.database_url.startswith("sqlite:"):
+            return Path(sqlite_path(self.database_url) + ".admin-token")
+        return self.workdir / "herald.admin-token"
 
     def _spawn(self, log: IO[bytes]) -> subprocess.Popen[bytes]:
         return subprocess.Popen(

@@ -87,6 +87,7 @@ class DeliveryWorker:
         self.settings = settings
         self.catalog = catalog
         self.ids = ids
+        self.mode = mode
         self.owner = owner_name(mode)
         self.sender = sender or WebhookSender(
             timeout=settings.delivery_timeout_seconds,
@@ -119,6 +120,7 @@ class DeliveryWorker:
                 except StoreError:
                     log.exception("delivery: cannot claim handlers; trying again")
                     claimed = set()
+                metrics.DELIVERY_HANDLERS.labels(self.mode).set(len(claimed))
                 for handler_id in claimed - tasks.keys():
                     tasks[handler_id] = asyncio.create_task(self._serve(handler_id))
                 for handler_id in list(tasks):
