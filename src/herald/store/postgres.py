@@ -41,20 +41,15 @@ from psycopg_pool import ConnectionPool, PoolTimeout
 from herald.model import NewEvent
 from herald.store import migrator
 from herald.store.base import (
-    Delivery,
     EventPage,
     EventQuery,
     Handler,
-    HandlerProgress,
-    HandlerSpec,
     LogEntry,
-    Organisation,
-    Replay,
     StatsQuery,
     StatsRow,
-    Token,
 )
-from herald.store.errors import Conflict, NotFound, StoreError, StoreUnavailable
+from herald.store.common import HANDLER_COLUMNS, SQLStoreBase, handler_from_row
+from herald.store.errors import Conflict, StoreError, StoreUnavailable
 from herald.store.sql import (
     EVENT_COLUMNS,
     encode_cursor,
@@ -115,7 +110,6 @@ WHERE (k.organisation_id, k.provider, k.external_id) IN
 """
 _WATERMARK = f"(pg_snapshot_xmin(pg_current_snapshot())::text::bigint << {ROW_BITS})"
 _LAST_FINAL_SEQ = f"SELECT COALESCE(MAX(seq), 0) FROM events WHERE seq < {_WATERMARK}"
-_TOKEN_COLUMNS = "id, organisation_id, name, prefix, permissions, internal, created_ms, revoked_ms"
 
 
 def _translate(exc: Exception) -> StoreError:
@@ -133,19 +127,6 @@ def _ilike(sql: str) -> str:
     return sql.replace(" LIKE ", " ILIKE ")
 
 
-def _token(row: tuple[Any, ...]) -> Token:
-    return Token(
-        id=row[0],
-        organisation_id=row[1],
-        name=row[2],
-        prefix=row[3],
-        permissions=tuple(orjson.loads(row[4])),
-        internal=bool(row[5]),
-        created_ms=row[6],
-        revoked_ms=row[7],
-    )
-
-
 def partition_name(day: int) -> str:
     """``events_p20261123`` for the day starting at Unix millisecond ``day * DAY_MS``."""
     return "events_p" + datetime.fromtimestamp(day * DAY_MS / 1000, tz=UTC).strftime("%Y%m%d")
@@ -156,8 +137,12 @@ def _partition_day(name: str) -> int:
     return int(moment.timestamp() * 1000) // DAY_MS
 
 
-class PostgresStore:
+class PostgresStore(SQLStoreBase[psycopg.Connection[Any]]):
     """The Store on a PostgreSQL database, through a pool of connections."""
+
+    _GREATEST = "GREATEST"
+    _LAST_SEQ = _LAST_FINAL_SEQ
+    _EVENT_IDS_MARK = "?::bigint[]"
 
     def __init__(self, url: str, *, pool_size: int = 10) -> None:
         self.url = url
@@ -196,6 +181,10 @@ class PostgresStore:
     def _read(self, work: Callable[[psycopg.Connection[Any]], T]) -> T:
         with self._connection() as conn:
             return work(conn)
+
+    def _write(self, work: Callable[[psycopg.Connection[Any]], T]) -> T:
+        """Run ``work``, one write statement, in autocommit: its own transaction."""
+        return self._read(work)
 
     def close(self) -> None:
         self._stop.set()
@@ -422,220 +411,33 @@ class PostgresStore:
             deleted += int(count[0]) if count else 0
         return deleted
 
-    # -- organisations --------------------------------------------------------
-    def create_organisation(self, name: str, organisation_id: int | None = None) -> Organisation:
-        created = now_ms()
-        with self._transaction() as conn:
-            if organisation_id is None:
-                row = conn.execute(
-                    "INSERT INTO organisations (name, created_ms) VALUES (%s, %s) RETURNING id",
-                    (name, created),
-                ).fetchone()
-            else:
-                row = conn.execute(
-                    "INSERT INTO organisations (id, name, created_ms) VALUES (%s, %s, %s) "
-                    "RETURNING id",
-                    (organisation_id, name, created),
-                ).fetchone()
-                # Keep the identity ahead of ids chosen by hand.
-                conn.execute(
-                    "SELECT setval(pg_get_serial_sequence('organisations', 'id'), "
-                    "(SELECT MAX(id) FROM organisations))"
-                )
-        assert row is not None
-        return Organisation(row[0], name, created)
+    # -- shared methods' hooks ------------------------------------------------
+    def _sql(self, sql: str) -> str:
+        """psycopg's placeholders: ``?`` becomes ``%s``, a literal ``%`` ``%%``."""
+        return sql.replace("%", "%%").replace("?", "%s")
 
-    def get_organisation(self, organisation_id: int) -> Organisation | None:
-        row = self._read(
-            lambda c: c.execute(
-                "SELECT id, name, created_ms FROM organisations WHERE id = %s", (organisation_id,)
-            ).fetchone()
-        )
-        return Organisation(*row) if row else None
+    def _any(self, column: str, values: tuple[int, ...]) -> tuple[str, list[object]]:
+        return f"{column} = ANY(?)", [list(values)]
 
-    def list_organisations(self) -> list[Organisation]:
-        rows = self._read(
-            lambda c: c.execute(
-                "SELECT id, name, created_ms FROM organisations ORDER BY id"
-            ).fetchall()
-        )
-        return [Organisation(*row) for row in rows]
-
-    # -- tokens ---------------------------------------------------------------
-    def create_token(
-        self,
-        *,
-        token_hash: str,
-        prefix: str,
-        name: str,
-        organisation_id: int | None,
-        permissions: Sequence[str],
-        internal: bool,
-    ) -> Token:
-        created = now_ms()
-        with self._transaction() as conn:
-            row = conn.execute(
-                "INSERT INTO tokens (organisation_id, name, token_hash, prefix, permissions, "
-                "internal, created_ms) VALUES (%s, %s, %s, %s, %s, %s, %s) RETURNING id",
-                (
-                    organisation_id,
-                    name,
-                    token_hash,
-                    prefix,
-                    orjson.dumps(list(permissions)).decode(),
-                    internal,
-                    created,
-                ),
-            ).fetchone()
-        assert row is not None
-        return Token(
-            row[0], organisation_id, name, prefix, tuple(permissions), internal, created, None
+    def _after_chosen_organisation_id(self, conn: psycopg.Connection[Any]) -> None:
+        conn.execute(
+            "SELECT setval(pg_get_serial_sequence('organisations', 'id'), "
+            "(SELECT MAX(id) FROM organisations))"
         )
 
-    def find_token(self, token_hash: str) -> Token | None:
-        row = self._read(
-            lambda c: c.execute(
-                f"SELECT {_TOKEN_COLUMNS} FROM tokens WHERE token_hash = %s", (token_hash,)
-            ).fetchone()
-        )
-        return _token(row) if row else None
+    def _event_ids_param(self, event_ids: tuple[int, ...]) -> object:
+        return list(event_ids)
 
-    def get_token(self, token_id: int) -> Token | None:
-        row = self._read(
-            lambda c: c.execute(
-                f"SELECT {_TOKEN_COLUMNS} FROM tokens WHERE id = %s", (token_id,)
-            ).fetchone()
-        )
-        return _token(row) if row else None
+    def _event_ids(self, value: Any) -> tuple[int, ...]:
+        return tuple(value)
 
-    def list_tokens(self, organisation_id: int | None = None) -> list[Token]:
-        sql = f"SELECT {_TOKEN_COLUMNS} FROM tokens"
-        params: tuple[object, ...] = ()
-        if organisation_id is not None:
-            sql += " WHERE organisation_id = %s"
-            params = (organisation_id,)
-        rows = self._read(lambda c: c.execute(sql + " ORDER BY id", params).fetchall())
-        return [_token(row) for row in rows]
-
-    def revoke_token(self, token_id: int) -> Token:
-        row = self._read(
-            lambda c: c.execute(
-                "UPDATE tokens SET revoked_ms = COALESCE(revoked_ms, %s) WHERE id = %s "
-                f"RETURNING {_TOKEN_COLUMNS}",
-                (now_ms(), token_id),
-            ).fetchone()
-        )
-        if row is None:
-            raise NotFound(f"no token {token_id}")
-        return _token(row)
-
-    def count_tokens(self) -> int:
-        row = self._read(lambda c: c.execute("SELECT COUNT(*) FROM tokens").fetchone())
-        return int(row[0]) if row else 0
-
-    # -- meta -----------------------------------------------------------------
-    def get_meta(self, key: str) -> str | None:
-        row = self._read(
-            lambda c: c.execute("SELECT value FROM meta WHERE key = %s", (key,)).fetchone()
-        )
-        return str(row[0]) if row else None
-
-    def set_meta_if_absent(self, key: str, value: str) -> str:
-        with self._transaction() as conn:
-            conn.execute(
-                "INSERT INTO meta (key, value) VALUES (%s, %s) ON CONFLICT DO NOTHING",
-                (key, value),
-            )
-            row = conn.execute("SELECT value FROM meta WHERE key = %s", (key,)).fetchone()
-        assert row is not None
-        return str(row[0])
-
+    # -- stats ----------------------------------------------------------------
     def stats(self, query: StatsQuery) -> list[StatsRow]:
         sql, params = stats_sql(query, "%s")
         rows = self._read(lambda c: c.execute(_ilike(sql), params).fetchall())
         return [StatsRow(row[0], row[1], row[2], int(row[3]), float(row[4])) for row in rows]
 
     # -- event handlers -------------------------------------------------------
-    def create_handler(self, organisation_id: int, spec: HandlerSpec, secret: str) -> Handler:
-        created = now_ms()
-        row = self._read(
-            lambda c: c.execute(
-                "INSERT INTO handlers (organisation_id, name, type, url, format, filter, "
-                "batch_max_events, batch_max_wait_ms, retention_ms, enabled, disabled_reason, "
-                "secret, cursor_seq, created_ms, updated_ms) VALUES "
-                "(%s, %s, %s, %s, %s, %s, %s, %s, %s, %s, %s, %s, "
-                f"({_LAST_FINAL_SEQ}), %s, %s) RETURNING {_HANDLER_COLUMNS}",
-                (
-                    organisation_id,
-                    *_spec_values(spec),
-                    None if spec.enabled else "disabled by the user",
-                    secret,
-                    created,
-                    created,
-                ),
-            ).fetchone()
-        )
-        assert row is not None
-        return _handler(row)
-
-    def get_handler(
-        self, handler_id: int, organisation_ids: tuple[int, ...] | None = None
-    ) -> Handler | None:
-        sql, params = _scoped(_SELECT_HANDLER + " WHERE id = %s", [handler_id], organisation_ids)
-        row = self._read(lambda c: c.execute(sql, params).fetchone())
-        return _handler(row) if row else None
-
-    def list_handlers(self, organisation_ids: tuple[int, ...] | None = None) -> list[Handler]:
-        sql, params = _scoped(_SELECT_HANDLER + " WHERE TRUE", [], organisation_ids)
-        rows = self._read(lambda c: c.execute(sql + " ORDER BY id", params).fetchall())
-        return [_handler(row) for row in rows]
-
-    def update_handler(
-        self, handler_id: int, organisation_ids: tuple[int, ...] | None, spec: HandlerSpec
-    ) -> Handler:
-        enable = spec.enabled
-        sql, params = _scoped(
-            "UPDATE handlers SET name = %s, type = %s, url = %s, format = %s, filter = %s, "
-            "batch_max_events = %s, batch_max_wait_ms = %s, retention_ms = %s, "
-            "disabled_reason = CASE WHEN %s THEN NULL "
-            "  WHEN enabled THEN 'disabled by the user' ELSE disabled_reason END, "
-            "failures = CASE WHEN %s AND NOT enabled THEN 0 ELSE failures END, "
-            "failing_since_ms = CASE WHEN %s AND NOT enabled THEN NULL ELSE failing_since_ms END, "
-            "next_attempt_ms = CASE WHEN %s AND NOT enabled THEN NULL ELSE next_attempt_ms END, "
-            "enabled = %s, updated_ms = %s WHERE id = %s",
-            [*_spec_values(spec), enable, enable, enable, enable, enable, now_ms(), handler_id],
-            organisation_ids,
-        )
-        return self._update_handler(sql, params, handler_id)
-
-    def _update_handler(self, sql: str, params: list[object], handler_id: int) -> Handler:
-        row = self._read(
-            lambda c: c.execute(f"{sql} RETURNING {_HANDLER_COLUMNS}", params).fetchone()
-        )
-        if row is None:
-            raise NotFound(f"no event handler {handler_id}")
-        return _handler(row)
-
-    def delete_handler(self, handler_id: int, organisation_ids: tuple[int, ...] | None) -> None:
-        sql, params = _scoped("DELETE FROM handlers WHERE id = %s", [handler_id], organisation_ids)
-        if self._read(lambda c: c.execute(sql, params).rowcount) == 0:
-            raise NotFound(f"no event handler {handler_id}")
-
-    def rotate_handler_secret(
-        self,
-        handler_id: int,
-        organisation_ids: tuple[int, ...] | None,
-        secret: str,
-        previous_until_ms: int,
-    ) -> Handler:
-        sql, params = _scoped(
-            "UPDATE handlers SET previous_secret = secret, previous_secret_until_ms = %s, "
-            "secret = %s, updated_ms = %s WHERE id = %s",
-            [previous_until_ms, secret, now_ms(), handler_id],
-            organisation_ids,
-        )
-        return self._update_handler(sql, params, handler_id)
-
     def claim_handlers(self, owner: str, now_ms: int, lease_ms: int) -> list[Handler]:
         """Lease the free, expired and own handlers; rows another worker is claiming (locked)
         are skipped rather than waited for, so workers never queue behind each other."""
@@ -645,151 +447,11 @@ class PostgresStore:
                 "  SELECT id FROM handlers WHERE enabled "
                 "  AND (owner IS NULL OR owner = %s OR lease_until_ms < %s) "
                 "  FOR UPDATE SKIP LOCKED"
-                f") RETURNING {_HANDLER_COLUMNS}",
+                f") RETURNING {HANDLER_COLUMNS}",
                 (owner, now_ms + lease_ms, owner, now_ms),
             ).fetchall()
         )
-        return sorted((_handler(row) for row in rows), key=lambda handler: handler.id)
-
-    def release_handlers(self, owner: str) -> None:
-        self._read(
-            lambda c: c.execute(
-                "UPDATE handlers SET owner = NULL, lease_until_ms = NULL WHERE owner = %s",
-                (owner,),
-            )
-        )
-
-    def record_delivery(
-        self,
-        owner: str,
-        delivery: Delivery,
-        progress: HandlerProgress | None,
-        replay_cursor: tuple[int, int] | None = None,
-    ) -> bool:
-        with self._transaction() as conn:
-            if progress is not None:
-                updated = conn.execute(
-                    "UPDATE handlers SET cursor_seq = %s, failures = %s, failing_since_ms = %s, "
-                    "next_attempt_ms = %s, last_success_ms = COALESCE(%s, last_success_ms), "
-                    "last_error = %s, enabled = enabled AND %s::text IS NULL, "
-                    "disabled_reason = COALESCE(%s, disabled_reason), updated_ms = %s "
-                    "WHERE id = %s AND owner = %s",
-                    (
-                        progress.cursor_seq,
-                        progress.failures,
-                        progress.failing_since_ms,
-                        progress.next_attempt_ms,
-                        progress.last_success_ms,
-                        progress.last_error,
-                        progress.disabled_reason,
-                        progress.disabled_reason,
-                        now_ms(),
-                        delivery.handler_id,
-                        owner,
-                    ),
-                )
-                if updated.rowcount == 0:
-                    return False
-            if replay_cursor is not None:
-                self._move_replay(conn, *replay_cursor)
-            conn.execute(
-                "INSERT INTO deliveries (handler_id, at_ms, kind, event_ids, status, outcome, "
-                "error, latency_ms) VALUES (%s, %s, %s, %s::bigint[], %s, %s, %s, %s)",
-                (
-                    delivery.handler_id,
-                    delivery.at_ms,
-                    delivery.kind,
-                    list(delivery.event_ids),
-                    delivery.status,
-                    delivery.outcome,
-                    delivery.error,
-                    delivery.latency_ms,
-                ),
-            )
-        return True
-
-    def advance_cursor(self, handler_id: int, owner: str, cursor_seq: int) -> bool:
-        updated = self._read(
-            lambda c: (
-                c.execute(
-                    "UPDATE handlers SET cursor_seq = GREATEST(cursor_seq, %s) "
-                    "WHERE id = %s AND owner = %s",
-                    (cursor_seq, handler_id, owner),
-                ).rowcount
-            )
-        )
-        return updated > 0
-
-    def list_deliveries(
-        self, handler_id: int, before_id: int | None = None, limit: int = 100
-    ) -> list[Delivery]:
-        sql = (
-            "SELECT handler_id, at_ms, kind, event_ids, status, outcome, error, latency_ms, id "
-            "FROM deliveries WHERE handler_id = %s"
-        )
-        params: list[object] = [handler_id]
-        if before_id is not None:
-            sql += " AND id < %s"
-            params.append(before_id)
-        sql += " ORDER BY id DESC LIMIT %s"
-        params.append(limit)
-        rows = self._read(lambda c: c.execute(sql, params).fetchall())
-        return [Delivery(row[0], row[1], row[2], tuple(row[3]), *row[4:]) for row in rows]
-
-    def create_replay(self, handler_id: int, from_ms: int, until_ms: int) -> Replay:
-        created = now_ms()
-        with self._transaction() as conn:
-            handler = conn.execute(
-                "SELECT organisation_id FROM handlers WHERE id = %s", (handler_id,)
-            ).fetchone()
-            if handler is None:
-                raise NotFound(f"no event handler {handler_id}")
-            bounds = conn.execute(
-                "SELECT MIN(seq), MAX(seq) FROM events "
-                "WHERE organisation_id = %s AND ts >= %s AND ts <= %s",
-                (handler[0], from_ms, until_ms),
-            ).fetchone()
-            assert bounds is not None
-            start, end = (bounds[0] - 1, bounds[1]) if bounds[0] is not None else (0, 0)
-            done = created if end == 0 else None
-            row = conn.execute(
-                "INSERT INTO replays (handler_id, from_ms, until_ms, cursor_seq, end_seq, "
-                "created_ms, done_ms) VALUES (%s, %s, %s, %s, %s, %s, %s) RETURNING id",
-                (handler_id, from_ms, until_ms, start, end, created, done),
-            ).fetchone()
-        assert row is not None
-        return Replay(row[0], handler_id, from_ms, until_ms, start, end, created, done)
-
-    def pending_replays(self, handler_id: int) -> list[Replay]:
-        rows = self._read(
-            lambda c: c.execute(
-                "SELECT id, handler_id, from_ms, until_ms, cursor_seq, end_seq, created_ms, "
-                "done_ms FROM replays WHERE handler_id = %s AND done_ms IS NULL ORDER BY id",
-                (handler_id,),
-            ).fetchall()
-        )
-        return [Replay(*row) for row in rows]
-
-    def advance_replay(self, replay_id: int, cursor_seq: int) -> None:
-        with self._transaction() as conn:
-            self._move_replay(conn, replay_id, cursor_seq)
-
-    @staticmethod
-    def _move_replay(conn: psycopg.Connection[Any], replay_id: int, cursor_seq: int) -> None:
-        conn.execute(
-            "UPDATE replays SET cursor_seq = GREATEST(cursor_seq, %s), "
-            "done_ms = CASE WHEN %s >= end_seq THEN %s ELSE NULL END WHERE id = %s",
-            (cursor_seq, cursor_seq, now_ms(), replay_id),
-        )
-
-    def count_log(self, organisation_id: int, after_seq: int) -> int:
-        row = self._read(
-            lambda c: c.execute(
-                "SELECT COUNT(*) FROM events WHERE organisation_id = %s AND seq > %s",
-                (organisation_id, after_seq),
-            ).fetchone()
-        )
-        return int(row[0]) if row else 0
+        return sorted((handler_from_row(row) for row in rows), key=lambda handler: handler.id)
 
     # -- node ids -------------------------------------------------------------
     def lease_node_id(self) -> int:
@@ -837,51 +499,3 @@ class PostgresStore:
                 continue
             if not renewed:
                 log.error("node id %d: lease lost; ids may collide with its new holder", node_id)
-
-
-_HANDLER_COLUMNS = (
-    "id, organisation_id, name, type, url, format, filter, batch_max_events, "
-    "batch_max_wait_ms, retention_ms, enabled, disabled_reason, secret, previous_secret, "
-    "previous_secret_until_ms, cursor_seq, failures, failing_since_ms, next_attempt_ms, "
-    "last_success_ms, last_error, owner, lease_until_ms, created_ms, updated_ms"
-)
-_SELECT_HANDLER = f"SELECT {_HANDLER_COLUMNS} FROM handlers"
-
-
-def _spec_values(spec: HandlerSpec) -> tuple[object, ...]:
-    """The spec's columns: name, type, url, format, filter, batch, retention, enabled."""
-    return (
-        spec.name,
-        spec.type,
-        spec.url,
-        spec.format,
-        orjson.dumps(spec.filter).decode(),
-        spec.batch_max_events,
-        spec.batch_max_wait_ms,
-        spec.retention_ms,
-        spec.enabled,
-    )
-
-
-def _scoped(
-    sql: str, params: list[object], organisation_ids: tuple[int, ...] | None
-) -> tuple[str, list[object]]:
-    """Narrow a statement on handlers to the caller's organisations (None: all)."""
-    if organisation_ids is None:
-        return sql, params
-    return f"{sql} AND organisation_id = ANY(%s)", [*params, list(organisation_ids)]
-
-
-def _handler(row: tuple[Any, ...]) -> Handler:
-    spec = HandlerSpec(
-        name=row[2],
-        type=row[3],
-        url=row[4],
-        format=row[5],
-        filter=orjson.loads(row[6]),
-        batch_max_events=row[7],
-        batch_max_wait_ms=row[8],
-        retention_ms=row[9],
-        enabled=bool(row[10]),
-    )
-    return Handler(row[0], row[1], spec, *row[11:])

@@ -18,20 +18,15 @@ import orjson
 from herald.model import NewEvent
 from herald.store import migrator
 from herald.store.base import (
-    Delivery,
     EventPage,
     EventQuery,
     Handler,
-    HandlerProgress,
-    HandlerSpec,
     LogEntry,
-    Organisation,
-    Replay,
     StatsQuery,
     StatsRow,
-    Token,
 )
-from herald.store.errors import Conflict, NotFound, StoreError, StoreUnavailable
+from herald.store.common import SELECT_HANDLER, SQLStoreBase, handler_from_row
+from herald.store.errors import Conflict, StoreError, StoreUnavailable
 from herald.store.sql import (
     EVENT_COLUMNS,
     encode_cursor,
@@ -49,7 +44,6 @@ _INSERT_EVENT = (
     f"INSERT INTO events ({', '.join(EVENT_COLUMNS)}) "
     f"VALUES ({', '.join('?' * len(EVENT_COLUMNS))})"
 )
-_TOKEN_COLUMNS = "id, organisation_id, name, prefix, permissions, internal, created_ms, revoked_ms"
 _UNAVAILABLE_MARKERS = ("locked", "busy", "readonly", "read-only", "disk", "full", "i/o")
 
 
@@ -75,21 +69,12 @@ def _translate(exc: sqlite3.Error) -> StoreError:
     return StoreError(message)
 
 
-def _token(row: sqlite3.Row | tuple[Any, ...]) -> Token:
-    return Token(
-        id=row[0],
-        organisation_id=row[1],
-        name=row[2],
-        prefix=row[3],
-        permissions=tuple(orjson.loads(row[4])),
-        internal=bool(row[5]),
-        created_ms=row[6],
-        revoked_ms=row[7],
-    )
-
-
-class SQLiteStore:
+class SQLiteStore(SQLStoreBase[sqlite3.Connection]):
     """The Store on one SQLite file."""
+
+    _GREATEST = "MAX"
+    _LAST_SEQ = "SELECT COALESCE(MAX(seq), 0) FROM events"
+    _EVENT_IDS_MARK = "?"  # a JSON array in a TEXT column
 
     def __init__(self, url: str, synchronous: str = "FULL") -> None:
         self.path = sqlite_path(url)
@@ -306,207 +291,14 @@ class SQLiteStore:
             if count < chunk:
                 return deleted
 
-    # -- organisations --------------------------------------------------------
-    def create_organisation(self, name: str, organisation_id: int | None = None) -> Organisation:
-        created = now_ms()
-        with self._transaction() as conn:
-            cursor = conn.execute(
-                "INSERT INTO organisations (id, name, created_ms) VALUES (?, ?, ?)",
-                (organisation_id, name, created),
-            )
-            new_id = cursor.lastrowid
-        assert new_id is not None
-        return Organisation(new_id, name, created)
+    # -- shared methods' hooks ------------------------------------------------
+    def _event_ids_param(self, event_ids: tuple[int, ...]) -> object:
+        return orjson.dumps(event_ids).decode()
 
-    def get_organisation(self, organisation_id: int) -> Organisation | None:
-        row = self._read(
-            lambda c: c.execute(
-                "SELECT id, name, created_ms FROM organisations WHERE id = ?", (organisation_id,)
-            ).fetchone()
-        )
-        return Organisation(*row) if row else None
-
-    def list_organisations(self) -> list[Organisation]:
-        rows = self._read(
-            lambda c: c.execute("SELECT id, name, created_ms FROM organisations ORDER BY id")
-        )
-        return [Organisation(*row) for row in rows]
-
-    # -- tokens ---------------------------------------------------------------
-    def create_token(
-        self,
-        *,
-        token_hash: str,
-        prefix: str,
-        name: str,
-        organisation_id: int | None,
-        permissions: Sequence[str],
-        internal: bool,
-    ) -> Token:
-        created = now_ms()
-        with self._transaction() as conn:
-            cursor = conn.execute(
-                "INSERT INTO tokens (organisation_id, name, token_hash, prefix, permissions, "
-                "internal, created_ms) VALUES (?, ?, ?, ?, ?, ?, ?)",
-                (
-                    organisation_id,
-                    name,
-                    token_hash,
-                    prefix,
-                    orjson.dumps(list(permissions)).decode(),
-                    internal,
-                    created,
-                ),
-            )
-            token_id = cursor.lastrowid
-        assert token_id is not None
-        return Token(
-            token_id, organisation_id, name, prefix, tuple(permissions), internal, created, None
-        )
-
-    def find_token(self, token_hash: str) -> Token | None:
-        row = self._read(
-            lambda c: c.execute(
-                f"SELECT {_TOKEN_COLUMNS} FROM tokens WHERE token_hash = ?", (token_hash,)
-            ).fetchone()
-        )
-        return _token(row) if row else None
-
-    def get_token(self, token_id: int) -> Token | None:
-        row = self._read(
-            lambda c: c.execute(
-                f"SELECT {_TOKEN_COLUMNS} FROM tokens WHERE id = ?", (token_id,)
-            ).fetchone()
-        )
-        return _token(row) if row else None
-
-    def list_tokens(self, organisation_id: int | None = None) -> list[Token]:
-        sql = f"SELECT {_TOKEN_COLUMNS} FROM tokens"
-        params: tuple[object, ...] = ()
-        if organisation_id is not None:
-            sql += " WHERE organisation_id = ?"
-            params = (organisation_id,)
-        rows = self._read(lambda c: c.execute(sql + " ORDER BY id", params).fetchall())
-        return [_token(row) for row in rows]
-
-    def revoke_token(self, token_id: int) -> Token:
-        with self._transaction() as conn:
-            conn.execute(
-                "UPDATE tokens SET revoked_ms = COALESCE(revoked_ms, ?) WHERE id = ?",
-                (now_ms(), token_id),
-            )
-            row = conn.execute(
-                f"SELECT {_TOKEN_COLUMNS} FROM tokens WHERE id = ?", (token_id,)
-            ).fetchone()
-        if row is None:
-            raise NotFound(f"no token {token_id}")
-        return _token(row)
-
-    def count_tokens(self) -> int:
-        return int(self._read(lambda c: c.execute("SELECT COUNT(*) FROM tokens").fetchone()[0]))
-
-    # -- meta -----------------------------------------------------------------
-    def get_meta(self, key: str) -> str | None:
-        row = self._read(
-            lambda c: c.execute("SELECT value FROM meta WHERE key = ?", (key,)).fetchone()
-        )
-        return str(row[0]) if row else None
-
-    def set_meta_if_absent(self, key: str, value: str) -> str:
-        with self._transaction() as conn:
-            conn.execute("INSERT OR IGNORE INTO meta (key, value) VALUES (?, ?)", (key, value))
-            row = conn.execute("SELECT value FROM meta WHERE key = ?", (key,)).fetchone()
-        return str(row[0])
+    def _event_ids(self, value: Any) -> tuple[int, ...]:
+        return tuple(orjson.loads(value))
 
     # -- event handlers -------------------------------------------------------
-    def create_handler(self, organisation_id: int, spec: HandlerSpec, secret: str) -> Handler:
-        created = now_ms()
-        with self._transaction() as conn:
-            cursor = conn.execute(
-                "INSERT INTO handlers (organisation_id, name, type, url, format, filter, "
-                "batch_max_events, batch_max_wait_ms, retention_ms, enabled, disabled_reason, "
-                "secret, cursor_seq, created_ms, updated_ms) VALUES "
-                "(?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?, "
-                "(SELECT COALESCE(MAX(seq), 0) FROM events), ?, ?)",
-                (
-                    organisation_id,
-                    *_spec_values(spec),
-                    None if spec.enabled else "disabled by the user",
-                    secret,
-                    created,
-                    created,
-                ),
-            )
-            row = conn.execute(_SELECT_HANDLER + " WHERE id = ?", (cursor.lastrowid,)).fetchone()
-        return _handler(row)
-
-    def get_handler(
-        self, handler_id: int, organisation_ids: tuple[int, ...] | None = None
-    ) -> Handler | None:
-        sql, params = _scoped(_SELECT_HANDLER + " WHERE id = ?", [handler_id], organisation_ids)
-        row = self._read(lambda c: c.execute(sql, params).fetchone())
-        return _handler(row) if row else None
-
-    def list_handlers(self, organisation_ids: tuple[int, ...] | None = None) -> list[Handler]:
-        sql, params = _scoped(_SELECT_HANDLER + " WHERE 1 = 1", [], organisation_ids)
-        rows = self._read(lambda c: c.execute(sql + " ORDER BY id", params).fetchall())
-        return [_handler(row) for row in rows]
-
-    def update_handler(
-        self, handler_id: int, organisation_ids: tuple[int, ...] | None, spec: HandlerSpec
-    ) -> Handler:
-        sql, params = _scoped(
-            "UPDATE handlers SET name = ?, type = ?, url = ?, format = ?, filter = ?, "
-            "batch_max_events = ?, batch_max_wait_ms = ?, retention_ms = ?, "
-            "disabled_reason = CASE WHEN ? THEN NULL "
-            "  WHEN enabled THEN 'disabled by the user' ELSE disabled_reason END, "
-            "failures = CASE WHEN ? AND NOT enabled THEN 0 ELSE failures END, "
-            "failing_since_ms = CASE WHEN ? AND NOT enabled THEN NULL ELSE failing_since_ms END, "
-            "next_attempt_ms = CASE WHEN ? AND NOT enabled THEN NULL ELSE next_attempt_ms END, "
-            "enabled = ?, updated_ms = ? WHERE id = ?",
-            [
-                *_spec_values(spec)[:-1],  # all but enabled, set last
-                spec.enabled,
-                spec.enabled,
-                spec.enabled,
-                spec.enabled,
-                spec.enabled,
-                now_ms(),
-                handler_id,
-            ],
-            organisation_ids,
-        )
-        with self._transaction() as conn:
-            if conn.execute(sql, params).rowcount == 0:
-                raise NotFound(f"no event handler {handler_id}")
-            row = conn.execute(_SELECT_HANDLER + " WHERE id = ?", (handler_id,)).fetchone()
-        return _handler(row)
-
-    def delete_handler(self, handler_id: int, organisation_ids: tuple[int, ...] | None) -> None:
-        sql, params = _scoped("DELETE FROM handlers WHERE id = ?", [handler_id], organisation_ids)
-        with self._transaction() as conn:
-            if conn.execute(sql, params).rowcount == 0:
-                raise NotFound(f"no event handler {handler_id}")
-
-    def rotate_handler_secret(
-        self,
-        handler_id: int,
-        organisation_ids: tuple[int, ...] | None,
-        secret: str,
-        previous_until_ms: int,
-    ) -> Handler:
-        sql, params = _scoped(
-            "UPDATE handlers SET previous_secret = secret, previous_secret_until_ms = ?, "
-            "secret = ?, updated_ms = ? WHERE id = ?",
-            [previous_until_ms, secret, now_ms(), handler_id],
-            organisation_ids,
-        )
-        with self._transaction() as conn:
-            if conn.execute(sql, params).rowcount == 0:
-                raise NotFound(f"no event handler {handler_id}")
-            row = conn.execute(_SELECT_HANDLER + " WHERE id = ?", (handler_id,)).fetchone()
-        return _handler(row)
-
     def claim_handlers(self, owner: str, now_ms: int, lease_ms: int) -> list[Handler]:
         with self._transaction() as conn:
             conn.execute(
@@ -515,198 +307,12 @@ class SQLiteStore:
                 (owner, now_ms + lease_ms, owner, now_ms),
             )
             rows = conn.execute(
-                _SELECT_HANDLER + " WHERE enabled AND owner = ? ORDER BY id", (owner,)
+                SELECT_HANDLER + " WHERE enabled AND owner = ? ORDER BY id", (owner,)
             ).fetchall()
-        return [_handler(row) for row in rows]
-
-    def release_handlers(self, owner: str) -> None:
-        with self._transaction() as conn:
-            conn.execute(
-                "UPDATE handlers SET owner = NULL, lease_until_ms = NULL WHERE owner = ?", (owner,)
-            )
-
-    def record_delivery(
-        self,
-        owner: str,
-        delivery: Delivery,
-        progress: HandlerProgress | None,
-        replay_cursor: tuple[int, int] | None = None,
-    ) -> bool:
-        with self._transaction() as conn:
-            if progress is not None:
-                updated = conn.execute(
-                    "UPDATE handlers SET cursor_seq = ?, failures = ?, failing_since_ms = ?, "
-                    "next_attempt_ms = ?, last_success_ms = COALESCE(?, last_success_ms), "
-                    "last_error = ?, enabled = enabled AND ? IS NULL, "
-                    "disabled_reason = COALESCE(?, disabled_reason), updated_ms = ? "
-                    "WHERE id = ? AND owner = ?",
-                    (
-                        progress.cursor_seq,
-                        progress.failures,
-                        progress.failing_since_ms,
-                        progress.next_attempt_ms,
-                        progress.last_success_ms,
-                        progress.last_error,
-                        progress.disabled_reason,
-                        progress.disabled_reason,
-                        now_ms(),
-                        delivery.handler_id,
-                        owner,
-                    ),
-                )
-                if updated.rowcount == 0:
-                    return False
-            if replay_cursor is not None:
-                self._move_replay(conn, *replay_cursor)
-            conn.execute(
-                "INSERT INTO deliveries (handler_id, at_ms, kind, event_ids, status, outcome, "
-                "error, latency_ms) VALUES (?, ?, ?, ?, ?, ?, ?, ?)",
-                (
-                    delivery.handler_id,
-                    delivery.at_ms,
-                    delivery.kind,
-                    orjson.dumps(delivery.event_ids).decode(),
-                    delivery.status,
-                    delivery.outcome,
-                    delivery.error,
-                    delivery.latency_ms,
-                ),
-            )
-        return True
-
-    def advance_cursor(self, handler_id: int, owner: str, cursor_seq: int) -> bool:
-        with self._transaction() as conn:
-            updated = conn.execute(
-                "UPDATE handlers SET cursor_seq = MAX(cursor_seq, ?) WHERE id = ? AND owner = ?",
-                (cursor_seq, handler_id, owner),
-            )
-        return updated.rowcount > 0
-
-    def list_deliveries(
-        self, handler_id: int, before_id: int | None = None, limit: int = 100
-    ) -> list[Delivery]:
-        sql = (
-            "SELECT handler_id, at_ms, kind, event_ids, status, outcome, error, latency_ms, id "
-            "FROM deliveries WHERE handler_id = ?"
-        )
-        params: list[object] = [handler_id]
-        if before_id is not None:
-            sql += " AND id < ?"
-            params.append(before_id)
-        sql += " ORDER BY id DESC LIMIT ?"
-        params.append(limit)
-        rows = self._read(lambda c: c.execute(sql, params).fetchall())
-        return [
-            Delivery(row[0], row[1], row[2], tuple(orjson.loads(row[3])), *row[4:]) for row in rows
-        ]
-
-    def create_replay(self, handler_id: int, from_ms: int, until_ms: int) -> Replay:
-        created = now_ms()
-        with self._transaction() as conn:
-            handler = conn.execute(
-                "SELECT organisation_id FROM handlers WHERE id = ?", (handler_id,)
-            ).fetchone()
-            if handler is None:
-                raise NotFound(f"no event handler {handler_id}")
-            start, end = conn.execute(
-                "SELECT MIN(seq), MAX(seq) FROM events "
-                "WHERE organisation_id = ? AND ts >= ? AND ts <= ?",
-                (handler[0], from_ms, until_ms),
-            ).fetchone()
-            start, end = (start - 1, end) if start is not None else (0, 0)
-            cursor = conn.execute(
-                "INSERT INTO replays (handler_id, from_ms, until_ms, cursor_seq, end_seq, "
-                "created_ms, done_ms) VALUES (?, ?, ?, ?, ?, ?, ?)",
-                (handler_id, from_ms, until_ms, start, end, created, created if end == 0 else None),
-            )
-            replay_id = cursor.lastrowid
-        assert replay_id is not None
-        return Replay(
-            replay_id, handler_id, from_ms, until_ms, start, end, created, None if end else created
-        )
-
-    def pending_replays(self, handler_id: int) -> list[Replay]:
-        rows = self._read(
-            lambda c: c.execute(
-                "SELECT id, handler_id, from_ms, until_ms, cursor_seq, end_seq, created_ms, "
-                "done_ms FROM replays WHERE handler_id = ? AND done_ms IS NULL ORDER BY id",
-                (handler_id,),
-            ).fetchall()
-        )
-        return [Replay(*row) for row in rows]
-
-    def advance_replay(self, replay_id: int, cursor_seq: int) -> None:
-        with self._transaction() as conn:
-            self._move_replay(conn, replay_id, cursor_seq)
-
-    @staticmethod
-    def _move_replay(conn: sqlite3.Connection, replay_id: int, cursor_seq: int) -> None:
-        conn.execute(
-            "UPDATE replays SET cursor_seq = MAX(cursor_seq, ?), "
-            "done_ms = CASE WHEN ? >= end_seq THEN ? ELSE NULL END WHERE id = ?",
-            (cursor_seq, cursor_seq, now_ms(), replay_id),
-        )
-
-    def count_log(self, organisation_id: int, after_seq: int) -> int:
-        row = self._read(
-            lambda c: c.execute(
-                "SELECT COUNT(*) FROM events WHERE organisation_id = ? AND seq > ?",
-                (organisation_id, after_seq),
-            ).fetchone()
-        )
-        return int(row[0])
+        return [handler_from_row(row) for row in rows]
 
     # -- stats ----------------------------------------------------------------
     def stats(self, query: StatsQuery) -> list[StatsRow]:
         sql, params = stats_sql(query, "?")
         rows = self._read(lambda c: c.execute(sql, params).fetchall())
         return [StatsRow(row[0], row[1], row[2], int(row[3]), float(row[4])) for row in rows]
-
-
-_SELECT_HANDLER = (
-    "SELECT id, organisation_id, name, type, url, format, filter, batch_max_events, "
-    "batch_max_wait_ms, retention_ms, enabled, disabled_reason, secret, previous_secret, "
-    "previous_secret_until_ms, cursor_seq, failures, failing_since_ms, next_attempt_ms, "
-    "last_success_ms, last_error, owner, lease_until_ms, created_ms, updated_ms FROM handlers"
-)
-
-
-def _spec_values(spec: HandlerSpec) -> tuple[object, ...]:
-    """The spec's columns in the order name, type, url, format, filter, batch, retention,
-    enabled."""
-    return (
-        spec.name,
-        spec.type,
-        spec.url,
-        spec.format,
-        orjson.dumps(spec.filter).decode(),
-        spec.batch_max_events,
-        spec.batch_max_wait_ms,
-        spec.retention_ms,
-        spec.enabled,
-    )
-
-
-def _scoped(
-    sql: str, params: list[object], organisation_ids: tuple[int, ...] | None
-) -> tuple[str, list[object]]:
-    """Narrow a statement on handlers to the caller's organisations (None: all)."""
-    if organisation_ids is None:
-        return sql, params
-    marks = ", ".join("?" * len(organisation_ids)) or "NULL"
-    return f"{sql} AND organisation_id IN ({marks})", [*params, *organisation_ids]
-
-
-def _handler(row: sqlite3.Row | tuple[Any, ...]) -> Handler:
-    spec = HandlerSpec(
-        name=row[2],
-        type=row[3],
-        url=row[4],
-        format=row[5],
-        filter=orjson.loads(row[6]),
-        batch_max_events=row[7],
-        batch_max_wait_ms=row[8],
-        retention_ms=row[9],
-        enabled=bool(row[10]),
-    )
-    return Handler(row[0], row[1], spec, *row[11:])

@@ -1,0 +1,526 @@
+"""The Store methods the SQL backends share: organisations, tokens, meta, event handlers,
+deliveries and replays.
+
+They are written once, with ``?`` placeholders, against a small interface each backend
+provides: the connection helpers ``_read`` and ``_transaction``, ``_write`` (one write
+statement), ``_sql`` (the driver's placeholders) and a few dialect hooks. The event log
+(append, query, purge), the schema, ``claim_handlers`` and node leases stay in the backends.
+"""
+
+from __future__ import annotations
+
+from abc import ABC, abstractmethod
+from collections.abc import Callable, Sequence
+from contextlib import AbstractContextManager
+from typing import Any, ClassVar, Generic, Protocol, TypeVar
+
+import orjson
+
+from herald.store.base import (
+    Delivery,
+    Handler,
+    HandlerProgress,
+    HandlerSpec,
+    Organisation,
+    Replay,
+    Token,
+)
+from herald.store.errors import NotFound
+from herald.timefmt import now_ms
+
+T = TypeVar("T")
+
+TOKEN_COLUMNS = "id, organisation_id, name, prefix, permissions, internal, created_ms, revoked_ms"
+HANDLER_COLUMNS = (
+    "id, organisation_id, name, type, url, format, filter, batch_max_events, "
+    "batch_max_wait_ms, retention_ms, enabled, disabled_reason, secret, previous_secret, "
+    "previous_secret_until_ms, cursor_seq, failures, failing_since_ms, next_attempt_ms, "
+    "last_success_ms, last_error, owner, lease_until_ms, created_ms, updated_ms"
+)
+SELECT_HANDLER = f"SELECT {HANDLER_COLUMNS} FROM handlers"
+
+
+class Cursor(Protocol):
+    """What the shared methods use of a cursor (sqlite3's and psycopg's alike)."""
+
+    @property
+    def rowcount(self) -> int: ...
+
+    def fetchone(self) -> Any: ...
+
+    def fetchall(self) -> list[Any]: ...
+
+
+class Connection(Protocol):
+    """What the shared methods use of a connection (sqlite3's and psycopg's alike)."""
+
+    def execute(self, sql: str, params: Sequence[Any] = ..., /) -> Cursor: ...
+
+
+C = TypeVar("C", bound=Connection)
+
+
+class SQLStoreBase(ABC, Generic[C]):
+    """The backend-independent part of a SQL Store, on connections of type ``C``."""
+
+    _GREATEST: ClassVar[str]
+    """The SQL function that returns the larger of two values."""
+    _LAST_SEQ: ClassVar[str]
+    """A query for the log position a new event handler starts after."""
+    _EVENT_IDS_MARK: ClassVar[str]
+    """The placeholder of a delivery's event ids (with any cast the column needs)."""
+
+    # -- the backend's interface ----------------------------------------------
+    @abstractmethod
+    def _read(self, work: Callable[[C], T]) -> T:
+        """Run ``work`` on a connection outside any explicit transaction."""
+
+    @abstractmethod
+    def _transaction(self) -> AbstractContextManager[C]:
+        """A connection inside a transaction: committed on exit, rolled back on error."""
+
+    @abstractmethod
+    def _event_ids_param(self, event_ids: tuple[int, ...]) -> object:
+        """A delivery's event ids as the ``deliveries.event_ids`` column takes them."""
+
+    @abstractmethod
+    def _event_ids(self, value: Any) -> tuple[int, ...]:
+        """A delivery's event ids from the ``deliveries.event_ids`` column."""
+
+    def _write(self, work: Callable[[C], T]) -> T:
+        """Run ``work``, one write statement, as a transaction of its own."""
+        with self._transaction() as conn:
+            return work(conn)
+
+    def _sql(self, sql: str) -> str:
+        """``sql``, written with ``?`` placeholders, in the driver's parameter style."""
+        return sql
+
+    def _any(self, column: str, values: tuple[int, ...]) -> tuple[str, list[object]]:
+        """A condition and its parameters: ``column`` is one of ``values`` (none: false)."""
+        marks = ", ".join("?" * len(values)) or "NULL"
+        return f"{column} IN ({marks})", list(values)
+
+    def _after_chosen_organisation_id(self, conn: C) -> None:
+        """Keep generated organisation ids ahead of one chosen by hand (nothing to do)."""
+
+    def _execute(self, conn: C, sql: str, params: Sequence[object] = ()) -> Cursor:
+        return conn.execute(self._sql(sql), params)
+
+    # -- organisations --------------------------------------------------------
+    def create_organisation(self, name: str, organisation_id: int | None = None) -> Organisation:
+        created = now_ms()
+        with self._transaction() as conn:
+            if organisation_id is None:
+                row = self._execute(
+                    conn,
+                    "INSERT INTO organisations (name, created_ms) VALUES (?, ?) RETURNING id",
+                    (name, created),
+                ).fetchone()
+            else:
+                row = self._execute(
+                    conn,
+                    "INSERT INTO organisations (id, name, created_ms) VALUES (?, ?, ?) "
+                    "RETURNING id",
+                    (organisation_id, name, created),
+                ).fetchone()
+                self._after_chosen_organisation_id(conn)
+        return Organisation(row[0], name, created)
+
+    def get_organisation(self, organisation_id: int) -> Organisation | None:
+        row = self._read(
+            lambda c: self._execute(
+                c, "SELECT id, name, created_ms FROM organisations WHERE id = ?", (organisation_id,)
+            ).fetchone()
+        )
+        return Organisation(*row) if row else None
+
+    def list_organisations(self) -> list[Organisation]:
+        rows = self._read(
+            lambda c: self._execute(
+                c, "SELECT id, name, created_ms FROM organisations ORDER BY id"
+            ).fetchall()
+        )
+        return [Organisation(*row) for row in rows]
+
+    # -- tokens ---------------------------------------------------------------
+    def create_token(
+        self,
+        *,
+        token_hash: str,
+        prefix: str,
+        name: str,
+        organisation_id: int | None,
+        permissions: Sequence[str],
+        internal: bool,
+    ) -> Token:
+        created = now_ms()
+        with self._transaction() as conn:
+            row = self._execute(
+                conn,
+                "INSERT INTO tokens (organisation_id, name, token_hash, prefix, permissions, "
+                "internal, created_ms) VALUES (?, ?, ?, ?, ?, ?, ?) RETURNING id",
+                (
+                    organisation_id,
+                    name,
+                    token_hash,
+                    prefix,
+                    orjson.dumps(list(permissions)).decode(),
+                    internal,
+                    created,
+                ),
+            ).fetchone()
+        return Token(
+            row[0], organisation_id, name, prefix, tuple(permissions), internal, created, None
+        )
+
+    def find_token(self, token_hash: str) -> Token | None:
+        row = self._read(
+            lambda c: self._execute(
+                c, f"SELECT {TOKEN_COLUMNS} FROM tokens WHERE token_hash = ?", (token_hash,)
+            ).fetchone()
+        )
+        return _token(row) if row else None
+
+    def get_token(self, token_id: int) -> Token | None:
+        row = self._read(
+            lambda c: self._execute(
+                c, f"SELECT {TOKEN_COLUMNS} FROM tokens WHERE id = ?", (token_id,)
+            ).fetchone()
+        )
+        return _token(row) if row else None
+
+    def list_tokens(self, organisation_id: int | None = None) -> list[Token]:
+        sql = f"SELECT {TOKEN_COLUMNS} FROM tokens"
+        params: tuple[object, ...] = ()
+        if organisation_id is not None:
+            sql += " WHERE organisation_id = ?"
+            params = (organisation_id,)
+        rows = self._read(lambda c: self._execute(c, sql + " ORDER BY id", params).fetchall())
+        return [_token(row) for row in rows]
+
+    def revoke_token(self, token_id: int) -> Token:
+        row = self._write(
+            lambda c: self._execute(
+                c,
+                "UPDATE tokens SET revoked_ms = COALESCE(revoked_ms, ?) WHERE id = ? "
+                f"RETURNING {TOKEN_COLUMNS}",
+                (now_ms(), token_id),
+            ).fetchone()
+        )
+        if row is None:
+            raise NotFound(f"no token {token_id}")
+        return _token(row)
+
+    def count_tokens(self) -> int:
+        row = self._read(lambda c: self._execute(c, "SELECT COUNT(*) FROM tokens").fetchone())
+        return int(row[0]) if row else 0
+
+    # -- meta -----------------------------------------------------------------
+    def get_meta(self, key: str) -> str | None:
+        row = self._read(
+            lambda c: self._execute(c, "SELECT value FROM meta WHERE key = ?", (key,)).fetchone()
+        )
+        return str(row[0]) if row else None
+
+    def set_meta_if_absent(self, key: str, value: str) -> str:
+        with self._transaction() as conn:
+            self._execute(
+                conn,
+                "INSERT INTO meta (key, value) VALUES (?, ?) ON CONFLICT DO NOTHING",
+                (key, value),
+            )
+            row = self._execute(conn, "SELECT value FROM meta WHERE key = ?", (key,)).fetchone()
+        return str(row[0])
+
+    # -- event handlers -------------------------------------------------------
+    def create_handler(self, organisation_id: int, spec: HandlerSpec, secret: str) -> Handler:
+        created = now_ms()
+        row = self._write(
+            lambda c: self._execute(
+                c,
+                "INSERT INTO handlers (organisation_id, name, type, url, format, filter, "
+                "batch_max_events, batch_max_wait_ms, retention_ms, enabled, disabled_reason, "
+                "secret, cursor_seq, created_ms, updated_ms) VALUES "
+                "(?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?, "
+                f"({self._LAST_SEQ}), ?, ?) RETURNING {HANDLER_COLUMNS}",
+                (
+                    organisation_id,
+                    *_spec_values(spec),
+                    None if spec.enabled else "disabled by the user",
+                    secret,
+                    created,
+                    created,
+                ),
+            ).fetchone()
+        )
+        return handler_from_row(row)
+
+    def get_handler(
+        self, handler_id: int, organisation_ids: tuple[int, ...] | None = None
+    ) -> Handler | None:
+        sql, params = self._scoped(SELECT_HANDLER + " WHERE id = ?", [handler_id], organisation_ids)
+        row = self._read(lambda c: self._execute(c, sql, params).fetchone())
+        return handler_from_row(row) if row else None
+
+    def list_handlers(self, organisation_ids: tuple[int, ...] | None = None) -> list[Handler]:
+        sql, params = self._scoped(SELECT_HANDLER + " WHERE TRUE", [], organisation_ids)
+        rows = self._read(lambda c: self._execute(c, sql + " ORDER BY id", params).fetchall())
+        return [handler_from_row(row) for row in rows]
+
+    def update_handler(
+        self, handler_id: int, organisation_ids: tuple[int, ...] | None, spec: HandlerSpec
+    ) -> Handler:
+        enable = spec.enabled
+        sql, params = self._scoped(
+            "UPDATE handlers SET name = ?, type = ?, url = ?, format = ?, filter = ?, "
+            "batch_max_events = ?, batch_max_wait_ms = ?, retention_ms = ?, "
+            "disabled_reason = CASE WHEN ? THEN NULL "
+            "  WHEN enabled THEN 'disabled by the user' ELSE disabled_reason END, "
+            "failures = CASE WHEN ? AND NOT enabled THEN 0 ELSE failures END, "
+            "failing_since_ms = CASE WHEN ? AND NOT enabled THEN NULL ELSE failing_since_ms END, "
+            "next_attempt_ms = CASE WHEN ? AND NOT enabled THEN NULL ELSE next_attempt_ms END, "
+            "enabled = ?, updated_ms = ? WHERE id = ?",
+            [
+                *_spec_values(spec)[:-1],  # all but enabled, set last
+                enable,
+                enable,
+                enable,
+                enable,
+                enable,
+                now_ms(),
+                handler_id,
+            ],
+            organisation_ids,
+        )
+        return self._update_handler(sql, params, handler_id)
+
+    def delete_handler(self, handler_id: int, organisation_ids: tuple[int, ...] | None) -> None:
+        sql, params = self._scoped(
+            "DELETE FROM handlers WHERE id = ?", [handler_id], organisation_ids
+        )
+        if self._write(lambda c: self._execute(c, sql, params).rowcount) == 0:
+            raise NotFound(f"no event handler {handler_id}")
+
+    def rotate_handler_secret(
+        self,
+        handler_id: int,
+        organisation_ids: tuple[int, ...] | None,
+        secret: str,
+        previous_until_ms: int,
+    ) -> Handler:
+        sql, params = self._scoped(
+            "UPDATE handlers SET previous_secret = secret, previous_secret_until_ms = ?, "
+            "secret = ?, updated_ms = ? WHERE id = ?",
+            [previous_until_ms, secret, now_ms(), handler_id],
+            organisation_ids,
+        )
+        return self._update_handler(sql, params, handler_id)
+
+    def _update_handler(self, sql: str, params: list[object], handler_id: int) -> Handler:
+        row = self._write(
+            lambda c: self._execute(c, f"{sql} RETURNING {HANDLER_COLUMNS}", params).fetchone()
+        )
+        if row is None:
+            raise NotFound(f"no event handler {handler_id}")
+        return handler_from_row(row)
+
+    def _scoped(
+        self, sql: str, params: list[object], organisation_ids: tuple[int, ...] | None
+    ) -> tuple[str, list[object]]:
+        """Narrow a statement on handlers to the caller's organisations (None: all)."""
+        if organisation_ids is None:
+            return sql, params
+        condition, values = self._any("organisation_id", organisation_ids)
+        return f"{sql} AND {condition}", [*params, *values]
+
+    def release_handlers(self, owner: str) -> None:
+        self._write(
+            lambda c: self._execute(
+                c,
+                "UPDATE handlers SET owner = NULL, lease_until_ms = NULL WHERE owner = ?",
+                (owner,),
+            )
+        )
+
+    # -- deliveries and replays -----------------------------------------------
+    def record_delivery(
+        self,
+        owner: str,
+        delivery: Delivery,
+        progress: HandlerProgress | None,
+        replay_cursor: tuple[int, int] | None = None,
+    ) -> bool:
+        with self._transaction() as conn:
+            if progress is not None:
+                updated = self._execute(
+                    conn,
+                    "UPDATE handlers SET cursor_seq = ?, failures = ?, failing_since_ms = ?, "
+                    "next_attempt_ms = ?, last_success_ms = COALESCE(?, last_success_ms), "
+                    "last_error = ?, enabled = enabled AND CAST(? AS TEXT) IS NULL, "
+                    "disabled_reason = COALESCE(?, disabled_reason), updated_ms = ? "
+                    "WHERE id = ? AND owner = ?",
+                    (
+                        progress.cursor_seq,
+                        progress.failures,
+                        progress.failing_since_ms,
+                        progress.next_attempt_ms,
+                        progress.last_success_ms,
+                        progress.last_error,
+                        progress.disabled_reason,
+                        progress.disabled_reason,
+                        now_ms(),
+                        delivery.handler_id,
+                        owner,
+                    ),
+                )
+                if updated.rowcount == 0:
+                    return False
+            if replay_cursor is not None:
+                self._move_replay(conn, *replay_cursor)
+            self._execute(
+                conn,
+                "INSERT INTO deliveries (handler_id, at_ms, kind, event_ids, status, outcome, "
+                f"error, latency_ms) VALUES (?, ?, ?, {self._EVENT_IDS_MARK}, ?, ?, ?, ?)",
+                (
+                    delivery.handler_id,
+                    delivery.at_ms,
+                    delivery.kind,
+                    self._event_ids_param(delivery.event_ids),
+                    delivery.status,
+                    delivery.outcome,
+                    delivery.error,
+                    delivery.latency_ms,
+                ),
+            )
+        return True
+
+    def advance_cursor(self, handler_id: int, owner: str, cursor_seq: int) -> bool:
+        updated = self._write(
+            lambda c: (
+                self._execute(
+                    c,
+                    f"UPDATE handlers SET cursor_seq = {self._GREATEST}(cursor_seq, ?) "
+                    "WHERE id = ? AND owner = ?",
+                    (cursor_seq, handler_id, owner),
+                ).rowcount
+            )
+        )
+        return updated > 0
+
+    def list_deliveries(
+        self, handler_id: int, before_id: int | None = None, limit: int = 100
+    ) -> list[Delivery]:
+        sql = (
+            "SELECT handler_id, at_ms, kind, event_ids, status, outcome, error, latency_ms, id "
+            "FROM deliveries WHERE handler_id = ?"
+        )
+        params: list[object] = [handler_id]
+        if before_id is not None:
+            sql += " AND id < ?"
+            params.append(before_id)
+        sql += " ORDER BY id DESC LIMIT ?"
+        params.append(limit)
+        rows = self._read(lambda c: self._execute(c, sql, params).fetchall())
+        return [Delivery(row[0], row[1], row[2], self._event_ids(row[3]), *row[4:]) for row in rows]
+
+    def create_replay(self, handler_id: int, from_ms: int, until_ms: int) -> Replay:
+        created = now_ms()
+        with self._transaction() as conn:
+            handler = self._execute(
+                conn, "SELECT organisation_id FROM handlers WHERE id = ?", (handler_id,)
+            ).fetchone()
+            if handler is None:
+                raise NotFound(f"no event handler {handler_id}")
+            first, last = self._execute(
+                conn,
+                "SELECT MIN(seq), MAX(seq) FROM events "
+                "WHERE organisation_id = ? AND ts >= ? AND ts <= ?",
+                (handler[0], from_ms, until_ms),
+            ).fetchone()
+            start, end = (first - 1, last) if first is not None else (0, 0)
+            done = created if end == 0 else None
+            row = self._execute(
+                conn,
+                "INSERT INTO replays (handler_id, from_ms, until_ms, cursor_seq, end_seq, "
+                "created_ms, done_ms) VALUES (?, ?, ?, ?, ?, ?, ?) RETURNING id",
+                (handler_id, from_ms, until_ms, start, end, created, done),
+            ).fetchone()
+        return Replay(row[0], handler_id, from_ms, until_ms, start, end, created, done)
+
+    def pending_replays(self, handler_id: int) -> list[Replay]:
+        rows = self._read(
+            lambda c: self._execute(
+                c,
+                "SELECT id, handler_id, from_ms, until_ms, cursor_seq, end_seq, created_ms, "
+                "done_ms FROM replays WHERE handler_id = ? AND done_ms IS NULL ORDER BY id",
+                (handler_id,),
+            ).fetchall()
+        )
+        return [Replay(*row) for row in rows]
+
+    def advance_replay(self, replay_id: int, cursor_seq: int) -> None:
+        with self._transaction() as conn:
+            self._move_replay(conn, replay_id, cursor_seq)
+
+    def _move_replay(self, conn: C, replay_id: int, cursor_seq: int) -> None:
+        self._execute(
+            conn,
+            f"UPDATE replays SET cursor_seq = {self._GREATEST}(cursor_seq, ?), "
+            "done_ms = CASE WHEN ? >= end_seq THEN ? ELSE NULL END WHERE id = ?",
+            (cursor_seq, cursor_seq, now_ms(), replay_id),
+        )
+
+    def count_log(self, organisation_id: int, after_seq: int) -> int:
+        row = self._read(
+            lambda c: self._execute(
+                c,
+                "SELECT COUNT(*) FROM events WHERE organisation_id = ? AND seq > ?",
+                (organisation_id, after_seq),
+            ).fetchone()
+        )
+        return int(row[0]) if row else 0
+
+
+def _token(row: Sequence[Any]) -> Token:
+    return Token(
+        id=row[0],
+        organisation_id=row[1],
+        name=row[2],
+        prefix=row[3],
+        permissions=tuple(orjson.loads(row[4])),
+        internal=bool(row[5]),
+        created_ms=row[6],
+        revoked_ms=row[7],
+    )
+
+
+def _spec_values(spec: HandlerSpec) -> tuple[object, ...]:
+    """The spec's columns: name, type, url, format, filter, batch, retention, enabled."""
+    return (
+        spec.name,
+        spec.type,
+        spec.url,
+        spec.format,
+        orjson.dumps(spec.filter).decode(),
+        spec.batch_max_events,
+        spec.batch_max_wait_ms,
+        spec.retention_ms,
+        spec.enabled,
+    )
+
+
+def handler_from_row(row: Sequence[Any]) -> Handler:
+    """The handler in a row of ``HANDLER_COLUMNS``."""
+    spec = HandlerSpec(
+        name=row[2],
+        type=row[3],
+        url=row[4],
+        format=row[5],
+        filter=orjson.loads(row[6]),
+        batch_max_events=row[7],
+        batch_max_wait_ms=row[8],
+        retention_ms=row[9],
+        enabled=bool(row[10]),
+    )
+    return Handler(row[0], row[1], spec, *row[11:])
