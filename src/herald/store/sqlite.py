@@ -6,6 +6,7 @@ connection per thread, so queries never wait on writes.
 
 from __future__ import annotations
 
+import queue
 import sqlite3
 import threading
 from collections.abc import Callable, Iterator, Sequence
@@ -44,6 +45,7 @@ _INSERT_EVENT = (
     f"INSERT INTO events ({', '.join(EVENT_COLUMNS)}) "
     f"VALUES ({', '.join('?' * len(EVENT_COLUMNS))})"
 )
+_CACHE_KIB = 16_000  # page cache per connection
 _UNAVAILABLE_MARKERS = ("locked", "busy", "readonly", "read-only", "disk", "full", "i/o")
 
 
@@ -81,7 +83,7 @@ class SQLiteStore(SQLStoreBase[sqlite3.Connection]):
         Path(self.path).parent.mkdir(parents=True, exist_ok=True)
         self._synchronous = synchronous
         self._write_lock = threading.Lock()
-        self._local = threading.local()
+        self._idle_readers: queue.SimpleQueue[sqlite3.Connection] = queue.SimpleQueue()
         self._connections: list[sqlite3.Connection] = []
         self._connections_lock = threading.Lock()
         self._writer = self._connect()
@@ -96,19 +98,23 @@ class SQLiteStore(SQLStoreBase[sqlite3.Connection]):
             conn.execute(f"PRAGMA synchronous = {self._synchronous}")
             conn.execute("PRAGMA busy_timeout = 10000")
             conn.execute("PRAGMA foreign_keys = ON")
-            conn.execute("PRAGMA cache_size = -32000")
+            conn.execute(f"PRAGMA cache_size = -{_CACHE_KIB}")
         except sqlite3.Error as exc:
             raise _translate(exc) from exc
         with self._connections_lock:
             self._connections.append(conn)
         return conn
 
-    def _reader(self) -> sqlite3.Connection:
-        conn: sqlite3.Connection | None = getattr(self._local, "conn", None)
-        if conn is None:
-            conn = self._connect()
-            self._local.conn = conn
-        return conn
+    def _borrow_reader(self) -> sqlite3.Connection:
+        """An idle reader connection, or a new one when every reader is busy.
+
+        Readers are pooled, not kept per thread: the API's worker threads come and go, and a
+        connection per thread ever seen would keep its page cache forever.
+        """
+        try:
+            return self._idle_readers.get_nowait()
+        except queue.Empty:
+            return self._connect()
 
     @contextmanager
     def _transaction(self) -> Iterator[sqlite3.Connection]:
@@ -130,10 +136,13 @@ class SQLiteStore(SQLStoreBase[sqlite3.Connection]):
                 raise
 
     def _read(self, work: Callable[[sqlite3.Connection], T]) -> T:
+        conn = self._borrow_reader()
         try:
-            return work(self._reader())
+            return work(conn)
         except sqlite3.Error as exc:
             raise _translate(exc) from exc
+        finally:
+            self._idle_readers.put(conn)
 
     def close(self) -> None:
         with self._connections_lock:
