@@ -227,10 +227,10 @@ async function viewDashboard() {
         barList(endpoints.body.rows, (r) => r.count, (r) => num(r.count), deviceLink)),
       h("section", { class: "panel" }, h("h2", {}, "Top endpoints by data volume"),
         barList(volume.body.rows, (r) => r.volume_mb, (r) => `${r.volume_mb.toFixed(2)} MB`,
-          deviceLink)),
-      h("section", { class: "panel" }, h("h2", {}, "Recent alerts"),
-        alerts.body.length ? eventTable(alerts.body, { compact: true })
-          : h("p", { class: "muted" }, "No alerts."))),
+          deviceLink))),
+    h("section", { class: "panel" }, h("h2", {}, "Recent alerts"),
+      alerts.body.length ? eventTable(alerts.body, { compact: true })
+        : h("p", { class: "muted" }, "No alerts.")),
   );
 }
 
