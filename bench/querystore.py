@@ -22,6 +22,7 @@ from bench.events import ORGANISATIONS, document, event_id, new_events
 from bench.ingest import INSERT, NAMES
 from herald.catalog import load_catalog
 from herald.model import NewEvent
+from herald.store import migrator, rollup
 from herald.store.sql import event_row
 from herald.store.sqlite import SQLiteStore
 from herald.timefmt import format_ms, now_ms
@@ -30,6 +31,7 @@ DAYS = 30
 POOL = 400_000
 CHUNK = 50_000
 META_KEY = "bench.query_store"
+_SCHEMA = migrator.migrations("sqlite")[-1].version
 
 
 @dataclass(frozen=True)
@@ -68,6 +70,8 @@ def _read_meta(path: Path) -> QueryStore | None:
     if row is None:
         return None
     meta = orjson.loads(row[0])
+    if meta.get("schema") != _SCHEMA:
+        return None  # built by an older Herald: rebuilt with the current migrations
     return QueryStore(path, meta["events"], meta["start_ms"], meta["end_ms"])
 
 
@@ -130,10 +134,11 @@ def _build(path: Path, events: int) -> QueryStore:
                 break
             conn.execute("BEGIN")
             conn.executemany(INSERT, chunk)
+            conn.executemany(rollup.UPSERT, rollup.deltas(chunk))  # as append counts them
             conn.execute("COMMIT")
         for sql in indexes:
             conn.execute(sql)
-        meta = {"events": events, "start_ms": start_ms, "end_ms": end_ms}
+        meta = {"events": events, "start_ms": start_ms, "end_ms": end_ms, "schema": _SCHEMA}
         conn.execute(
             "INSERT INTO meta (key, value) VALUES (?, ?)", (META_KEY, orjson.dumps(meta).decode())
         )

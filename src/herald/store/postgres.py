@@ -39,7 +39,7 @@ import psycopg
 from psycopg_pool import ConnectionPool, PoolTimeout
 
 from herald.model import NewEvent
-from herald.store import migrator
+from herald.store import migrator, rollup
 from herald.store.base import (
     EventPage,
     EventQuery,
@@ -289,17 +289,16 @@ class PostgresStore(SQLStoreBase[psycopg.Connection[Any]]):
             rows.append(event_row(event, event_id, bodies[index]))
         if not rows:
             return bodies
-        columns = [list(column) for column in zip(*rows, strict=True)]
         self.ensure_partitions({event.timestamp_ms // DAY_MS for event in events})
         try:
-            stored = self._append(columns, first, ids)
+            stored = self._append(rows, first, ids)
         except StoreError as exc:
             if "no partition" not in str(exc):
                 raise
             # A purge elsewhere dropped a partition this process thought it had.
             self._days.clear()
             self.ensure_partitions({event.timestamp_ms // DAY_MS for event in events})
-            stored = self._append(columns, first, ids)
+            stored = self._append(rows, first, ids)
         for key, body in stored.items():
             bodies[first[key]] = body
         for index, earlier in repeats.items():
@@ -308,13 +307,18 @@ class PostgresStore(SQLStoreBase[psycopg.Connection[Any]]):
 
     def _append(
         self,
-        columns: list[list[object]],
+        rows: list[tuple[object, ...]],
         keyed: dict[tuple[int, str, str], int],
         ids: Sequence[int],
     ) -> dict[tuple[int, str, str], bytes]:
-        """Insert in one statement; return the records already stored for taken keys."""
+        """Insert in one statement and count what was inserted; return the records already
+        stored for taken keys."""
+        columns = [list(column) for column in zip(*rows, strict=True)]
         with self._transaction() as conn:
             inserted = {row[0] for row in conn.execute(_APPEND, columns).fetchall()}
+            # Last in the transaction: the count rows stay locked only until the commit.
+            fresh = (row for row in rows if row[0] in inserted)
+            conn.cursor().executemany(self._sql(rollup.UPSERT), rollup.deltas(fresh))
             taken = [key for key, index in keyed.items() if ids[index] not in inserted]
             if not taken:
                 return {}
@@ -406,6 +410,10 @@ class PostgresStore(SQLStoreBase[psycopg.Connection[Any]]):
                     "DELETE FROM event_keys WHERE ts >= %s AND ts < %s",
                     (day * DAY_MS, (day + 1) * DAY_MS),
                 )
+                conn.execute(
+                    "DELETE FROM event_counts WHERE hour_ms >= %s AND hour_ms < %s",
+                    (day * DAY_MS, (day + 1) * DAY_MS),
+                )
                 conn.execute(f"DROP TABLE {name}")
             self._days.discard(day)
             deleted += int(count[0]) if count else 0
@@ -433,9 +441,15 @@ class PostgresStore(SQLStoreBase[psycopg.Connection[Any]]):
 
     # -- stats ----------------------------------------------------------------
     def stats(self, query: StatsQuery) -> list[StatsRow]:
+        return rollup.stats(query, self._event_stats, self._fetch, "%s")
+
+    def _event_stats(self, query: StatsQuery) -> list[StatsRow]:
         sql, params = stats_sql(query, "%s")
-        rows = self._read(lambda c: c.execute(_ilike(sql), params).fetchall())
+        rows = self._fetch(_ilike(sql), params)
         return [StatsRow(row[0], row[1], row[2], int(row[3]), float(row[4])) for row in rows]
+
+    def _fetch(self, sql: str, params: list[object]) -> list[Any]:
+        return self._read(lambda c: c.execute(sql, params).fetchall())
 
     # -- event handlers -------------------------------------------------------
     def claim_handlers(self, owner: str, now_ms: int, lease_ms: int) -> list[Handler]:

@@ -17,7 +17,7 @@ from typing import Any, TypeVar
 import orjson
 
 from herald.model import NewEvent
-from herald.store import migrator
+from herald.store import migrator, rollup
 from herald.store.base import (
     EventPage,
     EventQuery,
@@ -208,6 +208,7 @@ class SQLiteStore(SQLStoreBase[sqlite3.Connection]):
                     stored[key] = bodies[index]  # a repeat within the batch is stored once
                 rows.append(event_row(event, event_id, bodies[index]))
             conn.executemany(_INSERT_EVENT, rows)
+            conn.executemany(rollup.UPSERT, rollup.deltas(rows))
         return bodies
 
     @staticmethod
@@ -290,12 +291,18 @@ class SQLiteStore(SQLStoreBase[sqlite3.Connection]):
         deleted = 0
         while True:
             with self._transaction() as conn:
-                cursor = conn.execute(
-                    "DELETE FROM events WHERE seq IN "
-                    "(SELECT seq FROM events WHERE ts < ? ORDER BY ts LIMIT ?)",
+                doomed = conn.execute(
+                    f"SELECT seq, {', '.join(rollup.COUNTED)} FROM events "
+                    "WHERE ts < ? ORDER BY ts LIMIT ?",
                     (before_ms, chunk),
+                ).fetchall()
+                conn.executemany(
+                    rollup.UPSERT, rollup.deltas((r[1:] for r in doomed), -1, rollup.COUNTED)
                 )
-                count = cursor.rowcount
+                conn.execute(rollup.DROP_EMPTY)
+                count = conn.executemany(
+                    "DELETE FROM events WHERE seq = ?", [(r[0],) for r in doomed]
+                ).rowcount
             deleted += count
             if count < chunk:
                 return deleted
@@ -322,6 +329,11 @@ class SQLiteStore(SQLStoreBase[sqlite3.Connection]):
 
     # -- stats ----------------------------------------------------------------
     def stats(self, query: StatsQuery) -> list[StatsRow]:
-        sql, params = stats_sql(query, "?")
-        rows = self._read(lambda c: c.execute(sql, params).fetchall())
+        return rollup.stats(query, self._event_stats, self._fetch, "?")
+
+    def _event_stats(self, query: StatsQuery) -> list[StatsRow]:
+        rows = self._fetch(*stats_sql(query, "?"))
         return [StatsRow(row[0], row[1], row[2], int(row[3]), float(row[4])) for row in rows]
+
+    def _fetch(self, sql: str, params: list[object]) -> list[Any]:
+        return self._read(lambda c: c.execute(sql, params).fetchall())
