@@ -38,11 +38,12 @@ def _fresh_store(path: Path) -> SQLiteStore:
 
 
 def _raw_connection(path: Path) -> sqlite3.Connection:
-    """A plain connection with the pragmas Herald's writer uses (WAL, synchronous FULL)."""
+    """A plain connection with the pragmas Herald's writer uses (WAL, synchronous FULL...)."""
     conn = sqlite3.connect(path, isolation_level=None)
     conn.execute("PRAGMA journal_mode = WAL")
     conn.execute("PRAGMA synchronous = FULL")
-    conn.execute("PRAGMA cache_size = -32000")
+    conn.execute("PRAGMA cache_size = -16000")
+    conn.execute("PRAGMA wal_autocheckpoint = 10000")
     return conn
 
 
