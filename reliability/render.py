@@ -16,6 +16,11 @@ kills and fuzzing budgets). This file is written by `python reliability/render.p
 `reliability/results.json`; do not edit the tables by hand.
 
 Counters that must be 0: every `*lost*`, `*half_written*` and `*5xx*`.
+
+`load.*.rss_mib`: the server's RSS sampled every second under load. The peak must stay under
+320 MiB; on runs of 60 s or more (the soak) the least-squares trend of the second half, after
+the warm-up in which page caches fill, must stay under max(16 MiB, 10%). The quick run is all
+warm-up: its trend is shown, not checked.
 """
 
 

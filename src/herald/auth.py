@@ -209,7 +209,12 @@ class Authenticator:
 
 
 def jwt_secret(store: Store, configured: str | None) -> str:
-    """The configured JWT secret, or one generated once and kept in the database."""
+    """The configured JWT secret, or one generated once and kept in the database.
+
+    An existing secret is only read, so a server can start on a read-only database.
+    """
     if configured:
         return configured
-    return store.set_meta_if_absent("jwt_secret", secrets.token_urlsafe(48))
+    return store.get_meta("jwt_secret") or store.set_meta_if_absent(
+        "jwt_secret", secrets.token_urlsafe(48)
+    )

@@ -1,8 +1,12 @@
-"""Crashes: SIGKILL during ingest and delivery, a full disk. Nothing acknowledged is lost."""
+"""Crashes: SIGKILL during ingest and delivery, a full disk, a read-only database file.
+
+Nothing acknowledged is lost.
+"""
 
 from __future__ import annotations
 
 import os
+import shutil
 import sqlite3
 import subprocess
 import time
@@ -11,6 +15,7 @@ from pathlib import Path
 
 import pytest
 
+from herald.store.sqlite import sqlite_path
 from tests.delivery.receiver import DELIVERY_ENV, receiving
 from tests.reliability.conftest import make_tenant
 from tests.reliability.figures import Figures
@@ -123,7 +128,9 @@ def test_full_disk_answers_503_and_corrupts_nothing(
         with server.client(tenant.token) as client:
             assert client.post("/event", json=batch(0, 50)).status_code == 201
             _fill(small_disk / "filler")
-            statuses = [client.post("/event", json=batch(n, 200)).status_code for n in (1, 2, 3)]
+            responses = [client.post("/event", json=batch(n, 200)) for n in (1, 2, 3)]
+            statuses = [response.status_code for response in responses]
+            assert all("full" in r.json()["detail"] for r in responses if r.status_code == 503)
             figures.add("faults.full_disk_writes_refused", statuses.count(503))
             assert 503 in statuses
             assert not [s for s in statuses if s >= 500 and s != 503]
@@ -132,6 +139,75 @@ def test_full_disk_answers_503_and_corrupts_nothing(
         stored = stored_batches(server, tenant.token)
         assert stored[0] == 50 and stored[4] == 50
         assert all(count in (0, 200) for n, count in stored.items() if n in (1, 2, 3))
+    finally:
+        server.stop()
+    with sqlite3.connect(database) as check:
+        assert check.execute("PRAGMA integrity_check").fetchone() == ("ok",)
+
+
+EMNIFY_RECORD = {
+    "id": "ro-1",
+    "timestamp": "2026-11-01 10:42:58+0000",
+    "event_type": {"id": "3", "description": "Create PDP Context"},
+    "event_severity": {"id": "1", "description": "WARN"},
+    "event_source": {"name": "Policy Control"},
+    "alert": 1,
+    "description": "PDP Context Request rejected",
+    "endpoint": {"id": "4711"},
+}
+
+
+def _chattr(flag: str, path: Path) -> subprocess.CompletedProcess[str]:
+    return subprocess.run(["chattr", flag, str(path)], capture_output=True, text=True)
+
+
+def test_read_only_database_answers_503_keeps_reads_and_corrupts_nothing(
+    tmp_path: Path, figures: Figures
+) -> None:
+    """The database file made immutable (``chattr +i``, which binds root too) under a restart.
+
+    A read-only bind mount would not do: WAL mode needs the ``-shm`` file beside the
+    database, so a read-only directory refuses reads as well.
+    """
+    if shutil.which("chattr") is None:
+        pytest.skip("chattr (e2fsprogs) is not installed")
+    server = start_server(tmp_path / "herald")
+    database = Path(sqlite_path(server.database_url))
+    try:
+        tenant = make_tenant(server, "Read-only Co", "event:create", "event:read", "ingest:emnify")
+        with server.client(tenant.token) as client:
+            for number in range(3):
+                assert client.post("/event", json=batch(number, 50)).status_code == 201
+            assert client.post("/ingest/emnify", json=EMNIFY_RECORD).status_code == 200
+        server.stop()
+        made = _chattr("+i", database)
+        if made.returncode != 0:
+            pytest.skip(f"cannot make the database immutable (needs root, ext4): {made.stderr}")
+        try:
+            server.start()
+            with server.client(tenant.token) as client:
+                refused = [
+                    client.post("/event", json=batch(3, 50)),
+                    client.post("/event", json={"event_type": {"id": 10001}}),
+                    client.post("/ingest/emnify", json={**EMNIFY_RECORD, "id": "ro-2"}),
+                ]
+                emnify = client.get("/event", params={"provider": "emnify"})
+            for response in refused:
+                assert response.status_code == 503, response.text
+                assert response.headers["content-type"] == "application/problem+json"
+                assert "read-only" in response.json()["detail"]
+                assert int(response.headers["Retry-After"]) >= 1
+            figures.add("faults.read_only_writes_refused", len(refused))
+            assert [e["external_id"] for e in emnify.json()] == ["ro-1"]  # reads work
+            assert stored_batches(server, tenant.token) == {0: 50, 1: 50, 2: 50}
+            server.stop()
+        finally:
+            _chattr("-i", database)
+        server.start()
+        with server.client(tenant.token) as client:
+            assert client.post("/event", json=batch(3, 50)).status_code == 201
+            assert len(client.get("/event", params={"provider": "emnify"}).json()) == 1
+        assert stored_batches(server, tenant.token) == dict.fromkeys(range(4), 50)
     finally:
         server.stop()
     with sqlite3.connect(database) as check:

@@ -3,21 +3,25 @@
 from __future__ import annotations
 
 import base64
+import re
 import time
 from collections.abc import Iterator
 from dataclasses import dataclass
 from typing import Any
 
+import httpx
 import jwt
 import orjson
 import pytest
 
+from herald.api.app import create_app
 from herald.api.ratelimit import TokenBuckets
 from tests.reliability.conftest import Tenant, make_tenant
 from tests.reliability.figures import Figures
 from tests.support.server import HeraldServer, start_server
 
 JWT_SECRET = "reliability-suite-secret-" + "x" * 32
+A_SECRET = "A's secret business"
 
 
 @dataclass
@@ -28,6 +32,8 @@ class World:
     event_id: int
     handler_id: int
     handler_secret: str
+    a_count: int | None = None  # A's events before the isolation matrix
+    a_posted: int = 0  # and A's events written during it
 
 
 @pytest.fixture(scope="module")
@@ -39,6 +45,7 @@ def world(tmp_path_factory: pytest.TempPathFactory) -> Iterator[World]:
             "HERALD_JWT_SECRET": JWT_SECRET,
             "HERALD_ALLOW_PRIVATE_TARGETS": "true",
             "HERALD_AUDIT_EVENTS": "true",
+            "HERALD_STREAM_HEARTBEAT_SECONDS": "0.2",
         },
     )
     try:
@@ -48,7 +55,7 @@ def world(tmp_path_factory: pytest.TempPathFactory) -> Iterator[World]:
                 "/event",
                 json={
                     "event_type": {"id": 10001},
-                    "description": "A's secret business",
+                    "description": A_SECRET,
                     "endpoint": {"id": 7},
                     "sim": {"id": 7},
                     "user": {"id": 7},
@@ -66,52 +73,156 @@ def world(tmp_path_factory: pytest.TempPathFactory) -> Iterator[World]:
         server.stop()
 
 
-def _matrix(w: World) -> list[tuple[str, str, Any]]:
-    e, h, o = w.event_id, w.handler_id, w.a.organisation_id
-    return [
-        ("GET", f"/event/{e}", None),
-        ("GET", f"/organisation/{o}/event", None),
-        ("GET", "/event", {"organisation": o}),
-        ("GET", "/endpoint/7/event", None),
-        ("GET", "/sim/7/event", None),
-        ("GET", "/user/7/event", None),
-        ("GET", "/event", {"q": f"organisation:{o}"}),
-        ("GET", "/event", {"description": "secret"}),
-        ("GET", "/event/stats", None),
-        ("POST", "/event", {"event_type": {"id": 10001}, "organisation": {"id": o}}),
-        ("GET", "/event_handler", None),
-        ("GET", f"/event_handler/{h}", None),
-        ("PATCH", f"/event_handler/{h}", {"name": "taken over"}),
-        ("GET", f"/event_handler/{h}/status", None),
-        ("GET", f"/event_handler/{h}/delivery", None),
-        ("POST", f"/event_handler/{h}/replay", {"from": "2020-01-01T00:00:00Z"}),
-        ("POST", f"/event_handler/{h}/test", None),
-        ("POST", f"/event_handler/{h}/secret/rotate", None),
-        ("DELETE", f"/event_handler/{h}", None),
+EMNIFY_RECORD = {
+    "id": "iso-1",
+    "timestamp": "2026-11-01 10:42:58+0000",
+    "event_type": {"id": "3", "description": "Create PDP Context"},
+    "event_severity": {"id": "0", "description": "INFO"},
+    "event_source": {"name": "Policy Control"},
+    "alert": 0,
+    "description": "isolation",
+}
+# A body for each operation that takes one; a new operation with a body must be added here.
+BODIES: dict[str, Any] = {
+    "POST /api/v1/authenticate": "own application token",
+    "POST /api/v1/event": {"event_type": {"id": 10001}, "organisation": {"id": "A"}},
+    "POST /api/v1/ingest/emnify": [EMNIFY_RECORD],
+    "POST /api/v1/ingest/1nce": [{**EMNIFY_RECORD, "id": "iso-2"}],
+    "POST /api/v1/ingest/stacuity": {
+        "eventId": "iso-3",
+        "eventType": "accountdepleted_v1",
+        "accountId": "acc-b",
+    },
+    "POST /api/v1/event_handler": {"name": "B hook", "url": "http://127.0.0.1:9/b"},
+    "PATCH /api/v1/event_handler/{handler_id}": {"name": "taken over", "enabled": True},
+    "POST /api/v1/event_handler/{handler_id}/replay": {"from": "2020-01-01T00:00:00Z"},
+}
+
+
+def _operations() -> list[str]:
+    """Every operation of the OpenAPI document, ``METHOD /path``; deletions last."""
+    spec = create_app().openapi()
+    found = [f"{method.upper()} {path}" for path, ops in spec["paths"].items() for method in ops]
+    return sorted(found, key=lambda operation: operation.startswith("DELETE"))
+
+
+OPERATIONS = _operations()
+
+
+@pytest.fixture(scope="module")
+def b_credentials(world: World) -> dict[str, str]:
+    """B's application token and a JWT issued for it."""
+    with world.server.client() as client:
+        issued = client.post("/authenticate", json={"application_token": world.b.token})
+    assert issued.status_code == 200, issued.text
+    return {"token": world.b.token, "jwt": issued.json()["auth_token"]}
+
+
+def _a_count(w: World) -> int:
+    with w.server.client(w.a.token) as client:
+        response = client.get("/event", params={"per_page": 1, "count": "true"})
+    assert response.status_code == 200, response.text
+    return int(response.headers["X-Total-Count"])
+
+
+def _leaks(w: World, text: str, url: str) -> list[str]:
+    """A's things in a response to B (the ids B put in the URL may be echoed)."""
+    markers = (A_SECRET, "A hook", "Tenant A", "127.0.0.1:9/hook", str(w.event_id))
+    found = [marker for marker in (*markers, w.handler_secret) if marker in text]
+    return [marker for marker in found if marker not in url]
+
+
+def _path(w: World, template: str) -> str:
+    values = {
+        "event_id": w.event_id,
+        "handler_id": w.handler_id,
+        "organisation_id": w.a.organisation_id,
+        "endpoint_id": 7,
+        "sim_id": 7,
+        "user_id": 7,
+    }
+    names = re.findall(r"{(\w+)}", template)
+    unknown = [name for name in names if name not in values]
+    assert not unknown, f"{template}: teach the isolation matrix A's value of {unknown}"
+    return template.format(**{name: values[name] for name in names})
+
+
+def _stream(client: httpx.Client, w: World, url: str, **kwargs: Any) -> tuple[int, str]:
+    """B's stream while A writes: the status and what arrived in a second."""
+    seen = b""
+    with client.stream("GET", url, timeout=5, **kwargs) as response:
+        chunks = response.iter_raw()
+        if response.status_code == 200:
+            seen += next(chunks)  # the stream has started
+            with w.server.client(w.a.token) as a:
+                live = {"event_type": {"id": 10001}, "description": A_SECRET + " (live)"}
+                assert a.post("/event", json=live).status_code == 201
+            w.a_posted += 1
+            deadline = time.monotonic() + 1
+            while time.monotonic() < deadline:
+                seen += next(chunks)  # heartbeats every 0.2 s keep this moving
+        else:
+            seen = response.read()
+    return response.status_code, seen.decode(errors="replace")
+
+
+@pytest.mark.parametrize("credential", ["token", "jwt"])
+@pytest.mark.parametrize("operation", OPERATIONS)
+def test_another_tenants_credential_gets_404_or_403_never_data(
+    world: World, b_credentials: dict[str, str], operation: str, credential: str, figures: Figures
+) -> None:
+    """Every operation of the spec, as tenant B aiming at A's things: refused, or B's own."""
+    method, template = operation.split(" ")
+    if world.a_count is None:
+        world.a_count = _a_count(world)
+    url = world.server.url + _path(world, template)
+    body = BODIES.get(f"{method} {template}")
+    if method in ("POST", "PATCH", "PUT") and body is None:
+        spec = create_app().openapi()["paths"][template][method.lower()]
+        assert "requestBody" not in spec, f"{operation}: teach the isolation matrix a body"
+    if body == "own application token":
+        body = {"application_token": world.b.token}
+    elif isinstance(body, dict) and body.get("organisation") == {"id": "A"}:
+        body = {**body, "organisation": {"id": world.a.organisation_id}}
+    a = world.a.organisation_id
+    # plain; scoped to A by parameter; by filter, replaying the log from its start
+    variants: list[tuple[dict[str, Any], dict[str, str]]] = [
+        ({}, {}),
+        ({"organisation": a}, {}),
+        ({"q": f"organisation:{a}"}, {"Last-Event-ID": "0"}),
     ]
-
-
-def test_another_tenants_token_gets_404_or_403_never_data(world: World, figures: Figures) -> None:
-    leaks: list[str] = []
-    with world.server.client(world.b.token) as client:
-        for method, path, payload in _matrix(world):
-            if method == "GET":
-                response = client.get(path, params=payload)
+    problems = []
+    with httpx.Client(headers={"Authorization": f"Bearer {b_credentials[credential]}"}) as client:
+        for params, headers in variants:
+            if template.endswith("/stream"):
+                status, text = _stream(client, world, url, params=params, headers=headers)
             else:
-                response = client.request(method, path, json=payload)
-            text = response.text
-            if response.status_code not in (403, 404) and (
-                response.status_code >= 300
-                or "A's secret business" in text
-                or "A hook" in text
-                or f'"id":{world.a.organisation_id},"name":"Tenant A"' in text.replace(" ", "")
-            ):
-                leaks.append(f"{method} {path}: {response.status_code} {text[:200]}")
-            assert response.status_code < 500, f"{method} {path}: {text}"
+                response = client.request(method, url, params=params, headers=headers, json=body)
+                status, text = response.status_code, response.text
             figures.add("security.isolation_cases")
-    assert leaks == []
-    with world.server.client(world.a.token) as client:  # and A's things are untouched
-        assert client.get(f"/event_handler/{world.handler_id}").json()["name"] == "A hook"
+            leaked = _leaks(world, text, url)
+            if status >= 500 or leaked or (status >= 300 and status not in (403, 404, 422)):
+                problems.append(f"{params} {headers}: {status} {leaked} {text[:200]}")
+    assert problems == [], f"{operation} as B ({credential})"
+    assert _a_count(world) == world.a_count + world.a_posted  # nothing written into A
+    with world.server.client(world.a.token) as client:  # and A's handler is untouched
+        handler = client.get(f"/event_handler/{world.handler_id}").json()
+        assert (handler["name"], handler["enabled"]) == ("A hook", False)
+
+
+def test_the_stream_probe_sees_the_owners_own_events(world: World) -> None:
+    """The matrix's stream probe would see a leak: A's own stream shows A's live event."""
+    with httpx.Client(headers={"Authorization": f"Bearer {world.a.token}"}) as client:
+        status, text = _stream(client, world, f"{world.server.url}/api/v1/event/stream")
+    assert status == 200
+    assert A_SECRET + " (live)" in text
+
+
+def test_the_matrix_covers_the_served_spec(world: World) -> None:
+    served = httpx.get(f"{world.server.url}/api/openapi.json", timeout=10).json()
+    operations = {f"{m.upper()} {path}" for path, ops in served["paths"].items() for m in ops}
+    assert operations == set(OPERATIONS)
+    assert {"GET /api/v1/event/stream", "POST /api/v1/ingest/emnify"} <= operations
 
 
 def _b64(data: bytes) -> str:

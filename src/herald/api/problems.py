@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+import logging
 from collections.abc import Mapping, Sequence
 from typing import Any
 
@@ -14,6 +15,7 @@ from starlette.responses import Response
 from herald.store import InvalidQuery, NotFound, StoreUnavailable
 
 PROBLEM_JSON = "application/problem+json"
+log = logging.getLogger("herald.api")
 
 
 class Problem(Exception):
@@ -83,6 +85,22 @@ def validation_errors(
     return out
 
 
+_UNAVAILABLE_REASONS = (
+    (("readonly", "read-only"), "the database is read-only: writes are refused, reads still work"),
+    (("full", "no space"), "the disk holding the database is full"),
+    (("locked", "busy"), "the database is busy"),
+)
+
+
+def unavailable_reason(exc: Exception) -> str:
+    """Why the store refused, in words a client can act on (the driver's text stays in logs)."""
+    message = str(exc).lower()
+    for markers, reason in _UNAVAILABLE_REASONS:
+        if any(marker in message for marker in markers):
+            return reason
+    return "the database cannot take requests now"
+
+
 def install_problem_handlers(app: FastAPI) -> None:
     """Answer every error Herald raises, and every framework error, as problem+json."""
 
@@ -111,12 +129,10 @@ def install_problem_handlers(app: FastAPI) -> None:
         return problem_response(field_problem(400, "cursor", str(exc)))
 
     async def on_unavailable(_: Request, exc: Exception) -> Response:
+        log.warning("storage unavailable: %s", exc)
         return problem_response(
             Problem(
-                503,
-                "Storage unavailable",
-                "the database cannot take requests now",
-                headers={"Retry-After": "5"},
+                503, "Storage unavailable", unavailable_reason(exc), headers={"Retry-After": "5"}
             )
         )
 

@@ -1,7 +1,7 @@
 """The embedded backend: one SQLite file in WAL mode.
 
-One writer connection behind a lock (SQLite has one writer at a time anyway) and one reader
-connection per thread, so queries never wait on writes.
+One writer connection behind a lock (SQLite has one writer at a time anyway) and a pool of
+reader connections, so queries never wait on writes.
 """
 
 from __future__ import annotations
@@ -48,6 +48,7 @@ _INSERT_EVENT = (
 _CACHE_KIB = 16_000  # page cache per connection
 _CHECKPOINT_PAGES = 10_000
 _WAL_LIMIT_BYTES = 64_000_000  # the WAL file is truncated back to this after a checkpoint
+_IDLE_READERS = 8  # readers kept between calls; a burst's extra ones are closed (and caches)
 _UNAVAILABLE_MARKERS = ("locked", "busy", "readonly", "read-only", "disk", "full", "i/o")
 
 
@@ -148,7 +149,17 @@ class SQLiteStore(SQLStoreBase[sqlite3.Connection]):
         except sqlite3.Error as exc:
             raise _translate(exc) from exc
         finally:
+            self._give_back(conn)
+
+    def _give_back(self, conn: sqlite3.Connection) -> None:
+        """Keep a reader for the next call, or close it when enough are idle already."""
+        if self._idle_readers.qsize() < _IDLE_READERS:
             self._idle_readers.put(conn)
+            return
+        with self._connections_lock:
+            if conn in self._connections:
+                self._connections.remove(conn)
+        conn.close()
 
     def close(self) -> None:
         with self._connections_lock:
