@@ -116,3 +116,22 @@ def test_all_node_ids_taken_is_a_clear_error(pg: PostgresStore, pg_url: str) -> 
 def test_an_unreachable_server_is_a_clear_error() -> None:
     with pytest.raises(StoreUnavailable, match="cannot connect"):
         PostgresStore("postgresql://postgres@127.0.0.1:1/none?connect_timeout=1")
+
+
+def test_a_read_only_database_refuses_writes_as_unavailable(
+    pg: PostgresStore, pg_url: str, make_event: EventFactory, ids: Ids
+) -> None:
+    """A database turned read-only (a standby, a full-disk guard): writes are a 503 to the
+    API, not a 500, reads go on, and a store cannot start on it without saying why."""
+    name = pg_url.rsplit("/", 1)[-1]
+    with psycopg.connect(postgres.database_url("postgres"), autocommit=True) as admin:
+        admin.execute(f"ALTER DATABASE {name} SET default_transaction_read_only = on")
+        admin.execute(
+            "SELECT pg_terminate_backend(pid) FROM pg_stat_activity WHERE datname = %s", (name,)
+        )
+    pg._pool.check()  # the pool reconnects, now read-only
+    with pytest.raises(StoreUnavailable, match="read-only"):
+        pg.append([make_event(1)], ids(1))
+    assert pg.list_organisations() == []
+    with pytest.raises(StoreUnavailable, match="read-only"):
+        open_store(pg_url)

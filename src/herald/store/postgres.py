@@ -36,6 +36,7 @@ from typing import Any, TypeVar
 
 import orjson
 import psycopg
+from psycopg.errors import ReadOnlySqlTransaction
 from psycopg_pool import ConnectionPool, PoolTimeout
 
 from herald.model import NewEvent
@@ -116,7 +117,7 @@ def _translate(exc: Exception) -> StoreError:
     message = str(exc).strip()
     if isinstance(exc, psycopg.IntegrityError):
         return Conflict(message)
-    if isinstance(exc, PoolTimeout | psycopg.OperationalError):
+    if isinstance(exc, PoolTimeout | psycopg.OperationalError | ReadOnlySqlTransaction):
         return StoreUnavailable(message)
     return StoreError(message)
 
