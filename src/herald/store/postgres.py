@@ -174,8 +174,10 @@ class PostgresStore(SQLStoreBase[psycopg.Connection[Any]]):
             raise _translate(exc) from exc
 
     @contextmanager
-    def _transaction(self) -> Iterator[psycopg.Connection[Any]]:
+    def _transaction(self, durable: bool = True) -> Iterator[psycopg.Connection[Any]]:
         with self._connection() as conn, conn.transaction():
+            if not durable:
+                conn.execute("SET LOCAL synchronous_commit = off")
             yield conn
 
     def _read(self, work: Callable[[psycopg.Connection[Any]], T]) -> T:

@@ -117,9 +117,10 @@ class SQLiteStore(SQLStoreBase[sqlite3.Connection]):
             return self._connect()
 
     @contextmanager
-    def _transaction(self) -> Iterator[sqlite3.Connection]:
-        """The writer connection inside ``BEGIN IMMEDIATE ... COMMIT``."""
-        with self._write_lock:
+    def _transaction(self, durable: bool = True) -> Iterator[sqlite3.Connection]:
+        """The writer connection inside ``BEGIN IMMEDIATE ... COMMIT``; not ``durable``, the
+        commit runs with ``synchronous = NORMAL`` (in WAL mode: no fsync)."""
+        with self._write_lock, self._synchronous_level(durable):
             conn = self._writer
             try:
                 conn.execute("BEGIN IMMEDIATE")
@@ -134,6 +135,18 @@ class SQLiteStore(SQLStoreBase[sqlite3.Connection]):
                 if isinstance(exc, sqlite3.Error):
                     raise _translate(exc) from exc
                 raise
+
+    @contextmanager
+    def _synchronous_level(self, durable: bool) -> Iterator[None]:
+        """The writer's configured ``synchronous``, or NORMAL for a commit not ``durable``."""
+        if durable:
+            yield
+            return
+        try:
+            self._writer.execute("PRAGMA synchronous = NORMAL")
+            yield
+        finally:
+            self._writer.execute(f"PRAGMA synchronous = {self._synchronous}")
 
     def _read(self, work: Callable[[sqlite3.Connection], T]) -> T:
         conn = self._borrow_reader()
