@@ -45,6 +45,7 @@ T = TypeVar("T")
 HANDLER_DISABLED_TYPE = 2000
 CHUNK = 500  # log entries read per query when the handler's filter may skip some
 MAX_SKIP_CHUNKS = 20  # chunks of non-matching events skipped per step
+QUIET_PASS_SECONDS = 1.0  # how often an idle handler's cursor follows the end of the log
 
 
 @dataclass(frozen=True, slots=True)
@@ -67,6 +68,16 @@ class _Batch:
     items: list[Item]
     advance_to: int  # the cursor after a successful send
     replay: Replay | None = None
+
+
+@dataclass(frozen=True, slots=True)
+class _Ahead:
+    """A read of a handler's log started before it was needed (during a send)."""
+
+    cursor: int
+    chunk: int
+    log_end: int  # the end of the log as ``_watch`` had seen it when the read started
+    entries: asyncio.Future[list[LogEntry]]
 
 
 def owner_name(mode: str) -> str:
@@ -102,6 +113,8 @@ class DeliveryWorker:
         self._lease_ms = int(settings.delivery_lease_seconds * 1000)
         self._last_seq = 0  # the end of the log as ``_watch`` last saw it
         self._woken = asyncio.Event()
+        self._ahead: dict[int, _Ahead] = {}  # per handler: its next read, started early
+        self._passed: dict[int, float] = {}  # per handler: when _pass_quiet last moved it
 
     async def _run(self, work: Callable[..., T], *args: Any) -> T:
         return await anyio.to_thread.run_sync(work, *args)
@@ -187,6 +200,9 @@ class DeliveryWorker:
                 continue
             handler = result.handler
             if result.kind == "gone":
+                if ahead := self._ahead.pop(handler_id, None):
+                    ahead.entries.cancel()
+                self._passed.pop(handler_id, None)
                 return
             if result.kind == "idle":
                 await self._pause(seen_seq)
@@ -223,16 +239,17 @@ class DeliveryWorker:
 
     async def _live_batch(self, handler: Handler, handler_filter: HandlerFilter) -> _Batch | None:
         limit = handler.spec.batch_max_events
-        chunk = limit if handler_filter.passes_all else CHUNK
+        wanted = None if handler_filter.passes_all else _matching(handler_filter)
         cursor = handler.cursor_seq
         waited = False
         for _ in range(MAX_SKIP_CHUNKS):
-            entries = await self._run(
-                self.store.read_log, cursor, chunk, (handler.organisation_id,)
-            )
+            entries, log_end = await self._read_log(handler, cursor)
+            if not entries and cursor == handler.cursor_seq:
+                await self._pass_quiet(handler, log_end)
+                return None
             if not entries:
-                return None if cursor == handler.cursor_seq else _Batch([], cursor)
-            items, end = _select(entries, limit, handler_filter.matches, handler_filter.type_ids)
+                return _Batch([], cursor)
+            items, end = _select(entries, limit, wanted, handler_filter.type_ids)
             if not items:
                 cursor = end
                 if not await self._run(self.store.advance_cursor, handler.id, self.owner, cursor):
@@ -250,10 +267,10 @@ class DeliveryWorker:
     async def _replay_batch(self, handler: Handler, handler_filter: HandlerFilter) -> _Batch | None:
         for replay in await self._run(self.store.pending_replays, handler.id):
 
-            def wanted(record: dict[str, Any], replay: Replay = replay) -> bool:
-                timestamp = to_ms(parse_timestamp(record["timestamp"]))
+            def wanted(item: Item, replay: Replay = replay) -> bool:
+                timestamp = to_ms(parse_timestamp(item.record["timestamp"]))
                 in_range = replay.from_ms <= timestamp <= replay.until_ms
-                return in_range and handler_filter.matches(record)
+                return in_range and handler_filter.matches(item.record)
 
             cursor = replay.cursor_seq
             while cursor < replay.end_seq:
@@ -272,12 +289,44 @@ class DeliveryWorker:
             await self._run(self.store.advance_replay, replay.id, replay.end_seq)
         return None
 
+    async def _read_log(self, handler: Handler, cursor: int) -> tuple[list[LogEntry], int]:
+        """The handler's log after ``cursor`` (read during the last send if it was), and the
+        end of the log as ``_watch`` had seen it before the read."""
+        ahead = self._ahead.pop(handler.id, None)
+        if ahead is not None and (ahead.cursor, ahead.chunk) == (cursor, _chunk(handler)):
+            return await ahead.entries, ahead.log_end
+        if ahead is not None:
+            ahead.entries.cancel()
+        log_end = self._last_seq
+        entries = await self._run(
+            self.store.read_log, cursor, _chunk(handler), (handler.organisation_id,)
+        )
+        return entries, log_end
+
+    def _read_ahead(self, handler: Handler, cursor: int) -> None:
+        """Start reading the log after ``cursor``, the handler's next batch if this one goes."""
+        chunk = _chunk(handler)
+        read = self._run(self.store.read_log, cursor, chunk, (handler.organisation_id,))
+        self._ahead[handler.id] = _Ahead(cursor, chunk, self._last_seq, asyncio.ensure_future(read))
+
+    async def _pass_quiet(self, handler: Handler, log_end: int) -> None:
+        """Move the cursor of a handler whose read came back empty to ``log_end`` (the end
+        of the log seen before that read), at most once a second: its next reads then skip
+        the other tenants' events instead of scanning them again."""
+        last = self._passed.get(handler.id, 0.0)
+        if log_end <= handler.cursor_seq or time.monotonic() - last < QUIET_PASS_SECONDS:
+            return
+        self._passed[handler.id] = time.monotonic()
+        await self._run(self.store.advance_cursor, handler.id, self.owner, log_end)
+
     async def _deliver(self, handler: Handler, batch: _Batch) -> StepResult:
         now = datetime.now(UTC)
         event_ids = tuple(item.event_id for item in batch.items)
         prefix = f"r{batch.replay.id}" if batch.replay else f"h{handler.id}"
         msg_id = f"{prefix}_{event_ids[0]}_{event_ids[-1]}"
         body, headers = build_request(handler, batch.items, msg_id, now)
+        if batch.replay is None:
+            self._read_ahead(handler, batch.advance_to)
         result = await self.sender.send(handler.spec.url, body, headers)
         progress = self._progress(handler, batch, result, now)
         delivery = Delivery(
@@ -371,21 +420,32 @@ def _handler_filter(spec_filter: bytes) -> HandlerFilter:
 def _select(
     entries: list[LogEntry],
     limit: int,
-    wanted: Callable[[dict[str, Any]], bool],
-    type_ids: frozenset[int] | None,
+    wanted: Callable[[Item], bool] | None,
+    type_ids: frozenset[int] | None = None,
 ) -> tuple[list[Item], int]:
-    """The first ``limit`` wanted entries, parsed, and the cursor past them (or past all the
-    entries if fewer are wanted). Only entries of ``type_ids`` (if set) are parsed at all."""
+    """The first ``limit`` wanted entries (None: all) and the cursor past them (or past all
+    the entries if fewer are wanted). Entries not of ``type_ids`` (if set) are skipped
+    unparsed."""
     items: list[Item] = []
     for entry in entries:
         if type_ids is not None and entry.type_id not in type_ids:
             continue
-        record = orjson.loads(entry.body)
-        if wanted(record):
-            items.append(Item(entry.seq, record, entry.body))
+        item = Item(entry.seq, entry.event_id, entry.body)
+        if wanted is None or wanted(item):
+            items.append(item)
             if len(items) == limit:
                 return items, entry.seq
     return items, entries[-1].seq
+
+
+def _chunk(handler: Handler) -> int:
+    """How many log entries to read for one batch: just the batch if the filter passes all."""
+    passes_all = _handler_filter(orjson.dumps(handler.spec.filter)).passes_all
+    return handler.spec.batch_max_events if passes_all else CHUNK
+
+
+def _matching(handler_filter: HandlerFilter) -> Callable[[Item], bool]:
+    return lambda item: handler_filter.matches(item.record)
 
 
 def _received_ms(item: Item) -> int:

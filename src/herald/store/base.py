@@ -117,6 +117,7 @@ class LogEntry:
     organisation_id: int
     type_id: int
     body: bytes
+    event_id: int
 
 
 @dataclass(frozen=True, slots=True)

@@ -371,7 +371,7 @@ class PostgresStore(SQLStoreBase[psycopg.Connection[Any]]):
     ) -> list[LogEntry]:
         """Events after ``after_seq`` in log order, up to the safe watermark (module doc)."""
         sql = (
-            "SELECT seq, organisation_id, type_id, body FROM events "
+            "SELECT seq, organisation_id, type_id, body, id FROM events "
             f"WHERE seq > %s AND seq < {_WATERMARK}"
         )
         params: list[object] = [after_seq]
@@ -381,7 +381,7 @@ class PostgresStore(SQLStoreBase[psycopg.Connection[Any]]):
         sql += " ORDER BY seq LIMIT %s"
         params.append(limit)
         rows = self._read(lambda c: c.execute(sql, params).fetchall())
-        return [LogEntry(row[0], row[1], row[2], bytes(row[3])) for row in rows]
+        return [LogEntry(row[0], row[1], row[2], bytes(row[3]), row[4]) for row in rows]
 
     def last_seq(self) -> int:
         """The last final position: ``read_log(last_seq())`` returns only what comes later."""

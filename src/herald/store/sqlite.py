@@ -285,10 +285,10 @@ class SQLiteStore(SQLStoreBase[sqlite3.Connection]):
     def read_log(
         self, after_seq: int, limit: int, organisation_ids: tuple[int, ...] | None = None
     ) -> list[LogEntry]:
-        sql = "SELECT seq, organisation_id, type_id, body FROM events WHERE seq > ?"
+        sql = "SELECT seq, organisation_id, type_id, body, id FROM events WHERE seq > ?"
         params: list[object] = [after_seq]
-        if organisation_ids is not None:
-            sql += f" AND organisation_id IN ({', '.join('?' * len(organisation_ids))})"
+        if organisation_ids is not None:  # "+": walk the log by seq, not a tenant's history
+            sql += f" AND +organisation_id IN ({', '.join('?' * len(organisation_ids))})"
             params.extend(organisation_ids)
         sql += " ORDER BY seq LIMIT ?"
         params.append(limit)
