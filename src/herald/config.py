@@ -32,7 +32,7 @@ class Settings(BaseSettings):
     delivery_retry_schedule: str = "5,30,120,600,1800,3600,10800,21600,43200,86400"
     delivery_timeout_seconds: float = Field(default=10, gt=0)
     delivery_lease_seconds: float = Field(default=30, gt=0)
-    delivery_poll_seconds: float = Field(default=0.2, gt=0)
+    delivery_poll_seconds: float = Field(default=0.05, gt=0)
     handler_retention_days: float = Field(default=3, gt=0)
     allow_private_targets: bool = False
 

@@ -35,13 +35,13 @@ def store(tmp_path: Path) -> Iterator[Store]:
         opened.close()
 
 
-def append(store: Store, count: int) -> list[int]:
+def append(store: Store, count: int, organisation_id: int = 2) -> list[int]:
     ids = IdGenerator(1).next_ids(count)
     events = []
     for _ in range(count):
         event = build_event(
             EventIn(event_type=TypeRef(id=10001)),
-            organisation=OrganisationRef(id=2, name="Acme"),
+            organisation=OrganisationRef(id=organisation_id, name="Acme"),
             catalog=load_catalog(),
             received_ms=now_ms(),
             internal=True,
@@ -117,3 +117,28 @@ def test_only_one_worker_holds_a_handler(store: Store) -> None:
             await second.aclose()
 
     asyncio.run(scenario())
+
+
+def test_a_quiet_tenants_handler_moves_past_other_tenants_events(store: Store) -> None:
+    store.create_organisation("Other", 3)
+    with receiving() as receiver:
+        handler = store.create_handler(2, HandlerSpec(name="h", url=receiver.url), new_secret())
+        append(store, 5, organisation_id=3)
+        end = store.last_seq()
+
+        async def scenario() -> list[str]:
+            delivery = worker(store)
+            try:
+                [claimed] = await delivery.claim()
+                delivery._last_seq = end  # as run()'s watch saw the log before the step
+                kinds = [(await delivery.step(handler.id, claimed)).kind]
+                passed = store.get_handler(handler.id)
+                assert passed is not None and passed.cursor_seq == end
+                mine = append(store, 2)
+                kinds += [(await delivery.step(handler.id)).kind for _ in range(2)]
+                assert [orjson.loads(r.body)["id"] for r in receiver.delivered()] == mine
+                return kinds
+            finally:
+                await delivery.aclose()
+
+        assert asyncio.run(scenario()) == ["idle", "delivered", "delivered"]

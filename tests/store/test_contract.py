@@ -228,13 +228,26 @@ def test_handler_leases_and_cursor(store: Store, make_event: EventFactory, ids: 
     handler = store.create_handler(org.id, HandlerSpec(name="h", url="http://127.0.0.1/"), "s")
     assert handler.cursor_seq == store.last_seq()  # from now on
     now = now_ms()
+    assert store.claimable_handler_ids("a", now) == [handler.id]
     assert [h.id for h in store.claim_handlers("a", now, 10_000)] == [handler.id]
     assert store.claim_handlers("b", now, 10_000) == []  # held by a
+    assert store.claimable_handler_ids("b", now) == []
+    assert store.claimable_handler_ids("a", now) == [handler.id]
     assert [h.id for h in store.claim_handlers("a", now + 1, 10_000)] == [handler.id]
-    assert not store.advance_cursor(handler.id, "b", handler.cursor_seq + 1)
+    assert store.advance_cursor(handler.id, "b", handler.cursor_seq + 1) is None
+    advanced = store.advance_cursor(handler.id, "a", handler.cursor_seq + 1)
+    assert advanced is not None and advanced.cursor_seq == handler.cursor_seq + 1
     delivery = Delivery(handler.id, now, "live", (1,), 200, "delivered", None, 3)
-    assert not store.record_delivery("b", delivery, HandlerProgress(cursor_seq=9))
-    assert store.record_delivery("a", delivery, HandlerProgress(cursor_seq=handler.cursor_seq + 7))
+    assert store.record_delivery("b", delivery, HandlerProgress(cursor_seq=9)) is None
+    progress = HandlerProgress(cursor_seq=handler.cursor_seq + 7, failures=2, last_error="x")
+    written = store.record_delivery("a", delivery, progress)
+    assert written is not None and written.spec == handler.spec and written.owner == "a"
+    assert (written.cursor_seq, written.failures, written.last_error) == (
+        handler.cursor_seq + 7,
+        2,
+        "x",
+    )
+    assert store.claimable_handler_ids("b", now + 20_000) == [handler.id]  # a's lease expired
     # a dies: once its lease expires, b takes the handler over where a stopped
     taken = store.claim_handlers("b", now + 20_000, 10_000)
     assert [h.owner for h in taken] == ["b"] and taken[0].cursor_seq == handler.cursor_seq + 7

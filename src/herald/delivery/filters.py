@@ -50,6 +50,16 @@ class HandlerFilter(BaseModel):
     def _known_targets(cls, value: list[str]) -> list[str]:
         return _within(value, {scope.value: scope for scope in Scope})
 
+    @property
+    def passes_all(self) -> bool:
+        """Whether no field is set: every event of the tenant passes."""
+        return self == _PASS_ALL
+
+    @property
+    def type_ids(self) -> frozenset[int] | None:
+        """The event types that may pass, when the type alone decides (no monikers)."""
+        return frozenset(self.event_types) if self.event_types and not self.monikers else None
+
     def matches(self, record: dict[str, Any]) -> bool:
         """Whether a stored record passes this filter."""
         if self.event_types or self.monikers:
@@ -73,6 +83,9 @@ class HandlerFilter(BaseModel):
             if not any(tag in tags for tag in self.tags):
                 return False
         return True
+
+
+_PASS_ALL = HandlerFilter()
 
 
 def _within(value: list[Any], known: Any) -> list[Any]:

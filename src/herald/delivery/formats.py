@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+import functools
 from collections.abc import Sequence
 from dataclasses import dataclass
 from typing import Any
@@ -12,18 +13,19 @@ FORMATS = ("native", "cloudevents", "ndjson")
 CLOUDEVENTS_TYPE_PREFIX = "io.herald.event."
 
 
-@dataclass(frozen=True, slots=True)
+@dataclass(frozen=True)
 class Item:
-    """One event on its way out: its log position, the parsed record and the stored bytes."""
+    """One event on its way out: its log position, its id and the stored bytes, parsed into
+    ``record`` only if something asks (a filter, CloudEvents): a native batch never does."""
 
     seq: int
-    record: dict[str, Any]
+    event_id: int
     body: bytes
 
-    @property
-    def event_id(self) -> int:
-        event_id: int = self.record["id"]
-        return event_id
+    @functools.cached_property
+    def record(self) -> dict[str, Any]:
+        record: dict[str, Any] = orjson.loads(self.body)
+        return record
 
 
 def cloudevent(item: Item) -> bytes:

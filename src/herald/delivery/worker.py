@@ -2,18 +2,22 @@
 
 ``run_once()`` does one pass over every handler (tests drive it); ``run()`` is the loop
 ``herald serve`` and ``herald worker`` run, with one task per handler so that a slow or dead
-receiver never delays another handler.
+receiver never delays another handler. Each task keeps its handler as the last write
+returned it, and an idle one sleeps until the log grows: ``run()`` looks every
+``HERALD_DELIVERY_POLL_SECONDS`` for new events and for handlers to take up.
 """
 
 from __future__ import annotations
 
 import asyncio
 import contextlib
+import functools
 import logging
 import os
 import secrets
 import socket
-from collections.abc import AsyncIterator, Callable
+import time
+from collections.abc import AsyncIterator, Callable, Mapping
 from dataclasses import dataclass
 from datetime import UTC, datetime, timedelta
 from typing import Any, TypeVar
@@ -32,15 +36,16 @@ from herald.delivery.webhook import SendResult, WebhookSender
 from herald.ids import IdGenerator
 from herald.model import EventIn, OrganisationRef, TypeRef, build_event
 from herald.store import Store, StoreError
-from herald.store.base import Delivery, Handler, HandlerProgress, Replay
+from herald.store.base import Delivery, Handler, HandlerProgress, LogEntry, Replay
 from herald.timefmt import format_ms, now_ms, parse_timestamp, to_ms
 
 log = logging.getLogger("herald.delivery")
 T = TypeVar("T")
 
 HANDLER_DISABLED_TYPE = 2000
-CHUNK = 500  # log entries read per query
+CHUNK = 500  # log entries read per query when the handler's filter may skip some
 MAX_SKIP_CHUNKS = 20  # chunks of non-matching events skipped per step
+QUIET_PASS_SECONDS = 1.0  # how often an idle handler's cursor follows the end of the log
 
 
 @dataclass(frozen=True, slots=True)
@@ -55,6 +60,7 @@ class StepResult:
     kind: str
     event_ids: tuple[int, ...] = ()
     replay_id: int | None = None
+    handler: Handler | None = None  # as the step found or wrote it: the next step's state
 
 
 @dataclass(frozen=True, slots=True)
@@ -62,6 +68,16 @@ class _Batch:
     items: list[Item]
     advance_to: int  # the cursor after a successful send
     replay: Replay | None = None
+
+
+@dataclass(frozen=True, slots=True)
+class _Ahead:
+    """A read of a handler's log started before it was needed (during a send)."""
+
+    cursor: int
+    chunk: int
+    log_end: int  # the end of the log as ``_watch`` had seen it when the read started
+    entries: asyncio.Future[list[LogEntry]]
 
 
 def owner_name(mode: str) -> str:
@@ -95,6 +111,10 @@ class DeliveryWorker:
         )
         self.policy = policy or RetryPolicy(schedule=settings.retry_delays)
         self._lease_ms = int(settings.delivery_lease_seconds * 1000)
+        self._last_seq = 0  # the end of the log as ``_watch`` last saw it
+        self._woken = asyncio.Event()
+        self._ahead: dict[int, _Ahead] = {}  # per handler: its next read, started early
+        self._passed: dict[int, float] = {}  # per handler: when _pass_quiet last moved it
 
     async def _run(self, work: Callable[..., T], *args: Any) -> T:
         return await anyio.to_thread.run_sync(work, *args)
@@ -107,7 +127,7 @@ class DeliveryWorker:
     async def run_once(self) -> list[StepResult]:
         """One step for every handler, concurrently; what each did."""
         handlers = await self.claim()
-        return list(await asyncio.gather(*(self.step(h.id) for h in handlers)))
+        return list(await asyncio.gather(*(self.step(h.id, h) for h in handlers)))
 
     async def run(self) -> None:
         """Serve handlers until cancelled; renew leases a few times per lease period."""
@@ -116,17 +136,18 @@ class DeliveryWorker:
         try:
             while True:
                 try:
-                    claimed = {handler.id for handler in await self.claim()}
+                    claimed = {handler.id: handler for handler in await self.claim()}
                 except StoreError:
                     log.exception("delivery: cannot claim handlers; trying again")
-                    claimed = set()
+                    claimed = {}
                 metrics.DELIVERY_HANDLERS.labels(self.mode).set(len(claimed))
-                for handler_id in claimed - tasks.keys():
-                    tasks[handler_id] = asyncio.create_task(self._serve(handler_id))
                 for handler_id in list(tasks):
                     if handler_id not in claimed or tasks[handler_id].done():
                         tasks.pop(handler_id).cancel()
-                await asyncio.sleep(renew)
+                for handler_id in claimed.keys() - tasks.keys():
+                    tasks[handler_id] = asyncio.create_task(self._serve(claimed[handler_id]))
+                self._wake()  # idle handlers look for replays and changes once per renewal
+                await self._watch(renew, tasks)
         finally:
             for task in tasks.values():
                 task.cancel()
@@ -134,32 +155,79 @@ class DeliveryWorker:
             with contextlib.suppress(StoreError):
                 await self._run(self.store.release_handlers, self.owner)
 
-    async def _serve(self, handler_id: int) -> None:
-        poll = self.settings.delivery_poll_seconds
-        while True:
+    async def _watch(self, seconds: float, tasks: Mapping[int, asyncio.Task[None]]) -> None:
+        """For ``seconds``, wake the idle handlers whenever the log grows; return early when
+        a handler this worker does not serve can be claimed."""
+        deadline = time.monotonic() + seconds
+        while time.monotonic() < deadline:
+            await asyncio.sleep(self.settings.delivery_poll_seconds)
             try:
-                result = await self.step(handler_id)
+                last_seq = await self._run(self.store.last_seq)
+                claimable = await self._run(self.store.claimable_handler_ids, self.owner, now_ms())
+            except StoreError:
+                continue  # the next claim reports it
+            if last_seq != self._last_seq:
+                self._last_seq = last_seq
+                self._wake()
+            if any(h not in tasks or tasks[h].done() for h in claimable):
+                return
+
+    def _wake(self) -> None:
+        """Wake every handler task waiting in ``_pause``."""
+        self._woken.set()
+        self._woken = asyncio.Event()
+
+    async def _pause(self, seen_seq: int, until_ms: int | None = None) -> None:
+        """Wait for the log to grow past ``seen_seq`` (as last seen by ``_watch``), the next
+        lease renewal or ``until_ms``, whichever comes first."""
+        if self._last_seq != seen_seq:
+            return
+        timeout = None if until_ms is None else max(until_ms - now_ms(), 0) / 1000
+        with contextlib.suppress(TimeoutError):
+            await asyncio.wait_for(self._woken.wait(), timeout)
+
+    async def _serve(self, claimed: Handler) -> None:
+        handler_id = claimed.id
+        handler: Handler | None = claimed
+        while True:
+            seen_seq = self._last_seq
+            try:
+                result = await self.step(handler_id, handler)
             except StoreError:
                 log.exception("delivery: handler %d: store error; trying again", handler_id)
+                handler = None
                 await asyncio.sleep(1)
                 continue
+            handler = result.handler
             if result.kind == "gone":
+                if ahead := self._ahead.pop(handler_id, None):
+                    ahead.entries.cancel()
+                self._passed.pop(handler_id, None)
                 return
-            if result.kind in ("idle", "waiting", "retry", "rejected"):
-                await asyncio.sleep(poll)
+            if result.kind == "idle":
+                await self._pause(seen_seq)
+            elif result.kind == "waiting":
+                await self._pause(seen_seq, handler.next_attempt_ms if handler else None)
+                handler = None  # it may have been changed while waiting
+            elif result.kind in ("retry", "rejected"):
+                await asyncio.sleep(self.settings.delivery_poll_seconds)
 
     async def aclose(self) -> None:
         await self.sender.aclose()
 
     # -- one step ---------------------------------------------------------------
-    async def step(self, handler_id: int) -> StepResult:
-        """Deliver the next batch of one handler (live first, then replays), if due."""
-        handler = await self._run(self.store.get_handler, handler_id)
+    async def step(self, handler_id: int, handler: Handler | None = None) -> StepResult:
+        """Deliver the next batch of one handler (live first, then replays), if due.
+
+        ``handler``: its state as the previous step returned it, saving a read; None reads it.
+        """
+        if handler is None:
+            handler = await self._run(self.store.get_handler, handler_id)
         if handler is None or not handler.spec.enabled or handler.owner != self.owner:
             return StepResult(handler_id, "gone")
         if handler.next_attempt_ms is not None and handler.next_attempt_ms > now_ms():
-            return StepResult(handler_id, "waiting")
-        handler_filter = HandlerFilter.model_validate(handler.spec.filter)
+            return StepResult(handler_id, "waiting", handler=handler)
+        handler_filter = _handler_filter(orjson.dumps(handler.spec.filter))
         batch = await self._live_batch(handler, handler_filter)
         if batch is None:
             batch = await self._replay_batch(handler, handler_filter)
@@ -170,36 +238,40 @@ class DeliveryWorker:
         return await self._deliver(handler, batch)
 
     async def _live_batch(self, handler: Handler, handler_filter: HandlerFilter) -> _Batch | None:
+        limit = handler.spec.batch_max_events
+        wanted = None if handler_filter.passes_all else _matching(handler_filter)
         cursor = handler.cursor_seq
         waited = False
         for _ in range(MAX_SKIP_CHUNKS):
-            entries = await self._run(
-                self.store.read_log, cursor, CHUNK, (handler.organisation_id,)
-            )
+            entries, log_end = await self._read_log(handler, cursor)
+            if not entries and cursor == handler.cursor_seq:
+                await self._pass_quiet(handler, log_end)
+                return None
             if not entries:
-                return None if cursor == handler.cursor_seq else _Batch([], cursor)
-            items = [Item(e.seq, orjson.loads(e.body), e.body) for e in entries]
-            matched = [item for item in items if handler_filter.matches(item.record)]
-            if not matched:
-                cursor = entries[-1].seq
+                return _Batch([], cursor)
+            items, end = _select(entries, limit, wanted, handler_filter.type_ids)
+            if not items:
+                cursor = end
                 if not await self._run(self.store.advance_cursor, handler.id, self.owner, cursor):
                     return None
                 continue
-            limit = handler.spec.batch_max_events
-            if len(matched) < limit and not waited:
-                wait_ms = handler.spec.batch_max_wait_ms - (now_ms() - _received_ms(matched[0]))
+            if len(items) < limit and not waited and handler.spec.batch_max_wait_ms > 0:
+                wait_ms = handler.spec.batch_max_wait_ms - (now_ms() - _received_ms(items[0]))
                 if wait_ms > 0:  # let the batch fill up for at most max_wait_ms
                     waited = True
                     await asyncio.sleep(wait_ms / 1000)
                     continue
-            if len(matched) > limit:
-                matched = matched[:limit]
-                return _Batch(matched, matched[-1].seq)
-            return _Batch(matched, matched[-1].seq if len(matched) == limit else entries[-1].seq)
+            return _Batch(items, end)
         return _Batch([], cursor)
 
     async def _replay_batch(self, handler: Handler, handler_filter: HandlerFilter) -> _Batch | None:
         for replay in await self._run(self.store.pending_replays, handler.id):
+
+            def wanted(item: Item, replay: Replay = replay) -> bool:
+                timestamp = to_ms(parse_timestamp(item.record["timestamp"]))
+                in_range = replay.from_ms <= timestamp <= replay.until_ms
+                return in_range and handler_filter.matches(item.record)
+
             cursor = replay.cursor_seq
             while cursor < replay.end_seq:
                 entries = await self._run(
@@ -208,21 +280,44 @@ class DeliveryWorker:
                 entries = [e for e in entries if e.seq <= replay.end_seq]
                 if not entries:
                     break
-                items = [Item(e.seq, orjson.loads(e.body), e.body) for e in entries]
-                matched = [
-                    item
-                    for item in items
-                    if replay.from_ms <= _timestamp_ms(item) <= replay.until_ms
-                    and handler_filter.matches(item.record)
-                ][: handler.spec.batch_max_events]
-                if matched:
-                    limit = handler.spec.batch_max_events
-                    advance = matched[-1].seq if len(matched) == limit else entries[-1].seq
-                    return _Batch(matched, advance, replay)
-                cursor = entries[-1].seq
+                limit = handler.spec.batch_max_events
+                items, end = _select(entries, limit, wanted, handler_filter.type_ids)
+                if items:
+                    return _Batch(items, end, replay)
+                cursor = end
                 await self._run(self.store.advance_replay, replay.id, cursor)
             await self._run(self.store.advance_replay, replay.id, replay.end_seq)
         return None
+
+    async def _read_log(self, handler: Handler, cursor: int) -> tuple[list[LogEntry], int]:
+        """The handler's log after ``cursor`` (read during the last send if it was), and the
+        end of the log as ``_watch`` had seen it before the read."""
+        ahead = self._ahead.pop(handler.id, None)
+        if ahead is not None and (ahead.cursor, ahead.chunk) == (cursor, _chunk(handler)):
+            return await ahead.entries, ahead.log_end
+        if ahead is not None:
+            ahead.entries.cancel()
+        log_end = self._last_seq
+        entries = await self._run(
+            self.store.read_log, cursor, _chunk(handler), (handler.organisation_id,)
+        )
+        return entries, log_end
+
+    def _read_ahead(self, handler: Handler, cursor: int) -> None:
+        """Start reading the log after ``cursor``, the handler's next batch if this one goes."""
+        chunk = _chunk(handler)
+        read = self._run(self.store.read_log, cursor, chunk, (handler.organisation_id,))
+        self._ahead[handler.id] = _Ahead(cursor, chunk, self._last_seq, asyncio.ensure_future(read))
+
+    async def _pass_quiet(self, handler: Handler, log_end: int) -> None:
+        """Move the cursor of a handler whose read came back empty to ``log_end`` (the end
+        of the log seen before that read), at most once a second: its next reads then skip
+        the other tenants' events instead of scanning them again."""
+        last = self._passed.get(handler.id, 0.0)
+        if log_end <= handler.cursor_seq or time.monotonic() - last < QUIET_PASS_SECONDS:
+            return
+        self._passed[handler.id] = time.monotonic()
+        await self._run(self.store.advance_cursor, handler.id, self.owner, log_end)
 
     async def _deliver(self, handler: Handler, batch: _Batch) -> StepResult:
         now = datetime.now(UTC)
@@ -230,6 +325,8 @@ class DeliveryWorker:
         prefix = f"r{batch.replay.id}" if batch.replay else f"h{handler.id}"
         msg_id = f"{prefix}_{event_ids[0]}_{event_ids[-1]}"
         body, headers = build_request(handler, batch.items, msg_id, now)
+        if batch.replay is None:
+            self._read_ahead(handler, batch.advance_to)
         result = await self.sender.send(handler.spec.url, body, headers)
         progress = self._progress(handler, batch, result, now)
         delivery = Delivery(
@@ -248,7 +345,7 @@ class DeliveryWorker:
         recorded = await self._run(
             self.store.record_delivery, self.owner, delivery, progress, replay_cursor
         )
-        if not recorded:
+        if recorded is None:
             return StepResult(handler.id, "gone")
         metrics.observe_delivery(handler.id, delivery.outcome, _received_ms(batch.items[-1]))
         if progress.disabled_reason:
@@ -258,7 +355,7 @@ class DeliveryWorker:
             failures = progress.failures
             log.info("delivery: handler %d: %s (failure %d)", handler.id, result.error, failures)
         replay_id = batch.replay.id if batch.replay else None
-        return StepResult(handler.id, delivery.outcome, event_ids, replay_id)
+        return StepResult(handler.id, delivery.outcome, event_ids, replay_id, recorded)
 
     def _progress(
         self, handler: Handler, batch: _Batch, result: SendResult, now: datetime
@@ -314,13 +411,46 @@ class DeliveryWorker:
         await self._run(self.store.append, [event], self.ids.next_ids(1))
 
 
+@functools.lru_cache(maxsize=1024)
+def _handler_filter(spec_filter: bytes) -> HandlerFilter:
+    """A handler's filter (its JSON as the key), validated once rather than every step."""
+    return HandlerFilter.model_validate(orjson.loads(spec_filter))
+
+
+def _select(
+    entries: list[LogEntry],
+    limit: int,
+    wanted: Callable[[Item], bool] | None,
+    type_ids: frozenset[int] | None = None,
+) -> tuple[list[Item], int]:
+    """The first ``limit`` wanted entries (None: all) and the cursor past them (or past all
+    the entries if fewer are wanted). Entries not of ``type_ids`` (if set) are skipped
+    unparsed."""
+    items: list[Item] = []
+    for entry in entries:
+        if type_ids is not None and entry.type_id not in type_ids:
+            continue
+        item = Item(entry.seq, entry.event_id, entry.body)
+        if wanted is None or wanted(item):
+            items.append(item)
+            if len(items) == limit:
+                return items, entry.seq
+    return items, entries[-1].seq
+
+
+def _chunk(handler: Handler) -> int:
+    """How many log entries to read for one batch: just the batch if the filter passes all."""
+    passes_all = _handler_filter(orjson.dumps(handler.spec.filter)).passes_all
+    return handler.spec.batch_max_events if passes_all else CHUNK
+
+
+def _matching(handler_filter: HandlerFilter) -> Callable[[Item], bool]:
+    return lambda item: handler_filter.matches(item.record)
+
+
 def _received_ms(item: Item) -> int:
     received = item.record.get("received")
     return to_ms(parse_timestamp(received)) if isinstance(received, str) else now_ms()
-
-
-def _timestamp_ms(item: Item) -> int:
-    return to_ms(parse_timestamp(item.record["timestamp"]))
 
 
 @contextlib.asynccontextmanager

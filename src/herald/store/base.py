@@ -117,6 +117,7 @@ class LogEntry:
     organisation_id: int
     type_id: int
     body: bytes
+    event_id: int
 
 
 @dataclass(frozen=True, slots=True)
@@ -335,6 +336,10 @@ class Store(Protocol):
         A backend with several workers implements it with ``FOR UPDATE SKIP LOCKED``.
         """
 
+    def claimable_handler_ids(self, owner: str, now_ms: int) -> list[int]:
+        """Ids of the enabled handlers ``claim_handlers`` would lease now; a cheap read, so
+        a worker can look often for handlers to take up."""
+
     def release_handlers(self, owner: str) -> None:
         """Give up ``owner``'s leases (on a clean shutdown)."""
 
@@ -344,13 +349,18 @@ class Store(Protocol):
         delivery: Delivery,
         progress: HandlerProgress | None,
         replay_cursor: tuple[int, int] | None = None,
-    ) -> bool:
+    ) -> Handler | None:
         """In one transaction: log the attempt, write the handler's progress and move a
-        replay's cursor ``(replay id, seq)``. False (and nothing written) if ``owner`` no
-        longer holds the lease. A test delivery (no progress) is logged unconditionally."""
+        replay's cursor ``(replay id, seq)``; return the handler as written. None (and
+        nothing written) if ``owner`` no longer holds the lease. A test delivery (no
+        progress) is logged unconditionally, and the handler returned as it is.
 
-    def advance_cursor(self, handler_id: int, owner: str, cursor_seq: int) -> bool:
-        """Move the cursor past events that match nothing; False if the lease is lost."""
+        Delivery bookkeeping does not wait for the disk: a crash of the machine (not of the
+        process) may undo the last attempts, whose events are then delivered again."""
+
+    def advance_cursor(self, handler_id: int, owner: str, cursor_seq: int) -> Handler | None:
+        """Move the cursor past events that match nothing; the handler as written, None if
+        the lease is lost."""
 
     def list_deliveries(
         self, handler_id: int, before_id: int | None = None, limit: int = 100

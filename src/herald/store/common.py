@@ -76,8 +76,13 @@ class SQLStoreBase(ABC, Generic[C]):
         """Run ``work`` on a connection outside any explicit transaction."""
 
     @abstractmethod
-    def _transaction(self) -> AbstractContextManager[C]:
-        """A connection inside a transaction: committed on exit, rolled back on error."""
+    def _transaction(self, durable: bool = True) -> AbstractContextManager[C]:
+        """A connection inside a transaction: committed on exit, rolled back on error.
+
+        ``durable=False`` commits without waiting for the disk: a crash of the process loses
+        nothing, one of the machine may undo the last such commits (delivery bookkeeping,
+        where that only means delivering again).
+        """
 
     @abstractmethod
     def _event_ids_param(self, event_ids: tuple[int, ...]) -> object:
@@ -334,6 +339,17 @@ class SQLStoreBase(ABC, Generic[C]):
         condition, values = self._any("organisation_id", organisation_ids)
         return f"{sql} AND {condition}", [*params, *values]
 
+    def claimable_handler_ids(self, owner: str, now_ms: int) -> list[int]:
+        rows = self._read(
+            lambda c: self._execute(
+                c,
+                "SELECT id FROM handlers WHERE enabled "
+                "AND (owner IS NULL OR owner = ? OR lease_until_ms < ?) ORDER BY id",
+                (owner, now_ms),
+            ).fetchall()
+        )
+        return [row[0] for row in rows]
+
     def release_handlers(self, owner: str) -> None:
         self._write(
             lambda c: self._execute(
@@ -350,16 +366,18 @@ class SQLStoreBase(ABC, Generic[C]):
         delivery: Delivery,
         progress: HandlerProgress | None,
         replay_cursor: tuple[int, int] | None = None,
-    ) -> bool:
-        with self._transaction() as conn:
-            if progress is not None:
-                updated = self._execute(
+    ) -> Handler | None:
+        with self._transaction(durable=False) as conn:
+            if progress is None:
+                row = self._execute(conn, SELECT_HANDLER + " WHERE id = ?", (delivery.handler_id,))
+            else:
+                row = self._execute(
                     conn,
                     "UPDATE handlers SET cursor_seq = ?, failures = ?, failing_since_ms = ?, "
                     "next_attempt_ms = ?, last_success_ms = COALESCE(?, last_success_ms), "
                     "last_error = ?, enabled = enabled AND CAST(? AS TEXT) IS NULL, "
                     "disabled_reason = COALESCE(?, disabled_reason), updated_ms = ? "
-                    "WHERE id = ? AND owner = ?",
+                    f"WHERE id = ? AND owner = ? RETURNING {HANDLER_COLUMNS}",
                     (
                         progress.cursor_seq,
                         progress.failures,
@@ -374,8 +392,9 @@ class SQLStoreBase(ABC, Generic[C]):
                         owner,
                     ),
                 )
-                if updated.rowcount == 0:
-                    return False
+            handler = row.fetchone()
+            if handler is None and progress is not None:
+                return None
             if replay_cursor is not None:
                 self._move_replay(conn, *replay_cursor)
             self._execute(
@@ -393,20 +412,17 @@ class SQLStoreBase(ABC, Generic[C]):
                     delivery.latency_ms,
                 ),
             )
-        return True
+        return handler_from_row(handler) if handler else None
 
-    def advance_cursor(self, handler_id: int, owner: str, cursor_seq: int) -> bool:
-        updated = self._write(
-            lambda c: (
-                self._execute(
-                    c,
-                    f"UPDATE handlers SET cursor_seq = {self._GREATEST}(cursor_seq, ?) "
-                    "WHERE id = ? AND owner = ?",
-                    (cursor_seq, handler_id, owner),
-                ).rowcount
-            )
-        )
-        return updated > 0
+    def advance_cursor(self, handler_id: int, owner: str, cursor_seq: int) -> Handler | None:
+        with self._transaction(durable=False) as conn:
+            row = self._execute(
+                conn,
+                f"UPDATE handlers SET cursor_seq = {self._GREATEST}(cursor_seq, ?) "
+                f"WHERE id = ? AND owner = ? RETURNING {HANDLER_COLUMNS}",
+                (cursor_seq, handler_id, owner),
+            ).fetchone()
+        return handler_from_row(row) if row else None
 
     def list_deliveries(
         self, handler_id: int, before_id: int | None = None, limit: int = 100
@@ -460,7 +476,7 @@ class SQLStoreBase(ABC, Generic[C]):
         return [Replay(*row) for row in rows]
 
     def advance_replay(self, replay_id: int, cursor_seq: int) -> None:
-        with self._transaction() as conn:
+        with self._transaction(durable=False) as conn:
             self._move_replay(conn, replay_id, cursor_seq)
 
     def _move_replay(self, conn: C, replay_id: int, cursor_seq: int) -> None:

@@ -175,8 +175,10 @@ class PostgresStore(SQLStoreBase[psycopg.Connection[Any]]):
             raise _translate(exc) from exc
 
     @contextmanager
-    def _transaction(self) -> Iterator[psycopg.Connection[Any]]:
+    def _transaction(self, durable: bool = True) -> Iterator[psycopg.Connection[Any]]:
         with self._connection() as conn, conn.transaction():
+            if not durable:
+                conn.execute("SET LOCAL synchronous_commit = off")
             yield conn
 
     def _read(self, work: Callable[[psycopg.Connection[Any]], T]) -> T:
@@ -374,7 +376,7 @@ class PostgresStore(SQLStoreBase[psycopg.Connection[Any]]):
     ) -> list[LogEntry]:
         """Events after ``after_seq`` in log order, up to the safe watermark (module doc)."""
         sql = (
-            "SELECT seq, organisation_id, type_id, body FROM events "
+            "SELECT seq, organisation_id, type_id, body, id FROM events "
             f"WHERE seq > %s AND seq < {_WATERMARK}"
         )
         params: list[object] = [after_seq]
@@ -384,7 +386,7 @@ class PostgresStore(SQLStoreBase[psycopg.Connection[Any]]):
         sql += " ORDER BY seq LIMIT %s"
         params.append(limit)
         rows = self._read(lambda c: c.execute(sql, params).fetchall())
-        return [LogEntry(row[0], row[1], row[2], bytes(row[3])) for row in rows]
+        return [LogEntry(row[0], row[1], row[2], bytes(row[3]), row[4]) for row in rows]
 
     def last_seq(self) -> int:
         """The last final position: ``read_log(last_seq())`` returns only what comes later."""

@@ -124,9 +124,10 @@ class SQLiteStore(SQLStoreBase[sqlite3.Connection]):
             return self._connect()
 
     @contextmanager
-    def _transaction(self) -> Iterator[sqlite3.Connection]:
-        """The writer connection inside ``BEGIN IMMEDIATE ... COMMIT``."""
-        with self._write_lock:
+    def _transaction(self, durable: bool = True) -> Iterator[sqlite3.Connection]:
+        """The writer connection inside ``BEGIN IMMEDIATE ... COMMIT``; not ``durable``, the
+        commit runs with ``synchronous = NORMAL`` (in WAL mode: no fsync)."""
+        with self._write_lock, self._synchronous_level(durable):
             conn = self._writer
             try:
                 conn.execute("BEGIN IMMEDIATE")
@@ -141,6 +142,18 @@ class SQLiteStore(SQLStoreBase[sqlite3.Connection]):
                 if isinstance(exc, sqlite3.Error):
                     raise _translate(exc) from exc
                 raise
+
+    @contextmanager
+    def _synchronous_level(self, durable: bool) -> Iterator[None]:
+        """The writer's configured ``synchronous``, or NORMAL for a commit not ``durable``."""
+        if durable:
+            yield
+            return
+        try:
+            self._writer.execute("PRAGMA synchronous = NORMAL")
+            yield
+        finally:
+            self._writer.execute(f"PRAGMA synchronous = {self._synchronous}")
 
     def _read(self, work: Callable[[sqlite3.Connection], T]) -> T:
         conn = self._borrow_reader()
@@ -290,10 +303,10 @@ class SQLiteStore(SQLStoreBase[sqlite3.Connection]):
     def read_log(
         self, after_seq: int, limit: int, organisation_ids: tuple[int, ...] | None = None
     ) -> list[LogEntry]:
-        sql = "SELECT seq, organisation_id, type_id, body FROM events WHERE seq > ?"
+        sql = "SELECT seq, organisation_id, type_id, body, id FROM events WHERE seq > ?"
         params: list[object] = [after_seq]
-        if organisation_ids is not None:
-            sql += f" AND organisation_id IN ({', '.join('?' * len(organisation_ids))})"
+        if organisation_ids is not None:  # "+": walk the log by seq, not a tenant's history
+            sql += f" AND +organisation_id IN ({', '.join('?' * len(organisation_ids))})"
             params.extend(organisation_ids)
         sql += " ORDER BY seq LIMIT ?"
         params.append(limit)

@@ -321,7 +321,7 @@ async def send_test(
         "description": "Herald test event",
         "test": True,
     }
-    item = Item(0, record, orjson.dumps(record))
+    item = Item(0, event_id, orjson.dumps(record))
     body, headers = build_request(handler, [item], f"test_{secrets.token_hex(8)}", now)
     sender = WebhookSender(
         timeout=services.settings.delivery_timeout_seconds,
