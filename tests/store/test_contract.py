@@ -176,6 +176,19 @@ def test_purge_deletes_what_is_older_than_retention(
     assert orjson.loads(again[0])["id"] != old[1]
 
 
+def test_purge_never_gives_a_log_position_twice(
+    store: Store, make_event: EventFactory, ids: Ids
+) -> None:
+    now = now_ms()
+    store.append([make_event(1, now - 1000)], ids(1))
+    store.append([make_event(1, now - 40 * DAY)], ids(1))  # backfilled: old, yet the newest
+    cursor = store.last_seq()  # where a handler that delivered it stands
+    store.purge(now - 30 * DAY)
+    fresh = ids(1)
+    store.append([make_event(1, now)], fresh)
+    assert [entry.event_id for entry in store.read_log(cursor, 10)] == fresh
+
+
 def test_organisations(store: Store) -> None:
     acme = store.create_organisation("Acme")
     chosen = store.create_organisation("Chosen", 40)

@@ -318,12 +318,15 @@ class SQLiteStore(SQLStoreBase[sqlite3.Connection]):
         return int(row[0] or 0)
 
     def purge(self, before_ms: int, chunk: int = 10_000) -> int:
+        """Delete events older than ``before_ms``, but never the newest row of the log: SQLite
+        gives the next row the largest seq + 1, so deleting it would give its position again,
+        past some handler's cursor (it goes with a later purge)."""
         deleted = 0
         while True:
             with self._transaction() as conn:
                 doomed = conn.execute(
                     f"SELECT seq, {', '.join(rollup.COUNTED)} FROM events "
-                    "WHERE ts < ? ORDER BY ts LIMIT ?",
+                    "WHERE ts < ? AND seq < (SELECT MAX(seq) FROM events) ORDER BY ts LIMIT ?",
                     (before_ms, chunk),
                 ).fetchall()
                 conn.executemany(
