@@ -136,7 +136,7 @@ def _figure(herald: list[float], raw: list[float]) -> Result:
     return {
         "herald": ours,
         "raw_sqlite": theirs,
-        "ratio_p50": round(ours["p50_ms"] / theirs["p50_ms"], 2),
+        "ratio_p50": round(ours["p50_ms"] / theirs["p50_ms"], 4),
     }
 
 
