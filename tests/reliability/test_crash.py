@@ -20,6 +20,7 @@ from tests.delivery.receiver import DELIVERY_ENV, receiving
 from tests.reliability.conftest import make_tenant
 from tests.reliability.figures import Figures
 from tests.reliability.traffic import Writers, batch, stored_batches
+from tests.support.records import emnify_record
 from tests.support.server import start_server
 
 KILLS = int(os.environ.get("HERALD_SOAK_KILLS", "2"))
@@ -145,16 +146,13 @@ def test_full_disk_answers_503_and_corrupts_nothing(
         assert check.execute("PRAGMA integrity_check").fetchone() == ("ok",)
 
 
-EMNIFY_RECORD = {
-    "id": "ro-1",
-    "timestamp": "2026-11-01 10:42:58+0000",
-    "event_type": {"id": "3", "description": "Create PDP Context"},
-    "event_severity": {"id": "1", "description": "WARN"},
-    "event_source": {"name": "Policy Control"},
-    "alert": 1,
-    "description": "PDP Context Request rejected",
-    "endpoint": {"id": "4711"},
-}
+EMNIFY_RECORD = emnify_record(
+    "ro-1",
+    event_severity={"id": "1", "description": "WARN"},
+    alert=1,
+    description="PDP Context Request rejected",
+    endpoint={"id": "4711"},
+)
 
 
 def _chattr(flag: str, path: Path) -> subprocess.CompletedProcess[str]:

@@ -18,6 +18,7 @@ from herald.api.app import create_app
 from herald.api.ratelimit import TokenBuckets
 from tests.reliability.conftest import Tenant, make_tenant
 from tests.reliability.figures import Figures
+from tests.support.records import emnify_record
 from tests.support.server import HeraldServer, start_server
 
 JWT_SECRET = "reliability-suite-secret-" + "x" * 32
@@ -73,15 +74,7 @@ def world(tmp_path_factory: pytest.TempPathFactory) -> Iterator[World]:
         server.stop()
 
 
-EMNIFY_RECORD = {
-    "id": "iso-1",
-    "timestamp": "2026-11-01 10:42:58+0000",
-    "event_type": {"id": "3", "description": "Create PDP Context"},
-    "event_severity": {"id": "0", "description": "INFO"},
-    "event_source": {"name": "Policy Control"},
-    "alert": 0,
-    "description": "isolation",
-}
+EMNIFY_RECORD = emnify_record("iso-1", description="isolation")
 # A body for each operation that takes one; a new operation with a body must be added here.
 BODIES: dict[str, Any] = {
     "POST /api/v1/authenticate": "own application token",
