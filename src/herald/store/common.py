@@ -180,17 +180,15 @@ class SQLStoreBase(ABC, Generic[C]):
         )
 
     def find_token(self, token_hash: str) -> Token | None:
-        row = self._read(
-            lambda c: self._execute(
-                c, f"SELECT {TOKEN_COLUMNS} FROM tokens WHERE token_hash = ?", (token_hash,)
-            ).fetchone()
-        )
-        return _token(row) if row else None
+        return self._one_token("token_hash", token_hash)
 
     def get_token(self, token_id: int) -> Token | None:
+        return self._one_token("id", token_id)
+
+    def _one_token(self, column: str, value: object) -> Token | None:
         row = self._read(
             lambda c: self._execute(
-                c, f"SELECT {TOKEN_COLUMNS} FROM tokens WHERE id = ?", (token_id,)
+                c, f"SELECT {TOKEN_COLUMNS} FROM tokens WHERE {column} = ?", (value,)
             ).fetchone()
         )
         return _token(row) if row else None
