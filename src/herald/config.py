@@ -26,7 +26,8 @@ class Settings(BaseSettings):
     max_future_skew_seconds: float = Field(default=5, ge=0)
     rate_limit_per_second: float = Field(default=500, ge=0)  # per token; 0 turns it off
     rate_limit_burst: int = Field(default=1000, ge=1)
-    metrics_token: str | None = Field(default=None, repr=False)  # guards /metrics if set
+    metrics_token: str | None = Field(default=None, repr=False)  # a scraper's bearer token
+    metrics_public: bool = False  # /metrics without credentials (a private network's scrape)
 
     delivery_enabled: bool = True  # serve runs the delivery worker in-process
     delivery_retry_schedule: str = "5,30,120,600,1800,3600,10800,21600,43200,86400"

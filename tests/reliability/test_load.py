@@ -122,7 +122,11 @@ def test_concurrent_writers_and_readers_see_no_5xx(
         if SECONDS >= FLAT_AFTER_SECONDS:
             assert growth < bound, f"RSS grew {growth:.1f} MiB over the second half: {mib}"
 
-        metrics = httpx.get(f"{server.url}/metrics", timeout=10)
+        metrics = httpx.get(
+            f"{server.url}/metrics",
+            headers={"Authorization": f"Bearer {server.admin_token}"},
+            timeout=10,
+        )
         assert metrics.status_code == 200
         assert metrics.headers["content-type"].startswith("text/plain")
         text = metrics.text
@@ -145,7 +149,11 @@ def test_metrics_count_delivery_and_refusals(tmp_path: Path) -> None:
             receiver.wait_for(lambda: len(receiver.delivered()) >= 1)
         with server.client("hrd_forged") as client:
             assert client.get("/event").status_code == 401
-        text = httpx.get(f"{server.url}/metrics", timeout=10).text
+        text = httpx.get(
+            f"{server.url}/metrics",
+            headers={"Authorization": f"Bearer {server.admin_token}"},
+            timeout=10,
+        ).text
         assert 'herald_deliveries_total{outcome="delivered"}' in text
         assert f'herald_delivery_lag_seconds{{handler="{handler.json()["id"]}"}}' in text
         assert 'herald_delivery_handlers{mode="serve"} 1.0' in text  # where delivery runs

@@ -12,7 +12,7 @@ from herald.api.problems import Problem
 from herald.api.services import Services
 from herald.auth import AuthError, Principal
 
-_bearer = HTTPBearer(
+bearer = HTTPBearer(
     auto_error=False, description="An application token or the JWT from /authenticate"
 )
 _CHALLENGE = {"WWW-Authenticate": "Bearer"}
@@ -28,7 +28,7 @@ ServicesDep = Annotated[Services, Depends(get_services)]
 
 async def get_principal(
     services: ServicesDep,
-    credentials: Annotated[HTTPAuthorizationCredentials | None, Depends(_bearer)],
+    credentials: Annotated[HTTPAuthorizationCredentials | None, Depends(bearer)],
 ) -> Principal:
     if credentials is None or not credentials.credentials:
         raise Problem(401, "Unauthorized", "send Authorization: Bearer <token>", headers=_CHALLENGE)
