@@ -18,7 +18,8 @@ bearer = HTTPBearer(
 _CHALLENGE = {"WWW-Authenticate": "Bearer"}
 
 
-def get_services(request: Request) -> Services:
+async def get_services(request: Request) -> Services:
+    """The app's services (async: a sync dependency would cost a worker thread per request)."""
     services: Services = request.app.state.services
     return services
 
