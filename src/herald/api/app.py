@@ -96,7 +96,10 @@ def create_app(settings: Settings | None = None) -> FastAPI:
             purge.cancel()
             with contextlib.suppress(asyncio.CancelledError):
                 await purge
-            store.close()
+            try:  # cancelled callers leave their store work running: let it finish first
+                await services.close()
+            finally:
+                store.close()
 
     app = FastAPI(
         title="Herald",

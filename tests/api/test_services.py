@@ -1,0 +1,90 @@
+"""``Services.run``: store work on the services' own threads, finished before the store closes."""
+
+from __future__ import annotations
+
+import asyncio
+import contextvars
+import threading
+from collections.abc import AsyncIterator
+from contextlib import asynccontextmanager
+from pathlib import Path
+
+import pytest
+from fastapi import FastAPI
+
+from herald.api.app import create_app
+from herald.api.services import THREAD_NAME_PREFIX, Services
+from herald.config import Settings
+
+request_id: contextvars.ContextVar[str] = contextvars.ContextVar("request_id", default="-")
+
+
+@asynccontextmanager
+async def running(tmp_path: Path) -> AsyncIterator[tuple[FastAPI, Services]]:
+    """An app through its real lifespan, on a fresh SQLite file."""
+    settings = Settings(
+        database_url=f"sqlite:///{tmp_path / 'herald.db'}", demo=False, delivery_enabled=False
+    )
+    app = create_app(settings)
+    async with app.router.lifespan_context(app):
+        yield app, app.state.services
+
+
+def test_work_runs_on_the_store_threads_with_the_callers_context(tmp_path: Path) -> None:
+    def where(tag: str) -> tuple[str, str, str]:
+        return threading.current_thread().name, request_id.get(), tag
+
+    async def scenario() -> None:
+        async with running(tmp_path) as (_, services):
+            request_id.set("r-17")
+            name, seen, tag = await services.run(where, "args pass")
+            assert name.startswith(f"{THREAD_NAME_PREFIX}_") and name != "MainThread"
+            assert (seen, tag) == ("r-17", "args pass")
+            # store work goes the same way, and its errors reach the caller
+            assert await services.run(services.store.last_seq) == 0
+            with pytest.raises(ZeroDivisionError):
+                await services.run(divmod, 1, 0)
+
+    asyncio.run(scenario())
+
+
+def test_shutdown_waits_for_running_work_then_closes_the_store(
+    tmp_path: Path, monkeypatch: pytest.MonkeyPatch
+) -> None:
+    """A caller cancelled mid-work (as the lifespan cancels the purge loop) leaves the work
+    running on its thread: the store must not close under it."""
+    order: list[str] = []
+    started, release = threading.Event(), threading.Event()
+
+    def slow_store_work() -> None:
+        started.set()
+        release.wait(10)
+        order.append("work finished")
+
+    async def scenario() -> Services:
+        async with running(tmp_path) as (_, services):
+            real_close = services.store.close
+
+            def close() -> None:
+                order.append("store closed")
+                real_close()
+
+            monkeypatch.setattr(services.store, "close", close)
+            caller = asyncio.create_task(services.run(slow_store_work))
+            while not started.is_set():
+                await asyncio.sleep(0.005)
+            caller.cancel()
+            with pytest.raises(asyncio.CancelledError):
+                await caller
+            assert order == []  # the caller is gone, the work is not
+            threading.Timer(0.3, release.set).start()  # still blocked as the app stops
+        return services
+
+    services = asyncio.run(scenario())
+    assert order == ["work finished", "store closed"]
+
+    async def after_shutdown() -> None:
+        with pytest.raises(RuntimeError, match="shutdown"):
+            await services.run(lambda: None)
+
+    asyncio.run(after_shutdown())
