@@ -2,7 +2,7 @@
 
 from __future__ import annotations
 
-from urllib.parse import quote
+from urllib.parse import parse_qsl, quote, urlencode
 
 from starlette.datastructures import URL
 
@@ -16,8 +16,35 @@ def _header_safe(value: str) -> str:
     return quote(value, safe="".join(chr(c) for c in range(0x20, 0x7F) if chr(c) != "%"))
 
 
-def _link(url: URL, rel: str, **params: str | int) -> str:
-    return f'<{url.include_query_params(**params)}>; rel="{rel}"'
+class _Links:
+    """``Link`` header values for one request URL, its query string parsed once (when the
+    first link is asked for).
+
+    Each link is the request URL with one parameter set: the parameter's old values dropped
+    and the new one appended last, the other parameters kept in order (what Starlette's
+    ``URL.include_query_params`` gives, without parsing the query again for every link).
+    """
+
+    def __init__(self, url: URL) -> None:
+        self._url = url
+        self._params: list[tuple[str, str]] | None = None
+        self._head = self._tail = ""
+        self._others: dict[str, str] = {}  # per parameter set: the rest of the query, encoded
+
+    def link(self, rel: str, key: str, value: str | int) -> str:
+        if self._params is None:
+            parts = self._url.components
+            self._head = parts._replace(query="", fragment="").geturl()
+            self._tail = f"#{parts.fragment}" if parts.fragment else ""
+            self._params = parse_qsl(parts.query, keep_blank_values=True)
+        others = self._others.get(key)
+        if others is None:
+            others = urlencode([(k, v) for k, v in self._params if k != key])
+            self._others[key] = others
+        query = urlencode([(key, str(value))])
+        if others:
+            query = f"{others}&{query}"
+        return f'<{self._head}?{query}{self._tail}>; rel="{rel}"'
 
 
 def page_headers(
@@ -27,22 +54,23 @@ def page_headers(
     headers = {"X-Count-Per-Page": str(query.per_page), "X-Sort": _header_safe(sort_echo)}
     if filter_echo:
         headers["X-Filter"] = _header_safe(filter_echo)
-    links = []
+    links: list[str] = []
+    link = _Links(url).link
     if page.total is not None:
         pages = max(1, -(-page.total // query.per_page))
         headers["X-Total-Count"] = str(page.total)
         headers["X-Total-Pages"] = str(pages)
         headers["X-Current-Page"] = str(query.page)
-        links.append(_link(url, "first", page=1))
+        links.append(link("first", "page", 1))
         if query.page > 1:
-            links.append(_link(url, "prev", page=min(query.page - 1, pages)))
+            links.append(link("prev", "page", min(query.page - 1, pages)))
         if query.page < pages:
-            links.append(_link(url, "next", page=query.page + 1))
-        links.append(_link(url, "last", page=pages))
+            links.append(link("next", "page", query.page + 1))
+        links.append(link("last", "page", pages))
     if page.next_cursor:
         headers["X-Next-Cursor"] = page.next_cursor
         if query.cursor is not None:
-            links.append(_link(url, "next", cursor=page.next_cursor))
+            links.append(link("next", "cursor", page.next_cursor))
     if links:
         headers["Link"] = ", ".join(links)
     return headers
