@@ -142,3 +142,38 @@ def test_a_quiet_tenants_handler_moves_past_other_tenants_events(store: Store) -
                 await delivery.aclose()
 
         assert asyncio.run(scenario()) == ["idle", "delivered", "delivered"]
+
+
+def test_events_sent_one_per_request_come_from_one_log_read(
+    store: Store, monkeypatch: pytest.MonkeyPatch
+) -> None:
+    reads: list[int] = []
+    read_log = store.read_log
+
+    def counted(after_seq: int, *args: object) -> object:
+        reads.append(after_seq)
+        return read_log(after_seq, *args)  # type: ignore[arg-type]
+
+    with receiving() as receiver:
+        handler = store.create_handler(2, HandlerSpec(name="h", url=receiver.url), new_secret())
+        ids = append(store, 10)
+        monkeypatch.setattr(store, "read_log", counted)
+
+        async def scenario() -> list[str]:
+            delivery = worker(store)
+            try:
+                [state] = await delivery.claim()
+                kinds = []
+                for _ in ids:
+                    result = await delivery.step(handler.id, state)
+                    assert result.handler is not None
+                    kinds.append(result.kind)
+                    state = result.handler
+                return kinds
+            finally:
+                await delivery.aclose()
+
+        assert asyncio.run(scenario()) == ["delivered"] * len(ids)
+        assert [orjson.loads(r.body)["id"] for r in receiver.delivered()] == ids
+    # the first read brought all ten; the second is the read-ahead of the last send
+    assert reads == [0, store.last_seq()]

@@ -11,6 +11,7 @@ from __future__ import annotations
 
 import asyncio
 import contextlib
+import dataclasses
 import functools
 import logging
 import os
@@ -22,7 +23,6 @@ from dataclasses import dataclass
 from datetime import UTC, datetime, timedelta
 from typing import Any, TypeVar
 
-import anyio.to_thread
 import orjson
 
 from herald import metrics
@@ -37,6 +37,7 @@ from herald.ids import IdGenerator
 from herald.model import EventIn, OrganisationRef, TypeRef, build_event
 from herald.store import Store, StoreError
 from herald.store.base import Delivery, Handler, HandlerProgress, LogEntry, Replay
+from herald.threads import Threads
 from herald.timefmt import format_ms, now_ms, parse_timestamp, to_ms
 
 log = logging.getLogger("herald.delivery")
@@ -44,8 +45,10 @@ T = TypeVar("T")
 
 HANDLER_DISABLED_TYPE = 2000
 CHUNK = 500  # log entries read per query when the handler's filter may skip some
+READ_AHEAD = 100  # log entries read at least per query: a small batch's next ones come along
 MAX_SKIP_CHUNKS = 20  # chunks of non-matching events skipped per step
 QUIET_PASS_SECONDS = 1.0  # how often an idle handler's cursor follows the end of the log
+STORE_THREADS = 16  # store calls of the worker's handlers running at once
 
 
 @dataclass(frozen=True, slots=True)
@@ -68,6 +71,7 @@ class _Batch:
     items: list[Item]
     advance_to: int  # the cursor after a successful send
     replay: Replay | None = None
+    rest: list[LogEntry] = dataclasses.field(default_factory=list)  # read past ``advance_to``
 
 
 @dataclass(frozen=True, slots=True)
@@ -115,9 +119,10 @@ class DeliveryWorker:
         self._woken = asyncio.Event()
         self._ahead: dict[int, _Ahead] = {}  # per handler: its next read, started early
         self._passed: dict[int, float] = {}  # per handler: when _pass_quiet last moved it
+        self._threads = Threads("herald-delivery", STORE_THREADS)
 
     async def _run(self, work: Callable[..., T], *args: Any) -> T:
-        return await anyio.to_thread.run_sync(work, *args)
+        return await self._threads.run(work, *args)
 
     # -- the loops --------------------------------------------------------------
     async def claim(self) -> list[Handler]:
@@ -214,6 +219,7 @@ class DeliveryWorker:
 
     async def aclose(self) -> None:
         await self.sender.aclose()
+        await asyncio.to_thread(self._threads.close)
 
     # -- one step ---------------------------------------------------------------
     async def step(self, handler_id: int, handler: Handler | None = None) -> StepResult:
@@ -261,7 +267,7 @@ class DeliveryWorker:
                     waited = True
                     await asyncio.sleep(wait_ms / 1000)
                     continue
-            return _Batch(items, end)
+            return _Batch(items, end, rest=[e for e in entries if e.seq > end])
         return _Batch([], cursor)
 
     async def _replay_batch(self, handler: Handler, handler_filter: HandlerFilter) -> _Batch | None:
@@ -303,11 +309,18 @@ class DeliveryWorker:
         )
         return entries, log_end
 
-    def _read_ahead(self, handler: Handler, cursor: int) -> None:
-        """Start reading the log after ``cursor``, the handler's next batch if this one goes."""
+    def _read_ahead(self, handler: Handler, cursor: int, rest: list[LogEntry]) -> None:
+        """Start reading the log after ``cursor``, the handler's next batch if this one goes;
+        ``rest``, what the last read held past ``cursor``, is that batch if it is big enough
+        (a store call saved)."""
         chunk = _chunk(handler)
-        read = self._run(self.store.read_log, cursor, chunk, (handler.organisation_id,))
-        self._ahead[handler.id] = _Ahead(cursor, chunk, self._last_seq, asyncio.ensure_future(read))
+        if len(rest) >= handler.spec.batch_max_events:
+            entries: asyncio.Future[list[LogEntry]] = asyncio.get_running_loop().create_future()
+            entries.set_result(rest)
+        else:
+            read = self._run(self.store.read_log, cursor, chunk, (handler.organisation_id,))
+            entries = asyncio.ensure_future(read)
+        self._ahead[handler.id] = _Ahead(cursor, chunk, self._last_seq, entries)
 
     async def _pass_quiet(self, handler: Handler, log_end: int) -> None:
         """Move the cursor of a handler whose read came back empty to ``log_end`` (the end
@@ -326,7 +339,7 @@ class DeliveryWorker:
         msg_id = f"{prefix}_{event_ids[0]}_{event_ids[-1]}"
         body, headers = build_request(handler, batch.items, msg_id, now)
         if batch.replay is None:
-            self._read_ahead(handler, batch.advance_to)
+            self._read_ahead(handler, batch.advance_to, batch.rest)
         result = await self.sender.send(handler.spec.url, body, headers)
         progress = self._progress(handler, batch, result, now)
         delivery = Delivery(
@@ -439,9 +452,10 @@ def _select(
 
 
 def _chunk(handler: Handler) -> int:
-    """How many log entries to read for one batch: just the batch if the filter passes all."""
+    """How many log entries to read for one batch: if the filter passes all, the batch or
+    ``READ_AHEAD``, whichever is more."""
     passes_all = _handler_filter(orjson.dumps(handler.spec.filter)).passes_all
-    return handler.spec.batch_max_events if passes_all else CHUNK
+    return max(handler.spec.batch_max_events, READ_AHEAD) if passes_all else CHUNK
 
 
 def _matching(handler_filter: HandlerFilter) -> Callable[[Item], bool]:
