@@ -13,8 +13,10 @@ import pytest
 from fastapi import FastAPI
 
 from herald.api.app import create_app
+from herald.api.live import LogFeed, Subscription
 from herald.api.services import THREAD_NAME_PREFIX, Services
 from herald.config import Settings
+from herald.store import EventFilter
 
 request_id: contextvars.ContextVar[str] = contextvars.ContextVar("request_id", default="-")
 
@@ -88,3 +90,17 @@ def test_shutdown_waits_for_running_work_then_closes_the_store(
             await services.run(lambda: None)
 
     asyncio.run(after_shutdown())
+
+
+def test_shutdown_stops_the_live_feed_before_the_threads_close(tmp_path: Path) -> None:
+    async def scenario() -> None:
+        async with running(tmp_path) as (app, services):
+            feed = LogFeed(services.store, services.run, interval=60)
+            app.state.live_feed = feed
+            await feed.subscribe(Subscription(EventFilter(), capacity=10))
+            polling = feed._task
+            await asyncio.sleep(0.2)  # its first read done, the feed sleeps out its interval
+            assert polling is not None and not polling.done()
+        assert polling.cancelled()  # not left polling a closed pool and store
+
+    asyncio.run(scenario())

@@ -96,6 +96,8 @@ def create_app(settings: Settings | None = None) -> FastAPI:
             purge.cancel()
             with contextlib.suppress(asyncio.CancelledError):
                 await purge
+            if (feed := getattr(app.state, "live_feed", None)) is not None:
+                await feed.close()
             try:  # cancelled callers leave their store work running: let it finish first
                 await services.close()
             finally:

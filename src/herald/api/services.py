@@ -2,11 +2,7 @@
 
 from __future__ import annotations
 
-import asyncio
-import contextvars
-import functools
 from collections.abc import Callable
-from concurrent.futures import ThreadPoolExecutor
 from dataclasses import dataclass, field
 from typing import TypeVar
 
@@ -16,15 +12,12 @@ from herald.catalog import Catalog
 from herald.config import Settings
 from herald.ids import IdGenerator
 from herald.store import Organisation, Store
+from herald.threads import Threads
 
 T = TypeVar("T")
 
 STORE_THREADS = 40  # as many as anyio's default limiter allowed before
 THREAD_NAME_PREFIX = "herald-store"
-
-
-def _store_threads() -> ThreadPoolExecutor:
-    return ThreadPoolExecutor(max_workers=STORE_THREADS, thread_name_prefix=THREAD_NAME_PREFIX)
 
 
 @dataclass
@@ -36,25 +29,17 @@ class Services:
     ids: IdGenerator
     audit: AuditLog
     _organisations: dict[int, Organisation] = field(default_factory=dict)
-    _executor: ThreadPoolExecutor = field(default_factory=_store_threads, repr=False)
+    _threads: Threads = field(
+        default_factory=lambda: Threads(THREAD_NAME_PREFIX, STORE_THREADS), repr=False
+    )
 
     async def run(self, work: Callable[..., T], *args: object) -> T:
-        """Run blocking store work in one of the services' threads, off the event loop.
-
-        A plain executor hand-off: anyio's ``to_thread.run_sync`` (a capacity limiter and
-        its own worker protocol) cost tens of µs more per call. The caller's context
-        variables go along, as they did with anyio. Cancelling the caller does not stop
-        work already running; ``close`` waits for it.
-        """
-        context = contextvars.copy_context()
-        return await asyncio.get_running_loop().run_in_executor(
-            self._executor, functools.partial(context.run, work, *args)
-        )
+        """Run blocking store work in one of the services' threads, off the event loop."""
+        return await self._threads.run(work, *args)
 
     async def close(self) -> None:
         """Refuse new work and wait for the running work to finish (before the store closes)."""
-        self._executor.shutdown(wait=False)
-        await asyncio.get_running_loop().run_in_executor(None, self._executor.shutdown)
+        await self._threads.aclose()
 
     def organisation(self, organisation_id: int) -> Organisation | None:
         """An organisation by id (cached: organisations are created, never renamed)."""

@@ -219,7 +219,7 @@ class DeliveryWorker:
 
     async def aclose(self) -> None:
         await self.sender.aclose()
-        await asyncio.to_thread(self._threads.close)
+        await self._threads.aclose()
 
     # -- one step ---------------------------------------------------------------
     async def step(self, handler_id: int, handler: Handler | None = None) -> StepResult:
