@@ -3,7 +3,6 @@
 from __future__ import annotations
 
 import threading
-import time
 from collections.abc import Callable, Iterator
 from contextlib import contextmanager
 from dataclasses import dataclass, field
@@ -14,6 +13,7 @@ from typing import Any
 import orjson
 
 from tests.support.server import HeraldServer, start_server
+from tests.support.waiting import wait_until
 
 DELIVERY_ENV = {
     "HERALD_ALLOW_PRIVATE_TARGETS": "true",
@@ -68,11 +68,7 @@ class Receiver:
         return ids
 
     def wait_for(self, check: Callable[[], bool], timeout: float = 20) -> None:
-        deadline = time.monotonic() + timeout
-        while not check():
-            if time.monotonic() > deadline:
-                raise AssertionError(f"timed out; received {len(self.requests)} requests")
-            time.sleep(0.02)
+        wait_until(check, timeout, lambda: f"received {len(self.requests)} requests")
 
 
 def event_ids(request: Received) -> list[int]:

@@ -1,24 +1,30 @@
-"""The worker driven step by step over a real SQLite store and a real receiver."""
+"""The worker driven step by step over a real store (each backend) and a real receiver."""
 
 from __future__ import annotations
 
 import asyncio
-from collections.abc import Iterator
-from pathlib import Path
+import itertools
+import socket
+import threading
+import time
+from collections.abc import Callable, Iterator
+from typing import Any
 
 import orjson
 import pytest
 
 from herald.catalog import load_catalog
 from herald.config import Settings
+from herald.delivery.retry import RetryPolicy
 from herald.delivery.signing import new_secret
 from herald.delivery.worker import HANDLER_DISABLED_TYPE, DeliveryWorker
 from herald.ids import IdGenerator
 from herald.model import EventIn, OrganisationRef, TypeRef, build_event
-from herald.store import Store, open_store
-from herald.store.base import HandlerSpec
+from herald.store import Store, StoreUnavailable, open_store
+from herald.store.base import Delivery, HandlerSpec
 from herald.timefmt import now_ms
-from tests.delivery.receiver import Received, receiving
+from tests.delivery.receiver import Received, event_ids, receiving
+from tests.support.waiting import wait_until
 
 SETTINGS = Settings(
     allow_private_targets=True, delivery_retry_schedule="0", delivery_lease_seconds=30
@@ -26,8 +32,8 @@ SETTINGS = Settings(
 
 
 @pytest.fixture
-def store(tmp_path: Path) -> Iterator[Store]:
-    opened = open_store(f"sqlite:///{tmp_path / 'herald.db'}", sqlite_synchronous="NORMAL")
+def store(database_url: str) -> Iterator[Store]:
+    opened = open_store(database_url, sqlite_synchronous="NORMAL")
     opened.create_organisation("Acme", 2)
     try:
         yield opened
@@ -35,8 +41,13 @@ def store(tmp_path: Path) -> Iterator[Store]:
         opened.close()
 
 
+IDS = IdGenerator(1)  # one generator: two appends in the same millisecond get distinct ids
+
+
 def append(store: Store, count: int, organisation_id: int = 2) -> list[int]:
-    ids = IdGenerator(1).next_ids(count)
+    """Append ``count`` events and wait until the log's readers see them (``readable``)."""
+    start = store.last_seq()
+    ids = IDS.next_ids(count)
     events = []
     for _ in range(count):
         event = build_event(
@@ -49,7 +60,16 @@ def append(store: Store, count: int, organisation_id: int = 2) -> list[int]:
         assert not isinstance(event, list)
         events.append(event)
     store.append(events, ids)
+    readable(store, lambda: set(ids) <= {e.event_id for e in store.read_log(start, 10_000)})
     return ids
+
+
+def readable(store: Store, check: Callable[[], bool]) -> None:
+    """Wait until ``check`` (on what ``read_log`` returns) holds. On PostgreSQL a committed
+    event is read only once every write transaction that began before it has ended, on any
+    database of the server (the safe watermark): another test's transaction can hold it back
+    for a moment, so "committed" is not yet "delivered by the next step"."""
+    wait_until(check, 10, lambda: f"log read up to seq {store.last_seq()}")
 
 
 def worker(store: Store) -> DeliveryWorker:
@@ -76,6 +96,7 @@ def test_failing_past_retention_disables_records_an_event_and_resumes(store: Sto
                     current = store.get_handler(handler.id)
                     if current is not None and not current.spec.enabled:
                         break
+                readable(store, lambda: bool(disabled_notices(store)))
                 up["yes"] = True
                 store.update_handler(handler.id, (2,), spec)  # enabled again
                 for _ in range(20):  # one batch per handler per pass
@@ -85,8 +106,7 @@ def test_failing_past_retention_disables_records_an_event_and_resumes(store: Sto
                 await delivery.aclose()
 
         asyncio.run(scenario())
-        log = store.read_log(0, 100, (2,))
-        notices = [orjson.loads(e.body) for e in log if e.type_id == HANDLER_DISABLED_TYPE]
+        notices = disabled_notices(store)
         assert len(notices) == 1
         assert notices[0]["detail"]["event_handler"]["id"] == handler.id
         assert "retention" in notices[0]["description"]
@@ -100,6 +120,11 @@ def test_failing_past_retention_disables_records_an_event_and_resumes(store: Sto
         assert delivered[3] == notices[0]["id"]
         watched = [orjson.loads(r.body)["id"] for r in receiver.delivered() if r.path == "/hook/w"]
         assert watched == [*ids, notices[0]["id"]]  # the tenant's other handler hears of it
+
+
+def disabled_notices(store: Store) -> list[dict[str, Any]]:
+    log = store.read_log(0, 100, (2,))
+    return [orjson.loads(e.body) for e in log if e.type_id == HANDLER_DISABLED_TYPE]
 
 
 def test_only_one_worker_holds_a_handler(store: Store) -> None:
@@ -177,3 +202,202 @@ def test_events_sent_one_per_request_come_from_one_log_read(
         assert [orjson.loads(r.body)["id"] for r in receiver.delivered()] == ids
     # the first read brought all ten; the second is the read-ahead of the last send
     assert reads == [0, store.last_seq()]
+
+
+def attempts(store: Store, handler_id: int) -> list[Delivery]:
+    """The handler's attempt log, oldest first."""
+    return list(reversed(store.list_deliveries(handler_id)))
+
+
+def test_a_step_returns_once_its_attempt_is_recorded(
+    store: Store, monkeypatch: pytest.MonkeyPatch
+) -> None:
+    answers = iter([500, 200])
+    real_record = store.record_delivery
+
+    def slow_record(*args: Any) -> Any:
+        time.sleep(0.2)  # a slow commit: a step that did not wait for it would return first
+        return real_record(*args)
+
+    monkeypatch.setattr(store, "record_delivery", slow_record)
+    with receiving(lambda _: (next(answers), {})) as receiver:
+        handler = store.create_handler(2, HandlerSpec(name="h", url=receiver.url), new_secret())
+        [event_id] = append(store, 1)
+
+        async def scenario() -> None:
+            delivery = worker(store)
+            try:
+                [claimed] = await delivery.claim()
+                failed = await delivery.step(handler.id, claimed)
+                # Read at once, no waiting: the attempt is in the log as the step returns.
+                [attempt] = attempts(store, handler.id)
+                assert (failed.kind, failed.event_ids) == ("retry", (event_id,))
+                assert (attempt.outcome, attempt.status, attempt.event_ids) == (
+                    "retry",
+                    500,
+                    (event_id,),
+                )
+                stored = store.get_handler(handler.id)
+                assert stored is not None and stored.failures == 1
+                assert stored.cursor_seq == claimed.cursor_seq  # not past the failed event
+                assert failed.handler == stored  # the state the next step starts from
+
+                went = await delivery.step(handler.id, failed.handler)
+                first, second = attempts(store, handler.id)
+                assert first == attempt
+                assert (went.kind, went.event_ids) == ("delivered", (event_id,))
+                assert (second.outcome, second.status, second.event_ids) == (
+                    "delivered",
+                    200,
+                    (event_id,),
+                )
+                stored = store.get_handler(handler.id)
+                assert stored is not None and stored.failures == 0
+                assert stored.cursor_seq > claimed.cursor_seq and went.handler == stored
+                assert (await delivery.step(handler.id, went.handler)).kind == "idle"
+            finally:
+                await delivery.aclose()
+
+        asyncio.run(scenario())
+        assert [event_ids(r) for r in receiver.requests] == [[event_id], [event_id]]
+
+
+RETRY_SECONDS = 0.3
+
+
+@pytest.mark.parametrize("failure", ["status 500", "connection refused"])
+def test_a_failed_event_holds_back_its_handler_until_the_retry_is_due(
+    store: Store, failure: str
+) -> None:
+    """After a failure nothing is sent for the handler before its next attempt is due, and
+    events appended meanwhile wait behind the failed one: the receiver and the attempt log see
+    the failed event again and again until it goes through, then the later ones, in order."""
+    failures = 2
+    answered: list[int] = []
+
+    def answer(_: Received) -> tuple[int, dict[str, str]]:
+        answered.append(now_ms())
+        return (500 if failure == "status 500" and len(answered) <= failures else 200), {}
+
+    # Bound but not listening: connecting is refused, and no other process can take the port.
+    with socket.socket() as nobody, receiving(answer) as receiver:
+        nobody.bind(("127.0.0.1", 0))
+        dead_url = f"http://127.0.0.1:{nobody.getsockname()[1]}/hook"
+        refused = failure == "connection refused"
+        url = dead_url if refused else receiver.url
+        handler = store.create_handler(2, HandlerSpec(name="h", url=url), new_secret())
+        first = append(store, 1)
+        later: list[int] = []
+
+        async def scenario() -> list[str]:
+            policy = RetryPolicy(schedule=(RETRY_SECONDS,), jitter=0)
+            delivery = DeliveryWorker(
+                store, SETTINGS, load_catalog(), IdGenerator(2), policy=policy
+            )
+            kinds: list[str] = []
+            deadline = time.monotonic() + 20
+            try:
+                await delivery.claim()
+                while len(receiver.delivered()) < 3:
+                    assert time.monotonic() < deadline, f"stuck after {kinds}"
+                    before, asked_ms = store.get_handler(handler.id), now_ms()
+                    result = await delivery.step(handler.id)
+                    kinds.append(result.kind)
+                    if result.kind == "waiting":  # only while the retry is not due yet
+                        assert before is not None and before.next_attempt_ms is not None
+                        assert asked_ms < before.next_attempt_ms
+                        await asyncio.sleep(0.02)
+                    if result.kind == "retry" and not later:
+                        later.extend(append(store, 2))  # behind the failed event
+                    if refused and result.kind == "retry" and kinds.count("retry") == failures:
+                        # The receiver is up now (the retry state stays as it was).
+                        store.update_handler(handler.id, (2,), HandlerSpec("h", receiver.url))
+                assert (await delivery.step(handler.id)).kind == "idle"
+                return kinds
+            finally:
+                await delivery.aclose()
+
+        kinds = asyncio.run(scenario())
+        assert kinds.count("retry") == failures
+        assert [k for k in kinds if k != "waiting"] == ["retry", "retry", *["delivered"] * 3]
+        assert "waiting" in kinds  # the worker was asked, and held back
+        log = attempts(store, handler.id)
+        assert [(a.outcome, a.event_ids) for a in log] == [
+            ("retry", (first[0],)),
+            ("retry", (first[0],)),
+            ("delivered", (first[0],)),
+            ("delivered", (later[0],)),
+            ("delivered", (later[1],)),
+        ]
+        assert [a.id for a in log] == sorted(a.id for a in log)
+        assert [a.at_ms for a in log] == sorted(a.at_ms for a in log)
+        for failed, retried in itertools.pairwise(log[: failures + 1]):
+            assert retried.at_ms >= failed.at_ms + RETRY_SECONDS * 1000  # not before it was due
+        if failure == "status 500":
+            assert [event_ids(r) for r in receiver.requests] == [[first[0]]] * 3 + [
+                [later[0]],
+                [later[1]],
+            ]
+            for failed, arrival in zip(log[:failures], answered[1:], strict=False):
+                assert arrival >= failed.at_ms + RETRY_SECONDS * 1000  # the receiver agrees
+        else:
+            assert all(a.status is None and a.error for a in log[:failures])
+            assert receiver.delivered_ids() == [*first, *later]
+
+
+@pytest.mark.parametrize("driven_by", ["step", "run"])
+def test_a_delivery_that_cannot_be_recorded_is_delivered_again(
+    store: Store, monkeypatch: pytest.MonkeyPatch, driven_by: str
+) -> None:
+    """record_delivery fails after the receiver got the batch: the cursor did not move, so the
+    batch is sent again (same webhook-id, for the receiver to dedupe on), then the rest."""
+    real_record = store.record_delivery
+    failed = threading.Event()
+
+    def record_fails_once(*args: Any) -> Any:
+        if not failed.is_set():
+            failed.set()
+            raise StoreUnavailable("the database went away")
+        return real_record(*args)
+
+    monkeypatch.setattr(store, "record_delivery", record_fails_once)
+    with receiving() as receiver:
+        handler = store.create_handler(2, HandlerSpec(name="h", url=receiver.url), new_secret())
+        ids = append(store, 3)
+
+        async def by_steps() -> None:
+            delivery = worker(store)
+            try:
+                await delivery.claim()
+                with pytest.raises(StoreUnavailable):
+                    await delivery.step(handler.id)
+                assert attempts(store, handler.id) == []  # sent, but nothing recorded
+                kinds = [(await delivery.step(handler.id)).kind for _ in range(4)]
+                assert kinds == ["delivered", "delivered", "delivered", "idle"]
+            finally:
+                await delivery.aclose()
+
+        async def by_the_loop() -> None:
+            delivery = worker(store)
+            running = asyncio.create_task(delivery.run())
+            try:  # _serve logs the store error, waits a second and goes on
+                await asyncio.to_thread(
+                    wait_until, lambda: len(attempts(store, handler.id)) >= 3, 20
+                )
+            finally:
+                running.cancel()
+                with pytest.raises(asyncio.CancelledError):
+                    await running
+                await delivery.aclose()
+
+        asyncio.run(by_steps() if driven_by == "step" else by_the_loop())
+        assert failed.is_set()
+        received = receiver.delivered()
+        assert [event_ids(r) for r in received] == [[ids[0]], [ids[0]], [ids[1]], [ids[2]]]
+        webhook_ids = [r.headers["webhook-id"] for r in received]
+        assert webhook_ids[0] == webhook_ids[1] and len(set(webhook_ids)) == 3
+        log = attempts(store, handler.id)
+        assert [(a.outcome, a.event_ids) for a in log] == [("delivered", (i,)) for i in ids]
+        stored = store.get_handler(handler.id)
+        assert stored is not None and stored.failures == 0
+        assert stored.cursor_seq == max(e.seq for e in store.read_log(0, 100, (2,)))
