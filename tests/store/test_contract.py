@@ -17,7 +17,7 @@ from herald.store import (
 )
 from herald.store.base import Delivery, HandlerProgress, HandlerSpec, StatsQuery
 from herald.timefmt import now_ms
-from tests.store.conftest import EventFactory
+from tests.store.conftest import EventFactory, readable
 
 Ids = Callable[[int], list[int]]
 DAY = 86_400_000
@@ -147,6 +147,7 @@ def test_read_log_follows_commit_order(store: Store, make_event: EventFactory, i
     store.append([make_event(1), make_event(2)], first)
     second = ids(1)
     store.append([make_event(1, now_ms() - 5 * DAY)], second)  # older, committed later
+    readable(store, first + second, start)
     log = store.read_log(start, 100)
     assert [orjson.loads(e.body)["id"] for e in log] == first + second
     assert [e.seq for e in log] == sorted(e.seq for e in log)
@@ -180,12 +181,15 @@ def test_purge_never_gives_a_log_position_twice(
     store: Store, make_event: EventFactory, ids: Ids
 ) -> None:
     now = now_ms()
-    store.append([make_event(1, now - 1000)], ids(1))
-    store.append([make_event(1, now - 40 * DAY)], ids(1))  # backfilled: old, yet the newest
+    recent, backfilled = ids(1), ids(1)
+    store.append([make_event(1, now - 1000)], recent)
+    store.append([make_event(1, now - 40 * DAY)], backfilled)  # old, yet the newest
+    readable(store, recent + backfilled)
     cursor = store.last_seq()  # where a handler that delivered it stands
     store.purge(now - 30 * DAY)
     fresh = ids(1)
     store.append([make_event(1, now)], fresh)
+    readable(store, fresh, cursor)
     assert [entry.event_id for entry in store.read_log(cursor, 10)] == fresh
 
 

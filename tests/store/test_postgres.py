@@ -12,7 +12,7 @@ from herald.store import StoreUnavailable, open_store
 from herald.store.postgres import _APPEND, DAY_MS, PostgresStore, partition_name
 from herald.store.sql import event_row
 from herald.timefmt import now_ms
-from tests.store.conftest import EventFactory
+from tests.store.conftest import EventFactory, readable
 from tests.support import postgres
 
 pytestmark = pytest.mark.postgres
@@ -50,6 +50,7 @@ def test_readers_never_pass_an_open_transaction(
         assert pg.read_log(start, 10) == []  # fast is committed, but not final yet
         assert pg.last_seq() == start
         writer.commit()
+    readable(pg, [slow, fast], start)  # once no other transaction of the server is older
     log = pg.read_log(start, 10)
     assert [orjson.loads(entry.body)["id"] for entry in log] == [slow, fast]
 
