@@ -21,7 +21,7 @@ from herald.delivery.worker import HANDLER_DISABLED_TYPE, DeliveryWorker
 from herald.ids import IdGenerator
 from herald.model import EventIn, OrganisationRef, TypeRef, build_event
 from herald.store import Store, StoreUnavailable, open_store
-from herald.store.base import Delivery, HandlerSpec
+from herald.store.base import Delivery, Handler, HandlerSpec
 from herald.timefmt import now_ms
 from tests.delivery.receiver import Received, event_ids, receiving
 from tests.support.waiting import wait_until
@@ -401,3 +401,103 @@ def test_a_delivery_that_cannot_be_recorded_is_delivered_again(
         stored = store.get_handler(handler.id)
         assert stored is not None and stored.failures == 0
         assert stored.cursor_seq == max(e.seq for e in store.read_log(0, 100, (2,)))
+
+
+@pytest.mark.parametrize("claim", ["fails", "misses the handler"])
+def test_a_send_in_flight_is_not_cut_off_by_a_claim(
+    store: Store, monkeypatch: pytest.MonkeyPatch, claim: str
+) -> None:
+    """A lease renewal that fails (the database unreachable for a moment) or that leaves the
+    handler out (on PostgreSQL it used to skip a row its own bookkeeping had locked) while a
+    request is in flight: the request completes and is recorded, nothing is sent twice.
+    run() used to cancel the handler's task there, and its new task sent the batch again."""
+    settings = SETTINGS.model_copy(update={"delivery_lease_seconds": 0.6})  # renews every 0.2 s
+    in_flight, missed = threading.Event(), threading.Event()
+    real_claim = store.claim_handlers
+
+    def answer(_: Received) -> tuple[int, dict[str, str]]:
+        if not in_flight.is_set():
+            in_flight.set()
+            missed.wait(10)  # hold the first request until a renewal has missed the handler
+        return 200, {}
+
+    def flaky_claim(owner: str, now: int, lease_ms: int) -> list[Handler]:
+        claimed = real_claim(owner, now, lease_ms)
+        if in_flight.is_set() and not missed.is_set():
+            missed.set()
+            if claim == "fails":
+                raise StoreUnavailable("the database went away")
+            return []
+        return claimed
+
+    monkeypatch.setattr(store, "claim_handlers", flaky_claim)
+    with receiving(answer) as receiver:
+        handler = store.create_handler(2, HandlerSpec(name="h", url=receiver.url), new_secret())
+        ids = append(store, 3)
+
+        async def scenario() -> None:
+            delivery = DeliveryWorker(store, settings, load_catalog(), IdGenerator(2))
+            running = asyncio.create_task(delivery.run())
+            try:
+                await asyncio.to_thread(
+                    wait_until, lambda: len(attempts(store, handler.id)) >= 3, 20
+                )
+            finally:
+                running.cancel()
+                with pytest.raises(asyncio.CancelledError):
+                    await running
+                await delivery.aclose()
+
+        asyncio.run(scenario())
+        assert missed.is_set()
+        assert receiver.delivered_ids() == ids
+        log = attempts(store, handler.id)
+        assert [(a.outcome, a.event_ids) for a in log] == [("delivered", (i,)) for i in ids]
+
+
+def test_no_step_starts_on_a_lease_that_could_not_be_renewed(
+    store: Store, monkeypatch: pytest.MonkeyPatch
+) -> None:
+    """While claims fail the tasks go on only until the last renewal's lease runs out: after
+    that another worker may hold the handler, so nothing is sent until a claim succeeds."""
+    settings = SETTINGS.model_copy(update={"delivery_lease_seconds": 0.6})  # renews every 0.2 s
+    down = threading.Event()
+    failed_claims: list[int] = []
+    real_claim = store.claim_handlers
+
+    def claim_while_up(owner: str, now: int, lease_ms: int) -> list[Handler]:
+        if down.is_set():
+            failed_claims.append(now)
+            raise StoreUnavailable("the database went away")
+        return real_claim(owner, now, lease_ms)
+
+    monkeypatch.setattr(store, "claim_handlers", claim_while_up)
+    with receiving() as receiver:
+        handler = store.create_handler(2, HandlerSpec(name="h", url=receiver.url), new_secret())
+
+        async def scenario() -> tuple[list[int], list[int]]:
+            delivery = DeliveryWorker(store, settings, load_catalog(), IdGenerator(2))
+            running = asyncio.create_task(delivery.run())
+            try:
+                first = await asyncio.to_thread(append, store, 1)
+                await asyncio.to_thread(receiver.wait_for, lambda: len(receiver.delivered()) == 1)
+                down.set()  # from now on every renewal fails
+                # Four failed renewals: 0.8 s, past the 0.6 s lease of the last good one.
+                await asyncio.to_thread(wait_until, lambda: len(failed_claims) >= 4, 10)
+                later = await asyncio.to_thread(append, store, 1)
+                await asyncio.to_thread(wait_until, lambda: len(failed_claims) >= 8, 10)
+                assert receiver.delivered_ids() == first  # held back, not sent
+                down.clear()
+                await asyncio.to_thread(
+                    wait_until, lambda: len(attempts(store, handler.id)) == 2, 10
+                )
+                return first, later
+            finally:
+                running.cancel()
+                with pytest.raises(asyncio.CancelledError):
+                    await running
+                await delivery.aclose()
+
+        first, later = asyncio.run(scenario())
+        assert receiver.delivered_ids() == first + later
+        assert [a.event_ids for a in attempts(store, handler.id)] == [tuple(first), tuple(later)]

@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+import threading
 from collections.abc import Callable, Iterator
 
 import orjson
@@ -9,11 +10,13 @@ import psycopg
 import pytest
 
 from herald.store import StoreUnavailable, open_store
+from herald.store.base import Handler, HandlerSpec
 from herald.store.postgres import _APPEND, DAY_MS, PostgresStore, partition_name
 from herald.store.sql import event_row
 from herald.timefmt import now_ms
 from tests.store.conftest import EventFactory, readable
 from tests.support import postgres
+from tests.support.waiting import wait_until
 
 pytestmark = pytest.mark.postgres
 Ids = Callable[[int], list[int]]
@@ -53,6 +56,45 @@ def test_readers_never_pass_an_open_transaction(
     readable(pg, [slow, fast], start)  # once no other transaction of the server is older
     log = pg.read_log(start, 10)
     assert [orjson.loads(entry.body)["id"] for entry in log] == [slow, fast]
+
+
+def test_a_claim_waits_for_its_own_handlers_bookkeeping_and_skips_others_claims(
+    pg: PostgresStore, pg_url: str
+) -> None:
+    """A worker takes a handler missing from its claim as lost, so the claim renews a
+    handler whose row the worker's own write has locked (record_delivery in flight) once
+    that commits, rather than skipping it. A free handler that another worker is claiming
+    (locked) is still skipped, not waited for."""
+    pg.create_organisation("Acme", 2)
+    spec = HandlerSpec(name="h", url="http://127.0.0.1:9/")
+    own = pg.create_handler(2, spec, "s")
+    assert [h.id for h in pg.claim_handlers("w1", now_ms(), 30_000)] == [own.id]
+    free = pg.create_handler(2, spec, "s")
+    claimed: list[Handler] = []
+
+    def claim() -> None:
+        claimed.extend(pg.claim_handlers("w1", now_ms(), 30_000))
+
+    def claim_waits() -> bool:
+        with psycopg.connect(pg_url, autocommit=True) as conn:
+            row = conn.execute(
+                "SELECT COUNT(*) FROM pg_stat_activity WHERE datname = current_database() "
+                "AND wait_event_type = 'Lock' AND query LIKE 'UPDATE handlers SET lease%'"
+            ).fetchone()
+        return row is not None and row[0] > 0
+
+    with psycopg.connect(pg_url) as bookkeeping, psycopg.connect(pg_url) as other_worker:
+        bookkeeping.execute("UPDATE handlers SET failures = 0 WHERE id = %s", (own.id,))
+        other_worker.execute("SELECT id FROM handlers WHERE id = %s FOR UPDATE", (free.id,))
+        claiming = threading.Thread(target=claim)
+        claiming.start()
+        wait_until(lambda: not claiming.is_alive() or claim_waits(), 10)
+        bookkeeping.commit()
+        claiming.join(10)
+        assert [h.id for h in claimed] == [own.id]
+        assert claimed[0].lease_until_ms is not None and claimed[0].owner == "w1"
+        other_worker.rollback()
+    assert [h.id for h in pg.claim_handlers("w1", now_ms(), 30_000)] == [own.id, free.id]
 
 
 def test_partitions_are_created_ahead_and_on_demand_and_dropped(

@@ -5,6 +5,12 @@
 receiver never delays another handler. Each task keeps its handler as the last write
 returned it, and an idle one sleeps until the log grows: ``run()`` looks every
 ``HERALD_DELIVERY_POLL_SECONDS`` for new events and for handlers to take up.
+
+A handler task is never cancelled in the middle of a step (only when the worker stops): a
+request cut off after the receiver got it would be sent again. A task whose handler this
+worker no longer holds stops after its current step, whose bookkeeping the store refuses if
+another worker holds the lease by then; and while the leases cannot be renewed (the store
+unreachable), no task starts a step once the last renewal's lease period has passed.
 """
 
 from __future__ import annotations
@@ -119,6 +125,8 @@ class DeliveryWorker:
         self._woken = asyncio.Event()
         self._ahead: dict[int, _Ahead] = {}  # per handler: its next read, started early
         self._passed: dict[int, float] = {}  # per handler: when _pass_quiet last moved it
+        self._lost: set[int] = set()  # handlers whose task stops after its current step
+        self._held_until = 0.0  # (monotonic) when the leases of the last renewal run out
         self._threads = Threads("herald-delivery", STORE_THREADS)
 
     async def _run(self, work: Callable[..., T], *args: Any) -> T:
@@ -140,17 +148,15 @@ class DeliveryWorker:
         renew = min(self.settings.delivery_lease_seconds / 3, 2.0)
         try:
             while True:
+                started = time.monotonic()
                 try:
                     claimed = {handler.id: handler for handler in await self.claim()}
-                except StoreError:
+                except StoreError:  # not a lost lease: the tasks go on while it lasts
                     log.exception("delivery: cannot claim handlers; trying again")
-                    claimed = {}
-                metrics.DELIVERY_HANDLERS.labels(self.mode).set(len(claimed))
-                for handler_id in list(tasks):
-                    if handler_id not in claimed or tasks[handler_id].done():
-                        tasks.pop(handler_id).cancel()
-                for handler_id in claimed.keys() - tasks.keys():
-                    tasks[handler_id] = asyncio.create_task(self._serve(claimed[handler_id]))
+                else:
+                    self._held_until = started + self.settings.delivery_lease_seconds
+                    metrics.DELIVERY_HANDLERS.labels(self.mode).set(len(claimed))
+                    self._reconcile(tasks, claimed)
                 self._wake()  # idle handlers look for replays and changes once per renewal
                 await self._watch(renew, tasks)
         finally:
@@ -159,6 +165,20 @@ class DeliveryWorker:
             await asyncio.gather(*tasks.values(), return_exceptions=True)
             with contextlib.suppress(StoreError):
                 await self._run(self.store.release_handlers, self.owner)
+
+    def _reconcile(
+        self, tasks: dict[int, asyncio.Task[None]], claimed: Mapping[int, Handler]
+    ) -> None:
+        """Start a task for each newly claimed handler. A task whose handler was not claimed
+        (leased by another worker, disabled, deleted) is not cancelled: it stops after its
+        current step, so that no request is cut off after the receiver got it."""
+        for handler_id in [h for h, task in tasks.items() if task.done()]:
+            ended = tasks.pop(handler_id)
+            if not ended.cancelled() and (error := ended.exception()) is not None:
+                log.error("delivery: handler %d: task failed", handler_id, exc_info=error)
+        self._lost = tasks.keys() - claimed.keys()
+        for handler_id in claimed.keys() - tasks.keys():
+            tasks[handler_id] = asyncio.create_task(self._serve(claimed[handler_id]))
 
     async def _watch(self, seconds: float, tasks: Mapping[int, asyncio.Task[None]]) -> None:
         """For ``seconds``, wake the idle handlers whenever the log grows; return early when
@@ -194,28 +214,34 @@ class DeliveryWorker:
     async def _serve(self, claimed: Handler) -> None:
         handler_id = claimed.id
         handler: Handler | None = claimed
-        while True:
-            seen_seq = self._last_seq
-            try:
-                result = await self.step(handler_id, handler)
-            except StoreError:
-                log.exception("delivery: handler %d: store error; trying again", handler_id)
-                handler = None
-                await asyncio.sleep(1)
-                continue
-            handler = result.handler
-            if result.kind == "gone":
-                if ahead := self._ahead.pop(handler_id, None):
-                    ahead.entries.cancel()
-                self._passed.pop(handler_id, None)
-                return
-            if result.kind == "idle":
-                await self._pause(seen_seq)
-            elif result.kind == "waiting":
-                await self._pause(seen_seq, handler.next_attempt_ms if handler else None)
-                handler = None  # it may have been changed while waiting
-            elif result.kind in ("retry", "rejected"):
-                await asyncio.sleep(self.settings.delivery_poll_seconds)
+        try:
+            while handler_id not in self._lost:
+                if time.monotonic() >= self._held_until:  # another worker may hold it now
+                    handler = None  # and may have moved it on: read it again afterwards
+                    await asyncio.sleep(self.settings.delivery_poll_seconds)
+                    continue
+                seen_seq = self._last_seq
+                try:
+                    result = await self.step(handler_id, handler)
+                except StoreError:
+                    log.exception("delivery: handler %d: store error; trying again", handler_id)
+                    handler = None
+                    await asyncio.sleep(1)
+                    continue
+                handler = result.handler
+                if result.kind == "gone":
+                    return
+                if result.kind == "idle":
+                    await self._pause(seen_seq)
+                elif result.kind == "waiting":
+                    await self._pause(seen_seq, handler.next_attempt_ms if handler else None)
+                    handler = None  # it may have been changed while waiting
+                elif result.kind in ("retry", "rejected"):
+                    await asyncio.sleep(self.settings.delivery_poll_seconds)
+        finally:
+            if ahead := self._ahead.pop(handler_id, None):
+                ahead.entries.cancel()
+            self._passed.pop(handler_id, None)
 
     async def aclose(self) -> None:
         await self.sender.aclose()

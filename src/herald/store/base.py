@@ -333,7 +333,10 @@ class Store(Protocol):
     def claim_handlers(self, owner: str, now_ms: int, lease_ms: int) -> list[Handler]:
         """Lease every enabled handler that is free, expired or already ``owner``'s.
 
-        A backend with several workers implements it with ``FOR UPDATE SKIP LOCKED``.
+        Every enabled handler ``owner`` holds is in the answer, even one whose row its own
+        bookkeeping has locked at that moment: the worker takes a handler missing from it
+        as lost. A backend with several workers takes the free and expired ones with
+        ``FOR UPDATE SKIP LOCKED``, so that workers never queue behind each other.
         """
 
     def claimable_handler_ids(self, owner: str, now_ms: int) -> list[int]:

@@ -456,18 +456,33 @@ class PostgresStore(SQLStoreBase[psycopg.Connection[Any]]):
 
     # -- event handlers -------------------------------------------------------
     def claim_handlers(self, owner: str, now_ms: int, lease_ms: int) -> list[Handler]:
-        """Lease the free, expired and own handlers; rows another worker is claiming (locked)
-        are skipped rather than waited for, so workers never queue behind each other."""
-        rows = self._read(
-            lambda c: c.execute(
+        """Renew ``owner``'s leases, then lease the free and expired handlers.
+
+        Renewing waits for a row lock rather than skipping the row: the lock on an own
+        handler is the owner's own bookkeeping (``record_delivery``, ``advance_cursor``: one
+        short transaction), and skipping it would leave the lease unrenewed and report a
+        handler in the middle of a step as lost. Taking free and expired handlers skips the
+        rows another worker is claiming (locked), so workers never queue behind each other.
+        """
+        until = now_ms + lease_ms
+
+        def claim(conn: psycopg.Connection[Any]) -> list[Any]:
+            renewed = conn.execute(
+                "UPDATE handlers SET lease_until_ms = %s WHERE enabled AND owner = %s "
+                f"RETURNING {HANDLER_COLUMNS}",
+                (until, owner),
+            ).fetchall()
+            taken = conn.execute(
                 "UPDATE handlers SET owner = %s, lease_until_ms = %s WHERE id IN ("
                 "  SELECT id FROM handlers WHERE enabled "
-                "  AND (owner IS NULL OR owner = %s OR lease_until_ms < %s) "
+                "  AND (owner IS NULL OR (owner <> %s AND lease_until_ms < %s)) "
                 "  FOR UPDATE SKIP LOCKED"
                 f") RETURNING {HANDLER_COLUMNS}",
-                (owner, now_ms + lease_ms, owner, now_ms),
+                (owner, until, owner, now_ms),
             ).fetchall()
-        )
+            return renewed + taken
+
+        rows = self._read(claim)
         return sorted((handler_from_row(row) for row in rows), key=lambda handler: handler.id)
 
     # -- node ids -------------------------------------------------------------
