@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+import socket
 import time
 from collections.abc import Iterator
 from pathlib import Path
@@ -19,7 +20,7 @@ from tests.delivery.receiver import (
     start_delivery_server,
     tenant,
 )
-from tests.support.server import HeraldServer, free_port
+from tests.support.server import HeraldServer
 
 
 @pytest.fixture
@@ -155,8 +156,15 @@ def test_dead_handler_does_not_delay_a_live_one(herald: HeraldServer) -> None:
         time.sleep(3)
         return 200, {}
 
-    with receiving() as live, receiving(hang) as slow, herald.client(token) as client:
-        create_handler(client, f"http://127.0.0.1:{free_port()}/nobody-listens")
+    # Bound but not listening: connecting is refused, and no other process can take the port.
+    with (
+        socket.socket() as nobody,
+        receiving() as live,
+        receiving(hang) as slow,
+        herald.client(token) as client,
+    ):
+        nobody.bind(("127.0.0.1", 0))
+        create_handler(client, f"http://127.0.0.1:{nobody.getsockname()[1]}/nobody-listens")
         create_handler(client, slow.url)
         create_handler(client, live.url)
         ids = post_events(client, 20)
