@@ -209,6 +209,24 @@ def attempts(store: Store, handler_id: int) -> list[Delivery]:
     return list(reversed(store.list_deliveries(handler_id)))
 
 
+def outcome(attempt: Delivery) -> tuple[str, int | None, tuple[int, ...]]:
+    return attempt.outcome, attempt.status, attempt.event_ids
+
+
+async def run_until_recorded(
+    delivery: DeliveryWorker, store: Store, handler_id: int, count: int
+) -> None:
+    """Run the worker's loop until the handler's attempt log holds ``count`` attempts."""
+    running = asyncio.create_task(delivery.run())
+    try:
+        await asyncio.to_thread(wait_until, lambda: len(attempts(store, handler_id)) >= count, 20)
+    finally:
+        running.cancel()
+        with pytest.raises(asyncio.CancelledError):
+            await running
+        await delivery.aclose()
+
+
 def test_a_step_returns_once_its_attempt_is_recorded(
     store: Store, monkeypatch: pytest.MonkeyPatch
 ) -> None:
@@ -232,11 +250,7 @@ def test_a_step_returns_once_its_attempt_is_recorded(
                 # Read at once, no waiting: the attempt is in the log as the step returns.
                 [attempt] = attempts(store, handler.id)
                 assert (failed.kind, failed.event_ids) == ("retry", (event_id,))
-                assert (attempt.outcome, attempt.status, attempt.event_ids) == (
-                    "retry",
-                    500,
-                    (event_id,),
-                )
+                assert outcome(attempt) == ("retry", 500, (event_id,))
                 stored = store.get_handler(handler.id)
                 assert stored is not None and stored.failures == 1
                 assert stored.cursor_seq == claimed.cursor_seq  # not past the failed event
@@ -246,11 +260,7 @@ def test_a_step_returns_once_its_attempt_is_recorded(
                 first, second = attempts(store, handler.id)
                 assert first == attempt
                 assert (went.kind, went.event_ids) == ("delivered", (event_id,))
-                assert (second.outcome, second.status, second.event_ids) == (
-                    "delivered",
-                    200,
-                    (event_id,),
-                )
+                assert outcome(second) == ("delivered", 200, (event_id,))
                 stored = store.get_handler(handler.id)
                 assert stored is not None and stored.failures == 0
                 assert stored.cursor_seq > claimed.cursor_seq and went.handler == stored
@@ -377,20 +387,10 @@ def test_a_delivery_that_cannot_be_recorded_is_delivered_again(
             finally:
                 await delivery.aclose()
 
-        async def by_the_loop() -> None:
-            delivery = worker(store)
-            running = asyncio.create_task(delivery.run())
-            try:  # _serve logs the store error, waits a second and goes on
-                await asyncio.to_thread(
-                    wait_until, lambda: len(attempts(store, handler.id)) >= 3, 20
-                )
-            finally:
-                running.cancel()
-                with pytest.raises(asyncio.CancelledError):
-                    await running
-                await delivery.aclose()
-
-        asyncio.run(by_steps() if driven_by == "step" else by_the_loop())
+        if driven_by == "step":
+            asyncio.run(by_steps())
+        else:  # _serve logs the store error, waits a second and goes on
+            asyncio.run(run_until_recorded(worker(store), store, handler.id, 3))
         assert failed.is_set()
         received = receiver.delivered()
         assert [event_ids(r) for r in received] == [[ids[0]], [ids[0]], [ids[1]], [ids[2]]]
@@ -435,20 +435,8 @@ def test_a_send_in_flight_is_not_cut_off_by_a_claim(
         handler = store.create_handler(2, HandlerSpec(name="h", url=receiver.url), new_secret())
         ids = append(store, 3)
 
-        async def scenario() -> None:
-            delivery = DeliveryWorker(store, settings, load_catalog(), IdGenerator(2))
-            running = asyncio.create_task(delivery.run())
-            try:
-                await asyncio.to_thread(
-                    wait_until, lambda: len(attempts(store, handler.id)) >= 3, 20
-                )
-            finally:
-                running.cancel()
-                with pytest.raises(asyncio.CancelledError):
-                    await running
-                await delivery.aclose()
-
-        asyncio.run(scenario())
+        delivery = DeliveryWorker(store, settings, load_catalog(), IdGenerator(2))
+        asyncio.run(run_until_recorded(delivery, store, handler.id, 3))
         assert missed.is_set()
         assert receiver.delivered_ids() == ids
         log = attempts(store, handler.id)
