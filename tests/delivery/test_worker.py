@@ -7,7 +7,7 @@ import itertools
 import socket
 import threading
 import time
-from collections.abc import Callable, Iterator
+from collections.abc import Iterator
 from typing import Any
 
 import orjson
@@ -24,7 +24,7 @@ from herald.store import Store, StoreUnavailable, open_store
 from herald.store.base import Delivery, Handler, HandlerSpec
 from herald.timefmt import now_ms
 from tests.delivery.receiver import Received, event_ids, receiving
-from tests.support.waiting import wait_until
+from tests.support.waiting import readable, wait_until
 
 SETTINGS = Settings(
     allow_private_targets=True, delivery_retry_schedule="0", delivery_lease_seconds=30
@@ -60,16 +60,8 @@ def append(store: Store, count: int, organisation_id: int = 2) -> list[int]:
         assert not isinstance(event, list)
         events.append(event)
     store.append(events, ids)
-    readable(store, lambda: set(ids) <= {e.event_id for e in store.read_log(start, 10_000)})
+    readable(store, ids, start)
     return ids
-
-
-def readable(store: Store, check: Callable[[], bool]) -> None:
-    """Wait until ``check`` (on what ``read_log`` returns) holds. On PostgreSQL a committed
-    event is read only once every write transaction that began before it has ended, on any
-    database of the server (the safe watermark): another test's transaction can hold it back
-    for a moment, so "committed" is not yet "delivered by the next step"."""
-    wait_until(check, 10, lambda: f"log read up to seq {store.last_seq()}")
 
 
 def worker(store: Store) -> DeliveryWorker:
@@ -96,7 +88,7 @@ def test_failing_past_retention_disables_records_an_event_and_resumes(store: Sto
                     current = store.get_handler(handler.id)
                     if current is not None and not current.spec.enabled:
                         break
-                readable(store, lambda: bool(disabled_notices(store)))
+                wait_until(lambda: bool(disabled_notices(store)), 10)  # see ``readable``
                 up["yes"] = True
                 store.update_handler(handler.id, (2,), spec)  # enabled again
                 for _ in range(20):  # one batch per handler per pass

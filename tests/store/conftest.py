@@ -3,7 +3,7 @@
 from __future__ import annotations
 
 import itertools
-from collections.abc import Callable, Iterable, Iterator
+from collections.abc import Callable, Iterator
 from typing import Any
 
 import pytest
@@ -11,7 +11,6 @@ import pytest
 from herald.model import NewEvent
 from herald.store import Store, open_store
 from herald.timefmt import format_ms, now_ms
-from tests.support.waiting import wait_until
 
 EventFactory = Callable[..., NewEvent]
 
@@ -72,11 +71,3 @@ def ids() -> Callable[[int], list[int]]:
     """Distinct, increasing event ids."""
     counter = itertools.count(1_000_000)
     return lambda n: [next(counter) for _ in range(n)]
-
-
-def readable(store: Store, event_ids: Iterable[int], after: int = 0) -> None:
-    """Wait until ``read_log(after)`` returns ``event_ids``. On PostgreSQL a committed event
-    is read only once every older write transaction on the server has ended, in any of its
-    databases (the safe watermark): another test session's transaction can hold it back."""
-    wanted = set(event_ids)
-    wait_until(lambda: wanted <= {entry.event_id for entry in store.read_log(after, 10_000)}, 10)

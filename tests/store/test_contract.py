@@ -17,7 +17,8 @@ from herald.store import (
 )
 from herald.store.base import Delivery, HandlerProgress, HandlerSpec, StatsQuery
 from herald.timefmt import now_ms
-from tests.store.conftest import EventFactory, readable
+from tests.store.conftest import EventFactory
+from tests.support.waiting import readable
 
 Ids = Callable[[int], list[int]]
 DAY = 86_400_000

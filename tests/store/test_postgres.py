@@ -14,9 +14,9 @@ from herald.store.base import Handler, HandlerSpec
 from herald.store.postgres import _APPEND, DAY_MS, PostgresStore, partition_name
 from herald.store.sql import event_row
 from herald.timefmt import now_ms
-from tests.store.conftest import EventFactory, readable
+from tests.store.conftest import EventFactory
 from tests.support import postgres
-from tests.support.waiting import wait_until
+from tests.support.waiting import readable, wait_until
 
 pytestmark = pytest.mark.postgres
 Ids = Callable[[int], list[int]]

@@ -3,7 +3,9 @@
 from __future__ import annotations
 
 import time
-from collections.abc import Callable
+from collections.abc import Callable, Iterable
+
+from herald.store import Store
 
 
 def wait_until(
@@ -15,3 +17,15 @@ def wait_until(
         if time.monotonic() > deadline:
             raise AssertionError(f"timed out; {state()}".rstrip("; "))
         time.sleep(0.02)
+
+
+def readable(store: Store, event_ids: Iterable[int], after: int = 0) -> None:
+    """Wait until ``read_log(after)`` returns ``event_ids``. On PostgreSQL a committed event
+    is read only once every older write transaction on the server has ended, in any of its
+    databases (the safe watermark): another test session's transaction can hold it back."""
+    wanted = set(event_ids)
+    wait_until(
+        lambda: wanted <= {entry.event_id for entry in store.read_log(after, 10_000)},
+        10,
+        lambda: f"log read up to seq {store.last_seq()}",
+    )
