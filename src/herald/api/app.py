@@ -96,8 +96,7 @@ def create_app(settings: Settings | None = None) -> FastAPI:
             purge.cancel()
             with contextlib.suppress(asyncio.CancelledError):
                 await purge
-            if (feed := getattr(app.state, "live_feed", None)) is not None:
-                await feed.close()
+            await stream_routes.close_live_feed(app)
             try:  # cancelled callers leave their store work running: let it finish first
                 await services.close()
             finally:

@@ -43,6 +43,13 @@ def feed_for(request: Request, services: Services) -> LogFeed:
     return feed
 
 
+async def close_live_feed(app: Any) -> None:
+    """Stop the live feed's polling, if it was ever started (the app is shutting down)."""
+    feed: LogFeed | None = getattr(app.state, "live_feed", None)
+    if feed is not None:
+        await feed.close()
+
+
 def end_live_streams(app: Any) -> None:
     """Ask every open live stream to end: the server is stopping (safe in a signal handler)."""
     feed: LogFeed | None = getattr(app.state, "live_feed", None)
