@@ -17,8 +17,7 @@ def _header_safe(value: str) -> str:
 
 
 class _Links:
-    """``Link`` header values for one request URL, its query string parsed once (when the
-    first link is asked for).
+    """``Link`` header values for one request URL, its query string parsed once.
 
     Each link is the request URL with one parameter set: the parameter's old values dropped
     and the new one appended last, the other parameters kept in order (what Starlette's
@@ -26,24 +25,16 @@ class _Links:
     """
 
     def __init__(self, url: URL) -> None:
-        self._url = url
-        self._params: list[tuple[str, str]] | None = None
-        self._head = self._tail = ""
+        parts = url.components
+        self._head = parts._replace(query="", fragment="").geturl()
+        self._tail = f"#{parts.fragment}" if parts.fragment else ""
+        self._params = parse_qsl(parts.query, keep_blank_values=True)
         self._others: dict[str, str] = {}  # per parameter set: the rest of the query, encoded
 
     def link(self, rel: str, key: str, value: str | int) -> str:
-        if self._params is None:
-            parts = self._url.components
-            self._head = parts._replace(query="", fragment="").geturl()
-            self._tail = f"#{parts.fragment}" if parts.fragment else ""
-            self._params = parse_qsl(parts.query, keep_blank_values=True)
-        others = self._others.get(key)
-        if others is None:
-            others = urlencode([(k, v) for k, v in self._params if k != key])
-            self._others[key] = others
-        query = urlencode([(key, str(value))])
-        if others:
-            query = f"{others}&{query}"
+        if key not in self._others:
+            self._others[key] = urlencode([(k, v) for k, v in self._params if k != key])
+        query = "&".join(filter(None, (self._others[key], urlencode([(key, str(value))]))))
         return f'<{self._head}?{query}{self._tail}>; rel="{rel}"'
 
 
