@@ -19,7 +19,6 @@ from typing import Any
 
 import orjson
 
-from herald.api.event_match import matches
 from herald.store import EventFilter, LogEntry, Store
 
 log = logging.getLogger("herald.live")
@@ -43,7 +42,7 @@ class Subscription:
         scope = self.filter.organisation_ids
         if scope is not None and entry.organisation_id not in scope:
             return False
-        return matches(self.filter, record)
+        return self.filter.matches(record)
 
     def offer(self, entry: LogEntry) -> None:
         """Queue an entry; a full queue ends the subscription (the client is too slow)."""

@@ -8,7 +8,6 @@ The list's filters apply (``q=type:3|5`` or plain parameters).
 
 from __future__ import annotations
 
-import dataclasses
 import logging
 from collections.abc import AsyncIterator, Mapping
 from typing import Any
@@ -20,7 +19,6 @@ from starlette.responses import Response
 from starlette.types import Receive, Scope, Send
 
 from herald.api.deps import EventReader, ServicesDep
-from herald.api.event_match import matches
 from herald.api.event_query import parse_filters
 from herald.api.live import LogFeed, Subscription
 from herald.api.problems import field_problem
@@ -168,7 +166,7 @@ class EventStream(Response):
             )
             for entry in entries:
                 self.cursor = entry.seq
-                if matches(self.subscription.filter, orjson.loads(entry.body)):
+                if self.subscription.filter.matches(orjson.loads(entry.body)):
                     yield frame(entry)
             if len(entries) < CATCH_UP_BATCH:
                 return
@@ -192,7 +190,7 @@ async def stream_events(
         request.query_params, scope=principal.organisation_scope, catalog=services.catalog
     )
     if not _has_until(request.query_params):
-        flt = dataclasses.replace(flt, until_ms=None)  # the list's "from runs to now"
+        flt = flt.replace(until_ms=None)  # the list's "from runs to now"
     settings = services.settings
     return EventStream(
         services,
