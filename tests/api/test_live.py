@@ -10,7 +10,7 @@ import orjson
 import pytest
 
 from herald.api import live
-from herald.api.live import LogFeed, Subscription, route
+from herald.api.live import LogFeed, OrgScope, Subscription, route
 from herald.model import NewEvent
 from herald.store import EventFilter, LogEntry, open_store
 from herald.threads import Threads
@@ -36,18 +36,39 @@ def _entry(seq: int, organisation_id: int, type_id: int) -> LogEntry:
     return LogEntry(seq, organisation_id, type_id, orjson.dumps(record), seq)
 
 
+def frame(entry: LogEntry, scope: OrgScope) -> bytes:
+    """A frame naming its entry and scope, so tests see which was made for whom."""
+    return b"%d for %s" % (entry.seq, repr(scope).encode())
+
+
 def test_other_organisations_entries_are_neither_parsed_nor_matched(
     match_calls: list[int],
 ) -> None:
-    mine = [EventFilter(organisation_ids=(1,), type_ids=(t,)) for t in range(50)]
-    others = [
-        LogEntry(seq, 2, 3, b"not even JSON", seq) for seq in range(1, 1001)
-    ]  # parsing these would fail
-    assert route(others, {1: mine}) == []
+    mine = [(EventFilter(organisation_ids=(1,), type_ids=(t,)), (1,)) for t in range(50)]
+    others = [LogEntry(seq, 2, 3, b"not JSON: parsing it would fail", seq) for seq in range(1000)]
+    assert route(others, {1: mine}, frame) == []
     assert match_calls == []
-    routed = route([_entry(1001, 1, 7)], {1: mine})
-    assert routed == [(_entry(1001, 1, 7), [(1, mine[7])])]
+    routed = route([_entry(1001, 1, 7)], {1: mine}, frame)
+    assert routed == [((1, *mine[7]), (1001, b"1001 for (1,)"))]
     assert len(match_calls) == 50  # once per distinct filter of the entry's organisation
+
+
+def test_an_entry_is_framed_once_per_scope() -> None:
+    made: list[bytes] = []
+
+    def counted(entry: LogEntry, scope: OrgScope) -> bytes:
+        made.append(frame(entry, scope))
+        return made[-1]
+
+    tenant = [(EventFilter(organisation_ids=(1,), type_ids=(t,)), (1,)) for t in (3, 4)]
+    internal = [(EventFilter(), None), (EventFilter(organisation_ids=(1,)), None)]
+    routed = route([_entry(5, 1, 3)], {1: [*tenant, internal[1]], None: [internal[0]]}, counted)
+    assert sorted(made) == [b"5 for (1,)", b"5 for None"]
+    assert {group for group, _ in routed} == {
+        (1, *tenant[0]),
+        (1, *internal[1]),
+        (None, *internal[0]),
+    }
 
 
 def _event(organisation_id: int, type_id: int) -> NewEvent:
@@ -71,12 +92,13 @@ def test_the_feed_matches_once_per_filter_not_per_stream(
     threads = Threads("test-live", 2)
 
     async def scenario() -> list[Subscription]:
-        feed = LogFeed(store, threads.run, interval=0.01)
+        feed = LogFeed(store, threads.run, frame, interval=0.01)
         crowd = [
-            Subscription(EventFilter(organisation_ids=(1,), type_ids=(3,)), 100) for _ in range(200)
+            Subscription(EventFilter(organisation_ids=(1,), type_ids=(3,)), 100, (1,))
+            for _ in range(200)
         ]
-        lone = Subscription(EventFilter(organisation_ids=(2,)), 100)
-        everyone = Subscription(EventFilter(type_ids=(4,)), 100)  # an internal stream
+        lone = Subscription(EventFilter(organisation_ids=(2,)), 100, (2,))
+        everyone = Subscription(EventFilter(type_ids=(4,)), 100, None)  # an internal stream
         for subscription in [*crowd, lone, everyone]:
             await feed.subscribe(subscription)
         events = [_event(1, 3), _event(1, 4), _event(2, 3)] * 10

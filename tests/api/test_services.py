@@ -99,7 +99,7 @@ def test_shutdown_waits_for_running_work_then_closes_the_store(
 def test_shutdown_stops_the_live_feed_before_the_threads_close(tmp_path: Path) -> None:
     async def scenario() -> None:
         async with running(tmp_path) as (app, services):
-            feed = LogFeed(services.store, services.run, interval=60)
+            feed = LogFeed(services.store, services.run, lambda e, s: e.body, interval=60)
             guard = StreamGuard(
                 services.auth.authenticate,
                 services.run,
@@ -108,7 +108,7 @@ def test_shutdown_stops_the_live_feed_before_the_threads_close(tmp_path: Path) -
                 recheck_seconds=60,
             )
             app.state.live = Live(feed, guard, ResumeTokens("secret"))
-            subscription = Subscription(EventFilter(), capacity=10)
+            subscription = Subscription(EventFilter(), capacity=10, scope=None)
             guard.admit(subscription, Principal(1, None, frozenset(), internal=True), "t")
             await feed.subscribe(subscription)
             polling, checking = feed._task, guard._task

@@ -1,15 +1,16 @@
 """The live feed: one poller over the event log, fanning new entries out to subscribers.
 
 However many streams are open, the log is read once per tick (and not at all when none
-is). Subscribers are indexed by organisation and grouped by filter, so an entry costs
-nothing for the streams of other organisations, and is parsed once and matched once per
-distinct filter of its organisation (off the event loop), not once per stream.
+is). Subscribers are indexed by organisation and grouped by filter and token scope, so an
+entry costs nothing for the streams of other organisations, and is parsed once, matched
+once per distinct filter and framed once per group (off the event loop), not once per
+stream. Handing the frames out yields to the event loop every ``OFFERS_PER_TURN`` offers.
 
-Each subscriber gets a bounded queue of the entries its filter selects; a subscriber
-that lets its queue fill up is ended as ``too slow``, so a slow client can never make
-the server hold more than ``capacity`` events for it. Polling also sees the writes of
-other processes on the same database. ``closing`` ends every stream (the server is
-stopping); it is a plain flag, so a signal handler may set it.
+Each subscriber gets a bounded queue of the frames its filter selects; a subscriber that
+lets its queue fill up is ended as ``too slow``, so a slow client can never make the
+server hold more than ``capacity`` events for it. Polling also sees the writes of other
+processes on the same database. ``closing`` ends every stream (the server is stopping);
+it is a plain flag, so a signal handler may set it.
 """
 
 from __future__ import annotations
@@ -28,7 +29,12 @@ from herald.store import EventFilter, LogEntry, Store
 
 log = logging.getLogger("herald.live")
 Runner = Callable[..., Awaitable[Any]]
-Group = tuple[int | None, EventFilter]  # (organisation, or None for every one; the filter)
+OrgScope = tuple[int, ...] | None  # the organisations a stream's caller sees (None: all)
+Framer = Callable[[LogEntry, OrgScope], bytes]  # an entry as a stream of that scope sends it
+Frame = tuple[int, bytes]  # (log position, the message)
+Kind = tuple[EventFilter, OrgScope]  # streams with the same filter and scope get equal frames
+Group = tuple[int | None, EventFilter, OrgScope]  # a kind, filed under an organisation (or all)
+OFFERS_PER_TURN = 1000
 
 
 def selects(flt: EventFilter, record: dict[str, Any]) -> bool:
@@ -37,49 +43,57 @@ def selects(flt: EventFilter, record: dict[str, Any]) -> bool:
 
 
 def read_selected(
-    store: Store, flt: EventFilter, after_seq: int, limit: int
-) -> tuple[list[LogEntry], int, bool]:
-    """Blocking: the entries ``flt`` selects among the next ``limit`` of its organisations'
-    log after ``after_seq``, the position read up to, and whether that reached the end."""
+    store: Store, flt: EventFilter, scope: OrgScope, frame: Framer, after_seq: int, limit: int
+) -> tuple[list[Frame], int, bool]:
+    """Blocking: the frames of what ``flt`` selects among the next ``limit`` entries of its
+    organisations' log after ``after_seq``, the position read up to, and whether that was
+    the end of the log."""
     entries = store.read_log(after_seq, limit, flt.organisation_ids)
-    chosen = [entry for entry in entries if selects(flt, orjson.loads(entry.body))]
-    return chosen, (entries[-1].seq if entries else after_seq), len(entries) < limit
+    frames = [
+        (entry.seq, frame(entry, scope))
+        for entry in entries
+        if selects(flt, orjson.loads(entry.body))
+    ]
+    return frames, (entries[-1].seq if entries else after_seq), len(entries) < limit
 
 
 def route(
-    entries: Sequence[LogEntry], filters: Mapping[int | None, Sequence[EventFilter]]
-) -> list[tuple[LogEntry, list[Group]]]:
-    """Blocking (CPU): each entry with the subscriber groups that select it.
+    entries: Sequence[LogEntry], kinds: Mapping[int | None, Sequence[Kind]], frame: Framer
+) -> list[tuple[Group, Frame]]:
+    """Blocking (CPU): the frame each subscriber group gets of each entry.
 
-    An entry is parsed only if its organisation (or everyone) has subscribers, and
-    matched once per distinct filter.
+    An entry is parsed only if its organisation (or everyone) has subscribers, matched once
+    per distinct filter and framed once per distinct scope.
     """
-    everyone = filters.get(None, ())
-    routed: list[tuple[LogEntry, list[Group]]] = []
-    groups: list[Group]
+    everyone = kinds.get(None, ())
+    routed: list[tuple[Group, Frame]] = []
     for entry in entries:
-        own = filters.get(entry.organisation_id, ())
+        organisation = entry.organisation_id
+        own = kinds.get(organisation, ())
         if not own and not everyone:
             continue
         try:
             record = orjson.loads(entry.body)
-            groups = [(entry.organisation_id, f) for f in own if selects(f, record)]
-            groups += [(None, f) for f in everyone if selects(f, record)]
+            framed: dict[OrgScope, Frame] = {}
+            for key, members in ((organisation, own), (None, everyone)):
+                for flt, scope in members:
+                    if selects(flt, record):
+                        if scope not in framed:
+                            framed[scope] = (entry.seq, frame(entry, scope))
+                        routed.append(((key, flt, scope), framed[scope]))
         except Exception:  # one odd record must not stop the feed for everyone
             log.exception("live feed: log entry %d could not be matched; skipped", entry.seq)
-            continue
-        if groups:
-            routed.append((entry, groups))
     return routed
 
 
 @dataclass(eq=False)
 class Subscription:
-    """One stream's place at the feed: its filter and its bounded queue."""
+    """One stream's place at the feed: its filter, its token scope and its bounded queue."""
 
     filter: EventFilter
     capacity: int
-    queue: asyncio.Queue[LogEntry] = field(init=False)
+    scope: OrgScope
+    queue: asyncio.Queue[Frame] = field(init=False)
     ended: asyncio.Event = field(default_factory=asyncio.Event)
     reason: str = ""
 
@@ -89,15 +103,16 @@ class Subscription:
     @property
     def groups(self) -> list[Group]:
         """Where the feed files this subscription: one group per organisation it sees."""
-        scope = self.filter.organisation_ids
-        return [(None, self.filter)] if scope is None else [(o, self.filter) for o in scope]
+        organisations = self.filter.organisation_ids
+        keys = [None] if organisations is None else list(organisations)
+        return [(key, self.filter, self.scope) for key in keys]
 
-    def offer(self, entry: LogEntry) -> None:
-        """Queue an entry; a full queue ends the subscription (the client is too slow)."""
+    def offer(self, frame: Frame) -> None:
+        """Queue a frame; a full queue ends the subscription (the client is too slow)."""
         if self.ended.is_set():
             return
         try:
-            self.queue.put_nowait(entry)
+            self.queue.put_nowait(frame)
         except asyncio.QueueFull:
             self.end("too slow")
 
@@ -112,10 +127,17 @@ class LogFeed:
     """Reads the log after its position every ``interval`` seconds while anyone listens."""
 
     def __init__(
-        self, store: Store, run: Runner, *, interval: float = 0.25, batch: int = 1000
+        self,
+        store: Store,
+        run: Runner,
+        frame: Framer,
+        *,
+        interval: float = 0.25,
+        batch: int = 1000,
     ) -> None:
         self._store = store
         self._run = run
+        self.frame = frame
         self._interval = interval
         self._batch = batch
         self._groups: dict[Group, set[Subscription]] = {}
@@ -149,14 +171,12 @@ class LogFeed:
             with contextlib.suppress(asyncio.CancelledError):
                 await self._task
 
-    def _subscriptions(self) -> set[Subscription]:
-        return {s for members in self._groups.values() for s in members}
-
     async def _poll(self) -> None:
         while self._groups:
             if self.closing:
-                for subscription in self._subscriptions():
-                    subscription.end("server stopping")
+                for members in list(self._groups.values()):
+                    for subscription in members:
+                        subscription.end("server stopping")
                 return
             try:
                 entries: list[LogEntry] = await self._run(
@@ -172,12 +192,16 @@ class LogFeed:
     async def _dispatch(self, entries: list[LogEntry]) -> None:
         if not entries:
             return
-        filters: dict[int | None, list[EventFilter]] = {}
-        for organisation, flt in self._groups:
-            filters.setdefault(organisation, []).append(flt)
-        if None in filters or any(e.organisation_id in filters for e in entries):
-            for entry, groups in await self._run(route, entries, filters):
-                for group in groups:
-                    for subscription in list(self._groups.get(group, ())):
-                        subscription.offer(entry)
+        kinds: dict[int | None, list[Kind]] = {}
+        for organisation, flt, scope in self._groups:
+            kinds.setdefault(organisation, []).append((flt, scope))
+        if None in kinds or any(e.organisation_id in kinds for e in entries):
+            offers = 0
+            for group, frame in await self._run(route, entries, kinds, self.frame):
+                for subscription in list(self._groups.get(group, ())):
+                    subscription.offer(frame)
+                    offers += 1
+                if offers >= OFFERS_PER_TURN:  # let other requests run between handfuls
+                    offers = 0
+                    await asyncio.sleep(0)
         self.position = entries[-1].seq

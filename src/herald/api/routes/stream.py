@@ -17,12 +17,14 @@ revoked or expire (checked every ``HERALD_STREAM_RECHECK_SECONDS``).
 from __future__ import annotations
 
 import dataclasses
+import functools
 import logging
 from collections.abc import AsyncIterator, Mapping
 from dataclasses import dataclass
 from typing import Annotated, Any
 
 import anyio
+import anyio.lowlevel
 import orjson
 from fastapi import APIRouter, Depends, Request
 from fastapi.security import HTTPAuthorizationCredentials
@@ -31,7 +33,7 @@ from starlette.types import Receive, Scope, Send
 
 from herald.api.deps import EventReader, ServicesDep, bearer
 from herald.api.event_query import parse_filters
-from herald.api.live import LogFeed, Subscription, read_selected
+from herald.api.live import Frame, LogFeed, OrgScope, Subscription, read_selected
 from herald.api.problems import Problem, field_problem
 from herald.api.resume import InvalidResumeToken, ResumeTokens
 from herald.api.services import Services
@@ -43,10 +45,9 @@ router = APIRouter(tags=["events"])
 log = logging.getLogger("herald.stream")
 
 CATCH_UP_BATCH = 500
+COALESCE_FRAMES = 32  # queued events sent in one write, before other tasks get a turn
 RETRY_MS = 2000
 FROM_THE_START = "0"
-
-OrgScope = tuple[int, ...] | None  # the organisations a caller sees (None: all)
 
 
 @dataclass
@@ -73,7 +74,9 @@ async def live_for(request: Request, services: Services) -> Live:
                 per_organisation=settings.stream_max_per_organisation,
                 recheck_seconds=settings.stream_recheck_seconds,
             )
-            live = Live(LogFeed(services.store, services.run), guard, ResumeTokens(secret))
+            tokens = ResumeTokens(secret)
+            feed = LogFeed(services.store, services.run, functools.partial(frame, tokens))
+            live = Live(feed, guard, tokens)
             request.app.state.live = live
     return live
 
@@ -91,6 +94,14 @@ def end_live_streams(app: Any) -> None:
     live: Live | None = getattr(app.state, "live", None)
     if live is not None:
         live.feed.closing = True
+
+
+def frame(tokens: ResumeTokens, entry: LogEntry, scope: OrgScope) -> bytes:
+    """One SSE message: the record as data, its resume token for ``scope`` as id."""
+    return b"id: %s\nevent: event\ndata: %s\n\n" % (
+        tokens.seal(entry.seq, scope).encode(),
+        entry.body,
+    )
 
 
 def closed(reason: str) -> bytes:
@@ -133,7 +144,6 @@ class EventStream(Response):
         live: Live,
         subscription: Subscription,
         after_seq: int | None,
-        scope: OrgScope,
         *,
         heartbeat: float,
     ) -> None:
@@ -143,7 +153,6 @@ class EventStream(Response):
         self.live = live
         self.subscription = subscription
         self.cursor = after_seq  # the log position of the last event sent (never shown)
-        self.scope = scope
         self.heartbeat = heartbeat
 
     async def __call__(self, scope: Scope, receive: Receive, send: Send) -> None:
@@ -180,15 +189,10 @@ class EventStream(Response):
     def capacity(self) -> int:
         return self.subscription.capacity
 
-    def _frame(self, entry: LogEntry) -> bytes:
-        """One SSE message: the record as data, its resume token as id."""
-        token = self.live.tokens.seal(entry.seq, self.scope).encode()
-        return b"id: %s\nevent: event\ndata: %s\n\n" % (token, entry.body)
-
     async def _messages(self) -> AsyncIterator[bytes]:
         if self.cursor is None:
             self.cursor = await self.services.run(self.services.store.last_seq)
-        start = self.live.tokens.seal(self.cursor, self.scope).encode()
+        start = self.live.tokens.seal(self.cursor, self.subscription.scope).encode()
         yield b"retry: %d\nid: %s\n: stream open\n\n" % (RETRY_MS, start)
         # Catch up from the stored log, join the feed, then catch up once more: whatever
         # committed before joining is read from the log, everything after arrives queued.
@@ -197,30 +201,41 @@ class EventStream(Response):
         await self.live.feed.subscribe(self.subscription)
         async for chunk in self._catch_up():
             yield chunk
+        queue = self.subscription.queue
         while True:
-            entry = None
+            first: Frame | None = None
             with anyio.move_on_after(self.heartbeat):
-                entry = await self.subscription.queue.get()
-            if entry is None:
+                first = await queue.get()
+            if first is None:
                 yield b": heartbeat\n\n"
-            elif entry.seq > self.cursor:
-                self.cursor = entry.seq
-                yield self._frame(entry)
+                continue
+            frames, fresh = [first], []
+            while len(frames) < COALESCE_FRAMES and not queue.empty():
+                frames.append(queue.get_nowait())
+            for seq, message in frames:
+                if seq > self.cursor:
+                    self.cursor = seq
+                    fresh.append(message)
+            if fresh:
+                yield b"".join(fresh)
+            await anyio.lowlevel.checkpoint()  # a busy stream must not hold the event loop
 
     async def _catch_up(self) -> AsyncIterator[bytes]:
         """The frames of what the log holds after the cursor, moving the cursor along."""
         done = False
         while not done:
             assert self.cursor is not None
-            chosen, self.cursor, done = await self.services.run(
+            frames, self.cursor, done = await self.services.run(
                 read_selected,
                 self.services.store,
                 self.subscription.filter,
+                self.subscription.scope,
+                self.live.feed.frame,
                 self.cursor,
                 CATCH_UP_BATCH,
             )
-            for entry in chosen:
-                yield self._frame(entry)
+            if frames:
+                yield b"".join(message for _, message in frames)
 
 
 @router.get(
@@ -251,7 +266,7 @@ async def stream_events(
     scope = principal.organisation_scope
     after_seq = _resume_after(request.headers, live.tokens, scope)
     assert credentials is not None  # EventReader admitted the request
-    subscription = Subscription(flt, services.settings.stream_buffer_events)
+    subscription = Subscription(flt, services.settings.stream_buffer_events, scope)
     try:
         live.guard.admit(subscription, principal, credentials.credentials)
     except StreamLimitReached as exc:
@@ -261,6 +276,5 @@ async def stream_events(
         live,
         subscription,
         after_seq,
-        scope,
         heartbeat=services.settings.stream_heartbeat_seconds,
     )
