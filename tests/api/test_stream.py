@@ -378,3 +378,38 @@ def test_ids_and_comments_reveal_nothing_of_other_tenants(stream_server: HeraldS
             response = client.get("/event/stream", headers={"Last-Event-ID": resume})
             assert response.status_code == 400, response.text
             assert response.json()["errors"][0]["field"] == "Last-Event-ID"
+
+
+def test_events_tail_says_why_the_server_closed_and_stops_on_revocation(
+    stream_server: HeraldServer,
+) -> None:
+    org = stream_server.create_org("Tail Co")
+    token = stream_server.create_token(org, "event:read", "event:create")
+    env = {**stream_server.env, "HERALD_TOKEN": token, "HERALD_URL": stream_server.url}
+    tail = subprocess.Popen(
+        [*HERALD, "events", "tail", "--json", "--interval", "0.2"],
+        env=env,
+        stdout=subprocess.PIPE,
+        stderr=subprocess.PIPE,
+    )
+    assert tail.stdout is not None
+    try:
+        deadline = time.monotonic() + DEADLINE
+        line = b""
+        while not line and time.monotonic() < deadline:  # until tail has joined the stream
+            post(stream_server, token, [custom(org, 10002)])
+            ready, _, _ = select.select([tail.stdout], [], [], 0.5)
+            if ready:
+                line = tail.stdout.readline()
+        assert orjson.loads(line)["event_type"]["id"] == 10002
+        token_id = _claims(_jwt(stream_server, token))["sub"]
+        stream_server.cli("token", "revoke", token_id, "--database", stream_server.database_url)
+        _, stderr = tail.communicate(timeout=DEADLINE)
+    finally:
+        if tail.poll() is None:
+            tail.kill()
+            tail.communicate(timeout=10)
+    assert tail.returncode == 1
+    said = " ".join(stderr.decode().split())
+    assert "the server closed the stream (token revoked)" in said
+    assert "401" in said
