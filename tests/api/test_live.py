@@ -91,8 +91,9 @@ def test_the_feed_matches_once_per_filter_not_per_stream(
     store = open_store(f"sqlite:///{tmp_path / 'herald.db'}", sqlite_synchronous="NORMAL")
     threads = Threads("test-live", 2)
 
+    feed = LogFeed(store, threads.run, frame, interval=0.01)
+
     async def scenario() -> list[Subscription]:
-        feed = LogFeed(store, threads.run, frame, interval=0.01)
         crowd = [
             Subscription(EventFilter(organisation_ids=(1,), type_ids=(3,)), 100, (1,))
             for _ in range(200)
@@ -102,11 +103,19 @@ def test_the_feed_matches_once_per_filter_not_per_stream(
         for subscription in [*crowd, lone, everyone]:
             await feed.subscribe(subscription)
         events = [_event(1, 3), _event(1, 4), _event(2, 3)] * 10
-        await threads.run(store.append, events, list(range(1, len(events) + 1)))
-        while feed.position < await threads.run(store.last_seq):
-            await asyncio.sleep(0.01)
+        await write(events, 1)
+        matched = len(match_calls)
+        for subscription in [*crowd, everyone]:  # organisation 1 has no stream left
+            feed.unsubscribe(subscription)
+        await write([_event(1, 3)] * 10, 1 + len(events))
+        assert len(match_calls) == matched  # its entries are not even looked at now
         await feed.close()
         return [*crowd, lone, everyone]
+
+    async def write(events: list[NewEvent], first_id: int) -> None:
+        await threads.run(store.append, events, list(range(first_id, first_id + len(events))))
+        while feed.position < await threads.run(store.last_seq):
+            await asyncio.sleep(0.01)
 
     try:
         subscriptions = asyncio.run(scenario())

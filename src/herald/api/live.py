@@ -141,6 +141,9 @@ class LogFeed:
         self._interval = interval
         self._batch = batch
         self._groups: dict[Group, set[Subscription]] = {}
+        # The kinds of stream each organisation has, as tuples replaced (never changed in
+        # place) so the routing thread reads them while streams come and go.
+        self._kinds: dict[int | None, tuple[Kind, ...]] = {}
         self._task: asyncio.Task[None] | None = None
         self._starting = asyncio.Lock()
         self.position = 0
@@ -153,7 +156,11 @@ class LogFeed:
                 self.position = await self._run(self._store.last_seq)
                 self._task = asyncio.create_task(self._poll(), name="herald-live-feed")
             for group in subscription.groups:  # before the new task first looks
-                self._groups.setdefault(group, set()).add(subscription)
+                members = self._groups.setdefault(group, set())
+                if not members:
+                    organisation, flt, scope = group
+                    self._kinds[organisation] = (*self._kinds.get(organisation, ()), (flt, scope))
+                members.add(subscription)
 
     def unsubscribe(self, subscription: Subscription) -> None:
         for group in subscription.groups:
@@ -162,10 +169,17 @@ class LogFeed:
                 members.discard(subscription)
                 if not members:
                     del self._groups[group]
+                    organisation, flt, scope = group
+                    rest = tuple(k for k in self._kinds[organisation] if k != (flt, scope))
+                    if rest:
+                        self._kinds[organisation] = rest
+                    else:
+                        del self._kinds[organisation]
 
     async def close(self) -> None:
         """Stop polling (the app is shutting down)."""
         self._groups.clear()
+        self._kinds.clear()
         if self._task is not None:
             self._task.cancel()
             with contextlib.suppress(asyncio.CancelledError):
@@ -192,9 +206,7 @@ class LogFeed:
     async def _dispatch(self, entries: list[LogEntry]) -> None:
         if not entries:
             return
-        kinds: dict[int | None, list[Kind]] = {}
-        for organisation, flt, scope in self._groups:
-            kinds.setdefault(organisation, []).append((flt, scope))
+        kinds = self._kinds
         if None in kinds or any(e.organisation_id in kinds for e in entries):
             offers = 0
             for group, frame in await self._run(route, entries, kinds, self.frame):
