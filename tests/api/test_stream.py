@@ -413,3 +413,15 @@ def test_events_tail_says_why_the_server_closed_and_stops_on_revocation(
     said = " ".join(stderr.decode().split())
     assert "the server closed the stream (token revoked)" in said
     assert "401" in said
+
+
+def test_a_stopping_server_says_so_to_its_streams(stream_server: HeraldServer) -> None:
+    stream = Stream(stream_server, stream_server.admin_token)
+    try:
+        stream.wait_start()
+        stream.wait_comment("heartbeat")  # joined the feed
+        stream_server.stop()
+        assert stream.ended.wait(DEADLINE)
+        assert stream.closings == [{"reason": "server stopping"}]
+    finally:
+        stream.close()
