@@ -237,7 +237,8 @@ def test_catalogue_and_phone_screen(browser: Browser, console_server: HeraldServ
         shot(page, "08-phone-dashboard")
         page.get_by_role("link", name="Catalogue").click()
         page.get_by_label("Search").fill("pdp")
-        page.get_by_text("Delete PDP Context").wait_for()
+        page.get_by_text("Delete PDP Context", exact=True).wait_for()
+        assert "After: Attached: no data session." in page.locator("tbody").inner_text()
         width = page.evaluate("document.documentElement.scrollWidth")
         assert width <= 400, "the page scrolls sideways on a phone"
         shot(page, "09-phone-catalogue")

@@ -605,7 +605,8 @@ async function viewCatalog() {
       JSON.stringify([t.id, t.description, t.group, t.monikers]).toLowerCase().includes(needle))
       .map((t) => h("tr", {},
         h("td", { class: "mono" }, t.id),
-        h("td", {}, t.description, t.explanation ? h("div", { class: "muted" }, t.explanation) : null,
+        h("td", {}, h("strong", {}, t.description),
+          t.explanation ? h("div", { class: "muted" }, t.explanation) : null,
           t.state_after ? h("div", { class: "muted" }, `After: ${t.state_after}`) : null),
         h("td", { class: "hide-sm" }, t.group || ""),
         h("td", {}, badge({ id: t.default_severity, description: SEVERITY[t.default_severity] })),
