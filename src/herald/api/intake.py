@@ -130,7 +130,7 @@ async def ingest_batch(
         kept = await _store(services, [event for _, event in usable])
         for (index, _), (event_id, new) in zip(usable, kept, strict=True):
             outcomes.append(Outcome(index, "stored" if new else "duplicate", event_id))
-        metrics.EVENTS_INGESTED.labels(provider).inc(sum(new for _, new in kept))
+        metrics.EVENTS_INGESTED.labels(provider).inc(len(kept))  # acknowledged, as /event
     if unusable:
         rows = await services.run(services.store.quarantine, [r for _, r in unusable])
         for (index, rejection), (row_id, _) in zip(unusable, rows, strict=True):
