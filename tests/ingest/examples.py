@@ -70,7 +70,7 @@ def stacuity_examples() -> list[dict[str, Any]]:
     return envelopes
 
 
-def recent(records: list[dict[str, Any]], field: str = "timestamp") -> list[dict[str, Any]]:
+def recently(records: list[dict[str, Any]], field: str = "timestamp") -> list[dict[str, Any]]:
     """The records with their times moved to the last hours (kept in order, a minute apart):
     records older than the retention window are refused, and the documents' are years old."""
     start = time.time() - 3600 - 60 * len(records)
