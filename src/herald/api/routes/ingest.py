@@ -21,6 +21,7 @@ from starlette.responses import Response
 
 from herald.api.deps import ServicesDep, require
 from herald.api.intake import Outcome, ingest_batch
+from herald.api.intake_schemas import IngestAnswer
 from herald.api.problems import Problem, field_problem
 from herald.api.services import Services
 from herald.api.writing import parse_json
@@ -82,7 +83,7 @@ def _answer(outcomes: list[Outcome]) -> Response:
 
 OrganisationParam = Annotated[
     int | None,
-    Query(ge=1, description="Internal tokens only: the organisation the records belong to."),
+    Query(ge=1, le=2**53, description="Internal tokens only: the organisation of the records."),
 ]
 _BODY_DOC: dict[str, Any] = {
     "requestBody": {
@@ -94,7 +95,7 @@ _BODY_DOC: dict[str, Any] = {
 }
 
 
-@router.post("/ingest/emnify", openapi_extra=_BODY_DOC)
+@router.post("/ingest/emnify", openapi_extra=_BODY_DOC, responses={200: {"model": IngestAnswer}})
 async def ingest_emnify(
     request: Request,
     services: ServicesDep,
@@ -106,7 +107,7 @@ async def ingest_emnify(
     return await _ingest("emnify", request, services, principal, organisation)
 
 
-@router.post("/ingest/1nce", openapi_extra=_BODY_DOC)
+@router.post("/ingest/1nce", openapi_extra=_BODY_DOC, responses={200: {"model": IngestAnswer}})
 async def ingest_1nce(
     request: Request,
     services: ServicesDep,
@@ -117,7 +118,7 @@ async def ingest_1nce(
     return await _ingest("1nce", request, services, principal, organisation)
 
 
-@router.post("/ingest/stacuity", openapi_extra=_BODY_DOC)
+@router.post("/ingest/stacuity", openapi_extra=_BODY_DOC, responses={200: {"model": IngestAnswer}})
 async def ingest_stacuity(
     request: Request,
     services: ServicesDep,

@@ -18,6 +18,7 @@ from starlette.responses import Response
 
 from herald.api.deps import EventReader, ServicesDep, get_principal
 from herald.api.intake import Outcome, rejected_json, retry_rejected
+from herald.api.intake_schemas import RejectedRecord, RetryAnswer, RetryOutcome
 from herald.api.problems import Problem
 from herald.auth import Principal
 from herald.ingest import PROVIDERS
@@ -81,7 +82,7 @@ def _retried(records: list[Rejected], outcomes: list[Outcome]) -> list[dict[str,
     return answers
 
 
-@router.get("/ingest/rejected")
+@router.get("/ingest/rejected", responses={200: {"model": list[RejectedRecord]}})
 async def list_rejected(
     services: ServicesDep,
     principal: EventReader,
@@ -105,7 +106,7 @@ async def list_rejected(
     return _json([rejected_json(record) for record in records], headers=headers)
 
 
-@router.get("/ingest/rejected/{rejected_id}")
+@router.get("/ingest/rejected/{rejected_id}", responses={200: {"model": RejectedRecord}})
 async def get_rejected(
     rejected_id: RejectedId, services: ServicesDep, principal: EventReader
 ) -> Response:
@@ -113,7 +114,7 @@ async def get_rejected(
     return _json(rejected_json(await _one(services, principal, rejected_id)))
 
 
-@router.post("/ingest/rejected/{rejected_id}/retry")
+@router.post("/ingest/rejected/{rejected_id}/retry", responses={200: {"model": RetryOutcome}})
 async def retry_one(rejected_id: RejectedId, services: ServicesDep, principal: Caller) -> Response:
     """Ingest a quarantined record again (after a catalogue or Herald update): ``stored``
     (it leaves the quarantine), ``duplicate`` or still ``quarantined`` with the new reasons."""
@@ -123,7 +124,7 @@ async def retry_one(rejected_id: RejectedId, services: ServicesDep, principal: C
     return _json(_retried([record], [outcome])[0])
 
 
-@router.post("/ingest/rejected/retry")
+@router.post("/ingest/rejected/retry", responses={200: {"model": RetryAnswer}})
 async def retry_all(
     services: ServicesDep,
     principal: Caller,
