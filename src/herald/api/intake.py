@@ -98,10 +98,8 @@ def record_bytes(item: object) -> bytes:
 
 async def _store(services: Services, events: list[NewEvent]) -> list[tuple[int, bool]]:
     """Append in one transaction; per event its id and whether it is new (not a duplicate)."""
-    fresh = services.ids.next_ids(len(events))
-    stored = await services.run(services.store.append, events, fresh)
-    ids = [int(orjson.loads(body)["id"]) for body in stored]
-    return [(stored_id, stored_id == new) for stored_id, new in zip(ids, fresh, strict=True)]
+    appended = await services.run(services.writer.append, events)
+    return list(zip(appended.ids, appended.fresh, strict=True))
 
 
 async def ingest_batch(
@@ -130,7 +128,6 @@ async def ingest_batch(
         kept = await _store(services, [event for _, event in usable])
         for (index, _), (event_id, new) in zip(usable, kept, strict=True):
             outcomes.append(Outcome(index, "stored" if new else "duplicate", event_id))
-        metrics.EVENTS_INGESTED.labels(provider).inc(len(kept))  # acknowledged, as /event
     if unusable:
         rows = await services.run(services.store.quarantine, [r for _, r in unusable])
         for (index, rejection), (row_id, _) in zip(unusable, rows, strict=True):
@@ -166,10 +163,8 @@ async def retry_rejected(
     if usable:
         kept = await _store(services, [event for _, event in usable])
         await services.run(services.store.release_rejected, [records[i].id for i, _ in usable])
-        for (index, event), (event_id, new) in zip(usable, kept, strict=True):
+        for (index, _), (event_id, new) in zip(usable, kept, strict=True):
             outcomes.append(Outcome(index, "stored" if new else "duplicate", event_id))
-            if new:
-                metrics.EVENTS_INGESTED.labels(event.provider).inc()
     if refusals:
         again = [(records[index].id, errors) for index, errors in refusals]
         await services.run(services.store.refuse_again, again, at)
