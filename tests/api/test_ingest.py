@@ -394,3 +394,22 @@ def test_quarantined_records_are_ingested_again_after_an_update(
         assert stored[str(records[0]["id"])]["id"] == one.json()["id"]
     finally:
         server.stop()
+
+
+def test_the_quarantine_is_purged_with_the_events(database_url: str, tmp_path: Path) -> None:
+    """A quarantined record stays for the retention period (here 2 s), then goes."""
+    env = {"HERALD_RETENTION_DAYS": str(2 / 86400), "HERALD_PURGE_INTERVAL_SECONDS": "0.2"}
+    server = start_server(tmp_path / "herald", env=env, database_url=database_url)
+    try:
+        organisation = server.create_org("short memory")
+        token = server.create_token(organisation, "ingest:emnify", "event:read")
+        with server.client(token) as client:
+            record = {**emnify_examples()[0], "id": 99300, "alert": "sometimes"}
+            assert client.post("/ingest/emnify", json=record).json()["quarantined"] == 1
+            assert _rejected(client)[1] == 1
+            deadline = time.monotonic() + 20
+            while _rejected(client)[1]:
+                assert time.monotonic() < deadline, "the quarantined record was never purged"
+                time.sleep(0.2)
+    finally:
+        server.stop()
