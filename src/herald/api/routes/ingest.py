@@ -42,12 +42,12 @@ def _batch(document: Any, max_records: int) -> list[Any]:
     return document
 
 
-def _organisation(services: Services, principal: Principal, organisation: int | None) -> int:
+async def _organisation(services: Services, principal: Principal, organisation: int | None) -> int:
     """The organisation the records are written for: an internal token names it."""
     if principal.internal:
         if organisation is None:
             raise field_problem(422, "organisation", "an internal token names the organisation")
-        if services.organisation(organisation) is None:
+        if await services.run(services.organisation, organisation) is None:
             raise field_problem(422, "organisation", "unknown organisation")
         return organisation
     if principal.organisation_id is None or (
@@ -60,7 +60,7 @@ def _organisation(services: Services, principal: Principal, organisation: int | 
 async def _ingest(
     provider: str, request: Request, services: ServicesDep, principal: Principal, org: int | None
 ) -> Response:
-    organisation = _organisation(services, principal, org)
+    organisation = await _organisation(services, principal, org)
     document = parse_json(await request.body())
     if provider == "stacuity" and document == TEST_MESSAGE:
         return _answer([])
