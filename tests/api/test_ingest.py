@@ -345,10 +345,13 @@ def test_an_internal_token_names_the_organisation(herald: HeraldServer, tmp_path
     record = emnify_examples()[1]
     with herald.client(herald.admin_token) as admin:
         unnamed = admin.post("/ingest/emnify", json=record)
+        unknown = admin.post("/ingest/emnify", params={"organisation": 987654321}, json=record)
         named = admin.post("/ingest/emnify", params={"organisation": organisation}, json=record)
         stored = admin.get("/event", params={"organisation": organisation, "provider": "emnify"})
     assert unnamed.status_code == 422
     assert unnamed.json()["errors"][0]["field"] == "organisation"
+    assert unknown.status_code == 422  # no quarantine for an organisation that does not exist
+    assert unknown.json()["errors"] == [{"field": "organisation", "reason": "unknown organisation"}]
     assert named.status_code == 200
     assert [e["organisation"]["id"] for e in stored.json()] == [organisation]
 
