@@ -56,8 +56,9 @@ from herald.store.base import (
     StatsQuery,
     StatsRow,
 )
-from herald.store.common import HANDLER_COLUMNS, SQLStoreBase, handler_from_row
+from herald.store.common import HANDLER_COLUMNS, handler_from_row
 from herald.store.errors import Conflict, StoreError, StoreUnavailable, TryAgain, Unavailability
+from herald.store.quarantine import QuarantineMethods
 from herald.store.sql import (
     EVENT_COLUMNS,
     POSTGRES,
@@ -157,7 +158,7 @@ def _partition_day(name: str) -> int:
     return int(moment.timestamp() * 1000) // DAY_MS
 
 
-class PostgresStore(SQLStoreBase[psycopg.Connection[Any]]):
+class PostgresStore(QuarantineMethods[psycopg.Connection[Any]]):
     """The Store on a PostgreSQL database, through a pool of connections."""
 
     _GREATEST = "GREATEST"
