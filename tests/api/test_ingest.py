@@ -14,6 +14,7 @@ from herald.catalog import normalise_severity, normalise_source
 from herald.ingest.records import parse_detail
 from herald.timefmt import parse_timestamp, to_ms
 from tests.ingest.examples import emnify_examples, onece_examples, recently, stacuity_examples
+from tests.support.records import emnify_record
 from tests.support.server import HeraldServer, start_server
 
 
@@ -416,3 +417,38 @@ def test_the_quarantine_is_purged_with_the_events(database_url: str, tmp_path: P
                 time.sleep(0.2)
     finally:
         server.stop()
+
+
+def test_provider_filters_find_what_the_provider_said(herald: HeraldServer) -> None:
+    """A Stacuity endpoint id that is no number, the provider's type, record id, SIM MSISDN
+    and sub-organisation: each found by its filter (issue 16's fidelity points)."""
+    envelopes = recently(
+        [
+            {"eventId": "s1", "eventType": "bundleactivated_v2", "endpointId": "ep-7f3a"},
+            {"eventId": "s2", "eventType": "endpointdatasessioncreated_v1", "endpointId": 12},
+        ],
+        "eventTime",
+    )
+    records = recently(
+        [
+            emnify_record("r1", sim={"id": 1, "iccid": "8988303", "msisdn": "4915100001"}),
+            emnify_record("r2", organisation={"id": 77, "name": "Sub org"}),
+        ],
+        "timestamp",
+    )
+    with _ingest_client(herald, "fidelity", "ingest:stacuity", "ingest:emnify") as client:
+        assert client.post("/ingest/stacuity", json=envelopes).json()["stored"] == 2
+        assert client.post("/ingest/emnify", json=records).json()["stored"] == 2
+
+        def ids(path: str = "/event", **params: str) -> list[str]:
+            answer = client.get(path, params=params)
+            assert answer.status_code == 200, answer.text
+            return sorted(event["external_id"] for event in answer.json())
+
+        assert ids(endpoint="ep-7f3a") == ["s1"]
+        assert ids("/endpoint/ep-7f3a/event") == ["s1"]
+        assert ids("/endpoint/12/event") == ["s2"]
+        assert ids(provider_type="bundleactivated_v2") == ["s1"]
+        assert ids(q="external_id:r1|s2") == ["r1", "s2"]
+        assert ids(msisdn="4915100001") == ["r1"]
+        assert ids(provider_organisation="77") == ["r2"]
