@@ -92,7 +92,7 @@ class AuditLog:
         self.enabled = enabled
         self._store = store
         self._catalog = catalog or load_catalog()
-        self._ids = ids or IdGenerator()
+        self._ids = ids  # None: leased from the store on the first write
         self._last_failure: dict[tuple[int, str], float] = {}
         self._lock = threading.Lock()
 
@@ -119,6 +119,8 @@ class AuditLog:
                 severity=severity,
             )
             if event is not None:
+                if self._ids is None:
+                    self._ids = IdGenerator(self._store.lease_node_id())
                 self._store.append([event], self._ids.next_ids(1))
         except StoreError:
             log.warning("audit: could not record a type %d event", type_id)

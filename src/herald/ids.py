@@ -2,7 +2,6 @@
 
 from __future__ import annotations
 
-import os
 import threading
 import time
 
@@ -14,13 +13,17 @@ MAX_SEQUENCE = (1 << SEQUENCE_BITS) - 1
 
 
 class IdGenerator:
-    """Snowflake-style generator; unique per node, monotonic within a process."""
+    """Snowflake-style generator; unique per node, monotonic within a process.
 
-    def __init__(self, node_id: int | None = None) -> None:
-        node = os.getpid() & MAX_NODE if node_id is None else node_id
-        if not 0 <= node <= MAX_NODE:
-            raise ValueError(f"node id must be 0..{MAX_NODE}")
-        self.node_id = node
+    ``node_id`` comes from the store's lease (``Store.lease_node_id``), so that no two
+    processes writing to one store share it; there is no fallback (a process id is not
+    unique modulo 1024).
+    """
+
+    def __init__(self, node_id: int) -> None:
+        if not isinstance(node_id, int) or not 0 <= node_id <= MAX_NODE:
+            raise ValueError(f"node id must be 0..{MAX_NODE}, leased from the store")
+        self.node_id = node_id
         self._lock = threading.Lock()
         self._last_ms = 0
         self._sequence = 0

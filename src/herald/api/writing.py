@@ -16,6 +16,8 @@ from herald.api.problems import Problem, field_problem, validation_errors
 from herald.api.services import Services
 from herald.auth import Principal
 from herald.model import EventIn, NewEvent, OrganisationRef, build_event
+from herald.retention import retention_days
+from herald.store import Organisation
 from herald.timefmt import now_ms
 
 _EVENT_IN = TypeAdapter(EventIn)
@@ -69,7 +71,7 @@ def _invalid(errors: list[dict[str, Any]]) -> Problem:
 
 def _organisation_for(
     services: Services, principal: Principal, event: EventIn
-) -> OrganisationRef | str:
+) -> Organisation | str:
     """The organisation an event is written for, or why it cannot be."""
     named = event.organisation.id if event.organisation else None
     if not principal.internal:
@@ -81,7 +83,7 @@ def _organisation_for(
     organisation = services.organisation(named)
     if organisation is None:
         return "unknown organisation"
-    return OrganisationRef(id=organisation.id, name=organisation.name)
+    return organisation
 
 
 def build_all(
@@ -99,24 +101,30 @@ def build_all(
     """
     received = now_ms()
     max_future_ms = int(services.settings.max_future_skew_seconds * 1000)
+    default_retention = services.settings.retention_days
     built: list[NewEvent] = []
     errors: list[dict[str, Any]] = []
     forbidden = False
     for index, event in enumerate(events):
         at = {"index": index} if len(events) > 1 else {}
         organisation = _organisation_for(services, principal, event)
+        retention: float | None = None
         if isinstance(organisation, str):
             forbidden = forbidden or organisation.startswith("this token")
             errors.append({"field": "organisation.id", "reason": organisation, **at})
-            organisation = _UNRESOLVED  # still check the rest, to name every bad field
+            ref = _UNRESOLVED  # still check the rest, to name every bad field
+        else:
+            ref = OrganisationRef(id=organisation.id, name=organisation.name)
+            retention = retention_days(organisation.retention_days, default_retention)
         result = build_event(
             event,
-            organisation=organisation,
+            organisation=ref,
             catalog=services.catalog,
             received_ms=received,
             internal=principal.internal or allow_system_types,
             provider=provider,
             max_future_ms=max_future_ms,
+            retention_days=retention,
         )
         if isinstance(result, list):
             errors.extend({"field": e.field, "reason": e.reason, **at} for e in result)
