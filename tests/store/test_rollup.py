@@ -70,6 +70,8 @@ def test_counts_equal_a_scan_of_the_events(
     store: Store, make_event: EventFactory, ids: Ids
 ) -> None:
     base = (now_ms() // DAY_MS - 3) * DAY_MS
+    for organisation in (1, 2):  # the purge goes by organisation
+        store.create_organisation(f"org {organisation}", organisation)
     _fill(store, make_event, ids, base)
     scan = store._event_stats  # type: ignore[attr-defined]  # the events-only reference
     queries = _queries(base)

@@ -18,7 +18,7 @@ from typing import Any, ClassVar, Generic, Protocol, TypeVar
 
 import orjson
 
-from herald.retention import window_start_ms
+from herald.retention import retention_days, window_start_ms
 from herald.store.base import (
     Delivery,
     Handler,
@@ -260,15 +260,19 @@ class SQLStoreBase(ABC, Generic[C]):
             raise NotFound(f"no organisation {organisation_id}")
         return Organisation(*row)
 
-    def _retention_cutoffs(self, now: int) -> tuple[int, dict[int, list[int]]]:
-        """The default cutoff (events older go), and the cutoffs of the organisations with a
-        retention of their own -> their ids."""
-        own: dict[int, list[int]] = {}
+    def _retention_cutoffs(self, now: int) -> dict[int, list[int]]:
+        """Each cutoff (an organisation's events older than it go) -> its organisations, in
+        groups of at most 500; the default cutoff is always there, if only with none."""
+        default = window_start_ms(now, self.default_retention_days)
+        groups: dict[int, list[int]] = {default: []}
         for organisation in self.list_organisations():
-            if organisation.retention_days is not None:
-                cutoff = window_start_ms(now, organisation.retention_days)
-                own.setdefault(cutoff, []).append(organisation.id)
-        return window_start_ms(now, self.default_retention_days), own
+            days = retention_days(organisation.retention_days, self.default_retention_days)
+            groups.setdefault(window_start_ms(now, days), []).append(organisation.id)
+        return groups
+
+    @staticmethod
+    def _in_chunks(ids: list[int], size: int = 500) -> list[list[int]]:
+        return [ids[start : start + size] for start in range(0, len(ids), size)]
 
     # -- tokens ---------------------------------------------------------------
     def create_token(

@@ -246,8 +246,7 @@ class PostgresStore(SQLStoreBase[psycopg.Connection[Any]]):
         """Create the partitions of the longest retention window and ``PARTITIONS_AHEAD``
         days ahead, if missing: the one place partitions are made (module doc)."""
         now = now_ms() if now is None else now
-        default_cutoff, own = self._retention_cutoffs(now)
-        first, today = min([default_cutoff, *own]) // DAY_MS, now // DAY_MS
+        first, today = min(self._retention_cutoffs(now)) // DAY_MS, now // DAY_MS
         wanted = set(range(first, today + PARTITIONS_AHEAD + 1)) - self._days
         if not wanted:
             return
@@ -420,17 +419,13 @@ class PostgresStore(SQLStoreBase[psycopg.Connection[Any]]):
         transaction); create the partitions of the window ahead."""
         now = now_ms() if now is None else now
         self.ensure_partitions(now)
-        default_cutoff, own = self._retention_cutoffs(now)
-        horizon = min([default_cutoff, *own])
+        cutoffs = self._retention_cutoffs(now)
+        horizon = min(cutoffs)
         deleted = self._drop_days(horizon)
-        for cutoff, organisation_ids in own.items():
-            if cutoff > horizon:
-                deleted += self._delete_older(
-                    cutoff, "= ANY(%s::bigint[])", organisation_ids, chunk
-                )
-        if default_cutoff > horizon:
-            others = [i for ids in own.values() for i in ids]
-            deleted += self._delete_older(default_cutoff, "<> ALL(%s::bigint[])", others, chunk)
+        for cutoff, organisation_ids in cutoffs.items():
+            if cutoff > horizon:  # per organisation: its index (organisation, ts) finds them
+                for ids in self._in_chunks(organisation_ids):
+                    deleted += self._delete_older(cutoff, ids, chunk)
         return deleted
 
     def _drop_days(self, horizon: int) -> int:
@@ -462,15 +457,13 @@ class PostgresStore(SQLStoreBase[psycopg.Connection[Any]]):
             deleted += int(count[0]) if count else 0
         return deleted
 
-    def _delete_older(
-        self, cutoff: int, organisations: str, organisation_ids: list[int], chunk: int
-    ) -> int:
-        """Delete the events older than ``cutoff`` of the organisations that match
-        ``organisation_id {organisations}`` (with their keys and counts), a chunk at a time."""
+    def _delete_older(self, cutoff: int, organisation_ids: list[int], chunk: int) -> int:
+        """Delete the events older than ``cutoff`` of ``organisation_ids`` (with their keys
+        and counts), a chunk at a time."""
         counted = ", ".join(rollup.COUNTED)
         delete = (
             "DELETE FROM events WHERE (ts, id) IN (SELECT ts, id FROM events "
-            f"WHERE ts < %s AND organisation_id {organisations} LIMIT %s) "
+            "WHERE ts < %s AND organisation_id = ANY(%s::bigint[]) LIMIT %s) "
             f"RETURNING {counted}, provider, external_id"
         )
         deleted = 0

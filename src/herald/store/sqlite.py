@@ -336,31 +336,25 @@ class SQLiteStore(SQLStoreBase[sqlite3.Connection]):
         """Delete the events older than their organisation's retention, but never the newest
         row of the log: SQLite gives the next row the largest seq + 1, so deleting it would
         give its position again, past some handler's cursor (it goes with a later purge)."""
-        default_cutoff, own = self._retention_cutoffs(now_ms() if now is None else now)
         deleted = 0
-        for cutoff, organisation_ids in own.items():
-            marks = ", ".join("?" * len(organisation_ids))
-            deleted += self._delete_older(
-                cutoff, f"organisation_id IN ({marks})", organisation_ids, chunk
-            )
-        others = [i for ids in own.values() for i in ids]
-        marks = ", ".join("?" * len(others))
-        return deleted + self._delete_older(
-            default_cutoff, f"organisation_id NOT IN ({marks})", others, chunk
-        )
+        for cutoff, organisation_ids in self._retention_cutoffs(
+            now_ms() if now is None else now
+        ).items():
+            for ids in self._in_chunks(organisation_ids):  # each by its index (org, ts)
+                deleted += self._delete_older(cutoff, ids, chunk)
+        return deleted
 
-    def _delete_older(
-        self, cutoff: int, organisations: str, organisation_ids: list[int], chunk: int
-    ) -> int:
-        """Delete the events older than ``cutoff`` of the ``organisations`` (a condition on
-        ``organisation_ids``), with their counts, a chunk at a time."""
+    def _delete_older(self, cutoff: int, organisation_ids: list[int], chunk: int) -> int:
+        """Delete the events older than ``cutoff`` of ``organisation_ids``, with their
+        counts, a chunk at a time."""
+        marks = ", ".join("?" * len(organisation_ids))
         deleted = 0
         while True:
             with self._transaction() as conn:
                 doomed = conn.execute(
                     f"SELECT seq, {', '.join(rollup.COUNTED)} FROM events "
-                    f"WHERE ts < ? AND {organisations} "
-                    "AND seq < (SELECT MAX(seq) FROM events) ORDER BY ts LIMIT ?",
+                    f"WHERE ts < ? AND organisation_id IN ({marks}) "
+                    "AND seq < (SELECT MAX(seq) FROM events) LIMIT ?",
                     (cutoff, *organisation_ids, chunk),
                 ).fetchall()
                 conn.executemany(
