@@ -30,7 +30,7 @@ from herald.delivery.worker import in_process as delivery_in_process
 from herald.ids import IdGenerator
 from herald.loops import run_forever
 from herald.simulate.demo import run_demo
-from herald.store import Store, lease_node_id, open_store
+from herald.store import Store, StoreError, lease_node_id, open_store
 from herald.timefmt import now_ms
 
 log = logging.getLogger("herald")
@@ -60,7 +60,11 @@ def _background(services: Services) -> list[asyncio.Task[None]]:
 def build_services(settings: Settings, store: Store) -> Services:
     """The services a running API needs, over an open store."""
     catalog = load_catalog()
-    ids = IdGenerator(lease_node_id(store, settings.node_id))
+    ids = IdGenerator(lambda: lease_node_id(store, settings.node_id))
+    try:  # lease now, so that a lost lease shows from the start
+        log.info("event ids: node id %d", ids.node_id)
+    except StoreError as exc:  # a read-only database: the server still serves reads
+        log.warning("no node id leased yet (%s); writes answer 503 until one is", exc)
     audit = AuditLog(store, catalog, ids, enabled=settings.audit_events)
     return Services(
         settings=settings,
