@@ -14,7 +14,7 @@ from herald import __version__
 from herald.api.limits import BodySizeLimit
 from herald.api.problems import install_problem_handlers
 from herald.api.ratelimit import RateLimit
-from herald.api.routes import auth, catalog, events, health
+from herald.api.routes import auth, catalog, devices, events, health
 from herald.api.routes import handlers as handler_routes
 from herald.api.routes import ingest as ingest_routes
 from herald.api.routes import metrics as metrics_routes
@@ -28,6 +28,7 @@ from herald.catalog import load_catalog
 from herald.config import Settings
 from herald.console import STATIC_DIR
 from herald.delivery.worker import in_process as delivery_in_process
+from herald.devices.projector import in_process as devices_in_process
 from herald.ids import IdGenerator
 from herald.simulate.demo import run_demo
 from herald.store import Store, StoreError, lease_node_id, open_store
@@ -91,7 +92,10 @@ def create_app(settings: Settings | None = None) -> FastAPI:
         purge = asyncio.create_task(_purge_forever(services))
         demo = asyncio.create_task(run_demo(services)) if settings.demo else None
         try:
-            async with delivery_in_process(store, settings, services.catalog, services.ids):
+            async with (
+                delivery_in_process(store, settings, services.catalog, services.ids),
+                devices_in_process(store, settings.device_state_poll_seconds),
+            ):
                 yield
         finally:
             if demo is not None:
@@ -129,6 +133,7 @@ def create_app(settings: Settings | None = None) -> FastAPI:
     app.include_router(ingest_routes.router, prefix=API_PREFIX)
     app.include_router(rejected_routes.router, prefix=API_PREFIX)
     app.include_router(handler_routes.router, prefix=API_PREFIX)
+    app.include_router(devices.router, prefix=API_PREFIX)
     app.include_router(health.router)
     app.include_router(metrics_routes.router)
     app.mount("/", StaticFiles(directory=STATIC_DIR, html=True), name="console")  # last
