@@ -3,6 +3,7 @@
 from __future__ import annotations
 
 import dataclasses
+import subprocess
 from collections.abc import Callable
 from typing import Any
 
@@ -13,6 +14,7 @@ from herald.devices.projector import DeviceProjector
 from herald.store import Store, StoreError
 from herald.store.device_records import DeviceQuery
 from tests.store.conftest import EventFactory
+from tests.support.server import HERALD
 from tests.support.waiting import readable
 
 T0 = 1_790_000_000_000
@@ -141,3 +143,27 @@ def test_queries_are_scoped_filtered_and_counted(
     assert [row.endpoint_key for row in rows] == ["1"]
     assert store.list_device_states(DeviceQuery((acme,), countries=("France",))) == ([], 0)
     assert store.list_device_states(DeviceQuery(()))[1] == 0
+
+
+def test_herald_db_rebuild_device_state(
+    store: Store, database_url: str, make_event: EventFactory, ids: Callable[[int], list[int]]
+) -> None:
+    org = store.create_organisation("Acme").id
+    events = _story(make_event, org, 7)[:2]
+    stored = ids(len(events))
+    store.append(events, stored)
+    readable(store, stored)
+    DeviceProjector(store).catch_up()
+    kept = store.get_device_state((org,), "7")
+    rebuilt = subprocess.run(
+        [*HERALD, "db", "rebuild-device-state", "--database", database_url],
+        capture_output=True,
+        text=True,
+        timeout=60,
+    )
+    assert rebuilt.returncode == 0, rebuilt.stderr
+    assert "device states rebuilt from 2 events" in rebuilt.stdout
+    again = store.get_device_state((org,), "7")
+    assert kept is not None and again is not None
+    assert again.status == ds.Status.ONLINE and again.state == kept.state
+    assert again.updated_ms > kept.updated_ms  # written again, the same
