@@ -181,6 +181,7 @@ def test_the_fleet_list_filters_sorts_and_pages(server: HeraldServer, tenants: T
         assert item["status"] == {"id": 3, "description": "BLOCKED"}
         assert item["name"] == "tracker-4" and item["location"]["operator"]["name"] == "Orange"
         assert item["last_seen"] == format_ms(T0 + 4 * MIN)
+        assert (item["quota_status"], item["sim_status"]) == ("EXHAUSTED", None)
 
 
 BAD_PARAMETERS = [

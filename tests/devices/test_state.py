@@ -174,3 +174,10 @@ def test_unreadable_timestamps_are_no_events() -> None:
     assert ds.device_event(1, 1, orjson.dumps([1])) is None
     read = ds.device_event(1, 1, orjson.dumps({"timestamp": format_ms(T0)}))
     assert read is not None and read.timestamp_ms == T0
+
+
+def test_sim_and_quota_states_newest_wins() -> None:
+    folded = fold([ev(44, 0), ev(8, 1), ev(56, 2), ev(18, 3), ev(19, 4), ev(9, 5)])
+    assert (ds.value(folded, "sim"), ds.value(folded, "quota")) == ("SUSPENDED", "EXHAUSTED")
+    late = ds.apply(folded, ev(10, -1))  # an older deletion does not override the suspension
+    assert ds.value(late, "sim") == "SUSPENDED"

@@ -65,13 +65,12 @@ def to_row(
     endpoint = device_state.value(folded, "endpoint") or {}
     network = device_state.value(folded, "network") or {}
     country = network.get("country") or {}
-    endpoint_id = endpoint.get("id")
     name = endpoint.get("name")
     return DeviceRow(
         organisation_id=organisation_id,
         endpoint_key=key,
         endpoint_id=int(key) if key.isdigit() else None,
-        endpoint_name=name if isinstance(name, str) else (None if endpoint_id else key),
+        endpoint_name=name if isinstance(name, str) else (None if key.isdigit() else key),
         status=int(device_state.status(folded)),
         country=country.get("name") if isinstance(country.get("name"), str) else None,
         operator=network.get("name") if isinstance(network.get("name"), str) else None,
@@ -107,24 +106,28 @@ class DeviceProjector:
     def catch_up(self) -> int:
         """Fold the log up to its (readable) end; how many entries."""
         done = 0
-        while True:
-            count = self.step()
-            if count == 0:
-                return done
+        while (count := self.step()) != 0:
             done += count or 0
+        return done
 
     async def run_once(self) -> int:
-        """``catch_up`` off the event loop."""
+        """``catch_up`` off the event loop (tests drive it)."""
         return await self._threads.run(self.catch_up)
 
     async def run(self) -> None:
-        """Follow the log until cancelled."""
+        """Follow the log until cancelled: one chunk per call into the store's thread, so a
+        long catch-up (the first start on a large log) stops within a chunk when cancelled."""
         while True:
             try:
-                await self.run_once()
+                count = await self._threads.run(self.step)
             except StoreError:
                 log.exception("device state: cannot follow the log; trying again")
-            await asyncio.sleep(self.poll_seconds)
+                count = 0
+            except Exception:  # a defect must not stop the states for the process's life
+                log.exception("device state: projecting failed; trying again")
+                count = 0
+            if count == 0:
+                await asyncio.sleep(self.poll_seconds)
 
     async def aclose(self) -> None:
         await self._threads.aclose()

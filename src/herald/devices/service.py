@@ -73,6 +73,8 @@ def summary(row: DeviceRow) -> dict[str, Any]:
         "ip_address": endpoint.get("ip_address"),
         "organisation": {"id": row.organisation_id},
         **connectivity(row),
+        "sim_status": device_state.value(folded, "sim"),
+        "quota_status": device_state.value(folded, "quota"),
         "last_seen": format_ms(row.last_event_ms),
         "updated": format_ms(row.updated_ms),
     }

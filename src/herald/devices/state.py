@@ -74,6 +74,19 @@ _FACTS: dict[int, tuple[str, ...]] = {
     1016: (PS_ATTACH,),  # Stacuity: network status idle
     1022: (PS_ATTACH,),  # Stacuity: serving operator changed
 }
+# Registers set by the type alone: the SIM's state and the data quota's.
+_LABELS: dict[int, tuple[str, str]] = {
+    8: ("sim", "ACTIVATED"),
+    9: ("sim", "SUSPENDED"),
+    10: ("sim", "DELETED"),
+    44: ("sim", "ISSUED"),
+    45: ("sim", "FACTORY_TEST"),
+    18: ("quota", "THRESHOLD_REACHED"),
+    19: ("quota", "EXHAUSTED"),
+    56: ("quota", "ACTIVE"),
+    57: ("quota", "DELETED"),
+    60: ("quota", "EXPIRED"),
+}
 CREATE_PDP_CONTEXT = 3
 _LOCATION_TYPES = frozenset({1, 2, CREATE_PDP_CONTEXT})
 _SESSION_TYPES = frozenset({CREATE_PDP_CONTEXT, 4})
@@ -198,6 +211,9 @@ def _values(event: DeviceEvent) -> dict[str, JSON]:
     endpoint = record.get("endpoint")
     if isinstance(endpoint, Mapping):
         values["endpoint"] = _scalars(endpoint, ("id", "name", "imei", "ip_address", "tags"))
+    if type_id in _LABELS:
+        name, label = _LABELS[type_id]
+        values[name] = label
     detail = record.get("detail")
     detail = detail if isinstance(detail, Mapping) else {}
     opened = type_id in _SESSION_TYPES and (type_id != CREATE_PDP_CONTEXT or accepted(record))

@@ -10,7 +10,7 @@ move it past what either has written.
 from __future__ import annotations
 
 from collections.abc import Sequence
-from typing import Any
+from typing import Any, cast
 
 from herald.store.common import C, SQLStoreBase
 from herald.store.device_records import DEVICE_SORTS, DeviceQuery, DeviceRow
@@ -109,8 +109,8 @@ class DeviceStateMethods(SQLStoreBase[C]):
             ).rowcount
             if moved != 1:
                 return False
-            for row in rows:
-                self._execute(conn, _UPSERT, _values(row))
+            if rows:  # both drivers' cursors batch this (psycopg in one pipeline)
+                cast(Any, conn).cursor().executemany(self._sql(_UPSERT), [_values(r) for r in rows])
         return True
 
     def reset_device_states(self) -> None:
