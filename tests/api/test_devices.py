@@ -8,7 +8,8 @@ from typing import Any
 import httpx
 import pytest
 
-from herald.timefmt import format_ms, now_ms
+from herald.timefmt import format_ms, now_ms, parse_timestamp, to_ms
+from tests.ingest.examples import emnify_examples, recently
 from tests.support.server import HeraldServer
 from tests.support.waiting import wait_until
 
@@ -213,3 +214,39 @@ def test_bad_parameters_are_422_naming_the_field(server: HeraldServer, tenants: 
         assert client.get("/endpoint/" + "x" * 300 + "/connectivity").status_code == 400
     with server.client() as anonymous:
         assert anonymous.get("/endpoint").status_code == 401
+
+
+def test_provider_records_drive_the_state(server: HeraldServer, tenants: Tenants) -> None:
+    """emnify's own example records (the reference), through /ingest/emnify, for one device."""
+    examples = emnify_examples()
+
+    def example(type_id: int, accepted: bool = True) -> dict[str, Any]:
+        return next(
+            record
+            for record in examples
+            if int(record["event_type"]["id"]) == type_id
+            and ("rejected" not in record["description"]) == accepted
+        )
+
+    story = [example(1), example(3), example(3, accepted=False)]
+    story = [{**record, "endpoint": {**record["endpoint"], "id": 4242}} for record in story]
+    token = server.create_token(tenants.a, "ingest:emnify", "event:read")
+    with server.client(token) as client:
+        records = recently(story)
+        response = client.post("/ingest/emnify", json=records)
+        assert response.status_code == 200 and response.json()["stored"] == 3, response.text
+        last = format_ms(to_ms(parse_timestamp(records[-1]["timestamp"])))
+
+        def projected() -> bool:  # up to the last record, the rejection
+            found = client.get("/endpoint", params={"status": "ONLINE"}).json()
+            return [(e["id"], e["last_seen"]) for e in found] == [(4242, last)]
+
+        wait_until(projected)
+        answer = connectivity(client, 4242)
+    assert answer["status"] == {"id": 1, "description": "ONLINE"}  # the rejection changed nothing
+    assert answer["location"]["operator"]["name"] == "Vodafone"
+    assert answer["location"]["country"]["name"] == "Germany"
+    assert answer["location"]["vlr"] == "491720000095"
+    pdp = answer["pdp_context"]
+    assert (pdp["apn"], pdp["ue_ip_address"]) == ("em", "101.124.109.214")
+    assert answer["services"] == ["GPRS", "SMS"]
