@@ -2,6 +2,8 @@
 
 from __future__ import annotations
 
+import asyncio
+import contextlib
 import dataclasses
 import subprocess
 from collections.abc import Callable
@@ -167,3 +169,36 @@ def test_herald_db_rebuild_device_state(
     assert kept is not None and again is not None
     assert again.status == ds.Status.ONLINE and again.state == kept.state
     assert again.updated_ms > kept.updated_ms  # written again, the same
+
+
+def test_the_serve_loop_follows_the_log_and_stops_between_chunks(
+    store: Store, make_event: EventFactory, ids: Callable[[int], list[int]]
+) -> None:
+    org = store.create_organisation("Acme").id
+    events = [e for n in range(50) for e in _story(make_event, org, n, start=n)]
+    stored = ids(len(events))
+    store.append(events, stored)
+    readable(store, stored)
+
+    async def follow() -> tuple[int, int]:
+        projector = DeviceProjector(store, poll_seconds=0.01, chunk=5)
+        task = asyncio.create_task(projector.run())
+        await asyncio.sleep(0)  # the first chunk starts
+        task.cancel()
+        with contextlib.suppress(asyncio.CancelledError):
+            await task
+        await projector.aclose()  # waits for the chunk in hand only
+        stopped_at = store.device_cursor()
+        follower = DeviceProjector(store, poll_seconds=0.01, chunk=50)
+        task = asyncio.create_task(follower.run())
+        while store.device_cursor() != store.last_seq():
+            await asyncio.sleep(0.01)
+        task.cancel()
+        with contextlib.suppress(asyncio.CancelledError):
+            await task
+        await follower.aclose()
+        return stopped_at, store.device_status_counts((org,)).get(ds.Status.OFFLINE, 0)
+
+    stopped_at, offline = asyncio.run(asyncio.wait_for(follow(), 30))
+    assert stopped_at < store.last_seq()  # cancelled long before the end of the log
+    assert offline == 50

@@ -17,7 +17,7 @@ import logging
 from collections.abc import AsyncIterator, Sequence
 
 from herald.devices import state as device_state
-from herald.store import Store, StoreError
+from herald.store import Store, StoreUnavailable
 from herald.store.base import LogEntry
 from herald.store.device_records import DeviceRow
 from herald.threads import Threads
@@ -25,6 +25,7 @@ from herald.timefmt import now_ms
 
 log = logging.getLogger("herald.devices")
 CHUNK = 1000  # log entries folded per transaction
+MAX_BACKOFF_SECONDS = 30.0
 Key = tuple[int, str]
 
 
@@ -116,18 +117,23 @@ class DeviceProjector:
 
     async def run(self) -> None:
         """Follow the log until cancelled: one chunk per call into the store's thread, so a
-        long catch-up (the first start on a large log) stops within a chunk when cancelled."""
+        long catch-up (the first start on a large log) stops within a chunk when cancelled.
+        While the store fails, wait longer each time (up to ``MAX_BACKOFF_SECONDS``)."""
+        backoff = self.poll_seconds
         while True:
             try:
                 count = await self._threads.run(self.step)
-            except StoreError:
-                log.exception("device state: cannot follow the log; trying again")
-                count = 0
+            except StoreUnavailable as exc:
+                log.warning("device state: store unavailable (%s); trying again", exc.why.value)
             except Exception:  # a defect must not stop the states for the process's life
                 log.exception("device state: projecting failed; trying again")
-                count = 0
-            if count == 0:
-                await asyncio.sleep(self.poll_seconds)
+            else:
+                backoff = self.poll_seconds
+                if count == 0:  # at the end of the log (None: another process moved first)
+                    await asyncio.sleep(self.poll_seconds)
+                continue
+            await asyncio.sleep(backoff)
+            backoff = min(backoff * 2, MAX_BACKOFF_SECONDS)
 
     async def aclose(self) -> None:
         await self._threads.aclose()
