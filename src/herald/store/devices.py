@@ -16,6 +16,7 @@ from herald.store.common import C, SQLStoreBase
 from herald.store.device_records import DEVICE_SORTS, DeviceQuery, DeviceRow
 
 PROJECTION = "device_state"
+_NOT_NULL = frozenset({"status", "last_event_ms", "updated_ms"})
 _COLUMNS = (
     "organisation_id, endpoint_key, endpoint_id, endpoint_name, status, country, operator, "
     "last_event_ms, updated_ms, state"
@@ -58,6 +59,15 @@ def _values(row: DeviceRow) -> tuple[object, ...]:
         row.updated_ms,
         row.state,
     )
+
+
+def _order(name: str, descending: bool) -> str:
+    """One sort key; a column that may be NULL sorts those last on both backends."""
+    column = DEVICE_SORTS[name]
+    direction = " DESC" if descending else ""
+    if column in _NOT_NULL:
+        return f"{column}{direction}"
+    return f"({column} IS NULL), {column}{direction}"
 
 
 def _marks(values: Sequence[object]) -> str:
@@ -153,11 +163,9 @@ class DeviceStateMethods(SQLStoreBase[C]):
             conditions.append("last_event_ms < ?")
             params.append(query.seen_before_ms)
         where += "".join(f" AND {condition}" for condition in conditions)
-        order = ", ".join(
-            f"({DEVICE_SORTS[name]} IS NULL), {DEVICE_SORTS[name]}{' DESC' if desc else ''}"
-            for name, desc in query.sort
-        )
-        order += ", organisation_id, endpoint_key"  # a stable order for paging
+        order = ", ".join(_order(name, desc) for name, desc in query.sort)
+        last = " DESC" if query.sort[-1][1] else ""  # a stable order for paging, index-friendly
+        order += f", organisation_id{last}, endpoint_key{last}"
 
         def read(conn: C) -> tuple[list[DeviceRow], int]:
             total = self._execute(

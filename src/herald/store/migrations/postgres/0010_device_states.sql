@@ -14,8 +14,9 @@ CREATE TABLE device_states (
     state           TEXT NOT NULL,
     PRIMARY KEY (organisation_id, endpoint_key)
 );
-CREATE INDEX device_states_org_seen ON device_states (organisation_id, last_event_ms);
-CREATE INDEX device_states_org_status ON device_states (organisation_id, status, last_event_ms);
+CREATE INDEX device_states_org_seen ON device_states (organisation_id, last_event_ms, endpoint_key);
+CREATE INDEX device_states_org_status
+    ON device_states (organisation_id, status, last_event_ms, endpoint_key);
 
 CREATE TABLE device_projection (
     name       TEXT PRIMARY KEY,
