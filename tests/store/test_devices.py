@@ -3,7 +3,6 @@
 from __future__ import annotations
 
 import asyncio
-import contextlib
 import dataclasses
 import subprocess
 from collections.abc import Callable
@@ -12,14 +11,16 @@ from typing import Any
 import pytest
 
 from herald.devices import state as ds
-from herald.devices.projector import DeviceProjector
+from herald.devices.projector import DeviceProjector, in_process
+from herald.loops import Loops
 from herald.store import Store, StoreError
 from herald.store.device_records import DeviceQuery
+from herald.timefmt import now_ms
 from tests.store.conftest import EventFactory
 from tests.support.server import HERALD
 from tests.support.waiting import readable
 
-T0 = 1_790_000_000_000
+T0 = now_ms() - 3 * 86_400_000  # within the retention window, whole minutes apart
 MIN = 60_000
 NETWORK = {"id": 3, "name": "Vodafone", "country": {"id": 74, "name": "Germany"}}
 
@@ -181,22 +182,15 @@ def test_the_serve_loop_follows_the_log_and_stops_between_chunks(
     readable(store, stored)
 
     async def follow() -> tuple[int, int]:
-        projector = DeviceProjector(store, poll_seconds=0.01, chunk=5)
-        task = asyncio.create_task(projector.run())
-        await asyncio.sleep(0)  # the first chunk starts
-        task.cancel()
-        with contextlib.suppress(asyncio.CancelledError):
-            await task
-        await projector.aclose()  # waits for the chunk in hand only
-        stopped_at = store.device_cursor()
-        follower = DeviceProjector(store, poll_seconds=0.01, chunk=50)
-        task = asyncio.create_task(follower.run())
-        while store.device_cursor() != store.last_seq():
-            await asyncio.sleep(0.01)
-        task.cancel()
-        with contextlib.suppress(asyncio.CancelledError):
-            await task
-        await follower.aclose()
+        loops = Loops()
+        async with in_process(store, 0.01, loops) as projector:
+            projector.chunk = 5
+            await asyncio.sleep(0)  # the first chunk starts; leaving cancels the loop
+        stopped_at = store.device_cursor()  # the chunk in hand was finished, no more
+        async with in_process(store, 0.01, loops):
+            while store.device_cursor() != store.last_seq():
+                await asyncio.sleep(0.01)
+        assert loops.report()["device_state"]["healthy"] is True
         return stopped_at, store.device_status_counts((org,)).get(ds.Status.OFFLINE, 0)
 
     stopped_at, offline = asyncio.run(asyncio.wait_for(follow(), 30))

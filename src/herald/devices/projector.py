@@ -5,27 +5,25 @@ watermark, so no event is ever skipped), folds the events into the states of the
 they name, and writes the changed states with the new cursor in one transaction. The fold
 is order-free and idempotent (``state.apply``), so a step repeated after a crash, or run by
 two processes at once (the cursor is compare-and-set), changes nothing it should not.
-``run_once()`` projects up to the end of the log (tests drive it); ``run()`` is the loop
-``herald serve`` runs.
+``run_once()`` projects up to the end of the log; ``herald serve`` runs it in a loop that
+survives any failure (``loops.run_forever``).
 """
 
 from __future__ import annotations
 
 import asyncio
 import contextlib
-import logging
 from collections.abc import AsyncIterator, Sequence
 
 from herald.devices import state as device_state
-from herald.store import Store, StoreUnavailable
+from herald.loops import Loops, run_forever
+from herald.store import Store
 from herald.store.base import LogEntry
 from herald.store.device_records import DeviceRow
 from herald.threads import Threads
 from herald.timefmt import now_ms
 
-log = logging.getLogger("herald.devices")
 CHUNK = 1000  # log entries folded per transaction
-MAX_BACKOFF_SECONDS = 30.0
 Key = tuple[int, str]
 
 
@@ -112,42 +110,30 @@ class DeviceProjector:
         return done
 
     async def run_once(self) -> int:
-        """``catch_up`` off the event loop (tests drive it)."""
-        return await self._threads.run(self.catch_up)
-
-    async def run(self) -> None:
-        """Follow the log until cancelled: one chunk per call into the store's thread, so a
-        long catch-up (the first start on a large log) stops within a chunk when cancelled.
-        While the store fails, wait longer each time (up to ``MAX_BACKOFF_SECONDS``)."""
-        backoff = self.poll_seconds
-        while True:
-            try:
-                count = await self._threads.run(self.step)
-            except StoreUnavailable as exc:
-                log.warning("device state: store unavailable (%s); trying again", exc.why.value)
-            except Exception:  # a defect must not stop the states for the process's life
-                log.exception("device state: projecting failed; trying again")
-            else:
-                backoff = self.poll_seconds
-                if count == 0:  # at the end of the log (None: another process moved first)
-                    await asyncio.sleep(self.poll_seconds)
-                continue
-            await asyncio.sleep(backoff)
-            backoff = min(backoff * 2, MAX_BACKOFF_SECONDS)
+        """Fold the log up to its end off the event loop, one chunk per call into the
+        store's thread: cancelled, a long catch-up (the first start on a large log) stops
+        within a chunk. How many entries (tests drive it)."""
+        done = 0
+        while (count := await self._threads.run(self.step)) != 0:
+            done += count or 0
+        return done
 
     async def aclose(self) -> None:
         await self._threads.aclose()
 
 
 @contextlib.asynccontextmanager
-async def in_process(store: Store, poll_seconds: float) -> AsyncIterator[DeviceProjector]:
-    """Keep the device states current inside ``herald serve`` for as long as the block lasts."""
+async def in_process(
+    store: Store, poll_seconds: float, loops: Loops
+) -> AsyncIterator[DeviceProjector]:
+    """Keep the device states current inside ``herald serve`` for as long as the block lasts:
+    a loop (``device_state`` in ``/ready``) that survives any failure, backing off."""
     projector = DeviceProjector(store, poll_seconds=poll_seconds)
-    task = asyncio.create_task(projector.run())
+    task = asyncio.create_task(run_forever(loops, "device_state", projector.run_once, poll_seconds))
     try:
         yield projector
     finally:
         task.cancel()
         with contextlib.suppress(asyncio.CancelledError):
             await task
-        await projector.aclose()
+        await projector.aclose()  # waits for the chunk in hand, before the store closes
