@@ -37,6 +37,7 @@ class Settings(BaseSettings):
     delivery_lease_seconds: float = Field(default=30, gt=0)
     delivery_poll_seconds: float = Field(default=0.05, gt=0)
     handler_retention_days: float = Field(default=3, gt=0)
+    device_state_poll_seconds: float = Field(default=0.2, gt=0)  # projector's look at the log
     allow_private_targets: bool = False
 
     sqlite_synchronous: str = "FULL"
