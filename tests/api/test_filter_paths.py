@@ -4,6 +4,7 @@ events (the tags case of the field-table issue), over a real server on each back
 from __future__ import annotations
 
 import threading
+import time
 from collections.abc import Iterator
 from pathlib import Path
 from typing import Any
@@ -132,3 +133,29 @@ def test_unknown_parameters_and_values_answer_422(herald: HeraldServer) -> None:
                 answer = client.get(path, params=params)
                 assert answer.status_code == 422, (path, answer.text)
                 assert answer.json()["errors"][0]["field"] == field
+
+
+def test_one_date_alone_ranges_to_now(herald: HeraldServer) -> None:
+    """The platform event API: "if only one date is specified, range is automatically
+    between the date and NOW", for ``from`` and for ``until`` alike."""
+    _, token = tenant(herald)
+    now = time.time()
+    stamps = [now - 3 * 3600, now - 2 * 3600, now - 3600]
+    with herald.client(token) as client:
+        posted = client.post(
+            "/event",
+            json=[
+                {"event_type": {"id": 10001}, "timestamp": _iso(stamp), "description": f"e{i}"}
+                for i, stamp in enumerate(stamps)
+            ],
+        )
+        assert posted.status_code == 201, posted.text
+        ids = [event["id"] for event in posted.json()]
+        since = _iso(now - 2.5 * 3600)
+        for name in ("from", "until"):
+            listed = client.get("/event", params={name: since, "type": "10001"}).json()
+            assert sorted(event["id"] for event in listed) == sorted(ids[1:]), name
+
+
+def _iso(seconds: float) -> str:
+    return time.strftime("%Y-%m-%dT%H:%M:%SZ", time.gmtime(seconds))
