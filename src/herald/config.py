@@ -34,6 +34,9 @@ class Settings(BaseSettings):
     delivery_timeout_seconds: float = Field(default=10, gt=0)
     delivery_lease_seconds: float = Field(default=30, gt=0)
     delivery_poll_seconds: float = Field(default=0.05, gt=0)
+    delivery_max_connections: int = Field(default=200, ge=1)  # one pool for every handler
+    delivery_connections_per_organisation: int = Field(default=20, ge=1)  # requests at once
+    delivery_drain_seconds: float = Field(default=10, ge=0)  # on stop, for requests out
     handler_retention_days: float = Field(default=3, gt=0)
     allow_private_targets: bool = False
 

@@ -63,6 +63,11 @@ def test_crud_and_secret_shown_only_on_creation(herald: HeraldServer) -> None:
         ({"name": "x", "url": HOOK, "filter": {"severities": [7]}}, "filter.severities"),
         ({"name": "x", "url": HOOK, "filter": {"colour": "red"}}, "filter.colour"),
         ({"name": "x", "url": HOOK, "batch": {"max_events": 0}}, "batch.max_events"),
+        ({"name": "x", "url": HOOK + "\r\nX-Injected: 1"}, "url"),
+        ({"name": "x", "url": HOOK + "/a b"}, "url"),
+        ({"name": "x", "url": HOOK + "\t"}, "url"),
+        ({"name": "x", "url": HOOK + "\x00"}, "url"),
+        ({"name": "x", "url": "http://127.0.0.1:9\u2028/hook"}, "url"),
     ],
 )
 def test_bad_input_names_field_and_reason(
@@ -74,6 +79,17 @@ def test_bad_input_names_field_and_reason(
     assert response.status_code == 422, response.text
     assert response.headers["content-type"] == "application/problem+json"
     assert field in [error["field"] for error in response.json()["errors"]]
+
+
+def test_a_url_with_control_characters_is_refused_on_update(herald: HeraldServer) -> None:
+    _, token = tenant(herald)
+    with herald.client(token) as client:
+        handler = client.post("/event_handler", json={"name": "x", "url": HOOK}).json()
+        path = f"/event_handler/{handler['id']}"
+        response = client.patch(path, json={"url": HOOK + "\r\nHost: elsewhere"})
+        assert response.status_code == 422, response.text
+        assert [error["field"] for error in response.json()["errors"]] == ["url"]
+        assert client.get(path).json()["url"] == HOOK
 
 
 def test_permissions(herald: HeraldServer) -> None:

@@ -40,7 +40,7 @@ from herald.delivery.requests import build_request
 from herald.delivery.retry import RetryPolicy
 from herald.delivery.webhook import SendResult, WebhookSender
 from herald.ids import IdGenerator
-from herald.model import EventIn, OrganisationRef, TypeRef, build_event
+from herald.model import EventIn, NewEvent, OrganisationRef, TypeRef, build_event
 from herald.store import Store, StoreError
 from herald.store.base import Delivery, Handler, HandlerProgress, LogEntry, Replay
 from herald.threads import Threads
@@ -118,6 +118,7 @@ class DeliveryWorker:
         self.sender = sender or WebhookSender(
             timeout=settings.delivery_timeout_seconds,
             allow_private=settings.allow_private_targets,
+            max_connections=settings.delivery_max_connections,
         )
         self.policy = policy or RetryPolicy(schedule=settings.retry_delays)
         self._lease_ms = int(settings.delivery_lease_seconds * 1000)
@@ -127,6 +128,9 @@ class DeliveryWorker:
         self._passed: dict[int, float] = {}  # per handler: when _pass_quiet last moved it
         self._lost: set[int] = set()  # handlers whose task stops after its current step
         self._held_until = 0.0  # (monotonic) when the leases of the last renewal run out
+        self._slots: dict[int, asyncio.Semaphore] = {}  # per organisation: requests at once
+        self._busy: set[int] = set()  # handlers whose request is out: stopping waits for them
+        self._stopping = False
         self._threads = Threads("herald-delivery", STORE_THREADS)
 
     async def _run(self, work: Callable[..., T], *args: Any) -> T:
@@ -157,14 +161,40 @@ class DeliveryWorker:
                     self._held_until = started + self.settings.delivery_lease_seconds
                     metrics.DELIVERY_HANDLERS.labels(self.mode).set(len(claimed))
                     self._reconcile(tasks, claimed)
+                    await self._cancel_deleted(tasks)
                 self._wake()  # idle handlers look for replays and changes once per renewal
                 await self._watch(renew, tasks)
         finally:
-            for task in tasks.values():
+            await self._drain(tasks)
+
+    async def _drain(self, tasks: Mapping[int, asyncio.Task[None]]) -> None:
+        """Stop: cancel the handlers that wait, let the requests out finish and be recorded
+        (for at most ``HERALD_DELIVERY_DRAIN_SECONDS``), then give up the leases."""
+        self._stopping = True
+        self._wake()
+        for handler_id, task in tasks.items():
+            if handler_id not in self._busy:
                 task.cancel()
-            await asyncio.gather(*tasks.values(), return_exceptions=True)
-            with contextlib.suppress(StoreError):
-                await self._run(self.store.release_handlers, self.owner)
+        busy = [task for handler_id, task in tasks.items() if handler_id in self._busy]
+        if busy:
+            log.info("delivery: stopping; waiting for %d requests to finish", len(busy))
+            await asyncio.wait(busy, timeout=self.settings.delivery_drain_seconds)
+        for task in tasks.values():
+            task.cancel()
+        await asyncio.gather(*tasks.values(), return_exceptions=True)
+        with contextlib.suppress(StoreError):
+            await self._run(self.store.release_handlers, self.owner)
+
+    async def _cancel_deleted(self, tasks: dict[int, asyncio.Task[None]]) -> None:
+        """Cancel the tasks of deleted handlers, requests in flight included: nothing is
+        left to record them in, and a slow receiver should not keep them open."""
+        for handler_id in list(self._lost):
+            task = tasks.get(handler_id)
+            if task is None or task.done():
+                continue
+            if await self._run(self.store.get_handler, handler_id) is None:
+                log.info("delivery: handler %d deleted; its request is cancelled", handler_id)
+                task.cancel()
 
     def _reconcile(
         self, tasks: dict[int, asyncio.Task[None]], claimed: Mapping[int, Handler]
@@ -215,7 +245,7 @@ class DeliveryWorker:
         handler_id = claimed.id
         handler: Handler | None = claimed
         try:
-            while handler_id not in self._lost:
+            while handler_id not in self._lost and not self._stopping:
                 if time.monotonic() >= self._held_until:  # another worker may hold it now
                     handler = None  # and may have moved it on: read it again afterwards
                     await asyncio.sleep(self.settings.delivery_poll_seconds)
@@ -228,6 +258,15 @@ class DeliveryWorker:
                     handler = None
                     await asyncio.sleep(1)
                     continue
+                except Exception as exc:  # never a hot loop: recorded and backed off
+                    log.exception("delivery: handler %d: step failed", handler_id)
+                    handler = None
+                    with contextlib.suppress(StoreError):
+                        await self._step_failed(handler_id, exc)
+                    await asyncio.sleep(1)
+                    continue
+                finally:
+                    self._busy.discard(handler_id)
                 handler = result.handler
                 if result.kind == "gone":
                     return
@@ -300,7 +339,14 @@ class DeliveryWorker:
         for replay in await self._run(self.store.pending_replays, handler.id):
 
             def wanted(item: Item, replay: Replay = replay) -> bool:
-                timestamp = to_ms(parse_timestamp(item.record["timestamp"]))
+                timestamp = _timestamp_ms(item)
+                if timestamp is None:
+                    log.warning(
+                        "delivery: replay %d: event %d has an unreadable timestamp; skipped",
+                        replay.id,
+                        item.event_id,
+                    )
+                    return False
                 in_range = replay.from_ms <= timestamp <= replay.until_ms
                 return in_range and handler_filter.matches(item.record)
 
@@ -359,48 +405,90 @@ class DeliveryWorker:
         await self._run(self.store.advance_cursor, handler.id, self.owner, log_end)
 
     async def _deliver(self, handler: Handler, batch: _Batch) -> StepResult:
-        now = datetime.now(UTC)
         event_ids = tuple(item.event_id for item in batch.items)
         prefix = f"r{batch.replay.id}" if batch.replay else f"h{handler.id}"
         msg_id = f"{prefix}_{event_ids[0]}_{event_ids[-1]}"
-        body, headers = build_request(handler, batch.items, msg_id, now)
         if batch.replay is None:
             self._read_ahead(handler, batch.advance_to, batch.rest)
-        result = await self.sender.send(handler.spec.url, body, headers)
+        async with self._slot(handler.organisation_id):
+            now = datetime.now(UTC)  # signed when sent, however long the slot took
+            body, headers = build_request(handler, batch.items, msg_id, now)
+            self._busy.add(handler.id)  # from here on, stopping waits for the step's end
+            result = await self.sender.send(handler.spec.url, body, headers)
+        kind = "replay" if batch.replay else "live"
+        recorded, outcome = await self._record(handler, kind, event_ids, result, now, batch)
+        if recorded is None:
+            return StepResult(handler.id, "gone")
+        metrics.observe_delivery(handler.id, outcome, _received_ms(batch.items[-1]))
+        replay_id = batch.replay.id if batch.replay else None
+        return StepResult(handler.id, outcome, event_ids, replay_id, recorded)
+
+    def _slot(self, organisation_id: int) -> asyncio.Semaphore:
+        """The organisation's share of the connections: one tenant's slow receivers cannot
+        hold the pool every tenant sends through."""
+        slot = self._slots.get(organisation_id)
+        if slot is None:
+            slot = self._slots[organisation_id] = asyncio.Semaphore(
+                self.settings.delivery_connections_per_organisation
+            )
+        return slot
+
+    async def _record(
+        self,
+        handler: Handler,
+        kind: str,
+        event_ids: tuple[int, ...],
+        result: SendResult,
+        now: datetime,
+        batch: _Batch | None = None,
+    ) -> tuple[Handler | None, str]:
+        """Write the attempt and the handler's progress (with the "handler disabled" notice
+        if it disables the handler, in the same transaction); the handler as written (None:
+        the lease was lost) and the attempt's outcome."""
         progress = self._progress(handler, batch, result, now)
+        reason = progress.disabled_reason
         delivery = Delivery(
             handler_id=handler.id,
             at_ms=to_ms(now),
-            kind="replay" if batch.replay else "live",
+            kind=kind,
             event_ids=event_ids,
             status=result.status,
-            outcome="disabled" if progress.disabled_reason else result.outcome,
+            outcome="disabled" if reason else result.outcome,
             error=result.error,
             latency_ms=result.latency_ms,
         )
-        replay_cursor = (
-            (batch.replay.id, batch.advance_to) if batch.replay and result.delivered else None
-        )
+        replay_cursor = None
+        if batch is not None and batch.replay and result.delivered:
+            replay_cursor = (batch.replay.id, batch.advance_to)
+        notice = await self._disabled_notice(handler, reason) if reason else None
         recorded = await self._run(
-            self.store.record_delivery, self.owner, delivery, progress, replay_cursor
+            self.store.record_delivery, self.owner, delivery, progress, replay_cursor, notice
         )
         if recorded is None:
-            return StepResult(handler.id, "gone")
-        metrics.observe_delivery(handler.id, delivery.outcome, _received_ms(batch.items[-1]))
-        if progress.disabled_reason:
-            log.warning("delivery: handler %d disabled: %s", handler.id, progress.disabled_reason)
-            await self._record_disabled(handler, progress.disabled_reason)
+            return None, delivery.outcome
+        if notice is not None:
+            metrics.EVENTS_INGESTED.labels(notice[0].provider).inc()
+        if reason:
+            log.warning("delivery: handler %d disabled: %s", handler.id, reason)
         elif not result.delivered:
             failures = progress.failures
             log.info("delivery: handler %d: %s (failure %d)", handler.id, result.error, failures)
-        replay_id = batch.replay.id if batch.replay else None
-        return StepResult(handler.id, delivery.outcome, event_ids, replay_id, recorded)
+        return recorded, delivery.outcome
+
+    async def _step_failed(self, handler_id: int, error: Exception) -> None:
+        """Record a step that raised (a bug, or data it could not handle) as a failed
+        attempt: in the log with its error, backed off by the retry policy, in the status."""
+        handler = await self._run(self.store.get_handler, handler_id)
+        if handler is None or not handler.spec.enabled or handler.owner != self.owner:
+            return
+        result = SendResult(None, f"internal error: {type(error).__name__}: {error}"[:500], 0)
+        await self._record(handler, "live", (), result, datetime.now(UTC))
 
     def _progress(
-        self, handler: Handler, batch: _Batch, result: SendResult, now: datetime
+        self, handler: Handler, batch: _Batch | None, result: SendResult, now: datetime
     ) -> HandlerProgress:
         at = to_ms(now)
-        if result.delivered:
+        if result.delivered and batch is not None:
             cursor = handler.cursor_seq if batch.replay else batch.advance_to
             return HandlerProgress(cursor_seq=cursor, last_success_ms=at)
         failures = handler.failures + 1
@@ -413,7 +501,9 @@ class DeliveryWorker:
             retention=timedelta(milliseconds=handler.spec.retention_ms),
         )
         disabled = None
-        if next_attempt is None:
+        if result.gone:  # Standard Webhooks: the receiver wants no more
+            disabled = "the receiver answered 410 Gone"
+        elif next_attempt is None:
             disabled = (
                 f"failing since {format_ms(failing_since)}, longer than the handler's "
                 f"retention; last error: {result.error}"
@@ -427,11 +517,11 @@ class DeliveryWorker:
             disabled_reason=disabled,
         )
 
-    async def _record_disabled(self, handler: Handler, reason: str) -> None:
-        """Tell the tenant, as an event of its own log, that a handler was disabled."""
+    async def _disabled_notice(self, handler: Handler, reason: str) -> tuple[NewEvent, int] | None:
+        """The event telling the tenant, in its own log, that a handler is disabled."""
         organisation = await self._run(self.store.get_organisation, handler.organisation_id)
         if organisation is None:
-            return
+            return None
         event = build_event(
             EventIn(
                 event_type=TypeRef(id=HANDLER_DISABLED_TYPE),
@@ -446,8 +536,8 @@ class DeliveryWorker:
         )
         if isinstance(event, list):  # the catalogue lacks the type: a packaging error
             log.error("delivery: cannot record the disabled event: %s", event)
-            return
-        await self._run(self.store.append, [event], self.ids.next_ids(1))
+            return None
+        return event, self.ids.next_ids(1)[0]
 
 
 @functools.lru_cache(maxsize=1024)
@@ -490,7 +580,19 @@ def _matching(handler_filter: HandlerFilter) -> Callable[[Item], bool]:
 
 def _received_ms(item: Item) -> int:
     received = item.record.get("received")
-    return to_ms(parse_timestamp(received)) if isinstance(received, str) else now_ms()
+    try:
+        return to_ms(parse_timestamp(received)) if isinstance(received, str) else now_ms()
+    except (ValueError, OverflowError):  # an event stored before dates were bounded
+        return now_ms()
+
+
+def _timestamp_ms(item: Item) -> int | None:
+    """The event's time, or None if it cannot be read (stored before dates were bounded)."""
+    timestamp = item.record.get("timestamp")
+    try:
+        return to_ms(parse_timestamp(timestamp)) if isinstance(timestamp, str) else None
+    except (ValueError, OverflowError):
+        return None
 
 
 @contextlib.asynccontextmanager

@@ -352,11 +352,13 @@ class Store(Protocol):
         delivery: Delivery,
         progress: HandlerProgress | None,
         replay_cursor: tuple[int, int] | None = None,
+        notice: tuple[NewEvent, int] | None = None,
     ) -> Handler | None:
-        """In one transaction: log the attempt, write the handler's progress and move a
-        replay's cursor ``(replay id, seq)``; return the handler as written. None (and
-        nothing written) if ``owner`` no longer holds the lease. A test delivery (no
-        progress) is logged unconditionally, and the handler returned as it is.
+        """In one transaction: log the attempt, write the handler's progress, move a
+        replay's cursor ``(replay id, seq)`` and append a ``notice`` event ``(event, id)``
+        (the "handler disabled" one); return the handler as written. None (and nothing
+        written) if ``owner`` no longer holds the lease. A test delivery (no progress) is
+        logged unconditionally, and the handler returned as it is.
 
         Delivery bookkeeping does not wait for the disk: a crash of the machine (not of the
         process) may undo the last attempts, whose events are then delivered again."""

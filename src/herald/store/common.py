@@ -16,6 +16,7 @@ from typing import Any, ClassVar, Generic, Protocol, TypeVar
 
 import orjson
 
+from herald.model import NewEvent
 from herald.store.base import (
     Delivery,
     Handler,
@@ -91,6 +92,15 @@ class SQLStoreBase(ABC, Generic[C]):
     @abstractmethod
     def _event_ids(self, value: Any) -> tuple[int, ...]:
         """A delivery's event ids from the ``deliveries.event_ids`` column."""
+
+    @abstractmethod
+    def _insert_events(
+        self, conn: C, events: Sequence[NewEvent], ids: Sequence[int]
+    ) -> list[bytes]:
+        """``append``'s work inside a transaction already open on ``conn``."""
+
+    def _before_insert(self, events: Sequence[NewEvent]) -> None:
+        """Prepare, outside any transaction, for ``_insert_events`` (nothing to do)."""
 
     def _write(self, work: Callable[[C], T]) -> T:
         """Run ``work``, one write statement, as a transaction of its own."""
@@ -364,8 +374,11 @@ class SQLStoreBase(ABC, Generic[C]):
         delivery: Delivery,
         progress: HandlerProgress | None,
         replay_cursor: tuple[int, int] | None = None,
+        notice: tuple[NewEvent, int] | None = None,
     ) -> Handler | None:
-        with self._transaction(durable=False) as conn:
+        if notice is not None:
+            self._before_insert([notice[0]])
+        with self._transaction(durable=notice is not None) as conn:
             if progress is None:
                 row = self._execute(conn, SELECT_HANDLER + " WHERE id = ?", (delivery.handler_id,))
             else:
@@ -395,6 +408,8 @@ class SQLStoreBase(ABC, Generic[C]):
                 return None
             if replay_cursor is not None:
                 self._move_replay(conn, *replay_cursor)
+            if notice is not None and handler is not None and progress is not None:
+                self._insert_events(conn, [notice[0]], [notice[1]])
             self._execute(
                 conn,
                 "INSERT INTO deliveries (handler_id, at_ms, kind, event_ids, status, outcome, "
