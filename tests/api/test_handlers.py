@@ -7,7 +7,7 @@ from pathlib import Path
 
 import pytest
 
-from tests.delivery.receiver import start_delivery_server, tenant
+from tests.delivery.receiver import receiving, start_delivery_server, tenant
 from tests.support.server import HeraldServer
 
 
@@ -151,3 +151,20 @@ def test_private_targets_refused_unless_allowed(tmp_path: Path) -> None:
                 assert response.json()["errors"][0]["field"] == "url"
     finally:
         server.stop()
+
+
+@pytest.mark.parametrize("retry_after", ["²", "Fri, 01 Jan 99999999999999999999 00:00:00 GMT"])
+def test_the_test_send_reports_a_hostile_receiver_rather_than_failing(
+    herald: HeraldServer, retry_after: str
+) -> None:
+    _, token = tenant(herald)
+    with receiving(lambda _: (503, {"Retry-After": retry_after})) as receiver:
+        with herald.client(token) as client:
+            handler = client.post("/event_handler", json={"name": "x", "url": receiver.url}).json()
+            path = f"/event_handler/{handler['id']}"
+            answer = client.post(f"{path}/test")
+            assert answer.status_code == 200, answer.text
+            assert (answer.json()["status"], answer.json()["outcome"]) == (503, "retry")
+            [attempt] = client.get(f"{path}/delivery").json()
+            assert (attempt["kind"], attempt["error"]) == ("test", "HTTP 503")
+        assert len(receiver.requests) == 1

@@ -597,13 +597,14 @@ def _timestamp_ms(item: Item) -> int | None:
 
 @contextlib.asynccontextmanager
 async def in_process(
-    store: Store, settings: Settings, catalog: Catalog, ids: IdGenerator
+    store: Store, settings: Settings, catalog: Catalog, ids: IdGenerator, mode: str = "serve"
 ) -> AsyncIterator[DeliveryWorker | None]:
-    """Run delivery inside ``herald serve`` for as long as the block lasts (if enabled)."""
-    if not settings.delivery_enabled:
+    """Run delivery for as long as the block lasts: inside ``herald serve`` (if enabled) or
+    as ``herald worker``. Leaving the block drains: the requests out finish first."""
+    if mode == "serve" and not settings.delivery_enabled:
         yield None
         return
-    worker = DeliveryWorker(store, settings, catalog, ids, mode="serve")
+    worker = DeliveryWorker(store, settings, catalog, ids, mode=mode)
     task = asyncio.create_task(worker.run())
     try:
         yield worker
