@@ -41,6 +41,8 @@ class Settings(BaseSettings):
     worker_host: str = "127.0.0.1"  # where herald worker serves /health, /ready, /metrics
     worker_port: int = Field(default=9464, ge=1, le=65535)
     allow_private_targets: bool = False
+    secret_key: str | None = Field(default=None, repr=False)  # seals handler secrets
+    secret_key_file: str | None = None  # else: beside the database (or ./herald.secret-key)
 
     sqlite_synchronous: str = "FULL"
     node_id: int | None = Field(default=None, ge=0, le=1023)

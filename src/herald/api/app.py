@@ -28,6 +28,7 @@ from herald.config import Settings
 from herald.console import STATIC_DIR
 from herald.delivery.worker import in_process as delivery_in_process
 from herald.ids import IdGenerator
+from herald.sealing import load_box, seal_stored_secrets
 from herald.simulate.demo import run_demo
 from herald.store import Store, StoreError, lease_node_id, open_store
 from herald.timefmt import now_ms
@@ -71,6 +72,7 @@ def build_services(settings: Settings, store: Store) -> Services:
         catalog=catalog,
         ids=ids,
         audit=audit,
+        secret_box=load_box(settings),
     )
 
 
@@ -83,10 +85,13 @@ def create_app(settings: Settings | None = None) -> FastAPI:
         store = open_store(settings.database_url, sqlite_synchronous=settings.sqlite_synchronous)
         services = build_services(settings, store)
         app.state.services = services
+        seal_stored_secrets(store, services.secret_box)
         purge = asyncio.create_task(_purge_forever(services))
         demo = asyncio.create_task(run_demo(services)) if settings.demo else None
         try:
-            async with delivery_in_process(store, settings, services.catalog, services.ids):
+            async with delivery_in_process(
+                store, settings, services.catalog, services.ids, services.secret_box
+            ):
                 yield
         finally:
             if demo is not None:

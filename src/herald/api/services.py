@@ -11,6 +11,7 @@ from herald.auth import Authenticator
 from herald.catalog import Catalog
 from herald.config import Settings
 from herald.ids import IdGenerator
+from herald.sealing import SecretBox
 from herald.store import Organisation, Store
 from herald.threads import Threads
 
@@ -28,6 +29,7 @@ class Services:
     catalog: Catalog
     ids: IdGenerator
     audit: AuditLog
+    secret_box: SecretBox  # seals and opens handler secrets
     _organisations: dict[int, Organisation] = field(default_factory=dict)
     _threads: Threads = field(
         default_factory=lambda: Threads(THREAD_NAME_PREFIX, STORE_THREADS), repr=False

@@ -19,6 +19,7 @@ from herald.api.routes import health
 from herald.api.routes import metrics as metrics_routes
 from herald.config import Settings
 from herald.delivery.worker import in_process as delivery_in_process
+from herald.sealing import seal_stored_secrets
 from herald.store import open_store
 
 
@@ -30,9 +31,10 @@ def create_worker_app(settings: Settings) -> FastAPI:
         store = open_store(settings.database_url, sqlite_synchronous=settings.sqlite_synchronous)
         services = build_services(settings, store)
         app.state.services = services
+        seal_stored_secrets(store, services.secret_box)
         try:
             async with delivery_in_process(
-                store, settings, services.catalog, services.ids, mode="worker"
+                store, settings, services.catalog, services.ids, services.secret_box, mode="worker"
             ):
                 yield
         finally:

@@ -9,7 +9,8 @@ import typer
 import uvicorn
 
 from herald.api.worker_app import create_worker_app
-from herald.cli.common import DatabaseOption, console, settings_for, store_for
+from herald.cli.common import DatabaseOption, console, fail, settings_for, store_for
+from herald.sealing import load_box
 
 
 def worker(
@@ -28,6 +29,10 @@ def worker(
     settings = settings.model_copy(update=updates)
     logging.basicConfig(level=settings.log_level.upper(), format="%(asctime)s %(message)s")
     store_for(database).close()  # a clear error now if the database cannot be opened
+    try:
+        load_box(settings)
+    except ValueError as exc:
+        fail(f"cannot load the key that seals handler secrets: {exc}")
     console.print(
         f"Herald delivery worker on {settings.database_url}; health and metrics on "
         f"http://{settings.worker_host}:{settings.worker_port}"

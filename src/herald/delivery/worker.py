@@ -41,6 +41,7 @@ from herald.delivery.retry import RetryPolicy
 from herald.delivery.webhook import SendResult, WebhookSender
 from herald.ids import IdGenerator
 from herald.model import EventIn, NewEvent, OrganisationRef, TypeRef, build_event
+from herald.sealing import SecretBox
 from herald.store import Store, StoreError
 from herald.store.base import Delivery, Handler, HandlerProgress, LogEntry, Replay
 from herald.threads import Threads
@@ -108,7 +109,9 @@ class DeliveryWorker:
         mode: str = "worker",
         sender: WebhookSender | None = None,
         policy: RetryPolicy | None = None,
+        box: SecretBox | None = None,
     ) -> None:
+        """``box`` opens the handlers' sealed secrets (None: they are stored in plaintext)."""
         self.store = store
         self.settings = settings
         self.catalog = catalog
@@ -121,6 +124,7 @@ class DeliveryWorker:
             max_connections=settings.delivery_max_connections,
         )
         self.policy = policy or RetryPolicy(schedule=settings.retry_delays)
+        self.box = box
         self._lease_ms = int(settings.delivery_lease_seconds * 1000)
         self._last_seq = 0  # the end of the log as ``_watch`` last saw it
         self._woken = asyncio.Event()
@@ -412,7 +416,7 @@ class DeliveryWorker:
             self._read_ahead(handler, batch.advance_to, batch.rest)
         async with self._slot(handler.organisation_id):
             now = datetime.now(UTC)  # signed when sent, however long the slot took
-            body, headers = build_request(handler, batch.items, msg_id, now)
+            body, headers = build_request(handler, batch.items, msg_id, now, self.box)
             self._busy.add(handler.id)  # from here on, stopping waits for the step's end
             result = await self.sender.send(handler.spec.url, body, headers)
         kind = "replay" if batch.replay else "live"
@@ -597,14 +601,19 @@ def _timestamp_ms(item: Item) -> int | None:
 
 @contextlib.asynccontextmanager
 async def in_process(
-    store: Store, settings: Settings, catalog: Catalog, ids: IdGenerator, mode: str = "serve"
+    store: Store,
+    settings: Settings,
+    catalog: Catalog,
+    ids: IdGenerator,
+    box: SecretBox,
+    mode: str = "serve",
 ) -> AsyncIterator[DeliveryWorker | None]:
     """Run delivery for as long as the block lasts: inside ``herald serve`` (if enabled) or
     as ``herald worker``. Leaving the block drains: the requests out finish first."""
     if mode == "serve" and not settings.delivery_enabled:
         yield None
         return
-    worker = DeliveryWorker(store, settings, catalog, ids, mode=mode)
+    worker = DeliveryWorker(store, settings, catalog, ids, mode=mode, box=box)
     task = asyncio.create_task(worker.run())
     try:
         yield worker

@@ -2,7 +2,7 @@
 
 from __future__ import annotations
 
-from collections.abc import Sequence
+from collections.abc import Callable, Sequence
 from dataclasses import dataclass, field
 from typing import Any, Protocol
 
@@ -329,6 +329,10 @@ class Store(Protocol):
         previous_until_ms: int,
     ) -> Handler:
         """Install a new secret; the current one stays valid until ``previous_until_ms``."""
+
+    def reseal_handler_secrets(self, reseal: Callable[[str], str | None]) -> int:
+        """Rewrite each handler's secrets as ``reseal`` gives them (None: as they are);
+        how many handlers changed. A handler changed meanwhile keeps its new secrets."""
 
     def claim_handlers(self, owner: str, now_ms: int, lease_ms: int) -> list[Handler]:
         """Lease every enabled handler that is free, expired or already ``owner``'s.

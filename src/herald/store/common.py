@@ -330,6 +330,34 @@ class SQLStoreBase(ABC, Generic[C]):
         )
         return self._update_handler(sql, params, handler_id)
 
+    def reseal_handler_secrets(self, reseal: Callable[[str], str | None]) -> int:
+        rows = self._read(
+            lambda c: self._execute(
+                c, "SELECT id, secret, previous_secret FROM handlers ORDER BY id"
+            ).fetchall()
+        )
+        changed = 0
+        for handler_id, secret, previous in rows:
+            new_secret = reseal(secret)
+            new_previous = reseal(previous) if previous else None
+            if new_secret is None and new_previous is None:
+                continue
+            # Only if unchanged since the read: a rotation meanwhile wins (and is sealed).
+            with self._transaction() as conn:
+                changed += self._execute(
+                    conn,
+                    "UPDATE handlers SET secret = ?, previous_secret = ? WHERE id = ? "
+                    "AND secret = ? AND COALESCE(previous_secret, '') = ?",
+                    (
+                        new_secret or secret,
+                        new_previous or previous,
+                        handler_id,
+                        secret,
+                        previous or "",
+                    ),
+                ).rowcount
+        return changed
+
     def _update_handler(self, sql: str, params: list[object], handler_id: int) -> Handler:
         row = self._write(
             lambda c: self._execute(c, f"{sql} RETURNING {HANDLER_COLUMNS}", params).fetchone()

@@ -22,6 +22,7 @@ from herald.delivery.status import handler_status
 from herald.delivery.targets import TargetRefused, check_target
 from herald.delivery.webhook import WebhookSender
 from herald.model import Timestamp
+from herald.sealing import SecretUnavailable
 from herald.store.base import Delivery, Handler, HandlerSpec
 from herald.timefmt import format_ms, now_ms, to_ms
 
@@ -189,7 +190,8 @@ async def create_handler(
         retention_ms=int(retention_days * 86_400_000),
     )
     secret = new_secret()
-    handler = await services.run(services.store.create_handler, organisation_id, spec, secret)
+    sealed = services.secret_box.seal(secret)
+    handler = await services.run(services.store.create_handler, organisation_id, spec, sealed)
     await _audit(services, principal, handler, "created")
     return handler_json(handler, secret=secret)
 
@@ -322,7 +324,12 @@ async def send_test(
         "test": True,
     }
     item = Item(0, event_id, orjson.dumps(record))
-    body, headers = build_request(handler, [item], f"test_{secrets.token_hex(8)}", now)
+    try:
+        body, headers = build_request(
+            handler, [item], f"test_{secrets.token_hex(8)}", now, services.secret_box
+        )
+    except SecretUnavailable as exc:
+        raise Problem(503, "Secret unavailable", str(exc)) from exc
     sender = WebhookSender(
         timeout=services.settings.delivery_timeout_seconds,
         allow_private=services.settings.allow_private_targets,
@@ -357,7 +364,7 @@ async def rotate_secret(
         services.store.rotate_handler_secret,
         handler_id,
         principal.organisation_scope,
-        secret,
+        services.secret_box.seal(secret),
         until,
     )
     await _audit(services, principal, handler, "secret rotated")
