@@ -175,10 +175,14 @@ class Trickler:
             )
             await reader.readexactly(length)
             self.requests += 1
+            hung_up = asyncio.ensure_future(reader.read(1))  # b"" once the sender closes
             for byte in TRICKLED_ANSWER:
                 writer.write(bytes([byte]))
                 await writer.drain()
-                await asyncio.sleep(self.interval)
+                await asyncio.wait({hung_up}, timeout=self.interval)
+                if hung_up.done():
+                    break
+            hung_up.cancel()
         except (ConnectionError, asyncio.IncompleteReadError):
             pass  # the sender gave up
         finally:
