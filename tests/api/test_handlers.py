@@ -2,12 +2,14 @@
 
 from __future__ import annotations
 
+import threading
 from collections.abc import Iterator
+from concurrent.futures import ThreadPoolExecutor
 from pathlib import Path
 
 import pytest
 
-from tests.delivery.receiver import receiving, start_delivery_server, tenant
+from tests.delivery.receiver import Received, receiving, start_delivery_server, tenant
 from tests.support.server import HeraldServer
 
 
@@ -168,3 +170,25 @@ def test_the_test_send_reports_a_hostile_receiver_rather_than_failing(
             [attempt] = client.get(f"{path}/delivery").json()
             assert (attempt["kind"], attempt["error"]) == ("test", "HTTP 503")
         assert len(receiver.requests) == 1
+
+
+def test_one_test_send_per_handler_at_a_time(herald: HeraldServer) -> None:
+    _, token = tenant(herald)
+    arrived, release = threading.Event(), threading.Event()
+
+    def slow(_: Received) -> tuple[int, dict[str, str]]:
+        arrived.set()
+        release.wait(10)
+        return 200, {}
+
+    with receiving(slow) as receiver, herald.client(token) as client:
+        handler = client.post("/event_handler", json={"name": "x", "url": receiver.url}).json()
+        path = f"/event_handler/{handler['id']}/test"
+        with ThreadPoolExecutor(1) as pool:
+            first = pool.submit(client.post, path)
+            assert arrived.wait(10)
+            second = client.post(path)
+            release.set()
+            assert first.result().status_code == 200
+        assert second.status_code == 429 and second.headers["retry-after"] == "1"
+        assert client.post(path).status_code == 200  # free again once the first is done

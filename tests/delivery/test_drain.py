@@ -80,11 +80,11 @@ def test_stopping_lets_the_request_out_finish_and_records_it(store: Store) -> No
 
 
 def test_draining_is_bounded(store: Store) -> None:
-    arrived, answer = slow_receiver(4.0)
+    arrived, answer = slow_receiver(6.0)
     with receiving(answer) as receiver:
         handler = store.create_handler(2, HandlerSpec(name="h", url=receiver.url), new_secret())
         append(store, 1)
         took = asyncio.run(stop_while_sending(store, arrived, drain_seconds=0.5))
         wait_until(lambda: bool(receiver.answered), 10)
-    assert took < 2.5, f"stopping took {took:.1f} s"
+    assert took < 3, f"stopping took {took:.1f} s"
     assert attempts(store, handler.id) == []  # cut off: not recorded, so delivered again

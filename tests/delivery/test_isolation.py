@@ -66,10 +66,10 @@ def test_the_timeout_bounds_the_whole_request_not_each_read(store: Store) -> Non
                 await delivery.aclose()
 
         took = asyncio.run(scenario())
-    assert took < 2.5, f"the request lasted {took:.1f} s"
+    assert took < 4, f"the request lasted {took:.1f} s"
     [attempt] = attempts(store, handler.id)
     assert (attempt.outcome, attempt.error, attempt.event_ids) == ("retry", "timeout", (event_id,))
-    assert attempt.latency_ms < 2500
+    assert attempt.latency_ms < 4000
     stored = store.get_handler(handler.id)
     assert stored is not None and stored.failures == 1 and stored.next_attempt_ms is not None
 
@@ -107,7 +107,7 @@ def test_one_tenants_trickling_receivers_do_not_starve_another_tenant(store: Sto
                 await delivery.aclose()
 
         late = asyncio.run(scenario())
-    assert late < 1.5, f"tenant B's event came {late:.1f} s late"
+    assert late < 2, f"tenant B's event came {late:.1f} s late"
     assert [a.outcome for a in attempts(store, b_handler.id)] == ["delivered"]
     assert trickler.peak <= 2  # A never held more than its share
 
@@ -133,4 +133,4 @@ def test_deleting_a_handler_cancels_its_request_in_flight(store: Store) -> None:
                 await delivery.aclose()
 
         closed_after = asyncio.run(scenario())
-    assert closed_after < 2.0, f"the request stayed open {closed_after:.1f} s after the delete"
+    assert closed_after < 4, f"the request stayed open {closed_after:.1f} s after the delete"

@@ -22,7 +22,7 @@ def test_a_trickling_tenant_does_not_starve_another(tmp_path: Path, figures: Fig
         env={
             "HERALD_ALLOW_PRIVATE_TARGETS": "true",
             "HERALD_DELIVERY_POLL_SECONDS": "0.05",
-            "HERALD_DELIVERY_TIMEOUT_SECONDS": "3",
+            "HERALD_DELIVERY_TIMEOUT_SECONDS": "5",
             "HERALD_DELIVERY_MAX_CONNECTIONS": "4",
             "HERALD_DELIVERY_CONNECTIONS_PER_ORGANISATION": "2",
             "HERALD_DELIVERY_DRAIN_SECONDS": "1",
@@ -52,7 +52,7 @@ def test_a_trickling_tenant_does_not_starve_another(tmp_path: Path, figures: Fig
                 latencies.append(time.monotonic() - sent)
             log = as_b.get(f"/event_handler/{b_handler['id']}/delivery").json()
 
-            # A's requests end at the 3 s deadline as failed attempts, never held for 20 s
+            # A's requests end at the 5 s deadline as failed attempts, never held for 20 s
             a_handler = as_a.get("/event_handler").json()[0]
             wait_until(
                 lambda: any(
@@ -66,11 +66,11 @@ def test_a_trickling_tenant_does_not_starve_another(tmp_path: Path, figures: Fig
         server.stop()
     figures.add("starvation.bystander_deliveries", len(latencies))
     figures.note("starvation.bystander_worst_seconds", f"{max(latencies):.2f}")
-    assert max(latencies) < 1.5, f"tenant B's events came {latencies} s after they were written"
+    assert max(latencies) < 2.5, f"tenant B's events came {latencies} s after they were written"
     assert {d["outcome"] for d in log} == {"delivered"} and len(log) == 3
     assert trickler.peak <= 2  # A never held more than its share of the pool
     timed_out = [d for d in slow if d["error"] == "timeout"]
-    assert timed_out and all(d["latency_ms"] < 4500 for d in timed_out)
+    assert timed_out and all(d["latency_ms"] < 7000 for d in timed_out)
 
 
 def test_handler_urls_with_control_characters_are_refused(tmp_path: Path) -> None:

@@ -30,6 +30,7 @@ class Services:
     ids: IdGenerator
     audit: AuditLog
     secret_box: SecretBox  # seals and opens handler secrets
+    testing: set[int] = field(default_factory=set)  # handlers whose test send is out
     _organisations: dict[int, Organisation] = field(default_factory=dict)
     _threads: Threads = field(
         default_factory=lambda: Threads(THREAD_NAME_PREFIX, STORE_THREADS), repr=False

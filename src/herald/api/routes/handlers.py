@@ -29,6 +29,7 @@ from herald.timefmt import format_ms, now_ms, to_ms
 router = APIRouter(tags=["event handlers"])
 Manager = Annotated[Principal, Depends(require("handler:manage"))]
 SECRET_GRACE_MS = 24 * 3600 * 1000
+RETRY = {"Retry-After": "1"}
 HandlerId = Annotated[int, Path(ge=0, le=2**63 - 1)]  # SQLite integers are 64-bit
 
 
@@ -330,13 +331,20 @@ async def send_test(
         )
     except SecretUnavailable as exc:
         raise Problem(503, "Secret unavailable", str(exc)) from exc
+    if handler.id in services.testing:  # one at a time: tests cannot pile up connections
+        raise Problem(
+            429, "Too many requests", "a test send of this handler is running", headers=RETRY
+        )
+    services.testing.add(handler.id)
     sender = WebhookSender(
         timeout=services.settings.delivery_timeout_seconds,
         allow_private=services.settings.allow_private_targets,
+        max_connections=1,
     )
     try:
         result = await sender.send(handler.spec.url, body, headers)
     finally:
+        services.testing.discard(handler.id)
         await sender.aclose()
     delivery = Delivery(
         handler.id,
