@@ -105,7 +105,8 @@ class WebhookSender:
         except httpx.HTTPError as exc:
             return SendResult(None, f"{type(exc).__name__}: {exc}"[:500], _ms_since(started))
         except Exception as exc:  # httpx.InvalidURL and the like: an attempt that failed
-            log.warning("delivery: request to a handler failed: %r", exc)
+            # the type only: the message may hold the URL, and a URL may hold a credential
+            log.warning("delivery: a request failed unexpectedly: %s", type(exc).__name__)
             return SendResult(None, f"{type(exc).__name__}: {exc}"[:500], _ms_since(started))
 
     async def _post(
