@@ -230,3 +230,6 @@ def test_a_replay_over_an_event_with_an_unreadable_timestamp_goes_on(store: Stor
     # live: all three in order; the replay: the two it can place in time
     assert delivered == [before, [odd_id], after, before, after]
     assert store.pending_replays(handler.id) == []
+    skipped = [a for a in attempts(store, handler.id) if a.outcome == "skipped"]
+    assert [(a.kind, a.event_ids) for a in skipped] == [("replay", (odd_id,))]
+    assert skipped[0].error == "skipped: the event's timestamp cannot be read"

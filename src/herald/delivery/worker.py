@@ -340,16 +340,13 @@ class DeliveryWorker:
         return _Batch([], cursor)
 
     async def _replay_batch(self, handler: Handler, handler_filter: HandlerFilter) -> _Batch | None:
+        unreadable: list[int] = []  # events whose time cannot be read: skipped, logged
         for replay in await self._run(self.store.pending_replays, handler.id):
 
             def wanted(item: Item, replay: Replay = replay) -> bool:
                 timestamp = _timestamp_ms(item)
                 if timestamp is None:
-                    log.warning(
-                        "delivery: replay %d: event %d has an unreadable timestamp; skipped",
-                        replay.id,
-                        item.event_id,
-                    )
+                    unreadable.append(item.event_id)
                     return False
                 in_range = replay.from_ms <= timestamp <= replay.until_ms
                 return in_range and handler_filter.matches(item.record)
@@ -364,12 +361,27 @@ class DeliveryWorker:
                     break
                 limit = handler.spec.batch_max_events
                 items, end = _select(entries, limit, wanted, handler_filter.type_ids)
+                if unreadable:
+                    await self._skip(handler, replay, unreadable)
+                    unreadable.clear()
                 if items:
                     return _Batch(items, end, replay)
                 cursor = end
                 await self._run(self.store.advance_replay, replay.id, cursor)
             await self._run(self.store.advance_replay, replay.id, replay.end_seq)
         return None
+
+    async def _skip(self, handler: Handler, replay: Replay, event_ids: list[int]) -> None:
+        """Log, and record in the attempt log, events a replay skips as it cannot place them
+        in its time range (stored before dates were bounded)."""
+        error = "skipped: the event's timestamp cannot be read"
+        log.warning(
+            "delivery: replay %d skips events %s: unreadable timestamps", replay.id, event_ids
+        )
+        skipped = Delivery(
+            handler.id, now_ms(), "replay", tuple(event_ids), None, "skipped", error, 0
+        )
+        await self._run(self.store.record_delivery, self.owner, skipped, None)
 
     async def _read_log(self, handler: Handler, cursor: int) -> tuple[list[LogEntry], int]:
         """The handler's log after ``cursor`` (read during the last send if it was), and the

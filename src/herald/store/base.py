@@ -174,7 +174,8 @@ class HandlerProgress:
 @dataclass(frozen=True, slots=True)
 class Delivery:
     """One attempt of the log: ``kind`` live, replay or test; ``outcome`` delivered,
-    retry (timeouts, connection errors, 408, 429, 5xx) or rejected (other answers)."""
+    retry (timeouts, connection errors, 408, 429, 5xx), rejected (other answers), disabled
+    (the attempt disabled the handler) or skipped (a replay could not place the events)."""
 
     handler_id: int
     at_ms: int
