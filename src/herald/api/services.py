@@ -14,6 +14,7 @@ from herald.ids import IdGenerator
 from herald.sealing import SecretBox
 from herald.store import Organisation, Store
 from herald.threads import Threads
+from herald.writer import EventWriter
 
 T = TypeVar("T")
 
@@ -30,11 +31,15 @@ class Services:
     ids: IdGenerator
     audit: AuditLog
     secret_box: SecretBox  # seals and opens handler secrets
+    writer: EventWriter = field(init=False)
     testing: set[int] = field(default_factory=set)  # handlers whose test send is out
     _organisations: dict[int, Organisation] = field(default_factory=dict)
     _threads: Threads = field(
         default_factory=lambda: Threads(THREAD_NAME_PREFIX, STORE_THREADS), repr=False
     )
+
+    def __post_init__(self) -> None:
+        self.writer = EventWriter(self.store, self.ids)
 
     async def run(self, work: Callable[..., T], *args: object) -> T:
         """Run blocking store work in one of the services' threads, off the event loop."""

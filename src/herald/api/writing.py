@@ -11,7 +11,6 @@ from typing import Any
 import orjson
 from pydantic import TypeAdapter, ValidationError
 
-from herald import metrics
 from herald.api.problems import Problem, field_problem, validation_errors
 from herald.api.services import Services
 from herald.auth import Principal
@@ -132,10 +131,8 @@ def build_all(
 
 async def store_events(services: Services, events: list[NewEvent]) -> list[bytes]:
     """Append in one transaction; return the stored records (existing ones for repeats)."""
-    ids = services.ids.next_ids(len(events))
-    stored = await services.run(services.store.append, events, ids)
-    metrics.EVENTS_INGESTED.labels(events[0].provider if events else "api").inc(len(events))
-    return stored
+    appended = await services.run(services.writer.append, events)
+    return appended.records
 
 
 def json_array(items: list[bytes]) -> bytes:

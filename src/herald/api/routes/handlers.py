@@ -8,13 +8,13 @@ from typing import Annotated, Any, Literal
 
 import orjson
 from fastapi import APIRouter, Depends, Path, Query
-from pydantic import BaseModel, ConfigDict, Field
+from pydantic import BaseModel, ConfigDict, Field, StringConstraints
 from starlette.responses import Response
 
 from herald.api.deps import ServicesDep, get_principal, require
 from herald.api.problems import Problem, field_problem
 from herald.auth import Principal
-from herald.delivery.filters import HandlerFilter
+from herald.delivery.filters import MAX_FILTER_CHARS, LegacyFilter, canonical_filter
 from herald.delivery.formats import Item
 from herald.delivery.requests import build_request
 from herald.delivery.signing import new_secret
@@ -22,6 +22,7 @@ from herald.delivery.status import handler_status
 from herald.delivery.targets import TargetRefused, check_target
 from herald.delivery.webhook import WebhookSender
 from herald.model import Timestamp
+from herald.query.syntax import FilterError
 from herald.sealing import SecretUnavailable
 from herald.store.base import Delivery, Handler, HandlerSpec
 from herald.timefmt import format_ms, now_ms, to_ms
@@ -49,6 +50,9 @@ class BatchIn(BaseModel):
     max_wait_ms: int = Field(default=0, ge=0, le=60_000)
 
 
+FilterText = Annotated[str, StringConstraints(max_length=MAX_FILTER_CHARS)]
+
+
 class HandlerIn(BaseModel):
     """A new event handler."""
 
@@ -58,7 +62,11 @@ class HandlerIn(BaseModel):
     type: Literal["webhook"] = "webhook"
     url: str = Field(min_length=1, max_length=2048)
     format: Literal["native", "cloudevents", "ndjson"] = "native"
-    filter: HandlerFilter = Field(default_factory=HandlerFilter)
+    filter: FilterText | LegacyFilter = Field(
+        default="",
+        description="Which events it gets, in the event list's q syntax "
+        '("type:3|5,severity:warn,tags:fleet_a"); empty: all of the organisation\'s.',
+    )
     batch: BatchIn = Field(default_factory=BatchIn)
     enabled: bool = True
     retention_days: float | None = Field(default=None, gt=0, le=30)
@@ -75,7 +83,7 @@ class HandlerPatch(BaseModel):
     name: str | None = Field(default=None, min_length=1, max_length=256)
     url: str | None = Field(default=None, min_length=1, max_length=2048)
     format: Literal["native", "cloudevents", "ndjson"] | None = None
-    filter: HandlerFilter | None = None
+    filter: FilterText | LegacyFilter | None = None
     batch: BatchIn | None = None
     enabled: bool | None = None
     retention_days: float | None = Field(default=None, gt=0, le=30)
@@ -135,6 +143,13 @@ async def _check_url(services: ServicesDep, url: str) -> None:
         raise field_problem(422, "url", str(exc), "Invalid event handler") from exc
 
 
+def _filter(services: ServicesDep, value: str | LegacyFilter) -> str:
+    try:
+        return canonical_filter(value, services.catalog)
+    except FilterError as exc:
+        raise field_problem(422, exc.field, exc.reason, "Invalid event handler") from exc
+
+
 async def _get(services: ServicesDep, principal: Principal, handler_id: int) -> Handler:
     handler = await services.run(
         services.store.get_handler, handler_id, principal.organisation_scope
@@ -184,7 +199,7 @@ async def create_handler(
         type=body.type,
         url=body.url,
         format=body.format,
-        filter=body.filter.model_dump(exclude_defaults=True),
+        filter=_filter(services, body.filter),
         batch_max_events=body.batch.max_events,
         batch_max_wait_ms=body.batch.max_wait_ms,
         enabled=body.enabled,
@@ -225,7 +240,7 @@ async def update_handler(
         "url": body.url,
         "format": body.format,
         "enabled": body.enabled,
-        "filter": body.filter.model_dump(exclude_defaults=True) if body.filter else None,
+        "filter": _filter(services, body.filter) if body.filter is not None else None,
     }
     if body.batch is not None:
         changes["batch_max_events"] = body.batch.max_events

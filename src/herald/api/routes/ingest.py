@@ -78,11 +78,8 @@ async def _ingest(
     items = _batch(document, services.settings.ingest_max_batch_records)
     events = validate(_normalise(items, PROVIDERS[provider], organisation))
     built = build_all(services, principal, events, provider, allow_system_types=True)
-    fresh = services.ids.next_ids(len(built))
-    stored = await services.run(services.store.append, built, fresh)
-    ids = [int(orjson.loads(body)["id"]) for body in stored]
-    duplicates = sum(1 for stored_id, new_id in zip(ids, fresh, strict=True) if stored_id != new_id)
-    return _answer(len(ids), duplicates, ids)
+    appended = await services.run(services.writer.append, built)
+    return _answer(len(appended.ids), appended.duplicates, appended.ids)
 
 
 def _answer(received: int, duplicates: int, ids: list[int]) -> Response:

@@ -358,6 +358,7 @@ async function follow(params, onEvent, onStatus) {
   live = controller;
   let lastId = null;
   while (live === controller) {
+    let closedBy = null; // the server's reason, when it ends the stream itself
     try {
       const headers = { Authorization: `Bearer ${sessionStorage.getItem(TOKEN_KEY)}` };
       if (lastId) headers["Last-Event-ID"] = lastId;
@@ -379,19 +380,22 @@ async function follow(params, onEvent, onStatus) {
         while ((cut = buffer.indexOf("\n\n")) >= 0) {
           const message = buffer.slice(0, cut);
           buffer = buffer.slice(cut + 2);
-          let data = null;
+          let data = null, type = "event";
           for (const line of message.split("\n")) {
             if (line.startsWith("id: ")) lastId = line.slice(4);
+            else if (line.startsWith("event: ")) type = line.slice(7);
             else if (line.startsWith("data: ")) data = line.slice(6);
           }
-          if (data) onEvent(JSON.parse(data));
+          if (data && type === "closed") closedBy = JSON.parse(data).reason;
+          else if (data) onEvent(JSON.parse(data));
         }
       }
     } catch (err) {
       if (controller.signal.aborted) return;
     }
     if (live === controller) {
-      onStatus("Live stream interrupted; reconnecting…");
+      onStatus(closedBy ? `Live stream closed (${closedBy}); reconnecting…`
+        : "Live stream interrupted; reconnecting…");
       await new Promise((r) => setTimeout(r, 2000));
     }
   }
