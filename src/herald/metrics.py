@@ -21,6 +21,12 @@ EVENTS_INGESTED = Counter(
     ["provider"],
     registry=REGISTRY,
 )
+INGEST_QUARANTINED = Counter(
+    "herald_ingest_quarantined",
+    "Provider records Herald could not use, newly quarantined, by provider.",
+    ["provider"],
+    registry=REGISTRY,
+)
 QUERY_SECONDS = Histogram(
     "herald_query_seconds",
     "Time the store took to answer an event list query.",

@@ -12,7 +12,7 @@ import functools
 from collections.abc import Mapping
 from typing import Any
 
-from pydantic import BaseModel, ConfigDict, Field
+from pydantic import BaseModel, ConfigDict, Field, ValidationError
 
 from herald.catalog import Catalog
 from herald.query import syntax
@@ -38,15 +38,34 @@ class LegacyFilter(BaseModel):
     tags: list[str] = Field(default_factory=list, max_length=100)
 
 
-def canonical_filter(value: str | LegacyFilter | Mapping[str, Any], catalog: Catalog) -> str:
+_LEGACY_NAMES = {
+    "filter.type": "filter.event_types",
+    "filter.moniker": "filter.monikers",
+    "filter.severity": "filter.severities",
+    "filter.source": "filter.sources",
+    "filter.target_type": "filter.target_types",
+    "filter.endpoint": "filter.endpoint_ids",
+    "filter.alert": "filter.alert_only",
+}
+
+
+def canonical_filter(value: str | Mapping[str, Any], catalog: Catalog) -> str:
     """A handler filter as it is kept: checked, in canonical ``q`` text (empty: all events).
 
-    Raises ``syntax.FilterError`` naming ``filter.<field>``.
+    Raises ``syntax.FilterError`` naming ``filter.<field>`` (in the old shape's names for a
+    filter given in the old shape).
     """
     if isinstance(value, Mapping):
-        value = LegacyFilter.model_validate(value)
-    if isinstance(value, LegacyFilter):
-        value = from_legacy(value, catalog)
+        try:
+            legacy = LegacyFilter.model_validate(value)
+        except ValidationError as exc:
+            first = exc.errors()[0]
+            field = ".".join(str(part) for part in ("filter", *first["loc"][:1]))
+            raise syntax.FilterError(field, first["msg"]) from None
+        try:
+            return canonical_filter(from_legacy(legacy, catalog), catalog)
+        except syntax.FilterError as exc:
+            raise syntax.FilterError(_LEGACY_NAMES.get(exc.field, exc.field), exc.reason) from None
     if len(value) > MAX_FILTER_CHARS:
         raise syntax.FilterError("filter", f"at most {MAX_FILTER_CHARS} characters")
     terms = syntax.q_terms(value, "filter")

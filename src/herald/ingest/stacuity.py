@@ -77,7 +77,10 @@ def _scope(envelope: dict[str, Any]) -> dict[str, Any]:
         if target_type is None:
             return {}  # the account: the organisation the ingest token writes for
         scoped: dict[str, Any] = {"target": {"type": target_type, "id": str(value)}}
-        if target_type == "endpoint" and str(value).isdigit():
-            scoped["endpoint"] = {"id": int(value)}
+        if target_type == "endpoint":
+            # A numeric id is the endpoint's id; another is how Stacuity names the endpoint,
+            # so that endpoint= and /endpoint/{id}/event find it as they find a name.
+            text = str(value)
+            scoped["endpoint"] = {"id": int(text)} if text.isdigit() else {"name": text}
         return scoped
     return {}

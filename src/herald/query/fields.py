@@ -277,6 +277,13 @@ FIELDS: tuple[Field, ...] = (
         attribute="provider_organisations",
     ),
     _field(
+        "provider_type",
+        Kind.TEXT,
+        ("provider_type",),
+        column="provider_type",
+        attribute="provider_types",
+    ),
+    _field(
         "description",
         Kind.TEXT,
         ("description",),

@@ -4,12 +4,13 @@ from __future__ import annotations
 
 from collections.abc import Callable, Sequence
 from dataclasses import dataclass, field
-from typing import Protocol
+from typing import Any, Protocol
 
 from herald.model import NewEvent
 from herald.query.fields import SORT_COLUMNS as SORT_COLUMNS
 from herald.query.fields import STATS_GROUPS as STATS_GROUPS
 from herald.query.filter import EventFilter as EventFilter
+from herald.store.rejections import NewRejection, Rejected
 
 
 @dataclass(frozen=True, slots=True)
@@ -330,6 +331,39 @@ class Store(Protocol):
 
     def count_log(self, organisation_id: int, after_seq: int) -> int:
         """How many of the organisation's events were committed after ``after_seq``."""
+
+    # -- the ingest quarantine (store/quarantine.py) ---------------------------
+    def quarantine(self, rejections: Sequence[NewRejection]) -> list[tuple[int, bool]]:
+        """Keep each record once per (organisation, provider, digest); per record its row id
+        and whether it is new."""
+
+    def list_rejected(
+        self,
+        organisation_ids: tuple[int, ...] | None,
+        provider: str | None = None,
+        page: int = 1,
+        per_page: int = 100,
+    ) -> tuple[list[Rejected], int]:
+        """A page of quarantined records, newest first, and how many there are in all."""
+
+    def oldest_rejected(
+        self, organisation_ids: tuple[int, ...] | None, provider: str | None, limit: int
+    ) -> list[Rejected]: ...
+
+    def get_rejected(
+        self, rejected_id: int, organisation_ids: tuple[int, ...] | None
+    ) -> Rejected | None: ...
+
+    def release_rejected(self, rejected_ids: Sequence[int]) -> int:
+        """Delete records a retry stored or an operator discarded."""
+
+    def refuse_again(
+        self, refusals: Sequence[tuple[int, list[dict[str, Any]]]], at_ms: int
+    ) -> None:
+        """Records a retry still could not use (id, reasons): one attempt more each."""
+
+    def purge_rejected(self, before_ms: int) -> int:
+        """Delete quarantined records received before ``before_ms``."""
 
     # -- stats ----------------------------------------------------------------
     def stats(self, query: StatsQuery) -> list[StatsRow]:

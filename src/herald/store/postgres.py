@@ -57,8 +57,9 @@ from herald.store.base import (
     StatsQuery,
     StatsRow,
 )
-from herald.store.common import HANDLER_COLUMNS, SQLStoreBase, handler_from_row
+from herald.store.common import HANDLER_COLUMNS, handler_from_row
 from herald.store.errors import Conflict, StoreError, StoreUnavailable, TryAgain, Unavailability
+from herald.store.quarantine import QuarantineMethods
 from herald.store.sql import (
     EVENT_COLUMNS,
     POSTGRES,
@@ -190,7 +191,7 @@ class _Rows:
         return self.bodies
 
 
-class PostgresStore(SQLStoreBase[psycopg.Connection[Any]]):
+class PostgresStore(QuarantineMethods[psycopg.Connection[Any]]):
     """The Store on a PostgreSQL database, through a pool of connections."""
 
     _GREATEST = "GREATEST"

@@ -26,8 +26,9 @@ from herald.store.base import (
     StatsQuery,
     StatsRow,
 )
-from herald.store.common import SELECT_HANDLER, SQLStoreBase, handler_from_row
+from herald.store.common import SELECT_HANDLER, handler_from_row
 from herald.store.errors import Conflict, StoreError, StoreUnavailable, Unavailability
+from herald.store.quarantine import QuarantineMethods
 from herald.store.sql import (
     EVENT_COLUMNS,
     SQLITE,
@@ -86,7 +87,7 @@ def _translate(exc: sqlite3.Error) -> StoreError:
     return StoreError(message)
 
 
-class SQLiteStore(SQLStoreBase[sqlite3.Connection]):
+class SQLiteStore(QuarantineMethods[sqlite3.Connection]):
     """The Store on one SQLite file."""
 
     _GREATEST = "MAX"

@@ -14,7 +14,7 @@ from starlette.responses import Response
 from herald.api.deps import ServicesDep, get_principal, require
 from herald.api.problems import Problem, field_problem
 from herald.auth import Principal
-from herald.delivery.filters import MAX_FILTER_CHARS, LegacyFilter, canonical_filter
+from herald.delivery.filters import MAX_FILTER_CHARS, canonical_filter
 from herald.delivery.formats import Item
 from herald.delivery.requests import build_request
 from herald.delivery.signing import new_secret
@@ -62,7 +62,7 @@ class HandlerIn(BaseModel):
     type: Literal["webhook"] = "webhook"
     url: str = Field(min_length=1, max_length=2048)
     format: Literal["native", "cloudevents", "ndjson"] = "native"
-    filter: FilterText | LegacyFilter = Field(
+    filter: FilterText | dict[str, Any] = Field(
         default="",
         description="Which events it gets, in the event list's q syntax "
         '("type:3|5,severity:warn,tags:fleet_a"); empty: all of the organisation\'s.',
@@ -83,7 +83,7 @@ class HandlerPatch(BaseModel):
     name: str | None = Field(default=None, min_length=1, max_length=256)
     url: str | None = Field(default=None, min_length=1, max_length=2048)
     format: Literal["native", "cloudevents", "ndjson"] | None = None
-    filter: FilterText | LegacyFilter | None = None
+    filter: FilterText | dict[str, Any] | None = None
     batch: BatchIn | None = None
     enabled: bool | None = None
     retention_days: float | None = Field(default=None, gt=0, le=30)
@@ -143,7 +143,7 @@ async def _check_url(services: ServicesDep, url: str) -> None:
         raise field_problem(422, "url", str(exc), "Invalid event handler") from exc
 
 
-def _filter(services: ServicesDep, value: str | LegacyFilter) -> str:
+def _filter(services: ServicesDep, value: str | dict[str, Any]) -> str:
     try:
         return canonical_filter(value, services.catalog)
     except FilterError as exc:
