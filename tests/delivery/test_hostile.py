@@ -162,7 +162,7 @@ def test_the_disabled_notice_commits_with_the_disabling_or_not_at_all(
     )
     store.claim_handlers("w", now_ms(), 60_000)
     start = store.last_seq()
-    delivery = Delivery(handler.id, now_ms(), "live", (1,), 410, "disabled", "HTTP 410", 3)
+    delivery = Delivery(handler.id, 2, now_ms(), "live", (1,), 410, "disabled", "HTTP 410", 3)
     progress = HandlerProgress(cursor_seq=handler.cursor_seq, failures=1, disabled_reason="gone")
 
     # another owner: nothing written, the notice neither

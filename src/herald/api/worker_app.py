@@ -28,13 +28,23 @@ def create_worker_app(settings: Settings) -> FastAPI:
 
     @contextlib.asynccontextmanager
     async def lifespan(app: FastAPI) -> AsyncIterator[None]:
-        store = open_store(settings.database_url, sqlite_synchronous=settings.sqlite_synchronous)
+        store = open_store(
+            settings.database_url,
+            sqlite_synchronous=settings.sqlite_synchronous,
+            retention_days=settings.retention_days,
+        )
         services = build_services(settings, store)
         app.state.services = services
         seal_stored_secrets(store, services.secret_box)
         try:
             async with delivery_in_process(
-                store, settings, services.catalog, services.ids, services.secret_box, mode="worker"
+                store,
+                settings,
+                services.catalog,
+                services.ids,
+                services.secret_box,
+                services.loops,
+                mode="worker",
             ):
                 yield
         finally:

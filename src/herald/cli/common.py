@@ -43,7 +43,11 @@ def store_for(database: str | None) -> Store:
     """The store a command works on, migrated; a clear error if it cannot open."""
     settings = settings_for(database)
     try:
-        return open_store(settings.database_url, sqlite_synchronous=settings.sqlite_synchronous)
+        return open_store(
+            settings.database_url,
+            sqlite_synchronous=settings.sqlite_synchronous,
+            retention_days=settings.retention_days,
+        )
     except (ValueError, StoreError) as exc:
         fail(f"cannot open database {settings.database_url}: {exc}")
 

@@ -29,7 +29,12 @@ def _open(database: str | None, migrate: bool) -> Iterator[tuple[Store, str]]:
     settings = settings_for(database)
     url = settings.database_url
     try:
-        store = open_store(url, sqlite_synchronous=settings.sqlite_synchronous, migrate=migrate)
+        store = open_store(
+            url,
+            sqlite_synchronous=settings.sqlite_synchronous,
+            migrate=migrate,
+            retention_days=settings.retention_days,
+        )
     except (ValueError, StoreError) as exc:
         fail(f"cannot open database {redacted(url)}: {exc}")
     try:

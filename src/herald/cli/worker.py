@@ -11,6 +11,7 @@ import uvicorn
 from herald.api.worker_app import create_worker_app
 from herald.cli.common import DatabaseOption, console, fail, settings_for, store_for
 from herald.sealing import load_box
+from herald.store import StoreError, lease_node_id
 
 
 def worker(
@@ -28,7 +29,13 @@ def worker(
     updates = {k: v for k, v in {"worker_host": host, "worker_port": port}.items() if v}
     settings = settings.model_copy(update=updates)
     logging.basicConfig(level=settings.log_level.upper(), format="%(asctime)s %(message)s")
-    store_for(database).close()  # a clear error now if the database cannot be opened
+    store = store_for(database)  # a clear error now if the database cannot be opened
+    try:
+        lease_node_id(store, settings.node_id)  # or if no node id can be leased
+    except StoreError as exc:
+        fail(f"cannot lease a node id: {exc}")
+    finally:
+        store.close()
     try:
         load_box(settings)
     except ValueError as exc:

@@ -37,6 +37,7 @@ from herald.delivery.requests import build_request
 from herald.delivery.retry import RetryPolicy
 from herald.delivery.webhook import SendResult, WebhookSender
 from herald.ids import IdGenerator
+from herald.loops import Loops, run_forever
 from herald.model import EventIn, NewEvent, OrganisationRef, TypeRef, build_event
 from herald.query.filter import EventFilter
 from herald.sealing import SecretBox
@@ -108,9 +109,11 @@ class DeliveryWorker:
         sender: WebhookSender | None = None,
         policy: RetryPolicy | None = None,
         box: SecretBox | None = None,
+        loops: Loops | None = None,
     ) -> None:
         """``box`` opens the handlers' sealed secrets (None: they are stored in plaintext)."""
         self.store = store
+        self.loops = loops or Loops()
         self.settings = settings
         self.catalog = catalog
         self.ids = ids
@@ -152,20 +155,21 @@ class DeliveryWorker:
         """Serve handlers until cancelled; renew leases a few times per lease period."""
         tasks: dict[int, asyncio.Task[None]] = {}
         renew = min(self.settings.delivery_lease_seconds / 3, 2.0)
-        try:
-            while True:
-                started = time.monotonic()
-                try:
-                    claimed = {handler.id: handler for handler in await self.claim()}
-                except StoreError:  # not a lost lease: the tasks go on while it lasts
-                    log.exception("delivery: cannot claim handlers; trying again")
-                else:
-                    self._held_until = started + self.settings.delivery_lease_seconds
-                    metrics.DELIVERY_HANDLERS.labels(self.mode).set(len(claimed))
-                    self._reconcile(tasks, claimed)
-                    await self._cancel_deleted(tasks)
-                self._wake()  # idle handlers look for replays and changes once per renewal
-                await self._watch(renew, tasks)
+
+        async def renewal() -> None:
+            started = time.monotonic()
+            try:
+                claimed = {handler.id: handler for handler in await self.claim()}
+            finally:  # the tasks go on while the leases last, and idle handlers look for
+                self._wake()  # replays and changes once per renewal
+            self._held_until = started + self.settings.delivery_lease_seconds
+            metrics.DELIVERY_HANDLERS.labels(self.mode).set(len(claimed))
+            self._reconcile(tasks, claimed)
+            await self._cancel_deleted(tasks)
+            await self._watch(renew, tasks)
+
+        try:  # any failure is logged and tried again after a backoff (herald.loops)
+            await run_forever(self.loops, "delivery", renewal, 0, max_backoff_seconds=renew)
         finally:
             await self._drain(tasks)
 
@@ -255,12 +259,12 @@ class DeliveryWorker:
                 seen_seq = self._last_seq
                 try:
                     result = await self.step(handler_id, handler)
-                except StoreError:
-                    log.exception("delivery: handler %d: store error; trying again", handler_id)
+                except StoreError:  # one handler's failure must not end its task
+                    log.exception("delivery: handler %d: step failed; trying again", handler_id)
                     handler = None
                     await asyncio.sleep(1)
                     continue
-                except Exception as exc:  # never a hot loop: recorded and backed off
+                except Exception as exc:  # nor loop hot: recorded as an attempt, backed off
                     log.exception("delivery: handler %d: step failed", handler_id)
                     handler = None
                     with contextlib.suppress(StoreError):
@@ -325,7 +329,14 @@ class DeliveryWorker:
             items, end = _select(entries, limit, wanted, handler_filter.type_ids)
             if not items:
                 cursor = end
-                if not await self._run(self.store.advance_cursor, handler.id, self.owner, cursor):
+                moved = await self._run(
+                    self.store.advance_cursor,
+                    handler.id,
+                    self.owner,
+                    cursor,
+                    handler.organisation_id,
+                )
+                if not moved:
                     return None
                 continue
             if len(items) < limit and not waited and handler.spec.batch_max_wait_ms > 0:
@@ -365,8 +376,8 @@ class DeliveryWorker:
                 if items:
                     return _Batch(items, end, replay)
                 cursor = end
-                await self._run(self.store.advance_replay, replay.id, cursor)
-            await self._run(self.store.advance_replay, replay.id, replay.end_seq)
+                await self._run(self._advance_replay, handler, replay.id, cursor)
+            await self._run(self._advance_replay, handler, replay.id, replay.end_seq)
         return None
 
     async def _skip(self, handler: Handler, replay: Replay, event_ids: list[int]) -> None:
@@ -377,7 +388,15 @@ class DeliveryWorker:
             "delivery: replay %d skips events %s: unreadable timestamps", replay.id, event_ids
         )
         skipped = Delivery(
-            handler.id, now_ms(), "replay", tuple(event_ids), None, "skipped", error, 0
+            handler.id,
+            handler.organisation_id,
+            now_ms(),
+            "replay",
+            tuple(event_ids),
+            None,
+            "skipped",
+            error,
+            0,
         )
         await self._run(self.store.record_delivery, self.owner, skipped, None)
 
@@ -416,7 +435,12 @@ class DeliveryWorker:
         if log_end <= handler.cursor_seq or time.monotonic() - last < QUIET_PASS_SECONDS:
             return
         self._passed[handler.id] = time.monotonic()
-        await self._run(self.store.advance_cursor, handler.id, self.owner, log_end)
+        await self._run(
+            self.store.advance_cursor, handler.id, self.owner, log_end, handler.organisation_id
+        )
+
+    def _advance_replay(self, handler: Handler, replay_id: int, cursor: int) -> None:
+        self.store.advance_replay(replay_id, cursor, handler.id, handler.organisation_id)
 
     async def _deliver(self, handler: Handler, batch: _Batch) -> StepResult:
         event_ids = tuple(item.event_id for item in batch.items)
@@ -463,6 +487,7 @@ class DeliveryWorker:
         reason = progress.disabled_reason
         delivery = Delivery(
             handler_id=handler.id,
+            organisation_id=handler.organisation_id,
             at_ms=to_ms(now),
             kind=kind,
             event_ids=event_ids,
@@ -610,6 +635,7 @@ async def in_process(
     catalog: Catalog,
     ids: IdGenerator,
     box: SecretBox,
+    loops: Loops | None = None,
     mode: str = "serve",
 ) -> AsyncIterator[DeliveryWorker | None]:
     """Run delivery for as long as the block lasts: inside ``herald serve`` (if enabled) or
@@ -617,7 +643,7 @@ async def in_process(
     if mode == "serve" and not settings.delivery_enabled:
         yield None
         return
-    worker = DeliveryWorker(store, settings, catalog, ids, mode=mode, box=box)
+    worker = DeliveryWorker(store, settings, catalog, ids, mode=mode, box=box, loops=loops)
     task = asyncio.create_task(worker.run())
     try:
         yield worker
