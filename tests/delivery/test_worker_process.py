@@ -71,7 +71,8 @@ def test_worker_serves_health_and_metrics_and_drains_on_sigterm(
                 return False
 
         wait_until(up, 30)
-        assert httpx.get(f"{base}/ready").json() == {"status": "ready"}
+        ready = httpx.get(f"{base}/ready").json()
+        assert ready["status"] == "ready" and ready["loops"]["delivery"]["healthy"] is True
         assert httpx.get(f"{base}/metrics").status_code == 401
         forged = httpx.get(f"{base}/metrics", headers={"Authorization": "Bearer nope"})
         assert forged.status_code == 401
