@@ -4,6 +4,7 @@ from __future__ import annotations
 
 import asyncio
 from pathlib import Path
+from types import SimpleNamespace
 from typing import Any
 
 import orjson
@@ -11,6 +12,7 @@ import pytest
 
 from herald.api import live
 from herald.api.live import LogFeed, OrgScope, Subscription, route
+from herald.loops import Loops
 from herald.model import NewEvent
 from herald.store import EventFilter, LogEntry, open_store
 from herald.threads import Threads
@@ -127,3 +129,36 @@ def test_the_feed_matches_once_per_filter_not_per_stream(
     assert lone.queue.qsize() == 10 and everyone.queue.qsize() == 10
     # each of the 30 entries: its organisation's one filter, and the internal stream's
     assert len(match_calls) == 60
+
+
+def test_a_failing_read_shows_in_the_loop_health_and_the_feed_recovers(tmp_path: Path) -> None:
+    """The live feed is a background loop too: its failures reach /ready and /metrics."""
+    store = open_store(f"sqlite:///{tmp_path / 'herald.db'}", sqlite_synchronous="NORMAL")
+    threads = Threads("test-live", 2)
+    loops = Loops()
+    failures = [RuntimeError("the log went away")]
+
+    def read_log(after: int, limit: int) -> list[LogEntry]:
+        if failures:
+            raise failures.pop()
+        return store.read_log(after, limit)
+
+    async def scenario() -> tuple[bool, bool]:
+        feed = LogFeed(store, threads.run, frame, interval=0.01, loops=loops)
+        feed._store = SimpleNamespace(read_log=read_log, last_seq=store.last_seq)
+        subscription = Subscription(EventFilter(organisation_ids=(1,)), 10, (1,))
+        await feed.subscribe(subscription)
+        while not loops.failing():
+            await asyncio.sleep(0.01)
+        failed = loops.report()["live_feed"]["healthy"] is False
+        await threads.run(store.append, [_event(1, 3)], [1])
+        await asyncio.wait_for(subscription.queue.get(), 10)  # delivered after the backoff
+        recovered = loops.report()["live_feed"]["healthy"] is True
+        await feed.close()
+        return failed, recovered
+
+    try:
+        assert asyncio.run(scenario()) == (True, True)
+    finally:
+        asyncio.run(threads.aclose())
+        store.close()

@@ -10,7 +10,7 @@ import orjson
 import psycopg
 import pytest
 
-from herald.store import InvalidQuery, StoreUnavailable, open_store
+from herald.store import Conflict, StoreUnavailable, open_store
 from herald.store.base import Handler, HandlerSpec
 from herald.store.postgres import (
     _APPEND,
@@ -131,7 +131,7 @@ def test_a_write_never_creates_a_partition(
     before = pg.partitions()
     for day in (-45, -10_000, 1_000):
         at = (now_ms() // DAY_MS + day) * DAY_MS
-        with pytest.raises(InvalidQuery, match="outside the days this store keeps"):
+        with pytest.raises(Conflict, match="outside the days this store keeps"):
             pg.append([make_event(1, at)], ids(1))
     assert pg.partitions() == before
     pg.append([make_event(1)], ids(1))  # the store goes on

@@ -14,7 +14,7 @@ from herald import __version__
 from herald.api.limits import BodySizeLimit
 from herald.api.problems import install_problem_handlers
 from herald.api.ratelimit import RateLimit
-from herald.api.routes import auth, catalog, events, health
+from herald.api.routes import auth, catalog, devices, events, health
 from herald.api.routes import handlers as handler_routes
 from herald.api.routes import ingest as ingest_routes
 from herald.api.routes import metrics as metrics_routes
@@ -28,6 +28,7 @@ from herald.catalog import load_catalog
 from herald.config import Settings
 from herald.console import STATIC_DIR
 from herald.delivery.worker import in_process as delivery_in_process
+from herald.devices.projector import in_process as devices_in_process
 from herald.ids import IdGenerator
 from herald.loops import run_forever
 from herald.sealing import load_box, seal_stored_secrets
@@ -103,13 +104,16 @@ def create_app(settings: Settings | None = None) -> FastAPI:
         seal_stored_secrets(store, services.secret_box)
         background = _background(services)
         try:
-            async with delivery_in_process(
-                store,
-                settings,
-                services.catalog,
-                services.ids,
-                services.secret_box,
-                services.loops,
+            async with (
+                delivery_in_process(
+                    store,
+                    settings,
+                    services.catalog,
+                    services.ids,
+                    services.secret_box,
+                    services.loops,
+                ),
+                devices_in_process(store, settings.device_state_poll_seconds, services.loops),
             ):
                 yield
         finally:
@@ -144,6 +148,7 @@ def create_app(settings: Settings | None = None) -> FastAPI:
     app.include_router(ingest_routes.router, prefix=API_PREFIX)
     app.include_router(rejected_routes.router, prefix=API_PREFIX)
     app.include_router(handler_routes.router, prefix=API_PREFIX)
+    app.include_router(devices.router, prefix=API_PREFIX)
     app.include_router(health.router)
     app.include_router(metrics_routes.router)
     app.mount("/", StaticFiles(directory=STATIC_DIR, html=True), name="console")  # last

@@ -24,6 +24,7 @@ from typing import Any
 
 import orjson
 
+from herald.loops import Loops, backoff_seconds
 from herald.store import EventFilter, LogEntry, Store
 
 log = logging.getLogger("herald.live")
@@ -122,6 +123,9 @@ class Subscription:
             self.ended.set()
 
 
+LIVE_FEED = "live_feed"
+
+
 class LogFeed:
     """Reads the log after its position every ``interval`` seconds while anyone listens."""
 
@@ -133,8 +137,10 @@ class LogFeed:
         *,
         interval: float = 0.25,
         batch: int = 1000,
+        loops: Loops | None = None,
     ) -> None:
         self._store = store
+        self._loops = loops or Loops()
         self._run = run
         self.frame = frame
         self._interval = interval
@@ -196,9 +202,12 @@ class LogFeed:
                     self._store.read_log, self.position, self._batch
                 )
                 await self._dispatch(entries)
-            except Exception:
+            except Exception as exc:
                 log.exception("live feed: reading or routing the log failed; retrying")
-                entries = []
+                state = self._loops.failed(LIVE_FEED, exc)  # shown in /ready and /metrics
+                await asyncio.sleep(max(self._interval, backoff_seconds(state.failures)))
+                continue
+            self._loops.succeeded(LIVE_FEED)
             if len(entries) < self._batch:
                 await asyncio.sleep(self._interval)
 

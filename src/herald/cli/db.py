@@ -80,3 +80,17 @@ def status(database: DatabaseOption = None) -> None:
             f"event partitions: {len(partitions)}, {partitions[0]} … {partitions[-1]}",
             highlight=False,
         )
+
+
+@db_app.command("rebuild-device-state")
+def rebuild_device_state(database: DatabaseOption = None) -> None:
+    """Forget the device states and fold the whole log into them again."""
+    from herald.devices.projector import DeviceProjector
+
+    with _open(database, migrate=True) as (store, url):
+        try:
+            store.reset_device_states()
+            folded = DeviceProjector(store).catch_up()
+        except StoreError as exc:
+            fail(f"rebuilding the device states failed: {exc}")
+    console.print(f"{url}: device states rebuilt from {folded} events", highlight=False)

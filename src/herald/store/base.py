@@ -10,6 +10,7 @@ from herald.model import NewEvent
 from herald.query.fields import SORT_COLUMNS as SORT_COLUMNS
 from herald.query.fields import STATS_GROUPS as STATS_GROUPS
 from herald.query.filter import EventFilter as EventFilter
+from herald.store.device_records import DeviceQuery, DeviceRow
 from herald.store.rejections import NewRejection, Rejected
 
 
@@ -399,6 +400,32 @@ class Store(Protocol):
 
     def purge_rejected(self, before_ms: int) -> int:
         """Delete quarantined records received before ``before_ms``."""
+
+    # -- the device-state projection (store/devices.py) ------------------------
+    def device_cursor(self) -> int:
+        """The log position the device states include."""
+
+    def device_states(self, keys: Sequence[tuple[int, str]]) -> dict[tuple[int, str], DeviceRow]:
+        """The stored states of these (organisation, endpoint key) pairs that have one."""
+
+    def save_device_states(
+        self, after_seq: int, cursor_seq: int, rows: Sequence[DeviceRow]
+    ) -> bool:
+        """Move the projection's cursor from ``after_seq`` to ``cursor_seq`` and write
+        ``rows``, in one transaction; False (nothing written) if the cursor has moved."""
+
+    def reset_device_states(self) -> None:
+        """Forget every state; the projection starts again from the start of the log."""
+
+    def get_device_state(
+        self, organisation_ids: tuple[int, ...] | None, endpoint_key: str
+    ) -> DeviceRow | None: ...
+
+    def list_device_states(self, query: DeviceQuery) -> tuple[list[DeviceRow], int]:
+        """A page of endpoint states and how many match in all."""
+
+    def device_status_counts(self, organisation_ids: tuple[int, ...] | None) -> dict[int, int]:
+        """How many endpoints are in each status."""
 
     # -- stats ----------------------------------------------------------------
     def stats(self, query: StatsQuery) -> list[StatsRow]:

@@ -62,6 +62,7 @@ from herald.store.base import (
     StatsRow,
 )
 from herald.store.common import HANDLER_COLUMNS, handler_from_row
+from herald.store.devices import DeviceStateMethods
 from herald.store.errors import Conflict, StoreError, StoreUnavailable, TryAgain, Unavailability
 from herald.store.quarantine import QuarantineMethods
 from herald.store.sql import (
@@ -203,7 +204,9 @@ class _Rows:
         return self.bodies
 
 
-class PostgresStore(QuarantineMethods[psycopg.Connection[Any]]):
+class PostgresStore(
+    QuarantineMethods[psycopg.Connection[Any]], DeviceStateMethods[psycopg.Connection[Any]]
+):
     """The Store on a PostgreSQL database, through a pool of connections."""
 
     _GREATEST = "GREATEST"

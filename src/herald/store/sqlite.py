@@ -27,6 +27,7 @@ from herald.store.base import (
     StatsRow,
 )
 from herald.store.common import SELECT_HANDLER, handler_from_row
+from herald.store.devices import DeviceStateMethods
 from herald.store.errors import Conflict, StoreError, StoreUnavailable, Unavailability
 from herald.store.quarantine import QuarantineMethods
 from herald.store.sql import (
@@ -87,7 +88,7 @@ def _translate(exc: sqlite3.Error) -> StoreError:
     return StoreError(message)
 
 
-class SQLiteStore(QuarantineMethods[sqlite3.Connection]):
+class SQLiteStore(QuarantineMethods[sqlite3.Connection], DeviceStateMethods[sqlite3.Connection]):
     """The Store on one SQLite file."""
 
     _GREATEST = "MAX"

@@ -74,7 +74,12 @@ async def live_for(request: Request, services: Services) -> Live:
                 recheck_seconds=settings.stream_recheck_seconds,
             )
             tokens = ResumeTokens(secret)
-            feed = LogFeed(services.store, services.run, functools.partial(frame, tokens))
+            feed = LogFeed(
+                services.store,
+                services.run,
+                functools.partial(frame, tokens),
+                loops=services.loops,
+            )
             live = Live(feed, guard, tokens)
             request.app.state.live = live
     return live

@@ -1,0 +1,1 @@
+"""Device connectivity state, projected from the event log (issue 18)."""

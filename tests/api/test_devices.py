@@ -1,0 +1,252 @@
+"""Device state end to end: a real ``herald serve`` projects what is posted, on each backend."""
+
+from __future__ import annotations
+
+from dataclasses import dataclass
+from typing import Any
+
+import httpx
+import pytest
+
+from herald.timefmt import format_ms, now_ms, parse_timestamp, to_ms
+from tests.ingest.examples import emnify_examples, recently
+from tests.support.server import HeraldServer
+from tests.support.waiting import wait_until
+
+MIN = 60_000
+T0 = now_ms() - 24 * 60 * MIN  # a day ago: every event is in the past
+VODAFONE = {
+    "id": 3,
+    "name": "Vodafone",
+    "country": {"id": 74, "name": "Germany", "mcc": "262", "iso_code": "de"},
+    "mnc": [{"id": 3, "mnc": "02"}],
+}
+ORANGE = {"id": 9, "name": "Orange", "country": {"id": 67, "name": "France", "mcc": "208"}}
+MARKER = 999_999  # an endpoint whose event, posted last, shows the projection has caught up
+
+
+@dataclass
+class Tenants:
+    a: int
+    b: int
+    a_rw: str
+    b_rw: str
+    admin: str
+
+
+@pytest.fixture
+def tenants(server: HeraldServer) -> Tenants:
+    a, b = server.create_org("Acme IoT"), server.create_org("Bolt Mobility")
+    return Tenants(
+        a=a,
+        b=b,
+        a_rw=server.create_token(a, "event:read", "event:create"),
+        b_rw=server.create_token(b, "event:read", "event:create"),
+        admin=server.admin_token,
+    )
+
+
+def event(type_id: int, minute: int, endpoint: int | str = 7, **fields: Any) -> dict[str, Any]:
+    ref = (
+        {"id": endpoint, "name": f"tracker-{endpoint}"}
+        if isinstance(endpoint, int)
+        else {"name": endpoint}
+    )
+    return {
+        "event_type": {"id": type_id},
+        "timestamp": format_ms(T0 + minute * MIN),
+        "endpoint": {**ref, "ip_address": "10.0.0.7"},
+        **fields,
+    }
+
+
+def session(minute: int, endpoint: int = 7, apn: str = "em") -> dict[str, Any]:
+    pdp = {"apn": apn, "rat_type": 6, "ue_ip_address": "100.64.0.7"}
+    return event(3, minute, endpoint, detail={**VODAFONE, "pdp_context": pdp})
+
+
+def settle(client: httpx.Client, events: list[dict[str, Any]]) -> None:
+    """Post ``events`` and a marker event after them; wait until the marker is projected
+    (the projector follows the log in order: everything before it is then projected too)."""
+    marker = {**event(10001, 0, MARKER), "timestamp": format_ms(now_ms() - 1000)}
+    response = client.post("/event", json=[*events, marker])
+    assert response.status_code == 201, response.text
+    stamp = response.json()[-1]["timestamp"]
+
+    def caught_up() -> bool:
+        found = client.get("/endpoint", params={"sort": "-last_seen", "per_page": 1}).json()
+        return bool(found) and found[0]["id"] == MARKER and found[0]["last_seen"] == stamp
+
+    wait_until(caught_up, 20)
+
+
+def connectivity(client: httpx.Client, endpoint: int | str = 7) -> dict[str, Any]:
+    response = client.get(f"/endpoint/{endpoint}/connectivity")
+    assert response.status_code == 200, response.text
+    body: dict[str, Any] = response.json()
+    assert set(body) == {"status", "location", "pdp_context", "services"}  # emnify's shape
+    assert set(body["status"]) == {"id", "description"}
+    return body
+
+
+def test_a_devices_story_and_backfill(server: HeraldServer, tenants: Tenants) -> None:
+    steps: list[tuple[list[dict[str, Any]], str]] = [
+        ([event(1, 0, detail=VODAFONE, description="now attached to VLR='4917200'.")], "ATTACHED"),
+        ([session(1)], "ONLINE"),
+        ([event(2, 2, detail=ORANGE)], "ONLINE"),  # a location update keeps the session
+        ([event(5, 3)], "ATTACHED"),
+        ([session(4, apn="iot")], "ONLINE"),
+        ([event(15, 5)], "OFFLINE"),
+        ([event(2, 6, detail=VODAFONE)], "ATTACHED"),
+        ([event(11, 7, description="Endpoint blocked")], "BLOCKED"),
+        ([event(42, 8)], "ATTACHED"),
+    ]
+    with server.client(tenants.a_rw) as client:
+        assert client.get("/endpoint/7/connectivity").status_code == 404
+        for events, status in steps:
+            settle(client, events)
+            assert connectivity(client)["status"]["description"] == status, events
+        # backfilled (older) events, out of order, do not move the state back
+        settle(client, [event(3, -5), session(-30), event(5, -40), event(15, -2), event(11, -1)])
+        answer = connectivity(client)
+        assert answer["status"] == {"id": 0, "description": "ATTACHED"}
+        assert answer["location"]["operator"]["name"] == "Vodafone"
+        assert answer["location"]["country"]["name"] == "Germany"
+        assert answer["location"]["last_updated"] == format_ms(T0 + 6 * MIN)
+        assert answer["location"]["vlr"] == "4917200"
+        assert answer["pdp_context"] is None
+        assert answer["services"] == ["GPRS"]  # CS purged at 5, only PS attached since
+        settle(client, [session(9, apn="iot")])
+        pdp = connectivity(client)["pdp_context"]
+        assert (pdp["apn"], pdp["rat_type"], pdp["ue_ip_address"]) == ("iot", 6, "100.64.0.7")
+        # a Stacuity endpoint (an endpointId that is no number) is found by its name
+        settle(client, [event(2, 10, "8d1c-uuid", detail=ORANGE)])
+        assert connectivity(client, "8d1c-uuid")["status"]["description"] == "ATTACHED"
+
+
+def test_tenants_see_only_their_endpoints(server: HeraldServer, tenants: Tenants) -> None:
+    with server.client(tenants.a_rw) as a, server.client(tenants.b_rw) as b:
+        settle(a, [event(1, 0, 7, detail=VODAFONE), session(1, 8)])
+        settle(b, [event(15, 2, 7)])
+        assert connectivity(a, 7)["status"]["description"] == "ATTACHED"
+        assert connectivity(b, 7)["status"]["description"] == "OFFLINE"
+        missing = b.get("/endpoint/8/connectivity")
+        assert missing.status_code == 404
+        assert missing.headers["content-type"] == "application/problem+json"
+        assert {e["id"] for e in b.get("/endpoint").json()} == {7, MARKER}
+        assert all(e["organisation"]["id"] == tenants.b for e in b.get("/endpoint").json())
+        counts = {
+            c["status"]["description"]: c["count"]
+            for c in b.get("/endpoint/status_counts").json()["counts"]
+        }
+        assert counts == {"ATTACHED": 0, "ONLINE": 0, "OFFLINE": 2, "BLOCKED": 0}
+    with server.client(tenants.admin) as admin:
+        assert admin.get("/endpoint/status_counts").json()["total"] == 5
+        assert int(admin.get("/endpoint").headers["X-Total-Count"]) == 5
+
+
+def test_the_fleet_list_filters_sorts_and_pages(server: HeraldServer, tenants: Tenants) -> None:
+    with server.client(tenants.a_rw) as client:
+        settle(
+            client,
+            [
+                event(1, 0, 1, detail=VODAFONE),  # attached, Germany
+                event(1, 1, 2, detail=ORANGE),  # attached, France
+                session(2, 3),  # online, Germany
+                event(2, 3, 4, detail=ORANGE),
+                event(19, 4, 4),  # blocked, France
+                event(10001, 5, 5),  # never attached: offline, no network
+            ],
+        )
+
+        def ids(**params: Any) -> list[int]:
+            response = client.get("/endpoint", params=params)
+            assert response.status_code == 200, response.text
+            return [e["id"] for e in response.json() if e["id"] != MARKER]
+
+        assert ids() == [5, 4, 3, 2, 1]
+        assert ids(status="ATTACHED") == [2, 1]
+        assert ids(status="online|3") == [4, 3]
+        assert ids(country="France") == [4, 2]
+        assert ids(operator="Vodafone", sort="id") == [1, 3]
+        assert ids(last_seen_before=format_ms(T0 + 2 * MIN)) == [2, 1]
+        assert ids(last_seen_after=format_ms(T0 + 2 * MIN), status="0|1|2|3") == [5, 4, 3]
+        assert ids(sort="status,-id") == [2, 1, 3, 5, 4]
+        page = client.get("/endpoint", params={"status": "0|1|3", "per_page": 2, "page": 2})
+        assert [e["id"] for e in page.json()] == [2, 1]
+        assert page.headers["X-Total-Count"] == "4"
+        assert page.headers["X-Total-Pages"] == "2"
+        links = {part.split('rel="')[1].rstrip('"') for part in page.headers["Link"].split(", ")}
+        assert links == {"first", "prev", "last"}
+        item = client.get("/endpoint", params={"status": "BLOCKED"}).json()[0]
+        assert item["status"] == {"id": 3, "description": "BLOCKED"}
+        assert item["name"] == "tracker-4" and item["location"]["operator"]["name"] == "Orange"
+        assert item["last_seen"] == format_ms(T0 + 4 * MIN)
+        assert (item["quota_status"], item["sim_status"]) == ("EXHAUSTED", None)
+
+
+BAD_PARAMETERS = [
+    ({"status": "SLEEPING"}, "status"),
+    ({"status": "7"}, "status"),
+    ({"last_seen_after": "soon"}, "last_seen_after"),
+    ({"last_seen_before": "2026-13-01T00:00:00Z"}, "last_seen_before"),
+    (
+        {"last_seen_after": "2026-11-02T00:00:00Z", "last_seen_before": "2026-11-01T00:00:00Z"},
+        "last_seen_after",
+    ),
+    ({"per_page": "0"}, "per_page"),
+    ({"per_page": "1001"}, "per_page"),
+    ({"page": "x"}, "page"),
+    ({"sort": "imsi"}, "sort"),
+    ({"country": "x" * 300}, "country"),
+    ({"operator": "|".join(["x"] * 60)}, "operator"),
+    ({"colour": "red"}, "colour"),
+]
+
+
+def test_bad_parameters_are_422_naming_the_field(server: HeraldServer, tenants: Tenants) -> None:
+    with server.client(tenants.a_rw) as client:
+        for params, field in BAD_PARAMETERS:
+            response = client.get("/endpoint", params=params)
+            assert response.status_code == 422, (params, response.text)
+            assert response.headers["content-type"] == "application/problem+json"
+            assert [e["field"] for e in response.json()["errors"]] == [field], params
+        assert client.get("/endpoint/" + "x" * 300 + "/connectivity").status_code == 400
+    with server.client() as anonymous:
+        assert anonymous.get("/endpoint").status_code == 401
+
+
+def test_provider_records_drive_the_state(server: HeraldServer, tenants: Tenants) -> None:
+    """emnify's own example records (the reference), through /ingest/emnify, for one device."""
+    examples = emnify_examples()
+
+    def example(type_id: int, accepted: bool = True) -> dict[str, Any]:
+        return next(
+            record
+            for record in examples
+            if int(record["event_type"]["id"]) == type_id
+            and ("rejected" not in record["description"]) == accepted
+        )
+
+    story = [example(1), example(3), example(3, accepted=False)]
+    story = [{**record, "endpoint": {**record["endpoint"], "id": 4242}} for record in story]
+    token = server.create_token(tenants.a, "ingest:emnify", "event:read")
+    with server.client(token) as client:
+        records = recently(story)
+        response = client.post("/ingest/emnify", json=records)
+        assert response.status_code == 200 and response.json()["stored"] == 3, response.text
+        last = format_ms(to_ms(parse_timestamp(records[-1]["timestamp"])))
+
+        def projected() -> bool:  # up to the last record, the rejection
+            found = client.get("/endpoint", params={"status": "ONLINE"}).json()
+            return [(e["id"], e["last_seen"]) for e in found] == [(4242, last)]
+
+        wait_until(projected)
+        answer = connectivity(client, 4242)
+    assert answer["status"] == {"id": 1, "description": "ONLINE"}  # the rejection changed nothing
+    assert answer["location"]["operator"]["name"] == "Vodafone"
+    assert answer["location"]["country"]["name"] == "Germany"
+    assert answer["location"]["vlr"] == "491720000095"
+    pdp = answer["pdp_context"]
+    assert (pdp["apn"], pdp["ue_ip_address"]) == ("em", "101.124.109.214")
+    assert answer["services"] == ["GPRS", "SMS"]

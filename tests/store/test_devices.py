@@ -1,0 +1,198 @@
+"""The device-state projection over the store, on each backend."""
+
+from __future__ import annotations
+
+import asyncio
+import dataclasses
+import subprocess
+from collections.abc import Callable
+from typing import Any
+
+import pytest
+
+from herald.devices import state as ds
+from herald.devices.projector import DeviceProjector, in_process
+from herald.loops import Loops
+from herald.store import Store, StoreError
+from herald.store.device_records import DeviceQuery
+from herald.timefmt import now_ms
+from tests.store.conftest import EventFactory
+from tests.support.server import HERALD
+from tests.support.waiting import readable
+
+T0 = now_ms() - 3 * 86_400_000  # within the retention window, whole minutes apart
+MIN = 60_000
+NETWORK = {"id": 3, "name": "Vodafone", "country": {"id": 74, "name": "Germany"}}
+
+
+def _story(make_event: EventFactory, org: int, endpoint: int, start: int = 0) -> list[Any]:
+    def at(minute: int) -> int:
+        return T0 + (start + minute) * MIN
+
+    ref = {"id": endpoint, "name": f"tracker-{endpoint}"}
+    return [
+        make_event(org, at(0), 1, endpoint=ref, detail=NETWORK),
+        make_event(org, at(1), 3, endpoint=ref, detail={**NETWORK, "pdp_context": {"apn": "em"}}),
+        make_event(org, at(2), 5, endpoint=ref),
+        make_event(org, at(3), 15, endpoint=ref),
+    ]
+
+
+def _snapshot(store: Store, org: int) -> list[tuple[str, int, str]]:
+    rows, _ = store.list_device_states(DeviceQuery((org,), sort=(("id", False),)))
+    return [(row.endpoint_key, row.status, row.state) for row in rows]
+
+
+def test_projection_follows_the_log_and_replays_the_same(
+    store: Store, make_event: EventFactory, ids: Callable[[int], list[int]]
+) -> None:
+    org = store.create_organisation("Acme").id
+    events = _story(make_event, org, 7) + _story(make_event, org, 8)[:2]
+    events.append(make_event(org, T0, 3, user={"id": 1}))  # names no endpoint: no state
+    stored = ids(len(events))
+    store.append(events, stored)
+    readable(store, stored)
+    projector = DeviceProjector(store, chunk=2)  # several transactions, each with its cursor
+    assert projector.catch_up() == len(events)
+    assert store.device_cursor() == store.last_seq()
+    assert [(key, status) for key, status, _ in _snapshot(store, org)] == [
+        ("7", ds.Status.OFFLINE),
+        ("8", ds.Status.ONLINE),
+    ]
+    before = _snapshot(store, org)
+    store.reset_device_states()
+    assert store.device_cursor() == 0 and _snapshot(store, org) == []
+    DeviceProjector(store, chunk=1000).catch_up()
+    assert _snapshot(store, org) == before
+
+
+def test_backfilled_events_do_not_move_the_state_back(
+    store: Store, make_event: EventFactory, ids: Callable[[int], list[int]]
+) -> None:
+    org = store.create_organisation("Acme").id
+    projector = DeviceProjector(store)
+    online = _story(make_event, org, 7, start=100)[:2]
+    first = ids(2)
+    store.append(online, first)
+    readable(store, first)
+    projector.catch_up()
+    row = store.get_device_state((org,), "7")
+    assert row is not None and row.status == ds.Status.ONLINE
+    late = _story(make_event, org, 7, start=0)  # an hour and a half older: ends offline
+    later = ids(len(late))
+    store.append(late, later)
+    readable(store, later)
+    projector.catch_up()
+    again = store.get_device_state((org,), "7")
+    assert again is not None and again.status == ds.Status.ONLINE
+    assert again.last_event_ms == T0 + 101 * MIN
+
+
+def test_the_cursor_moves_only_with_the_rows(
+    store: Store, make_event: EventFactory, ids: Callable[[int], list[int]]
+) -> None:
+    org = store.create_organisation("Acme").id
+    events = _story(make_event, org, 7)
+    stored = ids(len(events))
+    store.append(events, stored)
+    readable(store, stored)
+    entries = store.read_log(0, 100)
+    projector = DeviceProjector(store)
+    assert projector.step() == len(entries)
+    row = store.get_device_state((org,), "7")
+    assert row is not None
+    # a row the database refuses (no status) undoes the cursor's move with it
+    broken = dataclasses.replace(row, endpoint_key="8", status=None)  # type: ignore[arg-type]
+    with pytest.raises(StoreError):
+        store.save_device_states(entries[-1].seq, entries[-1].seq + 10, [broken])
+    assert store.device_cursor() == entries[-1].seq
+    assert store.get_device_state((org,), "8") is None
+    # a writer that read from an older position (another process was faster) writes nothing
+    newer = dataclasses.replace(row, status=ds.Status.BLOCKED)
+    assert not store.save_device_states(entries[0].seq, entries[-1].seq + 10, [newer])
+    kept = store.get_device_state((org,), "7")
+    assert kept == row and store.device_cursor() == entries[-1].seq
+
+
+def test_queries_are_scoped_filtered_and_counted(
+    store: Store, make_event: EventFactory, ids: Callable[[int], list[int]]
+) -> None:
+    acme, other = store.create_organisation("Acme").id, store.create_organisation("Other").id
+    events = [
+        *_story(make_event, acme, 1)[:1],  # attached
+        *_story(make_event, acme, 2, start=10)[:2],  # online
+        *_story(make_event, acme, 3, start=20),  # offline
+        *_story(make_event, other, 1, start=30)[:2],  # the same endpoint id elsewhere
+    ]
+    stored = ids(len(events))
+    store.append(events, stored)
+    readable(store, stored)
+    DeviceProjector(store).catch_up()
+    assert store.device_status_counts((acme,)) == {0: 1, 1: 1, 2: 1}
+    assert store.device_status_counts(None) == {0: 1, 1: 2, 2: 1}
+    mine = store.get_device_state((acme,), "1")
+    theirs = store.get_device_state((other,), "1")
+    assert mine is not None and theirs is not None and mine.status != theirs.status
+    assert store.get_device_state((other,), "2") is None
+    rows, total = store.list_device_states(DeviceQuery((acme,), statuses=(0, 1)))
+    assert total == 2 and [row.endpoint_key for row in rows] == ["2", "1"]  # newest first
+    rows, total = store.list_device_states(
+        DeviceQuery((acme,), countries=("Germany",), seen_before_ms=T0 + 20 * MIN, per_page=1)
+    )
+    assert total == 2 and [row.endpoint_key for row in rows] == ["2"]
+    rows, _ = store.list_device_states(
+        DeviceQuery((acme,), operators=("Vodafone",), sort=(("status", True),), page=2, per_page=2)
+    )
+    assert [row.endpoint_key for row in rows] == ["1"]
+    assert store.list_device_states(DeviceQuery((acme,), countries=("France",))) == ([], 0)
+    assert store.list_device_states(DeviceQuery(()))[1] == 0
+
+
+def test_herald_db_rebuild_device_state(
+    store: Store, database_url: str, make_event: EventFactory, ids: Callable[[int], list[int]]
+) -> None:
+    org = store.create_organisation("Acme").id
+    events = _story(make_event, org, 7)[:2]
+    stored = ids(len(events))
+    store.append(events, stored)
+    readable(store, stored)
+    DeviceProjector(store).catch_up()
+    kept = store.get_device_state((org,), "7")
+    rebuilt = subprocess.run(
+        [*HERALD, "db", "rebuild-device-state", "--database", database_url],
+        capture_output=True,
+        text=True,
+        timeout=60,
+    )
+    assert rebuilt.returncode == 0, rebuilt.stderr
+    assert "device states rebuilt from 2 events" in rebuilt.stdout
+    again = store.get_device_state((org,), "7")
+    assert kept is not None and again is not None
+    assert again.status == ds.Status.ONLINE and again.state == kept.state
+    assert again.updated_ms > kept.updated_ms  # written again, the same
+
+
+def test_the_serve_loop_follows_the_log_and_stops_between_chunks(
+    store: Store, make_event: EventFactory, ids: Callable[[int], list[int]]
+) -> None:
+    org = store.create_organisation("Acme").id
+    events = [e for n in range(50) for e in _story(make_event, org, n, start=n)]
+    stored = ids(len(events))
+    store.append(events, stored)
+    readable(store, stored)
+
+    async def follow() -> tuple[int, int]:
+        loops = Loops()
+        async with in_process(store, 0.01, loops) as projector:
+            projector.chunk = 5
+            await asyncio.sleep(0)  # the first chunk starts; leaving cancels the loop
+        stopped_at = store.device_cursor()  # the chunk in hand was finished, no more
+        async with in_process(store, 0.01, loops):
+            while store.device_cursor() != store.last_seq():
+                await asyncio.sleep(0.01)
+        assert loops.report()["device_state"]["healthy"] is True
+        return stopped_at, store.device_status_counts((org,)).get(ds.Status.OFFLINE, 0)
+
+    stopped_at, offline = asyncio.run(asyncio.wait_for(follow(), 30))
+    assert stopped_at < store.last_seq()  # cancelled long before the end of the log
+    assert offline == 50
