@@ -36,9 +36,16 @@ class Settings(BaseSettings):
     delivery_timeout_seconds: float = Field(default=10, gt=0)
     delivery_lease_seconds: float = Field(default=30, gt=0)
     delivery_poll_seconds: float = Field(default=0.05, gt=0)
+    delivery_max_connections: int = Field(default=200, ge=1)  # one pool for every handler
+    delivery_connections_per_organisation: int = Field(default=20, ge=1)  # requests at once
+    delivery_drain_seconds: float = Field(default=10, ge=0)  # on stop, for requests out
     handler_retention_days: float = Field(default=3, gt=0)
+    worker_host: str = "127.0.0.1"  # where herald worker serves /health, /ready, /metrics
+    worker_port: int = Field(default=9464, ge=1, le=65535)
     device_state_poll_seconds: float = Field(default=0.2, gt=0)  # projector's look at the log
     allow_private_targets: bool = False
+    secret_key: str | None = Field(default=None, repr=False)  # seals handler secrets
+    secret_key_file: str | None = None  # else: beside the database (or ./herald.secret-key)
 
     sqlite_synchronous: str = "FULL"
     node_id: int | None = Field(default=None, ge=0, le=1023)

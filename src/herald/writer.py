@@ -1,8 +1,10 @@
 """The one write path: every event enters the log through ``EventWriter.append``.
 
-The event API, provider ingest, security events, the delivery worker's notices, the
-simulator and the demo all write here, so that each of them gets ids from the process's
-generator, one transaction per batch and its count in ``herald_events_ingested_total``.
+The event API, provider ingest, security events, the simulator and the demo all write
+here, so that each of them gets ids from the process's generator, one transaction per batch
+and its count in ``herald_events_ingested_total``. (The delivery worker's "handler disabled"
+notice is the exception: ``Store.record_delivery`` appends it in the transaction that
+disables the handler, and the worker counts it.)
 The events given are not modified.
 """
 

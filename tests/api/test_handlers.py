@@ -2,12 +2,14 @@
 
 from __future__ import annotations
 
+import threading
 from collections.abc import Iterator
+from concurrent.futures import ThreadPoolExecutor
 from pathlib import Path
 
 import pytest
 
-from tests.delivery.receiver import start_delivery_server, tenant
+from tests.delivery.receiver import Received, receiving, start_delivery_server, tenant
 from tests.support.server import HeraldServer
 
 
@@ -63,6 +65,11 @@ def test_crud_and_secret_shown_only_on_creation(herald: HeraldServer) -> None:
         ({"name": "x", "url": HOOK, "filter": {"severities": [7]}}, "filter.severities"),
         ({"name": "x", "url": HOOK, "filter": {"colour": "red"}}, "filter.colour"),
         ({"name": "x", "url": HOOK, "batch": {"max_events": 0}}, "batch.max_events"),
+        ({"name": "x", "url": HOOK + "\r\nX-Injected: 1"}, "url"),
+        ({"name": "x", "url": HOOK + "/a b"}, "url"),
+        ({"name": "x", "url": HOOK + "\t"}, "url"),
+        ({"name": "x", "url": HOOK + "\x00"}, "url"),
+        ({"name": "x", "url": "http://127.0.0.1:9\u2028/hook"}, "url"),
     ],
 )
 def test_bad_input_names_field_and_reason(
@@ -74,6 +81,17 @@ def test_bad_input_names_field_and_reason(
     assert response.status_code == 422, response.text
     assert response.headers["content-type"] == "application/problem+json"
     assert field in [error["field"] for error in response.json()["errors"]]
+
+
+def test_a_url_with_control_characters_is_refused_on_update(herald: HeraldServer) -> None:
+    _, token = tenant(herald)
+    with herald.client(token) as client:
+        handler = client.post("/event_handler", json={"name": "x", "url": HOOK}).json()
+        path = f"/event_handler/{handler['id']}"
+        response = client.patch(path, json={"url": HOOK + "\r\nHost: elsewhere"})
+        assert response.status_code == 422, response.text
+        assert [error["field"] for error in response.json()["errors"]] == ["url"]
+        assert client.get(path).json()["url"] == HOOK
 
 
 def test_permissions(herald: HeraldServer) -> None:
@@ -135,3 +153,42 @@ def test_private_targets_refused_unless_allowed(tmp_path: Path) -> None:
                 assert response.json()["errors"][0]["field"] == "url"
     finally:
         server.stop()
+
+
+@pytest.mark.parametrize("retry_after", ["²", "Fri, 01 Jan 99999999999999999999 00:00:00 GMT"])
+def test_the_test_send_reports_a_hostile_receiver_rather_than_failing(
+    herald: HeraldServer, retry_after: str
+) -> None:
+    _, token = tenant(herald)
+    with receiving(lambda _: (503, {"Retry-After": retry_after})) as receiver:
+        with herald.client(token) as client:
+            handler = client.post("/event_handler", json={"name": "x", "url": receiver.url}).json()
+            path = f"/event_handler/{handler['id']}"
+            answer = client.post(f"{path}/test")
+            assert answer.status_code == 200, answer.text
+            assert (answer.json()["status"], answer.json()["outcome"]) == (503, "retry")
+            [attempt] = client.get(f"{path}/delivery").json()
+            assert (attempt["kind"], attempt["error"]) == ("test", "HTTP 503")
+        assert len(receiver.requests) == 1
+
+
+def test_one_test_send_per_handler_at_a_time(herald: HeraldServer) -> None:
+    _, token = tenant(herald)
+    arrived, release = threading.Event(), threading.Event()
+
+    def slow(_: Received) -> tuple[int, dict[str, str]]:
+        arrived.set()
+        release.wait(10)
+        return 200, {}
+
+    with receiving(slow) as receiver, herald.client(token) as client:
+        handler = client.post("/event_handler", json={"name": "x", "url": receiver.url}).json()
+        path = f"/event_handler/{handler['id']}/test"
+        with ThreadPoolExecutor(1) as pool:
+            first = pool.submit(client.post, path)
+            assert arrived.wait(10)
+            second = client.post(path)
+            release.set()
+            assert first.result().status_code == 200
+        assert second.status_code == 429 and second.headers["retry-after"] == "1"
+        assert client.post(path).status_code == 200  # free again once the first is done

@@ -2,7 +2,9 @@
 
 from __future__ import annotations
 
+import asyncio
 import threading
+import time
 from collections.abc import Callable, Iterator
 from contextlib import contextmanager
 from dataclasses import dataclass, field
@@ -135,3 +137,94 @@ def tenant(server: HeraldServer, name: str = "Acme IoT") -> tuple[int, str]:
         organisation, "handler:manage", "handler:read", "event:create", "event:read"
     )
     return organisation, token
+
+
+TRICKLED_ANSWER = b"HTTP/1.1 200 OK\r\nContent-Length: 2\r\nConnection: close\r\n\r\nok"
+
+
+@dataclass
+class Trickler:
+    """A hostile receiver: it reads a request, then answers one byte every ``interval``
+    seconds (each read of the sender gets a byte in time: only a deadline on the whole
+    request ends it). Counts requests, connections open now and at most, and when each
+    connection ended."""
+
+    interval: float
+    port: int = 0
+    requests: int = 0
+    open: int = 0
+    peak: int = 0
+    ended: list[float] = field(default_factory=list)  # time.monotonic() of each close
+
+    @property
+    def url(self) -> str:
+        return f"http://127.0.0.1:{self.port}/slow"
+
+    async def serve(self, reader: asyncio.StreamReader, writer: asyncio.StreamWriter) -> None:
+        self.open += 1
+        self.peak = max(self.peak, self.open)
+        try:
+            head = await reader.readuntil(b"\r\n\r\n")
+            length = next(
+                (
+                    int(line.split(b":")[1])
+                    for line in head.split(b"\r\n")
+                    if line.lower().startswith(b"content-length:")
+                ),
+                0,
+            )
+            await reader.readexactly(length)
+            self.requests += 1
+            hung_up = asyncio.ensure_future(reader.read(1))  # b"" once the sender closes
+            for byte in TRICKLED_ANSWER:
+                writer.write(bytes([byte]))
+                await writer.drain()
+                await asyncio.wait({hung_up}, timeout=self.interval)
+                if hung_up.done():
+                    break
+            hung_up.cancel()
+        except (ConnectionError, asyncio.IncompleteReadError):
+            pass  # the sender gave up
+        finally:
+            self.open -= 1
+            self.ended.append(time.monotonic())
+            writer.close()
+
+
+@contextmanager
+def trickling(interval: float = 0.25) -> Iterator[Trickler]:
+    """A ``Trickler`` on a free loopback port, served by an event loop of its own thread."""
+    trickler = Trickler(interval)
+    loop = asyncio.new_event_loop()
+    started = threading.Event()
+    server: asyncio.Server | None = None
+
+    async def start() -> None:
+        nonlocal server
+        server = await asyncio.start_server(trickler.serve, "127.0.0.1", 0)
+        trickler.port = server.sockets[0].getsockname()[1]
+        started.set()
+
+    def run() -> None:
+        loop.run_until_complete(start())
+        loop.run_forever()
+
+    thread = threading.Thread(target=run, daemon=True)
+    thread.start()
+    started.wait(10)
+
+    async def stop() -> None:
+        if server is not None:
+            server.close()
+        serving = [task for task in asyncio.all_tasks() if task is not asyncio.current_task()]
+        for task in serving:
+            task.cancel()
+        await asyncio.gather(*serving, return_exceptions=True)
+
+    try:
+        yield trickler
+    finally:
+        asyncio.run_coroutine_threadsafe(stop(), loop).result(10)
+        loop.call_soon_threadsafe(loop.stop)
+        thread.join(10)
+        loop.close()

@@ -31,6 +31,7 @@ from herald.delivery.worker import in_process as delivery_in_process
 from herald.devices.projector import in_process as devices_in_process
 from herald.ids import IdGenerator
 from herald.loops import run_forever
+from herald.sealing import load_box, seal_stored_secrets
 from herald.simulate.demo import run_demo
 from herald.store import Store, StoreError, lease_node_id, open_store
 from herald.timefmt import now_ms
@@ -83,6 +84,7 @@ def build_services(settings: Settings, store: Store) -> Services:
         catalog=catalog,
         ids=ids,
         audit=audit,
+        secret_box=load_box(settings),
     )
 
 
@@ -99,11 +101,17 @@ def create_app(settings: Settings | None = None) -> FastAPI:
         )
         services = build_services(settings, store)
         app.state.services = services
+        seal_stored_secrets(store, services.secret_box)
         background = _background(services)
         try:
             async with (
                 delivery_in_process(
-                    store, settings, services.catalog, services.ids, services.loops
+                    store,
+                    settings,
+                    services.catalog,
+                    services.ids,
+                    services.secret_box,
+                    services.loops,
                 ),
                 devices_in_process(store, settings.device_state_poll_seconds, services.loops),
             ):

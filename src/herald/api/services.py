@@ -13,6 +13,7 @@ from herald.catalog import Catalog
 from herald.config import Settings
 from herald.ids import IdGenerator
 from herald.loops import Loops
+from herald.sealing import SecretBox
 from herald.store import Organisation, Store
 from herald.threads import Threads
 from herald.writer import EventWriter
@@ -33,7 +34,9 @@ class Services:
     catalog: Catalog
     ids: IdGenerator
     audit: AuditLog
+    secret_box: SecretBox  # seals and opens handler secrets
     writer: EventWriter = field(init=False)
+    testing: set[int] = field(default_factory=set)  # handlers whose test send is out
     loops: Loops = field(default_factory=Loops)
     _organisations: dict[int, tuple[float, Organisation]] = field(default_factory=dict)
     _threads: Threads = field(

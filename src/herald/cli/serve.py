@@ -15,6 +15,7 @@ from herald.api.routes.stream import end_live_streams
 from herald.auth import issue_token
 from herald.cli.common import DatabaseOption, console, fail, settings_for
 from herald.config import Settings
+from herald.sealing import load_box
 from herald.store import StoreError, open_store
 from herald.store.sqlite import sqlite_path
 
@@ -82,6 +83,10 @@ def serve(
         token_file = bootstrap(settings)
     except (ValueError, StoreError) as exc:
         fail(f"cannot open database {settings.database_url}: {exc}")
+    try:
+        load_box(settings)  # a clear error now rather than a failed startup
+    except ValueError as exc:
+        fail(f"cannot load the key that seals handler secrets: {exc}")
     if token_file:
         console.print(
             f"First start: an internal admin token was written to [bold]{token_file}[/] "

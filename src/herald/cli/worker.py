@@ -2,38 +2,53 @@
 
 from __future__ import annotations
 
-import asyncio
-import contextlib
 import logging
+from typing import Annotated
 
-from herald.catalog import load_catalog
+import typer
+import uvicorn
+
+from herald.api.worker_app import create_worker_app
 from herald.cli.common import DatabaseOption, console, fail, settings_for, store_for
-from herald.delivery.worker import DeliveryWorker
-from herald.ids import IdGenerator
+from herald.sealing import load_box
 from herald.store import StoreError, lease_node_id
 
 
-def worker(database: DatabaseOption = None) -> None:
+def worker(
+    database: DatabaseOption = None,
+    host: Annotated[
+        str | None,
+        typer.Option(help="Address of /health, /ready and /metrics (default 127.0.0.1)."),
+    ] = None,
+    port: Annotated[
+        int | None, typer.Option(help="Their port (default 9464).", min=1, max=65535)
+    ] = None,
+) -> None:
     """Deliver events to event handlers (run serve with HERALD_DELIVERY_ENABLED=false)."""
     settings = settings_for(database)
+    updates = {k: v for k, v in {"worker_host": host, "worker_port": port}.items() if v}
+    settings = settings.model_copy(update=updates)
     logging.basicConfig(level=settings.log_level.upper(), format="%(asctime)s %(message)s")
-    store = store_for(database)
+    store = store_for(database)  # a clear error now if the database cannot be opened
     try:
-        node_id = lease_node_id(store, settings.node_id)
+        lease_node_id(store, settings.node_id)  # or if no node id can be leased
     except StoreError as exc:
-        store.close()
         fail(f"cannot lease a node id: {exc}")
-    delivery = DeliveryWorker(store, settings, load_catalog(), IdGenerator(node_id), mode="worker")
-    console.print(f"Herald delivery worker {delivery.owner} on {settings.database_url}")
-
-    async def main() -> None:
-        try:
-            await delivery.run()
-        finally:
-            await delivery.aclose()
-
-    try:
-        with contextlib.suppress(KeyboardInterrupt):
-            asyncio.run(main())
     finally:
         store.close()
+    try:
+        load_box(settings)
+    except ValueError as exc:
+        fail(f"cannot load the key that seals handler secrets: {exc}")
+    console.print(
+        f"Herald delivery worker on {settings.database_url}; health and metrics on "
+        f"http://{settings.worker_host}:{settings.worker_port}"
+    )
+    config = uvicorn.Config(
+        create_worker_app(settings),
+        host=settings.worker_host,
+        port=settings.worker_port,
+        log_level=settings.log_level,
+        access_log=False,
+    )
+    uvicorn.Server(config).run()

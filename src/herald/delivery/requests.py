@@ -7,27 +7,30 @@ from datetime import datetime
 
 from herald.delivery.formats import Item, encode
 from herald.delivery.signing import signature_headers
+from herald.sealing import SecretBox
 from herald.store.base import Handler
 from herald.timefmt import to_ms
 
 
-def signing_keys(handler: Handler, now: datetime) -> list[str]:
-    """The current secret, and the previous one while it is still valid after a rotation."""
-    keys = [handler.secret]
+def signing_keys(handler: Handler, now: datetime, box: SecretBox | None) -> list[str]:
+    """The current secret, and the previous one while it is still valid after a rotation,
+    opened with ``box`` (None: stored in plaintext, as tests do)."""
+    stored = [handler.secret]
     until = handler.previous_secret_until_ms
     if handler.previous_secret and until is not None and until > to_ms(now):
-        keys.append(handler.previous_secret)
-    return keys
+        stored.append(handler.previous_secret)
+    return [box.open(value) for value in stored] if box else stored
 
 
 def build_request(
-    handler: Handler, items: Sequence[Item], msg_id: str, now: datetime
+    handler: Handler, items: Sequence[Item], msg_id: str, now: datetime, box: SecretBox | None
 ) -> tuple[bytes, dict[str, str]]:
-    """The body and headers of a request carrying ``items``; signed as of ``now``."""
+    """The body and headers of a request carrying ``items``; signed as of ``now``.
+    SecretUnavailable if ``box`` cannot open the handler's secret."""
     content_type, body = encode(handler.spec.format, items, handler.spec.batch_max_events > 1)
     headers = {
         "Content-Type": content_type,
         "Herald-Handler-Id": str(handler.id),
-        **signature_headers(msg_id, now, body, signing_keys(handler, now)),
+        **signature_headers(msg_id, now, body, signing_keys(handler, now, box)),
     }
     return body, headers

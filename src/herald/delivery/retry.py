@@ -8,6 +8,9 @@ from dataclasses import dataclass
 from datetime import UTC, datetime, timedelta
 from email.utils import parsedate_to_datetime
 
+MAX_RETRY_AFTER = 86_400.0
+"""Longest wait a receiver's Retry-After can ask for (seconds); longer ones are cut to it."""
+
 DEFAULT_SCHEDULE = (5.0, 30.0, 120.0, 600.0, 1800.0, 3600.0, 10800.0, 21600.0, 43200.0, 86400.0)
 """Seconds to wait after the 1st, 2nd... failure; the last one repeats (about 24 h)."""
 
@@ -25,7 +28,7 @@ class RetryPolicy:
 
     schedule: tuple[float, ...] = DEFAULT_SCHEDULE
     jitter: float = 0.1  # each delay is stretched or shrunk by up to this fraction
-    max_retry_after: float = 86_400.0
+    max_retry_after: float = MAX_RETRY_AFTER
 
     def next_attempt(
         self,
@@ -45,22 +48,25 @@ class RetryPolicy:
             return None
         delay = self.schedule[min(max(attempt, 1), len(self.schedule)) - 1]
         delay *= 1 + self.jitter * (2 * rand() - 1)
-        if retry_after is not None:
+        if retry_after is not None and retry_after == retry_after:  # not NaN
             delay = max(delay, min(retry_after, self.max_retry_after))
         return now + timedelta(seconds=max(delay, 0.0))
 
 
 def parse_retry_after(value: str | None, now: datetime) -> float | None:
-    """Seconds to wait from a Retry-After header (delta-seconds or an HTTP date)."""
+    """Seconds to wait from a Retry-After header (delta-seconds or an HTTP date), at most
+    ``MAX_RETRY_AFTER``; None for a missing or unreadable one (a receiver's header is
+    hostile input: ``²`` is a digit to ``str.isdigit``, a year can overflow)."""
     if not value:
         return None
     value = value.strip()
-    if value.isdigit():
-        return float(value)
+    if value.isascii() and value.isdigit():
+        return min(float(value), MAX_RETRY_AFTER)
     try:
         moment = parsedate_to_datetime(value)
-    except (TypeError, ValueError):
+        if moment.tzinfo is None:
+            moment = moment.replace(tzinfo=UTC)
+        seconds = (moment - now).total_seconds()
+    except (TypeError, ValueError, OverflowError):
         return None
-    if moment.tzinfo is None:
-        moment = moment.replace(tzinfo=UTC)
-    return max((moment - now).total_seconds(), 0.0)
+    return min(max(seconds, 0.0), MAX_RETRY_AFTER)

@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+import contextlib
 from typing import Any
 
 import orjson
@@ -30,8 +31,9 @@ def handler_status(store: Store, handler: Handler) -> dict[str, Any]:
     if lag_events:
         first = store.read_log(handler.cursor_seq, 1, (handler.organisation_id,))
         received = orjson.loads(first[0].body).get("received") if first else None
-        if isinstance(received, str):
-            lag_seconds = max(now - to_ms(parse_timestamp(received)), 0) / 1000
+        with contextlib.suppress(ValueError, OverflowError):  # an odd date: lag unknown
+            if isinstance(received, str):
+                lag_seconds = max(now - to_ms(parse_timestamp(received)), 0) / 1000
     leased = handler.lease_until_ms is not None and handler.lease_until_ms > now
     owner = handler.owner if leased else None
     return {

@@ -15,6 +15,7 @@ from urllib.parse import urlsplit
 
 import anyio
 import httpcore
+import httpx
 
 IPAddress = ipaddress.IPv4Address | ipaddress.IPv6Address
 
@@ -52,10 +53,13 @@ def address_refusal(address: IPAddress) -> str | None:
 
 def url_refusal(url: str) -> str | None:
     """Why a URL cannot be a webhook target, judged on its form alone."""
+    if any(char == " " or not char.isprintable() for char in url):  # CR LF split headers
+        return "the URL must not hold spaces or control characters (percent-encode them)"
     try:
         parts = urlsplit(url)
         parts.port  # noqa: B018 - raises on a bad port
-    except ValueError as exc:
+        httpx.URL(url)  # what the sender will parse: refused now rather than at every send
+    except (ValueError, httpx.InvalidURL) as exc:
         return f"malformed URL: {exc}"
     if parts.scheme not in ("http", "https"):
         return "only http and https URLs are allowed"

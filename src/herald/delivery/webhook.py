@@ -1,7 +1,10 @@
-"""The webhook sink: POST over pooled keep-alive connections, no redirects, bounded reads."""
+"""The webhook sink: POST over pooled keep-alive connections, no redirects, bounded reads,
+and a deadline on the whole request (a receiver trickling its answer cannot stretch it)."""
 
 from __future__ import annotations
 
+import asyncio
+import logging
 import ssl
 import time
 from dataclasses import dataclass
@@ -13,6 +16,7 @@ import httpx
 from herald.delivery.retry import is_retryable, parse_retry_after
 from herald.delivery.targets import GuardedBackend, TargetRefused, url_refusal
 
+log = logging.getLogger("herald.delivery")
 MAX_RESPONSE_BYTES = 64 * 1024
 USER_AGENT = "Herald-Webhooks/1"
 
@@ -29,6 +33,11 @@ class SendResult:
     @property
     def delivered(self) -> bool:
         return self.status is not None and 200 <= self.status < 300
+
+    @property
+    def gone(self) -> bool:
+        """The receiver answered 410 Gone: it wants no more requests (Standard Webhooks)."""
+        return self.status == 410
 
     @property
     def outcome(self) -> str:
@@ -63,8 +72,13 @@ class WebhookSender:
         timeout: float = 10.0,
         allow_private: bool = False,
         max_response_bytes: int = MAX_RESPONSE_BYTES,
+        max_connections: int = 200,
     ) -> None:
-        limits = httpx.Limits(max_connections=200, max_keepalive_connections=100)
+        limits = httpx.Limits(
+            max_connections=max_connections,
+            max_keepalive_connections=max(max_connections // 2, 1),
+        )
+        self._timeout = timeout
         self._max_response_bytes = max_response_bytes
         self._client = httpx.AsyncClient(
             transport=_GuardedTransport(allow_private, limits),
@@ -74,26 +88,38 @@ class WebhookSender:
         )
 
     async def send(self, url: str, body: bytes, headers: dict[str, str]) -> SendResult:
-        """POST ``body``; never raises for what the network or the receiver does."""
+        """POST ``body`` within the timeout, waiting for a pooled connection included; never
+        raises for what the network, the receiver or the URL does: every failure is a
+        result with its error."""
         started = time.perf_counter()
         reason = url_refusal(url)
         if reason:
             return SendResult(None, f"target refused: {reason}", 0)
         try:
-            async with self._client.stream("POST", url, content=body, headers=headers) as reply:
-                read = 0
-                async for chunk in reply.aiter_raw():  # drain a little for keep-alive, no more
-                    read += len(chunk)
-                    if read >= self._max_response_bytes:
-                        break
-                status = reply.status_code
-                retry_after = parse_retry_after(reply.headers.get("retry-after"), datetime.now(UTC))
+            async with asyncio.timeout(self._timeout):
+                return await self._post(url, body, headers, started)
         except TargetRefused as exc:
             return SendResult(None, f"target refused: {exc}", _ms_since(started))
-        except httpx.TimeoutException:
+        except (TimeoutError, httpx.TimeoutException):
             return SendResult(None, "timeout", _ms_since(started))
         except httpx.HTTPError as exc:
             return SendResult(None, f"{type(exc).__name__}: {exc}"[:500], _ms_since(started))
+        except Exception as exc:  # httpx.InvalidURL and the like: an attempt that failed
+            # the type only: the message may hold the URL, and a URL may hold a credential
+            log.warning("delivery: a request failed unexpectedly: %s", type(exc).__name__)
+            return SendResult(None, f"{type(exc).__name__}: {exc}"[:500], _ms_since(started))
+
+    async def _post(
+        self, url: str, body: bytes, headers: dict[str, str], started: float
+    ) -> SendResult:
+        async with self._client.stream("POST", url, content=body, headers=headers) as reply:
+            read = 0
+            async for chunk in reply.aiter_raw():  # drain a little for keep-alive, no more
+                read += len(chunk)
+                if read >= self._max_response_bytes:
+                    break
+            status = reply.status_code
+            retry_after = parse_retry_after(reply.headers.get("retry-after"), datetime.now(UTC))
         error = None if 200 <= status < 300 else f"HTTP {status}"
         return SendResult(status, error, _ms_since(started), retry_after)
 

@@ -38,13 +38,13 @@ from herald.delivery.retry import RetryPolicy
 from herald.delivery.webhook import SendResult, WebhookSender
 from herald.ids import IdGenerator
 from herald.loops import Loops, run_forever
-from herald.model import EventIn, OrganisationRef, TypeRef, build_event
+from herald.model import EventIn, NewEvent, OrganisationRef, TypeRef, build_event
 from herald.query.filter import EventFilter
+from herald.sealing import SecretBox
 from herald.store import Store, StoreError
 from herald.store.base import Delivery, Handler, HandlerProgress, LogEntry, Replay
 from herald.threads import Threads
 from herald.timefmt import format_ms, now_ms, parse_timestamp, to_ms
-from herald.writer import EventWriter
 
 log = logging.getLogger("herald.delivery")
 T = TypeVar("T")
@@ -108,21 +108,24 @@ class DeliveryWorker:
         mode: str = "worker",
         sender: WebhookSender | None = None,
         policy: RetryPolicy | None = None,
+        box: SecretBox | None = None,
         loops: Loops | None = None,
     ) -> None:
+        """``box`` opens the handlers' sealed secrets (None: they are stored in plaintext)."""
         self.store = store
         self.loops = loops or Loops()
         self.settings = settings
         self.catalog = catalog
         self.ids = ids
-        self.writer = EventWriter(store, ids)
         self.mode = mode
         self.owner = owner_name(mode)
         self.sender = sender or WebhookSender(
             timeout=settings.delivery_timeout_seconds,
             allow_private=settings.allow_private_targets,
+            max_connections=settings.delivery_max_connections,
         )
         self.policy = policy or RetryPolicy(schedule=settings.retry_delays)
+        self.box = box
         self._lease_ms = int(settings.delivery_lease_seconds * 1000)
         self._last_seq = 0  # the end of the log as ``_watch`` last saw it
         self._woken = asyncio.Event()
@@ -130,6 +133,9 @@ class DeliveryWorker:
         self._passed: dict[int, float] = {}  # per handler: when _pass_quiet last moved it
         self._lost: set[int] = set()  # handlers whose task stops after its current step
         self._held_until = 0.0  # (monotonic) when the leases of the last renewal run out
+        self._slots: dict[int, asyncio.Semaphore] = {}  # per organisation: requests at once
+        self._busy: set[int] = set()  # handlers whose request is out: stopping waits for them
+        self._stopping = False
         self._threads = Threads("herald-delivery", STORE_THREADS)
 
     async def _run(self, work: Callable[..., T], *args: Any) -> T:
@@ -159,16 +165,42 @@ class DeliveryWorker:
             self._held_until = started + self.settings.delivery_lease_seconds
             metrics.DELIVERY_HANDLERS.labels(self.mode).set(len(claimed))
             self._reconcile(tasks, claimed)
+            await self._cancel_deleted(tasks)
             await self._watch(renew, tasks)
 
         try:  # any failure is logged and tried again after a backoff (herald.loops)
             await run_forever(self.loops, "delivery", renewal, 0, max_backoff_seconds=renew)
         finally:
-            for task in tasks.values():
+            await self._drain(tasks)
+
+    async def _drain(self, tasks: Mapping[int, asyncio.Task[None]]) -> None:
+        """Stop: cancel the handlers that wait, let the requests out finish and be recorded
+        (for at most ``HERALD_DELIVERY_DRAIN_SECONDS``), then give up the leases."""
+        self._stopping = True
+        self._wake()
+        for handler_id, task in tasks.items():
+            if handler_id not in self._busy:
                 task.cancel()
-            await asyncio.gather(*tasks.values(), return_exceptions=True)
-            with contextlib.suppress(StoreError):
-                await self._run(self.store.release_handlers, self.owner)
+        busy = [task for handler_id, task in tasks.items() if handler_id in self._busy]
+        if busy:
+            log.info("delivery: stopping; waiting for %d requests to finish", len(busy))
+            await asyncio.wait(busy, timeout=self.settings.delivery_drain_seconds)
+        for task in tasks.values():
+            task.cancel()
+        await asyncio.gather(*tasks.values(), return_exceptions=True)
+        with contextlib.suppress(StoreError):
+            await self._run(self.store.release_handlers, self.owner)
+
+    async def _cancel_deleted(self, tasks: dict[int, asyncio.Task[None]]) -> None:
+        """Cancel the tasks of deleted handlers, requests in flight included: nothing is
+        left to record them in, and a slow receiver should not keep them open."""
+        for handler_id in list(self._lost):
+            task = tasks.get(handler_id)
+            if task is None or task.done():
+                continue
+            if await self._run(self.store.get_handler, handler_id) is None:
+                log.info("delivery: handler %d deleted; its request is cancelled", handler_id)
+                task.cancel()
 
     def _reconcile(
         self, tasks: dict[int, asyncio.Task[None]], claimed: Mapping[int, Handler]
@@ -219,7 +251,7 @@ class DeliveryWorker:
         handler_id = claimed.id
         handler: Handler | None = claimed
         try:
-            while handler_id not in self._lost:
+            while handler_id not in self._lost and not self._stopping:
                 if time.monotonic() >= self._held_until:  # another worker may hold it now
                     handler = None  # and may have moved it on: read it again afterwards
                     await asyncio.sleep(self.settings.delivery_poll_seconds)
@@ -227,11 +259,20 @@ class DeliveryWorker:
                 seen_seq = self._last_seq
                 try:
                     result = await self.step(handler_id, handler)
-                except Exception:  # one handler's failure must not end its task
+                except StoreError:  # one handler's failure must not end its task
                     log.exception("delivery: handler %d: step failed; trying again", handler_id)
                     handler = None
                     await asyncio.sleep(1)
                     continue
+                except Exception as exc:  # nor loop hot: recorded as an attempt, backed off
+                    log.exception("delivery: handler %d: step failed", handler_id)
+                    handler = None
+                    with contextlib.suppress(StoreError):
+                        await self._step_failed(handler_id, exc)
+                    await asyncio.sleep(1)
+                    continue
+                finally:
+                    self._busy.discard(handler_id)
                 handler = result.handler
                 if result.kind == "gone":
                     return
@@ -308,10 +349,14 @@ class DeliveryWorker:
         return _Batch([], cursor)
 
     async def _replay_batch(self, handler: Handler, handler_filter: EventFilter) -> _Batch | None:
+        unreadable: list[int] = []  # events whose time cannot be read: skipped, logged
         for replay in await self._run(self.store.pending_replays, handler.id):
 
             def wanted(item: Item, replay: Replay = replay) -> bool:
-                timestamp = to_ms(parse_timestamp(item.record["timestamp"]))
+                timestamp = _timestamp_ms(item)
+                if timestamp is None:
+                    unreadable.append(item.event_id)
+                    return False
                 in_range = replay.from_ms <= timestamp <= replay.until_ms
                 return in_range and handler_filter.matches(item.record)
 
@@ -325,12 +370,35 @@ class DeliveryWorker:
                     break
                 limit = handler.spec.batch_max_events
                 items, end = _select(entries, limit, wanted, handler_filter.type_ids)
+                if unreadable:
+                    await self._skip(handler, replay, unreadable)
+                    unreadable.clear()
                 if items:
                     return _Batch(items, end, replay)
                 cursor = end
                 await self._run(self._advance_replay, handler, replay.id, cursor)
             await self._run(self._advance_replay, handler, replay.id, replay.end_seq)
         return None
+
+    async def _skip(self, handler: Handler, replay: Replay, event_ids: list[int]) -> None:
+        """Log, and record in the attempt log, events a replay skips as it cannot place them
+        in its time range (stored before dates were bounded)."""
+        error = "skipped: the event's timestamp cannot be read"
+        log.warning(
+            "delivery: replay %d skips events %s: unreadable timestamps", replay.id, event_ids
+        )
+        skipped = Delivery(
+            handler.id,
+            handler.organisation_id,
+            now_ms(),
+            "replay",
+            tuple(event_ids),
+            None,
+            "skipped",
+            error,
+            0,
+        )
+        await self._run(self.store.record_delivery, self.owner, skipped, None)
 
     async def _read_log(self, handler: Handler, cursor: int) -> tuple[list[LogEntry], int]:
         """The handler's log after ``cursor`` (read during the last send if it was), and the
@@ -375,49 +443,91 @@ class DeliveryWorker:
         self.store.advance_replay(replay_id, cursor, handler.id, handler.organisation_id)
 
     async def _deliver(self, handler: Handler, batch: _Batch) -> StepResult:
-        now = datetime.now(UTC)
         event_ids = tuple(item.event_id for item in batch.items)
         prefix = f"r{batch.replay.id}" if batch.replay else f"h{handler.id}"
         msg_id = f"{prefix}_{event_ids[0]}_{event_ids[-1]}"
-        body, headers = build_request(handler, batch.items, msg_id, now)
         if batch.replay is None:
             self._read_ahead(handler, batch.advance_to, batch.rest)
-        result = await self.sender.send(handler.spec.url, body, headers)
+        async with self._slot(handler.organisation_id):
+            now = datetime.now(UTC)  # signed when sent, however long the slot took
+            body, headers = build_request(handler, batch.items, msg_id, now, self.box)
+            self._busy.add(handler.id)  # from here on, stopping waits for the step's end
+            result = await self.sender.send(handler.spec.url, body, headers)
+        kind = "replay" if batch.replay else "live"
+        recorded, outcome = await self._record(handler, kind, event_ids, result, now, batch)
+        if recorded is None:
+            return StepResult(handler.id, "gone")
+        metrics.observe_delivery(handler.id, outcome, _received_ms(batch.items[-1]))
+        replay_id = batch.replay.id if batch.replay else None
+        return StepResult(handler.id, outcome, event_ids, replay_id, recorded)
+
+    def _slot(self, organisation_id: int) -> asyncio.Semaphore:
+        """The organisation's share of the connections: one tenant's slow receivers cannot
+        hold the pool every tenant sends through."""
+        slot = self._slots.get(organisation_id)
+        if slot is None:
+            slot = self._slots[organisation_id] = asyncio.Semaphore(
+                self.settings.delivery_connections_per_organisation
+            )
+        return slot
+
+    async def _record(
+        self,
+        handler: Handler,
+        kind: str,
+        event_ids: tuple[int, ...],
+        result: SendResult,
+        now: datetime,
+        batch: _Batch | None = None,
+    ) -> tuple[Handler | None, str]:
+        """Write the attempt and the handler's progress (with the "handler disabled" notice
+        if it disables the handler, in the same transaction); the handler as written (None:
+        the lease was lost) and the attempt's outcome."""
         progress = self._progress(handler, batch, result, now)
+        reason = progress.disabled_reason
         delivery = Delivery(
             handler_id=handler.id,
             organisation_id=handler.organisation_id,
             at_ms=to_ms(now),
-            kind="replay" if batch.replay else "live",
+            kind=kind,
             event_ids=event_ids,
             status=result.status,
-            outcome="disabled" if progress.disabled_reason else result.outcome,
+            outcome="disabled" if reason else result.outcome,
             error=result.error,
             latency_ms=result.latency_ms,
         )
-        replay_cursor = (
-            (batch.replay.id, batch.advance_to) if batch.replay and result.delivered else None
-        )
+        replay_cursor = None
+        if batch is not None and batch.replay and result.delivered:
+            replay_cursor = (batch.replay.id, batch.advance_to)
+        notice = await self._disabled_notice(handler, reason) if reason else None
         recorded = await self._run(
-            self.store.record_delivery, self.owner, delivery, progress, replay_cursor
+            self.store.record_delivery, self.owner, delivery, progress, replay_cursor, notice
         )
         if recorded is None:
-            return StepResult(handler.id, "gone")
-        metrics.observe_delivery(handler.id, delivery.outcome, _received_ms(batch.items[-1]))
-        if progress.disabled_reason:
-            log.warning("delivery: handler %d disabled: %s", handler.id, progress.disabled_reason)
-            await self._record_disabled(handler, progress.disabled_reason)
+            return None, delivery.outcome
+        if notice is not None:
+            metrics.EVENTS_INGESTED.labels(notice[0].provider).inc()
+        if reason:
+            log.warning("delivery: handler %d disabled: %s", handler.id, reason)
         elif not result.delivered:
             failures = progress.failures
             log.info("delivery: handler %d: %s (failure %d)", handler.id, result.error, failures)
-        replay_id = batch.replay.id if batch.replay else None
-        return StepResult(handler.id, delivery.outcome, event_ids, replay_id, recorded)
+        return recorded, delivery.outcome
+
+    async def _step_failed(self, handler_id: int, error: Exception) -> None:
+        """Record a step that raised (a bug, or data it could not handle) as a failed
+        attempt: in the log with its error, backed off by the retry policy, in the status."""
+        handler = await self._run(self.store.get_handler, handler_id)
+        if handler is None or not handler.spec.enabled or handler.owner != self.owner:
+            return
+        result = SendResult(None, f"internal error: {type(error).__name__}: {error}"[:500], 0)
+        await self._record(handler, "live", (), result, datetime.now(UTC))
 
     def _progress(
-        self, handler: Handler, batch: _Batch, result: SendResult, now: datetime
+        self, handler: Handler, batch: _Batch | None, result: SendResult, now: datetime
     ) -> HandlerProgress:
         at = to_ms(now)
-        if result.delivered:
+        if result.delivered and batch is not None:
             cursor = handler.cursor_seq if batch.replay else batch.advance_to
             return HandlerProgress(cursor_seq=cursor, last_success_ms=at)
         failures = handler.failures + 1
@@ -430,7 +540,9 @@ class DeliveryWorker:
             retention=timedelta(milliseconds=handler.spec.retention_ms),
         )
         disabled = None
-        if next_attempt is None:
+        if result.gone:  # Standard Webhooks: the receiver wants no more
+            disabled = "the receiver answered 410 Gone"
+        elif next_attempt is None:
             disabled = (
                 f"failing since {format_ms(failing_since)}, longer than the handler's "
                 f"retention; last error: {result.error}"
@@ -444,11 +556,11 @@ class DeliveryWorker:
             disabled_reason=disabled,
         )
 
-    async def _record_disabled(self, handler: Handler, reason: str) -> None:
-        """Tell the tenant, as an event of its own log, that a handler was disabled."""
+    async def _disabled_notice(self, handler: Handler, reason: str) -> tuple[NewEvent, int] | None:
+        """The event telling the tenant, in its own log, that a handler is disabled."""
         organisation = await self._run(self.store.get_organisation, handler.organisation_id)
         if organisation is None:
-            return
+            return None
         event = build_event(
             EventIn(
                 event_type=TypeRef(id=HANDLER_DISABLED_TYPE),
@@ -463,8 +575,8 @@ class DeliveryWorker:
         )
         if isinstance(event, list):  # the catalogue lacks the type: a packaging error
             log.error("delivery: cannot record the disabled event: %s", event)
-            return
-        await self._run(self.writer.append, [event])
+            return None
+        return event, self.ids.next_ids(1)[0]
 
 
 def _select(
@@ -501,18 +613,37 @@ def _matching(handler_filter: EventFilter) -> Callable[[Item], bool]:
 
 def _received_ms(item: Item) -> int:
     received = item.record.get("received")
-    return to_ms(parse_timestamp(received)) if isinstance(received, str) else now_ms()
+    try:
+        return to_ms(parse_timestamp(received)) if isinstance(received, str) else now_ms()
+    except (ValueError, OverflowError):  # an event stored before dates were bounded
+        return now_ms()
+
+
+def _timestamp_ms(item: Item) -> int | None:
+    """The event's time, or None if it cannot be read (stored before dates were bounded)."""
+    timestamp = item.record.get("timestamp")
+    try:
+        return to_ms(parse_timestamp(timestamp)) if isinstance(timestamp, str) else None
+    except (ValueError, OverflowError):
+        return None
 
 
 @contextlib.asynccontextmanager
 async def in_process(
-    store: Store, settings: Settings, catalog: Catalog, ids: IdGenerator, loops: Loops | None = None
+    store: Store,
+    settings: Settings,
+    catalog: Catalog,
+    ids: IdGenerator,
+    box: SecretBox,
+    loops: Loops | None = None,
+    mode: str = "serve",
 ) -> AsyncIterator[DeliveryWorker | None]:
-    """Run delivery inside ``herald serve`` for as long as the block lasts (if enabled)."""
-    if not settings.delivery_enabled:
+    """Run delivery for as long as the block lasts: inside ``herald serve`` (if enabled) or
+    as ``herald worker``. Leaving the block drains: the requests out finish first."""
+    if mode == "serve" and not settings.delivery_enabled:
         yield None
         return
-    worker = DeliveryWorker(store, settings, catalog, ids, mode="serve", loops=loops)
+    worker = DeliveryWorker(store, settings, catalog, ids, mode=mode, box=box, loops=loops)
     task = asyncio.create_task(worker.run())
     try:
         yield worker

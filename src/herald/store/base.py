@@ -2,7 +2,7 @@
 
 from __future__ import annotations
 
-from collections.abc import Sequence
+from collections.abc import Callable, Sequence
 from dataclasses import dataclass, field
 from typing import Any, Protocol
 
@@ -131,7 +131,8 @@ class HandlerProgress:
 @dataclass(frozen=True, slots=True)
 class Delivery:
     """One attempt of the log: ``kind`` live, replay or test; ``outcome`` delivered,
-    retry (timeouts, connection errors, 408, 429, 5xx) or rejected (other answers)."""
+    retry (timeouts, connection errors, 408, 429, 5xx), rejected (other answers), disabled
+    (the attempt disabled the handler) or skipped (a replay could not place the events)."""
 
     handler_id: int
     organisation_id: int  # the handler's: bookkeeping writes only where both match
@@ -304,6 +305,10 @@ class Store(Protocol):
     ) -> Handler:
         """Install a new secret; the current one stays valid until ``previous_until_ms``."""
 
+    def reseal_handler_secrets(self, reseal: Callable[[str], str | None]) -> int:
+        """Rewrite each handler's secrets as ``reseal`` gives them (None: as they are);
+        how many handlers changed. A handler changed meanwhile keeps its new secrets."""
+
     def claim_handlers(self, owner: str, now_ms: int, lease_ms: int) -> list[Handler]:
         """Lease every enabled handler that is free, expired or already ``owner``'s.
 
@@ -326,10 +331,12 @@ class Store(Protocol):
         delivery: Delivery,
         progress: HandlerProgress | None,
         replay_cursor: tuple[int, int] | None = None,
+        notice: tuple[NewEvent, int] | None = None,
     ) -> Handler | None:
-        """In one transaction: log the attempt, write the handler's progress and move a
-        replay's cursor ``(replay id, seq)``; return the handler as written. None (and
-        nothing written) if ``owner`` no longer holds the lease, or the handler of
+        """In one transaction: log the attempt, write the handler's progress, move a
+        replay's cursor ``(replay id, seq)`` and append a ``notice`` event ``(event, id)``
+        (the "handler disabled" one); return the handler as written. None (and nothing
+        written) if ``owner`` no longer holds the lease, or the handler of
         ``delivery.handler_id`` is gone or not ``delivery.organisation_id``'s (handler ids
         are never given twice). A test delivery (no progress) needs no lease.
 

@@ -19,6 +19,7 @@ from typing import Any, ClassVar, Generic, Protocol, TypeVar
 import orjson
 
 from herald.catalog import load_catalog
+from herald.model import NewEvent
 from herald.query.syntax import legacy_handler_filter
 from herald.retention import retention_days, window_start_ms
 from herald.store.base import (
@@ -108,6 +109,17 @@ class SQLStoreBase(ABC, Generic[C]):
     @abstractmethod
     def _event_ids(self, value: Any) -> tuple[int, ...]:
         """A delivery's event ids from the ``deliveries.event_ids`` column."""
+
+    @abstractmethod
+    def _insert_events(
+        self, conn: C, events: Sequence[NewEvent], ids: Sequence[int]
+    ) -> list[bytes]:
+        """``append``'s work inside a transaction already open on ``conn``."""
+
+    def _before_insert(self, events: Sequence[NewEvent]) -> None:
+        """Check, outside any transaction, that ``events`` may be inserted: not by a process
+        that lost its node id (StoreUnavailable)."""
+        self._refuse_lost_writer()
 
     def _write(self, work: Callable[[C], T]) -> T:
         """Run ``work``, one write statement, as a transaction of its own."""
@@ -448,6 +460,34 @@ class SQLStoreBase(ABC, Generic[C]):
         )
         return self._update_handler(sql, params, handler_id)
 
+    def reseal_handler_secrets(self, reseal: Callable[[str], str | None]) -> int:
+        rows = self._read(
+            lambda c: self._execute(
+                c, "SELECT id, secret, previous_secret FROM handlers ORDER BY id"
+            ).fetchall()
+        )
+        changed = 0
+        for handler_id, secret, previous in rows:
+            new_secret = reseal(secret)
+            new_previous = reseal(previous) if previous else None
+            if new_secret is None and new_previous is None:
+                continue
+            # Only if unchanged since the read: a rotation meanwhile wins (and is sealed).
+            with self._transaction() as conn:
+                changed += self._execute(
+                    conn,
+                    "UPDATE handlers SET secret = ?, previous_secret = ? WHERE id = ? "
+                    "AND secret = ? AND COALESCE(previous_secret, '') = ?",
+                    (
+                        new_secret or secret,
+                        new_previous or previous,
+                        handler_id,
+                        secret,
+                        previous or "",
+                    ),
+                ).rowcount
+        return changed
+
     def _update_handler(self, sql: str, params: list[object], handler_id: int) -> Handler:
         row = self._write(
             lambda c: self._execute(c, f"{sql} RETURNING {HANDLER_COLUMNS}", params).fetchone()
@@ -508,8 +548,11 @@ class SQLStoreBase(ABC, Generic[C]):
         delivery: Delivery,
         progress: HandlerProgress | None,
         replay_cursor: tuple[int, int] | None = None,
+        notice: tuple[NewEvent, int] | None = None,
     ) -> Handler | None:
-        with self._transaction(durable=False) as conn:
+        if notice is not None:
+            self._before_insert([notice[0]])
+        with self._transaction(durable=notice is not None) as conn:
             if progress is None:
                 row = self._execute(
                     conn,
@@ -545,6 +588,8 @@ class SQLStoreBase(ABC, Generic[C]):
                 return None
             if replay_cursor is not None:
                 self._move_replay(conn, *replay_cursor, delivery.handler_id)
+            if notice is not None and progress is not None:
+                self._insert_events(conn, [notice[0]], [notice[1]])
             self._execute(
                 conn,
                 "INSERT INTO deliveries (handler_id, at_ms, kind, event_ids, status, outcome, "

@@ -33,6 +33,7 @@ from __future__ import annotations
 import logging
 from collections.abc import Callable, Iterator, Sequence
 from contextlib import contextmanager
+from dataclasses import dataclass
 from datetime import UTC, datetime
 from typing import Any, TypeVar
 
@@ -169,6 +170,38 @@ def _partition_day(name: str) -> int | None:
     except ValueError:
         return None
     return int(moment.timestamp() * 1000) // DAY_MS
+
+
+@dataclass(slots=True)
+class _Rows:
+    """A batch of events as rows to insert: the records, and which share a provider key."""
+
+    bodies: list[bytes]
+    rows: list[tuple[object, ...]]
+    first: dict[tuple[int, str, str], int]  # key -> index of its first event
+    repeats: dict[int, int]  # index -> index of the earlier event with its key
+
+    @classmethod
+    def of(cls, events: Sequence[NewEvent], ids: Sequence[int]) -> _Rows:
+        batch = cls([], [], {}, {})
+        for index, (event, event_id) in enumerate(zip(events, ids, strict=True)):
+            batch.bodies.append(stored_body(event, event_id))
+            if event.external_id is not None:
+                key = (event.organisation_id, event.provider, event.external_id)
+                if key in batch.first:
+                    batch.repeats[index] = batch.first[key]
+                    continue
+                batch.first[key] = index
+            batch.rows.append(event_row(event, event_id, batch.bodies[index]))
+        return batch
+
+    def resolved(self, stored: dict[tuple[int, str, str], bytes]) -> list[bytes]:
+        """The records to answer: the stored ones for taken keys, repeats as their first."""
+        for key, body in stored.items():
+            self.bodies[self.first[key]] = body
+        for index, earlier in self.repeats.items():
+            self.bodies[index] = self.bodies[earlier]
+        return self.bodies
 
 
 class PostgresStore(
@@ -319,24 +352,12 @@ class PostgresStore(
     def append(self, events: Sequence[NewEvent], ids: Sequence[int]) -> list[bytes]:
         if len(events) > MAX_BATCH:
             raise StoreError(f"at most {MAX_BATCH} events per append")
-        self._refuse_lost_writer()
-        bodies: list[bytes] = []
-        first: dict[tuple[int, str, str], int] = {}  # key -> index of its first event
-        repeats: dict[int, int] = {}  # index -> index of the earlier event with its key
-        rows: list[tuple[object, ...]] = []
-        for index, (event, event_id) in enumerate(zip(events, ids, strict=True)):
-            bodies.append(stored_body(event, event_id))
-            if event.external_id is not None:
-                key = (event.organisation_id, event.provider, event.external_id)
-                if key in first:
-                    repeats[index] = first[key]
-                    continue
-                first[key] = index
-            rows.append(event_row(event, event_id, bodies[index]))
-        if not rows:
-            return bodies
+        self._before_insert(events)
+        batch = _Rows.of(events, ids)
+        if not batch.rows:
+            return batch.bodies
         try:
-            stored = self._append(rows, first, ids)
+            stored = self._append(batch, ids)
         except StoreError as exc:
             if not isinstance(exc.__cause__, CheckViolation):
                 raise
@@ -344,37 +365,46 @@ class PostgresStore(
                 "an event's timestamp lies outside the days this store keeps "
                 "(its organisation's retention window)"
             ) from exc
-        for key, body in stored.items():
-            bodies[first[key]] = body
-        for index, earlier in repeats.items():
-            bodies[index] = bodies[earlier]
-        return bodies
+        return batch.resolved(stored)
 
-    def _append(
-        self,
-        rows: list[tuple[object, ...]],
-        keyed: dict[tuple[int, str, str], int],
-        ids: Sequence[int],
-    ) -> dict[tuple[int, str, str], bytes]:
-        """Insert in one statement and count what was inserted; return the records already
-        stored for taken keys."""
-        columns = [list(column) for column in zip(*rows, strict=True)]
+    def _append(self, batch: _Rows, ids: Sequence[int]) -> dict[tuple[int, str, str], bytes]:
+        """Insert in one transaction; return the records already stored for taken keys."""
         with self._transaction() as conn:
-            inserted = {row[0] for row in conn.execute(_APPEND, columns).fetchall()}
-            # Last in the transaction: the count rows stay locked only until the commit.
-            fresh = (row for row in rows if row[0] in inserted)
-            conn.cursor().executemany(self._sql(rollup.UPSERT), rollup.deltas(fresh))
-            taken = [key for key, index in keyed.items() if ids[index] not in inserted]
-            if not taken:
-                return {}
-            params = [list(part) for part in zip(*taken, strict=True)]
-            found = {
-                (row[0], row[1], row[2]): bytes(row[3])
-                for row in conn.execute(_STORED_BY_KEY, params)
-            }
-        if len(found) != len(taken):
+            found, taken = self._insert_rows(conn, batch, ids)
+        if len(found) != taken:
             raise TryAgain("an event with this id is being purged; try again")
         return found
+
+    def _insert_events(
+        self, conn: psycopg.Connection[Any], events: Sequence[NewEvent], ids: Sequence[int]
+    ) -> list[bytes]:
+        batch = _Rows.of(events, ids)
+        if not batch.rows:
+            return batch.bodies
+        found, taken = self._insert_rows(conn, batch, ids)
+        if len(found) != taken:
+            raise TryAgain("an event with this id is being purged; try again")
+        return batch.resolved(found)
+
+    def _insert_rows(
+        self, conn: psycopg.Connection[Any], batch: _Rows, ids: Sequence[int]
+    ) -> tuple[dict[tuple[int, str, str], bytes], int]:
+        """Insert in one statement and count what was inserted; the records already stored
+        for taken keys, and how many keys were taken."""
+        rows = batch.rows
+        columns = [list(column) for column in zip(*rows, strict=True)]
+        inserted = {row[0] for row in conn.execute(_APPEND, columns).fetchall()}
+        # Last in the transaction: the count rows stay locked only until the commit.
+        fresh = (row for row in rows if row[0] in inserted)
+        conn.cursor().executemany(self._sql(rollup.UPSERT), rollup.deltas(fresh))
+        taken = [key for key, index in batch.first.items() if ids[index] not in inserted]
+        if not taken:
+            return {}, 0
+        params = [list(part) for part in zip(*taken, strict=True)]
+        found = {
+            (row[0], row[1], row[2]): bytes(row[3]) for row in conn.execute(_STORED_BY_KEY, params)
+        }
+        return found, len(taken)
 
     def query(self, query: EventQuery) -> EventPage:
         where = where_clause(query.filter, POSTGRES)

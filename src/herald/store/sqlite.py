@@ -250,22 +250,27 @@ class SQLiteStore(QuarantineMethods[sqlite3.Connection], DeviceStateMethods[sqli
 
     # -- events ---------------------------------------------------------------
     def append(self, events: Sequence[NewEvent], ids: Sequence[int]) -> list[bytes]:
-        self._refuse_lost_writer()
+        self._before_insert(events)
+        with self._transaction() as conn:
+            return self._insert_events(conn, events, ids)
+
+    def _insert_events(
+        self, conn: sqlite3.Connection, events: Sequence[NewEvent], ids: Sequence[int]
+    ) -> list[bytes]:
         bodies = [stored_body(event, event_id) for event, event_id in zip(events, ids, strict=True)]
         keyed = [i for i, event in enumerate(events) if event.external_id is not None]
-        with self._transaction() as conn:
-            stored = self._stored_by_external_id(conn, [events[i] for i in keyed])
-            rows = []
-            for index, (event, event_id) in enumerate(zip(events, ids, strict=True)):
-                if event.external_id is not None:
-                    key = (event.organisation_id, event.provider, event.external_id)
-                    if key in stored:
-                        bodies[index] = stored[key]
-                        continue
-                    stored[key] = bodies[index]  # a repeat within the batch is stored once
-                rows.append(event_row(event, event_id, bodies[index]))
-            conn.executemany(_INSERT_EVENT, rows)
-            conn.executemany(rollup.UPSERT, rollup.deltas(rows))
+        stored = self._stored_by_external_id(conn, [events[i] for i in keyed])
+        rows = []
+        for index, (event, event_id) in enumerate(zip(events, ids, strict=True)):
+            if event.external_id is not None:
+                key = (event.organisation_id, event.provider, event.external_id)
+                if key in stored:
+                    bodies[index] = stored[key]
+                    continue
+                stored[key] = bodies[index]  # a repeat within the batch is stored once
+            rows.append(event_row(event, event_id, bodies[index]))
+        conn.executemany(_INSERT_EVENT, rows)
+        conn.executemany(rollup.UPSERT, rollup.deltas(rows))
         return bodies
 
     @staticmethod

@@ -23,12 +23,14 @@ from herald.delivery.targets import TargetRefused, check_target
 from herald.delivery.webhook import WebhookSender
 from herald.model import Timestamp
 from herald.query.syntax import FilterError
+from herald.sealing import SecretUnavailable
 from herald.store.base import Delivery, Handler, HandlerSpec
 from herald.timefmt import format_ms, now_ms, to_ms
 
 router = APIRouter(tags=["event handlers"])
 Manager = Annotated[Principal, Depends(require("handler:manage"))]
 SECRET_GRACE_MS = 24 * 3600 * 1000
+RETRY = {"Retry-After": "1"}
 HandlerId = Annotated[int, Path(ge=0, le=2**63 - 1)]  # SQLite integers are 64-bit
 
 
@@ -204,7 +206,8 @@ async def create_handler(
         retention_ms=int(retention_days * 86_400_000),
     )
     secret = new_secret()
-    handler = await services.run(services.store.create_handler, organisation_id, spec, secret)
+    sealed = services.secret_box.seal(secret)
+    handler = await services.run(services.store.create_handler, organisation_id, spec, sealed)
     await _audit(services, principal, handler, "created")
     return handler_json(handler, secret=secret)
 
@@ -337,14 +340,26 @@ async def send_test(
         "test": True,
     }
     item = Item(0, event_id, orjson.dumps(record))
-    body, headers = build_request(handler, [item], f"test_{secrets.token_hex(8)}", now)
+    try:
+        body, headers = build_request(
+            handler, [item], f"test_{secrets.token_hex(8)}", now, services.secret_box
+        )
+    except SecretUnavailable as exc:
+        raise Problem(503, "Secret unavailable", str(exc)) from exc
+    if handler.id in services.testing:  # one at a time: tests cannot pile up connections
+        raise Problem(
+            429, "Too many requests", "a test send of this handler is running", headers=RETRY
+        )
+    services.testing.add(handler.id)
     sender = WebhookSender(
         timeout=services.settings.delivery_timeout_seconds,
         allow_private=services.settings.allow_private_targets,
+        max_connections=1,
     )
     try:
         result = await sender.send(handler.spec.url, body, headers)
     finally:
+        services.testing.discard(handler.id)
         await sender.aclose()
     delivery = Delivery(
         handler.id,
@@ -373,7 +388,7 @@ async def rotate_secret(
         services.store.rotate_handler_secret,
         handler_id,
         principal.organisation_scope,
-        secret,
+        services.secret_box.seal(secret),
         until,
     )
     await _audit(services, principal, handler, "secret rotated")
