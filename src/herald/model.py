@@ -14,10 +14,19 @@ from datetime import datetime
 from functools import lru_cache
 from typing import Annotated, Any
 
-from pydantic import BaseModel, BeforeValidator, ConfigDict, Field, StringConstraints
+from pydantic import (
+    AfterValidator,
+    BaseModel,
+    BeforeValidator,
+    ConfigDict,
+    Field,
+    StringConstraints,
+    model_validator,
+)
+from pydantic_core import PydanticCustomError
 
 from herald.catalog import CRITICALITIES, SEVERITIES, SOURCES, Catalog, Scope
-from herald.timefmt import format_ms, parse_timestamp, to_ms
+from herald.timefmt import format_ms, in_range, parse_timestamp, to_ms
 
 JSON = Any
 """Free JSON (objects, arrays, scalars) as a producer sent it."""
@@ -27,6 +36,9 @@ CRITICALITY_FOR_SEVERITY = {2: 1, 1: 3, 0: 5}
 TARGET_TYPES = {scope.value for scope in Scope}
 RESERVED_FIELDS = frozenset({"provider", "external_id", "received", "payload"})
 MAX_EXTRA_FIELDS = 32
+MAX_JSON_DEPTH = 32
+"""How deep free JSON (``detail``, ``payload.data``, unknown fields) may nest: a record must
+stay far below what the serialiser takes (orjson stops at 255 levels)."""
 # A batch shares one receive time: format it once, not once per event.
 _format_received = lru_cache(maxsize=64)(format_ms)
 
@@ -35,8 +47,19 @@ def _timestamp(value: object) -> object:
     return parse_timestamp(value) if isinstance(value, str) else value
 
 
-Timestamp = Annotated[datetime, BeforeValidator(_timestamp)]
+Timestamp = Annotated[datetime, BeforeValidator(_timestamp), AfterValidator(in_range)]
 ShortText = Annotated[str, StringConstraints(max_length=256)]
+
+
+def _bounded(value: JSON) -> JSON:
+    if json_depth(value, MAX_JSON_DEPTH + 1) > MAX_JSON_DEPTH:
+        raise ValueError(_TOO_DEEP.format(limit=MAX_JSON_DEPTH))
+    return value
+
+
+_TOO_DEEP = "nests deeper than {limit} levels"
+BoundedJSON = Annotated[JSON, AfterValidator(_bounded)]
+"""Free JSON nested at most ``MAX_JSON_DEPTH`` levels."""
 
 
 class _Open(BaseModel):
@@ -92,7 +115,7 @@ class TargetRef(BaseModel):
 
 class Payload(BaseModel):
     content_type: str = Field(default="application/json", max_length=128)
-    data: JSON = None
+    data: BoundedJSON = None
 
 
 class EventIn(BaseModel):
@@ -121,10 +144,37 @@ class EventIn(BaseModel):
     sim: SimRef | None = None
     imsi: ImsiRef | None = None
     user: UserRef | None = None
-    detail: JSON = None
+    detail: BoundedJSON = None
     target: TargetRef | None = None
     criticality: int | None = Field(default=None, ge=0, le=5)
     payload: Payload | None = None
+
+    @model_validator(mode="after")
+    def _bounded_extra_fields(self) -> EventIn:
+        for name, value in (self.model_extra or {}).items():
+            if json_depth(value, MAX_JSON_DEPTH + 1) > MAX_JSON_DEPTH:
+                raise PydanticCustomError(
+                    "too_deep", "{field}: " + _TOO_DEEP, {"field": name, "limit": MAX_JSON_DEPTH}
+                )
+        return self
+
+
+def json_depth(value: JSON, stop: int) -> int:
+    """How deep ``value`` nests (a scalar is 0, ``[1]`` is 1), counted up to ``stop``."""
+    deepest = 0
+    level: list[JSON] = [value]
+    while level and deepest < stop:
+        inner: list[JSON] = []
+        for item in level:
+            if isinstance(item, dict):
+                inner.extend(item.values())
+            elif isinstance(item, list):
+                inner.extend(item)
+        if not inner and not any(isinstance(item, dict | list) for item in level):
+            break
+        deepest += 1
+        level = inner
+    return deepest
 
 
 @dataclass(frozen=True, slots=True)

@@ -9,13 +9,13 @@ from __future__ import annotations
 
 import dataclasses
 from collections.abc import Callable, Mapping
-from datetime import date, datetime
 from typing import Any
 
 from herald.api.problems import field_problem
 from herald.catalog import SEVERITIES, SOURCES, Catalog
-from herald.store import SORT_COLUMNS, EventFilter, EventQuery, SortKey
-from herald.timefmt import now_ms, parse_timestamp, to_ms
+from herald.store import SORT_COLUMNS, EventFilter, EventQuery, InvalidQuery, SortKey
+from herald.store.sql import decode_cursor
+from herald.timefmt import RANGE_TEXT, now_ms, parse_timestamp, to_ms
 
 MAX_PER_PAGE = 1000
 DEFAULT_PER_PAGE = 100
@@ -43,10 +43,7 @@ def _level(names: Mapping[int, str]) -> Callable[[str], int]:
 
 
 def _moment(value: str) -> int:
-    try:
-        return to_ms(parse_timestamp(value))
-    except ValueError:
-        return to_ms(datetime.combine(date.fromisoformat(value), datetime.min.time()))
+    return to_ms(parse_timestamp(value))  # a date alone is its midnight, UTC
 
 
 @dataclasses.dataclass(frozen=True)
@@ -157,7 +154,7 @@ def _scalar(name: str, raw: str, where: str) -> Any:
         return _moment(raw)
     except ValueError:
         raise field_problem(
-            422, where, "must be an ISO 8601 time, e.g. 2026-11-01T00:00:00Z"
+            422, where, f"must be an ISO 8601 time {RANGE_TEXT}, e.g. 2026-11-01T00:00:00Z"
         ) from None
 
 
@@ -169,7 +166,8 @@ def parse_sort(raw: str | None) -> tuple[SortKey, ...]:
     for part in raw.split(","):
         name = part.strip()
         descending = name.startswith("-")
-        name = name.lstrip("+-")
+        if name[:1] in ("+", "-"):
+            name = name[1:]  # one sign at most: "+-+-id" is no sort
         if name not in SORT_COLUMNS:
             raise field_problem(
                 400, "sort", f"cannot sort by {name!r} (fields: {', '.join(SORT_COLUMNS)})"
@@ -198,6 +196,13 @@ def _bounded(params: Mapping[str, str], name: str, default: int, low: int, high:
     return value
 
 
+def _cursor(cursor: str) -> tuple[int, int]:
+    try:
+        return decode_cursor(cursor)
+    except InvalidQuery as exc:
+        raise field_problem(400, "cursor", str(exc)) from None
+
+
 def build_query(
     params: Mapping[str, str],
     *,
@@ -215,6 +220,8 @@ def build_query(
     sort = parse_sort(params.get("sort"))
     page, per_page = parse_paging(params)
     cursor = params.get("cursor") or None
+    if cursor is not None and not all(-(2**63) <= part < 2**63 for part in _cursor(cursor)):
+        raise field_problem(400, "cursor", "cursor is not one this API issued")
     if cursor is not None and [k.field for k in sort] not in (
         ["timestamp"],
         ["id"],
