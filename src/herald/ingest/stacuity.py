@@ -77,7 +77,8 @@ def _scope(envelope: dict[str, Any]) -> dict[str, Any]:
         if target_type is None:
             return {}  # the account: the organisation the ingest token writes for
         scoped: dict[str, Any] = {"target": {"type": target_type, "id": str(value)}}
-        if target_type == "endpoint" and str(value).isdigit():
-            scoped["endpoint"] = {"id": int(value)}
+        text = str(value)
+        if target_type == "endpoint" and text.isascii() and text.isdigit() and int(text) < 2**63:
+            scoped["endpoint"] = {"id": int(text)}  # else only the target names it
         return scoped
     return {}

@@ -8,7 +8,7 @@ from typing import Annotated, Any, Literal
 
 import orjson
 from fastapi import APIRouter, Depends, Path, Query
-from pydantic import BaseModel, ConfigDict, Field
+from pydantic import AfterValidator, BaseModel, ConfigDict, Field
 from starlette.responses import Response
 
 from herald.api.deps import ServicesDep, get_principal, require
@@ -40,6 +40,18 @@ async def _reader(principal: Annotated[Principal, Depends(get_principal)]) -> Pr
 Reader = Annotated[Principal, Depends(_reader)]
 
 
+def _stored_ids(flt: HandlerFilter | None) -> HandlerFilter | None:
+    """The filter, if its ids fit the columns they are matched against (64-bit integers)."""
+    if flt is not None:
+        for name, high in (("event_types", 2**31 - 1), ("endpoint_ids", 2**63 - 1)):
+            if any(not 0 <= item <= high for item in getattr(flt, name)):
+                raise ValueError(f"{name}: every id must be between 0 and {high}")
+    return flt
+
+
+StoredFilter = Annotated[HandlerFilter, AfterValidator(_stored_ids)]
+
+
 class BatchIn(BaseModel):
     model_config = ConfigDict(extra="forbid")
 
@@ -56,7 +68,7 @@ class HandlerIn(BaseModel):
     type: Literal["webhook"] = "webhook"
     url: str = Field(min_length=1, max_length=2048)
     format: Literal["native", "cloudevents", "ndjson"] = "native"
-    filter: HandlerFilter = Field(default_factory=HandlerFilter)
+    filter: StoredFilter = Field(default_factory=HandlerFilter)
     batch: BatchIn = Field(default_factory=BatchIn)
     enabled: bool = True
     retention_days: float | None = Field(default=None, gt=0, le=30)
@@ -73,7 +85,7 @@ class HandlerPatch(BaseModel):
     name: str | None = Field(default=None, min_length=1, max_length=256)
     url: str | None = Field(default=None, min_length=1, max_length=2048)
     format: Literal["native", "cloudevents", "ndjson"] | None = None
-    filter: HandlerFilter | None = None
+    filter: StoredFilter | None = None
     batch: BatchIn | None = None
     enabled: bool | None = None
     retention_days: float | None = Field(default=None, gt=0, le=30)
@@ -145,7 +157,9 @@ async def _get(services: ServicesDep, principal: Principal, handler_id: int) -> 
 def _organisation_for(services: ServicesDep, principal: Principal, named: int | None) -> int:
     if not principal.internal:
         if named is not None and named != principal.organisation_id:
-            raise field_problem(403, "organisation_id", "this token acts only for its own")
+            raise field_problem(
+                403, "organisation_id", "this token acts only for its own", "Forbidden"
+            )
         assert principal.organisation_id is not None
         return principal.organisation_id
     if named is None:
@@ -268,7 +282,9 @@ async def list_deliveries(
     services: ServicesDep,
     principal: Reader,
     per_page: Annotated[int, Query(ge=1, le=1000)] = 100,
-    cursor: Annotated[int | None, Query(ge=1, description="X-Next-Cursor of the last page")] = None,
+    cursor: Annotated[
+        int | None, Query(ge=1, le=2**63 - 1, description="X-Next-Cursor of the last page")
+    ] = None,
 ) -> Response:
     """The attempt log, newest first; page on with ``cursor``."""
     await _get(services, principal, handler_id)

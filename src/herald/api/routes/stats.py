@@ -46,7 +46,7 @@ def _limit(params: Mapping[str, str]) -> int:
     raw = params.get("limit")
     if raw is None:
         return DEFAULT_LIMIT
-    if not raw.isdigit() or not 1 <= int(raw) <= 1000:
+    if not (raw.isascii() and raw.isdigit()) or not 1 <= int(raw) <= 1000:  # "²".isdigit()
         raise field_problem(400, "limit", "must be a whole number between 1 and 1000")
     return int(raw)
 
