@@ -8,7 +8,7 @@ from urllib.parse import urlsplit, urlunsplit
 
 import typer
 
-from herald.cli.common import DatabaseOption, console, fail, settings_for
+from herald.cli.common import DatabaseOption, console, fail, missing_database, settings_for
 from herald.store import Store, StoreError, open_store
 from herald.store.migrator import SchemaStatus
 
@@ -25,11 +25,15 @@ def redacted(url: str) -> str:
 
 
 @contextmanager
-def _open(database: str | None, migrate: bool) -> Iterator[tuple[Store, str]]:
+def _open(database: str | None, create: bool) -> Iterator[tuple[Store, str]]:
+    """The store, its schema as it is (``create``: a SQLite file that is absent is made)."""
     settings = settings_for(database)
     url = settings.database_url
+    missing = None if create else missing_database(url)
+    if missing is not None:
+        fail(missing)
     try:
-        store = open_store(url, sqlite_synchronous=settings.sqlite_synchronous, migrate=migrate)
+        store = open_store(url, sqlite_synchronous=settings.sqlite_synchronous, migrate=False)
     except (ValueError, StoreError) as exc:
         fail(f"cannot open database {redacted(url)}: {exc}")
     try:
@@ -46,7 +50,7 @@ def _status(store: Store) -> SchemaStatus:
 @db_app.command("migrate")
 def migrate(database: DatabaseOption = None) -> None:
     """Bring the schema up to date (safe to run from several machines at once)."""
-    with _open(database, migrate=False) as (store, url):
+    with _open(database, create=True) as (store, url):
         before = _status(store)
         try:
             store.migrate()
@@ -61,7 +65,7 @@ def migrate(database: DatabaseOption = None) -> None:
 @db_app.command("status")
 def status(database: DatabaseOption = None) -> None:
     """Show the schema version and the migrations not applied yet (changes nothing)."""
-    with _open(database, migrate=False) as (store, url):
+    with _open(database, create=False) as (store, url):
         schema = _status(store)
         partitions: list[str] = getattr(store, "partitions", list)() if schema.applied else []
     console.print(f"{url}: schema version {schema.current}", highlight=False)
