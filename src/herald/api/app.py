@@ -12,6 +12,8 @@ from starlette.staticfiles import StaticFiles
 
 from herald import __version__
 from herald.api.limits import BodySizeLimit
+from herald.api.methods import ConsoleMount
+from herald.api.nul import RefuseNul
 from herald.api.problems import install_problem_handlers
 from herald.api.ratelimit import RateLimit
 from herald.api.routes import auth, catalog, events, health
@@ -112,10 +114,9 @@ def create_app(settings: Settings | None = None) -> FastAPI:
         lifespan=lifespan,
     )
     install_problem_handlers(app)
+    app.add_middleware(RefuseNul)  # inside the size limit: it reads bounded bodies whole
     app.add_middleware(BodySizeLimit, max_bytes=settings.max_body_bytes)
-    app.add_middleware(
-        RateLimit, per_second=settings.rate_limit_per_second, burst=settings.rate_limit_burst
-    )
+    app.state.rate_limit = RateLimit(settings.rate_limit_per_second, settings.rate_limit_burst)
     # before events: /event/stream and /event/stats must win over /event/{event_id}
     for routes in (stream_routes, stats_routes):
         app.include_router(routes.router, prefix=API_PREFIX)
@@ -125,5 +126,7 @@ def create_app(settings: Settings | None = None) -> FastAPI:
     app.include_router(handler_routes.router, prefix=API_PREFIX)
     app.include_router(health.router)
     app.include_router(metrics_routes.router)
-    app.mount("/", StaticFiles(directory=STATIC_DIR, html=True), name="console")  # last
+    app.router.routes.append(  # last
+        ConsoleMount("/", StaticFiles(directory=STATIC_DIR, html=True), name="console")
+    )
     return app
