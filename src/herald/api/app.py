@@ -11,6 +11,7 @@ from fastapi import FastAPI
 from starlette.staticfiles import StaticFiles
 
 from herald import __version__
+from herald.api import openapi
 from herald.api.limits import BodySizeLimit
 from herald.api.methods import ConsoleMount
 from herald.api.nul import RefuseNul
@@ -114,6 +115,7 @@ def create_app(settings: Settings | None = None) -> FastAPI:
         lifespan=lifespan,
     )
     install_problem_handlers(app)
+    openapi.install(app)
     app.add_middleware(RefuseNul)  # inside the size limit: it reads bounded bodies whole
     app.add_middleware(BodySizeLimit, max_bytes=settings.max_body_bytes)
     app.state.rate_limit = RateLimit(settings.rate_limit_per_second, settings.rate_limit_burst)
