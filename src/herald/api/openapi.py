@@ -67,7 +67,9 @@ ANSWERS: dict[str, Answer] = {
         200, {"type": "string"}, LIST, "text/event-stream", "Server-Sent Events, one per event"
     ),
     "GET /api/v1/event/stats": Answer(200, _ref(schemas.Stats), LIST),
-    "POST /api/v1/authenticate": Answer(200, _ref("AuthenticateOut"), (401, 413, 422, 429, 503)),
+    "POST /api/v1/authenticate": Answer(
+        200, _ref("AuthenticateOut"), (400, 401, 413, 422, 429, 503)
+    ),
     "GET /api/v1/event/type": Answer(200, _array(schemas.EventType), AUTH),
     "GET /api/v1/event/severity": Answer(200, _array(schemas.Level), AUTH),
     "GET /api/v1/event/source": Answer(200, _array(schemas.Level), AUTH),

@@ -3,7 +3,7 @@
 from __future__ import annotations
 
 from fastapi import APIRouter, Request
-from pydantic import BaseModel, Field
+from pydantic import BaseModel, ConfigDict, Field
 
 from herald.api.deps import ServicesDep
 from herald.api.problems import Problem
@@ -14,6 +14,8 @@ router = APIRouter(tags=["auth"])
 
 
 class AuthenticateIn(BaseModel):
+    model_config = ConfigDict(strict=True)
+
     application_token: str = Field(min_length=1, max_length=512)
 
 

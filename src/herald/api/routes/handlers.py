@@ -4,11 +4,18 @@ from __future__ import annotations
 
 import secrets
 from datetime import UTC, datetime
-from typing import Annotated, Any, Literal
+from typing import Annotated, Any, Literal, get_args, get_origin
 
 import orjson
 from fastapi import APIRouter, Depends, Path, Query
-from pydantic import AfterValidator, BaseModel, ConfigDict, Field
+from pydantic import (
+    AfterValidator,
+    BaseModel,
+    BeforeValidator,
+    ConfigDict,
+    Field,
+    StringConstraints,
+)
 from starlette.responses import Response
 
 from herald.api.deps import ServicesDep, get_principal, require
@@ -49,11 +56,42 @@ def _stored_ids(flt: HandlerFilter | None) -> HandlerFilter | None:
     return flt
 
 
-StoredFilter = Annotated[HandlerFilter, AfterValidator(_stored_ids)]
+def _strict_filter(value: object) -> object:
+    """A filter's values as JSON types, strictly (``"1"`` is no event type, ``0`` no
+    boolean): the bodies are strict, and the nested model does not inherit that."""
+    if not isinstance(value, dict):
+        return value
+    for name, info in HandlerFilter.model_fields.items():
+        raw = value.get(name)
+        if raw is None:
+            continue
+        if get_origin(info.annotation) is list and isinstance(raw, list):
+            (kind,) = get_args(info.annotation)
+            for index, item in enumerate(raw):
+                if not isinstance(item, kind) or isinstance(item, bool) != (kind is bool):
+                    raise ValueError(f"{name}.{index}: must be {_KINDS[kind]}")
+        elif info.annotation is bool and not isinstance(raw, bool):
+            raise ValueError(f"{name}: must be {_KINDS[bool]}")
+    return value
+
+
+_KINDS = {int: "an integer", str: "a string", bool: "true or false"}
+StoredFilter = Annotated[
+    HandlerFilter, BeforeValidator(_strict_filter), AfterValidator(_stored_ids)
+]
+TargetUrl = Annotated[
+    str,
+    StringConstraints(
+        min_length=1,
+        max_length=2048,
+        pattern=r"^https?://[A-Za-z0-9._~%:\[\]-]+(?:[/?#][!-~]*)?$",  # printable ASCII only
+    ),
+    Field(examples=["http://localhost:9/herald"]),
+]
 
 
 class BatchIn(BaseModel):
-    model_config = ConfigDict(extra="forbid")
+    model_config = ConfigDict(extra="forbid", strict=True)
 
     max_events: int = Field(default=1, ge=1, le=1000, description="1: one event per request")
     max_wait_ms: int = Field(default=0, ge=0, le=60_000)
@@ -62,11 +100,11 @@ class BatchIn(BaseModel):
 class HandlerIn(BaseModel):
     """A new event handler."""
 
-    model_config = ConfigDict(extra="forbid")
+    model_config = ConfigDict(extra="forbid", strict=True)
 
     name: str = Field(min_length=1, max_length=256)
     type: Literal["webhook"] = "webhook"
-    url: str = Field(min_length=1, max_length=2048)
+    url: TargetUrl
     format: Literal["native", "cloudevents", "ndjson"] = "native"
     filter: StoredFilter = Field(default_factory=HandlerFilter)
     batch: BatchIn = Field(default_factory=BatchIn)
@@ -80,10 +118,10 @@ class HandlerIn(BaseModel):
 class HandlerPatch(BaseModel):
     """Changes to a handler; absent fields stay as they are."""
 
-    model_config = ConfigDict(extra="forbid")
+    model_config = ConfigDict(extra="forbid", strict=True)
 
     name: str | None = Field(default=None, min_length=1, max_length=256)
-    url: str | None = Field(default=None, min_length=1, max_length=2048)
+    url: TargetUrl | None = None
     format: Literal["native", "cloudevents", "ndjson"] | None = None
     filter: StoredFilter | None = None
     batch: BatchIn | None = None
@@ -92,7 +130,7 @@ class HandlerPatch(BaseModel):
 
 
 class ReplayIn(BaseModel):
-    model_config = ConfigDict(extra="forbid", populate_by_name=True)
+    model_config = ConfigDict(extra="forbid", populate_by_name=True, strict=True)
 
     from_: Timestamp = Field(alias="from")
     until: Timestamp | None = None

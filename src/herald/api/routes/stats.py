@@ -36,8 +36,8 @@ _OWN = {"bucket", "group", "order", "limit"}
 
 
 def _choice(params: Mapping[str, str], name: str, choices: Any) -> str | None:
-    value = params.get(name) or None
-    if value is not None and value not in choices:
+    value = params.get(name)
+    if value is not None and value not in choices:  # empty too: it is no choice
         raise field_problem(400, name, f"must be one of {', '.join(choices)}")
     return value
 
@@ -82,7 +82,9 @@ def build_stats_query(
         )
     if "limit" in params and bucket_ms is not None:
         raise field_problem(400, "limit", "ranks groups of the whole range: not with bucket")
-    limit = MAX_ROWS if bucket_ms is not None or group is None else _limit(params)
+    limit = _limit(params)  # checked even where it does not apply
+    if bucket_ms is not None or group is None:
+        limit = MAX_ROWS
     return StatsQuery(filter=flt, bucket_ms=bucket_ms, group=group, order=order, limit=limit)
 
 
