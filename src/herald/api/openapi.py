@@ -126,6 +126,33 @@ HANDLER_OPERATIONS = (
 )
 """Where a created handler's id leads (``/test`` is left out: it sends a request)."""
 
+BODY_EXAMPLES: dict[str, Any] = {
+    "/api/v1/event": {
+        "event_type": {"id": 10001},
+        "description": "Battery below 10 %",
+        "endpoint": {"id": 5},
+        "detail": {"battery": 9},
+    },
+    "/api/v1/ingest/emnify": {
+        "id": 1234567,
+        "timestamp": "2026-11-01T10:42:58.000Z",
+        "event_type": {"id": 3, "description": "Create PDP Context"},
+        "event_severity": {"id": 0, "description": "Info"},
+        "event_source": {"id": 1, "description": "Policy Control"},
+        "alert": False,
+        "description": "PDP Context accepted",
+        "endpoint": {"id": 5, "name": "tracker-5"},
+    },
+    "/api/v1/ingest/stacuity": {
+        "eventId": "8f1c2d3e",
+        "eventTime": "2026-11-01T10:42:58Z",
+        "eventType": "endpointauthenticated_v1",
+        "endpointId": "5",
+        "detail": {},
+    },
+}
+"""Valid bodies, for readers and for the examples a fuzzer starts from."""
+
 _STATS_PARAMETERS: list[dict[str, Any]] = [
     {"name": "q", "in": "query", "schema": {"type": "string"}, "description": "As GET /event"},
     {"name": "from", "in": "query", "schema": {"type": "string", "format": "date-time"}},
@@ -213,6 +240,8 @@ def build_document(app: FastAPI) -> dict[str, Any]:
                 raise LookupError(f"{method.upper()} {path} is missing from api/openapi.ANSWERS")
             _answer(operation, answer)
     paths["/api/v1/event/stats"]["get"]["parameters"] = _STATS_PARAMETERS
+    for path, example in BODY_EXAMPLES.items():
+        paths[path]["post"]["requestBody"]["content"]["application/json"]["example"] = example
     _links(paths)
     schemas_ = document.setdefault("components", {}).setdefault("schemas", {})
     for unused in ("HTTPValidationError", "ValidationError"):

@@ -10,7 +10,7 @@ import typer
 
 from herald.cli.common import DatabaseOption, console, fail, missing_database, settings_for
 from herald.store import Store, StoreError, open_store
-from herald.store.migrator import SchemaStatus
+from herald.store.migrator import SchemaStatus, migrations
 
 db_app = typer.Typer(help="The database schema.", no_args_is_help=True)
 
@@ -65,6 +65,13 @@ def migrate(database: DatabaseOption = None) -> None:
 @db_app.command("status")
 def status(database: DatabaseOption = None) -> None:
     """Show the schema version and the migrations not applied yet (changes nothing)."""
+    url = settings_for(database).database_url
+    if missing_database(url) is not None and url.startswith("sqlite:"):
+        pending = ", ".join(m.name for m in migrations("sqlite"))
+        console.print(f"{redacted(url)}: no database yet, schema version 0", highlight=False)
+        console.print(f"pending: {pending}", highlight=False)
+        console.print("run `herald db migrate` (or start `herald serve`) to create it")
+        return
     with _open(database, create=False) as (store, url):
         schema = _status(store)
         partitions: list[str] = getattr(store, "partitions", list)() if schema.applied else []
