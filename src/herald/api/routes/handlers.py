@@ -111,7 +111,10 @@ class HandlerIn(BaseModel):
     enabled: bool = True
     retention_days: float | None = Field(default=None, gt=0, le=30)
     organisation_id: int | None = Field(
-        default=None, description="Internal tokens only: the organisation it is for."
+        default=None,
+        ge=1,
+        le=2**53,  # what an event's organisation.id holds
+        description="Internal tokens only: the organisation it is for.",
     )
 
 

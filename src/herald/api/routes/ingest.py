@@ -92,7 +92,11 @@ def _answer(received: int, duplicates: int, ids: list[int]) -> Response:
 
 OrganisationParam = Annotated[
     int | None,
-    Query(ge=1, description="Internal tokens only: the organisation the records belong to."),
+    Query(
+        ge=1,
+        le=2**53,  # what an event's organisation.id holds
+        description="Internal tokens only: the organisation the records belong to.",
+    ),
 ]
 _BODY_DOC: dict[str, Any] = {
     "requestBody": {
