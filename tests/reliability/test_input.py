@@ -110,10 +110,16 @@ def test_schemathesis_all_phases_find_nothing(
         *(arg for path in SKIPPED_PATHS for arg in ("--exclude-path", path)),
     ]  # fmt: skip
     result = subprocess.run(
-        command, capture_output=True, text=True, timeout=3600 if SOAK else 900, check=False
+        command,
+        cwd=tmp_path,  # where it keeps its state (.schemathesis/)
+        capture_output=True,
+        text=True,
+        timeout=3600 if SOAK else 900,
+        check=False,
     )
     (tmp_path / "schemathesis.out").write_text(result.stdout + result.stderr)
     assert result.returncode == 0, result.stdout[:8000] + "\n…\n" + result.stdout[-1500:]
+    assert "Traceback" not in server.log()
     figures.add("fuzz.schemathesis_runs")
     figures.add("fuzz.schemathesis_inputs", _summary(r"(\d+) generated", result.stdout))
     figures.add("fuzz.schemathesis_operations", _summary(r"Tested: (\d+)", result.stdout))
