@@ -3,6 +3,7 @@ from __future__ import annotations
 from typing import Any
 
 import pytest
+from pydantic import ValidationError
 
 from herald.catalog import load_catalog
 from herald.model import EventIn, FieldError, NewEvent, OrganisationRef, build_event
@@ -73,7 +74,6 @@ def test_moniker_resolves_the_type_and_types_get_their_moniker() -> None:
         ({"event_type": {"id": 3}, "timestamp": "2026-11-20T11:00:00Z"}, "timestamp"),
         ({"event_type": {"id": 3}, "event_severity": {"id": 3}}, "event_severity.id"),
         ({"event_type": {"id": 3}, "event_source": {"id": 9}}, "event_source.id"),
-        ({"event_type": {"id": 3}, "target": {"type": "planet", "id": "x"}}, "target.type"),
     ],
 )
 def test_refusals_name_the_field(body: dict[str, Any], field: str) -> None:
@@ -82,10 +82,39 @@ def test_refusals_name_the_field(body: dict[str, Any], field: str) -> None:
     assert field in [error.field for error in result]
 
 
-def test_tenants_write_custom_codes_only() -> None:
-    assert isinstance(build({"event_type": {"id": 10042}}, internal=False), NewEvent)
-    refused = build({"event_type": {"id": 3}}, internal=False)
-    assert isinstance(refused, list) and refused[0].field == "event_type.id"
+def test_tenants_write_any_code_and_only_the_platform_writes_internal_events() -> None:
+    for code in (10042, 3, 5, 999):
+        assert built({"event_type": {"id": code}}, internal=False).record["internal"] is False
+    assert built({"event_type": {"id": 3}}).record["internal"] is True
+    assert built({"event_type": {"id": 10042}}).record["internal"] is False  # a custom code
+    assert built({"event_type": {"id": 3}}, internal=False).record["event_type"] == {
+        "id": 3,
+        "description": "Create PDP Context",
+    }
+
+
+@pytest.mark.parametrize("kind", ["device", "folder", "tenant", "user", "x", "a" + "b_9" * 10])
+def test_target_types_are_an_open_set_of_short_lowercase_names(kind: str) -> None:
+    target = {"type": kind, "id": "42"}
+    assert built({"event_type": {"id": 10001}, "target": target}).record["target"] == target
+    device = built({"event_type": {"id": 10001}, "target": {"type": "Device", "id": "1"}})
+    assert device.record["target"] == {"type": "device", "id": "1"}
+
+
+@pytest.mark.parametrize("kind", ["", "9lives", "has space", "a" * 33, "dé", "a-b"])
+def test_other_target_types_are_refused(kind: str) -> None:
+    with pytest.raises(ValidationError) as refused:
+        EventIn.model_validate({"event_type": {"id": 10001}, "target": {"type": kind, "id": "1"}})
+    assert refused.value.errors()[0]["loc"] == ("target", "type")
+
+
+def test_criticality_0_or_null_is_not_applicable_and_absent_follows_severity() -> None:
+    severe = {"event_type": {"id": 10001}, "event_severity": {"id": 2}}
+    for given in (0, None):
+        event = built({**severe, "criticality": given})
+        assert event.criticality == 0
+        assert event.record["criticality"] == {"id": 0, "description": "Not applicable"}
+    assert built(severe).criticality == 1
 
 
 def test_producer_objects_are_kept_as_sent() -> None:

@@ -26,6 +26,7 @@ from herald.model import (
 )
 from herald.store import Store, StoreError, Token
 from herald.timefmt import now_ms
+from herald.writer import EventWriter
 
 log = logging.getLogger("herald.audit")
 
@@ -92,7 +93,7 @@ class AuditLog:
         self.enabled = enabled
         self._store = store
         self._catalog = catalog or load_catalog()
-        self._ids = ids or IdGenerator()
+        self._writer = EventWriter(store, ids or IdGenerator())
         self._last_failure: dict[tuple[int, str], float] = {}
         self._lock = threading.Lock()
 
@@ -119,7 +120,7 @@ class AuditLog:
                 severity=severity,
             )
             if event is not None:
-                self._store.append([event], self._ids.next_ids(1))
+                self._writer.append([event])
         except StoreError:
             log.warning("audit: could not record a type %d event", type_id)
 

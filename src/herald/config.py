@@ -44,6 +44,9 @@ class Settings(BaseSettings):
 
     stream_heartbeat_seconds: float = Field(default=15, gt=0)
     stream_buffer_events: int = Field(default=1000, ge=1)
+    stream_max_per_token: int = Field(default=10, ge=1)  # open live streams
+    stream_max_per_organisation: int = Field(default=50, ge=1)
+    stream_recheck_seconds: float = Field(default=5, gt=0)  # revoked/expired credentials end
 
     ingest_max_batch_records: int = Field(default=3000, gt=0)  # a 1NCE request holds up to 3000
     demo: bool = False  # seed a demo fleet on an empty database; herald serve turns it on

@@ -17,7 +17,13 @@ REGISTRY = CollectorRegistry(auto_describe=True)
 
 EVENTS_INGESTED = Counter(
     "herald_events_ingested",
-    "Events acknowledged by the write path, by provider.",
+    "Events stored by the write path, by provider (a repeat of a stored id is not counted).",
+    ["provider"],
+    registry=REGISTRY,
+)
+INGEST_QUARANTINED = Counter(
+    "herald_ingest_quarantined",
+    "Provider records Herald could not use, newly quarantined, by provider.",
     ["provider"],
     registry=REGISTRY,
 )

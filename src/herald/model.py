@@ -33,8 +33,9 @@ JSON = Any
 
 # Criticality (platform event API: 1 critical ... 5 trivial) derived from severity when absent.
 CRITICALITY_FOR_SEVERITY = {2: 1, 1: 3, 0: 5}
-TARGET_TYPES = {scope.value for scope in Scope}
-RESERVED_FIELDS = frozenset({"provider", "external_id", "received", "payload"})
+TARGET_TYPE = r"^[a-z][a-z0-9_]{0,31}$"
+"""A target entity type: an open set of short lowercase names (device, folder, tenant...)."""
+RESERVED_FIELDS = frozenset({"provider", "external_id", "received", "payload", "provider_type"})
 MAX_EXTRA_FIELDS = 32
 MAX_JSON_DEPTH = 32
 """How deep free JSON (``detail``, ``payload.data``, unknown fields) may nest: a record must
@@ -108,8 +109,13 @@ class UserRef(_Open):
     username: ShortText | None = None
 
 
+def _lower(value: object) -> object:
+    return value.lower() if isinstance(value, str) else value
+
+
 class TargetRef(BaseModel):
-    type: str = Field(min_length=1, max_length=64)
+    # "Device", "Folder", "User", "Tenant" (the platform event API's spelling) are accepted.
+    type: Annotated[str, BeforeValidator(_lower)] = Field(pattern=TARGET_TYPE)
     id: str = Field(min_length=1, max_length=256)
 
 
@@ -146,7 +152,12 @@ class EventIn(BaseModel):
     user: UserRef | None = None
     detail: BoundedJSON = None
     target: TargetRef | None = None
-    criticality: int | None = Field(default=None, ge=0, le=5)
+    criticality: int | None = Field(
+        default=None,
+        ge=0,
+        le=5,
+        description="1 critical ... 5 trivial; 0 or null: not applicable; absent: from severity.",
+    )
     payload: Payload | None = None
 
     @model_validator(mode="after")
@@ -229,19 +240,20 @@ def build_event(
     internal: bool,
     provider: str = "api",
     max_future_ms: int = 5000,
+    provider_type: str | None = None,
 ) -> NewEvent | list[FieldError]:
     """Check an incoming event against the catalogue and fill in its defaults.
 
-    Returns the event ready for the store, or the reasons it was refused.
+    ``internal``: the platform writes it (an internal token, a provider adapter, Herald
+    itself); only then is a catalogued system code ``internal: true``. A tenant may write any
+    code, as a custom (``internal: false``) event. ``provider_type`` is the provider's own
+    type id or moniker, kept beside Herald's type. Returns the event ready for the store, or
+    the reasons it was refused.
     """
     errors: list[FieldError] = []
     if len(event.model_extra or {}) > MAX_EXTRA_FIELDS:
         errors.append(FieldError("body", f"at most {MAX_EXTRA_FIELDS} unknown fields"))
-    type_id, moniker = _resolve_type(event, catalog, errors)
-    if type_id is not None and not internal and not catalog.is_custom(type_id):
-        errors.append(
-            FieldError("event_type.id", "only custom codes >= 10000 may be written with this token")
-        )
+    type_id, moniker = _resolve_type(event, catalog, errors, internal)
     event_type = catalog.get(type_id) if type_id is not None else None
 
     timestamp_ms = to_ms(event.timestamp) if event.timestamp else received_ms
@@ -254,8 +266,6 @@ def build_event(
     source = _level(event.event_source, event_type.default_source if event_type else None, 2)
     if source not in SOURCES:
         errors.append(FieldError("event_source.id", f"must be one of {sorted(SOURCES)}"))
-    if event.target and event.target.type not in TARGET_TYPES:
-        errors.append(FieldError("target.type", f"must be one of {sorted(TARGET_TYPES)}"))
     if errors or type_id is None:
         return errors
 
@@ -263,8 +273,10 @@ def build_event(
     if alert is None:
         alert = bool(event_type.default_alert) if event_type else False
     criticality = event.criticality
-    if criticality is None:
+    if "criticality" not in event.model_fields_set:
         criticality = CRITICALITY_FOR_SEVERITY[severity]
+    elif criticality is None:
+        criticality = 0  # the producer says: not applicable
     scope = event_type.scope if event_type else Scope.CUSTOM
     target = event.target or _default_target(scope, event, organisation.id)
     moniker = moniker or catalog.moniker_for(type_id)
@@ -290,7 +302,7 @@ def build_event(
     record["target"] = target.model_dump() if target else None
     record["criticality"] = {"id": criticality, "description": CRITICALITIES[criticality]}
     record["moniker"] = moniker
-    record["internal"] = not catalog.is_custom(type_id)
+    record["internal"] = internal and event_type is not None
     if event.payload is not None:
         record["payload"] = event.payload.model_dump(mode="json")
     for key, value in (event.model_extra or {}).items():
@@ -298,6 +310,8 @@ def build_event(
             record[key] = value
     external_id = str(event.id) if event.id is not None else None
     record["provider"] = provider
+    if provider_type is not None:
+        record["provider_type"] = provider_type
     record["external_id"] = external_id
     record["received"] = _format_received(received_ms)
     return NewEvent(
@@ -316,7 +330,7 @@ def build_event(
 
 
 def _resolve_type(
-    event: EventIn, catalog: Catalog, errors: list[FieldError]
+    event: EventIn, catalog: Catalog, errors: list[FieldError], internal: bool
 ) -> tuple[int | None, str | None]:
     moniker = None
     if event.moniker is not None:
@@ -332,7 +346,7 @@ def _resolve_type(
     if event.event_type is None:
         errors.append(FieldError("event_type", "required (or a moniker)"))
         return None, None
-    if not catalog.is_known(event.event_type.id):
+    if internal and not catalog.is_known(event.event_type.id):
         errors.append(
             FieldError("event_type.id", "unknown system event type (custom codes start at 10000)")
         )

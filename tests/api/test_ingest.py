@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+import time
 from collections.abc import Iterator
 from pathlib import Path
 from typing import Any
@@ -12,7 +13,8 @@ import pytest
 from herald.catalog import normalise_severity, normalise_source
 from herald.ingest.records import parse_detail
 from herald.timefmt import parse_timestamp, to_ms
-from tests.ingest.examples import emnify_examples, onece_examples
+from tests.ingest.examples import emnify_examples, onece_examples, recently, stacuity_examples
+from tests.support.records import emnify_record
 from tests.support.server import HeraldServer, start_server
 
 
@@ -51,6 +53,7 @@ def _level(value: dict[str, Any], normalise: Any) -> int:
 def _assert_same(original: dict[str, Any], stored: dict[str, Any], provider: str) -> None:
     """The stored record says what the provider's record said (normalised types, same values)."""
     assert stored["provider"] == provider
+    assert stored["provider_type"] == str(original["event_type"]["id"])
     assert stored["external_id"] == str(original["id"])
     assert stored["event_type"]["id"] == int(original["event_type"]["id"])
     assert stored["event_severity"]["id"] == _level(original["event_severity"], normalise_severity)
@@ -73,7 +76,7 @@ def _assert_same(original: dict[str, Any], stored: dict[str, Any], provider: str
 
 
 def test_every_emnify_example_is_stored_and_reads_back(herald: HeraldServer) -> None:
-    examples = emnify_examples()
+    examples = recently(emnify_examples())
     with _ingest_client(herald, "emnify examples", "ingest:emnify") as client:
         response = client.post("/ingest/emnify", json=examples)
         assert response.status_code == 200, response.text
@@ -86,9 +89,9 @@ def test_every_emnify_example_is_stored_and_reads_back(herald: HeraldServer) -> 
 
 def test_every_1nce_example_is_stored_and_reads_back(herald: HeraldServer) -> None:
     # The documentation reuses placeholder ids; a real stream's ids are unique.
-    examples = [
-        {**record, "id": record["id"] * 100 + i} for i, (_, record) in enumerate(onece_examples())
-    ]
+    examples = recently(
+        [{**record, "id": record["id"] * 100 + i} for i, (_, record) in enumerate(onece_examples())]
+    )
     with _ingest_client(herald, "1nce examples", "ingest:1nce") as client:
         response = client.post("/ingest/1nce", json=examples)
         assert response.status_code == 200, response.text
@@ -102,7 +105,7 @@ def test_every_1nce_example_is_stored_and_reads_back(herald: HeraldServer) -> No
 
 
 def test_a_batch_posted_twice_is_stored_once(herald: HeraldServer) -> None:
-    examples = emnify_examples()[:10]
+    examples = recently(emnify_examples()[:10])
     with _ingest_client(herald, "retransmission", "ingest:emnify") as client:
         first = client.post("/ingest/emnify", json=examples).json()
         again = client.post("/ingest/emnify", json=examples).json()
@@ -197,27 +200,145 @@ def test_each_adapter_needs_its_own_permission(herald: HeraldServer) -> None:
         assert anonymous.post("/ingest/emnify", json=record).status_code == 401
 
 
-def test_bad_records_are_refused_naming_index_and_field(herald: HeraldServer) -> None:
-    good = emnify_examples()[0]
-    with _ingest_client(herald, "bad input", "ingest:emnify", "ingest:stacuity") as client:
-        no_id = client.post("/ingest/emnify", json=[good, {**good, "id": None}])
-        bad_alert = client.post("/ingest/emnify", json={**good, "alert": "maybe"})
-        unknown = client.post("/ingest/emnify", json={**good, "event_type": {"id": 9999}})
-        moniker = client.post(
-            "/ingest/stacuity", json={"eventId": "x", "eventType": "nosuchthing_v1"}
-        )
-        not_json = client.post("/ingest/emnify", content=b"{nope")
-        stored = client.get("/event", params={"provider": "emnify|stacuity"}).json()
-    assert no_id.status_code == 422
-    assert no_id.headers["content-type"] == "application/problem+json"
-    assert no_id.json()["errors"] == [
-        {"field": "id", "reason": no_id.json()["errors"][0]["reason"], "index": 1}
+def test_every_stacuity_moniker_of_the_reference_is_stored_with_its_meaning(
+    herald: HeraldServer,
+) -> None:
+    envelopes = recently(stacuity_examples(), "eventTime")
+    assert len(envelopes) == 46
+    with _ingest_client(herald, "stacuity monikers", "ingest:stacuity") as client:
+        answer = client.post("/ingest/stacuity", json=envelopes).json()
+        types = {t["id"]: t for t in client.get("/event/type").json()}
+        stored = _stored(client, "stacuity")
+    assert (answer["stored"], answer["quarantined"]) == (46, 0)
+    for envelope in envelopes:
+        event = stored[envelope["eventId"]]
+        moniker = envelope["eventType"]
+        assert event["moniker"] == event["provider_type"] == moniker
+        assert moniker in types[event["event_type"]["id"]]["monikers"]
+        assert event["detail"] == envelope["detail"]
+    assert len({stored[e["eventId"]]["event_type"]["id"] for e in envelopes}) == 46
+    by_moniker = {e["eventType"]: stored[e["eventId"]] for e in envelopes}
+    created = by_moniker["endpointdatasessioncreated_v1"]
+    failed = by_moniker["endpointdatasessioncreatefailed_v1"]
+    assert created["event_type"] == {"id": 3, "description": "Create PDP Context"}
+    assert failed["event_type"] == {
+        "id": 1037,
+        "description": "Endpoint Data Session Create Failed v1",
+    }
+    assert (created["event_severity"]["id"], failed["event_severity"]["id"]) == (0, 1)
+
+
+def test_the_catalogue_explains_each_type(herald: HeraldServer) -> None:
+    with _ingest_client(herald, "catalogue reader") as client:
+        types = {t["id"]: t for t in client.get("/event/type").json()}
+    assert all(t["explanation"] for t in types.values())
+    assert "Online" in types[3]["state_after"]
+    assert "Offline" in types[15]["state_after"]
+    assert types[1102]["description"] == "Unknown Stacuity event"
+
+
+def _rejected(client: httpx.Client, **params: Any) -> tuple[list[dict[str, Any]], int]:
+    response = client.get("/ingest/rejected", params=params)
+    assert response.status_code == 200, response.text
+    return response.json(), int(response.headers["X-Total-Count"])
+
+
+def test_one_unknown_type_and_one_broken_record_never_hold_the_batch_up(
+    herald: HeraldServer,
+) -> None:
+    good, other = recently(emnify_examples()[:2])
+    unknown = {**other, "id": 99001, "event_type": {"id": 77, "description": "Brand new"}}
+    broken = {**other, "id": 99002, "alert": "maybe"}
+    batch = [good, unknown, broken, 42]
+    with _ingest_client(herald, "robust batch", "ingest:emnify") as client:
+        answer = client.post("/ingest/emnify", json=batch)
+        assert answer.status_code == 200, answer.text
+        stored = _stored(client, "emnify")
+        rejected, total = _rejected(client)
+        again = client.post("/ingest/emnify", json=batch).json()
+        stored_again = _stored(client, "emnify")
+        rejected_again, total_again = _rejected(client)
+    body = answer.json()
+    assert (body["received"], body["stored"], body["duplicates"], body["quarantined"]) == (
+        4,
+        2,
+        0,
+        2,
+    )
+    statuses = [(r["index"], r["status"]) for r in body["records"]]
+    assert statuses == [(0, "stored"), (1, "stored"), (2, "quarantined"), (3, "quarantined")]
+    assert body["records"][2]["errors"][0]["field"] == "alert"
+    assert body["records"][3]["errors"][0]["field"] == "body"
+    # the unknown type is stored under emnify's generic type, its own id kept beside it
+    kept = stored["99001"]
+    assert kept["event_type"] == {"id": 1100, "description": "Unknown emnify event"}
+    assert kept["provider_type"] == "77"
+    assert kept["payload"]["data"]["event_type"] == unknown["event_type"]
+    # the broken ones wait in the quarantine with why and their bytes
+    assert total == 2
+    by_id = {r["id"]: r for r in rejected}
+    broken_row = by_id[body["records"][2]["rejected_id"]]
+    assert broken_row["record"] == broken and broken_row["provider"] == "emnify"
+    assert broken_row["errors"][0]["field"] == "alert" and broken_row["attempts"] == 1
+    assert by_id[body["records"][3]["rejected_id"]]["record"] == 42
+    # the streamer sends the batch again: nothing is stored or quarantined twice
+    assert (again["stored"], again["duplicates"], again["quarantined"]) == (0, 2, 2)
+    assert again["ids"] == body["ids"]
+    assert [r.get("rejected_id") for r in again["records"]] == [
+        r.get("rejected_id") for r in body["records"]
     ]
-    assert bad_alert.status_code == 422 and bad_alert.json()["errors"][0]["field"] == "alert"
-    assert unknown.status_code == 422 and unknown.json()["errors"][0]["field"] == "event_type.id"
-    assert moniker.status_code == 422 and moniker.json()["errors"][0]["field"] == "moniker"
+    assert stored_again.keys() == stored.keys()
+    assert total_again == 2 and {r["id"] for r in rejected_again} == set(by_id)
+
+
+def test_unknown_monikers_are_stored_under_stacuitys_generic_type(herald: HeraldServer) -> None:
+    (envelope,) = recently(
+        [{"eventId": "v2", "eventType": "bundleactivated_v2", "accountId": "acc-1"}], "eventTime"
+    )
+    with _ingest_client(herald, "new moniker", "ingest:stacuity") as client:
+        answer = client.post("/ingest/stacuity", json=envelope).json()
+        (event,) = _stored(client, "stacuity").values()
+    assert (answer["stored"], answer["quarantined"]) == (1, 0)
+    assert event["event_type"] == {"id": 1102, "description": "Unknown Stacuity event"}
+    assert event["provider_type"] == "bundleactivated_v2"
+    assert event["payload"]["data"] == envelope
+
+
+def test_only_a_body_that_is_no_batch_is_refused(herald: HeraldServer) -> None:
+    with _ingest_client(herald, "bad bodies", "ingest:emnify") as client:
+        not_json = client.post("/ingest/emnify", content=b"{nope")
+        scalar = client.post("/ingest/emnify", json=5)
+        text = client.post("/ingest/emnify", json="records")
+        empty = client.post("/ingest/emnify", json=[])
+        rejected = _rejected(client)
     assert not_json.status_code == 400
-    assert stored == []  # nothing of a refused batch is stored
+    assert not_json.headers["content-type"] == "application/problem+json"
+    for refused in (scalar, text):
+        assert refused.status_code == 422
+        assert refused.json()["errors"][0]["field"] == "body"
+    assert empty.status_code == 200 and empty.json()["received"] == 0
+    assert rejected == ([], 0)
+
+
+def test_the_quarantine_is_each_organisations_own(herald: HeraldServer) -> None:
+    (record,) = recently([{**emnify_examples()[0], "id": 99100, "alert": "perhaps"}])
+    with (
+        _ingest_client(herald, "quarantine owner", "ingest:emnify") as owner,
+        _ingest_client(herald, "quarantine stranger", "ingest:emnify") as stranger,
+    ):
+        rejected_id = owner.post("/ingest/emnify", json=record).json()["records"][0]["rejected_id"]
+        assert owner.get(f"/ingest/rejected/{rejected_id}").json()["record"] == record
+        assert _rejected(stranger) == ([], 0)
+        assert stranger.get(f"/ingest/rejected/{rejected_id}").status_code == 404
+        assert stranger.post(f"/ingest/rejected/{rejected_id}/retry").status_code == 404
+        assert stranger.delete(f"/ingest/rejected/{rejected_id}").status_code == 404
+        owner_id = owner.get(f"/ingest/rejected/{rejected_id}").json()["organisation"]["id"]
+        foreign = stranger.get("/ingest/rejected", params={"organisation": owner_id})
+        assert foreign.status_code == 403
+        assert owner.delete(f"/ingest/rejected/{rejected_id}").status_code == 204
+        assert _rejected(owner) == ([], 0)
+    with herald.client(herald.create_token(owner_id, "event:read")) as reader:
+        assert reader.post("/ingest/rejected/retry").status_code == 403
 
 
 def test_an_internal_token_names_the_organisation(herald: HeraldServer, tmp_path: Path) -> None:
@@ -225,9 +346,109 @@ def test_an_internal_token_names_the_organisation(herald: HeraldServer, tmp_path
     record = emnify_examples()[1]
     with herald.client(herald.admin_token) as admin:
         unnamed = admin.post("/ingest/emnify", json=record)
+        unknown = admin.post("/ingest/emnify", params={"organisation": 987654321}, json=record)
         named = admin.post("/ingest/emnify", params={"organisation": organisation}, json=record)
         stored = admin.get("/event", params={"organisation": organisation, "provider": "emnify"})
     assert unnamed.status_code == 422
     assert unnamed.json()["errors"][0]["field"] == "organisation"
+    assert unknown.status_code == 422  # no quarantine for an organisation that does not exist
+    assert unknown.json()["errors"] == [{"field": "organisation", "reason": "unknown organisation"}]
     assert named.status_code == 200
     assert [e["organisation"]["id"] for e in stored.json()] == [organisation]
+
+
+def test_quarantined_records_are_ingested_again_after_an_update(
+    database_url: str, tmp_path: Path
+) -> None:
+    """What this Herald refuses (a time an hour ahead of its clock) one configured otherwise
+    stores: the retried records leave the quarantine, once, and are counted in /metrics."""
+    server = start_server(tmp_path / "herald", database_url=database_url)
+    try:
+        organisation = server.create_org("updated herald")
+        token = server.create_token(organisation, "ingest:emnify", "event:read")
+        ahead = time.strftime("%Y-%m-%dT%H:%M:%SZ", time.gmtime(time.time() + 3600))
+        base = emnify_examples()[0]
+        records = [{**base, "id": 99200 + i, "timestamp": ahead} for i in range(3)]
+        with server.client(token) as client:
+            answer = client.post("/ingest/emnify", json=records).json()
+            assert answer["quarantined"] == 3
+            assert answer["records"][0]["errors"][0]["field"] == "timestamp"
+            first = answer["records"][0]["rejected_id"]
+            still = client.post(f"/ingest/rejected/{first}/retry").json()
+            assert still["status"] == "quarantined"
+            assert client.get(f"/ingest/rejected/{first}").json()["attempts"] == 2
+        scraped = httpx.get(
+            f"{server.url}/metrics", headers={"Authorization": f"Bearer {server.admin_token}"}
+        ).text
+        assert 'herald_ingest_quarantined_total{provider="emnify"} 3.0' in scraped
+
+        server.env["HERALD_MAX_FUTURE_SKEW_SECONDS"] = "7200"  # the update
+        server.restart()
+        with server.client(token) as client:
+            one = client.post(f"/ingest/rejected/{first}/retry")
+            assert one.status_code == 200, one.text
+            assert one.json()["status"] == "stored"
+            rest = client.post("/ingest/rejected/retry").json()
+            assert (rest["retried"], rest["stored"], rest["remaining"]) == (2, 2, 0)
+            again = client.post("/ingest/emnify", json=records).json()
+            stored = _stored(client, "emnify")
+            assert _rejected(client) == ([], 0)
+        assert sorted(stored) == sorted(str(r["id"]) for r in records)
+        assert (again["duplicates"], again["quarantined"]) == (3, 0)
+        assert stored[str(records[0]["id"])]["id"] == one.json()["id"]
+    finally:
+        server.stop()
+
+
+def test_the_quarantine_is_purged_with_the_events(database_url: str, tmp_path: Path) -> None:
+    """A quarantined record stays for the retention period (here 2 s), then goes."""
+    env = {"HERALD_RETENTION_DAYS": str(2 / 86400), "HERALD_PURGE_INTERVAL_SECONDS": "0.2"}
+    server = start_server(tmp_path / "herald", env=env, database_url=database_url)
+    try:
+        organisation = server.create_org("short memory")
+        token = server.create_token(organisation, "ingest:emnify", "event:read")
+        with server.client(token) as client:
+            record = {**emnify_examples()[0], "id": 99300, "alert": "sometimes"}
+            assert client.post("/ingest/emnify", json=record).json()["quarantined"] == 1
+            assert _rejected(client)[1] == 1
+            deadline = time.monotonic() + 20
+            while _rejected(client)[1]:
+                assert time.monotonic() < deadline, "the quarantined record was never purged"
+                time.sleep(0.2)
+    finally:
+        server.stop()
+
+
+def test_provider_filters_find_what_the_provider_said(herald: HeraldServer) -> None:
+    """A Stacuity endpoint id that is no number, the provider's type, record id, SIM MSISDN
+    and sub-organisation: each found by its filter (issue 16's fidelity points)."""
+    envelopes = recently(
+        [
+            {"eventId": "s1", "eventType": "bundleactivated_v2", "endpointId": "ep-7f3a"},
+            {"eventId": "s2", "eventType": "endpointdatasessioncreated_v1", "endpointId": 12},
+        ],
+        "eventTime",
+    )
+    records = recently(
+        [
+            emnify_record("r1", sim={"id": 1, "iccid": "8988303", "msisdn": "4915100001"}),
+            emnify_record("r2", organisation={"id": 77, "name": "Sub org"}),
+        ],
+        "timestamp",
+    )
+    with _ingest_client(herald, "fidelity", "ingest:stacuity", "ingest:emnify") as client:
+        assert client.post("/ingest/stacuity", json=envelopes).json()["stored"] == 2
+        assert client.post("/ingest/emnify", json=records).json()["stored"] == 2
+
+        def ids(path: str = "/event", **params: str) -> list[str]:
+            answer = client.get(path, params=params)
+            assert answer.status_code == 200, answer.text
+            return sorted(event["external_id"] for event in answer.json())
+
+        assert ids(endpoint="ep-7f3a") == ["s1"]
+        assert ids("/endpoint/ep-7f3a/event") == ["s1"]
+        assert ids("/endpoint/12/event") == ["s2"]
+        assert ids(provider_type="bundleactivated_v2") == ["s1"]
+        assert ids(q="external_id:r1|s2") == ["r1", "s2"]
+        assert ids(msisdn="4915100001") == ["r1"]
+        assert ids(provider_organisation="77") == ["r2"]

@@ -14,7 +14,11 @@ from fastapi import FastAPI
 
 from herald.api.app import create_app
 from herald.api.live import LogFeed, Subscription
+from herald.api.resume import ResumeTokens
+from herald.api.routes.stream import Live
 from herald.api.services import THREAD_NAME_PREFIX, Services
+from herald.api.stream_guard import StreamGuard
+from herald.auth import Principal
 from herald.config import Settings
 from herald.store import EventFilter
 
@@ -95,12 +99,23 @@ def test_shutdown_waits_for_running_work_then_closes_the_store(
 def test_shutdown_stops_the_live_feed_before_the_threads_close(tmp_path: Path) -> None:
     async def scenario() -> None:
         async with running(tmp_path) as (app, services):
-            feed = LogFeed(services.store, services.run, interval=60)
-            app.state.live_feed = feed
-            await feed.subscribe(Subscription(EventFilter(), capacity=10))
-            polling = feed._task
+            feed = LogFeed(services.store, services.run, lambda e, s: e.body, interval=60)
+            guard = StreamGuard(
+                services.auth.authenticate,
+                services.run,
+                per_token=1,
+                per_organisation=1,
+                recheck_seconds=60,
+            )
+            app.state.live = Live(feed, guard, ResumeTokens("secret"))
+            subscription = Subscription(EventFilter(), capacity=10, scope=None)
+            guard.admit(subscription, Principal(1, None, frozenset(), internal=True), "t")
+            await feed.subscribe(subscription)
+            polling, checking = feed._task, guard._task
             await asyncio.sleep(0.2)  # its first read done, the feed sleeps out its interval
             assert polling is not None and not polling.done()
+            assert checking is not None and not checking.done()
         assert polling.cancelled()  # not left polling a closed pool and store
+        assert checking.cancelled()
 
     asyncio.run(scenario())

@@ -12,6 +12,7 @@ from pathlib import Path
 from typing import Any
 
 import httpx
+import jwt
 import orjson
 import pytest
 
@@ -33,10 +34,16 @@ def custom(org: int, code: int = 10001, **extra: Any) -> dict[str, Any]:
 
 
 class Stream:
-    """An SSE client reading messages on a thread, so tests wait with a deadline."""
+    """An SSE client reading messages on a thread, so tests wait with a deadline.
+
+    ``messages`` are the events, ``closings`` the data of ``event: closed`` messages and
+    ``start_ids`` the ids of id-only messages (where the stream starts).
+    """
 
     def __init__(self, server: HeraldServer, token: str, params: str = "", **headers: str):
         self.messages: list[dict[str, Any]] = []
+        self.closings: list[dict[str, Any]] = []
+        self.start_ids: list[str] = []
         self.comments: list[str] = []
         self.ended = threading.Event()
         self.status = 0
@@ -58,17 +65,27 @@ class Stream:
                     if line.startswith(":"):
                         self.comments.append(line[1:].strip())
                     elif line.startswith("id: "):
-                        message["id"] = int(line[4:])
+                        message["id"] = line[4:]
+                    elif line.startswith("event: "):
+                        message["event"] = line[7:]
                     elif line.startswith("data: "):
                         message["data"] = orjson.loads(line[6:])
-                    elif not line and "data" in message:
-                        self.messages.append(message)
+                    elif not line:
+                        self._received(message)
                         message = {}
         except httpx.HTTPError:
             pass
         finally:
             self._ready.set()
             self.ended.set()
+
+    def _received(self, message: dict[str, Any]) -> None:
+        if message.get("event") == "closed":
+            self.closings.append(message["data"])
+        elif "data" in message:
+            self.messages.append(message)
+        elif "id" in message:
+            self.start_ids.append(message["id"])
 
     def wait_for(self, count: int) -> list[dict[str, Any]]:
         deadline = time.monotonic() + DEADLINE
@@ -83,6 +100,12 @@ class Stream:
             time.sleep(0.02)
         assert any(text in c for c in self.comments), self.comments
 
+    def wait_start(self) -> str:
+        """The id of the stream's first message: where it starts."""
+        self.wait_comment("stream open")
+        assert len(self.start_ids) == 1, self.start_ids
+        return self.start_ids[0]
+
     def close(self) -> None:
         self._client.close()
         self._thread.join(5)
@@ -90,7 +113,13 @@ class Stream:
 
 @pytest.fixture
 def stream_server(tmp_path: Path) -> Iterator[HeraldServer]:
-    env = {"HERALD_STREAM_HEARTBEAT_SECONDS": "0.5", "HERALD_STREAM_BUFFER_EVENTS": "20"}
+    env = {
+        "HERALD_STREAM_HEARTBEAT_SECONDS": "0.5",
+        "HERALD_STREAM_BUFFER_EVENTS": "20",
+        "HERALD_STREAM_RECHECK_SECONDS": "0.3",
+        "HERALD_STREAM_MAX_PER_TOKEN": "2",
+        "HERALD_STREAM_MAX_PER_ORGANISATION": "3",
+    }
     herald = start_server(tmp_path / "herald", env=env)
     try:
         yield herald
@@ -98,16 +127,16 @@ def stream_server(tmp_path: Path) -> Iterator[HeraldServer]:
         herald.stop()
 
 
-def test_new_events_arrive_filtered_with_log_ids(stream_server: HeraldServer) -> None:
+def test_new_events_arrive_filtered_with_resume_ids(stream_server: HeraldServer) -> None:
     admin = stream_server.admin_token
     post(stream_server, admin, [custom(1, 10001, description="before")])
     stream = Stream(stream_server, admin, "?q=type:10002|10003")
     try:
-        stream.wait_comment("stream after")
+        stream.wait_start()
         post(stream_server, admin, [custom(1, 10001), custom(1, 10002), custom(1, 10003)])
         messages = stream.wait_for(2)
         assert [m["data"]["event_type"]["id"] for m in messages] == [10002, 10003]
-        assert messages[0]["id"] < messages[1]["id"]
+        assert len({m["id"] for m in messages}) == 2
         stream.wait_comment("heartbeat")
     finally:
         stream.close()
@@ -118,7 +147,7 @@ def test_last_event_id_resumes_after_the_last_seen(stream_server: HeraldServer) 
     admin = stream_server.admin_token
     first = Stream(stream_server, admin)
     try:
-        first.wait_comment("stream after")
+        first.wait_start()
         post(stream_server, admin, [custom(1, 10001 + i) for i in range(3)])
         seen = first.wait_for(3)
     finally:
@@ -154,6 +183,10 @@ def test_a_tenant_sees_only_its_organisation(stream_server: HeraldServer) -> Non
     [
         ("?q=bogus:1", {}, 422, "q.bogus"),
         ("", {"Last-Event-ID": "abc"}, 400, "Last-Event-ID"),
+        ("", {"Last-Event-ID": "99999999999999999999999"}, 400, "Last-Event-ID"),
+        ("", {"Last-Event-ID": "0_0"}, 400, "Last-Event-ID"),
+        ("", {"Last-Event-ID": "12"}, 400, "Last-Event-ID"),  # a bare log position
+        ("", {"Last-Event-ID": "A" * 48}, 400, "Last-Event-ID"),  # the shape, not sealed
     ],
 )
 def test_bad_requests_answer_problems(
@@ -225,3 +258,170 @@ def test_events_tail_follows_the_stream(stream_server: HeraldServer) -> None:
     finally:
         tail.terminate()
         tail.communicate(timeout=10)
+
+
+def _jwt(server: HeraldServer, token: str) -> str:
+    with server.client() as client:
+        response = client.post("/authenticate", json={"application_token": token})
+    assert response.status_code == 200, response.text
+    credential: str = response.json()["auth_token"]
+    return credential
+
+
+def _claims(credential: str) -> dict[str, Any]:
+    claims: dict[str, Any] = jwt.decode(credential, options={"verify_signature": False})
+    return claims
+
+
+def test_a_revoked_token_loses_its_open_stream(stream_server: HeraldServer) -> None:
+    org = stream_server.create_org("Doomed Co")
+    token = stream_server.create_token(org, "event:read", "event:create")
+    stream = Stream(stream_server, token)
+    try:
+        stream.wait_start()
+        post(stream_server, token, [custom(org, description="before")])
+        stream.wait_for(1)
+        token_id = _claims(_jwt(stream_server, token))["sub"]
+        stream_server.cli("token", "revoke", token_id, "--database", stream_server.database_url)
+        assert stream.ended.wait(DEADLINE), "the stream outlived its token"
+        assert stream.closings == [{"reason": "token revoked"}]
+        post(stream_server, stream_server.admin_token, [custom(org, description="after")])
+        time.sleep(0.5)
+        assert [m["data"]["description"] for m in stream.messages] == ["before"]
+    finally:
+        stream.close()
+
+
+def test_a_stream_ends_when_its_jwt_expires(tmp_path: Path) -> None:
+    env = {"HERALD_JWT_TTL_SECONDS": "2", "HERALD_STREAM_RECHECK_SECONDS": "0.3"}
+    server = start_server(tmp_path / "herald", env=env)
+    try:
+        org = server.create_org("Short Lived Co")
+        credential = _jwt(server, server.create_token(org, "event:read"))
+        stream = Stream(server, credential)
+        try:
+            stream.wait_start()
+            assert stream.ended.wait(DEADLINE), "the stream outlived its JWT"
+            assert time.time() >= _claims(credential)["exp"]
+            assert len(stream.closings) == 1
+            assert "expired" in stream.closings[0]["reason"]
+        finally:
+            stream.close()
+    finally:
+        server.stop()
+
+
+def _refused(server: HeraldServer, token: str, setting: str) -> None:
+    with server.client(token) as client:
+        response = client.get("/event/stream")
+    assert response.status_code == 429, response.text
+    assert response.headers["content-type"] == "application/problem+json"
+    assert setting in response.json()["detail"]
+
+
+def test_open_streams_are_capped_per_token_and_per_organisation(
+    stream_server: HeraldServer,
+) -> None:
+    """The fixture allows 2 streams per token and 3 per organisation."""
+    org = stream_server.create_org("Greedy Co")
+    first, second = (stream_server.create_token(org, "event:read") for _ in range(2))
+    other = stream_server.create_token(stream_server.create_org("Other Co"), "event:read")
+    streams = [Stream(stream_server, first), Stream(stream_server, first)]
+    try:
+        _refused(stream_server, first, "HERALD_STREAM_MAX_PER_TOKEN")
+        streams.append(Stream(stream_server, second))
+        _refused(stream_server, second, "HERALD_STREAM_MAX_PER_ORGANISATION")
+        streams.append(Stream(stream_server, other))  # another organisation has its own
+        assert [s.status for s in streams] == [200] * 4
+        streams.pop(0).close()  # a closed stream frees its place
+        deadline = time.monotonic() + DEADLINE
+        while True:
+            again = Stream(stream_server, second)
+            streams.append(again)
+            if again.status == 200 or time.monotonic() > deadline:
+                break
+            time.sleep(0.1)
+        assert again.status == 200
+    finally:
+        for stream in streams:
+            stream.close()
+
+
+def test_ids_and_comments_reveal_nothing_of_other_tenants(stream_server: HeraldServer) -> None:
+    a_org, b_org = stream_server.create_org("A"), stream_server.create_org("B")
+    a_token = stream_server.create_token(a_org, "event:read", "event:create")
+    b_token = stream_server.create_token(b_org, "event:read", "event:create")
+    a = Stream(stream_server, a_token)
+    try:
+        start = a.wait_start()
+        post(stream_server, b_token, [custom(b_org)] * 57)
+        post(stream_server, a_token, [custom(a_org, description="mine")])
+        (mine,) = a.wait_for(1)
+        a.wait_comment("heartbeat")
+    finally:
+        a.close()
+    assert [m["data"]["description"] for m in a.messages] == ["mine"]
+    assert not any(ch.isdigit() for comment in a.comments for ch in comment)
+    for token in (start, mine["id"]):
+        assert len(token) == 48 and not token.isdigit()
+    # the opening id resumes exactly there; the same position never shows the same id twice
+    resumed = Stream(stream_server, a_token, **{"Last-Event-ID": start})
+    try:
+        (again,) = resumed.wait_for(1)
+    finally:
+        resumed.close()
+    assert again["data"] == mine["data"] and again["id"] != mine["id"]
+    # another organisation's id, or an altered one, is refused
+    tampered = start[:10] + ("A" if start[10] != "A" else "B") + start[11:]
+    with stream_server.client(b_token) as b, stream_server.client(a_token) as a_client:
+        for client, resume in ((b, start), (a_client, tampered)):
+            response = client.get("/event/stream", headers={"Last-Event-ID": resume})
+            assert response.status_code == 400, response.text
+            assert response.json()["errors"][0]["field"] == "Last-Event-ID"
+
+
+def test_events_tail_says_why_the_server_closed_and_stops_on_revocation(
+    stream_server: HeraldServer,
+) -> None:
+    org = stream_server.create_org("Tail Co")
+    token = stream_server.create_token(org, "event:read", "event:create")
+    env = {**stream_server.env, "HERALD_TOKEN": token, "HERALD_URL": stream_server.url}
+    tail = subprocess.Popen(
+        [*HERALD, "events", "tail", "--json", "--interval", "0.2"],
+        env=env,
+        stdout=subprocess.PIPE,
+        stderr=subprocess.PIPE,
+    )
+    assert tail.stdout is not None
+    try:
+        deadline = time.monotonic() + DEADLINE
+        line = b""
+        while not line and time.monotonic() < deadline:  # until tail has joined the stream
+            post(stream_server, token, [custom(org, 10002)])
+            ready, _, _ = select.select([tail.stdout], [], [], 0.5)
+            if ready:
+                line = tail.stdout.readline()
+        assert orjson.loads(line)["event_type"]["id"] == 10002
+        token_id = _claims(_jwt(stream_server, token))["sub"]
+        stream_server.cli("token", "revoke", token_id, "--database", stream_server.database_url)
+        _, stderr = tail.communicate(timeout=DEADLINE)
+    finally:
+        if tail.poll() is None:
+            tail.kill()
+            tail.communicate(timeout=10)
+    assert tail.returncode == 1
+    said = " ".join(stderr.decode().split())
+    assert "the server closed the stream (token revoked)" in said
+    assert "401" in said
+
+
+def test_a_stopping_server_says_so_to_its_streams(stream_server: HeraldServer) -> None:
+    stream = Stream(stream_server, stream_server.admin_token)
+    try:
+        stream.wait_start()
+        stream.wait_comment("heartbeat")  # joined the feed
+        stream_server.stop()
+        assert stream.ended.wait(DEADLINE)
+        assert stream.closings == [{"reason": "server stopping"}]
+    finally:
+        stream.close()

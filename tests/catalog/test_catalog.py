@@ -17,6 +17,7 @@ from herald.catalog import (
     CUSTOM_CODE_MIN,
     SEVERITIES,
     SOURCES,
+    UNKNOWN_TYPES,
     Catalog,
     EventType,
     Moniker,
@@ -302,7 +303,7 @@ def test_chosen_stacuity_equivalents(catalog: Catalog) -> None:
         return entry.type_id
 
     assert type_of("endpointdatasessioncreated_v1") == 3
-    assert type_of("endpointdatasessioncreatefailed_v1") == 3
+    assert type_of("endpointdatasessioncreatefailed_v1") == 1037  # its own: emnify folds it into 3
     assert type_of("endpointdatasessionmodified_v1") == 4
     assert type_of("endpointdatasessiondeleted_v1") == 5
     assert type_of("endpointprovisioningstatussetactive_v1") == 8
@@ -316,11 +317,13 @@ def test_chosen_stacuity_equivalents(catalog: Catalog) -> None:
 
 def test_ids_from_1000_only_for_stacuity_only_types(catalog: Catalog) -> None:
     own = [m for m in catalog.monikers() if m.type_id >= 1000]
-    assert [m.type_id for m in own] == list(range(1000, 1000 + len(own)))
-    assert len(own) == 37
+    assert sorted(m.type_id for m in own) == list(range(1000, 1000 + len(own)))
+    assert len(own) == 38
     for event_type in catalog.types():
         if event_type.id >= 2000:  # the Herald platform block
             assert event_type.group == "Herald platform" and not event_type.catalogues
+        elif event_type.id >= 1100:  # the generic types of unknown provider types
+            assert event_type.group == "Unknown provider types" and not event_type.monikers
         elif event_type.id >= 1000:
             assert event_type.id < 1100
             assert event_type.catalogues == ("stacuity",)
@@ -451,10 +454,7 @@ def test_as_dict_is_json_ready(catalog: Catalog) -> None:
     data = event_type.as_dict()
     assert json.loads(json.dumps(data)) == data
     assert data["scope"] == "endpoint" and data["id"] == 3
-    assert data["monikers"] == [
-        "endpointdatasessioncreated_v1",
-        "endpointdatasessioncreatefailed_v1",
-    ]
+    assert data["monikers"] == ["endpointdatasessioncreated_v1"]
     moniker = catalog.by_moniker("routingtargetavailable_v1")
     assert moniker is not None
     assert moniker.as_dict() == {
@@ -468,7 +468,7 @@ def test_as_dict_is_json_ready(catalog: Catalog) -> None:
 def test_types_sorted_and_loaded_once(catalog: Catalog) -> None:
     ids = [t.id for t in catalog.types()]
     assert ids == sorted(ids) and len(ids) == len(set(ids))
-    assert len([i for i in ids if i < 2000]) == 61 + 37  # 2000+: the Herald platform block
+    assert len([i for i in ids if i < 2000]) == 61 + 38 + 3  # 2000+: the Herald platform block
     assert load_catalog() is load_catalog()
 
 
@@ -496,3 +496,28 @@ def test_catalog_rejects_inconsistent_data() -> None:
     custom = EventType(10000, "C", "Custom", (), None, None, None, None, Scope.CUSTOM, ())
     with pytest.raises(ValueError, match="system type"):
         Catalog([custom], [])
+
+
+def test_every_type_is_explained(catalog: Catalog) -> None:
+    """What happened, from the reference documents; the device's state where it changes."""
+    for event_type in catalog.types():
+        assert event_type.explanation, event_type.id
+        assert event_type.as_dict()["explanation"] == event_type.explanation
+    states = {t.id: t.state_after for t in catalog.types()}
+    assert states[1] is not None and "Attached" in states[1]
+    assert states[3] is not None and "Online" in states[3]
+    assert states[5] is not None and "Attached" in states[5]
+    assert states[15] is not None and "Offline" in states[15]
+    assert states[31] is None  # an organisation's data: no device changes
+
+
+def test_unknown_provider_types_fall_back_to_the_providers_generic_type(
+    catalog: Catalog,
+) -> None:
+    assert catalog.provider_type("emnify", 3) == 3
+    assert catalog.provider_type("1nce", 61) == UNKNOWN_TYPES["1nce"]
+    assert catalog.provider_type("emnify", 1005) == UNKNOWN_TYPES["emnify"]  # not an emnify id
+    assert catalog.provider_type("emnify", 10001) == UNKNOWN_TYPES["emnify"]
+    for provider, type_id in UNKNOWN_TYPES.items():
+        generic = catalog.get(type_id)
+        assert generic is not None and provider in generic.catalogues

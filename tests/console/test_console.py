@@ -237,12 +237,42 @@ def test_catalogue_and_phone_screen(browser: Browser, console_server: HeraldServ
         shot(page, "08-phone-dashboard")
         page.get_by_role("link", name="Catalogue").click()
         page.get_by_label("Search").fill("pdp")
-        page.get_by_text("Delete PDP Context").wait_for()
+        page.get_by_text("Delete PDP Context", exact=True).wait_for()
+        assert "After: Attached: no data session." in page.locator("tbody").inner_text()
         width = page.evaluate("document.documentElement.scrollWidth")
         assert width <= 400, "the page scrolls sideways on a phone"
         shot(page, "09-phone-catalogue")
     finally:
         context.close()
+
+
+def test_rejected_records_are_shown_and_retried(page: Page, console_server: HeraldServer) -> None:
+    broken = [
+        {"id": "c-1", "event_type": {"id": 3}, "alert": "maybe", "description": "Gate 4"},
+        {"id": "c-2", "event_type": "three", "description": "Gate 5"},
+    ]
+    with console_server.client(console_server.admin_token) as client:
+        answer = client.post("/ingest/emnify", params={"organisation": 1}, json=broken).json()
+    assert answer["quarantined"] == 2
+    sign_in(page, console_server)
+    page.get_by_role("link", name="Rejected").click()
+    page.get_by_role("heading", name="Rejected records").wait_for()
+    page.get_by_text("2 provider records could not be used.").wait_for()
+    rows = page.locator("tr.rejected")
+    assert rows.count() == 2
+    assert "alert: must be true/false or 1/0" in page.locator("table").inner_text()
+    shot(page, "10-rejected")
+
+    page.get_by_role("button", name="alert: must be true/false or 1/0").click()
+    drawer = page.locator("#drawer")
+    drawer.get_by_text('description: "Gate 4"').wait_for()
+    shot(page, "11-rejected-record")
+    page.keyboard.press("Escape")
+
+    rows.filter(has_text="alert:").get_by_role("button", name="Retry").click()
+    page.get_by_text(": quarantined.").wait_for()  # still unusable: it keeps its place
+    page.get_by_text("2 provider records could not be used.").wait_for()
+    assert "2" in page.locator("tr.rejected", has_text="alert:").inner_text()  # attempts
 
 
 def test_unknown_api_paths_stay_problems(console_server: HeraldServer) -> None:

@@ -4,6 +4,7 @@ from __future__ import annotations
 
 import json
 import re
+import time
 from pathlib import Path
 from typing import Any
 
@@ -38,3 +39,42 @@ def onece_examples() -> list[tuple[str, dict[str, Any]]]:
         record, _ = decoder.raw_decode(text, start)
         examples.append((match.group(1), record))
     return examples
+
+
+_STACUITY_ROW = re.compile(
+    r"^\| ([^|]+?) \| ([a-z0-9_]+) \| (Endpoint|Routing Target|Customer Account) \|$", re.M
+)
+_SCOPE_FIELD = {
+    "Endpoint": "endpointId",
+    "Routing Target": "routingTargetId",
+    "Customer Account": "accountId",
+}
+
+
+def stacuity_examples() -> list[dict[str, Any]]:
+    """One event-handler envelope per row of stacuity-event-types.txt (the document lists
+    the monikers and scopes, no records), each of a scope's id as Stacuity sends it."""
+    envelopes = []
+    for index, (name, moniker, scope) in enumerate(
+        _STACUITY_ROW.findall(_read("stacuity-event-types.txt"))
+    ):
+        envelopes.append(
+            {
+                "eventId": f"stacuity-{index}",
+                "eventTime": "2026-11-01T10:00:00Z",
+                "eventType": moniker,
+                _SCOPE_FIELD[scope]: 4711 if scope == "Endpoint" else f"{scope[0].lower()}-{index}",
+                "detail": {"name": name},
+            }
+        )
+    return envelopes
+
+
+def recently(records: list[dict[str, Any]], field: str = "timestamp") -> list[dict[str, Any]]:
+    """The records with their times moved to the last hours (kept in order, a minute apart):
+    records older than the retention window are refused, and the documents' are years old."""
+    start = time.time() - 3600 - 60 * len(records)
+    return [
+        {**record, field: time.strftime("%Y-%m-%dT%H:%M:%SZ", time.gmtime(start + 60 * i))}
+        for i, record in enumerate(records)
+    ]

@@ -166,6 +166,50 @@ def test_fuzzed_event_bodies_get_201_or_4xx(
     figures.add("fuzz.event_bodies")
 
 
+RECORD_FIELDS = [
+    "id", "timestamp", "event_type", "event_severity", "event_source", "alert", "description",
+    "endpoint", "sim", "imsi", "user", "detail", "eventId", "eventTime", "eventType",
+    "endpointId", "routingTargetId", "accountId",
+]  # fmt: skip
+RECORD = st.dictionaries(
+    st.sampled_from(RECORD_FIELDS) | st.text(max_size=10),
+    JSON | st.fixed_dictionaries({"id": st.integers(0, 99) | st.text(max_size=4)}),
+    max_size=8,
+)
+
+
+@pytest.fixture(scope="module")
+def streamer(target: tuple[HeraldServer, Tenant]) -> Iterator[httpx.Client]:
+    server, tenant = target
+    permissions = ("ingest:emnify", "ingest:1nce", "ingest:stacuity")
+    with server.client(server.create_token(tenant.organisation_id, *permissions)) as http:
+        yield http
+
+
+@FUZZ
+@given(
+    provider=st.sampled_from(["emnify", "1nce", "stacuity"]),
+    body=RECORD | st.lists(RECORD | JSON, max_size=5) | JSON,
+)
+def test_fuzzed_provider_batches_are_acknowledged_or_refused_whole(
+    streamer: httpx.Client, figures: Figures, provider: str, body: Any
+) -> None:
+    """Any batch of records is acknowledged, each record stored or quarantined; only a body
+    that is no batch (a scalar; text that is not JSON) is refused."""
+    response = streamer.post(f"/ingest/{provider}", json=body)
+    assert response.status_code in (200, 400, 422), response.text
+    if response.status_code == 200:
+        answer = response.json()
+        assert answer["stored"] + answer["duplicates"] + answer["quarantined"] == len(
+            answer["records"]
+        )
+        assert answer["received"] == len(answer["records"])
+    else:
+        assert response.headers["content-type"] == "application/problem+json"
+        assert response.status_code == 400 or not isinstance(body, dict | list)
+    figures.add("fuzz.provider_batches")
+
+
 FILTER_FIELDS = [
     "type", "code", "severity", "source", "alert", "from", "until", "endpoint", "sim", "user",
     "iccid", "iccid_with_luhn", "imsi", "imei", "ip_address", "tags", "description",

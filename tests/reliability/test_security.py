@@ -33,6 +33,7 @@ class World:
     event_id: int
     handler_id: int
     handler_secret: str
+    rejected_id: int  # a record of A's ingest quarantine
     a_count: int | None = None  # A's events before the isolation matrix
     a_posted: int = 0  # and A's events written during it
 
@@ -67,8 +68,20 @@ def world(tmp_path_factory: pytest.TempPathFactory) -> Iterator[World]:
                 json={"name": "A hook", "url": "http://127.0.0.1:9/hook", "enabled": False},
             )
         assert event.status_code == 201 and handler.status_code == 201, handler.text
+        with server.client(server.admin_token) as admin:
+            broken = emnify_record("iso-0", alert="maybe", description=A_SECRET)
+            ingested = admin.post(
+                "/ingest/emnify", params={"organisation": a.organisation_id}, json=broken
+            )
+        assert ingested.json()["quarantined"] == 1, ingested.text
         yield World(
-            server, a, b, event.json()["id"], handler.json()["id"], handler.json()["secret"]
+            server,
+            a,
+            b,
+            event.json()["id"],
+            handler.json()["id"],
+            handler.json()["secret"],
+            ingested.json()["records"][0]["rejected_id"],
         )
     finally:
         server.stop()
@@ -113,7 +126,7 @@ def b_credentials(world: World) -> dict[str, str]:
 
 def _a_count(w: World) -> int:
     with w.server.client(w.a.token) as client:
-        response = client.get("/event", params={"per_page": 1, "count": "true"})
+        response = client.get("/event", params={"per_page": 1})
     assert response.status_code == 200, response.text
     return int(response.headers["X-Total-Count"])
 
@@ -129,6 +142,7 @@ def _path(w: World, template: str) -> str:
     values = {
         "event_id": w.event_id,
         "handler_id": w.handler_id,
+        "rejected_id": w.rejected_id,
         "organisation_id": w.a.organisation_id,
         "endpoint_id": 7,
         "sim_id": 7,

@@ -21,6 +21,7 @@ from herald.api.routes import auth, catalog, events, health
 from herald.api.routes import handlers as handler_routes
 from herald.api.routes import ingest as ingest_routes
 from herald.api.routes import metrics as metrics_routes
+from herald.api.routes import rejected as rejected_routes
 from herald.api.routes import stats as stats_routes
 from herald.api.routes import stream as stream_routes
 from herald.api.services import Services
@@ -54,6 +55,10 @@ async def _purge_forever(services: Services) -> None:
                 )
         except StoreError:
             log.exception("retention purge failed; trying again later")
+        try:  # the ingest quarantine keeps records as long as events, by when they came
+            await services.run(services.store.purge_rejected, cutoff)
+        except StoreError:
+            log.exception("retention purge of the ingest quarantine failed; trying again later")
         await asyncio.sleep(settings.purge_interval_seconds)
 
 
@@ -125,6 +130,7 @@ def create_app(settings: Settings | None = None) -> FastAPI:
     for module in (auth, catalog, events):
         app.include_router(module.router, prefix=API_PREFIX)
     app.include_router(ingest_routes.router, prefix=API_PREFIX)
+    app.include_router(rejected_routes.router, prefix=API_PREFIX)
     app.include_router(handler_routes.router, prefix=API_PREFIX)
     app.include_router(health.router)
     app.include_router(metrics_routes.router)

@@ -61,6 +61,8 @@ class Answer:
     description: str = "OK"
 
 
+FROM_ROUTE: dict[str, Any] = {"x-herald": "the route's own response model"}
+"""The schema the route declares itself (``responses={200: {"model": ...}}``), kept."""
 STATUS = {"type": "object", "properties": {"status": {"type": "string"}}, "required": ["status"]}
 ANSWERS: dict[str, Answer] = {
     "GET /api/v1/event/stream": Answer(
@@ -86,9 +88,14 @@ ANSWERS: dict[str, Answer] = {
     "GET /api/v1/sim/{sim_id}/event": Answer(200, _array(schemas.Event), LIST),
     "GET /api/v1/user/{user_id}/event": Answer(200, _array(schemas.Event), LIST),
     "GET /api/v1/organisation/{organisation_id}/event": Answer(200, _array(schemas.Event), LIST),
-    "POST /api/v1/ingest/emnify": Answer(200, _ref(schemas.IngestAck), WRITE),
-    "POST /api/v1/ingest/1nce": Answer(200, _ref(schemas.IngestAck), WRITE),
-    "POST /api/v1/ingest/stacuity": Answer(200, _ref(schemas.IngestAck), WRITE),
+    "POST /api/v1/ingest/emnify": Answer(200, FROM_ROUTE, WRITE),
+    "POST /api/v1/ingest/1nce": Answer(200, FROM_ROUTE, WRITE),
+    "POST /api/v1/ingest/stacuity": Answer(200, FROM_ROUTE, WRITE),
+    "GET /api/v1/ingest/rejected": Answer(200, FROM_ROUTE, READ),
+    "POST /api/v1/ingest/rejected/retry": Answer(200, FROM_ROUTE, READ),
+    "GET /api/v1/ingest/rejected/{rejected_id}": Answer(200, FROM_ROUTE, ITEM),
+    "POST /api/v1/ingest/rejected/{rejected_id}/retry": Answer(200, FROM_ROUTE, ITEM),
+    "DELETE /api/v1/ingest/rejected/{rejected_id}": Answer(204, None, ITEM, description="Gone"),
     "GET /api/v1/event_handler": Answer(200, _array(schemas.HandlerOut), AUTH),
     "POST /api/v1/event_handler": Answer(201, _ref(schemas.HandlerOut), WRITE),
     "GET /api/v1/event_handler/{handler_id}": Answer(200, _ref(schemas.HandlerOut), ITEM),
@@ -170,7 +177,6 @@ _STATS_PARAMETERS: list[dict[str, Any]] = [
 _OUT_MODELS: tuple[type[BaseModel], ...] = (
     schemas.Problem,
     schemas.Event,
-    schemas.IngestAck,
     schemas.Stats,
     schemas.EventType,
     schemas.Level,
@@ -204,7 +210,9 @@ def _error(status: int) -> dict[str, Any]:
 
 def _answer(operation: dict[str, Any], answer: Answer) -> None:
     success: dict[str, Any] = {"description": answer.description}
-    if answer.schema is not None:
+    if answer.schema is FROM_ROUTE:
+        success = operation["responses"][str(answer.status)]
+    elif answer.schema is not None:
         success["content"] = {answer.media_type: {"schema": answer.schema}}
     operation["responses"] = {
         str(answer.status): success,

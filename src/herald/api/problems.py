@@ -13,7 +13,8 @@ from starlette.exceptions import HTTPException as StarletteHTTPException
 from starlette.responses import Response
 
 from herald.api.methods import allowed_methods
-from herald.store import InvalidQuery, NotFound, StoreUnavailable
+from herald.store import Conflict, InvalidQuery, NotFound, StoreError, StoreUnavailable
+from herald.store.errors import TryAgain
 
 PROBLEM_JSON = "application/problem+json"
 log = logging.getLogger("herald.api")
@@ -86,22 +87,6 @@ def validation_errors(
     return out
 
 
-_UNAVAILABLE_REASONS = (
-    (("readonly", "read-only"), "the database is read-only: writes are refused, reads still work"),
-    (("full", "no space"), "the disk holding the database is full"),
-    (("locked", "busy"), "the database is busy"),
-)
-
-
-def unavailable_reason(exc: Exception) -> str:
-    """Why the store refused, in words a client can act on (the driver's text stays in logs)."""
-    message = str(exc).lower()
-    for markers, reason in _UNAVAILABLE_REASONS:
-        if any(marker in message for marker in markers):
-            return reason
-    return "the database cannot take requests now"
-
-
 def install_problem_handlers(app: FastAPI) -> None:
     """Answer every error Herald raises, and every framework error, as problem+json."""
 
@@ -134,12 +119,21 @@ def install_problem_handlers(app: FastAPI) -> None:
         return problem_response(field_problem(400, "cursor", str(exc)))
 
     async def on_unavailable(_: Request, exc: Exception) -> Response:
-        log.warning("storage unavailable: %s", exc)
+        assert isinstance(exc, StoreUnavailable)
+        log.warning("storage unavailable: %s", exc)  # the driver's text stays in the logs
         return problem_response(
-            Problem(
-                503, "Storage unavailable", unavailable_reason(exc), headers={"Retry-After": "5"}
-            )
+            Problem(503, "Storage unavailable", exc.why.value, headers={"Retry-After": "5"})
         )
+
+    async def on_try_again(_: Request, exc: Exception) -> Response:
+        return problem_response(Problem(503, "Try again", str(exc), headers={"Retry-After": "1"}))
+
+    async def on_conflict(_: Request, exc: Exception) -> Response:
+        return problem_response(Problem(409, "Conflict", str(exc)))
+
+    async def on_store_error(_: Request, exc: Exception) -> Response:
+        log.error("store error: %s", exc)
+        return problem_response(Problem(500, "Storage error", "the store could not do this"))
 
     app.add_exception_handler(Problem, on_problem)
     app.add_exception_handler(RequestValidationError, on_validation)
@@ -147,3 +141,6 @@ def install_problem_handlers(app: FastAPI) -> None:
     app.add_exception_handler(NotFound, on_not_found)
     app.add_exception_handler(InvalidQuery, on_invalid_query)
     app.add_exception_handler(StoreUnavailable, on_unavailable)
+    app.add_exception_handler(TryAgain, on_try_again)
+    app.add_exception_handler(Conflict, on_conflict)
+    app.add_exception_handler(StoreError, on_store_error)

@@ -75,15 +75,6 @@ class Event(_Open):
     received: str | None = None
 
 
-class IngestAck(BaseModel):
-    """What a provider adapter acknowledges: records received, stored, already stored."""
-
-    received: int
-    stored: int
-    duplicates: int
-    ids: list[int]
-
-
 class StatsRow(BaseModel):
     time: str | None = None
     key: int | str | None = None

@@ -13,6 +13,7 @@ from herald.config import Settings
 from herald.ids import IdGenerator
 from herald.store import Organisation, Store
 from herald.threads import Threads
+from herald.writer import EventWriter
 
 T = TypeVar("T")
 
@@ -28,10 +29,14 @@ class Services:
     catalog: Catalog
     ids: IdGenerator
     audit: AuditLog
+    writer: EventWriter = field(init=False)
     _organisations: dict[int, Organisation] = field(default_factory=dict)
     _threads: Threads = field(
         default_factory=lambda: Threads(THREAD_NAME_PREFIX, STORE_THREADS), repr=False
     )
+
+    def __post_init__(self) -> None:
+        self.writer = EventWriter(self.store, self.ids)
 
     async def run(self, work: Callable[..., T], *args: object) -> T:
         """Run blocking store work in one of the services' threads, off the event loop."""

@@ -1,7 +1,8 @@
 """The write path shared by the event API and the provider adapters.
 
 Parse, validate every event of a batch, and store all of them in one transaction or none:
-a batch with any bad event stores nothing and names the index of each bad one.
+a batch with any bad event stores nothing and names the index of each bad one. Provider
+batches (``api/intake.py``) build each record with ``build_one`` and keep what they can.
 """
 
 from __future__ import annotations
@@ -11,15 +12,15 @@ from typing import Any
 import orjson
 from pydantic import TypeAdapter, ValidationError
 
-from herald import metrics
 from herald.api.problems import Problem, field_problem, validation_errors
 from herald.api.services import Services
 from herald.auth import Principal
-from herald.model import EventIn, NewEvent, OrganisationRef, build_event
+from herald.model import EventIn, FieldError, NewEvent, OrganisationRef, build_event
 from herald.timefmt import now_ms
 
 _EVENT_IN = TypeAdapter(EventIn)
 _UNRESOLVED = OrganisationRef.model_construct(id=0, name=None)
+_FOREIGN = "this token writes only for its own organisation"
 
 
 def parse_json(raw: bytes) -> Any:
@@ -74,7 +75,7 @@ def _organisation_for(
     named = event.organisation.id if event.organisation else None
     if not principal.internal:
         if named is not None and named != principal.organisation_id:
-            return "this token writes only for its own organisation"
+            return _FOREIGN
         named = principal.organisation_id
     if named is None:
         return "required: an internal token names the organisation by organisation.id"
@@ -84,47 +85,61 @@ def _organisation_for(
     return OrganisationRef(id=organisation.id, name=organisation.name)
 
 
+def build_one(
+    services: Services,
+    principal: Principal,
+    event: EventIn,
+    *,
+    received_ms: int,
+    provider: str = "api",
+    platform: bool = False,
+    provider_type: str | None = None,
+) -> NewEvent | list[FieldError]:
+    """One event checked and completed for the store, or every reason it was refused.
+
+    ``platform``: the platform writes it (a provider adapter), as an internal token does:
+    catalogued system codes are then ``internal: true``.
+    """
+    errors: list[FieldError] = []
+    organisation = _organisation_for(services, principal, event)
+    if isinstance(organisation, str):
+        errors.append(FieldError("organisation.id", organisation))
+        organisation = _UNRESOLVED  # still check the rest, to name every bad field
+    result = build_event(
+        event,
+        organisation=organisation,
+        catalog=services.catalog,
+        received_ms=received_ms,
+        internal=principal.internal or platform,
+        provider=provider,
+        max_future_ms=int(services.settings.max_future_skew_seconds * 1000),
+        provider_type=provider_type,
+    )
+    if isinstance(result, list):
+        return errors + result
+    return errors or result
+
+
 def build_all(
     services: Services,
     principal: Principal,
     events: list[EventIn],
     provider: str = "api",
-    *,
-    allow_system_types: bool = False,
 ) -> list[NewEvent]:
-    """Every event checked and completed for the store; 422 (403 for tenancy) if any fails.
-
-    ``allow_system_types`` lets a tenant token write system codes (< 10000) for its own
-    organisation: a provider adapter's ingest token does.
-    """
+    """Every event checked and completed for the store; 422 (403 for tenancy) if any fails."""
     received = now_ms()
-    max_future_ms = int(services.settings.max_future_skew_seconds * 1000)
     built: list[NewEvent] = []
     errors: list[dict[str, Any]] = []
-    forbidden = False
     for index, event in enumerate(events):
         at = {"index": index} if len(events) > 1 else {}
-        organisation = _organisation_for(services, principal, event)
-        if isinstance(organisation, str):
-            forbidden = forbidden or organisation.startswith("this token")
-            errors.append({"field": "organisation.id", "reason": organisation, **at})
-            organisation = _UNRESOLVED  # still check the rest, to name every bad field
-        result = build_event(
-            event,
-            organisation=organisation,
-            catalog=services.catalog,
-            received_ms=received,
-            internal=principal.internal or allow_system_types,
-            provider=provider,
-            max_future_ms=max_future_ms,
-        )
+        result = build_one(services, principal, event, received_ms=received, provider=provider)
         if isinstance(result, list):
             errors.extend({"field": e.field, "reason": e.reason, **at} for e in result)
         else:
             built.append(result)
     if errors:
         problem = _invalid(errors)
-        if forbidden:
+        if any(e["reason"] == _FOREIGN for e in errors):
             problem.status, problem.title = 403, "Forbidden"
         raise problem
     return built
@@ -132,10 +147,8 @@ def build_all(
 
 async def store_events(services: Services, events: list[NewEvent]) -> list[bytes]:
     """Append in one transaction; return the stored records (existing ones for repeats)."""
-    ids = services.ids.next_ids(len(events))
-    stored = await services.run(services.store.append, events, ids)
-    metrics.EVENTS_INGESTED.labels(events[0].provider if events else "api").inc(len(events))
-    return stored
+    appended = await services.run(services.writer.append, events)
+    return appended.records
 
 
 def json_array(items: list[bytes]) -> bytes:

@@ -3,8 +3,10 @@
 from herald.catalog.core import (
     CRITICALITIES,
     CUSTOM_CODE_MIN,
+    PROVIDER_ID_MAX,
     SEVERITIES,
     SOURCES,
+    UNKNOWN_TYPES,
     Catalog,
     EventType,
     Moniker,
@@ -17,8 +19,10 @@ from herald.catalog.core import (
 __all__ = [
     "CRITICALITIES",
     "CUSTOM_CODE_MIN",
+    "PROVIDER_ID_MAX",
     "SEVERITIES",
     "SOURCES",
+    "UNKNOWN_TYPES",
     "Catalog",
     "EventType",
     "Moniker",

@@ -20,8 +20,10 @@ from typing import TypeVar
 __all__ = [
     "CRITICALITIES",
     "CUSTOM_CODE_MIN",
+    "PROVIDER_ID_MAX",
     "SEVERITIES",
     "SOURCES",
+    "UNKNOWN_TYPES",
     "Catalog",
     "EventType",
     "Moniker",
@@ -62,6 +64,12 @@ CRITICALITIES: dict[int, str] = {
 CUSTOM_CODE_MIN: int = 10000
 """Lowest custom event code; codes below it are reserved for system types."""
 
+PROVIDER_ID_MAX: int = 999
+"""Highest emnify/1NCE type id Herald's catalogue can hold (1000 up are Herald's own)."""
+
+UNKNOWN_TYPES: dict[str, int] = {"emnify": 1100, "1nce": 1101, "stacuity": 1102}
+"""Per provider, the generic type of a record whose type id or moniker Herald does not know."""
+
 _SEVERITY_NAMES: dict[str, int] = {"info": 0, "warn": 1, "warning": 1, "critical": 2}
 _SOURCE_NAMES: dict[str, int] = {"network": 0, "policy control": 1, "api": 2}
 _SEPARATORS = re.compile(r"[\s_-]+")
@@ -94,7 +102,8 @@ class EventType:
     """One catalogued event type with its defaults.
 
     ``onece_description`` is 1NCE's spelling where it differs from ``description``;
-    ``catalogues`` lists which catalogues name the type ("emnify", "1nce", "stacuity").
+    ``catalogues`` lists which catalogues name the type ("emnify", "1nce", "stacuity");
+    ``explanation`` says what happened and ``state_after`` the device's state after it.
     """
 
     id: int
@@ -107,6 +116,8 @@ class EventType:
     default_alert: bool | None
     scope: Scope
     monikers: tuple[str, ...]
+    explanation: str | None = None
+    state_after: str | None = None
 
     def as_dict(self) -> dict[str, object]:
         """JSON-ready form (as served by ``GET /api/v1/event/type``)."""
@@ -121,6 +132,8 @@ class EventType:
             "default_alert": self.default_alert,
             "scope": self.scope.value,
             "monikers": list(self.monikers),
+            "explanation": self.explanation,
+            "state_after": self.state_after,
         }
 
 
@@ -197,6 +210,13 @@ class Catalog:
             return f"Custom event {type_id}"
         return f"Unknown event type {type_id}"
 
+    def provider_type(self, provider: str, type_id: int) -> int:
+        """Herald's type for an emnify/1NCE type id: itself if catalogued, else the
+        provider's generic unknown type (``UNKNOWN_TYPES``)."""
+        if 0 <= type_id <= PROVIDER_ID_MAX and type_id in self._by_id:
+            return type_id
+        return UNKNOWN_TYPES[provider]
+
     def monikers(self) -> list[Moniker]:
         """All Stacuity monikers, in Stacuity's table order."""
         return list(self._monikers)
@@ -266,6 +286,8 @@ def _event_type(record: Mapping[str, object]) -> EventType:
         default_alert=_get_optional(record, "default_alert", bool, where),
         scope=Scope(_get(record, "scope", str, where)),
         monikers=_strings(record, "monikers", where),
+        explanation=_get_optional(record, "explanation", str, where),
+        state_after=_get_optional(record, "state_after", str, where),
     )
 
 

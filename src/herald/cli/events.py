@@ -130,16 +130,23 @@ def _follow(client: httpx.Client, q: str | None, last_id: str | None, as_json: b
             response.read()
             _get_failed(response)
         data: str | None = None
+        kind = "event"
         for line in response.iter_lines():
             if line.startswith("id: "):
                 last_id = line[4:]
+            elif line.startswith("event: "):
+                kind = line[7:]
             elif line.startswith("data: "):
                 data = line[6:]
+            elif not line and data is not None and kind == "closed":
+                reason = orjson.loads(data).get("reason", "")
+                errors.print(f"[yellow]the server closed the stream ({reason})[/]")
             elif not line and data is not None:
                 event = orjson.loads(data)
                 if as_json:
                     console.print(data, highlight=False, soft_wrap=True)
                 else:
                     console.print(_table([event]))
-                data = None
+            if not line:
+                data, kind = None, "event"
     return last_id

@@ -52,7 +52,8 @@ def create(
     target: Annotated[str, typer.Argument(help="The webhook URL (http or https).")],
     format: Annotated[str, typer.Option(help="native, cloudevents or ndjson.")] = "native",
     filter: Annotated[
-        str | None, typer.Option(help="JSON filter, e.g. '{\"event_types\": [3, 5]}'.")
+        str | None,
+        typer.Option(help="Which events, in q syntax, e.g. 'type:3|5,alert:true'."),
     ] = None,
     max_events: Annotated[int, typer.Option(min=1, help="Events per request.")] = 1,
     max_wait_ms: Annotated[int, typer.Option(min=0, help="How long a batch may wait.")] = 0,
@@ -67,11 +68,13 @@ def create(
         "format": format,
         "batch": {"max_events": max_events, "max_wait_ms": max_wait_ms},
     }
-    if filter:
+    if filter and filter.lstrip().startswith("{"):  # the JSON shape taken before 0.2
         try:
             body["filter"] = orjson.loads(filter)
         except orjson.JSONDecodeError as exc:
             fail(f"--filter is not JSON: {exc}")
+    elif filter:
+        body["filter"] = filter
     if org is not None:
         body["organisation_id"] = org
     _print(_call(url, token, "POST", "/event_handler", json=body))

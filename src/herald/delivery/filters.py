@@ -1,95 +1,94 @@
-"""Which events a handler wants: a filter set by the tenant, matched against records."""
+"""Which events a handler wants: the event list's filter, in ``q`` syntax, without the
+organisation (a handler only ever sees its own) and without a time range.
+
+``"filter": "type:3|5,severity:warn,tags:fleet_a"`` selects what ``GET /event?q=...`` with
+the same text lists. The shape handlers took before (``{"event_types": [...], ...}``) is
+still read, and converted (``LegacyFilter``).
+"""
 
 from __future__ import annotations
 
+import functools
+from collections.abc import Mapping
 from typing import Any
 
-from pydantic import BaseModel, ConfigDict, Field, field_validator
+from pydantic import BaseModel, ConfigDict, Field, ValidationError
 
-from herald.catalog import SEVERITIES, SOURCES, Scope, load_catalog
+from herald.catalog import Catalog
+from herald.query import syntax
+from herald.query.filter import EventFilter
+
+MAX_FILTER_CHARS = 20_000
+_NOT_FOR_HANDLERS = {"organisation", "from", "until"}
 
 
-class HandlerFilter(BaseModel):
-    """Every field narrows; an empty filter passes all of the tenant's events.
-
-    ``event_types`` and ``monikers`` together: an event of either passes.
-    """
+class LegacyFilter(BaseModel):
+    """A handler filter as Herald took it before the ``q`` form: every field narrows;
+    ``event_types`` and ``monikers`` together pass an event of either."""
 
     model_config = ConfigDict(extra="forbid", frozen=True)
 
     event_types: list[int] = Field(default_factory=list, max_length=1000)
     monikers: list[str] = Field(default_factory=list, max_length=1000)
-    severities: list[int] = Field(default_factory=list)
-    sources: list[int] = Field(default_factory=list)
+    severities: list[int] = Field(default_factory=list, max_length=10)
+    sources: list[int] = Field(default_factory=list, max_length=10)
     alert_only: bool = False
-    target_types: list[str] = Field(default_factory=list)
+    target_types: list[str] = Field(default_factory=list, max_length=100)
     endpoint_ids: list[int] = Field(default_factory=list, max_length=10_000)
     tags: list[str] = Field(default_factory=list, max_length=100)
 
-    @field_validator("monikers")
-    @classmethod
-    def _known_monikers(cls, value: list[str]) -> list[str]:
-        catalog = load_catalog()
-        unknown = [moniker for moniker in value if catalog.by_moniker(moniker) is None]
-        if unknown:
-            raise ValueError(f"unknown moniker(s): {', '.join(unknown)}")
-        return value
 
-    @field_validator("severities")
-    @classmethod
-    def _known_severities(cls, value: list[int]) -> list[int]:
-        return _within(value, SEVERITIES)
-
-    @field_validator("sources")
-    @classmethod
-    def _known_sources(cls, value: list[int]) -> list[int]:
-        return _within(value, SOURCES)
-
-    @field_validator("target_types")
-    @classmethod
-    def _known_targets(cls, value: list[str]) -> list[str]:
-        return _within(value, {scope.value: scope for scope in Scope})
-
-    @property
-    def passes_all(self) -> bool:
-        """Whether no field is set: every event of the tenant passes."""
-        return self == _PASS_ALL
-
-    @property
-    def type_ids(self) -> frozenset[int] | None:
-        """The event types that may pass, when the type alone decides (no monikers)."""
-        return frozenset(self.event_types) if self.event_types and not self.monikers else None
-
-    def matches(self, record: dict[str, Any]) -> bool:
-        """Whether a stored record passes this filter."""
-        if self.event_types or self.monikers:
-            type_id = (record.get("event_type") or {}).get("id")
-            if type_id not in self.event_types and record.get("moniker") not in self.monikers:
-                return False
-        severity = (record.get("event_severity") or {}).get("id")
-        if self.severities and severity not in self.severities:
-            return False
-        if self.sources and (record.get("event_source") or {}).get("id") not in self.sources:
-            return False
-        if self.alert_only and not record.get("alert"):
-            return False
-        if self.target_types and (record.get("target") or {}).get("type") not in self.target_types:
-            return False
-        endpoint = record.get("endpoint") or {}
-        if self.endpoint_ids and endpoint.get("id") not in self.endpoint_ids:
-            return False
-        if self.tags:
-            tags = endpoint.get("tags") or ""
-            if not any(tag in tags for tag in self.tags):
-                return False
-        return True
+_LEGACY_NAMES = {
+    "filter.type": "filter.event_types",
+    "filter.moniker": "filter.monikers",
+    "filter.severity": "filter.severities",
+    "filter.source": "filter.sources",
+    "filter.target_type": "filter.target_types",
+    "filter.endpoint": "filter.endpoint_ids",
+    "filter.alert": "filter.alert_only",
+}
 
 
-_PASS_ALL = HandlerFilter()
+def canonical_filter(value: str | Mapping[str, Any], catalog: Catalog) -> str:
+    """A handler filter as it is kept: checked, in canonical ``q`` text (empty: all events).
+
+    Raises ``syntax.FilterError`` naming ``filter.<field>`` (in the old shape's names for a
+    filter given in the old shape).
+    """
+    if isinstance(value, Mapping):
+        try:
+            legacy = LegacyFilter.model_validate(value)
+        except ValidationError as exc:
+            first = exc.errors()[0]
+            field = ".".join(str(part) for part in ("filter", *first["loc"][:1]))
+            raise syntax.FilterError(field, first["msg"]) from None
+        try:
+            return canonical_filter(from_legacy(legacy, catalog), catalog)
+        except syntax.FilterError as exc:
+            raise syntax.FilterError(_LEGACY_NAMES.get(exc.field, exc.field), exc.reason) from None
+    if len(value) > MAX_FILTER_CHARS:
+        raise syntax.FilterError("filter", f"at most {MAX_FILTER_CHARS} characters")
+    terms = syntax.q_terms(value, "filter")
+    for term in terms:
+        if term.name in _NOT_FOR_HANDLERS:
+            raise syntax.FilterError(term.where, "not part of a handler's filter")
+    flt = syntax.parse_filter(
+        terms, scope=None, known_moniker=lambda m: catalog.by_moniker(m) is not None
+    )
+    return syntax.to_q(flt)
 
 
-def _within(value: list[Any], known: Any) -> list[Any]:
-    unknown = [item for item in value if item not in known]
-    if unknown:
-        raise ValueError(f"unknown value(s) {unknown}; known: {sorted(known)}")
-    return value
+def from_legacy(old: LegacyFilter, catalog: Catalog) -> str:
+    """The ``q`` text of a filter in the old shape."""
+
+    def type_of(moniker: str) -> int | None:
+        known = catalog.by_moniker(moniker)
+        return known.type_id if known else None
+
+    return syntax.legacy_handler_filter(old.model_dump(), type_of)
+
+
+@functools.lru_cache(maxsize=4096)
+def handler_filter(q: str) -> EventFilter:
+    """The EventFilter of a kept handler filter (parsed once, not every step)."""
+    return syntax.parse_filter(syntax.q_terms(q, "filter"), scope=None)

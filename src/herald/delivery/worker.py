@@ -18,7 +18,6 @@ from __future__ import annotations
 import asyncio
 import contextlib
 import dataclasses
-import functools
 import logging
 import os
 import secrets
@@ -29,22 +28,22 @@ from dataclasses import dataclass
 from datetime import UTC, datetime, timedelta
 from typing import Any, TypeVar
 
-import orjson
-
 from herald import metrics
 from herald.catalog import Catalog
 from herald.config import Settings
-from herald.delivery.filters import HandlerFilter
+from herald.delivery.filters import handler_filter as filter_of
 from herald.delivery.formats import Item
 from herald.delivery.requests import build_request
 from herald.delivery.retry import RetryPolicy
 from herald.delivery.webhook import SendResult, WebhookSender
 from herald.ids import IdGenerator
 from herald.model import EventIn, OrganisationRef, TypeRef, build_event
+from herald.query.filter import EventFilter
 from herald.store import Store, StoreError
 from herald.store.base import Delivery, Handler, HandlerProgress, LogEntry, Replay
 from herald.threads import Threads
 from herald.timefmt import format_ms, now_ms, parse_timestamp, to_ms
+from herald.writer import EventWriter
 
 log = logging.getLogger("herald.delivery")
 T = TypeVar("T")
@@ -113,6 +112,7 @@ class DeliveryWorker:
         self.settings = settings
         self.catalog = catalog
         self.ids = ids
+        self.writer = EventWriter(store, ids)
         self.mode = mode
         self.owner = owner_name(mode)
         self.sender = sender or WebhookSender(
@@ -259,7 +259,7 @@ class DeliveryWorker:
             return StepResult(handler_id, "gone")
         if handler.next_attempt_ms is not None and handler.next_attempt_ms > now_ms():
             return StepResult(handler_id, "waiting", handler=handler)
-        handler_filter = _handler_filter(orjson.dumps(handler.spec.filter))
+        handler_filter = filter_of(handler.spec.filter)
         batch = await self._live_batch(handler, handler_filter)
         if batch is None:
             batch = await self._replay_batch(handler, handler_filter)
@@ -269,9 +269,9 @@ class DeliveryWorker:
             return StepResult(handler_id, "skipped")
         return await self._deliver(handler, batch)
 
-    async def _live_batch(self, handler: Handler, handler_filter: HandlerFilter) -> _Batch | None:
+    async def _live_batch(self, handler: Handler, handler_filter: EventFilter) -> _Batch | None:
         limit = handler.spec.batch_max_events
-        wanted = None if handler_filter.passes_all else _matching(handler_filter)
+        wanted = None if handler_filter.selects_all else _matching(handler_filter)
         cursor = handler.cursor_seq
         waited = False
         for _ in range(MAX_SKIP_CHUNKS):
@@ -296,7 +296,7 @@ class DeliveryWorker:
             return _Batch(items, end, rest=[e for e in entries if e.seq > end])
         return _Batch([], cursor)
 
-    async def _replay_batch(self, handler: Handler, handler_filter: HandlerFilter) -> _Batch | None:
+    async def _replay_batch(self, handler: Handler, handler_filter: EventFilter) -> _Batch | None:
         for replay in await self._run(self.store.pending_replays, handler.id):
 
             def wanted(item: Item, replay: Replay = replay) -> bool:
@@ -447,13 +447,7 @@ class DeliveryWorker:
         if isinstance(event, list):  # the catalogue lacks the type: a packaging error
             log.error("delivery: cannot record the disabled event: %s", event)
             return
-        await self._run(self.store.append, [event], self.ids.next_ids(1))
-
-
-@functools.lru_cache(maxsize=1024)
-def _handler_filter(spec_filter: bytes) -> HandlerFilter:
-    """A handler's filter (its JSON as the key), validated once rather than every step."""
-    return HandlerFilter.model_validate(orjson.loads(spec_filter))
+        await self._run(self.writer.append, [event])
 
 
 def _select(
@@ -480,11 +474,11 @@ def _select(
 def _chunk(handler: Handler) -> int:
     """How many log entries to read for one batch: if the filter passes all, the batch or
     ``READ_AHEAD``, whichever is more."""
-    passes_all = _handler_filter(orjson.dumps(handler.spec.filter)).passes_all
-    return max(handler.spec.batch_max_events, READ_AHEAD) if passes_all else CHUNK
+    selects_all = filter_of(handler.spec.filter).selects_all
+    return max(handler.spec.batch_max_events, READ_AHEAD) if selects_all else CHUNK
 
 
-def _matching(handler_filter: HandlerFilter) -> Callable[[Item], bool]:
+def _matching(handler_filter: EventFilter) -> Callable[[Item], bool]:
     return lambda item: handler_filter.matches(item.record)
 
 

@@ -77,8 +77,12 @@ def _scope(envelope: dict[str, Any]) -> dict[str, Any]:
         if target_type is None:
             return {}  # the account: the organisation the ingest token writes for
         scoped: dict[str, Any] = {"target": {"type": target_type, "id": str(value)}}
-        text = str(value)
-        if target_type == "endpoint" and text.isascii() and text.isdigit() and int(text) < 2**63:
-            scoped["endpoint"] = {"id": int(text)}  # else only the target names it
+        if target_type == "endpoint":
+            # A numeric id is the endpoint's id; another is how Stacuity names the endpoint,
+            # so that endpoint= and /endpoint/{id}/event find it as they find a name.
+            # ASCII digits only: "²".isdigit() is true and int("²") fails (was a 500).
+            text = str(value)
+            numeric = text.isascii() and text.isdigit() and int(text) < 2**63
+            scoped["endpoint"] = {"id": int(text)} if numeric else {"name": text}
         return scoped
     return {}

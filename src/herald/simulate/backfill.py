@@ -26,6 +26,7 @@ from herald.model import EventIn, NewEvent, OrganisationRef, build_event
 from herald.simulate.engine import World
 from herald.store import Store
 from herald.timefmt import now_ms
+from herald.writer import EventWriter
 
 BATCH = 5000
 _EVENT_IN = TypeAdapter(EventIn)
@@ -91,6 +92,7 @@ def backfill(
     catalog = load_catalog()
     organisations = ensure_organisations(store, world)
     ids = IdGenerator()
+    writer = EventWriter(store, ids)
     end = now_ms() - 60_000  # a happening's last events may run up to a minute later
     start = end - int(days * 86_400_000)
     events = world.events(start, end)
@@ -109,7 +111,7 @@ def backfill(
         task = progress.add_task("backfill", total=limit or (end - start), events=0, rate=0.0)
         for batch in _batches(events, batch_size):
             built = to_new_events(batch, organisations, catalog, now_ms())
-            store.append(built, ids.next_ids(len(built)))
+            writer.append(built)
             written += len(built)
             elapsed = progress.tasks[0].elapsed or 1e-9
             done = written if limit else built[-1].timestamp_ms - start

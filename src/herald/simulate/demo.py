@@ -57,7 +57,7 @@ async def _demo(services: Services) -> None:
         count, owed = int(owed), owed - int(owed)
         if count:
             batch = to_new_events(islice(events, count), organisations, services.catalog, now_ms())
-            await services.run(store.append, batch, services.ids.next_ids(len(batch)))
+            await services.run(services.writer.append, batch)
         await asyncio.sleep(TICK_SECONDS)
 
 

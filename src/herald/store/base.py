@@ -7,6 +7,10 @@ from dataclasses import dataclass, field
 from typing import Any, Protocol
 
 from herald.model import NewEvent
+from herald.query.fields import SORT_COLUMNS as SORT_COLUMNS
+from herald.query.fields import STATS_GROUPS as STATS_GROUPS
+from herald.query.filter import EventFilter as EventFilter
+from herald.store.rejections import NewRejection, Rejected
 
 
 @dataclass(frozen=True, slots=True)
@@ -28,55 +32,6 @@ class Token:
     internal: bool
     created_ms: int
     revoked_ms: int | None
-
-
-@dataclass(frozen=True, slots=True)
-class EventFilter:
-    """Which events a query selects; empty tuples select everything."""
-
-    organisation_ids: tuple[int, ...] | None = None  # None: every organisation (internal)
-    type_ids: tuple[int, ...] = ()
-    severities: tuple[int, ...] = ()
-    sources: tuple[int, ...] = ()
-    criticalities: tuple[int, ...] = ()
-    alert: bool | None = None
-    from_ms: int | None = None
-    until_ms: int | None = None
-    endpoint_ids: tuple[int, ...] = ()
-    endpoint_names: tuple[str, ...] = ()
-    sim_ids: tuple[int, ...] = ()
-    user_ids: tuple[int, ...] = ()
-    usernames: tuple[str, ...] = ()
-    iccids: tuple[str, ...] = ()
-    imsis: tuple[str, ...] = ()
-    imeis: tuple[str, ...] = ()
-    ip_addresses: tuple[str, ...] = ()
-    target_types: tuple[str, ...] = ()
-    target_ids: tuple[str, ...] = ()
-    monikers: tuple[str, ...] = ()
-    providers: tuple[str, ...] = ()
-    tags: tuple[str, ...] = ()  # substring match, any of them
-    description: str | None = None  # substring match
-
-
-SORT_COLUMNS = {
-    "id": "id",
-    "timestamp": "ts",
-    "received": "received",
-    "source": "source",
-    "severity": "severity",
-    "alert": "alert",
-    "criticality": "criticality",
-    "organisation": "organisation_id",
-    "user": "user_id",
-    "endpoint": "endpoint_id",
-    "tags": "tags",
-    "ip_address": "ip_address",
-    "iccid": "iccid",
-    "imsi": "imsi",
-    "type": "type_id",
-}
-"""Public sort field -> column."""
 
 
 @dataclass(frozen=True, slots=True)
@@ -127,7 +82,7 @@ class HandlerSpec:
     name: str
     url: str
     format: str = "native"
-    filter: dict[str, Any] = field(default_factory=dict)
+    filter: str = ""  # which events it wants, in q syntax (query.syntax); empty: all
     batch_max_events: int = 1
     batch_max_wait_ms: int = 0
     enabled: bool = True
@@ -199,17 +154,6 @@ class Replay:
     end_seq: int
     created_ms: int
     done_ms: int | None
-
-
-STATS_GROUPS = {
-    "type": "type_id",
-    "severity": "severity",
-    "source": "source",
-    "endpoint": "endpoint_id",
-    "country": "country",
-    "operator": "operator",
-}
-"""What event counts can be grouped by -> column."""
 
 
 @dataclass(frozen=True, slots=True)
@@ -380,6 +324,39 @@ class Store(Protocol):
 
     def count_log(self, organisation_id: int, after_seq: int) -> int:
         """How many of the organisation's events were committed after ``after_seq``."""
+
+    # -- the ingest quarantine (store/quarantine.py) ---------------------------
+    def quarantine(self, rejections: Sequence[NewRejection]) -> list[tuple[int, bool]]:
+        """Keep each record once per (organisation, provider, digest); per record its row id
+        and whether it is new."""
+
+    def list_rejected(
+        self,
+        organisation_ids: tuple[int, ...] | None,
+        provider: str | None = None,
+        page: int = 1,
+        per_page: int = 100,
+    ) -> tuple[list[Rejected], int]:
+        """A page of quarantined records, newest first, and how many there are in all."""
+
+    def oldest_rejected(
+        self, organisation_ids: tuple[int, ...] | None, provider: str | None, limit: int
+    ) -> list[Rejected]: ...
+
+    def get_rejected(
+        self, rejected_id: int, organisation_ids: tuple[int, ...] | None
+    ) -> Rejected | None: ...
+
+    def release_rejected(self, rejected_ids: Sequence[int]) -> int:
+        """Delete records a retry stored or an operator discarded."""
+
+    def refuse_again(
+        self, refusals: Sequence[tuple[int, list[dict[str, Any]]]], at_ms: int
+    ) -> None:
+        """Records a retry still could not use (id, reasons): one attempt more each."""
+
+    def purge_rejected(self, before_ms: int) -> int:
+        """Delete quarantined records received before ``before_ms``."""
 
     # -- stats ----------------------------------------------------------------
     def stats(self, query: StatsQuery) -> list[StatsRow]:

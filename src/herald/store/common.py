@@ -16,6 +16,8 @@ from typing import Any, ClassVar, Generic, Protocol, TypeVar
 
 import orjson
 
+from herald.catalog import load_catalog
+from herald.query.syntax import legacy_handler_filter
 from herald.store.base import (
     Delivery,
     Handler,
@@ -337,6 +339,22 @@ class SQLStoreBase(ABC, Generic[C]):
         condition, values = self._any("organisation_id", organisation_ids)
         return f"{sql} AND {condition}", [*params, *values]
 
+    def upgrade_handler_filters(self) -> int:
+        """Rewrite handler filters kept in the shape before the ``q`` form; how many."""
+        rows = self._read(
+            lambda c: self._execute(
+                c, "SELECT id, filter FROM handlers WHERE filter NOT LIKE '\"%'"
+            ).fetchall()
+        )
+        if rows:  # a read-only database with nothing to rewrite still opens
+            with self._transaction() as conn:
+                for handler_id, kept in rows:
+                    text = orjson.dumps(filter_text(kept)).decode()
+                    self._execute(
+                        conn, "UPDATE handlers SET filter = ? WHERE id = ?", (text, handler_id)
+                    )
+        return len(rows)
+
     def claimable_handler_ids(self, owner: str, now_ms: int) -> list[int]:
         rows = self._read(
             lambda c: self._execute(
@@ -524,6 +542,21 @@ def _spec_values(spec: HandlerSpec) -> tuple[object, ...]:
     )
 
 
+def filter_text(kept: str) -> str:
+    """A handler's filter as kept (JSON): ``q`` text, or an object in the shape filters had
+    before (converted: ``upgrade_handler_filters`` rewrites those at migration)."""
+    value = orjson.loads(kept)
+    if isinstance(value, str):
+        return value
+    catalog = load_catalog()
+
+    def type_of(moniker: str) -> int | None:
+        known = catalog.by_moniker(moniker)
+        return known.type_id if known else None
+
+    return legacy_handler_filter(value, type_of)
+
+
 def handler_from_row(row: Sequence[Any]) -> Handler:
     """The handler in a row of ``HANDLER_COLUMNS``."""
     spec = HandlerSpec(
@@ -531,7 +564,7 @@ def handler_from_row(row: Sequence[Any]) -> Handler:
         type=row[3],
         url=row[4],
         format=row[5],
-        filter=orjson.loads(row[6]),
+        filter=filter_text(row[6]),
         batch_max_events=row[7],
         batch_max_wait_ms=row[8],
         retention_ms=row[9],

@@ -34,12 +34,19 @@ from contextlib import contextmanager
 from datetime import UTC, datetime
 from typing import Any, TypeVar
 
-import orjson
 import psycopg
-from psycopg.errors import ReadOnlySqlTransaction
+from psycopg.errors import (
+    DeadlockDetected,
+    DiskFull,
+    LockNotAvailable,
+    OutOfMemory,
+    ReadOnlySqlTransaction,
+    SerializationFailure,
+)
 from psycopg_pool import ConnectionPool, PoolTimeout
 
 from herald.model import NewEvent
+from herald.query.fields import FIELDS, Kind
 from herald.store import migrator, rollup
 from herald.store.base import (
     EventPage,
@@ -49,16 +56,19 @@ from herald.store.base import (
     StatsQuery,
     StatsRow,
 )
-from herald.store.common import HANDLER_COLUMNS, SQLStoreBase, handler_from_row
-from herald.store.errors import Conflict, StoreError, StoreUnavailable
+from herald.store.common import HANDLER_COLUMNS, handler_from_row
+from herald.store.errors import Conflict, StoreError, StoreUnavailable, TryAgain, Unavailability
+from herald.store.quarantine import QuarantineMethods
 from herald.store.sql import (
     EVENT_COLUMNS,
+    POSTGRES,
     encode_cursor,
     event_row,
     is_keyset_sort,
     keyset_condition,
     order_by,
     stats_sql,
+    stored_body,
     where_clause,
 )
 from herald.timefmt import now_ms
@@ -75,18 +85,20 @@ NODE_HEARTBEAT_SECONDS = 10
 # Advisory lock keys (arbitrary, fixed): schema migrations, partition changes, node leases.
 _MIGRATE_LOCK, _PARTITION_LOCK, _NODE_LOCK = 7_400_001, 7_400_002, 7_400_003
 
-_TEXT_COLUMNS = (
-    "endpoint_name iccid imsi imei ip_address username tags target_type target_id "
-    "moniker provider external_id description country operator"
-).split()
+_TYPES = {
+    Kind.INT: "bigint",
+    Kind.LEVEL: "bigint",
+    Kind.TIME: "bigint",
+    Kind.BOOL: "boolean",
+    Kind.TEXT: "text",
+}
 _COLUMN_TYPES = {
-    "alert": "boolean",
+    **{f.column: _TYPES[f.kind] for f in FIELDS if f.column},
     "body": "bytea",
     "volume_mb": "double precision",
-    **dict.fromkeys(_TEXT_COLUMNS, "text"),
 }
-"""The PostgreSQL type of each event column that is not a BIGINT."""
-_ARRAYS = ", ".join(f"%s::{_COLUMN_TYPES.get(c, 'bigint')}[]" for c in EVENT_COLUMNS)
+"""The PostgreSQL type of each event column."""
+_ARRAYS = ", ".join(f"%s::{_COLUMN_TYPES[c]}[]" for c in EVENT_COLUMNS)
 _COLUMNS = ", ".join(EVENT_COLUMNS)
 _APPEND = f"""
 WITH input AS (
@@ -113,19 +125,27 @@ _WATERMARK = f"(pg_snapshot_xmin(pg_current_snapshot())::text::bigint << {ROW_BI
 _LAST_FINAL_SEQ = f"SELECT COALESCE(MAX(seq), 0) FROM events WHERE seq < {_WATERMARK}"
 
 
+_TRY_AGAIN = (SerializationFailure, DeadlockDetected, LockNotAvailable)
+_UNAVAILABLE = (
+    (ReadOnlySqlTransaction, Unavailability.READ_ONLY),
+    (DiskFull, Unavailability.FULL),
+    (OutOfMemory, Unavailability.BUSY),
+    (PoolTimeout, Unavailability.BUSY),
+    (psycopg.OperationalError, Unavailability.DOWN),
+)
+
+
 def _translate(exc: Exception) -> StoreError:
+    """The store's error for a driver error, by the error's class (its SQLSTATE)."""
     message = str(exc).strip()
     if isinstance(exc, psycopg.IntegrityError):
         return Conflict(message)
-    if isinstance(exc, PoolTimeout | psycopg.OperationalError | ReadOnlySqlTransaction):
-        return StoreUnavailable(message)
+    if isinstance(exc, _TRY_AGAIN):
+        return TryAgain(message)
+    for kind, why in _UNAVAILABLE:
+        if isinstance(exc, kind):
+            return StoreUnavailable(message, why)
     return StoreError(message)
-
-
-def _ilike(sql: str) -> str:
-    """SQLite's LIKE ignores ASCII case; ILIKE keeps the backends alike. The shared SQL holds
-    column names and placeholders only, so the replacement cannot touch user text."""
-    return sql.replace(" LIKE ", " ILIKE ")
 
 
 def partition_name(day: int) -> str:
@@ -138,7 +158,7 @@ def _partition_day(name: str) -> int:
     return int(moment.timestamp() * 1000) // DAY_MS
 
 
-class PostgresStore(SQLStoreBase[psycopg.Connection[Any]]):
+class PostgresStore(QuarantineMethods[psycopg.Connection[Any]]):
     """The Store on a PostgreSQL database, through a pool of connections."""
 
     _GREATEST = "GREATEST"
@@ -226,6 +246,7 @@ class PostgresStore(SQLStoreBase[psycopg.Connection[Any]]):
                         )
             finally:
                 conn.execute("SELECT pg_advisory_unlock(%s)", (_MIGRATE_LOCK,))
+        self.upgrade_handler_filters()
         self.ensure_partitions()
 
     def schema_status(self) -> migrator.SchemaStatus:
@@ -281,8 +302,7 @@ class PostgresStore(SQLStoreBase[psycopg.Connection[Any]]):
         repeats: dict[int, int] = {}  # index -> index of the earlier event with its key
         rows: list[tuple[object, ...]] = []
         for index, (event, event_id) in enumerate(zip(events, ids, strict=True)):
-            event.record["id"] = event_id
-            bodies.append(orjson.dumps(event.record))
+            bodies.append(stored_body(event, event_id))
             if event.external_id is not None:
                 key = (event.organisation_id, event.provider, event.external_id)
                 if key in first:
@@ -331,12 +351,12 @@ class PostgresStore(SQLStoreBase[psycopg.Connection[Any]]):
                 for row in conn.execute(_STORED_BY_KEY, params)
             }
         if len(found) != len(taken):
-            raise Conflict("an event with this id is being purged; try again")
+            raise TryAgain("an event with this id is being purged; try again")
         return found
 
     def query(self, query: EventQuery) -> EventPage:
-        where = where_clause(query.filter, "%s")
-        where_sql = _ilike(where.sql)
+        where = where_clause(query.filter, POSTGRES)
+        where_sql = where.sql
         keyset = is_keyset_sort(query.sort)
         condition, condition_params = keyset_condition(query, "%s") if keyset else ("", [])
         sql = "SELECT body, ts, id FROM events" + where_sql
@@ -444,11 +464,10 @@ class PostgresStore(SQLStoreBase[psycopg.Connection[Any]]):
 
     # -- stats ----------------------------------------------------------------
     def stats(self, query: StatsQuery) -> list[StatsRow]:
-        return rollup.stats(query, self._event_stats, self._fetch, "%s")
+        return rollup.stats(query, self._event_stats, self._fetch, POSTGRES)
 
     def _event_stats(self, query: StatsQuery) -> list[StatsRow]:
-        sql, params = stats_sql(query, "%s")
-        rows = self._fetch(_ilike(sql), params)
+        rows = self._fetch(*stats_sql(query, POSTGRES))
         return [StatsRow(row[0], row[1], row[2], int(row[3]), float(row[4])) for row in rows]
 
     def _fetch(self, sql: str, params: list[object]) -> list[Any]:

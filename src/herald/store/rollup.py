@@ -15,19 +15,14 @@ import dataclasses
 from collections.abc import Callable, Iterable, Sequence
 from typing import Any
 
+from herald.query.fields import BY_NAME, ROLLED_UP
 from herald.store.base import StatsQuery, StatsRow
-from herald.store.sql import EVENT_COLUMNS, where_clause
+from herald.store.sql import EVENT_COLUMNS, Dialect, where_clause
 
 HOUR_MS = 3_600_000
-KEY_COLUMNS = (
-    "organisation_id",
-    "hour_ms",
-    "type_id",
-    "severity",
-    "source",
-    "alert",
-    "criticality",
-)
+_KEPT = ("organisation", "type", "severity", "source", "alert", "criticality")
+assert set(_KEPT) == ROLLED_UP, "the counts' key columns are a migration: change both"
+KEY_COLUMNS = ("organisation_id", "hour_ms", *(BY_NAME[name].column or "" for name in _KEPT[1:]))
 UPSERT = (
     f"INSERT INTO event_counts ({', '.join(KEY_COLUMNS)}, events, volume_events, volume_mb) "
     f"VALUES ({', '.join('?' * (len(KEY_COLUMNS) + 3))}) "
@@ -39,17 +34,10 @@ UPSERT = (
 DROP_EMPTY = "DELETE FROM event_counts WHERE events <= 0"
 # The columns of the events table a count is made of.
 COUNTED = ("organisation_id", "ts", *KEY_COLUMNS[2:], "volume_mb")
-_FILTERS = {
-    "organisation_ids",
-    "type_ids",
-    "severities",
-    "sources",
-    "criticalities",
-    "alert",
-    "from_ms",
-    "until_ms",
+_GROUPS: dict[str | None, str | None] = {
+    None: "NULL",
+    **{name: BY_NAME[name].column for name in ROLLED_UP if BY_NAME[name].groupable},
 }
-_GROUPS = {None: "NULL", "type": "type_id", "severity": "severity", "source": "source"}
 _NO_LIMIT = 1_000_000
 
 Delta = tuple[Any, ...]  # KEY_COLUMNS values, events, volume_events, volume_mb
@@ -79,9 +67,8 @@ def deltas(
 def answerable(query: StatsQuery) -> bool:
     """Whether the counts hold what ``query`` asks (its filters, group and bucket)."""
     flt = query.filter
-    filtered = {f.name for f in dataclasses.fields(flt) if getattr(flt, f.name) not in (None, ())}
     return (
-        filtered <= _FILTERS
+        flt.fields() <= ROLLED_UP | {"timestamp"}
         and flt.from_ms is not None
         and flt.until_ms is not None
         and query.group in _GROUPS
@@ -93,12 +80,12 @@ def stats(
     query: StatsQuery,
     from_events: Callable[[StatsQuery], list[StatsRow]],
     from_counts: Callable[[str, list[object]], list[Sequence[Any]]],
-    mark: str,
+    dialect: Dialect,
 ) -> list[StatsRow]:
     """``query`` answered from whole hours of counts plus the partial hours of events.
 
     ``from_events`` runs a StatsQuery on the events table, ``from_counts`` one SQL statement
-    (with ``mark`` placeholders) on the counts.
+    (in ``dialect``) on the counts.
     """
     flt = query.filter
     if not answerable(query):
@@ -111,21 +98,24 @@ def stats(
     cells: dict[tuple[Any, Any], list[Any]] = {}
     for start, until in ((flt.from_ms, first_hour - 1), (end_hour, flt.until_ms)):
         if start <= until:
-            edge = dataclasses.replace(flt, from_ms=start, until_ms=until)
+            edge = flt.replace(from_ms=start, until_ms=until)
             rows = from_events(dataclasses.replace(query, filter=edge, limit=_NO_LIMIT))
             _add(cells, ((r.bucket_ms, r.key, r.count, r.volume_mb) for r in rows))
-    sql, params = _counts_sql(query, first_hour, end_hour, mark)
+    sql, params = _counts_sql(query, first_hour, end_hour, dialect)
     _add(cells, ((r[0], r[1], int(r[2]), float(r[3])) for r in from_counts(sql, params)))
     return _ranked(query, cells)
 
 
-def _counts_sql(query: StatsQuery, start: int, end: int, mark: str) -> tuple[str, list[object]]:
+def _counts_sql(
+    query: StatsQuery, start: int, end: int, dialect: Dialect
+) -> tuple[str, list[object]]:
+    mark = dialect.mark
     counted = "volume_events" if query.order == "volume" else "events"
     bucket, params = "NULL", list[object]()
     if query.bucket_ms is not None:
         bucket = f"(hour_ms / {mark}) * {mark}"
         params += [query.bucket_ms, query.bucket_ms]
-    where = where_clause(dataclasses.replace(query.filter, from_ms=None, until_ms=None), mark)
+    where = where_clause(query.filter.replace(from_ms=None, until_ms=None), dialect)
     hours = f"hour_ms >= {mark} AND hour_ms < {mark}"
     sql = (
         f"SELECT {bucket} AS bucket, {_GROUPS[query.group]} AS grp, SUM({counted}), "

@@ -1,152 +1,87 @@
-"""SQL for event queries, shared by the backends (they differ only in the placeholder)."""
+"""SQL for event queries, shared by the backends (they differ only in their ``Dialect``)."""
 
 from __future__ import annotations
 
 import base64
 import binascii
-import math
 from collections.abc import Sequence
 from dataclasses import dataclass
+from operator import attrgetter
+
+import orjson
 
 from herald.model import NewEvent
-from herald.store.base import (
-    SORT_COLUMNS,
-    STATS_GROUPS,
-    EventFilter,
-    EventQuery,
-    SortKey,
-    StatsQuery,
-)
+from herald.query.fields import BY_NAME, FIELDS, SORT_COLUMNS, STATS_GROUPS, Match, volume_mb
+from herald.query.filter import EventFilter, ascii_lower
+from herald.store.base import EventQuery, SortKey, StatsQuery
 from herald.store.errors import InvalidQuery
 
-EVENT_COLUMNS = (
-    "id",
-    "organisation_id",
-    "ts",
-    "received",
-    "type_id",
-    "severity",
-    "source",
-    "alert",
-    "criticality",
-    "endpoint_id",
-    "endpoint_name",
-    "sim_id",
-    "iccid",
-    "imsi",
-    "imei",
-    "ip_address",
-    "user_id",
-    "username",
-    "tags",
-    "target_type",
-    "target_id",
-    "moniker",
-    "provider",
-    "external_id",
-    "description",
-    "body",
-    "country",
-    "operator",
-    "volume_mb",
+# Columns whose values the NewEvent holds already (checked and typed by build_event).
+_GIVEN = {
+    "ts": "timestamp_ms",
+    "received": "received_ms",
+    "organisation_id": "organisation_id",
+    "type_id": "type_id",
+    "severity": "severity",
+    "source": "source",
+    "alert": "alert",
+    "criticality": "criticality",
+    "provider": "provider",
+    "external_id": "external_id",
+}
+_GIVEN_VALUES = attrgetter(*_GIVEN.values())
+_EXTRACTED = tuple(
+    (f.column, f.value) for f in FIELDS if f.column and f.column not in {"id", *_GIVEN}
 )
-
-_IN_FILTERS = (
-    ("organisation_id", "organisation_ids"),
-    ("type_id", "type_ids"),
-    ("severity", "severities"),
-    ("source", "sources"),
-    ("criticality", "criticalities"),
-    ("endpoint_id", "endpoint_ids"),
-    ("endpoint_name", "endpoint_names"),
-    ("sim_id", "sim_ids"),
-    ("user_id", "user_ids"),
-    ("username", "usernames"),
-    ("iccid", "iccids"),
-    ("imsi", "imsis"),
-    ("imei", "imeis"),
-    ("ip_address", "ip_addresses"),
-    ("target_type", "target_types"),
-    ("target_id", "target_ids"),
-    ("moniker", "monikers"),
-    ("provider", "providers"),
-)
-
-
-def _int_or_none(value: object) -> int | None:
-    return value if isinstance(value, int) and not isinstance(value, bool) else None
-
-
-def _str_or_none(value: object) -> str | None:
-    return None if value is None else str(value)
+EVENT_COLUMNS = ("id", *_GIVEN, *(column for column, _ in _EXTRACTED), "body", "volume_mb")
+"""The events table's columns as ``event_row`` gives them."""
 
 
 def event_row(event: NewEvent, event_id: int, body: bytes) -> tuple[object, ...]:
     """The column values of one event, in ``EVENT_COLUMNS`` order."""
-    endpoint, sim, imsi, user = (event.nested(k) for k in ("endpoint", "sim", "imsi", "user"))
-    target = event.nested("target")
+    record = event.record
     return (
         event_id,
-        event.organisation_id,
-        event.timestamp_ms,
-        event.received_ms,
-        event.type_id,
-        event.severity,
-        event.source,
-        event.alert,
-        event.criticality,
-        _int_or_none(endpoint.get("id")),
-        _str_or_none(endpoint.get("name")),
-        _int_or_none(sim.get("id")),
-        _str_or_none(sim.get("iccid")),
-        _str_or_none(imsi.get("imsi")),
-        _str_or_none(endpoint.get("imei")),
-        _str_or_none(endpoint.get("ip_address")),
-        _int_or_none(user.get("id")),
-        _str_or_none(user.get("username")),
-        _str_or_none(endpoint.get("tags")),
-        _str_or_none(target.get("type")),
-        _str_or_none(target.get("id")),
-        event.record.get("moniker"),
-        event.provider,
-        event.external_id,
-        event.record["description"],
+        *_GIVEN_VALUES(event),
+        *(value(record) for _, value in _EXTRACTED),
         body,
-        *network_columns(event.type_id, event.record.get("detail")),
+        volume_mb(record),
     )
 
 
-DELETE_PDP_CONTEXT = 5
+def stored_body(event: NewEvent, event_id: int) -> bytes:
+    """The record as stored and served: the event's record with its id (not modified)."""
+    return orjson.dumps({**event.record, "id": event_id})
 
 
-def network_columns(type_id: int, detail: object) -> tuple[str | None, str | None, float | None]:
-    """Country, operator and data volume (MB) from a record's detail, for the analytics.
+@dataclass(frozen=True, slots=True)
+class Dialect:
+    """What the backends write differently in a filter's SQL."""
 
-    Update location and PDP context records carry ``detail.country.name`` and the operator
-    as ``detail.name``; a Delete PDP Context reports ``detail.volume.total`` in MB.
-    """
-    if not isinstance(detail, dict):
-        return None, None, None
-    country = detail.get("country")
-    name = country.get("name") if isinstance(country, dict) else None
-    operator = detail.get("name")
-    volume = detail.get("volume")
-    total = volume.get("total") if isinstance(volume, dict) else None
-    volume_mb = None
-    if type_id == DELETE_PDP_CONTEXT and isinstance(total, int | float | str):
-        if isinstance(total, bool):
-            return _text(name), _text(operator), None
-        try:
-            volume_mb = float(total)
-        except ValueError:
-            volume_mb = None
-        if volume_mb is not None and not math.isfinite(volume_mb):
-            volume_mb = None
-    return _text(name), _text(operator), volume_mb
+    mark: str  # the driver's placeholder
+    arrays: bool  # ``column = ANY(array)`` rather than ``column IN (?, ?, ...)``
+    lower: str  # an expression lowering A-Z (only) of the column in ``{}``
+
+    def any_of(self, column: str, values: Sequence[object]) -> tuple[str, list[object]]:
+        if len(values) == 1:
+            return f"{column} = {self.mark}", [values[0]]
+        if self.arrays:
+            return f"{column} = ANY({self.mark})", [list(values)]
+        return f"{column} IN ({', '.join([self.mark] * len(values))})", list(values)
+
+    def contains(self, column: str, needles: Sequence[str]) -> tuple[str, list[object]]:
+        """``column`` contains one of ``needles``, ignoring ASCII case; wildcards literal."""
+        like = f"{self.lower.format(column)} LIKE {self.mark} ESCAPE '\\'"
+        sql = " OR ".join([like] * len(needles))
+        return f"({sql})", [f"%{_escape_like(ascii_lower(needle))}%" for needle in needles]
 
 
-def _text(value: object) -> str | None:
-    return value if isinstance(value, str) and value else None
+SQLITE = Dialect("?", arrays=False, lower="{}")  # SQLite's LIKE ignores ASCII case itself
+POSTGRES = Dialect(
+    "%s",
+    arrays=True,
+    lower="translate({}, 'ABCDEFGHIJKLMNOPQRSTUVWXYZ', 'abcdefghijklmnopqrstuvwxyz')",
+)
 
 
 @dataclass(frozen=True, slots=True)
@@ -155,38 +90,34 @@ class Where:
     params: list[object]
 
 
-def where_clause(flt: EventFilter, mark: str) -> Where:
-    """``WHERE ...`` (or empty) selecting what ``flt`` asks for; ``mark`` is ``?`` or ``%s``."""
+def where_clause(flt: EventFilter, dialect: Dialect) -> Where:
+    """``WHERE ...`` (or empty) selecting what ``flt`` selects; ``EventFilter.matches`` is the
+    same selection in Python."""
+    mark = dialect.mark
     parts: list[str] = []
     params: list[object] = []
-    for column, attribute in _IN_FILTERS:
-        values: Sequence[object] | None = getattr(flt, attribute)
-        if values is None:
-            continue
-        if not values:
-            if attribute == "organisation_ids":  # scoped to no organisation: nothing
-                parts.append("1 = 0")
-            continue
-        if len(values) == 1:
-            parts.append(f"{column} = {mark}")
+    if flt.organisation_ids is not None:
+        if not flt.organisation_ids:  # scoped to no organisation: nothing
+            parts.append("1 = 0")
         else:
-            parts.append(f"{column} IN ({', '.join([mark] * len(values))})")
-        params.extend(values)
-    if flt.alert is not None:
-        parts.append(f"alert = {mark}")
-        params.append(flt.alert)
+            sql, bound = dialect.any_of("organisation_id", flt.organisation_ids)
+            parts.append(sql)
+            params.extend(bound)
+    for name, values in flt.terms:
+        field = BY_NAME[name]
+        assert field.column is not None
+        if field.match is Match.CONTAINS:
+            sql, bound = dialect.contains(field.column, [str(v) for v in values])
+        else:
+            sql, bound = dialect.any_of(field.column, values)
+        parts.append(sql)
+        params.extend(bound)
     if flt.from_ms is not None:
         parts.append(f"ts >= {mark}")
         params.append(flt.from_ms)
     if flt.until_ms is not None:
         parts.append(f"ts <= {mark}")
         params.append(flt.until_ms)
-    if flt.tags:
-        parts.append("(" + " OR ".join([f"tags LIKE {mark}"] * len(flt.tags)) + ")")
-        params.extend(f"%{_escape_like(tag)}%" for tag in flt.tags)
-    if flt.description:
-        parts.append(f"description LIKE {mark} ESCAPE '\\'")
-        params.append(f"%{_escape_like(flt.description)}%")
     sql = (" WHERE " + " AND ".join(parts)) if parts else ""
     return Where(sql, params)
 
@@ -237,12 +168,13 @@ def decode_cursor(cursor: str) -> tuple[int, int]:
         raise InvalidQuery("cursor is not one this API issued") from exc
 
 
-def stats_sql(query: StatsQuery, mark: str) -> tuple[str, list[object]]:
+def stats_sql(query: StatsQuery, dialect: Dialect) -> tuple[str, list[object]]:
     """One aggregate over the filtered events: counts and volume per time bucket and group.
 
     Columns: bucket start (ms, or NULL), group key (or NULL), a label, count, volume (MB).
     """
-    where = where_clause(query.filter, mark)
+    mark = dialect.mark
+    where = where_clause(query.filter, dialect)
     bucket = "NULL"
     params: list[object] = []
     if query.bucket_ms is not None:

@@ -26,16 +26,19 @@ from herald.store.base import (
     StatsQuery,
     StatsRow,
 )
-from herald.store.common import SELECT_HANDLER, SQLStoreBase, handler_from_row
-from herald.store.errors import Conflict, StoreError, StoreUnavailable
+from herald.store.common import SELECT_HANDLER, handler_from_row
+from herald.store.errors import Conflict, StoreError, StoreUnavailable, Unavailability
+from herald.store.quarantine import QuarantineMethods
 from herald.store.sql import (
     EVENT_COLUMNS,
+    SQLITE,
     encode_cursor,
     event_row,
     is_keyset_sort,
     keyset_condition,
     order_by,
     stats_sql,
+    stored_body,
     where_clause,
 )
 from herald.timefmt import now_ms
@@ -49,7 +52,16 @@ _CACHE_KIB = 16_000  # page cache per connection
 _CHECKPOINT_PAGES = 10_000
 _WAL_LIMIT_BYTES = 64_000_000  # the WAL file is truncated back to this after a checkpoint
 _IDLE_READERS = 8  # readers kept between calls; a burst's extra ones are closed (and caches)
-_UNAVAILABLE_MARKERS = ("locked", "busy", "readonly", "read-only", "disk", "full", "i/o")
+# SQLite's primary result codes (the low byte of ``sqlite_errorcode``) that mean "not now".
+_UNAVAILABLE_CODES = {
+    5: Unavailability.BUSY,  # SQLITE_BUSY
+    6: Unavailability.BUSY,  # SQLITE_LOCKED
+    8: Unavailability.READ_ONLY,  # SQLITE_READONLY
+    10: Unavailability.DOWN,  # SQLITE_IOERR
+    13: Unavailability.FULL,  # SQLITE_FULL
+    14: Unavailability.DOWN,  # SQLITE_CANTOPEN
+    23: Unavailability.READ_ONLY,  # SQLITE_AUTH (a file the process may not write)
+}
 
 
 def sqlite_path(url: str) -> str:
@@ -64,17 +76,18 @@ def sqlite_path(url: str) -> str:
 
 
 def _translate(exc: sqlite3.Error) -> StoreError:
+    """The store's error for a driver error: by class, then by SQLite's result code."""
     message = str(exc)
     if isinstance(exc, sqlite3.IntegrityError):
         return Conflict(message)
-    if isinstance(exc, sqlite3.OperationalError | sqlite3.DatabaseError) and any(
-        marker in message.lower() for marker in _UNAVAILABLE_MARKERS
-    ):
-        return StoreUnavailable(message)
+    code = getattr(exc, "sqlite_errorcode", None)
+    why = _UNAVAILABLE_CODES.get(code & 0xFF) if isinstance(code, int) else None
+    if why is not None:
+        return StoreUnavailable(message, why)
     return StoreError(message)
 
 
-class SQLiteStore(SQLStoreBase[sqlite3.Connection]):
+class SQLiteStore(QuarantineMethods[sqlite3.Connection]):
     """The Store on one SQLite file."""
 
     _GREATEST = "MAX"
@@ -201,6 +214,7 @@ class SQLiteStore(SQLStoreBase[sqlite3.Connection]):
                     if conn.in_transaction:
                         conn.execute("ROLLBACK")
                     raise _translate(exc) from exc
+        self.upgrade_handler_filters()
 
     def schema_status(self) -> migrator.SchemaStatus:
         """Which migrations this database has and which it still needs."""
@@ -221,10 +235,7 @@ class SQLiteStore(SQLStoreBase[sqlite3.Connection]):
 
     # -- events ---------------------------------------------------------------
     def append(self, events: Sequence[NewEvent], ids: Sequence[int]) -> list[bytes]:
-        bodies: list[bytes] = []
-        for event, event_id in zip(events, ids, strict=True):
-            event.record["id"] = event_id
-            bodies.append(orjson.dumps(event.record))
+        bodies = [stored_body(event, event_id) for event, event_id in zip(events, ids, strict=True)]
         keyed = [i for i, event in enumerate(events) if event.external_id is not None]
         with self._transaction() as conn:
             stored = self._stored_by_external_id(conn, [events[i] for i in keyed])
@@ -264,7 +275,7 @@ class SQLiteStore(SQLStoreBase[sqlite3.Connection]):
         return found
 
     def query(self, query: EventQuery) -> EventPage:
-        where = where_clause(query.filter, "?")
+        where = where_clause(query.filter, SQLITE)
         keyset = is_keyset_sort(query.sort)
         condition, condition_params = keyset_condition(query, "?") if keyset else ("", [])
         sql = "SELECT body, ts, id FROM events" + where.sql
@@ -362,10 +373,10 @@ class SQLiteStore(SQLStoreBase[sqlite3.Connection]):
 
     # -- stats ----------------------------------------------------------------
     def stats(self, query: StatsQuery) -> list[StatsRow]:
-        return rollup.stats(query, self._event_stats, self._fetch, "?")
+        return rollup.stats(query, self._event_stats, self._fetch, SQLITE)
 
     def _event_stats(self, query: StatsQuery) -> list[StatsRow]:
-        rows = self._fetch(*stats_sql(query, "?"))
+        rows = self._fetch(*stats_sql(query, SQLITE))
         return [StatsRow(row[0], row[1], row[2], int(row[3]), float(row[4])) for row in rows]
 
     def _fetch(self, sql: str, params: list[object]) -> list[Any]:

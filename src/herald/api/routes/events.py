@@ -122,12 +122,25 @@ async def get_event(
 EntityId = Annotated[int, Path(ge=0, le=2**63 - 1)]
 
 
+EndpointKey = Annotated[
+    str,
+    Path(
+        min_length=1,
+        max_length=256,
+        description="The endpoint's id, or the id a provider gives it that is not a number "
+        "(a Stacuity endpointId), which Herald keeps as the endpoint's name",
+    ),
+]
+
+
 @router.get("/endpoint/{endpoint_id}/event", **_list_doc)
 async def endpoint_events(
-    request: Request, services: ServicesDep, principal: EventReader, endpoint_id: EntityId
+    request: Request, services: ServicesDep, principal: EventReader, endpoint_id: EndpointKey
 ) -> Response:
     """One endpoint's events (``200 []`` for an endpoint without any)."""
-    return await _list(request, services, principal, endpoint_ids=(endpoint_id,))
+    if endpoint_id.isdigit() and int(endpoint_id) < 2**63:
+        return await _list(request, services, principal, endpoint_ids=(int(endpoint_id),))
+    return await _list(request, services, principal, endpoint_names=(endpoint_id,))
 
 
 @router.get("/sim/{sim_id}/event", **_list_doc)

@@ -4,24 +4,17 @@ from __future__ import annotations
 
 import secrets
 from datetime import UTC, datetime
-from typing import Annotated, Any, Literal, get_args, get_origin
+from typing import Annotated, Any, Literal
 
 import orjson
 from fastapi import APIRouter, Depends, Path, Query
-from pydantic import (
-    AfterValidator,
-    BaseModel,
-    BeforeValidator,
-    ConfigDict,
-    Field,
-    StringConstraints,
-)
+from pydantic import BaseModel, ConfigDict, Field, StringConstraints
 from starlette.responses import Response
 
 from herald.api.deps import ServicesDep, get_principal, require
 from herald.api.problems import Problem, field_problem
 from herald.auth import Principal
-from herald.delivery.filters import HandlerFilter
+from herald.delivery.filters import MAX_FILTER_CHARS, canonical_filter
 from herald.delivery.formats import Item
 from herald.delivery.requests import build_request
 from herald.delivery.signing import new_secret
@@ -29,6 +22,7 @@ from herald.delivery.status import handler_status
 from herald.delivery.targets import TargetRefused, check_target
 from herald.delivery.webhook import WebhookSender
 from herald.model import Timestamp
+from herald.query.syntax import FilterError
 from herald.store.base import Delivery, Handler, HandlerSpec
 from herald.timefmt import format_ms, now_ms, to_ms
 
@@ -47,38 +41,6 @@ async def _reader(principal: Annotated[Principal, Depends(get_principal)]) -> Pr
 Reader = Annotated[Principal, Depends(_reader)]
 
 
-def _stored_ids(flt: HandlerFilter | None) -> HandlerFilter | None:
-    """The filter, if its ids fit the columns they are matched against (64-bit integers)."""
-    if flt is not None:
-        for name, high in (("event_types", 2**31 - 1), ("endpoint_ids", 2**63 - 1)):
-            if any(not 0 <= item <= high for item in getattr(flt, name)):
-                raise ValueError(f"{name}: every id must be between 0 and {high}")
-    return flt
-
-
-def _strict_filter(value: object) -> object:
-    """A filter's values as JSON types, strictly (``"1"`` is no event type, ``0`` no
-    boolean): the bodies are strict, and the nested model does not inherit that."""
-    if not isinstance(value, dict):
-        return value
-    for name, info in HandlerFilter.model_fields.items():
-        raw = value.get(name)
-        if raw is None:
-            continue
-        if get_origin(info.annotation) is list and isinstance(raw, list):
-            (kind,) = get_args(info.annotation)
-            for index, item in enumerate(raw):
-                if not isinstance(item, kind) or isinstance(item, bool) != (kind is bool):
-                    raise ValueError(f"{name}.{index}: must be {_KINDS[kind]}")
-        elif info.annotation is bool and not isinstance(raw, bool):
-            raise ValueError(f"{name}: must be {_KINDS[bool]}")
-    return value
-
-
-_KINDS = {int: "an integer", str: "a string", bool: "true or false"}
-StoredFilter = Annotated[
-    HandlerFilter, BeforeValidator(_strict_filter), AfterValidator(_stored_ids)
-]
 TargetUrl = Annotated[
     str,
     StringConstraints(
@@ -97,6 +59,9 @@ class BatchIn(BaseModel):
     max_wait_ms: int = Field(default=0, ge=0, le=60_000)
 
 
+FilterText = Annotated[str, StringConstraints(max_length=MAX_FILTER_CHARS)]
+
+
 class HandlerIn(BaseModel):
     """A new event handler."""
 
@@ -106,7 +71,11 @@ class HandlerIn(BaseModel):
     type: Literal["webhook"] = "webhook"
     url: TargetUrl
     format: Literal["native", "cloudevents", "ndjson"] = "native"
-    filter: StoredFilter = Field(default_factory=HandlerFilter)
+    filter: FilterText | dict[str, Any] = Field(
+        default="",
+        description="Which events it gets, in the event list's q syntax "
+        '("type:3|5,severity:warn,tags:fleet_a"); empty: all of the organisation\'s.',
+    )
     batch: BatchIn = Field(default_factory=BatchIn)
     enabled: bool = True
     retention_days: float | None = Field(default=None, gt=0, le=30)
@@ -126,7 +95,7 @@ class HandlerPatch(BaseModel):
     name: str | None = Field(default=None, min_length=1, max_length=256)
     url: TargetUrl | None = None
     format: Literal["native", "cloudevents", "ndjson"] | None = None
-    filter: StoredFilter | None = None
+    filter: FilterText | dict[str, Any] | None = None
     batch: BatchIn | None = None
     enabled: bool | None = None
     retention_days: float | None = Field(default=None, gt=0, le=30)
@@ -186,6 +155,13 @@ async def _check_url(services: ServicesDep, url: str) -> None:
         raise field_problem(422, "url", str(exc), "Invalid event handler") from exc
 
 
+def _filter(services: ServicesDep, value: str | dict[str, Any]) -> str:
+    try:
+        return canonical_filter(value, services.catalog)
+    except FilterError as exc:
+        raise field_problem(422, exc.field, exc.reason, "Invalid event handler") from exc
+
+
 async def _get(services: ServicesDep, principal: Principal, handler_id: int) -> Handler:
     handler = await services.run(
         services.store.get_handler, handler_id, principal.organisation_scope
@@ -237,7 +213,7 @@ async def create_handler(
         type=body.type,
         url=body.url,
         format=body.format,
-        filter=body.filter.model_dump(exclude_defaults=True),
+        filter=_filter(services, body.filter),
         batch_max_events=body.batch.max_events,
         batch_max_wait_ms=body.batch.max_wait_ms,
         enabled=body.enabled,
@@ -277,7 +253,7 @@ async def update_handler(
         "url": body.url,
         "format": body.format,
         "enabled": body.enabled,
-        "filter": body.filter.model_dump(exclude_defaults=True) if body.filter else None,
+        "filter": _filter(services, body.filter) if body.filter is not None else None,
     }
     if body.batch is not None:
         changes["batch_max_events"] = body.batch.max_events

@@ -9,7 +9,6 @@ ranks groups by event count or by data volume (the MB of Delete PDP Context even
 
 from __future__ import annotations
 
-import dataclasses
 from collections.abc import Mapping
 from typing import Any
 
@@ -18,7 +17,7 @@ from fastapi import APIRouter, Request
 from starlette.responses import Response
 
 from herald.api.deps import EventReader, ServicesDep
-from herald.api.event_query import parse_filters
+from herald.api.event_query import FILTER_FIELDS, parse_filters, refuse_unknown
 from herald.api.problems import field_problem
 from herald.catalog import SEVERITIES, SOURCES, Catalog
 from herald.store.base import STATS_GROUPS, StatsQuery, StatsRow
@@ -33,6 +32,7 @@ MAX_BUCKETS = 10_000
 MAX_ROWS = 10_000
 DEFAULT_LIMIT = 10
 _OWN = {"bucket", "group", "order", "limit"}
+_KNOWN = frozenset({*_OWN, "q", *FILTER_FIELDS})
 
 
 def _choice(params: Mapping[str, str], name: str, choices: Any) -> str | None:
@@ -65,13 +65,14 @@ def build_stats_query(
     params: Mapping[str, str], scope: tuple[int, ...] | None, catalog: Catalog
 ) -> StatsQuery:
     """The StatsQuery the parameters ask for; 400/422 naming the bad parameter."""
+    refuse_unknown(params, _KNOWN)
     filter_params = {k: v for k, v in params.items() if k not in _OWN}
     flt, _ = parse_filters(filter_params, scope=scope, catalog=catalog)
     until = flt.until_ms if flt.until_ms is not None else now_ms()
     start = flt.from_ms if flt.from_ms is not None else until - DEFAULT_RANGE_MS
     if start > until:
         raise field_problem(422, "from", "is after until")
-    flt = dataclasses.replace(flt, from_ms=start, until_ms=until)
+    flt = flt.replace(from_ms=start, until_ms=until)
     bucket = _choice(params, "bucket", BUCKETS)
     group = _choice(params, "group", STATS_GROUPS)
     order = _choice(params, "order", ORDERS) or "count"

@@ -70,6 +70,7 @@ const routes = {
   events: viewEvents,
   device: viewDevice,
   handlers: viewHandlers,
+  rejected: viewRejected,
   catalog: viewCatalog,
 };
 
@@ -358,6 +359,7 @@ async function follow(params, onEvent, onStatus) {
   live = controller;
   let lastId = null;
   while (live === controller) {
+    let closedBy = null; // the server's reason, when it ends the stream itself
     try {
       const headers = { Authorization: `Bearer ${sessionStorage.getItem(TOKEN_KEY)}` };
       if (lastId) headers["Last-Event-ID"] = lastId;
@@ -379,19 +381,22 @@ async function follow(params, onEvent, onStatus) {
         while ((cut = buffer.indexOf("\n\n")) >= 0) {
           const message = buffer.slice(0, cut);
           buffer = buffer.slice(cut + 2);
-          let data = null;
+          let data = null, type = "event";
           for (const line of message.split("\n")) {
             if (line.startsWith("id: ")) lastId = line.slice(4);
+            else if (line.startsWith("event: ")) type = line.slice(7);
             else if (line.startsWith("data: ")) data = line.slice(6);
           }
-          if (data) onEvent(JSON.parse(data));
+          if (data && type === "closed") closedBy = JSON.parse(data).reason;
+          else if (data) onEvent(JSON.parse(data));
         }
       }
     } catch (err) {
       if (controller.signal.aborted) return;
     }
     if (live === controller) {
-      onStatus("Live stream interrupted; reconnecting…");
+      onStatus(closedBy ? `Live stream closed (${closedBy}); reconnecting…`
+        : "Live stream interrupted; reconnecting…");
       await new Promise((r) => setTimeout(r, 2000));
     }
   }
@@ -551,6 +556,48 @@ async function showDeliveries(handler, statuses) {
       : h("p", { class: "muted" }, "No delivery attempts yet.")));
 }
 
+// -- rejected records (the ingest quarantine) --------------------------------------------
+async function viewRejected() {
+  const { body: records, headers } = await api("/ingest/rejected?per_page=100");
+  const total = Number(headers.get("X-Total-Count") || records.length);
+  const note = h("p", { role: "status", "aria-live": "polite", class: "muted" });
+  const retry = async (path, done) => {
+    try {
+      const { body } = await api(path, { method: "POST" });
+      note.textContent = done(body);
+      setTimeout(route, 1200);
+    } catch (err) { note.textContent = `Retry refused: ${err.message}`; }
+  };
+  const reasons = (r) => r.errors.map((e) => `${e.field}: ${e.reason}`).join("; ");
+  const open = (r) => {
+    drawerReturn = document.activeElement;
+    document.getElementById("drawer-title").textContent = `Rejected ${r.provider} record · ${time(r.received)}`;
+    document.getElementById("drawer-body").replaceChildren(
+      h("p", { class: "error" }, reasons(r)),
+      h("div", { class: "tree", "aria-label": "Record JSON" }, tree(r.record, "record")));
+    document.getElementById("drawer").hidden = false;
+    document.getElementById("drawer-close").focus();
+  };
+  const rows = records.map((r) => h("tr", { class: "rejected" },
+    h("td", { class: "nowrap" }, time(r.received)),
+    h("td", {}, r.provider),
+    h("td", {}, h("button", { type: "button", class: "ghost", onclick: () => open(r) }, reasons(r))),
+    h("td", { class: "hide-sm" }, r.attempts),
+    h("td", {}, h("button", { type: "button", class: "secondary",
+      onclick: () => retry(`/ingest/rejected/${r.id}/retry`, (b) => `Record ${r.id}: ${b.status}.`) }, "Retry"))));
+  const all = h("button", { type: "button", onclick: () => retry("/ingest/rejected/retry",
+    (b) => `Retried ${b.retried}: ${b.stored} stored, ${b.duplicates} duplicates, ${b.quarantined} still rejected.`) },
+    "Retry all");
+  main.replaceChildren(h("h1", {}, "Rejected records"),
+    h("section", { class: "panel" },
+      h("p", { class: "muted" }, `${num(total)} provider records could not be used. `,
+        "They are kept with why for the retention period; retry them after a catalogue or Herald update."),
+      h("div", { class: "toolbar" }, records.length ? all : null, note),
+      records.length ? h("table", {}, h("thead", {}, h("tr", {}, h("th", {}, "Received"),
+        h("th", {}, "Provider"), h("th", {}, "Why"), h("th", { class: "hide-sm" }, "Attempts"), h("th", {}, ""))),
+      h("tbody", {}, rows)) : h("p", { class: "muted" }, "No rejected records.")));
+}
+
 // -- catalogue ---------------------------------------------------------------------------
 async function viewCatalog() {
   const { body: types } = await api("/event/type");
@@ -561,7 +608,11 @@ async function viewCatalog() {
     tbody.replaceChildren(...types.filter((t) => !needle ||
       JSON.stringify([t.id, t.description, t.group, t.monikers]).toLowerCase().includes(needle))
       .map((t) => h("tr", {},
-        h("td", { class: "mono" }, t.id), h("td", {}, t.description), h("td", { class: "hide-sm" }, t.group || ""),
+        h("td", { class: "mono" }, t.id),
+        h("td", {}, h("strong", {}, t.description),
+          t.explanation ? h("div", { class: "muted" }, t.explanation) : null,
+          t.state_after ? h("div", { class: "muted" }, `After: ${t.state_after}`) : null),
+        h("td", { class: "hide-sm" }, t.group || ""),
         h("td", {}, badge({ id: t.default_severity, description: SEVERITY[t.default_severity] })),
         h("td", { class: "hide-sm mono" }, t.monikers.join(", ")))));
   };

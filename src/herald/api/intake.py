@@ -1,0 +1,185 @@
+"""Provider batches: every usable record stored, every other one quarantined, each answered.
+
+A streamer re-sends a batch until it is acknowledged, so one record Herald cannot use must
+never refuse the batch: it goes to the organisation's quarantine (``store/quarantine.py``)
+with the reasons and its bytes, and the batch is acknowledged once every usable record is
+stored. A retry runs a quarantined record through the same steps again, with the catalogue
+and code of the day.
+"""
+
+from __future__ import annotations
+
+import hashlib
+from dataclasses import dataclass
+from typing import Any
+
+import orjson
+from pydantic import TypeAdapter, ValidationError
+
+from herald import metrics
+from herald.api.problems import validation_errors
+from herald.api.services import Services
+from herald.api.writing import build_one
+from herald.auth import Principal
+from herald.ingest import PROVIDERS, RecordError
+from herald.ingest.types import resolve_provider_type
+from herald.model import EventIn, NewEvent
+from herald.store.rejections import NewRejection, Rejected
+from herald.timefmt import format_ms, now_ms
+
+_EVENT_IN = TypeAdapter(EventIn)
+MAX_ERRORS = 20  # reasons kept per record
+MAX_REASON = 300  # characters per reason (a provider's value may be quoted in it)
+
+
+@dataclass(frozen=True, slots=True)
+class Outcome:
+    """What happened to one record: ``stored``, ``duplicate`` (of a stored event) or
+    ``quarantined``; ``id`` is the event's id, or the quarantined record's."""
+
+    index: int
+    status: str
+    id: int
+    errors: list[dict[str, Any]] | None = None
+
+    def as_dict(self) -> dict[str, Any]:
+        """JSON-ready form."""
+        key = "rejected_id" if self.status == "quarantined" else "id"
+        body: dict[str, Any] = {"index": self.index, "status": self.status, key: self.id}
+        if self.errors is not None:
+            body["errors"] = self.errors
+        return body
+
+
+def _errors(entries: list[dict[str, Any]]) -> list[dict[str, Any]]:
+    return [
+        {"field": str(e["field"])[:MAX_REASON], "reason": str(e["reason"])[:MAX_REASON]}
+        for e in entries[:MAX_ERRORS]
+    ]
+
+
+def build_record(
+    services: Services,
+    principal: Principal,
+    organisation_id: int,
+    provider: str,
+    item: object,
+    received_ms: int,
+) -> NewEvent | list[dict[str, Any]]:
+    """One provider record as an event for the store, or why it cannot be used."""
+    try:
+        document = PROVIDERS[provider](item)
+        provider_type = resolve_provider_type(provider, document, services.catalog)
+    except RecordError as exc:
+        return _errors([{"field": exc.field, "reason": exc.reason}])
+    document["organisation"] = {"id": organisation_id}
+    try:
+        event = _EVENT_IN.validate_python(document)
+    except ValidationError as exc:
+        return _errors(validation_errors(exc.errors()))
+    result = build_one(
+        services,
+        principal,
+        event,
+        received_ms=received_ms,
+        provider=provider,
+        platform=True,
+        provider_type=provider_type,
+    )
+    if isinstance(result, list):
+        return _errors([{"field": e.field, "reason": e.reason} for e in result])
+    return result
+
+
+def record_bytes(item: object) -> bytes:
+    """A record's bytes as kept in quarantine (and hashed to keep it once)."""
+    return orjson.dumps(item)
+
+
+async def _store(services: Services, events: list[NewEvent]) -> list[tuple[int, bool]]:
+    """Append in one transaction; per event its id and whether it is new (not a duplicate)."""
+    appended = await services.run(services.writer.append, events)
+    return list(zip(appended.ids, appended.fresh, strict=True))
+
+
+async def ingest_batch(
+    services: Services,
+    principal: Principal,
+    organisation_id: int,
+    provider: str,
+    items: list[Any],
+) -> list[Outcome]:
+    """Store the usable records of a batch and quarantine the rest; one outcome per record."""
+    received = now_ms()
+    usable: list[tuple[int, NewEvent]] = []
+    unusable: list[tuple[int, NewRejection]] = []
+    for index, item in enumerate(items):
+        result = build_record(services, principal, organisation_id, provider, item, received)
+        if isinstance(result, NewEvent):
+            usable.append((index, result))
+            continue
+        raw = record_bytes(item)
+        digest = hashlib.sha256(raw).hexdigest()
+        unusable.append(
+            (index, NewRejection(organisation_id, provider, digest, received, result, raw))
+        )
+    outcomes: list[Outcome] = []
+    if usable:
+        kept = await _store(services, [event for _, event in usable])
+        for (index, _), (event_id, new) in zip(usable, kept, strict=True):
+            outcomes.append(Outcome(index, "stored" if new else "duplicate", event_id))
+    if unusable:
+        rows = await services.run(services.store.quarantine, [r for _, r in unusable])
+        for (index, rejection), (row_id, _) in zip(unusable, rows, strict=True):
+            outcomes.append(Outcome(index, "quarantined", row_id, rejection.errors))
+        metrics.INGEST_QUARANTINED.labels(provider).inc(sum(new for _, new in rows))
+    return sorted(outcomes, key=lambda outcome: outcome.index)
+
+
+async def retry_rejected(
+    services: Services, principal: Principal, records: list[Rejected]
+) -> list[Outcome]:
+    """Run quarantined records through ingest again: the usable ones are stored and leave
+    the quarantine, the others keep their place with the new reasons."""
+    at = now_ms()
+    usable: list[tuple[int, NewEvent]] = []
+    refusals: list[tuple[int, list[dict[str, Any]]]] = []
+    for index, record in enumerate(records):
+        result = build_record(
+            services,
+            principal,
+            record.organisation_id,
+            record.provider,
+            orjson.loads(record.record),
+            at,
+        )
+        if isinstance(result, NewEvent):
+            usable.append((index, result))
+        else:
+            refusals.append((index, result))
+    outcomes = [
+        Outcome(index, "quarantined", records[index].id, errors) for index, errors in refusals
+    ]
+    if usable:
+        kept = await _store(services, [event for _, event in usable])
+        await services.run(services.store.release_rejected, [records[i].id for i, _ in usable])
+        for (index, _), (event_id, new) in zip(usable, kept, strict=True):
+            outcomes.append(Outcome(index, "stored" if new else "duplicate", event_id))
+    if refusals:
+        again = [(records[index].id, errors) for index, errors in refusals]
+        await services.run(services.store.refuse_again, again, at)
+    return sorted(outcomes, key=lambda outcome: outcome.index)
+
+
+def rejected_json(record: Rejected) -> dict[str, Any]:
+    """A quarantined record as the API serves it: its bytes inline, as the provider sent them."""
+    return {
+        "id": record.id,
+        "organisation": {"id": record.organisation_id},
+        "provider": record.provider,
+        "received": format_ms(record.received_ms),
+        "attempted": format_ms(record.attempted_ms),
+        "attempts": record.attempts,
+        "errors": record.errors,
+        "record": orjson.Fragment(record.record),
+    }

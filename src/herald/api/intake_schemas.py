@@ -1,0 +1,69 @@
+"""What the provider ingest and its quarantine answer, as models for the OpenAPI document.
+
+The routes serialise plain data themselves (orjson); these models only say what it is.
+"""
+
+from __future__ import annotations
+
+from typing import Any
+
+from pydantic import BaseModel, Field
+
+
+class ReasonOut(BaseModel):
+    field: str
+    reason: str
+
+
+class RecordOutcome(BaseModel):
+    """What happened to one record of a batch."""
+
+    index: int
+    status: str = Field(description="stored, duplicate or quarantined")
+    id: int | None = Field(default=None, description="The event's id (stored, duplicate).")
+    rejected_id: int | None = Field(default=None, description="Its quarantine id.")
+    errors: list[ReasonOut] | None = None
+
+
+class IngestAnswer(BaseModel):
+    """A provider batch's acknowledgement: counts, event ids in order, and each record."""
+
+    received: int
+    stored: int
+    duplicates: int
+    quarantined: int
+    ids: list[int] = Field(description="The events' ids of the stored and duplicate records.")
+    records: list[RecordOutcome]
+
+
+class RejectedRecord(BaseModel):
+    """A quarantined provider record: why, when, and the record as the provider sent it."""
+
+    id: int
+    organisation: dict[str, int]
+    provider: str
+    received: str
+    attempted: str
+    attempts: int
+    errors: list[ReasonOut]
+    record: Any = Field(description="The record, as sent.")
+
+
+class RetryOutcome(BaseModel):
+    """What a retry did with one quarantined record."""
+
+    rejected_id: int
+    status: str = Field(description="stored, duplicate or quarantined")
+    id: int | None = Field(default=None, description="The event's id once stored.")
+    errors: list[ReasonOut] | None = None
+
+
+class RetryAnswer(BaseModel):
+    """A bulk retry: how many were tried and what became of them."""
+
+    retried: int
+    stored: int
+    duplicates: int
+    quarantined: int
+    remaining: int
+    records: list[RetryOutcome]

@@ -1,0 +1,33 @@
+"""Handler filters kept in the shape before the q form are converted by the migration."""
+
+from __future__ import annotations
+
+import orjson
+
+from herald.store import Store
+from herald.store.base import HandlerSpec
+
+
+def test_migrate_converts_old_handler_filters(store: Store) -> None:
+    organisation = store.create_organisation("Acme IoT")
+    kept = store.create_handler(organisation.id, HandlerSpec("new", "http://x/"), "whsec_x")
+    old = store.create_handler(organisation.id, HandlerSpec("old", "http://x/"), "whsec_y")
+    legacy = {"event_types": [5], "severities": [1, 2], "alert_only": True, "tags": ["fleet_a"]}
+    with store._transaction() as conn:  # type: ignore[attr-defined]  # as 0.1 wrote it
+        store._execute(  # type: ignore[attr-defined]
+            conn,
+            "UPDATE handlers SET filter = ? WHERE id = ?",
+            (orjson.dumps(legacy).decode(), old.id),
+        )
+    as_q = "type:5,severity:1|2,alert:true,tags:fleet_a"
+    converted = store.get_handler(old.id)
+    assert converted is not None and converted.spec.filter == as_q
+
+    assert store.upgrade_handler_filters() == 1  # type: ignore[attr-defined]
+    assert store.upgrade_handler_filters() == 0  # type: ignore[attr-defined]
+    with store._transaction() as conn:  # type: ignore[attr-defined]
+        rows = store._execute(conn, "SELECT id, filter FROM handlers ORDER BY id").fetchall()  # type: ignore[attr-defined]
+    assert [(row[0], orjson.loads(row[1])) for row in rows] == [
+        (kept.id, ""),
+        (old.id, as_q),
+    ]
