@@ -64,9 +64,14 @@ BoundedJSON = Annotated[JSON, AfterValidator(_bounded)]
 
 
 class _Open(BaseModel):
-    """Nested objects keep any extra fields a provider sends."""
+    """Nested objects keep any extra fields a provider sends (nested at most 32 levels)."""
 
     model_config = ConfigDict(extra="allow")
+
+    @model_validator(mode="after")
+    def _bounded_extra_fields(self) -> _Open:
+        _check_extra(self.model_extra)
+        return self
 
 
 class TypeRef(BaseModel):
@@ -162,12 +167,17 @@ class EventIn(BaseModel):
 
     @model_validator(mode="after")
     def _bounded_extra_fields(self) -> EventIn:
-        for name, value in (self.model_extra or {}).items():
-            if json_depth(value, MAX_JSON_DEPTH + 1) > MAX_JSON_DEPTH:
-                raise PydanticCustomError(
-                    "too_deep", "{field}: " + _TOO_DEEP, {"field": name, "limit": MAX_JSON_DEPTH}
-                )
+        _check_extra(self.model_extra)
         return self
+
+
+def _check_extra(extra: dict[str, JSON] | None) -> None:
+    """Unknown fields nest at most ``MAX_JSON_DEPTH`` levels, like ``detail``."""
+    for name, value in (extra or {}).items():
+        if json_depth(value, MAX_JSON_DEPTH + 1) > MAX_JSON_DEPTH:
+            raise PydanticCustomError(
+                "too_deep", "{field}: " + _TOO_DEEP, {"field": name, "limit": MAX_JSON_DEPTH}
+            )
 
 
 def json_depth(value: JSON, stop: int) -> int:

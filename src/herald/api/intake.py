@@ -17,7 +17,7 @@ import orjson
 from pydantic import TypeAdapter, ValidationError
 
 from herald import metrics
-from herald.api.problems import validation_errors
+from herald.api.problems import Problem, validation_errors
 from herald.api.services import Services
 from herald.api.writing import build_one
 from herald.auth import Principal
@@ -118,7 +118,16 @@ async def ingest_batch(
         if isinstance(result, NewEvent):
             usable.append((index, result))
             continue
-        raw = record_bytes(item)
+        try:
+            raw = record_bytes(item)
+        except orjson.JSONEncodeError:  # nested past what can be written (255 levels)
+            reason = "nests too deep to be kept"
+            raise Problem(
+                422,
+                "Invalid record",
+                f"[{index}] body: {reason}",
+                [{"field": "body", "reason": reason, "index": index}],
+            ) from None
         digest = hashlib.sha256(raw).hexdigest()
         unusable.append(
             (index, NewRejection(organisation_id, provider, digest, received, result, raw))
