@@ -75,7 +75,7 @@ class _Open(BaseModel):
 
 
 class TypeRef(BaseModel):
-    id: int = Field(ge=0, le=2**31 - 1)
+    id: int = Field(ge=0, le=2**31 - 1, strict=True)  # false is no type (was taken as 0)
     description: str | None = Field(default=None, max_length=256)
 
 

@@ -207,6 +207,8 @@ def test_dates_at_the_edges_of_the_range_round_trip(world: World) -> None:
         ("OPTIONS", "/api/v1/event/stats", "GET"),
         ("TRACE", "/api/v1/event_handler", "GET, POST"),
         ("HEAD", "/health", "GET"),
+        ("GET", "/api/v1/ingest/rejected/retry", "POST"),  # not the record "retry"
+        ("OPTIONS", "/api/v1/ingest/rejected/7", "DELETE, GET"),
     ],
 )
 def test_other_methods_are_405_with_allow(world: World, method: str, path: str, allow: str) -> None:

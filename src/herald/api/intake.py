@@ -17,6 +17,7 @@ import orjson
 from pydantic import TypeAdapter, ValidationError
 
 from herald import metrics
+from herald.api.nul import NUL_REASON, nul_field
 from herald.api.problems import Problem, validation_errors
 from herald.api.services import Services
 from herald.api.writing import build_one
@@ -67,6 +68,9 @@ def build_record(
     received_ms: int,
 ) -> NewEvent | list[dict[str, Any]]:
     """One provider record as an event for the store, or why it cannot be used."""
+    holding_nul = nul_field(item)
+    if holding_nul is not None:  # PostgreSQL stores no NUL: both backends refuse it
+        return _errors([{"field": holding_nul, "reason": NUL_REASON}])
     try:
         document = PROVIDERS[provider](item)
         provider_type = resolve_provider_type(provider, document, services.catalog)

@@ -3,25 +3,36 @@
 
 from __future__ import annotations
 
-from collections.abc import Sequence
+import functools
+import re
+from collections.abc import Mapping
+from typing import Any
 
-from starlette.routing import BaseRoute, Match, Mount
+from starlette.routing import Match, Mount
 from starlette.types import Scope
 
 API_PATHS = ("/api/", "/health", "/ready", "/metrics")
-METHODS = ("DELETE", "GET", "PATCH", "POST", "PUT")
 
 
-def allowed_methods(routes: Sequence[BaseRoute], scope: Scope) -> list[str]:
-    """Every method some route takes at the request's path (asked of the routes themselves:
-    FastAPI nests included routers)."""
-    api = [route for route in routes if not isinstance(route, Mount)]
-    allowed = []
-    for method in METHODS:
-        probe = {**scope, "method": method}
-        if any(route.matches(probe)[0] is Match.FULL for route in api):
-            allowed.append(method)
-    return allowed or ["GET", "HEAD"]  # no API route: the console's static files
+def allowed_methods(paths: Mapping[str, Mapping[str, Any]], path: str) -> list[str]:
+    """The methods the OpenAPI document gives the request's path: of the templates that
+    match it, those with the fewest parameters (``/ingest/rejected/retry`` is not
+    ``/ingest/rejected/{rejected_id}``), as OpenAPI resolves paths."""
+    fewest: int | None = None
+    methods: set[str] = set()
+    for template, operations in paths.items():
+        if _pattern(template).fullmatch(path):
+            params = template.count("{")
+            if fewest is None or params < fewest:
+                fewest, methods = params, set()
+            if params == fewest:
+                methods |= {method.upper() for method in operations}
+    return sorted(methods) or ["GET", "HEAD"]  # no API path: the console's static files
+
+
+@functools.cache
+def _pattern(template: str) -> re.Pattern[str]:
+    return re.compile(re.sub(r"\\\{[^}]*\\\}", "[^/]+", re.escape(template)))
 
 
 class ConsoleMount(Mount):

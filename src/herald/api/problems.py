@@ -106,7 +106,7 @@ def install_problem_handlers(app: FastAPI) -> None:
         assert isinstance(exc, StarletteHTTPException)
         headers = dict(getattr(exc, "headers", None) or {})
         if exc.status_code == 405:  # the route that answered knows only its own methods
-            allowed = allowed_methods(request.app.router.routes, request.scope)
+            allowed = allowed_methods(request.app.openapi()["paths"], request.scope["path"])
             headers["Allow"] = ", ".join(allowed)
             detail = f"{request.method} is not allowed here; use {headers['Allow']}"
             return problem_response(Problem(405, "Method not allowed", detail, headers=headers))

@@ -128,7 +128,7 @@ class HandlerOut(BaseModel):
     type: str
     url: str
     format: str
-    filter: dict[str, Any]
+    filter: str = Field(description="Which events it gets, in the event list's q syntax.")
     batch: BatchOut
     enabled: bool
     disabled_reason: str | None
