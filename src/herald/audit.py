@@ -93,7 +93,7 @@ class AuditLog:
         self.enabled = enabled
         self._store = store
         self._catalog = catalog or load_catalog()
-        self._writer = EventWriter(store, ids or IdGenerator())
+        self._writer = EventWriter(store, ids or IdGenerator(store.lease_node_id))
         self._last_failure: dict[tuple[int, str], float] = {}
         self._lock = threading.Lock()
 

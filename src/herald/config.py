@@ -5,6 +5,8 @@ from __future__ import annotations
 from pydantic import Field, field_validator
 from pydantic_settings import BaseSettings, SettingsConfigDict
 
+from herald.retention import MAX_RETENTION_DAYS
+
 
 class Settings(BaseSettings):
     """Every knob Herald has, each with a default that serves one machine."""
@@ -15,7 +17,7 @@ class Settings(BaseSettings):
     host: str = "127.0.0.1"
     port: int = Field(default=8080, ge=1, le=65535)
 
-    retention_days: float = Field(default=30, gt=0)
+    retention_days: float = Field(default=30, gt=0, le=MAX_RETENTION_DAYS)  # per org: its own
     purge_interval_seconds: float = Field(default=600, gt=0)
 
     jwt_secret: str | None = Field(default=None, repr=False)
@@ -23,7 +25,7 @@ class Settings(BaseSettings):
 
     max_body_bytes: int = Field(default=8 * 1024 * 1024, gt=0)
     max_batch_events: int = Field(default=1000, gt=0)
-    max_future_skew_seconds: float = Field(default=5, ge=0)
+    max_future_skew_seconds: float = Field(default=5, ge=0, le=86_400)  # partitions: days ahead
     rate_limit_per_second: float = Field(default=500, ge=0)  # per token; 0 turns it off
     rate_limit_burst: int = Field(default=1000, ge=1)
     metrics_token: str | None = Field(default=None, repr=False)  # a scraper's bearer token

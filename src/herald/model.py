@@ -26,6 +26,7 @@ from pydantic import (
 from pydantic_core import PydanticCustomError
 
 from herald.catalog import CRITICALITIES, SEVERITIES, SOURCES, Catalog, Scope
+from herald.retention import too_old, window_start_ms
 from herald.timefmt import format_ms, in_range, parse_timestamp, to_ms
 
 JSON = Any
@@ -251,14 +252,17 @@ def build_event(
     provider: str = "api",
     max_future_ms: int = 5000,
     provider_type: str | None = None,
+    retention_days: float | None = None,
 ) -> NewEvent | list[FieldError]:
     """Check an incoming event against the catalogue and fill in its defaults.
 
     ``internal``: the platform writes it (an internal token, a provider adapter, Herald
     itself); only then is a catalogued system code ``internal: true``. A tenant may write any
     code, as a custom (``internal: false``) event. ``provider_type`` is the provider's own
-    type id or moniker, kept beside Herald's type. Returns the event ready for the store, or
-    the reasons it was refused.
+    type id or moniker, kept beside Herald's type. ``retention_days``: the organisation's; a
+    timestamp older than the retention window is refused (``herald.retention``), as one in
+    the future beyond ``max_future_ms`` is. Returns the event ready for the store, or the
+    reasons it was refused.
     """
     errors: list[FieldError] = []
     if len(event.model_extra or {}) > MAX_EXTRA_FIELDS:
@@ -269,6 +273,8 @@ def build_event(
     timestamp_ms = to_ms(event.timestamp) if event.timestamp else received_ms
     if timestamp_ms > received_ms + max_future_ms:
         errors.append(FieldError("timestamp", "must not be in the future"))
+    elif retention_days is not None and timestamp_ms < window_start_ms(received_ms, retention_days):
+        errors.append(FieldError("timestamp", too_old(retention_days)))
 
     severity = _level(event.event_severity, event_type.default_severity if event_type else None, 0)
     if severity not in SEVERITIES:

@@ -9,6 +9,7 @@ from typing import Any
 import httpx
 import pytest
 
+from tests.support.dates import D2, D3, D4, D5, D6
 from tests.support.server import HeraldServer
 
 
@@ -56,12 +57,12 @@ def test_generate_one_and_read_it_back(server: HeraldServer, tenants: Tenants) -
                 "description": "Battery low",
                 "endpoint": {"id": 5},
                 "detail": {"battery": 9},
-                "timestamp": "2026-11-01T10:00:00.123Z",
+                "timestamp": f"{D6}T10:00:00.123Z",
             },
         )
         assert response.status_code == 201, response.text
         record = response.json()
-        assert record["timestamp"] == "2026-11-01T10:00:00.123Z"
+        assert record["timestamp"] == f"{D6}T10:00:00.123Z"
         assert record["organisation"] == {"id": tenants.a, "name": "Acme IoT"}
         assert record["event_type"] == {"id": 10001, "description": "Custom event 10001"}
         assert record["internal"] is False
@@ -146,8 +147,8 @@ def test_future_timestamps_are_refused_past_timestamps_kept(
     with server.client(tenants.a_rw) as client:
         future = post(client, {"event_type": {"id": 10000}, "timestamp": "2999-01-01T00:00:00Z"})
         assert future.status_code == 422 and problem_fields(future) == [("timestamp", None)]
-        past = post(client, {"event_type": {"id": 10000}, "timestamp": "2026-11-20T00:00:00+0000"})
-        assert past.json()["timestamp"] == "2026-11-20T00:00:00.000Z"
+        past = post(client, {"event_type": {"id": 10000}, "timestamp": f"{D2}T00:00:00+0000"})
+        assert past.json()["timestamp"] == f"{D2}T00:00:00.000Z"
 
 
 def test_a_producer_id_makes_the_write_idempotent(server: HeraldServer, tenants: Tenants) -> None:
@@ -235,7 +236,7 @@ def test_paging_headers_links_and_cursor(server: HeraldServer, tenants: Tenants)
     events = [
         {
             "event_type": {"id": 10000 + i % 3},
-            "timestamp": f"2026-11-10T10:00:{i:02d}.000Z",
+            "timestamp": f"{D5}T10:00:{i:02d}.000Z",
             "endpoint": {"id": i % 4},
         }
         for i in range(25)
@@ -282,7 +283,7 @@ def test_sorting(server: HeraldServer, tenants: Tenants) -> None:
         post(
             client,
             [
-                {"event_type": {"id": 10000 + n}, "timestamp": f"2026-11-10T10:00:0{n}Z"}
+                {"event_type": {"id": 10000 + n}, "timestamp": f"{D5}T10:00:0{n}Z"}
                 for n in (3, 1, 2)
             ],
         )
@@ -318,7 +319,7 @@ def test_filters_in_q_and_as_parameters(server: HeraldServer, tenants: Tenants) 
                     "endpoint": endpoint,
                     "sim": {"id": 70, "iccid": "8988303000000000011"},
                     "imsi": {"imsi": "901430000000011"},
-                    "timestamp": "2026-11-10T10:00:00Z",
+                    "timestamp": f"{D5}T10:00:00Z",
                 },
                 {
                     "event_type": {"id": 5},
@@ -326,7 +327,7 @@ def test_filters_in_q_and_as_parameters(server: HeraldServer, tenants: Tenants) 
                     "endpoint": {"id": 12},
                     "event_severity": {"id": 1},
                     "alert": True,
-                    "timestamp": "2026-11-11T10:00:00Z",
+                    "timestamp": f"{D4}T10:00:00Z",
                     "description": "PDP Context deleted after 100% quota",
                 },
                 {
@@ -335,7 +336,7 @@ def test_filters_in_q_and_as_parameters(server: HeraldServer, tenants: Tenants) 
                     "user": {"id": 4, "username": "ops@acme.io"},
                     "event_severity": {"id": 2},
                     "event_source": {"id": 2},
-                    "timestamp": "2026-11-12T10:00:00Z",
+                    "timestamp": f"{D3}T10:00:00Z",
                 },
             ],
         ).json()
@@ -358,8 +359,8 @@ def test_filters_in_q_and_as_parameters(server: HeraldServer, tenants: Tenants) 
         assert found(q="tags:north") == [ids[0]]
         assert found(q="description:100%") == [ids[1]]
         assert found(user="4") == [ids[2]] == found(user="ops@acme.io")
-        assert found(q="from:2026-11-11T00:00:00Z,until:2026-11-11T23:59:59Z") == [ids[1]]
-        assert found(q="from:2026-11-11T00:00:00Z") == sorted(ids[1:])  # runs to now
+        assert found(q=f"from:{D4}T00:00:00Z,until:{D4}T23:59:59Z") == [ids[1]]
+        assert found(q=f"from:{D4}T00:00:00Z") == sorted(ids[1:])  # runs to now
         assert found(q="target_type:user") == [ids[2]]
         assert found(q="moniker:endpointdatasessiondeleted_v1") == [ids[1]]
         assert found(q="criticality:1") == [ids[2]]
@@ -375,7 +376,7 @@ def test_filters_in_q_and_as_parameters(server: HeraldServer, tenants: Tenants) 
             "from:yesterday",
             "type",
             "moniker:nope_v1",
-            "from:2026-11-12T00:00:00Z,until:2026-11-11T00:00:00Z",
+            f"from:{D3}T00:00:00Z,until:{D4}T00:00:00Z",
         ):
             response = client.get("/event", params={"q": bad})
             assert response.status_code == 422, bad

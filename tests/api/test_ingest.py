@@ -14,6 +14,7 @@ from herald.catalog import normalise_severity, normalise_source
 from herald.ingest.records import parse_detail
 from herald.timefmt import parse_timestamp, to_ms
 from tests.ingest.examples import emnify_examples, onece_examples, recently, stacuity_examples
+from tests.support.dates import D6
 from tests.support.records import emnify_record
 from tests.support.server import HeraldServer, start_server
 
@@ -121,7 +122,7 @@ def test_a_batch_posted_twice_is_stored_once(herald: HeraldServer) -> None:
 def test_real_stream_variations_are_normalised(herald: HeraldServer) -> None:
     record = {
         "id": "7001",
-        "timestamp": "2021-10-06 10:42:58+0000",
+        "timestamp": f"{D6} 10:42:58+0000",
         "event_type": {"id": "3", "description": "Create PDP Context"},
         "event_severity": {"id": "1", "description": "WARN"},
         "event_source": {"name": "Policy Control"},
@@ -136,7 +137,7 @@ def test_real_stream_variations_are_normalised(herald: HeraldServer) -> None:
         assert client.post("/ingest/emnify", json=record).status_code == 200
         (event,) = client.get("/event", params={"provider": "emnify"}).json()
         by_endpoint = client.get("/endpoint/55214676/event").json()
-    assert event["timestamp"] == "2021-10-06T10:42:58.000Z"
+    assert event["timestamp"] == f"{D6}T10:42:58.000Z"
     assert event["event_type"] == {"id": 3, "description": "Create PDP Context"}
     assert (event["event_severity"]["id"], event["event_source"]["id"]) == (1, 1)
     assert event["alert"] is True
@@ -151,21 +152,21 @@ def test_stacuity_envelopes_map_by_moniker_and_scope(herald: HeraldServer) -> No
     envelopes: list[dict[str, Any]] = [
         {
             "eventId": "a1b2c3",
-            "eventTime": "2026-11-01T10:00:00Z",
+            "eventTime": f"{D6}T10:00:00Z",
             "eventType": "endpointdatasessioncreated_v1",
             "endpointId": 4711,
             "detail": {"apn": "stacuity.iot", "ipAddress": "10.1.2.3"},
         },
         {
             "eventId": "d4e5f6",
-            "eventTime": "2026-11-01T10:05:00Z",
+            "eventTime": f"{D6}T10:05:00Z",
             "eventType": "vpnikephase1down_v1",
             "routingTargetId": "rt-eu-1",
             "detail": {"peer": "203.0.113.7"},
         },
         {
             "eventId": "g7h8",
-            "eventTime": "2026-11-01T10:06:00Z",
+            "eventTime": f"{D6}T10:06:00Z",
             "eventType": "accountdepleted_v1",
             "accountId": "acc-9",
         },

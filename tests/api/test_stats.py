@@ -4,9 +4,10 @@ from __future__ import annotations
 
 from typing import Any
 
+from tests.support.dates import D3
 from tests.support.server import HeraldServer
 
-BASE = "2026-01-01T10:"
+BASE = f"{D3}T10:"
 
 
 def pdp_delete(org: int, endpoint: int, minute: int, mb: float, country: str) -> dict[str, Any]:

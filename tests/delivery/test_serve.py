@@ -20,6 +20,7 @@ from tests.delivery.receiver import (
     start_delivery_server,
     tenant,
 )
+from tests.support.dates import D3
 from tests.support.server import HeraldServer
 
 
@@ -177,7 +178,7 @@ def test_replay_redelivers_exactly_the_range(herald: HeraldServer) -> None:
     _, token = tenant(herald)
     with receiving() as receiver, herald.client(token) as client:
         handler = create_handler(client, receiver.url)
-        base = "2026-01-01T00:00:0"
+        base = f"{D3}T00:00:0"
         batch = [{"event_type": {"id": 10002}, "timestamp": f"{base}{i}Z"} for i in range(6)]
         stored = client.post("/event", json=batch).json()
         ids = [event["id"] for event in stored]

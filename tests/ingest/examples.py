@@ -11,9 +11,11 @@ from typing import Any
 import pytest
 
 from tests.conftest import SHARED_REFERENCE
+from tests.support.dates import D3
 
 _JSON_BLOCK = re.compile(r"```json\n(.*?)```", re.S)
 _ONECE_HEADING = re.compile(r"^(\d\d_[A-Za-z_]+)$", re.M)
+_DATE = re.compile(r"\d{4}-\d{2}-\d{2}")
 
 
 def _read(name: str) -> str:
@@ -23,21 +25,25 @@ def _read(name: str) -> str:
     return path.read_text()
 
 
-def emnify_examples() -> list[dict[str, Any]]:
-    """Every ```json example of emnify-event-types.md (one holds a raw newline in a string)."""
+def emnify_examples(*, as_published: bool = False) -> list[dict[str, Any]]:
+    """Every ```json example of emnify-event-types.md (one holds a raw newline in a string),
+    dated a few days ago (``recent``) unless ``as_published`` (2017-2022: refused as older
+    than any retention window)."""
     blocks = _JSON_BLOCK.findall(_read("emnify-event-types.md"))
-    return [json.loads(block, strict=False) for block in blocks]
+    records = [json.loads(block, strict=False) for block in blocks]
+    return records if as_published else [recent(record) for record in records]
 
 
-def onece_examples() -> list[tuple[str, dict[str, Any]]]:
-    """(heading, record) for each example of 1nce-event-records.txt, e.g. 01_Update_Location."""
+def onece_examples(*, as_published: bool = False) -> list[tuple[str, dict[str, Any]]]:
+    """(heading, record) for each example of 1nce-event-records.txt, e.g. 01_Update_Location,
+    dated as ``emnify_examples`` are."""
     text = _read("1nce-event-records.txt")
     decoder = json.JSONDecoder(strict=False)
     examples = []
     for match in _ONECE_HEADING.finditer(text):
         start = text.index("{", match.end())
         record, _ = decoder.raw_decode(text, start)
-        examples.append((match.group(1), record))
+        examples.append((match.group(1), record if as_published else recent(record)))
     return examples
 
 
@@ -78,3 +84,12 @@ def recently(records: list[dict[str, Any]], field: str = "timestamp") -> list[di
         {**record, field: time.strftime("%Y-%m-%dT%H:%M:%SZ", time.gmtime(start + 60 * i))}
         for i, record in enumerate(records)
     ]
+
+
+def recent(record: dict[str, Any]) -> dict[str, Any]:
+    """The record with the date of its ``timestamp`` moved to three days ago: its time of
+    day, zone and spelling kept, so the adapters still parse what the documents show."""
+    timestamp = record.get("timestamp")
+    if not isinstance(timestamp, str):
+        return record
+    return {**record, "timestamp": _DATE.sub(D3, timestamp, count=1)}

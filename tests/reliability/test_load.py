@@ -133,7 +133,7 @@ def test_concurrent_writers_and_readers_see_no_5xx(
         assert 'herald_events_ingested_total{provider="api"}' in text
         assert "herald_query_seconds_count" in text
         assert httpx.get(f"{server.url}/health").json() == {"status": "ok"}
-        assert httpx.get(f"{server.url}/ready").json() == {"status": "ready"}
+        assert httpx.get(f"{server.url}/ready").json()["status"] == "ready"
     finally:
         server.stop()
 

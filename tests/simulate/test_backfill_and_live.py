@@ -5,8 +5,10 @@ from __future__ import annotations
 import time
 from pathlib import Path
 
+import pytest
+
 from herald.simulate import World
-from herald.simulate.backfill import backfill
+from herald.simulate.backfill import SimulationError, backfill
 from herald.simulate.live import paced
 from herald.store import EventQuery, open_store
 from tests.support.server import HeraldServer, start_server
@@ -23,6 +25,19 @@ def test_backfill_writes_history_and_creates_the_organisations(tmp_path: Path) -
     assert total is not None
     assert written == total > 500
     assert names == ["Demo organisation", "Acme Logistics"]
+
+
+def test_a_backfill_longer_than_the_retention_is_refused_before_writing(tmp_path: Path) -> None:
+    store = open_store(f"sqlite:///{tmp_path / 'h.db'}", sqlite_synchronous="NORMAL")
+    try:
+        store.create_organisation("Demo organisation", 1, retention_days=60)
+        assert backfill(store, World(1, 5, 1), 40, limit=10, show_progress=False) == 10
+        store.set_retention(1, None)  # the default, 30 days
+        with pytest.raises(SimulationError, match=r"retention of organisation 1 \(30 days"):
+            backfill(store, World(1, 5, 1), 31, show_progress=False)
+        assert store.query(EventQuery(per_page=1)).total == 10
+    finally:
+        store.close()
 
 
 def test_backfill_stops_at_the_limit(tmp_path: Path) -> None:

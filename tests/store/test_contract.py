@@ -2,20 +2,28 @@
 
 from __future__ import annotations
 
+import contextlib
+import sqlite3
 import threading
 from collections.abc import Callable
+from dataclasses import replace
 
 import orjson
+import psycopg
 import pytest
 
+from herald.ids import IdGenerator
 from herald.store import (
     EventFilter,
     EventQuery,
     NotFound,
     SortKey,
     Store,
+    StoreUnavailable,
+    open_store,
 )
 from herald.store.base import Delivery, HandlerProgress, HandlerSpec, StatsQuery
+from herald.store.sqlite import sqlite_path
 from herald.timefmt import now_ms
 from tests.store.conftest import EventFactory
 from tests.support.waiting import readable
@@ -162,32 +170,66 @@ def test_read_log_follows_commit_order(store: Store, make_event: EventFactory, i
 def test_purge_deletes_what_is_older_than_retention(
     store: Store, make_event: EventFactory, ids: Ids
 ) -> None:
+    org = store.create_organisation("Acme", retention_days=60).id
     now = now_ms()
     old = ids(2)
     store.append(
-        [make_event(1, now - 40 * DAY), make_event(1, now - 39 * DAY, external_id="x")], old
+        [make_event(org, now - 40 * DAY), make_event(org, now - 39 * DAY, external_id="x")], old
     )
     recent = ids(1)
-    store.append([make_event(1, now - 1000)], recent)
-    assert store.purge(now - 30 * DAY) == 2
+    store.append([make_event(org, now - 1000)], recent)
+    assert store.purge(now) == 0  # within its 60 days
+    store.set_retention(org, None)  # the default, 30 days
+    assert store.purge(now) == 2
     assert store.get_event(old[0], None) is None
     assert store.get_event(recent[0], None) is not None
-    assert store.purge(now - 30 * DAY) == 0
+    assert store.purge(now) == 0
     # the producer's id of a purged event may be used again
-    again = store.append([make_event(1, now - 1000, external_id="x")], ids(1))
+    again = store.append([make_event(org, now - 1000, external_id="x")], ids(1))
     assert orjson.loads(again[0])["id"] != old[1]
+
+
+def test_purge_keeps_each_organisation_for_its_own_retention(
+    store: Store, make_event: EventFactory, ids: Ids
+) -> None:
+    """Organisations of 2, 10 and the default 30 days: each event is kept for its own
+    organisation's retention after its timestamp, not a day less."""
+    short = store.create_organisation("Short", retention_days=2).id
+    medium = store.create_organisation("Medium", retention_days=10).id
+    default = store.create_organisation("Default").id
+    now = now_ms()
+    ages = (1, 3, 9, 11, 29)
+    written = {(org, age): ids(1)[0] for org in (short, medium, default) for age in ages}
+    store.append(
+        [make_event(org, now - age * DAY) for (org, age) in written],
+        list(written.values()),
+    )
+    store.append([make_event(default, now)], ids(1))  # the newest stays anyway (SQLite)
+    assert store.purge(now) == 4 + 2  # short: 3, 9, 11, 29; medium: 11, 29
+    kept = {key for key, event_id in written.items() if store.get_event(event_id, None)}
+    assert kept == {
+        (short, 1),
+        (medium, 1),
+        (medium, 3),
+        (medium, 9),
+        *((default, age) for age in ages),
+    }
+    scoped = EventFilter(organisation_ids=(short,))
+    assert [row.count for row in store.stats(StatsQuery(scoped))] == [1]  # counts follow
 
 
 def test_purge_never_gives_a_log_position_twice(
     store: Store, make_event: EventFactory, ids: Ids
 ) -> None:
+    store.create_organisation("Acme", 1, retention_days=60)
     now = now_ms()
     recent, backfilled = ids(1), ids(1)
     store.append([make_event(1, now - 1000)], recent)
     store.append([make_event(1, now - 40 * DAY)], backfilled)  # old, yet the newest
     readable(store, recent + backfilled)
     cursor = store.last_seq()  # where a handler that delivered it stands
-    store.purge(now - 30 * DAY)
+    store.set_retention(1, 30)
+    store.purge(now)
     fresh = ids(1)
     store.append([make_event(1, now)], fresh)
     readable(store, fresh, cursor)
@@ -252,10 +294,11 @@ def test_handler_leases_and_cursor(store: Store, make_event: EventFactory, ids: 
     assert store.claimable_handler_ids("b", now) == []
     assert store.claimable_handler_ids("a", now) == [handler.id]
     assert [h.id for h in store.claim_handlers("a", now + 1, 10_000)] == [handler.id]
-    assert store.advance_cursor(handler.id, "b", handler.cursor_seq + 1) is None
-    advanced = store.advance_cursor(handler.id, "a", handler.cursor_seq + 1)
+    assert store.advance_cursor(handler.id, "b", handler.cursor_seq + 1, org.id) is None
+    assert store.advance_cursor(handler.id, "a", handler.cursor_seq + 1, org.id + 1) is None
+    advanced = store.advance_cursor(handler.id, "a", handler.cursor_seq + 1, org.id)
     assert advanced is not None and advanced.cursor_seq == handler.cursor_seq + 1
-    delivery = Delivery(handler.id, now, "live", (1,), 200, "delivered", None, 3)
+    delivery = Delivery(handler.id, org.id, now, "live", (1,), 200, "delivered", None, 3)
     assert store.record_delivery("b", delivery, HandlerProgress(cursor_seq=9)) is None
     progress = HandlerProgress(cursor_seq=handler.cursor_seq + 7, failures=2, last_error="x")
     written = store.record_delivery("a", delivery, progress)
@@ -297,3 +340,110 @@ def test_stats_by_bucket_and_group(store: Store, make_event: EventFactory, ids: 
     assert [(row.key, row.count) for row in by_type] == [(3, 2), (5, 1)]
     (total,) = store.stats(StatsQuery(scoped))
     assert total.count == 3 and total.volume_mb == 1.5
+
+
+def test_a_deleted_handlers_delivery_in_flight_writes_nothing_into_a_new_one(
+    store: Store, make_event: EventFactory, ids: Ids
+) -> None:
+    """Issue 17 #3: SQLite gave a deleted handler's id to the next handler, another
+    tenant's, and the old handler's in-flight delivery then wrote into it (disabled it with
+    A's error, moved its cursor, logged A's event). Ids are never given twice, and every
+    bookkeeping write checks the handler's organisation too."""
+    a, b = store.create_organisation("A").id, store.create_organisation("B").id
+    spec = HandlerSpec(name="h", url="http://127.0.0.1/")
+    store.append([make_event(a)], ids(1))
+    old = store.create_handler(a, spec, "secret-a")
+    replay = store.create_replay(old.id, 0, now_ms())
+    now = now_ms()
+    assert [h.id for h in store.claim_handlers("w", now, 30_000)] == [old.id]
+    # ... its request is in flight when A deletes the handler and B creates one
+    store.delete_handler(old.id, (a,))
+    new = store.create_handler(b, spec, "secret-b")
+    assert new.id > old.id  # never the deleted handler's id
+    store.append([make_event(b)], ids(1))
+    new_replay = store.create_replay(new.id, 0, now_ms())
+    assert [h.id for h in store.claim_handlers("w", now, 30_000)] == [new.id]
+    before = store.get_handler(new.id)
+
+    failed = Delivery(old.id, a, now, "live", (1,), 500, "disabled", "boom", 3)
+    disable = HandlerProgress(cursor_seq=0, failures=9, last_error="boom", disabled_reason="x")
+    assert store.record_delivery("w", failed, disable, (replay.id, 99)) is None
+    assert store.record_delivery("w", failed, None) is None  # a test delivery too
+    assert store.advance_cursor(old.id, "w", 0, a) is None
+    store.advance_replay(replay.id, 99, old.id, a)
+    # Were an id ever given again, the organisation check alone keeps B's handler safe.
+    assert store.record_delivery("w", replace(failed, handler_id=new.id), disable) is None
+    assert store.advance_cursor(new.id, "w", 0, a) is None
+    store.advance_replay(new_replay.id, 0, new.id, a)
+
+    assert store.get_handler(new.id) == before
+    assert store.list_deliveries(new.id) == []
+    assert store.pending_replays(new.id) == [new_replay]
+
+
+def test_writers_lease_distinct_node_ids_and_their_ids_never_collide(
+    store: Store, database_url: str, make_event: EventFactory
+) -> None:
+    """Issue 15: two generators without a lease fell back to the process id and gave the
+    same ids. Every writer leases its node id from the store, on both backends."""
+    other = open_store(database_url)
+    try:
+        first, second = store.lease_node_id(), other.lease_node_id()
+        assert first != second and store.lease_node_id() == first
+        generated: dict[int, list[int]] = {}
+
+        def write(writer: Store, node_id: int) -> None:
+            generator = IdGenerator(node_id)
+            for _ in range(10):
+                batch = generator.next_ids(200)
+                writer.append([make_event(1) for _ in batch], batch)
+                generated.setdefault(node_id, []).extend(batch)
+
+        threads = [
+            threading.Thread(target=write, args=pair) for pair in ((store, first), (other, second))
+        ]
+        for thread in threads:
+            thread.start()
+        for thread in threads:
+            thread.join(60)
+        assert not set(generated[first]) & set(generated[second])
+        page = store.query(EventQuery(EventFilter(organisation_ids=(1,)), per_page=1))
+        assert page.total == 4000
+    finally:
+        other.close()
+    with pytest.raises(StoreUnavailable, match=f"node id {first} is leased"):
+        third = open_store(database_url)
+        try:
+            third.lease_node_id(first)
+        finally:
+            third.close()
+
+
+def test_a_writer_that_lost_its_node_lease_stops_appending(
+    store: Store, database_url: str, make_event: EventFactory, ids: Ids
+) -> None:
+    """Issue 17: a process that loses its node id lease stops writing and says so; once it
+    holds the id again (nobody else does), it writes again."""
+    node = store.lease_node_id()
+    assert store.write_refusal() is None
+    _raw(database_url, "UPDATE nodes SET holder = 'another process'")
+    assert store.renew_node_lease() is False
+    refusal = store.write_refusal()
+    assert refusal is not None and f"node id {node}: lease lost" in refusal
+    with pytest.raises(StoreUnavailable, match="lease lost"):
+        store.append([make_event(1)], ids(1))
+    assert store.query(EventQuery()).total == 0
+    _raw(database_url, "DELETE FROM nodes")  # the other process ended
+    assert store.renew_node_lease() is True
+    assert store.write_refusal() is None
+    store.append([make_event(1)], ids(1))
+
+
+def _raw(database_url: str, sql: str) -> None:
+    """Run ``sql`` on the database from outside the store, as another process would."""
+    if database_url.startswith("sqlite:"):
+        with contextlib.closing(sqlite3.connect(sqlite_path(database_url))) as conn, conn:
+            conn.execute(sql)
+    else:
+        with psycopg.connect(database_url, autocommit=True) as pg:
+            pg.execute(sql.encode())

@@ -4,14 +4,22 @@ from __future__ import annotations
 
 import threading
 from collections.abc import Callable, Iterator
+from datetime import UTC, datetime
 
 import orjson
 import psycopg
 import pytest
 
-from herald.store import StoreUnavailable, open_store
+from herald.store import InvalidQuery, StoreUnavailable, open_store
 from herald.store.base import Handler, HandlerSpec
-from herald.store.postgres import _APPEND, DAY_MS, PostgresStore, partition_name
+from herald.store.postgres import (
+    _APPEND,
+    DAY_MS,
+    PARTITIONS_AHEAD,
+    PostgresStore,
+    _partition_day,
+    partition_name,
+)
 from herald.store.sql import event_row
 from herald.timefmt import now_ms
 from tests.store.conftest import EventFactory
@@ -97,31 +105,70 @@ def test_a_claim_waits_for_its_own_handlers_bookkeeping_and_skips_others_claims(
     assert [h.id for h in pg.claim_handlers("w1", now_ms(), 30_000)] == [own.id, free.id]
 
 
-def test_partitions_are_created_ahead_and_on_demand_and_dropped(
+def _days(pg: PostgresStore) -> set[int]:
+    return {day for name in pg.partitions() if (day := _partition_day(name)) is not None}
+
+
+def test_partitions_cover_the_longest_retention_window_ahead_of_time(
     pg: PostgresStore, make_event: EventFactory, ids: Ids
 ) -> None:
     today = now_ms() // DAY_MS
-    assert {partition_name(today + d) for d in range(8)} <= set(pg.partitions())
-    pg.append([make_event(1, (today - 45) * DAY_MS + 5)], ids(1))
-    assert partition_name(today - 45) in pg.partitions()
-    assert pg.purge(now_ms() - 30 * DAY_MS) == 1
-    assert partition_name(today - 45) not in pg.partitions()
-    assert partition_name(today) in pg.partitions()
+    assert _days(pg) == set(range(today - 30, today + PARTITIONS_AHEAD + 1))  # default 30
+    org = pg.create_organisation("Long", retention_days=60).id  # its days, made now
+    assert _days(pg) == set(range(today - 60, today + PARTITIONS_AHEAD + 1))
+    pg.append([make_event(org, (today - 45) * DAY_MS + 5)], ids(1))
+    assert pg.purge() == 0
+    pg.set_retention(org, 30)
+    assert pg.purge() == 1  # whole days, as every organisation's window has left them
+    assert _days(pg) == set(range(today - 30, today + PARTITIONS_AHEAD + 1))
 
 
-def test_an_append_survives_a_partition_dropped_by_another_process(
-    pg: PostgresStore, pg_url: str, make_event: EventFactory, ids: Ids
+def test_a_write_never_creates_a_partition(
+    pg: PostgresStore, make_event: EventFactory, ids: Ids
 ) -> None:
-    old = (now_ms() // DAY_MS - 40) * DAY_MS
-    pg.append([make_event(1, old)], ids(1))
-    other = open_store(pg_url)
-    try:
-        assert other.purge(now_ms() - 30 * DAY_MS) == 1
-    finally:
-        other.close()
-    new = ids(1)
-    pg.append([make_event(1, old)], new)  # its cache still names the dropped day
-    assert pg.get_event(new[0], None) is not None
+    """Issue 17 #1: a write with a timestamp outside the window is refused by the store
+    itself (the write path refuses it before), and the table does not grow."""
+    before = pg.partitions()
+    for day in (-45, -10_000, 1_000):
+        at = (now_ms() // DAY_MS + day) * DAY_MS
+        with pytest.raises(InvalidQuery, match="outside the days this store keeps"):
+            pg.append([make_event(1, at)], ids(1))
+    assert pg.partitions() == before
+    pg.append([make_event(1)], ids(1))  # the store goes on
+
+
+def test_partition_names_have_four_digit_years_and_old_names_are_read() -> None:
+    """Issue 17 #2: ``strftime("%Y")`` named year 1's day ``events_p10101``."""
+    for year in (1, 9, 10, 999, 1000, 2026, 9999):
+        day = int(datetime(year, 1, 1, tzinfo=UTC).timestamp() * 1000) // DAY_MS
+        assert partition_name(day) == f"events_p{year:04d}0101"
+        assert _partition_day(partition_name(day)) == day
+    year_one = int(datetime(1, 1, 1, tzinfo=UTC).timestamp() * 1000) // DAY_MS
+    assert _partition_day("events_p10101") == year_one  # as older versions named it
+    assert _partition_day("events_default") is None
+    assert _partition_day("events_p20261399") is None
+
+
+def test_the_purge_drops_partitions_of_older_versions_and_skips_strange_ones(
+    pg: PostgresStore, pg_url: str
+) -> None:
+    """A database that older versions let grow a year-1 partition (``events_p10101``, which
+    stopped retention for good) is purged again; a partition no day names is left alone."""
+    year_one = int(datetime(1, 1, 1, tzinfo=UTC).timestamp() * 1000)
+    with psycopg.connect(pg_url, autocommit=True) as conn:
+        conn.execute("CREATE TABLE events_p10101 (LIKE events INCLUDING DEFAULTS)")
+        conn.execute(
+            "ALTER TABLE events ATTACH PARTITION events_p10101 "
+            f"FOR VALUES FROM ({year_one}) TO ({year_one + DAY_MS})"
+        )
+        conn.execute("CREATE TABLE events_pstrange (LIKE events INCLUDING DEFAULTS)")
+        conn.execute(
+            "ALTER TABLE events ATTACH PARTITION events_pstrange "
+            f"FOR VALUES FROM ({year_one + DAY_MS}) TO ({year_one + 2 * DAY_MS})"
+        )
+    pg.purge()
+    assert "events_p10101" not in pg.partitions()
+    assert "events_pstrange" in pg.partitions()
 
 
 def test_node_ids_are_leased_uniquely_and_released(pg: PostgresStore, pg_url: str) -> None:

@@ -4,13 +4,15 @@ from __future__ import annotations
 
 from typing import Any
 
+from tests.support.dates import D6
+
 
 def emnify_record(record_id: str, **fields: Any) -> dict[str, Any]:
     """A record as emnify's data streamer sends it: a Create PDP Context unless ``fields``
     say otherwise."""
     return {
         "id": record_id,
-        "timestamp": "2026-11-01 10:42:58+0000",
+        "timestamp": f"{D6} 10:42:58+0000",
         "event_type": {"id": "3", "description": "Create PDP Context"},
         "event_severity": {"id": "0", "description": "INFO"},
         "event_source": {"name": "Policy Control"},

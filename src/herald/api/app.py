@@ -32,6 +32,7 @@ from herald.config import Settings
 from herald.console import STATIC_DIR
 from herald.delivery.worker import in_process as delivery_in_process
 from herald.ids import IdGenerator
+from herald.loops import run_forever
 from herald.simulate.demo import run_demo
 from herald.store import Store, StoreError, lease_node_id, open_store
 from herald.timefmt import now_ms
@@ -40,32 +41,37 @@ log = logging.getLogger("herald")
 API_PREFIX = "/api/v1"
 
 
-async def _purge_forever(services: Services) -> None:
-    """Enforce the retention period: delete what is older, then sleep, forever."""
-    settings = services.settings
-    while True:
-        cutoff = now_ms() - int(settings.retention_days * 86_400_000)
-        try:
-            deleted = await services.run(services.store.purge, cutoff)
-            if deleted:
-                log.info(
-                    "retention: purged %d events older than %s days",
-                    deleted,
-                    settings.retention_days,
-                )
-        except StoreError:
-            log.exception("retention purge failed; trying again later")
-        try:  # the ingest quarantine keeps records as long as events, by when they came
-            await services.run(services.store.purge_rejected, cutoff)
-        except StoreError:
-            log.exception("retention purge of the ingest quarantine failed; trying again later")
-        await asyncio.sleep(settings.purge_interval_seconds)
+async def _purge(services: Services) -> None:
+    """Enforce the retention: delete the events older than their organisation's window."""
+    deleted = await services.run(services.store.purge, now_ms())
+    if deleted:
+        log.info("retention: purged %d events older than their retention window", deleted)
+    # The ingest quarantine keeps records for the default retention, by when they came.
+    cutoff = now_ms() - int(services.settings.retention_days * 86_400_000)
+    await services.run(services.store.purge_rejected, cutoff)
+
+
+def _background(services: Services) -> list[asyncio.Task[None]]:
+    """The app's loops (each survives any failure, its health in /ready and /metrics)."""
+    settings, loops = services.settings, services.loops
+    interval = settings.purge_interval_seconds
+    tasks = [
+        run_forever(loops, "retention", lambda: _purge(services), interval),
+        run_forever(loops, "maintenance", lambda: services.run(services.store.maintain), interval),
+    ]
+    if settings.demo:
+        tasks.append(run_demo(services))
+    return [asyncio.create_task(task) for task in tasks]
 
 
 def build_services(settings: Settings, store: Store) -> Services:
     """The services a running API needs, over an open store."""
     catalog = load_catalog()
-    ids = IdGenerator(settings.node_id if settings.node_id is not None else lease_node_id(store))
+    ids = IdGenerator(lambda: lease_node_id(store, settings.node_id))
+    try:  # lease now, so that a lost lease shows from the start
+        log.info("event ids: node id %d", ids.node_id)
+    except StoreError as exc:  # a read-only database: the server still serves reads
+        log.warning("no node id leased yet (%s); writes answer 503 until one is", exc)
     audit = AuditLog(store, catalog, ids, enabled=settings.audit_events)
     return Services(
         settings=settings,
@@ -88,22 +94,23 @@ def create_app(settings: Settings | None = None) -> FastAPI:
 
     @contextlib.asynccontextmanager
     async def lifespan(app: FastAPI) -> AsyncIterator[None]:
-        store = open_store(settings.database_url, sqlite_synchronous=settings.sqlite_synchronous)
+        store = open_store(
+            settings.database_url,
+            sqlite_synchronous=settings.sqlite_synchronous,
+            retention_days=settings.retention_days,
+        )
         services = build_services(settings, store)
         app.state.services = services
-        purge = asyncio.create_task(_purge_forever(services))
-        demo = asyncio.create_task(run_demo(services)) if settings.demo else None
+        background = _background(services)
         try:
-            async with delivery_in_process(store, settings, services.catalog, services.ids):
+            async with delivery_in_process(
+                store, settings, services.catalog, services.ids, services.loops
+            ):
                 yield
         finally:
-            if demo is not None:
-                demo.cancel()
-                with contextlib.suppress(asyncio.CancelledError):
-                    await demo
-            purge.cancel()
-            with contextlib.suppress(asyncio.CancelledError):
-                await purge
+            for task in background:
+                task.cancel()
+            await asyncio.gather(*background, return_exceptions=True)
             await stream_routes.close_live_feed(app)
             try:  # cancelled callers leave their store work running: let it finish first
                 await services.close()

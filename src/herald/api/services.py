@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+import time
 from collections.abc import Callable
 from dataclasses import dataclass, field
 from typing import TypeVar
@@ -11,12 +12,15 @@ from herald.auth import Authenticator
 from herald.catalog import Catalog
 from herald.config import Settings
 from herald.ids import IdGenerator
+from herald.loops import Loops
 from herald.store import Organisation, Store
 from herald.threads import Threads
 from herald.writer import EventWriter
 
 T = TypeVar("T")
 
+ORGANISATION_CACHE_SECONDS = 5.0
+ORGANISATION_CACHE_SIZE = 10_000
 STORE_THREADS = 40  # as many as anyio's default limiter allowed before
 THREAD_NAME_PREFIX = "herald-store"
 
@@ -30,7 +34,8 @@ class Services:
     ids: IdGenerator
     audit: AuditLog
     writer: EventWriter = field(init=False)
-    _organisations: dict[int, Organisation] = field(default_factory=dict)
+    loops: Loops = field(default_factory=Loops)
+    _organisations: dict[int, tuple[float, Organisation]] = field(default_factory=dict)
     _threads: Threads = field(
         default_factory=lambda: Threads(THREAD_NAME_PREFIX, STORE_THREADS), repr=False
     )
@@ -47,10 +52,15 @@ class Services:
         await self._threads.aclose()
 
     def organisation(self, organisation_id: int) -> Organisation | None:
-        """An organisation by id (cached: organisations are created, never renamed)."""
-        known = self._organisations.get(organisation_id)
-        if known is None:
-            known = self.store.get_organisation(organisation_id)
-            if known is not None:
-                self._organisations[organisation_id] = known
+        """An organisation by id, cached for a few seconds: its retention may change (by
+        ``herald org retention`` in another process)."""
+        now = time.monotonic()
+        cached = self._organisations.get(organisation_id)
+        if cached is not None and now - cached[0] < ORGANISATION_CACHE_SECONDS:
+            return cached[1]
+        known = self.store.get_organisation(organisation_id)
+        if known is not None:
+            if len(self._organisations) >= ORGANISATION_CACHE_SIZE:
+                self._organisations.clear()
+            self._organisations[organisation_id] = (now, known)
         return known

@@ -16,6 +16,8 @@ from herald.api.problems import Problem, field_problem, validation_errors
 from herald.api.services import Services
 from herald.auth import Principal
 from herald.model import EventIn, FieldError, NewEvent, OrganisationRef, build_event
+from herald.retention import retention_days
+from herald.store import Organisation
 from herald.timefmt import now_ms
 
 _EVENT_IN = TypeAdapter(EventIn)
@@ -70,7 +72,7 @@ def _invalid(errors: list[dict[str, Any]]) -> Problem:
 
 def _organisation_for(
     services: Services, principal: Principal, event: EventIn
-) -> OrganisationRef | str:
+) -> Organisation | str:
     """The organisation an event is written for, or why it cannot be."""
     named = event.organisation.id if event.organisation else None
     if not principal.internal:
@@ -82,7 +84,7 @@ def _organisation_for(
     organisation = services.organisation(named)
     if organisation is None:
         return "unknown organisation"
-    return OrganisationRef(id=organisation.id, name=organisation.name)
+    return organisation
 
 
 def build_one(
@@ -102,18 +104,23 @@ def build_one(
     """
     errors: list[FieldError] = []
     organisation = _organisation_for(services, principal, event)
+    retention: float | None = None
     if isinstance(organisation, str):
         errors.append(FieldError("organisation.id", organisation))
-        organisation = _UNRESOLVED  # still check the rest, to name every bad field
+        ref = _UNRESOLVED  # still check the rest, to name every bad field
+    else:
+        ref = OrganisationRef(id=organisation.id, name=organisation.name)
+        retention = retention_days(organisation.retention_days, services.settings.retention_days)
     result = build_event(
         event,
-        organisation=organisation,
+        organisation=ref,
         catalog=services.catalog,
         received_ms=received_ms,
         internal=principal.internal or platform,
         provider=provider,
         max_future_ms=int(services.settings.max_future_skew_seconds * 1000),
         provider_type=provider_type,
+        retention_days=retention,
     )
     if isinstance(result, list):
         return errors + result

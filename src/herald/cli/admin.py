@@ -9,6 +9,7 @@ from rich.table import Table
 
 from herald.auth import PERMISSIONS, issue_token, revoke_token
 from herald.cli.common import DatabaseOption, audit_for, console, fail, store_for
+from herald.retention import MAX_RETENTION_DAYS
 from herald.store import Conflict, NotFound
 from herald.timefmt import format_ms
 
@@ -17,6 +18,17 @@ MAX_ID = 2**63 - 1  # the databases' integers are 64-bit
 MAX_NAME_LENGTH = 256  # what an event's organisation.name may hold
 
 org_app = typer.Typer(help="Organisations (tenants).", no_args_is_help=True)
+RetentionOption = Annotated[
+    int | None,
+    typer.Option(
+        "--retention-days",
+        min=1,
+        max=MAX_RETENTION_DAYS,
+        help="Days each event is kept after its own timestamp; older events are refused "
+        "(default: HERALD_RETENTION_DAYS, 30).",
+        show_default=False,
+    ),
+]
 token_app = typer.Typer(help="Application tokens.", no_args_is_help=True)
 
 
@@ -29,6 +41,7 @@ def org_create(
             "--id", min=1, max=MAX_ORGANISATION_ID, help="Choose the id (default: next free)."
         ),
     ] = None,
+    retention_days: RetentionOption = None,
     database: DatabaseOption = None,
 ) -> None:
     """Create an organisation; its id is the last line printed."""
@@ -37,7 +50,7 @@ def org_create(
         fail(f"an organisation needs a name of 1 to {MAX_NAME_LENGTH} characters")
     store = store_for(database)
     try:
-        organisation = store.create_organisation(name, organisation_id)
+        organisation = store.create_organisation(name, organisation_id, retention_days)
     except Conflict:
         fail(f"organisation {organisation_id} exists already")
     finally:
@@ -50,11 +63,53 @@ def org_create(
 def org_list(database: DatabaseOption = None) -> None:
     """List organisations."""
     store = store_for(database)
-    table = Table("id", "name", "created")
+    table = Table("id", "name", "created", "retention (days)")
     for organisation in store.list_organisations():
-        table.add_row(str(organisation.id), organisation.name, format_ms(organisation.created_ms))
+        table.add_row(
+            str(organisation.id),
+            organisation.name,
+            format_ms(organisation.created_ms),
+            _retention(organisation.retention_days, store.default_retention_days),
+        )
     store.close()
     console.print(table)
+
+
+@org_app.command("retention")
+def org_retention(
+    organisation_id: Annotated[int, typer.Argument(help="The organisation's id.", min=1)],
+    days: Annotated[
+        str,
+        typer.Argument(
+            help=f"Days (1-{MAX_RETENTION_DAYS}) each event is kept after its timestamp, "
+            "or 'default' for the server's HERALD_RETENTION_DAYS.",
+            show_default=False,
+        ),
+    ],
+    database: DatabaseOption = None,
+) -> None:
+    """Change how long an organisation's events are kept (and how old they may be written).
+
+    A shorter retention deletes the older events at the next purge.
+    """
+    retention: int | None = None
+    if days != "default":
+        if not days.isdigit() or not 1 <= int(days) <= MAX_RETENTION_DAYS:
+            fail(f"days must be a whole number of days from 1 to {MAX_RETENTION_DAYS}, or default")
+        retention = int(days)
+    store = store_for(database)
+    try:
+        organisation = store.set_retention(organisation_id, retention)
+    except NotFound:
+        fail(f"no organisation {organisation_id}")
+    finally:
+        store.close()
+    kept = _retention(organisation.retention_days, store.default_retention_days)
+    console.print(f"Organisation {organisation.id} keeps events {kept} days", highlight=False)
+
+
+def _retention(own: int | None, default: float) -> str:
+    return str(own) if own is not None else f"{default:g} (default)"
 
 
 @token_app.command("create")

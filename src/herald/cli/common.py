@@ -63,7 +63,11 @@ def store_for(database: str | None, *, create: bool = False) -> Store:
     if missing is not None:
         fail(missing)
     try:
-        return open_store(settings.database_url, sqlite_synchronous=settings.sqlite_synchronous)
+        return open_store(
+            settings.database_url,
+            sqlite_synchronous=settings.sqlite_synchronous,
+            retention_days=settings.retention_days,
+        )
     except (ValueError, StoreError) as exc:
         fail(f"cannot open database {settings.database_url}: {exc}")
 

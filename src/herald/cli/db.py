@@ -33,7 +33,12 @@ def _open(database: str | None, create: bool) -> Iterator[tuple[Store, str]]:
     if missing is not None:
         fail(missing)
     try:
-        store = open_store(url, sqlite_synchronous=settings.sqlite_synchronous, migrate=False)
+        store = open_store(
+            url,
+            sqlite_synchronous=settings.sqlite_synchronous,
+            migrate=False,
+            retention_days=settings.retention_days,
+        )
     except (ValueError, StoreError) as exc:
         fail(f"cannot open database {redacted(url)}: {exc}")
     try:

@@ -24,7 +24,11 @@ def bootstrap(settings: Settings) -> Path | None:
 
     The token goes to a file beside the database (mode 0600), never to the log.
     """
-    store = open_store(settings.database_url, sqlite_synchronous=settings.sqlite_synchronous)
+    store = open_store(
+        settings.database_url,
+        sqlite_synchronous=settings.sqlite_synchronous,
+        retention_days=settings.retention_days,
+    )
     try:
         if store.count_tokens():
             return None

@@ -9,7 +9,7 @@ import typer
 
 from herald.cli.common import DatabaseOption, api_url, console, fail, store_for
 from herald.simulate import World
-from herald.simulate.backfill import backfill
+from herald.simulate.backfill import SimulationError, backfill
 from herald.simulate.live import ApiSender, paced, restamped
 
 
@@ -41,6 +41,8 @@ def simulate(
         store = store_for(database, create=True)
         try:
             written = backfill(store, world, days, limit=limit)
+        except SimulationError as exc:
+            fail(str(exc))
         finally:
             store.close()
         console.print(f"Wrote {written:,} events of {devices:,} devices in {orgs} organisations.")

@@ -7,10 +7,10 @@ import contextlib
 import logging
 
 from herald.catalog import load_catalog
-from herald.cli.common import DatabaseOption, console, settings_for, store_for
+from herald.cli.common import DatabaseOption, console, fail, settings_for, store_for
 from herald.delivery.worker import DeliveryWorker
 from herald.ids import IdGenerator
-from herald.store import lease_node_id
+from herald.store import StoreError, lease_node_id
 
 
 def worker(database: DatabaseOption = None) -> None:
@@ -18,7 +18,11 @@ def worker(database: DatabaseOption = None) -> None:
     settings = settings_for(database)
     logging.basicConfig(level=settings.log_level.upper(), format="%(asctime)s %(message)s")
     store = store_for(database)
-    node_id = settings.node_id if settings.node_id is not None else lease_node_id(store)
+    try:
+        node_id = lease_node_id(store, settings.node_id)
+    except StoreError as exc:
+        store.close()
+        fail(f"cannot lease a node id: {exc}")
     delivery = DeliveryWorker(store, settings, load_catalog(), IdGenerator(node_id), mode="worker")
     console.print(f"Herald delivery worker {delivery.owner} on {settings.database_url}")
 

@@ -37,6 +37,7 @@ from herald.delivery.requests import build_request
 from herald.delivery.retry import RetryPolicy
 from herald.delivery.webhook import SendResult, WebhookSender
 from herald.ids import IdGenerator
+from herald.loops import Loops, run_forever
 from herald.model import EventIn, OrganisationRef, TypeRef, build_event
 from herald.query.filter import EventFilter
 from herald.store import Store, StoreError
@@ -107,8 +108,10 @@ class DeliveryWorker:
         mode: str = "worker",
         sender: WebhookSender | None = None,
         policy: RetryPolicy | None = None,
+        loops: Loops | None = None,
     ) -> None:
         self.store = store
+        self.loops = loops or Loops()
         self.settings = settings
         self.catalog = catalog
         self.ids = ids
@@ -146,19 +149,20 @@ class DeliveryWorker:
         """Serve handlers until cancelled; renew leases a few times per lease period."""
         tasks: dict[int, asyncio.Task[None]] = {}
         renew = min(self.settings.delivery_lease_seconds / 3, 2.0)
-        try:
-            while True:
-                started = time.monotonic()
-                try:
-                    claimed = {handler.id: handler for handler in await self.claim()}
-                except StoreError:  # not a lost lease: the tasks go on while it lasts
-                    log.exception("delivery: cannot claim handlers; trying again")
-                else:
-                    self._held_until = started + self.settings.delivery_lease_seconds
-                    metrics.DELIVERY_HANDLERS.labels(self.mode).set(len(claimed))
-                    self._reconcile(tasks, claimed)
-                self._wake()  # idle handlers look for replays and changes once per renewal
-                await self._watch(renew, tasks)
+
+        async def renewal() -> None:
+            started = time.monotonic()
+            try:
+                claimed = {handler.id: handler for handler in await self.claim()}
+            finally:  # the tasks go on while the leases last, and idle handlers look for
+                self._wake()  # replays and changes once per renewal
+            self._held_until = started + self.settings.delivery_lease_seconds
+            metrics.DELIVERY_HANDLERS.labels(self.mode).set(len(claimed))
+            self._reconcile(tasks, claimed)
+            await self._watch(renew, tasks)
+
+        try:  # any failure is logged and tried again after a backoff (herald.loops)
+            await run_forever(self.loops, "delivery", renewal, 0, max_backoff_seconds=renew)
         finally:
             for task in tasks.values():
                 task.cancel()
@@ -223,8 +227,8 @@ class DeliveryWorker:
                 seen_seq = self._last_seq
                 try:
                     result = await self.step(handler_id, handler)
-                except StoreError:
-                    log.exception("delivery: handler %d: store error; trying again", handler_id)
+                except Exception:  # one handler's failure must not end its task
+                    log.exception("delivery: handler %d: step failed; trying again", handler_id)
                     handler = None
                     await asyncio.sleep(1)
                     continue
@@ -284,7 +288,14 @@ class DeliveryWorker:
             items, end = _select(entries, limit, wanted, handler_filter.type_ids)
             if not items:
                 cursor = end
-                if not await self._run(self.store.advance_cursor, handler.id, self.owner, cursor):
+                moved = await self._run(
+                    self.store.advance_cursor,
+                    handler.id,
+                    self.owner,
+                    cursor,
+                    handler.organisation_id,
+                )
+                if not moved:
                     return None
                 continue
             if len(items) < limit and not waited and handler.spec.batch_max_wait_ms > 0:
@@ -317,8 +328,8 @@ class DeliveryWorker:
                 if items:
                     return _Batch(items, end, replay)
                 cursor = end
-                await self._run(self.store.advance_replay, replay.id, cursor)
-            await self._run(self.store.advance_replay, replay.id, replay.end_seq)
+                await self._run(self._advance_replay, handler, replay.id, cursor)
+            await self._run(self._advance_replay, handler, replay.id, replay.end_seq)
         return None
 
     async def _read_log(self, handler: Handler, cursor: int) -> tuple[list[LogEntry], int]:
@@ -356,7 +367,12 @@ class DeliveryWorker:
         if log_end <= handler.cursor_seq or time.monotonic() - last < QUIET_PASS_SECONDS:
             return
         self._passed[handler.id] = time.monotonic()
-        await self._run(self.store.advance_cursor, handler.id, self.owner, log_end)
+        await self._run(
+            self.store.advance_cursor, handler.id, self.owner, log_end, handler.organisation_id
+        )
+
+    def _advance_replay(self, handler: Handler, replay_id: int, cursor: int) -> None:
+        self.store.advance_replay(replay_id, cursor, handler.id, handler.organisation_id)
 
     async def _deliver(self, handler: Handler, batch: _Batch) -> StepResult:
         now = datetime.now(UTC)
@@ -370,6 +386,7 @@ class DeliveryWorker:
         progress = self._progress(handler, batch, result, now)
         delivery = Delivery(
             handler_id=handler.id,
+            organisation_id=handler.organisation_id,
             at_ms=to_ms(now),
             kind="replay" if batch.replay else "live",
             event_ids=event_ids,
@@ -489,13 +506,13 @@ def _received_ms(item: Item) -> int:
 
 @contextlib.asynccontextmanager
 async def in_process(
-    store: Store, settings: Settings, catalog: Catalog, ids: IdGenerator
+    store: Store, settings: Settings, catalog: Catalog, ids: IdGenerator, loops: Loops | None = None
 ) -> AsyncIterator[DeliveryWorker | None]:
     """Run delivery inside ``herald serve`` for as long as the block lasts (if enabled)."""
     if not settings.delivery_enabled:
         yield None
         return
-    worker = DeliveryWorker(store, settings, catalog, ids, mode="serve")
+    worker = DeliveryWorker(store, settings, catalog, ids, mode="serve", loops=loops)
     task = asyncio.create_task(worker.run())
     try:
         yield worker

@@ -23,8 +23,9 @@ from rich.progress import (
 from herald.catalog import Catalog, load_catalog
 from herald.ids import IdGenerator
 from herald.model import EventIn, NewEvent, OrganisationRef, build_event
+from herald.retention import retention_days
 from herald.simulate.engine import World
-from herald.store import Store
+from herald.store import Organisation, Store
 from herald.timefmt import now_ms
 from herald.writer import EventWriter
 
@@ -38,13 +39,28 @@ class SimulationError(ValueError):
 
 def ensure_organisations(store: Store, world: World) -> dict[int, OrganisationRef]:
     """The world's organisations as stored, created where absent."""
-    refs: dict[int, OrganisationRef] = {}
+    return {o.id: OrganisationRef(id=o.id, name=o.name) for o in _organisations(store, world)}
+
+
+def _organisations(store: Store, world: World) -> list[Organisation]:
+    found: list[Organisation] = []
     for organisation in world.organisations:
         stored = store.get_organisation(organisation.id)
         if stored is None:
             stored = store.create_organisation(organisation.name, organisation.id)
-        refs[stored.id] = OrganisationRef(id=stored.id, name=stored.name)
-    return refs
+        found.append(stored)
+    return found
+
+
+def _check_retention(store: Store, organisations: list[Organisation], days: float) -> None:
+    """Refuse a history longer than an organisation keeps (its events would be refused)."""
+    for organisation in organisations:
+        kept = retention_days(organisation.retention_days, store.default_retention_days)
+        if days > kept:
+            raise SimulationError(
+                f"{days:g} days of history: longer than the retention of organisation "
+                f"{organisation.id} ({kept:g} days; events older are refused)"
+            )
 
 
 def to_new_events(
@@ -87,14 +103,21 @@ def backfill(
     batch_size: int = BATCH,
     show_progress: bool = True,
     on_batch: Callable[[int], None] | None = None,
+    ids: IdGenerator | None = None,
 ) -> int:
-    """Write ``days`` of history ending now (at most ``limit`` events); return how many."""
+    """Write ``days`` of history ending now (at most ``limit`` events); return how many.
+
+    ``ids``: the process's generator if it has one (one per node id), else one is leased.
+    """
     catalog = load_catalog()
-    organisations = ensure_organisations(store, world)
-    ids = IdGenerator()
+    stored = _organisations(store, world)
+    _check_retention(store, stored, days)
+    organisations = {o.id: OrganisationRef(id=o.id, name=o.name) for o in stored}
+    ids = ids or IdGenerator(store.lease_node_id())
+    now = now_ms()
+    start = now - int(days * 86_400_000)  # within the retention window (checked above)
+    end = max(start, now - 60_000)  # a happening's last events may run up to a minute later
     writer = EventWriter(store, ids)
-    end = now_ms() - 60_000  # a happening's last events may run up to a minute later
-    start = end - int(days * 86_400_000)
     events = world.events(start, end)
     if limit is not None:
         events = islice(events, limit)

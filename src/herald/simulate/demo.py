@@ -6,11 +6,12 @@ marked database gets the live stream again. A database with real events never ge
 
 from __future__ import annotations
 
-import asyncio
 import logging
 from itertools import islice
 from typing import TYPE_CHECKING
 
+from herald.loops import DONE, run_forever
+from herald.model import OrganisationRef
 from herald.simulate.backfill import backfill, ensure_organisations, to_new_events
 from herald.simulate.engine import World
 from herald.simulate.live import restamped
@@ -27,18 +28,20 @@ TICK_SECONDS = 1.0
 
 
 async def run_demo(services: Services) -> None:
-    """Seed the demo if the database is new, then stream events forever (until cancelled)."""
-    try:
-        await _demo(services)
-    except Exception:  # the demo must never take the server down
-        log.exception("demo: stopped")
+    """Seed the demo if the database is new, then stream events forever (until cancelled).
+
+    A background loop (``herald.loops``): a failure is logged, shown in /ready and tried
+    again after a backoff, never the end of the demo or of the server.
+    """
+    await run_forever(services.loops, "demo", _Demo(services).tick, TICK_SECONDS)
 
 
-async def _demo(services: Services) -> None:
+async def _seed_once(services: Services) -> bool:
+    """Seed a new database; False if the database holds real events (no demo at all)."""
     store, settings = services.store, services.settings
     if await services.run(store.get_meta, DEMO_MARK) is None:
         if await services.run(store.last_seq) > 0:
-            return
+            return False
         await services.run(store.set_meta_if_absent, DEMO_MARK, str(now_ms()))
         world = World(DEMO_ORGANISATIONS, settings.demo_devices, DEMO_SEED)
         written = await services.run(_seed, services, world)
@@ -47,19 +50,41 @@ async def _demo(services: Services) -> None:
             written,
             len(world.devices),
         )
-    # The stream resumes a running world: no SIM is issued twice.
-    world = World(DEMO_ORGANISATIONS, settings.demo_devices, now_ms())
-    organisations = await services.run(ensure_organisations, store, world)
-    events = restamped(world)
-    owed = 0.0
-    while True:
-        owed += settings.demo_rate * TICK_SECONDS
-        count, owed = int(owed), owed - int(owed)
+    return True
+
+
+class _Demo:
+    """Seeds once, then streams a few events a second of a running world."""
+
+    def __init__(self, services: Services) -> None:
+        self.services = services
+        self.seeded = False
+        # The stream resumes a running world: no SIM is issued twice.
+        self.world = World(DEMO_ORGANISATIONS, services.settings.demo_devices, now_ms())
+        self.events = restamped(self.world)
+        self.organisations: dict[int, OrganisationRef] | None = None
+        self.owed = 0.0
+
+    async def tick(self) -> object:
+        services = self.services
+        if not self.seeded:
+            if not await _seed_once(services):
+                return DONE
+            self.seeded = True
+        if self.organisations is None:
+            self.organisations = await services.run(
+                ensure_organisations, services.store, self.world
+            )
+        self.owed += services.settings.demo_rate * TICK_SECONDS
+        count = int(self.owed)
         if count:
-            batch = to_new_events(islice(events, count), organisations, services.catalog, now_ms())
+            batch = to_new_events(
+                islice(self.events, count), self.organisations, services.catalog, now_ms()
+            )
+            self.owed -= count
             await services.run(services.writer.append, batch)
-        await asyncio.sleep(TICK_SECONDS)
+        return None
 
 
 def _seed(services: Services, world: World) -> int:
-    return backfill(services.store, world, 1.0, show_progress=False)
+    return backfill(services.store, world, 1.0, show_progress=False, ids=services.ids)

@@ -2,8 +2,6 @@
 
 from __future__ import annotations
 
-from collections.abc import Callable
-
 from herald.store.base import (
     DEFAULT_SORT,
     SORT_COLUMNS,
@@ -39,19 +37,28 @@ __all__ = [
 ]
 
 
-def open_store(url: str, *, sqlite_synchronous: str = "FULL", migrate: bool = True) -> Store:
+def open_store(
+    url: str,
+    *,
+    sqlite_synchronous: str = "FULL",
+    migrate: bool = True,
+    retention_days: float = 30.0,
+) -> Store:
     """Open the backend a database URL names (``sqlite:///...``, ``postgresql://...``).
 
     With ``migrate`` (the default) its schema is brought up to date first.
+    ``retention_days``: the retention of organisations without their own (the settings').
     """
     if url.startswith("sqlite:"):
         from herald.store.sqlite import SQLiteStore
 
-        store: Store = SQLiteStore(url, synchronous=sqlite_synchronous)
+        store: Store = SQLiteStore(
+            url, synchronous=sqlite_synchronous, retention_days=retention_days
+        )
     elif url.startswith(("postgresql:", "postgres:")):
         from herald.store.postgres import PostgresStore
 
-        store = PostgresStore(url)
+        store = PostgresStore(url, retention_days=retention_days)
     else:
         scheme = url.split(":", 1)[0]
         raise ValueError(
@@ -67,10 +74,7 @@ def open_store(url: str, *, sqlite_synchronous: str = "FULL", migrate: bool = Tr
     return store
 
 
-def lease_node_id(store: Store) -> int | None:
-    """A node id (0-1023) no other live process sharing ``store`` holds, if it leases them.
-
-    PostgreSQL leases one from the database; SQLite (one machine) leaves it to the process id.
-    """
-    lease: Callable[[], int] | None = getattr(store, "lease_node_id", None)
-    return lease() if lease is not None else None
+def lease_node_id(store: Store, preferred: int | None = None) -> int:
+    """A node id (0-1023) no other live process sharing ``store`` holds (``preferred``, the
+    setting ``HERALD_NODE_ID``, if given); StoreUnavailable if none is free."""
+    return store.lease_node_id(preferred)

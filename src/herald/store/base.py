@@ -18,6 +18,7 @@ class Organisation:
     id: int
     name: str
     created_ms: int
+    retention_days: int | None = None  # None: the server's default (HERALD_RETENTION_DAYS)
 
 
 @dataclass(frozen=True, slots=True)
@@ -132,6 +133,7 @@ class Delivery:
     retry (timeouts, connection errors, 408, 429, 5xx) or rejected (other answers)."""
 
     handler_id: int
+    organisation_id: int  # the handler's: bookkeeping writes only where both match
     at_ms: int
     kind: str
     event_ids: tuple[int, ...]
@@ -191,8 +193,23 @@ class Store(Protocol):
         """Store events in one transaction; return each stored record in order.
 
         An event whose (organisation, provider, external_id) is already stored is not
-        stored again: the record already stored is returned in its place.
+        stored again: the record already stored is returned in its place. The write path
+        refuses events outside their organisation's retention window; PostgreSQL, which
+        never creates a partition for a write, raises InvalidQuery for one that slips
+        through. Raises StoreUnavailable while ``write_refusal`` gives a reason.
         """
+
+    def write_refusal(self) -> str | None:
+        """Why appends are refused now (this process lost its node id lease), or None."""
+
+    def lease_node_id(self, preferred: int | None = None) -> int:
+        """Lease a node id (0-1023) no other live process sharing the store holds, and keep
+        it with a heartbeat; ``preferred`` (HERALD_NODE_ID) or StoreUnavailable if taken.
+        Once the lease is lost, appends are refused (``write_refusal``)."""
+
+    def renew_node_lease(self) -> bool:
+        """Renew the node id lease now (a heartbeat thread does so every few seconds), or
+        take the id again if nobody holds it; False if another process does."""
 
     def query(self, query: EventQuery) -> EventPage: ...
 
@@ -206,13 +223,25 @@ class Store(Protocol):
 
     def last_seq(self) -> int: ...
 
-    def purge(self, before_ms: int, chunk: int = 10_000) -> int:
-        """Delete events older than ``before_ms``; return how many."""
+    default_retention_days: float
+
+    def maintain(self) -> None:
+        """Prepare ahead of time what writes need (PostgreSQL: the partitions of the
+        retention window and the days ahead); the maintenance loop runs it."""
+
+    """The retention of organisations without one of their own (HERALD_RETENTION_DAYS)."""
+
+    def purge(self, now_ms: int | None = None, chunk: int = 10_000) -> int:
+        """Delete the events older than their organisation's retention as of ``now_ms``
+        (default: now); return how many. PostgreSQL also creates the partitions ahead."""
 
     # -- organisations and tokens ---------------------------------------------
     def create_organisation(
-        self, name: str, organisation_id: int | None = None
+        self, name: str, organisation_id: int | None = None, retention_days: int | None = None
     ) -> Organisation: ...
+
+    def set_retention(self, organisation_id: int, retention_days: int | None) -> Organisation:
+        """Change an organisation's retention (None: the default); raises NotFound."""
 
     def get_organisation(self, organisation_id: int) -> Organisation | None: ...
 
@@ -299,15 +328,18 @@ class Store(Protocol):
     ) -> Handler | None:
         """In one transaction: log the attempt, write the handler's progress and move a
         replay's cursor ``(replay id, seq)``; return the handler as written. None (and
-        nothing written) if ``owner`` no longer holds the lease. A test delivery (no
-        progress) is logged unconditionally, and the handler returned as it is.
+        nothing written) if ``owner`` no longer holds the lease, or the handler of
+        ``delivery.handler_id`` is gone or not ``delivery.organisation_id``'s (handler ids
+        are never given twice). A test delivery (no progress) needs no lease.
 
         Delivery bookkeeping does not wait for the disk: a crash of the machine (not of the
         process) may undo the last attempts, whose events are then delivered again."""
 
-    def advance_cursor(self, handler_id: int, owner: str, cursor_seq: int) -> Handler | None:
+    def advance_cursor(
+        self, handler_id: int, owner: str, cursor_seq: int, organisation_id: int
+    ) -> Handler | None:
         """Move the cursor past events that match nothing; the handler as written, None if
-        the lease is lost."""
+        the lease is lost (or the handler is gone or not ``organisation_id``'s)."""
 
     def list_deliveries(
         self, handler_id: int, before_id: int | None = None, limit: int = 100
@@ -319,8 +351,11 @@ class Store(Protocol):
 
     def pending_replays(self, handler_id: int) -> list[Replay]: ...
 
-    def advance_replay(self, replay_id: int, cursor_seq: int) -> None:
-        """Move a replay's cursor; it is done once it reaches its end."""
+    def advance_replay(
+        self, replay_id: int, cursor_seq: int, handler_id: int, organisation_id: int
+    ) -> None:
+        """Move a replay's cursor; it is done once it reaches its end. Nothing is written
+        unless the replay is ``handler_id``'s and the handler ``organisation_id``'s."""
 
     def count_log(self, organisation_id: int, after_seq: int) -> int:
         """How many of the organisation's events were committed after ``after_seq``."""

@@ -9,6 +9,8 @@ statement), ``_sql`` (the driver's placeholders) and a few dialect hooks. The ev
 
 from __future__ import annotations
 
+import logging
+import time
 from abc import ABC, abstractmethod
 from collections.abc import Callable, Sequence
 from contextlib import AbstractContextManager
@@ -18,6 +20,7 @@ import orjson
 
 from herald.catalog import load_catalog
 from herald.query.syntax import legacy_handler_filter
+from herald.retention import retention_days, window_start_ms
 from herald.store.base import (
     Delivery,
     Handler,
@@ -27,11 +30,14 @@ from herald.store.base import (
     Replay,
     Token,
 )
-from herald.store.errors import NotFound
+from herald.store.errors import NotFound, StoreError, StoreUnavailable
+from herald.store.nodes import LEASE_SECONDS, MAX_NODE, NodeLease, holder_name
 from herald.timefmt import now_ms
 
+log = logging.getLogger("herald.store")
 T = TypeVar("T")
 
+ORGANISATION_COLUMNS = "id, name, created_ms, retention_days"
 TOKEN_COLUMNS = "id, organisation_id, name, prefix, permissions, internal, created_ms, revoked_ms"
 HANDLER_COLUMNS = (
     "id, organisation_id, name, type, url, format, filter, batch_max_events, "
@@ -71,6 +77,15 @@ class SQLStoreBase(ABC, Generic[C]):
     """A query for the log position a new event handler starts after."""
     _EVENT_IDS_MARK: ClassVar[str]
     """The placeholder of a delivery's event ids (with any cast the column needs)."""
+
+    _NODE_NOW: ClassVar[str]
+    """The SQL expression of the time a node lease's heartbeat is stamped with."""
+    _NODE_EXPIRED: ClassVar[str]
+    """The SQL condition of a node lease not renewed for ``?`` seconds."""
+
+    default_retention_days: float = 30.0
+    _node: NodeLease | None = None
+    _node_holder: str = ""
 
     # -- the backend's interface ----------------------------------------------
     @abstractmethod
@@ -114,30 +129,114 @@ class SQLStoreBase(ABC, Generic[C]):
     def _execute(self, conn: C, sql: str, params: Sequence[object] = ()) -> Cursor:
         return conn.execute(self._sql(sql), params)
 
+    def maintain(self) -> None:
+        """Nothing to prepare ahead of time (PostgreSQL creates partitions)."""
+
+    def _lock_nodes(self, conn: C) -> None:
+        """Serialise node leasing among processes (SQLite's one writer does already)."""
+
+    # -- node ids -------------------------------------------------------------
+    def lease_node_id(self, preferred: int | None = None) -> int:
+        if self._node is not None:
+            return self._node.node_id
+        holder = holder_name()
+        started = time.monotonic()
+        with self._transaction() as conn:
+            self._lock_nodes(conn)
+            self._execute(conn, f"DELETE FROM nodes WHERE {self._NODE_EXPIRED}", (LEASE_SECONDS,))
+            rows = self._execute(conn, "SELECT node_id, holder FROM nodes").fetchall()
+            taken = {row[0]: row[1] for row in rows}
+            if preferred is not None and preferred in taken:
+                raise StoreUnavailable(f"node id {preferred} is leased by {taken[preferred]}")
+            free = (n for n in range(MAX_NODE + 1) if n not in taken)
+            node_id = preferred if preferred is not None else next(free, None)
+            if node_id is None:
+                raise StoreUnavailable("all 1024 node ids are leased by live processes")
+            self._execute(
+                conn,
+                f"INSERT INTO nodes VALUES (?, ?, {self._NODE_NOW})",
+                (node_id, holder),
+            )
+        self._node_holder = holder
+        self._node = NodeLease(node_id, lambda: self._hold_node(node_id, holder), started)
+        return node_id
+
+    def _hold_node(self, node_id: int, holder: str) -> bool:
+        """Renew the lease, or take the id again if nobody took it meanwhile."""
+        with self._transaction() as conn:
+            renewed = self._execute(
+                conn,
+                f"UPDATE nodes SET heartbeat = {self._NODE_NOW} WHERE node_id = ? AND holder = ?",
+                (node_id, holder),
+            ).rowcount
+            if renewed:
+                return True
+            return bool(
+                self._execute(
+                    conn,
+                    f"INSERT INTO nodes VALUES (?, ?, {self._NODE_NOW}) ON CONFLICT DO NOTHING",
+                    (node_id, holder),
+                ).rowcount
+            )
+
+    def renew_node_lease(self) -> bool:
+        """Renew this process's node id lease now; False if it is lost (or none is held)."""
+        return self._node.renew() if self._node is not None else False
+
+    def write_refusal(self) -> str | None:
+        return self._node.refusal() if self._node is not None else None
+
+    def _refuse_lost_writer(self) -> None:
+        """Raise StoreUnavailable if this process must not append events now."""
+        if (reason := self.write_refusal()) is not None:
+            raise StoreUnavailable(reason)
+
+    def _release_node(self) -> None:
+        """Stop the heartbeat and give the node id back (on close)."""
+        if self._node is None:
+            return
+        self._node.stop()
+        node_id, self._node = self._node.node_id, None
+        try:
+            self._write(
+                lambda c: self._execute(
+                    c,
+                    "DELETE FROM nodes WHERE node_id = ? AND holder = ?",
+                    (node_id, self._node_holder),
+                )
+            )
+        except StoreError:
+            log.warning("could not release node id %d; it expires on its own", node_id)
+
     # -- organisations --------------------------------------------------------
-    def create_organisation(self, name: str, organisation_id: int | None = None) -> Organisation:
+    def create_organisation(
+        self, name: str, organisation_id: int | None = None, retention_days: int | None = None
+    ) -> Organisation:
         created = now_ms()
         with self._transaction() as conn:
             if organisation_id is None:
                 row = self._execute(
                     conn,
-                    "INSERT INTO organisations (name, created_ms) VALUES (?, ?) RETURNING id",
-                    (name, created),
+                    "INSERT INTO organisations (name, created_ms, retention_days) "
+                    "VALUES (?, ?, ?) RETURNING id",
+                    (name, created, retention_days),
                 ).fetchone()
             else:
                 row = self._execute(
                     conn,
-                    "INSERT INTO organisations (id, name, created_ms) VALUES (?, ?, ?) "
-                    "RETURNING id",
-                    (organisation_id, name, created),
+                    "INSERT INTO organisations (id, name, created_ms, retention_days) "
+                    "VALUES (?, ?, ?, ?) RETURNING id",
+                    (organisation_id, name, created, retention_days),
                 ).fetchone()
                 self._after_chosen_organisation_id(conn)
-        return Organisation(row[0], name, created)
+        return Organisation(row[0], name, created, retention_days)
 
     def get_organisation(self, organisation_id: int) -> Organisation | None:
         row = self._read(
             lambda c: self._execute(
-                c, "SELECT id, name, created_ms FROM organisations WHERE id = ?", (organisation_id,)
+                c,
+                f"SELECT {ORGANISATION_COLUMNS} FROM organisations WHERE id = ?",
+                (organisation_id,),
             ).fetchone()
         )
         return Organisation(*row) if row else None
@@ -145,10 +244,37 @@ class SQLStoreBase(ABC, Generic[C]):
     def list_organisations(self) -> list[Organisation]:
         rows = self._read(
             lambda c: self._execute(
-                c, "SELECT id, name, created_ms FROM organisations ORDER BY id"
+                c, f"SELECT {ORGANISATION_COLUMNS} FROM organisations ORDER BY id"
             ).fetchall()
         )
         return [Organisation(*row) for row in rows]
+
+    def set_retention(self, organisation_id: int, retention_days: int | None) -> Organisation:
+        row = self._write(
+            lambda c: self._execute(
+                c,
+                "UPDATE organisations SET retention_days = ? WHERE id = ? "
+                f"RETURNING {ORGANISATION_COLUMNS}",
+                (retention_days, organisation_id),
+            ).fetchone()
+        )
+        if row is None:
+            raise NotFound(f"no organisation {organisation_id}")
+        return Organisation(*row)
+
+    def _retention_cutoffs(self, now: int) -> dict[int, list[int]]:
+        """Each cutoff (an organisation's events older than it go) -> its organisations, in
+        groups of at most 500; the default cutoff is always there, if only with none."""
+        default = window_start_ms(now, self.default_retention_days)
+        groups: dict[int, list[int]] = {default: []}
+        for organisation in self.list_organisations():
+            days = retention_days(organisation.retention_days, self.default_retention_days)
+            groups.setdefault(window_start_ms(now, days), []).append(organisation.id)
+        return groups
+
+    @staticmethod
+    def _in_chunks(ids: list[int], size: int = 500) -> list[list[int]]:
+        return [ids[start : start + size] for start in range(0, len(ids), size)]
 
     # -- tokens ---------------------------------------------------------------
     def create_token(
@@ -385,7 +511,11 @@ class SQLStoreBase(ABC, Generic[C]):
     ) -> Handler | None:
         with self._transaction(durable=False) as conn:
             if progress is None:
-                row = self._execute(conn, SELECT_HANDLER + " WHERE id = ?", (delivery.handler_id,))
+                row = self._execute(
+                    conn,
+                    SELECT_HANDLER + " WHERE id = ? AND organisation_id = ?",
+                    (delivery.handler_id, delivery.organisation_id),
+                )
             else:
                 row = self._execute(
                     conn,
@@ -393,7 +523,8 @@ class SQLStoreBase(ABC, Generic[C]):
                     "next_attempt_ms = ?, last_success_ms = COALESCE(?, last_success_ms), "
                     "last_error = ?, enabled = enabled AND CAST(? AS TEXT) IS NULL, "
                     "disabled_reason = COALESCE(?, disabled_reason), updated_ms = ? "
-                    f"WHERE id = ? AND owner = ? RETURNING {HANDLER_COLUMNS}",
+                    "WHERE id = ? AND organisation_id = ? AND owner = ? "
+                    f"RETURNING {HANDLER_COLUMNS}",
                     (
                         progress.cursor_seq,
                         progress.failures,
@@ -405,14 +536,15 @@ class SQLStoreBase(ABC, Generic[C]):
                         progress.disabled_reason,
                         now_ms(),
                         delivery.handler_id,
+                        delivery.organisation_id,
                         owner,
                     ),
                 )
             handler = row.fetchone()
-            if handler is None and progress is not None:
+            if handler is None:  # deleted (or not the organisation's): write nothing
                 return None
             if replay_cursor is not None:
-                self._move_replay(conn, *replay_cursor)
+                self._move_replay(conn, *replay_cursor, delivery.handler_id)
             self._execute(
                 conn,
                 "INSERT INTO deliveries (handler_id, at_ms, kind, event_ids, status, outcome, "
@@ -428,15 +560,18 @@ class SQLStoreBase(ABC, Generic[C]):
                     delivery.latency_ms,
                 ),
             )
-        return handler_from_row(handler) if handler else None
+        return handler_from_row(handler)
 
-    def advance_cursor(self, handler_id: int, owner: str, cursor_seq: int) -> Handler | None:
+    def advance_cursor(
+        self, handler_id: int, owner: str, cursor_seq: int, organisation_id: int
+    ) -> Handler | None:
         with self._transaction(durable=False) as conn:
             row = self._execute(
                 conn,
                 f"UPDATE handlers SET cursor_seq = {self._GREATEST}(cursor_seq, ?) "
-                f"WHERE id = ? AND owner = ? RETURNING {HANDLER_COLUMNS}",
-                (cursor_seq, handler_id, owner),
+                "WHERE id = ? AND organisation_id = ? AND owner = ? "
+                f"RETURNING {HANDLER_COLUMNS}",
+                (cursor_seq, handler_id, organisation_id, owner),
             ).fetchone()
         return handler_from_row(row) if row else None
 
@@ -444,17 +579,21 @@ class SQLStoreBase(ABC, Generic[C]):
         self, handler_id: int, before_id: int | None = None, limit: int = 100
     ) -> list[Delivery]:
         sql = (
-            "SELECT handler_id, at_ms, kind, event_ids, status, outcome, error, latency_ms, id "
-            "FROM deliveries WHERE handler_id = ?"
+            "SELECT d.handler_id, h.organisation_id, d.at_ms, d.kind, d.event_ids, d.status, "
+            "d.outcome, d.error, d.latency_ms, d.id "
+            "FROM deliveries d JOIN handlers h ON h.id = d.handler_id WHERE d.handler_id = ?"
         )
         params: list[object] = [handler_id]
         if before_id is not None:
-            sql += " AND id < ?"
+            sql += " AND d.id < ?"
             params.append(before_id)
-        sql += " ORDER BY id DESC LIMIT ?"
+        sql += " ORDER BY d.id DESC LIMIT ?"
         params.append(limit)
         rows = self._read(lambda c: self._execute(c, sql, params).fetchall())
-        return [Delivery(row[0], row[1], row[2], self._event_ids(row[3]), *row[4:]) for row in rows]
+        return [
+            Delivery(row[0], row[1], row[2], row[3], self._event_ids(row[4]), *row[5:])
+            for row in rows
+        ]
 
     def create_replay(self, handler_id: int, from_ms: int, until_ms: int) -> Replay:
         created = now_ms()
@@ -491,16 +630,25 @@ class SQLStoreBase(ABC, Generic[C]):
         )
         return [Replay(*row) for row in rows]
 
-    def advance_replay(self, replay_id: int, cursor_seq: int) -> None:
+    def advance_replay(
+        self, replay_id: int, cursor_seq: int, handler_id: int, organisation_id: int
+    ) -> None:
         with self._transaction(durable=False) as conn:
-            self._move_replay(conn, replay_id, cursor_seq)
+            owned = self._execute(
+                conn,
+                "SELECT 1 FROM handlers WHERE id = ? AND organisation_id = ?",
+                (handler_id, organisation_id),
+            ).fetchone()
+            if owned is not None:
+                self._move_replay(conn, replay_id, cursor_seq, handler_id)
 
-    def _move_replay(self, conn: C, replay_id: int, cursor_seq: int) -> None:
+    def _move_replay(self, conn: C, replay_id: int, cursor_seq: int, handler_id: int) -> None:
         self._execute(
             conn,
             f"UPDATE replays SET cursor_seq = {self._GREATEST}(cursor_seq, ?), "
-            "done_ms = CASE WHEN ? >= end_seq THEN ? ELSE NULL END WHERE id = ?",
-            (cursor_seq, cursor_seq, now_ms(), replay_id),
+            "done_ms = CASE WHEN ? >= end_seq THEN ? ELSE NULL END "
+            "WHERE id = ? AND handler_id = ?",
+            (cursor_seq, cursor_seq, now_ms(), replay_id, handler_id),
         )
 
     def count_log(self, organisation_id: int, after_seq: int) -> int:

@@ -15,27 +15,30 @@ Processes cooperate through the database alone:
   so (organisation, provider, external_id) is claimed in the small ``event_keys`` table in
   the same statement that inserts the events; a concurrent duplicate waits for the first
   writer and then takes its record.
-- **Partitions.** ``events`` is range-partitioned by day on ``ts``. Partitions are created
-  ahead (by ``migrate`` and by every ``purge``) and on demand for older days; ``purge``
-  drops whole days, so retention works with a one-day granularity and costs no vacuum.
+- **Partitions.** ``events`` is range-partitioned by day on ``ts``. Partitions exist for
+  the retention window of the organisation that keeps events longest, plus
+  ``PARTITIONS_AHEAD`` days: ``migrate``, every ``purge`` and a change of retention create
+  them ahead of time, never a write (the write path refuses timestamps outside the
+  window, and ``append`` refuses an event without a partition), so no request can make
+  the table grow. ``purge`` drops the days every organisation's window has left (whole
+  partitions, no vacuum) and deletes row by row only the events of organisations whose
+  retention is shorter than the longest.
 - **Node ids.** ``lease_node_id`` leases one of the 1024 node ids from the ``nodes`` table
-  and renews it with a heartbeat; a lease not renewed for a minute is free again.
+  and renews it with a heartbeat (``store/nodes.py``); a lease not renewed for a minute is
+  free again, and its former holder stops appending before that.
 """
 
 from __future__ import annotations
 
 import logging
-import os
-import socket
-import threading
-import uuid
-from collections.abc import Callable, Iterable, Iterator, Sequence
+from collections.abc import Callable, Iterator, Sequence
 from contextlib import contextmanager
 from datetime import UTC, datetime
 from typing import Any, TypeVar
 
 import psycopg
 from psycopg.errors import (
+    CheckViolation,
     DeadlockDetected,
     DiskFull,
     LockNotAvailable,
@@ -53,6 +56,7 @@ from herald.store.base import (
     EventQuery,
     Handler,
     LogEntry,
+    Organisation,
     StatsQuery,
     StatsRow,
 )
@@ -80,8 +84,6 @@ DAY_MS = 86_400_000
 PARTITIONS_AHEAD = 7
 ROW_BITS = 20
 MAX_BATCH = 1 << ROW_BITS
-NODE_LEASE_SECONDS = 60
-NODE_HEARTBEAT_SECONDS = 10
 # Advisory lock keys (arbitrary, fixed): schema migrations, partition changes, node leases.
 _MIGRATE_LOCK, _PARTITION_LOCK, _NODE_LOCK = 7_400_001, 7_400_002, 7_400_003
 
@@ -149,12 +151,22 @@ def _translate(exc: Exception) -> StoreError:
 
 
 def partition_name(day: int) -> str:
-    """``events_p20261123`` for the day starting at Unix millisecond ``day * DAY_MS``."""
-    return "events_p" + datetime.fromtimestamp(day * DAY_MS / 1000, tz=UTC).strftime("%Y%m%d")
+    """``events_p20261123`` for the day starting at Unix millisecond ``day * DAY_MS``
+    (the year always four digits: ``strftime("%Y")`` gives ``1`` for year 1)."""
+    d = datetime.fromtimestamp(day * DAY_MS / 1000, tz=UTC)
+    return f"events_p{d.year:04d}{d.month:02d}{d.day:02d}"
 
 
-def _partition_day(name: str) -> int:
-    moment = datetime.strptime(name.removeprefix("events_p"), "%Y%m%d").replace(tzinfo=UTC)
+def _partition_day(name: str) -> int | None:
+    """The day of a partition name, also of the unpadded names of older versions
+    (``events_p10101``: year 1); None for a name that is not a day's."""
+    digits = name.removeprefix("events_p")
+    if len(digits) < 5 or not digits.isdigit():
+        return None
+    try:
+        moment = datetime(int(digits[:-4]), int(digits[-4:-2]), int(digits[-2:]), tzinfo=UTC)
+    except ValueError:
+        return None
     return int(moment.timestamp() * 1000) // DAY_MS
 
 
@@ -164,13 +176,13 @@ class PostgresStore(QuarantineMethods[psycopg.Connection[Any]]):
     _GREATEST = "GREATEST"
     _LAST_SEQ = _LAST_FINAL_SEQ
     _EVENT_IDS_MARK = "?::bigint[]"
+    _NODE_NOW = "clock_timestamp()"
+    _NODE_EXPIRED = "heartbeat < clock_timestamp() - make_interval(secs => ?)"
 
-    def __init__(self, url: str, *, pool_size: int = 10) -> None:
+    def __init__(self, url: str, *, pool_size: int = 10, retention_days: float = 30.0) -> None:
         self.url = url
+        self.default_retention_days = retention_days
         self._days: set[int] = set()  # partitions known to exist
-        self._node: tuple[int, str] | None = None
-        self._stop = threading.Event()
-        self._heartbeat: threading.Thread | None = None
         try:  # fail fast and clearly, rather than have the pool retry in the background
             psycopg.connect(url, connect_timeout=10).close()
         except psycopg.Error as exc:
@@ -210,19 +222,7 @@ class PostgresStore(QuarantineMethods[psycopg.Connection[Any]]):
         return self._read(work)
 
     def close(self) -> None:
-        self._stop.set()
-        if self._heartbeat is not None:
-            self._heartbeat.join(5)
-        if self._node is not None:
-            node_id, holder = self._node
-            try:
-                with self._connection() as conn:
-                    conn.execute(
-                        "DELETE FROM nodes WHERE node_id = %s AND holder = %s", (node_id, holder)
-                    )
-            except StoreError:
-                log.warning("could not release node id %d; it expires on its own", node_id)
-            self._node = None
+        self._release_node()
         self._pool.close()
 
     # -- schema ---------------------------------------------------------------
@@ -264,10 +264,12 @@ class PostgresStore(QuarantineMethods[psycopg.Connection[Any]]):
         return self._read(versions)
 
     # -- partitions -----------------------------------------------------------
-    def ensure_partitions(self, days: Iterable[int] = ()) -> None:
-        """Create the partitions of ``days`` (and of today up to a week ahead) if missing."""
-        today = now_ms() // DAY_MS
-        wanted = (set(days) | set(range(today, today + PARTITIONS_AHEAD + 1))) - self._days
+    def ensure_partitions(self, now: int | None = None) -> None:
+        """Create the partitions of the longest retention window and ``PARTITIONS_AHEAD``
+        days ahead, if missing: the one place partitions are made (module doc)."""
+        now = now_ms() if now is None else now
+        first, today = min(self._retention_cutoffs(now)) // DAY_MS, now // DAY_MS
+        wanted = set(range(first, today + PARTITIONS_AHEAD + 1)) - self._days
         if not wanted:
             return
         with self._transaction() as conn:
@@ -283,6 +285,9 @@ class PostgresStore(QuarantineMethods[psycopg.Connection[Any]]):
                     )
         self._days |= wanted
 
+    def maintain(self) -> None:
+        self.ensure_partitions()
+
     def partitions(self) -> list[str]:
         """The names of the event partitions, oldest first."""
         rows = self._read(
@@ -293,10 +298,25 @@ class PostgresStore(QuarantineMethods[psycopg.Connection[Any]]):
         )
         return [row[0] for row in rows]
 
+    # -- organisations ----------------------------------------------------------
+    def create_organisation(
+        self, name: str, organisation_id: int | None = None, retention_days: int | None = None
+    ) -> Organisation:
+        created = super().create_organisation(name, organisation_id, retention_days)
+        if retention_days is not None:
+            self.ensure_partitions()  # a longer window than any before needs its days
+        return created
+
+    def set_retention(self, organisation_id: int, retention_days: int | None) -> Organisation:
+        changed = super().set_retention(organisation_id, retention_days)
+        self.ensure_partitions()
+        return changed
+
     # -- events ---------------------------------------------------------------
     def append(self, events: Sequence[NewEvent], ids: Sequence[int]) -> list[bytes]:
         if len(events) > MAX_BATCH:
             raise StoreError(f"at most {MAX_BATCH} events per append")
+        self._refuse_lost_writer()
         bodies: list[bytes] = []
         first: dict[tuple[int, str, str], int] = {}  # key -> index of its first event
         repeats: dict[int, int] = {}  # index -> index of the earlier event with its key
@@ -312,16 +332,15 @@ class PostgresStore(QuarantineMethods[psycopg.Connection[Any]]):
             rows.append(event_row(event, event_id, bodies[index]))
         if not rows:
             return bodies
-        self.ensure_partitions({event.timestamp_ms // DAY_MS for event in events})
         try:
             stored = self._append(rows, first, ids)
         except StoreError as exc:
-            if "no partition" not in str(exc):
+            if not isinstance(exc.__cause__, CheckViolation):
                 raise
-            # A purge elsewhere dropped a partition this process thought it had.
-            self._days.clear()
-            self.ensure_partitions({event.timestamp_ms // DAY_MS for event in events})
-            stored = self._append(rows, first, ids)
+            raise Conflict(
+                "an event's timestamp lies outside the days this store keeps "
+                "(its organisation's retention window)"
+            ) from exc
         for key, body in stored.items():
             bodies[first[key]] = body
         for index, earlier in repeats.items():
@@ -415,13 +434,30 @@ class PostgresStore(QuarantineMethods[psycopg.Connection[Any]]):
         )
         return int(row[0] or 0) if row else 0
 
-    def purge(self, before_ms: int, chunk: int = 10_000) -> int:
-        """Drop the days that end by ``before_ms`` (whole partitions); create days ahead."""
-        self.ensure_partitions()
+    def purge(self, now: int | None = None, chunk: int = 10_000) -> int:
+        """Drop the days every organisation's window has left, whole; delete the older events
+        of organisations with a shorter retention than the longest, row by row (``chunk`` a
+        transaction); create the partitions of the window ahead."""
+        now = now_ms() if now is None else now
+        self.ensure_partitions(now)
+        cutoffs = self._retention_cutoffs(now)
+        horizon = min(cutoffs)
+        deleted = self._drop_days(horizon)
+        for cutoff, organisation_ids in cutoffs.items():
+            if cutoff > horizon:  # per organisation: its index (organisation, ts) finds them
+                for ids in self._in_chunks(organisation_ids):
+                    deleted += self._delete_older(cutoff, ids, chunk)
+        return deleted
+
+    def _drop_days(self, horizon: int) -> int:
+        """Drop the partitions of the days that end by ``horizon``; how many events went."""
         deleted = 0
         for name in self.partitions():
             day = _partition_day(name)
-            if (day + 1) * DAY_MS > before_ms:
+            if day is None:
+                log.warning("retention: partition %s is not named after a day; left alone", name)
+                continue
+            if (day + 1) * DAY_MS > horizon:
                 continue
             with self._transaction() as conn:
                 conn.execute("SET LOCAL lock_timeout = '5s'")
@@ -441,6 +477,34 @@ class PostgresStore(QuarantineMethods[psycopg.Connection[Any]]):
             self._days.discard(day)
             deleted += int(count[0]) if count else 0
         return deleted
+
+    def _delete_older(self, cutoff: int, organisation_ids: list[int], chunk: int) -> int:
+        """Delete the events older than ``cutoff`` of ``organisation_ids`` (with their keys
+        and counts), a chunk at a time."""
+        counted = ", ".join(rollup.COUNTED)
+        delete = (
+            "DELETE FROM events WHERE (ts, id) IN (SELECT ts, id FROM events "
+            "WHERE ts < %s AND organisation_id = ANY(%s::bigint[]) LIMIT %s) "
+            f"RETURNING {counted}, provider, external_id"
+        )
+        deleted = 0
+        while True:
+            with self._transaction() as conn:
+                rows = conn.execute(delete, (cutoff, organisation_ids, chunk)).fetchall()
+                width = len(rollup.COUNTED)
+                deltas = rollup.deltas((r[:width] for r in rows), -1, rollup.COUNTED)
+                conn.cursor().executemany(self._sql(rollup.UPSERT), deltas)
+                conn.execute(rollup.DROP_EMPTY)
+                keys = [(r[0], r[-2], r[-1]) for r in rows if r[-1] is not None]
+                if keys:
+                    conn.execute(
+                        "DELETE FROM event_keys WHERE (organisation_id, provider, external_id) "
+                        "IN (SELECT * FROM unnest(%s::bigint[], %s::text[], %s::text[]))",
+                        [list(part) for part in zip(*keys, strict=True)],
+                    )
+            deleted += len(rows)
+            if len(rows) < chunk:
+                return deleted
 
     # -- shared methods' hooks ------------------------------------------------
     def _sql(self, sql: str) -> str:
@@ -505,48 +569,5 @@ class PostgresStore(QuarantineMethods[psycopg.Connection[Any]]):
         return sorted((handler_from_row(row) for row in rows), key=lambda handler: handler.id)
 
     # -- node ids -------------------------------------------------------------
-    def lease_node_id(self) -> int:
-        """Lease a node id no live process holds, and keep it with a heartbeat thread."""
-        if self._node is not None:
-            return self._node[0]
-        holder = f"{socket.gethostname()}:{os.getpid()}:{uuid.uuid4().hex[:8]}"
-        with self._transaction() as conn:
-            conn.execute("SELECT pg_advisory_xact_lock(%s)", (_NODE_LOCK,))
-            conn.execute(
-                "DELETE FROM nodes WHERE heartbeat < clock_timestamp() - make_interval(secs => %s)",
-                (NODE_LEASE_SECONDS,),
-            )
-            # The id free the longest is not necessarily known; the lowest free one will do:
-            # an expired holder's ids are at least a lease period older than the new ones.
-            row = conn.execute(
-                "INSERT INTO nodes (node_id, holder, heartbeat) "
-                "SELECT n, %s, clock_timestamp() FROM generate_series(0, 1023) AS n "
-                "WHERE n NOT IN (SELECT node_id FROM nodes) ORDER BY n LIMIT 1 "
-                "RETURNING node_id",
-                (holder,),
-            ).fetchone()
-        if row is None:
-            raise StoreUnavailable("all 1024 node ids are leased by live processes")
-        self._node = (int(row[0]), holder)
-        self._heartbeat = threading.Thread(
-            target=self._beat, name="herald-node-heartbeat", daemon=True
-        )
-        self._heartbeat.start()
-        return self._node[0]
-
-    def _beat(self) -> None:
-        while not self._stop.wait(NODE_HEARTBEAT_SECONDS):
-            assert self._node is not None
-            node_id, holder = self._node
-            try:
-                with self._connection() as conn:
-                    renewed = conn.execute(
-                        "UPDATE nodes SET heartbeat = clock_timestamp() "
-                        "WHERE node_id = %s AND holder = %s",
-                        (node_id, holder),
-                    ).rowcount
-            except StoreError as exc:
-                log.warning("node id %d: heartbeat failed (%s)", node_id, exc)
-                continue
-            if not renewed:
-                log.error("node id %d: lease lost; ids may collide with its new holder", node_id)
+    def _lock_nodes(self, conn: psycopg.Connection[Any]) -> None:
+        conn.execute("SELECT pg_advisory_xact_lock(%s)", (_NODE_LOCK,))

@@ -93,9 +93,12 @@ class SQLiteStore(QuarantineMethods[sqlite3.Connection]):
     _GREATEST = "MAX"
     _LAST_SEQ = "SELECT COALESCE(MAX(seq), 0) FROM events"
     _EVENT_IDS_MARK = "?"  # a JSON array in a TEXT column
+    _NODE_NOW = "CAST((julianday('now') - 2440587.5) * 86400000 AS INTEGER)"
+    _NODE_EXPIRED = f"heartbeat < {_NODE_NOW} - ? * 1000"
 
-    def __init__(self, url: str, synchronous: str = "FULL") -> None:
+    def __init__(self, url: str, synchronous: str = "FULL", retention_days: float = 30.0) -> None:
         self.path = sqlite_path(url)
+        self.default_retention_days = retention_days
         Path(self.path).parent.mkdir(parents=True, exist_ok=True)
         self._synchronous = synchronous
         self._write_lock = threading.Lock()
@@ -188,6 +191,7 @@ class SQLiteStore(QuarantineMethods[sqlite3.Connection]):
         conn.close()
 
     def close(self) -> None:
+        self._release_node()
         with self._connections_lock:
             for conn in self._connections:
                 conn.close()
@@ -208,12 +212,22 @@ class SQLiteStore(QuarantineMethods[sqlite3.Connection]):
                     "INSERT INTO schema_migrations (version, name, applied_ms) "
                     f"VALUES ({migration.version}, '{migration.name}', {now_ms()});"
                 )
+                # Foreign keys off (only possible outside a transaction), as SQLite's way to
+                # rebuild a table asks: dropping a referenced table must not cascade.
+                conn.execute("PRAGMA foreign_keys = OFF")
                 try:
-                    conn.executescript(f"BEGIN IMMEDIATE;\n{migration.sql}\n{record}\nCOMMIT;")
-                except sqlite3.Error as exc:
+                    conn.executescript(f"BEGIN IMMEDIATE;\n{migration.sql}\n{record}")
+                    if broken := conn.execute("PRAGMA foreign_key_check").fetchall():
+                        raise StoreError(f"{migration.name} breaks foreign keys: {broken[:3]}")
+                    conn.execute("COMMIT")
+                except BaseException as exc:
                     if conn.in_transaction:
                         conn.execute("ROLLBACK")
-                    raise _translate(exc) from exc
+                    if isinstance(exc, sqlite3.Error):
+                        raise _translate(exc) from exc
+                    raise
+                finally:
+                    conn.execute("PRAGMA foreign_keys = ON")
         self.upgrade_handler_filters()
 
     def schema_status(self) -> migrator.SchemaStatus:
@@ -235,6 +249,7 @@ class SQLiteStore(QuarantineMethods[sqlite3.Connection]):
 
     # -- events ---------------------------------------------------------------
     def append(self, events: Sequence[NewEvent], ids: Sequence[int]) -> list[bytes]:
+        self._refuse_lost_writer()
         bodies = [stored_body(event, event_id) for event, event_id in zip(events, ids, strict=True)]
         keyed = [i for i, event in enumerate(events) if event.external_id is not None]
         with self._transaction() as conn:
@@ -328,17 +343,30 @@ class SQLiteStore(QuarantineMethods[sqlite3.Connection]):
         row = self._read(lambda c: c.execute("SELECT MAX(seq) FROM events").fetchone())
         return int(row[0] or 0)
 
-    def purge(self, before_ms: int, chunk: int = 10_000) -> int:
-        """Delete events older than ``before_ms``, but never the newest row of the log: SQLite
-        gives the next row the largest seq + 1, so deleting it would give its position again,
-        past some handler's cursor (it goes with a later purge)."""
+    def purge(self, now: int | None = None, chunk: int = 10_000) -> int:
+        """Delete the events older than their organisation's retention, but never the newest
+        row of the log: SQLite gives the next row the largest seq + 1, so deleting it would
+        give its position again, past some handler's cursor (it goes with a later purge)."""
+        deleted = 0
+        for cutoff, organisation_ids in self._retention_cutoffs(
+            now_ms() if now is None else now
+        ).items():
+            for ids in self._in_chunks(organisation_ids):  # each by its index (org, ts)
+                deleted += self._delete_older(cutoff, ids, chunk)
+        return deleted
+
+    def _delete_older(self, cutoff: int, organisation_ids: list[int], chunk: int) -> int:
+        """Delete the events older than ``cutoff`` of ``organisation_ids``, with their
+        counts, a chunk at a time."""
+        marks = ", ".join("?" * len(organisation_ids))
         deleted = 0
         while True:
             with self._transaction() as conn:
                 doomed = conn.execute(
                     f"SELECT seq, {', '.join(rollup.COUNTED)} FROM events "
-                    "WHERE ts < ? AND seq < (SELECT MAX(seq) FROM events) ORDER BY ts LIMIT ?",
-                    (before_ms, chunk),
+                    f"WHERE ts < ? AND organisation_id IN ({marks}) "
+                    "AND seq < (SELECT MAX(seq) FROM events) LIMIT ?",
+                    (cutoff, *organisation_ids, chunk),
                 ).fetchall()
                 conn.executemany(
                     rollup.UPSERT, rollup.deltas((r[1:] for r in doomed), -1, rollup.COUNTED)

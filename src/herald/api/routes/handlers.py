@@ -366,6 +366,7 @@ async def send_test(
         await sender.aclose()
     delivery = Delivery(
         handler.id,
+        handler.organisation_id,
         to_ms(now),
         "test",
         (event_id,),

@@ -18,10 +18,14 @@ async def health() -> dict[str, str]:
 
 
 @router.get("/ready")
-async def ready(services: ServicesDep) -> dict[str, str]:
-    """The process can reach its database."""
+async def ready(services: ServicesDep) -> dict[str, object]:
+    """The process can reach its database and write events (503 otherwise); ``loops``
+    shows each background loop's health (``status`` is ``degraded`` while one fails)."""
     try:
         await services.run(services.store.last_seq)
     except StoreError as exc:
         raise Problem(503, "Not ready", "the database is not reachable") from exc
-    return {"status": "ready"}
+    if (refusal := services.store.write_refusal()) is not None:
+        raise Problem(503, "Not ready", refusal)
+    status = "degraded" if services.loops.failing() else "ready"
+    return {"status": status, "loops": services.loops.report()}
