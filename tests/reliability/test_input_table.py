@@ -203,6 +203,19 @@ def test_the_edges_of_the_range_are_taken_and_written_with_four_digit_years(
         assert served in [event["timestamp"] for event in listed.json()]
 
 
+@pytest.mark.parametrize("last_event_id", [str(HUGE), "0_0", "-1", "1e3"])
+def test_a_bad_last_event_id_is_a_400(world: World, last_event_id: str) -> None:
+    """Regression: ``99999999999999999999999`` answered 500, ``0_0`` resumed as 0."""
+    headers = {"Last-Event-ID": last_event_id}
+    with (
+        world.server.client(world.tenant.token) as client,
+        client.stream("GET", "/event/stream", headers=headers, timeout=10) as response,
+    ):
+        assert response.status_code == 400
+        response.read()
+        assert "Last-Event-ID" in _named(response.json())
+
+
 @pytest.mark.parametrize(
     ("method", "path", "allow"),
     [
