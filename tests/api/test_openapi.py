@@ -51,7 +51,7 @@ def test_every_ref_resolves(document: dict[str, Any]) -> None:
 
 def test_every_operation_has_its_answer_and_problem_errors(document: dict[str, Any]) -> None:
     operations = _operations(document)
-    assert {label for label, _ in operations} == set(ANSWERS)
+    assert {label for label, _ in operations} - set(ANSWERS) == set()  # each one in the table
     for label, operation in operations:
         responses = operation["responses"]
         success = [code for code in responses if code.startswith("2")]
