@@ -117,10 +117,11 @@ ANSWERS: dict[str, Answer] = {
     "POST /api/v1/event_handler/{handler_id}/secret/rotate": Answer(
         200, _ref(schemas.HandlerOut), ITEM
     ),
-    # the device state (merged beside this table: their own answers for now)
-    "GET /api/v1/endpoint": Answer(200, FROM_ROUTE, LIST),
-    "GET /api/v1/endpoint/status_counts": Answer(200, FROM_ROUTE, AUTH),
-    "GET /api/v1/endpoint/{endpoint_id}/connectivity": Answer(200, FROM_ROUTE, ITEM),
+    "GET /api/v1/endpoint": Answer(200, _array(schemas.EndpointSummary), LIST),
+    "GET /api/v1/endpoint/status_counts": Answer(200, _ref(schemas.StatusCounts), AUTH),
+    "GET /api/v1/endpoint/{endpoint_id}/connectivity": Answer(
+        200, _ref(schemas.Connectivity), ITEM
+    ),
     "GET /health": Answer(200, STATUS, ()),
     "GET /ready": Answer(200, STATUS, (503,)),
     "GET /metrics": Answer(200, {"type": "string"}, (401, 403, 429, 503), "text/plain"),
@@ -190,6 +191,9 @@ _OUT_MODELS: tuple[type[BaseModel], ...] = (
     schemas.DeliveryOut,
     schemas.HandlerStatusOut,
     schemas.ReplayOut,
+    schemas.Connectivity,
+    schemas.EndpointSummary,
+    schemas.StatusCounts,
 )
 
 

@@ -183,3 +183,36 @@ class ReplayOut(BaseModel):
 
 class StatusOut(_Open):
     status: str
+
+
+class Connectivity(_Open):
+    """An endpoint's connectivity as emnify's ``/endpoint/{id}/connectivity`` answers it."""
+
+    status: Level
+    location: dict[str, Any] | None = None
+    pdp_context: dict[str, Any] | None = None
+    services: list[Any] | None = None
+
+
+class EndpointSummary(Connectivity):
+    """One endpoint of the fleet list, with its connectivity and when it was last seen."""
+
+    id: int | str | None = None
+    name: str | None = None
+    imei: Any = None
+    ip_address: Any = None
+    organisation: OrganisationOut
+    sim_status: Any = None
+    quota_status: Any = None
+    last_seen: str
+    updated: str
+
+
+class StatusCount(BaseModel):
+    status: Level
+    count: int
+
+
+class StatusCounts(BaseModel):
+    total: int
+    counts: list[StatusCount]
