@@ -36,3 +36,27 @@ def test_to_ms_takes_naive_as_utc_and_truncates_microseconds() -> None:
 def test_rejects_garbage() -> None:
     with pytest.raises(ValueError):
         parse_timestamp("yesterday")
+
+
+@pytest.mark.parametrize(
+    "text",
+    [
+        "0001-01-01T00:00:00+00:09",
+        "9999-12-31T23:59:59-23:59",
+        "1969-12-31T23:59:59Z",
+        "0999-01-01",
+    ],
+)
+def test_refuses_what_herald_cannot_store_or_serve(text: str) -> None:
+    """Regression: the first two overflowed converting to UTC (a 500 on every route)."""
+    with pytest.raises(ValueError, match="between 1970"):
+        parse_timestamp(text)
+
+
+def test_the_edges_of_the_range_parse_and_format_with_four_digit_years() -> None:
+    assert format_ms(to_ms(parse_timestamp("1970-01-01T01:00:00+01:00"))) == (
+        "1970-01-01T00:00:00.000Z"
+    )
+    latest = parse_timestamp("9999-12-31T23:59:59.999Z")
+    assert format_ms(to_ms(latest)) == "9999-12-31T23:59:59.999Z"
+    assert format_ms(-62135596800000) == "0001-01-01T00:00:00.000Z"  # old rows still print

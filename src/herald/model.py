@@ -14,11 +14,20 @@ from datetime import datetime
 from functools import lru_cache
 from typing import Annotated, Any
 
-from pydantic import BaseModel, BeforeValidator, ConfigDict, Field, StringConstraints
+from pydantic import (
+    AfterValidator,
+    BaseModel,
+    BeforeValidator,
+    ConfigDict,
+    Field,
+    StringConstraints,
+    model_validator,
+)
+from pydantic_core import PydanticCustomError
 
 from herald.catalog import CRITICALITIES, SEVERITIES, SOURCES, Catalog, Scope
 from herald.retention import too_old, window_start_ms
-from herald.timefmt import format_ms, parse_timestamp, to_ms
+from herald.timefmt import format_ms, in_range, parse_timestamp, to_ms
 
 JSON = Any
 """Free JSON (objects, arrays, scalars) as a producer sent it."""
@@ -29,6 +38,9 @@ TARGET_TYPE = r"^[a-z][a-z0-9_]{0,31}$"
 """A target entity type: an open set of short lowercase names (device, folder, tenant...)."""
 RESERVED_FIELDS = frozenset({"provider", "external_id", "received", "payload", "provider_type"})
 MAX_EXTRA_FIELDS = 32
+MAX_JSON_DEPTH = 32
+"""How deep free JSON (``detail``, ``payload.data``, unknown fields) may nest: a record must
+stay far below what the serialiser takes (orjson stops at 255 levels)."""
 # A batch shares one receive time: format it once, not once per event.
 _format_received = lru_cache(maxsize=64)(format_ms)
 
@@ -37,18 +49,34 @@ def _timestamp(value: object) -> object:
     return parse_timestamp(value) if isinstance(value, str) else value
 
 
-Timestamp = Annotated[datetime, BeforeValidator(_timestamp)]
+Timestamp = Annotated[datetime, BeforeValidator(_timestamp), AfterValidator(in_range)]
 ShortText = Annotated[str, StringConstraints(max_length=256)]
 
 
+def _bounded(value: JSON) -> JSON:
+    if json_depth(value, MAX_JSON_DEPTH + 1) > MAX_JSON_DEPTH:
+        raise ValueError(_TOO_DEEP.format(limit=MAX_JSON_DEPTH))
+    return value
+
+
+_TOO_DEEP = "nests deeper than {limit} levels"
+BoundedJSON = Annotated[JSON, AfterValidator(_bounded)]
+"""Free JSON nested at most ``MAX_JSON_DEPTH`` levels."""
+
+
 class _Open(BaseModel):
-    """Nested objects keep any extra fields a provider sends."""
+    """Nested objects keep any extra fields a provider sends (nested at most 32 levels)."""
 
     model_config = ConfigDict(extra="allow")
 
+    @model_validator(mode="after")
+    def _bounded_extra_fields(self) -> _Open:
+        _check_extra(self.model_extra)
+        return self
+
 
 class TypeRef(BaseModel):
-    id: int = Field(ge=0, le=2**31 - 1)
+    id: int = Field(ge=0, le=2**31 - 1, strict=True)  # false is no type (was taken as 0)
     description: str | None = Field(default=None, max_length=256)
 
 
@@ -99,7 +127,7 @@ class TargetRef(BaseModel):
 
 class Payload(BaseModel):
     content_type: str = Field(default="application/json", max_length=128)
-    data: JSON = None
+    data: BoundedJSON = None
 
 
 class EventIn(BaseModel):
@@ -128,7 +156,7 @@ class EventIn(BaseModel):
     sim: SimRef | None = None
     imsi: ImsiRef | None = None
     user: UserRef | None = None
-    detail: JSON = None
+    detail: BoundedJSON = None
     target: TargetRef | None = None
     criticality: int | None = Field(
         default=None,
@@ -137,6 +165,38 @@ class EventIn(BaseModel):
         description="1 critical ... 5 trivial; 0 or null: not applicable; absent: from severity.",
     )
     payload: Payload | None = None
+
+    @model_validator(mode="after")
+    def _bounded_extra_fields(self) -> EventIn:
+        _check_extra(self.model_extra)
+        return self
+
+
+def _check_extra(extra: dict[str, JSON] | None) -> None:
+    """Unknown fields nest at most ``MAX_JSON_DEPTH`` levels, like ``detail``."""
+    for name, value in (extra or {}).items():
+        if json_depth(value, MAX_JSON_DEPTH + 1) > MAX_JSON_DEPTH:
+            raise PydanticCustomError(
+                "too_deep", "{field}: " + _TOO_DEEP, {"field": name, "limit": MAX_JSON_DEPTH}
+            )
+
+
+def json_depth(value: JSON, stop: int) -> int:
+    """How deep ``value`` nests (a scalar is 0, ``[1]`` is 1), counted up to ``stop``."""
+    deepest = 0
+    level: list[JSON] = [value]
+    while level and deepest < stop:
+        inner: list[JSON] = []
+        for item in level:
+            if isinstance(item, dict):
+                inner.extend(item.values())
+            elif isinstance(item, list):
+                inner.extend(item)
+        if not inner and not any(isinstance(item, dict | list) for item in level):
+            break
+        deepest += 1
+        level = inner
+    return deepest
 
 
 @dataclass(frozen=True, slots=True)

@@ -1,4 +1,8 @@
-"""Timestamps as Herald writes them: ISO 8601, UTC, milliseconds, ``Z``."""
+"""Timestamps as Herald writes them: ISO 8601, UTC, milliseconds, ``Z``.
+
+Herald stores and serves only the years 1970-9999 (after conversion to UTC): every
+timestamp it accepts, whatever the route, is checked here, so what it writes it can read.
+"""
 
 from __future__ import annotations
 
@@ -6,6 +10,9 @@ import time
 from datetime import UTC, datetime, timedelta
 
 _UNIX_EPOCH = datetime(1970, 1, 1, tzinfo=UTC)
+EARLIEST = _UNIX_EPOCH
+LATEST = datetime(9999, 12, 31, 23, 59, 59, 999999, tzinfo=UTC)
+RANGE_TEXT = "between 1970-01-01T00:00:00Z and 9999-12-31T23:59:59.999Z"
 
 
 def now_ms() -> int:
@@ -21,17 +28,35 @@ def to_ms(moment: datetime) -> int:
 
 
 def format_ms(ms: int) -> str:
-    """``2021-10-27T08:38:02.000Z`` for a Unix millisecond time."""
-    moment = datetime.fromtimestamp(ms / 1000, tz=UTC)
-    return moment.strftime("%Y-%m-%dT%H:%M:%S.") + f"{ms % 1000:03d}Z"
+    """``2021-10-27T08:38:02.000Z`` for a Unix millisecond time (always a four-digit year)."""
+    moment = _UNIX_EPOCH + timedelta(milliseconds=ms)
+    return (
+        f"{moment.year:04d}-{moment.month:02d}-{moment.day:02d}T"
+        f"{moment.hour:02d}:{moment.minute:02d}:{moment.second:02d}.{ms % 1000:03d}Z"
+    )
+
+
+def in_range(moment: datetime) -> datetime:
+    """``moment`` in UTC if Herald can store and serve it; ``ValueError`` otherwise."""
+    if moment.tzinfo is None:
+        moment = moment.replace(tzinfo=UTC)
+    try:
+        moment = moment.astimezone(UTC)
+    except OverflowError:  # year 1 at +00:09, year 9999 at -23:59: out of datetime's range
+        raise ValueError(f"must be {RANGE_TEXT}") from None
+    if not EARLIEST <= moment <= LATEST:
+        raise ValueError(f"must be {RANGE_TEXT}")
+    return moment
 
 
 def parse_timestamp(text: str) -> datetime:
-    """Parse the ISO 8601 forms providers send (``Z``, ``+0000``, ``+00:00``, no zone = UTC)."""
+    """Parse the ISO 8601 forms providers send (``Z``, ``+0000``, ``+00:00``, no zone = UTC).
+
+    The result is in UTC and within the years Herald serves; ``ValueError`` if not.
+    """
     value = text.strip()
     if value.endswith(("Z", "z")):
         value = value[:-1] + "+00:00"
     elif len(value) > 5 and value[-5] in "+-" and value[-4:].isdigit() and "T" in value:
         value = value[:-2] + ":" + value[-2:]
-    moment = datetime.fromisoformat(value)
-    return moment.replace(tzinfo=UTC) if moment.tzinfo is None else moment.astimezone(UTC)
+    return in_range(datetime.fromisoformat(value))

@@ -342,6 +342,58 @@ def test_rate_limit_answers_429_with_retry_after(tmp_path: Any, figures: Figures
         server.stop()
 
 
+def test_rate_limit_follows_the_token_not_the_header_spelling(
+    tmp_path: Any, figures: Figures
+) -> None:
+    """Regression: the bucket was keyed on the raw header, so ``bearer X``, ``BEARER X`` and
+    ``Bearer  X`` each had a fresh one, and bogus tokens never met a 429."""
+    server = start_server(
+        tmp_path / "herald",
+        env={"HERALD_RATE_LIMIT_PER_SECOND": "0.05", "HERALD_RATE_LIMIT_BURST": "3"},
+    )
+    try:
+        tenant = make_tenant(server, "Spelling Co", "event:read")
+        url = f"{server.url}/api/v1/event"
+        jwt_token = httpx.post(
+            f"{server.url}/api/v1/authenticate",
+            json={"application_token": tenant.token},
+            timeout=30,
+        ).json()["auth_token"]
+        spellings = [
+            f"Bearer {tenant.token}",
+            f"bearer {tenant.token}",
+            f"BEARER {tenant.token}",
+            f"Bearer  {tenant.token}",
+            f"Bearer {jwt_token}",  # another credential of the same token: the same bucket
+        ]
+        statuses = [
+            httpx.get(url, headers={"Authorization": spelling}, timeout=30).status_code
+            for spelling in spellings
+        ]
+        assert statuses == [200, 200, 200, 429, 429]
+
+        bogus = [f"Bearer hrd_guess{i}" for i in range(4)] + [
+            "bearer forged.jwt.value",
+            "Bearer x",
+            "Basic dXNlcjpwYXNz",
+            "",
+        ]
+        guessed = [
+            httpx.get(url, headers={"Authorization": header}, timeout=30).status_code
+            for header in bogus
+        ]
+        assert guessed[:3] == [401, 401, 401] and set(guessed[3:]) == {429}
+        guessing = httpx.post(
+            f"{server.url}/api/v1/authenticate", json={"application_token": "hrd_x"}, timeout=30
+        )
+        assert guessing.status_code == 429  # the exchange shares the address's bucket
+        with server.client(server.admin_token) as other:  # a valid token keeps its own bucket
+            assert other.get("/event").status_code == 200
+        figures.add("security.rate_limited_requests", statuses.count(429) + guessed.count(429))
+    finally:
+        server.stop()
+
+
 def test_token_bucket_refills_at_its_rate() -> None:
     buckets = TokenBuckets(rate=2, burst=2)
     assert [buckets.take("k", 0.0) for _ in range(3)] == [0.0, 0.0, 0.5]

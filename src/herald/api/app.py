@@ -11,7 +11,10 @@ from fastapi import FastAPI
 from starlette.staticfiles import StaticFiles
 
 from herald import __version__
+from herald.api import openapi
 from herald.api.limits import BodySizeLimit
+from herald.api.methods import ConsoleMount
+from herald.api.nul import RefuseNul
 from herald.api.problems import install_problem_handlers
 from herald.api.ratelimit import RateLimit
 from herald.api.routes import auth, catalog, devices, events, health
@@ -136,10 +139,10 @@ def create_app(settings: Settings | None = None) -> FastAPI:
         lifespan=lifespan,
     )
     install_problem_handlers(app)
+    openapi.install(app)
+    app.add_middleware(RefuseNul)  # inside the size limit: it reads bounded bodies whole
     app.add_middleware(BodySizeLimit, max_bytes=settings.max_body_bytes)
-    app.add_middleware(
-        RateLimit, per_second=settings.rate_limit_per_second, burst=settings.rate_limit_burst
-    )
+    app.state.rate_limit = RateLimit(settings.rate_limit_per_second, settings.rate_limit_burst)
     # before events: /event/stream and /event/stats must win over /event/{event_id}
     for routes in (stream_routes, stats_routes):
         app.include_router(routes.router, prefix=API_PREFIX)
@@ -151,5 +154,7 @@ def create_app(settings: Settings | None = None) -> FastAPI:
     app.include_router(devices.router, prefix=API_PREFIX)
     app.include_router(health.router)
     app.include_router(metrics_routes.router)
-    app.mount("/", StaticFiles(directory=STATIC_DIR, html=True), name="console")  # last
+    app.router.routes.append(  # last
+        ConsoleMount("/", StaticFiles(directory=STATIC_DIR, html=True), name="console")
+    )
     return app

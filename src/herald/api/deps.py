@@ -9,6 +9,7 @@ from fastapi import Depends, Request
 from fastapi.security import HTTPAuthorizationCredentials, HTTPBearer
 
 from herald.api.problems import Problem
+from herald.api.ratelimit import client_key, rate_limit, token_key
 from herald.api.services import Services
 from herald.auth import AuthError, Principal
 
@@ -28,15 +29,24 @@ ServicesDep = Annotated[Services, Depends(get_services)]
 
 
 async def get_principal(
+    request: Request,
     services: ServicesDep,
     credentials: Annotated[HTTPAuthorizationCredentials | None, Depends(bearer)],
 ) -> Principal:
-    if credentials is None or not credentials.credentials:
+    """The authenticated caller, its request taken from its token's rate limit (a failed
+    attempt's from its client address's)."""
+    limit = rate_limit(request)
+    credential = credentials.credentials.strip() if credentials else ""
+    if not credential:
+        limit.take(client_key(request))
         raise Problem(401, "Unauthorized", "send Authorization: Bearer <token>", headers=_CHALLENGE)
     try:
-        return await services.run(services.auth.authenticate, credentials.credentials)
+        principal = await services.run(services.auth.authenticate, credential)
     except AuthError as exc:
+        limit.take(client_key(request))
         raise Problem(401, "Unauthorized", str(exc), headers=_CHALLENGE) from exc
+    limit.take(token_key(principal.token_id))
+    return principal
 
 
 def require(permission: str) -> Callable[[Principal], Awaitable[Principal]]:

@@ -14,7 +14,8 @@ from herald.api.problems import Problem, field_problem
 from herald.catalog import Catalog
 from herald.query import syntax
 from herald.query.filter import EventFilter
-from herald.store import SORT_COLUMNS, EventQuery, SortKey
+from herald.store import SORT_COLUMNS, EventQuery, InvalidQuery, SortKey
+from herald.store.sql import decode_cursor
 
 MAX_PER_PAGE = 1000
 DEFAULT_PER_PAGE = 100
@@ -58,7 +59,8 @@ def parse_sort(raw: str | None) -> tuple[SortKey, ...]:
     for part in raw.split(","):
         name = part.strip()
         descending = name.startswith("-")
-        name = name.lstrip("+-")
+        if name[:1] in ("+", "-"):
+            name = name[1:]  # one sign at most: "+-+-id" is no sort
         if name not in SORT_COLUMNS:
             raise field_problem(
                 400, "sort", f"cannot sort by {name!r} (fields: {', '.join(SORT_COLUMNS)})"
@@ -87,6 +89,13 @@ def _bounded(params: Mapping[str, str], name: str, default: int, low: int, high:
     return value
 
 
+def _cursor(cursor: str) -> tuple[int, int]:
+    try:
+        return decode_cursor(cursor)
+    except InvalidQuery as exc:
+        raise field_problem(400, "cursor", str(exc)) from None
+
+
 def build_query(
     params: Mapping[str, str],
     *,
@@ -105,6 +114,8 @@ def build_query(
     sort = parse_sort(params.get("sort"))
     page, per_page = parse_paging(params)
     cursor = params.get("cursor") or None
+    if cursor is not None and not all(-(2**63) <= part < 2**63 for part in _cursor(cursor)):
+        raise field_problem(400, "cursor", "cursor is not one this API issued")
     if cursor is not None and [k.field for k in sort] not in (
         ["timestamp"],
         ["id"],

@@ -17,7 +17,8 @@ import orjson
 from pydantic import TypeAdapter, ValidationError
 
 from herald import metrics
-from herald.api.problems import validation_errors
+from herald.api.nul import NUL_REASON, nul_field
+from herald.api.problems import Problem, validation_errors
 from herald.api.services import Services
 from herald.api.writing import build_one
 from herald.auth import Principal
@@ -67,6 +68,9 @@ def build_record(
     received_ms: int,
 ) -> NewEvent | list[dict[str, Any]]:
     """One provider record as an event for the store, or why it cannot be used."""
+    holding_nul = nul_field(item)
+    if holding_nul is not None:  # PostgreSQL stores no NUL: both backends refuse it
+        return _errors([{"field": holding_nul, "reason": NUL_REASON}])
     try:
         document = PROVIDERS[provider](item)
         provider_type = resolve_provider_type(provider, document, services.catalog)
@@ -118,7 +122,16 @@ async def ingest_batch(
         if isinstance(result, NewEvent):
             usable.append((index, result))
             continue
-        raw = record_bytes(item)
+        try:
+            raw = record_bytes(item)
+        except orjson.JSONEncodeError:  # nested past what can be written (255 levels)
+            reason = "nests too deep to be kept"
+            raise Problem(
+                422,
+                "Invalid record",
+                f"[{index}] body: {reason}",
+                [{"field": "body", "reason": reason, "index": index}],
+            ) from None
         digest = hashlib.sha256(raw).hexdigest()
         unusable.append(
             (index, NewRejection(organisation_id, provider, digest, received, result, raw))

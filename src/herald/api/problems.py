@@ -12,6 +12,7 @@ from fastapi.exceptions import RequestValidationError
 from starlette.exceptions import HTTPException as StarletteHTTPException
 from starlette.responses import Response
 
+from herald.api.methods import allowed_methods
 from herald.store import Conflict, InvalidQuery, NotFound, StoreError, StoreUnavailable
 from herald.store.errors import TryAgain
 
@@ -101,11 +102,15 @@ def install_problem_handlers(app: FastAPI) -> None:
         detail = "; ".join(f"{e['field']}: {e['reason']}" for e in errors)
         return problem_response(Problem(status, "Invalid request", detail, errors))
 
-    async def on_http(_: Request, exc: Exception) -> Response:
+    async def on_http(request: Request, exc: Exception) -> Response:
         assert isinstance(exc, StarletteHTTPException)
-        return problem_response(
-            Problem(exc.status_code, str(exc.detail), headers=getattr(exc, "headers", None))
-        )
+        headers = dict(getattr(exc, "headers", None) or {})
+        if exc.status_code == 405:  # the route that answered knows only its own methods
+            allowed = allowed_methods(request.app.openapi()["paths"], request.scope["path"])
+            headers["Allow"] = ", ".join(allowed)
+            detail = f"{request.method} is not allowed here; use {headers['Allow']}"
+            return problem_response(Problem(405, "Method not allowed", detail, headers=headers))
+        return problem_response(Problem(exc.status_code, str(exc.detail), headers=headers))
 
     async def on_not_found(_: Request, exc: Exception) -> Response:
         return problem_response(Problem(404, "Not found", str(exc)))

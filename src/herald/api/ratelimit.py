@@ -1,23 +1,24 @@
-"""Per-token rate limiting: a token bucket per bearer credential, 429 with ``Retry-After``.
+"""Per-token rate limiting: a token bucket per authenticated token, 429 with ``Retry-After``.
 
-Requests without credentials share a bucket per client address, so guessing tokens is
-limited too. Only the API (``/api/v1``) is limited; health, readiness and metrics are not.
+The bucket is the token's own (its id), whatever the spelling of the ``Authorization``
+header and whichever of its JWTs is sent. Requests that fail to authenticate (no
+credential, an unknown or forged one) share a bucket per client address, so guessing
+tokens is limited too. Only authenticated API routes and ``/authenticate`` are limited;
+health, readiness and metrics are not.
 """
 
 from __future__ import annotations
 
-import hashlib
 import math
 import time
 from collections import OrderedDict
 from dataclasses import dataclass
 
-from starlette.types import ASGIApp, Receive, Scope, Send
+from starlette.requests import HTTPConnection
 
-from herald.api.problems import Problem, problem_response
+from herald.api.problems import Problem
 from herald.metrics import RATE_LIMITED
 
-LIMITED_PREFIX = "/api/v1"
 MAX_BUCKETS = 100_000  # least recently used keys beyond this are forgotten (they refill anyway)
 
 
@@ -49,40 +50,40 @@ class TokenBuckets:
         return (1 - bucket.tokens) / self.rate
 
 
-def _key(scope: Scope) -> str:
-    for name, value in scope["headers"]:
-        if name == b"authorization":
-            return "t:" + hashlib.sha256(value).hexdigest()  # the key never holds the secret
-    client = scope.get("client")
-    return "a:" + (client[0] if client else "")
+def client_key(connection: HTTPConnection) -> str:
+    """The bucket of requests that did not authenticate: their client address."""
+    return "a:" + (connection.client.host if connection.client else "")
+
+
+def token_key(token_id: int) -> str:
+    """The bucket of an authenticated token (the key never holds the secret)."""
+    return f"t:{token_id}"
 
 
 class RateLimit:
-    """ASGI middleware answering 429 problem+json once a credential's bucket is empty."""
+    """Token buckets by key; ``take`` raises a 429 problem once a key's bucket is empty."""
 
-    def __init__(self, app: ASGIApp, per_second: float, burst: int) -> None:
-        self.app = app
+    def __init__(self, per_second: float, burst: int) -> None:
         self.buckets = TokenBuckets(per_second, burst) if per_second > 0 else None
 
-    async def __call__(self, scope: Scope, receive: Receive, send: Send) -> None:
-        if (
-            self.buckets is None
-            or scope["type"] != "http"
-            or not scope["path"].startswith(LIMITED_PREFIX)
-        ):
-            await self.app(scope, receive, send)
+    def take(self, key: str) -> None:
+        if self.buckets is None:
             return
-        wait = self.buckets.take(_key(scope), time.monotonic())
+        wait = self.buckets.take(key, time.monotonic())
         if wait <= 0:
-            await self.app(scope, receive, send)
             return
         RATE_LIMITED.inc()
         retry_after = str(max(1, math.ceil(wait)))
-        problem = Problem(
+        raise Problem(
             429,
             "Too many requests",
             f"rate limit of {self.buckets.rate:g} requests per second exceeded; "
             f"retry after {retry_after} s",
             headers={"Retry-After": retry_after},
         )
-        await problem_response(problem)(scope, receive, send)
+
+
+def rate_limit(connection: HTTPConnection) -> RateLimit:
+    """The app's rate limit (none before the app set one: nothing is limited)."""
+    limit: RateLimit | None = getattr(connection.app.state, "rate_limit", None)
+    return limit or RateLimit(0, 1)

@@ -13,6 +13,10 @@ from herald.retention import MAX_RETENTION_DAYS
 from herald.store import Conflict, NotFound
 from herald.timefmt import format_ms
 
+MAX_ORGANISATION_ID = 2**53  # what an event's organisation.id may hold
+MAX_ID = 2**63 - 1  # the databases' integers are 64-bit
+MAX_NAME_LENGTH = 256  # what an event's organisation.name may hold
+
 org_app = typer.Typer(help="Organisations (tenants).", no_args_is_help=True)
 RetentionOption = Annotated[
     int | None,
@@ -32,12 +36,18 @@ token_app = typer.Typer(help="Application tokens.", no_args_is_help=True)
 def org_create(
     name: Annotated[str, typer.Argument(help="The organisation's name.")],
     organisation_id: Annotated[
-        int | None, typer.Option("--id", min=1, help="Choose the id (default: next free).")
+        int | None,
+        typer.Option(
+            "--id", min=1, max=MAX_ORGANISATION_ID, help="Choose the id (default: next free)."
+        ),
     ] = None,
     retention_days: RetentionOption = None,
     database: DatabaseOption = None,
 ) -> None:
     """Create an organisation; its id is the last line printed."""
+    name = name.strip()
+    if not name or len(name) > MAX_NAME_LENGTH:
+        fail(f"an organisation needs a name of 1 to {MAX_NAME_LENGTH} characters")
     store = store_for(database)
     try:
         organisation = store.create_organisation(name, organisation_id, retention_days)
@@ -105,7 +115,10 @@ def _retention(own: int | None, default: float) -> str:
 @token_app.command("create")
 def token_create(
     org: Annotated[
-        int | None, typer.Option("--org", help="Organisation the token acts for.")
+        int | None,
+        typer.Option(
+            "--org", min=1, max=MAX_ORGANISATION_ID, help="Organisation the token acts for."
+        ),
     ] = None,
     permission: Annotated[
         list[str] | None,
@@ -145,7 +158,8 @@ def token_create(
 
 @token_app.command("list")
 def token_list(
-    org: Annotated[int | None, typer.Option("--org")] = None, database: DatabaseOption = None
+    org: Annotated[int | None, typer.Option("--org", min=1, max=MAX_ORGANISATION_ID)] = None,
+    database: DatabaseOption = None,
 ) -> None:
     """List tokens (never their secrets)."""
     store = store_for(database)
@@ -166,7 +180,9 @@ def token_list(
 
 @token_app.command("revoke")
 def token_revoke(
-    token_id: Annotated[int, typer.Argument(help="The token's id (see token list).")],
+    token_id: Annotated[
+        int, typer.Argument(min=1, max=MAX_ID, help="The token's id (see token list).")
+    ],
     database: DatabaseOption = None,
 ) -> None:
     """Revoke a token: every call with it, or with a JWT made from it, is refused."""

@@ -4,6 +4,7 @@ from __future__ import annotations
 
 import os
 import sys
+from pathlib import Path
 from typing import Annotated, NoReturn
 
 import typer
@@ -12,6 +13,7 @@ from rich.console import Console
 from herald.audit import AuditLog
 from herald.config import Settings
 from herald.store import Store, StoreError, open_store
+from herald.store.sqlite import sqlite_path
 
 # Piped output is read by scripts and people alike: do not cut tables at 80 columns.
 console = Console() if sys.stdout.isatty() else Console(width=200)
@@ -39,9 +41,27 @@ def settings_for(database: str | None) -> Settings:
     return settings.model_copy(update={"database_url": database}) if database else settings
 
 
-def store_for(database: str | None) -> Store:
-    """The store a command works on, migrated; a clear error if it cannot open."""
+def missing_database(url: str) -> str | None:
+    """Why a command that only uses a database cannot: its SQLite file does not exist (only
+    serve, db migrate and simulate --backfill create one)."""
+    if not url.startswith("sqlite:"):
+        return None  # a PostgreSQL database that does not exist fails to connect
+    try:
+        path = Path(sqlite_path(url))
+    except ValueError as exc:
+        return str(exc)
+    if path.exists():
+        return None
+    return f"no database at {path}; create it with `herald db migrate` (or `herald serve`)"
+
+
+def store_for(database: str | None, *, create: bool = False) -> Store:
+    """The store a command works on, migrated; a clear error if it cannot open (or, unless
+    ``create``, does not exist)."""
     settings = settings_for(database)
+    missing = None if create else missing_database(settings.database_url)
+    if missing is not None:
+        fail(missing)
     try:
         return open_store(
             settings.database_url,

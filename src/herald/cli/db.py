@@ -8,9 +8,9 @@ from urllib.parse import urlsplit, urlunsplit
 
 import typer
 
-from herald.cli.common import DatabaseOption, console, fail, settings_for
+from herald.cli.common import DatabaseOption, console, fail, missing_database, settings_for
 from herald.store import Store, StoreError, open_store
-from herald.store.migrator import SchemaStatus
+from herald.store.migrator import SchemaStatus, migrations
 
 db_app = typer.Typer(help="The database schema.", no_args_is_help=True)
 
@@ -25,14 +25,18 @@ def redacted(url: str) -> str:
 
 
 @contextmanager
-def _open(database: str | None, migrate: bool) -> Iterator[tuple[Store, str]]:
+def _open(database: str | None, create: bool) -> Iterator[tuple[Store, str]]:
+    """The store, its schema as it is (``create``: a SQLite file that is absent is made)."""
     settings = settings_for(database)
     url = settings.database_url
+    missing = None if create else missing_database(url)
+    if missing is not None:
+        fail(missing)
     try:
         store = open_store(
             url,
             sqlite_synchronous=settings.sqlite_synchronous,
-            migrate=migrate,
+            migrate=False,
             retention_days=settings.retention_days,
         )
     except (ValueError, StoreError) as exc:
@@ -51,7 +55,7 @@ def _status(store: Store) -> SchemaStatus:
 @db_app.command("migrate")
 def migrate(database: DatabaseOption = None) -> None:
     """Bring the schema up to date (safe to run from several machines at once)."""
-    with _open(database, migrate=False) as (store, url):
+    with _open(database, create=True) as (store, url):
         before = _status(store)
         try:
             store.migrate()
@@ -66,7 +70,14 @@ def migrate(database: DatabaseOption = None) -> None:
 @db_app.command("status")
 def status(database: DatabaseOption = None) -> None:
     """Show the schema version and the migrations not applied yet (changes nothing)."""
-    with _open(database, migrate=False) as (store, url):
+    url = settings_for(database).database_url
+    if missing_database(url) is not None and url.startswith("sqlite:"):
+        pending = ", ".join(m.name for m in migrations("sqlite"))
+        console.print(f"{redacted(url)}: no database yet, schema version 0", highlight=False)
+        console.print(f"pending: {pending}", highlight=False)
+        console.print("run `herald db migrate` (or start `herald serve`) to create it")
+        return
+    with _open(database, create=False) as (store, url):
         schema = _status(store)
         partitions: list[str] = getattr(store, "partitions", list)() if schema.applied else []
     console.print(f"{url}: schema version {schema.current}", highlight=False)
@@ -87,8 +98,9 @@ def rebuild_device_state(database: DatabaseOption = None) -> None:
     """Forget the device states and fold the whole log into them again."""
     from herald.devices.projector import DeviceProjector
 
-    with _open(database, migrate=True) as (store, url):
+    with _open(database, create=False) as (store, url):
         try:
+            store.migrate()  # the device state tables come with a migration
             store.reset_device_states()
             folded = DeviceProjector(store).catch_up()
         except StoreError as exc:

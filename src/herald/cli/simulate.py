@@ -38,7 +38,7 @@ def simulate(
         fail("choose one: --backfill DAYS or --live")
     world = World(orgs, devices, seed)
     if days is not None:
-        store = store_for(database)
+        store = store_for(database, create=True)
         try:
             written = backfill(store, world, days, limit=limit)
         except SimulationError as exc:

@@ -87,8 +87,8 @@ def _event_type(value: object) -> dict[str, int]:
 def _integer(value: object, field: str) -> int:
     if isinstance(value, int) and not isinstance(value, bool):
         return value
-    if isinstance(value, str) and value.strip().isdigit():
-        return int(value)
+    if isinstance(value, str) and value.strip().isascii() and value.strip().isdigit():
+        return int(value)  # isdigit() alone lets "²" through, which int() refuses
     raise RecordError(field, "must be an integer")
 
 

@@ -80,7 +80,9 @@ def _scope(envelope: dict[str, Any]) -> dict[str, Any]:
         if target_type == "endpoint":
             # A numeric id is the endpoint's id; another is how Stacuity names the endpoint,
             # so that endpoint= and /endpoint/{id}/event find it as they find a name.
+            # ASCII digits only: "²".isdigit() is true and int("²") fails (was a 500).
             text = str(value)
-            scoped["endpoint"] = {"id": int(text)} if text.isdigit() else {"name": text}
+            numeric = text.isascii() and text.isdigit() and int(text) < 2**63
+            scoped["endpoint"] = {"id": int(text)} if numeric else {"name": text}
         return scoped
     return {}

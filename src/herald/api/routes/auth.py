@@ -2,17 +2,20 @@
 
 from __future__ import annotations
 
-from fastapi import APIRouter
-from pydantic import BaseModel, Field
+from fastapi import APIRouter, Request
+from pydantic import BaseModel, ConfigDict, Field
 
 from herald.api.deps import ServicesDep
 from herald.api.problems import Problem
+from herald.api.ratelimit import client_key, rate_limit
 from herald.auth import AuthError
 
 router = APIRouter(tags=["auth"])
 
 
 class AuthenticateIn(BaseModel):
+    model_config = ConfigDict(strict=True)
+
     application_token: str = Field(min_length=1, max_length=512)
 
 
@@ -21,11 +24,14 @@ class AuthenticateOut(BaseModel):
 
 
 @router.post("/authenticate", response_model=AuthenticateOut)
-async def authenticate(body: AuthenticateIn, services: ServicesDep) -> AuthenticateOut:
+async def authenticate(
+    body: AuthenticateIn, services: ServicesDep, request: Request
+) -> AuthenticateOut:
     """A JWT for an application token, as emnify's ``/authenticate`` answers."""
     try:
         token = await services.run(services.auth.exchange, body.application_token)
     except AuthError as exc:
+        rate_limit(request).take(client_key(request))  # guessing is limited per address
         raise Problem(
             401, "Unauthorized", str(exc), headers={"WWW-Authenticate": "Bearer"}
         ) from exc

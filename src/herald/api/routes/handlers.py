@@ -43,8 +43,19 @@ async def _reader(principal: Annotated[Principal, Depends(get_principal)]) -> Pr
 Reader = Annotated[Principal, Depends(_reader)]
 
 
+TargetUrl = Annotated[
+    str,
+    StringConstraints(
+        min_length=1,
+        max_length=2048,
+        pattern=r"^https?://[A-Za-z0-9._~%:\[\]-]+(?:[/?#][!-~]*)?$",  # printable ASCII only
+    ),
+    Field(examples=["http://localhost:9/herald"]),
+]
+
+
 class BatchIn(BaseModel):
-    model_config = ConfigDict(extra="forbid")
+    model_config = ConfigDict(extra="forbid", strict=True)
 
     max_events: int = Field(default=1, ge=1, le=1000, description="1: one event per request")
     max_wait_ms: int = Field(default=0, ge=0, le=60_000)
@@ -56,11 +67,11 @@ FilterText = Annotated[str, StringConstraints(max_length=MAX_FILTER_CHARS)]
 class HandlerIn(BaseModel):
     """A new event handler."""
 
-    model_config = ConfigDict(extra="forbid")
+    model_config = ConfigDict(extra="forbid", strict=True)
 
     name: str = Field(min_length=1, max_length=256)
     type: Literal["webhook"] = "webhook"
-    url: str = Field(min_length=1, max_length=2048)
+    url: TargetUrl
     format: Literal["native", "cloudevents", "ndjson"] = "native"
     filter: FilterText | dict[str, Any] = Field(
         default="",
@@ -71,17 +82,20 @@ class HandlerIn(BaseModel):
     enabled: bool = True
     retention_days: float | None = Field(default=None, gt=0, le=30)
     organisation_id: int | None = Field(
-        default=None, description="Internal tokens only: the organisation it is for."
+        default=None,
+        ge=1,
+        le=2**53,  # what an event's organisation.id holds
+        description="Internal tokens only: the organisation it is for.",
     )
 
 
 class HandlerPatch(BaseModel):
     """Changes to a handler; absent fields stay as they are."""
 
-    model_config = ConfigDict(extra="forbid")
+    model_config = ConfigDict(extra="forbid", strict=True)
 
     name: str | None = Field(default=None, min_length=1, max_length=256)
-    url: str | None = Field(default=None, min_length=1, max_length=2048)
+    url: TargetUrl | None = None
     format: Literal["native", "cloudevents", "ndjson"] | None = None
     filter: FilterText | dict[str, Any] | None = None
     batch: BatchIn | None = None
@@ -90,7 +104,7 @@ class HandlerPatch(BaseModel):
 
 
 class ReplayIn(BaseModel):
-    model_config = ConfigDict(extra="forbid", populate_by_name=True)
+    model_config = ConfigDict(extra="forbid", populate_by_name=True, strict=True)
 
     from_: Timestamp = Field(alias="from")
     until: Timestamp | None = None
@@ -162,7 +176,9 @@ async def _get(services: ServicesDep, principal: Principal, handler_id: int) -> 
 def _organisation_for(services: ServicesDep, principal: Principal, named: int | None) -> int:
     if not principal.internal:
         if named is not None and named != principal.organisation_id:
-            raise field_problem(403, "organisation_id", "this token acts only for its own")
+            raise field_problem(
+                403, "organisation_id", "this token acts only for its own", "Forbidden"
+            )
         assert principal.organisation_id is not None
         return principal.organisation_id
     if named is None:
@@ -286,7 +302,9 @@ async def list_deliveries(
     services: ServicesDep,
     principal: Reader,
     per_page: Annotated[int, Query(ge=1, le=1000)] = 100,
-    cursor: Annotated[int | None, Query(ge=1, description="X-Next-Cursor of the last page")] = None,
+    cursor: Annotated[
+        int | None, Query(ge=1, le=2**63 - 1, description="X-Next-Cursor of the last page")
+    ] = None,
 ) -> Response:
     """The attempt log, newest first; page on with ``cursor``."""
     await _get(services, principal, handler_id)

@@ -10,7 +10,7 @@ from __future__ import annotations
 import hmac
 from typing import Annotated
 
-from fastapi import APIRouter, Depends
+from fastapi import APIRouter, Depends, Request
 from fastapi.security import HTTPAuthorizationCredentials
 from starlette.responses import Response
 
@@ -23,6 +23,7 @@ router = APIRouter(tags=["health"])
 
 @router.get("/metrics", response_class=Response)
 async def prometheus_metrics(
+    request: Request,
     services: ServicesDep,
     credentials: Annotated[HTTPAuthorizationCredentials | None, Depends(bearer)],
 ) -> Response:
@@ -31,7 +32,7 @@ async def prometheus_metrics(
         expected = services.settings.metrics_token
         sent = credentials.credentials if credentials else ""
         if not (expected and hmac.compare_digest(sent.encode(), expected.encode())):
-            principal = await get_principal(services, credentials)
+            principal = await get_principal(request, services, credentials)
             if not principal.internal:
                 raise Problem(
                     403,

@@ -106,7 +106,7 @@ async def list_rejected(
     return _json([rejected_json(record) for record in records], headers=headers)
 
 
-@router.get("/ingest/rejected/{rejected_id}", responses={200: {"model": RejectedRecord}})
+@router.get("/ingest/rejected/{rejected_id:int}", responses={200: {"model": RejectedRecord}})
 async def get_rejected(
     rejected_id: RejectedId, services: ServicesDep, principal: EventReader
 ) -> Response:
@@ -114,7 +114,7 @@ async def get_rejected(
     return _json(rejected_json(await _one(services, principal, rejected_id)))
 
 
-@router.post("/ingest/rejected/{rejected_id}/retry", responses={200: {"model": RetryOutcome}})
+@router.post("/ingest/rejected/{rejected_id:int}/retry", responses={200: {"model": RetryOutcome}})
 async def retry_one(rejected_id: RejectedId, services: ServicesDep, principal: Caller) -> Response:
     """Ingest a quarantined record again (after a catalogue or Herald update): ``stored``
     (it leaves the quarantine), ``duplicate`` or still ``quarantined`` with the new reasons."""
@@ -164,7 +164,7 @@ async def retry_all(
     return _json(body)
 
 
-@router.delete("/ingest/rejected/{rejected_id}", status_code=204)
+@router.delete("/ingest/rejected/{rejected_id:int}", status_code=204)
 async def discard(rejected_id: RejectedId, services: ServicesDep, principal: Caller) -> Response:
     """Discard a quarantined record for good."""
     record = await _one(services, principal, rejected_id)

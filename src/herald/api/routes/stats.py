@@ -36,8 +36,8 @@ _KNOWN = frozenset({*_OWN, "q", *FILTER_FIELDS})
 
 
 def _choice(params: Mapping[str, str], name: str, choices: Any) -> str | None:
-    value = params.get(name) or None
-    if value is not None and value not in choices:
+    value = params.get(name)
+    if value is not None and value not in choices:  # empty too: it is no choice
         raise field_problem(400, name, f"must be one of {', '.join(choices)}")
     return value
 
@@ -46,7 +46,7 @@ def _limit(params: Mapping[str, str]) -> int:
     raw = params.get("limit")
     if raw is None:
         return DEFAULT_LIMIT
-    if not raw.isdigit() or not 1 <= int(raw) <= 1000:
+    if not (raw.isascii() and raw.isdigit()) or not 1 <= int(raw) <= 1000:  # "²".isdigit()
         raise field_problem(400, "limit", "must be a whole number between 1 and 1000")
     return int(raw)
 
@@ -83,7 +83,9 @@ def build_stats_query(
         )
     if "limit" in params and bucket_ms is not None:
         raise field_problem(400, "limit", "ranks groups of the whole range: not with bucket")
-    limit = MAX_ROWS if bucket_ms is not None or group is None else _limit(params)
+    limit = _limit(params)  # checked even where it does not apply
+    if bucket_ms is not None or group is None:
+        limit = MAX_ROWS
     return StatsQuery(filter=flt, bucket_ms=bucket_ms, group=group, order=order, limit=limit)
 
 
