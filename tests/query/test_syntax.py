@@ -70,6 +70,7 @@ def test_one_end_of_a_range_runs_to_now() -> None:
         ("moniker:nope_v1", "q.moniker", "unknown moniker"),
         ("tags:a\x00b", "q.tags", "NUL"),
         ("from:yesterday", "q.from", "ISO 8601"),
+        ("from:1969-12-31", "q.from", "between 1970-01-01"),
         ("nocolon", "q", "is not field:value"),
     ],
 )

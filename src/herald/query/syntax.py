@@ -10,7 +10,6 @@ from __future__ import annotations
 
 from collections.abc import Callable, Iterable, Mapping
 from dataclasses import dataclass
-from datetime import date, datetime
 from typing import Any
 
 from herald.query.fields import BY_PUBLIC_NAME, Field, Kind
@@ -169,13 +168,10 @@ def _level(field: Field, item: str, where: str) -> int:
 
 def _moment(term: Term) -> int:
     try:
-        try:
-            return to_ms(parse_timestamp(term.raw))
-        except ValueError:
-            return to_ms(datetime.combine(date.fromisoformat(term.raw), datetime.min.time()))
-    except (ValueError, OverflowError):
+        return to_ms(parse_timestamp(term.raw))  # a date alone is its midnight, UTC
+    except (ValueError, OverflowError) as exc:
         raise FilterError(
-            term.where, "must be an ISO 8601 time, e.g. 2026-11-01T00:00:00Z"
+            term.where, f"must be an ISO 8601 time, e.g. 2026-11-01T00:00:00Z ({exc})"
         ) from None
 
 
