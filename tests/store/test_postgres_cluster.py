@@ -16,10 +16,11 @@ from typing import Any
 
 import psycopg
 import pytest
+from cryptography.fernet import Fernet
 
 from tests.delivery.receiver import DELIVERY_ENV, Received, Receiver, receiving
 from tests.support import postgres
-from tests.support.server import HERALD, HeraldServer, start_server
+from tests.support.server import HERALD, HeraldServer, free_port, start_server
 
 pytestmark = pytest.mark.postgres
 
@@ -27,7 +28,12 @@ WRITERS = 4
 BATCHES = 8
 BATCH = 10
 TYPES = (10001, 10002)
-ENV = {**DELIVERY_ENV, "HERALD_DELIVERY_ENABLED": "false"}
+# Processes sharing a database share the key that seals handler secrets (README).
+ENV = {
+    **DELIVERY_ENV,
+    "HERALD_DELIVERY_ENABLED": "false",
+    "HERALD_SECRET_KEY": Fernet.generate_key().decode(),
+}
 
 
 @pytest.fixture
@@ -57,7 +63,7 @@ def workers(pg_url: str, tmp_path: Path, servers: list[HeraldServer]) -> Iterato
             with (tmp_path / name / "worker.log").open("wb") as log:
                 processes.append(
                     subprocess.Popen(
-                        [*HERALD, "worker", "--database", pg_url],
+                        [*HERALD, "worker", "--database", pg_url, "--port", str(free_port())],
                         cwd=tmp_path / name,
                         env=servers[0].env,
                         stdout=log,
