@@ -43,6 +43,7 @@ class Settings(BaseSettings):
     worker_host: str = "127.0.0.1"  # where herald worker serves /health, /ready, /metrics
     worker_port: int = Field(default=9464, ge=1, le=65535)
     device_state_poll_seconds: float = Field(default=0.2, gt=0)  # projector's look at the log
+    device_state_enabled: bool = True  # false: this process keeps no device state
     allow_private_targets: bool = False
     secret_key: str | None = Field(default=None, repr=False)  # seals handler secrets
     secret_key_file: str | None = None  # else: beside the database (or ./herald.secret-key)

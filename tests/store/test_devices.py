@@ -184,6 +184,7 @@ def test_the_serve_loop_follows_the_log_and_stops_between_chunks(
     async def follow() -> tuple[int, int]:
         loops = Loops()
         async with in_process(store, 0.01, loops) as projector:
+            assert projector is not None
             projector.chunk = 5
             await asyncio.sleep(0)  # the first chunk starts; leaving cancels the loop
         stopped_at = store.device_cursor()  # the chunk in hand was finished, no more

@@ -116,7 +116,12 @@ def create_app(settings: Settings | None = None) -> FastAPI:
                     services.secret_box,
                     services.loops,
                 ),
-                devices_in_process(store, settings.device_state_poll_seconds, services.loops),
+                devices_in_process(
+                    store,
+                    settings.device_state_poll_seconds,
+                    services.loops,
+                    enabled=settings.device_state_enabled,
+                ),
             ):
                 yield
         finally:

@@ -124,10 +124,14 @@ class DeviceProjector:
 
 @contextlib.asynccontextmanager
 async def in_process(
-    store: Store, poll_seconds: float, loops: Loops
-) -> AsyncIterator[DeviceProjector]:
+    store: Store, poll_seconds: float, loops: Loops, *, enabled: bool = True
+) -> AsyncIterator[DeviceProjector | None]:
     """Keep the device states current inside ``herald serve`` for as long as the block lasts:
-    a loop (``device_state`` in ``/ready``) that survives any failure, backing off."""
+    a loop (``device_state`` in ``/ready``) that survives any failure, backing off.
+    Not ``enabled`` (``HERALD_DEVICE_STATE_ENABLED=false``): another process keeps them."""
+    if not enabled:
+        yield None
+        return
     projector = DeviceProjector(store, poll_seconds=poll_seconds)
     task = asyncio.create_task(run_forever(loops, "device_state", projector.run_once, poll_seconds))
     try:
