@@ -6,30 +6,17 @@ from __future__ import annotations
 import asyncio
 import threading
 import time
-from collections.abc import Iterator
-
-import pytest
 
 from herald.catalog import load_catalog
 from herald.config import Settings
 from herald.delivery.signing import new_secret
 from herald.delivery.worker import DeliveryWorker
 from herald.ids import IdGenerator
-from herald.store import Store, open_store
+from herald.store import Store
 from herald.store.base import HandlerSpec
 from tests.delivery.receiver import Received, Responder, receiving
 from tests.delivery.test_worker import append, attempts
 from tests.support.waiting import wait_until
-
-
-@pytest.fixture
-def store(database_url: str) -> Iterator[Store]:
-    opened = open_store(database_url, sqlite_synchronous="NORMAL")
-    opened.create_organisation("Acme", 2)
-    try:
-        yield opened
-    finally:
-        opened.close()
 
 
 def slow_receiver(seconds: float) -> tuple[threading.Event, Responder]:

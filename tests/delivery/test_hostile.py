@@ -6,7 +6,6 @@ real loopback receivers."""
 from __future__ import annotations
 
 import asyncio
-from collections.abc import Iterator
 from typing import Any
 
 import pytest
@@ -19,7 +18,7 @@ from herald.delivery.status import handler_status
 from herald.delivery.worker import HANDLER_DISABLED_TYPE, DeliveryWorker
 from herald.ids import IdGenerator
 from herald.model import EventIn, OrganisationRef, TypeRef, build_event
-from herald.store import Store, StoreError, open_store
+from herald.store import Store, StoreError
 from herald.store.base import Delivery, HandlerProgress, HandlerSpec
 from herald.timefmt import now_ms
 from tests.delivery.receiver import event_ids, receiving
@@ -29,16 +28,6 @@ from tests.support.waiting import readable, wait_until
 SETTINGS = Settings(
     allow_private_targets=True, delivery_retry_schedule="30", delivery_lease_seconds=30
 )
-
-
-@pytest.fixture
-def store(database_url: str) -> Iterator[Store]:
-    opened = open_store(database_url, sqlite_synchronous="NORMAL")
-    opened.create_organisation("Acme", 2)
-    try:
-        yield opened
-    finally:
-        opened.close()
 
 
 def worker(store: Store) -> DeliveryWorker:

@@ -7,7 +7,6 @@ import itertools
 import socket
 import threading
 import time
-from collections.abc import Iterator
 from typing import Any
 
 import orjson
@@ -20,7 +19,7 @@ from herald.delivery.signing import new_secret
 from herald.delivery.worker import HANDLER_DISABLED_TYPE, DeliveryWorker
 from herald.ids import IdGenerator
 from herald.model import EventIn, OrganisationRef, TypeRef, build_event
-from herald.store import Store, StoreUnavailable, open_store
+from herald.store import Store, StoreUnavailable
 from herald.store.base import Delivery, Handler, HandlerSpec
 from herald.timefmt import now_ms
 from tests.delivery.receiver import Received, event_ids, receiving
@@ -29,16 +28,6 @@ from tests.support.waiting import readable, wait_until
 SETTINGS = Settings(
     allow_private_targets=True, delivery_retry_schedule="0", delivery_lease_seconds=30
 )
-
-
-@pytest.fixture
-def store(database_url: str) -> Iterator[Store]:
-    opened = open_store(database_url, sqlite_synchronous="NORMAL")
-    opened.create_organisation("Acme", 2)
-    try:
-        yield opened
-    finally:
-        opened.close()
 
 
 IDS = IdGenerator(1)  # one generator: two appends in the same millisecond get distinct ids

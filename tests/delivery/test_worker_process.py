@@ -6,14 +6,12 @@ from __future__ import annotations
 import os
 import signal
 import subprocess
-from collections.abc import Iterator
 from pathlib import Path
 
 import httpx
-import pytest
 
 from herald.delivery.signing import new_secret
-from herald.store import Store, open_store
+from herald.store import Store
 from herald.store.base import HandlerSpec
 from tests.delivery.receiver import receiving
 from tests.delivery.test_drain import slow_receiver
@@ -22,16 +20,6 @@ from tests.support.server import HERALD, free_port
 from tests.support.waiting import wait_until
 
 SCRAPE_TOKEN = "scrape-me-please"
-
-
-@pytest.fixture
-def store(database_url: str) -> Iterator[Store]:
-    opened = open_store(database_url, sqlite_synchronous="NORMAL")
-    opened.create_organisation("Acme", 2)
-    try:
-        yield opened
-    finally:
-        opened.close()
 
 
 def start_worker(database_url: str, workdir: Path, port: int) -> subprocess.Popen[bytes]:

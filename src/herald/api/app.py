@@ -91,48 +91,67 @@ def build_services(settings: Settings, store: Store) -> Services:
     )
 
 
+@contextlib.asynccontextmanager
+async def _running(app: FastAPI, services: Services) -> AsyncIterator[None]:
+    """The API's background work over open services: its loops, delivery (if enabled) and
+    the device-state projector; the loops and the live feed stop on leaving."""
+    settings, store = services.settings, services.store
+    background = _background(services)
+    try:
+        async with (
+            delivery_in_process(
+                store,
+                settings,
+                services.catalog,
+                services.ids,
+                services.secret_box,
+                services.loops,
+            ),
+            devices_in_process(
+                store,
+                settings.device_state_poll_seconds,
+                services.loops,
+                enabled=settings.device_state_enabled,
+            ),
+        ):
+            yield
+    finally:
+        for task in background:
+            task.cancel()
+        await asyncio.gather(*background, return_exceptions=True)
+        await stream_routes.close_live_feed(app)
+
+
+@contextlib.asynccontextmanager
+async def running_services(settings: Settings) -> AsyncIterator[Services]:
+    """The store opened and the services built over it (handler secrets sealed) for as long
+    as the block lasts; on leaving, running store work finishes, then the store closes."""
+    store = open_store(
+        settings.database_url,
+        sqlite_synchronous=settings.sqlite_synchronous,
+        retention_days=settings.retention_days,
+    )
+    try:
+        services = build_services(settings, store)
+        seal_stored_secrets(store, services.secret_box)
+        try:
+            yield services
+        finally:  # cancelled callers leave their store work running: let it finish first
+            await services.close()
+    finally:
+        store.close()
+
+
 def create_app(settings: Settings | None = None) -> FastAPI:
     """A Herald API app; the store opens when the app starts and closes when it stops."""
     settings = settings or Settings()
 
     @contextlib.asynccontextmanager
     async def lifespan(app: FastAPI) -> AsyncIterator[None]:
-        store = open_store(
-            settings.database_url,
-            sqlite_synchronous=settings.sqlite_synchronous,
-            retention_days=settings.retention_days,
-        )
-        services = build_services(settings, store)
-        app.state.services = services
-        seal_stored_secrets(store, services.secret_box)
-        background = _background(services)
-        try:
-            async with (
-                delivery_in_process(
-                    store,
-                    settings,
-                    services.catalog,
-                    services.ids,
-                    services.secret_box,
-                    services.loops,
-                ),
-                devices_in_process(
-                    store,
-                    settings.device_state_poll_seconds,
-                    services.loops,
-                    enabled=settings.device_state_enabled,
-                ),
-            ):
+        async with running_services(settings) as services:
+            app.state.services = services
+            async with _running(app, services):
                 yield
-        finally:
-            for task in background:
-                task.cancel()
-            await asyncio.gather(*background, return_exceptions=True)
-            await stream_routes.close_live_feed(app)
-            try:  # cancelled callers leave their store work running: let it finish first
-                await services.close()
-            finally:
-                store.close()
 
     app = FastAPI(
         title="Herald",

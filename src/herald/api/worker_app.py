@@ -13,14 +13,12 @@ from collections.abc import AsyncIterator
 from fastapi import FastAPI
 
 from herald import __version__
-from herald.api.app import build_services
+from herald.api.app import running_services
 from herald.api.problems import install_problem_handlers
 from herald.api.routes import health
 from herald.api.routes import metrics as metrics_routes
 from herald.config import Settings
 from herald.delivery.worker import in_process as delivery_in_process
-from herald.sealing import seal_stored_secrets
-from herald.store import open_store
 
 
 def create_worker_app(settings: Settings) -> FastAPI:
@@ -28,17 +26,10 @@ def create_worker_app(settings: Settings) -> FastAPI:
 
     @contextlib.asynccontextmanager
     async def lifespan(app: FastAPI) -> AsyncIterator[None]:
-        store = open_store(
-            settings.database_url,
-            sqlite_synchronous=settings.sqlite_synchronous,
-            retention_days=settings.retention_days,
-        )
-        services = build_services(settings, store)
-        app.state.services = services
-        seal_stored_secrets(store, services.secret_box)
-        try:
+        async with running_services(settings) as services:
+            app.state.services = services
             async with delivery_in_process(
-                store,
+                services.store,
                 settings,
                 services.catalog,
                 services.ids,
@@ -47,11 +38,6 @@ def create_worker_app(settings: Settings) -> FastAPI:
                 mode="worker",
             ):
                 yield
-        finally:
-            try:
-                await services.close()
-            finally:
-                store.close()
 
     app = FastAPI(
         title="Herald worker",
