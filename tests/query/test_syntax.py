@@ -83,6 +83,7 @@ def test_bad_terms_name_their_field(q: str, field: str, reason: str) -> None:
 def test_values_are_bounded() -> None:
     assert "at most 1000 values" in error("type:" + "|".join(["1"] * 1001))[1]
     assert "at most 256 characters" in error("tags:" + "x" * 257)[1]
+    assert "at most 20 substrings" in error("tags:" + "|".join(["x"] * 21))[1]
 
 
 def test_the_q_text_round_trips() -> None:

@@ -12,7 +12,7 @@ from collections.abc import Callable, Iterable, Mapping
 from dataclasses import dataclass
 from typing import Any
 
-from herald.query.fields import BY_PUBLIC_NAME, Field, Kind
+from herald.query.fields import BY_PUBLIC_NAME, Field, Kind, Match
 from herald.query.filter import EventFilter
 from herald.timefmt import format_ms, now_ms, parse_timestamp, to_ms
 
@@ -21,6 +21,7 @@ FILTER_NAMES = sorted([*BY_PUBLIC_NAME, *RANGE_NAMES])
 """Every name a filter term may have."""
 MAX_VALUES = 1000  # values in one filter, all fields together
 MAX_TEXT = 256  # characters in one value
+MAX_SUBSTRINGS = 20  # values of a substring field: each one is a LIKE over every row
 _TRUE = {"true", "1", "yes"}
 _FALSE = {"false", "0", "no"}
 _TRANSFORMS: dict[str, Callable[[str], str]] = {
@@ -100,6 +101,8 @@ def parse_filter(
             if target.name == "moniker" and known_moniker and not known_moniker(value):
                 raise FilterError(term.where, f"unknown moniker {value!r}")
             values.setdefault(target.name, []).append(value)
+            if target.match is Match.CONTAINS and len(values[target.name]) > MAX_SUBSTRINGS:
+                raise FilterError(term.where, f"at most {MAX_SUBSTRINGS} substrings")
     from_ms, until_ms = _range(moments, now_ms() if now is None else now)
     organisations = values.pop("organisation", None)
     if scope is not None:
