@@ -250,3 +250,51 @@ def test_provider_records_drive_the_state(server: HeraldServer, tenants: Tenants
     pdp = answer["pdp_context"]
     assert (pdp["apn"], pdp["ue_ip_address"]) == ("em", "101.124.109.214")
     assert answer["services"] == ["GPRS", "SMS"]
+
+
+def test_status_changes_as_events_for_an_organisation_that_opts_in(
+    server: HeraldServer, tenants: Tenants
+) -> None:
+    manage = server.create_token(tenants.a, "event:read", "event:create", "handler:manage")
+    path = f"/organisation/{tenants.a}/device_events"
+    with server.client(manage) as client, server.client(tenants.b_rw) as other:
+        assert client.get(path).json() == {
+            "organisation_id": tenants.a,
+            "enabled": False,
+            "types": [2100, 2101, 2102, 2103],
+        }
+        assert other.get(path).status_code == 404  # another organisation's setting
+        own = f"/organisation/{tenants.b}/device_events"
+        assert other.put(own, json={"enabled": True}).status_code == 403  # no handler:manage
+        assert client.put(own, json={"enabled": True}).status_code == 404
+        for body, field in (
+            ({"enabled": "yes"}, "enabled"),
+            ({}, "enabled"),
+            ({"enabled": True, "x": 1}, "x"),
+        ):
+            refused = client.put(path, json=body)
+            assert refused.status_code == 422, refused.text
+            assert refused.headers["content-type"] == "application/problem+json"
+            assert [e["field"] for e in refused.json()["errors"]] == [field], refused.text
+        settle(client, [event(1, 0, 6, detail=VODAFONE)])  # before the opt-in: no event
+        answer = client.put(path, json={"enabled": True})
+        assert answer.status_code == 200 and answer.json()["enabled"] is True
+        settle(client, [event(1, 1, detail=VODAFONE), session(2), event(15, 3)])
+        settle(client, [event(1, -10, detail=VODAFONE), event(5, -5)])  # backfill: no change
+        settle(other, [event(1, 1, detail=VODAFONE)])  # not opted in
+
+        def changes() -> list[tuple[int, str]]:
+            found = client.get("/event", params={"q": "type:2100|2101|2102|2103"}).json()
+            return sorted((e["endpoint"]["id"], e["event_type"]["description"]) for e in found)
+
+        # written with the states, so there once the marker is projected; endpoint 6
+        # changed before the opt-in, the marker endpoint (a custom event) stays offline
+        assert changes() == [
+            (7, "Endpoint attached"),
+            (7, "Endpoint offline"),
+            (7, "Endpoint online"),
+        ]
+        offline = client.get("/event", params={"q": "type:2102"}).json()
+        assert [e["detail"]["previous_status"]["description"] for e in offline] == ["ONLINE"]
+        assert offline[0]["organisation"]["id"] == tenants.a
+        assert other.get("/event", params={"q": "type:2100|2101|2102|2103"}).json() == []
