@@ -172,6 +172,20 @@ def test_the_fleet_list_filters_sorts_and_pages(server: HeraldServer, tenants: T
         assert ids(last_seen_before=format_ms(T0 + 2 * MIN)) == [2, 1]
         assert ids(last_seen_after=format_ms(T0 + 2 * MIN), status="0|1|2|3") == [5, 4, 3]
         assert ids(sort="status,-id") == [2, 1, 3, 5, 4]
+        # q: the same filters as one text, as the event list takes them
+        assert ids(q="status:ATTACHED") == [2, 1]
+        assert ids(q="status:online|3,country:France") == [4]
+        assert ids(q="operator:Vodafone", status="0") == [1]
+        assert ids(q="endpoint:1|tracker-3") == [3, 1]
+        assert ids(name="TRACKER-2|cker-5") == [5, 2]  # substrings, any ASCII case
+        assert ids(q="name:%") == []  # wildcards are literal
+        # devices that went quiet: no event for a given time (all were a day ago)
+        assert ids(q="quiet:1h") == [5, 4, 3, 2, 1]
+        assert ids(quiet="1h", status="BLOCKED") == [4]
+        assert ids(q="quiet:2d") == []
+        assert ids(quiet="23h", last_seen_before=format_ms(T0 + 2 * MIN)) == [2, 1]
+        echoed = client.get("/endpoint", params={"status": "1", "q": "quiet:1h"})
+        assert echoed.headers["X-Filter"] == "status:1,quiet:1h"
         page = client.get("/endpoint", params={"status": "0|1|3", "per_page": 2, "page": 2})
         assert [e["id"] for e in page.json()] == [2, 1]
         assert page.headers["X-Total-Count"] == "4"
@@ -201,6 +215,18 @@ BAD_PARAMETERS = [
     ({"country": "x" * 300}, "country"),
     ({"operator": "|".join(["x"] * 60)}, "operator"),
     ({"colour": "red"}, "colour"),
+    ({"q": "status:SLEEPING"}, "q.status"),
+    ({"q": "colour:red"}, "q.colour"),
+    ({"q": "status:1", "status": "1"}, "q.status"),
+    ({"q": "status:1,status:2"}, "q.status"),
+    ({"q": "online"}, "q"),
+    ({"q": "x" * 5000}, "q"),
+    ({"q": "last_seen_after:yesterday"}, "q.last_seen_after"),
+    ({"quiet": "6 hours"}, "quiet"),
+    ({"q": "quiet:0m"}, "q.quiet"),
+    ({"quiet": "9999d"}, "quiet"),
+    ({"name": "|".join("abcdefghijklmnopqrstuvwxyz")}, "name"),
+    ({"endpoint": ""}, "endpoint"),
 ]
 
 

@@ -9,12 +9,14 @@ move it past what either has written.
 
 from __future__ import annotations
 
+import dataclasses
 from collections.abc import Sequence
-from typing import Any, cast
+from typing import Any, ClassVar, cast
 
 from herald.model import NewEvent
 from herald.store.common import C, SQLStoreBase
 from herald.store.device_records import DEVICE_SORTS, DeviceQuery, DeviceRow
+from herald.store.sql import Dialect
 
 PROJECTION = "device_state"
 _NOT_NULL = frozenset({"status", "last_event_ms", "updated_ms"})
@@ -77,6 +79,8 @@ def _marks(values: Sequence[object]) -> str:
 
 class DeviceStateMethods(SQLStoreBase[C]):
     """The device-state projection's Store methods."""
+
+    _DIALECT: ClassVar[Dialect]  # the backend's, for a name's substring match
 
     def device_cursor(self) -> int:
         """The log position the device states include."""
@@ -185,6 +189,15 @@ class DeviceStateMethods(SQLStoreBase[C]):
             if wanted:
                 conditions.append(f"{column} IN ({_marks(wanted)})")
                 params.extend(wanted)
+        if query.endpoints:
+            marks = _marks(query.endpoints)
+            conditions.append(f"(endpoint_key IN ({marks}) OR endpoint_name IN ({marks}))")
+            params.extend([*query.endpoints, *query.endpoints])
+        if query.name_contains:
+            like = dataclasses.replace(self._DIALECT, mark="?")
+            condition, bound = like.contains("endpoint_name", query.name_contains)
+            conditions.append(condition)
+            params.extend(bound)
         if query.seen_after_ms is not None:
             conditions.append("last_event_ms >= ?")
             params.append(query.seen_after_ms)

@@ -32,6 +32,13 @@ EndpointKey = Annotated[
 ]
 _LIST_PARAMETERS: list[dict[str, Any]] = [
     {
+        "name": "q",
+        "in": "query",
+        "schema": {"type": "string", "maxLength": 4096},
+        "description": "The filters below as one text, like the event list's q: "
+        "status:OFFLINE|BLOCKED,country:Germany,quiet:6h (each field at most once)",
+    },
+    {
         "name": "status",
         "in": "query",
         "schema": {"type": "string"},
@@ -44,6 +51,24 @@ _LIST_PARAMETERS: list[dict[str, Any]] = [
         "description": "Germany|France",
     },
     {"name": "operator", "in": "query", "schema": {"type": "string"}, "description": "Vodafone"},
+    {
+        "name": "endpoint",
+        "in": "query",
+        "schema": {"type": "string"},
+        "description": "Endpoint ids or names, joined with |: 7|8|tracker-9",
+    },
+    {
+        "name": "name",
+        "in": "query",
+        "schema": {"type": "string"},
+        "description": "Substrings of the endpoint's name (ASCII case ignored), joined with |",
+    },
+    {
+        "name": "quiet",
+        "in": "query",
+        "schema": {"type": "string", "pattern": "^[0-9]{1,7}[mhd]$"},
+        "description": "Endpoints that went quiet: no event for this long (30m, 6h, 2d)",
+    },
     {"name": "last_seen_after", "in": "query", "schema": {"type": "string", "format": "date-time"}},
     {
         "name": "last_seen_before",
