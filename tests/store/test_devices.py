@@ -17,7 +17,7 @@ from herald.devices import state as ds
 from herald.devices.projector import DeviceProjector, in_process
 from herald.ids import IdGenerator
 from herald.loops import Loops
-from herald.store import Store, StoreError
+from herald.store import EventFilter, EventQuery, Store, StoreError
 from herald.store.device_records import DeviceQuery
 from herald.timefmt import now_ms
 from tests.store.conftest import EventFactory
@@ -204,22 +204,24 @@ def test_the_serve_loop_follows_the_log_and_stops_between_chunks(
 
 
 def _changes(store: Store) -> list[tuple[int, str, int, int]]:
-    """The status-change events in the log: (organisation, endpoint, new status, cause)."""
+    """The status-change events in the log, in the order written (a query, which PostgreSQL
+    answers with every committed row, unlike the log's reader, held at the safe watermark):
+    (organisation, endpoint, new status, cause)."""
+    page = store.query(EventQuery(EventFilter(type_ids=tuple(changes.TYPES)), per_page=1000))
     found = []
-    for entry in store.read_log(0, 10_000):
-        if entry.type_id in changes.TYPES:
-            record = orjson.loads(entry.body)
-            endpoint = record["endpoint"].get("id", record["endpoint"].get("name"))
-            detail = record["detail"]
-            assert entry.type_id == changes.FIRST_TYPE + detail["status"]["id"]
-            found.append(
-                (
-                    entry.organisation_id,
-                    str(endpoint),
-                    detail["status"]["id"],
-                    detail["cause"]["id"],
-                )
+    for record in sorted((orjson.loads(body) for body in page.items), key=lambda r: r["id"]):
+        endpoint = record["endpoint"].get("id", record["endpoint"].get("name"))
+        detail = record["detail"]
+        assert record["event_type"]["id"] == changes.FIRST_TYPE + detail["status"]["id"]
+        assert record["provider"] == "herald"
+        found.append(
+            (
+                record["organisation"]["id"],
+                str(endpoint),
+                detail["status"]["id"],
+                detail["cause"]["id"],
             )
+        )
     return found
 
 
@@ -248,7 +250,8 @@ def test_status_changes_are_events_once_for_the_organisations_that_ask(
         (acme, "7", offline, story[3]),  # Purge location
     ]
     assert _changes(store) == expected
-    record = orjson.loads(next(e.body for e in store.read_log(0, 100) if e.type_id == 2102))
+    offline = store.query(EventQuery(EventFilter(type_ids=(2102,))))
+    record = orjson.loads(offline.items[0])
     assert record["event_type"]["description"] == "Endpoint offline"
     assert record["detail"]["previous_status"] == {"id": 0, "description": "ATTACHED"}
     assert record["endpoint"] == {"id": 7, "name": "tracker-7"}
