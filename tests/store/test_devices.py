@@ -250,8 +250,8 @@ def test_status_changes_are_events_once_for_the_organisations_that_ask(
         (acme, "7", offline, story[3]),  # Purge location
     ]
     assert _changes(store) == expected
-    offline = store.query(EventQuery(EventFilter(type_ids=(2102,))))
-    record = orjson.loads(offline.items[0])
+    written = store.query(EventQuery(EventFilter(type_ids=(2102,))))
+    record = orjson.loads(written.items[0])
     assert record["event_type"]["description"] == "Endpoint offline"
     assert record["detail"]["previous_status"] == {"id": 0, "description": "ATTACHED"}
     assert record["endpoint"] == {"id": 7, "name": "tracker-7"}
