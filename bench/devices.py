@@ -2,9 +2,10 @@
 endpoint's state and the fleet list filtered by status answer.
 
 - **Ingest cost**: the same batches posted to fresh ``herald serve`` processes with the
-  projector off and on, alternating (off, on, on, off), in the same run. With it on, the
-  rate counts until the projector has folded the last event (it runs in the server, on the
-  API's GIL, so what it takes shows up as ingest slowed down or as lag at the end).
+  projector off, on in the server, and on in a ``herald worker`` beside it (serve's off),
+  alternating (off, serve, worker, worker, serve, off), in the same run. With it on, the
+  rate counts until the projector has folded the last event: in the server it runs on the
+  API's GIL, so what it takes shows up as ingest slowed down or as lag at the end.
 - **Lookups** run on the query family's store (10M events; 1M in quick mode) after its log
   is folded into the device states once (kept in ``bench/scratch`` with the store): one
   endpoint's connectivity, the fleet list filtered by status, the counts per status, each
@@ -15,25 +16,29 @@ from __future__ import annotations
 
 import asyncio
 import sqlite3
+import subprocess
 import time
+from collections.abc import Iterator
+from contextlib import contextmanager
 from pathlib import Path
 from typing import Any
 
 import httpx
 import orjson
-from tests.support.server import HeraldServer
+from tests.support.server import HERALD, HeraldServer, free_port
 
 from bench.common import Mode, Result, herald_server, rate
 from bench.events import ORGANISATIONS
 from bench.ingest import BATCH, BATCH_CLIENTS, _post_all, _recent_documents
-from bench.query import TENANT, _endpoint, _paired
+from bench.query import TENANT, _paired
 from bench.querystore import QueryStore
 from herald.devices.projector import DeviceProjector
 from herald.devices.state import Status
 from herald.store.sqlite import SQLiteStore
 
 FOLD_CHUNK = 5000
-ROUNDS = (False, True, True, False)  # projector on?
+OFF, SERVE, WORKER = "off", "serve", "worker"  # where the projector runs
+ROUNDS = (OFF, SERVE, WORKER, WORKER, SERVE, OFF)
 STATUSES = tuple(status.name for status in Status)
 
 
@@ -52,42 +57,64 @@ def ingest_cost(mode: Mode, workdir: Path) -> Result:
         orjson.dumps(_recent_documents(count, 1, range(i, min(i + BATCH, count))))
         for i in range(0, count, BATCH)
     ]
-    rounds: dict[bool, list[dict[str, float]]] = {False: [], True: []}
-    for n, on in enumerate(ROUNDS):
-        rounds[on].append(_ingest_round(workdir / f"ingest-{n}", batches, on))
-    off = _mean(rounds[False], "events_per_s")
-    posted = _mean(rounds[True], "events_per_s")
-    folded = _mean(rounds[True], "folded_events_per_s")
-    return {
+    rounds: dict[str, list[dict[str, float]]] = {OFF: [], SERVE: [], WORKER: []}
+    for n, where in enumerate(ROUNDS):
+        rounds[where].append(_ingest_round(workdir / f"ingest-{n}", batches, where))
+    off = _mean(rounds[OFF], "events_per_s")
+    figure: Result = {
         "events_per_round": count + BATCH,  # and the warm-up batch
         "rounds": len(ROUNDS),
         "clients": BATCH_CLIENTS,
         "off_events_per_s": off,
-        "on_events_per_s": posted,
-        "on_folded_events_per_s": folded,
-        "lag_after_last_post_s": _mean(rounds[True], "lag_s"),
-        "cost": round(1 - folded / off, 3),
     }
+    for where in (SERVE, WORKER):
+        folded = _mean(rounds[where], "folded_events_per_s")
+        figure[where] = {
+            "events_per_s": _mean(rounds[where], "events_per_s"),
+            "folded_events_per_s": folded,
+            "lag_after_last_post_s": _mean(rounds[where], "lag_s"),
+            "cost": round(1 - folded / off, 3),
+        }
+    return figure
 
 
-def _ingest_round(workdir: Path, batches: list[bytes], on: bool) -> dict[str, float]:
+def _ingest_round(workdir: Path, batches: list[bytes], where: str) -> dict[str, float]:
     env = {
         "HERALD_SQLITE_SYNCHRONOUS": "FULL",
         "HERALD_RATE_LIMIT_PER_SECOND": "0",
         "HERALD_DELIVERY_ENABLED": "false",
-        "HERALD_DEVICE_STATE_ENABLED": "true" if on else "false",
+        "HERALD_DEVICE_STATE_ENABLED": "true" if where == SERVE else "false",
     }
-    with herald_server(workdir, **env) as server:
+    with herald_server(workdir, **env) as server, _worker(server, where == WORKER):
         url = f"{server.url}/api/v1/event"
         events, seconds = asyncio.run(
             _post_all(url, server.admin_token, batches, BATCH_CLIENTS, BATCH)
         )
-        lag = _wait_folded(server) if on else 0.0
+        lag = _wait_folded(server) if where != OFF else 0.0
     return {
         "events_per_s": rate(events, seconds),
         "folded_events_per_s": rate(events, seconds + lag),
         "lag_s": round(lag, 3),
     }
+
+
+@contextmanager
+def _worker(server: HeraldServer, wanted: bool) -> Iterator[None]:
+    """``herald worker`` keeping the device states on the server's database (if wanted)."""
+    if not wanted:
+        yield
+        return
+    env = {**server.env, "HERALD_DEVICE_STATE_ENABLED": "true"}
+    args = ["worker", "--database", server.database_url, "--port", str(free_port())]
+    with (server.workdir / "worker.log").open("ab") as log:
+        process = subprocess.Popen(
+            [*HERALD, *args], cwd=server.workdir, env=env, stdout=log, stderr=subprocess.STDOUT
+        )
+    try:
+        yield
+    finally:
+        process.terminate()
+        process.wait(10)
 
 
 def _wait_folded(server: HeraldServer, timeout: float = 600) -> float:
@@ -130,6 +157,14 @@ def _fold(store: QueryStore) -> Result:
 class _Runs:
     def __init__(self, client: httpx.Client, conn: sqlite3.Connection) -> None:
         self.client, self.conn = client, conn
+        # the tenant's endpoints that have a state (a few of its ids have no event)
+        found = conn.execute(
+            "SELECT endpoint_key FROM device_states WHERE organisation_id = ?", (TENANT,)
+        )
+        self.keys = sorted(key for (key,) in found)
+
+    def _key(self, n: int) -> str:
+        return self.keys[(n * 7919) % len(self.keys)]
 
     def _get(self, path: str, params: dict[str, Any] | None = None) -> httpx.Response:
         reply = self.client.get(path, params=params)
@@ -142,11 +177,11 @@ class _Runs:
 
     # one endpoint's state
     def lookup_herald(self, n: int) -> None:
-        self._get(f"/endpoint/{_endpoint(n)}/connectivity")
+        self._get(f"/endpoint/{self._key(n)}/connectivity")
 
     def lookup_raw(self, n: int) -> None:
         sql = "SELECT state FROM device_states WHERE organisation_id = ? AND endpoint_key = ?"
-        for (state,) in self._raw(sql, (TENANT, str(_endpoint(n)))):
+        for (state,) in self._raw(sql, (TENANT, self._key(n))):
             orjson.loads(state)
 
     # the fleet list filtered by status: a page of 100, newest first, with its count

@@ -39,7 +39,12 @@ TARGETS: list[tuple[str, str, str, float]] = [
     ("Ingest-to-delivery p99 ms at 1,000/s", "delivery.latency_at_1000_per_s.p99_ms", "<=", 500),
     ("Server peak RSS MB (query store)", "query.server_peak_rss_mb", "<=", 300),
     ("Device state lookup for one endpoint, p99 ms", "devices.state_lookup.herald.p99_ms", "<=", 5),
-    ("Device state's cost to HTTP batch ingest", "devices.ingest.cost", "<=", 0.1),
+    (
+        "Device state's cost to HTTP batch ingest (in a worker)",
+        "devices.ingest.worker.cost",
+        "<=",
+        0.1,
+    ),
 ]
 
 
@@ -153,13 +158,16 @@ def _device_lines(devices: dict[str, Any]) -> list[str]:
     if not devices:
         return []
     i = devices["ingest"]
-    lines = [
-        f"| ingest over HTTP, batches of 1000, device state on (folded to the last event) vs "
-        f"off, events/s | {_n(i['on_folded_events_per_s'])} | {_n(i['off_events_per_s'])} "
-        f"(projector off) | {_n(1 - i['cost'])} |",
-        f"| (device state on: posting alone, events/s; lag after the last post, s) | "
-        f"{_n(i['on_events_per_s'])}; {_n(i['lag_after_last_post_s'])} | | |",
-    ]
+    lines = []
+    for place in ("serve", "worker"):
+        p = i[place]
+        lines += [
+            f"| ingest over HTTP, batches of 1000, device state kept in {place} (until folded) "
+            f"vs none, events/s | {_n(p['folded_events_per_s'])} | "
+            f"{_n(i['off_events_per_s'])} (no device state) | {_n(1 - p['cost'])} |",
+            f"| (kept in {place}: posting alone, events/s; lag after the last post, s) | "
+            f"{_n(p['events_per_s'])}; {_n(p['lag_after_last_post_s'])} | | |",
+        ]
     where = f"{devices['store_events']:,} events, {devices['endpoints']:,} endpoints"
     names = {
         "state_lookup": "one endpoint's state",

@@ -47,8 +47,11 @@ class InvalidParameter(ValueError):
         self.reason = reason
 
 
+_NAMES = {int(status): status.name for status in Status}
+
+
 def status_ref(value: int) -> dict[str, Any]:
-    return {"id": value, "description": Status(value).name}
+    return {"id": value, "description": _NAMES[value]}
 
 
 def endpoint_key(path_value: str) -> str:
@@ -58,9 +61,10 @@ def endpoint_key(path_value: str) -> str:
     return path_value
 
 
-def connectivity(row: DeviceRow) -> dict[str, Any]:
-    """``GET /endpoint/{id}/connectivity`` as emnify answers it."""
-    folded = device_state.loads(row.state)
+def connectivity(row: DeviceRow, folded: device_state.DeviceState | None = None) -> dict[str, Any]:
+    """``GET /endpoint/{id}/connectivity`` as emnify answers it (``folded``: the row's state,
+    if loaded already)."""
+    folded = folded or device_state.loads(row.state)
     return {
         "status": status_ref(row.status),
         "location": device_state.location(folded),
@@ -79,7 +83,7 @@ def summary(row: DeviceRow) -> dict[str, Any]:
         "imei": endpoint.get("imei"),
         "ip_address": endpoint.get("ip_address"),
         "organisation": {"id": row.organisation_id},
-        **connectivity(row),
+        **connectivity(row, folded),
         "sim_status": device_state.value(folded, "sim"),
         "quota_status": device_state.value(folded, "quota"),
         "last_seen": format_ms(row.last_event_ms),
