@@ -2,7 +2,9 @@
 
 from __future__ import annotations
 
+import subprocess
 from dataclasses import dataclass
+from pathlib import Path
 from typing import Any
 
 import httpx
@@ -10,7 +12,7 @@ import pytest
 
 from herald.timefmt import format_ms, now_ms, parse_timestamp, to_ms
 from tests.ingest.examples import emnify_examples, recently
-from tests.support.server import HeraldServer
+from tests.support.server import HERALD, HeraldServer, free_port, start_server
 from tests.support.waiting import wait_until
 
 MIN = 60_000
@@ -324,3 +326,49 @@ def test_status_changes_as_events_for_an_organisation_that_opts_in(
         assert [e["detail"]["previous_status"]["description"] for e in offline] == ["ONLINE"]
         assert offline[0]["organisation"]["id"] == tenants.a
         assert other.get("/event", params={"q": "type:2100|2101|2102|2103"}).json() == []
+
+
+def test_a_worker_keeps_the_states_when_serve_does_not(database_url: str, tmp_path: Path) -> None:
+    """``serve`` with the projector off and ``herald worker`` beside it: the worker folds the
+    log, and writes the status changes of an organisation that opted in."""
+    off = {"HERALD_DEVICE_STATE_ENABLED": "false", "HERALD_DELIVERY_ENABLED": "false"}
+    server = start_server(tmp_path / "serve", env=off, database_url=database_url)
+    worker: subprocess.Popen[bytes] | None = None
+    try:
+        org = server.create_org("Acme IoT")
+        token = server.create_token(org, "event:read", "event:create", "handler:manage")
+        with server.client(token) as client:
+            assert "device_state" not in httpx.get(f"{server.url}/ready").json()["loops"]
+            enabled = client.put(f"/organisation/{org}/device_events", json={"enabled": True})
+            assert enabled.status_code == 200, enabled.text
+            posted = client.post("/event", json=[event(1, 0, detail=VODAFONE), session(1)])
+            assert posted.status_code == 201, posted.text
+            env = {
+                **server.env,
+                "HERALD_DEVICE_STATE_ENABLED": "true",
+                "HERALD_DEVICE_STATE_POLL_SECONDS": "0.05",
+            }
+            port = str(free_port())
+            with (tmp_path / "worker.log").open("ab") as log:
+                worker = subprocess.Popen(
+                    [*HERALD, "worker", "--database", database_url, "--port", port],
+                    cwd=tmp_path,
+                    env=env,
+                    stdout=log,
+                    stderr=subprocess.STDOUT,
+                )
+
+            def changes() -> list[int]:
+                found = client.get("/event", params={"q": "type:2100|2101|2102|2103"}).json()
+                return sorted(e["event_type"]["id"] for e in found)
+
+            wait_until(lambda: changes() == [2100, 2101], 30)
+            assert connectivity(client)["status"]["description"] == "ONLINE"
+            assert client.post("/event", json=event(15, 2)).status_code == 201
+            wait_until(lambda: changes() == [2100, 2101, 2102], 30)
+            assert connectivity(client)["status"]["description"] == "OFFLINE"
+    finally:
+        if worker is not None:
+            worker.terminate()
+            worker.wait(20)
+        server.stop()
