@@ -229,6 +229,8 @@ BAD_PARAMETERS = [
     ({"quiet": "9999d"}, "quiet"),
     ({"name": "|".join("abcdefghijklmnopqrstuvwxyz")}, "name"),
     ({"endpoint": ""}, "endpoint"),
+    ({"name": "a\x00b"}, "name"),
+    ({"q": "country:x\x00"}, "q.country"),
 ]
 
 

@@ -64,7 +64,8 @@ def endpoint_key(path_value: str) -> str:
 def connectivity(row: DeviceRow, folded: device_state.DeviceState | None = None) -> dict[str, Any]:
     """``GET /endpoint/{id}/connectivity`` as emnify answers it (``folded``: the row's state,
     if loaded already)."""
-    folded = folded or device_state.loads(row.state)
+    if folded is None:
+        folded = device_state.loads(row.state)
     return {
         "status": status_ref(row.status),
         "location": device_state.location(folded),
@@ -108,6 +109,8 @@ def _values(raw: str, where: str, most: int = MAX_VALUES) -> tuple[str, ...]:
         raise InvalidParameter(where, f"at most {most} values")
     if any(not value or len(value) > device_state.MAX_TEXT for value in values):
         raise InvalidParameter(where, f"values must be 1 to {device_state.MAX_TEXT} characters")
+    if any("\x00" in value for value in values):
+        raise InvalidParameter(where, "must not contain NUL characters")
     return values
 
 
