@@ -109,8 +109,6 @@ def _values(raw: str, where: str, most: int = MAX_VALUES) -> tuple[str, ...]:
         raise InvalidParameter(where, f"at most {most} values")
     if any(not value or len(value) > device_state.MAX_TEXT for value in values):
         raise InvalidParameter(where, f"values must be 1 to {device_state.MAX_TEXT} characters")
-    if any("\x00" in value for value in values):
-        raise InvalidParameter(where, "must not contain NUL characters")
     return values
 
 
