@@ -38,6 +38,13 @@ TARGETS: list[tuple[str, str, str, float]] = [
     ("Webhook delivery (single) vs raw httpx", "delivery.single.ratio", ">=", 0.5),
     ("Ingest-to-delivery p99 ms at 1,000/s", "delivery.latency_at_1000_per_s.p99_ms", "<=", 500),
     ("Server peak RSS MB (query store)", "query.server_peak_rss_mb", "<=", 300),
+    ("Device state lookup for one endpoint, p99 ms", "devices.state_lookup.herald.p99_ms", "<=", 5),
+    (
+        "Device state's cost to HTTP batch ingest (in a worker)",
+        "devices.ingest.worker.cost",
+        "<=",
+        0.1,
+    ),
 ]
 
 
@@ -63,7 +70,7 @@ def _measured(results: dict[str, Any]) -> list[str]:
     """A note when families come from different runs (``--only`` keeps the others)."""
     dates = {
         name: results[name]["measured"]
-        for name in ("ingest", "query", "delivery")
+        for name in ("ingest", "query", "delivery", "devices")
         if isinstance(results.get(name), dict) and "measured" in results[name]
     }
     if len(set(dates.values())) <= 1:
@@ -129,6 +136,7 @@ def table(results: dict[str, Any]) -> str:
             f"| ingest-to-delivery at {_n(lat['offered_events_per_s'])} events/s, p50 / p99 ms | "
             f"{_n(lat['p50_ms'])} / {_n(lat['p99_ms'])} | | |"
         )
+    lines += _device_lines(results.get("devices") or {})
     cost = []
     if query:
         cost.append(f"| bytes on disk per event | {_n(query['disk_bytes_per_event'])} | | |")
@@ -144,6 +152,42 @@ def table(results: dict[str, Any]) -> str:
         met = {True: "yes", False: "**no**", None: "-"}[t["met"]]
         lines.append(f"| {t['target']} | {t['bound']} | {_n(t['measured'])} | {met} |")
     return "\n".join(lines)
+
+
+def _device_lines(devices: dict[str, Any]) -> list[str]:
+    if not devices:
+        return []
+    i = devices["ingest"]
+    lines = []
+    for place in ("serve", "worker"):
+        p = i[place]
+        lines += [
+            f"| ingest over HTTP, batches of 1000, device state kept in {place} (until folded) "
+            f"vs none, events/s | {_n(p['folded_events_per_s'])} | "
+            f"{_n(i['off_events_per_s'])} (no device state) | {_n(1 - p['cost'])} |",
+            f"| (kept in {place}: posting alone, events/s; lag after the last post, s) | "
+            f"{_n(p['events_per_s'])}; {_n(p['lag_after_last_post_s'])} | | |",
+        ]
+    where = f"{devices['store_events']:,} events, {devices['endpoints']:,} endpoints"
+    names = {
+        "state_lookup": "one endpoint's state",
+        "fleet_by_status": "fleet list by status, 100 a page",
+        "status_counts": "counts per status",
+    }
+    for key, label in names.items():
+        f = devices[key]
+        lines.append(
+            f"| device state on {where}: {label}, p50 / p99 ms | "
+            f"{_n(f['herald']['p50_ms'])} / {_n(f['herald']['p99_ms'])} | "
+            f"{_n(f['raw_sqlite']['p50_ms'])} / {_n(f['raw_sqlite']['p99_ms'])} (sqlite3) | "
+            f"{_n(f['ratio_p50'])} (p50) |"
+        )
+    if "fold_events_per_s" in devices:
+        lines.append(
+            f"| folding the log into device states (a rebuild), events/s | "
+            f"{_n(devices['fold_events_per_s'])} | | |"
+        )
+    return lines
 
 
 def update_markdown(path: Path, results: dict[str, Any]) -> None:

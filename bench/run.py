@@ -1,4 +1,4 @@
-"""Run every benchmark: ``python -m bench.run [--quick] [--only ingest,query,delivery]``.
+"""Run every benchmark: ``python -m bench.run [--quick] [--only ingest,query,delivery,devices]``.
 
 Writes ``bench/results.json`` and the results table of ``BENCHMARKS.md``.
 """
@@ -14,10 +14,10 @@ from typing import Any
 
 import orjson
 
-from bench import delivery, ingest, query, querystore, report
+from bench import delivery, devices, ingest, query, querystore, report
 from bench.common import FULL, QUICK, ROOT, machine
 
-FAMILIES = ("ingest", "query", "delivery")
+FAMILIES = ("ingest", "query", "delivery", "devices")
 
 
 def _say(text: str) -> None:
@@ -63,6 +63,11 @@ def main() -> None:
             built = querystore.query_store(mode.query_events)
             results["query"] = query.query_bench(mode, built, workdir)
             _say(f"  {results['query']}")
+        if "devices" in families:
+            _say("devices: the projector's cost to HTTP ingest; state lookups on the query store")
+            built = querystore.query_store(mode.query_events)
+            results["devices"] = devices.devices_bench(mode, built, workdir)
+            _say(f"  {results['devices']}")
         if "delivery" in families:
             _say("delivery: webhook throughput and latency")
             results["delivery"] = delivery.delivery_bench(mode, workdir)

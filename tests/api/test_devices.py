@@ -2,7 +2,9 @@
 
 from __future__ import annotations
 
+import subprocess
 from dataclasses import dataclass
+from pathlib import Path
 from typing import Any
 
 import httpx
@@ -10,7 +12,7 @@ import pytest
 
 from herald.timefmt import format_ms, now_ms, parse_timestamp, to_ms
 from tests.ingest.examples import emnify_examples, recently
-from tests.support.server import HeraldServer
+from tests.support.server import HERALD, HeraldServer, free_port, start_server
 from tests.support.waiting import wait_until
 
 MIN = 60_000
@@ -172,6 +174,20 @@ def test_the_fleet_list_filters_sorts_and_pages(server: HeraldServer, tenants: T
         assert ids(last_seen_before=format_ms(T0 + 2 * MIN)) == [2, 1]
         assert ids(last_seen_after=format_ms(T0 + 2 * MIN), status="0|1|2|3") == [5, 4, 3]
         assert ids(sort="status,-id") == [2, 1, 3, 5, 4]
+        # q: the same filters as one text, as the event list takes them
+        assert ids(q="status:ATTACHED") == [2, 1]
+        assert ids(q="status:online|3,country:France") == [4]
+        assert ids(q="operator:Vodafone", status="0") == [1]
+        assert ids(q="endpoint:1|tracker-3") == [3, 1]
+        assert ids(name="TRACKER-2|cker-5") == [5, 2]  # substrings, any ASCII case
+        assert ids(q="name:%") == []  # wildcards are literal
+        # devices that went quiet: no event for a given time (all were a day ago)
+        assert ids(q="quiet:1h") == [5, 4, 3, 2, 1]
+        assert ids(quiet="1h", status="BLOCKED") == [4]
+        assert ids(q="quiet:2d") == []
+        assert ids(quiet="23h", last_seen_before=format_ms(T0 + 2 * MIN)) == [2, 1]
+        echoed = client.get("/endpoint", params={"status": "1", "q": "quiet:1h"})
+        assert echoed.headers["X-Filter"] == "status:1,quiet:1h"
         page = client.get("/endpoint", params={"status": "0|1|3", "per_page": 2, "page": 2})
         assert [e["id"] for e in page.json()] == [2, 1]
         assert page.headers["X-Total-Count"] == "4"
@@ -201,6 +217,18 @@ BAD_PARAMETERS = [
     ({"country": "x" * 300}, "country"),
     ({"operator": "|".join(["x"] * 60)}, "operator"),
     ({"colour": "red"}, "colour"),
+    ({"q": "status:SLEEPING"}, "q.status"),
+    ({"q": "colour:red"}, "q.colour"),
+    ({"q": "status:1", "status": "1"}, "q.status"),
+    ({"q": "status:1,status:2"}, "q.status"),
+    ({"q": "online"}, "q"),
+    ({"q": "x" * 5000}, "q"),
+    ({"q": "last_seen_after:yesterday"}, "q.last_seen_after"),
+    ({"quiet": "6 hours"}, "quiet"),
+    ({"q": "quiet:0m"}, "q.quiet"),
+    ({"quiet": "9999d"}, "quiet"),
+    ({"name": "|".join("abcdefghijklmnopqrstuvwxyz")}, "name"),
+    ({"endpoint": ""}, "endpoint"),
 ]
 
 
@@ -212,6 +240,10 @@ def test_bad_parameters_are_422_naming_the_field(server: HeraldServer, tenants: 
             assert response.headers["content-type"] == "application/problem+json"
             assert [e["field"] for e in response.json()["errors"]] == [field], params
         assert client.get("/endpoint/" + "x" * 300 + "/connectivity").status_code == 400
+        for params, field in (({"name": "a\x00b"}, "name"), ({"q": "country:x\x00"}, "q")):
+            refused = client.get("/endpoint", params=params)  # the API's NUL guard
+            assert refused.status_code == 400, refused.text
+            assert [e["field"] for e in refused.json()["errors"]] == [field]
     with server.client() as anonymous:
         assert anonymous.get("/endpoint").status_code == 401
 
@@ -250,3 +282,97 @@ def test_provider_records_drive_the_state(server: HeraldServer, tenants: Tenants
     pdp = answer["pdp_context"]
     assert (pdp["apn"], pdp["ue_ip_address"]) == ("em", "101.124.109.214")
     assert answer["services"] == ["GPRS", "SMS"]
+
+
+def test_status_changes_as_events_for_an_organisation_that_opts_in(
+    server: HeraldServer, tenants: Tenants
+) -> None:
+    manage = server.create_token(tenants.a, "event:read", "event:create", "handler:manage")
+    path = f"/organisation/{tenants.a}/device_events"
+    with server.client(manage) as client, server.client(tenants.b_rw) as other:
+        assert client.get(path).json() == {
+            "organisation_id": tenants.a,
+            "enabled": False,
+            "types": [2100, 2101, 2102, 2103],
+        }
+        assert other.get(path).status_code == 404  # another organisation's setting
+        own = f"/organisation/{tenants.b}/device_events"
+        assert other.put(own, json={"enabled": True}).status_code == 403  # no handler:manage
+        assert client.put(own, json={"enabled": True}).status_code == 404
+        for body, field in (
+            ({"enabled": "yes"}, "enabled"),
+            ({}, "enabled"),
+            ({"enabled": True, "x": 1}, "x"),
+        ):
+            refused = client.put(path, json=body)
+            assert refused.status_code == 422, refused.text
+            assert refused.headers["content-type"] == "application/problem+json"
+            assert [e["field"] for e in refused.json()["errors"]] == [field], refused.text
+        settle(client, [event(1, 0, 6, detail=VODAFONE)])  # before the opt-in: no event
+        answer = client.put(path, json={"enabled": True})
+        assert answer.status_code == 200 and answer.json()["enabled"] is True
+        settle(client, [event(1, 1, detail=VODAFONE), session(2), event(15, 3)])
+        settle(client, [event(1, -10, detail=VODAFONE), event(5, -5)])  # backfill: no change
+        settle(other, [event(1, 1, detail=VODAFONE)])  # not opted in
+
+        def changes() -> list[tuple[int, str]]:
+            found = client.get("/event", params={"q": "type:2100|2101|2102|2103"}).json()
+            return sorted((e["endpoint"]["id"], e["event_type"]["description"]) for e in found)
+
+        # written with the states, so there once the marker is projected; endpoint 6
+        # changed before the opt-in, the marker endpoint (a custom event) stays offline
+        assert changes() == [
+            (7, "Endpoint attached"),
+            (7, "Endpoint offline"),
+            (7, "Endpoint online"),
+        ]
+        offline = client.get("/event", params={"q": "type:2102"}).json()
+        assert [e["detail"]["previous_status"]["description"] for e in offline] == ["ONLINE"]
+        assert offline[0]["organisation"]["id"] == tenants.a
+        assert other.get("/event", params={"q": "type:2100|2101|2102|2103"}).json() == []
+
+
+def test_a_worker_keeps_the_states_when_serve_does_not(database_url: str, tmp_path: Path) -> None:
+    """``serve`` with the projector off and ``herald worker`` beside it: the worker folds the
+    log, and writes the status changes of an organisation that opted in."""
+    off = {"HERALD_DEVICE_STATE_ENABLED": "false", "HERALD_DELIVERY_ENABLED": "false"}
+    server = start_server(tmp_path / "serve", env=off, database_url=database_url)
+    worker: subprocess.Popen[bytes] | None = None
+    try:
+        org = server.create_org("Acme IoT")
+        token = server.create_token(org, "event:read", "event:create", "handler:manage")
+        with server.client(token) as client:
+            assert "device_state" not in httpx.get(f"{server.url}/ready").json()["loops"]
+            enabled = client.put(f"/organisation/{org}/device_events", json={"enabled": True})
+            assert enabled.status_code == 200, enabled.text
+            posted = client.post("/event", json=[event(1, 0, detail=VODAFONE), session(1)])
+            assert posted.status_code == 201, posted.text
+            env = {
+                **server.env,
+                "HERALD_DEVICE_STATE_ENABLED": "true",
+                "HERALD_DEVICE_STATE_POLL_SECONDS": "0.05",
+            }
+            port = str(free_port())
+            with (tmp_path / "worker.log").open("ab") as log:
+                worker = subprocess.Popen(
+                    [*HERALD, "worker", "--database", database_url, "--port", port],
+                    cwd=tmp_path,
+                    env=env,
+                    stdout=log,
+                    stderr=subprocess.STDOUT,
+                )
+
+            def changes() -> list[int]:
+                found = client.get("/event", params={"q": "type:2100|2101|2102|2103"}).json()
+                return sorted(e["event_type"]["id"] for e in found)
+
+            wait_until(lambda: changes() == [2100, 2101], 30)
+            assert connectivity(client)["status"]["description"] == "ONLINE"
+            assert client.post("/event", json=event(15, 2)).status_code == 201
+            wait_until(lambda: changes() == [2100, 2101, 2102], 30)
+            assert connectivity(client)["status"]["description"] == "OFFLINE"
+    finally:
+        if worker is not None:
+            worker.terminate()
+            worker.wait(20)
+        server.stop()

@@ -24,6 +24,14 @@ def test_org_and_token_lifecycle(server: HeraldServer) -> None:
     assert secret not in listing and internal not in listing
     assert secret[:12] in listing  # the prefix identifies it
 
+    switched = server.cli("org", "device-events", str(org), "on", *db).stdout
+    assert f"Organisation {org} writes status changes as events" in switched
+    with server.client(secret) as client:
+        answer = client.get(f"/organisation/{org}/device_events").json()
+    assert answer["enabled"] is True
+    switched = server.cli("org", "device-events", str(org), "off", *db).stdout
+    assert "does not write" in switched
+
 
 def test_cli_errors_are_messages_not_tracebacks(server: HeraldServer) -> None:
     db = ["--database", server.database_url]
@@ -34,6 +42,8 @@ def test_cli_errors_are_messages_not_tracebacks(server: HeraldServer) -> None:
         (["token", "create", "--org", "1", "--internal"], "either --org"),
         (["token", "create", "--org", "1"], "at least one --permission"),
         (["token", "revoke", "999"], "no token 999"),
+        (["org", "device-events", "4242", "on"], "no organisation 4242"),
+        (["org", "device-events", "1", "maybe"], "say on or off"),
     ]
     for args, message in cases:
         result = server.cli(*args, *db, check=False)

@@ -107,6 +107,9 @@ def seed(server: HeraldServer, receiver: str) -> None:
         while not client.get(f"/event_handler/{handler_id}/delivery").json():
             assert time.monotonic() < deadline, "the handler never attempted a delivery"
             time.sleep(0.2)
+        while client.get("/endpoint/status_counts").json()["total"] < 4:  # projected
+            assert time.monotonic() < deadline, "the device states never caught up"
+            time.sleep(0.2)
 
 
 @pytest.fixture(scope="module")
@@ -214,6 +217,50 @@ def test_device_timeline(page: Page, console_server: HeraldServer) -> None:
     assert "Delete PDP Context" in page.locator(".timeline").inner_text()
     page.get_by_text("Data volume per day").wait_for()
     shot(page, "06-device")
+
+
+def test_devices_by_status_and_a_devices_state(page: Page, console_server: HeraldServer) -> None:
+    """Endpoint 100 only attaches (a minute ago), 101 opens sessions (an hour ago), 102 ends
+    them (two hours ago), 103 only reports its battery (three hours ago)."""
+    sign_in(page, console_server)
+    tiles = page.locator("a.tile")
+    tiles.first.wait_for()
+    assert [tiles.nth(i).inner_text().split() for i in range(4)] == [
+        ["1", "online", "devices"],
+        ["2", "attached", "devices"],
+        ["1", "offline", "devices"],
+        ["0", "blocked", "devices"],
+    ]
+    tiles.first.click()
+    page.get_by_role("heading", name="Devices").wait_for()
+    page.get_by_text("1 devices · page 1 of 1").wait_for()
+    assert page.get_by_role("button", name="Online · 1").get_attribute("aria-pressed") == "true"
+    assert "tracker-101" in page.locator("tr.device").inner_text()
+    shot(page, "12-devices-online")
+    page.get_by_role("button", name="All · 4").click()
+    page.get_by_text("4 devices · page 1 of 1").wait_for()
+    page.get_by_label("Query (q)").fill("quiet:90m")  # the devices silent for 90 minutes
+    page.get_by_role("button", name="Apply filters").click()
+    page.get_by_text("2 devices · page 1 of 1").wait_for()
+    assert sorted(page.locator("tr.device td:first-child").all_inner_texts()) == [
+        "tracker-102",
+        "tracker-103",
+    ]
+    page.get_by_label("Query (q)").fill("quiet:soon")
+    page.get_by_role("button", name="Apply filters").click()
+    page.get_by_text("q.quiet: must be minutes, hours or days").wait_for()
+    page.get_by_label("Query (q)").fill("")
+    page.get_by_label("Name contains").fill("101")
+    page.get_by_role("button", name="Apply filters").click()
+    page.get_by_text("1 devices · page 1 of 1").wait_for()
+    shot(page, "13-devices")
+    page.get_by_role("link", name="tracker-101").click()
+    page.get_by_role("heading", name="Device tracker-101").wait_for()
+    facts = page.locator("dl.facts")
+    facts.wait_for()
+    text = facts.inner_text()
+    assert "ONLINE" in text and "Vodafone · Germany" in text and "APN em" in text, text
+    shot(page, "14-device-state")
 
 
 def test_failing_handler_deliveries_and_replay(page: Page, console_server: HeraldServer) -> None:

@@ -8,12 +8,16 @@ import subprocess
 from collections.abc import Callable
 from typing import Any
 
+import orjson
 import pytest
 
+from herald.catalog import load_catalog
+from herald.devices import changes
 from herald.devices import state as ds
 from herald.devices.projector import DeviceProjector, in_process
+from herald.ids import IdGenerator
 from herald.loops import Loops
-from herald.store import Store, StoreError
+from herald.store import EventFilter, EventQuery, Store, StoreError
 from herald.store.device_records import DeviceQuery
 from herald.timefmt import now_ms
 from tests.store.conftest import EventFactory
@@ -197,3 +201,85 @@ def test_the_serve_loop_follows_the_log_and_stops_between_chunks(
     stopped_at, offline = asyncio.run(asyncio.wait_for(follow(), 30))
     assert stopped_at < store.last_seq()  # cancelled long before the end of the log
     assert offline == 50
+
+
+def _changes(store: Store) -> list[tuple[int, str, int, int]]:
+    """The status-change events in the log, in the order written (a query, which PostgreSQL
+    answers with every committed row, unlike the log's reader, held at the safe watermark):
+    (organisation, endpoint, new status, cause)."""
+    page = store.query(EventQuery(EventFilter(type_ids=tuple(changes.TYPES)), per_page=1000))
+    found = []
+    for record in sorted((orjson.loads(body) for body in page.items), key=lambda r: r["id"]):
+        endpoint = record["endpoint"].get("id", record["endpoint"].get("name"))
+        detail = record["detail"]
+        assert record["event_type"]["id"] == changes.FIRST_TYPE + detail["status"]["id"]
+        assert record["provider"] == "herald"
+        found.append(
+            (
+                record["organisation"]["id"],
+                str(endpoint),
+                detail["status"]["id"],
+                detail["cause"]["id"],
+            )
+        )
+    return found
+
+
+def test_status_changes_are_events_once_for_the_organisations_that_ask(
+    store: Store, make_event: EventFactory, ids: Callable[[int], list[int]]
+) -> None:
+    acme, other = store.create_organisation("Acme").id, store.create_organisation("Other").id
+    assert store.set_device_events(acme, True).device_events
+    assert store.get_organisation(other) is not None
+    assert not store.get_organisation(other).device_events  # type: ignore[union-attr]
+    projector = DeviceProjector(store, chunk=3, catalog=load_catalog(), ids=IdGenerator(3))
+
+    def add(events: list[Any]) -> list[int]:
+        stored = ids(len(events))
+        store.append(events, stored)
+        readable(store, stored, store.device_cursor())
+        projector.catch_up()
+        return stored
+
+    story = add(_story(make_event, acme, 7, start=100) + _story(make_event, other, 7))
+    offline, attached, online = ds.Status.OFFLINE, ds.Status.ATTACHED, ds.Status.ONLINE
+    expected = [
+        (acme, "7", attached, story[0]),  # Update location
+        (acme, "7", online, story[1]),  # Create PDP Context
+        (acme, "7", attached, story[2]),  # Delete PDP Context
+        (acme, "7", offline, story[3]),  # Purge location
+    ]
+    assert _changes(store) == expected
+    written = store.query(EventQuery(EventFilter(type_ids=(2102,))))
+    record = orjson.loads(written.items[0])
+    assert record["event_type"]["description"] == "Endpoint offline"
+    assert record["detail"]["previous_status"] == {"id": 0, "description": "ATTACHED"}
+    assert record["endpoint"] == {"id": 7, "name": "tracker-7"}
+    assert record["organisation"] == {"id": acme, "name": "Acme"}
+    # the change events name the endpoint but are no sign of life: the state ignores them
+    row = store.get_device_state((acme,), "7")
+    assert row is not None and row.last_event_ms == T0 + 103 * MIN
+    # backfilled events behind the newest change nothing: no event; a newer block does
+    add(_story(make_event, acme, 7, start=0))
+    assert _changes(store) == expected
+    block = add([make_event(acme, T0 + 104 * MIN, 11, endpoint={"id": 7})])
+    expected.append((acme, "7", ds.Status.BLOCKED, block[0]))
+    assert _changes(store) == expected
+    # a rebuild re-reads the log in other chunks and writes no change again
+    store.reset_device_states()
+    DeviceProjector(store, chunk=1000, catalog=load_catalog(), ids=IdGenerator(3)).catch_up()
+    assert _changes(store) == expected
+    # nor does folding the log again as if never folded (a restored backup): the same ids
+    store._write(  # type: ignore[attr-defined]
+        lambda c: store._execute(  # type: ignore[attr-defined]
+            c, "UPDATE device_projection SET cursor_seq = 0, quiet_until_seq = 0"
+        )
+    )
+    store._write(lambda c: store._execute(c, "DELETE FROM device_states"))  # type: ignore[attr-defined]
+    projector.catch_up()
+    assert _changes(store) == expected
+    # opted out: no more
+    store.set_device_events(acme, False)
+    add([make_event(acme, T0 + 105 * MIN, 42, endpoint={"id": 7})])
+    assert _changes(store) == expected
+    assert store.get_device_state((acme,), "7").status == ds.Status.OFFLINE  # type: ignore[union-attr]

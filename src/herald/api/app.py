@@ -112,6 +112,8 @@ async def _running(app: FastAPI, services: Services) -> AsyncIterator[None]:
                 settings.device_state_poll_seconds,
                 services.loops,
                 enabled=settings.device_state_enabled,
+                catalog=services.catalog,
+                ids=services.ids,
             ),
         ):
             yield

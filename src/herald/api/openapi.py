@@ -123,6 +123,8 @@ ANSWERS: dict[str, Answer] = {
     "GET /api/v1/endpoint/{endpoint_id}/connectivity": Answer(
         200, _ref(schemas.Connectivity), ITEM
     ),
+    "GET /api/v1/organisation/{organisation_id}/device_events": Answer(200, FROM_ROUTE, ITEM),
+    "PUT /api/v1/organisation/{organisation_id}/device_events": Answer(200, FROM_ROUTE, ITEM_WRITE),
     "GET /health": Answer(200, STATUS, ()),
     "GET /ready": Answer(200, STATUS, (503,)),
     "GET /metrics": Answer(200, {"type": "string"}, (401, 403, 429, 503), "text/plain"),

@@ -1,5 +1,6 @@
 """The app ``herald worker`` serves on a port of its own: ``/health``, ``/ready`` and
-``/metrics`` (protected as the API's are), while its lifespan runs the delivery worker.
+``/metrics`` (protected as the API's are), while its lifespan runs the delivery worker and
+the device-state projector (``HERALD_DEVICE_STATE_ENABLED``, as in ``herald serve``).
 
 Run by uvicorn, the worker stops as ``herald serve`` does on SIGTERM or Ctrl-C: the lifespan
 ends, and with it delivery, which lets the requests out finish first.
@@ -19,23 +20,34 @@ from herald.api.routes import health
 from herald.api.routes import metrics as metrics_routes
 from herald.config import Settings
 from herald.delivery.worker import in_process as delivery_in_process
+from herald.devices.projector import in_process as devices_in_process
 
 
 def create_worker_app(settings: Settings) -> FastAPI:
-    """A delivery worker with its health and metrics endpoints."""
+    """A delivery worker (and device-state projector) with its health and metrics endpoints."""
 
     @contextlib.asynccontextmanager
     async def lifespan(app: FastAPI) -> AsyncIterator[None]:
         async with running_services(settings) as services:
             app.state.services = services
-            async with delivery_in_process(
-                services.store,
-                settings,
-                services.catalog,
-                services.ids,
-                services.secret_box,
-                services.loops,
-                mode="worker",
+            async with (
+                delivery_in_process(
+                    services.store,
+                    settings,
+                    services.catalog,
+                    services.ids,
+                    services.secret_box,
+                    services.loops,
+                    mode="worker",
+                ),
+                devices_in_process(
+                    services.store,
+                    settings.device_state_poll_seconds,
+                    services.loops,
+                    enabled=settings.device_state_enabled,
+                    catalog=services.catalog,
+                    ids=services.ids,
+                ),
             ):
                 yield
 

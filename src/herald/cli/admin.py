@@ -108,6 +108,32 @@ def org_retention(
     console.print(f"Organisation {organisation.id} keeps events {kept} days", highlight=False)
 
 
+@org_app.command("device-events")
+def org_device_events(
+    organisation_id: Annotated[int, typer.Argument(help="The organisation's id.", min=1)],
+    switch: Annotated[
+        str,
+        typer.Argument(help="on: write its endpoints' status changes as events; off: not."),
+    ],
+    database: DatabaseOption = None,
+) -> None:
+    """Write an organisation's endpoint status changes as events (types 2100-2103: attached,
+    online, offline, blocked), which handlers can stream, from now on."""
+    if switch not in ("on", "off"):
+        fail("say on or off")
+    store = store_for(database)
+    try:
+        organisation = store.set_device_events(organisation_id, switch == "on")
+    except NotFound:
+        fail(f"no organisation {organisation_id}")
+    finally:
+        store.close()
+    written = "writes" if organisation.device_events else "does not write"
+    console.print(
+        f"Organisation {organisation.id} {written} status changes as events", highlight=False
+    )
+
+
 def _retention(own: int | None, default: float) -> str:
     return str(own) if own is not None else f"{default:g} (default)"
 

@@ -6,17 +6,24 @@ they name, and writes the changed states with the new cursor in one transaction.
 is order-free and idempotent (``state.apply``), so a step repeated after a crash, or run by
 two processes at once (the cursor is compare-and-set), changes nothing it should not.
 ``run_once()`` projects up to the end of the log; ``herald serve`` runs it in a loop that
-survives any failure (``loops.run_forever``).
+survives any failure (``loops.run_forever``). Given a catalogue and an id generator, a step
+also writes the status changes of the organisations that asked for them
+(``herald.devices.changes``), in its transaction.
 """
 
 from __future__ import annotations
 
 import asyncio
 import contextlib
-from collections.abc import AsyncIterator, Sequence
+from collections.abc import AsyncIterator, Callable, Sequence
 
+from herald import metrics
+from herald.catalog import Catalog
+from herald.devices import changes
 from herald.devices import state as device_state
+from herald.ids import IdGenerator
 from herald.loops import Loops, run_forever
+from herald.model import NewEvent
 from herald.store import Store
 from herald.store.base import LogEntry
 from herald.store.device_records import DeviceRow
@@ -31,6 +38,8 @@ def parse(entries: Sequence[LogEntry]) -> list[tuple[Key, device_state.DeviceEve
     """The log entries that name an endpoint, with its key (organisation, endpoint)."""
     parsed: list[tuple[Key, device_state.DeviceEvent]] = []
     for entry in entries:
+        if entry.type_id in changes.TYPES:  # Herald's own word on a state, not the device's
+            continue
         event = device_state.device_event(entry.event_id, entry.type_id, entry.body)
         key = device_state.endpoint_key(event.record) if event is not None else None
         if event is not None and key is not None:
@@ -39,22 +48,33 @@ def parse(entries: Sequence[LogEntry]) -> list[tuple[Key, device_state.DeviceEve
 
 
 def fold(
-    rows: dict[Key, DeviceRow], events: Sequence[tuple[Key, device_state.DeviceEvent]], at_ms: int
-) -> list[DeviceRow]:
-    """The rows ``events`` change, given the stored ``rows`` of the endpoints they name."""
+    rows: dict[Key, DeviceRow],
+    events: Sequence[tuple[Key, device_state.DeviceEvent]],
+    at_ms: int,
+    watched: Callable[[Key, device_state.DeviceEvent], bool] | None = None,
+) -> tuple[list[DeviceRow], list[changes.Change]]:
+    """The rows ``events`` change, given the stored ``rows`` of the endpoints they name, and
+    the status changes of the ``watched`` endpoints' events, each event's in log order."""
     states: dict[Key, device_state.DeviceState] = {}
+    found: list[changes.Change] = []
     for at, event in events:
         if at not in states:
             kept = rows.get(at)
             states[at] = device_state.loads(kept.state) if kept else device_state.DeviceState()
-        states[at] = device_state.apply(states[at], event)
+        before = states[at]
+        states[at] = after = device_state.apply(before, event)
+        if watched is not None and watched(at, event):
+            old, new = device_state.status(before), device_state.status(after)
+            if old != new:
+                endpoint = device_state.value(after, "endpoint") or {}
+                found.append(changes.Change(at[0], at[1], old, new, event, endpoint))
     changed: list[DeviceRow] = []
     for (organisation_id, key), folded in states.items():
         row = to_row(organisation_id, key, folded, at_ms)
         kept = rows.get((organisation_id, key))
         if kept is None or kept.state != row.state:
             changed.append(row)
-    return changed
+    return changed, found
 
 
 def to_row(
@@ -82,10 +102,22 @@ def to_row(
 class DeviceProjector:
     """Folds the log into the device states; one per process."""
 
-    def __init__(self, store: Store, *, poll_seconds: float = 0.2, chunk: int = CHUNK) -> None:
+    def __init__(
+        self,
+        store: Store,
+        *,
+        poll_seconds: float = 0.2,
+        chunk: int = CHUNK,
+        catalog: Catalog | None = None,
+        ids: IdGenerator | None = None,
+    ) -> None:
+        """Without ``catalog`` and ``ids`` it writes no status-change events (a rebuild)."""
         self.store = store
         self.poll_seconds = poll_seconds
         self.chunk = chunk
+        self.catalog = catalog
+        self.ids = ids
+        self._organisations: dict[int, str] = {}  # that want status changes, by id
         self._threads = Threads("herald-devices", 1)
 
     def step(self) -> int | None:
@@ -97,10 +129,39 @@ class DeviceProjector:
             return 0
         events = parse(entries)
         rows = self.store.device_states(sorted({key for key, _ in events}))
-        changed = fold(rows, events, now_ms())
-        if not self.store.save_device_states(cursor, entries[-1].seq, changed):
+        at = now_ms()
+        watched = self._watched(entries)
+        changed, found = fold(rows, events, at, watched)
+        written = self._change_events(found, at)
+        if not self.store.save_device_states(cursor, entries[-1].seq, changed, written):
             return None
+        if written:
+            metrics.EVENTS_INGESTED.labels("herald").inc(len(written))
         return len(entries)
+
+    def _watched(
+        self, entries: Sequence[LogEntry]
+    ) -> Callable[[Key, device_state.DeviceEvent], bool] | None:
+        """Which folded events may emit a change: of an organisation that asked, and past
+        the last rebuild's end of the log; None: none may."""
+        if self.catalog is None or self.ids is None:
+            return None
+        quiet_until, self._organisations = self.store.device_event_settings()
+        if not self._organisations:
+            return None
+        quiet = {entry.event_id for entry in entries if entry.seq <= quiet_until}
+        wanted = self._organisations
+        return lambda at, event: at[0] in wanted and event.event_id not in quiet
+
+    def _change_events(self, found: list[changes.Change], at: int) -> list[tuple[NewEvent, int]]:
+        if not found or self.catalog is None or self.ids is None:
+            return []
+        built = [
+            changes.to_event(change, self._organisations[change.organisation_id], self.catalog, at)
+            for change in found
+        ]
+        events = [event for event in built if event is not None]
+        return list(zip(events, self.ids.next_ids(len(events)), strict=True))
 
     def catch_up(self) -> int:
         """Fold the log up to its (readable) end; how many entries."""
@@ -124,7 +185,13 @@ class DeviceProjector:
 
 @contextlib.asynccontextmanager
 async def in_process(
-    store: Store, poll_seconds: float, loops: Loops, *, enabled: bool = True
+    store: Store,
+    poll_seconds: float,
+    loops: Loops,
+    *,
+    enabled: bool = True,
+    catalog: Catalog | None = None,
+    ids: IdGenerator | None = None,
 ) -> AsyncIterator[DeviceProjector | None]:
     """Keep the device states current inside ``herald serve`` for as long as the block lasts:
     a loop (``device_state`` in ``/ready``) that survives any failure, backing off.
@@ -132,7 +199,7 @@ async def in_process(
     if not enabled:
         yield None
         return
-    projector = DeviceProjector(store, poll_seconds=poll_seconds)
+    projector = DeviceProjector(store, poll_seconds=poll_seconds, catalog=catalog, ids=ids)
     task = asyncio.create_task(run_forever(loops, "device_state", projector.run_once, poll_seconds))
     try:
         yield projector

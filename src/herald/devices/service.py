@@ -6,29 +6,36 @@ as a 422 problem.
 
 from __future__ import annotations
 
+import re
 from collections.abc import Mapping
 from typing import Any
 
 from herald.devices import state as device_state
 from herald.devices.state import Status
+from herald.query.syntax import FilterError, q_terms
 from herald.store.device_records import DEVICE_SORTS, DeviceQuery, DeviceRow
-from herald.timefmt import format_ms, parse_timestamp, to_ms
+from herald.timefmt import format_ms, now_ms, parse_timestamp, to_ms
 
 MAX_PER_PAGE = 1000
 DEFAULT_PER_PAGE = 100
-MAX_VALUES = 50  # values of one filter parameter
-LIST_PARAMS = frozenset(
-    {
-        "status",
-        "country",
-        "operator",
-        "last_seen_before",
-        "last_seen_after",
-        "sort",
-        "page",
-        "per_page",
-    }
+MAX_VALUES = 50  # values of one filter term
+MAX_SUBSTRINGS = 20  # values of ``name``: each one is a LIKE over the organisation's rows
+MAX_Q = 4096  # characters of ``q``
+MAX_QUIET_DAYS = 3650
+FILTERS = (
+    "status",
+    "country",
+    "operator",
+    "endpoint",
+    "name",
+    "last_seen_before",
+    "last_seen_after",
+    "quiet",
 )
+"""The fleet list's filter terms: plain parameters, or terms of ``q`` (``q=status:1|0``)."""
+LIST_PARAMS = frozenset({*FILTERS, "q", "sort", "page", "per_page"})
+_UNITS = {"m": 60_000, "h": 3_600_000, "d": 86_400_000}
+_QUIET = re.compile(r"(\d{1,7})([mhd])")
 
 
 class InvalidParameter(ValueError):
@@ -40,8 +47,11 @@ class InvalidParameter(ValueError):
         self.reason = reason
 
 
+_NAMES = {int(status): status.name for status in Status}
+
+
 def status_ref(value: int) -> dict[str, Any]:
-    return {"id": value, "description": Status(value).name}
+    return {"id": value, "description": _NAMES[value]}
 
 
 def endpoint_key(path_value: str) -> str:
@@ -51,9 +61,11 @@ def endpoint_key(path_value: str) -> str:
     return path_value
 
 
-def connectivity(row: DeviceRow) -> dict[str, Any]:
-    """``GET /endpoint/{id}/connectivity`` as emnify answers it."""
-    folded = device_state.loads(row.state)
+def connectivity(row: DeviceRow, folded: device_state.DeviceState | None = None) -> dict[str, Any]:
+    """``GET /endpoint/{id}/connectivity`` as emnify answers it (``folded``: the row's state,
+    if loaded already)."""
+    if folded is None:
+        folded = device_state.loads(row.state)
     return {
         "status": status_ref(row.status),
         "location": device_state.location(folded),
@@ -72,7 +84,7 @@ def summary(row: DeviceRow) -> dict[str, Any]:
         "imei": endpoint.get("imei"),
         "ip_address": endpoint.get("ip_address"),
         "organisation": {"id": row.organisation_id},
-        **connectivity(row),
+        **connectivity(row, folded),
         "sim_status": device_state.value(folded, "sim"),
         "quota_status": device_state.value(folded, "quota"),
         "last_seen": format_ms(row.last_event_ms),
@@ -91,38 +103,64 @@ def status_counts(counts: Mapping[int, int]) -> dict[str, Any]:
     }
 
 
-def _values(params: Mapping[str, str], name: str) -> tuple[str, ...]:
-    raw = params.get(name)
-    if raw is None:
-        return ()
+def _values(raw: str, where: str, most: int = MAX_VALUES) -> tuple[str, ...]:
     values = tuple(part.strip() for part in raw.split("|"))
-    if len(values) > MAX_VALUES:
-        raise InvalidParameter(name, f"at most {MAX_VALUES} values")
+    if len(values) > most:
+        raise InvalidParameter(where, f"at most {most} values")
     if any(not value or len(value) > device_state.MAX_TEXT for value in values):
-        raise InvalidParameter(name, f"values must be 1 to {device_state.MAX_TEXT} characters")
+        raise InvalidParameter(where, f"values must be 1 to {device_state.MAX_TEXT} characters")
     return values
 
 
-def _status(value: str) -> int:
+def _status(value: str, where: str) -> int:
     if value.isascii() and value.isdigit() and int(value) in Status._value2member_map_:
         return int(value)
     named = Status.__members__.get(value.upper())
     if named is None:
         known = ", ".join(f"{s.value} ({s.name})" for s in Status)
-        raise InvalidParameter("status", f"unknown status {value!r} (known: {known})")
+        raise InvalidParameter(where, f"unknown status {value!r} (known: {known})")
     return int(named)
 
 
-def _time(params: Mapping[str, str], name: str) -> int | None:
-    raw = params.get(name)
-    if raw is None:
-        return None
+def _time(raw: str, where: str) -> int:
     try:
         return to_ms(parse_timestamp(raw))
     except (ValueError, OverflowError):
         raise InvalidParameter(
-            name, "must be an ISO 8601 time, e.g. 2026-11-01T00:00:00Z"
+            where, "must be an ISO 8601 time, e.g. 2026-11-01T00:00:00Z"
         ) from None
+
+
+def _quiet(raw: str, where: str) -> int:
+    """``quiet:6h``: how long without an event, in ms (minutes, hours or days)."""
+    found = _QUIET.fullmatch(raw.strip())
+    span = int(found.group(1)) * _UNITS[found.group(2)] if found else 0
+    if not 0 < span <= MAX_QUIET_DAYS * _UNITS["d"]:
+        raise InvalidParameter(
+            where, f"must be minutes, hours or days (30m, 6h, 2d), at most {MAX_QUIET_DAYS}d"
+        )
+    return span
+
+
+def _terms(params: Mapping[str, str]) -> dict[str, tuple[str, str]]:
+    """Each filter term given, as (value, where it was written): a plain parameter
+    (``status``) or a term of ``q`` (``q.status``); each at most once."""
+    terms = {name: (params[name], name) for name in FILTERS if name in params}
+    q = params.get("q", "")
+    if len(q) > MAX_Q:
+        raise InvalidParameter("q", f"at most {MAX_Q} characters")
+    try:
+        written = q_terms(q)
+    except FilterError as exc:
+        raise InvalidParameter(exc.field, exc.reason) from None
+    for term in written:
+        if term.name not in FILTERS:
+            known = ", ".join(FILTERS)
+            raise InvalidParameter(term.where, f"unknown filter field (known: {known})")
+        if term.name in terms:
+            raise InvalidParameter(term.where, f"{term.name} is given twice")
+        terms[term.name] = (term.raw, term.where)
+    return terms
 
 
 def _whole(params: Mapping[str, str], name: str, default: int, high: int) -> int:
@@ -153,21 +191,37 @@ def _sort(raw: str | None) -> tuple[tuple[str, bool], ...]:
     return tuple(keys)
 
 
-def list_query(params: Mapping[str, str], scope: tuple[int, ...] | None) -> DeviceQuery:
+def list_query(
+    params: Mapping[str, str], scope: tuple[int, ...] | None, now: int | None = None
+) -> DeviceQuery:
     """The page of endpoint states the parameters ask for, in the caller's ``scope``."""
     unknown = sorted(set(params) - LIST_PARAMS)
     if unknown:
         raise InvalidParameter(
             unknown[0], f"unknown parameter (known: {', '.join(sorted(LIST_PARAMS))})"
         )
-    after, before = _time(params, "last_seen_after"), _time(params, "last_seen_before")
+    terms = _terms(params)
+
+    def values(name: str, most: int = MAX_VALUES) -> tuple[str, ...]:
+        return _values(*terms[name], most) if name in terms else ()
+
+    def moment(name: str) -> int | None:
+        return _time(*terms[name]) if name in terms else None
+
+    after, before = moment("last_seen_after"), moment("last_seen_before")
+    if "quiet" in terms:
+        quiet_since = (now_ms() if now is None else now) - _quiet(*terms["quiet"])
+        before = quiet_since if before is None else min(before, quiet_since)
     if after is not None and before is not None and after >= before:
-        raise InvalidParameter("last_seen_after", "must be before last_seen_before")
+        raise InvalidParameter(terms["last_seen_after"][1], "must be before last_seen_before")
+    statuses = {_status(value, terms["status"][1]) for value in values("status")}
     return DeviceQuery(
         organisation_ids=scope,
-        statuses=tuple(sorted({_status(value) for value in _values(params, "status")})),
-        countries=_values(params, "country"),
-        operators=_values(params, "operator"),
+        statuses=tuple(sorted(statuses)),
+        countries=values("country"),
+        operators=values("operator"),
+        endpoints=tuple(endpoint_key(value) for value in values("endpoint")),
+        name_contains=values("name", MAX_SUBSTRINGS),
         seen_after_ms=after,
         seen_before_ms=before,
         sort=_sort(params.get("sort")),
@@ -181,5 +235,6 @@ def sort_echo(query: DeviceQuery) -> str:
 
 
 def filter_echo(params: Mapping[str, str]) -> str:
-    names = ("status", "country", "operator", "last_seen_before", "last_seen_after")
-    return ",".join(f"{name}:{params[name]}" for name in names if name in params)
+    """The filter as asked (plain parameters, then ``q``), for the paging links."""
+    plain = [f"{name}:{params[name]}" for name in FILTERS if name in params]
+    return ",".join([*plain, *([params["q"]] if params.get("q") else [])])

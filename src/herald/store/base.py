@@ -20,6 +20,7 @@ class Organisation:
     name: str
     created_ms: int
     retention_days: int | None = None  # None: the server's default (HERALD_RETENTION_DAYS)
+    device_events: bool = False  # its endpoints' status changes are written as events
 
 
 @dataclass(frozen=True, slots=True)
@@ -245,6 +246,10 @@ class Store(Protocol):
     def set_retention(self, organisation_id: int, retention_days: int | None) -> Organisation:
         """Change an organisation's retention (None: the default); raises NotFound."""
 
+    def set_device_events(self, organisation_id: int, enabled: bool) -> Organisation:
+        """Whether the organisation's endpoints' status changes are written as events;
+        raises NotFound."""
+
     def get_organisation(self, organisation_id: int) -> Organisation | None: ...
 
     def list_organisations(self) -> list[Organisation]: ...
@@ -437,10 +442,19 @@ class Store(Protocol):
         """The stored states of these (organisation, endpoint key) pairs that have one."""
 
     def save_device_states(
-        self, after_seq: int, cursor_seq: int, rows: Sequence[DeviceRow]
+        self,
+        after_seq: int,
+        cursor_seq: int,
+        rows: Sequence[DeviceRow],
+        changes: Sequence[tuple[NewEvent, int]] = (),
     ) -> bool:
-        """Move the projection's cursor from ``after_seq`` to ``cursor_seq`` and write
-        ``rows``, in one transaction; False (nothing written) if the cursor has moved."""
+        """Move the projection's cursor from ``after_seq`` to ``cursor_seq``, write ``rows``
+        and append the status-change events ``changes`` (event, id), in one transaction;
+        False (nothing written) if the cursor has moved."""
+
+    def device_event_settings(self) -> tuple[int, dict[int, str]]:
+        """The log position up to which no status change is emitted (the last rebuild's
+        end of the log), and the organisations that asked for them (id -> name)."""
 
     def reset_device_states(self) -> None:
         """Forget every state; the projection starts again from the start of the log."""

@@ -40,7 +40,7 @@ from herald.timefmt import now_ms
 log = logging.getLogger("herald.store")
 T = TypeVar("T")
 
-ORGANISATION_COLUMNS = "id, name, created_ms, retention_days"
+ORGANISATION_COLUMNS = "id, name, created_ms, retention_days, device_events"
 TOKEN_COLUMNS = "id, organisation_id, name, prefix, permissions, internal, created_ms, revoked_ms"
 HANDLER_COLUMNS = (
     "id, organisation_id, name, type, url, format, filter, batch_max_events, "
@@ -258,7 +258,7 @@ class SQLStoreBase(ABC, Generic[C]):
                 (organisation_id,),
             ).fetchone()
         )
-        return Organisation(*row) if row else None
+        return _organisation(row) if row else None
 
     def list_organisations(self) -> list[Organisation]:
         rows = self._read(
@@ -266,7 +266,7 @@ class SQLStoreBase(ABC, Generic[C]):
                 c, f"SELECT {ORGANISATION_COLUMNS} FROM organisations ORDER BY id"
             ).fetchall()
         )
-        return [Organisation(*row) for row in rows]
+        return [_organisation(row) for row in rows]
 
     def set_retention(self, organisation_id: int, retention_days: int | None) -> Organisation:
         row = self._write(
@@ -279,7 +279,20 @@ class SQLStoreBase(ABC, Generic[C]):
         )
         if row is None:
             raise NotFound(f"no organisation {organisation_id}")
-        return Organisation(*row)
+        return _organisation(row)
+
+    def set_device_events(self, organisation_id: int, enabled: bool) -> Organisation:
+        row = self._write(
+            lambda c: self._execute(
+                c,
+                "UPDATE organisations SET device_events = ? WHERE id = ? "
+                f"RETURNING {ORGANISATION_COLUMNS}",
+                (enabled, organisation_id),
+            ).fetchone()
+        )
+        if row is None:
+            raise NotFound(f"no organisation {organisation_id}")
+        return _organisation(row)
 
     def _retention_cutoffs(self, now: int) -> dict[int, list[int]]:
         """Each cutoff (an organisation's events older than it go) -> its organisations, in
@@ -782,6 +795,10 @@ class SQLStoreBase(ABC, Generic[C]):
         scoped = (flt or EventFilter()).replace(organisation_ids=(organisation_id,))
         where = where_clause(scoped, self._DIALECT)  # never empty: it names the organisation
         return Where(f"{where.sql} AND seq > {self._DIALECT.mark}", [*where.params, after_seq])
+
+
+def _organisation(row: Sequence[Any]) -> Organisation:
+    return Organisation(row[0], row[1], row[2], row[3], bool(row[4]))
 
 
 def _token(row: Sequence[Any]) -> Token:

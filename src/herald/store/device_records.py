@@ -42,6 +42,8 @@ class DeviceQuery:
     statuses: tuple[int, ...] = ()
     countries: tuple[str, ...] = ()
     operators: tuple[str, ...] = ()
+    endpoints: tuple[str, ...] = ()  # endpoint keys (an id in decimal) or names
+    name_contains: tuple[str, ...] = ()  # substrings of the name, ignoring ASCII case
     seen_after_ms: int | None = None  # last event at or after
     seen_before_ms: int | None = None  # last event before
     sort: tuple[tuple[str, bool], ...] = (("last_seen", True),)  # (DEVICE_SORTS key, desc)

@@ -9,11 +9,14 @@ move it past what either has written.
 
 from __future__ import annotations
 
+import dataclasses
 from collections.abc import Sequence
-from typing import Any, cast
+from typing import Any, ClassVar, cast
 
+from herald.model import NewEvent
 from herald.store.common import C, SQLStoreBase
 from herald.store.device_records import DEVICE_SORTS, DeviceQuery, DeviceRow
+from herald.store.sql import Dialect
 
 PROJECTION = "device_state"
 _NOT_NULL = frozenset({"status", "last_event_ms", "updated_ms"})
@@ -77,6 +80,8 @@ def _marks(values: Sequence[object]) -> str:
 class DeviceStateMethods(SQLStoreBase[C]):
     """The device-state projection's Store methods."""
 
+    _DIALECT: ClassVar[Dialect]  # the backend's, for a name's substring match
+
     def device_cursor(self) -> int:
         """The log position the device states include."""
         row = self._read(
@@ -107,10 +112,17 @@ class DeviceStateMethods(SQLStoreBase[C]):
         return {(row.organisation_id, row.endpoint_key): row for row in found}
 
     def save_device_states(
-        self, after_seq: int, cursor_seq: int, rows: Sequence[DeviceRow]
+        self,
+        after_seq: int,
+        cursor_seq: int,
+        rows: Sequence[DeviceRow],
+        changes: Sequence[tuple[NewEvent, int]] = (),
     ) -> bool:
-        """In one transaction: move the cursor from ``after_seq`` to ``cursor_seq`` and write
-        ``rows``. False (nothing written) if the cursor is no longer at ``after_seq``."""
+        """In one transaction: move the cursor from ``after_seq`` to ``cursor_seq``, write
+        ``rows`` and append the status-change events ``changes`` (event, id). False (nothing
+        written) if the cursor is no longer at ``after_seq``."""
+        if changes:
+            self._before_insert([event for event, _ in changes])
         with self._transaction() as conn:
             moved = self._execute(
                 conn,
@@ -121,14 +133,35 @@ class DeviceStateMethods(SQLStoreBase[C]):
                 return False
             if rows:  # both drivers' cursors batch this (psycopg in one pipeline)
                 cast(Any, conn).cursor().executemany(self._sql(_UPSERT), [_values(r) for r in rows])
+            if changes:
+                self._insert_events(conn, [e for e, _ in changes], [i for _, i in changes])
         return True
 
+    def device_event_settings(self) -> tuple[int, dict[int, str]]:
+        """The position up to which no status change is emitted, and the organisations
+        that asked for them (id -> name)."""
+
+        def read(conn: C) -> tuple[int, dict[int, str]]:
+            quiet = self._execute(
+                conn, "SELECT quiet_until_seq FROM device_projection WHERE name = ?", (PROJECTION,)
+            ).fetchone()
+            wanted = self._execute(
+                conn, "SELECT id, name FROM organisations WHERE device_events ORDER BY id"
+            ).fetchall()
+            return (int(quiet[0]) if quiet else 0), {int(r[0]): str(r[1]) for r in wanted}
+
+        return self._read(read)
+
     def reset_device_states(self) -> None:
-        """Forget every state and start the projection again from the start of the log."""
+        """Forget every state and start the projection again from the start of the log;
+        the status changes up to the log's end now were emitted before: not again."""
         with self._transaction() as conn:
             self._execute(conn, "DELETE FROM device_states")
             self._execute(
-                conn, "UPDATE device_projection SET cursor_seq = 0 WHERE name = ?", (PROJECTION,)
+                conn,
+                "UPDATE device_projection SET cursor_seq = 0, quiet_until_seq = "
+                "(SELECT COALESCE(MAX(seq), 0) FROM events) WHERE name = ?",
+                (PROJECTION,),
             )
 
     def get_device_state(
@@ -156,6 +189,15 @@ class DeviceStateMethods(SQLStoreBase[C]):
             if wanted:
                 conditions.append(f"{column} IN ({_marks(wanted)})")
                 params.extend(wanted)
+        if query.endpoints:
+            marks = _marks(query.endpoints)
+            conditions.append(f"(endpoint_key IN ({marks}) OR endpoint_name IN ({marks}))")
+            params.extend([*query.endpoints, *query.endpoints])
+        if query.name_contains:
+            like = dataclasses.replace(self._DIALECT, mark="?")
+            condition, bound = like.contains("endpoint_name", query.name_contains)
+            conditions.append(condition)
+            params.extend(bound)
         if query.seen_after_ms is not None:
             conditions.append("last_event_ms >= ?")
             params.append(query.seen_after_ms)

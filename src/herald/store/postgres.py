@@ -209,6 +209,7 @@ class PostgresStore(
 ):
     """The Store on a PostgreSQL database, through a pool of connections."""
 
+    _DIALECT = POSTGRES
     _GREATEST = "GREATEST"
     _LAST_SEQ = _LAST_FINAL_SEQ
     _EVENT_IDS_MARK = "?::bigint[]"

@@ -91,6 +91,7 @@ def _translate(exc: sqlite3.Error) -> StoreError:
 class SQLiteStore(QuarantineMethods[sqlite3.Connection], DeviceStateMethods[sqlite3.Connection]):
     """The Store on one SQLite file."""
 
+    _DIALECT = SQLITE
     _GREATEST = "MAX"
     _LAST_SEQ = "SELECT COALESCE(MAX(seq), 0) FROM events"
     _EVENT_IDS_MARK = "?"  # a JSON array in a TEXT column

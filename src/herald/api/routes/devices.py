@@ -5,14 +5,18 @@ from __future__ import annotations
 from typing import Annotated, Any
 
 import orjson
-from fastapi import APIRouter, Path, Request
+from fastapi import APIRouter, Depends, Path, Request
+from pydantic import BaseModel, ConfigDict, Field
 from starlette.responses import Response
 
-from herald.api.deps import EventReader, ServicesDep
+from herald.api.deps import EventReader, ServicesDep, require
 from herald.api.pagination import page_headers
 from herald.api.problems import Problem, field_problem
-from herald.devices import service
+from herald.auth import Principal
+from herald.devices import changes, service
 from herald.store import EventPage, EventQuery
+from herald.store.base import Organisation
+from herald.store.errors import NotFound
 
 router = APIRouter(tags=["devices"])
 JSON_TYPE = "application/json"
@@ -28,6 +32,13 @@ EndpointKey = Annotated[
 ]
 _LIST_PARAMETERS: list[dict[str, Any]] = [
     {
+        "name": "q",
+        "in": "query",
+        "schema": {"type": "string", "maxLength": 4096},
+        "description": "The filters below as one text, like the event list's q: "
+        "status:OFFLINE|BLOCKED,country:Germany,quiet:6h (each field at most once)",
+    },
+    {
         "name": "status",
         "in": "query",
         "schema": {"type": "string"},
@@ -40,6 +51,24 @@ _LIST_PARAMETERS: list[dict[str, Any]] = [
         "description": "Germany|France",
     },
     {"name": "operator", "in": "query", "schema": {"type": "string"}, "description": "Vodafone"},
+    {
+        "name": "endpoint",
+        "in": "query",
+        "schema": {"type": "string"},
+        "description": "Endpoint ids or names, joined with |: 7|8|tracker-9",
+    },
+    {
+        "name": "name",
+        "in": "query",
+        "schema": {"type": "string"},
+        "description": "Substrings of the endpoint's name (ASCII case ignored), joined with |",
+    },
+    {
+        "name": "quiet",
+        "in": "query",
+        "schema": {"type": "string", "pattern": "^[0-9]{1,7}[mhd]$"},
+        "description": "Endpoints that went quiet: no event for this long (30m, 6h, 2d)",
+    },
     {"name": "last_seen_after", "in": "query", "schema": {"type": "string", "format": "date-time"}},
     {
         "name": "last_seen_before",
@@ -106,3 +135,75 @@ async def endpoint_connectivity(
     if row is None:
         raise Problem(404, "Not found", f"no connectivity state for endpoint {endpoint_id!r}")
     return _json(service.connectivity(row))
+
+
+OrganisationId = Annotated[int, Path(ge=0, le=2**63 - 1)]
+Manager = Annotated[Principal, Depends(require("handler:manage"))]
+
+
+class DeviceEventsIn(BaseModel):
+    """Whether the organisation's endpoints' status changes are written as events."""
+
+    model_config = ConfigDict(extra="forbid", strict=True)
+
+    enabled: bool = Field(
+        description="true: each status change is an event of type 2100 + the new status "
+        "(2100 attached, 2101 online, 2102 offline, 2103 blocked)"
+    )
+
+
+class DeviceEventsOut(BaseModel):
+    organisation_id: int
+    enabled: bool
+    types: list[int] = Field(description="The event types a status change is written as")
+
+
+def _device_events(organisation: Organisation) -> DeviceEventsOut:
+    return DeviceEventsOut(
+        organisation_id=organisation.id,
+        enabled=organisation.device_events,
+        types=sorted(changes.TYPES),
+    )
+
+
+def _own(principal: Principal, organisation_id: int) -> None:
+    scope = principal.organisation_scope
+    if scope is not None and organisation_id not in scope:
+        raise Problem(404, "Not found", f"no organisation {organisation_id}")
+
+
+@router.get(
+    "/organisation/{organisation_id}/device_events",
+    responses={200: {"model": DeviceEventsOut}},
+)
+async def get_device_events(
+    organisation_id: OrganisationId, services: ServicesDep, principal: EventReader
+) -> DeviceEventsOut:
+    """Whether the organisation's endpoints' status changes are written as events."""
+    _own(principal, organisation_id)
+    organisation = await services.run(services.store.get_organisation, organisation_id)
+    if organisation is None:
+        raise Problem(404, "Not found", f"no organisation {organisation_id}")
+    return _device_events(organisation)
+
+
+@router.put(
+    "/organisation/{organisation_id}/device_events",
+    responses={200: {"model": DeviceEventsOut}},
+)
+async def set_device_events(
+    organisation_id: OrganisationId,
+    body: DeviceEventsIn,
+    services: ServicesDep,
+    principal: Manager,
+) -> DeviceEventsOut:
+    """Opt the organisation in (or out): its endpoints' status changes from now on are
+    written to its log as events handlers can stream ("endpoint went offline")."""
+    _own(principal, organisation_id)
+    try:
+        organisation = await services.run(
+            services.store.set_device_events, organisation_id, body.enabled
+        )
+    except NotFound:
+        raise Problem(404, "Not found", f"no organisation {organisation_id}") from None
+    return _device_events(organisation)

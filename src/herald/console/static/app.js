@@ -33,6 +33,10 @@ const time = (iso) => (iso ? new Date(iso).toLocaleString() : "—");
 const num = (n) => Number(n).toLocaleString();
 const badge = (sev) => h("span", { class: `badge sev-${sev.id}` }, sev.description);
 const endpointName = (e) => (e.endpoint ? e.endpoint.name || `#${e.endpoint.id}` : "");
+// Device states (emnify's connectivity statuses), in the order the console shows them.
+const STATUS_ORDER = [["ONLINE", 1], ["ATTACHED", 0], ["OFFLINE", 2], ["BLOCKED", 3]];
+const statusBadge = (s) => h("span", { class: `badge st-${s.id}` }, s.description);
+const RAT = { 1: "3G", 2: "2G", 6: "4G", 8: "NB-IoT", 9: "LTE-M", 10: "5G" };
 
 class ApiError extends Error {
   constructor(status, problem) {
@@ -69,6 +73,7 @@ const routes = {
   dashboard: viewDashboard,
   events: viewEvents,
   device: viewDevice,
+  devices: viewDevices,
   handlers: viewHandlers,
   rejected: viewRejected,
   catalog: viewCatalog,
@@ -198,14 +203,16 @@ function barList(rows, value, label, link) {
 async function viewDashboard() {
   const range = { from: new Date(Date.now() - 24 * 3600e3).toISOString() };
   const q = (p) => "?" + new URLSearchParams({ ...range, ...p });
-  const [series, types, endpoints, volume, alerts] = await Promise.all([
+  const [series, types, endpoints, volume, alerts, states] = await Promise.all([
     api("/event/stats" + q({ bucket: "hour", group: "severity" })),
     api("/event/stats" + q({ group: "type", limit: 8 })),
     api("/event/stats" + q({ group: "endpoint", limit: 8 })),
     api("/event/stats" + q({ group: "endpoint", order: "volume", limit: 8 })),
     api("/event?" + new URLSearchParams({ alert: "true", per_page: 8 })),
+    api("/endpoint/status_counts"),
   ]);
   const s = series.body;
+  const perStatus = Object.fromEntries(states.body.counts.map((c) => [c.status.description, c.count]));
   const critical = s.rows.filter((r) => r.key === 2).reduce((a, r) => a + r.count, 0);
   const deviceLink = (r) => `#/device/${r.key}`;
   main.replaceChildren(
@@ -217,6 +224,11 @@ async function viewDashboard() {
         h("div", { class: "l" }, "critical")),
       h("div", { class: "card" }, h("div", { class: "n" }, `${num(s.volume_mb.toFixed(1))} MB`),
         h("div", { class: "l" }, "data in closed sessions"))),
+    h("div", { class: "cards", "aria-label": "Devices by status" },
+      STATUS_ORDER.map(([name, id]) => h("a", { class: `card tile st-${id}`,
+        href: `#/devices/${encodeURIComponent(`status=${name}`)}` },
+        h("div", { class: "n" }, num(perStatus[name] || 0)),
+        h("div", { class: "l" }, `${name.toLowerCase()} devices`)))),
     h("section", { class: "panel", "aria-labelledby": "over-time" },
       h("h2", { id: "over-time" }, "Events over time by severity"),
       stackedBars(s.rows, [0, 1, 2], SEVERITY_COLOUR, SEVERITY)),
@@ -468,6 +480,7 @@ async function viewDevice(id) {
       barList(top.body.rows, (r) => r.count, (r) => num(r.count), (r) => `#/device/${r.key}`)));
     return;
   }
+  const state = deviceState(id); // the connectivity panel, asked for beside the timeline
   const from = new Date(Date.now() - 30 * 86400e3).toISOString();
   const [events, daily] = await Promise.all([
     api(`/endpoint/${encodeURIComponent(id)}/event?per_page=200`),
@@ -505,6 +518,105 @@ async function viewDevice(id) {
         (r) => r.volume_mb, (r) => `${r.volume_mb.toFixed(2)} MB`)) : null,
     h("section", { class: "panel", "aria-labelledby": "tl" }, h("h2", { id: "tl" }, `Timeline (${list.length} events)`),
       items.length ? h("ol", { class: "timeline" }, items) : h("p", { class: "muted" }, "No events for this endpoint.")));
+  main.querySelector("h1").after(await state);
+}
+
+// The device's state as Herald keeps it: status, the network it is on, the open session.
+async function deviceState(id) {
+  const panel = h("section", { class: "panel", "aria-labelledby": "conn" },
+    h("h2", { id: "conn" }, "Connectivity"));
+  let device;
+  try {
+    device = (await api(`/endpoint?${new URLSearchParams({ endpoint: id })}`)).body[0];
+  } catch (err) {
+    panel.append(failure(err));
+    return panel;
+  }
+  if (!device) {
+    panel.append(h("p", { class: "muted" }, "No state for this endpoint yet."));
+    return panel;
+  }
+  const loc = device.location;
+  const pdp = device.pdp_context;
+  const row = (label, ...value) => [h("dt", {}, label), h("dd", {}, ...value)];
+  panel.append(h("dl", { class: "facts" },
+    row("Status", statusBadge(device.status)),
+    row("Services", device.services?.length ? device.services.join(", ") : "none"),
+    row("Last event", time(device.last_seen)),
+    row("Network", loc ? [loc.operator?.name || "unknown operator", loc.country?.name ? ` · ${loc.country.name}` : ""] : "—"),
+    row("Network updated", loc ? time(loc.last_updated) : "—"),
+    row("Session", pdp ? [`open since ${time(pdp.tunnel_created)}`,
+      pdp.apn ? ` · APN ${pdp.apn}` : "", pdp.rat_type in RAT ? ` · ${RAT[pdp.rat_type]}` : "",
+      pdp.ue_ip_address ? ` · ${pdp.ue_ip_address}` : ""] : "no open session"),
+    device.sim_status ? row("SIM", device.sim_status) : null,
+    device.quota_status ? row("Quota", device.quota_status) : null));
+  return panel;
+}
+
+// -- devices -----------------------------------------------------------------------------
+async function viewDevices(preset = "") {
+  const params = new URLSearchParams(preset);
+  let page = Number(params.get("page") || 1);
+  let status = params.get("status") || "";
+  const query = h("input", { id: "d-q", placeholder: "country:Germany,quiet:6h" });
+  query.value = params.get("q") || "";
+  const name = h("input", { id: "d-name", placeholder: "tracker" });
+  name.value = params.get("name") || "";
+  const tabs = h("div", { class: "tabs", role: "group", "aria-label": "Status" });
+  const summary = h("p", { class: "muted", role: "status", "aria-live": "polite" });
+  const results = h("div");
+  const pager = h("div", { class: "pager" });
+
+  async function load() {
+    const p = new URLSearchParams({ page, per_page: 50 });
+    if (status) p.set("status", status);
+    if (query.value.trim()) p.set("q", query.value.trim());
+    if (name.value.trim()) p.set("name", name.value.trim());
+    try {
+      const [{ body, headers }, counts] = await Promise.all([api(`/endpoint?${p}`), api("/endpoint/status_counts")]);
+      const per = Object.fromEntries(counts.body.counts.map((c) => [c.status.description, c.count]));
+      const tab = (value, label, count) => h("button", { type: "button", class: "secondary",
+        "aria-pressed": String(status === value), onclick: () => { status = value; page = 1; load(); } },
+        `${label} · ${num(count)}`);
+      tabs.replaceChildren(tab("", "All", counts.body.total),
+        ...STATUS_ORDER.map(([n]) => tab(n, n[0] + n.slice(1).toLowerCase(), per[n] || 0)));
+      const pages = Number(headers.get("X-Total-Pages") || 1);
+      summary.textContent = `${num(headers.get("X-Total-Count") || body.length)} devices · page ${page} of ${pages}`;
+      results.replaceChildren(body.length ? deviceTable(body) : h("p", { class: "muted" }, "No devices match."));
+      pager.replaceChildren(
+        h("button", { type: "button", class: "secondary", disabled: page <= 1,
+          onclick: () => { page -= 1; load(); } }, "← Previous"),
+        h("button", { type: "button", class: "secondary", disabled: page >= pages,
+          onclick: () => { page += 1; load(); } }, "Next →"));
+    } catch (err) {
+      results.replaceChildren(failure(err));
+    }
+  }
+  const form = h("form", { class: "panel", "aria-label": "Device filters",
+    onsubmit: (ev) => { ev.preventDefault(); page = 1; load(); } },
+    tabs,
+    h("div", { class: "filters" }, h("label", { for: "d-q" }, "Query (q)", query),
+      h("label", { for: "d-name" }, "Name contains", name)),
+    h("div", { class: "toolbar" }, h("button", { type: "submit" }, "Apply filters"),
+      h("span", { class: "spacer" }), h("a", { href: "#/device" }, "Open a device by id")));
+  main.replaceChildren(h("h1", {}, "Devices"), form,
+    h("section", { class: "panel" }, summary, results, h("div", { class: "toolbar" }, pager)));
+  await load();
+}
+
+function deviceTable(devices) {
+  return h("table", {},
+    h("thead", {}, h("tr", {}, h("th", {}, "Endpoint"), h("th", {}, "Status"),
+      h("th", {}, "Network"), h("th", { class: "hide-sm" }, "Session"), h("th", {}, "Last event"))),
+    h("tbody", {}, devices.map((d) => {
+      const key = d.id ?? d.name;
+      return h("tr", { class: "device" },
+        h("td", {}, h("a", { href: `#/device/${encodeURIComponent(key)}` }, d.name || `#${d.id}`)),
+        h("td", {}, statusBadge(d.status)),
+        h("td", {}, d.location ? [d.location.operator?.name || "", d.location.country?.name ? ` · ${d.location.country.name}` : ""] : "—"),
+        h("td", { class: "hide-sm" }, d.pdp_context?.apn || "—"),
+        h("td", { class: "nowrap" }, time(d.last_seen)));
+    })));
 }
 
 // -- handlers ----------------------------------------------------------------------------
