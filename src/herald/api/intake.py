@@ -28,7 +28,7 @@ from herald.ingest import PROVIDERS, RecordError
 from herald.ingest.types import resolve_provider_type
 from herald.ingest.usage import is_usage_record, parse_usage
 from herald.model import EventIn, NewEvent
-from herald.retention import DAY_MS, retention_days, too_old, window_start_ms
+from herald.retention import retention_days, too_old, window_start_ms
 from herald.store.rejections import NewRejection, Rejected
 from herald.store.usage_records import UsageRecord
 from herald.timefmt import format_ms, now_ms
@@ -125,21 +125,12 @@ def build_usage(
     skew_ms = int(services.settings.max_future_skew_seconds * 1000)
     if usage.end_ms > received_ms + skew_ms:
         return _errors([{"field": "end_timestamp", "reason": "in the future"}])
-    return UsageRecord(
+    return usage.stored(
         id=services.ids.next_id(),
         organisation_id=organisation_id,
         provider=provider,
-        record_id=usage.record_id,
-        endpoint_id=usage.endpoint_id,
-        traffic_type=usage.traffic_type,
-        start_ms=usage.start_ms,
-        end_ms=usage.end_ms,
-        day=usage.end_ms // DAY_MS,
-        rx=usage.rx,
-        tx=usage.tx,
-        total=usage.total,
         received_ms=received_ms,
-        record=record_bytes(item),
+        raw=record_bytes(item),
     )
 
 

@@ -16,7 +16,8 @@ from typing import Any
 
 from herald.ingest.errors import RecordError
 from herald.ingest.records import _integer, _record_id
-from herald.store.usage_records import DATA, SMS
+from herald.retention import DAY_MS
+from herald.store.usage_records import DATA, SMS, UsageRecord
 from herald.timefmt import parse_timestamp, to_ms
 
 UNITS_PER_MB = 1_000_000
@@ -37,6 +38,27 @@ class Usage:
     rx: int
     tx: int
     total: int
+
+    def stored(
+        self, *, id: int, organisation_id: int, provider: str, received_ms: int, raw: bytes
+    ) -> UsageRecord:
+        """The record as the store keeps it: counted on the UTC day of its end."""
+        return UsageRecord(
+            id=id,
+            organisation_id=organisation_id,
+            provider=provider,
+            record_id=self.record_id,
+            endpoint_id=self.endpoint_id,
+            traffic_type=self.traffic_type,
+            start_ms=self.start_ms,
+            end_ms=self.end_ms,
+            day=self.end_ms // DAY_MS,
+            rx=self.rx,
+            tx=self.tx,
+            total=self.total,
+            received_ms=received_ms,
+            record=raw,
+        )
 
 
 def is_usage_record(item: object) -> bool:
