@@ -53,8 +53,10 @@ def test_records_are_kept_once_and_summed_per_day(store: Store) -> None:
     again = store.save_usage([record(acme, "2", at, 999, 999), record(acme, "5", at, 10, 20)])
     assert again[0] == (first[1][0], False)  # the kept record's id; its volume not added
     assert again[1][1] is True
+    twice = store.save_usage([record(acme, "6", at, 1, 1), record(acme, "6", at, 50, 50)])
+    assert twice == [(twice[0][0], True), (twice[0][0], False)]  # once within a batch too
     assert store.usage_days(acme, 7, yesterday - 1, yesterday) == [
-        DailyUsage(yesterday, 3, 418_822, 223_193, 642_015, 1, 1, 2)
+        DailyUsage(yesterday, 4, 418_823, 223_194, 642_017, 1, 1, 2)
     ]
     assert store.usage_days(other, 7, yesterday, yesterday)[0].data_total == 10
     assert store.usage_days(acme, 8, yesterday, yesterday) == []

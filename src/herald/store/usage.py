@@ -10,7 +10,7 @@ volumes are not kept here: they are read from the log (``usage_sessions``) when 
 from __future__ import annotations
 
 from collections.abc import Sequence
-from typing import Any
+from typing import Any, cast
 
 from herald.retention import DAY_MS
 from herald.store.common import C, SQLStoreBase
@@ -19,12 +19,12 @@ from herald.store.usage_records import DATA, DailyUsage, Traffic, UsageRecord
 DELETE_PDP_CONTEXT = 5
 """The event type whose ``detail.volume`` is a closed session's usage."""
 
-_INSERT = (
-    "INSERT INTO usage_records (id, organisation_id, provider, record_id, endpoint_id, "
-    "traffic_type, start_ms, end_ms, day, rx, tx, total, received_ms, record) "
-    "VALUES (?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?) "
-    "ON CONFLICT (organisation_id, provider, record_id) DO NOTHING RETURNING id"
+_COLUMNS = (
+    "id, organisation_id, provider, record_id, endpoint_id, traffic_type, start_ms, end_ms, "
+    "day, rx, tx, total, received_ms, record"
 )
+_ROW = "(?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?)"
+CHUNK = 500  # records per INSERT statement (14 parameters each)
 _ADD = (
     "INSERT INTO usage_daily (organisation_id, endpoint_id, day, data_records, data_rx, "
     "data_tx, data_total, sms_mo, sms_mt, sms_total) VALUES (?, ?, ?, ?, ?, ?, ?, ?, ?, ?) "
@@ -40,6 +40,32 @@ _ADD = (
 _DAILY = "day, data_records, data_rx, data_tx, data_total, sms_mo, sms_mt, sms_total"
 
 
+Key = tuple[int, str, str]  # (organisation, provider, record id)
+
+
+def _key(record: UsageRecord) -> Key:
+    return (record.organisation_id, record.provider, record.record_id)
+
+
+def _values(record: UsageRecord) -> tuple[object, ...]:
+    return (
+        record.id,
+        record.organisation_id,
+        record.provider,
+        record.record_id,
+        record.endpoint_id,
+        record.traffic_type,
+        record.start_ms,
+        record.end_ms,
+        record.day,
+        record.rx,
+        record.tx,
+        record.total,
+        record.received_ms,
+        record.record,
+    )
+
+
 def _sums(record: UsageRecord) -> tuple[int, ...]:
     """The record's addition to its day: (data records, rx, tx, total, MO, MT, SMS total)."""
     if record.traffic_type == DATA:
@@ -53,45 +79,66 @@ class UsageMethods(SQLStoreBase[C]):
     def save_usage(self, records: Sequence[UsageRecord]) -> list[tuple[int, bool]]:
         """Keep each record once and add the new ones to their day's sums, in one
         transaction; per record its id (the kept one's, for a duplicate) and whether new."""
-        kept: list[tuple[int, bool]] = []
         if not records:
-            return kept
+            return []
+        kept: dict[Key, int] = {}
+        fresh: dict[Key, UsageRecord] = {}
         with self._transaction() as conn:
-            for item in records:
-                row = self._execute(
+            for begin in range(0, len(records), CHUNK):
+                chunk = records[begin : begin + CHUNK]
+                rows = self._execute(
                     conn,
-                    _INSERT,
-                    (
-                        item.id,
-                        item.organisation_id,
-                        item.provider,
-                        item.record_id,
-                        item.endpoint_id,
-                        item.traffic_type,
-                        item.start_ms,
-                        item.end_ms,
-                        item.day,
-                        item.rx,
-                        item.tx,
-                        item.total,
-                        item.received_ms,
-                        item.record,
-                    ),
-                ).fetchone()
-                if row is None:
-                    existing = self._execute(
-                        conn,
-                        "SELECT id FROM usage_records WHERE organisation_id = ? "
-                        "AND provider = ? AND record_id = ?",
-                        (item.organisation_id, item.provider, item.record_id),
-                    ).fetchone()
-                    kept.append((int(existing[0]), False))
-                    continue
-                self._execute(
-                    conn, _ADD, (item.organisation_id, item.endpoint_id, item.day, *_sums(item))
+                    f"INSERT INTO usage_records ({_COLUMNS}) VALUES "
+                    f"{', '.join([_ROW] * len(chunk))} ON CONFLICT "
+                    "(organisation_id, provider, record_id) DO NOTHING "
+                    "RETURNING organisation_id, provider, record_id, id",
+                    [value for record in chunk for value in _values(record)],
+                ).fetchall()
+                inserted = {(int(r[0]), str(r[1]), str(r[2])): int(r[3]) for r in rows}
+                for record in chunk:  # the first of a key in the batch is the one inserted
+                    key = _key(record)
+                    if key in inserted and key not in fresh:
+                        fresh[key] = record
+                kept.update(inserted)
+            missing = {_key(r) for r in records} - kept.keys()
+            kept.update(self._kept_ids(conn, missing))
+            sums: dict[tuple[int, int, int], list[int]] = {}
+            for record in fresh.values():
+                day = sums.setdefault(
+                    (record.organisation_id, record.endpoint_id, record.day), [0] * 7
                 )
-                kept.append((int(row[0]), True))
-        return kept
+                for index, value in enumerate(_sums(record)):
+                    day[index] += value
+            if sums:  # both drivers' cursors batch this (psycopg in one pipeline)
+                cast(Any, conn).cursor().executemany(
+                    self._sql(_ADD), [(*where, *added) for where, added in sums.items()]
+                )
+        answered: set[Key] = set()
+        result: list[tuple[int, bool]] = []
+        for record in records:
+            key = _key(record)
+            new = key in fresh and key not in answered
+            answered.add(key)
+            result.append((kept[key], new))
+        return result
+
+    def _kept_ids(self, conn: C, keys: set[Key]) -> dict[Key, int]:
+        """The ids of records kept before, by key."""
+        by_source: dict[tuple[int, str], list[str]] = {}
+        for organisation_id, provider, record_id in keys:
+            by_source.setdefault((organisation_id, provider), []).append(record_id)
+        found: dict[Key, int] = {}
+        for (organisation_id, provider), record_ids in by_source.items():
+            for begin in range(0, len(record_ids), CHUNK):
+                part = record_ids[begin : begin + CHUNK]
+                rows = self._execute(
+                    conn,
+                    "SELECT record_id, id FROM usage_records WHERE organisation_id = ? "
+                    f"AND provider = ? AND record_id IN ({', '.join('?' * len(part))})",
+                    [organisation_id, provider, *part],
+                ).fetchall()
+                found.update({(organisation_id, provider, str(r[0])): int(r[1]) for r in rows})
+        return found
 
     def usage_days(
         self, organisation_id: int, endpoint_id: int, first_day: int, last_day: int

@@ -62,13 +62,20 @@ async def _organisation(services: Services, scope: tuple[int, ...] | None, raw: 
 async def _days(
     services: Services, organisation_id: int, endpoint_id: int, first: int, last: int
 ) -> tuple[list[DailyUsage], list[Traffic]]:
-    """The days' summed usage records and the sessions closed in them."""
+    """The days' summed usage records and the sessions closed on the days without data
+    records (the only ones that count)."""
     store = services.store
     records = await services.run(store.usage_days, organisation_id, endpoint_id, first, last)
     bodies = await services.run(
         store.usage_sessions, organisation_id, endpoint_id, first * DAY_MS, (last + 1) * DAY_MS
     )
-    sessions = [t for at, body in bodies if (t := usage.session_traffic(at, body)) is not None]
+    by_records = usage.record_days(records)  # their sessions would not count: not read
+    sessions = [
+        traffic
+        for at, body in bodies
+        if usage.day_of(at) not in by_records
+        and (traffic := usage.session_traffic(at, body)) is not None
+    ]
     return records, sessions
 
 
