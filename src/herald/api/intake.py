@@ -125,12 +125,16 @@ def build_usage(
     skew_ms = int(services.settings.max_future_skew_seconds * 1000)
     if usage.end_ms > received_ms + skew_ms:
         return _errors([{"field": "end_timestamp", "reason": "in the future"}])
+    try:
+        raw = record_bytes(item)
+    except orjson.JSONEncodeError:  # nested past what can be written: refused as events are
+        return _errors([{"field": "body", "reason": "nests too deep to be kept"}])
     return usage.stored(
         id=services.ids.next_id(),
         organisation_id=organisation_id,
         provider=provider,
         received_ms=received_ms,
-        raw=record_bytes(item),
+        raw=raw,
     )
 
 
