@@ -117,6 +117,7 @@ def test_the_daily_range_as_emnify_reads_it() -> None:
     for params, field in (
         ({"start_date": "2026-11-31"}, "start_date"),
         ({"start_date": "20261101"}, "start_date"),
+        ({"start_date": "2026-W48-1"}, "start_date"),
         ({"start_date": "2026-11-02", "end_date": "2026-11-01"}, "start_date"),
         ({"start_date": "2024-01-01", "end_date": "2026-01-01"}, "end_date"),
         ({"from": "2026-11-01"}, "from"),

@@ -76,6 +76,10 @@ def test_sms_records_count_messages_and_take_the_type_by_name() -> None:
         ({"volume": {"rx": 0.0000001, "tx": 0}}, "volume.rx"),
         ({"volume": {"rx": -1, "tx": 0}}, "volume.rx"),
         ({"volume": {"rx": "NaN", "tx": 0}}, "volume.rx"),
+        ({"volume": {"rx": "1e-999999999", "tx": 0}}, "volume.rx"),  # not clamped to 0
+        ({"volume": {"rx": "1e999999999999", "tx": 0}}, "volume.rx"),  # no overflow
+        ({"volume": {"rx": "1e-99999999999999999999999", "tx": 0}}, "volume.rx"),
+        ({"volume": {"rx": "0." + "1" * 80, "tx": 0}}, "volume.rx"),
         ({"volume": {"rx": 1, "tx": "lots"}}, "volume.tx"),
         ({"volume": {"rx": 1, "tx": 1, "total": 1e9}}, "volume.total"),
         ({"traffic_type": {"id": 6}, "volume": {"rx": 0.5, "tx": 0}}, "volume.rx"),

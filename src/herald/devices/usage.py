@@ -14,6 +14,7 @@ records only. Pure functions; no I/O.
 from __future__ import annotations
 
 import calendar
+import re
 from collections.abc import Iterable, Mapping, Sequence
 from dataclasses import dataclass
 from datetime import UTC, date, datetime, timedelta
@@ -29,6 +30,7 @@ from herald.store.usage_records import DATA, SMS, DailyUsage, Traffic
 from herald.timefmt import format_ms
 
 EPOCH = date(1970, 1, 1)
+_DATE = re.compile(r"[0-9]{4}-[0-9]{2}-[0-9]{2}")
 MINUTE_MS = 60_000
 RECORDS, SESSIONS = "records", "sessions"
 TRAFFIC_TYPES = {
@@ -88,7 +90,7 @@ def _mb_units(value: object) -> int | None:
         number = Decimal(repr(value) if isinstance(value, float) else str(value).strip())
     except InvalidOperation:
         return None
-    if not number.is_finite() or number < 0 or number > MAX_UNITS:
+    if not number.is_finite() or number < 0 or number * UNITS_PER_MB > MAX_UNITS:
         return None
     return int((number * UNITS_PER_MB).to_integral_value(ROUND_HALF_EVEN))
 
@@ -221,7 +223,7 @@ def _date(params: Mapping[str, str], name: str) -> date | None:
     if raw is None:
         return None
     try:
-        if len(raw) != 10:
+        if not _DATE.fullmatch(raw):  # fromisoformat also takes 20261101 and 2026-W48-1
             raise ValueError
         return date.fromisoformat(raw)
     except ValueError:

@@ -11,7 +11,19 @@ from __future__ import annotations
 
 from collections.abc import Mapping
 from dataclasses import dataclass
-from decimal import Decimal, InvalidOperation
+from decimal import (
+    MAX_EMAX,
+    MIN_EMIN,
+    Context,
+    Decimal,
+    DecimalException,
+    DivisionByZero,
+    Inexact,
+    InvalidOperation,
+    Overflow,
+    Subnormal,
+    Underflow,
+)
 from typing import Any
 
 from herald.ingest.errors import RecordError
@@ -24,6 +36,10 @@ UNITS_PER_MB = 1_000_000
 MAX_UNITS = 10**14 - 1  # DECIMAL(14,6), the providers' column
 MAX_ENDPOINT_ID = 2**63 - 1
 _TYPES = {"data": DATA, "sms": SMS}
+_TRAPS = [InvalidOperation, DivisionByZero, Overflow, Underflow, Subnormal, Inexact]
+# Exact arithmetic or an exception: a value with more digits than units (or absurd
+# exponents, 1e-999999999) is refused rather than rounded or clamped.
+_EXACT = Context(prec=60, Emax=MAX_EMAX, Emin=MIN_EMIN, traps=_TRAPS)
 
 
 @dataclass(frozen=True, slots=True)
@@ -109,12 +125,15 @@ def units(value: object, field: str, scale: int) -> int:
         raise RecordError(field, "must be a number") from None
     if not number.is_finite() or number < 0:
         raise RecordError(field, "must be a number, 0 or more")
-    scaled = number * scale
+    if number > _EXACT.divide(Decimal(MAX_UNITS), Decimal(scale)):
+        raise RecordError(field, f"too large (at most {MAX_UNITS / scale:.6f})")
+    detail = "at most 6 decimals" if scale == UNITS_PER_MB else "a whole number of messages"
+    try:
+        scaled = _EXACT.multiply(number, Decimal(scale))
+    except DecimalException:
+        raise RecordError(field, f"must be {detail}") from None
     if scaled != scaled.to_integral_value():
-        detail = "at most 6 decimals" if scale == UNITS_PER_MB else "a whole number of messages"
         raise RecordError(field, f"must be {detail}")
-    if scaled > MAX_UNITS:
-        raise RecordError(field, "too large (at most 99999999.999999)")
     return int(scaled)
 
 
