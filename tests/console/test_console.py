@@ -263,6 +263,33 @@ def test_devices_by_status_and_a_devices_state(page: Page, console_server: Heral
     shot(page, "14-device-state")
 
 
+def test_device_usage_panel(page: Page, console_server: HeraldServer) -> None:
+    """Usage records of one device, and another's closed sessions, as the daily chart."""
+    end = time.time() - 120
+    stamp = [time.strftime("%Y-%m-%dT%H:%M:%SZ", time.gmtime(end - s)) for s in (60, 0)]
+    span = {"start_timestamp": stamp[0], "end_timestamp": stamp[1], "endpoint": {"id": 103}}
+    records = [
+        {"id": 9001, "traffic_type": {"id": 5}, **span, "volume": {"rx": 1.5, "tx": 0.25}},
+        {"id": 9002, "traffic_type": {"id": 6}, **span, "volume": {"rx": 0, "tx": 1}},
+        {"id": 9003, "traffic_type": {"id": 6}, **span, "volume": {"rx": 1, "tx": 0}},
+    ]
+    with console_server.client(console_server.admin_token) as client:
+        answer = client.post("/ingest/1nce", params={"organisation": 1}, json=records)
+        assert answer.status_code == 200 and answer.json()["stored"] == 3, answer.text
+    sign_in(page, console_server)
+    page.goto(console_server.url + "/#/device/103")
+    page.get_by_role("heading", name="Usage per day, last 30 days").wait_for()
+    summary = page.locator(".usage-summary").inner_text()
+    assert summary == "Data 1.750 MB (received 1.500, sent 0.250) · SMS 1 sent, 1 received"
+    assert page.locator(".usage svg rect").count() == 4  # rx, tx, MO, MT of one day at most
+    shot(page, "06b-device-usage")
+    page.goto(console_server.url + "/#/device/102")  # no records: its sessions' volumes
+    page.get_by_role("heading", name="Device tracker-102").wait_for()
+    page.get_by_role("heading", name="Usage per day, last 30 days").wait_for()
+    sessions = page.locator(".usage-summary").inner_text()
+    assert sessions == "Data 212.500 MB (received 10.000, sent 202.500) · SMS 0 sent, 0 received"
+
+
 def test_failing_handler_deliveries_and_replay(page: Page, console_server: HeraldServer) -> None:
     sign_in(page, console_server)
     page.get_by_role("link", name="Handlers").click()

@@ -24,6 +24,7 @@ from herald.api.routes import metrics as metrics_routes
 from herald.api.routes import rejected as rejected_routes
 from herald.api.routes import stats as stats_routes
 from herald.api.routes import stream as stream_routes
+from herald.api.routes import usage as usage_routes
 from herald.api.services import Services
 from herald.audit import AuditLog
 from herald.auth import Authenticator, jwt_secret
@@ -51,6 +52,7 @@ async def _purge(services: Services) -> None:
     # The ingest quarantine keeps records for the default retention, by when they came.
     cutoff = now_ms() - int(services.settings.retention_days * 86_400_000)
     await services.run(services.store.purge_rejected, cutoff)
+    await services.run(services.store.purge_usage, now_ms())  # by each organisation's window
 
 
 def _background(services: Services) -> list[asyncio.Task[None]]:
@@ -178,6 +180,7 @@ def create_app(settings: Settings | None = None) -> FastAPI:
     app.include_router(rejected_routes.router, prefix=API_PREFIX)
     app.include_router(handler_routes.router, prefix=API_PREFIX)
     app.include_router(devices.router, prefix=API_PREFIX)
+    app.include_router(usage_routes.router, prefix=API_PREFIX)
     app.include_router(health.router)
     app.include_router(metrics_routes.router)
     app.router.routes.append(  # last

@@ -4,7 +4,9 @@ A streamer re-sends a batch until it is acknowledged, so one record Herald canno
 never refuse the batch: it goes to the organisation's quarantine (``store/quarantine.py``)
 with the reasons and its bytes, and the batch is acknowledged once every usable record is
 stored. A retry runs a quarantined record through the same steps again, with the catalogue
-and code of the day.
+and code of the day. emnify and 1NCE usage records (``ingest/usage.py``) share the batch:
+they are kept once per record id with their day's sums (``store/usage.py``), answered as
+``"kind": "usage"``.
 """
 
 from __future__ import annotations
@@ -24,13 +26,17 @@ from herald.api.writing import build_one
 from herald.auth import Principal
 from herald.ingest import PROVIDERS, RecordError
 from herald.ingest.types import resolve_provider_type
+from herald.ingest.usage import is_usage_record, parse_usage
 from herald.model import EventIn, NewEvent
+from herald.retention import retention_days, too_old, window_start_ms
 from herald.store.rejections import NewRejection, Rejected
+from herald.store.usage_records import UsageRecord
 from herald.timefmt import format_ms, now_ms
 
 _EVENT_IN = TypeAdapter(EventIn)
 MAX_ERRORS = 20  # reasons kept per record
 MAX_REASON = 300  # characters per reason (a provider's value may be quoted in it)
+USAGE_PROVIDERS = frozenset({"emnify", "1nce"})
 
 
 @dataclass(frozen=True, slots=True)
@@ -42,11 +48,14 @@ class Outcome:
     status: str
     id: int
     errors: list[dict[str, Any]] | None = None
+    usage: bool = False  # a usage record: ``id`` is the usage record's, not an event's
 
     def as_dict(self) -> dict[str, Any]:
         """JSON-ready form."""
         key = "rejected_id" if self.status == "quarantined" else "id"
         body: dict[str, Any] = {"index": self.index, "status": self.status, key: self.id}
+        if self.usage:
+            body["kind"] = "usage"
         if self.errors is not None:
             body["errors"] = self.errors
         return body
@@ -66,11 +75,14 @@ def build_record(
     provider: str,
     item: object,
     received_ms: int,
-) -> NewEvent | list[dict[str, Any]]:
-    """One provider record as an event for the store, or why it cannot be used."""
+) -> NewEvent | UsageRecord | list[dict[str, Any]]:
+    """One provider record as an event (or a usage record) for the store, or why it
+    cannot be used."""
     holding_nul = nul_field(item)
     if holding_nul is not None:  # PostgreSQL stores no NUL: both backends refuse it
         return _errors([{"field": holding_nul, "reason": NUL_REASON}])
+    if provider in USAGE_PROVIDERS and is_usage_record(item):
+        return build_usage(services, organisation_id, provider, item, received_ms)
     try:
         document = PROVIDERS[provider](item)
         provider_type = resolve_provider_type(provider, document, services.catalog)
@@ -95,6 +107,37 @@ def build_record(
     return result
 
 
+def build_usage(
+    services: Services, organisation_id: int, provider: str, item: object, received_ms: int
+) -> UsageRecord | list[dict[str, Any]]:
+    """One usage record for the store, or why not: unreadable, or outside the
+    organisation's retention window (as events are)."""
+    try:
+        usage = parse_usage(item)
+    except RecordError as exc:
+        return _errors([{"field": exc.field, "reason": exc.reason}])
+    organisation = services.organisation(organisation_id)
+    days = retention_days(
+        organisation.retention_days if organisation else None, services.settings.retention_days
+    )
+    if usage.end_ms < window_start_ms(received_ms, days):
+        return _errors([{"field": "end_timestamp", "reason": too_old(days)}])
+    skew_ms = int(services.settings.max_future_skew_seconds * 1000)
+    if usage.end_ms > received_ms + skew_ms:
+        return _errors([{"field": "end_timestamp", "reason": "in the future"}])
+    try:
+        raw = record_bytes(item)
+    except orjson.JSONEncodeError:  # nested past what can be written: refused as events are
+        return _errors([{"field": "body", "reason": "nests too deep to be kept"}])
+    return usage.stored(
+        id=services.ids.next_id(),
+        organisation_id=organisation_id,
+        provider=provider,
+        received_ms=received_ms,
+        raw=raw,
+    )
+
+
 def record_bytes(item: object) -> bytes:
     """A record's bytes as kept in quarantine (and hashed to keep it once)."""
     return orjson.dumps(item)
@@ -104,6 +147,17 @@ async def _store(services: Services, events: list[NewEvent]) -> list[tuple[int, 
     """Append in one transaction; per event its id and whether it is new (not a duplicate)."""
     appended = await services.run(services.writer.append, events)
     return list(zip(appended.ids, appended.fresh, strict=True))
+
+
+async def _store_usage(services: Services, usage: list[tuple[int, UsageRecord]]) -> list[Outcome]:
+    """Keep the usage records in one transaction; their outcomes."""
+    if not usage:
+        return []
+    kept = await services.run(services.store.save_usage, [record for _, record in usage])
+    return [
+        Outcome(index, "stored" if new else "duplicate", row_id, usage=True)
+        for (index, _), (row_id, new) in zip(usage, kept, strict=True)
+    ]
 
 
 async def ingest_batch(
@@ -116,11 +170,15 @@ async def ingest_batch(
     """Store the usable records of a batch and quarantine the rest; one outcome per record."""
     received = now_ms()
     usable: list[tuple[int, NewEvent]] = []
+    usage: list[tuple[int, UsageRecord]] = []
     unusable: list[tuple[int, NewRejection]] = []
     for index, item in enumerate(items):
         result = build_record(services, principal, organisation_id, provider, item, received)
         if isinstance(result, NewEvent):
             usable.append((index, result))
+            continue
+        if isinstance(result, UsageRecord):
+            usage.append((index, result))
             continue
         try:
             raw = record_bytes(item)
@@ -141,6 +199,7 @@ async def ingest_batch(
         kept = await _store(services, [event for _, event in usable])
         for (index, _), (event_id, new) in zip(usable, kept, strict=True):
             outcomes.append(Outcome(index, "stored" if new else "duplicate", event_id))
+    outcomes += await _store_usage(services, usage)
     if unusable:
         rows = await services.run(services.store.quarantine, [r for _, r in unusable])
         for (index, rejection), (row_id, _) in zip(unusable, rows, strict=True):
@@ -156,6 +215,7 @@ async def retry_rejected(
     the quarantine, the others keep their place with the new reasons."""
     at = now_ms()
     usable: list[tuple[int, NewEvent]] = []
+    usage: list[tuple[int, UsageRecord]] = []
     refusals: list[tuple[int, list[dict[str, Any]]]] = []
     for index, record in enumerate(records):
         result = build_record(
@@ -168,6 +228,8 @@ async def retry_rejected(
         )
         if isinstance(result, NewEvent):
             usable.append((index, result))
+        elif isinstance(result, UsageRecord):
+            usage.append((index, result))
         else:
             refusals.append((index, result))
     outcomes = [
@@ -178,6 +240,9 @@ async def retry_rejected(
         await services.run(services.store.release_rejected, [records[i].id for i, _ in usable])
         for (index, _), (event_id, new) in zip(usable, kept, strict=True):
             outcomes.append(Outcome(index, "stored" if new else "duplicate", event_id))
+    if usage:
+        outcomes += await _store_usage(services, usage)
+        await services.run(services.store.release_rejected, [records[i].id for i, _ in usage])
     if refusals:
         again = [(records[index].id, errors) for index, errors in refusals]
         await services.run(services.store.refuse_again, again, at)

@@ -20,8 +20,12 @@ class RecordOutcome(BaseModel):
 
     index: int
     status: str = Field(description="stored, duplicate or quarantined")
-    id: int | None = Field(default=None, description="The event's id (stored, duplicate).")
+    id: int | None = Field(
+        default=None,
+        description="The event's id (stored, duplicate); a usage record's own id with kind.",
+    )
     rejected_id: int | None = Field(default=None, description="Its quarantine id.")
+    kind: str | None = Field(default=None, description="usage: a usage record (no event).")
     errors: list[ReasonOut] | None = None
 
 
@@ -32,7 +36,9 @@ class IngestAnswer(BaseModel):
     stored: int
     duplicates: int
     quarantined: int
-    ids: list[int] = Field(description="The events' ids of the stored and duplicate records.")
+    ids: list[int] = Field(
+        description="The events' ids of the stored and duplicate event records (not usage)."
+    )
     records: list[RecordOutcome]
 
 
@@ -55,6 +61,7 @@ class RetryOutcome(BaseModel):
     rejected_id: int
     status: str = Field(description="stored, duplicate or quarantined")
     id: int | None = Field(default=None, description="The event's id once stored.")
+    kind: str | None = Field(default=None, description="usage: a usage record (no event).")
     errors: list[ReasonOut] | None = None
 
 

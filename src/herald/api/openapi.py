@@ -125,6 +125,10 @@ ANSWERS: dict[str, Answer] = {
     ),
     "GET /api/v1/organisation/{organisation_id}/device_events": Answer(200, FROM_ROUTE, ITEM),
     "PUT /api/v1/organisation/{organisation_id}/device_events": Answer(200, FROM_ROUTE, ITEM_WRITE),
+    "GET /api/v1/endpoint/{endpoint_id}/stats/daily": Answer(
+        200, _array(schemas.UsageDay), (400, 404, 422, *AUTH)
+    ),
+    "GET /api/v1/endpoint/{endpoint_id}/stats": Answer(200, _ref(schemas.UsageStats), ITEM),
     "GET /health": Answer(200, STATUS, ()),
     "GET /ready": Answer(200, STATUS, (503,)),
     "GET /metrics": Answer(200, {"type": "string"}, (401, 403, 429, 503), "text/plain"),
@@ -197,6 +201,8 @@ _OUT_MODELS: tuple[type[BaseModel], ...] = (
     schemas.Connectivity,
     schemas.EndpointSummary,
     schemas.StatusCounts,
+    schemas.UsageDay,
+    schemas.UsageStats,
 )
 
 

@@ -2,7 +2,7 @@
 
 from __future__ import annotations
 
-from typing import Annotated
+from typing import Annotated, Any
 
 import httpx
 import typer
@@ -36,7 +36,7 @@ def simulate(
     """Simulate N devices in M organisations: --backfill DAYS or --live --rate R."""
     if (days is None) == (not live):
         fail("choose one: --backfill DAYS or --live")
-    world = World(orgs, devices, seed)
+    world = World(orgs, devices, seed, usage=True)
     if days is not None:
         store = store_for(database, create=True)
         try:
@@ -52,8 +52,13 @@ def simulate(
     sender = ApiSender(url or api_url(), token)
     console.print(f"Sending {rate:g} events/s to {url or api_url()} (Ctrl-C stops)")
     sent = 0
+
+    def send(batch: list[dict[str, Any]]) -> None:
+        sender(batch)
+        sender.usage(world.take_usage())
+
     try:
-        sent = paced(restamped(world), rate, sender, limit=limit)
+        sent = paced(restamped(world), rate, send, limit=limit)
     except KeyboardInterrupt:
         pass
     except httpx.HTTPError as exc:

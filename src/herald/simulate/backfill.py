@@ -25,6 +25,7 @@ from herald.ids import IdGenerator
 from herald.model import EventIn, NewEvent, OrganisationRef, build_event
 from herald.retention import retention_days
 from herald.simulate.engine import World
+from herald.simulate.usage import save_usage
 from herald.store import Organisation, Store
 from herald.timefmt import now_ms
 from herald.writer import EventWriter
@@ -135,6 +136,7 @@ def backfill(
         for batch in _batches(events, batch_size):
             built = to_new_events(batch, organisations, catalog, now_ms())
             writer.append(built)
+            save_usage(store, ids, world.take_usage(), now_ms())  # a World(usage=True)'s
             written += len(built)
             elapsed = progress.tasks[0].elapsed or 1e-9
             done = written if limit else built[-1].timestamp_ms - start

@@ -15,6 +15,7 @@ from herald.model import OrganisationRef
 from herald.simulate.backfill import backfill, ensure_organisations, to_new_events
 from herald.simulate.engine import World
 from herald.simulate.live import restamped
+from herald.simulate.usage import restamp, save_usage
 from herald.timefmt import now_ms
 
 if TYPE_CHECKING:  # the app imports this module: no import of herald.api at run time
@@ -43,7 +44,7 @@ async def _seed_once(services: Services) -> bool:
         if await services.run(store.last_seq) > 0:
             return False
         await services.run(store.set_meta_if_absent, DEMO_MARK, str(now_ms()))
-        world = World(DEMO_ORGANISATIONS, settings.demo_devices, DEMO_SEED)
+        world = World(DEMO_ORGANISATIONS, settings.demo_devices, DEMO_SEED, usage=True)
         written = await services.run(_seed, services, world)
         log.info(
             "demo: seeded %d events of %d devices (--no-demo turns it off)",
@@ -60,7 +61,7 @@ class _Demo:
         self.services = services
         self.seeded = False
         # The stream resumes a running world: no SIM is issued twice.
-        self.world = World(DEMO_ORGANISATIONS, services.settings.demo_devices, now_ms())
+        self.world = World(DEMO_ORGANISATIONS, services.settings.demo_devices, now_ms(), usage=True)
         self.events = restamped(self.world)
         self.organisations: dict[int, OrganisationRef] | None = None
         self.owed = 0.0
@@ -83,6 +84,9 @@ class _Demo:
             )
             self.owed -= count
             await services.run(services.writer.append, batch)
+            now = now_ms()
+            usage = [restamp(record, now) for record in self.world.take_usage()]
+            await services.run(save_usage, services.store, services.ids, usage, now)
         return None
 
 

@@ -16,6 +16,8 @@ from typing import Any
 from herald.simulate import records as r
 from herald.simulate.fleet import Device
 from herald.simulate.geo import NEIGHBOURS, Operator, operators_in
+from herald.simulate.usage import sends_usage, sms_record, usage_record
+from herald.store.usage_records import DATA
 from herald.timefmt import format_ms
 
 MINUTE = 60_000
@@ -42,9 +44,19 @@ class Session:
 class DeviceLife:
     """The state of one device and the rules of what may happen next."""
 
-    def __init__(self, device: Device, rng: random.Random, start_ms: int, *, new: bool) -> None:
+    def __init__(
+        self,
+        device: Device,
+        rng: random.Random,
+        start_ms: int,
+        *,
+        new: bool,
+        usage: list[dict[str, Any]] | None = None,
+    ) -> None:
         self.device = device
         self.rng = rng
+        # where its usage records go (None: it sends none)
+        self.usage = usage if usage is not None and sends_usage(device) else None
         self.status = "new" if new else "activated"
         self.operator: Operator | None = None
         self.session: Session | None = None
@@ -317,6 +329,8 @@ class DeviceLife:
                 ),
             )
         )
+        if self.usage is not None:
+            self.usage.append(usage_record(self.device, DATA, session.created_ms, self._at, volume))
         self.session = None
         if quota:
             self._use_data(volume["total"], events)
@@ -414,6 +428,8 @@ class DeviceLife:
             self._assign_sms_quota(events)
             return
         self.sms_left -= 1
+        if self.usage is not None:
+            self.usage.append(sms_record(self.device, self._at))
         sms = {"destination": "4917012345678", "length": self.rng.randint(8, 160)}
         for type_id, text in ((1009, "SMS attempted."), (1010, "SMS delivered.")):
             at = self._at if type_id == 1009 else self._tick(500, 9000)

@@ -1,6 +1,7 @@
 """The simulated world: every device and account, stepped in time order.
 
-``World(orgs, devices, seed).events(start_ms, end_ms)`` yields ``EventIn`` documents. Each
+``World(orgs, devices, seed).events(start_ms, end_ms)`` yields ``EventIn`` documents (and,
+with ``usage=True``, gathers the devices' usage records for ``take_usage``). Each
 actor draws from its own ``random.Random`` seeded from the world's seed and its name, so
 the same seed gives the same history.
 """
@@ -29,10 +30,12 @@ class Actor(Protocol):
 class World:
     """M organisations with N devices between them."""
 
-    def __init__(self, orgs: int, device_count: int, seed: int) -> None:
+    def __init__(self, orgs: int, device_count: int, seed: int, *, usage: bool = False) -> None:
         if orgs < 1 or device_count < 0:
             raise ValueError("a world needs at least one organisation")
         self.seed = seed
+        # with ``usage``, the devices' usage records gather here until taken (take_usage)
+        self.usage: list[dict[str, Any]] | None = [] if usage else None
         self.organisations: list[Organisation] = organisations(orgs)
         self.devices = devices(device_count, self.organisations)
 
@@ -49,8 +52,16 @@ class World:
         for device in self.devices:
             rng = random.Random(f"{self.seed}:device:{device.index}")
             new = fresh and rng.random() < NEW_DEVICE_SHARE
-            actors.append(DeviceLife(device, rng, start_ms, new=new))
+            actors.append(DeviceLife(device, rng, start_ms, new=new, usage=self.usage))
         return actors
+
+    def take_usage(self) -> list[dict[str, Any]]:
+        """The usage records of the events yielded so far and not yet taken (1NCE's shape)."""
+        if self.usage is None:
+            return []
+        taken = self.usage[:]
+        self.usage.clear()
+        return taken
 
     def events(
         self, start_ms: int, end_ms: int | None = None, *, fresh: bool = True

@@ -14,6 +14,7 @@ from typing import Any
 import httpx
 
 from herald.simulate.engine import World
+from herald.simulate.usage import PROVIDER, restamp
 from herald.timefmt import format_ms, now_ms
 
 TICK_SECONDS = 0.5
@@ -53,7 +54,8 @@ def paced(
 
 
 class ApiSender:
-    """Posts batches to ``POST /api/v1/event`` with an internal token."""
+    """Posts batches to ``POST /api/v1/event`` (usage records to ``/ingest/1nce``) with an
+    internal token."""
 
     def __init__(self, url: str, token: str, timeout: float = 30) -> None:
         self._client = httpx.Client(
@@ -71,6 +73,19 @@ class ApiSender:
                     request=response.request,
                     response=response,
                 )
+
+    def usage(self, records: list[dict[str, Any]]) -> None:
+        """Post usage records to ``/ingest/1nce`` (per organisation), stamped now."""
+        by_organisation: dict[int, list[dict[str, Any]]] = {}
+        for record in records:
+            by_organisation.setdefault(record["organisation"]["id"], []).append(record)
+        for organisation, batch in by_organisation.items():
+            for start in range(0, len(batch), 1000):
+                stamped = [restamp(record, now_ms()) for record in batch[start : start + 1000]]
+                response = self._client.post(
+                    f"/ingest/{PROVIDER}", params={"organisation": organisation}, json=stamped
+                )
+                response.raise_for_status()
 
     def close(self) -> None:
         self._client.close()

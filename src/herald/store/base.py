@@ -12,6 +12,7 @@ from herald.query.fields import STATS_GROUPS as STATS_GROUPS
 from herald.query.filter import EventFilter as EventFilter
 from herald.store.device_records import DeviceQuery, DeviceRow
 from herald.store.rejections import NewRejection, Rejected
+from herald.store.usage_records import DailyUsage, Traffic, UsageRecord
 
 
 @dataclass(frozen=True, slots=True)
@@ -433,6 +434,32 @@ class Store(Protocol):
 
     def purge_rejected(self, before_ms: int) -> int:
         """Delete quarantined records received before ``before_ms``."""
+
+    # -- usage (store/usage.py) ------------------------------------------------
+    def save_usage(self, records: Sequence[UsageRecord]) -> list[tuple[int, bool]]:
+        """Keep each usage record once and add the new ones to their day's sums, in one
+        transaction; per record its id (the kept one's, for a duplicate) and whether new."""
+
+    def usage_days(
+        self, organisation_id: int, endpoint_id: int, first_day: int, last_day: int
+    ) -> list[DailyUsage]:
+        """The endpoint's summed usage records of these days (those that have any)."""
+
+    def usage_since(self, organisation_id: int, endpoint_id: int, since_ms: int) -> list[Traffic]:
+        """The endpoint's usage records that ended at or after ``since_ms``."""
+
+    def usage_sessions(
+        self, organisation_id: int, endpoint_id: int, start_ms: int, end_ms: int
+    ) -> list[tuple[int, bytes]]:
+        """(time, stored record) of the endpoint's Delete PDP Context events in the range."""
+
+    def usage_organisation(
+        self, organisation_ids: tuple[int, ...] | None, endpoint_id: int
+    ) -> int | None:
+        """The lowest of these organisations (None: any) with usage or events of the endpoint."""
+
+    def purge_usage(self, now_ms: int) -> int:
+        """Delete the usage of the days past their organisation's retention window."""
 
     # -- the device-state projection (store/devices.py) ------------------------
     def device_cursor(self) -> int:

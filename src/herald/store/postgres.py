@@ -77,6 +77,7 @@ from herald.store.sql import (
     stored_body,
     where_clause,
 )
+from herald.store.usage import UsageMethods
 from herald.timefmt import now_ms
 
 log = logging.getLogger("herald.store")
@@ -205,7 +206,9 @@ class _Rows:
 
 
 class PostgresStore(
-    QuarantineMethods[psycopg.Connection[Any]], DeviceStateMethods[psycopg.Connection[Any]]
+    QuarantineMethods[psycopg.Connection[Any]],
+    DeviceStateMethods[psycopg.Connection[Any]],
+    UsageMethods[psycopg.Connection[Any]],
 ):
     """The Store on a PostgreSQL database, through a pool of connections."""
 

@@ -42,6 +42,7 @@ from herald.store.sql import (
     stored_body,
     where_clause,
 )
+from herald.store.usage import UsageMethods
 from herald.timefmt import now_ms
 
 T = TypeVar("T")
@@ -88,7 +89,11 @@ def _translate(exc: sqlite3.Error) -> StoreError:
     return StoreError(message)
 
 
-class SQLiteStore(QuarantineMethods[sqlite3.Connection], DeviceStateMethods[sqlite3.Connection]):
+class SQLiteStore(
+    QuarantineMethods[sqlite3.Connection],
+    DeviceStateMethods[sqlite3.Connection],
+    UsageMethods[sqlite3.Connection],
+):
     """The Store on one SQLite file."""
 
     _DIALECT = SQLITE

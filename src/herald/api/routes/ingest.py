@@ -7,7 +7,9 @@ one with ``?organisation=``) and may write any catalogue type. A record whose pr
 already stored is a duplicate, not stored again; a record of an unknown type is stored under
 the provider's generic type; a record that cannot be used at all is quarantined. ``200``
 acknowledges the batch and says per index what happened; only a body that is not a batch of
-records at all (not JSON, not an object or array) is refused.
+records at all (not JSON, not an object or array) is refused. emnify and 1NCE batches may
+also hold usage records (``traffic_type`` 5 data, 6 SMS): kept once per record id, summed
+per endpoint and day (``GET /endpoint/{id}/stats/daily``), answered with ``"kind": "usage"``.
 """
 
 from __future__ import annotations
@@ -75,7 +77,7 @@ def _answer(outcomes: list[Outcome]) -> Response:
         "stored": counts["stored"],
         "duplicates": counts["duplicate"],
         "quarantined": counts["quarantined"],
-        "ids": [outcome.id for outcome in outcomes if outcome.status != "quarantined"],
+        "ids": [o.id for o in outcomes if o.status != "quarantined" and not o.usage],
         "records": [outcome.as_dict() for outcome in outcomes],
     }
     return Response(orjson.dumps(body), 200, media_type=JSON_TYPE)
@@ -102,8 +104,8 @@ async def ingest_emnify(
     principal: Annotated[Principal, Depends(require("ingest:emnify"))],
     organisation: OrganisationParam = None,
 ) -> Response:
-    """emnify Data Streamer event records (one, or an array): stored once per record id;
-    unusable ones quarantined (``GET /ingest/rejected``)."""
+    """emnify Data Streamer event and usage records (one, or an array): stored once per
+    record id; unusable ones quarantined (``GET /ingest/rejected``)."""
     return await _ingest("emnify", request, services, principal, organisation)
 
 
@@ -114,7 +116,8 @@ async def ingest_1nce(
     principal: Annotated[Principal, Depends(require("ingest:1nce"))],
     organisation: OrganisationParam = None,
 ) -> Response:
-    """1NCE Data Streamer event records (an array of up to 3000): stored once per record id."""
+    """1NCE Data Streamer event and usage records (an array of up to 3000): stored once per
+    record id."""
     return await _ingest("1nce", request, services, principal, organisation)
 
 

@@ -519,6 +519,7 @@ async function viewDevice(id) {
     h("section", { class: "panel", "aria-labelledby": "tl" }, h("h2", { id: "tl" }, `Timeline (${list.length} events)`),
       items.length ? h("ol", { class: "timeline" }, items) : h("p", { class: "muted" }, "No events for this endpoint.")));
   main.querySelector("h1").after(await state);
+  main.append(await usagePanel(id));
 }
 
 // The device's state as Herald keeps it: status, the network it is on, the open session.
@@ -617,6 +618,60 @@ function deviceTable(devices) {
         h("td", { class: "hide-sm" }, d.pdp_context?.apn || "—"),
         h("td", { class: "nowrap" }, time(d.last_seen)));
     })));
+
+// -- a device's daily usage (GET /endpoint/{id}/stats/daily) -----------------------------
+async function usagePanel(id, days = 30) {
+  const day = (offset) => new Date(Date.now() - offset * 86400e3).toISOString().slice(0, 10);
+  const panel = h("section", { class: "panel usage", "aria-labelledby": "usage-h" },
+    h("h2", { id: "usage-h" }, `Usage per day, last ${days} days`));
+  let rows;
+  try {
+    const params = new URLSearchParams({ start_date: day(days - 1), end_date: day(0) });
+    rows = (await api(`/endpoint/${encodeURIComponent(id)}/stats/daily?${params}`)).body;
+  } catch (err) {
+    if (err.status !== 404) throw err;
+    rows = [];
+  }
+  const sum = (pick) => rows.reduce((s, r) => s + pick(r), 0);
+  const rx = sum((r) => r.data.volume_rx), tx = sum((r) => r.data.volume_tx);
+  const mo = sum((r) => r.sms.volume_tx), mt = sum((r) => r.sms.volume_rx);
+  if (!rows.some((r) => r.data.volume || r.sms.volume)) {
+    panel.append(h("p", { class: "muted" }, "No usage recorded in this period."));
+    return panel;
+  }
+  const summary = `Data ${(rx + tx).toFixed(3)} MB (received ${rx.toFixed(3)}, sent ` +
+    `${tx.toFixed(3)}) · SMS ${mo} sent, ${mt} received`;
+  const W = 720, H = 150, S = 50, pad = 4, bw = (W - pad) / rows.length - 2;
+  const maxMb = Math.max(...rows.map((r) => r.data.volume_rx + r.data.volume_tx), 1e-6);
+  const maxSms = Math.max(...rows.map((r) => r.sms.volume_tx + r.sms.volume_rx), 1);
+  const chart = svg("svg", { viewBox: `0 0 ${W} ${H + S + 24}`, role: "img", "aria-label": summary });
+  const bar = (x, y, height, fill, text) => {
+    const rect = svg("rect", { x, y, width: Math.max(bw, 1), height, fill });
+    const title = svg("title");
+    title.textContent = text;
+    rect.append(title);
+    chart.append(rect);
+  };
+  rows.forEach((r, i) => {
+    const x = pad + i * (bw + 2);
+    const hr = (r.data.volume_rx / maxMb) * (H - 10), ht = (r.data.volume_tx / maxMb) * (H - 10);
+    if (hr) bar(x, H - hr, hr, "#1d4ed8", `${r.date} · received ${r.data.volume_rx} MB (${r.data.source})`);
+    if (ht) bar(x, H - hr - ht, ht, "#059669", `${r.date} · sent ${r.data.volume_tx} MB (${r.data.source})`);
+    const hm = (r.sms.volume_tx / maxSms) * (S - 6), hn = (r.sms.volume_rx / maxSms) * (S - 6);
+    if (hm) bar(x, H + 6 + S - hm, hm, "#d97706", `${r.date} · ${r.sms.volume_tx} SMS sent`);
+    if (hn) bar(x, H + 6 + S - hm - hn, hn, "#7c3aed", `${r.date} · ${r.sms.volume_rx} SMS received`);
+  });
+  for (const [i, anchor] of [[0, "start"], [rows.length - 1, "end"]]) {
+    const label = svg("text", { x: i ? W : 0, y: H + S + 22, "font-size": 11, fill: "#4b5563",
+      "text-anchor": anchor });
+    label.textContent = rows[i].date;
+    chart.append(label);
+  }
+  const colours = [["#1d4ed8", "MB received"], ["#059669", "MB sent"],
+    ["#d97706", "SMS sent"], ["#7c3aed", "SMS received"]];
+  panel.append(h("p", { class: "usage-summary" }, summary), h("div", { class: "chart" }, chart,
+    h("div", { class: "legend" }, colours.map(([c, l]) => h("span", {}, h("i", { style: `background:${c}` }), l)))));
+  return panel;
 }
 
 // -- handlers ----------------------------------------------------------------------------

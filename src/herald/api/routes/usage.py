@@ -1,0 +1,124 @@
+"""Usage: emnify's daily usage and usage statistics of an endpoint (``devices/usage.py``).
+
+Permissions and scoping as the connectivity route: ``event:read``, the caller's
+organisations only (an internal token: the lowest organisation that knows the endpoint);
+404 for an endpoint that has no usage records and no events there.
+"""
+
+from __future__ import annotations
+
+from datetime import date
+from typing import Annotated, Any
+
+import orjson
+from fastapi import Path, Request
+from fastapi.routing import APIRouter
+from starlette.responses import Response
+
+from herald.api.deps import EventReader, ServicesDep
+from herald.api.problems import Problem, field_problem
+from herald.api.services import Services
+from herald.devices import usage
+from herald.devices.service import InvalidParameter
+from herald.ingest.usage import MAX_ENDPOINT_ID
+from herald.retention import DAY_MS
+from herald.store.usage_records import DailyUsage, Traffic
+from herald.timefmt import now_ms
+
+router = APIRouter(tags=["devices"])
+JSON_TYPE = "application/json"
+
+EndpointId = Annotated[
+    str,
+    Path(min_length=1, max_length=256, description="The endpoint's id (usage is kept by id)"),
+]
+_DAILY_PARAMETERS: list[dict[str, Any]] = [
+    {
+        "name": name,
+        "in": "query",
+        "schema": {"type": "string", "format": "date"},
+        "description": text,
+    }
+    for name, text in (
+        ("start_date", "First day, YYYY-MM-DD (default: the first of end_date's month)"),
+        ("end_date", "Last day, YYYY-MM-DD (default: today; at most 366 days in all)"),
+    )
+]
+
+
+def _json(document: object) -> Response:
+    return Response(orjson.dumps(document), 200, media_type=JSON_TYPE)
+
+
+async def _organisation(services: Services, scope: tuple[int, ...] | None, raw: str) -> int:
+    """The organisation whose usage of endpoint ``raw`` the caller reads, and its id."""
+    if raw.isascii() and raw.isdigit() and int(raw) <= MAX_ENDPOINT_ID:
+        found = await services.run(services.store.usage_organisation, scope, int(raw))
+        if found is not None:
+            return found
+    raise Problem(404, "Not found", f"no usage for endpoint {raw!r}")
+
+
+async def _days(
+    services: Services, organisation_id: int, endpoint_id: int, first: int, last: int
+) -> tuple[list[DailyUsage], list[Traffic]]:
+    """The days' summed usage records and the sessions closed on the days without data
+    records (the only ones that count)."""
+    store = services.store
+    records = await services.run(store.usage_days, organisation_id, endpoint_id, first, last)
+    bodies = await services.run(
+        store.usage_sessions, organisation_id, endpoint_id, first * DAY_MS, (last + 1) * DAY_MS
+    )
+    by_records = usage.record_days(records)  # their sessions would not count: not read
+    sessions = [
+        traffic
+        for at, body in bodies
+        if usage.day_of(at) not in by_records
+        and (traffic := usage.session_traffic(at, body)) is not None
+    ]
+    return records, sessions
+
+
+@router.get("/endpoint/{endpoint_id}/stats/daily", openapi_extra={"parameters": _DAILY_PARAMETERS})
+async def endpoint_daily_usage(
+    endpoint_id: EndpointId, request: Request, services: ServicesDep, principal: EventReader
+) -> Response:
+    """The endpoint's usage per UTC day (every day of the range), as emnify answers it:
+    data in MB (rx, tx, total), SMS in messages (tx: sent by the device, rx: received)."""
+    try:
+        first, last = usage.daily_range(request.query_params, now_ms())
+    except InvalidParameter as exc:
+        raise field_problem(422, exc.field, exc.reason) from None
+    organisation_id = await _organisation(services, principal.organisation_scope, endpoint_id)
+    records, sessions = await _days(services, organisation_id, int(endpoint_id), first, last)
+    return _json([usage.daily_entry(day) for day in usage.combine(first, last, records, sessions)])
+
+
+@router.get("/endpoint/{endpoint_id}/stats")
+async def endpoint_usage_stats(
+    endpoint_id: EndpointId, services: ServicesDep, principal: EventReader
+) -> Response:
+    """The endpoint's usage as emnify's ``/stats`` answers it: ``last_month`` and
+    ``current_month`` (each only with traffic), ``last_hour`` per minute."""
+    organisation_id = await _organisation(services, principal.organisation_scope, endpoint_id)
+    now = now_ms()
+    this_month = usage.month_start(usage.today(now))
+    previous = usage.month_start(date.fromordinal(this_month.toordinal() - 1))
+    first, _ = usage.month_days(previous)
+    last = usage.day_of(now)
+    records, sessions = await _days(services, organisation_id, int(endpoint_id), first, last)
+    days = usage.combine(first, last, records, sessions)
+    split = usage.month_days(this_month)[0] - first
+    answer: dict[str, Any] = {}
+    for name, month, part in (
+        ("last_month", previous, days[:split]),
+        ("current_month", this_month, days[split:]),
+    ):
+        entry = usage.month_entry(month, part)
+        if entry is not None:
+            answer[name] = entry
+    recent = await services.run(
+        services.store.usage_since, organisation_id, int(endpoint_id), now - 60 * usage.MINUTE_MS
+    )
+    answer["last_hour"] = usage.last_hour(now, recent, sessions, usage.record_days(records))
+    return _json(answer)

@@ -1,0 +1,227 @@
+"""Usage's Store methods, shared by the SQL backends.
+
+``usage_records`` keeps each provider usage record once per (organisation, provider, record
+id); ``usage_daily`` their sums per endpoint and UTC day. ``save_usage`` adds a record to its
+day's sums in the same transaction that inserts it, and only if the insert was new: a
+retransmitted record adds nothing, and the sums always equal the kept records. Sessions'
+volumes are not kept here: they are read from the log (``usage_sessions``) when asked for.
+"""
+
+from __future__ import annotations
+
+from collections.abc import Sequence
+from typing import Any, cast
+
+from herald.retention import DAY_MS
+from herald.store.common import C, SQLStoreBase
+from herald.store.usage_records import DATA, DailyUsage, Traffic, UsageRecord
+
+DELETE_PDP_CONTEXT = 5
+"""The event type whose ``detail.volume`` is a closed session's usage."""
+
+_COLUMNS = (
+    "id, organisation_id, provider, record_id, endpoint_id, traffic_type, start_ms, end_ms, "
+    "day, rx, tx, total, received_ms, record"
+)
+_ROW = "(?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?)"
+CHUNK = 500  # records per INSERT statement (14 parameters each)
+_ADD = (
+    "INSERT INTO usage_daily (organisation_id, endpoint_id, day, data_records, data_rx, "
+    "data_tx, data_total, sms_mo, sms_mt, sms_total) VALUES (?, ?, ?, ?, ?, ?, ?, ?, ?, ?) "
+    "ON CONFLICT (organisation_id, endpoint_id, day) DO UPDATE SET "
+    "data_records = usage_daily.data_records + excluded.data_records, "
+    "data_rx = usage_daily.data_rx + excluded.data_rx, "
+    "data_tx = usage_daily.data_tx + excluded.data_tx, "
+    "data_total = usage_daily.data_total + excluded.data_total, "
+    "sms_mo = usage_daily.sms_mo + excluded.sms_mo, "
+    "sms_mt = usage_daily.sms_mt + excluded.sms_mt, "
+    "sms_total = usage_daily.sms_total + excluded.sms_total"
+)
+_DAILY = "day, data_records, data_rx, data_tx, data_total, sms_mo, sms_mt, sms_total"
+
+
+Key = tuple[int, str, str]  # (organisation, provider, record id)
+
+
+def _key(record: UsageRecord) -> Key:
+    return (record.organisation_id, record.provider, record.record_id)
+
+
+def _values(record: UsageRecord) -> tuple[object, ...]:
+    return (
+        record.id,
+        record.organisation_id,
+        record.provider,
+        record.record_id,
+        record.endpoint_id,
+        record.traffic_type,
+        record.start_ms,
+        record.end_ms,
+        record.day,
+        record.rx,
+        record.tx,
+        record.total,
+        record.received_ms,
+        record.record,
+    )
+
+
+def _sums(record: UsageRecord) -> tuple[int, ...]:
+    """The record's addition to its day: (data records, rx, tx, total, MO, MT, SMS total)."""
+    if record.traffic_type == DATA:
+        return (1, record.rx, record.tx, record.total, 0, 0, 0)
+    return (0, 0, 0, 0, record.tx, record.rx, record.total)  # tx: sent by the device (MO)
+
+
+class UsageMethods(SQLStoreBase[C]):
+    """Usage's Store methods."""
+
+    def save_usage(self, records: Sequence[UsageRecord]) -> list[tuple[int, bool]]:
+        """Keep each record once and add the new ones to their day's sums, in one
+        transaction; per record its id (the kept one's, for a duplicate) and whether new."""
+        if not records:
+            return []
+        kept: dict[Key, int] = {}
+        fresh: dict[Key, UsageRecord] = {}
+        with self._transaction() as conn:
+            for begin in range(0, len(records), CHUNK):
+                chunk = records[begin : begin + CHUNK]
+                rows = self._execute(
+                    conn,
+                    f"INSERT INTO usage_records ({_COLUMNS}) VALUES "
+                    f"{', '.join([_ROW] * len(chunk))} ON CONFLICT "
+                    "(organisation_id, provider, record_id) DO NOTHING "
+                    "RETURNING organisation_id, provider, record_id, id",
+                    [value for record in chunk for value in _values(record)],
+                ).fetchall()
+                inserted = {(int(r[0]), str(r[1]), str(r[2])): int(r[3]) for r in rows}
+                for record in chunk:  # the first of a key in the batch is the one inserted
+                    key = _key(record)
+                    if key in inserted and key not in fresh:
+                        fresh[key] = record
+                kept.update(inserted)
+            missing = {_key(r) for r in records} - kept.keys()
+            kept.update(self._kept_ids(conn, missing))
+            sums: dict[tuple[int, int, int], list[int]] = {}
+            for record in fresh.values():
+                day = sums.setdefault(
+                    (record.organisation_id, record.endpoint_id, record.day), [0] * 7
+                )
+                for index, value in enumerate(_sums(record)):
+                    day[index] += value
+            if sums:  # both drivers' cursors batch this (psycopg in one pipeline)
+                cast(Any, conn).cursor().executemany(
+                    self._sql(_ADD), [(*where, *added) for where, added in sums.items()]
+                )
+        answered: set[Key] = set()
+        result: list[tuple[int, bool]] = []
+        for record in records:
+            key = _key(record)
+            new = key in fresh and key not in answered
+            answered.add(key)
+            result.append((kept[key], new))
+        return result
+
+    def _kept_ids(self, conn: C, keys: set[Key]) -> dict[Key, int]:
+        """The ids of records kept before, by key."""
+        by_source: dict[tuple[int, str], list[str]] = {}
+        for organisation_id, provider, record_id in keys:
+            by_source.setdefault((organisation_id, provider), []).append(record_id)
+        found: dict[Key, int] = {}
+        for (organisation_id, provider), record_ids in by_source.items():
+            for begin in range(0, len(record_ids), CHUNK):
+                part = record_ids[begin : begin + CHUNK]
+                rows = self._execute(
+                    conn,
+                    "SELECT record_id, id FROM usage_records WHERE organisation_id = ? "
+                    f"AND provider = ? AND record_id IN ({', '.join('?' * len(part))})",
+                    [organisation_id, provider, *part],
+                ).fetchall()
+                found.update({(organisation_id, provider, str(r[0])): int(r[1]) for r in rows})
+        return found
+
+    def usage_days(
+        self, organisation_id: int, endpoint_id: int, first_day: int, last_day: int
+    ) -> list[DailyUsage]:
+        """The endpoint's summed usage records of the days ``first_day``..``last_day``
+        (only days that have any), by day."""
+        rows = self._read(
+            lambda c: self._execute(
+                c,
+                f"SELECT {_DAILY} FROM usage_daily WHERE organisation_id = ? "
+                "AND endpoint_id = ? AND day >= ? AND day <= ? ORDER BY day",
+                (organisation_id, endpoint_id, first_day, last_day),
+            ).fetchall()
+        )
+        return [DailyUsage(*(int(value) for value in row)) for row in rows]
+
+    def usage_since(self, organisation_id: int, endpoint_id: int, since_ms: int) -> list[Traffic]:
+        """The endpoint's usage records that ended at or after ``since_ms``."""
+        rows = self._read(
+            lambda c: self._execute(
+                c,
+                "SELECT end_ms, traffic_type, rx, tx, total FROM usage_records "
+                "WHERE organisation_id = ? AND endpoint_id = ? AND end_ms >= ? ORDER BY end_ms",
+                (organisation_id, endpoint_id, since_ms),
+            ).fetchall()
+        )
+        return [Traffic(*(int(value) for value in row)) for row in rows]
+
+    def usage_sessions(
+        self, organisation_id: int, endpoint_id: int, start_ms: int, end_ms: int
+    ) -> list[tuple[int, bytes]]:
+        """(time, stored record) of the endpoint's Delete PDP Context events in
+        ``[start_ms, end_ms)``: the closed sessions, with their volume in the record."""
+        rows = self._read(
+            lambda c: self._execute(
+                c,
+                "SELECT ts, body FROM events WHERE organisation_id = ? AND endpoint_id = ? "
+                "AND ts >= ? AND ts < ? AND type_id = ? ORDER BY ts, id",
+                (organisation_id, endpoint_id, start_ms, end_ms, DELETE_PDP_CONTEXT),
+            ).fetchall()
+        )
+        return [(int(row[0]), bytes(row[1])) for row in rows]
+
+    def usage_organisation(
+        self, organisation_ids: tuple[int, ...] | None, endpoint_id: int
+    ) -> int | None:
+        """The lowest of the caller's organisations (None: any) that knows the endpoint: it
+        has usage records of it, or events."""
+        if organisation_ids is None:
+            candidates: Sequence[int] = sorted(o.id for o in self.list_organisations())
+        else:
+            candidates = sorted(organisation_ids)
+
+        def probe(conn: C) -> int | None:
+            for organisation_id in candidates:
+                for table in ("usage_daily", "events"):
+                    found = self._execute(
+                        conn,
+                        f"SELECT 1 FROM {table} WHERE organisation_id = ? AND endpoint_id = ? "
+                        "LIMIT 1",
+                        (organisation_id, endpoint_id),
+                    ).fetchone()
+                    if found is not None:
+                        return organisation_id
+            return None
+
+        return self._read(probe)
+
+    def purge_usage(self, now_ms: int) -> int:
+        """Delete the usage of the days that have left their organisation's retention window
+        (whole UTC days: records and sums go together, so the sums stay those of the kept
+        records); how many records went."""
+        deleted = 0
+        for cutoff, organisation_ids in self._retention_cutoffs(now_ms).items():
+            first_kept_day = cutoff // DAY_MS
+            for ids in self._in_chunks(organisation_ids):
+                condition, params = self._any("organisation_id", tuple(ids))
+                with self._transaction() as conn:
+                    args: list[Any] = [*params, first_kept_day]
+                    deleted += self._execute(
+                        conn, f"DELETE FROM usage_records WHERE {condition} AND day < ?", args
+                    ).rowcount
+                    self._execute(
+                        conn, f"DELETE FROM usage_daily WHERE {condition} AND day < ?", args
+                    )
+        return deleted

@@ -1,0 +1,111 @@
+"""Usage's store methods, on each backend: records kept once, sums in the same transaction,
+sessions read from the log, scoping, and retention by whole days."""
+
+from __future__ import annotations
+
+import itertools
+
+import orjson
+
+from herald.retention import DAY_MS
+from herald.store import Store
+from herald.store.usage_records import DATA, SMS, DailyUsage, Traffic, UsageRecord
+from herald.timefmt import now_ms
+from tests.store.conftest import EventFactory
+
+_IDS = itertools.count(1)
+
+
+def record(
+    organisation_id: int, record_id: str, end_ms: int, rx: int, tx: int, traffic: int = DATA
+) -> UsageRecord:
+    return UsageRecord(
+        id=next(_IDS),
+        organisation_id=organisation_id,
+        provider="1nce",
+        record_id=record_id,
+        endpoint_id=7,
+        traffic_type=traffic,
+        start_ms=None,
+        end_ms=end_ms,
+        day=end_ms // DAY_MS,
+        rx=rx,
+        tx=tx,
+        total=rx + tx,
+        received_ms=end_ms,
+        record=orjson.dumps({"id": record_id}),
+    )
+
+
+def test_records_are_kept_once_and_summed_per_day(store: Store) -> None:
+    acme, other = store.create_organisation("Acme").id, store.create_organisation("Other").id
+    yesterday = now_ms() // DAY_MS - 1
+    at = yesterday * DAY_MS + 3_600_000
+    batch = [
+        record(acme, "1", at, 418_811, 223_173),
+        record(acme, "2", at + 60_000, 1, 0),
+        record(acme, "3", at, 0, 1, SMS),  # MO
+        record(acme, "4", at, 1, 0, SMS),  # MT
+        record(other, "1", at, 5, 5),  # the same record id in another organisation
+    ]
+    first = store.save_usage(batch)
+    assert [new for _, new in first] == [True] * 5
+    again = store.save_usage([record(acme, "2", at, 999, 999), record(acme, "5", at, 10, 20)])
+    assert again[0] == (first[1][0], False)  # the kept record's id; its volume not added
+    assert again[1][1] is True
+    twice = store.save_usage([record(acme, "6", at, 1, 1), record(acme, "6", at, 50, 50)])
+    assert twice == [(twice[0][0], True), (twice[0][0], False)]  # once within a batch too
+    assert store.usage_days(acme, 7, yesterday - 1, yesterday) == [
+        DailyUsage(yesterday, 4, 418_823, 223_194, 642_017, 1, 1, 2)
+    ]
+    assert store.usage_days(other, 7, yesterday, yesterday)[0].data_total == 10
+    assert store.usage_days(acme, 8, yesterday, yesterday) == []
+    assert store.usage_since(acme, 7, at + 1) == [Traffic(at + 60_000, DATA, 1, 0, 1)]
+    assert store.usage_organisation((acme, other), 7) == acme
+    assert store.usage_organisation((other,), 7) == other
+    assert store.usage_organisation(None, 7) == acme
+    assert store.usage_organisation((acme,), 8) is None
+
+
+def test_sessions_are_read_from_the_log(store: Store, make_event: EventFactory) -> None:
+    acme, other = store.create_organisation("Acme").id, store.create_organisation("Other").id
+    at = now_ms() - 3_600_000
+    volume = {"detail": {"volume": {"rx": 0.5, "tx": 0.25, "total": 0.75}}}
+    endpoint = {"endpoint": {"id": 7, "name": "tracker-7"}}
+    store.append(
+        [
+            make_event(acme, at, 5, **endpoint, **volume),
+            make_event(acme, at + 1, 3, **endpoint),  # not a closed session
+            make_event(other, at, 5, **endpoint, **volume),
+            make_event(acme, at, 5, endpoint={"id": 8}, **volume),
+        ],
+        list(range(9_000_000, 9_000_004)),
+    )
+    found = store.usage_sessions(acme, 7, at - 1, at + 10)
+    assert [(ts, orjson.loads(body)["detail"]["volume"]["total"]) for ts, body in found] == [
+        (at, 0.75)
+    ]
+    assert store.usage_sessions(acme, 7, at + 1, at + 10) == []
+    assert store.usage_organisation((acme,), 8) == acme  # known by its events alone
+
+
+def test_retention_takes_whole_days(store: Store) -> None:
+    short = store.create_organisation("Short", retention_days=2).id
+    long = store.create_organisation("Long", retention_days=30).id
+    today = now_ms() // DAY_MS
+    for organisation_id in (short, long):
+        store.save_usage(
+            [
+                record(organisation_id, "old", (today - 5) * DAY_MS + 1000, 1, 1),
+                record(organisation_id, "edge", (today - 2) * DAY_MS + 1000, 1, 1),
+                record(organisation_id, "new", today * DAY_MS + 1000, 1, 1),
+            ]
+        )
+    now = today * DAY_MS + 12 * 3_600_000  # the short window starts mid-day today - 2
+    assert store.purge_usage(now) == 1
+    assert [d.day for d in store.usage_days(short, 7, today - 9, today)] == [today - 2, today]
+    assert [d.day for d in store.usage_days(long, 7, today - 9, today)] == [
+        today - 5,
+        today - 2,
+        today,
+    ]
