@@ -215,7 +215,7 @@ def test_device_timeline(page: Page, console_server: HeraldServer) -> None:
     page.get_by_role("heading", name="Device tracker-102").wait_for()
     assert page.locator(".timeline li").count() == 10
     assert "Delete PDP Context" in page.locator(".timeline").inner_text()
-    page.get_by_text("Data volume per day").wait_for()
+    page.get_by_role("heading", name="Usage per day, last 30 days").wait_for()
     shot(page, "06-device")
 
 

@@ -481,12 +481,8 @@ async function viewDevice(id) {
     return;
   }
   const state = deviceState(id); // the connectivity panel, asked for beside the timeline
-  const from = new Date(Date.now() - 30 * 86400e3).toISOString();
-  const [events, daily] = await Promise.all([
-    api(`/endpoint/${encodeURIComponent(id)}/event?per_page=200`),
-    api(`/event/stats?${new URLSearchParams({ endpoint: id, type: 5, bucket: "day", from })}`),
-  ]);
-  const list = events.body;
+  const usage = usagePanel(id); // the daily usage, asked for beside the timeline too
+  const list = (await api(`/endpoint/${encodeURIComponent(id)}/event?per_page=200`)).body;
   const name = list.length ? endpointName(list[0]) : `#${id}`;
   const attach = list.find((e) => e.event_type.id === 1 || e.event_type.id === 2);
   const opened = list.filter((e) => e.event_type.id === 3).length;
@@ -501,7 +497,6 @@ async function viewDevice(id) {
       h("div", { class: "muted" }, time(e.timestamp), v, where),
       h("div", {}, h("button", { type: "button", class: "ghost", onclick: () => openEvent(e) }, "Details")));
   });
-  const dailyRows = daily.body.rows;
   main.replaceChildren(
     h("h1", {}, `Device ${name}`),
     h("div", { class: "cards" },
@@ -513,13 +508,10 @@ async function viewDevice(id) {
         h("div", { class: "l" }, "data volume")),
       h("div", { class: "card" }, h("div", { class: "n" }, quota ? "Quota event" : "OK"),
         h("div", { class: "l" }, quota ? quota.description : "no quota events"))),
-    dailyRows.length ? h("section", { class: "panel" }, h("h2", {}, "Data volume per day"),
-      barList(dailyRows.map((r) => ({ ...r, label: new Date(r.time).toLocaleDateString() })),
-        (r) => r.volume_mb, (r) => `${r.volume_mb.toFixed(2)} MB`)) : null,
     h("section", { class: "panel", "aria-labelledby": "tl" }, h("h2", { id: "tl" }, `Timeline (${list.length} events)`),
       items.length ? h("ol", { class: "timeline" }, items) : h("p", { class: "muted" }, "No events for this endpoint.")));
   main.querySelector("h1").after(await state);
-  main.append(await usagePanel(id));
+  main.querySelector("section[aria-labelledby=tl]").before(await usage);
 }
 
 // The device's state as Herald keeps it: status, the network it is on, the open session.
@@ -618,6 +610,7 @@ function deviceTable(devices) {
         h("td", { class: "hide-sm" }, d.pdp_context?.apn || "—"),
         h("td", { class: "nowrap" }, time(d.last_seen)));
     })));
+}
 
 // -- a device's daily usage (GET /endpoint/{id}/stats/daily) -----------------------------
 async function usagePanel(id, days = 30) {
