@@ -102,6 +102,7 @@ BODIES: dict[str, Any] = {
     "POST /api/v1/event_handler": {"name": "B hook", "url": "http://127.0.0.1:9/b"},
     "PATCH /api/v1/event_handler/{handler_id}": {"name": "taken over", "enabled": True},
     "POST /api/v1/event_handler/{handler_id}/replay": {"from": "2020-01-01T00:00:00Z"},
+    "PUT /api/v1/organisation/{organisation_id}/device_events": {"enabled": True},
 }
 
 
