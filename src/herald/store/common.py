@@ -44,7 +44,8 @@ HANDLER_COLUMNS = (
     "id, organisation_id, name, type, url, format, filter, batch_max_events, "
     "batch_max_wait_ms, retention_ms, enabled, disabled_reason, secret, previous_secret, "
     "previous_secret_until_ms, cursor_seq, failures, failing_since_ms, next_attempt_ms, "
-    "last_success_ms, last_error, owner, lease_until_ms, created_ms, updated_ms"
+    "last_success_ms, last_error, owner, lease_until_ms, created_ms, updated_ms, "
+    "settings, credentials"
 )
 SELECT_HANDLER = f"SELECT {HANDLER_COLUMNS} FROM handlers"
 
@@ -383,9 +384,9 @@ class SQLStoreBase(ABC, Generic[C]):
             lambda c: self._execute(
                 c,
                 "INSERT INTO handlers (organisation_id, name, type, url, format, filter, "
-                "batch_max_events, batch_max_wait_ms, retention_ms, enabled, disabled_reason, "
-                "secret, cursor_seq, created_ms, updated_ms) VALUES "
-                "(?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?, "
+                "batch_max_events, batch_max_wait_ms, retention_ms, settings, credentials, "
+                "enabled, disabled_reason, secret, cursor_seq, created_ms, updated_ms) VALUES "
+                "(?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?, "
                 f"({self._LAST_SEQ}), ?, ?) RETURNING {HANDLER_COLUMNS}",
                 (
                     organisation_id,
@@ -417,8 +418,8 @@ class SQLStoreBase(ABC, Generic[C]):
         enable = spec.enabled
         sql, params = self._scoped(
             "UPDATE handlers SET name = ?, type = ?, url = ?, format = ?, filter = ?, "
-            "batch_max_events = ?, batch_max_wait_ms = ?, retention_ms = ?, "
-            "disabled_reason = CASE WHEN ? THEN NULL "
+            "batch_max_events = ?, batch_max_wait_ms = ?, retention_ms = ?, settings = ?, "
+            "credentials = ?, disabled_reason = CASE WHEN ? THEN NULL "
             "  WHEN enabled THEN 'disabled by the user' ELSE disabled_reason END, "
             "failures = CASE WHEN ? AND NOT enabled THEN 0 ELSE failures END, "
             "failing_since_ms = CASE WHEN ? AND NOT enabled THEN NULL ELSE failing_since_ms END, "
@@ -721,7 +722,8 @@ def _token(row: Sequence[Any]) -> Token:
 
 
 def _spec_values(spec: HandlerSpec) -> tuple[object, ...]:
-    """The spec's columns: name, type, url, format, filter, batch, retention, enabled."""
+    """The spec's columns: name, type, url, format, filter, batch, retention, the sink's
+    settings and sealed credentials, enabled."""
     return (
         spec.name,
         spec.type,
@@ -731,6 +733,8 @@ def _spec_values(spec: HandlerSpec) -> tuple[object, ...]:
         spec.batch_max_events,
         spec.batch_max_wait_ms,
         spec.retention_ms,
+        spec.settings,
+        spec.credentials,
         spec.enabled,
     )
 
@@ -762,5 +766,7 @@ def handler_from_row(row: Sequence[Any]) -> Handler:
         batch_max_wait_ms=row[8],
         retention_ms=row[9],
         enabled=bool(row[10]),
+        settings=row[25],
+        credentials=row[26],
     )
-    return Handler(row[0], row[1], spec, *row[11:])
+    return Handler(row[0], row[1], spec, *row[11:25])
