@@ -102,8 +102,12 @@ def test_events_arrive_in_order_survive_a_cut_and_replay(
         assert first_seen(got.ids()) == first + second
         assert f"{base}/{organisation}/10002/info" in got.topics()
 
-        status = client.get(f"/event_handler/{handler['id']}/status").json()
-        assert status["state"] == "active" and status["lag_events"] == 0
+        def status() -> dict[str, object]:
+            found: dict[str, object] = client.get(f"/event_handler/{handler['id']}/status").json()
+            return found
+
+        eventually(lambda: status()["lag_events"] == 0, what="the cursor past the last ack")
+        assert status()["state"] == "active"
 
         since = client.get("/event", params={"per_page": 1000}).json()
         oldest = min(e["timestamp"] for e in since if e["id"] in first)
@@ -154,3 +158,22 @@ def test_unreachable_broker_is_reported_by_the_test_route(api: httpx.Client) -> 
         )
         tested = client.post(f"/event_handler/{handler['id']}/test").json()
     assert tested["outcome"] == "retry" and tested["error"]
+
+
+def test_a_killed_worker_loses_nothing(
+    herald: HeraldServer, api: httpx.Client, subscriber: tuple[str, Subscriber]
+) -> None:
+    base, got = subscriber
+    create(
+        api,
+        type="mqtt",
+        url=f"mqtt://127.0.0.1:{BROKER_PORT}",
+        settings={"topic": base + "/events"},
+    )
+    sent = post_events(api, 10)
+    eventually(lambda: got.ids(), what="delivery under way")
+    herald.kill()  # SIGKILL: no drain, no lease given up
+    herald.restart()
+    sent += post_events(api, 10)
+    eventually(lambda: set(sent) <= set(got.ids()), timeout=30, what="every event after the kill")
+    assert first_seen(got.ids()) == sent
