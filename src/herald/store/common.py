@@ -464,27 +464,31 @@ class SQLStoreBase(ABC, Generic[C]):
     def reseal_handler_secrets(self, reseal: Callable[[str], str | None]) -> int:
         rows = self._read(
             lambda c: self._execute(
-                c, "SELECT id, secret, previous_secret FROM handlers ORDER BY id"
+                c, "SELECT id, secret, previous_secret, credentials FROM handlers ORDER BY id"
             ).fetchall()
         )
         changed = 0
-        for handler_id, secret, previous in rows:
+        for handler_id, secret, previous, credentials in rows:
             new_secret = reseal(secret)
             new_previous = reseal(previous) if previous else None
-            if new_secret is None and new_previous is None:
+            new_credentials = reseal(credentials) if credentials else None
+            if new_secret is None and new_previous is None and new_credentials is None:
                 continue
             # Only if unchanged since the read: a rotation meanwhile wins (and is sealed).
             with self._transaction() as conn:
                 changed += self._execute(
                     conn,
-                    "UPDATE handlers SET secret = ?, previous_secret = ? WHERE id = ? "
-                    "AND secret = ? AND COALESCE(previous_secret, '') = ?",
+                    "UPDATE handlers SET secret = ?, previous_secret = ?, credentials = ? "
+                    "WHERE id = ? AND secret = ? AND COALESCE(previous_secret, '') = ? "
+                    "AND COALESCE(credentials, '') = ?",
                     (
                         new_secret or secret,
                         new_previous or previous,
+                        new_credentials or credentials,
                         handler_id,
                         secret,
                         previous or "",
+                        credentials or "",
                     ),
                 ).rowcount
         return changed

@@ -228,6 +228,8 @@ def messages(out: Outgoing, template: str) -> list[Message]:
     one) one per run of consecutive events going to the same topic."""
     spec = out.handler.spec
     batched = spec.batch_max_events > 1
+    if batched and templates.is_constant(template):  # one place: no record is parsed
+        return [_message(spec.format, template.format_map({}), list(out.items), batched)]
     result: list[Message] = []
     run: list[Item] = []
     target = ""

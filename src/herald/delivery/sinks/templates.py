@@ -8,6 +8,7 @@ handler is created, with the rules of the sink's broker.
 
 from __future__ import annotations
 
+import functools
 import re
 import string
 from collections.abc import Callable, Mapping
@@ -77,6 +78,12 @@ def fields_of(template: str) -> list[str]:
             raise TemplateError(f"{{{name}}} takes no format spec or conversion")
         names.append(name)
     return names
+
+
+@functools.lru_cache(maxsize=1024)
+def is_constant(template: str) -> bool:
+    """Whether the template names no field: every event goes to the same place."""
+    return not fields_of(template)
 
 
 def literal(template: str) -> str:
