@@ -7,6 +7,8 @@ only once the receiver or broker acknowledged all of it.
 
 from __future__ import annotations
 
+import orjson
+
 from herald.delivery.sinks.base import (
     KINDS,
     TYPES,
@@ -37,8 +39,6 @@ __all__ = [
 
 def credentials_of(handler: Handler, box: SecretBox | None) -> dict[str, str]:
     """The handler's credentials, opened (SecretUnavailable if no key opens them)."""
-    import orjson
-
     stored = handler.spec.credentials
     if not stored:
         return {}
@@ -67,7 +67,9 @@ def open_sink(
     allow_private: bool,
     timeout: float,
 ) -> Sink:
-    """The sink a handler sends through (connecting on its first send)."""
+    """The sink a handler sends through (connecting on its first send). Each broker's
+    client library is imported when a handler first needs it: botocore alone is a heavy
+    import, which a worker of webhooks should not pay."""
     kind = handler.spec.type
     if kind == "webhook":
         from herald.delivery.sinks.webhook import WebhookSink
