@@ -40,6 +40,7 @@ class Settings(BaseSettings):
     delivery_connections_per_organisation: int = Field(default=20, ge=1)  # requests at once
     delivery_drain_seconds: float = Field(default=10, ge=0)  # on stop, for requests out
     handler_retention_days: float = Field(default=3, gt=0)
+    max_handlers_per_organisation: int = Field(default=100, ge=1)
     worker_host: str = "127.0.0.1"  # where herald worker serves /health, /ready, /metrics
     worker_port: int = Field(default=9464, ge=1, le=65535)
     device_state_poll_seconds: float = Field(default=0.2, gt=0)  # projector's look at the log

@@ -192,3 +192,53 @@ def test_one_test_send_per_handler_at_a_time(herald: HeraldServer) -> None:
             assert first.result().status_code == 200
         assert second.status_code == 429 and second.headers["retry-after"] == "1"
         assert client.post(path).status_code == 200  # free again once the first is done
+
+
+def test_a_tenant_cannot_create_handlers_past_its_limit(tmp_path: Path) -> None:
+    server = start_delivery_server(tmp_path / "limit", HERALD_MAX_HANDLERS_PER_ORGANISATION="2")
+    try:
+        _, token = tenant(server)
+        _, other = tenant(server, "Bolt")
+        with server.client(token) as client:
+            made = [
+                client.post("/event_handler", json={"name": f"h{n}", "url": HOOK}) for n in range(2)
+            ]
+            assert [r.status_code for r in made] == [201, 201]
+            refused = client.post("/event_handler", json={"name": "h3", "url": HOOK})
+            assert refused.status_code == 409, refused.text
+            problem = refused.json()
+            assert problem["title"] == "Limit reached"
+            assert "HERALD_MAX_HANDLERS_PER_ORGANISATION=2" in problem["detail"]
+            with server.client(other) as theirs:  # another tenant's room is its own
+                assert (
+                    theirs.post("/event_handler", json={"name": "b", "url": HOOK}).status_code
+                    == 201
+                )
+            assert client.delete(f"/event_handler/{made[0].json()['id']}").status_code == 204
+            assert (
+                client.post("/event_handler", json={"name": "h4", "url": HOOK}).status_code == 201
+            )
+    finally:
+        server.stop()
+
+
+def test_lag_counts_only_the_events_the_filter_selects(herald: HeraldServer) -> None:
+    organisation, token = tenant(herald)
+    with herald.client(token) as client:
+        body = {"name": "warnings", "url": HOOK, "filter": "severity:warn", "enabled": False}
+        handler = client.post("/event_handler", json=body).json()
+        status = client.get(f"/event_handler/{handler['id']}/status").json()
+        assert (status["lag_events"], status["lag_events_capped"]) == (0, False)
+        severities = [1, 0, 1, 2, 1, 0]
+        events = [
+            {
+                "event_type": {"id": 10001},
+                "event_severity": {"id": s},
+                "organisation": {"id": organisation},
+            }
+            for s in severities
+        ]
+        assert client.post("/event", json=events).status_code == 201
+        status = client.get(f"/event_handler/{handler['id']}/status").json()
+        assert status["lag_events"] == severities.count(1)
+        assert status["lag_seconds"] >= 0 and status["lag_events_capped"] is False

@@ -90,3 +90,46 @@ def test_handler_urls_with_control_characters_are_refused(tmp_path: Path) -> Non
             assert client.get("/event_handler").json() == []
     finally:
         server.stop()
+
+
+IDLE_LIMIT = 100  # HERALD_MAX_HANDLERS_PER_ORGANISATION's default
+
+
+def test_a_tenant_with_every_handler_it_may_have_does_not_delay_another(
+    tmp_path: Path, figures: Figures
+) -> None:
+    """Tenant A fills its handler limit (one more is refused) with handlers that want only
+    type 3 and writes events of other types; tenant B's one handler still delivers at once."""
+    server = start_server(
+        tmp_path / "herald",
+        env={"HERALD_ALLOW_PRIVATE_TARGETS": "true", "HERALD_DELIVERY_POLL_SECONDS": "0.05"},
+    )
+    try:
+        a, b = make_tenant(server, "Many"), make_tenant(server, "Bystander")
+        with (
+            receiving() as sink,
+            server.client(a.token) as as_a,
+            server.client(b.token) as as_b,
+        ):
+            for number in range(IDLE_LIMIT):
+                body = {"name": f"idle {number}", "url": sink.url, "filter": "type:3"}
+                assert as_a.post("/event_handler", json=body).status_code == 201
+            refused = as_a.post("/event_handler", json={"name": "one more", "url": sink.url})
+            as_b.post("/event_handler", json={"name": "b", "url": sink.url}).raise_for_status()
+            time.sleep(1)  # every handler taken up and asleep
+
+            latencies = []
+            for _ in range(10):
+                as_a.post("/event", json=[{"event_type": {"id": 10001}}] * 50).raise_for_status()
+                sent = time.monotonic()
+                event_id = as_b.post("/event", json={"event_type": {"id": 10001}}).json()["id"]
+                wait_until(lambda: event_id in sink.delivered_ids(), 10)  # noqa: B023
+                latencies.append(time.monotonic() - sent)
+            delivered = sink.delivered_ids()
+    finally:
+        server.stop()
+    figures.add("starvation.idle_handlers_of_one_tenant", IDLE_LIMIT)
+    figures.note("starvation.idle_bystander_worst_seconds", f"{max(latencies):.2f}")
+    assert refused.status_code == 409 and refused.json()["title"] == "Limit reached"
+    assert len(delivered) == 10  # none of A's events went to A's type-3 handlers
+    assert max(latencies) < 2.5, f"tenant B's events came {latencies} s after they were written"

@@ -447,3 +447,40 @@ def _raw(database_url: str, sql: str) -> None:
     else:
         with psycopg.connect(database_url, autocommit=True) as pg:
             pg.execute(sql.encode())
+
+
+def test_log_activity_counts_and_idle_cursors(
+    store: Store, make_event: EventFactory, ids: Ids
+) -> None:
+    a = store.create_organisation("Acme")
+    b = store.create_organisation("Bolt")
+    start = store.last_seq()
+    handlers = [
+        store.create_handler(b.id, HandlerSpec(name=f"h{n}", url="http://127.0.0.1/"), "s")
+        for n in range(2)
+    ]
+    new = ids(4)
+    store.append([make_event(a.id, type_id=3), make_event(a.id, type_id=5)], new[:2])
+    store.append([make_event(b.id, type_id=3), make_event(a.id, type_id=3)], new[2:])
+    readable(store, new, start)
+    end = store.last_seq()
+    assert store.log_activity(start, end, 10) == {a.id: {3, 5}, b.id: {3}}
+    assert store.log_activity(start, end, 3) is None  # more events than it may look at
+    assert store.log_activity(end, end, 10) == {}
+
+    # the filter counts: the organisation's events after the cursor that it selects
+    assert store.count_log(a.id, start) == 3
+    assert store.count_log(a.id, start, EventFilter(type_ids=(3,))) == 2
+    assert store.count_log(a.id, start, EventFilter(type_ids=(3,)), limit=1) == 1
+    first = store.first_in_log(a.id, start, EventFilter(type_ids=(5,)))
+    assert first is not None and ids_of([first]) == [new[1]]
+    assert store.first_in_log(b.id, end) is None
+
+    now = now_ms()
+    store.claim_handlers("w", now, 10_000)
+    store.advance_cursors("other", [h.id for h in handlers], end)  # not its lease: nothing
+    assert {store.get_handler(h.id).cursor_seq for h in handlers} == {start}  # type: ignore[union-attr]
+    store.advance_cursors("w", [handlers[0].id], end)
+    store.advance_cursors("w", [handlers[0].id], start)  # never back
+    cursors = [store.get_handler(h.id).cursor_seq for h in handlers]  # type: ignore[union-attr]
+    assert cursors == [end, start]

@@ -14,7 +14,7 @@ from starlette.responses import Response
 
 from herald.api.methods import allowed_methods
 from herald.store import Conflict, InvalidQuery, NotFound, StoreError, StoreUnavailable
-from herald.store.errors import TryAgain
+from herald.store.errors import LimitReached, TryAgain
 
 PROBLEM_JSON = "application/problem+json"
 log = logging.getLogger("herald.api")
@@ -131,6 +131,9 @@ def install_problem_handlers(app: FastAPI) -> None:
     async def on_conflict(_: Request, exc: Exception) -> Response:
         return problem_response(Problem(409, "Conflict", str(exc)))
 
+    async def on_limit(_: Request, exc: Exception) -> Response:
+        return problem_response(Problem(409, "Limit reached", str(exc)))
+
     async def on_store_error(_: Request, exc: Exception) -> Response:
         log.error("store error: %s", exc)
         return problem_response(Problem(500, "Storage error", "the store could not do this"))
@@ -142,5 +145,6 @@ def install_problem_handlers(app: FastAPI) -> None:
     app.add_exception_handler(InvalidQuery, on_invalid_query)
     app.add_exception_handler(StoreUnavailable, on_unavailable)
     app.add_exception_handler(TryAgain, on_try_again)
+    app.add_exception_handler(LimitReached, on_limit)
     app.add_exception_handler(Conflict, on_conflict)
     app.add_exception_handler(StoreError, on_store_error)

@@ -174,7 +174,10 @@ class HandlerStatusOut(BaseModel):
     consecutive_failures: int
     failing_since: str | None
     next_attempt: str | None
-    lag_events: int
+    lag_events: int = Field(
+        description="Events after the cursor that the handler's filter selects (up to 100,000)"
+    )
+    lag_events_capped: bool = Field(description="lag_events stopped counting at its limit")
     lag_seconds: float
     cursor_seq: int
     pending_replays: int

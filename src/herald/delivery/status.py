@@ -7,9 +7,13 @@ from typing import Any
 
 import orjson
 
+from herald.delivery.filters import handler_filter
 from herald.store import Store
 from herald.store.base import Handler
 from herald.timefmt import format_ms, now_ms, parse_timestamp, to_ms
+
+LAG_COUNT_LIMIT = 100_000
+"""Events ``lag_events`` counts at most: a status read costs at most this many rows."""
 
 
 def _time(ms: int | None) -> str | None:
@@ -17,8 +21,8 @@ def _time(ms: int | None) -> str | None:
 
 
 def handler_status(store: Store, handler: Handler) -> dict[str, Any]:
-    """State (active, retrying, disabled and why), lag, failures, next attempt, and where
-    delivery runs (``serve`` in-process or a ``worker``)."""
+    """State (active, retrying, disabled and why), lag (in the events its filter selects),
+    failures, next attempt, and where delivery runs (``serve`` in-process or a ``worker``)."""
     now = now_ms()
     if not handler.spec.enabled:
         state = "disabled"
@@ -26,11 +30,14 @@ def handler_status(store: Store, handler: Handler) -> dict[str, Any]:
         state = "retrying"
     else:
         state = "active"
-    lag_events = store.count_log(handler.organisation_id, handler.cursor_seq)
+    wanted = handler_filter(handler.spec.filter)
+    lag_events = store.count_log(
+        handler.organisation_id, handler.cursor_seq, wanted, LAG_COUNT_LIMIT
+    )
     lag_seconds = 0.0
     if lag_events:
-        first = store.read_log(handler.cursor_seq, 1, (handler.organisation_id,))
-        received = orjson.loads(first[0].body).get("received") if first else None
+        first = store.first_in_log(handler.organisation_id, handler.cursor_seq, wanted)
+        received = orjson.loads(first).get("received") if first else None
         with contextlib.suppress(ValueError, OverflowError):  # an odd date: lag unknown
             if isinstance(received, str):
                 lag_seconds = max(now - to_ms(parse_timestamp(received)), 0) / 1000
@@ -46,6 +53,7 @@ def handler_status(store: Store, handler: Handler) -> dict[str, Any]:
         "failing_since": _time(handler.failing_since_ms),
         "next_attempt": _time(handler.next_attempt_ms),
         "lag_events": lag_events,
+        "lag_events_capped": lag_events >= LAG_COUNT_LIMIT,
         "lag_seconds": round(lag_seconds, 3),
         "cursor_seq": handler.cursor_seq,
         "pending_replays": len(store.pending_replays(handler.id)),

@@ -23,7 +23,8 @@ import os
 import secrets
 import socket
 import time
-from collections.abc import AsyncIterator, Callable, Mapping
+from collections import deque
+from collections.abc import AsyncIterator, Callable, Iterable, Mapping
 from dataclasses import dataclass
 from datetime import UTC, datetime, timedelta
 from typing import Any, TypeVar
@@ -55,6 +56,9 @@ READ_AHEAD = 100  # log entries read at least per query: a small batch's next on
 MAX_SKIP_CHUNKS = 20  # chunks of non-matching events skipped per step
 QUIET_PASS_SECONDS = 1.0  # how often an idle handler's cursor follows the end of the log
 STORE_THREADS = 16  # store calls of the worker's handlers running at once
+ACTIVITY_SCAN = 20_000  # new events looked at to tell whose they are; more: everyone wakes
+ACTIVITY_KEPT = 256  # growths of the log remembered for handlers that wake late
+CLAIMABLE_LOOK_SECONDS = 0.5  # how often _watch looks for handlers to take up
 
 
 @dataclass(frozen=True, slots=True)
@@ -78,6 +82,26 @@ class _Batch:
     advance_to: int  # the cursor after a successful send
     replay: Replay | None = None
     rest: list[LogEntry] = dataclasses.field(default_factory=list)  # read past ``advance_to``
+
+
+@dataclass(frozen=True, slots=True)
+class _Growth:
+    """The log grew from ``after`` to ``upto``; by whose events of which types (None: too
+    many events to look at, take it as everyone's)."""
+
+    after: int
+    upto: int
+    activity: Mapping[int, set[int]] | None
+
+
+@dataclass(slots=True)
+class _Idle:
+    """A handler asleep: nothing it may want came into the log up to ``seen``; its cursor
+    is at ``cursor`` or later."""
+
+    handler: Handler
+    seen: int
+    cursor: int
 
 
 @dataclass(frozen=True, slots=True)
@@ -128,7 +152,13 @@ class DeliveryWorker:
         self.box = box
         self._lease_ms = int(settings.delivery_lease_seconds * 1000)
         self._last_seq = 0  # the end of the log as ``_watch`` last saw it
-        self._woken = asyncio.Event()
+        self._growths: deque[_Growth] = deque(maxlen=ACTIVITY_KEPT)
+        self._woken = asyncio.Event()  # set when everyone should look (stopping, say)
+        self._org_woken: dict[int, asyncio.Event] = {}  # per organisation: its news
+        self._poked: set[int] = set()  # handlers changed (or given a replay) since they looked
+        self._seen_updated: dict[int, int] = {}  # per handler: updated_ms at the last renewal
+        self._idle: dict[int, _Idle] = {}  # the handlers asleep in ``_pause``
+        self._moved: dict[int, int] = {}  # idle handlers' cursors moved for them, not yet seen
         self._ahead: dict[int, _Ahead] = {}  # per handler: its next read, started early
         self._passed: dict[int, float] = {}  # per handler: when _pass_quiet last moved it
         self._lost: set[int] = set()  # handlers whose task stops after its current step
@@ -159,11 +189,9 @@ class DeliveryWorker:
 
         async def renewal() -> None:
             started = time.monotonic()
-            try:
-                claimed = {handler.id: handler for handler in await self.claim()}
-            finally:  # the tasks go on while the leases last, and idle handlers look for
-                self._wake()  # replays and changes once per renewal
+            claimed = {handler.id: handler for handler in await self.claim()}
             self._held_until = started + self.settings.delivery_lease_seconds
+            self._poke_changed(claimed.values())
             metrics.DELIVERY_HANDLERS.labels(self.mode).set(len(claimed))
             self._reconcile(tasks, claimed)
             await self._cancel_deleted(tasks)
@@ -218,35 +246,136 @@ class DeliveryWorker:
             tasks[handler_id] = asyncio.create_task(self._serve(claimed[handler_id]))
 
     async def _watch(self, seconds: float, tasks: Mapping[int, asyncio.Task[None]]) -> None:
-        """For ``seconds``, wake the idle handlers whenever the log grows; return early when
-        a handler this worker does not serve can be claimed."""
+        """For ``seconds``, wake the handlers whose organisation's events came into the log
+        (the others cost nothing: no read, and one write a second for all their cursors);
+        return early when a handler this worker does not serve can be claimed."""
         deadline = time.monotonic() + seconds
+        looked = 0.0
         while time.monotonic() < deadline:
             await asyncio.sleep(self.settings.delivery_poll_seconds)
             try:
-                last_seq = await self._run(self.store.last_seq)
-                claimable = await self._run(self.store.claimable_handler_ids, self.owner, now_ms())
+                await self._follow_log()
+                if time.monotonic() - looked >= CLAIMABLE_LOOK_SECONDS:
+                    looked = time.monotonic()
+                    await self._move_idle()
+                    claimable = await self._run(
+                        self.store.claimable_handler_ids, self.owner, now_ms()
+                    )
+                    if any(h not in tasks or tasks[h].done() for h in claimable):
+                        return
             except StoreError:
                 continue  # the next claim reports it
-            if last_seq != self._last_seq:
-                self._last_seq = last_seq
-                self._wake()
-            if any(h not in tasks or tasks[h].done() for h in claimable):
-                return
+
+    async def _follow_log(self) -> None:
+        """Note how far the log grew and by whose events; wake those organisations."""
+        last_seq = await self._run(self.store.last_seq)
+        if last_seq == self._last_seq:
+            return
+        activity = await self._run(self.store.log_activity, self._last_seq, last_seq, ACTIVITY_SCAN)
+        self._growths.append(_Growth(self._last_seq, last_seq, activity))
+        self._last_seq = last_seq
+        if activity is None:
+            self._wake()
+            return
+        for organisation_id in activity:
+            self._wake_organisation(organisation_id)
+
+    async def _move_idle(self) -> None:
+        """Move the cursors of the handlers that slept through the log's growth to its end,
+        all in one write: their next read and their lag start from there."""
+        end = self._last_seq
+        quiet = [
+            handler_id
+            for handler_id, idle in self._idle.items()
+            if idle.cursor < end and not self._has_news(idle.handler, idle.seen)
+        ]
+        if not quiet:
+            return
+        await self._run(self.store.advance_cursors, self.owner, quiet, end)
+        for handler_id in quiet:
+            idle = self._idle.get(handler_id)
+            if idle is not None and not self._has_news(idle.handler, idle.seen):
+                idle.seen = idle.cursor = end  # still asleep: it wants nothing up to here
+                self._moved[handler_id] = end
 
     def _wake(self) -> None:
         """Wake every handler task waiting in ``_pause``."""
         self._woken.set()
         self._woken = asyncio.Event()
+        for organisation_id in list(self._org_woken):
+            self._wake_organisation(organisation_id)
 
-    async def _pause(self, seen_seq: int, until_ms: int | None = None) -> None:
-        """Wait for the log to grow past ``seen_seq`` (as last seen by ``_watch``), the next
-        lease renewal or ``until_ms``, whichever comes first."""
-        if self._last_seq != seen_seq:
-            return
-        timeout = None if until_ms is None else max(until_ms - now_ms(), 0) / 1000
-        with contextlib.suppress(TimeoutError):
-            await asyncio.wait_for(self._woken.wait(), timeout)
+    def _wake_organisation(self, organisation_id: int) -> None:
+        woken = self._org_woken.pop(organisation_id, None)
+        if woken is not None:
+            woken.set()
+
+    def _poke_changed(self, claimed: Iterable[Handler]) -> None:
+        """Wake the handlers changed since the last renewal: edited, given a replay, or
+        moved on by their own steps (harmless: they were busy anyway)."""
+        for handler in claimed:
+            seen = self._seen_updated.get(handler.id)
+            self._seen_updated[handler.id] = handler.updated_ms
+            if seen is not None and seen != handler.updated_ms:  # a new one starts afresh
+                self._poked.add(handler.id)
+                self._wake_organisation(handler.organisation_id)
+
+    def _has_news(self, handler: Handler, seen_seq: int) -> bool:
+        """Whether events of the handler's organisation, of a type its filter may want,
+        came into the log after ``seen_seq``."""
+        if seen_seq >= self._last_seq:
+            return False
+        if not self._growths or self._growths[0].after > seen_seq:
+            return True  # too long ago to tell
+        wanted = filter_of(handler.spec.filter).type_ids
+        for growth in reversed(self._growths):
+            if growth.upto <= seen_seq:
+                break
+            if growth.activity is None:
+                return True
+            types = growth.activity.get(handler.organisation_id)
+            if types and (wanted is None or not types.isdisjoint(wanted)):
+                return True
+        return False
+
+    async def _pause(self, handler: Handler, seen_seq: int, until_ms: int | None = None) -> str:
+        """Wait until the handler may have work; why it woke: ``news`` (events it may want
+        came into the log after ``seen_seq``, as ``_watch`` saw it), ``changed`` (edited or
+        given a replay; its state must be read again), or ``time`` (``until_ms`` came, the
+        worker stops, or everyone was woken).
+
+        Without ``until_ms`` the handler is idle (its last read found nothing after its
+        cursor): ``_move_idle`` may move its cursor while it sleeps. A handler waiting for a
+        retry is not: its cursor stays before the events it has yet to deliver."""
+        try:
+            while not self._stopping and handler.id not in self._lost:
+                if handler.id in self._poked:
+                    return "changed"
+                if self._has_news(handler, seen_seq):
+                    return "news"
+                seen_seq = self._last_seq
+                if until_ms is None:
+                    idle = self._idle.setdefault(
+                        handler.id, _Idle(handler, seen_seq, handler.cursor_seq)
+                    )
+                    idle.seen = max(idle.seen, seen_seq)
+                woken = self._org_woken.setdefault(handler.organisation_id, asyncio.Event())
+                timeout = None if until_ms is None else max(until_ms - now_ms(), 0) / 1000
+                everyone = asyncio.ensure_future(self._woken.wait())
+                mine = asyncio.ensure_future(woken.wait())
+                try:
+                    done, _ = await asyncio.wait(
+                        (everyone, mine), timeout=timeout, return_when=asyncio.FIRST_COMPLETED
+                    )
+                finally:
+                    everyone.cancel()
+                    mine.cancel()
+                if not done or everyone in done:
+                    return "time"
+            return "time"
+        finally:
+            self._idle.pop(handler.id, None)
+            self._poked.discard(handler.id)
 
     async def _serve(self, claimed: Handler) -> None:
         handler_id = claimed.id
@@ -274,13 +403,18 @@ class DeliveryWorker:
                     continue
                 finally:
                     self._busy.discard(handler_id)
-                handler = result.handler
                 if result.kind == "gone":
                     return
-                if result.kind == "idle":
-                    await self._pause(seen_seq)
-                elif result.kind == "waiting":
-                    await self._pause(seen_seq, handler.next_attempt_ms if handler else None)
+                handler = result.handler
+                if result.kind == "idle" and handler is not None:
+                    woke = await self._pause(handler, seen_seq)
+                    moved = self._moved.pop(handler_id, 0)
+                    if woke != "news":
+                        handler = None  # it may have been changed: read it again
+                    elif moved > handler.cursor_seq:
+                        handler = dataclasses.replace(handler, cursor_seq=moved)
+                elif result.kind == "waiting" and handler is not None:
+                    await self._pause(handler, seen_seq, handler.next_attempt_ms)
                     handler = None  # it may have been changed while waiting
                 elif result.kind in ("retry", "rejected"):
                     await asyncio.sleep(self.settings.delivery_poll_seconds)
@@ -288,6 +422,7 @@ class DeliveryWorker:
             if ahead := self._ahead.pop(handler_id, None):
                 ahead.entries.cancel()
             self._passed.pop(handler_id, None)
+            self._moved.pop(handler_id, None)
             await self._close_sink(handler_id)
 
     async def aclose(self) -> None:
@@ -335,7 +470,7 @@ class DeliveryWorker:
         if batch is None:
             batch = await self._replay_batch(handler, handler_filter)
         if batch is None:
-            return StepResult(handler_id, "idle")
+            return StepResult(handler_id, "idle", handler=handler)
         if not batch.items:
             return StepResult(handler_id, "skipped")
         return await self._deliver(handler, batch)

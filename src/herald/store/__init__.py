@@ -14,7 +14,14 @@ from herald.store.base import (
     Store,
     Token,
 )
-from herald.store.errors import Conflict, InvalidQuery, NotFound, StoreError, StoreUnavailable
+from herald.store.errors import (
+    Conflict,
+    InvalidQuery,
+    LimitReached,
+    NotFound,
+    StoreError,
+    StoreUnavailable,
+)
 
 __all__ = [
     "DEFAULT_SORT",
@@ -24,6 +31,7 @@ __all__ = [
     "EventPage",
     "EventQuery",
     "InvalidQuery",
+    "LimitReached",
     "LogEntry",
     "NotFound",
     "Organisation",

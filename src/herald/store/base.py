@@ -280,8 +280,15 @@ class Store(Protocol):
         """Store ``value`` unless the key exists; return the stored value."""
 
     # -- event handlers -------------------------------------------------------
-    def create_handler(self, organisation_id: int, spec: HandlerSpec, secret: str) -> Handler:
-        """A new handler whose cursor is the end of the log: it gets events from now on."""
+    def create_handler(
+        self,
+        organisation_id: int,
+        spec: HandlerSpec,
+        secret: str,
+        max_handlers: int | None = None,
+    ) -> Handler:
+        """A new handler whose cursor is the end of the log: it gets events from now on.
+        LimitReached if the organisation has ``max_handlers`` already."""
 
     def get_handler(
         self, handler_id: int, organisation_ids: tuple[int, ...] | None = None
@@ -351,6 +358,14 @@ class Store(Protocol):
         """Move the cursor past events that match nothing; the handler as written, None if
         the lease is lost (or the handler is gone or not ``organisation_id``'s)."""
 
+    def advance_cursors(self, owner: str, handler_ids: Sequence[int], cursor_seq: int) -> None:
+        """Move the cursors of ``owner``'s handlers ``handler_ids`` forward to ``cursor_seq``
+        (never back), not waiting for the disk: idle handlers in one write."""
+
+    def log_activity(self, after_seq: int, upto_seq: int, limit: int) -> dict[int, set[int]] | None:
+        """Which organisations' events, of which types, were committed in
+        (``after_seq``, ``upto_seq``]; None if more than ``limit`` events were."""
+
     def list_deliveries(
         self, handler_id: int, before_id: int | None = None, limit: int = 100
     ) -> list[Delivery]:
@@ -367,8 +382,21 @@ class Store(Protocol):
         """Move a replay's cursor; it is done once it reaches its end. Nothing is written
         unless the replay is ``handler_id``'s and the handler ``organisation_id``'s."""
 
-    def count_log(self, organisation_id: int, after_seq: int) -> int:
-        """How many of the organisation's events were committed after ``after_seq``."""
+    def count_log(
+        self,
+        organisation_id: int,
+        after_seq: int,
+        flt: EventFilter | None = None,
+        limit: int | None = None,
+    ) -> int:
+        """How many of the organisation's events (those ``flt`` selects) were committed
+        after ``after_seq``; counting stops at ``limit``."""
+
+    def first_in_log(
+        self, organisation_id: int, after_seq: int, flt: EventFilter | None = None
+    ) -> bytes | None:
+        """The body of the organisation's first event (that ``flt`` selects) committed after
+        ``after_seq``."""
 
     # -- the ingest quarantine (store/quarantine.py) ---------------------------
     def quarantine(self, rejections: Sequence[NewRejection]) -> list[tuple[int, bool]]:

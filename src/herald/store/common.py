@@ -20,6 +20,7 @@ import orjson
 
 from herald.catalog import load_catalog
 from herald.model import NewEvent
+from herald.query.filter import EventFilter
 from herald.query.syntax import legacy_handler_filter
 from herald.retention import retention_days, window_start_ms
 from herald.store.base import (
@@ -31,8 +32,9 @@ from herald.store.base import (
     Replay,
     Token,
 )
-from herald.store.errors import NotFound, StoreError, StoreUnavailable
+from herald.store.errors import LimitReached, NotFound, StoreError, StoreUnavailable
 from herald.store.nodes import LEASE_SECONDS, MAX_NODE, NodeLease, holder_name
+from herald.store.sql import Dialect, Where, where_clause
 from herald.timefmt import now_ms
 
 log = logging.getLogger("herald.store")
@@ -79,6 +81,11 @@ class SQLStoreBase(ABC, Generic[C]):
     """A query for the log position a new event handler starts after."""
     _EVENT_IDS_MARK: ClassVar[str]
     """The placeholder of a delivery's event ids (with any cast the column needs)."""
+
+    _DIALECT: ClassVar[Dialect]
+    """How the backend's driver writes a filter's SQL (store/sql.py)."""
+    _LOCK_ROW: ClassVar[str]
+    """What makes a ``SELECT`` lock the rows it reads until the transaction ends."""
 
     _NODE_NOW: ClassVar[str]
     """The SQL expression of the time a node lease's heartbeat is stamped with."""
@@ -378,11 +385,34 @@ class SQLStoreBase(ABC, Generic[C]):
         return str(row[0])
 
     # -- event handlers -------------------------------------------------------
-    def create_handler(self, organisation_id: int, spec: HandlerSpec, secret: str) -> Handler:
+    def create_handler(
+        self,
+        organisation_id: int,
+        spec: HandlerSpec,
+        secret: str,
+        max_handlers: int | None = None,
+    ) -> Handler:
         created = now_ms()
-        row = self._write(
-            lambda c: self._execute(
-                c,
+        with self._transaction() as conn:
+            if max_handlers is not None:  # counted under the organisation's lock: no race
+                self._execute(
+                    conn,
+                    f"SELECT id FROM organisations WHERE id = ?{self._LOCK_ROW}",
+                    (organisation_id,),
+                ).fetchone()
+                count = self._execute(
+                    conn,
+                    "SELECT COUNT(*) FROM handlers WHERE organisation_id = ?",
+                    (organisation_id,),
+                ).fetchone()
+                if count is not None and int(count[0]) >= max_handlers:
+                    raise LimitReached(
+                        f"the organisation has {int(count[0])} event handlers, the most it "
+                        f"may have (HERALD_MAX_HANDLERS_PER_ORGANISATION={max_handlers}); "
+                        "delete one first"
+                    )
+            row = self._execute(
+                conn,
                 "INSERT INTO handlers (organisation_id, name, type, url, format, filter, "
                 "batch_max_events, batch_max_wait_ms, retention_ms, settings, credentials, "
                 "enabled, disabled_reason, secret, cursor_seq, created_ms, updated_ms) VALUES "
@@ -397,7 +427,6 @@ class SQLStoreBase(ABC, Generic[C]):
                     created,
                 ),
             ).fetchone()
-        )
         return handler_from_row(row)
 
     def get_handler(
@@ -625,6 +654,32 @@ class SQLStoreBase(ABC, Generic[C]):
             ).fetchone()
         return handler_from_row(row) if row else None
 
+    def advance_cursors(self, owner: str, handler_ids: Sequence[int], cursor_seq: int) -> None:
+        with self._transaction(durable=False) as conn:
+            for start in range(0, len(handler_ids), 500):
+                marks, params = self._any("id", tuple(handler_ids[start : start + 500]))
+                self._execute(
+                    conn,
+                    f"UPDATE handlers SET cursor_seq = {self._GREATEST}(cursor_seq, ?) "
+                    f"WHERE owner = ? AND {marks}",
+                    (cursor_seq, owner, *params),
+                )
+
+    def log_activity(self, after_seq: int, upto_seq: int, limit: int) -> dict[int, set[int]] | None:
+        rows = self._read(
+            lambda c: self._execute(
+                c,
+                "SELECT organisation_id, type_id FROM events WHERE seq > ? AND seq <= ? LIMIT ?",
+                (after_seq, upto_seq, limit + 1),
+            ).fetchall()
+        )
+        if len(rows) > limit:
+            return None
+        activity: dict[int, set[int]] = {}
+        for organisation_id, type_id in rows:
+            activity.setdefault(organisation_id, set()).add(type_id)
+        return activity
+
     def list_deliveries(
         self, handler_id: int, before_id: int | None = None, limit: int = 100
     ) -> list[Delivery]:
@@ -667,6 +722,9 @@ class SQLStoreBase(ABC, Generic[C]):
                 "created_ms, done_ms) VALUES (?, ?, ?, ?, ?, ?, ?) RETURNING id",
                 (handler_id, from_ms, until_ms, start, end, created, done),
             ).fetchone()
+            self._execute(  # a changed handler: the worker's next lease renewal wakes it
+                conn, "UPDATE handlers SET updated_ms = ? WHERE id = ?", (created, handler_id)
+            )
         return Replay(row[0], handler_id, from_ms, until_ms, start, end, created, done)
 
     def pending_replays(self, handler_id: int) -> list[Replay]:
@@ -701,15 +759,34 @@ class SQLStoreBase(ABC, Generic[C]):
             (cursor_seq, cursor_seq, now_ms(), replay_id, handler_id),
         )
 
-    def count_log(self, organisation_id: int, after_seq: int) -> int:
-        row = self._read(
-            lambda c: self._execute(
-                c,
-                "SELECT COUNT(*) FROM events WHERE organisation_id = ? AND seq > ?",
-                (organisation_id, after_seq),
-            ).fetchone()
-        )
+    def count_log(
+        self,
+        organisation_id: int,
+        after_seq: int,
+        flt: EventFilter | None = None,
+        limit: int | None = None,
+    ) -> int:
+        where = self._log_after(organisation_id, after_seq, flt)
+        matching = f"SELECT 1 FROM events{where.sql}"
+        if limit is not None:
+            matching += f" LIMIT {int(limit)}"
+        sql = f"SELECT COUNT(*) FROM ({matching}) AS matching"
+        row = self._read(lambda c: c.execute(sql, where.params).fetchone())
         return int(row[0]) if row else 0
+
+    def first_in_log(
+        self, organisation_id: int, after_seq: int, flt: EventFilter | None = None
+    ) -> bytes | None:
+        where = self._log_after(organisation_id, after_seq, flt)
+        sql = f"SELECT body FROM events{where.sql} ORDER BY seq LIMIT 1"
+        row = self._read(lambda c: c.execute(sql, where.params).fetchone())
+        return bytes(row[0]) if row else None
+
+    def _log_after(self, organisation_id: int, after_seq: int, flt: EventFilter | None) -> Where:
+        """The organisation's events that ``flt`` selects, committed after ``after_seq``."""
+        scoped = (flt or EventFilter()).replace(organisation_ids=(organisation_id,))
+        where = where_clause(scoped, self._DIALECT)  # never empty: it names the organisation
+        return Where(f"{where.sql} AND seq > {self._DIALECT.mark}", [*where.params, after_seq])
 
 
 def _token(row: Sequence[Any]) -> Token:

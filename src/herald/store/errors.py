@@ -21,6 +21,10 @@ class Conflict(StoreError):
     """The write contradicts what is stored (a duplicate id, say)."""
 
 
+class LimitReached(Conflict):
+    """The write would take the organisation past one of its limits."""
+
+
 class TryAgain(Conflict):
     """The write met a moment's conflict (a record being purged, a serialisation failure):
     the same request a little later will go through."""

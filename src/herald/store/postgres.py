@@ -212,6 +212,8 @@ class PostgresStore(
     _GREATEST = "GREATEST"
     _LAST_SEQ = _LAST_FINAL_SEQ
     _EVENT_IDS_MARK = "?::bigint[]"
+    _DIALECT = POSTGRES
+    _LOCK_ROW = " FOR UPDATE"
     _NODE_NOW = "clock_timestamp()"
     _NODE_EXPIRED = "heartbeat < clock_timestamp() - make_interval(secs => ?)"
 

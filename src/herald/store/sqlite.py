@@ -94,6 +94,8 @@ class SQLiteStore(QuarantineMethods[sqlite3.Connection], DeviceStateMethods[sqli
     _GREATEST = "MAX"
     _LAST_SEQ = "SELECT COALESCE(MAX(seq), 0) FROM events"
     _EVENT_IDS_MARK = "?"  # a JSON array in a TEXT column
+    _DIALECT = SQLITE
+    _LOCK_ROW = ""  # writes are serialised: BEGIN IMMEDIATE holds the only write lock
     _NODE_NOW = "CAST((julianday('now') - 2440587.5) * 86400000 AS INTEGER)"
     _NODE_EXPIRED = f"heartbeat < {_NODE_NOW} - ? * 1000"
 

@@ -305,7 +305,13 @@ async def create_handler(
     )
     secret = new_secret()
     sealed = services.secret_box.seal(secret)
-    handler = await services.run(services.store.create_handler, organisation_id, spec, sealed)
+    handler = await services.run(
+        services.store.create_handler,
+        organisation_id,
+        spec,
+        sealed,
+        services.settings.max_handlers_per_organisation,
+    )
     await _audit(services, principal, handler, "created")
     return handler_json(handler, secret=secret if body.type == "webhook" else None)
 
