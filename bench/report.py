@@ -45,7 +45,11 @@ TARGETS: list[tuple[str, str, str, float]] = [
         "<=",
         0.1,
     ),
+    ("MQTT sink (batched) vs raw aiomqtt", "sinks.mqtt.batched.ratio", ">=", 0.5),
+    ("NATS sink (batched) vs raw nats-py", "sinks.nats.batched.ratio", ">=", 0.5),
+    ("AMQP sink (batched) vs raw aio-pika", "sinks.amqp.batched.ratio", ">=", 0.5),
 ]
+SINK_CLIENTS = {"mqtt": "aiomqtt QoS 1", "nats": "nats-py JetStream", "amqp": "aio-pika confirms"}
 
 
 def targets(results: dict[str, Any]) -> list[dict[str, Any]]:
@@ -70,7 +74,7 @@ def _measured(results: dict[str, Any]) -> list[str]:
     """A note when families come from different runs (``--only`` keeps the others)."""
     dates = {
         name: results[name]["measured"]
-        for name in ("ingest", "query", "delivery", "devices")
+        for name in ("ingest", "query", "delivery", "devices", "sinks")
         if isinstance(results.get(name), dict) and "measured" in results[name]
     }
     if len(set(dates.values())) <= 1:
@@ -137,6 +141,15 @@ def table(results: dict[str, Any]) -> str:
             f"{_n(lat['p50_ms'])} / {_n(lat['p99_ms'])} | | |"
         )
     lines += _device_lines(results.get("devices") or {})
+    for kind, client in SINK_CLIENTS.items():
+        family = (results.get("sinks") or {}).get(kind)
+        for key, label in (("batched", "batches of 100"), ("single", "one event per message")):
+            if family and key in family:
+                d = family[key]
+                lines.append(
+                    f"| {kind} sink, {label}, events/s | {_n(d['herald_events_per_s'])} | "
+                    f"{_n(d['raw_client_events_per_s'])} ({client} loop) | {_n(d['ratio'])} |"
+                )
     cost = []
     if query:
         cost.append(f"| bytes on disk per event | {_n(query['disk_bytes_per_event'])} | | |")

@@ -1,4 +1,4 @@
-"""Run every benchmark: ``python -m bench.run [--quick] [--only ingest,query,delivery,devices]``.
+"""Run every benchmark: ``python -m bench.run [--quick] [--only FAMILY,...]`` (``FAMILIES``).
 
 Writes ``bench/results.json`` and the results table of ``BENCHMARKS.md``.
 """
@@ -14,10 +14,10 @@ from typing import Any
 
 import orjson
 
-from bench import delivery, devices, ingest, query, querystore, report
+from bench import delivery, devices, ingest, query, querystore, report, sinks
 from bench.common import FULL, QUICK, ROOT, machine
 
-FAMILIES = ("ingest", "query", "delivery", "devices")
+FAMILIES = ("ingest", "query", "delivery", "devices", "sinks")
 
 
 def _say(text: str) -> None:
@@ -72,6 +72,10 @@ def main() -> None:
             _say("delivery: webhook throughput and latency")
             results["delivery"] = delivery.delivery_bench(mode, workdir)
             _say(f"  {results['delivery']}")
+        if "sinks" in families:
+            _say("sinks: MQTT, NATS JetStream and AMQP throughput beside raw client loops")
+            results["sinks"] = sinks.sinks_bench(mode, workdir)
+            _say(f"  {results['sinks']}")
     finally:
         shutil.rmtree(workdir, ignore_errors=True)
     for name in families:

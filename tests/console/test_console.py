@@ -7,6 +7,7 @@ from __future__ import annotations
 
 import threading
 import time
+import uuid
 from collections.abc import Iterator
 from http.server import BaseHTTPRequestHandler, HTTPServer
 from pathlib import Path
@@ -300,6 +301,43 @@ def test_failing_handler_deliveries_and_replay(page: Page, console_server: Heral
     page.get_by_role("button", name="Replay last hour").click()
     page.get_by_text("Replay of the last hour queued.").wait_for()
     shot(page, "07-handlers")
+
+
+def test_create_edit_and_test_an_mqtt_handler(page: Page, console_server: HeraldServer) -> None:
+    topic = f"herald-console-{uuid.uuid4().hex[:12]}/{{event_type}}"
+    password = "pw-" + uuid.uuid4().hex
+    sign_in(page, console_server)
+    page.get_by_role("link", name="Handlers").click()
+    page.get_by_role("heading", name="New handler").wait_for()
+    page.locator("#hf-type").select_option("mqtt")
+    page.locator("#hf-name").fill("fleet mqtt")
+    page.locator("#hf-url").fill("mqtt://127.0.0.1:1883")
+    page.locator("#hf-topic").fill(topic)
+    page.locator("#hf-username").fill("herald")
+    page.locator("#hf-password").fill(password)
+    page.locator("#hf-org").fill("1")
+    shot(page, "10-handler-form")
+    page.get_by_role("button", name="Create handler").click()
+    saved = page.get_by_text("Saved handler").inner_text()
+    handler_id = int(saved.removeprefix("Saved handler ").rstrip("."))
+    with console_server.client(console_server.admin_token) as client:
+        handler = client.get(f"/event_handler/{handler_id}").json()
+    assert handler["type"] == "mqtt" and handler["settings"]["topic"] == topic
+    assert handler["credentials_set"] and password not in str(handler)
+
+    page.goto(f"{console_server.url}/#/handlers/{handler_id}/edit")
+    page.get_by_role("heading", name="Edit handler · fleet mqtt").wait_for()
+    page.locator("#hf-topic").fill(topic + "/edited")
+    page.get_by_role("button", name="Save").click()
+    page.get_by_text(f"Saved handler {handler_id}.").wait_for()
+    with console_server.client(console_server.admin_token) as client:
+        edited = client.get(f"/event_handler/{handler_id}").json()
+    assert edited["settings"]["topic"] == topic + "/edited" and edited["credentials_set"]
+
+    page.goto(f"{console_server.url}/#/handlers/{handler_id}")
+    page.get_by_role("button", name="Send test event").click()
+    page.get_by_text("Test: delivered · PUBACK for 1 message").wait_for()
+    shot(page, "11-handler-test")
 
 
 def test_catalogue_and_phone_screen(browser: Browser, console_server: HeraldServer) -> None:

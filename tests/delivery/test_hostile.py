@@ -12,8 +12,8 @@ import pytest
 
 from herald.catalog import load_catalog
 from herald.config import Settings
-from herald.delivery import worker as worker_module
 from herald.delivery.signing import new_secret
+from herald.delivery.sinks import webhook as webhook_sink
 from herald.delivery.status import handler_status
 from herald.delivery.worker import HANDLER_DISABLED_TYPE, DeliveryWorker
 from herald.ids import IdGenerator
@@ -86,7 +86,7 @@ def test_a_step_that_raises_is_recorded_and_backed_off(
     def broken(*_: Any) -> Any:
         raise RuntimeError("cannot format")
 
-    monkeypatch.setattr(worker_module, "build_request", broken)
+    monkeypatch.setattr(webhook_sink, "build_request", broken)
     with receiving() as receiver:
         handler = store.create_handler(2, HandlerSpec(name="h", url=receiver.url), new_secret())
         append(store, 1)

@@ -127,6 +127,10 @@ class HandlerOut(BaseModel):
     name: str
     type: str
     url: str
+    settings: dict[str, str | bool] = Field(
+        description="The sink's settings (topic, subject, exchange, routing_key, bucket...)."
+    )
+    credentials_set: bool = Field(description="Whether credentials are stored (never shown).")
     format: str
     filter: str = Field(description="Which events it gets, in the event list's q syntax.")
     batch: BatchOut
@@ -150,6 +154,9 @@ class DeliveryOut(BaseModel):
     outcome: str
     error: str | None
     latency_ms: int | float | None
+    detail: str | None = Field(
+        default=None, description="A test's answer: what the broker acknowledged."
+    )
 
 
 class DeliveryPlace(BaseModel):

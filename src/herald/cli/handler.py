@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+import os
 from typing import Annotated, Any
 
 import httpx
@@ -11,13 +12,54 @@ from rich.table import Table
 
 from herald.cli.common import api_url, console, fail
 
-handler_app = typer.Typer(help="Event handlers (webhooks) through the API.", no_args_is_help=True)
+handler_app = typer.Typer(
+    help="Event handlers (webhook, mqtt, nats, amqp, s3) through the API.", no_args_is_help=True
+)
 
 UrlOption = Annotated[str | None, typer.Option("--url", help="Herald URL (env HERALD_URL).")]
 TokenOption = Annotated[
     str | None, typer.Option("--token", envvar="HERALD_TOKEN", help="Token (env HERALD_TOKEN).")
 ]
 HandlerId = Annotated[int, typer.Argument(help="The handler's id (see handler list).")]
+SetOption = Annotated[
+    list[str] | None,
+    typer.Option(
+        "--set",
+        help="A sink setting, KEY=VALUE (repeatable): topic, subject, exchange, routing_key, "
+        "bucket, region, tls_verify=false.",
+    ),
+]
+CredentialOption = Annotated[
+    list[str] | None,
+    typer.Option(
+        "--credential",
+        help="A credential to set, by name (repeatable): username, password, token, "
+        "access_key_id, secret_access_key. Its value comes from HERALD_CREDENTIAL_<NAME> "
+        "or a hidden prompt, never from the command line.",
+    ),
+]
+
+
+def _settings(pairs: list[str] | None) -> dict[str, Any]:
+    """``--set`` pairs as the API's ``settings``; true/false become booleans."""
+    settings: dict[str, Any] = {}
+    for pair in pairs or []:
+        key, sep, value = pair.partition("=")
+        if not sep or not key:
+            fail(f"--set takes KEY=VALUE, not {pair!r}")
+        settings[key] = {"true": True, "false": False}.get(value, value)
+    return settings
+
+
+def _credentials(names: list[str] | None) -> dict[str, str]:
+    """Each named credential's value, from the environment or a hidden prompt."""
+    credentials = {}
+    for name in names or []:
+        value = os.environ.get(f"HERALD_CREDENTIAL_{name.upper()}")
+        if value is None:
+            value = typer.prompt(name, hide_input=True)
+        credentials[name] = value
+    return credentials
 
 
 def _call(url: str | None, token: str | None, method: str, path: str, **kwargs: Any) -> Any:
@@ -49,7 +91,16 @@ def _print(document: Any) -> None:
 @handler_app.command("create")
 def create(
     name: Annotated[str, typer.Argument(help="A name for the handler.")],
-    target: Annotated[str, typer.Argument(help="The webhook URL (http or https).")],
+    target: Annotated[
+        str,
+        typer.Argument(
+            help="Where events go: a webhook URL; mqtt(s)://, nats:// or tls://, "
+            "amqp(s)://host/vhost; or the S3 endpoint."
+        ),
+    ],
+    type: Annotated[str, typer.Option(help="webhook, mqtt, nats, amqp or s3.")] = "webhook",
+    set_: SetOption = None,
+    credential: CredentialOption = None,
     format: Annotated[str, typer.Option(help="native, cloudevents or ndjson.")] = "native",
     filter: Annotated[
         str | None,
@@ -61,13 +112,22 @@ def create(
     url: UrlOption = None,
     token: TokenOption = None,
 ) -> None:
-    """Create a handler; prints it with its signing secret (shown only now)."""
+    """Create a handler; prints it (a webhook's with its signing secret, shown only now).
+
+    e.g. ``herald handler create fleet mqtt://broker:1883 --type mqtt
+    --set 'topic=herald/{organisation_id}/{event_type}'``
+    """
     body: dict[str, Any] = {
         "name": name,
+        "type": type,
         "url": target,
         "format": format,
         "batch": {"max_events": max_events, "max_wait_ms": max_wait_ms},
     }
+    if set_:
+        body["settings"] = _settings(set_)
+    if credential:
+        body["credentials"] = _credentials(credential)
     if filter and filter.lstrip().startswith("{"):  # the JSON shape taken before 0.2
         try:
             body["filter"] = orjson.loads(filter)
@@ -83,17 +143,50 @@ def create(
 @handler_app.command("list")
 def list_(url: UrlOption = None, token: TokenOption = None) -> None:
     """List handlers."""
-    table = Table("id", "org", "name", "format", "url", "enabled")
+    table = Table("id", "org", "name", "type", "format", "url", "enabled")
     for handler in _call(url, token, "GET", "/event_handler"):
         table.add_row(
             str(handler["id"]),
             str(handler["organisation"]["id"]),
             handler["name"],
+            handler["type"],
             handler["format"],
             handler["url"],
             "yes" if handler["enabled"] else f"no: {handler['disabled_reason']}",
         )
     console.print(table)
+
+
+@handler_app.command("update")
+def update(
+    handler_id: HandlerId,
+    target: Annotated[str | None, typer.Option("--target", help="A new URL.")] = None,
+    name: Annotated[str | None, typer.Option(help="A new name.")] = None,
+    set_: SetOption = None,
+    credential: CredentialOption = None,
+    clear_credentials: Annotated[bool, typer.Option(help="Remove the stored credentials.")] = False,
+    url: UrlOption = None,
+    token: TokenOption = None,
+) -> None:
+    """Change a handler's URL, name, settings (merged) or credentials (replaced)."""
+    body: dict[str, Any] = {}
+    if target is not None:
+        body["url"] = target
+    if name is not None:
+        body["name"] = name
+    if set_:
+        body["settings"] = _settings(set_)
+    if credential or clear_credentials:
+        body["credentials"] = _credentials(credential)
+    if not body:
+        fail("nothing to change: give --target, --name, --set or --credential")
+    _print(_call(url, token, "PATCH", f"/event_handler/{handler_id}", json=body))
+
+
+@handler_app.command("test")
+def test(handler_id: HandlerId, url: UrlOption = None, token: TokenOption = None) -> None:
+    """Send a test event now; prints what the receiver or broker answered."""
+    _print(_call(url, token, "POST", f"/event_handler/{handler_id}/test"))
 
 
 @handler_app.command("show")

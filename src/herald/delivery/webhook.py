@@ -23,16 +23,19 @@ USER_AGENT = "Herald-Webhooks/1"
 
 @dataclass(frozen=True, slots=True)
 class SendResult:
-    """How one request went: the status if any answer came, else the error."""
+    """How one request went: the status if any answer came, else the error. A broker sink
+    has no status: ``acked`` says the broker acknowledged all, ``detail`` what it said."""
 
     status: int | None
     error: str | None
     latency_ms: int
     retry_after: float | None = None
+    acked: bool = False
+    detail: str | None = None
 
     @property
     def delivered(self) -> bool:
-        return self.status is not None and 200 <= self.status < 300
+        return self.acked or (self.status is not None and 200 <= self.status < 300)
 
     @property
     def gone(self) -> bool:

@@ -34,8 +34,8 @@ from herald.catalog import Catalog
 from herald.config import Settings
 from herald.delivery.filters import handler_filter as filter_of
 from herald.delivery.formats import Item
-from herald.delivery.requests import build_request
 from herald.delivery.retry import RetryPolicy
+from herald.delivery.sinks import Outgoing, Sink, open_sink
 from herald.delivery.webhook import SendResult, WebhookSender
 from herald.ids import IdGenerator
 from herald.loops import Loops, run_forever
@@ -43,7 +43,7 @@ from herald.model import EventIn, NewEvent, OrganisationRef, TypeRef, build_even
 from herald.query.filter import EventFilter
 from herald.sealing import SecretBox
 from herald.store import Store, StoreError
-from herald.store.base import Delivery, Handler, HandlerProgress, LogEntry, Replay
+from herald.store.base import Delivery, Handler, HandlerProgress, HandlerSpec, LogEntry, Replay
 from herald.threads import Threads
 from herald.timefmt import format_ms, now_ms, parse_timestamp, to_ms
 
@@ -165,6 +165,7 @@ class DeliveryWorker:
         self._held_until = 0.0  # (monotonic) when the leases of the last renewal run out
         self._slots: dict[int, asyncio.Semaphore] = {}  # per organisation: requests at once
         self._busy: set[int] = set()  # handlers whose request is out: stopping waits for them
+        self._sinks: dict[int, tuple[HandlerSpec, Sink]] = {}  # per handler, while it is served
         self._stopping = False
         self._threads = Threads("herald-delivery", STORE_THREADS)
 
@@ -422,10 +423,35 @@ class DeliveryWorker:
                 ahead.entries.cancel()
             self._passed.pop(handler_id, None)
             self._moved.pop(handler_id, None)
+            await self._close_sink(handler_id)
 
     async def aclose(self) -> None:
+        for handler_id in list(self._sinks):
+            await self._close_sink(handler_id)
         await self.sender.aclose()
         await self._threads.aclose()
+
+    async def _sink(self, handler: Handler) -> Sink:
+        """The handler's sink, kept (with its connection) while its settings stay the same."""
+        kept = self._sinks.get(handler.id)
+        if kept is not None and kept[0] == handler.spec:
+            return kept[1]
+        await self._close_sink(handler.id)
+        sink = open_sink(
+            handler,
+            self.box,
+            self.sender,
+            allow_private=self.settings.allow_private_targets,
+            timeout=self.settings.delivery_timeout_seconds,
+        )
+        self._sinks[handler.id] = (handler.spec, sink)
+        return sink
+
+    async def _close_sink(self, handler_id: int) -> None:
+        kept = self._sinks.pop(handler_id, None)
+        if kept is not None:
+            with contextlib.suppress(Exception):  # a broken connection may fail to close
+                await kept[1].aclose()
 
     # -- one step ---------------------------------------------------------------
     async def step(self, handler_id: int, handler: Handler | None = None) -> StepResult:
@@ -581,19 +607,20 @@ class DeliveryWorker:
         event_ids = tuple(item.event_id for item in batch.items)
         prefix = f"r{batch.replay.id}" if batch.replay else f"h{handler.id}"
         msg_id = f"{prefix}_{event_ids[0]}_{event_ids[-1]}"
+        sink = await self._sink(handler)
         if batch.replay is None:
             self._read_ahead(handler, batch.advance_to, batch.rest)
+        replay_id = batch.replay.id if batch.replay else None
         async with self._slot(handler.organisation_id):
             now = datetime.now(UTC)  # signed when sent, however long the slot took
-            body, headers = build_request(handler, batch.items, msg_id, now, self.box)
+            out = Outgoing(handler, batch.items, msg_id, now, replay_id)
             self._busy.add(handler.id)  # from here on, stopping waits for the step's end
-            result = await self.sender.send(handler.spec.url, body, headers)
+            result = await sink.send(out)
         kind = "replay" if batch.replay else "live"
         recorded, outcome = await self._record(handler, kind, event_ids, result, now, batch)
         if recorded is None:
             return StepResult(handler.id, "gone")
         metrics.observe_delivery(handler.id, outcome, _received_ms(batch.items[-1]))
-        replay_id = batch.replay.id if batch.replay else None
         return StepResult(handler.id, outcome, event_ids, replay_id, recorded)
 
     def _slot(self, organisation_id: int) -> asyncio.Semaphore:

@@ -91,7 +91,9 @@ class HandlerSpec:
     batch_max_wait_ms: int = 0
     enabled: bool = True
     retention_ms: int = 3 * 86_400_000
-    type: str = "webhook"
+    type: str = "webhook"  # or a broker sink: mqtt, nats, amqp, s3 (delivery.sinks)
+    settings: str = "{}"  # the sink's settings, a JSON object (topic template, bucket...)
+    credentials: str | None = None  # the sink's credentials, a JSON object, sealed
 
 
 @dataclass(frozen=True, slots=True)

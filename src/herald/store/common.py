@@ -46,7 +46,8 @@ HANDLER_COLUMNS = (
     "id, organisation_id, name, type, url, format, filter, batch_max_events, "
     "batch_max_wait_ms, retention_ms, enabled, disabled_reason, secret, previous_secret, "
     "previous_secret_until_ms, cursor_seq, failures, failing_since_ms, next_attempt_ms, "
-    "last_success_ms, last_error, owner, lease_until_ms, created_ms, updated_ms"
+    "last_success_ms, last_error, owner, lease_until_ms, created_ms, updated_ms, "
+    "settings, credentials"
 )
 SELECT_HANDLER = f"SELECT {HANDLER_COLUMNS} FROM handlers"
 
@@ -426,9 +427,9 @@ class SQLStoreBase(ABC, Generic[C]):
             row = self._execute(
                 conn,
                 "INSERT INTO handlers (organisation_id, name, type, url, format, filter, "
-                "batch_max_events, batch_max_wait_ms, retention_ms, enabled, disabled_reason, "
-                "secret, cursor_seq, created_ms, updated_ms) VALUES "
-                "(?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?, "
+                "batch_max_events, batch_max_wait_ms, retention_ms, settings, credentials, "
+                "enabled, disabled_reason, secret, cursor_seq, created_ms, updated_ms) VALUES "
+                "(?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?, "
                 f"({self._LAST_SEQ}), ?, ?) RETURNING {HANDLER_COLUMNS}",
                 (
                     organisation_id,
@@ -459,8 +460,8 @@ class SQLStoreBase(ABC, Generic[C]):
         enable = spec.enabled
         sql, params = self._scoped(
             "UPDATE handlers SET name = ?, type = ?, url = ?, format = ?, filter = ?, "
-            "batch_max_events = ?, batch_max_wait_ms = ?, retention_ms = ?, "
-            "disabled_reason = CASE WHEN ? THEN NULL "
+            "batch_max_events = ?, batch_max_wait_ms = ?, retention_ms = ?, settings = ?, "
+            "credentials = ?, disabled_reason = CASE WHEN ? THEN NULL "
             "  WHEN enabled THEN 'disabled by the user' ELSE disabled_reason END, "
             "failures = CASE WHEN ? AND NOT enabled THEN 0 ELSE failures END, "
             "failing_since_ms = CASE WHEN ? AND NOT enabled THEN NULL ELSE failing_since_ms END, "
@@ -505,27 +506,31 @@ class SQLStoreBase(ABC, Generic[C]):
     def reseal_handler_secrets(self, reseal: Callable[[str], str | None]) -> int:
         rows = self._read(
             lambda c: self._execute(
-                c, "SELECT id, secret, previous_secret FROM handlers ORDER BY id"
+                c, "SELECT id, secret, previous_secret, credentials FROM handlers ORDER BY id"
             ).fetchall()
         )
         changed = 0
-        for handler_id, secret, previous in rows:
+        for handler_id, secret, previous, credentials in rows:
             new_secret = reseal(secret)
             new_previous = reseal(previous) if previous else None
-            if new_secret is None and new_previous is None:
+            new_credentials = reseal(credentials) if credentials else None
+            if new_secret is None and new_previous is None and new_credentials is None:
                 continue
             # Only if unchanged since the read: a rotation meanwhile wins (and is sealed).
             with self._transaction() as conn:
                 changed += self._execute(
                     conn,
-                    "UPDATE handlers SET secret = ?, previous_secret = ? WHERE id = ? "
-                    "AND secret = ? AND COALESCE(previous_secret, '') = ?",
+                    "UPDATE handlers SET secret = ?, previous_secret = ?, credentials = ? "
+                    "WHERE id = ? AND secret = ? AND COALESCE(previous_secret, '') = ? "
+                    "AND COALESCE(credentials, '') = ?",
                     (
                         new_secret or secret,
                         new_previous or previous,
+                        new_credentials or credentials,
                         handler_id,
                         secret,
                         previous or "",
+                        credentials or "",
                     ),
                 ).rowcount
         return changed
@@ -815,7 +820,8 @@ def _token(row: Sequence[Any]) -> Token:
 
 
 def _spec_values(spec: HandlerSpec) -> tuple[object, ...]:
-    """The spec's columns: name, type, url, format, filter, batch, retention, enabled."""
+    """The spec's columns: name, type, url, format, filter, batch, retention, the sink's
+    settings and sealed credentials, enabled."""
     return (
         spec.name,
         spec.type,
@@ -825,6 +831,8 @@ def _spec_values(spec: HandlerSpec) -> tuple[object, ...]:
         spec.batch_max_events,
         spec.batch_max_wait_ms,
         spec.retention_ms,
+        spec.settings,
+        spec.credentials,
         spec.enabled,
     )
 
@@ -856,5 +864,7 @@ def handler_from_row(row: Sequence[Any]) -> Handler:
         batch_max_wait_ms=row[8],
         retention_ms=row[9],
         enabled=bool(row[10]),
+        settings=row[25],
+        credentials=row[26],
     )
-    return Handler(row[0], row[1], spec, *row[11:])
+    return Handler(row[0], row[1], spec, *row[11:25])

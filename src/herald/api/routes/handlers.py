@@ -1,4 +1,5 @@
-"""Event handlers: register webhooks, watch their delivery, replay, test, rotate secrets."""
+"""Event handlers: register webhooks and broker sinks (MQTT, NATS JetStream, AMQP, S3),
+watch their delivery, replay, test, rotate secrets."""
 
 from __future__ import annotations
 
@@ -18,8 +19,9 @@ from herald.delivery.filters import MAX_FILTER_CHARS, canonical_filter
 from herald.delivery.formats import Item
 from herald.delivery.requests import build_request
 from herald.delivery.signing import new_secret
+from herald.delivery.sinks import Outgoing, SettingsError, check_settings, check_url, open_sink
 from herald.delivery.status import handler_status
-from herald.delivery.targets import TargetRefused, check_target
+from herald.delivery.targets import TargetRefused, check_target, resolve
 from herald.delivery.webhook import WebhookSender
 from herald.model import Timestamp
 from herald.query.syntax import FilterError
@@ -48,10 +50,46 @@ TargetUrl = Annotated[
     StringConstraints(
         min_length=1,
         max_length=2048,
-        pattern=r"^https?://[A-Za-z0-9._~%:\[\]-]+(?:[/?#][!-~]*)?$",  # printable ASCII only
+        # printable ASCII only; which schemes a type takes is checked by delivery.sinks
+        pattern=r"^(?:https?|mqtts?|nats|tls|amqps?)://[A-Za-z0-9._~%:\[\]-]+(?:[/?#][!-~]*)?$",
     ),
-    Field(examples=["http://localhost:9/herald"]),
+    Field(
+        examples=["http://localhost:9/herald"],
+        description="webhook: http(s); mqtt: mqtt(s)://host:port; nats: nats:// or tls://; "
+        "amqp: amqp(s)://host:port/vhost; s3: the S3 endpoint, http(s)://host:port",
+    ),
 ]
+Setting = Annotated[str, StringConstraints(max_length=255)]
+Credential = Annotated[str, StringConstraints(min_length=1, max_length=4096)]
+HandlerType = Literal["webhook", "mqtt", "nats", "amqp", "s3"]
+
+
+class SinkSettingsIn(BaseModel):
+    """A broker sink's settings; which ones a type takes (and needs) is checked on write.
+    Templates take {organisation_id}, {event_type}, {moniker}, {severity}, {endpoint_id},
+    {target_type} and {target_id}."""
+
+    model_config = ConfigDict(extra="forbid", strict=True)
+
+    topic: Setting | None = Field(default=None, description="mqtt: topic template")
+    subject: Setting | None = Field(default=None, description="nats: subject template")
+    exchange: Setting | None = Field(default=None, description='amqp: exchange ("": default)')
+    routing_key: Setting | None = Field(default=None, description="amqp: routing key template")
+    bucket: Setting | None = Field(default=None, description="s3: bucket")
+    region: Setting | None = Field(default=None, description="s3: region (us-east-1)")
+    tls_verify: bool | None = Field(default=None, description="verify the TLS certificate")
+
+
+class CredentialsIn(BaseModel):
+    """A broker sink's credentials: write-only, sealed at rest, never answered or logged."""
+
+    model_config = ConfigDict(extra="forbid", strict=True)
+
+    username: Credential | None = Field(default=None, description="mqtt, nats, amqp")
+    password: Credential | None = Field(default=None, description="mqtt, nats, amqp")
+    token: Credential | None = Field(default=None, description="nats")
+    access_key_id: Credential | None = Field(default=None, description="s3")
+    secret_access_key: Credential | None = Field(default=None, description="s3")
 
 
 class BatchIn(BaseModel):
@@ -70,8 +108,10 @@ class HandlerIn(BaseModel):
     model_config = ConfigDict(extra="forbid", strict=True)
 
     name: str = Field(min_length=1, max_length=256)
-    type: Literal["webhook"] = "webhook"
+    type: HandlerType = "webhook"
     url: TargetUrl
+    settings: SinkSettingsIn | None = None
+    credentials: CredentialsIn | None = None
     format: Literal["native", "cloudevents", "ndjson"] = "native"
     filter: FilterText | dict[str, Any] = Field(
         default="",
@@ -96,6 +136,12 @@ class HandlerPatch(BaseModel):
 
     name: str | None = Field(default=None, min_length=1, max_length=256)
     url: TargetUrl | None = None
+    settings: SinkSettingsIn | None = Field(
+        default=None, description="merged into the current settings"
+    )
+    credentials: CredentialsIn | None = Field(
+        default=None, description="replace the credentials ({}: none)"
+    )
     format: Literal["native", "cloudevents", "ndjson"] | None = None
     filter: FilterText | dict[str, Any] | None = None
     batch: BatchIn | None = None
@@ -115,7 +161,8 @@ def _time(ms: int | None) -> str | None:
 
 
 def handler_json(handler: Handler, *, secret: str | None = None) -> dict[str, Any]:
-    """A handler as the API shows it; the secret only when just issued."""
+    """A handler as the API shows it; the secret only when just issued; credentials never
+    (only whether some are set)."""
     spec = handler.spec
     body: dict[str, Any] = {
         "id": handler.id,
@@ -123,6 +170,8 @@ def handler_json(handler: Handler, *, secret: str | None = None) -> dict[str, An
         "name": spec.name,
         "type": spec.type,
         "url": spec.url,
+        "settings": orjson.loads(spec.settings or "{}"),
+        "credentials_set": bool(spec.credentials),
         "format": spec.format,
         "filter": spec.filter,
         "batch": {"max_events": spec.batch_max_events, "max_wait_ms": spec.batch_max_wait_ms},
@@ -150,11 +199,39 @@ def delivery_json(delivery: Delivery) -> dict[str, Any]:
     }
 
 
-async def _check_url(services: ServicesDep, url: str) -> None:
+async def _check_url(services: ServicesDep, kind: str, url: str) -> None:
+    """Refuse a URL by its form for the type, or by where its host resolves now."""
+    allow_private = services.settings.allow_private_targets
     try:
-        await check_target(url, services.settings.allow_private_targets)
+        if kind == "webhook":
+            await check_target(url, allow_private)
+        else:
+            host, port = check_url(kind, url)
+            await resolve(host, port, allow_private)
+    except SettingsError as exc:
+        raise field_problem(422, exc.field, exc.reason, "Invalid event handler") from exc
     except TargetRefused as exc:
         raise field_problem(422, "url", str(exc), "Invalid event handler") from exc
+
+
+def _sink_settings(
+    services: ServicesDep,
+    kind: str,
+    url: str,
+    settings: dict[str, Any],
+    credentials: dict[str, Any] | None,
+) -> tuple[str, str | None]:
+    """The settings (JSON) and sealed credentials to store; 422 naming a bad field."""
+    try:
+        checked, opened = check_settings(kind, url, settings, credentials)
+    except SettingsError as exc:
+        raise field_problem(422, exc.field, exc.reason, "Invalid event handler") from exc
+    sealed = services.secret_box.seal(orjson.dumps(opened).decode()) if opened else None
+    return orjson.dumps(checked).decode(), sealed
+
+
+def _given(model: BaseModel | None) -> dict[str, Any]:
+    return model.model_dump(exclude_none=True) if model is not None else {}
 
 
 def _filter(services: ServicesDep, value: str | dict[str, Any]) -> str:
@@ -206,14 +283,19 @@ async def _audit(
 async def create_handler(
     body: HandlerIn, services: ServicesDep, principal: Manager
 ) -> dict[str, Any]:
-    """Register a handler; the answer holds its signing secret, shown only here."""
+    """Register a handler; a webhook's answer holds its signing secret, shown only here."""
     organisation_id = _organisation_for(services, principal, body.organisation_id)
-    await _check_url(services, body.url)
+    settings, credentials = _sink_settings(
+        services, body.type, body.url, _given(body.settings), _given(body.credentials)
+    )
+    await _check_url(services, body.type, body.url)
     retention_days = body.retention_days or services.settings.handler_retention_days
     spec = HandlerSpec(
         name=body.name,
         type=body.type,
         url=body.url,
+        settings=settings,
+        credentials=credentials,
         format=body.format,
         filter=_filter(services, body.filter),
         batch_max_events=body.batch.max_events,
@@ -231,7 +313,7 @@ async def create_handler(
         services.settings.max_handlers_per_organisation,
     )
     await _audit(services, principal, handler, "created")
-    return handler_json(handler, secret=secret)
+    return handler_json(handler, secret=secret if body.type == "webhook" else None)
 
 
 @router.get("/event_handler")
@@ -255,11 +337,20 @@ async def update_handler(
 ) -> dict[str, Any]:
     """Change a handler; ``enabled: true`` resumes a disabled one where it stopped."""
     current = (await _get(services, principal, handler_id)).spec
+    url = body.url if body.url is not None else current.url
+    settings, credentials = current.settings, current.credentials
+    if body.url is not None or body.settings is not None or body.credentials is not None:
+        merged = {**orjson.loads(current.settings or "{}"), **_given(body.settings)}
+        given = _given(body.credentials) if body.credentials is not None else None
+        settings, sealed = _sink_settings(services, current.type, url, merged, given)
+        if body.credentials is not None:
+            credentials = sealed
     if body.url is not None and body.url != current.url:
-        await _check_url(services, body.url)
+        await _check_url(services, current.type, url)
     changes: dict[str, Any] = {
         "name": body.name,
         "url": body.url,
+        "settings": settings,
         "format": body.format,
         "enabled": body.enabled,
         "filter": _filter(services, body.filter) if body.filter is not None else None,
@@ -273,7 +364,9 @@ async def update_handler(
         **{
             name: changes[name] if changes.get(name) is not None else getattr(current, name)
             for name in HandlerSpec.__dataclass_fields__
-        }
+            if name != "credentials"
+        },
+        credentials=credentials,
     )
     handler = await services.run(
         services.store.update_handler, handler_id, principal.organisation_scope, spec
@@ -347,7 +440,8 @@ async def replay(
 async def send_test(
     handler_id: HandlerId, services: ServicesDep, principal: Manager
 ) -> dict[str, Any]:
-    """Send one signed test event now and answer how the receiver took it."""
+    """Send one test event now (a webhook's signed) and answer how the receiver or the
+    broker took it (``detail``: what the broker acknowledged)."""
     handler = await _get(services, principal, handler_id)
     organisation = services.organisation(handler.organisation_id)
     now = datetime.now(UTC)
@@ -355,6 +449,7 @@ async def send_test(
     record = {
         "id": event_id,
         "timestamp": format_ms(to_ms(now)),
+        "received": format_ms(to_ms(now)),
         "event_type": {"id": 0, "description": "Generic"},
         "event_severity": {"id": 0, "description": "Info"},
         "event_source": {"id": 2, "description": "API"},
@@ -364,10 +459,10 @@ async def send_test(
         "test": True,
     }
     item = Item(0, event_id, orjson.dumps(record))
+    msg_id = f"test_{secrets.token_hex(8)}"
     try:
-        body, headers = build_request(
-            handler, [item], f"test_{secrets.token_hex(8)}", now, services.secret_box
-        )
+        if handler.spec.type == "webhook":
+            build_request(handler, [item], msg_id, now, services.secret_box)  # opens the secret
     except SecretUnavailable as exc:
         raise Problem(503, "Secret unavailable", str(exc)) from exc
     if handler.id in services.testing:  # one at a time: tests cannot pile up connections
@@ -381,7 +476,19 @@ async def send_test(
         max_connections=1,
     )
     try:
-        result = await sender.send(handler.spec.url, body, headers)
+        sink = open_sink(
+            handler,
+            services.secret_box,
+            sender,
+            allow_private=services.settings.allow_private_targets,
+            timeout=services.settings.delivery_timeout_seconds,
+        )
+        try:
+            result = await sink.send(Outgoing(handler, [item], msg_id, now))
+        finally:
+            await sink.aclose()
+    except SecretUnavailable as exc:
+        raise Problem(503, "Secret unavailable", str(exc)) from exc
     finally:
         services.testing.discard(handler.id)
         await sender.aclose()
@@ -397,7 +504,8 @@ async def send_test(
         result.latency_ms,
     )
     await services.run(services.store.record_delivery, "api", delivery, None)
-    return {key: value for key, value in delivery_json(delivery).items() if key != "id"}
+    answer = {key: value for key, value in delivery_json(delivery).items() if key != "id"}
+    return {**answer, "detail": result.detail}
 
 
 @router.post("/event_handler/{handler_id}/secret/rotate")

@@ -668,6 +668,19 @@ async function usagePanel(id, days = 30) {
 }
 
 // -- handlers ----------------------------------------------------------------------------
+// Each type's settings and credentials (the API checks them; credentials are write-only).
+const SINKS = {
+  webhook: { url: "https://example.com/herald", settings: [], credentials: [] },
+  mqtt: { url: "mqtt://broker:1883", settings: [["topic", "herald/{organisation_id}/{event_type}"]],
+    credentials: ["username", "password"] },
+  nats: { url: "nats://nats:4222", settings: [["subject", "herald.{organisation_id}.{event_type}"]],
+    credentials: ["username", "password", "token"] },
+  amqp: { url: "amqp://rabbit:5672/", settings: [["exchange", "herald"], ["routing_key", "{organisation_id}.{event_type}"]],
+    credentials: ["username", "password"] },
+  s3: { url: "https://s3.eu-west-1.amazonaws.com", settings: [["bucket", "my-bucket"], ["region", "eu-west-1"]],
+    credentials: ["access_key_id", "secret_access_key"] },
+};
+
 async function viewHandlers(id) {
   const { body: handlers } = await api("/event_handler");
   const statuses = await Promise.all(handlers.map((x) => api(`/event_handler/${x.id}/status`).then((r) => r.body)));
@@ -677,17 +690,87 @@ async function viewHandlers(id) {
     h("tbody", {}, handlers.map((x, i) => {
       const s = statuses[i];
       return h("tr", {},
-        h("td", {}, h("strong", {}, x.name), h("div", { class: "muted mono" }, x.url)),
+        h("td", {}, h("strong", {}, x.name), " ", h("span", { class: "badge" }, x.type),
+          h("div", { class: "muted mono" }, x.url)),
         h("td", {}, h("span", { class: `badge state-${s.state}` }, s.state),
           s.consecutive_failures ? h("div", { class: "muted" }, `${s.consecutive_failures} failures`) : null),
         h("td", { class: "nowrap" }, `${num(s.lag_events)} events`, h("div", { class: "muted" }, `${s.lag_seconds} s`)),
         h("td", { class: "hide-sm" }, s.last_error || "—"),
-        h("td", {}, h("a", { href: `#/handlers/${x.id}` }, "Deliveries")));
+        h("td", {}, h("a", { href: `#/handlers/${x.id}` }, "Deliveries"), " ",
+          h("a", { href: `#/handlers/${x.id}/edit`, "aria-label": `Edit ${x.name}` }, "Edit")));
     })));
   main.replaceChildren(h("h1", {}, "Event handlers"),
     h("section", { class: "panel" }, handlers.length ? table : h("p", { class: "muted" },
-      "No handlers yet: create one with POST /api/v1/event_handler.")));
-  if (id) await showDeliveries(handlers.find((x) => String(x.id) === id), statuses);
+      "No handlers yet: create one below.")));
+  const handler = handlers.find((x) => String(x.id) === id);
+  if (handler && location.hash.endsWith("/edit")) main.append(handlerForm(handler));
+  else {
+    if (handler) await showDeliveries(handler, statuses);
+    main.append(handlerForm(null));
+  }
+}
+
+// The create form (handler null) or the edit form of one handler, fields per type.
+function handlerForm(handler) {
+  const editing = Boolean(handler);
+  const field = (name, label, input) => h("label", { for: `hf-${name}` }, label, input);
+  const type = h("select", { id: "hf-type", disabled: editing },
+    Object.keys(SINKS).map((t) => h("option", { value: t, selected: editing && handler.type === t }, t)));
+  const name = h("input", { id: "hf-name", required: true, value: handler?.name ?? "" });
+  const url = h("input", { id: "hf-url", required: true, class: "mono", value: handler?.url ?? "" });
+  const format = h("select", { id: "hf-format" },
+    ["native", "cloudevents", "ndjson"].map((f) => h("option", { value: f, selected: handler?.format === f }, f)));
+  const filter = h("input", { id: "hf-filter", placeholder: "type:3|5,severity:warn", value: handler?.filter ?? "" });
+  const org = h("input", { id: "hf-org", inputmode: "numeric", placeholder: "internal tokens only" });
+  const specific = h("div", { class: "filters sink-fields" });
+  const inputs = { settings: {}, credentials: {} };
+  const draw = () => {
+    const sink = SINKS[type.value];
+    url.placeholder = sink.url;
+    inputs.settings = {}; inputs.credentials = {};
+    specific.replaceChildren(
+      ...sink.settings.map(([key, hint]) => {
+        inputs.settings[key] = h("input", { id: `hf-${key}`, class: "mono", placeholder: hint,
+          value: handler?.settings?.[key] ?? "" });
+        return field(key, key.replace("_", " "), inputs.settings[key]);
+      }),
+      ...sink.credentials.map((key) => {
+        inputs.credentials[key] = h("input", { id: `hf-${key}`, type: "password", autocomplete: "off",
+          placeholder: editing && handler.credentials_set ? "unchanged (write-only)" : "" });
+        return field(key, key.replace(/_/g, " "), inputs.credentials[key]);
+      }));
+  };
+  type.addEventListener("change", draw);
+  draw();
+  const note = h("p", { role: "status", "aria-live": "polite", class: "muted" });
+  const form = h("form", { class: "panel", "aria-labelledby": "hf", onsubmit: async (ev) => {
+    ev.preventDefault();
+    const settings = {}, credentials = {};
+    for (const [k, input] of Object.entries(inputs.settings)) if (input.value.trim()) settings[k] = input.value.trim();
+    for (const [k, input] of Object.entries(inputs.credentials)) if (input.value) credentials[k] = input.value;
+    const body = { name: name.value.trim(), url: url.value.trim(), format: format.value, filter: filter.value.trim() };
+    if (type.value !== "webhook") body.settings = settings;
+    if (Object.keys(credentials).length) body.credentials = credentials;
+    if (!editing) body.type = type.value;
+    if (!editing && org.value.trim()) body.organisation_id = Number(org.value.trim());
+    try {
+      const { body: saved } = editing
+        ? await api(`/event_handler/${handler.id}`, { method: "PATCH", body: JSON.stringify(body) })
+        : await api("/event_handler", { method: "POST", body: JSON.stringify(body) });
+      for (const input of Object.values(inputs.credentials)) input.value = "";
+      note.textContent = saved.secret
+        ? `Saved handler ${saved.id}. Its signing secret, shown only now: ${saved.secret}`
+        : `Saved handler ${saved.id}.`;
+    } catch (err) { note.textContent = `Not saved: ${err.message}`; }
+  } },
+    h("h2", { id: "hf" }, editing ? `Edit handler · ${handler.name}` : "New handler"),
+    h("div", { class: "filters" },
+      field("type", "Type", type), field("name", "Name", name), field("url", "URL", url),
+      field("format", "Format", format), field("filter", "Filter", filter),
+      editing ? null : field("org", "Organisation id", org)),
+    specific,
+    h("div", { class: "toolbar" }, h("button", { type: "submit" }, editing ? "Save" : "Create handler"), note));
+  return form;
 }
 
 async function showDeliveries(handler, statuses) {
@@ -701,9 +784,16 @@ async function showDeliveries(handler, statuses) {
       note.textContent = "Replay of the last hour queued.";
     } catch (err) { note.textContent = `Replay refused: ${err.message}`; }
   } }, "Replay last hour");
+  const test = h("button", { type: "button", onclick: async () => {
+    note.textContent = "Sending a test event…";
+    try {
+      const { body: r } = await api(`/event_handler/${handler.id}/test`, { method: "POST" });
+      note.textContent = `Test: ${r.outcome}${r.detail ? ` · ${r.detail}` : ""}${r.error ? ` · ${r.error}` : ""}`;
+    } catch (err) { note.textContent = `Test refused: ${err.message}`; }
+  } }, "Send test event");
   main.append(h("section", { class: "panel", "aria-labelledby": "dl" },
     h("h2", { id: "dl" }, `Delivery log · ${handler.name}`),
-    h("div", { class: "toolbar" }, replay, note),
+    h("div", { class: "toolbar" }, replay, test, note),
     deliveries.length ? h("table", {},
       h("thead", {}, h("tr", {}, h("th", {}, "Time"), h("th", {}, "Outcome"), h("th", {}, "HTTP"),
         h("th", { class: "hide-sm" }, "Events"), h("th", { class: "hide-sm" }, "Error"))),

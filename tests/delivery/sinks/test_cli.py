@@ -1,0 +1,58 @@
+"""``herald handler`` with a broker sink: create, update, test, list, from the command line."""
+
+from __future__ import annotations
+
+import os
+import subprocess
+from collections.abc import Iterator
+from pathlib import Path
+
+import orjson
+import pytest
+
+from tests.delivery.receiver import start_delivery_server, tenant
+from tests.delivery.sinks.common import PASSWORD, unique
+from tests.support.server import HERALD, HeraldServer
+
+
+@pytest.fixture
+def sqlite_herald(tmp_path: Path) -> Iterator[HeraldServer]:
+    server = start_delivery_server(tmp_path / "herald")
+    try:
+        yield server
+    finally:
+        server.stop()
+
+
+def test_create_update_and_test_an_mqtt_handler(sqlite_herald: HeraldServer) -> None:
+    _, token = tenant(sqlite_herald)
+    env = {
+        **os.environ,
+        "HERALD_URL": sqlite_herald.url,
+        "HERALD_TOKEN": token,
+        "HERALD_CREDENTIAL_USERNAME": "herald",
+        "HERALD_CREDENTIAL_PASSWORD": PASSWORD,
+    }
+
+    def herald(*args: str) -> str:
+        done = subprocess.run(
+            [*HERALD, "handler", *args], env=env, capture_output=True, text=True, timeout=60
+        )
+        assert done.returncode == 0, done.stderr + done.stdout
+        assert PASSWORD not in done.stdout + done.stderr
+        return done.stdout
+
+    topic = unique("herald-test") + "/{event_type}"
+    sink = ["--type", "mqtt", "--set", f"topic={topic}"]
+    credentials = ["--credential", "username", "--credential", "password"]
+    created = orjson.loads(herald("create", "fleet", "mqtt://127.0.0.1:1883", *sink, *credentials))
+    assert created["type"] == "mqtt" and created["settings"]["topic"] == topic
+    assert created["credentials_set"] is True and "secret" not in created
+    handler_id = str(created["id"])
+    updated = orjson.loads(herald("update", handler_id, "--set", "tls_verify=false"))
+    assert updated["settings"] == {"topic": topic, "tls_verify": False}
+    tested = orjson.loads(herald("test", handler_id))
+    assert tested["outcome"] == "delivered" and "PUBACK" in tested["detail"]
+    assert "mqtt" in herald("list")
+    cleared = orjson.loads(herald("update", handler_id, "--clear-credentials"))
+    assert cleared["credentials_set"] is False

@@ -1,0 +1,161 @@
+"""The S3 sink end to end: a real ``herald serve`` (each backend) putting gzip NDJSON
+objects into moto's S3 server (started here) through a loopback proxy."""
+
+from __future__ import annotations
+
+import gzip
+from collections.abc import Iterator
+from datetime import UTC, datetime
+from typing import Any
+
+import boto3
+import httpx
+import orjson
+import pytest
+from moto.server import ThreadedMotoServer
+
+from tests.delivery.sinks.common import (
+    PASSWORD,
+    assert_never_shown,
+    attempts,
+    create,
+    eventually,
+    first_seen,
+    post_events,
+    replay,
+    unique,
+)
+from tests.delivery.sinks.proxy import proxy
+from tests.support.server import HeraldServer, free_port
+
+
+@pytest.fixture(scope="module")
+def moto_port() -> Iterator[int]:
+    port = free_port()
+    server = ThreadedMotoServer(ip_address="127.0.0.1", port=port, verbose=False)
+    server.start()
+    try:
+        yield port
+    finally:
+        server.stop()
+
+
+@pytest.fixture
+def bucket(moto_port: int) -> Iterator[tuple[Any, str]]:
+    s3 = boto3.client(
+        "s3",
+        endpoint_url=f"http://127.0.0.1:{moto_port}",
+        region_name="us-east-1",
+        aws_access_key_id="test",
+        aws_secret_access_key="test",
+    )
+    name = unique("herald-test")
+    s3.create_bucket(Bucket=name)
+    try:
+        yield s3, name
+    finally:
+        for key in keys(s3, name):
+            s3.delete_object(Bucket=name, Key=key)
+        s3.delete_bucket(Bucket=name)
+        s3.close()
+
+
+def keys(s3: Any, bucket: str) -> list[str]:
+    listed = s3.list_objects_v2(Bucket=bucket).get("Contents", [])
+    return [item["Key"] for item in sorted(listed, key=lambda item: item["LastModified"])]
+
+
+def objects(s3: Any, bucket: str) -> list[tuple[str, list[dict[str, Any]]]]:
+    """Each object's key and records, oldest first (by the first event's id)."""
+    found = []
+    for key in keys(s3, bucket):
+        got = s3.get_object(Bucket=bucket, Key=key)
+        assert got["ContentEncoding"] == "gzip"
+        assert got["ContentType"] == "application/x-ndjson"
+        lines = gzip.decompress(got["Body"].read()).splitlines()
+        found.append((key, [orjson.loads(line) for line in lines]))
+    return sorted(found, key=lambda kept: int(kept[1][0]["id"]))
+
+
+def ids_in(found: list[tuple[str, list[dict[str, Any]]]]) -> list[int]:
+    return [int(record["id"]) for _, records in found for record in records]
+
+
+def test_batches_become_keyed_objects_across_a_cut_and_replay(
+    herald: HeraldServer, api: httpx.Client, moto_port: int, bucket: tuple[Any, str]
+) -> None:
+    s3, name = bucket
+    with proxy(moto_port) as store:
+        handler = create(
+            api,
+            type="s3",
+            url=f"http://{store.url_host}",
+            settings={"bucket": name, "region": "us-east-1"},
+            credentials={"access_key_id": "herald", "secret_access_key": PASSWORD},
+            batch={"max_events": 5, "max_wait_ms": 300},
+        )
+        first = post_events(api, 5)
+        eventually(lambda: ids_in(objects(s3, name)) == first, what="the first object")
+        [(key, records)] = objects(s3, name)
+        organisation = handler["organisation"]["id"]
+        received = datetime.fromisoformat(records[0]["received"]).astimezone(UTC)
+        assert key == f"{organisation}/{received:%Y/%m/%d/%H}/{first[0]}-{first[-1]}.ndjson.gz"
+
+        store.cut(stay_down=True)
+        second = post_events(api, 5, code=10002)
+        eventually(
+            lambda: any(a["outcome"] == "retry" for a in attempts(api, handler["id"])),
+            what="a failed attempt while the store is away",
+        )
+        store.up()
+        eventually(lambda: set(second) <= set(ids_in(objects(s3, name))), what="the rest")
+        assert first_seen(ids_in(objects(s3, name))) == first + second
+
+        before = len(keys(s3, name))
+        s3.delete_object(Bucket=name, Key=key)  # the replay writes it again
+        since = min(e["timestamp"] for e in api.get("/event").json() if e["id"] in first)
+        replay(api, handler["id"], since)
+        eventually(lambda: len(keys(s3, name)) >= before, what="the replay")
+        assert ids_in(objects(s3, name))[:5] == first
+
+        tested = api.post(f"/event_handler/{handler['id']}/test").json()
+        assert tested["outcome"] == "delivered" and "HTTP 200" in tested["detail"]
+        assert_never_shown(herald, api, handler["id"])
+
+
+def test_a_missing_bucket_is_retried_until_it_exists(api: httpx.Client, moto_port: int) -> None:
+    s3 = boto3.client(
+        "s3",
+        endpoint_url=f"http://127.0.0.1:{moto_port}",
+        region_name="us-east-1",
+        aws_access_key_id="test",
+        aws_secret_access_key="test",
+    )
+    name = unique("herald-test")
+    try:
+        handler = create(
+            api,
+            type="s3",
+            url=f"http://127.0.0.1:{moto_port}",
+            settings={"bucket": name},
+            format="cloudevents",
+        )
+        sent = post_events(api, 2)
+        eventually(
+            lambda: "NoSuchBucket" in str([a["error"] for a in attempts(api, handler["id"])]),
+            what="a failed put: no such bucket",
+        )
+        s3.create_bucket(Bucket=name)
+        eventually(lambda: set(sent) <= set(ids_in(objects(s3, name))), what="the objects")
+        records = [record for _, kept in objects(s3, name) for record in kept]
+        assert all(record["specversion"] == "1.0" for record in records)
+    finally:
+        for key in keys(s3, name) if name in _buckets(s3) else []:
+            s3.delete_object(Bucket=name, Key=key)
+        if name in _buckets(s3):
+            s3.delete_bucket(Bucket=name)
+        s3.close()
+
+
+def _buckets(s3: Any) -> list[str]:
+    return [b["Name"] for b in s3.list_buckets()["Buckets"]]
