@@ -19,6 +19,7 @@ from herald.store.sql import EVENT_COLUMNS, event_row
 from herald.timefmt import now_ms
 from tests.store.conftest import EventFactory
 from tests.support.server import HERALD
+from tests.support.waiting import readable
 
 ORGANISATION = 7
 EVENTS = 120
@@ -68,7 +69,9 @@ def test_old_rows_are_compressed_in_place_resumably_and_read_the_same(
 ) -> None:
     assert isinstance(store, RecordMethods)
     store.create_organisation("Acme", ORGANISATION)
-    store.append(_events(make_event, EVENTS), ids(EVENTS))
+    event_ids = ids(EVENTS)
+    store.append(_events(make_event, EVENTS), event_ids)
+    readable(store, event_ids)  # on PostgreSQL: once no older transaction is open (any DB)
     _to_raw(store)
     before = _everything(store)
     assert store.uncompressed_events() == EVENTS
