@@ -15,6 +15,7 @@ from bench.events import ORGANISATIONS, document, new_events
 from herald.catalog import load_catalog
 from herald.ids import IdGenerator
 from herald.model import NewEvent
+from herald.store.records import SHIPPED_ID, Codec, shipped_dictionary
 from herald.store.sql import EVENT_COLUMNS, event_row
 from herald.store.sqlite import SQLiteStore
 from herald.timefmt import now_ms
@@ -26,6 +27,7 @@ INSERT = (
     f"INSERT INTO events ({', '.join(EVENT_COLUMNS)}) "
     f"VALUES ({', '.join('?' * len(EVENT_COLUMNS))})"
 )
+CODEC = Codec({SHIPPED_ID: shipped_dictionary()})  # as a new store writes
 NAMES = {organisation: f"Organisation {organisation}" for organisation in ORGANISATIONS}
 
 
@@ -111,7 +113,7 @@ def _insert(conn: sqlite3.Connection, rows: list[tuple[object, ...]]) -> float:
 
 def _row(event: NewEvent, event_id: int) -> tuple[object, ...]:
     record = {**event.record, "id": event_id}
-    return event_row(event, event_id, orjson.dumps(record))
+    return event_row(event, event_id, CODEC.pack(orjson.dumps(record)), CODEC.newest)
 
 
 async def _post_all(

@@ -9,6 +9,7 @@ Needs PostgreSQL at 127.0.0.1:5432 (a throwaway database is created and dropped)
 from __future__ import annotations
 
 import argparse
+import sqlite3
 import tempfile
 import threading
 import time
@@ -87,6 +88,27 @@ def _pages(store: Store, samples: int = 200) -> float:
     return sorted(times)[len(times) // 2]
 
 
+def _bytes_per_event(url: str, events: int) -> float:
+    """Bytes on disk per event: every table and index (SQLite: the file's used pages)."""
+    if url.startswith("sqlite"):
+        with sqlite3.connect(url.removeprefix("sqlite:///")) as conn:
+            conn.execute("PRAGMA wal_checkpoint(TRUNCATE)")
+            used = conn.execute(
+                "SELECT (page_count - freelist_count) * page_size "
+                "FROM pragma_page_count, pragma_freelist_count, pragma_page_size"
+            ).fetchone()[0]
+    else:
+        with psycopg.connect(url, autocommit=True) as conn:
+            conn.execute("VACUUM events")  # as autovacuum would: the visibility map, no bloat
+            row = conn.execute(
+                "SELECT SUM(pg_total_relation_size(c.oid)) FROM pg_class c "
+                "JOIN pg_namespace n ON n.oid = c.relnamespace "
+                "WHERE n.nspname = 'public' AND c.relkind = 'r'"
+            ).fetchone()
+            used = int(row[0]) if row else 0
+    return float(used) / events
+
+
 def measure(url: str, events: int) -> dict[str, float]:
     store = open_store(url, sqlite_synchronous="FULL")
     try:
@@ -100,6 +122,7 @@ def measure(url: str, events: int) -> dict[str, float]:
             "append_4_writers_events_per_s": round(four),
             "read_log_events_per_s": round(_read_log(store)),
             "first_page_median_ms": round(_pages(store), 2),
+            "bytes_per_event": round(_bytes_per_event(url, events)),
         }
     finally:
         store.close()

@@ -19,7 +19,7 @@ import orjson
 
 from bench.common import SCRATCH, wal_checkpoint
 from bench.events import ORGANISATIONS, document, event_id, new_events
-from bench.ingest import INSERT, NAMES
+from bench.ingest import CODEC, INSERT, NAMES
 from herald.catalog import load_catalog
 from herald.model import NewEvent
 from herald.store import migrator, rollup
@@ -95,7 +95,7 @@ def _rows(
         new_id = event_id(i, ts)
         record = {**template.record, "id": new_id, "timestamp": stamp, "received": stamp}
         event = dataclasses.replace(template, timestamp_ms=ts, received_ms=ts, record=record)
-        yield event_row(event, new_id, orjson.dumps(record))
+        yield event_row(event, new_id, CODEC.pack(orjson.dumps(record)), CODEC.newest)
 
 
 def _build(path: Path, events: int) -> QueryStore:

@@ -3,6 +3,7 @@
 from __future__ import annotations
 
 import subprocess
+from pathlib import Path
 
 from herald.store.migrator import migrations
 from tests.support.server import HERALD
@@ -31,3 +32,22 @@ def test_an_unreachable_database_is_a_clear_error_without_the_password() -> None
     result = herald("db", "status", "--database", "postgresql://herald:s3cret@127.0.0.1:1/x")
     assert result.returncode == 1
     assert "cannot open database" in result.stderr and "s3cret" not in result.stderr
+
+
+def test_train_dictionary_adds_one_or_writes_it_to_a_file(
+    database_url: str, tmp_path: Path
+) -> None:
+    assert herald("db", "train-dictionary", "--database", database_url).returncode == 1
+    filled = herald(*("simulate", "--backfill", "1", "--limit", "400", "--database", database_url))
+    assert filled.returncode == 0, filled.stderr
+    added = herald("db", "train-dictionary", "--samples", "300", "--database", database_url)
+    assert added.returncode == 0, added.stderr
+    assert "dictionary 2 (" in added.stdout
+    again = herald("db", "train-dictionary", "--samples", "300", "--database", database_url)
+    assert "dictionary 3 (" in again.stdout
+    output = tmp_path / "fleet.zdict"
+    written = herald("db", "train-dictionary", "--output", str(output), "-d", database_url)
+    assert written.returncode == 0, written.stderr
+    assert output.read_bytes()[:4] == b"\x37\xa4\x30\xec"  # a zstd dictionary's magic number
+    refused = herald("db", "train-dictionary", "--samples", "5", "-d", database_url)
+    assert refused.returncode != 0 and "Traceback" not in refused.stderr

@@ -20,6 +20,7 @@ from herald.store.postgres import (
     _partition_day,
     partition_name,
 )
+from herald.store.records import RAW
 from herald.store.sql import event_row
 from herald.timefmt import now_ms
 from tests.store.conftest import EventFactory
@@ -54,7 +55,7 @@ def test_readers_never_pass_an_open_transaction(
     slow, fast = ids(2)
     event = make_event(1)
     event.record["id"] = slow
-    row = event_row(event, slow, orjson.dumps(event.record))
+    row = event_row(event, slow, orjson.dumps(event.record), RAW)
     with psycopg.connect(pg_url) as writer:  # a transaction kept open
         writer.execute(_APPEND, [[value] for value in row])
         pg.append([make_event(1)], [fast])  # begins later, commits first

@@ -1,16 +1,27 @@
-"""``herald db migrate`` and ``herald db status``: the schema, on either backend."""
+"""``herald db migrate``, ``status`` and ``train-dictionary``: the schema, on either backend."""
 
 from __future__ import annotations
 
 from collections.abc import Iterator
 from contextlib import contextmanager
+from pathlib import Path
+from typing import Annotated
 from urllib.parse import urlsplit, urlunsplit
 
 import typer
+from rich.progress import (
+    BarColumn,
+    MofNCompleteColumn,
+    Progress,
+    TextColumn,
+    TimeElapsedColumn,
+    TimeRemainingColumn,
+)
 
 from herald.cli.common import DatabaseOption, console, fail, missing_database, settings_for
 from herald.store import Store, StoreError, open_store
 from herald.store.migrator import SchemaStatus, migrations
+from herald.store.records import TRAINING_SAMPLES, RecordMethods, train
 
 db_app = typer.Typer(help="The database schema.", no_args_is_help=True)
 
@@ -54,17 +65,70 @@ def _status(store: Store) -> SchemaStatus:
 
 @db_app.command("migrate")
 def migrate(database: DatabaseOption = None) -> None:
-    """Bring the schema up to date (safe to run from several machines at once)."""
+    """Bring the schema up to date (safe to run from several machines at once), then compress
+    the records stored before 0014 (interrupted, the next run goes on where it stopped)."""
     with _open(database, create=True) as (store, url):
         before = _status(store)
         try:
             store.migrate()
+            compressed = _compress(store)
         except StoreError as exc:
             fail(f"migration failed: {exc}")
         after = _status(store)
     applied = [m.name for m in before.pending]
     console.print(f"{url}: schema version {after.current}", highlight=False)
     console.print(f"applied: {', '.join(applied)}" if applied else "already up to date")
+    if compressed:
+        console.print(f"compressed {compressed:,} stored records", highlight=False)
+
+
+def _compress(store: Store) -> int:
+    """Compress the records still stored uncompressed, with a progress bar."""
+    assert isinstance(store, RecordMethods)
+    total = store.uncompressed_events()
+    if not total:
+        return 0
+    columns = [
+        TextColumn("[bold]compressing records[/]"),
+        BarColumn(),
+        MofNCompleteColumn(),
+        TimeElapsedColumn(),
+        TimeRemainingColumn(),
+    ]
+    with Progress(*columns, console=console) as progress:
+        task = progress.add_task("compress", total=total)
+        return store.compress_records(lambda done: progress.advance(task, done))
+
+
+@db_app.command("train-dictionary")
+def train_dictionary(
+    database: DatabaseOption = None,
+    samples: Annotated[
+        int, typer.Option(min=100, max=100_000, help="How many of the newest events to train on.")
+    ] = TRAINING_SAMPLES,
+    output: Annotated[
+        Path | None,
+        typer.Option(help="Write the dictionary to this file instead of adding it to the store."),
+    ] = None,
+) -> None:
+    """Train a compression dictionary on the store's newest events and add it: the events
+    written from the next start of each Herald process use it (older rows keep theirs)."""
+    with _open(database, create=False) as (store, url):
+        assert isinstance(store, RecordMethods)
+        try:
+            if output is not None:
+                data = train(store.sample_records(samples))
+                output.write_bytes(data)
+                console.print(f"wrote a {len(data):,}-byte dictionary to {output}")
+                return
+            dictionary_id, data = store.train_dictionary(samples)
+        except StoreError as exc:
+            fail(f"training a dictionary failed: {exc}")
+    console.print(
+        f"{url}: dictionary {dictionary_id} ({len(data):,} bytes) added; restart Herald to "
+        "write with it",
+        highlight=False,
+    )
 
 
 @db_app.command("status")

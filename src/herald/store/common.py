@@ -97,6 +97,10 @@ class SQLStoreBase(ABC, Generic[C]):
     _node_holder: str = ""
 
     # -- the backend's interface ----------------------------------------------
+    def _unpack(self, dictionary_id: int, data: bytes) -> bytes:
+        """A stored record as served (``store.records.RecordMethods`` decompresses)."""
+        raise NotImplementedError
+
     @abstractmethod
     def _read(self, work: Callable[[C], T]) -> T:
         """Run ``work`` on a connection outside any explicit transaction."""
@@ -791,9 +795,9 @@ class SQLStoreBase(ABC, Generic[C]):
         self, organisation_id: int, after_seq: int, flt: EventFilter | None = None
     ) -> bytes | None:
         where = self._log_after(organisation_id, after_seq, flt)
-        sql = f"SELECT body FROM events{where.sql} ORDER BY seq LIMIT 1"
+        sql = f"SELECT dictionary_id, body FROM events{where.sql} ORDER BY seq LIMIT 1"
         row = self._read(lambda c: c.execute(sql, where.params).fetchone())
-        return bytes(row[0]) if row else None
+        return self._unpack(row[0], bytes(row[1])) if row else None
 
     def _log_after(self, organisation_id: int, after_seq: int, flt: EventFilter | None) -> Where:
         """The organisation's events that ``flt`` selects, committed after ``after_seq``."""

@@ -65,6 +65,7 @@ from herald.store.common import HANDLER_COLUMNS, handler_from_row
 from herald.store.devices import DeviceStateMethods
 from herald.store.errors import Conflict, StoreError, StoreUnavailable, TryAgain, Unavailability
 from herald.store.quarantine import QuarantineMethods
+from herald.store.records import Codec, RecordMethods
 from herald.store.sql import (
     EVENT_COLUMNS,
     POSTGRES,
@@ -101,6 +102,7 @@ _COLUMN_TYPES = {
     **{f.column: _TYPES[f.kind] for f in FIELDS if f.column},
     "body": "bytea",
     "volume_mb": "double precision",
+    "dictionary_id": "smallint",
 }
 """The PostgreSQL type of each event column."""
 _ARRAYS = ", ".join(f"%s::{_COLUMN_TYPES[c]}[]" for c in EVENT_COLUMNS)
@@ -121,7 +123,7 @@ WHERE external_id IS NULL OR id IN (SELECT event_id FROM fresh_keys)
 RETURNING id
 """
 _STORED_BY_KEY = """
-SELECT k.organisation_id, k.provider, k.external_id, e.body
+SELECT k.organisation_id, k.provider, k.external_id, e.dictionary_id, e.body
 FROM event_keys k JOIN events e ON e.id = k.event_id AND e.ts = k.ts
 WHERE (k.organisation_id, k.provider, k.external_id) IN
       (SELECT * FROM unnest(%s::bigint[], %s::text[], %s::text[]))
@@ -183,7 +185,7 @@ class _Rows:
     repeats: dict[int, int]  # index -> index of the earlier event with its key
 
     @classmethod
-    def of(cls, events: Sequence[NewEvent], ids: Sequence[int]) -> _Rows:
+    def of(cls, events: Sequence[NewEvent], ids: Sequence[int], codec: Codec) -> _Rows:
         batch = cls([], [], {}, {})
         for index, (event, event_id) in enumerate(zip(events, ids, strict=True)):
             batch.bodies.append(stored_body(event, event_id))
@@ -193,7 +195,8 @@ class _Rows:
                     batch.repeats[index] = batch.first[key]
                     continue
                 batch.first[key] = index
-            batch.rows.append(event_row(event, event_id, batch.bodies[index]))
+            packed = codec.pack(batch.bodies[index])
+            batch.rows.append(event_row(event, event_id, packed, codec.newest))
         return batch
 
     def resolved(self, stored: dict[tuple[int, str, str], bytes]) -> list[bytes]:
@@ -209,6 +212,7 @@ class PostgresStore(
     QuarantineMethods[psycopg.Connection[Any]],
     DeviceStateMethods[psycopg.Connection[Any]],
     UsageMethods[psycopg.Connection[Any]],
+    RecordMethods[psycopg.Connection[Any]],
 ):
     """The Store on a PostgreSQL database, through a pool of connections."""
 
@@ -288,6 +292,7 @@ class PostgresStore(
                         )
             finally:
                 conn.execute("SELECT pg_advisory_unlock(%s)", (_MIGRATE_LOCK,))
+        self._ensure_dictionary()
         self.upgrade_handler_filters()
         self.ensure_partitions()
 
@@ -359,7 +364,7 @@ class PostgresStore(
         if len(events) > MAX_BATCH:
             raise StoreError(f"at most {MAX_BATCH} events per append")
         self._before_insert(events)
-        batch = _Rows.of(events, ids)
+        batch = _Rows.of(events, ids, self._codec())
         if not batch.rows:
             return batch.bodies
         try:
@@ -384,7 +389,7 @@ class PostgresStore(
     def _insert_events(
         self, conn: psycopg.Connection[Any], events: Sequence[NewEvent], ids: Sequence[int]
     ) -> list[bytes]:
-        batch = _Rows.of(events, ids)
+        batch = _Rows.of(events, ids, self._codec())
         if not batch.rows:
             return batch.bodies
         found, taken = self._insert_rows(conn, batch, ids)
@@ -408,7 +413,8 @@ class PostgresStore(
             return {}, 0
         params = [list(part) for part in zip(*taken, strict=True)]
         found = {
-            (row[0], row[1], row[2]): bytes(row[3]) for row in conn.execute(_STORED_BY_KEY, params)
+            (row[0], row[1], row[2]): self._unpack(row[3], row[4])
+            for row in conn.execute(_STORED_BY_KEY, params)
         }
         return found, len(taken)
 
@@ -417,7 +423,7 @@ class PostgresStore(
         where_sql = where.sql
         keyset = is_keyset_sort(query.sort)
         condition, condition_params = keyset_condition(query, "%s") if keyset else ("", [])
-        sql = "SELECT body, ts, id FROM events" + where_sql
+        sql = "SELECT dictionary_id, body, ts, id FROM events" + where_sql
         if condition:
             sql += (" AND " if where_sql else " WHERE ") + condition
         sql += order_by(query.sort) + " LIMIT %s"
@@ -434,27 +440,28 @@ class PostgresStore(
                 total = int(counted.fetchone()[0])  # type: ignore[index]
             more = len(rows) > query.per_page
             rows = rows[: query.per_page]
-            next_cursor = encode_cursor(rows[-1][1], rows[-1][2]) if more and keyset else None
-            return EventPage([bytes(row[0]) for row in rows], total, next_cursor)
+            next_cursor = encode_cursor(rows[-1][2], rows[-1][3]) if more and keyset else None
+            return EventPage([self._unpack(row[0], row[1]) for row in rows], total, next_cursor)
 
         return self._read(run)
 
     def get_event(self, event_id: int, organisation_ids: tuple[int, ...] | None) -> bytes | None:
         row = self._read(
             lambda c: c.execute(
-                "SELECT body, organisation_id FROM events WHERE id = %s", (event_id,)
+                "SELECT dictionary_id, body, organisation_id FROM events WHERE id = %s",
+                (event_id,),
             ).fetchone()
         )
-        if row is None or (organisation_ids is not None and row[1] not in organisation_ids):
+        if row is None or (organisation_ids is not None and row[2] not in organisation_ids):
             return None
-        return bytes(row[0])
+        return self._unpack(row[0], row[1])
 
     def read_log(
         self, after_seq: int, limit: int, organisation_ids: tuple[int, ...] | None = None
     ) -> list[LogEntry]:
         """Events after ``after_seq`` in log order, up to the safe watermark (module doc)."""
         sql = (
-            "SELECT seq, organisation_id, type_id, body, id FROM events "
+            "SELECT seq, organisation_id, type_id, dictionary_id, body, id FROM events "
             f"WHERE seq > %s AND seq < {_WATERMARK}"
         )
         params: list[object] = [after_seq]
@@ -464,7 +471,9 @@ class PostgresStore(
         sql += " ORDER BY seq LIMIT %s"
         params.append(limit)
         rows = self._read(lambda c: c.execute(sql, params).fetchall())
-        return [LogEntry(row[0], row[1], row[2], bytes(row[3]), row[4]) for row in rows]
+        return [
+            LogEntry(row[0], row[1], row[2], self._unpack(row[3], row[4]), row[5]) for row in rows
+        ]
 
     def last_seq(self) -> int:
         """The last final position: ``read_log(last_seq())`` returns only what comes later."""

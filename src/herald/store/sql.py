@@ -33,12 +33,22 @@ _GIVEN_VALUES = attrgetter(*_GIVEN.values())
 _EXTRACTED = tuple(
     (f.column, f.value) for f in FIELDS if f.column and f.column not in {"id", *_GIVEN}
 )
-EVENT_COLUMNS = ("id", *_GIVEN, *(column for column, _ in _EXTRACTED), "body", "volume_mb")
+EVENT_COLUMNS = (
+    "id",
+    *_GIVEN,
+    *(column for column, _ in _EXTRACTED),
+    "body",
+    "volume_mb",
+    "dictionary_id",
+)
 """The events table's columns as ``event_row`` gives them."""
 
 
-def event_row(event: NewEvent, event_id: int, body: bytes) -> tuple[object, ...]:
-    """The column values of one event, in ``EVENT_COLUMNS`` order."""
+def event_row(
+    event: NewEvent, event_id: int, body: bytes, dictionary_id: int
+) -> tuple[object, ...]:
+    """The column values of one event, in ``EVENT_COLUMNS`` order: ``body`` is the record as
+    stored, packed with dictionary ``dictionary_id`` (``store.records``)."""
     record = event.record
     return (
         event_id,
@@ -46,6 +56,7 @@ def event_row(event: NewEvent, event_id: int, body: bytes) -> tuple[object, ...]
         *(value(record) for _, value in _EXTRACTED),
         body,
         volume_mb(record),
+        dictionary_id,
     )
 
 

@@ -30,6 +30,7 @@ from herald.store.common import SELECT_HANDLER, handler_from_row
 from herald.store.devices import DeviceStateMethods
 from herald.store.errors import Conflict, StoreError, StoreUnavailable, Unavailability
 from herald.store.quarantine import QuarantineMethods
+from herald.store.records import RecordMethods
 from herald.store.sql import (
     EVENT_COLUMNS,
     SQLITE,
@@ -93,6 +94,7 @@ class SQLiteStore(
     QuarantineMethods[sqlite3.Connection],
     DeviceStateMethods[sqlite3.Connection],
     UsageMethods[sqlite3.Connection],
+    RecordMethods[sqlite3.Connection],
 ):
     """The Store on one SQLite file."""
 
@@ -237,6 +239,7 @@ class SQLiteStore(
                     raise
                 finally:
                     conn.execute("PRAGMA foreign_keys = ON")
+        self._ensure_dictionary()
         self.upgrade_handler_filters()
 
     def schema_status(self) -> migrator.SchemaStatus:
@@ -268,6 +271,7 @@ class SQLiteStore(
         bodies = [stored_body(event, event_id) for event, event_id in zip(events, ids, strict=True)]
         keyed = [i for i, event in enumerate(events) if event.external_id is not None]
         stored = self._stored_by_external_id(conn, [events[i] for i in keyed])
+        codec = self._codec()
         rows = []
         for index, (event, event_id) in enumerate(zip(events, ids, strict=True)):
             if event.external_id is not None:
@@ -276,14 +280,14 @@ class SQLiteStore(
                     bodies[index] = stored[key]
                     continue
                 stored[key] = bodies[index]  # a repeat within the batch is stored once
-            rows.append(event_row(event, event_id, bodies[index]))
+            packed = codec.pack(bodies[index])
+            rows.append(event_row(event, event_id, packed, codec.newest))
         conn.executemany(_INSERT_EVENT, rows)
         conn.executemany(rollup.UPSERT, rollup.deltas(rows))
         return bodies
 
-    @staticmethod
     def _stored_by_external_id(
-        conn: sqlite3.Connection, events: Sequence[NewEvent]
+        self, conn: sqlite3.Connection, events: Sequence[NewEvent]
     ) -> dict[tuple[int, str, str], bytes]:
         groups: dict[tuple[int, str], set[str]] = {}
         for event in events:
@@ -295,19 +299,22 @@ class SQLiteStore(
             for start in range(0, len(values), 500):
                 chunk = values[start : start + 500]
                 rows = conn.execute(
-                    "SELECT external_id, body FROM events WHERE organisation_id = ? "
-                    f"AND provider = ? AND external_id IN ({', '.join('?' * len(chunk))})",
+                    "SELECT external_id, dictionary_id, body FROM events "
+                    "WHERE organisation_id = ? AND provider = ? "
+                    f"AND external_id IN ({', '.join('?' * len(chunk))})",
                     (organisation_id, provider, *chunk),
                 )
-                for external_id, body in rows:
-                    found[(organisation_id, provider, external_id)] = body
+                for external_id, dictionary_id, body in rows:
+                    found[(organisation_id, provider, external_id)] = self._unpack(
+                        dictionary_id, body
+                    )
         return found
 
     def query(self, query: EventQuery) -> EventPage:
         where = where_clause(query.filter, SQLITE)
         keyset = is_keyset_sort(query.sort)
         condition, condition_params = keyset_condition(query, "?") if keyset else ("", [])
-        sql = "SELECT body, ts, id FROM events" + where.sql
+        sql = "SELECT dictionary_id, body, ts, id FROM events" + where.sql
         if condition:
             sql += (" AND " if where.sql else " WHERE ") + condition
         sql += order_by(query.sort) + " LIMIT ?"
@@ -324,26 +331,28 @@ class SQLiteStore(
                 total = int(counted.fetchone()[0])
             more = len(rows) > query.per_page
             rows = rows[: query.per_page]
-            next_cursor = encode_cursor(rows[-1][1], rows[-1][2]) if more and keyset else None
-            return EventPage([row[0] for row in rows], total, next_cursor)
+            next_cursor = encode_cursor(rows[-1][2], rows[-1][3]) if more and keyset else None
+            return EventPage([self._unpack(row[0], row[1]) for row in rows], total, next_cursor)
 
         return self._read(run)
 
     def get_event(self, event_id: int, organisation_ids: tuple[int, ...] | None) -> bytes | None:
         row = self._read(
             lambda c: c.execute(
-                "SELECT body, organisation_id FROM events WHERE id = ?", (event_id,)
+                "SELECT dictionary_id, body, organisation_id FROM events WHERE id = ?", (event_id,)
             ).fetchone()
         )
-        if row is None or (organisation_ids is not None and row[1] not in organisation_ids):
+        if row is None or (organisation_ids is not None and row[2] not in organisation_ids):
             return None
-        body: bytes = row[0]
-        return body
+        return self._unpack(row[0], row[1])
 
     def read_log(
         self, after_seq: int, limit: int, organisation_ids: tuple[int, ...] | None = None
     ) -> list[LogEntry]:
-        sql = "SELECT seq, organisation_id, type_id, body, id FROM events WHERE seq > ?"
+        sql = (
+            "SELECT seq, organisation_id, type_id, dictionary_id, body, id FROM events "
+            "WHERE seq > ?"
+        )
         params: list[object] = [after_seq]
         if organisation_ids is not None:  # "+": walk the log by seq, not a tenant's history
             sql += f" AND +organisation_id IN ({', '.join('?' * len(organisation_ids))})"
@@ -351,7 +360,10 @@ class SQLiteStore(
         sql += " ORDER BY seq LIMIT ?"
         params.append(limit)
         rows = self._read(lambda c: c.execute(sql, params).fetchall())
-        return [LogEntry(*row) for row in rows]
+        return [
+            LogEntry(seq, organisation_id, type_id, self._unpack(dictionary_id, body), event_id)
+            for seq, organisation_id, type_id, dictionary_id, body, event_id in rows
+        ]
 
     def last_seq(self) -> int:
         row = self._read(lambda c: c.execute("SELECT MAX(seq) FROM events").fetchone())

@@ -175,12 +175,12 @@ class UsageMethods(SQLStoreBase[C]):
         rows = self._read(
             lambda c: self._execute(
                 c,
-                "SELECT ts, body FROM events WHERE organisation_id = ? AND endpoint_id = ? "
-                "AND ts >= ? AND ts < ? AND type_id = ? ORDER BY ts, id",
+                "SELECT ts, dictionary_id, body FROM events WHERE organisation_id = ? "
+                "AND endpoint_id = ? AND ts >= ? AND ts < ? AND type_id = ? ORDER BY ts, id",
                 (organisation_id, endpoint_id, start_ms, end_ms, DELETE_PDP_CONTEXT),
             ).fetchall()
         )
-        return [(int(row[0]), bytes(row[1])) for row in rows]
+        return [(int(row[0]), self._unpack(row[1], bytes(row[2]))) for row in rows]
 
     def usage_organisation(
         self, organisation_ids: tuple[int, ...] | None, endpoint_id: int

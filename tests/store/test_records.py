@@ -1,0 +1,169 @@
+"""Records stored compressed (migration 0014): old rows migrate in place, resumably, losing
+nothing; a new dictionary never breaks the rows of an older one."""
+
+from __future__ import annotations
+
+import contextlib
+import sqlite3
+import subprocess
+from pathlib import Path
+from typing import Any
+
+import orjson
+import pytest
+
+from herald.store import EventFilter, EventQuery, Store, open_store
+from herald.store.migrator import migrations
+from herald.store.records import RAW, SHIPPED_ID, RecordMethods
+from herald.store.sql import EVENT_COLUMNS, event_row
+from herald.timefmt import now_ms
+from tests.store.conftest import EventFactory
+from tests.support.server import HERALD
+from tests.support.waiting import readable
+
+ORGANISATION = 7
+EVENTS = 120
+
+
+def _events(make_event: EventFactory, count: int) -> list[Any]:
+    start = now_ms() - 3_600_000
+    return [
+        make_event(
+            ORGANISATION,
+            start + i * 1000,
+            type_id=(3, 5, 1)[i % 3],
+            description=f"event {i} of a test fleet",
+            endpoint={"id": 100 + i % 9, "name": f"device-{i % 9}", "imei": f"35{i:013d}"},
+            detail={"country": {"name": ("Germany", "France")[i % 2]}, "volume": {"total": i}},
+        )
+        for i in range(count)
+    ]
+
+
+def _everything(store: Store) -> dict[str, Any]:
+    """Every event as each reader serves it: list pages, one by one, and the log."""
+    query = EventQuery(EventFilter((ORGANISATION,)), per_page=1000)
+    listed = store.query(query).items
+    ids = [orjson.loads(body)["id"] for body in listed]
+    return {
+        "listed": listed,
+        "one_by_one": [store.get_event(event_id, (ORGANISATION,)) for event_id in ids],
+        "log": [entry.body for entry in store.read_log(0, 10_000)],
+    }
+
+
+def _to_raw(store: Store) -> None:
+    """Store every row uncompressed, as a release before 0014 wrote them."""
+    assert isinstance(store, RecordMethods)
+    with store._transaction() as conn:
+        rows = conn.execute("SELECT id, ts, dictionary_id, body FROM events").fetchall()
+        for event_id, ts, dictionary_id, body in rows:
+            conn.execute(
+                store._sql("UPDATE events SET body = ?, dictionary_id = 0 WHERE id = ? AND ts = ?"),
+                (store._unpack(dictionary_id, body), event_id, ts),
+            )
+
+
+def test_old_rows_are_compressed_in_place_resumably_and_read_the_same(
+    store: Store, make_event: EventFactory, ids: Any
+) -> None:
+    assert isinstance(store, RecordMethods)
+    store.create_organisation("Acme", ORGANISATION)
+    event_ids = ids(EVENTS)
+    store.append(_events(make_event, EVENTS), event_ids)
+    readable(store, event_ids)  # on PostgreSQL: once no older transaction is open (any DB)
+    _to_raw(store)
+    before = _everything(store)
+    assert store.uncompressed_events() == EVENTS
+
+    def killed(done: int) -> None:
+        raise KeyboardInterrupt  # the process dies after its first chunk
+
+    with pytest.raises(KeyboardInterrupt):
+        store.compress_records(killed, chunk=50)
+    assert store.uncompressed_events() == EVENTS - 50
+    assert _everything(store) == before  # half migrated, every reader serves the same
+    assert store.compress_records(chunk=50) == EVENTS - 50
+    assert store.uncompressed_events() == 0
+    assert _everything(store) == before
+
+
+def test_a_new_dictionary_never_breaks_older_rows(
+    database_url: str, make_event: EventFactory, ids: Any
+) -> None:
+    first = open_store(database_url)
+    try:
+        assert isinstance(first, RecordMethods)
+        first.create_organisation("Acme", ORGANISATION)
+        first.append(_events(make_event, EVENTS), ids(EVENTS))
+        dictionary_id, data = first.train_dictionary(EVENTS)
+        assert dictionary_id == SHIPPED_ID + 1 and len(data) > 0
+    finally:
+        first.close()
+    second = open_store(database_url)  # a process started since: writes with the new one
+    try:
+        assert isinstance(second, RecordMethods)
+        second.append(_events(make_event, 10), ids(10))
+        used = second._read(
+            lambda c: c.execute(
+                "SELECT dictionary_id, COUNT(*) FROM events GROUP BY 1 ORDER BY 1"
+            ).fetchall()
+        )
+        assert [tuple(row) for row in used] == [(SHIPPED_ID, EVENTS), (dictionary_id, 10)]
+        served = _everything(second)
+        assert len(served["listed"]) == EVENTS + 10
+        assert served["listed"] == served["one_by_one"]
+    finally:
+        second.close()
+
+
+def test_herald_db_migrate_compresses_a_database_of_the_release_before(
+    tmp_path: Path, make_event: EventFactory, ids: Any
+) -> None:
+    """A SQLite file as the release before 0014 wrote it: migrated by ``herald db migrate``
+    (schema, then every record compressed), every event reads as it was written."""
+    path = tmp_path / "old.db"
+    events = _events(make_event, EVENTS)
+    event_ids = ids(EVENTS)
+    written = [orjson.dumps({**e.record, "id": i}) for e, i in zip(events, event_ids, strict=True)]
+    old_columns = EVENT_COLUMNS[:-1]  # without dictionary_id
+    with contextlib.closing(sqlite3.connect(path)) as conn:
+        conn.execute(
+            "CREATE TABLE schema_migrations (version INTEGER PRIMARY KEY, name TEXT NOT NULL, "
+            "applied_ms INTEGER NOT NULL)"
+        )
+        for migration in migrations("sqlite"):
+            if migration.version < 14:
+                conn.executescript(migration.sql)
+                conn.execute(
+                    "INSERT INTO schema_migrations VALUES (?, ?, 0)",
+                    (migration.version, migration.name),
+                )
+        conn.execute("INSERT INTO organisations VALUES (?, 'Acme', 0, NULL)", (ORGANISATION,))
+        conn.executemany(
+            f"INSERT INTO events ({', '.join(old_columns)}) "
+            f"VALUES ({', '.join('?' * len(old_columns))})",
+            [
+                event_row(event, event_id, body, RAW)[:-1]
+                for event, event_id, body in zip(events, event_ids, written, strict=True)
+            ],
+        )
+        conn.commit()
+    url = f"sqlite:///{path}"
+    result = subprocess.run(
+        [*HERALD, "db", "migrate", "--database", url], capture_output=True, text=True, timeout=60
+    )
+    assert result.returncode == 0, result.stderr
+    assert f"compressed {EVENTS:,} stored records" in result.stdout
+    store = open_store(url)
+    try:
+        assert isinstance(store, RecordMethods)
+        assert store.uncompressed_events() == 0
+        served = _everything(store)
+        assert sorted(served["log"]) == sorted(written)
+        assert served["listed"] == served["one_by_one"] == written[::-1]  # newest first
+    finally:
+        store.close()
+    with contextlib.closing(sqlite3.connect(path)) as conn:
+        sizes = conn.execute("SELECT SUM(length(body)) FROM events").fetchone()[0]
+        assert sizes < sum(map(len, written)) / 2
