@@ -139,7 +139,10 @@ def test_herald_db_migrate_compresses_a_database_of_the_release_before(
                     "INSERT INTO schema_migrations VALUES (?, ?, 0)",
                     (migration.version, migration.name),
                 )
-        conn.execute("INSERT INTO organisations VALUES (?, 'Acme', 0, NULL)", (ORGANISATION,))
+        conn.execute(
+            "INSERT INTO organisations (id, name, created_ms) VALUES (?, 'Acme', 0)",
+            (ORGANISATION,),
+        )
         conn.executemany(
             f"INSERT INTO events ({', '.join(old_columns)}) "
             f"VALUES ({', '.join('?' * len(old_columns))})",

@@ -120,7 +120,15 @@ class RecordMethods(SQLStoreBase[C]):
         return codec.unpack(dictionary_id, data)
 
     def _ensure_dictionary(self) -> None:
-        """The shipped dictionary, stored as id 1 (once; from the migration on)."""
+        """The shipped dictionary, stored as id 1 (once; from the migration on). Read first:
+        a read-only database that has it starts."""
+        stored = self._read(
+            lambda c: c.execute(
+                self._sql("SELECT 1 FROM dictionaries WHERE id = ?"), (SHIPPED_ID,)
+            ).fetchone()
+        )
+        if stored is not None:
+            return
         with self._transaction() as conn:
             conn.execute(
                 self._sql(

@@ -5,7 +5,6 @@ queue bound for its routing key) is a failure, retried like any other."""
 from __future__ import annotations
 
 import asyncio
-import ssl
 from urllib.parse import unquote, urlsplit
 
 import aio_pika
@@ -26,12 +25,7 @@ class AmqpSink(BrokerSink):
         return channel is not None and not channel.is_closed
 
     async def _connect(self, host: str, port: int) -> None:
-        tls = None
-        if self.config.tls:
-            tls = ssl.create_default_context()
-            if not self.config.settings.get("tls_verify", True):
-                tls.check_hostname = False
-                tls.verify_mode = ssl.CERT_NONE
+        tls = self.config.tls_context()
         credentials = self.config.credentials
         virtualhost = unquote(urlsplit(self.config.url).path[1:]) or "/"
         self._connection = await aio_pika.connect(

@@ -11,6 +11,7 @@ from __future__ import annotations
 
 import asyncio
 import logging
+import ssl
 import time
 from abc import ABC, abstractmethod
 from collections.abc import Callable, Mapping, Sequence
@@ -185,6 +186,17 @@ class SinkConfig:
     @property
     def tls(self) -> bool:
         return urlsplit(self.url).scheme in TLS_SCHEMES
+
+    def tls_context(self) -> ssl.SSLContext | None:
+        """The TLS context of a ``mqtts``/``tls``/``amqps`` URL (verification on unless the
+        settings turn it off), None for a plain connection."""
+        if not self.tls:
+            return None
+        context = ssl.create_default_context()
+        if not self.settings.get("tls_verify", True):
+            context.check_hostname = False
+            context.verify_mode = ssl.CERT_NONE
+        return context
 
     def redact(self, text: str) -> str:
         """``text`` with every credential value masked: errors may quote a connect URL."""

@@ -5,7 +5,6 @@ from __future__ import annotations
 import asyncio
 import contextlib
 import secrets
-import ssl
 
 import aiomqtt
 
@@ -20,12 +19,7 @@ class MqttSink(BrokerSink):
         self._client: aiomqtt.Client | None = None
 
     async def _connect(self, host: str, port: int) -> None:
-        tls = None
-        if self.config.tls:
-            tls = ssl.create_default_context()
-            if not self.config.settings.get("tls_verify", True):
-                tls.check_hostname = False
-                tls.verify_mode = ssl.CERT_NONE
+        tls = self.config.tls_context()
         client = aiomqtt.Client(
             host,
             port,

@@ -9,7 +9,6 @@ from __future__ import annotations
 
 import asyncio
 import logging
-import ssl
 
 import nats
 from nats.aio.client import Client
@@ -34,12 +33,7 @@ class NatsSink(BrokerSink):
         return self._client is not None and self._client.is_connected
 
     async def _connect(self, host: str, port: int) -> None:
-        tls = None
-        if self.config.tls:
-            tls = ssl.create_default_context()
-            if not self.config.settings.get("tls_verify", True):
-                tls.check_hostname = False
-                tls.verify_mode = ssl.CERT_NONE
+        tls = self.config.tls_context()
         scheme = "tls" if tls else "nats"
         credentials = self.config.credentials
         self._client = await nats.connect(
