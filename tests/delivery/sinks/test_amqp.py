@@ -164,3 +164,24 @@ def test_an_unroutable_message_fails_until_a_queue_is_bound(api: httpx.Client) -
         eventually(lambda: set(sent) <= set(bound.take()), what="delivery once a queue is bound")
     finally:
         asyncio.run(_delete(exchange, bound.name))
+
+
+def test_a_killed_worker_loses_nothing(
+    herald: HeraldServer, api: httpx.Client, queue: Queue
+) -> None:
+    create(
+        api,
+        type="amqp",
+        url=f"amqp://127.0.0.1:{BROKER_PORT}/",
+        settings={"exchange": queue.exchange, "routing_key": "herald.events"},
+        credentials={"username": "guest", "password": "guest"},
+    )
+    sent = post_events(api, 10)
+    eventually(lambda: queue.take(), what="delivery under way")
+    herald.kill()  # SIGKILL: no drain, no lease given up
+    herald.restart()
+    sent += post_events(api, 10)
+    eventually(
+        lambda: set(sent) <= set(queue.take()), timeout=30, what="every event after the kill"
+    )
+    assert first_seen(queue.take()) == sent

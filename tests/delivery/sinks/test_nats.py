@@ -144,3 +144,19 @@ def test_a_subject_no_stream_takes_is_retried_until_one_does(api: httpx.Client) 
         assert all(record["specversion"] == "1.0" for _, record, _ in stored(name))
     finally:
         asyncio.run(_stream(name, None))
+
+
+def test_a_killed_worker_loses_nothing(
+    herald: HeraldServer, api: httpx.Client, stream: tuple[str, str]
+) -> None:
+    name, base = stream
+    create(
+        api, type="nats", url=f"nats://127.0.0.1:{BROKER_PORT}", settings={"subject": base + ".e"}
+    )
+    sent = post_events(api, 10)
+    eventually(lambda: stored(name), what="delivery under way")
+    herald.kill()  # SIGKILL: no drain, no lease given up
+    herald.restart()
+    sent += post_events(api, 10)
+    eventually(lambda: len(stored(name)) >= 20, timeout=30, what="every event after the kill")
+    assert ids_of(stored(name)) == sent  # a re-send after the kill is stored once

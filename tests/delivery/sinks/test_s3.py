@@ -159,3 +159,24 @@ def test_a_missing_bucket_is_retried_until_it_exists(api: httpx.Client, moto_por
 
 def _buckets(s3: Any) -> list[str]:
     return [b["Name"] for b in s3.list_buckets()["Buckets"]]
+
+
+def test_a_killed_worker_loses_nothing(
+    herald: HeraldServer, api: httpx.Client, moto_port: int, bucket: tuple[Any, str]
+) -> None:
+    s3, name = bucket
+    create(
+        api,
+        type="s3",
+        url=f"http://127.0.0.1:{moto_port}",
+        settings={"bucket": name, "region": "us-east-1"},
+        credentials={"access_key_id": "herald", "secret_access_key": PASSWORD},
+        batch={"max_events": 5, "max_wait_ms": 300},
+    )
+    sent = post_events(api, 10)
+    eventually(lambda: objects(s3, name), what="delivery under way")
+    herald.kill()  # SIGKILL: no drain, no lease given up
+    herald.restart()
+    sent += post_events(api, 10)
+    eventually(lambda: set(sent) <= set(ids_in(objects(s3, name))), timeout=30, what="every event")
+    assert first_seen(ids_in(objects(s3, name))) == sent
