@@ -51,7 +51,10 @@ def test_a_trickling_tenant_does_not_starve_another(tmp_path: Path, figures: Fig
                 event_id = as_b.post("/event", json={"event_type": {"id": 10001}}).json()["id"]
                 wait_until(lambda: event_id in healthy.delivered_ids(), 10)  # noqa: B023
                 latencies.append(time.monotonic() - sent)
-            log = as_b.get(f"/event_handler/{b_handler['id']}/delivery").json()
+            path = f"/event_handler/{b_handler['id']}/delivery"
+            # the attempt is recorded just after the receiver answered: wait for the third
+            wait_until(lambda: len(as_b.get(path).json()) >= 3, 10)
+            log = as_b.get(path).json()
 
             # A's requests end at the 5 s deadline as failed attempts, never held for 20 s
             def a_attempts() -> list[dict[str, Any]]:
