@@ -16,6 +16,8 @@ from typing import Any
 
 from tests.support.server import HeraldServer, start_server
 
+from herald.timefmt import parse_timestamp, to_ms
+
 ROOT = Path(__file__).resolve().parent
 SCRATCH = ROOT / "scratch"
 Result = dict[str, Any]
@@ -60,6 +62,27 @@ def timed(work: Callable[[], object]) -> float:
 
 def rate(events: int, seconds: float) -> float:
     return round(events / seconds, 1)
+
+
+def sending_seconds(api: Any, handler_id: int) -> float:
+    """How long a handler took from the start of its first attempt to the end of its last,
+    read from its attempt log: the time Herald spent delivering, without the wait for a
+    worker to take the handler up (the raw loops start on a warm connection too)."""
+    starts: list[int] = []
+    ends: list[int] = []
+    cursor: int | None = None
+    while True:
+        params = {"per_page": 1000, **({"cursor": cursor} if cursor else {})}
+        reply = api.get(f"/event_handler/{handler_id}/delivery", params=params)
+        reply.raise_for_status()
+        for attempt in reply.json():
+            at = to_ms(parse_timestamp(attempt["time"]))
+            starts.append(at)
+            ends.append(at + attempt["latency_ms"])
+        if "X-Next-Cursor" not in reply.headers:
+            break
+        cursor = int(reply.headers["X-Next-Cursor"])
+    return max(max(ends) - min(starts), 1) / 1000
 
 
 def peak_rss_mb(pid: int) -> float:

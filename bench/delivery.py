@@ -20,7 +20,15 @@ import httpx
 import orjson
 from tests.support.server import HERALD, HeraldServer, free_port
 
-from bench.common import Mode, Result, herald_server, peak_rss_mb, percentiles, rate
+from bench.common import (
+    Mode,
+    Result,
+    herald_server,
+    peak_rss_mb,
+    percentiles,
+    rate,
+    sending_seconds,
+)
 from bench.events import document
 
 BATCH = 100
@@ -123,15 +131,17 @@ def _throughput(
         started = time.perf_counter()
         api.patch(f"/event_handler/{handler.json()['id']}", json={"enabled": True})
         _wait_for(control, sink, events)
-        herald_s = time.perf_counter() - started
+        enable_to_done_s = time.perf_counter() - started
         api.patch(f"/event_handler/{handler.json()['id']}", json={"enabled": False})
         raw_after = asyncio.run(_raw_loop(f"{sink}/hook", bodies))
+    herald_s = sending_seconds(api, handler.json()["id"])
     # the raw loop runs before and after Herald: a drift of the machine's speed during the
     # run then weighs on both sides alike
     herald_rate, raw_rate = rate(events, herald_s), rate(events, (raw_before + raw_after) / 2)
     return {
         "events": events,
         "batch": batch,
+        "enable_to_done_s": round(enable_to_done_s, 3),
         "herald_events_per_s": herald_rate,
         "raw_httpx_events_per_s": raw_rate,
         "ratio": round(herald_rate / raw_rate, 3),
