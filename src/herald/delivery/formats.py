@@ -2,9 +2,7 @@
 
 from __future__ import annotations
 
-import functools
 from collections.abc import Sequence
-from dataclasses import dataclass
 from typing import Any
 
 import orjson
@@ -13,19 +11,23 @@ FORMATS = ("native", "cloudevents", "ndjson")
 CLOUDEVENTS_TYPE_PREFIX = "io.herald.event."
 
 
-@dataclass(frozen=True)
 class Item:
     """One event on its way out: its log position, its id and the stored bytes, parsed into
     ``record`` only if something asks (a filter, CloudEvents): a native batch never does."""
 
-    seq: int
-    event_id: int
-    body: bytes
+    __slots__ = ("_record", "body", "event_id", "seq")
 
-    @functools.cached_property
+    def __init__(self, seq: int, event_id: int, body: bytes) -> None:
+        self.seq = seq
+        self.event_id = event_id
+        self.body = body
+        self._record: dict[str, Any] | None = None
+
+    @property
     def record(self) -> dict[str, Any]:
-        record: dict[str, Any] = orjson.loads(self.body)
-        return record
+        if self._record is None:
+            self._record = orjson.loads(self.body)
+        return self._record
 
 
 def cloudevent(item: Item) -> bytes:

@@ -24,7 +24,7 @@ import secrets
 import socket
 import time
 from collections import deque
-from collections.abc import AsyncIterator, Callable, Iterable, Mapping
+from collections.abc import AsyncIterator, Awaitable, Callable, Iterable, Mapping
 from dataclasses import dataclass
 from datetime import UTC, datetime, timedelta
 from typing import Any, TypeVar
@@ -52,7 +52,7 @@ T = TypeVar("T")
 
 HANDLER_DISABLED_TYPE = 2000
 CHUNK = 500  # log entries read per query when the handler's filter may skip some
-READ_AHEAD = 100  # log entries read at least per query: a small batch's next ones come along
+READ_AHEAD = 500  # log entries read at least per query: the next batches come along
 MAX_SKIP_CHUNKS = 20  # chunks of non-matching events skipped per step
 QUIET_PASS_SECONDS = 1.0  # how often an idle handler's cursor follows the end of the log
 STORE_THREADS = 16  # store calls of the worker's handlers running at once
@@ -166,6 +166,8 @@ class DeliveryWorker:
         self._slots: dict[int, asyncio.Semaphore] = {}  # per organisation: requests at once
         self._busy: set[int] = set()  # handlers whose request is out: stopping waits for them
         self._sinks: dict[int, tuple[HandlerSpec, Sink]] = {}  # per handler, while it is served
+        self._recording: dict[int, asyncio.Task[Handler | None]] = {}  # per handler: its last
+        # delivered batch's bookkeeping, written while the next batch is out
         self._stopping = False
         self._threads = Threads("herald-delivery", STORE_THREADS)
 
@@ -217,6 +219,7 @@ class DeliveryWorker:
         for task in tasks.values():
             task.cancel()
         await asyncio.gather(*tasks.values(), return_exceptions=True)
+        await asyncio.gather(*self._recording.values(), return_exceptions=True)
         with contextlib.suppress(StoreError):
             await self._run(self.store.release_handlers, self.owner)
 
@@ -388,7 +391,7 @@ class DeliveryWorker:
                     continue
                 seen_seq = self._last_seq
                 try:
-                    result = await self.step(handler_id, handler)
+                    result = await self.step(handler_id, handler, pipelined=True)
                 except StoreError:  # one handler's failure must not end its task
                     log.exception("delivery: handler %d: step failed; trying again", handler_id)
                     handler = None
@@ -419,6 +422,8 @@ class DeliveryWorker:
                 elif result.kind in ("retry", "rejected"):
                     await asyncio.sleep(self.settings.delivery_poll_seconds)
         finally:
+            with contextlib.suppress(Exception):  # logged where it failed
+                await asyncio.shield(self._settle(handler_id))
             if ahead := self._ahead.pop(handler_id, None):
                 ahead.entries.cancel()
             self._passed.pop(handler_id, None)
@@ -454,12 +459,18 @@ class DeliveryWorker:
                 await kept[1].aclose()
 
     # -- one step ---------------------------------------------------------------
-    async def step(self, handler_id: int, handler: Handler | None = None) -> StepResult:
+    async def step(
+        self, handler_id: int, handler: Handler | None = None, *, pipelined: bool = False
+    ) -> StepResult:
         """Deliver the next batch of one handler (live first, then replays), if due.
 
         ``handler``: its state as the previous step returned it, saving a read; None reads it.
+        ``pipelined``: a delivered live batch's bookkeeping may still be being written when
+        the step returns (the next step's send overlaps it; ``_settle`` waits for it).
         """
         if handler is None:
+            if not await self._settle(handler_id):
+                return StepResult(handler_id, "gone")
             handler = await self._run(self.store.get_handler, handler_id)
         if handler is None or not handler.spec.enabled or handler.owner != self.owner:
             return StepResult(handler_id, "gone")
@@ -467,13 +478,28 @@ class DeliveryWorker:
             return StepResult(handler_id, "waiting", handler=handler)
         handler_filter = filter_of(handler.spec.filter)
         batch = await self._live_batch(handler, handler_filter)
-        if batch is None:
-            batch = await self._replay_batch(handler, handler_filter)
+        if batch is None or not batch.items:  # nothing to send: the last batch's record first
+            if not await self._settle(handler_id):
+                return StepResult(handler_id, "gone")
+            if batch is None:
+                batch = await self._replay_batch(handler, handler_filter)
         if batch is None:
             return StepResult(handler_id, "idle", handler=handler)
         if not batch.items:
             return StepResult(handler_id, "skipped")
-        return await self._deliver(handler, batch)
+        return await self._deliver(handler, batch, pipelined)
+
+    async def _settle(self, handler_id: int) -> bool:
+        """Wait for the handler's bookkeeping still being written, if any; False if it found
+        the handler gone (deleted, or its lease lost): nothing more may be sent for it."""
+        recording = self._recording.get(handler_id)
+        if recording is None:
+            return True
+        try:
+            return await recording is not None
+        finally:  # kept until written: stopping waits for it before giving up the lease
+            if self._recording.get(handler_id) is recording:
+                del self._recording[handler_id]
 
     async def _live_batch(self, handler: Handler, handler_filter: EventFilter) -> _Batch | None:
         limit = handler.spec.batch_max_events
@@ -490,6 +516,8 @@ class DeliveryWorker:
             items, end = _select(entries, limit, wanted, handler_filter.type_ids)
             if not items:
                 cursor = end
+                if not await self._settle(handler.id):
+                    return None
                 moved = await self._run(
                     self.store.advance_cursor,
                     handler.id,
@@ -595,6 +623,8 @@ class DeliveryWorker:
         last = self._passed.get(handler.id, 0.0)
         if log_end <= handler.cursor_seq or time.monotonic() - last < QUIET_PASS_SECONDS:
             return
+        if not await self._settle(handler.id):
+            return
         self._passed[handler.id] = time.monotonic()
         await self._run(
             self.store.advance_cursor, handler.id, self.owner, log_end, handler.organisation_id
@@ -603,7 +633,14 @@ class DeliveryWorker:
     def _advance_replay(self, handler: Handler, replay_id: int, cursor: int) -> None:
         self.store.advance_replay(replay_id, cursor, handler.id, handler.organisation_id)
 
-    async def _deliver(self, handler: Handler, batch: _Batch) -> StepResult:
+    async def _deliver(self, handler: Handler, batch: _Batch, pipelined: bool) -> StepResult:
+        """Send the batch and record the attempt. ``pipelined``, a delivered live batch is
+        recorded in the background: the handler's next send need not wait for the write, and
+        that send's bookkeeping waits for this one (the records stay in order, the cursor
+        only moves to what the receiver acknowledged; a crash in between sends again)."""
+        recording = self._recording.get(handler.id)
+        if recording is not None and recording.done() and not await self._settle(handler.id):
+            return StepResult(handler.id, "gone")  # (a failed write raises: nothing is sent)
         event_ids = tuple(item.event_id for item in batch.items)
         prefix = f"r{batch.replay.id}" if batch.replay else f"h{handler.id}"
         msg_id = f"{prefix}_{event_ids[0]}_{event_ids[-1]}"
@@ -616,7 +653,15 @@ class DeliveryWorker:
             out = Outgoing(handler, batch.items, msg_id, now, replay_id)
             self._busy.add(handler.id)  # from here on, stopping waits for the step's end
             result = await sink.send(out)
+        if not await self._settle(handler.id):  # the one before found the lease lost
+            return StepResult(handler.id, "gone")
         kind = "replay" if batch.replay else "live"
+        if pipelined and batch.replay is None and result.delivered:
+            writing = self._record(handler, kind, event_ids, result, now, batch)
+            self._recording[handler.id] = asyncio.create_task(_first(writing))
+            metrics.observe_delivery(handler.id, "delivered", _received_ms(batch.items[-1]))
+            sent = _delivered(handler, batch.advance_to, to_ms(now))
+            return StepResult(handler.id, "delivered", event_ids, None, sent)
         recorded, outcome = await self._record(handler, kind, event_ids, result, now, batch)
         if recorded is None:
             return StepResult(handler.id, "gone")
@@ -679,6 +724,8 @@ class DeliveryWorker:
     async def _step_failed(self, handler_id: int, error: Exception) -> None:
         """Record a step that raised (a bug, or data it could not handle) as a failed
         attempt: in the log with its error, backed off by the retry policy, in the status."""
+        if not await self._settle(handler_id):
+            return
         handler = await self._run(self.store.get_handler, handler_id)
         if handler is None or not handler.spec.enabled or handler.owner != self.owner:
             return
@@ -739,6 +786,23 @@ class DeliveryWorker:
             log.error("delivery: cannot record the disabled event: %s", event)
             return None
         return event, self.ids.next_ids(1)[0]
+
+
+async def _first(recording: Awaitable[tuple[Handler | None, str]]) -> Handler | None:
+    return (await recording)[0]
+
+
+def _delivered(handler: Handler, cursor_seq: int, at_ms: int) -> Handler:
+    """The handler as the bookkeeping of a delivered batch writes it (being written)."""
+    return dataclasses.replace(
+        handler,
+        cursor_seq=cursor_seq,
+        failures=0,
+        failing_since_ms=None,
+        next_attempt_ms=None,
+        last_error=None,
+        last_success_ms=at_ms,
+    )
 
 
 def _select(

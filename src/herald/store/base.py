@@ -4,7 +4,7 @@ from __future__ import annotations
 
 from collections.abc import Callable, Sequence
 from dataclasses import dataclass, field
-from typing import Any, Protocol
+from typing import Any, NamedTuple, Protocol
 
 from herald.model import NewEvent
 from herald.query.fields import SORT_COLUMNS as SORT_COLUMNS
@@ -68,9 +68,9 @@ class EventPage:
     next_cursor: str | None
 
 
-@dataclass(frozen=True, slots=True)
-class LogEntry:
-    """One event as a log reader (delivery, live stream) sees it."""
+class LogEntry(NamedTuple):
+    """One event as a log reader (delivery, live stream) sees it (a tuple: readers build
+    hundreds per read)."""
 
     seq: int
     organisation_id: int

@@ -471,9 +471,8 @@ class PostgresStore(
         sql += " ORDER BY seq LIMIT %s"
         params.append(limit)
         rows = self._read(lambda c: c.execute(sql, params).fetchall())
-        return [
-            LogEntry(row[0], row[1], row[2], self._unpack(row[3], row[4]), row[5]) for row in rows
-        ]
+        unpack = self._unpacker()
+        return [LogEntry(row[0], row[1], row[2], unpack(row[3], row[4]), row[5]) for row in rows]
 
     def last_seq(self) -> int:
         """The last final position: ``read_log(last_seq())`` returns only what comes later."""

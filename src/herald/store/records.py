@@ -81,6 +81,10 @@ class Codec:
         """The record as served from a row's ``dictionary_id`` and ``body``."""
         if dictionary_id == RAW:
             return bytes(data)
+        return self.decompressor(dictionary_id)(data)
+
+    def decompressor(self, dictionary_id: int) -> Callable[[bytes], bytes]:
+        """This thread's decompression with dictionary ``dictionary_id`` (not ``RAW``)."""
         decompressors: dict[int, zstandard.ZstdDecompressor] | None = getattr(
             self._local, "decompressors", None
         )
@@ -90,8 +94,8 @@ class Codec:
         if decompressor is None:
             decompressor = zstandard.ZstdDecompressor(dict_data=self._dictionaries[dictionary_id])
             decompressors[dictionary_id] = decompressor
-        body: bytes = decompressor.decompress(data)
-        return body
+        decompress: Callable[[bytes], bytes] = decompressor.decompress
+        return decompress
 
 
 class RecordMethods(SQLStoreBase[C]):
@@ -118,6 +122,23 @@ class RecordMethods(SQLStoreBase[C]):
         if not codec.knows(dictionary_id):  # added by another process since
             codec = self._load_codec()
         return codec.unpack(dictionary_id, data)
+
+    def _unpacker(self) -> Callable[[int, bytes], bytes]:
+        """``_unpack`` for the rows of one read, in the calling thread: the codec and each
+        dictionary's decompressor looked up once."""
+        codec = self._codec()
+        known: dict[int, Callable[[bytes], bytes]] = {}
+
+        def unpack(dictionary_id: int, data: bytes) -> bytes:
+            decompress = known.get(dictionary_id)
+            if decompress is not None:
+                return decompress(data)
+            if dictionary_id == RAW or not codec.knows(dictionary_id):
+                return self._unpack(dictionary_id, data)
+            decompress = known[dictionary_id] = codec.decompressor(dictionary_id)
+            return decompress(data)
+
+        return unpack
 
     def _ensure_dictionary(self) -> None:
         """The shipped dictionary, stored as id 1 (once; from the migration on). Read first:

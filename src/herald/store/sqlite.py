@@ -360,8 +360,9 @@ class SQLiteStore(
         sql += " ORDER BY seq LIMIT ?"
         params.append(limit)
         rows = self._read(lambda c: c.execute(sql, params).fetchall())
+        unpack = self._unpacker()
         return [
-            LogEntry(seq, organisation_id, type_id, self._unpack(dictionary_id, body), event_id)
+            LogEntry(seq, organisation_id, type_id, unpack(dictionary_id, body), event_id)
             for seq, organisation_id, type_id, dictionary_id, body, event_id in rows
         ]
 
