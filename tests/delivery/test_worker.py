@@ -336,6 +336,28 @@ def test_a_failed_event_holds_back_its_handler_until_the_retry_is_due(
             assert receiver.delivered_ids() == [*first, *later]
 
 
+def test_events_that_come_in_during_a_send_are_not_passed_over(store: Store) -> None:
+    """The read of a handler's next batch starts during its send. Events appended after
+    that read, and seen by the worker before the send ended, used to be taken as seen by the
+    handler: it went idle past them and its cursor was moved over them, unsent."""
+    delivery = worker(store)
+    later: list[int] = []
+
+    def answer(_: Received) -> tuple[int, dict[str, str]]:
+        if not later:
+            time.sleep(0.3)  # the read of the next batch (empty) is done by now
+            later.extend(append(store, 2))
+            last = store.last_seq()
+            wait_until(lambda: delivery._last_seq >= last, 10)  # the worker saw them come
+        return 200, {}
+
+    with receiving(answer) as receiver:
+        handler = store.create_handler(2, HandlerSpec(name="h", url=receiver.url), new_secret())
+        first = append(store, 1)
+        asyncio.run(run_until_recorded(delivery, store, handler.id, 3))
+        assert receiver.delivered_ids() == [*first, *later]
+
+
 def test_the_loop_sends_the_next_batch_while_the_last_one_is_recorded(
     store: Store, monkeypatch: pytest.MonkeyPatch
 ) -> None:

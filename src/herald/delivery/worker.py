@@ -74,6 +74,7 @@ class StepResult:
     event_ids: tuple[int, ...] = ()
     replay_id: int | None = None
     handler: Handler | None = None  # as the step found or wrote it: the next step's state
+    seen_seq: int | None = None  # idle: the end of the log its read covered
 
 
 @dataclass(frozen=True, slots=True)
@@ -160,6 +161,7 @@ class DeliveryWorker:
         self._idle: dict[int, _Idle] = {}  # the handlers asleep in ``_pause``
         self._moved: dict[int, int] = {}  # idle handlers' cursors moved for them, not yet seen
         self._ahead: dict[int, _Ahead] = {}  # per handler: its next read, started early
+        self._covered: dict[int, int] = {}  # per handler: the log end its last read covered
         self._passed: dict[int, float] = {}  # per handler: when _pass_quiet last moved it
         self._lost: set[int] = set()  # handlers whose task stops after its current step
         self._held_until = 0.0  # (monotonic) when the leases of the last renewal run out
@@ -410,6 +412,9 @@ class DeliveryWorker:
                     return
                 handler = result.handler
                 if result.kind == "idle" and handler is not None:
+                    # idle up to where its read looked: a read started during the last
+                    # send may predate events the worker has seen since
+                    seen_seq = min(seen_seq, result.seen_seq or 0)
                     woke = await self._pause(handler, seen_seq)
                     moved = self._moved.pop(handler_id, 0)
                     if woke != "news":
@@ -428,6 +433,7 @@ class DeliveryWorker:
                 ahead.entries.cancel()
             self._passed.pop(handler_id, None)
             self._moved.pop(handler_id, None)
+            self._covered.pop(handler_id, None)
             await self._close_sink(handler_id)
 
     async def aclose(self) -> None:
@@ -484,7 +490,8 @@ class DeliveryWorker:
             if batch is None:
                 batch = await self._replay_batch(handler, handler_filter)
         if batch is None:
-            return StepResult(handler_id, "idle", handler=handler)
+            covered = self._covered.pop(handler_id, 0)
+            return StepResult(handler_id, "idle", handler=handler, seen_seq=covered)
         if not batch.items:
             return StepResult(handler_id, "skipped")
         return await self._deliver(handler, batch, pipelined)
@@ -594,13 +601,15 @@ class DeliveryWorker:
         end of the log as ``_watch`` had seen it before the read."""
         ahead = self._ahead.pop(handler.id, None)
         if ahead is not None and (ahead.cursor, ahead.chunk) == (cursor, _chunk(handler)):
-            return await ahead.entries, ahead.log_end
-        if ahead is not None:
-            ahead.entries.cancel()
-        log_end = self._last_seq
-        entries = await self._run(
-            self.store.read_log, cursor, _chunk(handler), (handler.organisation_id,)
-        )
+            entries, log_end = await ahead.entries, ahead.log_end
+        else:
+            if ahead is not None:
+                ahead.entries.cancel()
+            log_end = self._last_seq
+            entries = await self._run(
+                self.store.read_log, cursor, _chunk(handler), (handler.organisation_id,)
+            )
+        self._covered[handler.id] = log_end
         return entries, log_end
 
     def _read_ahead(self, handler: Handler, cursor: int, rest: list[LogEntry]) -> None:
