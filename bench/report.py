@@ -58,6 +58,15 @@ TARGETS: list[tuple[str, str, str, float]] = [
             ("S3 (to the PUT's 200)", "sinks.s3.latency_at_1000_per_s.p99_ms"),
         )
     ),
+    *(
+        (
+            f"{kind.upper()} events passed unsent at 1,000/s",
+            f"sinks.{kind}.latency_at_1000_per_s.unsent_events",
+            "<=",
+            0,
+        )
+        for kind in ("mqtt", "nats", "amqp", "s3")
+    ),
 ]
 SINK_CLIENTS = {"mqtt": "aiomqtt QoS 1", "nats": "nats-py JetStream", "amqp": "aio-pika confirms"}
 SINK_RUNS = (("batched", "batches of 100"), ("single", "one event per message"))
@@ -198,8 +207,13 @@ def _sink_lines(sinks: dict[str, Any]) -> list[str]:
         lat = (sinks.get(kind) or {}).get("latency_at_1000_per_s")
         if lat:
             to = "the store's 200" if kind == "s3" else "a subscriber"
-            lost = lat.get("lost_events")
-            never = f" (**{lost:,} of {lat['samples'] + lost:,} never sent**)" if lost else ""
+            lost, unsent = lat.get("lost_events"), lat.get("unsent_events", 0)
+            never = (
+                f" (**{lost:,} of {lat['samples'] + lost:,} never arrived, {unsent:,} of them "
+                f"never sent**)"
+                if lost
+                else ""
+            )
             lines.append(
                 f"| {kind} sink: ingest to {to} at {_n(lat['offered_events_per_s'])} events/s "
                 f"(batches of up to 100, no wait), p50 / p99 ms{never} | "

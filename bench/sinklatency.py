@@ -89,14 +89,16 @@ def _disable(api: httpx.Client, handler_id: int) -> None:
     api.patch(f"/event_handler/{handler_id}", json={"enabled": False}).raise_for_status()
 
 
-def _result(achieved: float, latencies_ms: list[float], lost: int) -> Result:
-    """The percentiles, and how many events the handler passed without sending (its cursor
-    at the end of the log, the events never acknowledged: at-least-once broken)."""
+def _result(achieved: float, latencies_ms: list[float], lost: int, unsent: int) -> Result:
+    """The percentiles; the events that never arrived once the handler's cursor was at the
+    end of the log, and of those, the ones no delivered attempt holds (the handler passed
+    them without sending: at-least-once broken)."""
     return {
         "offered_events_per_s": round(achieved, 1),
         "batch": BATCH,
         **percentiles(latencies_ms),
         "lost_events": lost,
+        "unsent_events": unsent,
     }
 
 
@@ -123,7 +125,8 @@ async def _broker_latency(
         finally:
             _disable(api, handler_id)
     lost = max(0, len(sent) - len(arrivals.latencies_ms))
-    return _result(achieved, arrivals.latencies_ms, lost)
+    unsent = len(sent.keys() - _acked_ms(api, handler_id).keys()) if lost else 0
+    return _result(achieved, arrivals.latencies_ms, lost, unsent)
 
 
 def acked_latency(api: httpx.Client, spec: dict[str, Any], seconds: float) -> Result:
@@ -137,7 +140,8 @@ def acked_latency(api: httpx.Client, spec: dict[str, Any], seconds: float) -> Re
     finally:
         _disable(api, handler_id)
     latencies = [acked[event_id] - at for event_id, at in sent.items() if event_id in acked]
-    return _result(achieved, latencies, len(sent.keys() - acked.keys()))
+    unsent = len(sent.keys() - acked.keys())
+    return _result(achieved, latencies, unsent, unsent)
 
 
 def _acked_ms(api: httpx.Client, handler_id: int) -> dict[int, float]:

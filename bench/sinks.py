@@ -210,9 +210,9 @@ def _throughput(api: httpx.Client, target: Target, events: int, batch: int) -> R
     herald_s = span_seconds(spans)
     # the raw loop's warm-up message is not timed; Herald's first attempt also connects
     # (for S3 it creates the client, ~0.5 s): the rate without it is given beside
-    warm_s, warm_events = span_seconds(spans[1:]), events - spans[0][2]
+    warm = spans[1:] or spans
     herald_rate, raw_rate = rate(events, herald_s), rate(events, (raw_before + raw_after) / 2)
-    warm_rate = rate(warm_events, warm_s)
+    warm_rate = rate(sum(n for _, _, n in warm), span_seconds(warm))
     result: Result = {
         "events": events,
         "batch": batch,
@@ -225,14 +225,11 @@ def _throughput(api: httpx.Client, target: Target, events: int, batch: int) -> R
         "ratio_warm": round(warm_rate / raw_rate, 3),
     }
     if target.store:  # how busy the store was: 1.0 is one core, all moto's GIL allows
+        raw_cpu = cpu_1 - cpu_0 + cpu_3 - cpu_2
         result["pack_ms_per_message"] = round(pack_s * 1000 / len(bodies), 3)
-        result["store_cpu_per_raw_s"] = round(
-            (cpu_1 - cpu_0 + cpu_3 - cpu_2) / (raw_before + raw_after), 3
-        )
+        result["store_cpu_per_raw_s"] = round(raw_cpu / (raw_before + raw_after), 3)
         result["store_cpu_per_herald_s"] = round((cpu_2 - cpu_1) / herald_s, 3)
-        result["store_cpu_ms_per_message"] = round(
-            (cpu_1 - cpu_0 + cpu_3 - cpu_2) * 500 / len(bodies), 3
-        )
+        result["store_cpu_ms_per_message"] = round(raw_cpu * 1000 / (2 * len(bodies)), 3)
     return result
 
 
