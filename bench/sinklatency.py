@@ -42,12 +42,12 @@ Subscriber = Callable[[OnMessage], AbstractAsyncContextManager[None]]
 
 
 class Arrivals:
-    """Arrival minus sent, in ms, for the run's events in each message (a record, or an
-    array of them)."""
+    """Arrival minus sent, in ms, of the run's events in each message (a record, or an array
+    of them), by event id: a copy sent again (at least once) counts once, at its first."""
 
     def __init__(self, run: str) -> None:
         self.run = run
-        self.latencies_ms: list[float] = []
+        self.latencies_ms: dict[int, float] = {}
 
     def add(self, body: bytes) -> None:
         now = time.time() * 1000
@@ -55,7 +55,7 @@ class Arrivals:
         for record in document if isinstance(document, list) else [document]:
             detail = record.get("detail") or {}
             if detail.get("run") == self.run:
-                self.latencies_ms.append(now - detail["sent_ms"])
+                self.latencies_ms.setdefault(int(record["id"]), now - detail["sent_ms"])
 
 
 def offer(api: httpx.Client, run: str, seconds: float) -> tuple[dict[int, float], float]:
@@ -124,9 +124,9 @@ async def _broker_latency(
                 await asyncio.sleep(0.05)
         finally:
             _disable(api, handler_id)
-    lost = max(0, len(sent) - len(arrivals.latencies_ms))
-    unsent = len(sent.keys() - _acked_ms(api, handler_id).keys()) if lost else 0
-    return _result(achieved, arrivals.latencies_ms, lost, unsent)
+    missing = sent.keys() - arrivals.latencies_ms.keys()
+    unsent = len(missing - _acked_ms(api, handler_id).keys()) if missing else 0
+    return _result(achieved, list(arrivals.latencies_ms.values()), len(missing), unsent)
 
 
 def acked_latency(api: httpx.Client, spec: dict[str, Any], seconds: float) -> Result:
