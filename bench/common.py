@@ -68,8 +68,17 @@ def sending_seconds(api: Any, handler_id: int) -> float:
     """How long a handler took from the start of its first attempt to the end of its last,
     read from its attempt log: the time Herald spent delivering, without the wait for a
     worker to take the handler up (the raw loops start on a warm connection too)."""
-    starts: list[int] = []
-    ends: list[int] = []
+    return span_seconds(attempt_spans(api, handler_id))
+
+
+def span_seconds(spans: list[tuple[int, int, int]]) -> float:
+    """Seconds from the start of the first of these attempts to the end of the last."""
+    return max(max(end for _, end, _ in spans) - spans[0][0], 1) / 1000
+
+
+def attempt_spans(api: Any, handler_id: int) -> list[tuple[int, int, int]]:
+    """Each attempt of a handler as (start ms, end ms, events), oldest first."""
+    spans: list[tuple[int, int, int]] = []
     cursor: int | None = None
     while True:
         params = {"per_page": 1000, **({"cursor": cursor} if cursor else {})}
@@ -77,12 +86,21 @@ def sending_seconds(api: Any, handler_id: int) -> float:
         reply.raise_for_status()
         for attempt in reply.json():
             at = to_ms(parse_timestamp(attempt["time"]))
-            starts.append(at)
-            ends.append(at + attempt["latency_ms"])
+            spans.append((at, at + attempt["latency_ms"], len(attempt["event_ids"])))
         if "X-Next-Cursor" not in reply.headers:
-            break
+            return sorted(spans)
         cursor = int(reply.headers["X-Next-Cursor"])
-    return max(max(ends) - min(starts), 1) / 1000
+
+
+def wait_caught_up(api: Any, handler_id: int, timeout_s: float = 600) -> None:
+    """Until the handler's cursor (moved only after an ack) is at the end of the log."""
+    deadline = time.monotonic() + timeout_s
+    while time.monotonic() < deadline:
+        status = api.get(f"/event_handler/{handler_id}/status").json()
+        if status["lag_events"] == 0:
+            return
+        time.sleep(0.2)  # counting the lag costs the server CPU the worker shares
+    raise RuntimeError(f"handler {handler_id} did not catch up in time")
 
 
 def peak_rss_mb(pid: int) -> float:

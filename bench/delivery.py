@@ -56,10 +56,11 @@ def receiver() -> Iterator[str]:
 
 @contextmanager
 def worker(server: HeraldServer) -> Iterator[subprocess.Popen[bytes]]:
-    """``herald worker`` on the server's database."""
+    """``herald worker`` on the server's database, its health port a free one (another
+    worker on the machine may hold the default)."""
     with (server.workdir / "worker.log").open("ab") as log:
         process = subprocess.Popen(
-            [*HERALD, "worker", "--database", server.database_url],
+            [*HERALD, "worker", "--database", server.database_url, "--port", str(free_port())],
             cwd=server.workdir,
             env=server.env,
             stdout=log,

@@ -48,8 +48,28 @@ TARGETS: list[tuple[str, str, str, float]] = [
     ("MQTT sink (batched) vs raw aiomqtt", "sinks.mqtt.batched.ratio", ">=", 0.5),
     ("NATS sink (batched) vs raw nats-py", "sinks.nats.batched.ratio", ">=", 0.5),
     ("AMQP sink (batched) vs raw aio-pika", "sinks.amqp.batched.ratio", ">=", 0.5),
+    ("S3 sink (objects of 100) vs raw aiobotocore", "sinks.s3.batched.ratio", ">=", 0.5),
+    *(
+        (f"{kind} ingest-to-publish p99 ms at 1,000/s", path, "<=", 500)
+        for kind, path in (
+            ("MQTT", "sinks.mqtt.latency_at_1000_per_s.p99_ms"),
+            ("NATS", "sinks.nats.latency_at_1000_per_s.p99_ms"),
+            ("AMQP", "sinks.amqp.latency_at_1000_per_s.p99_ms"),
+            ("S3 (to the PUT's 200)", "sinks.s3.latency_at_1000_per_s.p99_ms"),
+        )
+    ),
+    *(
+        (
+            f"{kind.upper()} events passed unsent at 1,000/s",
+            f"sinks.{kind}.latency_at_1000_per_s.unsent_events",
+            "<=",
+            0,
+        )
+        for kind in ("mqtt", "nats", "amqp", "s3")
+    ),
 ]
 SINK_CLIENTS = {"mqtt": "aiomqtt QoS 1", "nats": "nats-py JetStream", "amqp": "aio-pika confirms"}
+SINK_RUNS = (("batched", "batches of 100"), ("single", "one event per message"))
 
 
 def targets(results: dict[str, Any]) -> list[dict[str, Any]]:
@@ -141,15 +161,7 @@ def table(results: dict[str, Any]) -> str:
             f"{_n(lat['p50_ms'])} / {_n(lat['p99_ms'])} | | |"
         )
     lines += _device_lines(results.get("devices") or {})
-    for kind, client in SINK_CLIENTS.items():
-        family = (results.get("sinks") or {}).get(kind)
-        for key, label in (("batched", "batches of 100"), ("single", "one event per message")):
-            if family and key in family:
-                d = family[key]
-                lines.append(
-                    f"| {kind} sink, {label}, events/s | {_n(d['herald_events_per_s'])} | "
-                    f"{_n(d['raw_client_events_per_s'])} ({client} loop) | {_n(d['ratio'])} |"
-                )
+    lines += _sink_lines(results.get("sinks") or {})
     cost = []
     if query:
         cost.append(f"| bytes on disk per event | {_n(query['disk_bytes_per_event'])} | | |")
@@ -165,6 +177,49 @@ def table(results: dict[str, Any]) -> str:
         met = {True: "yes", False: "**no**", None: "-"}[t["met"]]
         lines.append(f"| {t['target']} | {t['bound']} | {_n(t['measured'])} | {met} |")
     return "\n".join(lines)
+
+
+def _sink_lines(sinks: dict[str, Any]) -> list[str]:
+    lines = []
+    for kind, client in SINK_CLIENTS.items():
+        family = sinks.get(kind) or {}
+        for key, label in SINK_RUNS:
+            if key in family:
+                d = family[key]
+                lines.append(
+                    f"| {kind} sink, {label}, events/s | {_n(d['herald_events_per_s'])} | "
+                    f"{_n(d['raw_client_events_per_s'])} ({client} loop) | {_n(d['ratio'])} |"
+                )
+    s3 = sinks.get("s3") or {}
+    for key, label in (("batched", "objects of 100 events"), ("batch_1000", "of 1000 events")):
+        if key in s3:
+            d = s3[key]
+            lines += [
+                f"| s3 sink (moto), {label}, events/s (without the first PUT, which creates "
+                f"the client: {_n(d['first_attempt_ms'])} ms) | {_n(d['herald_events_per_s'])} "
+                f"({_n(d['herald_warm_events_per_s'])}) | {_n(d['raw_client_events_per_s'])} "
+                f"(aiobotocore put_object loop) | {_n(d['ratio'])} ({_n(d['ratio_warm'])}) |",
+                f"| (s3, {label}: moto's CPU while sending, in cores; gzip per object, ms) | "
+                f"{_n(d['store_cpu_per_herald_s'])} | {_n(d['store_cpu_per_raw_s'])} | "
+                f"{_n(d['pack_ms_per_message'])} |",
+            ]
+    for kind in (*SINK_CLIENTS, "s3"):
+        lat = (sinks.get(kind) or {}).get("latency_at_1000_per_s")
+        if lat:
+            to = "the store's 200" if kind == "s3" else "a subscriber"
+            lost, unsent = lat.get("lost_events"), lat.get("unsent_events", 0)
+            never = (
+                f" (**{lost:,} of {lat['samples'] + lost:,} never arrived, {unsent:,} of them "
+                f"never sent**)"
+                if lost
+                else ""
+            )
+            lines.append(
+                f"| {kind} sink: ingest to {to} at {_n(lat['offered_events_per_s'])} events/s "
+                f"(batches of up to 100, no wait), p50 / p99 ms{never} | "
+                f"{_n(lat['p50_ms'])} / {_n(lat['p99_ms'])} | | |"
+            )
+    return lines
 
 
 def _device_lines(devices: dict[str, Any]) -> list[str]:

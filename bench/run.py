@@ -73,7 +73,7 @@ def main() -> None:
             results["delivery"] = delivery.delivery_bench(mode, workdir)
             _say(f"  {results['delivery']}")
         if "sinks" in families:
-            _say("sinks: MQTT, NATS JetStream and AMQP throughput beside raw client loops")
+            _say("sinks: MQTT, NATS JetStream, AMQP and S3 beside raw clients; latency at 1,000/s")
             results["sinks"] = sinks.sinks_bench(mode, workdir)
             _say(f"  {results['sinks']}")
     finally:

@@ -87,7 +87,9 @@ def run(workdir: Path, database_url: str | None) -> dict[str, Any]:
             busy = [start + h * HOUR for h in range((DAYS - 1) * 24)]
             _post(client, orjson.dumps([_usage(10**9 + h, 7, t) for h, t in enumerate(busy)]))
             _post(client, orjson.dumps([_event(10**9 + h, 7, t) for h, t in enumerate(busy)]))
-            daily, stats, baseline = [], [], []
+            daily: list[float] = []
+            stats: list[float] = []
+            baseline: list[float] = []
             params = {"start_date": format_ms(start)[:10], "end_date": format_ms(now_ms())[:10]}
             for _ in range(SAMPLES):
                 for samples, path, query in (
