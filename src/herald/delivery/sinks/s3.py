@@ -9,7 +9,9 @@ server's own AWS identity.
 
 from __future__ import annotations
 
+import asyncio
 import contextlib
+import functools
 import gzip
 from datetime import UTC
 from typing import Any
@@ -17,11 +19,18 @@ from urllib.parse import urlsplit, urlunsplit
 
 import botocore
 from aiobotocore.config import AioConfig
-from aiobotocore.session import get_session
+from aiobotocore.session import AioSession, get_session
 
 from herald.delivery.formats import cloudevent
 from herald.delivery.sinks.base import BrokerSink, Outgoing, SinkConfig
 from herald.timefmt import parse_timestamp
+
+
+@functools.cache
+def _session() -> AioSession:
+    """One session for every S3 handler: it loads botocore's service models once (a new
+    session per connection took up to a second)."""
+    return get_session()
 
 
 class S3Sink(BrokerSink):
@@ -45,7 +54,7 @@ class S3Sink(BrokerSink):
         )
         self._stack = contextlib.AsyncExitStack()
         self._client = await self._stack.enter_async_context(
-            get_session().create_client(
+            _session().create_client(
                 "s3",
                 endpoint_url=endpoint,
                 region_name=self.config.settings["region"],
@@ -57,7 +66,7 @@ class S3Sink(BrokerSink):
         )
 
     async def _publish(self, out: Outgoing) -> str:
-        key, body = object_of(out)
+        key, body = await asyncio.to_thread(object_of, out)  # gzip: off the event loop
         reply = await self._client.put_object(
             Bucket=self.config.settings["bucket"],
             Key=key,
