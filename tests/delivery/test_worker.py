@@ -3,6 +3,8 @@
 from __future__ import annotations
 
 import asyncio
+import contextlib
+import dataclasses
 import itertools
 import socket
 import threading
@@ -356,6 +358,33 @@ def test_events_that_come_in_during_a_send_are_not_passed_over(store: Store) -> 
         first = append(store, 1)
         asyncio.run(run_until_recorded(delivery, store, handler.id, 3))
         assert receiver.delivered_ids() == [*first, *later]
+
+
+def test_a_handler_disabled_while_idle_sends_nothing_more(store: Store) -> None:
+    """Disabled while it slept, then events come: it wakes for them and reads its state
+    again instead of sending one more batch with the state it had."""
+    with receiving() as receiver:
+        spec = HandlerSpec(name="h", url=receiver.url)
+        handler = store.create_handler(2, spec, new_secret())
+        first = append(store, 1)
+
+        async def scenario() -> None:
+            delivery = worker(store)
+            running = asyncio.create_task(delivery.run())
+            try:
+                await asyncio.to_thread(wait_until, lambda: receiver.delivered_ids() == first, 10)
+                await asyncio.sleep(0.3)  # idle by now
+                store.update_handler(handler.id, (2,), dataclasses.replace(spec, enabled=False))
+                append(store, 2)
+                await asyncio.sleep(1.0)  # the wake-up would have sent them within ~0.1 s
+            finally:
+                running.cancel()
+                with contextlib.suppress(asyncio.CancelledError):
+                    await running
+                await delivery.aclose()
+
+        asyncio.run(scenario())
+        assert receiver.delivered_ids() == first
 
 
 def test_the_loop_sends_the_next_batch_while_the_last_one_is_recorded(

@@ -159,7 +159,6 @@ class DeliveryWorker:
         self._poked: set[int] = set()  # handlers changed (or given a replay) since they looked
         self._seen_updated: dict[int, int] = {}  # per handler: updated_ms at the last renewal
         self._idle: dict[int, _Idle] = {}  # the handlers asleep in ``_pause``
-        self._moved: dict[int, int] = {}  # idle handlers' cursors moved for them, not yet seen
         self._ahead: dict[int, _Ahead] = {}  # per handler: its next read, started early
         self._covered: dict[int, int] = {}  # per handler: the log end its last read covered
         self._passed: dict[int, float] = {}  # per handler: when _pass_quiet last moved it
@@ -301,7 +300,6 @@ class DeliveryWorker:
             idle = self._idle.get(handler_id)
             if idle is not None and not self._has_news(idle.handler, idle.seen):
                 idle.seen = idle.cursor = end  # still asleep: it wants nothing up to here
-                self._moved[handler_id] = end
 
     def _wake(self) -> None:
         """Wake every handler task waiting in ``_pause``."""
@@ -415,12 +413,8 @@ class DeliveryWorker:
                     # idle up to where its read looked: a read started during the last
                     # send may predate events the worker has seen since
                     seen_seq = min(seen_seq, result.seen_seq or 0)
-                    woke = await self._pause(handler, seen_seq)
-                    moved = self._moved.pop(handler_id, 0)
-                    if woke != "news":
-                        handler = None  # it may have been changed: read it again
-                    elif moved > handler.cursor_seq:
-                        handler = dataclasses.replace(handler, cursor_seq=moved)
+                    await self._pause(handler, seen_seq)
+                    handler = None  # read again: edited or disabled while it slept, or moved
                 elif result.kind == "waiting" and handler is not None:
                     await self._pause(handler, seen_seq, handler.next_attempt_ms)
                     handler = None  # it may have been changed while waiting
@@ -432,7 +426,6 @@ class DeliveryWorker:
             if ahead := self._ahead.pop(handler_id, None):
                 ahead.entries.cancel()
             self._passed.pop(handler_id, None)
-            self._moved.pop(handler_id, None)
             self._covered.pop(handler_id, None)
             await self._close_sink(handler_id)
 
