@@ -108,6 +108,9 @@ def create(
     ] = None,
     max_events: Annotated[int, typer.Option(min=1, help="Events per request.")] = 1,
     max_wait_ms: Annotated[int, typer.Option(min=0, help="How long a batch may wait.")] = 0,
+    max_bytes: Annotated[
+        int | None, typer.Option(min=1, help="The most record bytes per batch (1 KiB-64 MiB).")
+    ] = None,
     org: Annotated[int | None, typer.Option(help="Organisation (internal tokens).")] = None,
     url: UrlOption = None,
     token: TokenOption = None,
@@ -122,7 +125,7 @@ def create(
         "type": type,
         "url": target,
         "format": format,
-        "batch": {"max_events": max_events, "max_wait_ms": max_wait_ms},
+        "batch": {"max_events": max_events, "max_wait_ms": max_wait_ms, "max_bytes": max_bytes},
     }
     if set_:
         body["settings"] = _settings(set_)

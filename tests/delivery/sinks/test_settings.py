@@ -82,6 +82,9 @@ REFUSED: list[tuple[dict[str, Any], str]] = [
     ({"type": "s3", "url": "http://127.0.0.1", "settings": {"bucket": "x"}}, "settings.bucket"),
     ({**MQTT, "settings": {"topic": "a"}, "credentials": {"token": PASSWORD}}, "credentials.token"),
     ({"type": "kafka", "url": "http://127.0.0.1"}, "type"),
+    ({**MQTT, "settings": {"topic": "t"}, "batch": {"max_bytes": 1023}}, "batch.max_bytes"),
+    ({**MQTT, "settings": {"topic": "t"}, "batch": {"max_bytes": 2**26 + 1}}, "batch.max_bytes"),
+    ({**MQTT, "settings": {"topic": "t"}, "batch": {"max_bytes": "1k"}}, "batch.max_bytes"),
 ]
 
 
@@ -110,3 +113,17 @@ def test_the_api_answers_422_naming_the_field(sqlite_api: httpx.Client) -> None:
         f"/event_handler/{created.json()['id']}", json={"settings": {"topic": "a/+"}}
     )
     assert patched.status_code == 422 and "settings.topic" in patched.text
+
+
+def test_batch_bytes_are_kept_and_a_new_batch_replaces_them(sqlite_api: httpx.Client) -> None:
+    api = sqlite_api
+    body = {"name": "b", **MQTT, "settings": {"topic": "t"}}
+    created = api.post(
+        "/event_handler", json={**body, "batch": {"max_events": 50, "max_bytes": 4096}}
+    )
+    assert created.status_code == 201, created.text
+    assert created.json()["batch"] == {"max_events": 50, "max_wait_ms": 0, "max_bytes": 4096}
+    path = f"/event_handler/{created.json()['id']}"
+    assert api.patch(path, json={"name": "renamed"}).json()["batch"]["max_bytes"] == 4096
+    patched = api.patch(path, json={"batch": {"max_events": 20}})
+    assert patched.json()["batch"] == {"max_events": 20, "max_wait_ms": 0, "max_bytes": None}

@@ -34,6 +34,8 @@ Manager = Annotated[Principal, Depends(require("handler:manage"))]
 SECRET_GRACE_MS = 24 * 3600 * 1000
 RETRY = {"Retry-After": "1"}
 HandlerId = Annotated[int, Path(ge=0, le=2**63 - 1)]  # SQLite integers are 64-bit
+MIN_BATCH_BYTES = 1024
+MAX_BATCH_BYTES = 64 * 1024 * 1024
 
 
 async def _reader(principal: Annotated[Principal, Depends(get_principal)]) -> Principal:
@@ -97,6 +99,13 @@ class BatchIn(BaseModel):
 
     max_events: int = Field(default=1, ge=1, le=1000, description="1: one event per request")
     max_wait_ms: int = Field(default=0, ge=0, le=60_000)
+    max_bytes: int | None = Field(
+        default=None,
+        ge=MIN_BATCH_BYTES,
+        le=MAX_BATCH_BYTES,
+        description="The most record bytes (each an NDJSON line) a batch carries; a batch "
+        "holds one event at least, however big. Absent: bounded by max_events alone.",
+    )
 
 
 FilterText = Annotated[str, StringConstraints(max_length=MAX_FILTER_CHARS)]
@@ -174,7 +183,11 @@ def handler_json(handler: Handler, *, secret: str | None = None) -> dict[str, An
         "credentials_set": bool(spec.credentials),
         "format": spec.format,
         "filter": spec.filter,
-        "batch": {"max_events": spec.batch_max_events, "max_wait_ms": spec.batch_max_wait_ms},
+        "batch": {
+            "max_events": spec.batch_max_events,
+            "max_wait_ms": spec.batch_max_wait_ms,
+            "max_bytes": spec.batch_max_bytes,
+        },
         "enabled": spec.enabled,
         "disabled_reason": handler.disabled_reason,
         "retention_days": spec.retention_ms / 86_400_000,
@@ -300,6 +313,7 @@ async def create_handler(
         filter=_filter(services, body.filter),
         batch_max_events=body.batch.max_events,
         batch_max_wait_ms=body.batch.max_wait_ms,
+        batch_max_bytes=body.batch.max_bytes,
         enabled=body.enabled,
         retention_ms=int(retention_days * 86_400_000),
     )
@@ -364,9 +378,11 @@ async def update_handler(
         **{
             name: changes[name] if changes.get(name) is not None else getattr(current, name)
             for name in HandlerSpec.__dataclass_fields__
-            if name != "credentials"
+            if name not in ("credentials", "batch_max_bytes")
         },
         credentials=credentials,
+        # a batch given replaces the batch: without max_bytes, bounded by count alone
+        batch_max_bytes=body.batch.max_bytes if body.batch else current.batch_max_bytes,
     )
     handler = await services.run(
         services.store.update_handler, handler_id, principal.organisation_scope, spec
