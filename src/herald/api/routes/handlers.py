@@ -19,7 +19,15 @@ from herald.delivery.filters import MAX_FILTER_CHARS, canonical_filter
 from herald.delivery.formats import Item
 from herald.delivery.requests import build_request
 from herald.delivery.signing import new_secret
-from herald.delivery.sinks import Outgoing, SettingsError, check_settings, check_url, open_sink
+from herald.delivery.sinks import (
+    Outgoing,
+    SettingsError,
+    check_settings,
+    check_url,
+    credentials_of,
+    open_sink,
+)
+from herald.delivery.sinks.tls import MAX_PEM_CHARS
 from herald.delivery.status import handler_status
 from herald.delivery.targets import TargetRefused, check_target, resolve
 from herald.delivery.webhook import WebhookSender
@@ -63,6 +71,7 @@ TargetUrl = Annotated[
 ]
 Setting = Annotated[str, StringConstraints(max_length=255)]
 Credential = Annotated[str, StringConstraints(min_length=1, max_length=4096)]
+Pem = Annotated[str, StringConstraints(max_length=MAX_PEM_CHARS)]
 HandlerType = Literal["webhook", "mqtt", "nats", "amqp", "s3"]
 
 
@@ -80,6 +89,11 @@ class SinkSettingsIn(BaseModel):
     bucket: Setting | None = Field(default=None, description="s3: bucket")
     region: Setting | None = Field(default=None, description="s3: region (us-east-1)")
     tls_verify: bool | None = Field(default=None, description="verify the TLS certificate")
+    ca_cert: Pem | None = Field(
+        default=None,
+        description="mqtts, tls, amqps: the PEM CA bundle that verifies the broker instead of "
+        "the system's CAs (a private CA); \"\": the system's again",
+    )
 
 
 class CredentialsIn(BaseModel):
@@ -92,6 +106,12 @@ class CredentialsIn(BaseModel):
     token: Credential | None = Field(default=None, description="nats")
     access_key_id: Credential | None = Field(default=None, description="s3")
     secret_access_key: Credential | None = Field(default=None, description="s3")
+    client_cert: Pem | None = Field(
+        default=None, description="mqtts, tls, amqps: the client certificate (PEM, chain)"
+    )
+    client_key: Pem | None = Field(
+        default=None, description="mqtts, tls, amqps: its private key (PEM, unencrypted)"
+    )
 
 
 class BatchIn(BaseModel):
@@ -243,6 +263,13 @@ def _sink_settings(
     return orjson.dumps(checked).decode(), sealed
 
 
+def _stored_credentials(services: ServicesDep, handler: Handler) -> dict[str, str]:
+    try:
+        return credentials_of(handler, services.secret_box)
+    except SecretUnavailable as exc:
+        raise Problem(503, "Secret unavailable", str(exc)) from exc
+
+
 def _given(model: BaseModel | None) -> dict[str, Any]:
     return model.model_dump(exclude_none=True) if model is not None else {}
 
@@ -350,12 +377,16 @@ async def update_handler(
     handler_id: HandlerId, body: HandlerPatch, services: ServicesDep, principal: Manager
 ) -> dict[str, Any]:
     """Change a handler; ``enabled: true`` resumes a disabled one where it stopped."""
-    current = (await _get(services, principal, handler_id)).spec
+    stored = await _get(services, principal, handler_id)
+    current = stored.spec
     url = body.url if body.url is not None else current.url
     settings, credentials = current.settings, current.credentials
     if body.url is not None or body.settings is not None or body.credentials is not None:
         merged = {**orjson.loads(current.settings or "{}"), **_given(body.settings)}
-        given = _given(body.credentials) if body.credentials is not None else None
+        if body.credentials is not None:
+            given = _given(body.credentials)
+        else:  # the stored ones, checked against the new URL (a client cert needs TLS)
+            given = _stored_credentials(services, stored)
         settings, sealed = _sink_settings(services, current.type, url, merged, given)
         if body.credentials is not None:
             credentials = sealed
