@@ -4,14 +4,9 @@ certificate of its own CA, a real ``herald serve`` (each backend) publishing thr
 
 from __future__ import annotations
 
-import getpass
-import socket
-import subprocess
 import threading
 from collections.abc import Iterator
-from dataclasses import dataclass
 from functools import partial
-from pathlib import Path
 
 import httpx
 import orjson
@@ -19,48 +14,23 @@ import paho.mqtt.client as mqtt
 import pytest
 from paho.mqtt.enums import CallbackAPIVersion
 
-from tests.delivery.sinks.common import attempts, create, eventually, post_events, unique
-from tests.delivery.sinks.pki import Authority, Issued
-from tests.support.server import HeraldServer, free_port
-from tests.support.waiting import wait_until
-
-
-@dataclass(frozen=True)
-class TlsBroker:
-    port: int
-    ca: Authority
-    directory: Path
+from tests.delivery.sinks.common import (
+    assert_pems_never_shown,
+    create,
+    errors_of,
+    eventually,
+    post_events,
+    unique,
+)
+from tests.delivery.sinks.pki import Authority
+from tests.delivery.sinks.tls_brokers import TlsBroker, mosquitto
+from tests.support.server import HeraldServer
 
 
 @pytest.fixture(scope="module")
 def tls_broker(tmp_path_factory: pytest.TempPathFactory) -> Iterator[TlsBroker]:
-    """Mosquitto on 127.0.0.1 taking TLS connections with a client certificate only."""
-    directory = tmp_path_factory.mktemp("mosquitto")
-    ca = Authority("Herald test CA")
-    (directory / "ca.pem").write_text(ca.pem)
-    cert, key = ca.issue("broker", server=True).write(directory, "broker")
-    port = free_port()
-    config = directory / "mosquitto.conf"
-    config.write_text(
-        f"listener {port} 127.0.0.1\n"
-        f"cafile {directory / 'ca.pem'}\ncertfile {cert}\nkeyfile {key}\n"
-        "require_certificate true\nallow_anonymous true\npersistence false\n"
-        f"user {getpass.getuser()}\n"  # as root it would drop to a user who cannot read these
-    )
-    log = (directory / "mosquitto.log").open("wb")
-    process = subprocess.Popen(["mosquitto", "-c", str(config)], stdout=log, stderr=log)
-    try:
-        wait_until(lambda: _listening(port), 10, lambda: (directory / "mosquitto.log").read_text())
-        yield TlsBroker(port, ca, directory)
-    finally:
-        process.terminate()
-        process.wait(10)
-        log.close()
-
-
-def _listening(port: int) -> bool:
-    with socket.socket() as sock:
-        return sock.connect_ex(("127.0.0.1", port)) == 0
+    with mosquitto(tmp_path_factory.mktemp("mosquitto")) as broker:
+        yield broker
 
 
 @pytest.fixture
@@ -70,9 +40,9 @@ def subscriber(tls_broker: TlsBroker) -> Iterator[tuple[str, list[tuple[str, byt
     got: list[tuple[str, bytes]] = []
     lock = threading.Lock()
     subscribed = threading.Event()
-    cert, key = tls_broker.ca.issue("subscriber").write(tls_broker.directory, base)
+    cert, key = tls_broker.client_files(base)
     client = mqtt.Client(CallbackAPIVersion.VERSION2)
-    client.tls_set(str(tls_broker.directory / "ca.pem"), str(cert), str(key))
+    client.tls_set(str(tls_broker.ca_file), str(cert), str(key))
 
     def on_message(_: mqtt.Client, __: object, message: mqtt.MQTTMessage) -> None:
         with lock:
@@ -89,15 +59,6 @@ def subscriber(tls_broker: TlsBroker) -> Iterator[tuple[str, list[tuple[str, byt
     finally:
         client.loop_stop()
         client.disconnect()
-
-
-def _errors(api: httpx.Client, handler_id: int) -> list[str]:
-    return [a["error"] for a in attempts(api, handler_id) if a["error"]]
-
-
-def _secret_lines(issued: Issued) -> list[str]:
-    """Lines of the key's and certificate's PEM that no answer or log line may hold."""
-    return [line for pem in (issued.key, issued.cert) for line in pem.splitlines()[1:-1]]
 
 
 def test_a_client_certificate_delivers_and_none_is_refused(
@@ -135,7 +96,7 @@ def test_a_client_certificate_delivers_and_none_is_refused(
     assert [orjson.loads(body)["id"] for _, body in got][:10] == sent
     # refused in the TLS handshake, each for its reason, which the attempt log shows
     for refused, reason in ((without, "certificate required"), (foreign, "unknown ca")):
-        errors = eventually(partial(_errors, api, refused["id"]), what="a refused attempt")
+        errors = eventually(partial(errors_of, api, refused["id"]), what="a refused attempt")
         assert reason in errors[0], errors
     assert {topic for topic, _ in got} == {base + "/good"}  # nothing through the others
     tested = api.post(f"/event_handler/{handler['id']}/test").json()
@@ -143,11 +104,7 @@ def test_a_client_certificate_delivers_and_none_is_refused(
     refused = api.post(f"/event_handler/{without['id']}/test").json()
     assert refused["outcome"] == "retry" and "certificate required" in refused["error"]
 
-    shown = [api.get("/event_handler").text, str(tested), str(refused), herald.log()]
-    for each in (handler, without, foreign):
-        for path in ("", "/status", "/delivery"):
-            shown.append(api.get(f"/event_handler/{each['id']}{path}").text)
-    stored = [path.read_bytes() for path in herald.workdir.glob("herald.db*")]
-    for line in _secret_lines(client_pair) + _secret_lines(stranger):
-        assert not any(line in text for text in shown)
-        assert not any(line.encode() in data for data in stored)  # sealed at rest
+    assert_pems_never_shown(
+        herald, api, [h["id"] for h in (handler, without, foreign)], [client_pair, stranger]
+    )
+    assert "BEGIN" not in str(tested) + str(refused)  # the test answers quote no PEM
