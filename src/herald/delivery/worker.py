@@ -753,14 +753,15 @@ def _select(
     limit, max_bytes = spec.batch_max_events, spec.batch_max_bytes
     items: list[Item] = []
     size = 0
-    for index, entry in enumerate(entries):
+    for entry in entries:
         if type_ids is not None and entry.type_id not in type_ids:
             continue
         item = Item(entry.seq, entry.event_id, entry.body)
         if wanted is None or wanted(item):
-            size += len(entry.body) + 1
-            if max_bytes is not None and items and size > max_bytes:
-                return items, entries[index - 1].seq, True  # this one starts the next batch
+            if max_bytes is not None:
+                size += len(entry.body) + 1
+                if items and size > max_bytes:  # it starts the next batch: stop before it
+                    return items, entry.seq - 1, True
             items.append(item)
             if len(items) == limit:
                 return items, entry.seq, True
