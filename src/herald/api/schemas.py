@@ -117,6 +117,7 @@ class MonikerOut(BaseModel):
 class BatchOut(BaseModel):
     max_events: int
     max_wait_ms: int
+    max_bytes: int | None = Field(description="The most record bytes a batch carries.")
 
 
 class HandlerOut(BaseModel):

@@ -3,6 +3,7 @@
 from __future__ import annotations
 
 import os
+from pathlib import Path
 from typing import Annotated, Any
 
 import httpx
@@ -26,7 +27,7 @@ SetOption = Annotated[
     typer.Option(
         "--set",
         help="A sink setting, KEY=VALUE (repeatable): topic, subject, exchange, routing_key, "
-        "bucket, region, tls_verify=false.",
+        "bucket, region, tls_verify=false, ca_cert=@ca.pem (a PEM file; ca_cert= removes it).",
     ),
 ]
 CredentialOption = Annotated[
@@ -34,8 +35,9 @@ CredentialOption = Annotated[
     typer.Option(
         "--credential",
         help="A credential to set, by name (repeatable): username, password, token, "
-        "access_key_id, secret_access_key. Its value comes from HERALD_CREDENTIAL_<NAME> "
-        "or a hidden prompt, never from the command line.",
+        "access_key_id, secret_access_key, client_cert, client_key. Its value comes from "
+        "HERALD_CREDENTIAL_<NAME>, a hidden prompt, or a file as NAME=@FILE (the PEMs: "
+        "client_cert=@client.pem), never from the command line.",
     ),
 ]
 
@@ -47,15 +49,31 @@ def _settings(pairs: list[str] | None) -> dict[str, Any]:
         key, sep, value = pair.partition("=")
         if not sep or not key:
             fail(f"--set takes KEY=VALUE, not {pair!r}")
-        settings[key] = {"true": True, "false": False}.get(value, value)
+        if key == "ca_cert" and value.startswith("@"):
+            settings[key] = _read(value[1:], "--set ca_cert")
+        else:
+            settings[key] = {"true": True, "false": False}.get(value, value)
     return settings
 
 
+def _read(path: str, option: str) -> str:
+    try:
+        return Path(path).read_text()
+    except (OSError, UnicodeDecodeError) as exc:
+        fail(f"{option}: cannot read {path}: {getattr(exc, 'strerror', None) or exc}")
+
+
 def _credentials(names: list[str] | None) -> dict[str, str]:
-    """Each named credential's value, from the environment or a hidden prompt."""
+    """Each named credential's value, from a file (NAME=@FILE), the environment or a hidden
+    prompt."""
     credentials = {}
-    for name in names or []:
-        value = os.environ.get(f"HERALD_CREDENTIAL_{name.upper()}")
+    for given in names or []:
+        name, sep, source = given.partition("=")
+        if sep and not source.startswith("@"):
+            fail(f"--credential {name}: a value never goes on the command line; use {name}=@FILE")
+        value = _read(source[1:], f"--credential {name}") if sep else None
+        if value is None:
+            value = os.environ.get(f"HERALD_CREDENTIAL_{name.upper()}")
         if value is None:
             value = typer.prompt(name, hide_input=True)
         credentials[name] = value
@@ -85,7 +103,8 @@ def _call(url: str | None, token: str | None, method: str, path: str, **kwargs: 
 
 
 def _print(document: Any) -> None:
-    console.print(orjson.dumps(document, option=orjson.OPT_INDENT_2).decode(), highlight=False)
+    text = orjson.dumps(document, option=orjson.OPT_INDENT_2).decode()
+    console.print(text, highlight=False, markup=False, soft_wrap=True)  # as it is: JSON
 
 
 @handler_app.command("create")
@@ -108,6 +127,9 @@ def create(
     ] = None,
     max_events: Annotated[int, typer.Option(min=1, help="Events per request.")] = 1,
     max_wait_ms: Annotated[int, typer.Option(min=0, help="How long a batch may wait.")] = 0,
+    max_bytes: Annotated[
+        int | None, typer.Option(min=1, help="The most record bytes per batch (1 KiB-64 MiB).")
+    ] = None,
     org: Annotated[int | None, typer.Option(help="Organisation (internal tokens).")] = None,
     url: UrlOption = None,
     token: TokenOption = None,
@@ -122,7 +144,7 @@ def create(
         "type": type,
         "url": target,
         "format": format,
-        "batch": {"max_events": max_events, "max_wait_ms": max_wait_ms},
+        "batch": {"max_events": max_events, "max_wait_ms": max_wait_ms, "max_bytes": max_bytes},
     }
     if set_:
         body["settings"] = _settings(set_)

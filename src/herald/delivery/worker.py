@@ -502,7 +502,6 @@ class DeliveryWorker:
                 del self._recording[handler_id]
 
     async def _live_batch(self, handler: Handler, handler_filter: EventFilter) -> _Batch | None:
-        limit = handler.spec.batch_max_events
         wanted = None if handler_filter.selects_all else _matching(handler_filter)
         cursor = handler.cursor_seq
         waited = False
@@ -513,7 +512,7 @@ class DeliveryWorker:
                 return None
             if not entries:
                 return _Batch([], cursor)
-            items, end = _select(entries, limit, wanted, handler_filter.type_ids)
+            items, end, full = _select(entries, handler.spec, wanted, handler_filter.type_ids)
             if not items:
                 cursor = end
                 if not await self._settle(handler.id):
@@ -528,7 +527,7 @@ class DeliveryWorker:
                 if not moved:
                     return None
                 continue
-            if len(items) < limit and not waited and handler.spec.batch_max_wait_ms > 0:
+            if not full and not waited and handler.spec.batch_max_wait_ms > 0:
                 wait_ms = handler.spec.batch_max_wait_ms - (now_ms() - _received_ms(items[0]))
                 if wait_ms > 0:  # let the batch fill up for at most max_wait_ms
                     waited = True
@@ -557,8 +556,7 @@ class DeliveryWorker:
                 entries = [e for e in entries if e.seq <= replay.end_seq]
                 if not entries:
                     break
-                limit = handler.spec.batch_max_events
-                items, end = _select(entries, limit, wanted, handler_filter.type_ids)
+                items, end, _ = _select(entries, handler.spec, wanted, handler_filter.type_ids)
                 if unreadable:
                     await self._skip(handler, replay, unreadable)
                     unreadable.clear()
@@ -809,23 +807,31 @@ def _delivered(handler: Handler, cursor_seq: int, at_ms: int) -> Handler:
 
 def _select(
     entries: list[LogEntry],
-    limit: int,
+    spec: HandlerSpec,
     wanted: Callable[[Item], bool] | None,
     type_ids: frozenset[int] | None = None,
-) -> tuple[list[Item], int]:
-    """The first ``limit`` wanted entries (None: all) and the cursor past them (or past all
-    the entries if fewer are wanted). Entries not of ``type_ids`` (if set) are skipped
-    unparsed."""
+) -> tuple[list[Item], int, bool]:
+    """The first wanted entries (None: all) that fit one batch of ``spec``, the cursor past
+    them (or past all the entries if the batch is not full), and whether it is full. A batch
+    holds ``batch_max_events`` at most and, past its first, records of ``batch_max_bytes``
+    at most (each counted as an NDJSON line). Entries not of ``type_ids`` (if set) are
+    skipped unparsed."""
+    limit, max_bytes = spec.batch_max_events, spec.batch_max_bytes
     items: list[Item] = []
+    size = 0
     for entry in entries:
         if type_ids is not None and entry.type_id not in type_ids:
             continue
         item = Item(entry.seq, entry.event_id, entry.body)
         if wanted is None or wanted(item):
+            if max_bytes is not None:
+                size += len(entry.body) + 1
+                if items and size > max_bytes:  # it starts the next batch: stop before it
+                    return items, entry.seq - 1, True
             items.append(item)
             if len(items) == limit:
-                return items, entry.seq
-    return items, entries[-1].seq
+                return items, entry.seq, True
+    return items, entries[-1].seq, False
 
 
 def _chunk(handler: Handler) -> int:

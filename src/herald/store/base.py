@@ -94,6 +94,7 @@ class HandlerSpec:
     type: str = "webhook"  # or a broker sink: mqtt, nats, amqp, s3 (delivery.sinks)
     settings: str = "{}"  # the sink's settings, a JSON object (topic template, bucket...)
     credentials: str | None = None  # the sink's credentials, a JSON object, sealed
+    batch_max_bytes: int | None = None  # the most record bytes a batch carries; None: any
 
 
 @dataclass(frozen=True, slots=True)

@@ -47,7 +47,7 @@ HANDLER_COLUMNS = (
     "batch_max_wait_ms, retention_ms, enabled, disabled_reason, secret, previous_secret, "
     "previous_secret_until_ms, cursor_seq, failures, failing_since_ms, next_attempt_ms, "
     "last_success_ms, last_error, owner, lease_until_ms, created_ms, updated_ms, "
-    "settings, credentials"
+    "settings, credentials, batch_max_bytes"
 )
 SELECT_HANDLER = f"SELECT {HANDLER_COLUMNS} FROM handlers"
 
@@ -431,9 +431,9 @@ class SQLStoreBase(ABC, Generic[C]):
             row = self._execute(
                 conn,
                 "INSERT INTO handlers (organisation_id, name, type, url, format, filter, "
-                "batch_max_events, batch_max_wait_ms, retention_ms, settings, credentials, "
-                "enabled, disabled_reason, secret, cursor_seq, created_ms, updated_ms) VALUES "
-                "(?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?, "
+                "batch_max_events, batch_max_wait_ms, batch_max_bytes, retention_ms, settings, "
+                "credentials, enabled, disabled_reason, secret, cursor_seq, created_ms, "
+                "updated_ms) VALUES (?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?, "
                 f"({self._LAST_SEQ}), ?, ?) RETURNING {HANDLER_COLUMNS}",
                 (
                     organisation_id,
@@ -464,8 +464,8 @@ class SQLStoreBase(ABC, Generic[C]):
         enable = spec.enabled
         sql, params = self._scoped(
             "UPDATE handlers SET name = ?, type = ?, url = ?, format = ?, filter = ?, "
-            "batch_max_events = ?, batch_max_wait_ms = ?, retention_ms = ?, settings = ?, "
-            "credentials = ?, disabled_reason = CASE WHEN ? THEN NULL "
+            "batch_max_events = ?, batch_max_wait_ms = ?, batch_max_bytes = ?, retention_ms = ?, "
+            "settings = ?, credentials = ?, disabled_reason = CASE WHEN ? THEN NULL "
             "  WHEN enabled THEN 'disabled by the user' ELSE disabled_reason END, "
             "failures = CASE WHEN ? AND NOT enabled THEN 0 ELSE failures END, "
             "failing_since_ms = CASE WHEN ? AND NOT enabled THEN NULL ELSE failing_since_ms END, "
@@ -834,6 +834,7 @@ def _spec_values(spec: HandlerSpec) -> tuple[object, ...]:
         orjson.dumps(spec.filter).decode(),
         spec.batch_max_events,
         spec.batch_max_wait_ms,
+        spec.batch_max_bytes,
         spec.retention_ms,
         spec.settings,
         spec.credentials,
@@ -870,5 +871,6 @@ def handler_from_row(row: Sequence[Any]) -> Handler:
         enabled=bool(row[10]),
         settings=row[25],
         credentials=row[26],
+        batch_max_bytes=row[27],
     )
     return Handler(row[0], row[1], spec, *row[11:25])

@@ -10,6 +10,7 @@ from typing import Any, TypeVar
 
 import httpx
 
+from tests.delivery.sinks.pki import Issued
 from tests.support.server import HeraldServer
 
 T = TypeVar("T")
@@ -71,6 +72,27 @@ def assert_never_shown(herald: HeraldServer, client: httpx.Client, handler_id: i
     assert PASSWORD not in herald.log()
     for stored in herald.workdir.glob("herald.db*"):  # sealed at rest (SQLite runs)
         assert PASSWORD.encode() not in stored.read_bytes()
+
+
+def assert_pems_never_shown(
+    herald: HeraldServer, client: httpx.Client, handler_ids: list[int], pairs: list[Issued]
+) -> None:
+    """No line of the certificates and keys is in an answer about the handlers, in the log,
+    or in the database's files (sealed at rest: SQLite runs)."""
+    shown = [client.get("/event_handler").text, herald.log()]
+    for handler_id in handler_ids:
+        for path in ("", "/status", "/delivery"):
+            shown.append(client.get(f"/event_handler/{handler_id}{path}").text)
+    stored = [path.read_bytes() for path in herald.workdir.glob("herald.db*")]
+    for pair in pairs:
+        for line in [line for pem in (pair.key, pair.cert) for line in pem.splitlines()[1:-1]]:
+            assert not any(line in text for text in shown)
+            assert not any(line.encode() in data for data in stored)
+
+
+def errors_of(client: httpx.Client, handler_id: int) -> list[str]:
+    """The errors of the handler's attempt log, newest first."""
+    return [attempt["error"] for attempt in attempts(client, handler_id) if attempt["error"]]
 
 
 def attempts(client: httpx.Client, handler_id: int) -> list[dict[str, Any]]:

@@ -12,6 +12,7 @@ import pytest
 
 from tests.delivery.receiver import start_delivery_server, tenant
 from tests.delivery.sinks.common import PASSWORD, unique
+from tests.delivery.sinks.pki import Authority
 from tests.support.server import HERALD, HeraldServer
 
 
@@ -56,3 +57,32 @@ def test_create_update_and_test_an_mqtt_handler(sqlite_herald: HeraldServer) -> 
     assert "mqtt" in herald("list")
     cleared = orjson.loads(herald("update", handler_id, "--clear-credentials"))
     assert cleared["credentials_set"] is False
+
+
+def test_client_certificates_are_read_from_files(
+    sqlite_herald: HeraldServer, tmp_path: Path
+) -> None:
+    _, token = tenant(sqlite_herald)
+    env = {**os.environ, "HERALD_URL": sqlite_herald.url, "HERALD_TOKEN": token}
+    ca = Authority("CLI test CA")
+    (tmp_path / "ca.pem").write_text(ca.pem)
+    cert, key = ca.issue("herald").write(tmp_path, "client")
+
+    def herald(*args: str) -> subprocess.CompletedProcess[str]:
+        return subprocess.run(
+            [*HERALD, "handler", *args], env=env, capture_output=True, text=True, timeout=60
+        )
+
+    sink = ["--type", "mqtt", "--set", "topic=t", "--set", f"ca_cert=@{tmp_path / 'ca.pem'}"]
+    done = herald(
+        "create", "tls", "mqtts://127.0.0.1:8883", *sink,
+        "--credential", f"client_cert=@{cert}", "--credential", f"client_key=@{key}",
+    )  # fmt: skip
+    assert done.returncode == 0, done.stderr + done.stdout
+    created = orjson.loads(done.stdout)
+    assert created["settings"]["ca_cert"] == ca.pem and created["credentials_set"] is True
+    assert key.read_text().splitlines()[1] not in done.stdout + done.stderr
+    inline = herald("update", str(created["id"]), "--credential", "client_key=secret-inline")
+    assert inline.returncode != 0 and "secret-inline" not in inline.stdout + inline.stderr
+    missing = herald("update", str(created["id"]), "--credential", "client_key=@/nonexistent")
+    assert missing.returncode != 0 and "cannot read /nonexistent" in missing.stderr

@@ -180,3 +180,43 @@ def test_a_killed_worker_loses_nothing(
     sent += post_events(api, 10)
     eventually(lambda: set(sent) <= set(ids_in(objects(s3, name))), timeout=30, what="every event")
     assert first_seen(ids_in(objects(s3, name))) == sent
+
+
+def test_batches_bounded_by_bytes_lose_nothing(
+    api: httpx.Client, moto_port: int, bucket: tuple[Any, str]
+) -> None:
+    s3, name = bucket
+    max_bytes = 1024
+    create(
+        api,
+        type="s3",
+        url=f"http://127.0.0.1:{moto_port}",
+        settings={"bucket": name},
+        batch={"max_events": 1000, "max_wait_ms": 500, "max_bytes": max_bytes},
+    )
+    # descriptions of 10 to 290 characters, and one event bigger than the bound alone
+    lengths = [10 + (i * 70) % 290 for i in range(40)]
+    lengths[17] = 1500
+    events = [{"event_type": {"id": 10001}, "description": "x" * n} for n in lengths]
+    response = api.post("/event", json=events)
+    assert response.status_code == 201, response.text
+    sent = [event["id"] for event in response.json()]
+    eventually(lambda: set(sent) <= set(ids_in(objects(s3, name))), what="every event")
+
+    batches = sorted(  # each object's NDJSON lines, by its first event's id
+        (
+            gzip.decompress(s3.get_object(Bucket=name, Key=key)["Body"].read()).splitlines(True)
+            for key in keys(s3, name)
+        ),
+        key=lambda lines: int(orjson.loads(lines[0])["id"]),
+    )
+    assert [int(orjson.loads(line)["id"]) for lines in batches for line in lines] == sent
+    sizes = [sum(len(line) for line in lines) for lines in batches]
+    for lines, size in zip(batches, sizes, strict=True):
+        assert size <= max_bytes or len(lines) == 1  # one event at least, however big
+    assert any(len(lines) > 1 for lines in batches)
+    big = [lines for lines in batches if orjson.loads(lines[0])["id"] == sent[17]]
+    assert len(big) == 1 and len(big[0]) == 1  # the big one went alone
+    # all were in the log together: each batch is cut only where the next event overflows it
+    for size, after in zip(sizes, batches[1:], strict=False):
+        assert size + len(after[0]) > max_bytes

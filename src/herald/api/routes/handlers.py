@@ -19,7 +19,15 @@ from herald.delivery.filters import MAX_FILTER_CHARS, canonical_filter
 from herald.delivery.formats import Item
 from herald.delivery.requests import build_request
 from herald.delivery.signing import new_secret
-from herald.delivery.sinks import Outgoing, SettingsError, check_settings, check_url, open_sink
+from herald.delivery.sinks import (
+    Outgoing,
+    SettingsError,
+    check_settings,
+    check_url,
+    credentials_of,
+    open_sink,
+)
+from herald.delivery.sinks.tls import MAX_PEM_CHARS
 from herald.delivery.status import handler_status
 from herald.delivery.targets import TargetRefused, check_target, resolve
 from herald.delivery.webhook import WebhookSender
@@ -34,6 +42,8 @@ Manager = Annotated[Principal, Depends(require("handler:manage"))]
 SECRET_GRACE_MS = 24 * 3600 * 1000
 RETRY = {"Retry-After": "1"}
 HandlerId = Annotated[int, Path(ge=0, le=2**63 - 1)]  # SQLite integers are 64-bit
+MIN_BATCH_BYTES = 1024
+MAX_BATCH_BYTES = 64 * 1024 * 1024
 
 
 async def _reader(principal: Annotated[Principal, Depends(get_principal)]) -> Principal:
@@ -61,6 +71,7 @@ TargetUrl = Annotated[
 ]
 Setting = Annotated[str, StringConstraints(max_length=255)]
 Credential = Annotated[str, StringConstraints(min_length=1, max_length=4096)]
+Pem = Annotated[str, StringConstraints(max_length=MAX_PEM_CHARS)]
 HandlerType = Literal["webhook", "mqtt", "nats", "amqp", "s3"]
 
 
@@ -78,6 +89,11 @@ class SinkSettingsIn(BaseModel):
     bucket: Setting | None = Field(default=None, description="s3: bucket")
     region: Setting | None = Field(default=None, description="s3: region (us-east-1)")
     tls_verify: bool | None = Field(default=None, description="verify the TLS certificate")
+    ca_cert: Pem | None = Field(
+        default=None,
+        description="mqtts, tls, amqps: the PEM CA bundle that verifies the broker instead of "
+        "the system's CAs (a private CA); \"\": the system's again",
+    )
 
 
 class CredentialsIn(BaseModel):
@@ -90,6 +106,12 @@ class CredentialsIn(BaseModel):
     token: Credential | None = Field(default=None, description="nats")
     access_key_id: Credential | None = Field(default=None, description="s3")
     secret_access_key: Credential | None = Field(default=None, description="s3")
+    client_cert: Pem | None = Field(
+        default=None, description="mqtts, tls, amqps: the client certificate (PEM, chain)"
+    )
+    client_key: Pem | None = Field(
+        default=None, description="mqtts, tls, amqps: its private key (PEM, unencrypted)"
+    )
 
 
 class BatchIn(BaseModel):
@@ -97,6 +119,13 @@ class BatchIn(BaseModel):
 
     max_events: int = Field(default=1, ge=1, le=1000, description="1: one event per request")
     max_wait_ms: int = Field(default=0, ge=0, le=60_000)
+    max_bytes: int | None = Field(
+        default=None,
+        ge=MIN_BATCH_BYTES,
+        le=MAX_BATCH_BYTES,
+        description="The most record bytes (each an NDJSON line) a batch carries; a batch "
+        "holds one event at least, however big. Absent: bounded by max_events alone.",
+    )
 
 
 FilterText = Annotated[str, StringConstraints(max_length=MAX_FILTER_CHARS)]
@@ -174,7 +203,11 @@ def handler_json(handler: Handler, *, secret: str | None = None) -> dict[str, An
         "credentials_set": bool(spec.credentials),
         "format": spec.format,
         "filter": spec.filter,
-        "batch": {"max_events": spec.batch_max_events, "max_wait_ms": spec.batch_max_wait_ms},
+        "batch": {
+            "max_events": spec.batch_max_events,
+            "max_wait_ms": spec.batch_max_wait_ms,
+            "max_bytes": spec.batch_max_bytes,
+        },
         "enabled": spec.enabled,
         "disabled_reason": handler.disabled_reason,
         "retention_days": spec.retention_ms / 86_400_000,
@@ -228,6 +261,13 @@ def _sink_settings(
         raise field_problem(422, exc.field, exc.reason, "Invalid event handler") from exc
     sealed = services.secret_box.seal(orjson.dumps(opened).decode()) if opened else None
     return orjson.dumps(checked).decode(), sealed
+
+
+def _stored_credentials(services: ServicesDep, handler: Handler) -> dict[str, str]:
+    try:
+        return credentials_of(handler, services.secret_box)
+    except SecretUnavailable as exc:
+        raise Problem(503, "Secret unavailable", str(exc)) from exc
 
 
 def _given(model: BaseModel | None) -> dict[str, Any]:
@@ -300,6 +340,7 @@ async def create_handler(
         filter=_filter(services, body.filter),
         batch_max_events=body.batch.max_events,
         batch_max_wait_ms=body.batch.max_wait_ms,
+        batch_max_bytes=body.batch.max_bytes,
         enabled=body.enabled,
         retention_ms=int(retention_days * 86_400_000),
     )
@@ -336,12 +377,16 @@ async def update_handler(
     handler_id: HandlerId, body: HandlerPatch, services: ServicesDep, principal: Manager
 ) -> dict[str, Any]:
     """Change a handler; ``enabled: true`` resumes a disabled one where it stopped."""
-    current = (await _get(services, principal, handler_id)).spec
+    stored = await _get(services, principal, handler_id)
+    current = stored.spec
     url = body.url if body.url is not None else current.url
     settings, credentials = current.settings, current.credentials
     if body.url is not None or body.settings is not None or body.credentials is not None:
         merged = {**orjson.loads(current.settings or "{}"), **_given(body.settings)}
-        given = _given(body.credentials) if body.credentials is not None else None
+        if body.credentials is not None:
+            given = _given(body.credentials)
+        else:  # the stored ones, checked against the new URL (a client cert needs TLS)
+            given = _stored_credentials(services, stored)
         settings, sealed = _sink_settings(services, current.type, url, merged, given)
         if body.credentials is not None:
             credentials = sealed
@@ -364,9 +409,11 @@ async def update_handler(
         **{
             name: changes[name] if changes.get(name) is not None else getattr(current, name)
             for name in HandlerSpec.__dataclass_fields__
-            if name != "credentials"
+            if name not in ("credentials", "batch_max_bytes")
         },
         credentials=credentials,
+        # a batch given replaces the batch: without max_bytes, bounded by count alone
+        batch_max_bytes=body.batch.max_bytes if body.batch else current.batch_max_bytes,
     )
     handler = await services.run(
         services.store.update_handler, handler_id, principal.organisation_scope, spec

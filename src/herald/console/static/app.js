@@ -722,6 +722,9 @@ function handlerForm(handler) {
     ["native", "cloudevents", "ndjson"].map((f) => h("option", { value: f, selected: handler?.format === f }, f)));
   const filter = h("input", { id: "hf-filter", placeholder: "type:3|5,severity:warn", value: handler?.filter ?? "" });
   const org = h("input", { id: "hf-org", inputmode: "numeric", placeholder: "internal tokens only" });
+  // batch bounds: events, wait, and record bytes (empty: count alone)
+  const batch = Object.fromEntries([["max_events", 1], ["max_wait_ms", 0], ["max_bytes", ""]].map(([k, d]) =>
+    [k, h("input", { id: `hf-${k}`, type: "number", min: 0, value: handler?.batch?.[k] ?? d })]));
   const specific = h("div", { class: "filters sink-fields" });
   const inputs = { settings: {}, credentials: {} };
   const draw = () => {
@@ -749,6 +752,8 @@ function handlerForm(handler) {
     for (const [k, input] of Object.entries(inputs.settings)) if (input.value.trim()) settings[k] = input.value.trim();
     for (const [k, input] of Object.entries(inputs.credentials)) if (input.value) credentials[k] = input.value;
     const body = { name: name.value.trim(), url: url.value.trim(), format: format.value, filter: filter.value.trim() };
+    body.batch = { max_events: Number(batch.max_events.value), max_wait_ms: Number(batch.max_wait_ms.value) };
+    if (batch.max_bytes.value) body.batch.max_bytes = Number(batch.max_bytes.value);
     if (type.value !== "webhook") body.settings = settings;
     if (Object.keys(credentials).length) body.credentials = credentials;
     if (!editing) body.type = type.value;
@@ -767,7 +772,8 @@ function handlerForm(handler) {
     h("div", { class: "filters" },
       field("type", "Type", type), field("name", "Name", name), field("url", "URL", url),
       field("format", "Format", format), field("filter", "Filter", filter),
-      editing ? null : field("org", "Organisation id", org)),
+      editing ? null : field("org", "Organisation id", org),
+      ...Object.entries(batch).map(([k, input]) => field(k, `Batch ${k.replace(/_/g, " ")}`, input))),
     specific,
     h("div", { class: "toolbar" }, h("button", { type: "submit" }, editing ? "Save" : "Create handler"), note));
   return form;

@@ -32,6 +32,7 @@ __all__ = [
     "Sink",
     "check_settings",
     "check_url",
+    "credentials_of",
     "open_sink",
     "sink_config",
 ]

@@ -24,6 +24,13 @@ import orjson
 
 from herald.delivery.formats import Item, encode
 from herald.delivery.sinks import templates
+from herald.delivery.sinks.tls import (
+    MAX_PEM_CHARS,
+    PemError,
+    check_certificates,
+    check_key,
+    client_context,
+)
 from herald.delivery.targets import TargetRefused, resolve
 from herald.delivery.webhook import SendResult
 from herald.store.base import Handler
@@ -32,6 +39,9 @@ log = logging.getLogger("herald.delivery")
 TYPES = ("webhook", "mqtt", "nats", "amqp", "s3")
 MAX_SETTING_CHARS = 255
 MAX_CREDENTIAL_CHARS = 4096
+OPTIONAL = object()
+"""A setting's default: none (the setting is left out; "" removes one set before)."""
+PEMS = frozenset({"ca_cert", "client_cert", "client_key"})  # longer: MAX_PEM_CHARS
 
 
 class SettingsError(ValueError):
@@ -46,7 +56,8 @@ class SettingsError(ValueError):
 @dataclass(frozen=True, slots=True)
 class Kind:
     """What one handler type takes: URL schemes (with default ports), settings with their
-    defaults (``None``: required), the credential fields and a template check per setting."""
+    defaults (``None``: required, ``OPTIONAL``: none), the credential fields and a template
+    check per setting."""
 
     schemes: Mapping[str, int]
     settings: Mapping[str, object]
@@ -58,20 +69,20 @@ KINDS: dict[str, Kind] = {
     "webhook": Kind({"http": 80, "https": 443}, {}, ()),
     "mqtt": Kind(
         {"mqtt": 1883, "mqtts": 8883},
-        {"topic": None, "tls_verify": True},
-        ("username", "password"),
+        {"topic": None, "tls_verify": True, "ca_cert": OPTIONAL},
+        ("username", "password", "client_cert", "client_key"),
         {"topic": templates.check_mqtt_topic},
     ),
     "nats": Kind(
         {"nats": 4222, "tls": 4222},
-        {"subject": None, "tls_verify": True},
-        ("username", "password", "token"),
+        {"subject": None, "tls_verify": True, "ca_cert": OPTIONAL},
+        ("username", "password", "token", "client_cert", "client_key"),
         {"subject": templates.check_nats_subject},
     ),
     "amqp": Kind(
         {"amqp": 5672, "amqps": 5671},
-        {"exchange": None, "routing_key": None, "tls_verify": True},
-        ("username", "password"),
+        {"exchange": None, "routing_key": None, "tls_verify": True, "ca_cert": OPTIONAL},
+        ("username", "password", "client_cert", "client_key"),
         {"routing_key": templates.check_routing_key},
     ),
     "s3": Kind(
@@ -113,6 +124,7 @@ def check_settings(
         raise SettingsError("type", f"one of {', '.join(TYPES)}")
     spec = KINDS[kind]
     check_url(kind, url)
+    tls = urlsplit(url).scheme in TLS_SCHEMES
     out: dict[str, Any] = {}
     for name, value in settings.items():
         if name not in spec.settings:
@@ -121,11 +133,14 @@ def check_settings(
         if value is None:
             continue
         default = spec.settings[name]
+        limit = _max_chars(name, MAX_SETTING_CHARS)
         if isinstance(default, bool):
             if not isinstance(value, bool):
                 raise SettingsError(f"settings.{name}", "must be true or false")
-        elif not isinstance(value, str) or len(value) > MAX_SETTING_CHARS:
-            raise SettingsError(f"settings.{name}", f"a string of at most {MAX_SETTING_CHARS}")
+        elif not isinstance(value, str) or len(value) > limit:
+            raise SettingsError(f"settings.{name}", f"a string of at most {limit}")
+        if default is OPTIONAL and value == "":
+            continue
         check = spec.templates.get(name)
         if check is not None:
             try:
@@ -134,7 +149,7 @@ def check_settings(
                 raise SettingsError(f"settings.{name}", str(exc)) from None
         out[name] = value
     for name, default in spec.settings.items():
-        if name not in out:
+        if name not in out and default is not OPTIONAL:
             if default is None:
                 raise SettingsError(f"settings.{name}", f"required for a {kind} handler")
             out[name] = default
@@ -142,7 +157,9 @@ def check_settings(
         _check_bucket(out["bucket"])
     if kind == "amqp" and any(not c.isprintable() for c in out["exchange"]):
         raise SettingsError("settings.exchange", "must be printable")
-    return out, _check_credentials(kind, spec, credentials)
+    if "ca_cert" in out:
+        _check_pem("settings.ca_cert", tls, check_certificates, out["ca_cert"])
+    return out, _check_credentials(kind, spec, credentials, tls)
 
 
 def _check_bucket(bucket: str) -> None:
@@ -151,7 +168,7 @@ def _check_bucket(bucket: str) -> None:
 
 
 def _check_credentials(
-    kind: str, spec: Kind, credentials: Mapping[str, Any] | None
+    kind: str, spec: Kind, credentials: Mapping[str, Any] | None, tls: bool
 ) -> dict[str, str] | None:
     if not credentials:
         return None
@@ -162,14 +179,37 @@ def _check_credentials(
             raise SettingsError(f"credentials.{name}", f"not a {kind} credential (takes: {taken})")
         if value is None:
             continue
-        if not isinstance(value, str) or not value or len(value) > MAX_CREDENTIAL_CHARS:
-            raise SettingsError(f"credentials.{name}", "a non-empty string of at most 4096")
+        limit = _max_chars(name, MAX_CREDENTIAL_CHARS)
+        if not isinstance(value, str) or not value or len(value) > limit:
+            raise SettingsError(f"credentials.{name}", f"a non-empty string of at most {limit}")
         out[name] = value
     if kind == "s3" and len(out) == 1:
         raise SettingsError("credentials", "give access_key_id and secret_access_key together")
     if "password" in out and "username" not in out:
         raise SettingsError("credentials.username", "required with a password")
+    cert, key = out.get("client_cert"), out.get("client_key")
+    if cert is not None or key is not None:
+        if key is None:
+            raise SettingsError("credentials.client_key", "required with a client_cert")
+        if cert is None:
+            raise SettingsError("credentials.client_cert", "required with a client_key")
+        _check_pem("credentials.client_cert", tls, check_certificates, cert)
+        _check_pem("credentials.client_key", tls, lambda pem: check_key(pem, cert), key)
     return out or None
+
+
+def _max_chars(name: str, otherwise: int) -> int:
+    return MAX_PEM_CHARS if name in PEMS else otherwise
+
+
+def _check_pem(field: str, tls: bool, check: Callable[[str], object], pem: str) -> None:
+    """SettingsError naming ``field`` if the URL is not TLS or ``check`` refuses ``pem``."""
+    if not tls:
+        raise SettingsError(field, "takes a TLS URL (mqtts://, tls://, amqps://)")
+    try:
+        check(pem)
+    except PemError as exc:
+        raise SettingsError(field, str(exc)) from None
 
 
 @dataclass(frozen=True, slots=True)
@@ -189,14 +229,16 @@ class SinkConfig:
 
     def tls_context(self) -> ssl.SSLContext | None:
         """The TLS context of a ``mqtts``/``tls``/``amqps`` URL (verification on unless the
-        settings turn it off), None for a plain connection."""
+        settings turn it off, against ``ca_cert`` if set; the client certificate presented
+        if the credentials hold one), None for a plain connection."""
         if not self.tls:
             return None
-        context = ssl.create_default_context()
-        if not self.settings.get("tls_verify", True):
-            context.check_hostname = False
-            context.verify_mode = ssl.CERT_NONE
-        return context
+        return client_context(
+            self.settings.get("tls_verify", True),
+            self.settings.get("ca_cert"),
+            self.credentials.get("client_cert"),
+            self.credentials.get("client_key"),
+        )
 
     def redact(self, text: str) -> str:
         """``text`` with every credential value masked: errors may quote a connect URL."""

@@ -4,6 +4,7 @@ from __future__ import annotations
 
 import asyncio
 import contextlib
+import logging
 import secrets
 
 import aiomqtt
@@ -20,6 +21,7 @@ class MqttSink(BrokerSink):
 
     async def _connect(self, host: str, port: int) -> None:
         tls = self.config.tls_context()
+        errors = _Errors(asyncio.get_running_loop())
         client = aiomqtt.Client(
             host,
             port,
@@ -29,9 +31,17 @@ class MqttSink(BrokerSink):
             timeout=self.config.timeout,
             tls_context=tls,
             max_inflight_messages=1000,
+            logger=errors.logger,
         )
         self._stack = contextlib.AsyncExitStack()
-        self._client = await self._stack.enter_async_context(client)
+        entering = asyncio.ensure_future(self._stack.enter_async_context(client))
+        await asyncio.wait((entering, errors.first), return_when=asyncio.FIRST_COMPLETED)
+        if not entering.done():  # the connection was lost before the broker's CONNACK
+            entering.cancel()
+            with contextlib.suppress(asyncio.CancelledError, aiomqtt.MqttError):
+                await entering
+            raise ConnectionError(errors.first.result())
+        self._client = entering.result()
 
     async def _publish(self, out: Outgoing) -> str:
         assert self._client is not None
@@ -45,3 +55,23 @@ class MqttSink(BrokerSink):
         stack, self._stack, self._client = self._stack, None, None
         if stack is not None:
             await stack.aclose()
+
+
+class _Errors(logging.Handler):
+    """The errors the MQTT client logs, the first of them as a future. A connection the broker
+    closes before its CONNACK (a TLS 1.3 broker refusing the client's certificate does so
+    just after the handshake) is only logged: aiomqtt's connect would wait for its timeout."""
+
+    def __init__(self, loop: asyncio.AbstractEventLoop) -> None:
+        super().__init__(logging.ERROR)
+        self._loop = loop
+        self.first: asyncio.Future[str] = loop.create_future()
+        self.logger = logging.Logger("herald.delivery.mqtt", logging.ERROR)  # of no hierarchy
+        self.logger.addHandler(self)
+
+    def emit(self, record: logging.LogRecord) -> None:
+        self._loop.call_soon_threadsafe(self._set, record.getMessage()[:300])
+
+    def _set(self, message: str) -> None:
+        if not self.first.done():
+            self.first.set_result(message)
