@@ -14,7 +14,7 @@ import pytest
 from herald.catalog import load_catalog
 from herald.devices import changes
 from herald.devices import state as ds
-from herald.devices.projector import DeviceProjector, in_process
+from herald.devices.projector import DeviceProjector, in_process, parse
 from herald.ids import IdGenerator
 from herald.loops import Loops
 from herald.store import EventFilter, EventQuery, Store, StoreError
@@ -90,6 +90,45 @@ def test_backfilled_events_do_not_move_the_state_back(
     again = store.get_device_state((org,), "7")
     assert again is not None and again.status == ds.Status.ONLINE
     assert again.last_event_ms == T0 + 101 * MIN
+
+
+def _replayed(store: Store) -> dict[str, str]:
+    """Every endpoint's state as folding the whole log in memory gives it."""
+    states: dict[str, ds.DeviceState] = {}
+    cursor = 0
+    while entries := store.read_log(cursor, 1000):
+        for (_, key), effect in parse(entries):
+            states[key] = ds.apply(states.get(key, ds.DeviceState()), effect)
+        cursor = entries[-1].seq
+    return {key: ds.dumps(folded).decode() for key, folded in states.items()}
+
+
+def test_a_projector_folds_on_what_others_wrote_not_on_what_it_remembers(
+    store: Store, make_event: EventFactory, ids: Callable[[int], list[int]]
+) -> None:
+    """A projector keeps the states it wrote between steps (here at most two); another
+    process folding in between must not leave it folding on stale ones."""
+    org = store.create_organisation("Acme").id
+    ours, theirs = DeviceProjector(store, cache=2), DeviceProjector(store)
+    story = {endpoint: _story(make_event, org, endpoint) for endpoint in (7, 8, 9)}
+
+    def add(events: list[Any], projector: DeviceProjector) -> None:
+        stored = ids(len(events))
+        store.append(events, stored)
+        readable(store, stored, store.device_cursor())
+        projector.catch_up()
+        assert {key: state for key, _, state in _snapshot(store, org)} == _replayed(store)
+
+    add([story[7][0], story[8][0], story[9][0]], ours)  # attached; ours keeps 8 and 9
+    add([story[8][1], story[9][1]], theirs)  # online, written by the other projector
+    add([story[8][2]], ours)  # 8 attached again, folded on 8 online
+    add([make_event(org, T0 + 10 * MIN, 11, endpoint={"id": 9})], theirs)  # 9 blocked
+    add([story[9][3], story[7][1]], ours)  # an older purge leaves 9 blocked; 7 online
+    assert [(key, status) for key, status, _ in _snapshot(store, org)] == [
+        ("7", ds.Status.ONLINE),
+        ("8", ds.Status.ATTACHED),
+        ("9", ds.Status.BLOCKED),
+    ]
 
 
 def test_the_cursor_moves_only_with_the_rows(

@@ -37,7 +37,7 @@ class Change:
     key: str
     before: Status
     after: Status
-    cause: device_state.DeviceEvent
+    cause: device_state.Effect  # the event that changed it
     endpoint: dict[str, Any]  # the endpoint's id and name as its state knows them
 
 

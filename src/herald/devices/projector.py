@@ -15,7 +15,8 @@ from __future__ import annotations
 
 import asyncio
 import contextlib
-from collections.abc import AsyncIterator, Callable, Sequence
+from collections import OrderedDict
+from collections.abc import AsyncIterator, Callable, Mapping, Sequence
 
 from herald import metrics
 from herald.catalog import Catalog
@@ -30,51 +31,71 @@ from herald.store.device_records import DeviceRow
 from herald.threads import Threads
 from herald.timefmt import now_ms
 
-CHUNK = 1000  # log entries folded per transaction
+CHUNK = 5000  # log entries folded per transaction (an endpoint's events in it: one write)
+CACHE = 100_000  # endpoint states kept between steps, as stored (a few hundred bytes each)
 Key = tuple[int, str]
 
 
-def parse(entries: Sequence[LogEntry]) -> list[tuple[Key, device_state.DeviceEvent]]:
-    """The log entries that name an endpoint, with its key (organisation, endpoint)."""
-    parsed: list[tuple[Key, device_state.DeviceEvent]] = []
+def parse(entries: Sequence[LogEntry]) -> list[tuple[Key, device_state.Effect]]:
+    """What the log entries that name an endpoint do to its state, with its key
+    (organisation, endpoint)."""
+    parsed: list[tuple[Key, device_state.Effect]] = []
     for entry in entries:
         if entry.type_id in changes.TYPES:  # Herald's own word on a state, not the device's
             continue
-        event = device_state.device_event(entry.event_id, entry.type_id, entry.body)
+        event = device_state.device_event(
+            entry.event_id, entry.type_id, entry.body, entry.timestamp_ms
+        )
         key = device_state.endpoint_key(event.record) if event is not None else None
         if event is not None and key is not None:
-            parsed.append(((entry.organisation_id, key), event))
+            parsed.append(((entry.organisation_id, key), device_state.effect(event)))
     return parsed
 
 
 def fold(
-    rows: dict[Key, DeviceRow],
-    events: Sequence[tuple[Key, device_state.DeviceEvent]],
-    at_ms: int,
-    watched: Callable[[Key, device_state.DeviceEvent], bool] | None = None,
-) -> tuple[list[DeviceRow], list[changes.Change]]:
-    """The rows ``events`` change, given the stored ``rows`` of the endpoints they name, and
-    the status changes of the ``watched`` endpoints' events, each event's in log order."""
-    states: dict[Key, device_state.DeviceState] = {}
+    stored: Mapping[Key, device_state.DeviceState | None],
+    events: Sequence[tuple[Key, device_state.Effect]],
+    watched: Callable[[Key, device_state.Effect], bool] | None = None,
+) -> tuple[dict[Key, device_state.DeviceState], list[changes.Change]]:
+    """The states ``events`` change, given the ``stored`` states of the endpoints they name
+    (None: no row yet), and the status changes of the ``watched`` endpoints' events, each
+    event's in log order. Each endpoint's state is copied once and folded in place."""
+    working: dict[Key, _Working] = {}
     found: list[changes.Change] = []
     for at, event in events:
-        if at not in states:
-            kept = rows.get(at)
-            states[at] = device_state.loads(kept.state) if kept else device_state.DeviceState()
-        before = states[at]
-        states[at] = after = device_state.apply(before, event)
-        if watched is not None and watched(at, event):
-            old, new = device_state.status(before), device_state.status(after)
-            if old != new:
-                endpoint = device_state.value(after, "endpoint") or {}
-                found.append(changes.Change(at[0], at[1], old, new, event, endpoint))
-    changed: list[DeviceRow] = []
-    for (organisation_id, key), folded in states.items():
-        row = to_row(organisation_id, key, folded, at_ms)
-        kept = rows.get((organisation_id, key))
-        if kept is None or kept.state != row.state:
-            changed.append(row)
-    return changed, found
+        state = working.get(at)
+        if state is None:
+            state = working[at] = _Working(stored.get(at))
+        if watched is None or not watched(at, event):
+            state.merge(event)
+            continue
+        old = device_state.status(state.view())
+        state.merge(event)
+        new = device_state.status(after := state.view())
+        if old != new:
+            endpoint = device_state.value(after, "endpoint") or {}
+            found.append(changes.Change(at[0], at[1], old, new, event, endpoint))
+    folded = {at: state.view() for at, state in working.items()}
+    return {at: new for at, new in folded.items() if new != stored.get(at)}, found
+
+
+class _Working:
+    """One endpoint's state being folded: its own copy, changed in place."""
+
+    __slots__ = ("last", "registers", "times")
+
+    def __init__(self, kept: device_state.DeviceState | None) -> None:
+        self.last = kept.last_event_ms if kept else 0
+        self.times: dict[str, int] = dict(kept.times) if kept else {}
+        self.registers: dict[str, device_state.Register] = dict(kept.registers) if kept else {}
+
+    def merge(self, event: device_state.Effect) -> None:
+        device_state.merge(self.times, self.registers, event)
+        self.last = max(self.last, event.timestamp_ms)
+
+    def view(self) -> device_state.DeviceState:
+        """The state as it stands (sharing this copy's dicts)."""
+        return device_state.DeviceState(self.last, self.times, self.registers)
 
 
 def to_row(
@@ -100,7 +121,15 @@ def to_row(
 
 
 class DeviceProjector:
-    """Folds the log into the device states; one per process."""
+    """Folds the log into the device states; one per process.
+
+    It keeps the states it last read or wrote, as stored (text: no objects for the garbage
+    collector to walk), for up to ``cache`` endpoints, the least recently folded going first,
+    so that a step reads from the store only the states of endpoints new to it. They are
+    the stored states for as long as the projection's position is the one its own last step
+    wrote: a step that finds it elsewhere (another process folded, a rebuild reset it) or
+    whose write failed starts again from an empty cache.
+    """
 
     def __init__(
         self,
@@ -108,6 +137,7 @@ class DeviceProjector:
         *,
         poll_seconds: float = 0.2,
         chunk: int = CHUNK,
+        cache: int = CACHE,
         catalog: Catalog | None = None,
         ids: IdGenerator | None = None,
     ) -> None:
@@ -115,33 +145,70 @@ class DeviceProjector:
         self.store = store
         self.poll_seconds = poll_seconds
         self.chunk = chunk
+        self.cache = cache
         self.catalog = catalog
         self.ids = ids
         self._organisations: dict[int, str] = {}  # that want status changes, by id
         self._threads = Threads("herald-devices", 1)
+        self._stored: OrderedDict[Key, str | None] = OrderedDict()
+        self._position: tuple[int, int] | None = None  # the one ``_stored`` is true at
 
     def step(self) -> int | None:
         """Fold the next chunk of the log: how many entries, None if another process moved
         the cursor meanwhile (nothing written; the next step reads from there)."""
-        cursor = self.store.device_cursor()
+        position = self.store.device_position()
+        if position != self._position:
+            self._stored.clear()
+        self._position = None  # until this step's write is known to have happened
+        cursor = position[0]
         entries = self.store.read_log(cursor, self.chunk)
         if not entries:
+            self._position = position
             return 0
         events = parse(entries)
-        rows = self.store.device_states(sorted({key for key, _ in events}))
+        texts = self._texts({key for key, _ in events})
+        stored = {key: device_state.loads(text) if text else None for key, text in texts.items()}
         at = now_ms()
-        watched = self._watched(entries)
-        changed, found = fold(rows, events, at, watched)
+        changed, found = fold(stored, events, self._watched(entries))
+        rows = [
+            to_row(organisation_id, key, new, at) for (organisation_id, key), new in changed.items()
+        ]
         written = self._change_events(found, at)
-        if not self.store.save_device_states(cursor, entries[-1].seq, changed, written):
+        if not self.store.save_device_states(cursor, entries[-1].seq, rows, written):
+            self._stored.clear()
             return None
+        self._position = (entries[-1].seq, position[1])
+        texts.update(((row.organisation_id, row.endpoint_key), row.state) for row in rows)
+        self._keep(texts)
         if written:
             metrics.EVENTS_INGESTED.labels("herald").inc(len(written))
         return len(entries)
 
+    def _texts(self, keys: set[Key]) -> dict[Key, str | None]:
+        """The stored states of ``keys`` as stored (None: no row), from the cache or the
+        store."""
+        found = {key: self._stored[key] for key in keys if key in self._stored}
+        missing = sorted(keys - found.keys())
+        if missing:
+            rows = self.store.device_states(missing)
+            for key in missing:
+                row = rows.get(key)
+                found[key] = row.state if row is not None else None
+        return found
+
+    def _keep(self, texts: dict[Key, str | None]) -> None:
+        """Remember ``texts`` as stored, forgetting the least recently folded beyond
+        ``cache``."""
+        kept = self._stored
+        for key, text in texts.items():
+            kept[key] = text
+            kept.move_to_end(key)
+        while len(kept) > self.cache:
+            kept.popitem(last=False)
+
     def _watched(
         self, entries: Sequence[LogEntry]
-    ) -> Callable[[Key, device_state.DeviceEvent], bool] | None:
+    ) -> Callable[[Key, device_state.Effect], bool] | None:
         """Which folded events may emit a change: of an organisation that asked, and past
         the last rebuild's end of the log; None: none may."""
         if self.catalog is None or self.ids is None:

@@ -90,40 +90,50 @@ _LABELS: dict[int, tuple[str, str]] = {
 CREATE_PDP_CONTEXT = 3
 _LOCATION_TYPES = frozenset({1, 2, CREATE_PDP_CONTEXT})
 _SESSION_TYPES = frozenset({CREATE_PDP_CONTEXT, 4})
+_DETAIL_TYPES = _LOCATION_TYPES | _SESSION_TYPES  # the types whose detail the state keeps
 _POLICY_CONTROL, _WARN = 1, 1
 _ELEMENT = {  # the network element serving the device, named in the description
     1: ("vlr", re.compile(r"VLR='([^']{1,64})'")),
     2: ("sgsn", re.compile(r"SGSN='([^']{1,64})'")),
 }
 # The session parameters kept from ``detail.pdp_context`` (scalars only, text cut short).
-_SESSION_FIELDS = (
-    "pdp_context_id",
-    "tunnel_created",
-    "gtp_version",
-    "apn",
-    "rat_type",
-    "ue_ip_address",
-    "imsi",
-    "mcc",
-    "mnc",
-    "lac",
-    "ci",
-    "sac",
-    "rac",
-    "region",
-    "breakout_ip",
-    "operator_id",
-    "ratezone_id",
-    "tariff_id",
-    "tariff_profile_id",
-    "imeisv",
-    "nsapi",
-    "ggsn_control_plane_ip_address",
-    "ggsn_data_plane_ip_address",
-    "sgsn_control_plane_ip_address",
-    "sgsn_data_plane_ip_address",
+_SESSION_FIELDS = frozenset(
+    {
+        "pdp_context_id",
+        "tunnel_created",
+        "gtp_version",
+        "apn",
+        "rat_type",
+        "ue_ip_address",
+        "imsi",
+        "mcc",
+        "mnc",
+        "lac",
+        "ci",
+        "sac",
+        "rac",
+        "region",
+        "breakout_ip",
+        "operator_id",
+        "ratezone_id",
+        "tariff_id",
+        "tariff_profile_id",
+        "imeisv",
+        "nsapi",
+        "ggsn_control_plane_ip_address",
+        "ggsn_data_plane_ip_address",
+        "sgsn_control_plane_ip_address",
+        "sgsn_data_plane_ip_address",
+    }
 )
-_COUNTRY_FIELDS = ("id", "name", "country_code", "mcc", "iso_code")
+_COUNTRY_FIELDS = frozenset({"id", "name", "country_code", "mcc", "iso_code"})
+_ENDPOINT_FIELDS = frozenset({"id", "name", "imei", "ip_address", "tags"})
+_OPERATOR_FIELDS, _MNC_FIELDS = frozenset({"id", "name"}), frozenset({"mnc"})
+_SCALARS = frozenset({str, bool, int, float, type(None)})  # JSON's, as parsed
+
+
+Register = tuple[int, int, JSON]
+"""A value with the clock of the event that set it: (time in ms, event id, value)."""
 
 
 @dataclass(frozen=True, slots=True)
@@ -142,13 +152,20 @@ class DeviceState:
 
     last_event_ms: int = 0
     times: Mapping[str, int] = field(default_factory=dict)
-    registers: Mapping[str, tuple[int, int, JSON]] = field(default_factory=dict)
+    registers: Mapping[str, Register] = field(default_factory=dict)
 
 
-def device_event(event_id: int, type_id: int, body: bytes) -> DeviceEvent | None:
-    """The event of a stored record, or None if its timestamp cannot be read."""
+def device_event(
+    event_id: int, type_id: int, body: bytes, timestamp_ms: int | None = None
+) -> DeviceEvent | None:
+    """The event of a stored record (``timestamp_ms``: its timestamp, if known already), or
+    None if its timestamp cannot be read."""
     record = orjson.loads(body)
-    raw = record.get("timestamp") if isinstance(record, dict) else None
+    if not isinstance(record, dict):
+        return None
+    if timestamp_ms is not None:
+        return DeviceEvent(event_id, type_id, timestamp_ms, record)
+    raw = record.get("timestamp")
     if not isinstance(raw, str):
         return None
     try:
@@ -158,14 +175,16 @@ def device_event(event_id: int, type_id: int, body: bytes) -> DeviceEvent | None
     return DeviceEvent(event_id, type_id, ms, record)
 
 
+# Records are parsed JSON: their objects are dicts, so ``isinstance(x, dict)`` below (the
+# fold's hot path: an ABC check such as ``Mapping`` costs several times more).
 def endpoint_key(record: Mapping[str, JSON]) -> str | None:
     """Which endpoint an event is about: its id in decimal, or, without one, its name (how
     Herald keeps a Stacuity endpointId that is no number); None if it names none usable."""
     endpoint = record.get("endpoint")
-    if not isinstance(endpoint, Mapping):
+    if not isinstance(endpoint, dict):
         return None
     endpoint_id = endpoint.get("id")
-    if isinstance(endpoint_id, int) and not isinstance(endpoint_id, bool) and endpoint_id >= 0:
+    if type(endpoint_id) is int and endpoint_id >= 0:
         return str(endpoint_id)
     name = endpoint.get("name")
     # a name of digits only would be taken for an id by /endpoint/{id}: no key of its own
@@ -174,25 +193,47 @@ def endpoint_key(record: Mapping[str, JSON]) -> str | None:
     return None
 
 
-def apply(state: DeviceState, event: DeviceEvent) -> DeviceState:
+@dataclass(frozen=True, slots=True)
+class Effect:
+    """What one event does to a state: the facts it dates and the values it sets (what the
+    fold keeps of an event instead of its record)."""
+
+    event_id: int
+    type_id: int
+    timestamp_ms: int
+    facts: tuple[str, ...]
+    values: dict[str, JSON]
+
+
+def effect(event: DeviceEvent) -> Effect:
+    """The facts and values of ``event``."""
+    type_id, record = event.type_id, event.record
+    opened = type_id in _SESSION_TYPES and (type_id != CREATE_PDP_CONTEXT or accepted(record))
+    if type_id == CREATE_PDP_CONTEXT:
+        facts: tuple[str, ...] = (SESSION_OPEN,) if opened else ()
+    else:
+        facts = _FACTS.get(type_id, ())
+    return Effect(event.event_id, type_id, event.timestamp_ms, facts, _values(event, opened))
+
+
+def apply(state: DeviceState, event: DeviceEvent | Effect) -> DeviceState:
     """The state after ``event``: each fact and value keeps whichever is newer."""
-    ms, clock = event.timestamp_ms, (event.timestamp_ms, event.event_id)
-    times = dict(state.times)
-    registers = dict(state.registers)
-    for fact in _facts(event):
+    times, registers = dict(state.times), dict(state.registers)
+    merge(times, registers, event if isinstance(event, Effect) else effect(event))
+    return DeviceState(max(state.last_event_ms, event.timestamp_ms), times, registers)
+
+
+def merge(times: dict[str, int], registers: dict[str, Register], change: Effect) -> None:
+    """``apply`` in place, on a state's ``times`` and ``registers`` (its ``last_event_ms``
+    is the caller's)."""
+    ms, event_id = change.timestamp_ms, change.event_id
+    for fact in change.facts:
         if ms > times.get(fact, 0):
             times[fact] = ms
-    for name, value in _values(event).items():
-        kept = registers.get(name)
-        if kept is None or clock > (kept[0], kept[1]):
-            registers[name] = (ms, event.event_id, value)
-    return DeviceState(max(state.last_event_ms, ms), times, registers)
-
-
-def _facts(event: DeviceEvent) -> tuple[str, ...]:
-    if event.type_id == CREATE_PDP_CONTEXT:
-        return (SESSION_OPEN,) if accepted(event.record) else ()
-    return _FACTS.get(event.type_id, ())
+    for name, value in change.values.items():
+        held = registers.get(name)
+        if held is None or ms > held[0] or (ms == held[0] and event_id > held[1]):
+            registers[name] = (ms, event_id, value)
 
 
 def accepted(record: Mapping[str, JSON]) -> bool:
@@ -205,18 +246,20 @@ def accepted(record: Mapping[str, JSON]) -> bool:
     return not (source == _POLICY_CONTROL and severity is not None and severity >= _WARN)
 
 
-def _values(event: DeviceEvent) -> dict[str, JSON]:
+def _values(event: DeviceEvent, opened: bool) -> dict[str, JSON]:
+    """The registers ``event`` sets (``opened``: it opened or continued a data session)."""
     record, type_id = event.record, event.type_id
     values: dict[str, JSON] = {}
     endpoint = record.get("endpoint")
-    if isinstance(endpoint, Mapping):
-        values["endpoint"] = _scalars(endpoint, ("id", "name", "imei", "ip_address", "tags"))
+    if isinstance(endpoint, dict):
+        values["endpoint"] = _scalars(endpoint, _ENDPOINT_FIELDS)
     if type_id in _LABELS:
         name, label = _LABELS[type_id]
         values[name] = label
+    if type_id not in _DETAIL_TYPES:
+        return values
     detail = record.get("detail")
-    detail = detail if isinstance(detail, Mapping) else {}
-    opened = type_id in _SESSION_TYPES and (type_id != CREATE_PDP_CONTEXT or accepted(record))
+    detail = detail if isinstance(detail, dict) else {}
     if type_id in _LOCATION_TYPES and (type_id != CREATE_PDP_CONTEXT or opened):
         network = _network(detail)
         if network is not None:
@@ -228,70 +271,79 @@ def _values(event: DeviceEvent) -> dict[str, JSON]:
         if found:
             values[name] = found.group(1)
     pdp = detail.get("pdp_context")
-    if opened and isinstance(pdp, Mapping):
+    if opened and isinstance(pdp, dict):
         values["session"] = _scalars(pdp, _SESSION_FIELDS)
     return values
 
 
-def _network(detail: Mapping[str, JSON]) -> dict[str, JSON] | None:
+def _network(detail: dict[str, JSON]) -> dict[str, JSON] | None:
     """The operator (with its country) of a location or session event's ``detail``."""
     name, country = detail.get("name"), detail.get("country")
-    if not isinstance(name, str) and not isinstance(country, Mapping):
+    if not isinstance(name, str) and not isinstance(country, dict):
         return None
-    operator = _scalars(detail, ("id", "name"))
+    operator = _scalars(detail, _OPERATOR_FIELDS)
     mncs = detail.get("mnc")
-    if isinstance(mncs, list) and mncs and isinstance(mncs[0], Mapping):
-        operator.update(_scalars(mncs[0], ("mnc",)))
+    if isinstance(mncs, list) and mncs and isinstance(mncs[0], dict):
+        operator.update(_scalars(mncs[0], _MNC_FIELDS))
     elif isinstance(mncs, str):
         operator["mnc"] = mncs[:MAX_TEXT]
-    if isinstance(country, Mapping):
+    if isinstance(country, dict):
         operator["country"] = _scalars(country, _COUNTRY_FIELDS)
     return operator
 
 
-def _scalars(source: Mapping[str, JSON], keys: tuple[str, ...]) -> dict[str, JSON]:
-    """The scalar values of ``keys`` in ``source``, text cut to ``MAX_TEXT``."""
-    kept: dict[str, JSON] = {}
-    for key in keys:
-        value = source.get(key)
-        if isinstance(value, str):
-            kept[key] = value[:MAX_TEXT]
-        elif isinstance(value, bool | int | float) or (value is None and key in source):
-            kept[key] = value
-    return kept
+def _scalars(source: dict[str, JSON], keys: frozenset[str]) -> dict[str, JSON]:
+    """The scalar values of ``keys`` in ``source``, text cut to ``MAX_TEXT`` (in either's
+    order, whichever is shorter: the stored state's keys are sorted)."""
+    pairs = (
+        source.items()
+        if len(source) <= len(keys)
+        else [(key, source[key]) for key in keys if key in source]
+    )
+    return {
+        key: value[:MAX_TEXT] if value.__class__ is str else value
+        for key, value in pairs
+        if value.__class__ in _SCALARS and key in keys
+    }
 
 
 def _id(value: JSON) -> int | None:
-    found = value.get("id") if isinstance(value, Mapping) else None
-    return found if isinstance(found, int) and not isinstance(found, bool) else None
+    found = value.get("id") if isinstance(value, dict) else None
+    return found if type(found) is int else None
 
 
 # -- what the state says ------------------------------------------------------------------
+_BLOCKS = tuple((f"block:{cause}", f"clear:{cause}") for cause in BLOCK_CAUSES)
+
+
 def _t(state: DeviceState, fact: str) -> int:
     return state.times.get(fact, 0)
 
 
 def session_open(state: DeviceState) -> bool:
     """A data session newer than its end and than any purge of the data domain."""
-    ended = max(_t(state, SESSION_CLOSE), _t(state, DETACH), _t(state, PS_DETACH))
-    return _t(state, SESSION_OPEN) > ended
+    t = state.times.get
+    return t(SESSION_OPEN, 0) > max(t(SESSION_CLOSE, 0), t(DETACH, 0), t(PS_DETACH, 0))
 
 
 def attached(state: DeviceState) -> tuple[bool, bool]:
     """(circuit-switched, packet-switched): attached to each domain since its last purge.
     A session's start or end shows the device on the data domain at that time."""
-    cs = _t(state, CS_ATTACH) > _t(state, DETACH)
-    seen_ps = max(_t(state, PS_ATTACH), _t(state, SESSION_OPEN), _t(state, SESSION_CLOSE))
-    return cs, seen_ps > max(_t(state, DETACH), _t(state, PS_DETACH))
+    t = state.times.get
+    cs = t(CS_ATTACH, 0) > t(DETACH, 0)
+    seen_ps = max(t(PS_ATTACH, 0), t(SESSION_OPEN, 0), t(SESSION_CLOSE, 0))
+    return cs, seen_ps > max(t(DETACH, 0), t(PS_DETACH, 0))
 
 
 def blocked(state: DeviceState) -> bool:
     """A block newer than what lifts it; an accepted data session since lifts every block."""
-    opened = _t(state, SESSION_OPEN)
-    return any(
-        _t(state, f"block:{cause}") > max(_t(state, f"clear:{cause}"), opened)
-        for cause in BLOCK_CAUSES
-    )
+    t = state.times.get
+    opened = t(SESSION_OPEN, 0)
+    for block, clear in _BLOCKS:
+        since = t(block)
+        if since is not None and since > opened and since > t(clear, 0):
+            return True
+    return False
 
 
 def status(state: DeviceState) -> Status:
@@ -350,7 +402,7 @@ def dumps(state: DeviceState) -> bytes:
         {
             "last": state.last_event_ms,
             "times": state.times,
-            "registers": {name: list(kept) for name, kept in state.registers.items()},
+            "registers": state.registers,  # (ms, event id, value): arrays
         },
         option=orjson.OPT_SORT_KEYS,
     )

@@ -77,6 +77,7 @@ class LogEntry(NamedTuple):
     type_id: int
     body: bytes
     event_id: int
+    timestamp_ms: int | None = None  # the record's ``timestamp`` (the ``ts`` column)
 
 
 @dataclass(frozen=True, slots=True)
@@ -467,6 +468,10 @@ class Store(Protocol):
     # -- the device-state projection (store/devices.py) ------------------------
     def device_cursor(self) -> int:
         """The log position the device states include."""
+
+    def device_position(self) -> tuple[int, int]:
+        """``device_cursor()`` with the position its last reset started from (the last
+        rebuild's end of the log): together they change whenever another writer did."""
 
     def device_states(self, keys: Sequence[tuple[int, str]]) -> dict[tuple[int, str], DeviceRow]:
         """The stored states of these (organisation, endpoint key) pairs that have one."""

@@ -91,6 +91,18 @@ class DeviceStateMethods(SQLStoreBase[C]):
         )
         return int(row[0]) if row else 0
 
+    def device_position(self) -> tuple[int, int]:
+        """The log position the device states include and the one the last reset started
+        from (``quiet_until_seq``)."""
+        row = self._read(
+            lambda c: self._execute(
+                c,
+                "SELECT cursor_seq, quiet_until_seq FROM device_projection WHERE name = ?",
+                (PROJECTION,),
+            ).fetchone()
+        )
+        return (int(row[0]), int(row[1])) if row else (0, 0)
+
     def device_states(self, keys: Sequence[tuple[int, str]]) -> dict[tuple[int, str], DeviceRow]:
         """The stored states of these (organisation, endpoint key) pairs that have one."""
         by_organisation: dict[int, list[str]] = {}

@@ -461,7 +461,7 @@ class PostgresStore(
     ) -> list[LogEntry]:
         """Events after ``after_seq`` in log order, up to the safe watermark (module doc)."""
         sql = (
-            "SELECT seq, organisation_id, type_id, dictionary_id, body, id FROM events "
+            "SELECT seq, organisation_id, type_id, dictionary_id, body, id, ts FROM events "
             f"WHERE seq > %s AND seq < {_WATERMARK}"
         )
         params: list[object] = [after_seq]
@@ -472,7 +472,9 @@ class PostgresStore(
         params.append(limit)
         rows = self._read(lambda c: c.execute(sql, params).fetchall())
         unpack = self._unpacker()
-        return [LogEntry(row[0], row[1], row[2], unpack(row[3], row[4]), row[5]) for row in rows]
+        return [
+            LogEntry(row[0], row[1], row[2], unpack(row[3], row[4]), row[5], row[6]) for row in rows
+        ]
 
     def last_seq(self) -> int:
         """The last final position: ``read_log(last_seq())`` returns only what comes later."""

@@ -350,7 +350,7 @@ class SQLiteStore(
         self, after_seq: int, limit: int, organisation_ids: tuple[int, ...] | None = None
     ) -> list[LogEntry]:
         sql = (
-            "SELECT seq, organisation_id, type_id, dictionary_id, body, id FROM events "
+            "SELECT seq, organisation_id, type_id, dictionary_id, body, id, ts FROM events "
             "WHERE seq > ?"
         )
         params: list[object] = [after_seq]
@@ -362,8 +362,8 @@ class SQLiteStore(
         rows = self._read(lambda c: c.execute(sql, params).fetchall())
         unpack = self._unpacker()
         return [
-            LogEntry(seq, organisation_id, type_id, unpack(dictionary_id, body), event_id)
-            for seq, organisation_id, type_id, dictionary_id, body, event_id in rows
+            LogEntry(seq, organisation_id, type_id, unpack(dictionary_id, body), event_id, ts)
+            for seq, organisation_id, type_id, dictionary_id, body, event_id, ts in rows
         ]
 
     def last_seq(self) -> int:
