@@ -161,7 +161,7 @@ class _Runs:
         found = conn.execute(
             "SELECT endpoint_key FROM device_states WHERE organisation_id = ?", (TENANT,)
         )
-        self.keys = sorted(key for (key,) in found)
+        self.keys: list[str] = sorted(str(key) for (key,) in found)
 
     def _key(self, n: int) -> str:
         return self.keys[(n * 7919) % len(self.keys)]
