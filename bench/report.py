@@ -34,7 +34,7 @@ TARGETS: list[tuple[str, str, str, float]] = [
         "<=",
         1000,
     ),
-    ("Webhook delivery (batched) vs raw httpx", "delivery.batched.ratio", ">=", 0.5),
+    ("Webhook delivery (batched) vs raw httpx", "delivery.batched.ratio", ">=", 0.6),
     ("Webhook delivery (single) vs raw httpx", "delivery.single.ratio", ">=", 0.5),
     ("Ingest-to-delivery p99 ms at 1,000/s", "delivery.latency_at_1000_per_s.p99_ms", "<=", 500),
     ("Server peak RSS MB (query store)", "query.server_peak_rss_mb", "<=", 300),

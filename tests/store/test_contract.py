@@ -284,7 +284,9 @@ def test_meta(store: Store) -> None:
 
 def test_handler_leases_and_cursor(store: Store, make_event: EventFactory, ids: Ids) -> None:
     org = store.create_organisation("Acme")
-    store.append([make_event(org.id)], ids(1))
+    event_ids = ids(1)
+    store.append([make_event(org.id)], event_ids)
+    readable(store, event_ids)  # PostgreSQL: no older transaction holds the log back
     handler = store.create_handler(org.id, HandlerSpec(name="h", url="http://127.0.0.1/"), "s")
     assert handler.cursor_seq == store.last_seq()  # from now on
     now = now_ms()
