@@ -76,20 +76,26 @@ def span_seconds(spans: list[tuple[int, int, int]]) -> float:
     return max(max(end for _, end, _ in spans) - spans[0][0], 1) / 1000
 
 
-def attempt_spans(api: Any, handler_id: int) -> list[tuple[int, int, int]]:
-    """Each attempt of a handler as (start ms, end ms, events), oldest first."""
-    spans: list[tuple[int, int, int]] = []
+def attempts(api: Any, handler_id: int) -> Iterator[dict[str, Any]]:
+    """A handler's attempt log as the API pages it (newest first)."""
     cursor: int | None = None
     while True:
         params = {"per_page": 1000, **({"cursor": cursor} if cursor else {})}
         reply = api.get(f"/event_handler/{handler_id}/delivery", params=params)
         reply.raise_for_status()
-        for attempt in reply.json():
-            at = to_ms(parse_timestamp(attempt["time"]))
-            spans.append((at, at + attempt["latency_ms"], len(attempt["event_ids"])))
+        yield from reply.json()
         if "X-Next-Cursor" not in reply.headers:
-            return sorted(spans)
+            return
         cursor = int(reply.headers["X-Next-Cursor"])
+
+
+def attempt_spans(api: Any, handler_id: int) -> list[tuple[int, int, int]]:
+    """Each attempt of a handler as (start ms, end ms, events), oldest first."""
+    spans: list[tuple[int, int, int]] = []
+    for attempt in attempts(api, handler_id):
+        at = to_ms(parse_timestamp(attempt["time"]))
+        spans.append((at, at + attempt["latency_ms"], len(attempt["event_ids"])))
+    return sorted(spans)
 
 
 def wait_caught_up(api: Any, handler_id: int, timeout_s: float = 600) -> None:

@@ -29,7 +29,7 @@ from aio_pika.abc import AbstractIncomingMessage
 from nats.aio.msg import Msg
 from nats.js.api import DeliverPolicy
 
-from bench.common import Result, percentiles, wait_caught_up
+from bench.common import Result, attempts, percentiles, wait_caught_up
 from bench.events import document
 from herald.timefmt import parse_timestamp, to_ms
 
@@ -147,18 +147,11 @@ def acked_latency(api: httpx.Client, spec: dict[str, Any], seconds: float) -> Re
 def _acked_ms(api: httpx.Client, handler_id: int) -> dict[int, float]:
     """When each event's send ended with the broker's ack, from the attempt log."""
     acked: dict[int, float] = {}
-    cursor: int | None = None
-    while True:
-        params = {"per_page": 1000, **({"cursor": cursor} if cursor else {})}
-        reply = api.get(f"/event_handler/{handler_id}/delivery", params=params)
-        reply.raise_for_status()
-        for attempt in reply.json():
-            if attempt["outcome"] == "delivered":
-                end = to_ms(parse_timestamp(attempt["time"])) + attempt["latency_ms"]
-                acked.update((event_id, end) for event_id in attempt["event_ids"])
-        if "X-Next-Cursor" not in reply.headers:
-            return acked
-        cursor = int(reply.headers["X-Next-Cursor"])
+    for attempt in attempts(api, handler_id):
+        if attempt["outcome"] == "delivered":
+            end = to_ms(parse_timestamp(attempt["time"])) + attempt["latency_ms"]
+            acked.update((event_id, end) for event_id in attempt["event_ids"])
+    return acked
 
 
 @asynccontextmanager
