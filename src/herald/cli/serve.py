@@ -8,10 +8,7 @@ from types import FrameType
 from typing import Annotated
 
 import typer
-import uvicorn
 
-from herald.api import create_app
-from herald.api.routes.stream import end_live_streams
 from herald.auth import issue_token
 from herald.cli.common import DatabaseOption, console, fail, settings_for
 from herald.config import Settings
@@ -52,12 +49,29 @@ def bootstrap(settings: Settings) -> Path | None:
     return path
 
 
-class _Server(uvicorn.Server):
-    """Ends the live streams on a stop signal, so shutdown need not wait for them."""
+def _run(settings: Settings) -> None:
+    """Serve the API until a stop signal. The web stack is imported here, not at the top:
+    the other commands (``herald org``, ``herald token``, ...) start without it."""
+    import uvicorn
 
-    def handle_exit(self, sig: int, frame: FrameType | None) -> None:
-        end_live_streams(self.config.app)
-        super().handle_exit(sig, frame)
+    from herald.api import create_app
+    from herald.api.routes.stream import end_live_streams
+
+    class Server(uvicorn.Server):
+        """Ends the live streams on a stop signal, so shutdown need not wait for them."""
+
+        def handle_exit(self, sig: int, frame: FrameType | None) -> None:
+            end_live_streams(self.config.app)
+            super().handle_exit(sig, frame)
+
+    config = uvicorn.Config(
+        create_app(settings),
+        host=settings.host,
+        port=settings.port,
+        log_level=settings.log_level,
+        access_log=False,
+    )
+    Server(config).run()
 
 
 def serve(
@@ -93,8 +107,4 @@ def serve(
             "(sign in to the console or call the API with it)."
         )
     console.print(f"Herald on http://{settings.host}:{settings.port}  (API docs: /api/docs)")
-    app = create_app(settings)
-    config = uvicorn.Config(
-        app, host=settings.host, port=settings.port, log_level=settings.log_level, access_log=False
-    )
-    _Server(config).run()
+    _run(settings)

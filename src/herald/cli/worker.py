@@ -6,9 +6,7 @@ import logging
 from typing import Annotated
 
 import typer
-import uvicorn
 
-from herald.api.worker_app import create_worker_app
 from herald.cli.common import DatabaseOption, console, fail, settings_for, store_for
 from herald.sealing import load_box
 from herald.store import StoreError, lease_node_id
@@ -44,6 +42,10 @@ def worker(
         f"Herald delivery worker on {settings.database_url}; health and metrics on "
         f"http://{settings.worker_host}:{settings.worker_port}"
     )
+    import uvicorn  # here, not at the top: the other commands start without the web stack
+
+    from herald.api.worker_app import create_worker_app
+
     config = uvicorn.Config(
         create_worker_app(settings),
         host=settings.worker_host,
