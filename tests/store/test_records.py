@@ -1,5 +1,6 @@
-"""Records stored compressed (migration 0014): old rows migrate in place, resumably, losing
-nothing; a new dictionary never breaks the rows of an older one."""
+"""Records stored compressed (migration 0014), without second copies of the lean fields on
+SQLite (0016): old rows migrate in place, resumably, losing nothing; a new dictionary never
+breaks the rows of an older one."""
 
 from __future__ import annotations
 
@@ -15,7 +16,7 @@ import pytest
 from herald.store import EventFilter, EventQuery, Store, open_store
 from herald.store.migrator import migrations
 from herald.store.records import RAW, SHIPPED_ID, RecordMethods
-from herald.store.sql import EVENT_COLUMNS, event_row
+from herald.store.sql import EVENT_COLUMNS, LEAN_COLUMNS, event_row
 from herald.timefmt import now_ms
 from tests.store.conftest import EventFactory
 from tests.support.server import HERALD
@@ -74,17 +75,17 @@ def test_old_rows_are_compressed_in_place_resumably_and_read_the_same(
     readable(store, event_ids)  # on PostgreSQL: once no older transaction is open (any DB)
     _to_raw(store)
     before = _everything(store)
-    assert store.uncompressed_events() == EVENTS
+    assert store.uncompacted_events() == EVENTS
 
     def killed(done: int) -> None:
         raise KeyboardInterrupt  # the process dies after its first chunk
 
     with pytest.raises(KeyboardInterrupt):
-        store.compress_records(killed, chunk=50)
-    assert store.uncompressed_events() == EVENTS - 50
+        store.compact_records(killed, chunk=50)
+    assert store.uncompacted_events() == EVENTS - 50
     assert _everything(store) == before  # half migrated, every reader serves the same
-    assert store.compress_records(chunk=50) == EVENTS - 50
-    assert store.uncompressed_events() == 0
+    assert store.compact_records(chunk=50) == EVENTS - 50
+    assert store.uncompacted_events() == 0
     assert _everything(store) == before
 
 
@@ -157,11 +158,11 @@ def test_herald_db_migrate_compresses_a_database_of_the_release_before(
         [*HERALD, "db", "migrate", "--database", url], capture_output=True, text=True, timeout=60
     )
     assert result.returncode == 0, result.stderr
-    assert f"compressed {EVENTS:,} stored records" in result.stdout
+    assert f"compacted {EVENTS:,} stored records" in result.stdout
     store = open_store(url)
     try:
         assert isinstance(store, RecordMethods)
-        assert store.uncompressed_events() == 0
+        assert store.uncompacted_events() == 0
         served = _everything(store)
         assert sorted(served["log"]) == sorted(written)
         assert served["listed"] == served["one_by_one"] == written[::-1]  # newest first
@@ -170,3 +171,63 @@ def test_herald_db_migrate_compresses_a_database_of_the_release_before(
     with contextlib.closing(sqlite3.connect(path)) as conn:
         sizes = conn.execute("SELECT SUM(length(body)) FROM events").fetchone()[0]
         assert sizes < sum(map(len, written)) / 2
+
+
+LEAN_FILTERS = {  # one filter per lean field, each selecting some of _events' events
+    "imei": EventFilter(organisation_ids=(ORGANISATION,), imeis=("350000000000007",)),
+    "description": EventFilter(organisation_ids=(ORGANISATION,), description=("EVENT 1",)),
+}
+
+
+def _lean_values(store: RecordMethods) -> list[tuple[Any, ...]]:
+    columns = ", ".join(sorted(LEAN_COLUMNS))
+    rows = store._read(lambda c: c.execute(f"SELECT {columns} FROM events").fetchall())
+    return [tuple(row) for row in rows]
+
+
+def _selections(store: Store) -> dict[str, list[bytes]]:
+    return {
+        name: store.query(EventQuery(flt, per_page=1000)).items
+        for name, flt in LEAN_FILTERS.items()
+    }
+
+
+def test_sqlite_keeps_one_copy_of_the_lean_fields_and_old_rows_lose_theirs(
+    tmp_path: Path, make_event: EventFactory, ids: Any
+) -> None:
+    """New rows leave the lean columns empty; rows written before 0016 are emptied by
+    ``compact_records``, resumably; filters on those fields select the same events all along."""
+    store = open_store(f"sqlite:///{tmp_path / 'lean.db'}")
+    try:
+        assert isinstance(store, RecordMethods)
+        store.create_organisation("Acme", ORGANISATION)
+        events = _events(make_event, EVENTS)
+        store.append(events, ids(EVENTS))
+        empty = ("",) + (None,) * (len(LEAN_COLUMNS) - 1)  # description first, NOT NULL
+        assert set(_lean_values(store)) == {empty}
+        selected = _selections(store)
+        # event 7; events 1, 10..19, 100..119 (of 120)
+        assert [len(items) for items in selected.values()] == [1, 31]
+        with store._transaction() as conn:  # as the release before 0016 wrote them
+            rows = conn.execute("SELECT id, dictionary_id, body FROM events").fetchall()
+            for event_id, dictionary_id, body in rows:
+                record = orjson.loads(store._unpack(dictionary_id, body))
+                conn.execute(
+                    "UPDATE events SET description = ?, imei = ? WHERE id = ?",
+                    (record["description"], record["endpoint"]["imei"], event_id),
+                )
+        assert store.uncompacted_events() == EVENTS
+        assert _selections(store) == selected
+
+        def killed(done: int) -> None:
+            raise KeyboardInterrupt
+
+        with pytest.raises(KeyboardInterrupt):
+            store.compact_records(killed, chunk=50)
+        assert store.uncompacted_events() == EVENTS - 50
+        assert _selections(store) == selected
+        assert store.compact_records(chunk=50) == EVENTS - 50
+        assert set(_lean_values(store)) == {empty}
+        assert _selections(store) == selected
+    finally:
+        store.close()

@@ -65,39 +65,40 @@ def _status(store: Store) -> SchemaStatus:
 
 @db_app.command("migrate")
 def migrate(database: DatabaseOption = None) -> None:
-    """Bring the schema up to date (safe to run from several machines at once), then compress
-    the records stored before 0014 (interrupted, the next run goes on where it stopped)."""
+    """Bring the schema up to date (safe to run from several machines at once), then compact
+    the rows written before: records stored before 0014 are compressed, and on SQLite the
+    columns 0016 leaves empty are emptied (interrupted, the next run goes on where it stopped)."""
     with _open(database, create=True) as (store, url):
         before = _status(store)
         try:
             store.migrate()
-            compressed = _compress(store)
+            compacted = _compact(store)
         except StoreError as exc:
             fail(f"migration failed: {exc}")
         after = _status(store)
     applied = [m.name for m in before.pending]
     console.print(f"{url}: schema version {after.current}", highlight=False)
     console.print(f"applied: {', '.join(applied)}" if applied else "already up to date")
-    if compressed:
-        console.print(f"compressed {compressed:,} stored records", highlight=False)
+    if compacted:
+        console.print(f"compacted {compacted:,} stored records", highlight=False)
 
 
-def _compress(store: Store) -> int:
-    """Compress the records still stored uncompressed, with a progress bar."""
+def _compact(store: Store) -> int:
+    """Compact the rows written before the compact store, with a progress bar."""
     assert isinstance(store, RecordMethods)
-    total = store.uncompressed_events()
+    total = store.uncompacted_events()
     if not total:
         return 0
     columns = [
-        TextColumn("[bold]compressing records[/]"),
+        TextColumn("[bold]compacting records[/]"),
         BarColumn(),
         MofNCompleteColumn(),
         TimeElapsedColumn(),
         TimeRemainingColumn(),
     ]
     with Progress(*columns, console=console) as progress:
-        task = progress.add_task("compress", total=total)
-        return store.compress_records(lambda done: progress.advance(task, done))
+        task = progress.add_task("compact", total=total)
+        return store.compact_records(lambda done: progress.advance(task, done))
 
 
 @db_app.command("train-dictionary")

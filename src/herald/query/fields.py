@@ -116,6 +116,9 @@ class Field:
     sortable: bool = False
     groupable: bool = False  # a stats group
     rolled_up: bool = False  # kept in the hourly counts (store.rollup)
+    # No index or rollup needs it: SQLite reads it from the record rather than
+    # keep a second copy in its column (store.sql.Dialect.value); PostgreSQL keeps the column.
+    lean: bool = False
 
 
 def _typed(kind: Kind, path: Callable[[Record], Any]) -> Callable[[Record], Any]:
@@ -230,14 +233,15 @@ FIELDS: tuple[Field, ...] = (
         aliases=("iccid_with_luhn",),
         sortable=True,
     ),
-    _field("msisdn", Kind.TEXT, ("sim", "msisdn"), column="msisdn", attribute="msisdns"),
+    _field("msisdn", Kind.TEXT, ("sim", "msisdn"), column="msisdn", lean=True, attribute="msisdns"),
     _field("imsi", Kind.TEXT, ("imsi", "imsi"), column="imsi", attribute="imsis", sortable=True),
-    _field("imei", Kind.TEXT, ("endpoint", "imei"), column="imei", attribute="imeis"),
+    _field("imei", Kind.TEXT, ("endpoint", "imei"), column="imei", lean=True, attribute="imeis"),
     _field(
         "ip_address",
         Kind.TEXT,
         ("endpoint", "ip_address"),
         column="ip_address",
+        lean=True,
         attribute="ip_addresses",
         sortable=True,
     ),
@@ -250,12 +254,20 @@ FIELDS: tuple[Field, ...] = (
         text_field="username",
         sortable=True,
     ),
-    _field("username", Kind.TEXT, ("user", "username"), column="username", attribute="usernames"),
+    _field(
+        "username",
+        Kind.TEXT,
+        ("user", "username"),
+        column="username",
+        lean=True,
+        attribute="usernames",
+    ),
     _field(
         "tags",
         Kind.TEXT,
         ("endpoint", "tags"),
         column="tags",
+        lean=True,
         attribute="tags",
         match=Match.CONTAINS,
         sortable=True,
@@ -264,7 +276,7 @@ FIELDS: tuple[Field, ...] = (
         "target_type", Kind.TEXT, ("target", "type"), column="target_type", attribute="target_types"
     ),
     _field("target_id", Kind.TEXT, ("target", "id"), column="target_id", attribute="target_ids"),
-    _field("moniker", Kind.TEXT, ("moniker",), column="moniker", attribute="monikers"),
+    _field("moniker", Kind.TEXT, ("moniker",), column="moniker", lean=True, attribute="monikers"),
     _field("provider", Kind.TEXT, ("provider",), column="provider", attribute="providers"),
     _field(
         "external_id", Kind.TEXT, ("external_id",), column="external_id", attribute="external_ids"
@@ -274,6 +286,7 @@ FIELDS: tuple[Field, ...] = (
         Kind.TEXT,
         ("payload", "data", "organisation", "id"),
         column="provider_organisation",
+        lean=True,
         attribute="provider_organisations",
     ),
     _field(
@@ -281,6 +294,7 @@ FIELDS: tuple[Field, ...] = (
         Kind.TEXT,
         ("provider_type",),
         column="provider_type",
+        lean=True,
         attribute="provider_types",
     ),
     _field(
@@ -288,6 +302,7 @@ FIELDS: tuple[Field, ...] = (
         Kind.TEXT,
         ("description",),
         column="description",
+        lean=True,
         attribute="description",
         match=Match.CONTAINS,
     ),

@@ -426,7 +426,7 @@ class PostgresStore(
         sql = "SELECT dictionary_id, body, ts, id FROM events" + where_sql
         if condition:
             sql += (" AND " if where_sql else " WHERE ") + condition
-        sql += order_by(query.sort) + " LIMIT %s"
+        sql += order_by(query.sort, POSTGRES) + " LIMIT %s"
         params: list[object] = [*where.params, *condition_params, query.per_page + 1]
         if query.cursor is None:
             sql += " OFFSET %s"

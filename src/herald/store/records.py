@@ -13,12 +13,15 @@ from __future__ import annotations
 import threading
 from collections.abc import Callable, Mapping, Sequence
 from importlib import resources
-from typing import Any, TypeVar, cast
+from typing import Any, ClassVar, TypeVar, cast
 
+import orjson
 import zstandard
 
+from herald.query.fields import BY_NAME
 from herald.store.common import C, SQLStoreBase
 from herald.store.errors import StoreError
+from herald.store.sql import LEAN_CLEARED, LEAN_COLUMNS
 from herald.timefmt import now_ms
 
 T = TypeVar("T")
@@ -103,6 +106,9 @@ class RecordMethods(SQLStoreBase[C]):
 
     _codec_cache: Codec | None = None
     _codec_lock = threading.Lock()
+    # (dictionary_id, body, record) of the row record_field decoded last, in any thread: a
+    # whole tuple is replaced at once and compared in full before its record is used.
+    _last_record: tuple[int, bytes, Any] | None = None
 
     def _codec(self) -> Codec:
         codec = self._codec_cache
@@ -139,6 +145,16 @@ class RecordMethods(SQLStoreBase[C]):
             return decompress(data)
 
         return unpack
+
+    def _record_field(self, dictionary_id: int, body: bytes, name: str) -> Any:
+        """SQL ``record_field(dictionary_id, body, name)``: field ``name``'s value in a row's
+        record, as its column would hold it (``query.fields.Field.lean``). The record asked
+        about last is kept, so a row is decoded once for all of a query's lean fields."""
+        last = self._last_record
+        if last is None or last[0] != dictionary_id or last[1] != body:
+            last = (dictionary_id, body, orjson.loads(self._unpack(dictionary_id, body)))
+            self._last_record = last
+        return BY_NAME[name].value(last[2])
 
     def _ensure_dictionary(self) -> None:
         """The shipped dictionary, stored as id 1 (once; from the migration on). Read first:
@@ -185,39 +201,53 @@ class RecordMethods(SQLStoreBase[C]):
         )
         return [self._unpack(key, data) for key, data in rows]
 
-    def uncompressed_events(self) -> int:
-        """How many events still hold their record uncompressed (written before 0014)."""
-        row = self._read(
-            lambda c: c.execute("SELECT COUNT(*) FROM events WHERE dictionary_id = 0").fetchone()
-        )
+    # SQLite leaves the lean columns empty (store.sql.LEAN_COLUMNS): rows written before
+    # 0016 are cleared by compact_records. PostgreSQL keeps them.
+    _CLEARS_LEAN_COLUMNS: ClassVar[bool] = False
+
+    def _uncompacted(self) -> str:
+        """The condition of a row still to compact: uncompressed, or lean columns filled."""
+        held = [f"COALESCE({column}, '') != ''" for column in sorted(LEAN_COLUMNS)]
+        return " OR ".join(["dictionary_id = 0", *(held if self._CLEARS_LEAN_COLUMNS else [])])
+
+    def uncompacted_events(self) -> int:
+        """How many events ``compact_records`` still has to rewrite."""
+        sql = f"SELECT COUNT(*) FROM events WHERE {self._uncompacted()}"
+        row = self._read(lambda c: c.execute(sql).fetchone())
         return int(row[0])
 
-    def compress_records(
+    def compact_records(
         self, progress: Callable[[int], Any] | None = None, chunk: int = MIGRATION_CHUNK
     ) -> int:
-        """Compress every record still stored uncompressed, ``chunk`` rows per transaction
-        (interrupted, the next run goes on where this one stopped); ``progress`` is told how
-        many rows each chunk did. The number of rows compressed."""
+        """Compress every record still stored uncompressed (written before 0014) and, on
+        SQLite, empty the lean columns of rows written before 0016; ``chunk`` rows per
+        transaction (interrupted, the next run goes on where this one stopped). ``progress``
+        is told how many rows each chunk did. The number of rows rewritten."""
         codec = self._codec()
         if codec.newest == RAW:
             raise StoreError("no dictionary in the store: run the migrations first")
+        cleared = f", {LEAN_CLEARED}" if self._CLEARS_LEAN_COLUMNS else ""
+        select = self._sql(
+            "SELECT seq, id, ts, dictionary_id, body FROM events "
+            f"WHERE ({self._uncompacted()}) AND seq > ? ORDER BY seq LIMIT ?"
+        )
+        update = self._sql(
+            f"UPDATE events SET body = ?, dictionary_id = ?{cleared} WHERE id = ? AND ts = ?"
+        )
         done, after = 0, -(1 << 63)
         while True:
             with self._transaction() as conn:
-                rows = conn.execute(
-                    self._sql(
-                        "SELECT seq, id, ts, body FROM events WHERE dictionary_id = 0 AND seq > ? "
-                        "ORDER BY seq LIMIT ?"
-                    ),
-                    (after, chunk),
-                ).fetchall()
+                rows = conn.execute(select, (after, chunk)).fetchall()
                 if not rows:
                     return done
                 cast(Any, conn).cursor().executemany(  # the same call on both drivers
-                    self._sql(
-                        "UPDATE events SET body = ?, dictionary_id = ? WHERE id = ? AND ts = ?"
-                    ),
-                    [(codec.pack(bytes(body)), codec.newest, i, ts) for _, i, ts, body in rows],
+                    update,
+                    [
+                        (codec.pack(bytes(body)), codec.newest, i, ts)
+                        if dictionary_id == RAW
+                        else (body, dictionary_id, i, ts)
+                        for _, i, ts, dictionary_id, body in rows
+                    ],
                 )
             after = rows[-1][0]
             done += len(rows)

@@ -4,14 +4,14 @@ from __future__ import annotations
 
 import base64
 import binascii
-from collections.abc import Sequence
+from collections.abc import Callable, Sequence
 from dataclasses import dataclass
 from operator import attrgetter
 
 import orjson
 
 from herald.model import NewEvent
-from herald.query.fields import BY_NAME, FIELDS, SORT_COLUMNS, STATS_GROUPS, Match, volume_mb
+from herald.query.fields import BY_NAME, FIELDS, STATS_GROUPS, Match, Record, volume_mb
 from herald.query.filter import EventFilter, ascii_lower
 from herald.store.base import EventQuery, SortKey, StatsQuery
 from herald.store.errors import InvalidQuery
@@ -33,6 +33,8 @@ _GIVEN_VALUES = attrgetter(*_GIVEN.values())
 _EXTRACTED = tuple(
     (f.column, f.value) for f in FIELDS if f.column and f.column not in {"id", *_GIVEN}
 )
+LEAN_COLUMNS = frozenset(f.column for f in FIELDS if f.lean and f.column)
+"""Columns SQLite leaves empty (``Field.lean``): filters read these fields from the record."""
 EVENT_COLUMNS = (
     "id",
     *_GIVEN,
@@ -44,16 +46,35 @@ EVENT_COLUMNS = (
 """The events table's columns as ``event_row`` gives them."""
 
 
+def _empty(column: str) -> Callable[[Record], object]:
+    """What a lean column holds on SQLite: NULL, or '' where 0001 declared it NOT NULL."""
+    empty = "" if column == "description" else None
+    return lambda _record: empty
+
+
+LEAN_CLEARED = ", ".join(
+    f"{column} = {'NULL' if _empty(column)({}) is None else repr('')}"
+    for column in sorted(LEAN_COLUMNS)
+)
+"""``SET`` assignments emptying the lean columns (store.records.compact_records)."""
+
+
+_EXTRACTED_LEAN = tuple(
+    (column, _empty(column) if column in LEAN_COLUMNS else value) for column, value in _EXTRACTED
+)
+
+
 def event_row(
-    event: NewEvent, event_id: int, body: bytes, dictionary_id: int
+    event: NewEvent, event_id: int, body: bytes, dictionary_id: int, lean: bool = False
 ) -> tuple[object, ...]:
     """The column values of one event, in ``EVENT_COLUMNS`` order: ``body`` is the record as
-    stored, packed with dictionary ``dictionary_id`` (``store.records``)."""
+    stored, packed with dictionary ``dictionary_id`` (``store.records``); ``lean``, the
+    ``LEAN_COLUMNS`` are left empty."""
     record = event.record
     return (
         event_id,
         *_GIVEN_VALUES(event),
-        *(value(record) for _, value in _EXTRACTED),
+        *(value(record) for _, value in (_EXTRACTED_LEAN if lean else _EXTRACTED)),
         body,
         volume_mb(record),
         dictionary_id,
@@ -72,6 +93,14 @@ class Dialect:
     mark: str  # the driver's placeholder
     arrays: bool  # ``column = ANY(array)`` rather than ``column IN (?, ?, ...)``
     lower: str  # an expression lowering A-Z (only) of the column in ``{}``
+    lean: str | None = None  # the value of a lean field named ``{}``, read from the record
+
+    def value(self, name: str) -> str:
+        """The SQL expression of field ``name``'s value: its column, or for a lean field on a
+        backend that leaves those empty, the value read from the record."""
+        field = BY_NAME[name]
+        assert field.column is not None
+        return self.lean.format(name) if field.lean and self.lean else field.column
 
     def any_of(self, column: str, values: Sequence[object]) -> tuple[str, list[object]]:
         if len(values) == 1:
@@ -87,7 +116,10 @@ class Dialect:
         return f"({sql})", [f"%{_escape_like(ascii_lower(needle))}%" for needle in needles]
 
 
-SQLITE = Dialect("?", arrays=False, lower="{}")  # SQLite's LIKE ignores ASCII case itself
+SQLITE = Dialect(  # SQLite's LIKE ignores ASCII case itself
+    "?", arrays=False, lower="{}", lean="record_field(dictionary_id, body, '{}')"
+)
+"""``record_field`` is the SQL function ``store.records.RecordMethods._record_field`` gives."""
 POSTGRES = Dialect(
     "%s",
     arrays=True,
@@ -115,12 +147,10 @@ def where_clause(flt: EventFilter, dialect: Dialect) -> Where:
             parts.append(sql)
             params.extend(bound)
     for name, values in flt.terms:
-        field = BY_NAME[name]
-        assert field.column is not None
-        if field.match is Match.CONTAINS:
-            sql, bound = dialect.contains(field.column, [str(v) for v in values])
+        if BY_NAME[name].match is Match.CONTAINS:
+            sql, bound = dialect.contains(dialect.value(name), [str(v) for v in values])
         else:
-            sql, bound = dialect.any_of(field.column, values)
+            sql, bound = dialect.any_of(dialect.value(name), values)
         parts.append(sql)
         params.extend(bound)
     if flt.from_ms is not None:
@@ -144,9 +174,9 @@ def is_keyset_sort(sort: Sequence[SortKey]) -> bool:
     return fields in (["timestamp"], ["timestamp", "id"], ["id"]) and len(directions) == 1
 
 
-def order_by(sort: Sequence[SortKey]) -> str:
+def order_by(sort: Sequence[SortKey], dialect: Dialect) -> str:
     """``ORDER BY``: the asked fields, then id as the tie-breaker."""
-    terms = [f"{SORT_COLUMNS[key.field]} {'DESC' if key.descending else 'ASC'}" for key in sort]
+    terms = [f"{dialect.value(key.field)} {'DESC' if key.descending else 'ASC'}" for key in sort]
     if not any(key.field == "id" for key in sort):
         terms.append(f"id {'DESC' if sort and sort[0].descending else 'ASC'}")
     return " ORDER BY " + ", ".join(terms)

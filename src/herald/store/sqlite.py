@@ -99,10 +99,10 @@ class SQLiteStore(
     """The Store on one SQLite file."""
 
     _DIALECT = SQLITE
+    _CLEARS_LEAN_COLUMNS = True
     _GREATEST = "MAX"
     _LAST_SEQ = "SELECT COALESCE(MAX(seq), 0) FROM events"
     _EVENT_IDS_MARK = "?"  # a JSON array in a TEXT column
-    _DIALECT = SQLITE
     _LOCK_ROW = ""  # writes are serialised: BEGIN IMMEDIATE holds the only write lock
     _NODE_NOW = "CAST((julianday('now') - 2440587.5) * 86400000 AS INTEGER)"
     _NODE_EXPIRED = f"heartbeat < {_NODE_NOW} - ? * 1000"
@@ -133,6 +133,7 @@ class SQLiteStore(
             # touch is copied into the database once per checkpoint, not once per batch.
             conn.execute(f"PRAGMA wal_autocheckpoint = {_CHECKPOINT_PAGES}")
             conn.execute(f"PRAGMA journal_size_limit = {_WAL_LIMIT_BYTES}")
+            conn.create_function("record_field", 3, self._record_field, deterministic=True)
         except sqlite3.Error as exc:
             raise _translate(exc) from exc
         with self._connections_lock:
@@ -281,7 +282,7 @@ class SQLiteStore(
                     continue
                 stored[key] = bodies[index]  # a repeat within the batch is stored once
             packed = codec.pack(bodies[index])
-            rows.append(event_row(event, event_id, packed, codec.newest))
+            rows.append(event_row(event, event_id, packed, codec.newest, lean=True))
         conn.executemany(_INSERT_EVENT, rows)
         conn.executemany(rollup.UPSERT, rollup.deltas(rows))
         return bodies
@@ -317,7 +318,7 @@ class SQLiteStore(
         sql = "SELECT dictionary_id, body, ts, id FROM events" + where.sql
         if condition:
             sql += (" AND " if where.sql else " WHERE ") + condition
-        sql += order_by(query.sort) + " LIMIT ?"
+        sql += order_by(query.sort, SQLITE) + " LIMIT ?"
         params: list[object] = [*where.params, *condition_params, query.per_page + 1]
         if query.cursor is None:
             sql += " OFFSET ?"
