@@ -179,7 +179,7 @@ LEAN_FILTERS = {  # one filter per lean field, each selecting some of _events' e
 }
 
 
-def _lean_values(store: RecordMethods) -> list[tuple[Any, ...]]:
+def _lean_values(store: RecordMethods[Any]) -> list[tuple[Any, ...]]:
     columns = ", ".join(sorted(LEAN_COLUMNS))
     rows = store._read(lambda c: c.execute(f"SELECT {columns} FROM events").fetchall())
     return [tuple(row) for row in rows]
