@@ -113,7 +113,7 @@ def _insert(conn: sqlite3.Connection, rows: list[tuple[object, ...]]) -> float:
 
 def _row(event: NewEvent, event_id: int) -> tuple[object, ...]:
     record = {**event.record, "id": event_id}
-    return event_row(event, event_id, CODEC.pack(orjson.dumps(record)), CODEC.newest)
+    return event_row(event, event_id, CODEC.pack(orjson.dumps(record)), CODEC.newest, lean=True)
 
 
 async def _post_all(

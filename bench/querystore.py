@@ -95,7 +95,7 @@ def _rows(
         new_id = event_id(i, ts)
         record = {**template.record, "id": new_id, "timestamp": stamp, "received": stamp}
         event = dataclasses.replace(template, timestamp_ms=ts, received_ms=ts, record=record)
-        yield event_row(event, new_id, CODEC.pack(orjson.dumps(record)), CODEC.newest)
+        yield event_row(event, new_id, CODEC.pack(orjson.dumps(record)), CODEC.newest, lean=True)
 
 
 def _build(path: Path, events: int) -> QueryStore:
