@@ -17,11 +17,13 @@ from typing import IO
 import httpx
 
 from herald.auth import issue_token
+from herald.config import Settings
 from herald.store import Store, open_store
 from herald.store.sqlite import sqlite_path
 
 HERALD = [sys.executable, "-m", "herald"]
 STARTUP_SECONDS = 30
+DEFAULT_RETENTION_DAYS = Settings.model_fields["retention_days"].default
 
 
 def free_port() -> int:
@@ -154,7 +156,10 @@ class HeraldServer:
 
     @contextmanager
     def _store(self) -> Iterator[Store]:
-        store = open_store(self.database_url)
+        """The server's database, opened with its default retention (on PostgreSQL that
+        decides which day partitions opening it creates)."""
+        retention_days = float(self.env.get("HERALD_RETENTION_DAYS", DEFAULT_RETENTION_DAYS))
+        store = open_store(self.database_url, retention_days=retention_days)
         try:
             yield store
         finally:
