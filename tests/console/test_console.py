@@ -17,6 +17,7 @@ import httpx
 import pytest
 from playwright.sync_api import Browser, Page, sync_playwright
 
+from tests.delivery.sinks.pki import Authority
 from tests.support.server import HeraldServer, start_server
 
 CHROMIUM = Path("/usr/bin/chromium")
@@ -338,6 +339,40 @@ def test_create_edit_and_test_an_mqtt_handler(page: Page, console_server: Herald
     page.get_by_role("button", name="Send test event").click()
     page.get_by_text("Test: delivered · PUBACK for 1 message").wait_for()
     shot(page, "11-handler-test")
+
+
+def test_an_mqtts_handler_takes_its_certificates_as_pem(
+    page: Page, console_server: HeraldServer
+) -> None:
+    """The broker's CA and the client's certificate and key are pasted, many lines each; the
+    key is write-only: never shown again, the field empty once saved."""
+    authority = Authority("console test CA")
+    client = authority.issue("herald-console")
+    sign_in(page, console_server)
+    page.get_by_role("link", name="Handlers").click()
+    page.get_by_role("heading", name="New handler").wait_for()
+    page.locator("#hf-type").select_option("mqtt")
+    page.locator("#hf-name").fill("fleet mqtts")
+    page.locator("#hf-url").fill("mqtts://127.0.0.1:8883")
+    page.locator("#hf-topic").fill("herald/{event_type}")
+    page.locator("#hf-ca_cert").fill(authority.pem)
+    page.locator("#hf-client_cert").fill(client.cert)
+    page.locator("#hf-client_key").fill(authority.issue("another").key)  # not the cert's key
+    page.locator("#hf-org").fill("1")
+    page.get_by_role("button", name="Create handler").click()
+    refused = page.get_by_text("Not saved:")
+    refused.wait_for()
+    assert "client_key" in refused.inner_text()
+    page.locator("#hf-client_key").fill(client.key)
+    shot(page, "12-handler-mtls")
+    page.get_by_role("button", name="Create handler").click()
+    saved = page.get_by_text("Saved handler").inner_text()
+    handler_id = int(saved.removeprefix("Saved handler ").rstrip("."))
+    assert page.locator("#hf-client_key").input_value() == ""
+    with console_server.client(console_server.admin_token) as api:
+        handler = api.get(f"/event_handler/{handler_id}").json()
+    assert handler["settings"]["ca_cert"].strip() == authority.pem.strip()
+    assert handler["credentials_set"] and "PRIVATE KEY" not in str(handler)
 
 
 def test_catalogue_and_phone_screen(browser: Browser, console_server: HeraldServer) -> None:

@@ -669,14 +669,19 @@ async function usagePanel(id, days = 30) {
 
 // -- handlers ----------------------------------------------------------------------------
 // Each type's settings and credentials (the API checks them; credentials are write-only).
+// The brokers' TLS (mqtts://, tls://, amqps://): a private CA to verify the broker against, and a
+// client certificate with its key (mTLS), each pasted as PEM.
+const CA_CERT = ["ca_cert", "-----BEGIN CERTIFICATE----- (optional: a private CA)"];
+const CLIENT_PEMS = ["client_cert", "client_key"];
+const PEMS = new Set(["ca_cert", ...CLIENT_PEMS]);
 const SINKS = {
   webhook: { url: "https://example.com/herald", settings: [], credentials: [] },
-  mqtt: { url: "mqtt://broker:1883", settings: [["topic", "herald/{organisation_id}/{event_type}"]],
-    credentials: ["username", "password"] },
-  nats: { url: "nats://nats:4222", settings: [["subject", "herald.{organisation_id}.{event_type}"]],
-    credentials: ["username", "password", "token"] },
-  amqp: { url: "amqp://rabbit:5672/", settings: [["exchange", "herald"], ["routing_key", "{organisation_id}.{event_type}"]],
-    credentials: ["username", "password"] },
+  mqtt: { url: "mqtt://broker:1883", settings: [["topic", "herald/{organisation_id}/{event_type}"], CA_CERT],
+    credentials: ["username", "password", ...CLIENT_PEMS] },
+  nats: { url: "nats://nats:4222", settings: [["subject", "herald.{organisation_id}.{event_type}"], CA_CERT],
+    credentials: ["username", "password", "token", ...CLIENT_PEMS] },
+  amqp: { url: "amqp://rabbit:5672/", settings: [["exchange", "herald"], ["routing_key", "{organisation_id}.{event_type}"], CA_CERT],
+    credentials: ["username", "password", ...CLIENT_PEMS] },
   s3: { url: "https://s3.eu-west-1.amazonaws.com", settings: [["bucket", "my-bucket"], ["region", "eu-west-1"]],
     credentials: ["access_key_id", "secret_access_key"] },
 };
@@ -733,13 +738,18 @@ function handlerForm(handler) {
     inputs.settings = {}; inputs.credentials = {};
     specific.replaceChildren(
       ...sink.settings.map(([key, hint]) => {
-        inputs.settings[key] = h("input", { id: `hf-${key}`, class: "mono", placeholder: hint,
-          value: handler?.settings?.[key] ?? "" });
-        return field(key, key.replace("_", " "), inputs.settings[key]);
+        const attrs = { id: `hf-${key}`, class: "mono", placeholder: hint };
+        inputs.settings[key] = PEMS.has(key)
+          ? h("textarea", { ...attrs, rows: 3 }, handler?.settings?.[key] ?? "")
+          : h("input", { ...attrs, value: handler?.settings?.[key] ?? "" });
+        return field(key, key.replace(/_/g, " "), inputs.settings[key]);
       }),
       ...sink.credentials.map((key) => {
-        inputs.credentials[key] = h("input", { id: `hf-${key}`, type: "password", autocomplete: "off",
-          placeholder: editing && handler.credentials_set ? "unchanged (write-only)" : "" });
+        const attrs = { id: `hf-${key}`, autocomplete: "off",
+          placeholder: editing && handler.credentials_set ? "unchanged (write-only)" : "" };
+        inputs.credentials[key] = PEMS.has(key)  // a PEM is many lines; cleared once saved
+          ? h("textarea", { ...attrs, class: "mono", rows: 3, spellcheck: "false" })
+          : h("input", { ...attrs, type: "password" });
         return field(key, key.replace(/_/g, " "), inputs.credentials[key]);
       }));
   };
