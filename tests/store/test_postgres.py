@@ -12,6 +12,7 @@ import pytest
 
 from herald.store import Conflict, StoreUnavailable, open_store
 from herald.store.base import Handler, HandlerSpec
+from herald.store.migrator import migrations
 from herald.store.postgres import (
     _APPEND,
     DAY_MS,
@@ -226,3 +227,89 @@ def test_a_read_only_database_refuses_writes_as_unavailable(
     assert pg.list_organisations() == []
     with pytest.raises(StoreUnavailable, match="read-only"):
         open_store(pg_url)
+
+
+PLATFORM_TABLES = {  # the platform's own: reference tables when sharded by organisation
+    "meta",
+    "organisations",
+    "tokens",
+    "nodes",
+    "dictionaries",
+    "device_projection",
+    "schema_migrations",
+}
+
+
+def test_every_key_of_a_tenants_table_names_the_organisation(pg_url: str) -> None:
+    """So that a PostgreSQL-based distributed engine can shard by ``organisation_id``."""
+    with psycopg.connect(pg_url) as conn:
+        rows = conn.execute(
+            "SELECT t.relname, i.relname, array_agg(a.attname::text) "
+            "FROM pg_index x JOIN pg_class i ON i.oid = x.indexrelid "
+            "JOIN pg_class t ON t.oid = x.indrelid "
+            "JOIN pg_attribute a ON a.attrelid = t.oid AND a.attnum = ANY(x.indkey) "
+            "WHERE x.indisunique AND t.relnamespace = current_schema()::regnamespace "
+            "AND NOT t.relispartition GROUP BY 1, 2"
+        ).fetchall()
+    keys = {(table, index): set(columns) for table, index, columns in rows}
+    tenants = {key: columns for key, columns in keys.items() if key[0] not in PLATFORM_TABLES}
+    assert {table for table, _ in tenants} >= {
+        "handlers",
+        "deliveries",
+        "replays",
+        "rejected_records",
+        "event_keys",
+        "event_counts",
+        "device_states",
+        "usage_records",
+        "usage_daily",
+    }
+    assert {key for key, columns in tenants.items() if "organisation_id" not in columns} == set()
+
+
+def test_0017_gives_old_attempts_and_replays_their_handlers_organisation() -> None:
+    """A database of the release before 0017, with an attempt log and a replay, migrates."""
+    name = postgres.create_database()
+    url = postgres.database_url(name)
+    try:
+        with psycopg.connect(url) as conn:
+            conn.execute(
+                "CREATE TABLE schema_migrations (version INTEGER PRIMARY KEY, "
+                "name TEXT NOT NULL, applied_ms BIGINT NOT NULL)"
+            )
+            for migration in migrations("postgres"):
+                if migration.version < 17:
+                    conn.execute(migration.sql.encode())
+                    conn.execute(
+                        "INSERT INTO schema_migrations VALUES (%s, %s, 0)",
+                        (migration.version, migration.name),
+                    )
+            conn.execute("INSERT INTO organisations (id, name, created_ms) VALUES (4, 'A', 0)")
+            conn.execute(
+                "INSERT INTO handlers (id, organisation_id, name, type, url, format, filter, "
+                "batch_max_events, batch_max_wait_ms, retention_ms, enabled, secret, cursor_seq, "
+                "created_ms, updated_ms) VALUES "
+                "(9, 4, 'h', 'webhook', 'http://x/', 'native', '{}', 1, 0, 1, true, 's', 0, 0, 0)"
+            )
+            conn.execute(
+                "INSERT INTO deliveries (handler_id, at_ms, kind, event_ids, outcome, latency_ms) "
+                "VALUES (9, 1, 'live', '{1}', 'delivered', 3)"
+            )
+            conn.execute(
+                "INSERT INTO replays (handler_id, from_ms, until_ms, cursor_seq, end_seq, "
+                "created_ms) VALUES (9, 0, 1, 0, 5, 0)"
+            )
+        store = open_store(url)
+        try:
+            assert [d.event_ids for d in store.list_deliveries(9)] == [(1,)]
+            assert [r.end_seq for r in store.pending_replays(9)] == [5]
+            store.delete_handler(9, (4,))  # its attempts and replays go with it
+        finally:
+            store.close()
+        with psycopg.connect(url) as conn:
+            left = conn.execute(
+                "SELECT (SELECT COUNT(*) FROM deliveries), (SELECT COUNT(*) FROM replays)"
+            ).fetchone()
+        assert left == (0, 0)
+    finally:
+        postgres.drop_database(name)

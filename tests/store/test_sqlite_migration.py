@@ -45,6 +45,12 @@ def test_the_handler_rebuild_keeps_handlers_deliveries_and_replays(tmp_path: Pat
         assert [h.spec.name for h in store.list_handlers()] == ["one", "two"]
         assert [d.event_ids for d in store.list_deliveries(2)] == [(1,)]
         assert [r.end_seq for r in store.pending_replays(2)] == [5]
+        with contextlib.closing(sqlite3.connect(path)) as conn:  # 0017: their handler's
+            carried = conn.execute(
+                "SELECT organisation_id FROM deliveries "
+                "UNION ALL SELECT organisation_id FROM replays"
+            ).fetchall()
+        assert carried == [(1,), (1,)]
         store.delete_handler(2, None)  # the newest: its id is never given again
         created = store.create_handler(1, HandlerSpec(name="three", url="http://x/"), "s")
         assert created.id == 3

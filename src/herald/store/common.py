@@ -643,9 +643,11 @@ class SQLStoreBase(ABC, Generic[C]):
                 self._insert_events(conn, [notice[0]], [notice[1]])
             self._execute(
                 conn,
-                "INSERT INTO deliveries (handler_id, at_ms, kind, event_ids, status, outcome, "
-                f"error, latency_ms) VALUES (?, ?, ?, {self._EVENT_IDS_MARK}, ?, ?, ?, ?)",
+                "INSERT INTO deliveries (organisation_id, handler_id, at_ms, kind, event_ids, "
+                "status, outcome, error, latency_ms) "
+                f"VALUES (?, ?, ?, ?, {self._EVENT_IDS_MARK}, ?, ?, ?, ?)",
                 (
+                    delivery.organisation_id,
                     delivery.handler_id,
                     delivery.at_ms,
                     delivery.kind,
@@ -735,9 +737,10 @@ class SQLStoreBase(ABC, Generic[C]):
             done = created if end == 0 else None
             row = self._execute(
                 conn,
-                "INSERT INTO replays (handler_id, from_ms, until_ms, cursor_seq, end_seq, "
-                "created_ms, done_ms) VALUES (?, ?, ?, ?, ?, ?, ?) RETURNING id",
-                (handler_id, from_ms, until_ms, start, end, created, done),
+                "INSERT INTO replays (organisation_id, handler_id, from_ms, until_ms, "
+                "cursor_seq, end_seq, created_ms, done_ms) VALUES (?, ?, ?, ?, ?, ?, ?, ?) "
+                "RETURNING id",
+                (handler[0], handler_id, from_ms, until_ms, start, end, created, done),
             ).fetchone()
             self._execute(  # a changed handler: the worker's next lease renewal wakes it
                 conn, "UPDATE handlers SET updated_ms = ? WHERE id = ?", (created, handler_id)
