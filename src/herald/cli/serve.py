@@ -11,6 +11,7 @@ import typer
 
 from herald.auth import issue_token
 from herald.cli.common import DatabaseOption, console, fail, settings_for
+from herald.collector import tune_for_batches
 from herald.config import Settings
 from herald.sealing import load_box
 from herald.store import StoreError, open_store
@@ -71,6 +72,7 @@ def _run(settings: Settings) -> None:
         log_level=settings.log_level,
         access_log=False,
     )
+    tune_for_batches()
     Server(config).run()
 
 

@@ -8,6 +8,7 @@ from typing import Annotated
 import typer
 
 from herald.cli.common import DatabaseOption, console, fail, settings_for, store_for
+from herald.collector import tune_for_batches
 from herald.sealing import load_box
 from herald.store import StoreError, lease_node_id
 
@@ -53,4 +54,5 @@ def worker(
         log_level=settings.log_level,
         access_log=False,
     )
+    tune_for_batches()
     uvicorn.Server(config).run()
