@@ -2,8 +2,8 @@
 
 A batch of 1,000 events allocates hundreds of thousands of short-lived objects, nearly all
 freed by reference counting. With the default thresholds (700, 10, 10) each batch still
-set off thousands of collections, the older ones walking every object the process holds:
-a fifth of HTTP batch ingest's time went there (BENCHMARKS #46). Collections now start
+set off about 90 collections, the older generations' walking every object the process
+holds: a fifth of HTTP batch ingest's time went there (BENCHMARKS #46). Collections now start
 every 50,000 net allocations, and what exists at start-up (modules, the app, the catalogue)
 is frozen out of them, as it lives as long as the process.
 """
