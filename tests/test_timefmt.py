@@ -1,8 +1,10 @@
 from __future__ import annotations
 
-from datetime import UTC, datetime
+from datetime import UTC, datetime, timedelta
 
 import pytest
+from hypothesis import given
+from hypothesis import strategies as st
 
 from herald.timefmt import format_ms, parse_timestamp, to_ms
 
@@ -60,3 +62,9 @@ def test_the_edges_of_the_range_parse_and_format_with_four_digit_years() -> None
     latest = parse_timestamp("9999-12-31T23:59:59.999Z")
     assert format_ms(to_ms(latest)) == "9999-12-31T23:59:59.999Z"
     assert format_ms(-62135596800000) == "0001-01-01T00:00:00.000Z"  # old rows still print
+
+
+@given(st.integers(min_value=-62135596800000, max_value=253402300799999))
+def test_format_ms_is_isoformat_to_the_millisecond(ms: int) -> None:
+    moment = datetime(1970, 1, 1, tzinfo=UTC) + timedelta(milliseconds=ms)
+    assert format_ms(ms) == moment.isoformat(timespec="milliseconds").replace("+00:00", "Z")

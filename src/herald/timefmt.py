@@ -8,6 +8,7 @@ from __future__ import annotations
 
 import time
 from datetime import UTC, datetime, timedelta
+from functools import lru_cache
 
 _UNIX_EPOCH = datetime(1970, 1, 1, tzinfo=UTC)
 EARLIEST = _UNIX_EPOCH
@@ -29,10 +30,17 @@ def to_ms(moment: datetime) -> int:
 
 def format_ms(ms: int) -> str:
     """``2021-10-27T08:38:02.000Z`` for a Unix millisecond time (always a four-digit year)."""
-    moment = _UNIX_EPOCH + timedelta(milliseconds=ms)
+    seconds, millis = divmod(ms, 1000)
+    return f"{_second(seconds)}.{millis:03d}Z"
+
+
+@lru_cache(maxsize=4096)
+def _second(seconds: int) -> str:
+    """``2021-10-27T08:38:02``: the events of a batch mostly share their seconds."""
+    moment = _UNIX_EPOCH + timedelta(seconds=seconds)
     return (
         f"{moment.year:04d}-{moment.month:02d}-{moment.day:02d}T"
-        f"{moment.hour:02d}:{moment.minute:02d}:{moment.second:02d}.{ms % 1000:03d}Z"
+        f"{moment.hour:02d}:{moment.minute:02d}:{moment.second:02d}"
     )
 
 
