@@ -5,15 +5,19 @@ from __future__ import annotations
 import os
 import sys
 from pathlib import Path
-from typing import Annotated, NoReturn
+from typing import TYPE_CHECKING, Annotated, Any, NoReturn
 
 import typer
 from rich.console import Console
 
 from herald.audit import AuditLog
+from herald.collector import tune_for_batches
 from herald.config import Settings
 from herald.store import Store, StoreError, open_store
 from herald.store.sqlite import sqlite_path
+
+if TYPE_CHECKING:
+    import uvicorn
 
 # Piped output is read by scripts and people alike: do not cut tables at 80 columns.
 console = Console() if sys.stdout.isatty() else Console(width=200)
@@ -79,3 +83,15 @@ def audit_for(store: Store, database: str | None) -> AuditLog:
 
 def api_url() -> str:
     return os.environ.get("HERALD_URL", "http://127.0.0.1:8080")
+
+
+def run_app(
+    app: Any, host: str, port: int, log_level: str, server: type[uvicorn.Server] | None = None
+) -> None:
+    """Serve ``app`` (ASGI) until a stop signal, the garbage collector set for batches of
+    events. uvicorn is imported here: the other commands start without the web stack."""
+    import uvicorn
+
+    config = uvicorn.Config(app, host=host, port=port, log_level=log_level, access_log=False)
+    tune_for_batches()
+    (server or uvicorn.Server)(config).run()

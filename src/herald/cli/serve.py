@@ -10,8 +10,7 @@ from typing import Annotated
 import typer
 
 from herald.auth import issue_token
-from herald.cli.common import DatabaseOption, console, fail, settings_for
-from herald.collector import tune_for_batches
+from herald.cli.common import DatabaseOption, console, fail, run_app, settings_for
 from herald.config import Settings
 from herald.sealing import load_box
 from herald.store import StoreError, open_store
@@ -65,15 +64,7 @@ def _run(settings: Settings) -> None:
             end_live_streams(self.config.app)
             super().handle_exit(sig, frame)
 
-    config = uvicorn.Config(
-        create_app(settings),
-        host=settings.host,
-        port=settings.port,
-        log_level=settings.log_level,
-        access_log=False,
-    )
-    tune_for_batches()
-    Server(config).run()
+    run_app(create_app(settings), settings.host, settings.port, settings.log_level, Server)
 
 
 def serve(

@@ -7,8 +7,7 @@ from typing import Annotated
 
 import typer
 
-from herald.cli.common import DatabaseOption, console, fail, settings_for, store_for
-from herald.collector import tune_for_batches
+from herald.cli.common import DatabaseOption, console, fail, run_app, settings_for, store_for
 from herald.sealing import load_box
 from herald.store import StoreError, lease_node_id
 
@@ -43,16 +42,8 @@ def worker(
         f"Herald delivery worker on {settings.database_url}; health and metrics on "
         f"http://{settings.worker_host}:{settings.worker_port}"
     )
-    import uvicorn  # here, not at the top: the other commands start without the web stack
+    from herald.api.worker_app import create_worker_app  # the web stack: only when it runs
 
-    from herald.api.worker_app import create_worker_app
-
-    config = uvicorn.Config(
-        create_worker_app(settings),
-        host=settings.worker_host,
-        port=settings.worker_port,
-        log_level=settings.log_level,
-        access_log=False,
+    run_app(
+        create_worker_app(settings), settings.worker_host, settings.worker_port, settings.log_level
     )
-    tune_for_batches()
-    uvicorn.Server(config).run()

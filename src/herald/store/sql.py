@@ -46,21 +46,23 @@ EVENT_COLUMNS = (
 """The events table's columns as ``event_row`` gives them."""
 
 
-def _empty(column: str) -> Callable[[Record], object]:
-    """What a lean column holds on SQLite: NULL, or '' where 0001 declared it NOT NULL."""
-    empty = "" if column == "description" else None
-    return lambda _record: empty
-
-
+LEAN_EMPTY: dict[str, str | None] = {
+    column: "" if column == "description" else None for column in sorted(LEAN_COLUMNS)
+}
+"""What a lean column holds on SQLite: NULL, or '' where 0001 declared it NOT NULL."""
 LEAN_CLEARED = ", ".join(
-    f"{column} = {'NULL' if _empty(column)({}) is None else repr('')}"
-    for column in sorted(LEAN_COLUMNS)
+    f"{column} = {'NULL' if empty is None else repr(empty)}" for column, empty in LEAN_EMPTY.items()
 )
 """``SET`` assignments emptying the lean columns (store.records.compact_records)."""
 
 
+def _left_empty(column: str) -> Callable[[Record], object]:
+    empty = LEAN_EMPTY[column]
+    return lambda _record: empty
+
+
 _EXTRACTED_LEAN = tuple(
-    (column, _empty(column) if column in LEAN_COLUMNS else value) for column, value in _EXTRACTED
+    (column, _left_empty(column) if column in LEAN_EMPTY else value) for column, value in _EXTRACTED
 )
 
 
