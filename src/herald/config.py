@@ -28,6 +28,8 @@ class Settings(BaseSettings):
     max_future_skew_seconds: float = Field(default=5, ge=0, le=86_400)  # partitions: days ahead
     rate_limit_per_second: float = Field(default=500, ge=0)  # per token; 0 turns it off
     rate_limit_burst: int = Field(default=1000, ge=1)
+    query_time_limit_seconds: float = Field(default=10, gt=0, le=3600)  # a tenant's query
+    queries_per_organisation: int = Field(default=4, ge=1)  # a tenant's queries at once
     metrics_token: str | None = Field(default=None, repr=False)  # a scraper's bearer token
     metrics_public: bool = False  # /metrics without credentials (a private network's scrape)
 

@@ -71,6 +71,13 @@ RATE_LIMITED = Counter(
     "Requests answered 429 by the per-token rate limit.",
     registry=REGISTRY,
 )
+QUERIES_REFUSED = Counter(
+    "herald_queries_refused",
+    "Tenants' queries refused: too many of one organisation at once (busy, 429) or stopped "
+    "at the time limit (timeout, 422).",
+    ["reason"],
+    registry=REGISTRY,
+)
 SERVER_ERRORS = Counter(
     "herald_http_server_errors",
     "Responses with a 5xx status, by status.",

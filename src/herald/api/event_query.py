@@ -102,10 +102,12 @@ def build_query(
     scope: tuple[int, ...] | None,
     catalog: Catalog,
     fixed: Mapping[str, Any] | None = None,
+    time_limit: float | None = None,
 ) -> tuple[EventQuery, str, str]:
     """The EventQuery the parameters ask for, with the filter and sort echoes.
 
-    ``fixed`` pins filter attributes from the path (``/endpoint/{id}/event``).
+    ``fixed`` pins filter attributes from the path (``/endpoint/{id}/event``); ``time_limit``
+    is the seconds the store may spend on it.
     """
     refuse_unknown(params, PARAMS)
     flt, echo = parse_filters(params, scope=scope, catalog=catalog)
@@ -122,6 +124,13 @@ def build_query(
         ["timestamp", "id"],
     ):
         raise field_problem(400, "cursor", "cursor paging needs sort by timestamp or id")
-    query = EventQuery(filter=flt, sort=sort, page=page, per_page=per_page, cursor=cursor)
+    query = EventQuery(
+        filter=flt,
+        sort=sort,
+        page=page,
+        per_page=per_page,
+        cursor=cursor,
+        time_limit=time_limit,
+    )
     sort_echo = ",".join(("-" if k.descending else "") + k.field for k in sort)
     return query, echo, sort_echo

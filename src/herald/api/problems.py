@@ -13,8 +13,9 @@ from starlette.exceptions import HTTPException as StarletteHTTPException
 from starlette.responses import Response
 
 from herald.api.methods import allowed_methods
+from herald.metrics import QUERIES_REFUSED
 from herald.store import Conflict, InvalidQuery, NotFound, StoreError, StoreUnavailable
-from herald.store.errors import LimitReached, TryAgain
+from herald.store.errors import LimitReached, QueryTimeout, TryAgain
 
 PROBLEM_JSON = "application/problem+json"
 log = logging.getLogger("herald.api")
@@ -118,6 +119,11 @@ def install_problem_handlers(app: FastAPI) -> None:
     async def on_invalid_query(_: Request, exc: Exception) -> Response:
         return problem_response(field_problem(400, "cursor", str(exc)))
 
+    async def on_timeout(_: Request, exc: Exception) -> Response:
+        QUERIES_REFUSED.labels("timeout").inc()
+        reason = f"{exc}; narrow it: a shorter from/until range, or a filter by endpoint or type"
+        return problem_response(field_problem(422, "q", reason, title="Query too slow"))
+
     async def on_unavailable(_: Request, exc: Exception) -> Response:
         assert isinstance(exc, StoreUnavailable)
         log.warning("storage unavailable: %s", exc)  # the driver's text stays in the logs
@@ -143,6 +149,7 @@ def install_problem_handlers(app: FastAPI) -> None:
     app.add_exception_handler(StarletteHTTPException, on_http)
     app.add_exception_handler(NotFound, on_not_found)
     app.add_exception_handler(InvalidQuery, on_invalid_query)
+    app.add_exception_handler(QueryTimeout, on_timeout)
     app.add_exception_handler(StoreUnavailable, on_unavailable)
     app.add_exception_handler(TryAgain, on_try_again)
     app.add_exception_handler(LimitReached, on_limit)

@@ -7,8 +7,9 @@ from collections.abc import Callable
 from dataclasses import dataclass, field
 from typing import TypeVar
 
+from herald.api.query_slots import QuerySlots
 from herald.audit import AuditLog
-from herald.auth import Authenticator
+from herald.auth import Authenticator, Principal
 from herald.catalog import Catalog
 from herald.config import Settings
 from herald.ids import IdGenerator
@@ -36,6 +37,7 @@ class Services:
     audit: AuditLog
     secret_box: SecretBox  # seals and opens handler secrets
     writer: EventWriter = field(init=False)
+    query_slots: QuerySlots = field(init=False)
     testing: set[int] = field(default_factory=set)  # handlers whose test send is out
     loops: Loops = field(default_factory=Loops)
     _organisations: dict[int, tuple[float, Organisation]] = field(default_factory=dict)
@@ -45,10 +47,17 @@ class Services:
 
     def __post_init__(self) -> None:
         self.writer = EventWriter(self.store, self.ids)
+        self.query_slots = QuerySlots(self.settings.queries_per_organisation)
 
     async def run(self, work: Callable[..., T], *args: object) -> T:
         """Run blocking store work in one of the services' threads, off the event loop."""
         return await self._threads.run(work, *args)
+
+    async def query(self, principal: Principal, work: Callable[..., T], *args: object) -> T:
+        """A tenant's query (its time limit set by the caller), within its organisation's
+        share of the store threads (``query_slots``)."""
+        with self.query_slots.hold(None if principal.internal else principal.organisation_id):
+            return await self.run(work, *args)
 
     async def close(self) -> None:
         """Refuse new work and wait for the running work to finish (before the store closes)."""

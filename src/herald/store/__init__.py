@@ -19,6 +19,7 @@ from herald.store.errors import (
     InvalidQuery,
     LimitReached,
     NotFound,
+    QueryTimeout,
     StoreError,
     StoreUnavailable,
 )
@@ -35,6 +36,7 @@ __all__ = [
     "LogEntry",
     "NotFound",
     "Organisation",
+    "QueryTimeout",
     "SortKey",
     "Store",
     "StoreError",

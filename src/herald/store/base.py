@@ -57,6 +57,7 @@ class EventQuery:
     per_page: int = 100
     cursor: str | None = None
     count: bool = True
+    time_limit: float | None = None  # seconds; past it QueryTimeout (None: the CLI's own)
 
 
 @dataclass(frozen=True, slots=True)

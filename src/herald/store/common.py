@@ -102,8 +102,12 @@ class SQLStoreBase(ABC, Generic[C]):
         raise NotImplementedError
 
     @abstractmethod
-    def _read(self, work: Callable[[C], T]) -> T:
-        """Run ``work`` on a connection outside any explicit transaction."""
+    def _read(self, work: Callable[[C], T], time_limit: float | None = None) -> T:
+        """Run ``work`` on a connection outside any explicit transaction.
+
+        With a ``time_limit`` (seconds), the database stops ``work``'s statements once it has
+        passed and QueryTimeout is raised: one tenant's scan cannot hold a connection long.
+        """
 
     @abstractmethod
     def _transaction(self, durable: bool = True) -> AbstractContextManager[C]:

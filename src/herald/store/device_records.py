@@ -49,3 +49,4 @@ class DeviceQuery:
     sort: tuple[tuple[str, bool], ...] = (("last_seen", True),)  # (DEVICE_SORTS key, desc)
     page: int = 1
     per_page: int = 100
+    time_limit: float | None = None  # seconds; past it QueryTimeout (None: the CLI's own)

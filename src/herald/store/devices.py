@@ -233,7 +233,7 @@ class DeviceStateMethods(SQLStoreBase[C]):
             ).fetchall()
             return [_row(row) for row in rows], int(total[0])
 
-        return self._read(read)
+        return self._read(read, query.time_limit)
 
     def device_status_counts(self, organisation_ids: tuple[int, ...] | None) -> dict[int, int]:
         """How many endpoints of the caller's organisations are in each status."""

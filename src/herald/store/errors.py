@@ -34,6 +34,14 @@ class InvalidQuery(StoreError):
     """A query the store cannot run (a malformed cursor, say)."""
 
 
+class QueryTimeout(StoreError):
+    """A query ran past its time limit and was stopped (a tenant's unindexed scan, say)."""
+
+    def __init__(self, time_limit: float) -> None:
+        super().__init__(f"the query ran longer than {time_limit:g} s and was stopped")
+        self.time_limit = time_limit
+
+
 class Unavailability(enum.Enum):
     """Why the database cannot take a request, in words a client can act on."""
 

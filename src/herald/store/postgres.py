@@ -44,6 +44,7 @@ from psycopg.errors import (
     DiskFull,
     LockNotAvailable,
     OutOfMemory,
+    QueryCanceled,
     ReadOnlySqlTransaction,
     SerializationFailure,
 )
@@ -63,7 +64,14 @@ from herald.store.base import (
 )
 from herald.store.common import HANDLER_COLUMNS, handler_from_row
 from herald.store.devices import DeviceStateMethods
-from herald.store.errors import Conflict, StoreError, StoreUnavailable, TryAgain, Unavailability
+from herald.store.errors import (
+    Conflict,
+    QueryTimeout,
+    StoreError,
+    StoreUnavailable,
+    TryAgain,
+    Unavailability,
+)
 from herald.store.quarantine import QuarantineMethods
 from herald.store.records import Codec, RecordMethods
 from herald.store.sql import (
@@ -259,9 +267,19 @@ class PostgresStore(
                 conn.execute("SET LOCAL synchronous_commit = off")
             yield conn
 
-    def _read(self, work: Callable[[psycopg.Connection[Any]], T]) -> T:
+    def _read(
+        self, work: Callable[[psycopg.Connection[Any]], T], time_limit: float | None = None
+    ) -> T:
         with self._connection() as conn:
-            return work(conn)
+            if time_limit is None:
+                return work(conn)
+            try:
+                with conn.transaction():  # SET LOCAL's scope; each statement gets the limit
+                    milliseconds = max(1, round(time_limit * 1000))  # 0 would mean no limit
+                    conn.execute(f"SET LOCAL statement_timeout = {milliseconds}")
+                    return work(conn)
+            except QueryCanceled as exc:
+                raise QueryTimeout(time_limit) from exc
 
     def _write(self, work: Callable[[psycopg.Connection[Any]], T]) -> T:
         """Run ``work``, one write statement, in autocommit: its own transaction."""
@@ -443,7 +461,7 @@ class PostgresStore(
             next_cursor = encode_cursor(rows[-1][2], rows[-1][3]) if more and keyset else None
             return EventPage([self._unpack(row[0], row[1]) for row in rows], total, next_cursor)
 
-        return self._read(run)
+        return self._read(run, query.time_limit)
 
     def get_event(self, event_id: int, organisation_ids: tuple[int, ...] | None) -> bytes | None:
         row = self._read(

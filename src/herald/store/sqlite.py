@@ -9,6 +9,7 @@ from __future__ import annotations
 import queue
 import sqlite3
 import threading
+import time
 from collections.abc import Callable, Iterator, Sequence
 from contextlib import contextmanager
 from pathlib import Path
@@ -28,7 +29,13 @@ from herald.store.base import (
 )
 from herald.store.common import SELECT_HANDLER, handler_from_row
 from herald.store.devices import DeviceStateMethods
-from herald.store.errors import Conflict, StoreError, StoreUnavailable, Unavailability
+from herald.store.errors import (
+    Conflict,
+    QueryTimeout,
+    StoreError,
+    StoreUnavailable,
+    Unavailability,
+)
 from herald.store.quarantine import QuarantineMethods
 from herald.store.records import RecordMethods
 from herald.store.sql import (
@@ -55,6 +62,8 @@ _CACHE_KIB = 16_000  # page cache per connection
 _CHECKPOINT_PAGES = 10_000
 _WAL_LIMIT_BYTES = 64_000_000  # the WAL file is truncated back to this after a checkpoint
 _IDLE_READERS = 8  # readers kept between calls; a burst's extra ones are closed (and caches)
+_CLOCK_STEPS = 20_000  # virtual-machine steps between looks at a time limit (~0.2 ms of work)
+_INTERRUPTED = 9  # SQLITE_INTERRUPT: the progress handler stopped the statement
 # SQLite's primary result codes (the low byte of ``sqlite_errorcode``) that mean "not now".
 _UNAVAILABLE_CODES = {
     5: Unavailability.BUSY,  # SQLITE_BUSY
@@ -183,13 +192,20 @@ class SQLiteStore(
         finally:
             self._writer.execute(f"PRAGMA synchronous = {self._synchronous}")
 
-    def _read(self, work: Callable[[sqlite3.Connection], T]) -> T:
+    def _read(self, work: Callable[[sqlite3.Connection], T], time_limit: float | None = None) -> T:
         conn = self._borrow_reader()
+        if time_limit is not None:
+            deadline = time.monotonic() + time_limit
+            conn.set_progress_handler(lambda: time.monotonic() > deadline, _CLOCK_STEPS)
         try:
             return work(conn)
         except sqlite3.Error as exc:
+            if time_limit is not None and getattr(exc, "sqlite_errorcode", None) == _INTERRUPTED:
+                raise QueryTimeout(time_limit) from exc
             raise _translate(exc) from exc
         finally:
+            if time_limit is not None:
+                conn.set_progress_handler(None, 0)
             self._give_back(conn)
 
     def _give_back(self, conn: sqlite3.Connection) -> None:
@@ -335,7 +351,7 @@ class SQLiteStore(
             next_cursor = encode_cursor(rows[-1][2], rows[-1][3]) if more and keyset else None
             return EventPage([self._unpack(row[0], row[1]) for row in rows], total, next_cursor)
 
-        return self._read(run)
+        return self._read(run, query.time_limit)
 
     def get_event(self, event_id: int, organisation_ids: tuple[int, ...] | None) -> bytes | None:
         row = self._read(

@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+import dataclasses
 from typing import Annotated, Any
 
 import orjson
@@ -104,7 +105,8 @@ async def list_endpoints(
         query = service.list_query(request.query_params, principal.organisation_scope)
     except service.InvalidParameter as exc:
         raise field_problem(422, exc.field, exc.reason) from None
-    rows, total = await services.run(services.store.list_device_states, query)
+    query = dataclasses.replace(query, time_limit=services.settings.query_time_limit_seconds)
+    rows, total = await services.query(principal, services.store.list_device_states, query)
     headers = page_headers(
         request.url,
         EventQuery(page=query.page, per_page=query.per_page),

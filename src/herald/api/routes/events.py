@@ -90,9 +90,10 @@ async def _list(
         scope=principal.organisation_scope,
         catalog=services.catalog,
         fixed=fixed,
+        time_limit=services.settings.query_time_limit_seconds,
     )
     with metrics.timed_query():
-        page = await services.run(services.store.query, query)
+        page = await services.query(principal, services.store.query, query)
     headers = page_headers(request.url, query, page, filter_echo, sort_echo)
     return Response(json_array(page.items), 200, headers=headers, media_type=JSON_TYPE)
 
