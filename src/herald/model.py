@@ -229,17 +229,24 @@ class NewEvent:
         return value if isinstance(value, dict) else {}
 
 
-def _default_target(scope: Scope, event: EventIn, organisation_id: int) -> TargetRef | None:
-    refs: dict[Scope, object | None] = {
-        Scope.ENDPOINT: event.endpoint.id if event.endpoint else None,
-        Scope.SIM: event.sim.id if event.sim else None,
-        Scope.USER: event.user.id if event.user else None,
-        Scope.ORGANISATION: organisation_id,
-    }
-    ref = refs.get(scope)
+def _target(scope: Scope, event: EventIn, organisation_id: int) -> dict[str, str] | None:
+    """The record's ``target``: the event's own, else the entity its type's scope names."""
+    if event.target is not None:
+        return {"type": event.target.type, "id": event.target.id}
+    if scope is Scope.ENDPOINT:
+        ref = event.endpoint.id if event.endpoint else None
+    elif scope is Scope.SIM:
+        ref = event.sim.id if event.sim else None
+    elif scope is Scope.USER:
+        ref = event.user.id if event.user else None
+    elif scope is Scope.ORGANISATION:
+        ref = organisation_id
+    else:
+        ref = None
     if ref is None and event.endpoint and event.endpoint.id is not None:
         scope, ref = Scope.ENDPOINT, event.endpoint.id
-    return TargetRef(type=scope.value, id=str(ref)) if ref is not None else None
+    # a scope's name and a decimal id always pass TargetRef's checks: no model needed
+    return {"type": scope.value, "id": str(ref)} if ref is not None else None
 
 
 def build_event(
@@ -294,7 +301,7 @@ def build_event(
     elif criticality is None:
         criticality = 0  # the producer says: not applicable
     scope = event_type.scope if event_type else Scope.CUSTOM
-    target = event.target or _default_target(scope, event, organisation.id)
+    target = _target(scope, event, organisation.id)
     moniker = moniker or catalog.moniker_for(type_id)
 
     record: dict[str, JSON] = {
@@ -315,7 +322,7 @@ def build_event(
             record[key] = ref.model_dump(mode="json", exclude_unset=True)
     if event.detail is not None:
         record["detail"] = event.detail
-    record["target"] = target.model_dump() if target else None
+    record["target"] = target
     record["criticality"] = {"id": criticality, "description": CRITICALITIES[criticality]}
     record["moniker"] = moniker
     record["internal"] = internal and event_type is not None

@@ -54,10 +54,12 @@ def _bool(value: object) -> bool | None:
 def at(*path: str) -> Callable[[Record], Any]:
     """The value at ``path`` in a record (nested objects), or None."""
 
+    # A record is JSON: its objects are dicts. Checking for ``dict`` rather than the
+    # ``Mapping`` ABC makes this, run for every field of every event written, 3x cheaper.
     def value_of(record: Record) -> Any:
         value: Any = record
         for key in path:
-            if not isinstance(value, Mapping):
+            if not isinstance(value, dict):
                 return None
             value = value.get(key)
         return value
@@ -67,22 +69,27 @@ def at(*path: str) -> Callable[[Record], Any]:
 
 DELETE_PDP_CONTEXT = 5
 
+_TYPE_ID = at("event_type", "id")
+_VOLUME_TOTAL = at("detail", "volume", "total")
+_COUNTRY_NAME = at("detail", "country", "name")
+_OPERATOR_NAME = at("detail", "name")
+
 
 def country(record: Record) -> str | None:
     """Update location and PDP context records carry ``detail.country.name``."""
-    return _nonempty(at("detail", "country", "name")(record))
+    return _nonempty(_COUNTRY_NAME(record))
 
 
 def operator(record: Record) -> str | None:
     """The network operator, ``detail.name`` of location and PDP context records."""
-    return _nonempty(at("detail", "name")(record))
+    return _nonempty(_OPERATOR_NAME(record))
 
 
 def volume_mb(record: Record) -> float | None:
     """Data volume in MB: ``detail.volume.total`` of a Delete PDP Context."""
-    if at("event_type", "id")(record) != DELETE_PDP_CONTEXT:
+    if _TYPE_ID(record) != DELETE_PDP_CONTEXT:
         return None
-    total = at("detail", "volume", "total")(record)
+    total = _VOLUME_TOTAL(record)
     if isinstance(total, bool) or not isinstance(total, int | float | str):
         return None
     try:
