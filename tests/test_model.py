@@ -6,7 +6,18 @@ import pytest
 from pydantic import ValidationError
 
 from herald.catalog import load_catalog
-from herald.model import EventIn, FieldError, NewEvent, OrganisationRef, build_event
+from herald.model import (
+    EndpointRef,
+    EventIn,
+    FieldError,
+    ImsiRef,
+    NewEvent,
+    OrganisationRef,
+    SimRef,
+    UserRef,
+    as_sent,
+    build_event,
+)
 from herald.timefmt import parse_timestamp, to_ms
 
 NOW = to_ms(parse_timestamp("2026-11-20T10:00:00Z"))
@@ -128,3 +139,23 @@ def test_producer_objects_are_kept_as_sent() -> None:
 def test_external_id_is_kept_as_text() -> None:
     event = built({"id": 1234, "event_type": {"id": 1}})
     assert event.external_id == "1234" and event.record["external_id"] == "1234"
+
+
+@pytest.mark.parametrize(
+    ("model", "sent"),
+    [
+        (EndpointRef, {"id": 5}),
+        (EndpointRef, {"tags": "a,b", "id": "17", "name": None, "zone": [1, {"b": None}]}),
+        (EndpointRef, {"imei": "35", "ip_address": "10.0.0.1", "extra": {"deep": [True, 1.5]}}),
+        (EndpointRef, {}),
+        (SimRef, {"msisdn": "4917", "iccid": "8988", "id": 7, "status": {"id": 1}}),
+        (ImsiRef, {"imsi": "2620", "import_date": "2026-11-30"}),
+        (UserRef, {"username": "ops", "id": 0, "name": "Ops", "role": None}),
+    ],
+)
+def test_a_reference_is_kept_as_the_serialiser_would_write_it(
+    model: type[EndpointRef | SimRef | ImsiRef | UserRef], sent: dict[str, Any]
+) -> None:
+    ref = model.model_validate(sent)
+    expected = ref.model_dump(mode="json", exclude_unset=True)
+    assert list(as_sent(ref).items()) == list(expected.items())  # the same keys, in order
