@@ -48,7 +48,7 @@ class CountingStore:
         return [
             name
             for name, args in list(self.calls)
-            if (name == "read_log" and args[2:3] == ((organisation_id,),))
+            if (name == "scan_log" and args[2:3] == ((organisation_id,),))
             or (
                 name in ("get_handler", "pending_replays")
                 and args[:1] in {(h,) for h in handler_ids}

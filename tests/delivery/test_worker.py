@@ -156,16 +156,16 @@ def test_events_sent_one_per_request_come_from_one_log_read(
     store: Store, monkeypatch: pytest.MonkeyPatch
 ) -> None:
     reads: list[int] = []
-    read_log = store.read_log
+    scan_log = store.scan_log
 
     def counted(after_seq: int, *args: object) -> object:
         reads.append(after_seq)
-        return read_log(after_seq, *args)  # type: ignore[arg-type]
+        return scan_log(after_seq, *args)  # type: ignore[arg-type]
 
     with receiving() as receiver:
         handler = store.create_handler(2, HandlerSpec(name="h", url=receiver.url), new_secret())
         ids = append(store, 10)
-        monkeypatch.setattr(store, "read_log", counted)
+        monkeypatch.setattr(store, "scan_log", counted)
 
         async def scenario() -> list[str]:
             delivery = worker(store)

@@ -46,15 +46,20 @@ def read_selected(
     store: Store, flt: EventFilter, scope: OrgScope, frame: Framer, after_seq: int, limit: int
 ) -> tuple[list[Frame], int, bool]:
     """Blocking: the frames of what ``flt`` selects among the next ``limit`` entries of its
-    organisations' log after ``after_seq``, the position read up to, and whether that was
-    the end of the log."""
-    entries = store.read_log(after_seq, limit, flt.organisation_ids)
+    organisations' log after ``after_seq`` (a tenant's: a scan's worth of the log at most),
+    the position read up to, and whether that was the end of the log."""
+    if flt.organisation_ids is None:  # a platform token's: every row is its own
+        entries = store.read_log(after_seq, limit)
+        position = entries[-1].seq if entries else after_seq
+        complete = len(entries) < limit
+    else:
+        entries, position, complete = store.scan_log(after_seq, limit, flt.organisation_ids)
     frames = [
         (entry.seq, frame(entry, scope))
         for entry in entries
         if selects(flt, orjson.loads(entry.body))
     ]
-    return frames, (entries[-1].seq if entries else after_seq), len(entries) < limit
+    return frames, position, complete
 
 
 def route(

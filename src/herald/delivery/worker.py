@@ -43,7 +43,15 @@ from herald.model import EventIn, NewEvent, OrganisationRef, TypeRef, build_even
 from herald.query.filter import EventFilter
 from herald.sealing import SecretBox
 from herald.store import Store, StoreError
-from herald.store.base import Delivery, Handler, HandlerProgress, HandlerSpec, LogEntry, Replay
+from herald.store.base import (
+    Delivery,
+    Handler,
+    HandlerProgress,
+    HandlerSpec,
+    LogEntry,
+    LogScan,
+    Replay,
+)
 from herald.threads import Threads
 from herald.timefmt import format_ms, now_ms, parse_timestamp, to_ms
 
@@ -112,7 +120,7 @@ class _Ahead:
     cursor: int
     chunk: int
     log_end: int  # the end of the log as ``_watch`` had seen it when the read started
-    entries: asyncio.Future[list[LogEntry]]
+    scan: asyncio.Future[LogScan]
 
 
 def owner_name(mode: str) -> str:
@@ -424,7 +432,7 @@ class DeliveryWorker:
             with contextlib.suppress(Exception):  # logged where it failed
                 await asyncio.shield(self._settle(handler_id))
             if ahead := self._ahead.pop(handler_id, None):
-                ahead.entries.cancel()
+                ahead.scan.cancel()
             self._passed.pop(handler_id, None)
             self._covered.pop(handler_id, None)
             await self._close_sink(handler_id)
@@ -506,15 +514,18 @@ class DeliveryWorker:
         cursor = handler.cursor_seq
         waited = False
         for _ in range(MAX_SKIP_CHUNKS):
-            entries, log_end = await self._read_log(handler, cursor)
-            if not entries and cursor == handler.cursor_seq:
+            (entries, position, complete), log_end = await self._read_log(handler, cursor)
+            if not entries and complete and cursor == handler.cursor_seq:
                 await self._pass_quiet(handler, log_end)
                 return None
-            if not entries:
+            if not entries and complete:
                 return _Batch([], cursor)
-            items, end, full = _select(entries, handler.spec, wanted, handler_filter.type_ids)
+            items: list[Item] = []  # the read may have looked at other tenants' rows only
+            end, full = position, False
+            if entries:
+                items, end, full = _select(entries, handler.spec, wanted, handler_filter.type_ids)
             if not items:
-                cursor = end
+                cursor = position  # nothing of its own up to where the read looked
                 if not await self._settle(handler.id):
                     return None
                 moved = await self._run(
@@ -549,20 +560,23 @@ class DeliveryWorker:
                 return in_range and handler_filter.matches(item.record)
 
             cursor = replay.cursor_seq
-            while cursor < replay.end_seq:
-                entries = await self._run(
-                    self.store.read_log, cursor, CHUNK, (handler.organisation_id,)
+            while cursor < replay.end_seq:  # a scan's worth of the log per read
+                entries, cursor, complete = await self._run(
+                    self.store.scan_log,
+                    cursor,
+                    CHUNK,
+                    (handler.organisation_id,),
+                    replay.end_seq,
                 )
-                entries = [e for e in entries if e.seq <= replay.end_seq]
-                if not entries:
+                if entries:
+                    items, end, _ = _select(entries, handler.spec, wanted, handler_filter.type_ids)
+                    if unreadable:
+                        await self._skip(handler, replay, unreadable)
+                        unreadable.clear()
+                    if items:
+                        return _Batch(items, end, replay)
+                if complete:
                     break
-                items, end, _ = _select(entries, handler.spec, wanted, handler_filter.type_ids)
-                if unreadable:
-                    await self._skip(handler, replay, unreadable)
-                    unreadable.clear()
-                if items:
-                    return _Batch(items, end, replay)
-                cursor = end
                 await self._run(self._advance_replay, handler, replay.id, cursor)
             await self._run(self._advance_replay, handler, replay.id, replay.end_seq)
         return None
@@ -587,21 +601,22 @@ class DeliveryWorker:
         )
         await self._run(self.store.record_delivery, self.owner, skipped, None)
 
-    async def _read_log(self, handler: Handler, cursor: int) -> tuple[list[LogEntry], int]:
-        """The handler's log after ``cursor`` (read during the last send if it was), and the
-        end of the log as ``_watch`` had seen it before the read."""
+    async def _read_log(self, handler: Handler, cursor: int) -> tuple[LogScan, int]:
+        """The handler's log after ``cursor`` (read during the last send if it was), a scan's
+        worth of the log at most, and the end of the log as ``_watch`` had seen it before
+        the read."""
         ahead = self._ahead.pop(handler.id, None)
         if ahead is not None and (ahead.cursor, ahead.chunk) == (cursor, _chunk(handler)):
-            entries, log_end = await ahead.entries, ahead.log_end
+            scan, log_end = await ahead.scan, ahead.log_end
         else:
             if ahead is not None:
-                ahead.entries.cancel()
+                ahead.scan.cancel()
             log_end = self._last_seq
-            entries = await self._run(
-                self.store.read_log, cursor, _chunk(handler), (handler.organisation_id,)
+            scan = await self._run(
+                self.store.scan_log, cursor, _chunk(handler), (handler.organisation_id,)
             )
         self._covered[handler.id] = log_end
-        return entries, log_end
+        return scan, log_end
 
     def _read_ahead(self, handler: Handler, cursor: int, rest: list[LogEntry]) -> None:
         """Start reading the log after ``cursor``, the handler's next batch if this one goes;
@@ -609,12 +624,12 @@ class DeliveryWorker:
         (a store call saved)."""
         chunk = _chunk(handler)
         if len(rest) >= handler.spec.batch_max_events:
-            entries: asyncio.Future[list[LogEntry]] = asyncio.get_running_loop().create_future()
-            entries.set_result(rest)
+            scan: asyncio.Future[LogScan] = asyncio.get_running_loop().create_future()
+            scan.set_result(LogScan(rest, rest[-1].seq, complete=False))
         else:
-            read = self._run(self.store.read_log, cursor, chunk, (handler.organisation_id,))
-            entries = asyncio.ensure_future(read)
-        self._ahead[handler.id] = _Ahead(cursor, chunk, self._last_seq, entries)
+            read = self._run(self.store.scan_log, cursor, chunk, (handler.organisation_id,))
+            scan = asyncio.ensure_future(read)
+        self._ahead[handler.id] = _Ahead(cursor, chunk, self._last_seq, scan)
 
     async def _pass_quiet(self, handler: Handler, log_end: int) -> None:
         """Move the cursor of a handler whose read came back empty to ``log_end`` (the end

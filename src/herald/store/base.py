@@ -81,6 +81,32 @@ class LogEntry(NamedTuple):
     timestamp_ms: int | None = None  # the record's ``timestamp`` (the ``ts`` column)
 
 
+LOG_SCAN_ROWS = 20_000
+"""How many rows of the log one organisation's read looks at, at most: a small tenant's read
+far back (a replay, a stream resumed, a handler retrying) must not walk the whole log in one
+call while the others wait for the connection and lose their cached pages."""
+
+
+class LogScan(NamedTuple):
+    """What a bounded read of some organisations' log found (``Store.scan_log``)."""
+
+    entries: list[LogEntry]
+    position: int  # everything up to here was looked at: the next read starts after it
+    complete: bool  # the read reached the end of the log (or the end asked for)
+
+
+def log_scan(
+    entries: list[LogEntry], after_seq: int, limit: int, window: int | None, upto: int | None
+) -> LogScan:
+    """The result of a read of at most ``limit`` entries after ``after_seq`` and at most
+    ``window`` (None: the log had fewer rows than a scan's worth), ``upto`` the end asked for."""
+    if len(entries) >= limit:
+        return LogScan(entries, entries[-1].seq, False)
+    if window is not None:
+        return LogScan(entries, window, window == upto)
+    return LogScan(entries, entries[-1].seq if entries else after_seq, True)
+
+
 @dataclass(frozen=True, slots=True)
 class HandlerSpec:
     """What a tenant sets on an event handler."""
@@ -176,6 +202,7 @@ class StatsQuery:
     group: str | None = None  # a STATS_GROUPS key; None: no grouping
     order: str = "count"  # "count" or "volume": which measure ranks the groups
     limit: int = 10_000
+    time_limit: float | None = None  # seconds for each statement; past it QueryTimeout
 
 
 @dataclass(frozen=True, slots=True)
@@ -229,6 +256,18 @@ class Store(Protocol):
         self, after_seq: int, limit: int, organisation_ids: tuple[int, ...] | None = None
     ) -> list[LogEntry]:
         """Events committed after ``after_seq``, in commit order."""
+
+    def scan_log(
+        self,
+        after_seq: int,
+        limit: int,
+        organisation_ids: tuple[int, ...],
+        upto_seq: int | None = None,
+        scan_rows: int = LOG_SCAN_ROWS,
+    ) -> LogScan:
+        """``organisation_ids``' events after ``after_seq`` (and at most ``upto_seq``) in commit
+        order, at most ``limit`` of them, looking at no more than ``scan_rows`` rows of the
+        log: a tenant's read costs the same however little of the log is its own."""
 
     def last_seq(self) -> int: ...
 

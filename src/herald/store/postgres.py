@@ -30,6 +30,7 @@ Processes cooperate through the database alone:
 
 from __future__ import annotations
 
+import functools
 import logging
 from collections.abc import Callable, Iterator, Sequence
 from contextlib import contextmanager
@@ -54,13 +55,16 @@ from herald.model import NewEvent
 from herald.query.fields import FIELDS, Kind
 from herald.store import migrator, rollup
 from herald.store.base import (
+    LOG_SCAN_ROWS,
     EventPage,
     EventQuery,
     Handler,
     LogEntry,
+    LogScan,
     Organisation,
     StatsQuery,
     StatsRow,
+    log_scan,
 )
 from herald.store.common import HANDLER_COLUMNS, handler_from_row
 from herald.store.devices import DeviceStateMethods
@@ -137,6 +141,9 @@ WHERE (k.organisation_id, k.provider, k.external_id) IN
       (SELECT * FROM unnest(%s::bigint[], %s::text[], %s::text[]))
 """
 _WATERMARK = f"(pg_snapshot_xmin(pg_current_snapshot())::text::bigint << {ROW_BITS})"
+_WINDOW_END = (
+    f"SELECT seq FROM events WHERE seq > %s AND seq < {_WATERMARK} ORDER BY seq LIMIT 1 OFFSET %s"
+)
 _LAST_FINAL_SEQ = f"SELECT COALESCE(MAX(seq), 0) FROM events WHERE seq < {_WATERMARK}"
 
 
@@ -494,6 +501,37 @@ class PostgresStore(
             LogEntry(row[0], row[1], row[2], unpack(row[3], row[4]), row[5], row[6]) for row in rows
         ]
 
+    def scan_log(
+        self,
+        after_seq: int,
+        limit: int,
+        organisation_ids: tuple[int, ...],
+        upto_seq: int | None = None,
+        scan_rows: int = LOG_SCAN_ROWS,
+    ) -> LogScan:
+        def run(conn: psycopg.Connection[Any]) -> tuple[list[Any], int | None]:
+            # Both statements stay below the watermark, under which every seq is final.
+            bound = conn.execute(_WINDOW_END, (after_seq, scan_rows - 1)).fetchone()
+            window = bound[0] if bound else None
+            if upto_seq is not None and (window is None or window > upto_seq):
+                window = upto_seq
+            sql = (
+                "SELECT seq, organisation_id, type_id, dictionary_id, body, id, ts FROM events "
+                f"WHERE seq > %s AND seq < {_WATERMARK}"
+                f"{'' if window is None else ' AND seq <= %s'} "
+                "AND organisation_id = ANY(%s) ORDER BY seq LIMIT %s"
+            )
+            bounds = [after_seq] if window is None else [after_seq, window]
+            params = [*bounds, list(organisation_ids), limit]
+            return conn.execute(sql, params).fetchall(), window
+
+        rows, window = self._read(run)
+        unpack = self._unpacker()
+        entries = [
+            LogEntry(row[0], row[1], row[2], unpack(row[3], row[4]), row[5], row[6]) for row in rows
+        ]
+        return log_scan(entries, after_seq, limit, window, upto_seq)
+
     def last_seq(self) -> int:
         """The last final position: ``read_log(last_seq())`` returns only what comes later."""
         row = self._read(
@@ -595,14 +633,15 @@ class PostgresStore(
 
     # -- stats ----------------------------------------------------------------
     def stats(self, query: StatsQuery) -> list[StatsRow]:
-        return rollup.stats(query, self._event_stats, self._fetch, POSTGRES)
+        counts = functools.partial(self._fetch, time_limit=query.time_limit)
+        return rollup.stats(query, self._event_stats, counts, POSTGRES)
 
     def _event_stats(self, query: StatsQuery) -> list[StatsRow]:
-        rows = self._fetch(*stats_sql(query, POSTGRES))
+        rows = self._fetch(*stats_sql(query, POSTGRES), time_limit=query.time_limit)
         return [StatsRow(row[0], row[1], row[2], int(row[3]), float(row[4])) for row in rows]
 
-    def _fetch(self, sql: str, params: list[object]) -> list[Any]:
-        return self._read(lambda c: c.execute(sql, params).fetchall())
+    def _fetch(self, sql: str, params: list[object], time_limit: float | None = None) -> list[Any]:
+        return self._read(lambda c: c.execute(sql, params).fetchall(), time_limit)
 
     # -- event handlers -------------------------------------------------------
     def claim_handlers(self, owner: str, now_ms: int, lease_ms: int) -> list[Handler]:

@@ -6,6 +6,7 @@ reader connections, so queries never wait on writes.
 
 from __future__ import annotations
 
+import functools
 import queue
 import sqlite3
 import threading
@@ -20,12 +21,15 @@ import orjson
 from herald.model import NewEvent
 from herald.store import migrator, rollup
 from herald.store.base import (
+    LOG_SCAN_ROWS,
     EventPage,
     EventQuery,
     Handler,
     LogEntry,
+    LogScan,
     StatsQuery,
     StatsRow,
+    log_scan,
 )
 from herald.store.common import SELECT_HANDLER, handler_from_row
 from herald.store.devices import DeviceStateMethods
@@ -64,6 +68,7 @@ _WAL_LIMIT_BYTES = 64_000_000  # the WAL file is truncated back to this after a 
 _IDLE_READERS = 8  # readers kept between calls; a burst's extra ones are closed (and caches)
 _CLOCK_STEPS = 20_000  # virtual-machine steps between looks at a time limit (~0.2 ms of work)
 _INTERRUPTED = 9  # SQLITE_INTERRUPT: the progress handler stopped the statement
+_WINDOW_END = "SELECT seq FROM events WHERE seq > ? ORDER BY seq LIMIT 1 OFFSET ?"
 # SQLite's primary result codes (the low byte of ``sqlite_errorcode``) that mean "not now".
 _UNAVAILABLE_CODES = {
     5: Unavailability.BUSY,  # SQLITE_BUSY
@@ -383,6 +388,39 @@ class SQLiteStore(
             for seq, organisation_id, type_id, dictionary_id, body, event_id, ts in rows
         ]
 
+    def scan_log(
+        self,
+        after_seq: int,
+        limit: int,
+        organisation_ids: tuple[int, ...],
+        upto_seq: int | None = None,
+        scan_rows: int = LOG_SCAN_ROWS,
+    ) -> LogScan:
+        marks = ", ".join("?" * len(organisation_ids))
+
+        def run(conn: sqlite3.Connection) -> tuple[list[Any], int | None]:
+            # A row's seq is the largest + 1 when it is written: none appears later below
+            # the window's end, so the two statements need no common snapshot.
+            bound = conn.execute(_WINDOW_END, (after_seq, scan_rows - 1)).fetchone()
+            window = bound[0] if bound else None
+            if upto_seq is not None and (window is None or window > upto_seq):
+                window = upto_seq
+            sql = (
+                "SELECT seq, organisation_id, type_id, dictionary_id, body, id, ts FROM events "
+                f"WHERE seq > ?{'' if window is None else ' AND seq <= ?'} "
+                f"AND +organisation_id IN ({marks}) ORDER BY seq LIMIT ?"
+            )
+            bounds = [after_seq] if window is None else [after_seq, window]
+            return conn.execute(sql, [*bounds, *organisation_ids, limit]).fetchall(), window
+
+        rows, window = self._read(run)
+        unpack = self._unpacker()
+        entries = [
+            LogEntry(seq, organisation_id, type_id, unpack(dictionary_id, body), event_id, ts)
+            for seq, organisation_id, type_id, dictionary_id, body, event_id, ts in rows
+        ]
+        return log_scan(entries, after_seq, limit, window, upto_seq)
+
     def last_seq(self) -> int:
         row = self._read(lambda c: c.execute("SELECT MAX(seq) FROM events").fetchone())
         return int(row[0] or 0)
@@ -445,11 +483,12 @@ class SQLiteStore(
 
     # -- stats ----------------------------------------------------------------
     def stats(self, query: StatsQuery) -> list[StatsRow]:
-        return rollup.stats(query, self._event_stats, self._fetch, SQLITE)
+        counts = functools.partial(self._fetch, time_limit=query.time_limit)
+        return rollup.stats(query, self._event_stats, counts, SQLITE)
 
     def _event_stats(self, query: StatsQuery) -> list[StatsRow]:
-        rows = self._fetch(*stats_sql(query, SQLITE))
+        rows = self._fetch(*stats_sql(query, SQLITE), time_limit=query.time_limit)
         return [StatsRow(row[0], row[1], row[2], int(row[3]), float(row[4])) for row in rows]
 
-    def _fetch(self, sql: str, params: list[object]) -> list[Any]:
-        return self._read(lambda c: c.execute(sql, params).fetchall())
+    def _fetch(self, sql: str, params: list[object], time_limit: float | None = None) -> list[Any]:
+        return self._read(lambda c: c.execute(sql, params).fetchall(), time_limit)

@@ -9,6 +9,7 @@ ranks groups by event count or by data volume (the MB of Delete PDP Context even
 
 from __future__ import annotations
 
+import dataclasses
 from collections.abc import Mapping
 from typing import Any
 
@@ -126,8 +127,12 @@ async def event_stats(request: Request, services: ServicesDep, principal: EventR
     endpoints by data volume: ``group=endpoint&order=volume``.
     """
     query = build_stats_query(request.query_params, principal.organisation_scope, services.catalog)
-    rows = await services.run(services.store.stats, query)
-    totals = await services.run(services.store.stats, StatsQuery(filter=query.filter, limit=1))
+    limit = services.settings.query_time_limit_seconds
+    query = dataclasses.replace(query, time_limit=limit)
+    rows = await services.query(principal, services.store.stats, query)
+    totals = await services.query(
+        principal, services.store.stats, StatsQuery(filter=query.filter, limit=1, time_limit=limit)
+    )
     body: dict[str, Any] = {
         "from": format_ms(query.filter.from_ms or 0),
         "until": format_ms(query.filter.until_ms or 0),

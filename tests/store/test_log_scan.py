@@ -1,0 +1,70 @@
+"""A bounded read of one organisation's log: however little of the log is its own, one read
+looks at no more than a scan's worth of rows and says how far it looked."""
+
+from __future__ import annotations
+
+from collections.abc import Callable
+
+from herald.store import Store
+from herald.store.base import LogEntry
+from tests.store.conftest import EventFactory
+from tests.support.waiting import readable
+
+Ids = Callable[[int], list[int]]
+SCAN = 100
+
+
+def _log(store: Store, make_event: EventFactory, ids: Ids) -> list[int]:
+    """1,000 events of organisation 1 and, at three places among them, one of organisation 2;
+    the ids of organisation 2's."""
+    events = [make_event(2 if n in (150, 520, 990) else 1) for n in range(1000)]
+    given = ids(len(events))
+    store.append(events, given)
+    readable(store, given)
+    return [
+        event_id
+        for event_id, event in zip(given, events, strict=True)
+        if event.organisation_id == 2
+    ]
+
+
+def _walk(store: Store, upto: int | None = None) -> tuple[list[LogEntry], int]:
+    found: list[LogEntry] = []
+    position, reads = 0, 0
+    while True:
+        scan = store.scan_log(position, 50, (2,), upto, scan_rows=SCAN)
+        reads += 1
+        assert scan.position >= position
+        found += scan.entries
+        position = scan.position
+        if scan.complete:
+            return found, reads
+
+
+def test_a_small_tenants_log_is_read_a_window_at_a_time(
+    store: Store, make_event: EventFactory, ids: Ids
+) -> None:
+    theirs = _log(store, make_event, ids)
+    found, reads = _walk(store)
+    assert [entry.event_id for entry in found] == theirs
+    assert found == store.read_log(0, 1000, (2,))  # what the unbounded read gives
+    assert reads == 11  # ten windows of 100 rows, then the read that finds the end
+    first = store.scan_log(0, 50, (2,), scan_rows=SCAN)
+    assert first.entries == [] and not first.complete  # the first 100 rows hold none of its
+
+
+def test_a_read_stops_at_its_limit_and_at_the_end_asked_for(
+    store: Store, make_event: EventFactory, ids: Ids
+) -> None:
+    theirs = _log(store, make_event, ids)
+    everything = store.read_log(0, 1000)
+    second = next(entry.seq for entry in everything if entry.event_id == theirs[1])
+
+    one = store.scan_log(0, 1, (2,))
+    assert [entry.event_id for entry in one.entries] == theirs[:1]
+    assert (one.position, one.complete) == (one.entries[0].seq, False)
+
+    found, _ = _walk(store, upto=second)
+    assert [entry.event_id for entry in found] == theirs[:2]
+    end = store.scan_log(second, 50, (2,), second, scan_rows=SCAN)
+    assert end == (end.entries, second, True) and end.entries == []
