@@ -68,7 +68,6 @@ _WAL_LIMIT_BYTES = 64_000_000  # the WAL file is truncated back to this after a 
 _IDLE_READERS = 8  # readers kept between calls; a burst's extra ones are closed (and caches)
 _CLOCK_STEPS = 20_000  # virtual-machine steps between looks at a time limit (~0.2 ms of work)
 _INTERRUPTED = 9  # SQLITE_INTERRUPT: the progress handler stopped the statement
-_WINDOW_END = "SELECT seq FROM events WHERE seq > ? ORDER BY seq LIMIT 1 OFFSET ?"
 # SQLite's primary result codes (the low byte of ``sqlite_errorcode``) that mean "not now".
 _UNAVAILABLE_CODES = {
     5: Unavailability.BUSY,  # SQLITE_BUSY
@@ -399,10 +398,11 @@ class SQLiteStore(
         marks = ", ".join("?" * len(organisation_ids))
 
         def run(conn: sqlite3.Connection) -> tuple[list[Any], int | None]:
-            # A row's seq is the largest + 1 when it is written: none appears later below
-            # the window's end, so the two statements need no common snapshot.
-            bound = conn.execute(_WINDOW_END, (after_seq, scan_rows - 1)).fetchone()
-            window = bound[0] if bound else None
+            # Seqs are distinct integers: (after, after + scan_rows] holds scan_rows rows at
+            # most. A row's seq is the largest + 1 when it is written, so none appears later
+            # below the window's end: the two statements need no common snapshot.
+            end = conn.execute("SELECT MAX(seq) FROM events").fetchone()[0] or 0
+            window = after_seq + scan_rows if after_seq + scan_rows < end else None
             if upto_seq is not None and (window is None or window > upto_seq):
                 window = upto_seq
             sql = (
