@@ -509,21 +509,30 @@ class PostgresStore(
         upto_seq: int | None = None,
         scan_rows: int = LOG_SCAN_ROWS,
     ) -> LogScan:
+        upto = "" if upto_seq is None else " AND seq <= %s"
+        bounds = [after_seq] if upto_seq is None else [after_seq, upto_seq]
+        # The window (the next ``scan_rows`` rows of the log) is the inner LIMIT: the
+        # executor pulls rows through it only until ``limit`` of the tenant's are found.
+        sql = (
+            "SELECT * FROM (SELECT seq, organisation_id, type_id, dictionary_id, body, id, ts "
+            f"FROM events WHERE seq > %s AND seq < {_WATERMARK}{upto} ORDER BY seq LIMIT %s) w "
+            "WHERE organisation_id = ANY(%s) ORDER BY seq LIMIT %s"
+        )
+
         def run(conn: psycopg.Connection[Any]) -> tuple[list[Any], int | None]:
-            # Both statements stay below the watermark, under which every seq is final.
-            bound = conn.execute(_WINDOW_END, (after_seq, scan_rows - 1)).fetchone()
+            # One snapshot for both statements: one watermark, so the window's end is
+            # measured over the very rows the read saw (none of its events skipped).
+            with conn.transaction():
+                conn.execute("SET TRANSACTION ISOLATION LEVEL REPEATABLE READ, READ ONLY")
+                params = [*bounds, scan_rows, list(organisation_ids), limit]
+                rows = conn.execute(sql, params).fetchall()
+                if len(rows) >= limit:
+                    return rows, None  # the window's end does not matter: the read is full
+                bound = conn.execute(_WINDOW_END, (after_seq, scan_rows - 1)).fetchone()
             window = bound[0] if bound else None
             if upto_seq is not None and (window is None or window > upto_seq):
                 window = upto_seq
-            sql = (
-                "SELECT seq, organisation_id, type_id, dictionary_id, body, id, ts FROM events "
-                f"WHERE seq > %s AND seq < {_WATERMARK}"
-                f"{'' if window is None else ' AND seq <= %s'} "
-                "AND organisation_id = ANY(%s) ORDER BY seq LIMIT %s"
-            )
-            bounds = [after_seq] if window is None else [after_seq, window]
-            params = [*bounds, list(organisation_ids), limit]
-            return conn.execute(sql, params).fetchall(), window
+            return rows, window
 
         rows, window = self._read(run)
         unpack = self._unpacker()
