@@ -2,6 +2,7 @@ from __future__ import annotations
 
 from typing import Any
 
+import orjson
 import pytest
 from pydantic import ValidationError
 
@@ -159,3 +160,27 @@ def test_a_reference_is_kept_as_the_serialiser_would_write_it(
     ref = model.model_validate(sent)
     expected = ref.model_dump(mode="json", exclude_unset=True)
     assert list(as_sent(ref).items()) == list(expected.items())  # the same keys, in order
+
+
+@pytest.mark.parametrize(
+    ("sent", "field"),
+    [
+        ({"endpoint": {"id": 1, "zone": "DEEP"}}, ("endpoint", "zone")),
+        ({"sim": {"status": "DEEP"}}, ("sim", "status")),
+        ({"streamer": "DEEP"}, ("streamer",)),  # an unknown top-level field
+        ({"detail": "DEEP"}, ("detail",)),
+    ],
+)
+def test_free_json_nesting_deeper_than_the_limit_is_refused_naming_the_field(
+    sent: dict[str, Any], field: tuple[str, ...]
+) -> None:
+    deep: Any = 1
+    for _ in range(33):
+        deep = [deep]
+    document = orjson.loads(orjson.dumps(sent).replace(b'"DEEP"', orjson.dumps(deep)))
+    with pytest.raises(ValidationError) as refused:
+        EventIn.model_validate(document)
+    [error] = refused.value.errors()
+    assert error["loc"] == field and "nests deeper than 32 levels" in error["msg"]
+    shallow = orjson.loads(orjson.dumps(sent).replace(b'"DEEP"', orjson.dumps(deep[0])))
+    EventIn.model_validate(shallow)  # 32 levels: kept

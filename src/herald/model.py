@@ -21,9 +21,7 @@ from pydantic import (
     ConfigDict,
     Field,
     StringConstraints,
-    model_validator,
 )
-from pydantic_core import PydanticCustomError
 
 from herald.catalog import CRITICALITIES, SEVERITIES, SOURCES, Catalog, Scope
 from herald.retention import too_old, window_start_ms
@@ -68,11 +66,8 @@ class _Open(BaseModel):
     """Nested objects keep any extra fields a provider sends (nested at most 32 levels)."""
 
     model_config = ConfigDict(extra="allow")
-
-    @model_validator(mode="after")
-    def _bounded_extra_fields(self) -> _Open:
-        _check_extra(self.model_extra)
-        return self
+    # Extra fields are validated as this type (each one, none when there are none).
+    __pydantic_extra__: dict[str, BoundedJSON] = Field(init=False)
 
 
 class TypeRef(BaseModel):
@@ -165,20 +160,8 @@ class EventIn(BaseModel):
         description="1 critical ... 5 trivial; 0 or null: not applicable; absent: from severity.",
     )
     payload: Payload | None = None
-
-    @model_validator(mode="after")
-    def _bounded_extra_fields(self) -> EventIn:
-        _check_extra(self.model_extra)
-        return self
-
-
-def _check_extra(extra: dict[str, JSON] | None) -> None:
-    """Unknown fields nest at most ``MAX_JSON_DEPTH`` levels, like ``detail``."""
-    for name, value in (extra or {}).items():
-        if json_depth(value, MAX_JSON_DEPTH + 1) > MAX_JSON_DEPTH:
-            raise PydanticCustomError(
-                "too_deep", "{field}: " + _TOO_DEEP, {"field": name, "limit": MAX_JSON_DEPTH}
-            )
+    # Unknown fields nest at most ``MAX_JSON_DEPTH`` levels, like ``detail``.
+    __pydantic_extra__: dict[str, BoundedJSON] = Field(init=False)
 
 
 def json_depth(value: JSON, stop: int) -> int:
