@@ -173,10 +173,19 @@ def wal_checkpoint(path: Path) -> None:
         conn.execute("PRAGMA wal_checkpoint(TRUNCATE)")
 
 
-def disk_bytes(path: Path) -> int:
-    """The pages the database uses, in bytes (free pages of deleted data left out)."""
+def disk_bytes(path: Path, leaving_out: tuple[str, ...] = ()) -> int:
+    """The pages the database uses, in bytes (free pages of deleted data left out), less
+    those of the tables ``leaving_out`` and their indexes."""
     with sqlite3.connect(f"file:{path}?mode=ro", uri=True) as conn:
         pages = conn.execute("PRAGMA page_count").fetchone()[0]
         free = conn.execute("PRAGMA freelist_count").fetchone()[0]
         size = conn.execute("PRAGMA page_size").fetchone()[0]
-    return int((pages - free) * size)
+        left_out = 0
+        if leaving_out:
+            marks = ", ".join("?" * len(leaving_out))
+            left_out = conn.execute(
+                "SELECT COALESCE(SUM(pgsize), 0) FROM dbstat WHERE name IN "
+                f"(SELECT name FROM sqlite_master WHERE tbl_name IN ({marks}))",
+                leaving_out,
+            ).fetchone()[0]
+    return int((pages - free) * size - left_out)
