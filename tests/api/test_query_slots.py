@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+import asyncio
 from contextlib import ExitStack
 
 import pytest
@@ -38,3 +39,44 @@ def test_platform_queries_take_no_slot() -> None:
     slots = QuerySlots(per_organisation=1)
     with slots.hold(None), slots.hold(None), slots.hold(1):
         pass
+
+
+def test_a_slot_stays_taken_until_the_work_ends_though_its_caller_went_away() -> None:
+    slots = QuerySlots(per_organisation=1)
+
+    async def scenario() -> None:
+        finish = asyncio.Event()
+
+        async def work() -> str:  # a query still running in a store thread
+            await finish.wait()
+            return "page"
+
+        caller = asyncio.ensure_future(slots.run(1, work))
+        await asyncio.sleep(0)
+        caller.cancel()  # the client hung up
+        with pytest.raises(asyncio.CancelledError):
+            await caller
+        with pytest.raises(Problem) as refused:
+            await slots.run(1, work)  # the abandoned query still holds the slot
+        assert refused.value.status == 429
+        finish.set()
+        for _ in range(10):  # the work ends, and gives the slot back
+            await asyncio.sleep(0)
+        assert await slots.run(1, work) == "page"
+
+    asyncio.run(scenario())
+
+
+def test_a_query_that_fails_gives_its_slot_back_and_its_error_to_the_caller() -> None:
+    slots = QuerySlots(per_organisation=1)
+
+    async def failing() -> None:
+        raise RuntimeError("the store failed")
+
+    async def scenario() -> None:
+        with pytest.raises(RuntimeError, match="the store failed"):
+            await slots.run(1, failing)
+        with pytest.raises(RuntimeError):
+            await slots.run(1, failing)  # the slot was given back
+
+    asyncio.run(scenario())

@@ -3,15 +3,21 @@ take every store thread; the queries themselves have a time limit (``EventQuery.
 
 One more query than the organisation's slots answers 429 with ``Retry-After`` at once, rather
 than waiting: a waiting request would hold its connection and keep its client guessing.
+A slot is held until the query's work ends, not until its request does: a client that hangs
+up leaves its query running in a store thread (to its time limit), so the slot stays taken.
 """
 
 from __future__ import annotations
 
-from collections.abc import Iterator
+import asyncio
+from collections.abc import Awaitable, Callable, Iterator
 from contextlib import contextmanager
+from typing import TypeVar
 
 from herald.api.problems import Problem
 from herald.metrics import QUERIES_REFUSED
+
+T = TypeVar("T")
 
 
 class QuerySlots:
@@ -24,13 +30,11 @@ class QuerySlots:
         self.per_organisation = per_organisation
         self._running: dict[int, int] = {}
 
-    @contextmanager
-    def hold(self, organisation_id: int | None) -> Iterator[None]:
-        """One of ``organisation_id``'s slots while the block runs; None (a platform token's
-        query) takes none. 429 when every slot is taken."""
+    def take(self, organisation_id: int | None) -> Callable[[], None]:
+        """One of ``organisation_id``'s slots, and the function that gives it back; None (a
+        platform token's query) takes none. 429 when every slot is taken."""
         if organisation_id is None:
-            yield
-            return
+            return lambda: None
         running = self._running.get(organisation_id, 0)
         if running >= self.per_organisation:
             QUERIES_REFUSED.labels("busy").inc()
@@ -42,11 +46,40 @@ class QuerySlots:
                 headers={"Retry-After": "1"},
             )
         self._running[organisation_id] = running + 1
-        try:
-            yield
-        finally:
+        given_back = False
+
+        def give_back() -> None:
+            nonlocal given_back
+            if given_back:
+                return
+            given_back = True
             left = self._running[organisation_id] - 1
             if left:
                 self._running[organisation_id] = left
             else:
                 del self._running[organisation_id]
+
+        return give_back
+
+    @contextmanager
+    def hold(self, organisation_id: int | None) -> Iterator[None]:
+        """A slot while the block runs (``take`` and give it back)."""
+        give_back = self.take(organisation_id)
+        try:
+            yield
+        finally:
+            give_back()
+
+    async def run(self, organisation_id: int | None, work: Callable[[], Awaitable[T]]) -> T:
+        """``work()`` in one of the organisation's slots, held until the work ends even if
+        the caller is cancelled first (its request gone)."""
+        give_back = self.take(organisation_id)
+        task = asyncio.ensure_future(work())
+
+        def done(finished: asyncio.Future[T]) -> None:
+            give_back()
+            if not finished.cancelled():
+                finished.exception()  # retrieved: an abandoned query's error is not logged
+
+        task.add_done_callback(done)
+        return await asyncio.shield(task)

@@ -56,8 +56,8 @@ class Services:
     async def query(self, principal: Principal, work: Callable[..., T], *args: object) -> T:
         """A tenant's query (its time limit set by the caller), within its organisation's
         share of the store threads (``query_slots``)."""
-        with self.query_slots.hold(None if principal.internal else principal.organisation_id):
-            return await self.run(work, *args)
+        organisation = None if principal.internal else principal.organisation_id
+        return await self.query_slots.run(organisation, lambda: self.run(work, *args))
 
     async def close(self) -> None:
         """Refuse new work and wait for the running work to finish (before the store closes)."""
