@@ -94,10 +94,16 @@ def test_a_client_certificate_delivers_and_none_is_refused(
     sent = post_events(api, 10)
     eventually(lambda: len(got) >= 10, what="the events through mTLS")
     assert [orjson.loads(body)["id"] for _, body in got][:10] == sent
-    # refused in the TLS handshake, each for its reason, which the attempt log shows
+    # refused in the TLS handshake, each for its reason, which the attempt log shows. TLS 1.3
+    # checks a client's certificate after the client's side of the handshake: the broker's
+    # alert can lose the race with its closing the socket (an EOF then), so one of the
+    # attempts (retried every 0.3 s), not always the first, names the reason.
     for refused, reason in ((without, "certificate required"), (foreign, "unknown ca")):
-        errors = eventually(partial(errors_of, api, refused["id"]), what="a refused attempt")
-        assert reason in errors[0], errors
+        eventually(
+            partial(_errors_naming, api, refused["id"], reason), what=f"a refusal for {reason}"
+        )
+        errors = errors_of(api, refused["id"])
+        assert all(reason in error or "EOF occurred" in error for error in errors), errors
     assert {topic for topic, _ in got} == {base + "/good"}  # nothing through the others
     tested = api.post(f"/event_handler/{handler['id']}/test").json()
     assert tested["outcome"] == "delivered" and "PUBACK" in tested["detail"]
@@ -108,3 +114,8 @@ def test_a_client_certificate_delivers_and_none_is_refused(
         herald, api, [h["id"] for h in (handler, without, foreign)], [client_pair, stranger]
     )
     assert "BEGIN" not in str(tested) + str(refused)  # the test answers quote no PEM
+
+
+def _errors_naming(api: httpx.Client, handler_id: int, reason: str) -> list[str]:
+    """The handler's attempt errors that name ``reason``."""
+    return [error for error in errors_of(api, handler_id) if reason in error]
