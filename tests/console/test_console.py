@@ -304,16 +304,21 @@ def test_failing_handler_deliveries_and_replay(page: Page, console_server: Heral
     shot(page, "07-handlers")
 
 
-def test_create_edit_and_test_an_mqtt_handler(page: Page, console_server: HeraldServer) -> None:
-    topic = f"herald-console-{uuid.uuid4().hex[:12]}/{{event_type}}"
-    password = "pw-" + uuid.uuid4().hex
-    sign_in(page, console_server)
+def open_mqtt_form(page: Page, server: HeraldServer, name: str, url: str, topic: str) -> None:
+    """Signed in, the new handler form filled for an MQTT handler up to its topic."""
+    sign_in(page, server)
     page.get_by_role("link", name="Handlers").click()
     page.get_by_role("heading", name="New handler").wait_for()
     page.locator("#hf-type").select_option("mqtt")
-    page.locator("#hf-name").fill("fleet mqtt")
-    page.locator("#hf-url").fill("mqtt://127.0.0.1:1883")
+    page.locator("#hf-name").fill(name)
+    page.locator("#hf-url").fill(url)
     page.locator("#hf-topic").fill(topic)
+
+
+def test_create_edit_and_test_an_mqtt_handler(page: Page, console_server: HeraldServer) -> None:
+    topic = f"herald-console-{uuid.uuid4().hex[:12]}/{{event_type}}"
+    password = "pw-" + uuid.uuid4().hex
+    open_mqtt_form(page, console_server, "fleet mqtt", "mqtt://127.0.0.1:1883", topic)
     page.locator("#hf-username").fill("herald")
     page.locator("#hf-password").fill(password)
     page.locator("#hf-org").fill("1")
@@ -348,13 +353,9 @@ def test_an_mqtts_handler_takes_its_certificates_as_pem(
     key is write-only: never shown again, the field empty once saved."""
     authority = Authority("console test CA")
     client = authority.issue("herald-console")
-    sign_in(page, console_server)
-    page.get_by_role("link", name="Handlers").click()
-    page.get_by_role("heading", name="New handler").wait_for()
-    page.locator("#hf-type").select_option("mqtt")
-    page.locator("#hf-name").fill("fleet mqtts")
-    page.locator("#hf-url").fill("mqtts://127.0.0.1:8883")
-    page.locator("#hf-topic").fill("herald/{event_type}")
+    open_mqtt_form(
+        page, console_server, "fleet mqtts", "mqtts://127.0.0.1:8883", "herald/{event_type}"
+    )
     page.locator("#hf-ca_cert").fill(authority.pem)
     page.locator("#hf-client_cert").fill(client.cert)
     page.locator("#hf-client_key").fill(authority.issue("another").key)  # not the cert's key

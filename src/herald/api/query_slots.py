@@ -10,8 +10,7 @@ up leaves its query running in a store thread (to its time limit), so the slot s
 from __future__ import annotations
 
 import asyncio
-from collections.abc import Awaitable, Callable, Iterator
-from contextlib import contextmanager
+from collections.abc import Awaitable, Callable
 from typing import TypeVar
 
 from herald.api.problems import Problem
@@ -60,15 +59,6 @@ class QuerySlots:
                 del self._running[organisation_id]
 
         return give_back
-
-    @contextmanager
-    def hold(self, organisation_id: int | None) -> Iterator[None]:
-        """A slot while the block runs (``take`` and give it back)."""
-        give_back = self.take(organisation_id)
-        try:
-            yield
-        finally:
-            give_back()
 
     async def run(self, organisation_id: int | None, work: Callable[[], Awaitable[T]]) -> T:
         """``work()`` in one of the organisation's slots, held until the work ends even if

@@ -100,6 +100,8 @@ def log_scan(
 ) -> LogScan:
     """The result of a read of at most ``limit`` entries after ``after_seq`` and at most
     ``window`` (None: the log had fewer rows than a scan's worth), ``upto`` the end asked for."""
+    if upto is not None and (window is None or window > upto):
+        window = upto
     if len(entries) >= limit:
         return LogScan(entries, entries[-1].seq, False)
     if window is not None:

@@ -80,6 +80,7 @@ from herald.store.quarantine import QuarantineMethods
 from herald.store.records import Codec, RecordMethods
 from herald.store.sql import (
     EVENT_COLUMNS,
+    LOG_COLUMNS,
     POSTGRES,
     encode_cursor,
     event_row,
@@ -487,21 +488,14 @@ class PostgresStore(
         self, after_seq: int, limit: int, organisation_ids: tuple[int, ...] | None = None
     ) -> list[LogEntry]:
         """Events after ``after_seq`` in log order, up to the safe watermark (module doc)."""
-        sql = (
-            "SELECT seq, organisation_id, type_id, dictionary_id, body, id, ts FROM events "
-            f"WHERE seq > %s AND seq < {_WATERMARK}"
-        )
+        sql = f"SELECT {LOG_COLUMNS} FROM events WHERE seq > %s AND seq < {_WATERMARK}"
         params: list[object] = [after_seq]
         if organisation_ids is not None:
             sql += " AND organisation_id = ANY(%s)"
             params.append(list(organisation_ids))
         sql += " ORDER BY seq LIMIT %s"
         params.append(limit)
-        rows = self._read(lambda c: c.execute(sql, params).fetchall())
-        unpack = self._unpacker()
-        return [
-            LogEntry(row[0], row[1], row[2], unpack(row[3], row[4]), row[5], row[6]) for row in rows
-        ]
+        return self._log_entries(self._read(lambda c: c.execute(sql, params).fetchall()))
 
     def scan_log(
         self,
@@ -516,7 +510,7 @@ class PostgresStore(
         # The window (the next ``scan_rows`` rows of the log) is the inner LIMIT: the
         # executor pulls rows through it only until ``limit`` of the tenant's are found.
         sql = (
-            "SELECT * FROM (SELECT seq, organisation_id, type_id, dictionary_id, body, id, ts "
+            f"SELECT * FROM (SELECT {LOG_COLUMNS} "
             f"FROM events WHERE seq > %s AND seq < {_WATERMARK}{upto} ORDER BY seq LIMIT %s) w "
             "WHERE organisation_id = ANY(%s) ORDER BY seq LIMIT %s"
         )
@@ -531,17 +525,10 @@ class PostgresStore(
                 if len(rows) >= limit:
                     return rows, None  # the window's end does not matter: the read is full
                 bound = conn.execute(_WINDOW_END, (after_seq, scan_rows - 1)).fetchone()
-            window = bound[0] if bound else None
-            if upto_seq is not None and (window is None or window > upto_seq):
-                window = upto_seq
-            return rows, window
+            return rows, (bound[0] if bound else None)
 
         rows, window = self._read(run)
-        unpack = self._unpacker()
-        entries = [
-            LogEntry(row[0], row[1], row[2], unpack(row[3], row[4]), row[5], row[6]) for row in rows
-        ]
-        return log_scan(entries, after_seq, limit, window, upto_seq)
+        return log_scan(self._log_entries(rows), after_seq, limit, window, upto_seq)
 
     def last_seq(self) -> int:
         """The last final position: ``read_log(last_seq())`` returns only what comes later."""

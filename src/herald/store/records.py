@@ -19,6 +19,7 @@ import orjson
 import zstandard
 
 from herald.query.fields import BY_NAME
+from herald.store.base import LogEntry
 from herald.store.common import C, SQLStoreBase
 from herald.store.errors import StoreError
 from herald.store.sql import LEAN_CLEARED, LEAN_COLUMNS
@@ -128,6 +129,11 @@ class RecordMethods(SQLStoreBase[C]):
         if not codec.knows(dictionary_id):  # added by another process since
             codec = self._load_codec()
         return codec.unpack(dictionary_id, data)
+
+    def _log_entries(self, rows: Sequence[Sequence[Any]]) -> list[LogEntry]:
+        """Rows of ``LOG_COLUMNS`` as log entries, their records unpacked."""
+        unpack = self._unpacker()
+        return [LogEntry(r[0], r[1], r[2], unpack(r[3], r[4]), r[5], r[6]) for r in rows]
 
     def _unpacker(self) -> Callable[[int, bytes], bytes]:
         """``_unpack`` for the rows of one read, in the calling thread: the codec and each

@@ -66,6 +66,10 @@ _EXTRACTED_LEAN = tuple(
 )
 
 
+LOG_COLUMNS = "seq, organisation_id, type_id, dictionary_id, body, id, ts"
+"""What a log read selects, in ``RecordMethods._log_entries``' order."""
+
+
 def event_row(
     event: NewEvent, event_id: int, body: bytes, dictionary_id: int, lean: bool = False
 ) -> tuple[object, ...]:

@@ -44,6 +44,7 @@ from herald.store.quarantine import QuarantineMethods
 from herald.store.records import RecordMethods
 from herald.store.sql import (
     EVENT_COLUMNS,
+    LOG_COLUMNS,
     SQLITE,
     encode_cursor,
     event_row,
@@ -370,22 +371,14 @@ class SQLiteStore(
     def read_log(
         self, after_seq: int, limit: int, organisation_ids: tuple[int, ...] | None = None
     ) -> list[LogEntry]:
-        sql = (
-            "SELECT seq, organisation_id, type_id, dictionary_id, body, id, ts FROM events "
-            "WHERE seq > ?"
-        )
+        sql = f"SELECT {LOG_COLUMNS} FROM events WHERE seq > ?"
         params: list[object] = [after_seq]
         if organisation_ids is not None:  # "+": walk the log by seq, not a tenant's history
             sql += f" AND +organisation_id IN ({', '.join('?' * len(organisation_ids))})"
             params.extend(organisation_ids)
         sql += " ORDER BY seq LIMIT ?"
         params.append(limit)
-        rows = self._read(lambda c: c.execute(sql, params).fetchall())
-        unpack = self._unpacker()
-        return [
-            LogEntry(seq, organisation_id, type_id, unpack(dictionary_id, body), event_id, ts)
-            for seq, organisation_id, type_id, dictionary_id, body, event_id, ts in rows
-        ]
+        return self._log_entries(self._read(lambda c: c.execute(sql, params).fetchall()))
 
     def scan_log(
         self,
@@ -406,7 +399,7 @@ class SQLiteStore(
             if upto_seq is not None and (window is None or window > upto_seq):
                 window = upto_seq
             sql = (
-                "SELECT seq, organisation_id, type_id, dictionary_id, body, id, ts FROM events "
+                f"SELECT {LOG_COLUMNS} FROM events "
                 f"WHERE seq > ?{'' if window is None else ' AND seq <= ?'} "
                 f"AND +organisation_id IN ({marks}) ORDER BY seq LIMIT ?"
             )
@@ -414,12 +407,7 @@ class SQLiteStore(
             return conn.execute(sql, [*bounds, *organisation_ids, limit]).fetchall(), window
 
         rows, window = self._read(run)
-        unpack = self._unpacker()
-        entries = [
-            LogEntry(seq, organisation_id, type_id, unpack(dictionary_id, body), event_id, ts)
-            for seq, organisation_id, type_id, dictionary_id, body, event_id, ts in rows
-        ]
-        return log_scan(entries, after_seq, limit, window, upto_seq)
+        return log_scan(self._log_entries(rows), after_seq, limit, window, upto_seq)
 
     def last_seq(self) -> int:
         row = self._read(lambda c: c.execute("SELECT MAX(seq) FROM events").fetchone())
