@@ -20,6 +20,7 @@ from herald.store.postgres import (
     PostgresStore,
     _partition_day,
     partition_name,
+    stage,
 )
 from herald.store.records import RAW
 from herald.store.sql import event_row
@@ -58,7 +59,8 @@ def test_readers_never_pass_an_open_transaction(
     event.record["id"] = slow
     row = event_row(event, slow, orjson.dumps(event.record), RAW)
     with psycopg.connect(pg_url) as writer:  # a transaction kept open
-        writer.execute(_APPEND, [[value] for value in row])
+        stage(writer, [row])
+        writer.execute(_APPEND)
         pg.append([make_event(1)], [fast])  # begins later, commits first
         assert pg.read_log(start, 10) == []  # fast is committed, but not final yet
         assert pg.last_seq() == start
