@@ -49,18 +49,26 @@ def _events(count: int, start: int) -> list[NewEvent]:
     return made
 
 
+def _batches(first_id: int, count: int) -> list[tuple[list[NewEvent], list[int]]]:
+    """Events ``first_id`` onwards, ``count`` of them, in batches of BATCH with their ids."""
+    made = []
+    for start in range(first_id, first_id + count, BATCH):
+        size = min(BATCH, first_id + count - start)
+        made.append((_events(size, start), list(range(start, start + size))))
+    return made
+
+
 def _append(store: Store, total: int, writers: int, first_id: int) -> float:
-    """Events per second appended by ``writers`` threads in batches of BATCH."""
+    """Events per second appended by ``writers`` threads in batches of BATCH (the events
+    are made before the clock starts: it times the store, not the bench's generator)."""
     per_writer = total // writers
+    work = [_batches(first_id + w * per_writer, per_writer) for w in range(writers)]
 
-    def write(index: int) -> None:
-        base = first_id + index * per_writer
-        for offset in range(0, per_writer, BATCH):
-            count = min(BATCH, per_writer - offset)
-            ids = list(range(base + offset, base + offset + count))
-            store.append(_events(count, base + offset), ids)
+    def write(batches: list[tuple[list[NewEvent], list[int]]]) -> None:
+        for events, ids in batches:
+            store.append(events, ids)
 
-    threads = [threading.Thread(target=write, args=(i,)) for i in range(writers)]
+    threads = [threading.Thread(target=write, args=(batches,)) for batches in work]
     started = time.perf_counter()
     for thread in threads:
         thread.start()
