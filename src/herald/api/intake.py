@@ -160,25 +160,33 @@ async def _store_usage(services: Services, usage: list[tuple[int, UsageRecord]])
     ]
 
 
-async def ingest_batch(
+@dataclass(frozen=True, slots=True)
+class SortedRecords:
+    """A provider batch's records, each as what the store keeps of it, with its index."""
+
+    usable: list[tuple[int, NewEvent]]
+    usage: list[tuple[int, UsageRecord]]
+    unusable: list[tuple[int, NewRejection]]
+
+
+def sort_records(
     services: Services,
     principal: Principal,
     organisation_id: int,
     provider: str,
     items: list[Any],
-) -> list[Outcome]:
-    """Store the usable records of a batch and quarantine the rest; one outcome per record."""
-    received = now_ms()
-    usable: list[tuple[int, NewEvent]] = []
-    usage: list[tuple[int, UsageRecord]] = []
-    unusable: list[tuple[int, NewRejection]] = []
+    received_ms: int,
+) -> SortedRecords:
+    """Build every record of a batch: an event, a usage record, or a quarantined record with
+    its reasons. Blocking CPU work, for ``Services.compute``."""
+    found = SortedRecords([], [], [])
     for index, item in enumerate(items):
-        result = build_record(services, principal, organisation_id, provider, item, received)
+        result = build_record(services, principal, organisation_id, provider, item, received_ms)
         if isinstance(result, NewEvent):
-            usable.append((index, result))
+            found.usable.append((index, result))
             continue
         if isinstance(result, UsageRecord):
-            usage.append((index, result))
+            found.usage.append((index, result))
             continue
         try:
             raw = record_bytes(item)
@@ -191,18 +199,32 @@ async def ingest_batch(
                 [{"field": "body", "reason": reason, "index": index}],
             ) from None
         digest = hashlib.sha256(raw).hexdigest()
-        unusable.append(
-            (index, NewRejection(organisation_id, provider, digest, received, result, raw))
+        found.unusable.append(
+            (index, NewRejection(organisation_id, provider, digest, received_ms, result, raw))
         )
+    return found
+
+
+async def ingest_batch(
+    services: Services,
+    principal: Principal,
+    organisation_id: int,
+    provider: str,
+    items: list[Any],
+) -> list[Outcome]:
+    """Store the usable records of a batch and quarantine the rest; one outcome per record."""
+    records = await services.compute(
+        sort_records, services, principal, organisation_id, provider, items, now_ms()
+    )
     outcomes: list[Outcome] = []
-    if usable:
-        kept = await _store(services, [event for _, event in usable])
-        for (index, _), (event_id, new) in zip(usable, kept, strict=True):
+    if records.usable:
+        kept = await _store(services, [event for _, event in records.usable])
+        for (index, _), (event_id, new) in zip(records.usable, kept, strict=True):
             outcomes.append(Outcome(index, "stored" if new else "duplicate", event_id))
-    outcomes += await _store_usage(services, usage)
-    if unusable:
-        rows = await services.run(services.store.quarantine, [r for _, r in unusable])
-        for (index, rejection), (row_id, _) in zip(unusable, rows, strict=True):
+    outcomes += await _store_usage(services, records.usage)
+    if records.unusable:
+        rows = await services.run(services.store.quarantine, [r for _, r in records.unusable])
+        for (index, rejection), (row_id, _) in zip(records.unusable, rows, strict=True):
             outcomes.append(Outcome(index, "quarantined", row_id, rejection.errors))
         metrics.INGEST_QUARANTINED.labels(provider).inc(sum(new for _, new in rows))
     return sorted(outcomes, key=lambda outcome: outcome.index)
@@ -217,15 +239,16 @@ async def retry_rejected(
     usable: list[tuple[int, NewEvent]] = []
     usage: list[tuple[int, UsageRecord]] = []
     refusals: list[tuple[int, list[dict[str, Any]]]] = []
-    for index, record in enumerate(records):
-        result = build_record(
-            services,
-            principal,
-            record.organisation_id,
-            record.provider,
-            orjson.loads(record.record),
-            at,
-        )
+
+    def build() -> list[NewEvent | UsageRecord | list[dict[str, Any]]]:
+        return [
+            build_record(
+                services, principal, r.organisation_id, r.provider, orjson.loads(r.record), at
+            )
+            for r in records
+        ]
+
+    for index, result in enumerate(await services.compute(build)):
         if isinstance(result, NewEvent):
             usable.append((index, result))
         elif isinstance(result, UsageRecord):

@@ -152,6 +152,15 @@ def build_all(
     return built
 
 
+def prepare_events(
+    services: Services, principal: Principal, raw: bytes
+) -> tuple[list[NewEvent], bool]:
+    """A request body's events checked and built for the store, and whether it was a batch
+    (an array); blocking CPU work, for ``Services.compute``."""
+    items, is_batch = as_batch(parse_json(raw), services.settings.max_batch_events)
+    return build_all(services, principal, validate(items)), is_batch
+
+
 async def store_events(services: Services, events: list[NewEvent]) -> list[bytes]:
     """Append in one transaction; return the stored records (existing ones for repeats)."""
     appended = await services.run(services.writer.append, events)

@@ -12,7 +12,7 @@ from herald.api.deps import EventReader, EventWriter, ServicesDep
 from herald.api.event_query import build_query
 from herald.api.pagination import page_headers
 from herald.api.problems import Problem
-from herald.api.writing import as_batch, build_all, json_array, parse_json, store_events, validate
+from herald.api.writing import json_array, prepare_events, store_events
 from herald.model import EventIn
 
 router = APIRouter(tags=["events"])
@@ -75,9 +75,8 @@ async def generate_events(
     request: Request, services: ServicesDep, principal: EventWriter
 ) -> Response:
     """Generate one event (an object) or a batch (an array, up to 1000): all stored or none."""
-    document = parse_json(await request.body())
-    items, is_batch = as_batch(document, services.settings.max_batch_events)
-    built = build_all(services, principal, validate(items))
+    body = await request.body()
+    built, is_batch = await services.compute(prepare_events, services, principal, body)
     stored = await store_events(services, built)
     return Response(json_array(stored) if is_batch else stored[0], 201, media_type=JSON_TYPE)
 

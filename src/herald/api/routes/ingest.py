@@ -63,7 +63,7 @@ async def _ingest(
     provider: str, request: Request, services: ServicesDep, principal: Principal, org: int | None
 ) -> Response:
     organisation = await _organisation(services, principal, org)
-    document = parse_json(await request.body())
+    document = await services.compute(parse_json, await request.body())
     if provider == "stacuity" and document == TEST_MESSAGE:
         return _answer([])
     items = _batch(document, services.settings.ingest_max_batch_records)
