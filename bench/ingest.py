@@ -4,13 +4,15 @@ from __future__ import annotations
 
 import asyncio
 import sqlite3
+import threading
 import time
 from pathlib import Path
 
 import httpx
 import orjson
+from tests.support.server import HeraldServer
 
-from bench.common import Mode, Result, herald_server, rate
+from bench.common import Mode, Result, herald_server, percentiles, rate
 from bench.events import ORGANISATIONS, document, new_events
 from herald.catalog import load_catalog
 from herald.ids import IdGenerator
@@ -29,6 +31,8 @@ INSERT = (
 )
 CODEC = Codec({SHIPPED_ID: shipped_dictionary()})  # as a new store writes
 NAMES = {organisation: f"Organisation {organisation}" for organisation in ORGANISATIONS}
+NEIGHBOUR_READS_ALONE = 200
+NEIGHBOUR_PAUSE_S = 0.01
 
 
 def _fresh_store(path: Path) -> SQLiteStore:
@@ -157,6 +161,7 @@ def http_ingest(mode: Mode, workdir: Path, raw_rate: float) -> Result:
         single_events, single_s = asyncio.run(
             _post_all(url, server.admin_token, singles, SINGLE_CLIENTS, 1)
         )
+        neighbour = neighbour_reads(server, batches[: len(batches) // 2])
     batch_rate, single_rate = rate(batch_events, batch_s), rate(single_events, single_s)
     return {
         "batch": {
@@ -171,4 +176,41 @@ def http_ingest(mode: Mode, workdir: Path, raw_rate: float) -> Result:
             "events_per_s": single_rate,
             "ratio_to_raw_sqlite": round(single_rate / raw_rate, 3),
         },
+        "neighbour_read": neighbour,
     }
+
+
+def neighbour_reads(server: HeraldServer, batches: list[bytes]) -> Result:
+    """Another tenant's read of its newest event, p50 / p99, alone and while organisation 1
+    posts ``batches`` from BATCH_CLIENTS clients: what one tenant's ingest does to the
+    others' requests."""
+    token = server.create_token(server.create_org("Neighbour"), "event:read")
+    url = f"{server.url}/api/v1/event"
+    with server.client(token) as client:
+        alone: list[float] = []
+        while len(alone) < NEIGHBOUR_READS_ALONE:
+            _read_newest(client, alone)
+        during: list[float] = []
+        stop = threading.Event()
+
+        def poll() -> None:
+            while not stop.is_set():
+                _read_newest(client, during)
+
+        poller = threading.Thread(target=poll)
+        poller.start()
+        try:
+            asyncio.run(_post_all(url, server.admin_token, batches, BATCH_CLIENTS, BATCH))
+        finally:
+            stop.set()
+            poller.join()
+    return {"alone": percentiles(alone), "during_batch_ingest": percentiles(during)}
+
+
+def _read_newest(client: httpx.Client, samples: list[float]) -> None:
+    began = time.perf_counter()
+    reply = client.get("/event", params={"per_page": 1})
+    samples.append((time.perf_counter() - began) * 1000)
+    if reply.status_code != 200:
+        raise RuntimeError(f"the neighbour's read answered {reply.status_code}")
+    time.sleep(NEIGHBOUR_PAUSE_S)

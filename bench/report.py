@@ -130,6 +130,13 @@ def table(results: dict[str, Any]) -> str:
             f"{_n(h['single']['events_per_s'])} | {_n(s['raw_sqlite_events_per_s'])} | "
             f"{_n(h['single']['ratio_to_raw_sqlite'])} |",
         ]
+        if "neighbour_read" in h:
+            alone, busy = h["neighbour_read"]["alone"], h["neighbour_read"]["during_batch_ingest"]
+            lines.append(
+                "| another tenant's newest-event read while one ingests batches, p50 / p99 ms | "
+                f"{_n(busy['p50_ms'])} / {_n(busy['p99_ms'])} | "
+                f"{_n(alone['p50_ms'])} / {_n(alone['p99_ms'])} (no ingest) | |"
+            )
     query = results.get("query") or {}
     names = {
         "newest_100_for_endpoint": "newest 100 for one endpoint",
