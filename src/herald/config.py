@@ -2,6 +2,8 @@
 
 from __future__ import annotations
 
+import ipaddress
+
 from pydantic import Field, field_validator
 from pydantic_settings import BaseSettings, SettingsConfigDict
 
@@ -28,6 +30,9 @@ class Settings(BaseSettings):
     max_future_skew_seconds: float = Field(default=5, ge=0, le=86_400)  # partitions: days ahead
     rate_limit_per_second: float = Field(default=500, ge=0)  # per token; 0 turns it off
     rate_limit_burst: int = Field(default=1000, ge=1)
+    # Proxies whose X-Forwarded-For / -Proto are believed (IPs or CIDRs, comma-separated);
+    # empty: none, the client is the connecting address (rate limits key on it).
+    trusted_proxies: str = ""
     query_time_limit_seconds: float = Field(default=10, gt=0, le=3600)  # a tenant's query
     queries_per_organisation: int = Field(default=4, ge=1)  # a tenant's queries at once
     metrics_token: str | None = Field(default=None, repr=False)  # a scraper's bearer token
@@ -82,6 +87,27 @@ class Settings(BaseSettings):
     def retry_delays(self) -> tuple[float, ...]:
         """The retry schedule in seconds."""
         return tuple(float(part) for part in self.delivery_retry_schedule.split(","))
+
+    @field_validator("trusted_proxies")
+    @classmethod
+    def _proxy_addresses(cls, value: str) -> str:
+        parts = []
+        for part in (part.strip() for part in value.split(",")):
+            try:  # normalised: uvicorn takes "10.0.0.1/8" for a name, not a network
+                if "/" in part:
+                    parts.append(str(ipaddress.ip_network(part, strict=False)))
+                elif part:
+                    parts.append(str(ipaddress.ip_address(part)))
+            except ValueError:
+                raise ValueError(
+                    f"{part!r} is not an IP address or network, e.g. 10.0.0.5,10.1.0.0/16"
+                ) from None
+        return ",".join(parts)
+
+    @property
+    def trusted_proxy_list(self) -> list[str]:
+        """The proxies whose forwarding headers are believed (none by default)."""
+        return [part for part in self.trusted_proxies.split(",") if part]
 
     @field_validator("sqlite_synchronous")
     @classmethod

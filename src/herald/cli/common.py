@@ -86,12 +86,28 @@ def api_url() -> str:
 
 
 def run_app(
-    app: Any, host: str, port: int, log_level: str, server: type[uvicorn.Server] | None = None
+    app: Any,
+    host: str,
+    port: int,
+    log_level: str,
+    server: type[uvicorn.Server] | None = None,
+    trusted_proxies: list[str] | None = None,
 ) -> None:
     """Serve ``app`` (ASGI) until a stop signal, the garbage collector set for batches of
-    events. uvicorn is imported here: the other commands start without the web stack."""
+    events. uvicorn is imported here: the other commands start without the web stack.
+
+    ``X-Forwarded-For``/``-Proto`` are believed only from ``trusted_proxies`` (uvicorn's
+    own default trusts them from loopback: a client on the host could pick its address)."""
     import uvicorn
 
-    config = uvicorn.Config(app, host=host, port=port, log_level=log_level, access_log=False)
+    config = uvicorn.Config(
+        app,
+        host=host,
+        port=port,
+        log_level=log_level,
+        access_log=False,
+        proxy_headers=bool(trusted_proxies),
+        forwarded_allow_ips=list(trusted_proxies or []),
+    )
     tune_for_batches()
     (server or uvicorn.Server)(config).run()

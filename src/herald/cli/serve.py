@@ -64,7 +64,14 @@ def _run(settings: Settings) -> None:
             end_live_streams(self.config.app)
             super().handle_exit(sig, frame)
 
-    run_app(create_app(settings), settings.host, settings.port, settings.log_level, Server)
+    run_app(
+        create_app(settings),
+        settings.host,
+        settings.port,
+        settings.log_level,
+        Server,
+        trusted_proxies=settings.trusted_proxy_list,
+    )
 
 
 def serve(
