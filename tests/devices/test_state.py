@@ -87,6 +87,32 @@ def test_the_story_in_any_order_or_twice_ends_the_same() -> None:
         assert ds.dumps(fold(shuffled)) == ds.dumps(expected)
 
 
+def test_an_event_naming_the_endpoint_by_id_only_keeps_its_name() -> None:
+    named = ev(1, 0, detail=VODAFONE, endpoint={"id": 7, "name": "GPS Tracker", "imei": "35"})
+    bare = ev(2, 5, endpoint={"id": 7})
+    nulls = ev(5, 6, endpoint={"id": 7, "name": None, "imei": None})
+    renamed = ev(2, 3, endpoint={"id": 7, "name": "Tracker 2"})
+    expected = {"id": 7, "name": "GPS Tracker", "imei": "35"}
+    for order in itertools.permutations([named, bare, nulls]):
+        assert ds.endpoint(fold(list(order))) == expected
+    # a newer name wins, in any order; fields are newest-first each on its own
+    for order in itertools.permutations([named, bare, renamed]):
+        assert ds.endpoint(fold(list(order))) == {"id": 7, "name": "Tracker 2", "imei": "35"}
+
+
+def test_a_state_kept_before_the_fields_were_split_loads_as_before() -> None:
+    kept = {
+        "last": T0,
+        "times": {"cs_attach": T0},
+        "registers": {"endpoint": [T0, 3, {"id": 7, "name": "GPS Tracker", "tags": None}]},
+    }
+    folded = ds.loads(orjson.dumps(kept))
+    assert ds.endpoint(folded) == {"id": 7, "name": "GPS Tracker"}
+    after = ds.apply(folded, ev(2, 5, endpoint={"id": 7}))
+    assert ds.endpoint(after) == {"id": 7, "name": "GPS Tracker"}
+    assert ds.loads(ds.dumps(after)) == after
+
+
 def test_an_older_event_does_not_move_the_status_back() -> None:
     online = fold([ev(1, 0, detail=VODAFONE), session(10)])
     backfilled = ds.apply(ds.apply(online, ev(5, 5)), ev(15, 6))  # before the session began

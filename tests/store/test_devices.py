@@ -191,6 +191,29 @@ def test_queries_are_scoped_filtered_and_counted(
     assert store.list_device_states(DeviceQuery(()))[1] == 0
 
 
+def test_a_later_event_by_id_only_keeps_the_endpoints_name(
+    store: Store, make_event: EventFactory, ids: Callable[[int], list[int]]
+) -> None:
+    """ "GPS Tracker" stays the name (in the row the fleet list filters on, and in the state)
+    when a newer event names the endpoint by its id alone."""
+    org = store.create_organisation("Acme").id
+    named = {"id": 733023, "name": "GPS Tracker", "imei": "356938035643809"}
+    events = [
+        make_event(org, T0, 1, endpoint=named, detail=NETWORK),
+        make_event(org, T0 + MIN, 2, endpoint={"id": 733023}, detail=NETWORK),
+        make_event(org, T0 + 2 * MIN, 5, endpoint={"id": 733023, "name": None}),
+    ]
+    stored = ids(len(events))
+    store.append(events, stored)
+    readable(store, stored)
+    DeviceProjector(store).catch_up()
+    row = store.get_device_state((org,), "733023")
+    assert row is not None and row.endpoint_name == "GPS Tracker"
+    assert ds.endpoint(ds.loads(row.state)) == named
+    rows, total = store.list_device_states(DeviceQuery((org,), name_contains=("GPS",)))
+    assert total == 1 and rows[0].endpoint_key == "733023"
+
+
 def test_herald_db_rebuild_device_state(
     store: Store, database_url: str, make_event: EventFactory, ids: Callable[[int], list[int]]
 ) -> None:

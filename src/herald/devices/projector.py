@@ -73,7 +73,7 @@ def fold(
         state.merge(event)
         new = device_state.status(after := state.view())
         if old != new:
-            endpoint = device_state.value(after, "endpoint") or {}
+            endpoint = device_state.endpoint(after)
             found.append(changes.Change(at[0], at[1], old, new, event, endpoint))
     folded = {at: state.view() for at, state in working.items()}
     return {at: new for at, new in folded.items() if new != stored.get(at)}, found
@@ -102,7 +102,7 @@ def to_row(
     organisation_id: int, key: str, folded: device_state.DeviceState, at_ms: int
 ) -> DeviceRow:
     """The stored row of a state, with the columns lists filter on."""
-    endpoint = device_state.value(folded, "endpoint") or {}
+    endpoint = device_state.endpoint(folded)
     network = device_state.value(folded, "network") or {}
     country = network.get("country") or {}
     name = endpoint.get("name")

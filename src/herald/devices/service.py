@@ -77,7 +77,7 @@ def connectivity(row: DeviceRow, folded: device_state.DeviceState | None = None)
 def summary(row: DeviceRow) -> dict[str, Any]:
     """One endpoint of the fleet list: who it is, its connectivity, when last seen."""
     folded = device_state.loads(row.state)
-    endpoint = device_state.value(folded, "endpoint") or {}
+    endpoint = device_state.endpoint(folded)
     return {
         "id": row.endpoint_id,
         "name": row.endpoint_name,

@@ -128,6 +128,9 @@ _SESSION_FIELDS = frozenset(
 )
 _COUNTRY_FIELDS = frozenset({"id", "name", "country_code", "mcc", "iso_code"})
 _ENDPOINT_FIELDS = frozenset({"id", "name", "imei", "ip_address", "tags"})
+# Each of the endpoint's fields is a register of its own: an event that names the endpoint
+# by id only leaves its known name (IMEI, address...) as it was.
+ENDPOINT_REGISTERS = {key: f"endpoint.{key}" for key in sorted(_ENDPOINT_FIELDS)}
 _OPERATOR_FIELDS, _MNC_FIELDS = frozenset({"id", "name"}), frozenset({"mnc"})
 _SCALARS = frozenset({str, bool, int, float, type(None)})  # JSON's, as parsed
 
@@ -252,7 +255,9 @@ def _values(event: DeviceEvent, opened: bool) -> dict[str, JSON]:
     values: dict[str, JSON] = {}
     endpoint = record.get("endpoint")
     if isinstance(endpoint, dict):
-        values["endpoint"] = _scalars(endpoint, _ENDPOINT_FIELDS)
+        for key, known in _scalars(endpoint, _ENDPOINT_FIELDS).items():
+            if known is not None:  # a missing or null field says nothing new
+                values[ENDPOINT_REGISTERS[key]] = known
     if type_id in _LABELS:
         name, label = _LABELS[type_id]
         values[name] = label
@@ -365,6 +370,14 @@ def value(state: DeviceState, name: str) -> JSON:
     return kept[2] if kept is not None else None
 
 
+def endpoint(state: DeviceState) -> dict[str, JSON]:
+    """The endpoint's fields as known: each the newest event's that gave it."""
+    registers = state.registers
+    return {
+        key: registers[name][2] for key, name in ENDPOINT_REGISTERS.items() if name in registers
+    }
+
+
 def location(state: DeviceState) -> dict[str, JSON] | None:
     """The network the device was last seen on, with the elements serving it."""
     kept = state.registers.get("network")
@@ -391,8 +404,7 @@ def pdp_context(state: DeviceState) -> dict[str, JSON] | None:
     context: dict[str, JSON] = dict(kept[2]) if kept is not None and current else {}
     context.setdefault("tunnel_created", format_ms(_t(state, SESSION_OPEN)))
     if "ue_ip_address" not in context:
-        endpoint = value(state, "endpoint") or {}
-        context["ue_ip_address"] = endpoint.get("ip_address")
+        context["ue_ip_address"] = value(state, ENDPOINT_REGISTERS["ip_address"])
     return context
 
 
@@ -411,4 +423,11 @@ def dumps(state: DeviceState) -> bytes:
 def loads(data: bytes | str) -> DeviceState:
     raw = orjson.loads(data)
     registers = {name: (int(k[0]), int(k[1]), k[2]) for name, k in raw["registers"].items()}
+    legacy = registers.pop("endpoint", None)  # a state kept before: all fields in one
+    if legacy is not None and isinstance(legacy[2], dict):
+        for key, known in legacy[2].items():
+            name = ENDPOINT_REGISTERS.get(key)
+            held = registers.get(name) if name else None
+            if name and known is not None and (held is None or legacy[:2] > held[:2]):
+                registers[name] = (legacy[0], legacy[1], known)
     return DeviceState(int(raw["last"]), dict(raw["times"]), registers)
