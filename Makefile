@@ -4,7 +4,7 @@ VENV := .venv
 BIN := $(VENV)/bin
 STAMP := $(VENV)/.installed
 
-.PHONY: run test lint typecheck unit format clean soak bench bench-quick
+.PHONY: run test lint typecheck unit format clean soak reliability-figures bench bench-quick
 
 $(STAMP): pyproject.toml
 	test -x $(BIN)/python || $(PYTHON) -m venv $(VENV)
@@ -27,11 +27,15 @@ unit: $(STAMP)  # four workers, one test file each at a time (module-scoped serv
 
 test: lint typecheck unit
 
-# minutes of load, ten kills, larger fuzzing budgets; writes RELIABILITY.md
+# minutes of load, ten kills, larger fuzzing budgets; publishes its figures (RELIABILITY.md)
 soak: $(STAMP)
 	HERALD_SOAK=1 HERALD_SOAK_SECONDS=180 HERALD_SOAK_KILLS=10 HERALD_FUZZ_EXAMPLES=100 \
 		$(BIN)/pytest -q tests/reliability
-	$(BIN)/python reliability/render.py
+	$(BIN)/python reliability/render.py --publish reliability/runs/latest-soak.json
+
+# after a whole `make test`: its reliability counters into results.json and RELIABILITY.md
+reliability-figures: $(STAMP)
+	$(BIN)/python reliability/render.py --publish reliability/runs/latest-quick.json
 
 format: $(STAMP)
 	$(BIN)/ruff check --fix src tests bench

@@ -8,10 +8,44 @@ from pathlib import Path
 import pytest
 
 from herald.store import open_store
+from tests.reliability import figures
 from tests.support import postgres
-from tests.support.server import HeraldServer, start_server
+from tests.support.server import HeraldServer, start_server, stop_every_server
 
 SHARED_REFERENCE = Path(__file__).resolve().parents[2] / "shared" / "reference"
+
+
+def pytest_configure(config: pytest.Config) -> None:
+    figures.begin_run()  # on the controller, before its workers start: they share the run id
+
+
+def pytest_sessionfinish(session: pytest.Session) -> None:
+    stop_every_server()  # none of this process's ``herald serve`` outlives the session
+    if not hasattr(session.config, "workerinput"):  # the controller, or a run without xdist
+        figures.finish_run()
+
+
+def pytest_report_header(config: pytest.Config) -> list[str]:
+    if SHARED_REFERENCE.is_dir():
+        return []
+    return [f"provider reference documents MISSING at {SHARED_REFERENCE}: their tests skip"]
+
+
+def pytest_terminal_summary(terminalreporter: pytest.TerminalReporter) -> None:
+    """Name, once and loudly, the tests skipped for want of the reference documents."""
+    skipped = [
+        report.nodeid
+        for report in terminalreporter.stats.get("skipped", [])
+        if isinstance(report.longrepr, tuple) and "reference" in str(report.longrepr[2])
+    ]
+    if skipped:
+        terminalreporter.write_sep("!", f"{len(skipped)} tests SKIPPED: no reference documents")
+        terminalreporter.write_line(
+            f"They check Herald against the providers' documents, expected at {SHARED_REFERENCE}"
+            " (a checkout of the shared reference beside this repository; CI has it):"
+        )
+        for nodeid in skipped:
+            terminalreporter.write_line(f"  {nodeid}")
 
 
 BACKENDS = ["sqlite", pytest.param("postgres", marks=pytest.mark.postgres)]

@@ -2,21 +2,21 @@
 
 from __future__ import annotations
 
-import os
 from collections.abc import Iterator
 from dataclasses import dataclass
 from pathlib import Path
 
 import pytest
 
-from tests.reliability.figures import Figures
+from tests.reliability.figures import Figures, run_kind
 from tests.support.server import HeraldServer, start_server
 
 
 @pytest.fixture(scope="session")
 def figures() -> Iterator[Figures]:
-    """This run's counters, written to reliability/results.json at the end of the session."""
-    run = Figures("soak" if os.environ.get("HERALD_SOAK") else "quick")
+    """This process's counters, written to the run's ignored directory at the session's end
+    (``tests/reliability/figures.py``: merged there with the other workers')."""
+    run = Figures(run_kind())
     yield run
     run.write()
 

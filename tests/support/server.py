@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+import atexit
 import os
 import signal
 import socket
@@ -22,7 +23,13 @@ from herald.store import Store, open_store
 from herald.store.sqlite import sqlite_path
 
 HERALD = [sys.executable, "-m", "herald"]
-STARTUP_SECONDS = 30
+STARTUP_SECONDS = float(os.environ.get("HERALD_TEST_STARTUP_SECONDS", "120"))
+"""How long a server may take to answer /health: generous, as a machine loaded by other work
+starts Python processes slowly; a server that does not come up is killed and the test fails."""
+STOP_GRACE_SECONDS = 10
+"""SIGTERM's grace on ``stop()`` (a server drains deliveries in flight), then SIGKILL."""
+_RUNNING: set[subprocess.Popen[bytes]] = set()
+"""Every server process this test process started and has not seen exit."""
 DEFAULT_RETENTION_DAYS = Settings.model_fields["retention_days"].default
 
 
@@ -64,7 +71,7 @@ class HeraldServer:
         return self.workdir / "herald.admin-token"
 
     def _spawn(self, log: IO[bytes]) -> subprocess.Popen[bytes]:
-        return subprocess.Popen(
+        process = subprocess.Popen(
             [
                 *HERALD,
                 "serve",
@@ -79,40 +86,42 @@ class HeraldServer:
             env=self.env,
             stdout=log,
             stderr=subprocess.STDOUT,
+            start_new_session=True,  # its own process group, stopped as a whole
         )
+        _RUNNING.add(process)
+        return process
 
     def _wait_until_up(self) -> None:
         assert self.process is not None
-        deadline = time.monotonic() + STARTUP_SECONDS
-        while time.monotonic() < deadline:
+        started = time.monotonic()
+        while time.monotonic() < started + STARTUP_SECONDS:
             if self.process.poll() is not None:
+                _RUNNING.discard(self.process)
                 raise RuntimeError(f"herald serve exited: {self.log()[-2000:]}")
             try:
-                if httpx.get(f"{self.url}/health", timeout=1).status_code == 200:
-                    break
+                if httpx.get(f"{self.url}/health", timeout=5).status_code == 200:
+                    return
             except httpx.HTTPError:
                 time.sleep(0.05)
-        else:
-            raise RuntimeError(f"herald serve did not start: {self.log()[-2000:]}")
+        end(self.process, grace=2)  # a server that did not come up is never left behind
+        raise RuntimeError(
+            f"herald serve did not answer /health within {STARTUP_SECONDS:.0f} s "
+            f"(HERALD_TEST_STARTUP_SECONDS): {self.log()[-2000:]}"
+        )
 
     def log(self) -> str:
         path = self.workdir / "server.log"
         return path.read_text(errors="replace") if path.exists() else ""
 
     def stop(self) -> None:
-        if self.process and self.process.poll() is None:
-            self.process.send_signal(signal.SIGTERM)
-            try:
-                self.process.wait(10)
-            except subprocess.TimeoutExpired:
-                self.process.kill()
-                self.process.wait(5)
+        """SIGTERM (a graceful stop), SIGKILL to its process group after the grace."""
+        if self.process:
+            end(self.process, grace=STOP_GRACE_SECONDS)
 
     def kill(self) -> None:
         """SIGKILL: no shutdown code runs."""
-        if self.process and self.process.poll() is None:
-            self.process.kill()
-            self.process.wait(5)
+        if self.process:
+            end(self.process, grace=0)
 
     def restart(self) -> None:
         self.stop()
@@ -164,6 +173,34 @@ class HeraldServer:
             yield store
         finally:
             store.close()
+
+
+def end(process: subprocess.Popen[bytes], grace: float) -> None:
+    """Stop a server's process group: SIGTERM, then SIGKILL after ``grace`` s (at once if 0)."""
+    if process.poll() is None and grace:
+        _signal_group(process, signal.SIGTERM)
+        try:
+            process.wait(grace)
+        except subprocess.TimeoutExpired:
+            pass
+    if process.poll() is None:
+        _signal_group(process, signal.SIGKILL)
+        process.wait(30)
+    _RUNNING.discard(process)
+
+
+def _signal_group(process: subprocess.Popen[bytes], sig: signal.Signals) -> None:
+    try:
+        os.killpg(process.pid, sig)  # the leader is not reaped yet: its group id is its own
+    except ProcessLookupError:
+        pass
+
+
+@atexit.register
+def stop_every_server() -> None:
+    """Stop the servers a test left running (also called when the pytest session ends)."""
+    for process in list(_RUNNING):
+        end(process, grace=3)
 
 
 def start_server(
