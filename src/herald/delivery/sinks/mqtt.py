@@ -35,13 +35,14 @@ class MqttSink(BrokerSink):
         )
         self._stack = contextlib.AsyncExitStack()
         entering = asyncio.ensure_future(self._stack.enter_async_context(client))
-        await asyncio.wait((entering, errors.first), return_when=asyncio.FIRST_COMPLETED)
-        if not entering.done():  # the connection was lost before the broker's CONNACK
-            entering.cancel()
-            with contextlib.suppress(asyncio.CancelledError, aiomqtt.MqttError):
-                await entering
-            raise ConnectionError(errors.first.result())
-        self._client = entering.result()
+        try:
+            await asyncio.wait((entering, errors.first), return_when=asyncio.FIRST_COMPLETED)
+            if not entering.done():  # the connection was lost before the broker's CONNACK
+                raise ConnectionError(errors.first.result())
+            self._client = entering.result()
+        finally:  # refused, lost, timed out, or the send's timeout fired (a cancel)
+            if self._client is None:
+                await _abandon(entering, client)
 
     async def _publish(self, out: Outgoing) -> str:
         assert self._client is not None
@@ -55,6 +56,24 @@ class MqttSink(BrokerSink):
         stack, self._stack, self._client = self._stack, None, None
         if stack is not None:
             await stack.aclose()
+
+
+async def _abandon(entering: asyncio.Future[aiomqtt.Client], client: aiomqtt.Client) -> None:
+    """Cancel a connect that has not finished, wait for it, and close what it opened.
+
+    aiomqtt closes no socket when its connect is cancelled, nor one that its connect thread
+    opens after: a CONNACK coming late would leave a connection nobody closes. A connect
+    that won the race completed the exit stack: the sink's disconnect closes it.
+    """
+    entering.cancel()
+    await asyncio.wait((entering,))  # not ``await``: a cancel of this task stays its own
+    if not entering.cancelled() and entering.exception() is None:
+        return  # retrieved either way: no "Task exception was never retrieved"
+    paho = client._client  # aiomqtt has no public close for a half-open connection
+    loop = asyncio.get_running_loop()
+    # a socket the connect thread opens from now on is closed on the loop once it is made
+    paho.on_socket_open = lambda *_: loop.call_soon_threadsafe(paho._sock_close)
+    paho._sock_close()
 
 
 class _Errors(logging.Handler):
