@@ -1,4 +1,9 @@
-"""The figures as a Markdown table in BENCHMARKS.md, and the targets they are held to."""
+"""The figures as a Markdown table in BENCHMARKS.md, and the targets they are held to.
+
+Each table is one run of one commit: the families this run measured in the first, and the
+families it kept from earlier runs (``--only``) in tables of their own, one per run, each
+headed by its date and commit.
+"""
 
 from __future__ import annotations
 
@@ -7,6 +12,7 @@ from pathlib import Path
 from typing import Any
 
 BEGIN, END = "<!-- bench:results:begin -->", "<!-- bench:results:end -->"
+FAMILIES = ("ingest", "query", "delivery", "devices", "sinks")
 
 
 def _get(results: dict[str, Any], path: str) -> Any:
@@ -73,9 +79,12 @@ SINK_RUNS = (("batched", "batches of 100"), ("single", "one event per message"))
 
 
 def targets(results: dict[str, Any]) -> list[dict[str, Any]]:
-    """Each target with the measured figure and whether it was met."""
+    """Each target of the families in ``results`` (those it measured: not the ones kept from
+    earlier runs) with the measured figure and whether it was met."""
     checked = []
     for label, path, op, bound in TARGETS:
+        if not isinstance(results.get(path.split(".", 1)[0]), dict):
+            continue  # not measured in this run: its target belongs to the run that did
         value = _get(results, path)
         met = None if value is None else (value >= bound if op == ">=" else value <= bound)
         checked.append({"target": label, "bound": f"{op} {bound:g}", "measured": value, "met": met})
@@ -90,27 +99,58 @@ def _n(value: Any) -> str:
     return f"{value:,.0f}" if isinstance(value, int | float) else str(value)
 
 
-def _measured(results: dict[str, Any]) -> list[str]:
-    """A note when families come from different runs (``--only`` keeps the others)."""
-    dates = {
-        name: results[name]["measured"]
-        for name in ("ingest", "query", "delivery", "devices", "sinks")
-        if isinstance(results.get(name), dict) and "measured" in results[name]
-    }
-    if len(set(dates.values())) <= 1:
-        return []
-    return ["", "Measured: " + " · ".join(f"{name} {date}" for name, date in dates.items())]
+def _run_line(mode: str, date: str, commit: str, names: list[str]) -> str:
+    return f"Run: **{mode}** on {date} · commit `{commit}` · families: {', '.join(names)}"
 
 
 def table(results: dict[str, Any]) -> str:
-    """The results section of BENCHMARKS.md."""
+    """The results section of BENCHMARKS.md: this run's table, then any earlier run's."""
     m = results["machine"]
+    names = [name for name in FAMILIES if isinstance(results.get(name), dict)]
     lines = [
-        f"Run: **{results['mode']}** on {results['date']} · commit `{m['commit']}` · "
-        f"{m['cpu']}, {m['cores']} cores, {m['memory_mb']:,} MB · Python {m['python']}, "
+        _run_line(results["mode"], results["date"], m["commit"], names)
+        + f" · {m['cpu']}, {m['cores']} cores, {m['memory_mb']:,} MB · Python {m['python']}, "
         f"SQLite {m['sqlite']} · {m['os']}",
-        *_measured(results),
         "",
+        *_figures(results),
+        *_target_lines(results["targets"]),
+    ]
+    earlier = results.get("earlier") or {}
+    runs: dict[tuple[str, str], list[str]] = {}
+    for name in FAMILIES:
+        if name in earlier:
+            key = (earlier[name].get("measured", "an unknown date"), earlier[name].get("commit"))
+            runs.setdefault(key, []).append(name)
+    if runs:
+        lines += [
+            "",
+            "**Earlier runs.** The families this run did not measure (`--only`), as the last "
+            f"{results['mode']} run that measured each left them: one table per run, headed by "
+            "its date and commit; they were not measured beside the figures above.",
+        ]
+    for (date, commit), kept in runs.items():
+        part = {name: earlier[name] for name in kept}
+        lines += [
+            "",
+            _run_line(results["mode"], date, commit or "unknown (not recorded)", kept),
+            "",
+            *_figures(part),
+            *_target_lines(targets(part)),
+        ]
+    return "\n".join(lines)
+
+
+def _target_lines(checked: list[dict[str, Any]]) -> list[str]:
+    lines = ["", "| target | bound | measured | met |", "|---|---|---:|---|"]
+    for t in checked:
+        met = {True: "yes", False: "**no**", None: "not measured"}[t["met"]]
+        lines.append(f"| {t['target']} | {t['bound']} | {_n(t['measured'])} | {met} |")
+    return lines
+
+
+def _figures(results: dict[str, Any]) -> list[str]:
+    """The figure table of the families in ``results`` (all from one run)."""
+    lines = [
         "| figure | Herald | raw baseline | ratio |",
         "|---|---:|---:|---:|",
     ]
@@ -118,18 +158,31 @@ def table(results: dict[str, Any]) -> str:
     if ingest:
         s, h = ingest["store"], ingest["http"]
         lines += [
-            f"| ingest through the store, batches of {s['batch']}, events/s | "
-            f"{_n(s['herald_events_per_s'])} | {_n(s['raw_sqlite_events_per_s'])} (sqlite3 "
-            f"executemany) | {_n(s['ratio'])} |",
+            f"| ingest through the store (`append`: records packed, hourly counts kept), "
+            f"batches of {s['batch']}, events/s | {_n(s['herald_events_per_s'])} | "
+            f"{_n(s['raw_sqlite_events_per_s'])} (sqlite3 executemany of the same rows, "
+            f"made before its clock; no counts) | {_n(s['ratio'])} |",
             f"| (raw sqlite3 executemany, table without its secondary indexes, events/s) | | "
             f"{_n(s['raw_sqlite_without_indexes_events_per_s'])} | |",
-            f"| ingest over HTTP, batches of 1000 ({h['batch']['clients']} clients), events/s | "
-            f"{_n(h['batch']['events_per_s'])} | {_n(s['raw_sqlite_events_per_s'])} | "
-            f"{_n(h['batch']['ratio_to_raw_sqlite'])} |",
-            f"| ingest over HTTP, single events ({h['single']['clients']} clients), events/s | "
-            f"{_n(h['single']['events_per_s'])} | {_n(s['raw_sqlite_events_per_s'])} | "
-            f"{_n(h['single']['ratio_to_raw_sqlite'])} |",
         ]
+        for key, label in (("batch", "batches of 1000"), ("single", "single events")):
+            p = h[key]
+            until = (
+                "until device state has folded them"
+                if "posting_events_per_s" in p
+                else "posting only (device state not waited for)"
+            )
+            lines.append(
+                f"| ingest over HTTP, {label} ({p['clients']} clients), {until}, events/s | "
+                f"{_n(p['events_per_s'])} | {_n(s['raw_sqlite_events_per_s'])} (the store's "
+                f"raw executemany above) | {_n(p['ratio_to_raw_sqlite'])} |"
+            )
+            if "posting_events_per_s" in p:
+                lines.append(
+                    f"| (HTTP, {label}: posting alone, events/s; device state's lag after the "
+                    f"last post, s) | {_n(p['posting_events_per_s'])}; "
+                    f"{_n(p['lag_after_last_post_s'])} | | |"
+                )
         if "neighbour_read" in h:
             alone, busy = h["neighbour_read"]["alone"], h["neighbour_read"]["during_batch_ingest"]
             lines.append(
@@ -148,12 +201,24 @@ def table(results: dict[str, Any]) -> str:
     for key, label in names.items():
         if key in query:
             f = query[key]
+            # results from before the baselines said what they do: raw rows, a scan
+            does = f.get("raw_does") or (
+                "sqlite3 scan of the events, not the rollup"
+                if key == "count_30d_by_type_per_day"
+                else "sqlite3, records left packed"
+            )
             lines.append(
                 f"| query on {query['store_events']:,} events: {label}, p50 / p99 ms | "
                 f"{_n(f['herald']['p50_ms'])} / {_n(f['herald']['p99_ms'])} | "
-                f"{_n(f['raw_sqlite']['p50_ms'])} / {_n(f['raw_sqlite']['p99_ms'])} (sqlite3) | "
+                f"{_n(f['raw_sqlite']['p50_ms'])} / {_n(f['raw_sqlite']['p99_ms'])} ({does}) | "
                 f"{_n(f['ratio_p50'])} (p50) |"
             )
+            if "raw_sqlite_events_scan" in f:
+                scan = f["raw_sqlite_events_scan"]
+                lines.append(
+                    f"| ({label} without the rollup: sqlite3 scanning the events, p50 / p99 ms) "
+                    f"| | {_n(scan['p50_ms'])} / {_n(scan['p99_ms'])} | |"
+                )
     delivery = results.get("delivery") or {}
     if delivery:
         for key, label in (("batched", "batches of 100"), ("single", "one event per request")):
@@ -179,11 +244,7 @@ def table(results: dict[str, Any]) -> str:
             f"{_n(delivery['server_peak_rss_mb'])} / {_n(delivery['worker_peak_rss_mb'])} | | |"
         )
     lines += cost
-    lines += ["", "| target | bound | measured | met |", "|---|---|---:|---|"]
-    for t in results["targets"]:
-        met = {True: "yes", False: "**no**", None: "-"}[t["met"]]
-        lines.append(f"| {t['target']} | {t['bound']} | {_n(t['measured'])} | {met} |")
-    return "\n".join(lines)
+    return lines
 
 
 def _sink_lines(sinks: dict[str, Any]) -> list[str]:
@@ -267,7 +328,7 @@ def _device_lines(devices: dict[str, Any]) -> list[str]:
 
 def update_markdown(path: Path, results: dict[str, Any]) -> None:
     """Replace the results section of ``path`` (between the markers) with the new table."""
-    text = path.read_text()
+    text = path.read_text() if path.exists() else ""
     section = f"{BEGIN}\n{table(results)}\n{END}"
     if BEGIN in text:
         text = re.sub(

@@ -1,6 +1,9 @@
 """Run every benchmark: ``python -m bench.run [--quick] [--only FAMILY,...]`` (``FAMILIES``).
 
-Writes ``bench/results.json`` and the results table of ``BENCHMARKS.md``.
+Writes ``bench/results.json`` and the results table of ``BENCHMARKS.md``. The families
+this run measures are stamped with its date and commit; with ``--only``, the others are
+kept from the last run of the same mode under ``earlier``, each with the date and commit of
+the run that measured it, and rendered in tables of their own.
 """
 
 from __future__ import annotations
@@ -24,30 +27,54 @@ def _say(text: str) -> None:
     print(f"[bench] {text}", flush=True)  # noqa: T201
 
 
-def _kept(mode: str, families: list[str]) -> dict[str, Any]:
-    """The families this run skips, from the last results of the same mode (with --only)."""
-    path = ROOT / "results.json"
+def _kept(path: Path, mode: str, families: list[str]) -> dict[str, Any]:
+    """The families this run skips, as the last results of the same mode hold them (its own
+    or kept from before), each stamped with the date and commit of the run that measured it."""
     if not path.exists():
         return {}
     last = orjson.loads(path.read_bytes())
     if last.get("mode") != mode:
         return {}
-    return {name: last[name] for name in FAMILIES if name not in families and name in last}
+    found: dict[str, Any] = dict(last.get("earlier") or {})
+    commit = (last.get("machine") or {}).get("commit", "unknown")
+    for name in FAMILIES:
+        if isinstance(last.get(name), dict):
+            family = dict(last[name])
+            family.setdefault("measured", last["date"])
+            # results from before families carried their commit: the run's, if it measured it
+            family.setdefault("commit", commit if family["measured"] == last["date"] else None)
+            found[name] = family
+    return {name: found[name] for name in FAMILIES if name not in families and name in found}
 
 
 def main() -> None:
     parser = argparse.ArgumentParser(description=__doc__)
     parser.add_argument("--quick", action="store_true", help="about two minutes, a 1M store")
     parser.add_argument("--only", default=",".join(FAMILIES), help="families to run")
+    parser.add_argument(
+        "--results",
+        type=Path,
+        default=ROOT / "results.json",
+        help="the results file: read for the families --only keeps, then written",
+    )
+    parser.add_argument(
+        "--markdown",
+        type=Path,
+        default=ROOT.parent / "BENCHMARKS.md",
+        help="the file whose results section (between the bench:results markers) is written",
+    )
     args = parser.parse_args()
     mode = QUICK if args.quick else FULL
     families = [name.strip() for name in args.only.split(",")]
+    unknown = sorted(set(families) - set(FAMILIES))
+    if unknown:
+        parser.error(f"unknown families {', '.join(unknown)} (known: {', '.join(FAMILIES)})")
     results: dict[str, Any] = {
         "mode": mode.name,
         "date": datetime.now(UTC).strftime("%Y-%m-%d %H:%M UTC"),
         "machine": machine(),
     }
-    results.update(_kept(mode.name, families))
+    kept = _kept(args.results, mode.name, families)
     workdir = Path(tempfile.mkdtemp(prefix="herald-bench-"))
     try:
         if "ingest" in families:
@@ -81,10 +108,13 @@ def main() -> None:
     for name in families:
         if name in results:
             results[name]["measured"] = results["date"]
-    results["targets"] = report.targets(results)
-    (ROOT / "results.json").write_bytes(orjson.dumps(results, option=orjson.OPT_INDENT_2) + b"\n")
-    report.update_markdown(ROOT.parent / "BENCHMARKS.md", results)
-    _say("wrote bench/results.json and BENCHMARKS.md")
+            results[name]["commit"] = results["machine"]["commit"]
+    results["targets"] = report.targets(results)  # this run's families only
+    if kept:
+        results["earlier"] = kept
+    args.results.write_bytes(orjson.dumps(results, option=orjson.OPT_INDENT_2) + b"\n")
+    report.update_markdown(args.markdown, results)
+    _say(f"wrote {args.results} and {args.markdown}")
     print(report.table(results))  # noqa: T201
 
 
