@@ -16,11 +16,13 @@ from typing import Any
 
 from tests.support.server import HeraldServer, start_server
 
+from herald.store.sqlite import _CACHE_KIB
 from herald.timefmt import parse_timestamp, to_ms
 
 ROOT = Path(__file__).resolve().parent
 SCRATCH = ROOT / "scratch"
 Result = dict[str, Any]
+READER_CACHE_KIB = _CACHE_KIB  # the page cache of each of Herald's SQLite connections
 
 
 @dataclass(frozen=True)
@@ -109,6 +111,26 @@ def wait_caught_up(api: Any, handler_id: int, timeout_s: float = 600) -> None:
     raise RuntimeError(f"handler {handler_id} did not catch up in time")
 
 
+def wait_device_state(database_path: Path, timeout_s: float = 600) -> float:
+    """Seconds until the device-state projector's cursor reaches the end of the log of the
+    SQLite file ``database_path`` (whichever process keeps the states)."""
+    began = time.perf_counter()
+    with sqlite3.connect(f"file:{database_path}?mode=ro", uri=True) as conn:
+        while True:
+            cursor = conn.execute("SELECT cursor_seq FROM device_projection").fetchone()[0]
+            newest = conn.execute("SELECT MAX(seq) FROM events").fetchone()[0] or 0
+            if cursor >= newest:
+                return time.perf_counter() - began
+            if time.perf_counter() - began > timeout_s:
+                raise RuntimeError("the device-state projector did not catch up in time")
+            time.sleep(0.02)
+
+
+def server_database(server: HeraldServer) -> Path:
+    """The SQLite file a bench server runs on."""
+    return Path(server.database_url.removeprefix("sqlite:///"))
+
+
 def peak_rss_mb(pid: int) -> float:
     """The peak resident set (VmHWM) of a live process, in MB."""
     for line in Path(f"/proc/{pid}/status").read_text().splitlines():
@@ -142,13 +164,24 @@ def machine() -> dict[str, Any]:
 
 
 def _commit() -> str:
+    """HEAD's short hash, ``-dirty`` when the code measured (src, the bench's modules, the
+    test server helper) differs from it, as ``git describe --dirty`` marks it."""
     try:
         out = subprocess.run(
-            ["git", "rev-parse", "--short", "HEAD"], capture_output=True, text=True, check=True
+            ["git", "rev-parse", "--short", "HEAD"],
+            cwd=ROOT.parent,
+            capture_output=True,
+            text=True,
+            check=True,
+        )
+        changed = subprocess.run(
+            ["git", "diff", "--quiet", "HEAD", "--", "src", "bench/*.py", "tests/support"],
+            cwd=ROOT.parent,
+            check=False,
         )
     except (OSError, subprocess.CalledProcessError):
         return "unknown"
-    return out.stdout.strip()
+    return out.stdout.strip() + ("-dirty" if changed.returncode else "")
 
 
 @contextmanager

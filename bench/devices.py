@@ -27,7 +27,15 @@ import httpx
 import orjson
 from tests.support.server import HERALD, HeraldServer, free_port
 
-from bench.common import Mode, Result, herald_server, rate
+from bench.common import (
+    READER_CACHE_KIB,
+    Mode,
+    Result,
+    herald_server,
+    rate,
+    server_database,
+    wait_device_state,
+)
 from bench.events import ORGANISATIONS
 from bench.ingest import BATCH, BATCH_CLIENTS, _post_all, _recent_documents
 from bench.query import TENANT, _paired
@@ -86,11 +94,16 @@ def _ingest_round(workdir: Path, batches: list[bytes], where: str) -> dict[str, 
         "HERALD_DEVICE_STATE_ENABLED": "true" if where == SERVE else "false",
     }
     with herald_server(workdir, **env) as server, _worker(server, where == WORKER):
-        url = f"{server.url}/api/v1/event"
+        url, database = f"{server.url}/api/v1/event", server_database(server)
+
+        def settle() -> None:  # the warm-up batch folded before the clock starts
+            if where != OFF:
+                wait_device_state(database)
+
         events, seconds = asyncio.run(
-            _post_all(url, server.admin_token, batches, BATCH_CLIENTS, BATCH)
+            _post_all(url, server.admin_token, batches, BATCH_CLIENTS, BATCH, settle)
         )
-        lag = _wait_folded(server) if where != OFF else 0.0
+        lag = wait_device_state(database) if where != OFF else 0.0
     return {
         "events_per_s": rate(events, seconds),
         "folded_events_per_s": rate(events, seconds + lag),
@@ -115,20 +128,6 @@ def _worker(server: HeraldServer, wanted: bool) -> Iterator[None]:
     finally:
         process.terminate()
         process.wait(10)
-
-
-def _wait_folded(server: HeraldServer, timeout: float = 600) -> float:
-    """Seconds until the projector's cursor reaches the end of the log."""
-    path = server.database_url.removeprefix("sqlite:///")
-    began = time.perf_counter()
-    with sqlite3.connect(f"file:{path}?mode=ro", uri=True) as conn:
-        while True:
-            cursor = conn.execute("SELECT cursor_seq FROM device_projection").fetchone()[0]
-            if cursor >= conn.execute("SELECT MAX(seq) FROM events").fetchone()[0]:
-                return time.perf_counter() - began
-            if time.perf_counter() - began > timeout:
-                raise RuntimeError("the projector did not catch up")
-            time.sleep(0.02)
 
 
 def _mean(rounds: list[dict[str, float]], key: str) -> float:
@@ -223,7 +222,7 @@ def lookups(mode: Mode, store: QueryStore, workdir: Path) -> Result:
     with herald_server(workdir / "lookups", database_url=store.url, **env) as server:
         token = server.create_token(TENANT, "event:read")
         conn = sqlite3.connect(f"file:{store.path}?mode=ro", uri=True)
-        conn.execute("PRAGMA cache_size = -32000")  # as Herald's readers
+        conn.execute(f"PRAGMA cache_size = -{READER_CACHE_KIB}")  # as Herald's readers
         try:
             with server.client(token) as client:
                 runs = _Runs(client, conn)
