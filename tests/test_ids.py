@@ -4,7 +4,19 @@ import time
 
 import pytest
 
-from herald.ids import MAX_NODE, IdGenerator, id_time_ms
+from herald.ids import (
+    EPOCH_MS,
+    MAX_NODE,
+    MAX_PUBLIC_ID,
+    MAX_SEQUENCE,
+    NODE_BITS,
+    SEQUENCE_BITS,
+    IdGenerator,
+    draw_public_ids,
+    id_time_ms,
+    public_id_bounds,
+    public_id_ms,
+)
 
 
 def test_ids_increase_and_carry_their_time() -> None:
@@ -34,3 +46,66 @@ def test_a_node_id_is_required() -> None:
         IdGenerator()  # type: ignore[call-arg]
     with pytest.raises(ValueError, match="leased from the store"):
         IdGenerator(None)  # type: ignore[arg-type]
+
+
+def test_a_tenants_ids_do_not_count_other_tenants_events() -> None:
+    """Issue 28 #6: the slot bits were a counter shared by every organisation, so two of A's
+    ids in one millisecond told how many events B wrote in between (second - first - 1).
+    Now A's gap has the same spread whether B wrote nothing or 1,000 events."""
+
+    def gaps(others: int) -> list[int]:
+        found = []
+        for _ in range(200):
+            generator = IdGenerator(node_id=5, clock=lambda: 1_700_000_000.0)  # one millisecond
+            first = generator.next_id()
+            generator.next_ids(others)  # another organisation's batch
+            second = generator.next_id()
+            assert id_time_ms(first) == id_time_ms(second) == 1_700_000_000_000
+            found.append(abs(second - first))
+        return found
+
+    alone, crowded = gaps(0), gaps(1000)
+    assert sum(gap == 1 for gap in alone) < 20  # a counter: always 1
+    assert sum(gap == 1001 for gap in crowded) < 20  # a counter: always 1001
+    # uniform slots: a mean distance near 4096 / 3 either way (standard error about 70)
+    assert abs(sum(alone) / 200 - sum(crowded) / 200) < 500
+    assert all(500 < sum(found) / 200 < 2200 for found in (alone, crowded))
+
+
+def test_one_millisecond_gives_every_slot_once_then_borrows_the_next() -> None:
+    generator = IdGenerator(node_id=MAX_NODE, clock=lambda: 1_700_000_000.0)
+    calls = [generator.next_ids(size) for size in (1, 999, 3000, 96, 1, 500)]
+    ids = [i for call in calls for i in call]
+    assert all(call == sorted(call) for call in calls)  # a batch keeps its order
+    assert len(set(ids)) == len(ids) == 4597
+    assert all(i >> SEQUENCE_BITS & MAX_NODE == MAX_NODE for i in ids)
+    times = [id_time_ms(i) for i in ids]
+    assert times == sorted(times)  # never an earlier millisecond than an id before
+    assert times.count(1_700_000_000_000) == 4096 and times[-1] == 1_700_000_000_001
+    assert {i & MAX_SEQUENCE for i in ids[:4096]} == set(range(4096))
+
+
+def test_public_ids_skip_the_taken_and_stay_safe_integers() -> None:
+    ms = public_id_ms(1_700_000_000_123)
+    low, high = public_id_bounds(ms)
+    taken = [low, low + 7, high, 5]  # 5: an old counter id, another millisecond
+    drawn = draw_public_ids(ms, taken, 5000)
+    assert len(drawn) == 4093 and drawn == sorted(drawn)  # the millisecond's free slots
+    assert set(drawn) | {low, low + 7, high} == set(range(low, high + 1))
+    assert all(id_time_ms(i << NODE_BITS) == 1_700_000_000_123 for i in drawn)
+    last = draw_public_ids(public_id_ms(EPOCH_MS + 2**41 - 1), [], 4096)  # in 2089
+    assert max(last) == MAX_PUBLIC_ID == 2**53 - 1  # Number.MAX_SAFE_INTEGER
+
+
+def test_public_ids_are_not_a_counter() -> None:
+    """Two draws in one millisecond with another organisation's rows between them: the slots
+    are random, so their distance says nothing of how many were made in between."""
+    ms = public_id_ms(1_700_000_000_000)
+    distances = []
+    for others in (0, 100) * 100:
+        (first,) = draw_public_ids(ms, [], 1)
+        between = draw_public_ids(ms, [first], others)
+        (second,) = draw_public_ids(ms, [first, *between], 1)
+        distances.append(abs(second - first))
+    assert sum(d == 1 for d in distances[::2]) < 20 and sum(d == 101 for d in distances[1::2]) < 20
+    assert 500 < sum(distances) / 200 < 2200  # uniform slots: about 4096 / 3
