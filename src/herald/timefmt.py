@@ -44,6 +44,9 @@ def _second(seconds: int) -> str:
     )
 
 
+EXAMPLE_TIME = "2026-11-01T00:00:00Z"
+
+
 def in_range(moment: datetime) -> datetime:
     """``moment`` in UTC if Herald can store and serve it; ``ValueError`` otherwise."""
     if moment.tzinfo is None:
@@ -67,4 +70,8 @@ def parse_timestamp(text: str) -> datetime:
         value = value[:-1] + "+00:00"
     elif len(value) > 5 and value[-5] in "+-" and value[-4:].isdigit() and "T" in value:
         value = value[:-2] + ":" + value[-2:]
-    return in_range(datetime.fromisoformat(value))
+    try:
+        moment = datetime.fromisoformat(value)
+    except ValueError:
+        raise ValueError(f"must be an ISO 8601 time such as {EXAMPLE_TIME}") from None
+    return in_range(moment)

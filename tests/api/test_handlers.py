@@ -150,9 +150,43 @@ def test_private_targets_refused_unless_allowed(tmp_path: Path) -> None:
             for url in (HOOK, "http://169.254.169.254/latest", "http://[::ffff:10.0.0.1]/"):
                 response = client.post("/event_handler", json={"name": "h", "url": url})
                 assert response.status_code == 422, url
-                assert response.json()["errors"][0]["field"] == "url"
+                error = response.json()["errors"][0]
+                assert error["field"] == "url"
+                assert "start Herald with HERALD_ALLOW_PRIVATE_TARGETS=true" in error["reason"]
     finally:
         server.stop()
+
+
+@pytest.mark.parametrize(
+    ("url", "reason"),
+    [
+        ("ftp://example.com/x?y#z", "scheme 'ftp' is not one Herald delivers to; use http,"),
+        ("example.com/hook", "must be a URL with a scheme and a host"),
+        ("https:///hook", "needs a host after https://"),
+        ("https://example.com/a b", "must be printable ASCII without spaces"),
+    ],
+)
+def test_a_malformed_url_is_answered_with_a_sentence(
+    herald: HeraldServer, url: str, reason: str
+) -> None:
+    _, token = tenant(herald)
+    with herald.client(token) as client:
+        response = client.post("/event_handler", json={"name": "x", "url": url})
+    assert response.status_code == 422, response.text
+    [error] = response.json()["errors"]
+    assert error["field"] == "url" and error["reason"].startswith(reason), error
+    assert "pattern" not in response.text and "Value error" not in response.text
+
+
+def test_a_replay_from_a_word_says_what_time_is_expected(herald: HeraldServer) -> None:
+    _, token = tenant(herald)
+    with herald.client(token) as client:
+        handler = client.post("/event_handler", json={"name": "x", "url": HOOK}).json()
+        response = client.post(f"/event_handler/{handler['id']}/replay", json={"from": "yesterday"})
+    assert response.status_code == 422, response.text
+    assert response.json()["errors"] == [
+        {"field": "from", "reason": "must be an ISO 8601 time such as 2026-11-01T00:00:00Z"}
+    ]
 
 
 @pytest.mark.parametrize("retry_after", ["²", "Fri, 01 Jan 99999999999999999999 00:00:00 GMT"])

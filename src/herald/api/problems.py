@@ -80,7 +80,10 @@ def validation_errors(
     out: list[dict[str, Any]] = []
     for error in errors:
         field, loc_index = location(error.get("loc", ()))
-        entry: dict[str, Any] = {"field": field, "reason": error.get("msg", "invalid")}
+        reason = error.get("msg", "invalid")
+        if error.get("type") == "value_error" and "error" in error.get("ctx", {}):
+            reason = str(error["ctx"]["error"])  # our own sentence, without "Value error, "
+        entry: dict[str, Any] = {"field": field, "reason": reason}
         at = index if index is not None else loc_index
         if at is not None:
             entry["index"] = at

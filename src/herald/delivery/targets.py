@@ -27,6 +27,10 @@ _EMBEDDING_IPV4 = tuple(
 """IPv6 forms that carry an IPv4 address in their last 32 bits: NAT64, SIIT, v4-compatible."""
 
 
+ALLOW_PRIVATE_SETTING = "HERALD_ALLOW_PRIVATE_TARGETS"
+"""The setting that lets handlers deliver to loopback and private addresses."""
+
+
 class TargetRefused(Exception):
     """The target's URL or address is not allowed."""
 
@@ -87,7 +91,10 @@ async def resolve(host: str, port: int, allow_private: bool) -> list[str]:
         else:
             reasons.append(f"{text}: {reason}")
     if reasons:  # one bad answer is enough to refuse: it may be the one used next time
-        raise TargetRefused(f"{host} resolves to a refused address ({'; '.join(reasons)})")
+        raise TargetRefused(
+            f"{host} resolves to a refused address ({'; '.join(reasons)}); to deliver to "
+            f"private targets, start Herald with {ALLOW_PRIVATE_SETTING}=true"
+        )
     return allowed
 
 

@@ -3,13 +3,14 @@ watch their delivery, replay, test, rotate secrets."""
 
 from __future__ import annotations
 
+import re
 import secrets
 from datetime import UTC, datetime
 from typing import Annotated, Any, Literal
 
 import orjson
 from fastapi import APIRouter, Depends, Path, Query
-from pydantic import BaseModel, ConfigDict, Field, StringConstraints
+from pydantic import AfterValidator, BaseModel, ConfigDict, Field, StringConstraints
 from starlette.responses import Response
 
 from herald.api.deps import ServicesDep, get_principal, require
@@ -55,15 +56,37 @@ async def _reader(principal: Annotated[Principal, Depends(get_principal)]) -> Pr
 Reader = Annotated[Principal, Depends(_reader)]
 
 
+# printable ASCII only; which schemes a type takes is checked by delivery.sinks
+TARGET_URL = r"^(?:https?|mqtts?|nats|tls|amqps?)://[A-Za-z0-9._~%:\[\]-]+(?:[/?#][!-~]*)?$"
+_TARGET_URL = re.compile(TARGET_URL)
+TARGET_SCHEMES = ("http", "https", "mqtt", "mqtts", "nats", "tls", "amqp", "amqps")
+
+
+def _target_url(value: str) -> str:
+    """The URL if it has the form of a target; a sentence saying what is wrong if not."""
+    if _TARGET_URL.fullmatch(value):
+        return value
+    scheme, sep, rest = value.partition("://")
+    if not sep:
+        raise ValueError("must be a URL with a scheme and a host, e.g. https://example.com/hook")
+    if scheme not in TARGET_SCHEMES:
+        raise ValueError(
+            f"scheme {scheme[:16]!r} is not one Herald delivers to; use {', '.join(TARGET_SCHEMES)}"
+        )
+    if not rest or rest[0] in "/?#":
+        raise ValueError(f"needs a host after {scheme}://")
+    raise ValueError(
+        "must be printable ASCII without spaces: scheme://host[:port][/path] "
+        "(percent-encode other characters)"
+    )
+
+
 TargetUrl = Annotated[
     str,
-    StringConstraints(
-        min_length=1,
-        max_length=2048,
-        # printable ASCII only; which schemes a type takes is checked by delivery.sinks
-        pattern=r"^(?:https?|mqtts?|nats|tls|amqps?)://[A-Za-z0-9._~%:\[\]-]+(?:[/?#][!-~]*)?$",
-    ),
+    StringConstraints(min_length=1, max_length=2048),
+    AfterValidator(_target_url),
     Field(
+        json_schema_extra={"pattern": TARGET_URL},
         examples=["http://localhost:9/herald"],
         description="webhook: http(s); mqtt: mqtt(s)://host:port; nats: nats:// or tls://; "
         "amqp: amqp(s)://host:port/vhost; s3: the S3 endpoint, http(s)://host:port",
