@@ -12,7 +12,9 @@ import pytest
 
 from herald.api import live
 from herald.api.live import LogFeed, OrgScope, Subscription, route
+from herald.api.routes import health
 from herald.loops import Loops
+from herald.metrics import REGISTRY
 from herald.model import NewEvent
 from herald.store import EventFilter, LogEntry, open_store
 from herald.threads import Threads
@@ -143,22 +145,44 @@ def test_a_failing_read_shows_in_the_loop_health_and_the_feed_recovers(tmp_path:
             raise failures.pop()
         return store.read_log(after, limit)
 
-    async def scenario() -> tuple[bool, bool]:
+    failures_before = metric("herald_background_loop_failures_total", loop="live_feed")
+    # what GET /ready answers, from this process's loops and store
+    services = SimpleNamespace(run=threads.run, store=store, loops=loops)
+
+    async def scenario() -> tuple[dict[str, Any], dict[str, Any], float, float]:
         feed = LogFeed(store, threads.run, frame, interval=0.01, loops=loops)
         feed._store = SimpleNamespace(read_log=read_log, last_seq=store.last_seq)
         subscription = Subscription(EventFilter(organisation_ids=(1,)), 10, (1,))
         await feed.subscribe(subscription)
         while not loops.failing():
             await asyncio.sleep(0.01)
-        failed = loops.report()["live_feed"]["healthy"] is False
+        failed = await health.ready(services)  # type: ignore[arg-type]
+        healthy_when_failed = metric("herald_background_loop_healthy", loop="live_feed")
         await threads.run(store.append, [_event(1, 3)], [1])
-        await asyncio.wait_for(subscription.queue.get(), 10)  # delivered after the backoff
-        recovered = loops.report()["live_feed"]["healthy"] is True
+        await asyncio.wait_for(subscription.queue.get(), 60)  # delivered after the backoff
+        recovered = await health.ready(services)  # type: ignore[arg-type]
         await feed.close()
-        return failed, recovered
+        return (
+            failed,
+            recovered,
+            healthy_when_failed,
+            metric("herald_background_loop_healthy", loop="live_feed"),
+        )
 
     try:
-        assert asyncio.run(scenario()) == (True, True)
+        failed, recovered, healthy_when_failed, healthy_after = asyncio.run(scenario())
     finally:
         asyncio.run(threads.aclose())
         store.close()
+    assert failed["status"] == "degraded"
+    assert failed["loops"]["live_feed"]["healthy"] is False
+    assert failed["loops"]["live_feed"]["last_error"] == "RuntimeError: the log went away"
+    assert recovered["status"] == "ready"
+    assert recovered["loops"]["live_feed"]["healthy"] is True
+    assert (healthy_when_failed, healthy_after) == (0.0, 1.0)
+    assert metric("herald_background_loop_failures_total", loop="live_feed") == failures_before + 1
+
+
+def metric(name: str, **labels: str) -> float:
+    """A sample of this process's metrics registry: what its ``/metrics`` shows."""
+    return REGISTRY.get_sample_value(name, labels) or 0.0

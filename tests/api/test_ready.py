@@ -14,6 +14,7 @@ import psycopg
 import pytest
 
 from herald.store.sqlite import sqlite_path
+from tests.support.metrics import value
 from tests.support.server import HeraldServer, start_server
 
 DEADLINE = 40
@@ -60,6 +61,9 @@ def test_a_failing_loop_keeps_running_and_ready_reports_it(tmp_path: Path) -> No
             httpx.get(f"{server.url}/metrics").text
         )
         assert "retention: failed" in server.log()  # logged, with its traceback
+        failures = server.log().count("retention: failed (")  # each failed step logs once
+        assert failures >= 1
+        assert value(server, 'herald_background_loop_failures_total{loop="retention"}') == failures
     finally:
         server.stop()
 

@@ -17,6 +17,7 @@ from herald.delivery.sinks import webhook as webhook_sink
 from herald.delivery.status import handler_status
 from herald.delivery.worker import HANDLER_DISABLED_TYPE, DeliveryWorker
 from herald.ids import IdGenerator
+from herald.metrics import REGISTRY
 from herald.model import EventIn, OrganisationRef, TypeRef, build_event
 from herald.store import Store, StoreError
 from herald.store.base import Delivery, HandlerProgress, HandlerSpec
@@ -111,12 +112,26 @@ def test_a_step_that_raises_is_recorded_and_backed_off(
     assert handler_status(store, stored)["state"] == "retrying"
 
 
+def counted(name: str, **labels: str) -> float:
+    """A counter of this process's metrics registry (the worker runs in this process)."""
+    return REGISTRY.get_sample_value(name, labels) or 0.0
+
+
 def test_410_gone_disables_the_handler_at_once_with_its_notice(store: Store) -> None:
+    failures, retries = (
+        counted("herald_delivery_failures_total"),
+        counted("herald_delivery_retries_total"),
+    )
+    disabled = counted("herald_deliveries_total", outcome="disabled")
     with receiving(lambda _: (410, {})) as receiver:
         handler = store.create_handler(2, HandlerSpec(name="h", url=receiver.url), new_secret())
         [event_id] = append(store, 1)
         assert asyncio.run(one_step(store, handler.id)) == "disabled"
         assert len(receiver.requests) == 1
+    # a failed request, not one to try again
+    assert counted("herald_delivery_failures_total") == failures + 1
+    assert counted("herald_delivery_retries_total") == retries
+    assert counted("herald_deliveries_total", outcome="disabled") == disabled + 1
     [attempt] = attempts(store, handler.id)
     assert (attempt.outcome, attempt.status, attempt.event_ids) == ("disabled", 410, (event_id,))
     stored = store.get_handler(handler.id)

@@ -18,6 +18,7 @@ from herald.api.app import create_app
 from herald.api.ratelimit import TokenBuckets
 from tests.reliability.conftest import Tenant, make_tenant
 from tests.reliability.figures import Figures
+from tests.support.metrics import value
 from tests.support.records import emnify_record
 from tests.support.server import HeraldServer, start_server
 
@@ -325,19 +326,21 @@ def test_secrets_absent_from_logs_and_lists(world: World, figures: Figures) -> N
 def test_rate_limit_answers_429_with_retry_after(tmp_path: Any, figures: Figures) -> None:
     server = start_server(
         tmp_path / "herald",
-        env={"HERALD_RATE_LIMIT_PER_SECOND": "0.5", "HERALD_RATE_LIMIT_BURST": "3"},
+        # a token per 100 s: no refill between the requests, however slow the machine
+        env={"HERALD_RATE_LIMIT_PER_SECOND": "0.01", "HERALD_RATE_LIMIT_BURST": "3"},
     )
     try:
         tenant = make_tenant(server, "Busy Co", "event:read")
         with server.client(tenant.token) as client:
             statuses = [client.get("/event").status_code for _ in range(5)]
             limited = client.get("/event")
-        assert statuses[:3] == [200, 200, 200] and 429 in statuses
+        assert statuses == [200, 200, 200, 429, 429]
         assert limited.status_code == 429
         assert int(limited.headers["Retry-After"]) >= 1
         assert limited.headers["content-type"] == "application/problem+json"
         with server.client(server.admin_token) as other:  # another token has its own bucket
             assert other.get("/event").status_code == 200
+        assert value(server, "herald_rate_limited_total") == 3  # each 429 counted
         figures.add("security.rate_limited_requests", statuses.count(429) + 1)
     finally:
         server.stop()
@@ -350,7 +353,7 @@ def test_rate_limit_follows_the_token_not_the_header_spelling(
     ``Bearer  X`` each had a fresh one, and bogus tokens never met a 429."""
     server = start_server(
         tmp_path / "herald",
-        env={"HERALD_RATE_LIMIT_PER_SECOND": "0.05", "HERALD_RATE_LIMIT_BURST": "3"},
+        env={"HERALD_RATE_LIMIT_PER_SECOND": "0.001", "HERALD_RATE_LIMIT_BURST": "3"},
     )
     try:
         tenant = make_tenant(server, "Spelling Co", "event:read")
@@ -390,6 +393,7 @@ def test_rate_limit_follows_the_token_not_the_header_spelling(
         assert guessing.status_code == 429  # the exchange shares the address's bucket
         with server.client(server.admin_token) as other:  # a valid token keeps its own bucket
             assert other.get("/event").status_code == 200
+        assert value(server, "herald_rate_limited_total") == 2 + 5 + 1
         figures.add("security.rate_limited_requests", statuses.count(429) + guessed.count(429))
     finally:
         server.stop()
