@@ -65,7 +65,9 @@ def _post(client: httpx.Client, body: bytes) -> float:
 
 
 def run(workdir: Path, database_url: str | None) -> dict[str, Any]:
-    with herald_server(workdir, database_url, HERALD_DEMO="0") as server:
+    with herald_server(
+        workdir, database_url, HERALD_DEMO="0", HERALD_EVENT_BUDGET_PER_SECOND="0"
+    ) as server:
         organisation = server.create_org("Bench")
         token = server.create_token(organisation, "ingest:1nce", "event:read")
         with server.client(token) as client:

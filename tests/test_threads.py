@@ -1,4 +1,4 @@
-"""The thread pool blocking store calls run on."""
+"""The thread pools blocking calls run on: plain, and fair between organisations."""
 
 from __future__ import annotations
 
@@ -8,7 +8,7 @@ import threading
 
 import pytest
 
-from herald.threads import Threads
+from herald.threads import FairThreads, Threads
 
 REQUEST = contextvars.ContextVar("REQUEST", default="none")
 
@@ -49,3 +49,65 @@ def test_aclose_waits_for_running_work_and_refuses_more() -> None:
             await threads.run(slow)
 
     asyncio.run(scenario())
+
+
+def test_fair_threads_start_waiting_work_round_robin_by_organisation() -> None:
+    """One organisation's queued work does not sit in front of another's: with the one
+    thread busy, A queues three calls and B one after them; B's goes second."""
+    threads = FairThreads("herald-fair", 1)
+    release = threading.Event()
+    started: list[str] = []
+
+    def work(name: str) -> str:
+        started.append(name)
+        if name == "a0":
+            release.wait(5)
+        return name
+
+    async def scenario() -> list[str]:
+        first = asyncio.ensure_future(threads.run(1, work, "a0"))
+        while not started:
+            await asyncio.sleep(0.001)
+        queued = [asyncio.ensure_future(threads.run(1, work, f"a{n}")) for n in (1, 2, 3)]
+        queued.append(asyncio.ensure_future(threads.run(2, work, "b1")))
+        await asyncio.sleep(0)
+        assert threads.waiting == 4
+        release.set()
+        answers = await asyncio.gather(first, *queued)
+        await threads.aclose()
+        return answers
+
+    answers = asyncio.run(scenario())
+    assert answers == ["a0", "a1", "a2", "a3", "b1"]  # each caller gets its own answer
+    assert started == ["a0", "a1", "b1", "a2", "a3"]
+
+
+def test_a_waiting_call_cancelled_leaves_the_queue_and_its_thread_goes_on() -> None:
+    threads = FairThreads("herald-fair", 1)
+    release = threading.Event()
+    started: list[str] = []
+
+    def work(name: str) -> str:
+        started.append(name)
+        if name == "busy":
+            release.wait(5)
+        return name
+
+    async def scenario() -> str:
+        busy = asyncio.ensure_future(threads.run(1, work, "busy"))
+        while not started:
+            await asyncio.sleep(0.001)
+        gone = asyncio.ensure_future(threads.run(2, work, "gone"))
+        await asyncio.sleep(0)
+        gone.cancel()  # its client hung up while it waited
+        with pytest.raises(asyncio.CancelledError):
+            await gone
+        assert threads.waiting == 0
+        release.set()
+        await busy
+        answer = await threads.run(3, work, "next")  # the thread was handed back
+        await threads.aclose()
+        return answer
+
+    assert asyncio.run(scenario()) == "next"
+    assert started == ["busy", "next"]  # the cancelled call never ran

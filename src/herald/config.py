@@ -35,6 +35,11 @@ class Settings(BaseSettings):
     trusted_proxies: str = ""
     query_time_limit_seconds: float = Field(default=10, gt=0, le=3600)  # a tenant's query
     queries_per_organisation: int = Field(default=4, ge=1)  # a tenant's queries at once
+    # Each organisation's event budget (its own with herald org limits): events per second
+    # (0 turns the budget off), the burst its bucket holds, and body bytes per UTC day.
+    event_budget_per_second: float = Field(default=1000, ge=0)
+    event_budget_burst: int = Field(default=3000, ge=1)  # a 1NCE batch holds up to 3000
+    event_budget_bytes_per_day: int = Field(default=4 * 1024**3, ge=1)
     metrics_token: str | None = Field(default=None, repr=False)  # a scraper's bearer token
     metrics_public: bool = False  # /metrics without credentials (a private network's scrape)
 

@@ -71,6 +71,14 @@ RATE_LIMITED = Counter(
     "Requests answered 429 by the per-token rate limit.",
     registry=REGISTRY,
 )
+EVENT_BUDGET_REFUSED = Counter(
+    "herald_event_budget_refused",
+    "Writes refused by their organisation's event budget, by the budget: events_per_second "
+    "or bytes_per_day (429, retry later), burst or bytes_per_day with a body that never fits "
+    "(422).",
+    ["budget"],
+    registry=REGISTRY,
+)
 QUERIES_REFUSED = Counter(
     "herald_queries_refused",
     "Tenants' queries refused: too many of one organisation at once (busy, 429) or stopped "

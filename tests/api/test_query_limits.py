@@ -11,6 +11,7 @@ from pathlib import Path
 import httpx
 import pytest
 
+from tests.support.metrics import value
 from tests.support.server import HeraldServer, start_server
 
 EVENTS = 5_000
@@ -57,6 +58,8 @@ def test_a_query_past_the_time_limit_answers_422_naming_the_filter(hasty: Herald
             assert problem["errors"][0]["field"] == "q"
             assert "longer than 0.001 s" in problem["errors"][0]["reason"]
             assert "from/until" in problem["errors"][0]["reason"]
+    assert value(hasty, 'herald_queries_refused_total{reason="timeout"}') == 2
+    assert value(hasty, 'herald_queries_refused_total{reason="busy"}') == 0
 
 
 @pytest.mark.parametrize("backend", ["sqlite"])  # the bound is the API's, not the store's
@@ -91,3 +94,4 @@ def test_an_organisations_queries_at_once_are_bounded_and_others_go_on(
         assert refused.headers["retry-after"] == "1"
         assert "at most 1 at once" in refused.json()["detail"]
         assert [r.status_code for token, r in answers if token == quiet_token] == [200]
+        assert value(server, 'herald_queries_refused_total{reason="busy"}') == statuses.count(429)

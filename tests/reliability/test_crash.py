@@ -29,7 +29,7 @@ KILLS = int(os.environ.get("HERALD_SOAK_KILLS", "2"))
 def test_sigkill_during_batch_ingest_keeps_every_acknowledged_batch_whole(
     tmp_path: Path, figures: Figures
 ) -> None:
-    server = start_server(tmp_path / "herald")
+    server = start_server(tmp_path / "herald", env={"HERALD_EVENT_BUDGET_PER_SECOND": "0"})
     try:
         tenant = make_tenant(server, "Crash Co", "event:create", "event:read")
         acknowledged: set[int] = set()

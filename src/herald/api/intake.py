@@ -143,17 +143,23 @@ def record_bytes(item: object) -> bytes:
     return orjson.dumps(item)
 
 
-async def _store(services: Services, events: list[NewEvent]) -> list[tuple[int, bool]]:
-    """Append in one transaction; per event its id and whether it is new (not a duplicate)."""
-    appended = await services.run(services.writer.append, events)
+async def _store(
+    services: Services, organisation: int | None, events: list[NewEvent]
+) -> list[tuple[int, bool]]:
+    """Append in one transaction (on the write threads, in ``organisation``'s turn); per
+    event its id and whether it is new (not a duplicate)."""
+    appended = await services.write(organisation, services.writer.append, events)
     return list(zip(appended.ids, appended.fresh, strict=True))
 
 
-async def _store_usage(services: Services, usage: list[tuple[int, UsageRecord]]) -> list[Outcome]:
+async def _store_usage(
+    services: Services, organisation: int | None, usage: list[tuple[int, UsageRecord]]
+) -> list[Outcome]:
     """Keep the usage records in one transaction; their outcomes."""
     if not usage:
         return []
-    kept = await services.run(services.store.save_usage, [record for _, record in usage])
+    records = [record for _, record in usage]
+    kept = await services.write(organisation, services.store.save_usage, records)
     return [
         Outcome(index, "stored" if new else "duplicate", row_id, usage=True)
         for (index, _), (row_id, new) in zip(usage, kept, strict=True)
@@ -211,19 +217,26 @@ async def ingest_batch(
     organisation_id: int,
     provider: str,
     items: list[Any],
+    body_bytes: int = 0,
 ) -> list[Outcome]:
-    """Store the usable records of a batch and quarantine the rest; one outcome per record."""
-    records = await services.compute(
-        sort_records, services, principal, organisation_id, provider, items, now_ms()
-    )
+    """Store the usable records of a batch and quarantine the rest; one outcome per record.
+    The batch is first taken from the organisation's event budget (its records, and
+    ``body_bytes``): over it, nothing is stored and the Problem says when to retry."""
+
+    def charged_sort() -> SortedRecords:
+        services.charge(principal, organisation_id, len(items), body_bytes)
+        return sort_records(services, principal, organisation_id, provider, items, now_ms())
+
+    records = await services.compute(charged_sort, organisation=organisation_id)
     outcomes: list[Outcome] = []
     if records.usable:
-        kept = await _store(services, [event for _, event in records.usable])
+        kept = await _store(services, organisation_id, [event for _, event in records.usable])
         for (index, _), (event_id, new) in zip(records.usable, kept, strict=True):
             outcomes.append(Outcome(index, "stored" if new else "duplicate", event_id))
-    outcomes += await _store_usage(services, records.usage)
+    outcomes += await _store_usage(services, organisation_id, records.usage)
     if records.unusable:
-        rows = await services.run(services.store.quarantine, [r for _, r in records.unusable])
+        unusable = [r for _, r in records.unusable]
+        rows = await services.write(organisation_id, services.store.quarantine, unusable)
         for (index, rejection), (row_id, _) in zip(records.unusable, rows, strict=True):
             outcomes.append(Outcome(index, "quarantined", row_id, rejection.errors))
         metrics.INGEST_QUARANTINED.labels(provider).inc(sum(new for _, new in rows))
@@ -234,13 +247,18 @@ async def retry_rejected(
     services: Services, principal: Principal, records: list[Rejected]
 ) -> list[Outcome]:
     """Run quarantined records through ingest again: the usable ones are stored and leave
-    the quarantine, the others keep their place with the new reasons."""
+    the quarantine, the others keep their place with the new reasons. A tenant's retry is
+    taken from its organisation's event budget first (the records and their bytes)."""
     at = now_ms()
+    organisation = principal.organisation_id
     usable: list[tuple[int, NewEvent]] = []
     usage: list[tuple[int, UsageRecord]] = []
     refusals: list[tuple[int, list[dict[str, Any]]]] = []
 
     def build() -> list[NewEvent | UsageRecord | list[dict[str, Any]]]:
+        if organisation is not None:
+            size = sum(len(r.record) for r in records)
+            services.charge(principal, organisation, len(records), size)
         return [
             build_record(
                 services, principal, r.organisation_id, r.provider, orjson.loads(r.record), at
@@ -248,7 +266,7 @@ async def retry_rejected(
             for r in records
         ]
 
-    for index, result in enumerate(await services.compute(build)):
+    for index, result in enumerate(await services.compute(build, organisation=organisation)):
         if isinstance(result, NewEvent):
             usable.append((index, result))
         elif isinstance(result, UsageRecord):
@@ -259,12 +277,12 @@ async def retry_rejected(
         Outcome(index, "quarantined", records[index].id, errors) for index, errors in refusals
     ]
     if usable:
-        kept = await _store(services, [event for _, event in usable])
+        kept = await _store(services, organisation, [event for _, event in usable])
         await services.run(services.store.release_rejected, [records[i].id for i, _ in usable])
         for (index, _), (event_id, new) in zip(usable, kept, strict=True):
             outcomes.append(Outcome(index, "stored" if new else "duplicate", event_id))
     if usage:
-        outcomes += await _store_usage(services, usage)
+        outcomes += await _store_usage(services, organisation, usage)
         await services.run(services.store.release_rejected, [records[i].id for i, _ in usage])
     if refusals:
         again = [(records[index].id, errors) for index, errors in refusals]

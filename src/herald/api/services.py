@@ -7,6 +7,7 @@ from collections.abc import Callable
 from dataclasses import dataclass, field
 from typing import TypeVar
 
+from herald.api.budget import EventBudgets
 from herald.api.query_slots import QuerySlots
 from herald.audit import AuditLog
 from herald.auth import Authenticator, Principal
@@ -16,7 +17,7 @@ from herald.ids import IdGenerator
 from herald.loops import Loops
 from herald.sealing import SecretBox
 from herald.store import Organisation, Store
-from herald.threads import Threads
+from herald.threads import FairThreads, Threads
 from herald.writer import EventWriter
 
 T = TypeVar("T")
@@ -26,6 +27,8 @@ ORGANISATION_CACHE_SIZE = 10_000
 STORE_THREADS = 40  # as many as anyio's default limiter allowed before
 THREAD_NAME_PREFIX = "herald-store"
 COMPUTE_THREADS = 2  # the GIL runs one at a time; two let one wait on a cache miss
+WRITE_THREADS = 4  # appends at once: PostgreSQL's 4 writers make its best rate, SQLite's 1
+QUERY_THREADS = 32  # tenants' queries at once (each organisation's bounded by query_slots)
 
 
 @dataclass
@@ -39,40 +42,72 @@ class Services:
     secret_box: SecretBox  # seals and opens handler secrets
     writer: EventWriter = field(init=False)
     query_slots: QuerySlots = field(init=False)
+    budgets: EventBudgets = field(init=False)
     testing: set[int] = field(default_factory=set)  # handlers whose test send is out
     loops: Loops = field(default_factory=Loops)
     _organisations: dict[int, tuple[float, Organisation]] = field(default_factory=dict)
     _threads: Threads = field(
         default_factory=lambda: Threads(THREAD_NAME_PREFIX, STORE_THREADS), repr=False
     )
-    _compute: Threads = field(
-        default_factory=lambda: Threads("herald-compute", COMPUTE_THREADS), repr=False
+    # In front of the CPU work and the store's writes and queries, waiting work is started
+    # round-robin by organisation: one tenant's queue does not sit in front of the others'.
+    _compute: FairThreads = field(
+        default_factory=lambda: FairThreads("herald-compute", COMPUTE_THREADS), repr=False
+    )
+    _writes: FairThreads = field(
+        default_factory=lambda: FairThreads("herald-write", WRITE_THREADS), repr=False
+    )
+    _queries: FairThreads = field(
+        default_factory=lambda: FairThreads("herald-query", QUERY_THREADS), repr=False
     )
 
     def __post_init__(self) -> None:
         self.writer = EventWriter(self.store, self.ids)
         self.query_slots = QuerySlots(self.settings.queries_per_organisation)
+        self.budgets = EventBudgets.from_settings(self.settings)
 
     async def run(self, work: Callable[..., T], *args: object) -> T:
         """Run blocking store work in one of the services' threads, off the event loop."""
         return await self._threads.run(work, *args)
 
-    async def compute(self, work: Callable[..., T], *args: object) -> T:
+    async def compute(
+        self, work: Callable[..., T], *args: object, organisation: int | None = None
+    ) -> T:
         """Run a request's CPU work (parsing, validating and building a batch of events)
         off the event loop: on the loop, one tenant's batch of 1,000 events would hold up
         every other request for the tens of milliseconds it takes. Threads of its own, so
-        that it neither waits behind the store's calls nor takes their threads."""
-        return await self._compute.run(work, *args)
+        that it neither waits behind the store's calls nor takes their threads; waiting
+        work starts in turn by ``organisation``."""
+        return await self._compute.run(organisation, work, *args)
+
+    async def write(self, organisation: int | None, work: Callable[..., T], *args: object) -> T:
+        """Run a write of ``organisation``'s (an append) on the write threads, waiting
+        work started in turn by organisation."""
+        return await self._writes.run(organisation, work, *args)
+
+    def charge(self, principal: Principal, organisation_id: int, events: int, size: int) -> None:
+        """Take a write of ``events`` in a body of ``size`` bytes from the organisation's
+        event budget; the Problem (429 or 422) that refuses it when over. A platform
+        token's writes are not counted. Blocking (the organisation may be read): off the
+        loop, e.g. in ``compute``."""
+        if principal.internal:
+            return
+        budget = self.budgets.budget(self.organisation(organisation_id))
+        self.budgets.charge(organisation_id, budget, events, size)
 
     async def query(self, principal: Principal, work: Callable[..., T], *args: object) -> T:
         """A tenant's query (its time limit set by the caller), within its organisation's
         share of the store threads (``query_slots``)."""
         organisation = None if principal.internal else principal.organisation_id
-        return await self.query_slots.run(organisation, lambda: self.run(work, *args))
+        return await self.query_slots.run(
+            organisation, lambda: self._queries.run(organisation, work, *args)
+        )
 
     async def close(self) -> None:
         """Refuse new work and wait for the running work to finish (before the store closes)."""
         await self._compute.aclose()
+        await self._queries.aclose()
+        await self._writes.aclose()
         await self._threads.aclose()
 
     def organisation(self, organisation_id: int) -> Organisation | None:

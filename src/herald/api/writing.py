@@ -156,14 +156,20 @@ def prepare_events(
     services: Services, principal: Principal, raw: bytes
 ) -> tuple[list[NewEvent], bool]:
     """A request body's events checked and built for the store, and whether it was a batch
-    (an array); blocking CPU work, for ``Services.compute``."""
+    (an array), once taken from the organisation's event budget (a tenant's token: before
+    the events are validated); blocking CPU work, for ``Services.compute``."""
     items, is_batch = as_batch(parse_json(raw), services.settings.max_batch_events)
+    if principal.organisation_id is not None:
+        services.charge(principal, principal.organisation_id, len(items), len(raw))
     return build_all(services, principal, validate(items)), is_batch
 
 
-async def store_events(services: Services, events: list[NewEvent]) -> list[bytes]:
-    """Append in one transaction; return the stored records (existing ones for repeats)."""
-    appended = await services.run(services.writer.append, events)
+async def store_events(
+    services: Services, events: list[NewEvent], organisation: int | None = None
+) -> list[bytes]:
+    """Append in one transaction (on the write threads, in ``organisation``'s turn);
+    return the stored records (existing ones for repeats)."""
+    appended = await services.write(organisation, services.writer.append, events)
     return appended.records
 
 

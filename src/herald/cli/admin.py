@@ -9,6 +9,7 @@ from rich.table import Table
 
 from herald.auth import PERMISSIONS, issue_token, revoke_token
 from herald.cli.common import DatabaseOption, audit_for, console, fail, store_for
+from herald.config import Settings
 from herald.retention import MAX_RETENTION_DAYS
 from herald.store import Conflict, NotFound
 from herald.timefmt import format_ms
@@ -132,6 +133,100 @@ def org_device_events(
     console.print(
         f"Organisation {organisation.id} {written} status changes as events", highlight=False
     )
+
+
+MAX_EVENTS_PER_SECOND = 1_000_000
+MAX_BURST = 10_000_000
+MAX_BYTES_PER_DAY = 2**50  # a PiB
+
+
+def _limit(value: str, name: str, top: int) -> float | None:
+    """A limit option's value: the number (above 0, at most ``top``), or None for 'default'."""
+    if value == "default":
+        return None
+    try:
+        number = float(value)
+    except ValueError:
+        number = 0
+    if not 0 < number <= top:
+        fail(f"{name} must be a number above 0 and at most {top}, or default")
+    return number
+
+
+@org_app.command("limits")
+def org_limits(
+    organisation_id: Annotated[int, typer.Argument(help="The organisation's id.", min=1)],
+    events_per_second: Annotated[
+        str | None,
+        typer.Option(
+            "--events-per-second",
+            help="Events it may write per second, on average ('default': "
+            "HERALD_EVENT_BUDGET_PER_SECOND).",
+            show_default=False,
+        ),
+    ] = None,
+    burst: Annotated[
+        str | None,
+        typer.Option(
+            "--burst",
+            help="Events it may write at once, its largest batch ('default': "
+            "HERALD_EVENT_BUDGET_BURST).",
+            show_default=False,
+        ),
+    ] = None,
+    bytes_per_day: Annotated[
+        str | None,
+        typer.Option(
+            "--bytes-per-day",
+            help="Request body bytes it may write per UTC day ('default': "
+            "HERALD_EVENT_BUDGET_BYTES_PER_DAY).",
+            show_default=False,
+        ),
+    ] = None,
+    database: DatabaseOption = None,
+) -> None:
+    """Show or set an organisation's event budget (each server applies it within seconds).
+
+    Writes over it answer 429 with Retry-After; a batch of more events than the burst,
+    422. Without options, print the organisation's budget.
+    """
+    store = store_for(database)
+    try:
+        organisation = store.get_organisation(organisation_id)
+        if organisation is None:
+            fail(f"no organisation {organisation_id}")
+        rate: float | None = organisation.events_per_second
+        size: float | None = organisation.event_burst
+        day: float | None = organisation.bytes_per_day
+        if events_per_second is not None:
+            rate = _limit(events_per_second, "--events-per-second", MAX_EVENTS_PER_SECOND)
+        if burst is not None:
+            size = _limit(burst, "--burst", MAX_BURST)
+        if bytes_per_day is not None:
+            day = _limit(bytes_per_day, "--bytes-per-day", MAX_BYTES_PER_DAY)
+        if (events_per_second, burst, bytes_per_day) != (None, None, None):
+            organisation = store.set_event_budget(organisation_id, rate, _whole(size), _whole(day))
+    except NotFound:
+        fail(f"no organisation {organisation_id}")
+    finally:
+        store.close()
+    settings = Settings()
+    console.print(
+        f"Organisation {organisation.id} may write "
+        f"{_own(organisation.events_per_second, settings.event_budget_per_second)} events per "
+        f"second, {_own(organisation.event_burst, settings.event_budget_burst)} at once "
+        f"(burst), {_own(organisation.bytes_per_day, settings.event_budget_bytes_per_day)} "
+        "bytes per day",
+        highlight=False,
+    )
+
+
+def _whole(value: float | None) -> int | None:
+    return None if value is None else max(1, int(value))
+
+
+def _own(value: float | None, default: float) -> str:
+    return f"{value:g}" if value is not None else f"{default:g} (default)"
 
 
 def _retention(own: int | None, default: float) -> str:

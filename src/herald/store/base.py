@@ -22,6 +22,9 @@ class Organisation:
     created_ms: int
     retention_days: int | None = None  # None: the server's default (HERALD_RETENTION_DAYS)
     device_events: bool = False  # its endpoints' status changes are written as events
+    events_per_second: float | None = None  # its event budget; None: the server's default
+    event_burst: int | None = None
+    bytes_per_day: int | None = None
 
 
 @dataclass(frozen=True, slots=True)
@@ -296,6 +299,16 @@ class Store(Protocol):
     def set_device_events(self, organisation_id: int, enabled: bool) -> Organisation:
         """Whether the organisation's endpoints' status changes are written as events;
         raises NotFound."""
+
+    def set_event_budget(
+        self,
+        organisation_id: int,
+        events_per_second: float | None,
+        event_burst: int | None,
+        bytes_per_day: int | None,
+    ) -> Organisation:
+        """Set an organisation's event budget (each None: the server's default); raises
+        NotFound."""
 
     def get_organisation(self, organisation_id: int) -> Organisation | None: ...
 

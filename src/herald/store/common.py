@@ -40,7 +40,10 @@ from herald.timefmt import now_ms
 log = logging.getLogger("herald.store")
 T = TypeVar("T")
 
-ORGANISATION_COLUMNS = "id, name, created_ms, retention_days, device_events"
+ORGANISATION_COLUMNS = (
+    "id, name, created_ms, retention_days, device_events, events_per_second, event_burst, "
+    "bytes_per_day"
+)
 TOKEN_COLUMNS = "id, organisation_id, name, prefix, permissions, internal, created_ms, revoked_ms"
 HANDLER_COLUMNS = (
     "id, organisation_id, name, type, url, format, filter, batch_max_events, "
@@ -297,6 +300,25 @@ class SQLStoreBase(ABC, Generic[C]):
                 "UPDATE organisations SET device_events = ? WHERE id = ? "
                 f"RETURNING {ORGANISATION_COLUMNS}",
                 (enabled, organisation_id),
+            ).fetchone()
+        )
+        if row is None:
+            raise NotFound(f"no organisation {organisation_id}")
+        return _organisation(row)
+
+    def set_event_budget(
+        self,
+        organisation_id: int,
+        events_per_second: float | None,
+        event_burst: int | None,
+        bytes_per_day: int | None,
+    ) -> Organisation:
+        row = self._write(
+            lambda c: self._execute(
+                c,
+                "UPDATE organisations SET events_per_second = ?, event_burst = ?, "
+                f"bytes_per_day = ? WHERE id = ? RETURNING {ORGANISATION_COLUMNS}",
+                (events_per_second, event_burst, bytes_per_day, organisation_id),
             ).fetchone()
         )
         if row is None:
@@ -814,7 +836,7 @@ class SQLStoreBase(ABC, Generic[C]):
 
 
 def _organisation(row: Sequence[Any]) -> Organisation:
-    return Organisation(row[0], row[1], row[2], row[3], bool(row[4]))
+    return Organisation(row[0], row[1], row[2], row[3], bool(row[4]), row[5], row[6], row[7])
 
 
 def _token(row: Sequence[Any]) -> Token:

@@ -76,8 +76,11 @@ async def generate_events(
 ) -> Response:
     """Generate one event (an object) or a batch (an array, up to 1000): all stored or none."""
     body = await request.body()
-    built, is_batch = await services.compute(prepare_events, services, principal, body)
-    stored = await store_events(services, built)
+    organisation = principal.organisation_id
+    built, is_batch = await services.compute(
+        prepare_events, services, principal, body, organisation=organisation
+    )
+    stored = await store_events(services, built, organisation)
     return Response(json_array(stored) if is_batch else stored[0], 201, media_type=JSON_TYPE)
 
 

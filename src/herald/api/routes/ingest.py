@@ -63,11 +63,13 @@ async def _ingest(
     provider: str, request: Request, services: ServicesDep, principal: Principal, org: int | None
 ) -> Response:
     organisation = await _organisation(services, principal, org)
-    document = await services.compute(parse_json, await request.body())
+    body = await request.body()
+    document = await services.compute(parse_json, body, organisation=organisation)
     if provider == "stacuity" and document == TEST_MESSAGE:
         return _answer([])
     items = _batch(document, services.settings.ingest_max_batch_records)
-    return _answer(await ingest_batch(services, principal, organisation, provider, items))
+    outcomes = await ingest_batch(services, principal, organisation, provider, items, len(body))
+    return _answer(outcomes)
 
 
 def _answer(outcomes: list[Outcome]) -> Response:
