@@ -71,8 +71,11 @@ async def _abandon(entering: asyncio.Future[aiomqtt.Client], client: aiomqtt.Cli
         return  # retrieved either way: no "Task exception was never retrieved"
     paho = client._client  # aiomqtt has no public close for a half-open connection
     loop = asyncio.get_running_loop()
-    # a socket the connect thread opens from now on is closed on the loop once it is made
-    paho.on_socket_open = lambda *_: loop.call_soon_threadsafe(paho._sock_close)
+
+    def close_late(*_: object) -> None:  # a socket the connect thread opens from now on
+        loop.call_soon_threadsafe(paho._sock_close)
+
+    paho.on_socket_open = close_late
     paho._sock_close()
 
 
