@@ -3,6 +3,7 @@ events (the tags case of the field-table issue), over a real server on each back
 
 from __future__ import annotations
 
+import re
 import threading
 import time
 from collections.abc import Iterator
@@ -161,3 +162,145 @@ def test_one_date_alone_ranges_to_now(herald: HeraldServer) -> None:
 
 def _iso(seconds: float) -> str:
     return time.strftime("%Y-%m-%dT%H:%M:%SZ", time.gmtime(seconds))
+
+
+OFFERED = re.compile(r"\((?:known|fields): ([^)]*)\)|must be one of (.*)$")
+"""The names an error message offers: ``(known: a, b)``, ``(fields: a, b)``, ``one of a, b``."""
+
+
+def _samples(organisation: int, cursor: str) -> dict[str, str]:
+    """A value each offered name takes (a new field must be given one here)."""
+    now = time.time()
+    return {
+        "alert": "true",
+        "code": "1",
+        "country": "Germany",
+        "criticality": "1",
+        "description": "x",
+        "endpoint": "1",
+        "endpoint_name": "x",
+        "external_id": "x",
+        "from": _iso(now - 3600),
+        "iccid": "8988300000000000012",
+        "iccid_with_luhn": "89883000000000000123",
+        "imei": "1",
+        "imsi": "1",
+        "ip_address": "10.0.0.1",
+        "moniker": "endpointdatasessioncreated_v1",
+        "msisdn": "1",
+        "operator": "x",
+        "organisation": str(organisation),
+        "provider": "emnify",
+        "provider_organisation": "1",
+        "provider_type": "x",
+        "severity": "warn",
+        "sim": "1",
+        "source": "1",
+        "tags": "a",
+        "target_id": "1",
+        "target_type": "device",
+        "timestamp": _iso(now),
+        "type": "1",
+        "until": _iso(now),
+        "user": "1",
+        "username": "x",
+        # not filters: the other parameters and the sort and group names
+        "q": "type:1",
+        "sort": "id",
+        "page": "1",
+        "per_page": "1",
+        "cursor": cursor,
+        "bucket": "hour",
+        "group": "type",
+        "order": "count",
+        "limit": "1",
+        "id": "",
+        "received": "",
+    }
+
+
+def _offered(answer: httpx.Response, status: int) -> list[str]:
+    assert answer.status_code == status, answer.text
+    match = OFFERED.search(answer.json()["errors"][0]["reason"])
+    assert match, answer.text
+    names = [name.strip() for name in (match.group(1) or match.group(2)).split(",")]
+    assert len(names) > 3, names
+    return names
+
+
+def test_every_field_an_error_offers_is_taken_where_it_is_offered(herald: HeraldServer) -> None:
+    """Regression: ``timestamp`` was offered as a filter field and answered 500 in ``q``, as
+    a parameter and in a handler filter. Each place that names its fields in an error must
+    take every one of them (a list answers 200, a handler is created, a stream opens)."""
+    organisation, token = tenant(herald)
+    with herald.client(token) as client:
+        posted = client.post("/event", json=[{"event_type": {"id": 10001}}] * 2)
+        assert posted.status_code == 201, posted.text
+        cursor = client.get("/event", params={"per_page": "1"}).headers["X-Next-Cursor"]
+        samples = _samples(organisation, cursor)
+        checked = 0
+        for path in ("/event", "/event/stats"):
+            for name in _offered(client.get(path, params={"q": "colour:red"}), 422):
+                answer = client.get(path, params={"q": f"{name}:{samples[name]}"})
+                assert answer.status_code == 200, (path, name, answer.text)
+                checked += 1
+            for name in _offered(client.get(path, params={"colour": "red"}), 422):
+                answer = client.get(path, params={name: samples[name]})
+                assert answer.status_code == 200, (path, name, answer.text)
+                checked += 1
+        for name in _offered(client.get("/event", params={"sort": "colour"}), 400):
+            answer = client.get("/event", params={"sort": f"-{name}"})
+            assert answer.status_code == 200, (name, answer.text)
+        for name in _offered(client.get("/event/stats", params={"group": "colour"}), 400):
+            answer = client.get("/event/stats", params={"group": name})
+            assert answer.status_code == 200, (name, answer.text)
+        stream = client.get("/event/stream", params={"q": "colour:red"})
+        for name in _offered(stream, 422):
+            reader = herald.create_token(organisation, "event:read")  # streams per token: 10
+            params = {"q": f"{name}:{samples[name]}"}
+            with (
+                herald.client(reader) as streaming,
+                streaming.stream("GET", "/event/stream", params=params) as answer,
+            ):
+                assert answer.status_code == 200, (name, answer.read())
+            checked += 1
+        handler = {"name": "offered", "url": "http://127.0.0.1:9/x"}
+        refused = client.post("/event_handler", json={**handler, "filter": "colour:red"})
+        for name in _offered(refused, 422):
+            answer = client.post(
+                "/event_handler", json={**handler, "filter": f"{name}:{samples[name]}"}
+            )
+            assert answer.status_code == 201, (name, answer.text)
+            assert client.delete(f"/event_handler/{answer.json()['id']}").status_code == 204
+            checked += 1
+    assert checked > 5 * 30  # every place offered the filter fields
+
+
+def test_timestamp_lists_the_events_of_its_day(herald: HeraldServer) -> None:
+    """emnify: ``timestamp`` (YYYY-MM-DDTHH:mm:ssZ) queries the events of one day."""
+    _, token = tenant(herald)
+    now = time.time()
+    today = now - now % 86_400
+    stamps = [today - 60, today + (now - today) / 2, now - 1]  # yesterday, today, today
+    with herald.client(token) as client:
+        posted = client.post(
+            "/event",
+            json=[{"event_type": {"id": 10001}, "timestamp": _iso(s)} for s in stamps],
+        )
+        assert posted.status_code == 201, posted.text
+        ids = [event["id"] for event in posted.json()]
+        day = _iso(today + 3600)  # any moment of the day
+        for params in ({"q": f"timestamp:{day}"}, {"timestamp": day, "type": "10001"}):
+            listed = client.get("/event", params=params).json()
+            assert sorted(event["id"] for event in listed) == sorted(ids[1:]), params
+        stats = client.get("/event/stats", params={"timestamp": day, "type": "10001"})
+        assert stats.status_code == 200 and stats.json()["total"] == 2, stats.text
+        refused = client.post(
+            "/event_handler",
+            json={"name": "t", "url": "http://127.0.0.1:9/x", "filter": f"timestamp:{day}"},
+        )
+        assert refused.status_code == 422, refused.text
+        assert refused.json()["errors"][0] == {
+            "field": "filter.timestamp",
+            "reason": "not part of a handler's filter",
+        }

@@ -57,6 +57,29 @@ def test_one_end_of_a_range_runs_to_now() -> None:
     assert error("from:2020-01-02,until:2020-01-01") == ("q.from", "is after until")
 
 
+def test_timestamp_selects_the_utc_day_of_its_moment() -> None:
+    """emnify: ``timestamp`` (YYYY-MM-DDTHH:mm:ssZ) is "for querying events of 1 day".
+    Regression: it was offered as a filter field and raised TypeError (a 500)."""
+    day = 1_577_836_800_000  # 2020-01-01T00:00:00Z
+    last = day + 86_400_000 - 1
+    for q in ("timestamp:2020-01-01T00:00:00Z", "timestamp:2020-01-01T17:45:00Z"):
+        flt = parse(q)
+        assert (flt.from_ms, flt.until_ms, flt.terms) == (day, last, ())
+    assert parse("timestamp:2020-01-01T03:00:00+05:00").from_ms == day - 86_400_000  # 12-31
+    within = parse("timestamp:2020-01-01,from:2020-01-01T12:00:00Z,until:2020-01-03")
+    assert (within.from_ms, within.until_ms) == (day + 43_200_000, last)
+    # with one end only, the other runs to now (which is after the day): the day is kept
+    assert (parse("timestamp:2020-01-01,from:2019-06-01").until_ms) == last
+    assert error("timestamp:2020-01-01,from:2020-01-02,until:2020-01-03") == (
+        "q.timestamp",
+        "no moment of this day is within the other time terms",
+    )
+    assert error("timestamp:2020-01-01|2020-01-02")[0] == "q.timestamp"
+    assert error("timestamp:today")[0] == "q.timestamp"
+    plain = parse_filter([Term("timestamp", "2020-01-01", "timestamp")], scope=None, now=NOW)
+    assert (plain.from_ms, plain.until_ms) == (day, last)
+
+
 @pytest.mark.parametrize(
     ("q", "field", "reason"),
     [

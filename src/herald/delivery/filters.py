@@ -19,7 +19,9 @@ from herald.query import syntax
 from herald.query.filter import EventFilter
 
 MAX_FILTER_CHARS = 20_000
-_NOT_FOR_HANDLERS = {"organisation", "from", "until"}
+_NOT_FOR_HANDLERS = {"organisation", "from", "until", "timestamp"}  # a scope, a time range
+HANDLER_FILTER_NAMES = [name for name in syntax.FILTER_NAMES if name not in _NOT_FOR_HANDLERS]
+"""The names a handler's filter may use (its error messages offer these only)."""
 
 
 class LegacyFilter(BaseModel):
@@ -72,6 +74,9 @@ def canonical_filter(value: str | Mapping[str, Any], catalog: Catalog) -> str:
     for term in terms:
         if term.name in _NOT_FOR_HANDLERS:
             raise syntax.FilterError(term.where, "not part of a handler's filter")
+        if term.name not in HANDLER_FILTER_NAMES:
+            known = ", ".join(HANDLER_FILTER_NAMES)
+            raise syntax.FilterError(term.where, f"unknown filter field (known: {known})")
     flt = syntax.parse_filter(
         terms, scope=None, known_moniker=lambda m: catalog.by_moniker(m) is not None
     )

@@ -17,6 +17,7 @@ from herald.query.filter import EventFilter
 from herald.timefmt import format_ms, now_ms, parse_timestamp, to_ms
 
 RANGE_NAMES = ("from", "until")
+DAY = 86_400_000  # ms
 FILTER_NAMES = sorted([*BY_PUBLIC_NAME, *RANGE_NAMES])
 """Every name a filter term may have."""
 MAX_VALUES = 1000  # values in one filter, all fields together
@@ -77,14 +78,22 @@ def parse_filter(
     """The EventFilter the terms ask for, within ``scope`` (None: every organisation).
 
     A range given one end only runs between that moment and now (the platform event API's
-    rule). ``known_moniker`` (if given) refuses monikers the catalogue does not know.
+    rule). ``timestamp`` selects the events of one UTC day, the day of the moment given
+    (emnify's "for querying events of 1 day"), within ``from``/``until`` if also given.
+    ``known_moniker`` (if given) refuses monikers the catalogue does not know.
     """
     values: dict[str, list[Any]] = {}
     moments: dict[str, tuple[int, str]] = {}
+    days: list[tuple[int, str]] = []
     count = 0
     for term in terms:
         if term.name in RANGE_NAMES:
             moments[term.name] = (_moment(term), term.where)
+            continue
+        if term.name == "timestamp":
+            if "|" in term.raw:
+                raise FilterError(term.where, "one day only (a range: from and until)")
+            days.append((_moment(term) // DAY * DAY, term.where))
             continue
         field = BY_PUBLIC_NAME.get(term.name)
         if field is None:
@@ -104,6 +113,11 @@ def parse_filter(
             if target.match is Match.CONTAINS and len(values[target.name]) > MAX_SUBSTRINGS:
                 raise FilterError(term.where, f"at most {MAX_SUBSTRINGS} substrings")
     from_ms, until_ms = _range(moments, now_ms() if now is None else now)
+    for day, where in days:
+        from_ms = day if from_ms is None else max(from_ms, day)
+        until_ms = day + DAY - 1 if until_ms is None else min(until_ms, day + DAY - 1)
+        if from_ms > until_ms:
+            raise FilterError(where, "no moment of this day is within the other time terms")
     organisations = values.pop("organisation", None)
     if scope is not None:
         organisations = [o for o in (organisations or scope) if o in scope]

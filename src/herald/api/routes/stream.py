@@ -130,7 +130,7 @@ def _resume_after(headers: Mapping[str, str], tokens: ResumeTokens, scope: OrgSc
 
 def _has_until(params: Mapping[str, str]) -> bool:
     terms = [part.partition(":")[0].strip() for part in params.get("q", "").split(",")]
-    return "until" in params or "until" in terms
+    return any(name in params or name in terms for name in ("until", "timestamp"))
 
 
 class EventStream(Response):
