@@ -12,7 +12,7 @@ import orjson
 import psycopg
 import pytest
 
-from herald.ids import IdGenerator
+from herald.ids import EPOCH_MS, MAX_PUBLIC_ID, SEQUENCE_BITS, IdGenerator
 from herald.store import (
     EventFilter,
     EventQuery,
@@ -367,6 +367,21 @@ def test_stats_by_bucket_and_group(store: Store, make_event: EventFactory, ids: 
     assert total.count == 3 and total.volume_mb == 1.5
 
 
+def test_handler_ids_tell_nothing_of_other_organisations(store: Store) -> None:
+    """Issue 28 #6: handler ids were a counter shared by all organisations (A, B, A got 111,
+    112, 113: A learnt that B made one). Each is now a random free slot of the millisecond
+    it was made in: unique, below 2**53, and ordered by that millisecond only."""
+    a, b = store.create_organisation("A").id, store.create_organisation("B").id
+    spec = HandlerSpec(name="h", url="http://127.0.0.1/")
+    made = [store.create_handler(org, spec, "secret") for org in (a, b, a, b, a, a)]
+    ids = [handler.id for handler in made]
+    assert len(set(ids)) == 6 and all(0 < i <= MAX_PUBLIC_ID for i in ids)
+    assert max(ids) - min(ids) > 5  # a counter: 6 ids in a row
+    assert [(i >> SEQUENCE_BITS) + EPOCH_MS for i in ids] == [h.created_ms for h in made]
+    assert [h.id for h in store.list_handlers((a,))] == sorted(ids[0::2] + ids[5:])  # A's
+    assert store.get_handler(ids[1], (a,)) is None and store.get_handler(ids[1], (b,)) == made[1]
+
+
 def test_a_deleted_handlers_delivery_in_flight_writes_nothing_into_a_new_one(
     store: Store, make_event: EventFactory, ids: Ids
 ) -> None:
@@ -384,7 +399,7 @@ def test_a_deleted_handlers_delivery_in_flight_writes_nothing_into_a_new_one(
     # ... its request is in flight when A deletes the handler and B creates one
     store.delete_handler(old.id, (a,))
     new = store.create_handler(b, spec, "secret-b")
-    assert new.id > old.id  # never the deleted handler's id
+    assert new.id != old.id  # never the deleted handler's id
     store.append([make_event(b)], ids(1))
     new_replay = store.create_replay(new.id, 0, now_ms())
     assert [h.id for h in store.claim_handlers("w", now, 30_000)] == [new.id]

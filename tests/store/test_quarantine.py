@@ -6,6 +6,7 @@ import hashlib
 
 import orjson
 
+from herald.ids import MAX_PUBLIC_ID, NODE_BITS, id_time_ms
 from herald.store import Store
 from herald.store.rejections import NewRejection
 from herald.timefmt import now_ms
@@ -65,3 +66,24 @@ def test_purge_by_when_received(store: Store) -> None:
     assert store.purge_rejected(now - 30 * DAY) == 1
     (left,), _ = store.list_rejected(None)
     assert orjson.loads(left.record) == "new"
+
+
+def test_quarantine_ids_tell_nothing_of_other_organisations(store: Store) -> None:
+    """Issue 28 #6: quarantine ids were a counter shared by all organisations, so a tenant's
+    ids counted the others' quarantined records. Each is now a random free slot of the
+    millisecond it was kept in: unique, below 2**53, increasing within one batch."""
+    acme, other = store.create_organisation("Acme").id, store.create_organisation("Other").id
+    now = now_ms()
+    kept: list[int] = []
+    for organisation_id in (acme, other, acme, other, acme):
+        batch = [
+            _rejection(organisation_id, [organisation_id, len(kept), i], now) for i in range(3)
+        ]
+        ids = [entry[0] for entry in store.quarantine(batch) if entry is not None]
+        assert len(ids) == 3 and ids == sorted(ids)  # a batch keeps its order
+        kept += ids
+    assert len(set(kept)) == 15 and all(0 < i <= MAX_PUBLIC_ID for i in kept)
+    assert max(kept) - min(kept) > 14  # a counter: 15 ids in a row
+    assert all(id_time_ms(i << NODE_BITS) >= now for i in kept)  # the time they were kept
+    mine = store.get_rejected(kept[0], (acme,))
+    assert mine is not None and store.get_rejected(kept[0], (other,)) is None

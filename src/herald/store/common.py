@@ -19,6 +19,7 @@ from typing import Any, ClassVar, Generic, Protocol, TypeVar
 import orjson
 
 from herald.catalog import load_catalog
+from herald.ids import draw_public_ids, public_id_bounds, public_id_ms
 from herald.model import NewEvent
 from herald.query.filter import EventFilter
 from herald.query.syntax import legacy_handler_filter
@@ -165,6 +166,25 @@ class SQLStoreBase(ABC, Generic[C]):
 
     def _lock_nodes(self, conn: C) -> None:
         """Serialise node leasing among processes (SQLite's one writer does already)."""
+
+    def _lock_ids(self, conn: C, table: str, ms: int) -> None:
+        """Serialise the choice of ``table``'s new ids in millisecond ``ms`` until the
+        transaction ends (SQLite's one writer does already)."""
+
+    def _new_ids(self, conn: C, table: str, count: int, unix_ms: int) -> list[int]:
+        """``count`` ids, increasing, for new rows of ``table`` (``handlers``,
+        ``rejected_records``) made at ``unix_ms``: random free slots of that millisecond
+        (``herald.ids.draw_public_ids``), or of the next ones when it is full."""
+        ids: list[int] = []
+        ms = public_id_ms(unix_ms)
+        while len(ids) < count:
+            self._lock_ids(conn, table, ms)
+            low, high = public_id_bounds(ms)
+            sql = f"SELECT id FROM {table} WHERE id BETWEEN ? AND ?"
+            taken = [int(row[0]) for row in self._execute(conn, sql, (low, high)).fetchall()]
+            ids += draw_public_ids(ms, taken, count - len(ids))
+            ms += 1
+        return ids
 
     # -- node ids -------------------------------------------------------------
     def lease_node_id(self, preferred: int | None = None) -> int:
@@ -454,14 +474,16 @@ class SQLStoreBase(ABC, Generic[C]):
                         f"may have (HERALD_MAX_HANDLERS_PER_ORGANISATION={max_handlers}); "
                         "delete one first"
                     )
+            (handler_id,) = self._new_ids(conn, "handlers", 1, created)
             row = self._execute(
                 conn,
-                "INSERT INTO handlers (organisation_id, name, type, url, format, filter, "
+                "INSERT INTO handlers (id, organisation_id, name, type, url, format, filter, "
                 "batch_max_events, batch_max_wait_ms, batch_max_bytes, retention_ms, settings, "
                 "credentials, enabled, disabled_reason, secret, cursor_seq, created_ms, "
-                "updated_ms) VALUES (?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?, "
+                "updated_ms) VALUES (?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?, "
                 f"({self._LAST_SEQ}), ?, ?) RETURNING {HANDLER_COLUMNS}",
                 (
+                    handler_id,
                     organisation_id,
                     *_spec_values(spec),
                     None if spec.enabled else "disabled by the user",

@@ -103,6 +103,8 @@ ROW_BITS = 20
 MAX_BATCH = 1 << ROW_BITS
 # Advisory lock keys (arbitrary, fixed): schema migrations, partition changes, node leases.
 _MIGRATE_LOCK, _PARTITION_LOCK, _NODE_LOCK = 7_400_001, 7_400_002, 7_400_003
+# ... and the choice of new ids per table and millisecond (SQLStoreBase._new_ids)
+_ID_LOCKS = {"handlers": 7_400_004, "rejected_records": 7_400_005}
 
 _TYPES = {
     Kind.INT: "bigint",
@@ -691,3 +693,8 @@ class PostgresStore(
     # -- node ids -------------------------------------------------------------
     def _lock_nodes(self, conn: psycopg.Connection[Any]) -> None:
         conn.execute("SELECT pg_advisory_xact_lock(%s)", (_NODE_LOCK,))
+
+    def _lock_ids(self, conn: psycopg.Connection[Any], table: str, ms: int) -> None:
+        # (table, millisecond): writers in other milliseconds go on; a key of the two-int
+        # form never meets the one-bigint keys above
+        conn.execute("SELECT pg_advisory_xact_lock(%s, %s)", (_ID_LOCKS[table], ms & 0x7FFFFFFF))

@@ -15,6 +15,7 @@ import orjson
 
 from herald.store.common import C, SQLStoreBase
 from herald.store.rejections import NewRejection, Rejected
+from herald.timefmt import now_ms
 
 _COLUMNS = "id, organisation_id, provider, received_ms, attempted_ms, attempts, errors, record"
 
@@ -56,13 +57,16 @@ class QuarantineMethods(SQLStoreBase[C]):
         if not rejections:
             return kept
         with self._transaction() as conn:
+            # not a counter shared by all organisations: random, in the batch's order
+            fresh = iter(self._new_ids(conn, "rejected_records", len(rejections), now_ms()))
             for item in rejections:
                 row = self._execute(
                     conn,
-                    "INSERT INTO rejected_records (organisation_id, provider, digest, "
-                    "received_ms, attempted_ms, errors, record) VALUES (?, ?, ?, ?, ?, ?, ?) "
+                    "INSERT INTO rejected_records (id, organisation_id, provider, digest, "
+                    "received_ms, attempted_ms, errors, record) VALUES (?, ?, ?, ?, ?, ?, ?, ?) "
                     "ON CONFLICT (organisation_id, provider, digest) DO NOTHING RETURNING id",
                     (
+                        next(fresh),
                         item.organisation_id,
                         item.provider,
                         item.digest,
