@@ -45,16 +45,16 @@ def settings(**changes: object) -> Settings:
 
 
 def test_the_timeout_bounds_the_whole_request_not_each_read(store: Store) -> None:
-    """A receiver answering a byte every 0.25 s (40 bytes: 10 s) never lets a read wait
-    longer than the timeout; the request still ends at the 1 s deadline, as a failed,
-    logged, backed-off attempt."""
-    with trickling(0.25) as trickler:
+    """A receiver answering a byte every 0.5 s (40 bytes: 20 s) never lets a read wait
+    longer than the timeout; the request still ends at the 2 s deadline, as a failed,
+    logged, backed-off attempt (well before 20 s, however loaded the machine)."""
+    with trickling(0.5) as trickler:
         handler = store.create_handler(A, HandlerSpec(name="slow", url=trickler.url), new_secret())
         [event_id] = append(store, 1, organisation_id=A)
 
         async def scenario() -> float:
             delivery = DeliveryWorker(
-                store, settings(delivery_timeout_seconds=1.0), load_catalog(), IdGenerator(2)
+                store, settings(delivery_timeout_seconds=2.0), load_catalog(), IdGenerator(2)
             )
             try:
                 await delivery.claim()
@@ -66,10 +66,10 @@ def test_the_timeout_bounds_the_whole_request_not_each_read(store: Store) -> Non
                 await delivery.aclose()
 
         took = asyncio.run(scenario())
-    assert took < 4, f"the request lasted {took:.1f} s"
+    assert took < 12, f"the request lasted {took:.1f} s"
     [attempt] = attempts(store, handler.id)
     assert (attempt.outcome, attempt.error, attempt.event_ids) == ("retry", "timeout", (event_id,))
-    assert attempt.latency_ms < 4000
+    assert attempt.latency_ms < 12_000
     stored = store.get_handler(handler.id)
     assert stored is not None and stored.failures == 1 and stored.next_attempt_ms is not None
 
@@ -80,7 +80,7 @@ def test_one_tenants_trickling_receivers_do_not_starve_another_tenant(store: Sto
     attempt (without the per-organisation share, A's requests held every pooled connection
     and B's request timed out waiting for one)."""
     config = settings(
-        delivery_timeout_seconds=4.0,
+        delivery_timeout_seconds=10.0,
         delivery_max_connections=4,
         delivery_connections_per_organisation=2,
     )
@@ -107,13 +107,13 @@ def test_one_tenants_trickling_receivers_do_not_starve_another_tenant(store: Sto
                 await delivery.aclose()
 
         late = asyncio.run(scenario())
-    assert late < 2, f"tenant B's event came {late:.1f} s late"
+    assert late < 5, f"tenant B's event came {late:.1f} s late"
     assert [a.outcome for a in attempts(store, b_handler.id)] == ["delivered"]
     assert trickler.peak <= 2  # A never held more than its share
 
 
 def test_deleting_a_handler_cancels_its_request_in_flight(store: Store) -> None:
-    with trickling(0.25) as trickler:
+    with trickling(0.5) as trickler:  # 20 s for the whole answer, were it waited for
         handler = store.create_handler(A, HandlerSpec(name="slow", url=trickler.url), new_secret())
         append(store, 1, organisation_id=A)
 
@@ -133,4 +133,4 @@ def test_deleting_a_handler_cancels_its_request_in_flight(store: Store) -> None:
                 await delivery.aclose()
 
         closed_after = asyncio.run(scenario())
-    assert closed_after < 4, f"the request stayed open {closed_after:.1f} s after the delete"
+    assert closed_after < 10, f"the request stayed open {closed_after:.1f} s after the delete"

@@ -71,10 +71,10 @@ def test_worker_serves_health_and_metrics_and_drains_on_sigterm(
             spec = HandlerSpec(name="h", url=receiver.url)
             handler = store.create_handler(2, spec, new_secret())
             [event_id] = append(store, 1)
-            assert arrived.wait(20), "the worker did not deliver"
+            assert arrived.wait(60), "the worker did not deliver"
             worker.send_signal(signal.SIGTERM)  # while the request is out
             # uvicorn shuts down, then raises the signal again: the exit a service manager expects
-            assert worker.wait(15) in (0, -signal.SIGTERM)
+            assert worker.wait(60) in (0, -signal.SIGTERM)
         [attempt] = attempts(store, handler.id)
         assert (attempt.outcome, attempt.event_ids) == ("delivered", (event_id,))
         stored = store.get_handler(handler.id)
@@ -82,4 +82,4 @@ def test_worker_serves_health_and_metrics_and_drains_on_sigterm(
     finally:
         if worker.poll() is None:
             worker.kill()
-            worker.wait(5)
+            worker.wait(30)

@@ -23,7 +23,7 @@ def test_a_trickling_tenant_does_not_starve_another(tmp_path: Path, figures: Fig
         env={
             "HERALD_ALLOW_PRIVATE_TARGETS": "true",
             "HERALD_DELIVERY_POLL_SECONDS": "0.05",
-            "HERALD_DELIVERY_TIMEOUT_SECONDS": "5",
+            "HERALD_DELIVERY_TIMEOUT_SECONDS": "10",
             "HERALD_DELIVERY_MAX_CONNECTIONS": "4",
             "HERALD_DELIVERY_CONNECTIONS_PER_ORGANISATION": "2",
             "HERALD_DELIVERY_DRAIN_SECONDS": "1",
@@ -56,7 +56,7 @@ def test_a_trickling_tenant_does_not_starve_another(tmp_path: Path, figures: Fig
             wait_until(lambda: len(as_b.get(path).json()) >= 3, 10)
             log = as_b.get(path).json()
 
-            # A's requests end at the 5 s deadline as failed attempts, never held for 20 s
+            # A's requests end at the 10 s deadline as failed attempts, never held for 20 s
             def a_attempts() -> list[dict[str, Any]]:
                 return [
                     attempt
@@ -64,17 +64,18 @@ def test_a_trickling_tenant_does_not_starve_another(tmp_path: Path, figures: Fig
                     for attempt in as_a.get(f"/event_handler/{handler['id']}/delivery").json()
                 ]
 
-            wait_until(lambda: any(d["error"] == "timeout" for d in a_attempts()), 15)
+            wait_until(lambda: any(d["error"] == "timeout" for d in a_attempts()), 20)
             slow = a_attempts()
     finally:
         server.stop()
     figures.add("starvation.bystander_deliveries", len(latencies))
     figures.note("starvation.bystander_worst_seconds", f"{max(latencies):.2f}")
-    assert max(latencies) < 2.5, f"tenant B's events came {latencies} s after they were written"
+    # starved, B would wait for one of A's requests to end: 10 s (typically it takes 0.1 s)
+    assert max(latencies) < 5, f"tenant B's events came {latencies} s after they were written"
     assert {d["outcome"] for d in log} == {"delivered"} and len(log) == 3
     assert trickler.peak <= 2  # A never held more than its share of the pool
     timed_out = [d for d in slow if d["error"] == "timeout"]
-    assert timed_out and all(d["latency_ms"] < 7000 for d in timed_out)
+    assert timed_out and all(d["latency_ms"] < 18_000 for d in timed_out)
 
 
 def test_handler_urls_with_control_characters_are_refused(tmp_path: Path) -> None:

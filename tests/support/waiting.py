@@ -2,17 +2,23 @@
 
 from __future__ import annotations
 
+import os
 import time
 from collections.abc import Callable, Iterable
 
 from herald.store import Store
 
+SLACK = float(os.environ.get("HERALD_TEST_SLACK", "3"))
+"""Every wait's bound is multiplied by this: a machine loaded by other work is slow, and a
+longer bound costs time only when the condition never holds (the test fails either way)."""
+
 
 def wait_until(
     check: Callable[[], bool], timeout: float = 20, state: Callable[[], str] = lambda: ""
 ) -> None:
-    """Poll ``check`` until it holds; AssertionError (with ``state()``) after ``timeout`` s."""
-    deadline = time.monotonic() + timeout
+    """Poll ``check`` until it holds; AssertionError (with ``state()``) after ``timeout`` s
+    (times ``SLACK``)."""
+    deadline = time.monotonic() + timeout * SLACK
     while not check():
         if time.monotonic() > deadline:
             raise AssertionError(f"timed out; {state()}".rstrip("; "))

@@ -12,6 +12,7 @@ import httpx
 
 from tests.delivery.sinks.pki import Issued
 from tests.support.server import HeraldServer
+from tests.support.waiting import SLACK
 
 T = TypeVar("T")
 CUSTOM = "type:10001|10002"
@@ -41,8 +42,9 @@ def post_events(client: httpx.Client, count: int, code: int = 10001) -> list[int
 
 
 def eventually(probe: Callable[[], T | None], timeout: float = 20, what: str = "") -> T:
-    """``probe()`` once it answers something truthy; fails after ``timeout`` seconds."""
-    deadline = time.monotonic() + timeout
+    """``probe()`` once it answers something truthy; fails after ``timeout`` seconds (times
+    the tests' ``SLACK`` for a loaded machine)."""
+    deadline = time.monotonic() + timeout * SLACK
     while True:
         value = probe()
         if value:
