@@ -147,6 +147,35 @@ def test_tenants_see_only_their_endpoints(server: HeraldServer, tenants: Tenants
         assert int(admin.get("/endpoint").headers["X-Total-Count"]) == 5
 
 
+def test_the_platform_narrows_to_one_organisation(server: HeraldServer, tenants: Tenants) -> None:
+    """The console's organisation switcher: GET /organisation lists what a token may read,
+    and ``organisation`` narrows the fleet list and the status counts to one of them."""
+    with server.client(tenants.a_rw) as a, server.client(tenants.b_rw) as b:
+        settle(a, [event(1, 0, 7, detail=VODAFONE), session(1, 8)])
+        settle(b, [event(15, 2, 7)])
+        assert a.get("/organisation").json() == [{"id": tenants.a, "name": "Acme IoT"}]
+        own = a.get("/endpoint/status_counts", params={"organisation": tenants.a}).json()
+        assert own == a.get("/endpoint/status_counts").json()
+        other = a.get("/endpoint", params={"organisation": tenants.b})
+        assert other.status_code == 403
+        assert other.headers["content-type"] == "application/problem+json"
+        assert (
+            a.get("/endpoint/status_counts", params={"organisation": tenants.b}).status_code == 403
+        )
+    with server.client(tenants.admin) as admin:
+        listed = admin.get("/organisation").json()
+        assert {"id": tenants.a, "name": "Acme IoT"} in listed
+        assert {"id": tenants.b, "name": "Bolt Mobility"} in listed
+        only_b = admin.get("/endpoint", params={"organisation": tenants.b, "sort": "id"})
+        assert [e["id"] for e in only_b.json()] == [7, MARKER]
+        assert "organisation=" in only_b.headers["Link"]  # its pages keep the organisation
+        counts = admin.get("/endpoint/status_counts", params={"organisation": tenants.a}).json()
+        assert counts["total"] == 3  # 7, 8 and the marker
+        bad = admin.get("/endpoint", params={"organisation": "acme"})
+        assert bad.status_code == 422 and "organisation" in bad.text
+        assert admin.get("/endpoint/status_counts", params={"organisation": 0}).status_code == 422
+
+
 def test_the_fleet_list_filters_sorts_and_pages(server: HeraldServer, tenants: Tenants) -> None:
     with server.client(tenants.a_rw) as client:
         settle(

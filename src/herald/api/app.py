@@ -162,12 +162,13 @@ def create_app(settings: Settings | None = None) -> FastAPI:
         version=__version__,
         summary="Events of IoT connectivity: ingest, store, query and stream.",
         openapi_url="/api/openapi.json",
-        docs_url="/api/docs",
+        docs_url=None,  # openapi.install_docs: Swagger UI from Herald, not from a CDN
         redoc_url=None,
         lifespan=lifespan,
     )
     install_problem_handlers(app)
     openapi.install(app)
+    openapi.install_docs(app)
     app.add_middleware(RefuseNul)  # inside the size limit: it reads bounded bodies whole
     app.add_middleware(BodySizeLimit, max_bytes=settings.max_body_bytes)
     app.state.rate_limit = RateLimit(settings.rate_limit_per_second, settings.rate_limit_burst)

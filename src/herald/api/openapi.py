@@ -13,15 +13,20 @@ from dataclasses import dataclass
 from typing import Any
 
 from fastapi import FastAPI
+from fastapi.openapi.docs import get_swagger_ui_html
 from fastapi.openapi.utils import get_openapi
 from pydantic import BaseModel
 from pydantic.json_schema import models_json_schema
+from starlette.responses import HTMLResponse
+from starlette.staticfiles import StaticFiles
+from swagger_ui_bundle import swagger_ui_path  # type: ignore[import-untyped]
 
 from herald.api import schemas
 from herald.api.routes.stats import BUCKETS, ORDERS
 from herald.model import EventIn
 from herald.store.base import STATS_GROUPS
 
+DOCS_URL = "/api/docs"
 REF = "#/components/schemas/{model}"
 PROBLEM_JSON = "application/problem+json"
 ERROR_TEXT = {
@@ -123,6 +128,7 @@ ANSWERS: dict[str, Answer] = {
     "GET /api/v1/endpoint/{endpoint_id}/connectivity": Answer(
         200, _ref(schemas.Connectivity), ITEM
     ),
+    "GET /api/v1/organisation": Answer(200, FROM_ROUTE, AUTH),
     "GET /api/v1/organisation/{organisation_id}/device_events": Answer(200, FROM_ROUTE, ITEM),
     "PUT /api/v1/organisation/{organisation_id}/device_events": Answer(200, FROM_ROUTE, ITEM_WRITE),
     "GET /api/v1/endpoint/{endpoint_id}/stats/daily": Answer(
@@ -278,6 +284,25 @@ def build_document(app: FastAPI) -> dict[str, Any]:
         schemas_.pop(unused, None)
     schemas_.update(_components())
     return document
+
+
+def install_docs(app: FastAPI, docs_url: str = DOCS_URL) -> None:
+    """Swagger UI at ``docs_url``, its script and stylesheet served by Herald itself (from
+    the swagger-ui-bundle-v2 package): the page works without internet (air-gapped)."""
+    assets = f"{docs_url}/assets"
+    app.mount(assets, StaticFiles(directory=str(swagger_ui_path)), name="swagger-ui")
+
+    async def docs() -> HTMLResponse:
+        return get_swagger_ui_html(
+            openapi_url=app.openapi_url or "/api/openapi.json",
+            title=f"{app.title} API",
+            swagger_js_url=f"{assets}/swagger-ui-bundle.js",
+            swagger_css_url=f"{assets}/swagger-ui.css",
+            swagger_favicon_url=f"{assets}/favicon-32x32.png",
+            swagger_ui_parameters={"validatorUrl": None},  # no call to swagger.io's validator
+        )
+
+    app.add_api_route(docs_url, docs, methods=["GET"], include_in_schema=False)
 
 
 def install(app: FastAPI) -> None:

@@ -6,7 +6,7 @@ import dataclasses
 from typing import Annotated, Any
 
 import orjson
-from fastapi import APIRouter, Depends, Path, Request
+from fastapi import APIRouter, Depends, Path, Query, Request
 from pydantic import BaseModel, ConfigDict, Field
 from starlette.responses import Response
 
@@ -83,6 +83,12 @@ _LIST_PARAMETERS: list[dict[str, Any]] = [
         "description": "Comma list of last_seen, id, name, status, country, operator, updated; "
         "- for descending (default -last_seen)",
     },
+    {
+        "name": "organisation",
+        "in": "query",
+        "schema": {"type": "integer", "minimum": 1},
+        "description": "One of the token's organisations only (internal tokens: any one)",
+    },
     {"name": "page", "in": "query", "schema": {"type": "integer", "minimum": 1}},
     {
         "name": "per_page",
@@ -96,13 +102,33 @@ def _json(document: object, headers: dict[str, str] | None = None) -> Response:
     return Response(orjson.dumps(document), 200, headers=headers, media_type=JSON_TYPE)
 
 
+_ORGANISATION_HELP = "One of the token's organisations only (internal tokens: any one)"
+
+
+def _narrowed(principal: Principal, organisation: str | None) -> tuple[int, ...] | None:
+    """The principal's scope, or the one organisation asked for within it (403 outside)."""
+    scope = principal.organisation_scope
+    if organisation is None:
+        return scope
+    if not (organisation.isascii() and organisation.isdigit()) or not (
+        1 <= int(organisation) <= 2**63 - 1
+    ):
+        raise field_problem(422, "organisation", "must be a whole number from 1")
+    wanted = int(organisation)
+    if scope is not None and wanted not in scope:
+        raise Problem(403, "Forbidden", "this token reads only its own organisation's endpoints")
+    return (wanted,)
+
+
 @router.get("/endpoint", openapi_extra={"parameters": _LIST_PARAMETERS})
 async def list_endpoints(
     request: Request, services: ServicesDep, principal: EventReader
 ) -> Response:
     """The organisation's endpoints with their state, filtered, sorted and paged."""
+    params = dict(request.query_params)
+    scope = _narrowed(principal, params.pop("organisation", None))
     try:
-        query = service.list_query(request.query_params, principal.organisation_scope)
+        query = service.list_query(params, scope)
     except service.InvalidParameter as exc:
         raise field_problem(422, exc.field, exc.reason) from None
     query = dataclasses.replace(query, time_limit=services.settings.query_time_limit_seconds)
@@ -118,10 +144,39 @@ async def list_endpoints(
 
 
 @router.get("/endpoint/status_counts")
-async def endpoint_status_counts(services: ServicesDep, principal: EventReader) -> Response:
+async def endpoint_status_counts(
+    services: ServicesDep,
+    principal: EventReader,
+    organisation: Annotated[
+        str | None, Query(max_length=20, description=_ORGANISATION_HELP)
+    ] = None,
+) -> Response:
     """How many of the organisation's endpoints are in each status (a dashboard tile)."""
-    counts = await services.run(services.store.device_status_counts, principal.organisation_scope)
+    scope = _narrowed(principal, organisation)
+    counts = await services.run(services.store.device_status_counts, scope)
     return _json(service.status_counts(counts))
+
+
+class OrganisationOut(BaseModel):
+    """An organisation the caller may read."""
+
+    id: int
+    name: str
+
+
+@router.get("/organisation", responses={200: {"model": list[OrganisationOut]}})
+async def list_organisations(services: ServicesDep, principal: EventReader) -> Response:
+    """The organisations the token may read, by id: its own, or every one for an internal
+    token (the console's organisation switcher)."""
+    scope = principal.organisation_scope
+    organisations = await services.run(services.store.list_organisations)
+    return _json(
+        [
+            {"id": o.id, "name": o.name}
+            for o in sorted(organisations, key=lambda o: o.id)
+            if scope is None or o.id in scope
+        ]
+    )
 
 
 @router.get("/endpoint/{endpoint_id}/connectivity")
