@@ -5,6 +5,7 @@ Each step saves a screenshot under ``test-artifacts/console/`` for a human to lo
 
 from __future__ import annotations
 
+import re
 import threading
 import time
 import uuid
@@ -12,10 +13,12 @@ from collections.abc import Iterator
 from http.server import BaseHTTPRequestHandler, HTTPServer
 from pathlib import Path
 from typing import Any
+from urllib.parse import urlsplit
 
 import httpx
 import pytest
-from playwright.sync_api import Browser, Page, sync_playwright
+from playwright.sync_api import Browser, Page, Response, sync_playwright
+from playwright.sync_api import Error as PlaywrightError
 
 from tests.delivery.sinks.pki import Authority
 from tests.support.server import HeraldServer, start_server
@@ -167,7 +170,8 @@ def test_sign_in_and_dashboard(page: Page, console_server: HeraldServer) -> None
     page.get_by_text("Sign-in failed").wait_for()
     sign_in(page, console_server)
     page.get_by_text("Top endpoints by data volume").wait_for()
-    assert page.locator(".chart svg rect").count() > 0
+    page.locator(".chart svg rect").first.wait_for()  # each panel fills in as it answers
+    page.locator(".bars").nth(2).wait_for()
     assert "tracker-" in page.locator(".bars").nth(2).inner_text()
     page.get_by_text("Battery critically low").first.wait_for()
     shot(page, "02-dashboard")
@@ -235,7 +239,7 @@ def test_devices_by_status_and_a_devices_state(page: Page, console_server: Heral
     ]
     tiles.first.click()
     page.get_by_role("heading", name="Devices").wait_for()
-    page.get_by_text("1 devices · page 1 of 1").wait_for()
+    page.get_by_text("1 device · page 1 of 1").wait_for()
     assert page.get_by_role("button", name="Online · 1").get_attribute("aria-pressed") == "true"
     assert "tracker-101" in page.locator("tr.device").inner_text()
     shot(page, "12-devices-online")
@@ -254,7 +258,7 @@ def test_devices_by_status_and_a_devices_state(page: Page, console_server: Heral
     page.get_by_label("Query (q)").fill("")
     page.get_by_label("Name contains").fill("101")
     page.get_by_role("button", name="Apply filters").click()
-    page.get_by_text("1 devices · page 1 of 1").wait_for()
+    page.get_by_text("1 device · page 1 of 1").wait_for()
     shot(page, "13-devices")
     page.get_by_role("link", name="tracker-101").click()
     page.get_by_role("heading", name="Device tracker-101").wait_for()
@@ -427,3 +431,339 @@ def test_unknown_api_paths_stay_problems(console_server: HeraldServer) -> None:
     response = httpx.get(console_server.url + "/api/v1/nothing-here")
     assert response.status_code == 404
     assert response.headers["content-type"] == "application/problem+json"
+
+
+# -- issue 29: a tenant's first hour -----------------------------------------------------
+
+
+class Accepting(BaseHTTPRequestHandler):
+    """A webhook receiver that takes every delivery (204)."""
+
+    def do_POST(self) -> None:
+        self.rfile.read(int(self.headers.get("Content-Length", 0)))
+        self.send_response(204)
+        self.end_headers()
+
+    def log_message(self, *args: Any) -> None:
+        pass
+
+
+@pytest.fixture(scope="module")
+def accepting() -> Iterator[str]:
+    http = HTTPServer(("127.0.0.1", 0), Accepting)
+    thread = threading.Thread(target=http.serve_forever, daemon=True)
+    thread.start()
+    try:
+        yield f"http://127.0.0.1:{http.server_address[1]}/hook"
+    finally:
+        http.shutdown()
+        http.server_close()
+
+
+@pytest.fixture(scope="module")
+def tenant(console_server: HeraldServer) -> str:
+    """A second organisation with an event of its own, and a token of organisation 1 (the
+    seeded fleet) that may only read events."""
+    with console_server.client(console_server.admin_token) as client:
+        if len(client.get("/organisation").json()) < 2:  # "My organisation" (1), made by serve
+            assert console_server.create_org("Second Fleet") == 2
+            other = {
+                "event_type": {"id": 10004},
+                "organisation": {"id": 2},
+                "description": "Pallet scanned at hub 9",
+                "endpoint": {"id": 700, "name": "scanner-700"},
+            }
+            assert client.post("/event", json=other).status_code == 201
+    return console_server.create_token(1, "event:read")
+
+
+def sign_in_with(page: Page, server: HeraldServer, token: str) -> None:
+    page.goto(server.url + "/")
+    page.get_by_label("Application token").fill(token)
+    page.get_by_role("button", name="Sign in").click()
+    page.get_by_role("heading", name="Dashboard").wait_for()
+
+
+def full_dashboard(page: Page) -> None:
+    """Every panel of the dashboard filled from its answer: no error, nothing still loading."""
+    page.locator(".card .n").first.wait_for()
+    page.locator("a.tile").first.wait_for()
+    page.locator(".chart svg rect").first.wait_for()
+    page.get_by_text("Battery critically low").first.wait_for()
+    bars = page.locator(".bars")
+    bars.nth(2).wait_for()
+    page.wait_for_function("!document.querySelector('main').textContent.includes('Loading…')")
+    assert page.locator("main .error").count() == 0, page.locator("main .error").all_inner_texts()
+    assert page.locator("a.tile").count() == 4
+    assert "null" not in page.locator("main").inner_text()
+    assert "tracker-" in bars.nth(1).inner_text() and "tracker-" in bars.nth(2).inner_text()
+    assert "Update location" in bars.nth(0).inner_text()  # the type's name, not its code alone
+
+
+def test_a_tenant_with_event_read_sees_a_full_dashboard(
+    browser: Browser, console_server: HeraldServer, tenant: str
+) -> None:
+    """Six panels' requests against HERALD_QUERIES_PER_ORGANISATION = 4, for a token that only
+    reads events: five fresh sign-ins in a row, each a full dashboard, none answered 429."""
+    refused: list[str] = []
+
+    def note_refusal(response: Response) -> None:
+        if response.status == 429:
+            refused.append(response.url)
+
+    for attempt in range(5):
+        context = browser.new_context(viewport={"width": 1280, "height": 860})
+        page = context.new_page()
+        page.set_default_timeout(TIMEOUT_MS)
+        page.on("response", note_refusal)
+        try:
+            sign_in_with(page, console_server, tenant)
+            full_dashboard(page)
+            assert page.locator("#org-switch").is_hidden()  # a tenant has one organisation
+            assert refused == [], refused
+            if attempt == 0:
+                shot(page, "15-tenant-dashboard")
+        finally:
+            context.close()
+
+
+def test_a_busy_organisation_is_waited_for_not_shown_as_an_error(
+    browser: Browser, tmp_path: Path
+) -> None:
+    """With one query at a time allowed, the console's requests meet 429s: it waits as
+    Retry-After says and retries, and the page still fills in without an error."""
+    env = {"HERALD_QUERIES_PER_ORGANISATION": "1"}
+    server = start_server(tmp_path / "herald", env=env)
+    try:
+        now = time.time()
+        events = [
+            {
+                "event_type": {"id": 10001},
+                "organisation": {"id": 1},
+                "timestamp": time.strftime("%Y-%m-%dT%H:%M:%SZ", time.gmtime(now - 60 * i)),
+                "endpoint": {"id": 1 + i % 3, "name": f"meter-{1 + i % 3}"},
+                "alert": True,
+                "description": "Battery critically low",
+            }
+            for i in range(30)
+        ]
+        with server.client(server.admin_token) as client:
+            assert client.post("/event", json=events).status_code == 201
+        token = server.create_token(1, "event:read")
+        context = browser.new_context(viewport={"width": 1280, "height": 860})
+        page = context.new_page()
+        page.set_default_timeout(60_000)
+        statuses: list[int] = []
+        page.on("response", lambda r: statuses.append(r.status) if "/api/v1/" in r.url else None)
+        try:
+            sign_in_with(page, server, token)
+            page.locator(".chart svg rect").first.wait_for()
+            page.locator("a.tile").first.wait_for()
+            page.get_by_text("Battery critically low").first.wait_for()
+            page.wait_for_function(
+                "!document.querySelector('main').textContent.includes('Loading…')"
+            )
+            assert page.locator("main .error").count() == 0, page.locator(
+                "main .error"
+            ).all_inner_texts()
+            assert statuses.count(200) >= 7  # authenticate + six panels
+        finally:
+            context.close()
+    finally:
+        server.stop()
+
+
+def test_event_ids_are_exact(page: Page, console_server: HeraldServer) -> None:
+    """A 64-bit id is shown, linked and sent as the server wrote it (not rounded to 2^53)."""
+    with console_server.client(console_server.admin_token) as client:
+        answer = client.get("/event", params={"type": "5", "per_page": 1})
+        newest = answer.json()[0]["id"]  # Python's json keeps every digit
+    assert newest > 2**53, "the test needs an id past what a JavaScript number holds"
+    sign_in(page, console_server)
+    page.goto(f"{console_server.url}/#/events/type%3D5")
+    row = page.locator(f'tbody tr[data-id="{newest}"]')
+    row.wait_for()
+    row.click()
+    drawer = page.locator("#drawer")
+    drawer.locator(".event-id").wait_for()
+    assert drawer.locator(".event-id").inner_text() == f"id {newest}"
+    assert f"id: {newest}" in drawer.locator(".tree").inner_text()
+    with console_server.client(console_server.admin_token) as client:  # the id as copied
+        assert client.get(f"/event/{newest}").status_code == 200
+
+
+def test_a_late_page_never_replaces_the_current_one(
+    page: Page, console_server: HeraldServer
+) -> None:
+    """The dashboard's answers held back until Events has opened: Events stays."""
+    held: list[Any] = []
+    page.route("**/api/v1/event/stats**", lambda route: held.append(route))
+    sign_in(page, console_server)
+    deadline = time.monotonic() + 15
+    while not held:
+        assert time.monotonic() < deadline, "the dashboard asked for no stats"
+        page.wait_for_timeout(50)
+    page.get_by_role("link", name="Events").click()
+    page.get_by_role("heading", name="Events").wait_for()
+    page.get_by_text("· page 1 of").wait_for()
+    page.unroute("**/api/v1/event/stats**")
+    for route in held:
+        try:
+            route.continue_()
+        except PlaywrightError:  # the browser already gave this request up
+            pass
+    page.get_by_label("Type", exact=True).fill("5")  # a round trip after the late answers
+    page.get_by_role("button", name="Apply filters").click()
+    page.get_by_text("10 events · page 1 of 1").wait_for()
+    assert page.get_by_role("heading", name="Dashboard").count() == 0
+    assert page.get_by_role("heading", name="Events").is_visible()
+
+
+def test_filters_live_in_the_address(page: Page, console_server: HeraldServer) -> None:
+    sign_in(page, console_server)
+    page.get_by_role("link", name="Events").click()
+    page.get_by_label("Type", exact=True).fill("5")
+    page.get_by_label("Alerts only").check()
+    page.get_by_role("button", name="Apply filters").click()
+    page.get_by_text("No events match.").wait_for()
+    assert "type%3D5%26alert%3Dtrue" in page.url
+    page.get_by_label("Alerts only").uncheck()
+    page.get_by_role("button", name="Apply filters").click()
+    page.get_by_text("10 events · page 1 of 1").wait_for()
+    bookmark = page.url
+    page.goto(console_server.url + "/#/dashboard")
+    page.get_by_role("heading", name="Dashboard").wait_for()
+    page.goto(bookmark)
+    page.get_by_text("10 events · page 1 of 1").wait_for()
+    assert page.get_by_label("Type", exact=True).input_value() == "5"
+    page.get_by_role("link", name="Devices").click()
+    page.get_by_role("button", name=re.compile(r"^Offline · ")).click()
+    page.locator("tr.device").first.wait_for()
+    assert "status%3DOFFLINE" in page.url
+    page.reload()
+    assert (
+        page.get_by_role("button", name=re.compile(r"^Offline · ")).get_attribute("aria-pressed")
+        == "true"
+    )
+
+
+def test_handlers_are_disabled_enabled_and_deleted(
+    page: Page, console_server: HeraldServer, accepting: str
+) -> None:
+    """A handler whose receiver takes everything: its deliveries are green; the console
+    disables, enables and deletes it."""
+    with console_server.client(console_server.admin_token) as client:
+        body = {"name": "crm webhook", "url": accepting, "organisation_id": 1}
+        response = client.post("/event_handler", json=body)
+        assert response.status_code == 201, response.text
+        handler_id = response.json()["id"]
+        ping = {"event_type": {"id": 10002}, "organisation": {"id": 1}}
+        assert client.post("/event", json=ping).status_code == 201
+        deadline = time.monotonic() + 30
+        while not client.get(f"/event_handler/{handler_id}/delivery").json():
+            assert time.monotonic() < deadline, "the handler never attempted a delivery"
+            time.sleep(0.2)
+    sign_in(page, console_server)
+    page.goto(f"{console_server.url}/#/handlers/{handler_id}")
+    page.get_by_role("heading", name="Delivery log · crm webhook").wait_for()
+    outcome = page.locator("tr.delivery .badge").first
+    assert outcome.inner_text() == "delivered"
+    assert "state-active" in (outcome.get_attribute("class") or "")
+    row = page.locator(f'tr.handler[data-id="{handler_id}"]')
+    row.get_by_role("button", name="Disable").click()
+    page.get_by_text("crm webhook disabled.").wait_for()
+    row.get_by_role("button", name="Enable").wait_for()
+    with console_server.client(console_server.admin_token) as client:
+        assert client.get(f"/event_handler/{handler_id}").json()["enabled"] is False
+    row.get_by_role("button", name="Enable").click()
+    page.get_by_text("crm webhook enabled.").wait_for()
+    row.get_by_role("button", name="Disable").wait_for()
+    page.once("dialog", lambda dialog: dialog.accept())
+    row.get_by_role("button", name="Delete").click()
+    page.get_by_text("crm webhook deleted.").wait_for()
+    shot(page, "16-handler-deleted")
+    assert row.count() == 0
+    with console_server.client(console_server.admin_token) as client:
+        assert client.get(f"/event_handler/{handler_id}").status_code == 404
+
+
+def test_the_platform_console_switches_organisation(
+    page: Page, console_server: HeraldServer, tenant: str
+) -> None:
+    sign_in(page, console_server)
+    switch = page.locator("#org")
+    switch.wait_for()
+    page.get_by_text("Showing all organisations.").wait_for()
+    page.get_by_role("link", name="Events").click()
+    page.locator("th", has_text="Organisation").wait_for()
+    assert "Second Fleet (2)" in page.locator("tbody").inner_text()
+    assert "My organisation (1)" in page.locator("tbody").inner_text()
+    switch.select_option("2")
+    page.get_by_text("1 event · page 1 of 1").wait_for()
+    assert "Pallet scanned at hub 9" in page.locator("tbody").inner_text()
+    assert page.locator("th", has_text="Organisation").count() == 0  # one organisation shown
+    page.get_by_role("link", name="Dashboard").click()
+    page.get_by_text("Showing Second Fleet (2).").wait_for()
+    page.locator(".totals .n").first.wait_for()
+    assert page.locator(".totals .n").first.inner_text() == "1"  # its events, not everyone's
+    page.get_by_role("link", name="Rejected").click()
+    page.get_by_text("No rejected records").wait_for()
+    assert page.get_by_text("0 provider records").count() == 0
+    shot(page, "17-platform-one-organisation")
+    switch.select_option("")
+    page.get_by_text("Showing all organisations.").wait_for()
+
+
+def test_an_unknown_device_is_not_said_to_be_ok(page: Page, console_server: HeraldServer) -> None:
+    sign_in(page, console_server)
+    page.goto(console_server.url + "/#/device/424242")
+    page.get_by_text("Herald has no events for endpoint 424242").wait_for()
+    assert page.get_by_text("no quota events").count() == 0
+    assert page.get_by_role("heading", name="Timeline", exact=True).is_visible()
+    page.goto(console_server.url + "/#/device/102")
+    page.get_by_role("heading", name="Timeline (10 events)").wait_for()
+
+
+def test_a_phone_keeps_every_column(browser: Browser, console_server: HeraldServer) -> None:
+    context = browser.new_context(viewport={"width": 390, "height": 844}, is_mobile=True)
+    page = context.new_page()
+    page.set_default_timeout(TIMEOUT_MS)
+    try:
+        sign_in(page, console_server)
+        page.get_by_role("link", name="Events").click()
+        page.locator("tbody tr").first.wait_for()
+        headers = page.locator("thead th")
+        visible = [headers.nth(i).is_visible() for i in range(headers.count())]
+        assert all(visible) and len(visible) >= 5, visible
+        width = page.evaluate("document.documentElement.scrollWidth")
+        assert width <= 400, "the page scrolls sideways on a phone"  # the table does instead
+        shot(page, "18-phone-events")
+    finally:
+        context.close()
+
+
+def test_api_docs_work_without_internet(browser: Browser, console_server: HeraldServer) -> None:
+    """/api/docs with every request off loopback refused: the page needs none of them."""
+    context = browser.new_context()
+    outside: list[str] = []
+
+    def loopback_only(route: Any) -> None:
+        host = urlsplit(route.request.url).hostname
+        if host in ("127.0.0.1", "localhost", "::1"):
+            route.continue_()
+        else:
+            outside.append(route.request.url)
+            route.abort()
+
+    context.route("**/*", loopback_only)
+    page = context.new_page()
+    page.set_default_timeout(TIMEOUT_MS)
+    try:
+        page.goto(console_server.url + "/api/docs")
+        page.get_by_text("/api/v1/event/stats").first.wait_for()
+        page.get_by_role("heading", name="Herald").first.wait_for()
+        assert page.locator(".opblock").count() > 30
+        shot(page, "19-api-docs-offline")
+        assert outside == []
+    finally:
+        context.close()

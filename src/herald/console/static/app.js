@@ -45,26 +45,166 @@ class ApiError extends Error {
   }
 }
 
+// -- exact JSON --------------------------------------------------------------------------
+// JavaScript numbers hold integers exactly only up to 2^53; Herald's event ids are 64-bit
+// (917610037529018368 would read as 917610037529018400). Integer literals past 2^53 are read
+// as a BigId, which keeps the digits as the server wrote them, and written back the same.
+class BigId {
+  constructor(digits) { this.digits = digits; }
+  toString() { return this.digits; }
+}
+const NUMBER_OR_STRING = /"(?:[^"\\]|\\.)*"|(?<![\w.+-])-?\d{16,}(?![\w.])/g;
+const MARK = "\u0000"; // never in an answer: Herald refuses NUL in what it stores
+function parseJson(text) {
+  const marked = text.replace(NUMBER_OR_STRING, (m) =>
+    m[0] === '"' || Number.isSafeInteger(Number(m)) ? m : `"\\u0000${m}"`);
+  return JSON.parse(marked, (_, v) =>
+    typeof v === "string" && v[0] === MARK ? new BigId(v.slice(1)) : v);
+}
+function jsonText(value, indent) {
+  return JSON.stringify(value, (_, v) => (v instanceof BigId ? MARK + v.digits : v), indent)
+    .replace(/"\\u0000(-?\d+)"/g, "$1");
+}
+
+// -- requests: at most two at a time, 429 and 503 retried after their Retry-After ---------
+// A tenant may run only HERALD_QUERIES_PER_ORGANISATION (default 4) queries at once: the
+// console never sends more than MAX_IN_FLIGHT, and waits as told when the server is busy.
+const MAX_IN_FLIGHT = 2;
+const MAX_TRIES = 6;
+let inFlight = 0;
+const waiting = [];
+let routeController = new AbortController(); // aborted when the route changes
+
+function aborted() {
+  return new DOMException("The page changed", "AbortError");
+}
+
+function acquire(signal) {
+  if (signal.aborted) return Promise.reject(aborted());
+  if (inFlight < MAX_IN_FLIGHT) {
+    inFlight += 1;
+    return Promise.resolve();
+  }
+  return new Promise((resolve, reject) => {
+    const entry = { resolve };
+    waiting.push(entry);
+    signal.addEventListener("abort", () => {
+      const i = waiting.indexOf(entry);
+      if (i >= 0) { waiting.splice(i, 1); reject(aborted()); }
+    }, { once: true });
+  });
+}
+
+function release() {
+  const next = waiting.shift();
+  if (next) next.resolve(); // the slot passes on
+  else inFlight -= 1;
+}
+
+function pause(seconds, signal) {
+  return new Promise((resolve, reject) => {
+    const timer = setTimeout(resolve, seconds * 1000);
+    signal.addEventListener("abort", () => { clearTimeout(timer); reject(aborted()); }, { once: true });
+  });
+}
+
+function retryAfter(response) {
+  const seconds = Number(response.headers.get("Retry-After"));
+  return Number.isFinite(seconds) && seconds > 0 ? Math.min(seconds, 30) : 1;
+}
+
 async function api(path, options = {}) {
+  const signal = options.signal || routeController.signal;
+  const method = (options.method || "GET").toUpperCase();
   const headers = { Authorization: `Bearer ${sessionStorage.getItem(TOKEN_KEY)}` };
   if (options.body) headers["Content-Type"] = "application/json";
-  const response = await fetch(API + path, { ...options, headers });
-  if (response.status === 401 && !path.startsWith("/authenticate")) {
-    signOut();
-    throw new ApiError(401, { title: "Signed out" });
+  for (let attempt = 1; ; attempt += 1) {
+    await acquire(signal);
+    let response, text;
+    try {
+      response = await fetch(API + path, { ...options, headers, signal });
+      text = response.status === 204 ? "" : await response.text();
+    } finally {
+      release();
+    }
+    if (response.status === 401 && !path.startsWith("/authenticate")) {
+      signOut();
+      throw new ApiError(401, { title: "Signed out" });
+    }
+    const busy = response.status === 429 || (response.status === 503 && method === "GET");
+    if (busy && attempt < MAX_TRIES) {
+      await pause(retryAfter(response), signal);
+      continue;
+    }
+    let body = null;
+    try { body = text ? parseJson(text) : null; } catch { body = {}; }
+    if (!response.ok) throw new ApiError(response.status, body || {});
+    return { body, headers: response.headers };
   }
-  const body = response.status === 204 ? null : await response.json().catch(() => ({}));
-  if (!response.ok) throw new ApiError(response.status, body || {});
-  return { body, headers: response.headers };
 }
 
 function signOut() {
   sessionStorage.removeItem(TOKEN_KEY);
+  sessionStorage.removeItem(ORG_KEY);
   location.hash = "#/login";
 }
 
 function failure(err) {
   return h("p", { class: "error", role: "alert" }, err.message);
+}
+
+const isAbort = (err) => err && err.name === "AbortError";
+
+// A panel that fills itself when its request answers, or says inline why it could not.
+function panel(title, load, attrs = {}) {
+  const body = h("div", {}, h("p", { class: "muted" }, "Loading…"));
+  const section = h("section", { class: "panel", ...attrs }, title ? h("h2", {}, title) : null, body);
+  load().then((content) => body.replaceChildren(content), (err) => {
+    if (!isAbort(err)) body.replaceChildren(failure(err));
+  });
+  return section;
+}
+
+// -- who is signed in: a tenant (one organisation) or the platform (every organisation) ----
+const ORG_KEY = "herald.organisation";
+let organisations = []; // [{id, name}] the token may read, for names and the switcher
+
+function claims() {
+  try {
+    const part = sessionStorage.getItem(TOKEN_KEY).split(".")[1].replace(/-/g, "+").replace(/_/g, "/");
+    return JSON.parse(atob(part));
+  } catch {
+    return {};
+  }
+}
+const isPlatform = () => claims().org === null;
+// The organisation the platform console shows ("" for all of them); a tenant has its own.
+const chosenOrg = () => (isPlatform() ? sessionStorage.getItem(ORG_KEY) || "" : "");
+const orgParams = () => (chosenOrg() ? { organisation: chosenOrg() } : {});
+const showOrgColumn = () => isPlatform() && !chosenOrg();
+const orgName = (id) => {
+  const found = organisations.find((o) => String(o.id) === String(id));
+  return found ? `${found.name} (${id})` : `#${id}`;
+};
+const scopeLabel = () => (!isPlatform() ? "" : chosenOrg() ? orgName(chosenOrg()) : "all organisations");
+const plural = (n, one, many = `${one}s`) => `${num(n)} ${Number(n) === 1 ? one : many}`;
+// replaceChildren with h's rules: arrays flattened, null, undefined and false left out.
+const fill = (el, ...children) => el.replaceChildren(...children.flat().filter((c) => c !== null && c !== undefined && c !== false));
+const tableOf = (...children) => h("div", { class: "table-wrap" }, h("table", {}, ...children));
+
+async function loadOrganisations() {
+  const picker = document.getElementById("org");
+  const wrap = document.getElementById("org-switch");
+  if (!isPlatform()) { wrap.hidden = true; return; }
+  try {
+    organisations = (await api("/organisation", { signal: new AbortController().signal })).body;
+  } catch (err) {
+    organisations = [];
+  }
+  picker.replaceChildren(h("option", { value: "" }, "All organisations"),
+    ...organisations.map((o) => h("option", { value: String(o.id) }, `${o.name} (${o.id})`)));
+  picker.value = chosenOrg();
+  wrap.hidden = false;
 }
 
 // -- routing -----------------------------------------------------------------------------
@@ -78,10 +218,15 @@ const routes = {
   rejected: viewRejected,
   catalog: viewCatalog,
 };
+let generation = 0; // the current route's number: only it may render
+let organisationsLoaded = null;
 
 async function route() {
   stopLive();
   closeDrawer();
+  routeController.abort(); // the last page's requests, queued or running, are dropped
+  routeController = new AbortController();
+  const mine = ++generation;
   const [name, ...rest] = location.hash.replace(/^#\/?/, "").split("/");
   const signedIn = Boolean(sessionStorage.getItem(TOKEN_KEY));
   if (!signedIn && name !== "login") return void (location.hash = "#/login");
@@ -91,17 +236,32 @@ async function route() {
     a.toggleAttribute("aria-current", a.getAttribute("href") === `#/${name}`);
     if (a.getAttribute("href") === `#/${name}`) a.setAttribute("aria-current", "page");
   }
-  main.replaceChildren(h("p", { class: "muted" }, "Loading…"));
+  // Each route renders into its own element: a late answer of a page left behind changes
+  // only that detached element, never the page shown.
+  const root = h("div", {}, h("p", { class: "muted" }, "Loading…"));
+  main.replaceChildren(root);
   try {
-    await view(...rest.map(decodeURIComponent));
+    if (view !== viewLogin) {
+      organisationsLoaded ||= loadOrganisations();
+      await organisationsLoaded;
+    }
+    if (mine !== generation) return;
+    await view(root, ...rest.map(decodeURIComponent));
   } catch (err) {
-    main.replaceChildren(failure(err));
+    if (mine === generation && !isAbort(err)) fill(root, failure(err));
   }
-  main.focus();
+  if (mine === generation) main.focus();
+}
+
+// The route's own parameters written into the address, so that a filtered view can be
+// bookmarked and shared; replaceState fires no hashchange, so the page is not drawn again.
+function keepInAddress(name, params) {
+  const text = params.toString();
+  history.replaceState(null, "", `#/${name}${text ? `/${encodeURIComponent(text)}` : ""}`);
 }
 
 // -- sign in -----------------------------------------------------------------------------
-async function viewLogin() {
+async function viewLogin(root) {
   const input = h("input", { id: "token", type: "password", autocomplete: "off", required: true });
   const message = h("p", { class: "error", role: "alert" });
   const form = h(
@@ -119,6 +279,8 @@ async function viewLogin() {
           const body = await response.json();
           if (!response.ok) throw new ApiError(response.status, body);
           sessionStorage.setItem(TOKEN_KEY, body.auth_token);
+          sessionStorage.removeItem(ORG_KEY);
+          organisationsLoaded = null; // another token: its own organisations
           location.hash = "#/dashboard";
         } catch (err) {
           message.textContent = `Sign-in failed: ${err.message}`;
@@ -129,7 +291,7 @@ async function viewLogin() {
     h("button", { type: "submit" }, "Sign in"),
     message,
   );
-  main.replaceChildren(
+  fill(root, 
     h(
       "section",
       { class: "panel login" },
@@ -200,50 +362,60 @@ function barList(rows, value, label, link) {
 }
 
 // -- dashboard ---------------------------------------------------------------------------
-async function viewDashboard() {
-  const range = { from: new Date(Date.now() - 24 * 3600e3).toISOString() };
+// Six requests, at most two at a time (see api): each panel fills in when its own answers.
+async function viewDashboard(root) {
+  const range = { from: new Date(Date.now() - 24 * 3600e3).toISOString(), ...orgParams() };
   const q = (p) => "?" + new URLSearchParams({ ...range, ...p });
-  const [series, types, endpoints, volume, alerts, states] = await Promise.all([
-    api("/event/stats" + q({ bucket: "hour", group: "severity" })),
-    api("/event/stats" + q({ group: "type", limit: 8 })),
-    api("/event/stats" + q({ group: "endpoint", limit: 8 })),
-    api("/event/stats" + q({ group: "endpoint", order: "volume", limit: 8 })),
-    api("/event?" + new URLSearchParams({ alert: "true", per_page: 8 })),
-    api("/endpoint/status_counts"),
-  ]);
-  const s = series.body;
-  const perStatus = Object.fromEntries(states.body.counts.map((c) => [c.status.description, c.count]));
-  const critical = s.rows.filter((r) => r.key === 2).reduce((a, r) => a + r.count, 0);
-  const deviceLink = (r) => `#/device/${r.key}`;
-  main.replaceChildren(
-    h("h1", {}, "Dashboard"),
-    h("div", { class: "cards" },
+  const get = (path) => api(path).then((r) => r.body);
+  const series = get("/event/stats" + q({ bucket: "hour", group: "severity" }));
+  const states = get("/endpoint/status_counts?" + new URLSearchParams(orgParams()));
+  const deviceLink = (r) => `#/device/${encodeURIComponent(String(r.key))}`;
+  const typeName = (r) => (r.label ? `${r.key} · ${r.label}` : String(r.key));
+  const cards = h("div", { class: "cards totals" }, h("div", { class: "card" }, h("p", { class: "muted" }, "Loading…")));
+  const tiles = h("div", { class: "cards", "aria-label": "Devices by status" });
+  const chart = h("div", {}, h("p", { class: "muted" }, "Loading…"));
+  series.then((s) => {
+    const critical = s.rows.filter((r) => r.key === 2).reduce((a, r) => a + r.count, 0);
+    cards.replaceChildren(
       h("div", { class: "card" }, h("div", { class: "n" }, num(s.total)),
         h("div", { class: "l" }, "events, last 24 h")),
       h("div", { class: "card" }, h("div", { class: "n" }, num(critical)),
         h("div", { class: "l" }, "critical")),
       h("div", { class: "card" }, h("div", { class: "n" }, `${num(s.volume_mb.toFixed(1))} MB`),
-        h("div", { class: "l" }, "data in closed sessions"))),
-    h("div", { class: "cards", "aria-label": "Devices by status" },
-      STATUS_ORDER.map(([name, id]) => h("a", { class: `card tile st-${id}`,
-        href: `#/devices/${encodeURIComponent(`status=${name}`)}` },
-        h("div", { class: "n" }, num(perStatus[name] || 0)),
-        h("div", { class: "l" }, `${name.toLowerCase()} devices`)))),
+        h("div", { class: "l" }, "data in closed sessions")));
+    chart.replaceChildren(stackedBars(s.rows, [0, 1, 2], SEVERITY_COLOUR, SEVERITY));
+  }, (err) => {
+    if (isAbort(err)) return;
+    cards.replaceChildren(failure(err));
+    chart.replaceChildren(failure(err));
+  });
+  states.then((states) => {
+    const perStatus = Object.fromEntries(states.counts.map((c) => [c.status.description, c.count]));
+    tiles.replaceChildren(...STATUS_ORDER.map(([name, id]) => h("a", { class: `card tile st-${id}`,
+      href: `#/devices/${encodeURIComponent(`status=${name}`)}` },
+      h("div", { class: "n" }, num(perStatus[name] || 0)),
+      h("div", { class: "l" }, `${name.toLowerCase()} devices`))));
+  }, (err) => { if (!isAbort(err)) tiles.replaceChildren(failure(err)); });
+  const scope = scopeLabel();
+  fill(root, 
+    h("h1", {}, "Dashboard"),
+    scope ? h("p", { class: "muted scope" }, `Showing ${scope}.`) : null,
+    cards,
+    tiles,
     h("section", { class: "panel", "aria-labelledby": "over-time" },
-      h("h2", { id: "over-time" }, "Events over time by severity"),
-      stackedBars(s.rows, [0, 1, 2], SEVERITY_COLOUR, SEVERITY)),
+      h("h2", { id: "over-time" }, "Events over time by severity"), chart),
     h("div", { class: "grid" },
-      h("section", { class: "panel" }, h("h2", {}, "Top event types"),
-        barList(types.body.rows, (r) => r.count, (r) => num(r.count),
-          (r) => `#/events/${encodeURIComponent(`type=${r.key}`)}`)),
-      h("section", { class: "panel" }, h("h2", {}, "Top endpoints by events"),
-        barList(endpoints.body.rows, (r) => r.count, (r) => num(r.count), deviceLink)),
-      h("section", { class: "panel" }, h("h2", {}, "Top endpoints by data volume"),
-        barList(volume.body.rows, (r) => r.volume_mb, (r) => `${r.volume_mb.toFixed(2)} MB`,
-          deviceLink))),
-    h("section", { class: "panel" }, h("h2", {}, "Recent alerts"),
-      alerts.body.length ? eventTable(alerts.body, { compact: true })
-        : h("p", { class: "muted" }, "No alerts.")),
+      panel("Top event types", () => get("/event/stats" + q({ group: "type", limit: 8 })).then((b) =>
+        barList(b.rows.map((r) => ({ ...r, label: typeName(r) })), (r) => r.count, (r) => num(r.count),
+          (r) => `#/events/${encodeURIComponent(`type=${r.key}`)}`))),
+      panel("Top endpoints by events", () => get("/event/stats" + q({ group: "endpoint", limit: 8 }))
+        .then((b) => barList(b.rows, (r) => r.count, (r) => num(r.count), deviceLink))),
+      panel("Top endpoints by data volume", () =>
+        get("/event/stats" + q({ group: "endpoint", order: "volume", limit: 8 })).then((b) =>
+          barList(b.rows, (r) => r.volume_mb, (r) => `${r.volume_mb.toFixed(2)} MB`, deviceLink)))),
+    panel("Recent alerts", () =>
+      get("/event?" + new URLSearchParams({ alert: "true", per_page: 8, ...orgParams() })).then((alerts) =>
+        alerts.length ? eventTable(alerts, { compact: true }) : h("p", { class: "muted" }, "No alerts."))),
   );
 }
 
@@ -257,34 +429,38 @@ const FILTERS = [
 ];
 
 function eventTable(events, { compact = false } = {}) {
-  const body = h("tbody", {}, events.map((e) => eventRow(e, compact)));
-  return h("table", {},
+  const org = showOrgColumn();
+  const body = h("tbody", {}, events.map((e) => eventRow(e, compact, org)));
+  return tableOf(
     h("thead", {}, h("tr", {}, h("th", {}, "Time"), h("th", {}, compact ? "Event" : "Type"),
       h("th", {}, "Severity"),
-      compact ? null : h("th", { class: "hide-sm" }, "Endpoint"),
-      compact ? null : h("th", { class: "hide-sm" }, "Description"))),
+      org ? h("th", {}, "Organisation") : null,
+      compact ? null : h("th", {}, "Endpoint"),
+      compact ? null : h("th", {}, "Description"))),
     body);
 }
 
-function eventRow(e, compact = false) {
+function eventRow(e, compact = false, org = showOrgColumn()) {
   const open = () => openEvent(e);
-  return h("tr", { class: "clickable", tabindex: 0, "data-id": e.id, onclick: open,
+  return h("tr", { class: "clickable", tabindex: 0, "data-id": String(e.id), onclick: open,
     onkeydown: (ev) => { if (ev.key === "Enter" || ev.key === " ") { ev.preventDefault(); open(); } } },
     h("td", { class: "nowrap" }, time(e.timestamp)),
     h("td", {}, compact ? [e.description, h("div", { class: "muted" }, endpointName(e))]
       : `${e.event_type.id} · ${e.event_type.description}`),
     h("td", {}, badge(e.event_severity)),
-    compact ? null : h("td", { class: "hide-sm" }, e.endpoint
-      ? h("a", { href: `#/device/${e.endpoint.id}`, onclick: (ev) => ev.stopPropagation() },
-        endpointName(e)) : ""),
-    compact ? null : h("td", { class: "hide-sm" }, e.description));
+    org ? h("td", { class: "org" }, e.organisation ? orgName(e.organisation.id) : "") : null,
+    compact ? null : h("td", {}, e.endpoint
+      ? h("a", { href: `#/device/${encodeURIComponent(String(e.endpoint.id))}`,
+        onclick: (ev) => ev.stopPropagation() }, endpointName(e)) : ""),
+    compact ? null : h("td", {}, e.description));
 }
 
-async function viewEvents(preset = "") {
+async function viewEvents(root, preset = "") {
   const params = new URLSearchParams(preset);
-  let page = Number(params.get("page") || 1);
+  let page = Math.max(1, Number(params.get("page")) || 1);
   const inputs = {};
-  const fields = FILTERS.map(([name, label, hint]) => {
+  const filters = isPlatform() ? [...FILTERS, ["organisation", "Organisation", "id"]] : FILTERS;
+  const fields = filters.map(([name, label, hint]) => {
     let input;
     if (name === "severity" || name === "source") {
       const options = name === "severity" ? SEVERITY : { 0: "Network", 1: "Policy Control", 2: "API" };
@@ -294,7 +470,7 @@ async function viewEvents(preset = "") {
     } else {
       input = h("input", { id: `f-${name}`, name, placeholder: hint || "" });
     }
-    input.value = params.get(name) || "";
+    input.value = params.get(name) || (name === "organisation" ? chosenOrg() : "");
     inputs[name] = input;
     return h("label", { for: `f-${name}` }, label, input);
   });
@@ -313,12 +489,14 @@ async function viewEvents(preset = "") {
   };
   async function load() {
     const p = filterParams();
+    if (page > 1) p.set("page", page);
+    keepInAddress("events", p);
     p.set("page", page);
     p.set("per_page", 50);
     try {
       const { body, headers } = await api(`/event?${p}`);
       const pages = Number(headers.get("X-Total-Pages") || 1);
-      status.textContent = `${num(headers.get("X-Total-Count") || body.length)} events · page ${page} of ${pages}`;
+      status.textContent = `${plural(headers.get("X-Total-Count") || body.length, "event")} · page ${page} of ${pages}`;
       results.replaceChildren(body.length ? eventTable(body) : h("p", { class: "muted" }, "No events match."));
       pager.replaceChildren(
         h("button", { type: "button", class: "secondary", disabled: page <= 1,
@@ -326,7 +504,7 @@ async function viewEvents(preset = "") {
         h("button", { type: "button", class: "secondary", disabled: page >= pages,
           onclick: () => { page += 1; load(); } }, "Older →"));
     } catch (err) {
-      results.replaceChildren(failure(err));
+      if (!isAbort(err)) results.replaceChildren(failure(err));
     }
   }
   function toggleLive() {
@@ -360,7 +538,7 @@ async function viewEvents(preset = "") {
         for (const input of Object.values(inputs)) input.value = "";
         alert.checked = false; page = 1; load(); } }, "Clear"),
       h("span", { class: "spacer" }), liveButton));
-  main.replaceChildren(h("h1", {}, "Events"), form,
+  fill(root, h("h1", {}, "Events"), form,
     h("section", { class: "panel" }, status, results, h("div", { class: "toolbar" }, pager)));
   await load();
 }
@@ -400,7 +578,7 @@ async function follow(params, onEvent, onStatus) {
             else if (line.startsWith("data: ")) data = line.slice(6);
           }
           if (data && type === "closed") closedBy = JSON.parse(data).reason;
-          else if (data) onEvent(JSON.parse(data));
+          else if (data) onEvent(parseJson(data));
         }
       }
     } catch (err) {
@@ -421,13 +599,13 @@ function stopLive() {
 
 // -- the event drawer --------------------------------------------------------------------
 function tree(value, key = null) {
-  if (value !== null && typeof value === "object") {
+  if (value !== null && typeof value === "object" && !(value instanceof BigId)) {
     const entries = Array.isArray(value) ? value.map((v, i) => [i, v]) : Object.entries(value);
     const summary = key === null ? "event" : `${key} ${Array.isArray(value) ? `[${entries.length}]` : "{…}"}`;
     return h("details", { open: true }, h("summary", {}, summary),
       entries.map(([k, v]) => tree(v, k)));
   }
-  const cls = value === null ? "z" : typeof value === "string" ? "s" : "n";
+  const cls = value === null ? "z" : typeof value === "string" ? "s" : "n"; // a BigId: a number
   return h("div", { class: "kv" }, h("span", { class: "k" }, `${key}: `),
     h("span", { class: cls }, value === null ? "null" : typeof value === "string" ? `"${value}"` : String(value)));
 }
@@ -439,11 +617,12 @@ function openEvent(event) {
   document.getElementById("drawer-title").textContent =
     `${event.event_type.description} · ${time(event.timestamp)}`;
   const copy = h("button", { type: "button", class: "secondary",
-    onclick: () => navigator.clipboard?.writeText(JSON.stringify(event, null, 2)) }, "Copy JSON");
-  document.getElementById("drawer-body").replaceChildren(
-    h("p", {}, badge(event.event_severity), " ", h("span", { class: "mono" }, `id ${event.id}`)),
+    onclick: () => navigator.clipboard?.writeText(jsonText(event, 2)) }, "Copy JSON");
+  fill(document.getElementById("drawer-body"),
+    h("p", {}, badge(event.event_severity), " ", h("span", { class: "mono event-id" }, `id ${event.id}`)),
     h("p", {}, event.description),
-    event.endpoint ? h("p", {}, h("a", { href: `#/device/${event.endpoint.id}` },
+    event.organisation && isPlatform() ? h("p", {}, `Organisation ${orgName(event.organisation.id)}`) : null,
+    event.endpoint ? h("p", {}, h("a", { href: `#/device/${encodeURIComponent(String(event.endpoint.id))}` },
       `Open ${endpointName(event)}'s timeline`)) : null,
     h("div", { class: "tree", "aria-label": "Event JSON" }, tree(event)),
     h("div", { class: "toolbar" }, copy));
@@ -467,22 +646,27 @@ function kindOf(e) {
   return "other";
 }
 
-async function viewDevice(id) {
+async function viewDevice(root, id) {
   if (!id) {
     const input = h("input", { id: "device-id", inputmode: "numeric", required: true });
-    main.replaceChildren(h("h1", {}, "Devices"), h("form", { class: "panel",
-      onsubmit: (ev) => { ev.preventDefault(); location.hash = `#/device/${input.value.trim()}`; } },
+    fill(root, h("h1", {}, "Devices"), h("form", { class: "panel",
+      onsubmit: (ev) => { ev.preventDefault(); location.hash = `#/device/${encodeURIComponent(input.value.trim())}`; } },
       h("label", { for: "device-id" }, "Endpoint id", input),
-      h("div", { class: "toolbar" }, h("button", { type: "submit" }, "Open timeline"))));
-    const top = await api("/event/stats?group=endpoint&limit=12&from=" +
-      new Date(Date.now() - 7 * 86400e3).toISOString());
-    main.append(h("section", { class: "panel" }, h("h2", {}, "Most active endpoints, last 7 days"),
-      barList(top.body.rows, (r) => r.count, (r) => num(r.count), (r) => `#/device/${r.key}`)));
+      h("div", { class: "toolbar" }, h("button", { type: "submit" }, "Open timeline"))),
+      panel("Most active endpoints, last 7 days", async () => {
+        const params = new URLSearchParams({ group: "endpoint", limit: 12, ...orgParams(),
+          from: new Date(Date.now() - 7 * 86400e3).toISOString() });
+        const top = await api(`/event/stats?${params}`);
+        return barList(top.body.rows, (r) => r.count, (r) => num(r.count),
+          (r) => `#/device/${encodeURIComponent(String(r.key))}`);
+      }));
     return;
   }
   const state = deviceState(id); // the connectivity panel, asked for beside the timeline
-  const usage = usagePanel(id); // the daily usage, asked for beside the timeline too
-  const list = (await api(`/endpoint/${encodeURIComponent(id)}/event?per_page=200`)).body;
+  const usage = usagePanel(id).catch((err) => isAbort(err) ? null
+    : h("section", { class: "panel" }, h("h2", {}, "Usage"), failure(err)));
+  const params = new URLSearchParams({ per_page: 200, ...orgParams() });
+  const list = (await api(`/endpoint/${encodeURIComponent(id)}/event?${params}`)).body;
   const name = list.length ? endpointName(list[0]) : `#${id}`;
   const attach = list.find((e) => e.event_type.id === 1 || e.event_type.id === 2);
   const opened = list.filter((e) => e.event_type.id === 3).length;
@@ -497,21 +681,27 @@ async function viewDevice(id) {
       h("div", { class: "muted" }, time(e.timestamp), v, where),
       h("div", {}, h("button", { type: "button", class: "ghost", onclick: () => openEvent(e) }, "Details")));
   });
-  main.replaceChildren(
+  // An endpoint without events: nothing is known of it, so nothing is said to be "OK".
+  const cards = list.length ? h("div", { class: "cards" },
+    h("div", { class: "card" }, h("div", { class: "n" }, attach ? attach.detail?.country?.name || "Attached" : "—"),
+      h("div", { class: "l" }, attach ? `last attach ${time(attach.timestamp)}` : "no attach seen")),
+    h("div", { class: "card" }, h("div", { class: "n" }, `${opened} / ${closed.length}`),
+      h("div", { class: "l" }, "sessions opened / closed")),
+    h("div", { class: "card" }, h("div", { class: "n" }, `${volume.toFixed(2)} MB`),
+      h("div", { class: "l" }, "data volume")),
+    h("div", { class: "card" }, h("div", { class: "n" }, quota ? "Quota event" : "OK"),
+      h("div", { class: "l" }, quota ? quota.description : "no quota events")))
+    : h("p", { class: "notice", role: "status" },
+      `Herald has no events for endpoint ${id} in the retention window.`);
+  fill(root, 
     h("h1", {}, `Device ${name}`),
-    h("div", { class: "cards" },
-      h("div", { class: "card" }, h("div", { class: "n" }, attach ? attach.detail?.country?.name || "Attached" : "—"),
-        h("div", { class: "l" }, attach ? `last attach ${time(attach.timestamp)}` : "no attach seen")),
-      h("div", { class: "card" }, h("div", { class: "n" }, `${opened} / ${closed.length}`),
-        h("div", { class: "l" }, "sessions opened / closed")),
-      h("div", { class: "card" }, h("div", { class: "n" }, `${volume.toFixed(2)} MB`),
-        h("div", { class: "l" }, "data volume")),
-      h("div", { class: "card" }, h("div", { class: "n" }, quota ? "Quota event" : "OK"),
-        h("div", { class: "l" }, quota ? quota.description : "no quota events"))),
-    h("section", { class: "panel", "aria-labelledby": "tl" }, h("h2", { id: "tl" }, `Timeline (${list.length} events)`),
+    cards,
+    h("section", { class: "panel", "aria-labelledby": "tl" },
+      h("h2", { id: "tl" }, list.length ? `Timeline (${plural(list.length, "event")})` : "Timeline"),
       items.length ? h("ol", { class: "timeline" }, items) : h("p", { class: "muted" }, "No events for this endpoint.")));
-  main.querySelector("h1").after(await state);
-  main.querySelector("section[aria-labelledby=tl]").before(await usage);
+  const [statePanel, usageSection] = await Promise.all([state, usage]);
+  root.querySelector("h1").after(statePanel);
+  if (usageSection) root.querySelector("section[aria-labelledby=tl]").before(usageSection);
 }
 
 // The device's state as Herald keeps it: status, the network it is on, the open session.
@@ -520,8 +710,9 @@ async function deviceState(id) {
     h("h2", { id: "conn" }, "Connectivity"));
   let device;
   try {
-    device = (await api(`/endpoint?${new URLSearchParams({ endpoint: id })}`)).body[0];
+    device = (await api(`/endpoint?${new URLSearchParams({ endpoint: id, ...orgParams() })}`)).body[0];
   } catch (err) {
+    if (isAbort(err)) throw err;
     panel.append(failure(err));
     return panel;
   }
@@ -547,9 +738,9 @@ async function deviceState(id) {
 }
 
 // -- devices -----------------------------------------------------------------------------
-async function viewDevices(preset = "") {
+async function viewDevices(root, preset = "") {
   const params = new URLSearchParams(preset);
-  let page = Number(params.get("page") || 1);
+  let page = Math.max(1, Number(params.get("page")) || 1);
   let status = params.get("status") || "";
   const query = h("input", { id: "d-q", placeholder: "country:Germany,quiet:6h" });
   query.value = params.get("q") || "";
@@ -561,12 +752,19 @@ async function viewDevices(preset = "") {
   const pager = h("div", { class: "pager" });
 
   async function load() {
-    const p = new URLSearchParams({ page, per_page: 50 });
+    const p = new URLSearchParams();
     if (status) p.set("status", status);
     if (query.value.trim()) p.set("q", query.value.trim());
     if (name.value.trim()) p.set("name", name.value.trim());
+    if (page > 1) p.set("page", page);
+    keepInAddress("devices", p);
+    p.set("page", page);
+    p.set("per_page", 50);
+    const org = new URLSearchParams(orgParams());
+    for (const [k, v] of org) p.set(k, v);
     try {
-      const [{ body, headers }, counts] = await Promise.all([api(`/endpoint?${p}`), api("/endpoint/status_counts")]);
+      const [{ body, headers }, counts] = await Promise.all([api(`/endpoint?${p}`),
+        api(`/endpoint/status_counts?${org}`)]);
       const per = Object.fromEntries(counts.body.counts.map((c) => [c.status.description, c.count]));
       const tab = (value, label, count) => h("button", { type: "button", class: "secondary",
         "aria-pressed": String(status === value), onclick: () => { status = value; page = 1; load(); } },
@@ -574,7 +772,7 @@ async function viewDevices(preset = "") {
       tabs.replaceChildren(tab("", "All", counts.body.total),
         ...STATUS_ORDER.map(([n]) => tab(n, n[0] + n.slice(1).toLowerCase(), per[n] || 0)));
       const pages = Number(headers.get("X-Total-Pages") || 1);
-      summary.textContent = `${num(headers.get("X-Total-Count") || body.length)} devices · page ${page} of ${pages}`;
+      summary.textContent = `${plural(headers.get("X-Total-Count") || body.length, "device")} · page ${page} of ${pages}`;
       results.replaceChildren(body.length ? deviceTable(body) : h("p", { class: "muted" }, "No devices match."));
       pager.replaceChildren(
         h("button", { type: "button", class: "secondary", disabled: page <= 1,
@@ -582,7 +780,7 @@ async function viewDevices(preset = "") {
         h("button", { type: "button", class: "secondary", disabled: page >= pages,
           onclick: () => { page += 1; load(); } }, "Next →"));
     } catch (err) {
-      results.replaceChildren(failure(err));
+      if (!isAbort(err)) results.replaceChildren(failure(err));
     }
   }
   const form = h("form", { class: "panel", "aria-label": "Device filters",
@@ -592,22 +790,24 @@ async function viewDevices(preset = "") {
       h("label", { for: "d-name" }, "Name contains", name)),
     h("div", { class: "toolbar" }, h("button", { type: "submit" }, "Apply filters"),
       h("span", { class: "spacer" }), h("a", { href: "#/device" }, "Open a device by id")));
-  main.replaceChildren(h("h1", {}, "Devices"), form,
+  fill(root, h("h1", {}, "Devices"), form,
     h("section", { class: "panel" }, summary, results, h("div", { class: "toolbar" }, pager)));
   await load();
 }
 
 function deviceTable(devices) {
-  return h("table", {},
-    h("thead", {}, h("tr", {}, h("th", {}, "Endpoint"), h("th", {}, "Status"),
-      h("th", {}, "Network"), h("th", { class: "hide-sm" }, "Session"), h("th", {}, "Last event"))),
+  const org = showOrgColumn();
+  return tableOf(
+    h("thead", {}, h("tr", {}, h("th", {}, "Endpoint"), org ? h("th", {}, "Organisation") : null,
+      h("th", {}, "Status"), h("th", {}, "Network"), h("th", {}, "Session"), h("th", {}, "Last event"))),
     h("tbody", {}, devices.map((d) => {
-      const key = d.id ?? d.name;
+      const key = String(d.id ?? d.name);
       return h("tr", { class: "device" },
         h("td", {}, h("a", { href: `#/device/${encodeURIComponent(key)}` }, d.name || `#${d.id}`)),
+        org ? h("td", { class: "org" }, d.organisation ? orgName(d.organisation.id) : "") : null,
         h("td", {}, statusBadge(d.status)),
         h("td", {}, d.location ? [d.location.operator?.name || "", d.location.country?.name ? ` · ${d.location.country.name}` : ""] : "—"),
-        h("td", { class: "hide-sm" }, d.pdp_context?.apn || "—"),
+        h("td", {}, d.pdp_context?.apn || "—"),
         h("td", { class: "nowrap" }, time(d.last_seen)));
     })));
 }
@@ -686,34 +886,80 @@ const SINKS = {
     credentials: ["access_key_id", "secret_access_key"] },
 };
 
-async function viewHandlers(id) {
-  const { body: handlers } = await api("/event_handler");
-  const statuses = await Promise.all(handlers.map((x) => api(`/event_handler/${x.id}/status`).then((r) => r.body)));
-  const table = h("table", {},
-    h("thead", {}, h("tr", {}, h("th", {}, "Handler"), h("th", {}, "State"), h("th", {}, "Lag"),
-      h("th", { class: "hide-sm" }, "Last error"), h("th", {}, ""))),
+let handlerNote = ""; // what the last action on a handler did, shown once it is redrawn
+
+async function viewHandlers(root, id) {
+  const org = chosenOrg();
+  const { body: all } = await api("/event_handler");
+  const handlers = all.filter((x) => !org || String(x.organisation.id) === org);
+  const statuses = await Promise.all(handlers.map((x) =>
+    api(`/event_handler/${x.id}/status`).then((r) => r.body, (err) => {
+      if (isAbort(err)) throw err;
+      return { state: "unknown", lag_events: 0, lag_seconds: 0, last_error: err.message };
+    })));
+  const note = h("p", { role: "status", "aria-live": "polite", class: "muted" });
+  const orgColumn = showOrgColumn();
+  note.textContent = handlerNote;
+  handlerNote = "";
+  const act = async (x, label, request, done) => {
+    try {
+      await request();
+      handlerNote = done; // said again on the page drawn with the handler's new state
+      route();
+    } catch (err) {
+      if (!isAbort(err)) note.textContent = `${label} refused: ${err.message}`;
+    }
+  };
+  const toggle = (x) => h("button", { type: "button", class: "secondary",
+    onclick: () => act(x, x.enabled ? "Disable" : "Enable", () => api(`/event_handler/${x.id}`,
+      { method: "PATCH", body: jsonText({ enabled: !x.enabled }) }),
+      `${x.name} ${x.enabled ? "disabled" : "enabled"}.`) }, x.enabled ? "Disable" : "Enable");
+  const remove = (x) => h("button", { type: "button", class: "secondary danger",
+    onclick: () => {
+      if (!confirm(`Delete the handler "${x.name}" and its delivery log?`)) return;
+      act(x, "Delete", () => api(`/event_handler/${x.id}`, { method: "DELETE" }), `${x.name} deleted.`);
+    } }, "Delete");
+  const table = tableOf(
+    h("thead", {}, h("tr", {}, h("th", {}, "Handler"), orgColumn ? h("th", {}, "Organisation") : null,
+      h("th", {}, "State"), h("th", {}, "Lag"), h("th", {}, "Last error"), h("th", {}, ""))),
     h("tbody", {}, handlers.map((x, i) => {
       const s = statuses[i];
-      return h("tr", {},
+      return h("tr", { class: "handler", "data-id": String(x.id) },
         h("td", {}, h("strong", {}, x.name), " ", h("span", { class: "badge" }, x.type),
           h("div", { class: "muted mono" }, x.url)),
+        orgColumn ? h("td", { class: "org" }, orgName(x.organisation.id)) : null,
         h("td", {}, h("span", { class: `badge state-${s.state}` }, s.state),
-          s.consecutive_failures ? h("div", { class: "muted" }, `${s.consecutive_failures} failures`) : null),
-        h("td", { class: "nowrap" }, `${num(s.lag_events)} events`, h("div", { class: "muted" }, `${s.lag_seconds} s`)),
-        h("td", { class: "hide-sm" }, s.last_error || "—"),
-        h("td", {}, h("a", { href: `#/handlers/${x.id}` }, "Deliveries"), " ",
-          h("a", { href: `#/handlers/${x.id}/edit`, "aria-label": `Edit ${x.name}` }, "Edit")));
+          s.consecutive_failures ? h("div", { class: "muted" }, plural(s.consecutive_failures, "failure")) : null,
+          !x.enabled && x.disabled_reason ? h("div", { class: "muted" }, x.disabled_reason) : null),
+        h("td", { class: "nowrap" }, plural(s.lag_events, "event"), h("div", { class: "muted" }, `${s.lag_seconds} s`)),
+        h("td", {}, s.last_error || "—"),
+        h("td", { class: "actions" }, h("a", { href: `#/handlers/${x.id}` }, "Deliveries"), " ",
+          h("a", { href: `#/handlers/${x.id}/edit`, "aria-label": `Edit ${x.name}` }, "Edit"), " ",
+          toggle(x), " ", remove(x)));
     })));
-  main.replaceChildren(h("h1", {}, "Event handlers"),
-    h("section", { class: "panel" }, handlers.length ? table : h("p", { class: "muted" },
+  const scope = scopeLabel();
+  fill(root, h("h1", {}, "Event handlers"),
+    scope ? h("p", { class: "muted scope" }, `Showing ${scope}.`) : null,
+    h("section", { class: "panel" }, note, handlers.length ? table : h("p", { class: "muted" },
       "No handlers yet: create one below.")));
   const handler = handlers.find((x) => String(x.id) === id);
-  if (handler && location.hash.endsWith("/edit")) main.append(handlerForm(handler));
+  if (handler && location.hash.endsWith("/edit")) root.append(handlerForm(handler));
   else {
-    if (handler) await showDeliveries(handler, statuses);
-    main.append(handlerForm(null));
+    if (handler) await showDeliveries(root, handler);
+    root.append(handlerForm(null));
   }
 }
+
+// Form labels of the sinks' settings and credentials (their API names are snake_case).
+const FIELD_LABELS = {
+  topic: "Topic", subject: "Subject", exchange: "Exchange", routing_key: "Routing key",
+  bucket: "Bucket", region: "Region", ca_cert: "CA certificate (PEM)",
+  username: "Username", password: "Password", token: "Token",
+  client_cert: "Client certificate (PEM)", client_key: "Client key (PEM)",
+  access_key_id: "Access key id", secret_access_key: "Secret access key",
+  max_events: "Batch: max events", max_wait_ms: "Batch: max wait (ms)", max_bytes: "Batch: max bytes",
+};
+const fieldLabel = (key) => FIELD_LABELS[key] || key[0].toUpperCase() + key.slice(1).replace(/_/g, " ");
 
 // The create form (handler null) or the edit form of one handler, fields per type.
 function handlerForm(handler) {
@@ -726,7 +972,7 @@ function handlerForm(handler) {
   const format = h("select", { id: "hf-format" },
     ["native", "cloudevents", "ndjson"].map((f) => h("option", { value: f, selected: handler?.format === f }, f)));
   const filter = h("input", { id: "hf-filter", placeholder: "type:3|5,severity:warn", value: handler?.filter ?? "" });
-  const org = h("input", { id: "hf-org", inputmode: "numeric", placeholder: "internal tokens only" });
+  const org = h("input", { id: "hf-org", inputmode: "numeric", placeholder: "id", value: chosenOrg() });
   // batch bounds: events, wait, and record bytes (empty: count alone)
   const batch = Object.fromEntries([["max_events", 1], ["max_wait_ms", 0], ["max_bytes", ""]].map(([k, d]) =>
     [k, h("input", { id: `hf-${k}`, type: "number", min: 0, value: handler?.batch?.[k] ?? d })]));
@@ -742,7 +988,7 @@ function handlerForm(handler) {
         inputs.settings[key] = PEMS.has(key)
           ? h("textarea", { ...attrs, rows: 3 }, handler?.settings?.[key] ?? "")
           : h("input", { ...attrs, value: handler?.settings?.[key] ?? "" });
-        return field(key, key.replace(/_/g, " "), inputs.settings[key]);
+        return field(key, fieldLabel(key), inputs.settings[key]);
       }),
       ...sink.credentials.map((key) => {
         const attrs = { id: `hf-${key}`, autocomplete: "off",
@@ -750,7 +996,7 @@ function handlerForm(handler) {
         inputs.credentials[key] = PEMS.has(key)  // a PEM is many lines; cleared once saved
           ? h("textarea", { ...attrs, class: "mono", rows: 3, spellcheck: "false" })
           : h("input", { ...attrs, type: "password" });
-        return field(key, key.replace(/_/g, " "), inputs.credentials[key]);
+        return field(key, fieldLabel(key), inputs.credentials[key]);
       }));
   };
   type.addEventListener("change", draw);
@@ -770,8 +1016,8 @@ function handlerForm(handler) {
     if (!editing && org.value.trim()) body.organisation_id = Number(org.value.trim());
     try {
       const { body: saved } = editing
-        ? await api(`/event_handler/${handler.id}`, { method: "PATCH", body: JSON.stringify(body) })
-        : await api("/event_handler", { method: "POST", body: JSON.stringify(body) });
+        ? await api(`/event_handler/${handler.id}`, { method: "PATCH", body: jsonText(body) })
+        : await api("/event_handler", { method: "POST", body: jsonText(body) });
       for (const input of Object.values(inputs.credentials)) input.value = "";
       note.textContent = saved.secret
         ? `Saved handler ${saved.id}. Its signing secret, shown only now: ${saved.secret}`
@@ -782,14 +1028,17 @@ function handlerForm(handler) {
     h("div", { class: "filters" },
       field("type", "Type", type), field("name", "Name", name), field("url", "URL", url),
       field("format", "Format", format), field("filter", "Filter", filter),
-      editing ? null : field("org", "Organisation id", org),
-      ...Object.entries(batch).map(([k, input]) => field(k, `Batch ${k.replace(/_/g, " ")}`, input))),
+      editing || !isPlatform() ? null : field("org", "Organisation id", org),
+      ...Object.entries(batch).map(([k, input]) => field(k, fieldLabel(k), input))),
     specific,
     h("div", { class: "toolbar" }, h("button", { type: "submit" }, editing ? "Save" : "Create handler"), note));
   return form;
 }
 
-async function showDeliveries(handler, statuses) {
+// The API's delivery outcomes (store.base.Delivery): delivered, retry, rejected, disabled, skipped.
+const OUTCOME_CLASS = { delivered: "state-active", retry: "state-retrying", skipped: "state-retrying" };
+
+async function showDeliveries(root, handler) {
   if (!handler) return;
   const { body: deliveries } = await api(`/event_handler/${handler.id}/delivery`);
   const note = h("p", { role: "status", "aria-live": "polite", class: "muted" });
@@ -807,24 +1056,25 @@ async function showDeliveries(handler, statuses) {
       note.textContent = `Test: ${r.outcome}${r.detail ? ` · ${r.detail}` : ""}${r.error ? ` · ${r.error}` : ""}`;
     } catch (err) { note.textContent = `Test refused: ${err.message}`; }
   } }, "Send test event");
-  main.append(h("section", { class: "panel", "aria-labelledby": "dl" },
+  root.append(h("section", { class: "panel", "aria-labelledby": "dl" },
     h("h2", { id: "dl" }, `Delivery log · ${handler.name}`),
     h("div", { class: "toolbar" }, replay, test, note),
-    deliveries.length ? h("table", {},
+    deliveries.length ? tableOf(
       h("thead", {}, h("tr", {}, h("th", {}, "Time"), h("th", {}, "Outcome"), h("th", {}, "HTTP"),
-        h("th", { class: "hide-sm" }, "Events"), h("th", { class: "hide-sm" }, "Error"))),
+        h("th", {}, "Events"), h("th", {}, "Error"))),
       h("tbody", {}, deliveries.map((d) => h("tr", { class: "delivery" },
         h("td", { class: "nowrap" }, time(d.time)),
-        h("td", {}, h("span", { class: `badge ${d.outcome === "success" ? "state-active" : "state-disabled"}` }, d.outcome)),
+        h("td", {}, h("span", { class: `badge ${OUTCOME_CLASS[d.outcome] || "state-disabled"}` }, d.outcome)),
         h("td", {}, d.status ?? "—"),
-        h("td", { class: "hide-sm" }, d.event_ids.length),
-        h("td", { class: "hide-sm" }, d.error || "")))))
+        h("td", {}, d.event_ids.length),
+        h("td", {}, d.error || "")))))
       : h("p", { class: "muted" }, "No delivery attempts yet.")));
 }
 
 // -- rejected records (the ingest quarantine) --------------------------------------------
-async function viewRejected() {
-  const { body: records, headers } = await api("/ingest/rejected?per_page=100");
+async function viewRejected(root) {
+  const params = new URLSearchParams({ per_page: 100, ...orgParams() });
+  const { body: records, headers } = await api(`/ingest/rejected?${params}`);
   const total = Number(headers.get("X-Total-Count") || records.length);
   const note = h("p", { role: "status", "aria-live": "polite", class: "muted" });
   const retry = async (path, done) => {
@@ -848,24 +1098,27 @@ async function viewRejected() {
     h("td", { class: "nowrap" }, time(r.received)),
     h("td", {}, r.provider),
     h("td", {}, h("button", { type: "button", class: "ghost", onclick: () => open(r) }, reasons(r))),
-    h("td", { class: "hide-sm" }, r.attempts),
+    h("td", {}, r.attempts),
     h("td", {}, h("button", { type: "button", class: "secondary",
       onclick: () => retry(`/ingest/rejected/${r.id}/retry`, (b) => `Record ${r.id}: ${b.status}.`) }, "Retry"))));
   const all = h("button", { type: "button", onclick: () => retry("/ingest/rejected/retry",
     (b) => `Retried ${b.retried}: ${b.stored} stored, ${b.duplicates} duplicates, ${b.quarantined} still rejected.`) },
     "Retry all");
-  main.replaceChildren(h("h1", {}, "Rejected records"),
-    h("section", { class: "panel" },
-      h("p", { class: "muted" }, `${num(total)} provider records could not be used. `,
-        "They are kept with why for the retention period; retry them after a catalogue or Herald update."),
-      h("div", { class: "toolbar" }, records.length ? all : null, note),
-      records.length ? h("table", {}, h("thead", {}, h("tr", {}, h("th", {}, "Received"),
-        h("th", {}, "Provider"), h("th", {}, "Why"), h("th", { class: "hide-sm" }, "Attempts"), h("th", {}, ""))),
-      h("tbody", {}, rows)) : h("p", { class: "muted" }, "No rejected records.")));
+  const scope = scopeLabel();
+  const what = total ? [h("p", { class: "muted" },
+    `${plural(total, "provider record")} could not be used. `,
+    "They are kept with why for the retention period; retry them after a catalogue or Herald update."),
+  h("div", { class: "toolbar" }, all, note),
+  tableOf(h("thead", {}, h("tr", {}, h("th", {}, "Received"), h("th", {}, "Provider"), h("th", {}, "Why"),
+    h("th", {}, "Attempts"), h("th", {}, ""))), h("tbody", {}, rows))]
+    : [h("p", { class: "muted" }, "No rejected records: every provider record was used."), note];
+  fill(root, h("h1", {}, "Rejected records"),
+    scope ? h("p", { class: "muted scope" }, `Showing ${scope}.`) : null,
+    h("section", { class: "panel" }, ...what));
 }
 
 // -- catalogue ---------------------------------------------------------------------------
-async function viewCatalog() {
+async function viewCatalog(root) {
   const { body: types } = await api("/event/type");
   const search = h("input", { id: "cat-search", type: "search", placeholder: "id, name, group or moniker" });
   const tbody = h("tbody");
@@ -878,22 +1131,30 @@ async function viewCatalog() {
         h("td", {}, h("strong", {}, t.description),
           t.explanation ? h("div", { class: "muted" }, t.explanation) : null,
           t.state_after ? h("div", { class: "muted" }, `After: ${t.state_after}`) : null),
-        h("td", { class: "hide-sm" }, t.group || ""),
+        h("td", {}, t.group || ""),
         h("td", {}, badge({ id: t.default_severity, description: SEVERITY[t.default_severity] })),
-        h("td", { class: "hide-sm mono" }, t.monikers.join(", ")))));
+        h("td", { class: "mono" }, t.monikers.join(", ")))));
   };
   search.addEventListener("input", render);
   render();
-  main.replaceChildren(h("h1", {}, "Event catalogue"),
+  fill(root, h("h1", {}, "Event catalogue"),
     h("section", { class: "panel" }, h("label", { for: "cat-search" }, "Search", search),
       h("p", { class: "muted" }, `${types.length} system types. Codes from 10000 are yours for custom events.`),
-      h("table", {}, h("thead", {}, h("tr", {}, h("th", {}, "Id"), h("th", {}, "Type"),
-        h("th", { class: "hide-sm" }, "Group"), h("th", {}, "Severity"), h("th", { class: "hide-sm" }, "Monikers"))),
+      tableOf(h("thead", {}, h("tr", {}, h("th", {}, "Id"), h("th", {}, "Type"),
+        h("th", {}, "Group"), h("th", {}, "Severity"), h("th", {}, "Monikers"))),
       tbody)));
 }
 
 // -- start -------------------------------------------------------------------------------
 document.getElementById("signout").addEventListener("click", signOut);
+document.getElementById("org").addEventListener("change", (ev) => {
+  if (ev.target.value) sessionStorage.setItem(ORG_KEY, ev.target.value);
+  else sessionStorage.removeItem(ORG_KEY);
+  // the organisation filter of the address belongs to the last choice: start the view afresh
+  const [name] = location.hash.replace(/^#\/?/, "").split("/");
+  history.replaceState(null, "", `#/${name || "dashboard"}`);
+  route();
+});
 document.getElementById("drawer-close").addEventListener("click", closeDrawer);
 document.addEventListener("keydown", (ev) => { if (ev.key === "Escape") closeDrawer(); });
 window.addEventListener("hashchange", route);
