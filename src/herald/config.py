@@ -73,6 +73,13 @@ class Settings(BaseSettings):
     stream_recheck_seconds: float = Field(default=5, gt=0)  # revoked/expired credentials end
 
     ingest_max_batch_records: int = Field(default=3000, gt=0)  # a 1NCE request holds up to 3000
+    # The ingest quarantine: a record above record_bytes keeps only its first bytes (with its
+    # size and sha256); each organisation's holds at most records / bytes; one page of
+    # GET /ingest/rejected, or one bulk retry, reads at most read_bytes of records.
+    quarantine_record_bytes: int = Field(default=64 * 1024, ge=1024, le=64 * 1024**2)
+    quarantine_records: int = Field(default=100_000, ge=1)
+    quarantine_bytes: int = Field(default=128 * 1024**2, ge=1024)
+    quarantine_read_bytes: int = Field(default=4 * 1024**2, ge=1024)
     demo: bool = False  # seed a demo fleet on an empty database; herald serve turns it on
     demo_devices: int = Field(default=300, ge=1)
     demo_rate: float = Field(default=2.0, gt=0)  # live demo events per second

@@ -27,6 +27,13 @@ INGEST_QUARANTINED = Counter(
     ["provider"],
     registry=REGISTRY,
 )
+INGEST_QUARANTINE_FULL = Counter(
+    "herald_ingest_quarantine_full",
+    "Provider records Herald could not use and did not keep: their organisation's quarantine "
+    "was full (HERALD_QUARANTINE_RECORDS / _BYTES), by provider.",
+    ["provider"],
+    registry=REGISTRY,
+)
 QUERY_SECONDS = Histogram(
     "herald_query_seconds",
     "Time the store took to answer an event list query.",

@@ -29,7 +29,7 @@ from herald.ingest.types import resolve_provider_type
 from herald.ingest.usage import is_usage_record, parse_usage
 from herald.model import EventIn, NewEvent
 from herald.retention import retention_days, too_old, window_start_ms
-from herald.store.rejections import NewRejection, Rejected
+from herald.store.rejections import NewRejection, QuarantineLimits, Rejected
 from herald.store.usage_records import UsageRecord
 from herald.timefmt import format_ms, now_ms
 
@@ -41,19 +41,22 @@ USAGE_PROVIDERS = frozenset({"emnify", "1nce"})
 
 @dataclass(frozen=True, slots=True)
 class Outcome:
-    """What happened to one record: ``stored``, ``duplicate`` (of a stored event) or
-    ``quarantined``; ``id`` is the event's id, or the quarantined record's."""
+    """What happened to one record: ``stored``, ``duplicate`` (of a stored event),
+    ``quarantined`` or ``refused`` (unusable, and its organisation's quarantine full); ``id``
+    is the event's id, or the quarantined record's (none when refused)."""
 
     index: int
     status: str
-    id: int
+    id: int | None
     errors: list[dict[str, Any]] | None = None
     usage: bool = False  # a usage record: ``id`` is the usage record's, not an event's
 
     def as_dict(self) -> dict[str, Any]:
         """JSON-ready form."""
         key = "rejected_id" if self.status == "quarantined" else "id"
-        body: dict[str, Any] = {"index": self.index, "status": self.status, key: self.id}
+        body: dict[str, Any] = {"index": self.index, "status": self.status}
+        if self.id is not None:
+            body[key] = self.id
         if self.usage:
             body["kind"] = "usage"
         if self.errors is not None:
@@ -204,11 +207,45 @@ def sort_records(
                 f"[{index}] body: {reason}",
                 [{"field": "body", "reason": reason, "index": index}],
             ) from None
-        digest = hashlib.sha256(raw).hexdigest()
+        limit = services.settings.quarantine_record_bytes
         found.unusable.append(
-            (index, NewRejection(organisation_id, provider, digest, received_ms, result, raw))
+            (index, to_quarantine(organisation_id, provider, received_ms, result, raw, limit))
         )
     return found
+
+
+def to_quarantine(
+    organisation_id: int,
+    provider: str,
+    received_ms: int,
+    errors: list[dict[str, Any]],
+    raw: bytes,
+    max_bytes: int,
+) -> NewRejection:
+    """What the quarantine keeps of an unusable record: all of it, or, when it is larger
+    than ``max_bytes``, its first bytes (whole characters) with its size, its sha256 and a
+    reason that says so (such a record cannot be ingested again from the quarantine)."""
+    digest = hashlib.sha256(raw).hexdigest()  # of the whole record: a re-sent one is known
+    if len(raw) <= max_bytes:
+        return NewRejection(organisation_id, provider, digest, received_ms, errors, raw)
+    prefix = raw[:max_bytes].decode("utf-8", "ignore").encode()
+    reason = (
+        f"{len(raw)} bytes, over the {max_bytes} a quarantined record keeps: only its first "
+        f"{len(prefix)} bytes are kept, so it cannot be retried (the provider must send it again)"
+    )
+    truncated = [*errors, {"field": "record", "reason": reason}]
+    return NewRejection(organisation_id, provider, digest, received_ms, truncated, prefix, len(raw))
+
+
+def _full(services: Services) -> dict[str, Any]:
+    """The reason a record was not quarantined: its organisation's quarantine is full."""
+    settings = services.settings
+    return {
+        "field": "quarantine",
+        "reason": f"this organisation's quarantine is full (at most {settings.quarantine_records} "
+        f"records and {settings.quarantine_bytes} bytes): the record was not kept; retry or "
+        "discard quarantined records (/ingest/rejected), then send it again",
+    }
 
 
 async def ingest_batch(
@@ -236,10 +273,19 @@ async def ingest_batch(
     outcomes += await _store_usage(services, organisation_id, records.usage)
     if records.unusable:
         unusable = [r for _, r in records.unusable]
-        rows = await services.write(organisation_id, services.store.quarantine, unusable)
-        for (index, rejection), (row_id, _) in zip(records.unusable, rows, strict=True):
-            outcomes.append(Outcome(index, "quarantined", row_id, rejection.errors))
-        metrics.INGEST_QUARANTINED.labels(provider).inc(sum(new for _, new in rows))
+        settings = services.settings
+        limits = QuarantineLimits(settings.quarantine_records, settings.quarantine_bytes)
+        rows = await services.write(organisation_id, services.store.quarantine, unusable, limits)
+        for (index, rejection), row in zip(records.unusable, rows, strict=True):
+            if row is None:
+                outcomes.append(
+                    Outcome(index, "refused", None, [*rejection.errors, _full(services)])
+                )
+            else:
+                outcomes.append(Outcome(index, "quarantined", row[0], rejection.errors))
+        metrics.INGEST_QUARANTINED.labels(provider).inc(sum(1 for r in rows if r and r[1]))
+        if None in rows:
+            metrics.INGEST_QUARANTINE_FULL.labels(provider).inc(rows.count(None))
     return sorted(outcomes, key=lambda outcome: outcome.index)
 
 
@@ -263,6 +309,8 @@ async def retry_rejected(
             build_record(
                 services, principal, r.organisation_id, r.provider, orjson.loads(r.record), at
             )
+            if not r.truncated
+            else _not_retryable(r)
             for r in records
         ]
 
@@ -285,14 +333,24 @@ async def retry_rejected(
         outcomes += await _store_usage(services, organisation, usage)
         await services.run(services.store.release_rejected, [records[i].id for i, _ in usage])
     if refusals:
-        again = [(records[index].id, errors) for index, errors in refusals]
+        again = [(records[i].id, errors) for i, errors in refusals if not records[i].truncated]
         await services.run(services.store.refuse_again, again, at)
     return sorted(outcomes, key=lambda outcome: outcome.index)
 
 
+def _not_retryable(record: Rejected) -> list[dict[str, Any]]:
+    reason = (
+        f"only the first {len(record.record)} of its {record.size} bytes were kept: it cannot "
+        "be ingested again (discard it; the provider must send it again)"
+    )
+    return [{"field": "record", "reason": reason}]
+
+
 def rejected_json(record: Rejected) -> dict[str, Any]:
-    """A quarantined record as the API serves it: its bytes inline, as the provider sent them."""
-    return {
+    """A quarantined record as the API serves it: its bytes inline, as the provider sent them,
+    with their size and sha256; a record kept truncated has ``record`` null and its first
+    bytes as text in ``record_prefix``."""
+    body: dict[str, Any] = {
         "id": record.id,
         "organisation": {"id": record.organisation_id},
         "provider": record.provider,
@@ -300,5 +358,13 @@ def rejected_json(record: Rejected) -> dict[str, Any]:
         "attempted": format_ms(record.attempted_ms),
         "attempts": record.attempts,
         "errors": record.errors,
-        "record": orjson.Fragment(record.record),
+        "size": record.size,
+        "sha256": record.digest,
+        "truncated": record.truncated,
     }
+    if record.truncated:
+        body["record"] = None
+        body["record_prefix"] = record.record.decode("utf-8", "replace")
+    else:
+        body["record"] = orjson.Fragment(record.record)
+    return body

@@ -19,7 +19,10 @@ class RecordOutcome(BaseModel):
     """What happened to one record of a batch."""
 
     index: int
-    status: str = Field(description="stored, duplicate or quarantined")
+    status: str = Field(
+        description="stored, duplicate, quarantined, or refused: unusable and not kept, its "
+        "organisation's quarantine being full (the last reason says so)"
+    )
     id: int | None = Field(
         default=None,
         description="The event's id (stored, duplicate); a usage record's own id with kind.",
@@ -36,6 +39,7 @@ class IngestAnswer(BaseModel):
     stored: int
     duplicates: int
     quarantined: int
+    refused: int = Field(description="Unusable records not kept: the quarantine was full.")
     ids: list[int] = Field(
         description="The events' ids of the stored and duplicate event records (not usage)."
     )
@@ -52,7 +56,16 @@ class RejectedRecord(BaseModel):
     attempted: str
     attempts: int
     errors: list[ReasonOut]
-    record: Any = Field(description="The record, as sent.")
+    size: int = Field(description="The record's size as sent, in bytes.")
+    sha256: str = Field(description="The sha256 of the record as sent (hex).")
+    truncated: bool = Field(
+        description="Only the record's first bytes were kept (it was larger than "
+        "HERALD_QUARANTINE_RECORD_BYTES): it cannot be retried."
+    )
+    record: Any = Field(description="The record, as sent; null when truncated.")
+    record_prefix: str | None = Field(
+        default=None, description="A truncated record's first bytes, as text."
+    )
 
 
 class RetryOutcome(BaseModel):
@@ -73,4 +86,7 @@ class RetryAnswer(BaseModel):
     duplicates: int
     quarantined: int
     remaining: int
+    unretryable: int = Field(
+        description="Of the remaining records, those kept truncated: never retried."
+    )
     records: list[RetryOutcome]

@@ -11,7 +11,7 @@ from herald.query.fields import SORT_COLUMNS as SORT_COLUMNS
 from herald.query.fields import STATS_GROUPS as STATS_GROUPS
 from herald.query.filter import EventFilter as EventFilter
 from herald.store.device_records import DeviceQuery, DeviceRow
-from herald.store.rejections import NewRejection, Rejected
+from herald.store.rejections import NewRejection, QuarantineLimits, Rejected, RejectedPage
 from herald.store.usage_records import DailyUsage, Traffic, UsageRecord
 
 
@@ -462,9 +462,15 @@ class Store(Protocol):
         ``after_seq``."""
 
     # -- the ingest quarantine (store/quarantine.py) ---------------------------
-    def quarantine(self, rejections: Sequence[NewRejection]) -> list[tuple[int, bool]]:
+    def quarantine(
+        self, rejections: Sequence[NewRejection], limits: QuarantineLimits | None = None
+    ) -> list[tuple[int, bool] | None]:
         """Keep each record once per (organisation, provider, digest); per record its row id
-        and whether it is new."""
+        and whether it is new, or None when it is new and its organisation's quarantine has
+        no room for it within ``limits``."""
+
+    def quarantine_usage(self, organisation_id: int) -> tuple[int, int]:
+        """How many records the organisation's quarantine holds, and their bytes."""
 
     def list_rejected(
         self,
@@ -472,12 +478,30 @@ class Store(Protocol):
         provider: str | None = None,
         page: int = 1,
         per_page: int = 100,
-    ) -> tuple[list[Rejected], int]:
-        """A page of quarantined records, newest first, and how many there are in all."""
+        *,
+        before: int | None = None,
+        max_bytes: int | None = None,
+    ) -> RejectedPage:
+        """A page of quarantined records, newest first (older than ``before``), within
+        ``max_bytes`` of records (one at least), how many there are in all, and where the
+        next page starts."""
+
+    def count_rejected(
+        self,
+        organisation_ids: tuple[int, ...] | None,
+        provider: str | None = None,
+        truncated: bool | None = None,
+    ) -> int: ...
 
     def oldest_rejected(
-        self, organisation_ids: tuple[int, ...] | None, provider: str | None, limit: int
-    ) -> list[Rejected]: ...
+        self,
+        organisation_ids: tuple[int, ...] | None,
+        provider: str | None,
+        limit: int,
+        max_bytes: int | None = None,
+    ) -> list[Rejected]:
+        """Up to ``limit`` records kept whole, oldest first, within ``max_bytes`` (one at
+        least): what a bulk retry works on."""
 
     def get_rejected(
         self, rejected_id: int, organisation_ids: tuple[int, ...] | None

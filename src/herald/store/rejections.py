@@ -3,12 +3,16 @@
 from __future__ import annotations
 
 from dataclasses import dataclass
-from typing import Any
+from typing import Any, NamedTuple
 
 
 @dataclass(frozen=True, slots=True)
 class NewRejection:
-    """A record to quarantine: ``errors`` are ``{"field", "reason"}`` objects."""
+    """A record to quarantine: ``errors`` are ``{"field", "reason"}`` objects.
+
+    ``record`` is the record's bytes as sent, or only their first bytes when the record was
+    larger than a quarantined record may be: ``original_bytes`` then says how large it was
+    (``digest``, its sha256, is always the whole record's)."""
 
     organisation_id: int
     provider: str
@@ -16,6 +20,7 @@ class NewRejection:
     received_ms: int
     errors: list[dict[str, Any]]
     record: bytes
+    original_bytes: int | None = None
 
 
 @dataclass(frozen=True, slots=True)
@@ -30,3 +35,32 @@ class Rejected:
     attempts: int
     errors: list[dict[str, Any]]
     record: bytes
+    digest: str = ""
+    original_bytes: int | None = None  # set: ``record`` holds only the record's first bytes
+
+    @property
+    def truncated(self) -> bool:
+        """Whether only the record's first bytes were kept (it cannot be ingested again)."""
+        return self.original_bytes is not None
+
+    @property
+    def size(self) -> int:
+        """The record's size as sent, in bytes."""
+        return len(self.record) if self.original_bytes is None else self.original_bytes
+
+
+@dataclass(frozen=True, slots=True)
+class QuarantineLimits:
+    """What one organisation's quarantine may hold: records, and bytes of records."""
+
+    records: int
+    bytes: int
+
+
+class RejectedPage(NamedTuple):
+    """A page of quarantined records, how many match in all, and where the next page
+    starts (the id to pass as ``before``), None when this page is the last."""
+
+    records: list[Rejected]
+    total: int
+    next_before: int | None

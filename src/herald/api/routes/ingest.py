@@ -5,7 +5,8 @@ into an ``EventIn`` and stores the usable ones in one transaction (``api/intake.
 token with ``ingest:<provider>`` writes for its own organisation (an internal token names
 one with ``?organisation=``) and may write any catalogue type. A record whose provider id is
 already stored is a duplicate, not stored again; a record of an unknown type is stored under
-the provider's generic type; a record that cannot be used at all is quarantined. ``200``
+the provider's generic type; a record that cannot be used at all is quarantined (or, when
+its organisation's quarantine is full, ``refused`` with the reason: not kept). ``200``
 acknowledges the batch and says per index what happened; only a body that is not a batch of
 records at all (not JSON, not an object or array) is refused. emnify and 1NCE batches may
 also hold usage records (``traffic_type`` 5 data, 6 SMS): kept once per record id, summed
@@ -32,6 +33,7 @@ from herald.ingest.stacuity import TEST_MESSAGE
 
 router = APIRouter(tags=["ingest"])
 JSON_TYPE = "application/json"
+EVENT_STATUSES = frozenset({"stored", "duplicate"})
 
 
 def _batch(document: Any, max_records: int) -> list[Any]:
@@ -79,7 +81,8 @@ def _answer(outcomes: list[Outcome]) -> Response:
         "stored": counts["stored"],
         "duplicates": counts["duplicate"],
         "quarantined": counts["quarantined"],
-        "ids": [o.id for o in outcomes if o.status != "quarantined" and not o.usage],
+        "refused": counts["refused"],
+        "ids": [o.id for o in outcomes if o.status in EVENT_STATUSES and not o.usage],
         "records": [outcome.as_dict() for outcome in outcomes],
     }
     return Response(orjson.dumps(body), 200, media_type=JSON_TYPE)
