@@ -402,16 +402,17 @@ def test_rejected_records_are_shown_and_retried(page: Page, console_server: Hera
     broken = [
         {"id": "c-1", "event_type": {"id": 3}, "alert": "maybe", "description": "Gate 4"},
         {"id": "c-2", "event_type": "three", "description": "Gate 5"},
+        "x" * 100_000,  # over HERALD_QUARANTINE_RECORD_BYTES (64 KiB): kept truncated
     ]
     with console_server.client(console_server.admin_token) as client:
         answer = client.post("/ingest/emnify", params={"organisation": 1}, json=broken).json()
-    assert answer["quarantined"] == 2
+    assert answer["quarantined"] == 3
     sign_in(page, console_server)
     page.get_by_role("link", name="Rejected").click()
     page.get_by_role("heading", name="Rejected records").wait_for()
-    page.get_by_text("2 provider records could not be used.").wait_for()
+    page.get_by_text("3 provider records could not be used.").wait_for()
     rows = page.locator("tr.rejected")
-    assert rows.count() == 2
+    assert rows.count() == 3
     assert "alert: must be true/false or 1/0" in page.locator("table").inner_text()
     shot(page, "10-rejected")
 
@@ -420,10 +421,14 @@ def test_rejected_records_are_shown_and_retried(page: Page, console_server: Hera
     drawer.get_by_text('description: "Gate 4"').wait_for()
     shot(page, "11-rejected-record")
     page.keyboard.press("Escape")
+    rows.filter(has_text="cannot be retried").locator("button.ghost").click()
+    drawer.get_by_text("Too large to keep whole (100002 bytes").wait_for()
+    assert drawer.locator("pre").inner_text().startswith('"xxxx')
+    page.keyboard.press("Escape")
 
     rows.filter(has_text="alert:").get_by_role("button", name="Retry").click()
     page.get_by_text(": quarantined.").wait_for()  # still unusable: it keeps its place
-    page.get_by_text("2 provider records could not be used.").wait_for()
+    page.get_by_text("3 provider records could not be used.").wait_for()
     assert "2" in page.locator("tr.rejected", has_text="alert:").inner_text()  # attempts
 
 

@@ -1090,7 +1090,12 @@ async function viewRejected(root) {
     document.getElementById("drawer-title").textContent = `Rejected ${r.provider} record · ${time(r.received)}`;
     document.getElementById("drawer-body").replaceChildren(
       h("p", { class: "error" }, reasons(r)),
-      h("div", { class: "tree", "aria-label": "Record JSON" }, tree(r.record, "record")));
+      r.truncated
+        // larger than HERALD_QUARANTINE_RECORD_BYTES: only its first bytes were kept
+        ? h("div", {}, h("p", { class: "muted" },
+          `Too large to keep whole (${r.size} bytes, sha256 ${r.sha256}): only its first bytes are kept, and it cannot be retried.`),
+        h("pre", { class: "tree", "aria-label": "Record's first bytes" }, r.record_prefix))
+        : h("div", { class: "tree", "aria-label": "Record JSON" }, tree(r.record, "record")));
     document.getElementById("drawer").hidden = false;
     document.getElementById("drawer-close").focus();
   };
