@@ -124,7 +124,7 @@ ANSWERS: dict[str, Answer] = {
         200, _ref(schemas.HandlerOut), ITEM
     ),
     "GET /api/v1/endpoint": Answer(200, _array(schemas.EndpointSummary), LIST),
-    "GET /api/v1/endpoint/status_counts": Answer(200, _ref(schemas.StatusCounts), AUTH),
+    "GET /api/v1/endpoint/status_counts": Answer(200, _ref(schemas.StatusCounts), LIST),
     "GET /api/v1/endpoint/{endpoint_id}/connectivity": Answer(
         200, _ref(schemas.Connectivity), ITEM
     ),
