@@ -17,7 +17,7 @@ from typing import Any
 
 import orjson
 
-from bench import delivery, devices, ingest, query, querystore, report, sinks
+from bench import delivery, devices, ingest, neighbour, query, querystore, report, sinks
 from bench.common import FULL, QUICK, ROOT, machine
 
 FAMILIES = ("ingest", "query", "delivery", "devices", "sinks")
@@ -84,6 +84,9 @@ def main() -> None:
             _say("ingest: HTTP")
             http = ingest.http_ingest(mode, workdir, store["raw_sqlite_events_per_s"])
             _say(f"  {http}")
+            _say("ingest: a neighbour's reads while one tenant writes at its event budget")
+            http["neighbour_at_budget"] = neighbour.neighbour_at_budget(workdir, mode.quick)
+            _say(f"  {http['neighbour_at_budget']}")
             results["ingest"] = {"store": store, "http": http}
         if "query" in families:
             _say(f"query: the {mode.query_events:,}-event store (built once into bench/scratch)")

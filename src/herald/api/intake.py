@@ -31,6 +31,7 @@ from herald.model import EventIn, NewEvent
 from herald.retention import retention_days, too_old, window_start_ms
 from herald.store.rejections import NewRejection, QuarantineLimits, Rejected
 from herald.store.usage_records import UsageRecord
+from herald.threads import offer_gil
 from herald.timefmt import format_ms, now_ms
 
 _EVENT_IN = TypeAdapter(EventIn)
@@ -190,6 +191,7 @@ def sort_records(
     its reasons. Blocking CPU work, for ``Services.compute``."""
     found = SortedRecords([], [], [])
     for index, item in enumerate(items):
+        offer_gil(index)
         result = build_record(services, principal, organisation_id, provider, item, received_ms)
         if isinstance(result, NewEvent):
             found.usable.append((index, result))

@@ -18,6 +18,7 @@ from herald.auth import Principal
 from herald.model import EventIn, FieldError, NewEvent, OrganisationRef, build_event
 from herald.retention import retention_days
 from herald.store import Organisation
+from herald.threads import offer_gil
 from herald.timefmt import now_ms
 
 _EVENT_IN = TypeAdapter(EventIn)
@@ -53,6 +54,7 @@ def validate(items: list[Any]) -> list[EventIn]:
     events: list[EventIn] = []
     errors: list[dict[str, Any]] = []
     for index, item in enumerate(items):
+        offer_gil(index)
         try:
             events.append(_EVENT_IN.validate_python(item))
         except ValidationError as exc:
@@ -138,6 +140,7 @@ def build_all(
     built: list[NewEvent] = []
     errors: list[dict[str, Any]] = []
     for index, event in enumerate(events):
+        offer_gil(index)
         at = {"index": index} if len(events) > 1 else {}
         result = build_one(services, principal, event, received_ms=received, provider=provider)
         if isinstance(result, list):

@@ -28,7 +28,7 @@ from herald.model import NewEvent
 from herald.store import Store
 from herald.store.base import LogEntry
 from herald.store.device_records import DeviceRow
-from herald.threads import Threads
+from herald.threads import Threads, offer_gil
 from herald.timefmt import now_ms
 
 CHUNK = 5000  # log entries folded per transaction (an endpoint's events in it: one write)
@@ -62,7 +62,8 @@ def fold(
     event's in log order. Each endpoint's state is copied once and folded in place."""
     working: dict[Key, _Working] = {}
     found: list[changes.Change] = []
-    for at, event in events:
+    for index, (at, event) in enumerate(events):
+        offer_gil(index)  # requests' threads get their turns during a long fold
         state = working.get(at)
         if state is None:
             state = working[at] = _Working(stored.get(at))

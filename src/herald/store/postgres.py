@@ -92,6 +92,7 @@ from herald.store.sql import (
     where_clause,
 )
 from herald.store.usage import UsageMethods
+from herald.threads import offer_gil
 from herald.timefmt import now_ms
 
 log = logging.getLogger("herald.store")
@@ -225,6 +226,7 @@ class _Rows:
     def of(cls, events: Sequence[NewEvent], ids: Sequence[int], codec: Codec) -> _Rows:
         batch = cls([], [], {}, {})
         for index, (event, event_id) in enumerate(zip(events, ids, strict=True)):
+            offer_gil(index)  # other requests' threads get their turns during a big batch
             batch.bodies.append(stored_body(event, event_id))
             if event.external_id is not None:
                 key = (event.organisation_id, event.provider, event.external_id)

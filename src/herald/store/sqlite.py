@@ -56,6 +56,7 @@ from herald.store.sql import (
     where_clause,
 )
 from herald.store.usage import UsageMethods
+from herald.threads import offer_gil
 from herald.timefmt import now_ms
 
 T = TypeVar("T")
@@ -296,6 +297,7 @@ class SQLiteStore(
         codec = self._codec()
         rows = []
         for index, (event, event_id) in enumerate(zip(events, ids, strict=True)):
+            offer_gil(index)  # other requests' threads get their turns during a big batch
             if event.external_id is not None:
                 key = (event.organisation_id, event.provider, event.external_id)
                 if key in stored:
