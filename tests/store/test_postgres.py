@@ -2,14 +2,16 @@
 
 from __future__ import annotations
 
+import contextlib
 import threading
-from collections.abc import Callable, Iterator
+from collections.abc import Callable, Iterable, Iterator
 from datetime import UTC, datetime
 
 import orjson
 import psycopg
 import pytest
 
+from herald.ids import MAX_SEQUENCE, SEQUENCE_BITS
 from herald.store import Conflict, StoreUnavailable, open_store
 from herald.store.base import Handler, HandlerSpec
 from herald.store.migrator import migrations
@@ -108,6 +110,40 @@ def test_a_claim_waits_for_its_own_handlers_bookkeeping_and_skips_others_claims(
         other_worker.rollback()
     claimed_ids = [h.id for h in pg.claim_handlers("w1", now_ms(), 30_000)]
     assert claimed_ids == sorted([own.id, free.id])  # by id: random within a millisecond
+
+
+def test_two_writers_in_one_millisecond_never_take_the_same_id(
+    pg: PostgresStore, monkeypatch: pytest.MonkeyPatch
+) -> None:
+    """A new handler's (or quarantined record's) id is a free slot of its millisecond, free
+    among the committed rows read: an advisory lock per table and millisecond makes a second
+    writer wait for the first (issue 28 #6). Here both draws take the lowest free slot, each
+    after waiting (up to 2 s) for the other: without the lock both took slot 0, one handler
+    in each organisation, which the key (organisation_id, id) lets through."""
+    a, b = pg.create_organisation("A").id, pg.create_organisation("B").id
+    meet = threading.Barrier(2, timeout=2)
+
+    def lowest(ms: int, taken: Iterable[int], count: int) -> list[int]:
+        with contextlib.suppress(threading.BrokenBarrierError):
+            meet.wait()  # with the lock, the other writer waits for the commit instead
+        used = {i & MAX_SEQUENCE for i in taken}
+        free = [slot for slot in range(MAX_SEQUENCE + 1) if slot not in used]
+        return [(ms << SEQUENCE_BITS) | slot for slot in free[:count]]
+
+    monkeypatch.setattr("herald.store.common.draw_public_ids", lowest)
+    monkeypatch.setattr("herald.store.common.now_ms", lambda: 1_796_000_000_000)
+    spec = HandlerSpec(name="h", url="http://127.0.0.1:9/")
+    made: list[Handler] = []
+    writers = [
+        threading.Thread(target=lambda org=org: made.append(pg.create_handler(org, spec, "s")))
+        for org in (a, b)
+    ]
+    for writer in writers:
+        writer.start()
+    for writer in writers:
+        writer.join(30)
+    assert len(made) == 2 and made[0].id != made[1].id
+    assert {h.id & MAX_SEQUENCE for h in made} == {0, 1}
 
 
 def _days(pg: PostgresStore) -> set[int]:
