@@ -15,25 +15,13 @@ from dataclasses import dataclass
 import jwt
 
 from herald.audit import AuditLog
+from herald.permissions import PERMISSIONS as PERMISSIONS
 from herald.store import Store, Token
 from herald.timefmt import now_ms
 
 TOKEN_PREFIX = "hrd_"
 JWT_ALGORITHM = "HS256"
 JWT_ISSUER = "herald"
-
-PERMISSIONS = frozenset(
-    {
-        "event:read",
-        "event:create",
-        "handler:read",
-        "handler:manage",
-        "ingest:emnify",
-        "ingest:1nce",
-        "ingest:stacuity",
-    }
-)
-"""Every permission a tenant token can carry; an internal token holds them all."""
 
 
 class AuthError(Exception):
@@ -186,6 +174,13 @@ class Authenticator:
         except jwt.ExpiredSignatureError as exc:  # signed by us: the token is known
             signer = self._signer(credential)
             raise AuthError("invalid token: Signature has expired", signer) from exc
+        except jwt.InvalidSignatureError as exc:
+            raise AuthError(f"invalid token: {exc}") from exc
+        except jwt.DecodeError as exc:  # not a JWT at all ("Not enough segments"...)
+            raise AuthError(
+                f"invalid token: expected an application token ({TOKEN_PREFIX}...) or the JWT "
+                "that POST /api/v1/authenticate answers"
+            ) from exc
         except (jwt.PyJWTError, ValueError) as exc:
             raise AuthError(f"invalid token: {exc}") from exc
         token = self._store.get_token(token_id)

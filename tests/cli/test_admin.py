@@ -12,6 +12,12 @@ def test_org_and_token_lifecycle(server: HeraldServer) -> None:
     created = server.cli("org", "create", "Acme IoT", *db).stdout.splitlines()
     org = int(created[-1])
     assert "Acme IoT" in server.cli("org", "list", *db).stdout
+    twin = server.cli("org", "create", " acme iot ", *db, check=False)
+    assert twin.returncode == 1
+    assert f"an organisation named 'acme iot' exists already (id {org})" in twin.stderr
+    marked_up = server.cli("org", "create", "[/?#] [bold]x", *db).stdout  # printed as it is
+    assert "Created organisation [/?#] [bold]x" in marked_up
+    assert "[/?#] [bold]x" in server.cli("org", "list", *db).stdout
     chosen = server.cli("org", "create", "Chosen", "--id", "891418", *db).stdout
     assert chosen.splitlines()[-1] == "891418"
 
@@ -43,7 +49,7 @@ def test_cli_errors_are_messages_not_tracebacks(server: HeraldServer) -> None:
         (["token", "create", "--org", "1"], "at least one --permission"),
         (["token", "revoke", "999"], "no token 999"),
         (["org", "device-events", "4242", "on"], "no organisation 4242"),
-        (["org", "device-events", "1", "maybe"], "say on or off"),
+        (["org", "device-events", "1", "maybe"], "'maybe' is not one of 'on', 'off'"),
     ]
     for args, message in cases:
         result = server.cli(*args, *db, check=False)

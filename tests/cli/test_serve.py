@@ -1,7 +1,11 @@
-"""``herald serve``: whose forwarding headers are believed (issue #28, defect 5)."""
+"""``herald serve``: whose forwarding headers are believed (issue #28, defect 5); a taken
+port."""
 
 from __future__ import annotations
 
+import os
+import socket
+import subprocess
 from pathlib import Path
 
 import httpx
@@ -9,7 +13,7 @@ import pytest
 from pydantic import ValidationError
 
 from herald.config import Settings
-from tests.support.server import HeraldServer, start_server
+from tests.support.server import HERALD, HeraldServer, start_server
 
 LIMITED = {"HERALD_RATE_LIMIT_PER_SECOND": "0.05", "HERALD_RATE_LIMIT_BURST": "10"}
 
@@ -60,3 +64,26 @@ def test_trusted_proxies_are_addresses_or_networks() -> None:
     assert Settings().trusted_proxy_list == []
     with pytest.raises(ValidationError, match=r"'proxy\.local' is not an IP address"):
         Settings(trusted_proxies="10.0.0.5,proxy.local")
+
+
+def test_a_taken_port_fails_before_herald_says_it_runs(tmp_path: Path) -> None:
+    with socket.socket() as taken:
+        taken.bind(("127.0.0.1", 0))
+        taken.listen()
+        port = taken.getsockname()[1]
+        database = tmp_path / "herald.db"
+        run = subprocess.run(
+            [*HERALD, "serve", "--port", str(port), "--database", f"sqlite:///{database}"],
+            cwd=tmp_path,
+            env={**os.environ, "HERALD_DEMO": "false"},
+            capture_output=True,
+            text=True,
+            timeout=60,
+        )
+    assert run.returncode == 1, run.stdout + run.stderr
+    assert run.stderr.strip().splitlines() == [
+        f"error: cannot listen on 127.0.0.1:{port}: Address already in use (another server "
+        "uses it: stop it, or choose another port with --port)"
+    ]
+    assert run.stdout == ""  # no "Herald on http://...", no first-start token
+    assert not database.exists()  # nothing was done before the port was had

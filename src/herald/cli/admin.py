@@ -2,17 +2,15 @@
 
 from __future__ import annotations
 
+import enum
 from typing import Annotated
 
 import typer
-from rich.table import Table
+from rich.text import Text
 
-from herald.auth import PERMISSIONS, issue_token, revoke_token
-from herald.cli.common import DatabaseOption, audit_for, console, fail, store_for
-from herald.config import Settings
+from herald.cli.common import DatabaseOption, audit_for, console, fail, plain, store_for
+from herald.permissions import PERMISSIONS
 from herald.retention import MAX_RETENTION_DAYS
-from herald.store import Conflict, NotFound
-from herald.timefmt import format_ms
 
 MAX_ORGANISATION_ID = 2**53  # what an event's organisation.id may hold
 MAX_ID = 2**63 - 1  # the databases' integers are 64-bit
@@ -33,6 +31,11 @@ RetentionOption = Annotated[
 token_app = typer.Typer(help="Application tokens.", no_args_is_help=True)
 
 
+class Switch(enum.StrEnum):
+    ON = "on"
+    OFF = "off"
+
+
 @org_app.command("create")
 def org_create(
     name: Annotated[str, typer.Argument(help="The organisation's name.")],
@@ -45,30 +48,39 @@ def org_create(
     retention_days: RetentionOption = None,
     database: DatabaseOption = None,
 ) -> None:
-    """Create an organisation; its id is the last line printed."""
+    """Create an organisation; its id is the last line printed. Names are unique."""
+    from herald.store import Conflict
+
     name = name.strip()
     if not name or len(name) > MAX_NAME_LENGTH:
         fail(f"an organisation needs a name of 1 to {MAX_NAME_LENGTH} characters")
     store = store_for(database)
     try:
+        same = [o.id for o in store.list_organisations() if o.name.casefold() == name.casefold()]
+        if same:
+            fail(f"an organisation named {name!r} exists already (id {same[0]}); choose another")
         organisation = store.create_organisation(name, organisation_id, retention_days)
     except Conflict:
         fail(f"organisation {organisation_id} exists already")
     finally:
         store.close()
-    console.print(f"Created organisation [bold]{organisation.name}[/]")
+    console.print(Text.assemble("Created organisation ", (organisation.name, "bold")))
     console.print(str(organisation.id), highlight=False)
 
 
 @org_app.command("list")
 def org_list(database: DatabaseOption = None) -> None:
     """List organisations."""
+    from rich.table import Table
+
+    from herald.timefmt import format_ms
+
     store = store_for(database)
     table = Table("id", "name", "created", "retention (days)")
     for organisation in store.list_organisations():
         table.add_row(
             str(organisation.id),
-            organisation.name,
+            plain(organisation.name),
             format_ms(organisation.created_ms),
             _retention(organisation.retention_days, store.default_retention_days),
         )
@@ -93,6 +105,8 @@ def org_retention(
 
     A shorter retention deletes the older events at the next purge.
     """
+    from herald.store import NotFound
+
     retention: int | None = None
     if days != "default":
         if not days.isdigit() or not 1 <= int(days) <= MAX_RETENTION_DAYS:
@@ -113,18 +127,18 @@ def org_retention(
 def org_device_events(
     organisation_id: Annotated[int, typer.Argument(help="The organisation's id.", min=1)],
     switch: Annotated[
-        str,
+        Switch,
         typer.Argument(help="on: write its endpoints' status changes as events; off: not."),
     ],
     database: DatabaseOption = None,
 ) -> None:
     """Write an organisation's endpoint status changes as events (types 2100-2103: attached,
     online, offline, blocked), which handlers can stream, from now on."""
-    if switch not in ("on", "off"):
-        fail("say on or off")
+    from herald.store import NotFound
+
     store = store_for(database)
     try:
-        organisation = store.set_device_events(organisation_id, switch == "on")
+        organisation = store.set_device_events(organisation_id, switch is Switch.ON)
     except NotFound:
         fail(f"no organisation {organisation_id}")
     finally:
@@ -190,6 +204,9 @@ def org_limits(
     Writes over it answer 429 with Retry-After; a batch of more events than the burst,
     422. Without options, print the organisation's budget.
     """
+    from herald.config import Settings
+    from herald.store import NotFound
+
     store = store_for(database)
     try:
         organisation = store.get_organisation(organisation_id)
@@ -253,6 +270,8 @@ def token_create(
     database: DatabaseOption = None,
 ) -> None:
     """Create an application token; the secret is printed once, as the last line."""
+    from herald.auth import issue_token
+
     if internal == (org is not None):
         fail("give either --org ID (with --permission) or --internal")
     if not internal and not permission:
@@ -279,17 +298,26 @@ def token_create(
 
 @token_app.command("list")
 def token_list(
-    org: Annotated[int | None, typer.Option("--org", min=1, max=MAX_ORGANISATION_ID)] = None,
+    org: Annotated[
+        int | None,
+        typer.Option(
+            "--org", min=1, max=MAX_ORGANISATION_ID, help="Only this organisation's tokens."
+        ),
+    ] = None,
     database: DatabaseOption = None,
 ) -> None:
     """List tokens (never their secrets)."""
+    from rich.table import Table
+
+    from herald.timefmt import format_ms
+
     store = store_for(database)
     table = Table("id", "org", "name", "prefix", "permissions", "created", "revoked")
     for token in store.list_tokens(org):
         table.add_row(
             str(token.id),
             "internal" if token.internal else str(token.organisation_id),
-            token.name,
+            plain(token.name),
             token.prefix + "…",
             "*" if token.internal else " ".join(token.permissions),
             format_ms(token.created_ms),
@@ -307,6 +335,9 @@ def token_revoke(
     database: DatabaseOption = None,
 ) -> None:
     """Revoke a token: every call with it, or with a JWT made from it, is refused."""
+    from herald.auth import revoke_token
+    from herald.store import NotFound
+
     store = store_for(database)
     try:
         revoke_token(store, token_id, audit_for(store, database))

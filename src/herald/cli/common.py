@@ -1,23 +1,30 @@
-"""What the commands share: options, the store, the console, friendly failures."""
+"""What the commands share: options, the store, the console, friendly failures.
+
+Every ``herald`` command imports this module and its own, even for ``--help``: they import
+the store, the settings, httpx and the rest inside the functions that use them, so that a
+command costs only what it needs (``tests/cli/test_startup.py``).
+"""
 
 from __future__ import annotations
 
+import errno
 import os
 import sys
-from pathlib import Path
 from typing import TYPE_CHECKING, Annotated, Any, NoReturn
 
 import typer
 from rich.console import Console
-
-from herald.audit import AuditLog
-from herald.collector import tune_for_batches
-from herald.config import Settings
-from herald.store import Store, StoreError, open_store
-from herald.store.sqlite import sqlite_path
+from rich.text import Text
 
 if TYPE_CHECKING:
+    import socket
+
+    import httpx
     import uvicorn
+
+    from herald.audit import AuditLog
+    from herald.config import Settings
+    from herald.store import Store
 
 # Piped output is read by scripts and people alike: do not cut tables at 80 columns.
 console = Console() if sys.stdout.isatty() else Console(width=200)
@@ -34,13 +41,23 @@ DatabaseOption = Annotated[
 ]
 
 
+UrlOption = Annotated[str | None, typer.Option("--url", help="Herald URL (env HERALD_URL).")]
+TokenOption = Annotated[
+    str | None,
+    typer.Option("--token", envvar="HERALD_TOKEN", help="An API token.", show_default=False),
+]
+
+
 def fail(message: str, code: int = 1) -> NoReturn:
-    """Print a clear error (no traceback) and exit."""
-    errors.print(f"[bold red]error:[/] {message}")
+    """Print a clear error (no traceback) and exit. ``message`` is printed as it is: text
+    from a server or a user ("[/?#]") is never read as markup."""
+    errors.print(Text.assemble(("error:", "bold red"), " ", message), soft_wrap=True)
     raise typer.Exit(code)
 
 
 def settings_for(database: str | None) -> Settings:
+    from herald.config import Settings
+
     settings = Settings()
     return settings.model_copy(update={"database_url": database}) if database else settings
 
@@ -50,6 +67,10 @@ def missing_database(url: str) -> str | None:
     serve, db migrate and simulate --backfill create one)."""
     if not url.startswith("sqlite:"):
         return None  # a PostgreSQL database that does not exist fails to connect
+    from pathlib import Path
+
+    from herald.store.sqlite import sqlite_path
+
     try:
         path = Path(sqlite_path(url))
     except ValueError as exc:
@@ -62,6 +83,8 @@ def missing_database(url: str) -> str | None:
 def store_for(database: str | None, *, create: bool = False) -> Store:
     """The store a command works on, migrated; a clear error if it cannot open (or, unless
     ``create``, does not exist)."""
+    from herald.store import StoreError, open_store
+
     settings = settings_for(database)
     missing = None if create else missing_database(settings.database_url)
     if missing is not None:
@@ -78,6 +101,8 @@ def store_for(database: str | None, *, create: bool = False) -> Store:
 
 def audit_for(store: Store, database: str | None) -> AuditLog:
     """The audit log of a command's actions (off when ``HERALD_AUDIT_EVENTS=false``)."""
+    from herald.audit import AuditLog
+
     return AuditLog(store, enabled=settings_for(database).audit_events)
 
 
@@ -85,21 +110,80 @@ def api_url() -> str:
     return os.environ.get("HERALD_URL", "http://127.0.0.1:8080")
 
 
+def api_client(url: str | None, token: str | None) -> httpx.Client:
+    """A client of the API at ``url`` (or HERALD_URL) with ``token``; a clear error if no
+    token is given."""
+    import httpx
+
+    if not token:
+        fail("no token: pass --token or set HERALD_TOKEN")
+    return httpx.Client(
+        base_url=(url or api_url()).rstrip("/") + "/api/v1",
+        headers={"Authorization": f"Bearer {token}"},
+        timeout=30,
+    )
+
+
+def api_failed(response: httpx.Response) -> NoReturn:
+    """Fail with what the API answered: its problem's detail, or its text."""
+    try:
+        problem = response.json()
+    except ValueError:
+        problem = None
+    if not isinstance(problem, dict):
+        problem = {}
+    reason = problem.get("detail") or problem.get("title") or response.text
+    fail(f"{response.status_code} {reason}")
+
+
+def plain(value: object) -> Text:
+    """A table cell or line of server or user text, shown as it is (never as markup)."""
+    return Text("" if value is None else str(value))
+
+
+def listen(host: str, port: int) -> socket.socket:
+    """A socket bound to ``host:port`` for the server to listen on; a clear one-line error
+    (before anything says the server runs) if the address is taken or not this machine's."""
+    import socket
+
+    try:
+        family, kind, proto, _, address = socket.getaddrinfo(
+            host, port, type=socket.SOCK_STREAM, flags=socket.AI_PASSIVE
+        )[0]
+        sock = socket.socket(family, kind, proto)
+    except OSError as exc:
+        fail(f"cannot listen on {host}:{port}: {exc.strerror or exc}")
+    try:
+        sock.setsockopt(socket.SOL_SOCKET, socket.SO_REUSEADDR, 1)
+        sock.bind(address)
+    except OSError as exc:
+        sock.close()
+        hint = ""
+        if exc.errno == errno.EADDRINUSE:
+            hint = " (another server uses it: stop it, or choose another port with --port)"
+        fail(f"cannot listen on {host}:{port}: {exc.strerror or exc}{hint}")
+    sock.set_inheritable(True)
+    return sock
+
+
 def run_app(
     app: Any,
-    host: str,
-    port: int,
+    sock: socket.socket,
     log_level: str,
     server: type[uvicorn.Server] | None = None,
     trusted_proxies: list[str] | None = None,
 ) -> None:
-    """Serve ``app`` (ASGI) until a stop signal, the garbage collector set for batches of
-    events. uvicorn is imported here: the other commands start without the web stack.
+    """Serve ``app`` (ASGI) on ``sock`` (see ``listen``) until a stop signal, the garbage
+    collector set for batches of events. uvicorn is imported here: the other commands start
+    without the web stack.
 
     ``X-Forwarded-For``/``-Proto`` are believed only from ``trusted_proxies`` (uvicorn's
     own default trusts them from loopback: a client on the host could pick its address)."""
     import uvicorn
 
+    from herald.collector import tune_for_batches
+
+    host, port = sock.getsockname()[:2]
     config = uvicorn.Config(
         app,
         host=host,
@@ -110,4 +194,4 @@ def run_app(
         forwarded_allow_ips=list(trusted_proxies or []),
     )
     tune_for_batches()
-    (server or uvicorn.Server)(config).run()
+    (server or uvicorn.Server)(config).run(sockets=[sock])

@@ -5,24 +5,18 @@ from __future__ import annotations
 from collections.abc import Iterator
 from contextlib import contextmanager
 from pathlib import Path
-from typing import Annotated
+from typing import TYPE_CHECKING, Annotated
 from urllib.parse import urlsplit, urlunsplit
 
 import typer
-from rich.progress import (
-    BarColumn,
-    MofNCompleteColumn,
-    Progress,
-    TextColumn,
-    TimeElapsedColumn,
-    TimeRemainingColumn,
-)
 
 from herald.cli.common import DatabaseOption, console, fail, missing_database, settings_for
-from herald.store import Store, StoreError, open_store
-from herald.store.migrator import SchemaStatus, migrations
-from herald.store.records import TRAINING_SAMPLES, RecordMethods, train
 
+if TYPE_CHECKING:
+    from herald.store import Store
+    from herald.store.migrator import SchemaStatus
+
+TRAINING_SAMPLES = 5_000  # herald.store.records.TRAINING_SAMPLES (a test checks): not imported
 db_app = typer.Typer(help="The database schema.", no_args_is_help=True)
 
 
@@ -38,6 +32,8 @@ def redacted(url: str) -> str:
 @contextmanager
 def _open(database: str | None, create: bool) -> Iterator[tuple[Store, str]]:
     """The store, its schema as it is (``create``: a SQLite file that is absent is made)."""
+    from herald.store import StoreError, open_store
+
     settings = settings_for(database)
     url = settings.database_url
     missing = None if create else missing_database(url)
@@ -68,6 +64,8 @@ def migrate(database: DatabaseOption = None) -> None:
     """Bring the schema up to date (safe to run from several machines at once), then compact
     the rows written before: records stored before 0014 are compressed, and on SQLite the
     columns 0016 leaves empty are emptied (interrupted, the next run goes on where it stopped)."""
+    from herald.store import StoreError
+
     with _open(database, create=True) as (store, url):
         before = _status(store)
         try:
@@ -85,6 +83,17 @@ def migrate(database: DatabaseOption = None) -> None:
 
 def _compact(store: Store) -> int:
     """Compact the rows written before the compact store, with a progress bar."""
+    from rich.progress import (
+        BarColumn,
+        MofNCompleteColumn,
+        Progress,
+        TextColumn,
+        TimeElapsedColumn,
+        TimeRemainingColumn,
+    )
+
+    from herald.store.records import RecordMethods
+
     assert isinstance(store, RecordMethods)
     total = store.uncompacted_events()
     if not total:
@@ -114,6 +123,9 @@ def train_dictionary(
 ) -> None:
     """Train a compression dictionary on the store's newest events and add it: the events
     written from the next start of each Herald process use it (older rows keep theirs)."""
+    from herald.store import StoreError
+    from herald.store.records import RecordMethods, train
+
     with _open(database, create=False) as (store, url):
         assert isinstance(store, RecordMethods)
         try:
@@ -135,6 +147,8 @@ def train_dictionary(
 @db_app.command("status")
 def status(database: DatabaseOption = None) -> None:
     """Show the schema version and the migrations not applied yet (changes nothing)."""
+    from herald.store.migrator import migrations
+
     url = settings_for(database).database_url
     if missing_database(url) is not None and url.startswith("sqlite:"):
         pending = ", ".join(m.name for m in migrations("sqlite"))
@@ -162,6 +176,7 @@ def status(database: DatabaseOption = None) -> None:
 def rebuild_device_state(database: DatabaseOption = None) -> None:
     """Forget the device states and fold the whole log into them again."""
     from herald.devices.projector import DeviceProjector
+    from herald.store import StoreError
 
     with _open(database, create=False) as (store, url):
         try:

@@ -2,25 +2,43 @@
 
 from __future__ import annotations
 
+import enum
 import os
 from pathlib import Path
 from typing import Annotated, Any
 
-import httpx
 import orjson
 import typer
-from rich.table import Table
 
-from herald.cli.common import api_url, console, fail
+from herald.cli.common import (
+    TokenOption,
+    UrlOption,
+    api_client,
+    api_failed,
+    console,
+    fail,
+    plain,
+)
 
 handler_app = typer.Typer(
     help="Event handlers (webhook, mqtt, nats, amqp, s3) through the API.", no_args_is_help=True
 )
 
-UrlOption = Annotated[str | None, typer.Option("--url", help="Herald URL (env HERALD_URL).")]
-TokenOption = Annotated[
-    str | None, typer.Option("--token", envvar="HERALD_TOKEN", help="Token (env HERALD_TOKEN).")
-]
+
+class HandlerType(enum.StrEnum):
+    WEBHOOK = "webhook"
+    MQTT = "mqtt"
+    NATS = "nats"
+    AMQP = "amqp"
+    S3 = "s3"
+
+
+class Format(enum.StrEnum):
+    NATIVE = "native"
+    CLOUDEVENTS = "cloudevents"
+    NDJSON = "ndjson"
+
+
 HandlerId = Annotated[int, typer.Argument(help="The handler's id (see handler list).")]
 SetOption = Annotated[
     list[str] | None,
@@ -82,29 +100,46 @@ def _credentials(names: list[str] | None) -> dict[str, str]:
 
 def _call(url: str | None, token: str | None, method: str, path: str, **kwargs: Any) -> Any:
     """One API call; a clear error (never a traceback) on failure."""
-    if not token:
-        fail("no token: pass --token or set HERALD_TOKEN")
-    base = (url or api_url()).rstrip("/") + "/api/v1"
-    try:
-        with httpx.Client(
-            base_url=base, headers={"Authorization": f"Bearer {token}"}, timeout=30
-        ) as client:
-            response = client.request(method, path, **kwargs)
-    except httpx.HTTPError as exc:
-        fail(f"cannot reach Herald at {base}: {exc}")
-    if response.status_code >= 400:
+    import httpx
+
+    with api_client(url, token) as client:
         try:
-            problem = response.json()
-        except ValueError:
-            problem = {}
-        reason = problem.get("detail") or problem.get("title") or response.text
-        fail(f"{response.status_code} {reason}")
+            response = client.request(method, path, **kwargs)
+        except httpx.HTTPError as exc:
+            fail(f"cannot reach Herald at {client.base_url}: {exc}")
+    if response.status_code >= 400:
+        api_failed(response)
     return response.json() if response.content else None
 
 
 def _print(document: Any) -> None:
     text = orjson.dumps(document, option=orjson.OPT_INDENT_2).decode()
     console.print(text, highlight=False, markup=False, soft_wrap=True)  # as it is: JSON
+
+
+FormatOption = Annotated[Format, typer.Option(help="How events are written.")]
+FilterOption = Annotated[
+    str | None,
+    typer.Option(help="Which events, in q syntax, e.g. 'type:3|5,alert:true' ('' for all)."),
+]
+MaxEventsOption = Annotated[int, typer.Option(min=1, max=1000, help="Events per request.")]
+MaxWaitOption = Annotated[
+    int, typer.Option(min=0, max=60_000, help="Milliseconds a batch may wait to fill.")
+]
+MaxBytesOption = Annotated[
+    int | None,
+    typer.Option(min=1024, max=64 * 1024 * 1024, help="The most record bytes per batch."),
+]
+
+
+def _filter(text: str) -> Any:
+    """``--filter`` as the API takes it: q syntax, or the JSON shape taken before 0.2."""
+    if not text.lstrip().startswith("{"):
+        return text
+    try:
+        return orjson.loads(text)
+    except orjson.JSONDecodeError as exc:
+        fail(f"--filter is not JSON: {exc}")
 
 
 @handler_app.command("create")
@@ -117,46 +152,36 @@ def create(
             "amqp(s)://host/vhost; or the S3 endpoint."
         ),
     ],
-    type: Annotated[str, typer.Option(help="webhook, mqtt, nats, amqp or s3.")] = "webhook",
+    type: Annotated[HandlerType, typer.Option(help="The kind of target.")] = HandlerType.WEBHOOK,
     set_: SetOption = None,
     credential: CredentialOption = None,
-    format: Annotated[str, typer.Option(help="native, cloudevents or ndjson.")] = "native",
-    filter: Annotated[
-        str | None,
-        typer.Option(help="Which events, in q syntax, e.g. 'type:3|5,alert:true'."),
-    ] = None,
-    max_events: Annotated[int, typer.Option(min=1, help="Events per request.")] = 1,
-    max_wait_ms: Annotated[int, typer.Option(min=0, help="How long a batch may wait.")] = 0,
-    max_bytes: Annotated[
-        int | None, typer.Option(min=1, help="The most record bytes per batch (1 KiB-64 MiB).")
-    ] = None,
+    format: FormatOption = Format.NATIVE,
+    filter: FilterOption = None,
+    max_events: MaxEventsOption = 1,
+    max_wait_ms: MaxWaitOption = 0,
+    max_bytes: MaxBytesOption = None,
     org: Annotated[int | None, typer.Option(help="Organisation (internal tokens).")] = None,
     url: UrlOption = None,
     token: TokenOption = None,
 ) -> None:
     """Create a handler; prints it (a webhook's with its signing secret, shown only now).
 
-    e.g. ``herald handler create fleet mqtt://broker:1883 --type mqtt
-    --set 'topic=herald/{organisation_id}/{event_type}'``
+    Example: herald handler create fleet mqtt://broker:1883 --type mqtt
+    --set 'topic=herald/{organisation_id}/{event_type}'
     """
     body: dict[str, Any] = {
         "name": name,
-        "type": type,
+        "type": type.value,
         "url": target,
-        "format": format,
+        "format": format.value,
         "batch": {"max_events": max_events, "max_wait_ms": max_wait_ms, "max_bytes": max_bytes},
     }
     if set_:
         body["settings"] = _settings(set_)
     if credential:
         body["credentials"] = _credentials(credential)
-    if filter and filter.lstrip().startswith("{"):  # the JSON shape taken before 0.2
-        try:
-            body["filter"] = orjson.loads(filter)
-        except orjson.JSONDecodeError as exc:
-            fail(f"--filter is not JSON: {exc}")
-    elif filter:
-        body["filter"] = filter
+    if filter is not None:
+        body["filter"] = _filter(filter)
     if org is not None:
         body["organisation_id"] = org
     _print(_call(url, token, "POST", "/event_handler", json=body))
@@ -165,16 +190,18 @@ def create(
 @handler_app.command("list")
 def list_(url: UrlOption = None, token: TokenOption = None) -> None:
     """List handlers."""
+    from rich.table import Table
+
     table = Table("id", "org", "name", "type", "format", "url", "enabled")
     for handler in _call(url, token, "GET", "/event_handler"):
         table.add_row(
             str(handler["id"]),
             str(handler["organisation"]["id"]),
-            handler["name"],
+            plain(handler["name"]),
             handler["type"],
             handler["format"],
-            handler["url"],
-            "yes" if handler["enabled"] else f"no: {handler['disabled_reason']}",
+            plain(handler["url"]),
+            "yes" if handler["enabled"] else plain(f"no: {handler['disabled_reason']}"),
         )
     console.print(table)
 
@@ -187,28 +214,55 @@ def update(
     set_: SetOption = None,
     credential: CredentialOption = None,
     clear_credentials: Annotated[bool, typer.Option(help="Remove the stored credentials.")] = False,
+    format: Annotated[Format | None, typer.Option(help="How events are written.")] = None,
+    filter: FilterOption = None,
+    max_events: Annotated[
+        int | None, typer.Option(min=1, max=1000, help="Events per request.")
+    ] = None,
+    max_wait_ms: Annotated[
+        int | None, typer.Option(min=0, max=60_000, help="Milliseconds a batch may wait to fill.")
+    ] = None,
+    max_bytes: MaxBytesOption = None,
     url: UrlOption = None,
     token: TokenOption = None,
 ) -> None:
-    """Change a handler's URL, name, settings (merged) or credentials (replaced)."""
+    """Change a handler's URL, name, format, filter, batch (the options given; the others
+    stay), settings (merged) or credentials (replaced)."""
     body: dict[str, Any] = {}
     if target is not None:
         body["url"] = target
     if name is not None:
         body["name"] = name
+    if format is not None:
+        body["format"] = format.value
+    if filter is not None:
+        body["filter"] = _filter(filter)
     if set_:
         body["settings"] = _settings(set_)
     if credential or clear_credentials:
         body["credentials"] = _credentials(credential)
+    batch = {"max_events": max_events, "max_wait_ms": max_wait_ms, "max_bytes": max_bytes}
+    if any(value is not None for value in batch.values()):
+        # the API replaces the whole batch: keep what is not given
+        current = _call(url, token, "GET", f"/event_handler/{handler_id}")["batch"]
+        body["batch"] = {**current, **{k: v for k, v in batch.items() if v is not None}}
     if not body:
-        fail("nothing to change: give --target, --name, --set or --credential")
+        fail(
+            "nothing to change: give --target, --name, --format, --filter, --max-events, "
+            "--max-wait-ms, --max-bytes, --set or --credential"
+        )
     _print(_call(url, token, "PATCH", f"/event_handler/{handler_id}", json=body))
 
 
 @handler_app.command("test")
 def test(handler_id: HandlerId, url: UrlOption = None, token: TokenOption = None) -> None:
-    """Send a test event now; prints what the receiver or broker answered."""
-    _print(_call(url, token, "POST", f"/event_handler/{handler_id}/test"))
+    """Send a test event now; prints what the receiver or broker answered. Exits 1 unless it
+    was delivered."""
+    answer = _call(url, token, "POST", f"/event_handler/{handler_id}/test")
+    _print(answer)
+    if answer.get("outcome") != "delivered":
+        reason = answer.get("error") or f"status {answer.get('status')}"
+        fail(f"the test event was not delivered ({answer.get('outcome')}: {reason})")
 
 
 @handler_app.command("show")
@@ -231,6 +285,8 @@ def deliveries(
     token: TokenOption = None,
 ) -> None:
     """The latest delivery attempts."""
+    from rich.table import Table
+
     table = Table("time", "kind", "events", "status", "outcome", "ms", "error")
     path = f"/event_handler/{handler_id}/delivery"
     for entry in _call(url, token, "GET", path, params={"per_page": limit}):
@@ -242,7 +298,7 @@ def deliveries(
             str(entry["status"] or ""),
             entry["outcome"],
             str(entry["latency_ms"]),
-            entry["error"] or "",
+            plain(entry["error"]),
         )
     console.print(table)
 
@@ -250,8 +306,10 @@ def deliveries(
 @handler_app.command("replay")
 def replay(
     handler_id: HandlerId,
-    since: Annotated[str, typer.Option("--from", help="Start, e.g. 2026-11-01T00:00:00Z.")],
-    until: Annotated[str | None, typer.Option(help="End (default now).")] = None,
+    since: Annotated[
+        str, typer.Option("--from", help="Start, an ISO 8601 time: 2026-11-01T00:00:00Z.")
+    ],
+    until: Annotated[str | None, typer.Option(help="End, the same way (default now).")] = None,
     url: UrlOption = None,
     token: TokenOption = None,
 ) -> None:

@@ -4,34 +4,44 @@ from __future__ import annotations
 
 import os
 from pathlib import Path
-from types import FrameType
-from typing import Annotated
+from typing import TYPE_CHECKING, Annotated
 
 import typer
+from rich.text import Text
 
-from herald.auth import issue_token
-from herald.cli.common import DatabaseOption, console, fail, run_app, settings_for
-from herald.config import Settings
-from herald.sealing import load_box
-from herald.store import StoreError, open_store
-from herald.store.sqlite import sqlite_path
+from herald.cli.common import DatabaseOption, console, fail, listen, run_app, settings_for
+
+if TYPE_CHECKING:
+    import socket
+    from types import FrameType
+
+    from herald.config import Settings
+    from herald.store import Store
+
+DEMO_ORGANISATIONS = 3  # herald.simulate.demo's, checked by a test: not imported for --help
 
 
-def bootstrap(settings: Settings) -> Path | None:
-    """On a database without tokens, create a first organisation and an internal token.
+def bootstrap(settings: Settings) -> tuple[Path | None, str | None]:
+    """On a database without tokens, create a first organisation and an internal token; and
+    what the demo will do to the database (None: nothing).
 
     The token goes to a file beside the database (mode 0600), never to the log.
     """
+    from herald.auth import issue_token
+    from herald.store import open_store
+    from herald.store.sqlite import sqlite_path
+
     store = open_store(
         settings.database_url,
         sqlite_synchronous=settings.sqlite_synchronous,
         retention_days=settings.retention_days,
     )
     try:
+        demo = _demo_notice(store, settings) if settings.demo else None
         if store.count_tokens():
-            return None
+            return None, demo
         if not store.list_organisations():
-            store.create_organisation("Demo organisation")
+            store.create_organisation("Demo organisation" if settings.demo else "My organisation")
         secret, _ = issue_token(
             store, organisation_id=None, permissions=[], internal=True, name="bootstrap"
         )
@@ -46,10 +56,27 @@ def bootstrap(settings: Settings) -> Path | None:
     path.touch(mode=0o600)
     path.write_text(secret + "\n")
     os.chmod(path, 0o600)
-    return path
+    return path, demo
 
 
-def _run(settings: Settings) -> None:
+def _demo_notice(store: Store, settings: Settings) -> str | None:
+    """What the demo does to this database, said before it does it."""
+    from herald.cli.db import redacted
+    from herald.simulate.demo import DEMO_MARK
+
+    off = "start with --no-demo (or HERALD_DEMO=false) to run without it"
+    if store.get_meta(DEMO_MARK) is not None:
+        return f"Demo: the demo fleet in this database gets a few live events a second; {off}."
+    if store.last_seq() > 0:
+        return None  # real events: never a demo
+    return (
+        f"Demo: seeding a demo fleet ({DEMO_ORGANISATIONS} organisations named as demo ones, "
+        f"{settings.demo_devices} devices, a day of history, then a few live events a second) "
+        f"into {redacted(settings.database_url)}; {off}, and use a new database for real data."
+    )
+
+
+def _run(settings: Settings, sock: socket.socket) -> None:
     """Serve the API until a stop signal. The web stack is imported here, not at the top:
     the other commands (``herald org``, ``herald token``, ...) start without it."""
     import uvicorn
@@ -66,8 +93,7 @@ def _run(settings: Settings) -> None:
 
     run_app(
         create_app(settings),
-        settings.host,
-        settings.port,
+        sock,
         settings.log_level,
         Server,
         trusted_proxies=settings.trusted_proxy_list,
@@ -76,9 +102,11 @@ def _run(settings: Settings) -> None:
 
 def serve(
     host: Annotated[
-        str | None, typer.Option(help="Address to listen on (default 127.0.0.1).")
+        str | None, typer.Option(help="Address to listen on (default 127.0.0.1; env HERALD_HOST).")
     ] = None,
-    port: Annotated[int | None, typer.Option(help="Port (default 8080).", min=1, max=65535)] = None,
+    port: Annotated[
+        int | None, typer.Option(help="Port (default 8080; env HERALD_PORT).", min=1, max=65535)
+    ] = None,
     database: DatabaseOption = None,
     demo: Annotated[
         bool,
@@ -90,11 +118,15 @@ def serve(
     ] = True,
 ) -> None:
     """Run the Herald API server."""
+    from herald.sealing import load_box
+    from herald.store import StoreError
+
     settings = settings_for(database)
     updates = {k: v for k, v in {"host": host, "port": port}.items() if v is not None}
     settings = settings.model_copy(update={**updates, "demo": demo})
+    sock = listen(settings.host, settings.port)  # a taken port fails now, before any output
     try:
-        token_file = bootstrap(settings)
+        token_file, demo_notice = bootstrap(settings)
     except (ValueError, StoreError) as exc:
         fail(f"cannot open database {settings.database_url}: {exc}")
     try:
@@ -103,8 +135,17 @@ def serve(
         fail(f"cannot load the key that seals handler secrets: {exc}")
     if token_file:
         console.print(
-            f"First start: an internal admin token was written to [bold]{token_file}[/] "
-            "(sign in to the console or call the API with it)."
+            Text.assemble(
+                "First start: an internal admin token was written to ",
+                (str(token_file), "bold"),
+                " (sign in to the console or call the API with it).",
+            )
         )
-    console.print(f"Herald on http://{settings.host}:{settings.port}  (API docs: /api/docs)")
-    _run(settings)
+    if demo_notice:
+        console.print(demo_notice, highlight=False, markup=False, soft_wrap=True)
+    console.print(
+        f"Herald on http://{settings.host}:{settings.port}  (API docs: /api/docs)",
+        highlight=False,
+        markup=False,
+    )
+    _run(settings, sock)

@@ -4,13 +4,9 @@ from __future__ import annotations
 
 from typing import Annotated, Any
 
-import httpx
 import typer
 
 from herald.cli.common import DatabaseOption, api_url, console, fail, store_for
-from herald.simulate import World
-from herald.simulate.backfill import SimulationError, backfill
-from herald.simulate.live import ApiSender, paced, restamped
 
 
 def simulate(
@@ -34,6 +30,12 @@ def simulate(
     ] = None,
 ) -> None:
     """Simulate N devices in M organisations: --backfill DAYS or --live --rate R."""
+    import httpx
+
+    from herald.simulate import World
+    from herald.simulate.backfill import SimulationError, backfill
+    from herald.simulate.live import ApiSender, paced, restamped
+
     if (days is None) == (not live):
         fail("choose one: --backfill DAYS or --live")
     world = World(orgs, devices, seed, usage=True)

@@ -7,9 +7,15 @@ from typing import Annotated
 
 import typer
 
-from herald.cli.common import DatabaseOption, console, fail, run_app, settings_for, store_for
-from herald.sealing import load_box
-from herald.store import StoreError, lease_node_id
+from herald.cli.common import (
+    DatabaseOption,
+    console,
+    fail,
+    listen,
+    run_app,
+    settings_for,
+    store_for,
+)
 
 
 def worker(
@@ -23,6 +29,9 @@ def worker(
     ] = None,
 ) -> None:
     """Deliver events to event handlers (run serve with HERALD_DELIVERY_ENABLED=false)."""
+    from herald.sealing import load_box
+    from herald.store import StoreError, lease_node_id
+
     settings = settings_for(database)
     updates = {k: v for k, v in {"worker_host": host, "worker_port": port}.items() if v}
     settings = settings.model_copy(update=updates)
@@ -38,12 +47,13 @@ def worker(
         load_box(settings)
     except ValueError as exc:
         fail(f"cannot load the key that seals handler secrets: {exc}")
+    sock = listen(settings.worker_host, settings.worker_port)  # taken: fails before the line
     console.print(
         f"Herald delivery worker on {settings.database_url}; health and metrics on "
-        f"http://{settings.worker_host}:{settings.worker_port}"
+        f"http://{settings.worker_host}:{settings.worker_port}",
+        highlight=False,
+        markup=False,
     )
     from herald.api.worker_app import create_worker_app  # the web stack: only when it runs
 
-    run_app(
-        create_worker_app(settings), settings.worker_host, settings.worker_port, settings.log_level
-    )
+    run_app(create_worker_app(settings), sock, settings.log_level)
