@@ -127,9 +127,15 @@ def test_the_demo_fleet_lives_in_serve(tmp_path: Path) -> None:
     server = start_server(
         tmp_path / "demo", env={"HERALD_DEMO_DEVICES": "20", "HERALD_DEMO_RATE": "20"}
     )
+    assert "Demo:" not in server.log()
     server.extra_args = ["--demo"]
     server.restart()
     try:
+        # said before it is done: into which database, and how to start without it
+        assert "Demo: seeding a demo fleet (3 organisations named as demo ones, 20 devices" in (
+            server.log()
+        )
+        assert f"into {server.database_url}; start with --no-demo" in server.log()
         deadline = time.monotonic() + 30
         while _total(server) == 0 and time.monotonic() < deadline:
             time.sleep(0.2)
@@ -138,5 +144,21 @@ def test_the_demo_fleet_lives_in_serve(tmp_path: Path) -> None:
         while _total(server) == seeded and time.monotonic() < deadline:
             time.sleep(0.2)
         assert _total(server) > seeded  # the live stream goes on
+        store = open_store(server.database_url)
+        try:
+            names = {o.id: o.name for o in store.list_organisations()}
+        finally:
+            store.close()
+        # organisation 1 was made by the first start, without the demo
+        assert names == {
+            1: "My organisation",
+            2: "Acme Logistics (demo)",
+            3: "Nordic Metering (demo)",
+        }
+    finally:
+        server.stop()
+    server.start()  # a demo database: the stream goes on, and the output says so
+    try:
+        assert "Demo: the demo fleet in this database gets a few live events" in server.log()
     finally:
         server.stop()

@@ -14,6 +14,7 @@ from herald.loops import DONE, run_forever
 from herald.model import OrganisationRef
 from herald.simulate.backfill import backfill, ensure_organisations, to_new_events
 from herald.simulate.engine import World
+from herald.simulate.fleet import Organisation
 from herald.simulate.live import restamped
 from herald.simulate.usage import restamp, save_usage
 from herald.timefmt import now_ms
@@ -26,6 +27,19 @@ DEMO_MARK = "demo_seeded"
 DEMO_ORGANISATIONS = 3
 DEMO_SEED = 5
 TICK_SECONDS = 1.0
+
+
+def demo_name(name: str) -> str:
+    """An organisation's name in the demo: marked as a demo one."""
+    return name if "demo" in name.lower() else f"{name} (demo)"
+
+
+def demo_world(devices: int, seed: int) -> World:
+    """The demo's world: its organisations named as demo ones, so nobody takes them for real
+    tenants in the console or the lists."""
+    world = World(DEMO_ORGANISATIONS, devices, seed, usage=True)
+    world.organisations = [Organisation(o.id, demo_name(o.name)) for o in world.organisations]
+    return world
 
 
 async def run_demo(services: Services) -> None:
@@ -44,12 +58,14 @@ async def _seed_once(services: Services) -> bool:
         if await services.run(store.last_seq) > 0:
             return False
         await services.run(store.set_meta_if_absent, DEMO_MARK, str(now_ms()))
-        world = World(DEMO_ORGANISATIONS, settings.demo_devices, DEMO_SEED, usage=True)
+        world = demo_world(settings.demo_devices, DEMO_SEED)
         written = await services.run(_seed, services, world)
         log.info(
-            "demo: seeded %d events of %d devices (--no-demo turns it off)",
+            "demo: seeded %d events of %d devices in %d demo organisations "
+            "(start with --no-demo or HERALD_DEMO=false to run without it)",
             written,
             len(world.devices),
+            len(world.organisations),
         )
     return True
 
@@ -61,7 +77,7 @@ class _Demo:
         self.services = services
         self.seeded = False
         # The stream resumes a running world: no SIM is issued twice.
-        self.world = World(DEMO_ORGANISATIONS, services.settings.demo_devices, now_ms(), usage=True)
+        self.world = demo_world(services.settings.demo_devices, now_ms())
         self.events = restamped(self.world)
         self.organisations: dict[int, OrganisationRef] | None = None
         self.owed = 0.0
