@@ -135,11 +135,18 @@ def draw_public_ids(ms: int, taken: Iterable[int], count: int) -> list[int]:
     ``taken`` and inserts under a lock that keeps the millisecond's ids from changing.
     """
     used = {i & MAX_SEQUENCE for i in taken if i >> SEQUENCE_BITS == ms}
+    take = min(count, SLOTS - len(used))
+    low = ms << SEQUENCE_BITS
+    assert low | MAX_SEQUENCE <= MAX_PUBLIC_ID
+    if len(used) + take <= SLOTS // 2:  # mostly free: draw slots, again where taken
+        chosen: set[int] = set()
+        while len(chosen) < take:
+            for word in memoryview(os.urandom(2 * (take - len(chosen)))).cast("H"):
+                if (slot := word & MAX_SEQUENCE) not in used:
+                    chosen.add(slot)
+        return sorted(low | slot for slot in chosen)
     free = [slot for slot in range(SLOTS) if slot not in used]
-    take = min(count, len(free))
     for here, word in enumerate(memoryview(os.urandom(4 * take)).cast("I")):
         there = here + ((word * (len(free) - here)) >> 32)  # here..end, bias under 1e-6
         free[here], free[there] = free[there], free[here]
-    low = ms << SEQUENCE_BITS
-    assert low | MAX_SEQUENCE <= MAX_PUBLIC_ID
     return sorted(low | slot for slot in free[:take])
