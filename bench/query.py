@@ -1,5 +1,8 @@
 """Query: p50/p99 of the list queries a console or integration runs, through a real server,
-beside raw sqlite3 running hand-written SQL for the same rows on the same file.
+beside raw sqlite3 doing the same work on the same file: hand-written SQL for the same rows
+(with the ``COUNT(*)`` a page's headers need), the records decompressed as Herald serves
+them; the 30-day count from the same hourly ``event_counts`` rollup Herald reads (and, as a
+row of its own, from a scan of the events, what the rollup saves).
 """
 
 from __future__ import annotations
@@ -12,9 +15,19 @@ from typing import Any
 
 import httpx
 
-from bench.common import Mode, Result, disk_bytes, herald_server, peak_rss_mb, percentiles
+from bench.common import (
+    READER_CACHE_KIB,
+    Mode,
+    Result,
+    disk_bytes,
+    herald_server,
+    peak_rss_mb,
+    percentiles,
+)
 from bench.events import ENDPOINTS_PER_ORGANISATION, ORGANISATIONS
 from bench.querystore import QueryStore
+from herald.store.records import Codec
+from herald.store.rollup import HOUR_MS
 from herald.timefmt import format_ms
 
 TENANT = ORGANISATIONS[0]  # the biggest tenant
@@ -49,6 +62,8 @@ class _Runs:
 
     def __init__(self, client: httpx.Client, conn: sqlite3.Connection, store: QueryStore) -> None:
         self.client, self.conn, self.store = client, conn, store
+        dictionaries = conn.execute("SELECT id, data FROM dictionaries").fetchall()
+        self.codec = Codec({int(key): bytes(data) for key, data in dictionaries})
         self._cursor: str | None = None  # the cursor walk's position, Herald's
         self._last: tuple[int, int] | None = None  # and raw's (ts, id)
 
@@ -61,6 +76,12 @@ class _Runs:
     def _raw(self, sql: str, params: tuple[Any, ...]) -> list[Any]:
         return self.conn.execute(sql, params).fetchall()
 
+    def _records(self, sql: str, params: tuple[Any, ...]) -> list[Any]:
+        """Rows whose first two columns are ``dictionary_id, body``, each record
+        decompressed as Herald serves it (the rows, their records in place of the two)."""
+        rows = self._raw(sql, params)
+        return [(self.codec.unpack(row[0], row[1]), *row[2:]) for row in rows]
+
     def _day(self, n: int) -> tuple[int, int]:
         start = self.store.start_ms + DAY_MS * (1 + n % 28)
         return start, start + DAY_MS - 1
@@ -72,7 +93,7 @@ class _Runs:
     def newest_raw(self, n: int) -> None:
         args = (TENANT, _endpoint(n))
         where = "FROM events WHERE organisation_id = ? AND endpoint_id = ?"
-        self._raw(f"SELECT body {where} ORDER BY ts DESC, id DESC LIMIT 101", args)
+        self._records(f"SELECT {RECORD} {where} ORDER BY ts DESC, id DESC LIMIT 101", args)
         self._raw(f"SELECT COUNT(*) {where}", args)
 
     # one tenant's day, filtered by type
@@ -85,7 +106,7 @@ class _Runs:
         start, end = self._day(n)
         args = (TENANT, (3, 5, 1)[n % 3], start, end)
         where = "FROM events WHERE organisation_id = ? AND type_id = ? AND ts >= ? AND ts <= ?"
-        self._raw(f"SELECT body {where} ORDER BY ts DESC, id DESC LIMIT 101", args)
+        self._records(f"SELECT {RECORD} {where} ORDER BY ts DESC, id DESC LIMIT 101", args)
         self._raw(f"SELECT COUNT(*) {where}", args)
 
     # page 50 of a filtered list
@@ -95,7 +116,9 @@ class _Runs:
     def page50_raw(self, n: int) -> None:
         args = (TENANT, (3, 5)[n % 2])
         where = "FROM events WHERE organisation_id = ? AND type_id = ?"
-        self._raw(f"SELECT body {where} ORDER BY ts DESC, id DESC LIMIT 101 OFFSET 4900", args)
+        self._records(
+            f"SELECT {RECORD} {where} ORDER BY ts DESC, id DESC LIMIT 101 OFFSET 4900", args
+        )
         self._raw(f"SELECT COUNT(*) {where}", args)
 
     # a cursor walk: one page after another (the first call, the warm-up, is page 1)
@@ -106,12 +129,12 @@ class _Runs:
         self._cursor = self._get("/event", params).headers.get("X-Next-Cursor")
 
     def walk_raw(self, n: int) -> None:
-        sql = "SELECT body, ts, id FROM events WHERE organisation_id = ?"
+        sql = f"SELECT {RECORD}, ts, id FROM events WHERE organisation_id = ?"
         args: tuple[Any, ...] = (TENANT,)
         if self._last is not None:
             sql += " AND (ts, id) < (?, ?)"
             args = (TENANT, *self._last)
-        rows = self._raw(sql + " ORDER BY ts DESC, id DESC LIMIT 101", args)
+        rows = self._records(sql + " ORDER BY ts DESC, id DESC LIMIT 101", args)
         self._last = (rows[99][1], rows[99][2])
 
     # the 30-day count by type per day
@@ -125,11 +148,60 @@ class _Runs:
         self._get("/event/stats", params)
 
     def stats_raw(self, n: int) -> None:
-        self._raw(
-            "SELECT ts / 86400000, type_id, COUNT(*) FROM events "
-            "WHERE organisation_id = ? AND ts >= ? AND ts <= ? GROUP BY 1, 2",
-            (TENANT, self.store.start_ms, self.store.end_ms),
-        )
+        """As Herald answers it: the whole hours from the hourly ``event_counts`` rollup,
+        the partial hours at the two ends of the range from the events, summed by cell and
+        ranked."""
+        start, end = self.store.start_ms, self.store.end_ms
+        first_hour = -(-start // HOUR_MS) * HOUR_MS
+        end_hour = (end + 1) // HOUR_MS * HOUR_MS
+        cells: dict[tuple[int, int], list[float]] = {}
+        for low, high in ((start, first_hour - 1), (end_hour, end)):
+            _add(cells, self._raw(STATS_FROM_EVENTS, (TENANT, low, high)))
+        _add(cells, self._raw(STATS_FROM_COUNTS, (TENANT, first_hour, end_hour)))
+        sorted(cells.items(), key=lambda cell: (cell[0][0], -cell[1][0], cell[0][1]))
+
+    def stats_scan(self, n: int) -> None:
+        """The same counts from a scan of the events (no rollup): what the rollup saves."""
+        self._raw(STATS_FROM_EVENTS, (TENANT, self.store.start_ms, self.store.end_ms))
+
+
+RECORD = "dictionary_id, body"
+STATS_FROM_EVENTS = (
+    f"SELECT ts / {DAY_MS} * {DAY_MS}, type_id, COUNT(*), SUM(volume_mb) FROM events "
+    "WHERE organisation_id = ? AND ts >= ? AND ts <= ? GROUP BY 1, 2"
+)
+STATS_FROM_COUNTS = (
+    f"SELECT hour_ms / {DAY_MS} * {DAY_MS}, type_id, SUM(events), SUM(volume_mb) "
+    "FROM event_counts WHERE organisation_id = ? AND hour_ms >= ? AND hour_ms < ? GROUP BY 1, 2"
+)
+
+
+def _add(cells: dict[tuple[int, int], list[float]], rows: list[Any]) -> None:
+    for day, type_id, count, volume in rows:
+        cell = cells.setdefault((day, type_id), [0, 0.0])
+        cell[0] += count
+        cell[1] += volume or 0.0
+
+
+def _alone(count: int, run: Fetch) -> dict[str, float]:
+    """p50 / p99 of ``run`` by itself (a raw figure with no Herald counterpart)."""
+    run(0)  # warm up
+    samples = []
+    for n in range(count):
+        began = time.perf_counter()
+        run(n)
+        samples.append((time.perf_counter() - began) * 1000)
+    return percentiles(samples)
+
+
+# What each raw baseline does, in the table (the same work as Herald's, bar HTTP and JSON).
+RAW_DOES = {
+    "newest_100_for_endpoint": "sqlite3, same rows and count, records unpacked",
+    "tenant_day_by_type": "sqlite3, same rows and count, records unpacked",
+    "page_50_filtered": "sqlite3, same rows and count, records unpacked",
+    "cursor_walk_page": "sqlite3, same rows, records unpacked",
+    "count_30d_by_type_per_day": "sqlite3 on the same hourly rollup",
+}
 
 
 def _figure(herald: list[float], raw: list[float]) -> Result:
@@ -154,7 +226,7 @@ def query_bench(mode: Mode, store: QueryStore, workdir: Path) -> Result:
     with herald_server(workdir / "query", database_url=store.url, **env) as server:
         token = server.create_token(TENANT, "event:read")
         conn = sqlite3.connect(f"file:{store.path}?mode=ro", uri=True)
-        conn.execute("PRAGMA cache_size = -32000")  # as Herald's readers
+        conn.execute(f"PRAGMA cache_size = -{READER_CACHE_KIB}")  # as Herald's readers
         try:
             with server.client(token) as client:
                 runs = _Runs(client, conn, store)
@@ -171,6 +243,10 @@ def query_bench(mode: Mode, store: QueryStore, workdir: Path) -> Result:
                         STATS_SAMPLES, runs.stats_herald, runs.stats_raw
                     ),
                 }
+                scan = _alone(STATS_SAMPLES, runs.stats_scan)
+                results["count_30d_by_type_per_day"]["raw_sqlite_events_scan"] = scan
+                for key, does in RAW_DOES.items():
+                    results[key]["raw_does"] = does
         finally:
             conn.close()
         assert server.process is not None

@@ -49,30 +49,54 @@ class QueryStore:
 
 
 def query_store(events: int) -> QueryStore:
-    """The store of ``events`` events in ``bench/scratch``, built if absent."""
+    """The store of ``events`` events in ``bench/scratch``, built if absent; one built by an
+    older Herald is brought up to date by the migrations it lacks (as a deployment's is),
+    not built again: a 10M store takes the better part of an hour."""
     path = SCRATCH / f"query-{events}.db"
     found = _read_meta(path)
-    if found is not None and found.events == events:
-        return found
+    if found is not None and found[0].events == events:
+        store, schema = found
+        if schema != _SCHEMA:
+            _migrate(store)
+        return store
     for stale in path.parent.glob(path.name + "*"):
         stale.unlink()
     return _build(path, events)
 
 
-def _read_meta(path: Path) -> QueryStore | None:
+def _read_meta(path: Path) -> tuple[QueryStore, int | None] | None:
+    """The store described by its meta, with the schema version it was stamped with."""
     if not path.exists():
         return None
-    with sqlite3.connect(path) as conn:
+    # Read-only, and only a store without its meta counts as unbuilt: a busy or locked file
+    # (another process folding it) must not be taken for one, deleted and built again.
+    with sqlite3.connect(f"file:{path}?mode=ro", uri=True, timeout=60) as conn:
         try:
             row = conn.execute("SELECT value FROM meta WHERE key = ?", (META_KEY,)).fetchone()
-        except sqlite3.Error:
+        except sqlite3.OperationalError as exc:
+            if "no such table" not in str(exc):
+                raise
             return None
     if row is None:
         return None
     meta = orjson.loads(row[0])
-    if meta.get("schema") != _SCHEMA:
-        return None  # built by an older Herald: rebuilt with the current migrations
-    return QueryStore(path, meta["events"], meta["start_ms"], meta["end_ms"])
+    return QueryStore(path, meta["events"], meta["start_ms"], meta["end_ms"]), meta.get("schema")
+
+
+def _migrate(store: QueryStore) -> None:
+    """Apply the migrations the store lacks and stamp it with the current schema."""
+    opened = SQLiteStore(store.url)
+    try:
+        opened.migrate()
+    finally:
+        opened.close()
+    with sqlite3.connect(store.path) as conn:
+        (value,) = conn.execute("SELECT value FROM meta WHERE key = ?", (META_KEY,)).fetchone()
+        meta = {**orjson.loads(value), "schema": _SCHEMA}
+        conn.execute(
+            "UPDATE meta SET value = ? WHERE key = ?", (orjson.dumps(meta).decode(), META_KEY)
+        )
+    print(f"migrated {store.path.name} to schema {_SCHEMA}")  # noqa: T201
 
 
 def _pool(received_ms: int) -> list[NewEvent]:
