@@ -1,19 +1,29 @@
-# Herald: `make run` serves on http://127.0.0.1:8080 with ./herald.db; `make test` checks everything.
+# Herald: `make run` serves on http://127.0.0.1:8080 with ./herald.db (`make run PORT=8081`
+# for another port), installing only what running needs; `make test` checks everything.
 PYTHON ?= python3
 VENV := .venv
 BIN := $(VENV)/bin
+RUN_STAMP := $(VENV)/.installed-run
 STAMP := $(VENV)/.installed
+PORT ?=
 
 .PHONY: run test lint typecheck unit format clean soak reliability-figures bench bench-quick
+
+# What running needs (pip shows its progress); $(STAMP) adds the development tools.
+$(RUN_STAMP): pyproject.toml
+	test -x $(BIN)/python || $(PYTHON) -m venv $(VENV)
+	$(BIN)/python -m pip install --quiet --upgrade pip
+	$(BIN)/python -m pip install -e .
+	touch $(RUN_STAMP)
 
 $(STAMP): pyproject.toml
 	test -x $(BIN)/python || $(PYTHON) -m venv $(VENV)
 	$(BIN)/python -m pip install --quiet --upgrade pip
-	$(BIN)/python -m pip install --quiet -e '.[dev]'
-	touch $(STAMP)
+	$(BIN)/python -m pip install -e '.[dev]'
+	touch $(STAMP) $(RUN_STAMP)
 
-run: $(STAMP)
-	$(BIN)/herald serve --database sqlite:///herald.db
+run: $(RUN_STAMP)
+	$(BIN)/herald serve --database sqlite:///herald.db $(if $(PORT),--port $(PORT))
 
 lint: $(STAMP)
 	$(BIN)/ruff check src tests bench
