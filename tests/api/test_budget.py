@@ -91,3 +91,20 @@ def test_no_rate_turns_the_budget_off() -> None:
     off = Budget(events_per_second=0, burst=1, bytes_per_day=1)
     budgets = _budgets(Clock(wall=0), off)
     budgets.charge(1, off, 10_000, 10**9)
+
+
+def test_a_write_inside_the_wait_of_the_last_refusal_is_refused_before_it_is_read() -> None:
+    clock = Clock(wall=0)
+    budgets = _budgets(clock)
+    budgets.check_waited(1)  # nothing refused yet
+    budgets.charge(1, DEFAULT, 100, 0)
+    assert _refused(budgets, 50).headers == {"Retry-After": "5"}
+    clock.pass_(4)
+    with pytest.raises(Problem) as early:
+        budgets.check_waited(1)  # a client that did not wait: refused unread
+    assert early.value.status == 429 and early.value.headers == {"Retry-After": "1"}
+    assert early.value.errors[0]["field"] == "event_budget.events_per_second"
+    budgets.check_waited(2)  # another organisation's writes are not held
+    clock.pass_(1)
+    budgets.check_waited(1)  # the wait is over
+    budgets.charge(1, DEFAULT, 50, 0)

@@ -77,6 +77,8 @@ async def generate_events(
     """Generate one event (an object) or a batch (an array, up to 1000): all stored or none."""
     body = await request.body()
     organisation = principal.organisation_id
+    if organisation is not None and not principal.internal:
+        services.budgets.check_waited(organisation)
     built, is_batch = await services.compute(
         prepare_events, services, principal, body, organisation=organisation
     )

@@ -66,6 +66,8 @@ async def _ingest(
 ) -> Response:
     organisation = await _organisation(services, principal, org)
     body = await request.body()
+    if not principal.internal:
+        services.budgets.check_waited(organisation)
     document = await services.compute(parse_json, body, organisation=organisation)
     if provider == "stacuity" and document == TEST_MESSAGE:
         return _answer([])
