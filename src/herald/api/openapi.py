@@ -37,7 +37,8 @@ ERROR_TEXT = {
     409: "A limit of the organisation is reached (the problem says which)",
     413: "Body over the size limit",
     422: "Invalid body or filter, or a query past its time limit (the problem names the field)",
-    429: "Rate limit, or the organisation's queries at once, exceeded (see Retry-After)",
+    429: "Rate limit, the organisation's event budget or its queries at once exceeded "
+    "(see Retry-After)",
     503: "Storage unavailable (see Retry-After)",
 }
 AUTH = (401, 403, 429, 503)

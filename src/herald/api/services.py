@@ -27,7 +27,7 @@ ORGANISATION_CACHE_SIZE = 10_000
 STORE_THREADS = 40  # as many as anyio's default limiter allowed before
 THREAD_NAME_PREFIX = "herald-store"
 COMPUTE_THREADS = 2  # the GIL runs one at a time; two let one wait on a cache miss
-WRITE_THREADS = 4  # appends at once: PostgreSQL's 4 writers make its best rate, SQLite's 1
+WRITE_THREADS = 4  # appends at once: PostgreSQL's best rate (SQLite's take turns anyway)
 QUERY_THREADS = 32  # tenants' queries at once (each organisation's bounded by query_slots)
 
 
