@@ -82,10 +82,12 @@ class Authority:
     def pem(self) -> str:
         return self._cert.public_bytes(serialization.Encoding.PEM).decode()
 
-    def issue(self, common_name: str, *, server: bool = False) -> Issued:
-        """A certificate for a broker on 127.0.0.1 (``server``) or for a client."""
+    def issue(self, common_name: str, *, server: bool = False, dns_name: str = "") -> Issued:
+        """A certificate for a broker on 127.0.0.1 (``server``), or of the name ``dns_name``
+        alone, or for a client."""
         key = ec.generate_private_key(ec.SECP256R1())
         now = datetime.now(UTC)
+        server = server or bool(dns_name)
         usage = ExtendedKeyUsageOID.SERVER_AUTH if server else ExtendedKeyUsageOID.CLIENT_AUTH
         builder = (
             x509.CertificateBuilder()
@@ -102,7 +104,11 @@ class Authority:
                 critical=False,
             )
         )
-        if server:
+        if dns_name:
+            builder = builder.add_extension(
+                x509.SubjectAlternativeName([x509.DNSName(dns_name)]), critical=False
+            )
+        elif server:
             names = [x509.IPAddress(ipaddress.ip_address("127.0.0.1")), x509.DNSName("localhost")]
             builder = builder.add_extension(x509.SubjectAlternativeName(names), critical=False)
         cert = builder.sign(self._key, hashes.SHA256())

@@ -227,10 +227,16 @@ class SinkConfig:
     def tls(self) -> bool:
         return urlsplit(self.url).scheme in TLS_SCHEMES
 
+    @property
+    def host(self) -> str:
+        """The host the URL names (what a certificate is verified for)."""
+        return urlsplit(self.url).hostname or ""
+
     def tls_context(self) -> ssl.SSLContext | None:
         """The TLS context of a ``mqtts``/``tls``/``amqps`` URL (verification on unless the
         settings turn it off, against ``ca_cert`` if set; the client certificate presented
-        if the credentials hold one), None for a plain connection."""
+        if the credentials hold one), None for a plain connection. It names the URL's host
+        (SNI, the certificate's check) whatever address the connection goes to."""
         if not self.tls:
             return None
         return client_context(
@@ -238,6 +244,7 @@ class SinkConfig:
             self.settings.get("ca_cert"),
             self.credentials.get("client_cert"),
             self.credentials.get("client_key"),
+            server_name=self.host,
         )
 
     def redact(self, text: str) -> str:
@@ -321,9 +328,9 @@ class BrokerSink(ABC):
                 if not self.connected:
                     host, port = check_url(self.config.type, self.config.url)
                     address = (await resolve(host, port, self.config.allow_private))[0]
-                    # with TLS the name is what the certificate names; else the address
-                    # just checked, so a name that resolves elsewhere later cannot slip by
-                    await self._connect(host if self.config.tls else address, port)
+                    # the address just checked, so a name that resolves elsewhere later
+                    # cannot slip by; over TLS the context names the host (SNI, certificate)
+                    await self._connect(address, port)
                     self.connected = True
                 detail = await self._publish(out)
         except TargetRefused as exc:
@@ -353,7 +360,8 @@ class BrokerSink(ABC):
         return True
 
     @abstractmethod
-    async def _connect(self, host: str, port: int) -> None: ...
+    async def _connect(self, address: str, port: int) -> None:
+        """Connect to ``address`` (checked, never the name: ``config.host`` is that)."""
 
     @abstractmethod
     async def _publish(self, out: Outgoing) -> str:

@@ -36,12 +36,14 @@ class NatsSink(BrokerSink):
         tls = self.config.tls_context()
         scheme = "tls" if tls else "nats"
         credentials = self.config.credentials
+        netloc = f"[{host}]:{port}" if ":" in host else f"{host}:{port}"  # host: the address
         self._client = await nats.connect(
-            servers=[f"{scheme}://{host}:{port}"],
+            servers=[f"{scheme}://{netloc}"],
             user=credentials.get("username"),
             password=credentials.get("password"),
             token=credentials.get("token"),
             tls=tls,
+            tls_hostname=self.config.host if tls else None,
             allow_reconnect=False,  # the sink reconnects, after the worker's backoff
             connect_timeout=max(int(self.config.timeout), 1),
             error_cb=_quiet,

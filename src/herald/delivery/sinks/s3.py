@@ -13,6 +13,8 @@ import asyncio
 import contextlib
 import functools
 import gzip
+import ipaddress
+import socket
 from datetime import UTC
 from typing import Any
 from urllib.parse import urlsplit, urlunsplit
@@ -20,6 +22,7 @@ from urllib.parse import urlsplit, urlunsplit
 import botocore
 from aiobotocore.config import AioConfig
 from aiobotocore.session import AioSession, get_session
+from aiohttp.abc import AbstractResolver, ResolveResult
 
 from herald.delivery.formats import cloudevent
 from herald.delivery.sinks.base import BrokerSink, Outgoing, SinkConfig
@@ -40,8 +43,11 @@ class S3Sink(BrokerSink):
         self._client: Any = None
 
     async def _connect(self, host: str, port: int) -> None:
+        # The endpoint keeps the URL's name (the Host header, the certificate's name);
+        # its connections go to ``host``, the address the target guard checked.
         parts = urlsplit(self.config.url)
-        netloc = f"[{host}]:{port}" if ":" in host else f"{host}:{port}"
+        name = self.config.host
+        netloc = f"[{name}]:{port}" if ":" in name else f"{name}:{port}"
         endpoint = urlunsplit((parts.scheme, netloc, parts.path, "", ""))
         credentials = self.config.credentials
         signed = "access_key_id" in credentials
@@ -51,6 +57,7 @@ class S3Sink(BrokerSink):
             retries={"total_max_attempts": 1},  # the worker retries, with its backoff
             s3={"addressing_style": "path"},
             signature_version=None if signed else botocore.UNSIGNED,
+            connector_args={"resolver": PinnedResolver(host), "use_dns_cache": False},
         )
         self._stack = contextlib.AsyncExitStack()
         self._client = await self._stack.enter_async_context(
@@ -83,6 +90,32 @@ class S3Sink(BrokerSink):
         stack, self._stack, self._client = self._stack, None, None
         if stack is not None:
             await stack.aclose()
+
+
+class PinnedResolver(AbstractResolver):
+    """aiohttp's resolver answering one address, the one checked, for the endpoint's name."""
+
+    def __init__(self, address: str) -> None:
+        self._address = address
+        version = ipaddress.ip_address(address.split("%", 1)[0]).version
+        self._family = socket.AF_INET6 if version == 6 else socket.AF_INET
+
+    async def resolve(
+        self, host: str, port: int = 0, family: socket.AddressFamily = socket.AF_INET
+    ) -> list[ResolveResult]:
+        return [
+            ResolveResult(
+                hostname=host,
+                host=self._address,
+                port=port,
+                family=self._family,
+                proto=0,
+                flags=socket.AI_NUMERICHOST,
+            )
+        ]
+
+    async def close(self) -> None:
+        """Nothing to close."""
 
 
 def object_of(out: Outgoing) -> tuple[str, bytes]:

@@ -8,6 +8,7 @@ The reasons given for a refused PEM never quote it: a key is a secret.
 from __future__ import annotations
 
 import os
+import socket
 import ssl
 import tempfile
 from pathlib import Path
@@ -54,12 +55,65 @@ def _public(key: PublicKeyTypes) -> bytes:
     return key.public_bytes(Encoding.DER, PublicFormat.SubjectPublicKeyInfo)
 
 
+class NamedContext(ssl.SSLContext):
+    """A client context that speaks to one server name whatever the connection was opened
+    to: the sink connects to the address it checked (never resolving the name again, which
+    would open a DNS rebinding window), the client libraries pass that address as the
+    server's name, and this context sends the real name (SNI) and verifies the certificate
+    for it, in the libraries that wrap sockets (paho) and those that wrap BIOs (asyncio)."""
+
+    server_name: str
+
+    def wrap_socket(
+        self,
+        sock: socket.socket,
+        server_side: bool = False,
+        do_handshake_on_connect: bool = True,
+        suppress_ragged_eofs: bool = True,
+        server_hostname: str | bytes | None = None,
+        session: ssl.SSLSession | None = None,
+    ) -> ssl.SSLSocket:
+        return super().wrap_socket(
+            sock,
+            server_side,
+            do_handshake_on_connect,
+            suppress_ragged_eofs,
+            self.server_name,
+            session,
+        )
+
+    def wrap_bio(
+        self,
+        incoming: ssl.MemoryBIO,
+        outgoing: ssl.MemoryBIO,
+        server_side: bool = False,
+        server_hostname: str | bytes | None = None,
+        session: ssl.SSLSession | None = None,
+    ) -> ssl.SSLObject:
+        return super().wrap_bio(incoming, outgoing, server_side, self.server_name, session)
+
+
 def client_context(
-    verify: bool, ca_cert: str | None, client_cert: str | None, client_key: str | None
+    verify: bool,
+    ca_cert: str | None,
+    client_cert: str | None,
+    client_key: str | None,
+    server_name: str | None = None,
 ) -> ssl.SSLContext:
     """A client context: the broker verified (against ``ca_cert`` alone if given, else the
-    system's CAs) unless ``verify`` is off; the client certificate presented if given."""
-    tls = ssl.create_default_context(cadata=ca_cert) if ca_cert else ssl.create_default_context()
+    system's CAs) unless ``verify`` is off; the client certificate presented if given.
+    With ``server_name``, a ``NamedContext`` of that name."""
+    if server_name is None:
+        tls = (
+            ssl.create_default_context(cadata=ca_cert) if ca_cert else ssl.create_default_context()
+        )
+    else:  # as ssl.create_default_context builds one
+        tls = NamedContext(ssl.PROTOCOL_TLS_CLIENT)
+        tls.server_name = server_name
+        if ca_cert:
+            tls.load_verify_locations(cadata=ca_cert)
+        else:
+            tls.load_default_certs(ssl.Purpose.SERVER_AUTH)
     if not verify:
         tls.check_hostname = False
         tls.verify_mode = ssl.CERT_NONE
