@@ -159,7 +159,7 @@ def test_pages_and_retries_read_a_bounded_number_of_bytes(herald: HeraldServer) 
     assert seen == ids and len(sizes) == 3
     assert max(sizes) < READ_BYTES + 2048  # the records' bytes, and the JSON around them
     assert page.headers["X-Total-Count"] == str(QUOTA)
-    assert mixed.status_code == 422 and mixed.json()["errors"][0]["field"] == "cursor"
+    assert mixed.status_code == 400 and mixed.json()["errors"][0]["field"] == "cursor"
     assert (bulk["retried"], bulk["quarantined"], bulk["remaining"]) == (2, 2, QUOTA)
     assert [r["rejected_id"] for r in bulk["records"]] == ids[::-1][:2]  # the oldest first
 

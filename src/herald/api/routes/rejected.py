@@ -125,7 +125,7 @@ async def list_rejected(
     ``cursor``."""
     scope = _scope(principal, organisation)
     if cursor is not None and page != 1:
-        raise field_problem(422, "cursor", "not with page: the cursor says where the page starts")
+        raise field_problem(400, "cursor", "not with page: the cursor says where the page starts")
     name = provider.value if provider else None
     read_bytes = services.settings.quarantine_read_bytes
 
