@@ -51,3 +51,13 @@ def test_train_dictionary_adds_one_or_writes_it_to_a_file(
     assert output.read_bytes()[:4] == b"\x37\xa4\x30\xec"  # a zstd dictionary's magic number
     refused = herald("db", "train-dictionary", "--samples", "5", "-d", database_url)
     assert refused.returncode != 0 and "Traceback" not in refused.stderr
+
+
+def test_a_path_that_looks_like_markup_is_printed_as_it_is(tmp_path: Path) -> None:
+    folder = tmp_path / "[bold]x[/]"
+    folder.mkdir(parents=True)
+    url = f"sqlite:///{folder / 'h.db'}"
+    migrated = herald("db", "migrate", "--database", url)
+    assert migrated.returncode == 0, migrated.stderr
+    assert f"{url}: schema version" in migrated.stdout
+    assert f"{url}: schema version" in herald("db", "status", "--database", url).stdout

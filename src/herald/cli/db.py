@@ -75,7 +75,7 @@ def migrate(database: DatabaseOption = None) -> None:
             fail(f"migration failed: {exc}")
         after = _status(store)
     applied = [m.name for m in before.pending]
-    console.print(f"{url}: schema version {after.current}", highlight=False)
+    console.print(f"{url}: schema version {after.current}", highlight=False, markup=False)
     console.print(f"applied: {', '.join(applied)}" if applied else "already up to date")
     if compacted:
         console.print(f"compacted {compacted:,} stored records", highlight=False)
@@ -132,7 +132,7 @@ def train_dictionary(
             if output is not None:
                 data = train(store.sample_records(samples))
                 output.write_bytes(data)
-                console.print(f"wrote a {len(data):,}-byte dictionary to {output}")
+                console.print(f"wrote a {len(data):,}-byte dictionary to {output}", markup=False)
                 return
             dictionary_id, data = store.train_dictionary(samples)
         except StoreError as exc:
@@ -141,6 +141,7 @@ def train_dictionary(
         f"{url}: dictionary {dictionary_id} ({len(data):,} bytes) added; restart Herald to "
         "write with it",
         highlight=False,
+        markup=False,
     )
 
 
@@ -152,14 +153,16 @@ def status(database: DatabaseOption = None) -> None:
     url = settings_for(database).database_url
     if missing_database(url) is not None and url.startswith("sqlite:"):
         pending = ", ".join(m.name for m in migrations("sqlite"))
-        console.print(f"{redacted(url)}: no database yet, schema version 0", highlight=False)
+        console.print(
+            f"{redacted(url)}: no database yet, schema version 0", highlight=False, markup=False
+        )
         console.print(f"pending: {pending}", highlight=False)
         console.print("run `herald db migrate` (or start `herald serve`) to create it")
         return
     with _open(database, create=False) as (store, url):
         schema = _status(store)
         partitions: list[str] = getattr(store, "partitions", list)() if schema.applied else []
-    console.print(f"{url}: schema version {schema.current}", highlight=False)
+    console.print(f"{url}: schema version {schema.current}", highlight=False, markup=False)
     if schema.pending:
         console.print("pending: " + ", ".join(m.name for m in schema.pending), highlight=False)
         console.print("run `herald db migrate` (or start `herald serve`) to apply them")
@@ -185,4 +188,6 @@ def rebuild_device_state(database: DatabaseOption = None) -> None:
             folded = DeviceProjector(store).catch_up()
         except StoreError as exc:
             fail(f"rebuilding the device states failed: {exc}")
-    console.print(f"{url}: device states rebuilt from {folded} events", highlight=False)
+    console.print(
+        f"{url}: device states rebuilt from {folded} events", highlight=False, markup=False
+    )

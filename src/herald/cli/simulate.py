@@ -52,7 +52,7 @@ def simulate(
     if not token:
         fail("live mode needs an internal token: --token or HERALD_TOKEN")
     sender = ApiSender(url or api_url(), token)
-    console.print(f"Sending {rate:g} events/s to {url or api_url()} (Ctrl-C stops)")
+    console.print(f"Sending {rate:g} events/s to {url or api_url()} (Ctrl-C stops)", markup=False)
     sent = 0
 
     def send(batch: list[dict[str, Any]]) -> None:
