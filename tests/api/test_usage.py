@@ -13,6 +13,9 @@ import httpx
 import jsonschema
 import pytest
 
+from herald.store import open_store
+from herald.store.usage import MAX_DAILY
+from herald.store.usage_records import UsageRecord
 from herald.timefmt import format_ms, now_ms
 from tests.support.server import HeraldServer
 
@@ -290,3 +293,74 @@ def test_stats_shape_isolation_and_refusals(server: HeraldServer, tenants: Tenan
             ("quarantined", ["end_timestamp"]),
             ("quarantined", ["end_timestamp"]),
         ]
+
+
+def test_a_record_past_the_days_sum_bound_is_quarantined_and_the_rest_stored(
+    server: HeraldServer, tenants: Tenants
+) -> None:
+    """Regression: a day's sum past 2**63 - 1 millionths of a MB failed the whole request on
+    PostgreSQL (500, events included: a streamer retried it forever) and turned into a float
+    on SQLite. The record that would pass the bound is quarantined with the reason."""
+    largest = 10**14 - 1  # a record holds at most 99,999,999.999999 MB
+    seed = MAX_DAILY - largest - 5  # the ~92,000 largest records before, in one
+    store = open_store(server.database_url)
+    try:
+        first = store.save_usage([_stored_usage(tenants.a, seed)])
+        assert first[0] is not None
+    finally:
+        store.close()
+    at = D1 + 90 * MIN
+    batch = [
+        usage(800, 9, at, "99999999.999999", "0"),  # fits: the sum is then MAX_DAILY - 5
+        usage(801, 9, at, "99999999.999999", "0"),  # would pass it
+        {**closed_session(9, at, "1", "1"), "id": 900},  # an event of the same request
+        usage(802, 9, at, "0.000005", "0"),  # fits exactly
+        usage(803, 10, at, "99999999.999999", "0"),  # another endpoint has room
+    ]
+    with server.client(tenants.a_ingest) as client:
+        response = client.post("/ingest/emnify", json=batch)
+        assert response.status_code == 200, response.text
+        records = response.json()["records"]
+        assert [r["status"] for r in records] == [
+            "stored",
+            "quarantined",
+            "stored",
+            "stored",
+            "stored",
+        ]
+        reason = records[1]["errors"][0]
+        assert reason["field"] == "volume"
+        assert "9223372036854.775807 MB" in reason["reason"], reason
+        rejected = client.get(f"/ingest/rejected/{records[1]['rejected_id']}").json()
+        assert rejected["errors"] == records[1]["errors"]
+        retried = client.post(f"/ingest/rejected/{records[1]['rejected_id']}/retry")
+        assert retried.status_code == 200, retried.text
+        assert retried.json()["status"] == "quarantined"  # still past the bound: it stays
+        assert client.get(f"/ingest/rejected/{records[1]['rejected_id']}").status_code == 200
+        (day,) = daily(client, 9, D1, D1)
+    assert day["data"]["volume_rx"] == float(Decimal(MAX_DAILY).scaleb(-6))
+    store = open_store(server.database_url)
+    try:  # exact, as kept: an integer, not a float near it
+        assert store.usage_days(tenants.a, 9, D1 // DAY, D1 // DAY)[0].data_rx == MAX_DAILY
+    finally:
+        store.close()
+
+
+def _stored_usage(organisation_id: int, rx: int) -> UsageRecord:
+    """One data record of endpoint 9 on day D1 as the store keeps it."""
+    return UsageRecord(
+        id=1,
+        organisation_id=organisation_id,
+        provider="emnify",
+        record_id="seed",
+        endpoint_id=9,
+        traffic_type=5,
+        start_ms=None,
+        end_ms=D1 + MIN,
+        day=D1 // DAY,
+        rx=rx,
+        tx=0,
+        total=rx,
+        received_ms=D1 + MIN,
+        record=b'{"id":"seed"}',
+    )

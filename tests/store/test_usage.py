@@ -9,6 +9,7 @@ import orjson
 
 from herald.retention import DAY_MS
 from herald.store import Store
+from herald.store.usage import MAX_DAILY
 from herald.store.usage_records import DATA, SMS, DailyUsage, Traffic, UsageRecord
 from herald.timefmt import now_ms
 from tests.store.conftest import EventFactory
@@ -37,6 +38,14 @@ def record(
     )
 
 
+def saved(store: Store, records: list[UsageRecord]) -> list[tuple[int, bool]]:
+    """``save_usage`` of records that all fit their days' sums."""
+    result = store.save_usage(records)
+    kept = [outcome for outcome in result if outcome is not None]
+    assert len(kept) == len(result), result
+    return kept
+
+
 def test_records_are_kept_once_and_summed_per_day(store: Store) -> None:
     acme, other = store.create_organisation("Acme").id, store.create_organisation("Other").id
     yesterday = now_ms() // DAY_MS - 1
@@ -48,12 +57,12 @@ def test_records_are_kept_once_and_summed_per_day(store: Store) -> None:
         record(acme, "4", at, 1, 0, SMS),  # MT
         record(other, "1", at, 5, 5),  # the same record id in another organisation
     ]
-    first = store.save_usage(batch)
+    first = saved(store, batch)
     assert [new for _, new in first] == [True] * 5
-    again = store.save_usage([record(acme, "2", at, 999, 999), record(acme, "5", at, 10, 20)])
+    again = saved(store, [record(acme, "2", at, 999, 999), record(acme, "5", at, 10, 20)])
     assert again[0] == (first[1][0], False)  # the kept record's id; its volume not added
     assert again[1][1] is True
-    twice = store.save_usage([record(acme, "6", at, 1, 1), record(acme, "6", at, 50, 50)])
+    twice = saved(store, [record(acme, "6", at, 1, 1), record(acme, "6", at, 50, 50)])
     assert twice == [(twice[0][0], True), (twice[0][0], False)]  # once within a batch too
     assert store.usage_days(acme, 7, yesterday - 1, yesterday) == [
         DailyUsage(yesterday, 4, 418_823, 223_194, 642_017, 1, 1, 2)
@@ -109,3 +118,36 @@ def test_retention_takes_whole_days(store: Store) -> None:
         today - 2,
         today,
     ]
+
+
+def test_a_record_that_would_pass_a_days_sum_bound_is_not_kept(store: Store) -> None:
+    """Regression: PostgreSQL failed the whole batch (bigint out of range) and SQLite turned
+    the sum into a float once a day's sum passed 2**63 - 1. Now the sums stay exact and at
+    most MAX_DAILY: the record that would pass it is refused, the rest of the batch kept."""
+    acme = store.create_organisation("Acme").id
+    yesterday = now_ms() // DAY_MS - 1
+    at = yesterday * DAY_MS + 3_600_000
+    assert saved(store, [record(acme, "big", at, MAX_DAILY - 10, 0)])[0][1] is True
+    batch = [
+        record(acme, "a", at, 5, 0),  # fits: the sum is MAX_DAILY - 5
+        record(acme, "over", at, 6, 0),  # would pass it
+        record(acme, "over", at, 6, 0),  # its copy: refused alike
+        record(acme, "b", at, 5, 0),  # fits exactly
+        record(acme, "sms", at, 1, 1, SMS),  # the SMS sums have room
+        record(acme, "other day", at + DAY_MS, 6, 0),
+    ]
+    result = store.save_usage(batch)
+    assert [outcome is None for outcome in result] == [False, True, True, False, False, False]
+    assert store.usage_days(acme, 7, yesterday, yesterday) == [
+        DailyUsage(yesterday, 3, MAX_DAILY, 0, MAX_DAILY, 1, 1, 2)
+    ]
+    kept = [  # the refused record is not kept
+        Traffic(at, DATA, MAX_DAILY - 10, 0, MAX_DAILY - 10),
+        Traffic(at, DATA, 5, 0, 5),
+        Traffic(at, DATA, 5, 0, 5),
+        Traffic(at, SMS, 1, 1, 2),
+        Traffic(at + DAY_MS, DATA, 6, 0, 6),
+    ]
+    assert sorted(store.usage_since(acme, 7, 0), key=repr) == sorted(kept, key=repr)
+    assert store.save_usage([record(acme, "c", at, 0, 1)]) == [None]  # the total is full
+    assert store.save_usage([record(acme, "d", at, 0, 0)])[0] is not None  # adds nothing

@@ -13,6 +13,7 @@ from __future__ import annotations
 
 import hashlib
 from dataclasses import dataclass
+from decimal import Decimal
 from typing import Any
 
 import orjson
@@ -28,8 +29,9 @@ from herald.ingest import PROVIDERS, RecordError
 from herald.ingest.types import resolve_provider_type
 from herald.ingest.usage import is_usage_record, parse_usage
 from herald.model import EventIn, NewEvent
-from herald.retention import retention_days, too_old, window_start_ms
+from herald.retention import DAY_MS, retention_days, too_old, window_start_ms
 from herald.store.rejections import NewRejection, QuarantineLimits, Rejected
+from herald.store.usage import MAX_DAILY
 from herald.store.usage_records import UsageRecord
 from herald.threads import offer_gil
 from herald.timefmt import format_ms, now_ms
@@ -158,16 +160,33 @@ async def _store(
 
 async def _store_usage(
     services: Services, organisation: int | None, usage: list[tuple[int, UsageRecord]]
-) -> list[Outcome]:
-    """Keep the usage records in one transaction; their outcomes."""
+) -> tuple[list[Outcome], list[tuple[int, list[dict[str, Any]]]]]:
+    """Keep the usage records in one transaction; the outcomes of those kept, and the
+    others with why: a sum of their day would pass what is kept exactly."""
     if not usage:
-        return []
+        return [], []
     records = [record for _, record in usage]
     kept = await services.write(organisation, services.store.save_usage, records)
-    return [
-        Outcome(index, "stored" if new else "duplicate", row_id, usage=True)
-        for (index, _), (row_id, new) in zip(usage, kept, strict=True)
-    ]
+    outcomes: list[Outcome] = []
+    over: list[tuple[int, list[dict[str, Any]]]] = []
+    for (index, record), saved in zip(usage, kept, strict=True):
+        if saved is None:
+            over.append((index, [_sum_full(record)]))
+        else:
+            status = "stored" if saved[1] else "duplicate"
+            outcomes.append(Outcome(index, status, saved[0], usage=True))
+    return outcomes, over
+
+
+def _sum_full(record: UsageRecord) -> dict[str, Any]:
+    """Why a usage record was not kept: a sum of its endpoint's day would pass the bound."""
+    return {
+        "field": "volume",
+        "reason": f"would take endpoint {record.endpoint_id}'s usage of "
+        f"{format_ms(record.day * DAY_MS)[:10]} past what Herald sums exactly (at most "
+        f"{Decimal(MAX_DAILY).scaleb(-6)} MB of data and {MAX_DAILY} SMS per endpoint and "
+        "UTC day): not kept",
+    }
 
 
 @dataclass(frozen=True, slots=True)
@@ -272,7 +291,16 @@ async def ingest_batch(
         kept = await _store(services, organisation_id, [event for _, event in records.usable])
         for (index, _), (event_id, new) in zip(records.usable, kept, strict=True):
             outcomes.append(Outcome(index, "stored" if new else "duplicate", event_id))
-    outcomes += await _store_usage(services, organisation_id, records.usage)
+    kept_usage, over = await _store_usage(services, organisation_id, records.usage)
+    outcomes += kept_usage
+    usage_of = dict(records.usage)
+    for index, errors in over:  # quarantined with the reason, as an unusable record is
+        record = usage_of[index]
+        limit = services.settings.quarantine_record_bytes
+        rejection = to_quarantine(
+            organisation_id, provider, record.received_ms, errors, record.record, limit
+        )
+        records.unusable.append((index, rejection))
     if records.unusable:
         unusable = [r for _, r in records.unusable]
         settings = services.settings
@@ -332,8 +360,13 @@ async def retry_rejected(
         for (index, _), (event_id, new) in zip(usable, kept, strict=True):
             outcomes.append(Outcome(index, "stored" if new else "duplicate", event_id))
     if usage:
-        outcomes += await _store_usage(services, organisation, usage)
-        await services.run(services.store.release_rejected, [records[i].id for i, _ in usage])
+        kept_usage, over = await _store_usage(services, organisation, usage)
+        outcomes += kept_usage
+        outcomes += [Outcome(i, "quarantined", records[i].id, errors) for i, errors in over]
+        refusals += over  # they stay, with the reason
+        stored = {outcome.index for outcome in kept_usage}
+        released = [records[i].id for i, _ in usage if i in stored]
+        await services.run(services.store.release_rejected, released)
     if refusals:
         again = [(records[i].id, errors) for i, errors in refusals if not records[i].truncated]
         await services.run(services.store.refuse_again, again, at)

@@ -77,4 +77,4 @@ def save_usage(
         )
         for record in records
     ]
-    return sum(new for _, new in store.save_usage(kept))
+    return sum(1 for saved in store.save_usage(kept) if saved is not None and saved[1])

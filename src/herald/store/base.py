@@ -519,9 +519,10 @@ class Store(Protocol):
         """Delete quarantined records received before ``before_ms``."""
 
     # -- usage (store/usage.py) ------------------------------------------------
-    def save_usage(self, records: Sequence[UsageRecord]) -> list[tuple[int, bool]]:
+    def save_usage(self, records: Sequence[UsageRecord]) -> list[tuple[int, bool] | None]:
         """Keep each usage record once and add the new ones to their day's sums, in one
-        transaction; per record its id (the kept one's, for a duplicate) and whether new."""
+        transaction; per record its id (the kept one's, for a duplicate) and whether new,
+        or None if not kept: it would take a sum of its day past ``MAX_DAILY`` (store.usage)."""
 
     def usage_days(
         self, organisation_id: int, endpoint_id: int, first_day: int, last_day: int

@@ -3,8 +3,11 @@
 ``usage_records`` keeps each provider usage record once per (organisation, provider, record
 id); ``usage_daily`` their sums per endpoint and UTC day. ``save_usage`` adds a record to its
 day's sums in the same transaction that inserts it, and only if the insert was new: a
-retransmitted record adds nothing, and the sums always equal the kept records. Sessions'
-volumes are not kept here: they are read from the log (``usage_sessions``) when asked for.
+retransmitted record adds nothing, and the sums always equal the kept records. A sum never
+passes ``MAX_DAILY``, which both backends hold exactly (PostgreSQL's bigint would fail the
+whole transaction past it, SQLite's integer turn into a float): a record that would take
+one past it is not kept. Sessions' volumes are not kept here: they are read from the log
+(``usage_sessions``) when asked for.
 """
 
 from __future__ import annotations
@@ -38,13 +41,23 @@ _ADD = (
     "sms_total = usage_daily.sms_total + excluded.sms_total"
 )
 _DAILY = "day, data_records, data_rx, data_tx, data_total, sms_mo, sms_mt, sms_total"
+_SUMS = "data_records, data_rx, data_tx, data_total, sms_mo, sms_mt, sms_total"
+MAX_DAILY = 2**63 - 1
+"""The most each of an endpoint's day sums may hold: 9,223,372,036,854.775807 MB of data
+(in millionths), as many SMS. A record that would pass it is refused, the rest kept."""
+SUM_CHUNK = 300  # days per SELECT of the sums (3 parameters each)
 
 
 Key = tuple[int, str, str]  # (organisation, provider, record id)
+Day = tuple[int, int, int]  # (organisation, endpoint, day)
 
 
 def _key(record: UsageRecord) -> Key:
     return (record.organisation_id, record.provider, record.record_id)
+
+
+def _day(record: UsageRecord) -> Day:
+    return (record.organisation_id, record.endpoint_id, record.day)
 
 
 def _values(record: UsageRecord) -> tuple[object, ...]:
@@ -76,9 +89,11 @@ def _sums(record: UsageRecord) -> tuple[int, ...]:
 class UsageMethods(SQLStoreBase[C]):
     """Usage's Store methods."""
 
-    def save_usage(self, records: Sequence[UsageRecord]) -> list[tuple[int, bool]]:
+    def save_usage(self, records: Sequence[UsageRecord]) -> list[tuple[int, bool] | None]:
         """Keep each record once and add the new ones to their day's sums, in one
-        transaction; per record its id (the kept one's, for a duplicate) and whether new."""
+        transaction; per record its id (the kept one's, for a duplicate) and whether new,
+        or None for a new record not kept: it would take a sum of its day past
+        ``MAX_DAILY``."""
         if not records:
             return []
         kept: dict[Key, int] = {}
@@ -102,25 +117,60 @@ class UsageMethods(SQLStoreBase[C]):
                 kept.update(inserted)
             missing = {_key(r) for r in records} - kept.keys()
             kept.update(self._kept_ids(conn, missing))
-            sums: dict[tuple[int, int, int], list[int]] = {}
-            for record in fresh.values():
-                day = sums.setdefault(
-                    (record.organisation_id, record.endpoint_id, record.day), [0] * 7
-                )
-                for index, value in enumerate(_sums(record)):
+            totals = self._daily_sums(conn, {_day(r) for r in fresh.values()})
+            sums: dict[Day, list[int]] = {}
+            over: list[Key] = []
+            for key, record in fresh.items():  # in the batch's order
+                total = totals.setdefault(_day(record), [0] * 7)
+                added = _sums(record)
+                if any(t + a > MAX_DAILY for t, a in zip(total, added, strict=True)):
+                    over.append(key)
+                    continue
+                day = sums.setdefault(_day(record), [0] * 7)
+                for index, value in enumerate(added):
                     day[index] += value
+                    total[index] += value
+            if over:
+                refused = [kept.pop(key) for key in over]
+                for key in over:
+                    del fresh[key]
+                for ids in self._in_chunks(refused):
+                    condition, params = self._any("id", tuple(ids))
+                    self._execute(conn, f"DELETE FROM usage_records WHERE {condition}", params)
             if sums:  # both drivers' cursors batch this (psycopg in one pipeline)
                 cast(Any, conn).cursor().executemany(
                     self._sql(_ADD), [(*where, *added) for where, added in sums.items()]
                 )
         answered: set[Key] = set()
-        result: list[tuple[int, bool]] = []
+        result: list[tuple[int, bool] | None] = []
         for record in records:
             key = _key(record)
+            if key not in kept:  # refused: a later copy in the batch is refused alike
+                result.append(None)
+                continue
             new = key in fresh and key not in answered
             answered.add(key)
             result.append((kept[key], new))
         return result
+
+    def _daily_sums(self, conn: C, days: set[Day]) -> dict[Day, list[int]]:
+        """The sums kept of these days (those that have any), locked until the transaction
+        ends (PostgreSQL): another writer's additions come before or after, not between."""
+        found: dict[Day, list[int]] = {}
+        ordered = sorted(days)
+        for begin in range(0, len(ordered), SUM_CHUNK):
+            part = ordered[begin : begin + SUM_CHUNK]
+            condition = " OR ".join(
+                ["(organisation_id = ? AND endpoint_id = ? AND day = ?)"] * len(part)
+            )
+            rows = self._execute(
+                conn,
+                f"SELECT organisation_id, endpoint_id, day, {_SUMS} FROM usage_daily "
+                f"WHERE {condition}{self._LOCK_ROW}",
+                [value for day in part for value in day],
+            ).fetchall()
+            found.update({(int(r[0]), int(r[1]), int(r[2])): [int(v) for v in r[3:]] for r in rows})
+        return found
 
     def _kept_ids(self, conn: C, keys: set[Key]) -> dict[Key, int]:
         """The ids of records kept before, by key."""
