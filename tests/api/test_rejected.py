@@ -198,6 +198,7 @@ def test_every_quarantine_route_takes_a_query_slot(tmp_path: Path, database_url:
                     ("GET", f"/ingest/rejected/{rejected_id}"),
                     ("POST", f"/ingest/rejected/{rejected_id}/retry"),
                     ("POST", "/ingest/rejected/retry"),
+                    ("DELETE", f"/ingest/rejected/{rejected_id}"),
                 ]
                 give_back = services.query_slots.take(organisation)
                 busy = [(await client.request(m, path)).status_code for m, path in calls]
@@ -206,5 +207,5 @@ def test_every_quarantine_route_takes_a_query_slot(tmp_path: Path, database_url:
         return busy, free
 
     busy, free = asyncio.run(scenario())
-    assert busy == [429, 429, 429, 429]
-    assert free == [200, 200, 200, 200]
+    assert busy == [429, 429, 429, 429, 429]
+    assert free == [200, 200, 200, 200, 204]

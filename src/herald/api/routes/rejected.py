@@ -235,7 +235,11 @@ async def retry_all(
 @router.delete("/ingest/rejected/{rejected_id:int}", status_code=204)
 async def discard(rejected_id: RejectedId, services: ServicesDep, principal: Caller) -> Response:
     """Discard a quarantined record for good."""
-    record = await _one(services, principal, rejected_id)
-    _may_write(principal, record.provider)
-    await services.run(services.store.release_rejected, [record.id])
+
+    async def forget() -> None:
+        record = await _one(services, principal, rejected_id)
+        _may_write(principal, record.provider)
+        await services.run(services.store.release_rejected, [record.id])
+
+    await _in_slot(services, principal, forget)
     return Response(status_code=204)
