@@ -346,3 +346,76 @@ def token_revoke(
     finally:
         store.close()
     console.print(f"Token {token_id} revoked.")
+
+
+ingest_app = typer.Typer(
+    help="Ingest credentials: how a provider's data streamer authenticates to /ingest.",
+    no_args_is_help=True,
+)
+
+
+class Provider(enum.StrEnum):
+    ONECE = "1nce"
+    EMNIFY = "emnify"
+    STACUITY = "stacuity"
+
+
+BASIC_USER = "herald"  # any user name is accepted; this one is what the set-up prints
+
+
+@ingest_app.command("create")
+def ingest_credential_create(
+    provider: Annotated[
+        Provider, typer.Option("--provider", help="The provider whose records it may post.")
+    ],
+    org: Annotated[
+        int,
+        typer.Option(
+            "--org", min=1, max=MAX_ORGANISATION_ID, help="Organisation the records belong to."
+        ),
+    ],
+    name: Annotated[str, typer.Option("--name", help="A label for the credential.")] = "",
+    database: DatabaseOption = None,
+) -> None:
+    """Create an ingest credential: a token of one organisation holding only
+    ingest:PROVIDER, printed once in the form the provider's portal takes (the secret is the
+    last line). List it with `herald token list`, revoke it with `herald token revoke ID`."""
+    from herald.auth import issue_token
+
+    store = store_for(database)
+    try:
+        if store.get_organisation(org) is None:
+            fail(f"no organisation {org}")
+        secret, token = issue_token(
+            store,
+            organisation_id=org,
+            permissions=[f"ingest:{provider.value}"],
+            name=name or f"{provider.value} data streamer",
+            audit=audit_for(store, database),
+        )
+    finally:
+        store.close()
+    path = f"/api/v1/ingest/{provider.value}"
+    console.print(
+        f"Ingest credential (token {token.id}, ingest:{provider.value}, organisation {org}) "
+        "created; keep it now, it is not shown again.",
+        highlight=False,
+    )
+    if provider is Provider.ONECE:
+        console.print(
+            f"1NCE portal, Data Streamer, HTTP target: URL https://<herald host>{path}, "
+            f"Basic authentication with user name {BASIC_USER!r} and this password:",
+            highlight=False,
+        )
+    elif provider is Provider.EMNIFY:
+        console.print(
+            f"emnify API callback: URL https://<herald host>{path}, API secret:",
+            highlight=False,
+        )
+    else:
+        console.print(
+            f"Stacuity event handler: URL https://<herald host>{path}, header "
+            "Authorization: Bearer followed by:",
+            highlight=False,
+        )
+    console.print(secret, highlight=False, soft_wrap=True)

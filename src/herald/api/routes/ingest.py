@@ -22,7 +22,7 @@ import orjson
 from fastapi import APIRouter, Depends, Query, Request
 from starlette.responses import Response
 
-from herald.api.deps import ServicesDep, require
+from herald.api.deps import ServicesDep, require, require_ingest
 from herald.api.intake import Outcome, ingest_batch
 from herald.api.intake_schemas import IngestAnswer
 from herald.api.problems import Problem, field_problem
@@ -108,11 +108,13 @@ _BODY_DOC: dict[str, Any] = {
 async def ingest_emnify(
     request: Request,
     services: ServicesDep,
-    principal: Annotated[Principal, Depends(require("ingest:emnify"))],
+    principal: Annotated[Principal, Depends(require_ingest("emnify", secret=True))],
     organisation: OrganisationParam = None,
 ) -> Response:
     """emnify Data Streamer event and usage records (one, or an array): stored once per
-    record id; unusable ones quarantined (``GET /ingest/rejected``)."""
+    record id; unusable ones quarantined (``GET /ingest/rejected``). Authenticated by
+    ``Authorization: Bearer <token>`` or, as emnify's API callback sends its secret, by the
+    ingest credential as the whole ``Authorization`` header."""
     return await _ingest("emnify", request, services, principal, organisation)
 
 
@@ -120,11 +122,12 @@ async def ingest_emnify(
 async def ingest_1nce(
     request: Request,
     services: ServicesDep,
-    principal: Annotated[Principal, Depends(require("ingest:1nce"))],
+    principal: Annotated[Principal, Depends(require_ingest("1nce", basic_auth=True))],
     organisation: OrganisationParam = None,
 ) -> Response:
     """1NCE Data Streamer event and usage records (an array of up to 3000): stored once per
-    record id."""
+    record id. Authenticated by ``Authorization: Bearer <token>`` or, as the 1NCE portal
+    configures it, HTTP Basic with any user name and the ingest credential as password."""
     return await _ingest("1nce", request, services, principal, organisation)
 
 
