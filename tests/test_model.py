@@ -8,6 +8,7 @@ from pydantic import ValidationError
 
 from herald.catalog import load_catalog
 from herald.model import (
+    NULL_WHEN_ABSENT,
     EndpointRef,
     EventIn,
     FieldError,
@@ -18,6 +19,7 @@ from herald.model import (
     UserRef,
     as_sent,
     build_event,
+    served_record,
 )
 from herald.timefmt import parse_timestamp, to_ms
 
@@ -134,7 +136,40 @@ def test_producer_objects_are_kept_as_sent() -> None:
     record = built({"event_type": {"id": 1}, "endpoint": endpoint, "detail": {"a": [1]}}).record
     assert record["endpoint"] == endpoint
     assert record["detail"] == {"a": [1]}
-    assert "sim" not in record
+    # absent nested objects are null, as emnify's and 1NCE's records list them (issue #34)
+    assert record["sim"] is None and record["imsi"] is None and record["user"] is None
+
+
+def test_absent_nested_objects_are_null_in_the_providers_order() -> None:
+    record = built({"event_type": {"id": 1}}).record
+    keys = list(record)
+    at = keys.index("description")
+    assert keys[at + 1 : at + 6] == list(NULL_WHEN_ABSENT)
+    assert all(record[key] is None for key in NULL_WHEN_ABSENT)
+
+
+def test_a_record_stored_without_null_keys_is_served_with_them() -> None:
+    old = {"id": 5, "description": "Update location", "endpoint": {"id": 9}, "target": None}
+    served = orjson.loads(served_record(orjson.dumps(old)))
+    assert list(served) == [
+        "id",
+        "description",
+        "endpoint",
+        "sim",
+        "imsi",
+        "user",
+        "detail",
+        "target",
+    ]
+    assert served["endpoint"] == {"id": 9} and served["sim"] is None and served["detail"] is None
+    # a nested "sim" key (the provider's original in payload.data) does not count as the record's
+    nested = {"id": 6, "description": "x", "payload": {"data": {"sim": None, "user": None}}}
+    assert orjson.loads(served_record(orjson.dumps(nested)))["sim"] is None
+
+
+def test_a_complete_record_is_served_as_the_same_bytes() -> None:
+    body = orjson.dumps({**built({"event_type": {"id": 1}}).record, "id": 1})
+    assert served_record(body) is body
 
 
 def test_external_id_is_kept_as_text() -> None:

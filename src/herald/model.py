@@ -14,6 +14,7 @@ from datetime import datetime
 from functools import lru_cache
 from typing import Annotated, Any
 
+import orjson
 from pydantic import (
     AfterValidator,
     BaseModel,
@@ -39,6 +40,10 @@ MAX_EXTRA_FIELDS = 32
 MAX_JSON_DEPTH = 32
 """How deep free JSON (``detail``, ``payload.data``, unknown fields) may nest: a record must
 stay far below what the serialiser takes (orjson stops at 255 levels)."""
+NULL_WHEN_ABSENT = ("endpoint", "sim", "imsi", "user", "detail")
+"""The record's standard nested objects: served as ``null`` when an event has none, as
+emnify's and 1NCE's records do ("empty, nested JSON objects are listed as NULL")."""
+_BEFORE = "target"  # where Herald's records have them (after description, in this order)
 # A batch shares one receive time: format it once, not once per event.
 _format_received = lru_cache(maxsize=64)(format_ms)
 
@@ -312,10 +317,8 @@ def build_event(
     }
     for key in ("endpoint", "sim", "imsi", "user"):
         ref: BaseModel | None = getattr(event, key)
-        if ref is not None:
-            record[key] = as_sent(ref)
-    if event.detail is not None:
-        record["detail"] = event.detail
+        record[key] = as_sent(ref) if ref is not None else None
+    record["detail"] = event.detail
     record["target"] = target
     record["criticality"] = {"id": criticality, "description": CRITICALITIES[criticality]}
     record["moniker"] = moniker
@@ -344,6 +347,24 @@ def build_event(
         external_id=external_id,
         record=record,
     )
+
+
+def served_record(body: bytes) -> bytes:
+    """A stored record as every read path serves it: the keys of ``NULL_WHEN_ABSENT`` it
+    lacks (events stored before Herald kept them) added as ``null`` before ``target``.
+    A record that has them all is returned as it is (the same bytes)."""
+    record = orjson.loads(body)
+    if not isinstance(record, dict) or all(key in record for key in NULL_WHEN_ABSENT):
+        return body
+    missing = [key for key in NULL_WHEN_ABSENT if key not in record]
+    filled: dict[str, JSON] = {}
+    for key, value in record.items():
+        if key == _BEFORE:
+            filled.update(dict.fromkeys(missing))
+        filled[key] = value
+    if _BEFORE not in record:
+        filled.update(dict.fromkeys(missing))
+    return orjson.dumps(filled)
 
 
 def _resolve_type(

@@ -60,11 +60,12 @@ class Event(_Open):
     organisation: OrganisationOut
     alert: bool
     description: str | None = None
-    endpoint: dict[str, Any] | None = None
-    sim: dict[str, Any] | None = None
-    imsi: dict[str, Any] | None = None
-    user: dict[str, Any] | None = None
-    detail: Any = None
+    # Always present, null when the event has none: as emnify's and 1NCE's records list them.
+    endpoint: dict[str, Any] | None = Field(description="The endpoint, or null")
+    sim: dict[str, Any] | None = Field(description="The SIM, or null")
+    imsi: dict[str, Any] | None = Field(description="The IMSI, or null")
+    user: dict[str, Any] | None = Field(description="The user, or null")
+    detail: Any = Field(description="The type's details (any JSON), or null")
     target: TargetOut | None = None
     criticality: Level | None = None
     moniker: str | None = None

@@ -105,6 +105,10 @@ class SQLStoreBase(ABC, Generic[C]):
         """A stored record as served (``store.records.RecordMethods`` decompresses)."""
         raise NotImplementedError
 
+    def _served(self, dictionary_id: int, data: bytes) -> bytes:
+        """An event row's record as served, null keys filled (``RecordMethods``)."""
+        raise NotImplementedError
+
     @abstractmethod
     def _read(self, work: Callable[[C], T], time_limit: float | None = None) -> T:
         """Run ``work`` on a connection outside any explicit transaction.
@@ -848,7 +852,7 @@ class SQLStoreBase(ABC, Generic[C]):
         where = self._log_after(organisation_id, after_seq, flt)
         sql = f"SELECT dictionary_id, body FROM events{where.sql} ORDER BY seq LIMIT 1"
         row = self._read(lambda c: c.execute(sql, where.params).fetchone())
-        return self._unpack(row[0], bytes(row[1])) if row else None
+        return self._served(row[0], bytes(row[1])) if row else None
 
     def _log_after(self, organisation_id: int, after_seq: int, flt: EventFilter | None) -> Where:
         """The organisation's events that ``flt`` selects, committed after ``after_seq``."""

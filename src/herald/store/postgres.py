@@ -461,7 +461,7 @@ class PostgresStore(
             return {}, 0
         params = [list(part) for part in zip(*taken, strict=True)]
         found = {
-            (row[0], row[1], row[2]): self._unpack(row[3], row[4])
+            (row[0], row[1], row[2]): self._served(row[3], row[4])
             for row in conn.execute(_STORED_BY_KEY, params)
         }
         return found, len(taken)
@@ -489,7 +489,7 @@ class PostgresStore(
             more = len(rows) > query.per_page
             rows = rows[: query.per_page]
             next_cursor = encode_cursor(rows[-1][2], rows[-1][3]) if more and keyset else None
-            return EventPage([self._unpack(row[0], row[1]) for row in rows], total, next_cursor)
+            return EventPage([self._served(row[0], row[1]) for row in rows], total, next_cursor)
 
         return self._read(run, query.time_limit)
 
@@ -502,7 +502,7 @@ class PostgresStore(
         )
         if row is None or (organisation_ids is not None and row[2] not in organisation_ids):
             return None
-        return self._unpack(row[0], row[1])
+        return self._served(row[0], row[1])
 
     def read_log(
         self, after_seq: int, limit: int, organisation_ids: tuple[int, ...] | None = None

@@ -18,6 +18,7 @@ from typing import Any, ClassVar, TypeVar, cast
 import orjson
 import zstandard
 
+from herald.model import served_record
 from herald.query.fields import BY_NAME
 from herald.store.base import LogEntry
 from herald.store.common import C, SQLStoreBase
@@ -130,10 +131,17 @@ class RecordMethods(SQLStoreBase[C]):
             codec = self._load_codec()
         return codec.unpack(dictionary_id, data)
 
+    def _served(self, dictionary_id: int, data: bytes) -> bytes:
+        """An event row's record as served (``model.served_record``): every read path of
+        events (lists, one event, the log the live stream and the handlers read) takes it."""
+        return served_record(self._unpack(dictionary_id, data))
+
     def _log_entries(self, rows: Sequence[Sequence[Any]]) -> list[LogEntry]:
-        """Rows of ``LOG_COLUMNS`` as log entries, their records unpacked."""
+        """Rows of ``LOG_COLUMNS`` as log entries, their records unpacked as served."""
         unpack = self._unpacker()
-        return [LogEntry(r[0], r[1], r[2], unpack(r[3], r[4]), r[5], r[6]) for r in rows]
+        return [
+            LogEntry(r[0], r[1], r[2], served_record(unpack(r[3], r[4])), r[5], r[6]) for r in rows
+        ]
 
     def _unpacker(self) -> Callable[[int, bytes], bytes]:
         """``_unpack`` for the rows of one read, in the calling thread: the codec and each

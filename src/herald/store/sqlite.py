@@ -329,7 +329,7 @@ class SQLiteStore(
                     (organisation_id, provider, *chunk),
                 )
                 for external_id, dictionary_id, body in rows:
-                    found[(organisation_id, provider, external_id)] = self._unpack(
+                    found[(organisation_id, provider, external_id)] = self._served(
                         dictionary_id, body
                     )
         return found
@@ -356,7 +356,7 @@ class SQLiteStore(
             more = len(rows) > query.per_page
             rows = rows[: query.per_page]
             next_cursor = encode_cursor(rows[-1][2], rows[-1][3]) if more and keyset else None
-            return EventPage([self._unpack(row[0], row[1]) for row in rows], total, next_cursor)
+            return EventPage([self._served(row[0], row[1]) for row in rows], total, next_cursor)
 
         return self._read(run, query.time_limit)
 
@@ -368,7 +368,7 @@ class SQLiteStore(
         )
         if row is None or (organisation_ids is not None and row[2] not in organisation_ids):
             return None
-        return self._unpack(row[0], row[1])
+        return self._served(row[0], row[1])
 
     def read_log(
         self, after_seq: int, limit: int, organisation_ids: tuple[int, ...] | None = None
