@@ -21,6 +21,7 @@ from herald.api.routes import auth, catalog, devices, events, health
 from herald.api.routes import handlers as handler_routes
 from herald.api.routes import ingest as ingest_routes
 from herald.api.routes import metrics as metrics_routes
+from herald.api.routes import onece as onece_routes
 from herald.api.routes import rejected as rejected_routes
 from herald.api.routes import stats as stats_routes
 from herald.api.routes import stream as stream_routes
@@ -182,6 +183,7 @@ def create_app(settings: Settings | None = None) -> FastAPI:
     app.include_router(handler_routes.router, prefix=API_PREFIX)
     app.include_router(devices.router, prefix=API_PREFIX)
     app.include_router(usage_routes.router, prefix=API_PREFIX)
+    app.include_router(onece_routes.router)  # 1NCE's paths under /1nce/management-api
     app.include_router(health.router)
     app.include_router(metrics_routes.router)
     app.router.routes.append(  # last
