@@ -9,10 +9,13 @@ from __future__ import annotations
 
 import base64
 from collections.abc import Iterator
+from pathlib import Path
 
 import httpx
 import pytest
 
+from herald.api.app import create_app
+from herald.config import Settings
 from tests.ingest.examples import onece_examples, recently
 from tests.support.records import emnify_record
 from tests.support.server import HeraldServer, start_server
@@ -178,3 +181,26 @@ def test_each_credential_has_its_own_rate_limit(herald: HeraldServer) -> None:
         assert limited.status_code == 429
         assert int(limited.headers["retry-after"]) >= 1
         assert client.post("/ingest/1nce", json=[], auth=("herald", second)).status_code == 200
+
+
+def test_the_openapi_document_names_each_providers_form(tmp_path: Path) -> None:
+    app = create_app(Settings(database_url=f"sqlite:///{tmp_path / 'herald.db'}", demo=False))
+    document = app.openapi()
+    schemes = document["components"]["securitySchemes"]
+    assert schemes["ingestBasic"]["scheme"] == "basic"
+    assert schemes["emnifyCallbackSecret"] == {
+        "type": "apiKey",
+        "in": "header",
+        "name": "Authorization",
+        "description": schemes["emnifyCallbackSecret"]["description"],
+    }
+    paths = document["paths"]
+    assert paths["/api/v1/ingest/1nce"]["post"]["security"] == [
+        {"HTTPBearer": []},
+        {"ingestBasic": []},
+    ]
+    assert paths["/api/v1/ingest/emnify"]["post"]["security"] == [
+        {"HTTPBearer": []},
+        {"emnifyCallbackSecret": []},
+    ]
+    assert paths["/api/v1/ingest/stacuity"]["post"]["security"] == [{"HTTPBearer": []}]

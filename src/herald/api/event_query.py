@@ -7,8 +7,8 @@ Bad paging or sort answers 400, a bad filter 422, as emnify's API does.
 
 from __future__ import annotations
 
-from collections.abc import Mapping
-from typing import Any
+from collections.abc import Callable, Mapping
+from typing import TYPE_CHECKING, Any
 
 from herald.api.problems import Problem, field_problem
 from herald.catalog import Catalog
@@ -16,6 +16,9 @@ from herald.query import syntax
 from herald.query.filter import EventFilter
 from herald.store import SORT_COLUMNS, EventQuery, InvalidQuery, SortKey
 from herald.store.sql import decode_cursor
+
+if TYPE_CHECKING:
+    from herald.api.services import Services
 
 MAX_PER_PAGE = 1000
 DEFAULT_PER_PAGE = 100
@@ -37,14 +40,49 @@ def refuse_unknown(params: Mapping[str, str], known: frozenset[str]) -> None:
         )
 
 
+OrganisationNamed = Callable[[str], int | None]
+
+
+async def organisation_names(
+    services: Services, params: Mapping[str, str]
+) -> OrganisationNamed | None:
+    """How ``organisation:<name>`` finds its organisation, read (in a worker thread) only
+    when the filter names one: the organisations by name. Names are unique (``herald org
+    create`` refuses a second) and never change."""
+    try:
+        terms = [*syntax.q_terms(params.get("q") or ""), *syntax.param_terms(params)]
+    except syntax.FilterError:
+        return None  # parse_filters answers it
+    named = [
+        item.strip()
+        for term in terms
+        if term.name == "organisation"
+        for item in term.raw.split("|")
+        if not item.strip().lstrip("+-").isdigit()
+    ]
+    if not named:
+        return None
+    organisations = await services.run(services.store.list_organisations)
+    by_name = {organisation.name: organisation.id for organisation in organisations}
+    return by_name.get
+
+
 def parse_filters(
-    params: Mapping[str, str], *, scope: tuple[int, ...] | None, catalog: Catalog
+    params: Mapping[str, str],
+    *,
+    scope: tuple[int, ...] | None,
+    catalog: Catalog,
+    organisation_named: OrganisationNamed | None = None,
 ) -> tuple[EventFilter, str]:
-    """The filter that ``q`` and the plain filter parameters ask for, and its echo."""
+    """The filter that ``q`` and the plain filter parameters ask for, and its echo;
+    ``organisation_named`` (from ``organisation_names``) resolves organisation names."""
     try:
         terms = [*syntax.q_terms(params.get("q") or ""), *syntax.param_terms(params)]
         flt = syntax.parse_filter(
-            terms, scope=scope, known_moniker=lambda m: catalog.by_moniker(m) is not None
+            terms,
+            scope=scope,
+            known_moniker=lambda m: catalog.by_moniker(m) is not None,
+            organisation_named=organisation_named,
         )
     except syntax.FilterError as exc:
         raise filter_problem(exc) from None
@@ -103,6 +141,7 @@ def build_query(
     catalog: Catalog,
     fixed: Mapping[str, Any] | None = None,
     time_limit: float | None = None,
+    organisation_named: OrganisationNamed | None = None,
 ) -> tuple[EventQuery, str, str]:
     """The EventQuery the parameters ask for, with the filter and sort echoes.
 
@@ -110,7 +149,9 @@ def build_query(
     is the seconds the store may spend on it.
     """
     refuse_unknown(params, PARAMS)
-    flt, echo = parse_filters(params, scope=scope, catalog=catalog)
+    flt, echo = parse_filters(
+        params, scope=scope, catalog=catalog, organisation_named=organisation_named
+    )
     if fixed:
         flt = flt.replace(**fixed)
     sort = parse_sort(params.get("sort"))

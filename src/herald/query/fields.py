@@ -327,7 +327,11 @@ FIELDS: tuple[Field, ...] = (
         match=Match.CONTAINS,
     ),
     Field("country", country, Kind.TEXT, column="country", groupable=True),
-    Field("operator", operator, Kind.TEXT, column="operator", groupable=True),
+    # emnify's q names the operator "network"
+    Field("operator", operator, Kind.TEXT, column="operator", groupable=True, aliases=("network",)),
+    # The radio access technology of a PDP context (3GPP RAT type: 1 UTRAN/3G, 2 GERAN/2G,
+    # 6 E-UTRAN/4G, 8 NB-IoT, 9 LTE-M, 10 NR/5G); q also takes those names (query.syntax).
+    _field("rat", Kind.INT, ("detail", "pdp_context", "rat_type"), column="rat", lean=True),
 )
 
 BY_NAME: dict[str, Field] = {f.name: f for f in FIELDS}

@@ -25,9 +25,28 @@ MAX_TEXT = 256  # characters in one value
 MAX_SUBSTRINGS = 20  # values of a substring field: each one is a LIKE over every row
 _TRUE = {"true", "1", "yes"}
 _FALSE = {"false", "0", "no"}
+RAT_NAMES = {
+    "3g": 1,
+    "utran": 1,
+    "2g": 2,
+    "geran": 2,
+    "4g": 6,
+    "lte": 6,
+    "e-utran": 6,
+    "e_utran": 6,
+    "eutran": 6,
+    "nb-iot": 8,
+    "nbiot": 8,
+    "lte-m": 9,
+    "ltem": 9,
+    "5g": 10,
+    "nr": 10,
+}
+"""``rat:`` by name: the 3GPP RAT type numbers the PDP context records carry."""
 _TRANSFORMS: dict[str, Callable[[str], str]] = {
     # An ICCID written with its Luhn check digit (20 digits) is stored without it.
     "iccid_with_luhn": lambda value: value[:-1] if len(value) > 19 else value,
+    "rat": lambda value: str(RAT_NAMES.get(value.lower(), value)),
 }
 
 
@@ -73,6 +92,7 @@ def parse_filter(
     *,
     scope: tuple[int, ...] | None,
     known_moniker: Callable[[str], bool] | None = None,
+    organisation_named: Callable[[str], int | None] | None = None,
     now: int | None = None,
 ) -> EventFilter:
     """The EventFilter the terms ask for, within ``scope`` (None: every organisation).
@@ -81,6 +101,8 @@ def parse_filter(
     rule). ``timestamp`` selects the events of one UTC day, the day of the moment given
     (emnify's "for querying events of 1 day"), within ``from``/``until`` if also given.
     ``known_moniker`` (if given) refuses monikers the catalogue does not know.
+    ``organisation_named`` (if given) takes an organisation by its name (emnify's
+    ``organisation:<name>``); a name it does not know selects no event.
     """
     values: dict[str, list[Any]] = {}
     moments: dict[str, tuple[int, str]] = {}
@@ -106,6 +128,10 @@ def parse_filter(
             if count > MAX_VALUES:
                 raise FilterError(term.where, f"a filter holds at most {MAX_VALUES} values")
             item = _TRANSFORMS.get(term.name, str)(item)
+            if field.name == "organisation" and organisation_named and not _is_int(item):
+                _checked(item, term.where)
+                values.setdefault("organisation", []).append(organisation_named(item) or 0)
+                continue
             target, value = _value(field, item, term.where)
             if target.name == "moniker" and known_moniker and not known_moniker(value):
                 raise FilterError(term.where, f"unknown moniker {value!r}")
@@ -135,12 +161,7 @@ def _written(value: Any) -> str:
 
 def _value(field: Field, item: str, where: str) -> tuple[Field, Any]:
     """``item`` as a value of ``field`` (or of its text twin, for a name given for an id)."""
-    if not item:
-        raise FilterError(where, "empty value")
-    if "\x00" in item:
-        raise FilterError(where, "must not contain NUL characters")
-    if len(item) > MAX_TEXT:
-        raise FilterError(where, f"a value has at most {MAX_TEXT} characters")
+    _checked(item, where)
     if field.kind is Kind.INT:
         try:
             return field, _int(item)
@@ -157,6 +178,23 @@ def _value(field: Field, item: str, where: str) -> tuple[Field, Any]:
             return field, False
         raise FilterError(where, "must be true or false")
     return field, item
+
+
+def _checked(item: str, where: str) -> None:
+    if not item:
+        raise FilterError(where, "empty value")
+    if "\x00" in item:
+        raise FilterError(where, "must not contain NUL characters")
+    if len(item) > MAX_TEXT:
+        raise FilterError(where, f"a value has at most {MAX_TEXT} characters")
+
+
+def _is_int(text: str) -> bool:
+    try:
+        _int(text)
+    except ValueError:
+        return False
+    return True
 
 
 def _int(text: str) -> int:

@@ -9,7 +9,7 @@ from starlette.responses import Response
 
 from herald import metrics
 from herald.api.deps import EventReader, EventWriter, ServicesDep
-from herald.api.event_query import build_query
+from herald.api.event_query import FILTER_FIELDS, build_query, organisation_names
 from herald.api.pagination import page_headers
 from herald.api.problems import Problem
 from herald.api.writing import json_array, prepare_events, store_events
@@ -25,7 +25,11 @@ _LIST_PARAMETERS: list[dict[str, Any]] = [
         "in": "query",
         "schema": {"type": "string"},
         "description": "Filter: comma list of field:value, several values joined with |, "
-        "e.g. type:3|5,severity:1,from:2026-11-01T00:00:00Z",
+        "e.g. type:3|5,severity:1,from:2026-11-01T00:00:00Z. Fields (also plain parameters): "
+        + ", ".join(FILTER_FIELDS)
+        + ". organisation takes an id or a name (an unknown name selects nothing); network is "
+        "the operator's name (detail.name); rat the PDP context's RAT type (3GPP number, or "
+        "2G, 3G, 4G/LTE, NB-IoT, LTE-M, 5G/NR).",
     },
     {
         "name": "sort",
@@ -95,6 +99,7 @@ async def _list(
         catalog=services.catalog,
         fixed=fixed,
         time_limit=services.settings.query_time_limit_seconds,
+        organisation_named=await organisation_names(services, request.query_params),
     )
     with metrics.timed_query():
         page = await services.query(principal, services.store.query, query)

@@ -18,7 +18,13 @@ from fastapi import APIRouter, Request
 from starlette.responses import Response
 
 from herald.api.deps import EventReader, ServicesDep
-from herald.api.event_query import FILTER_FIELDS, parse_filters, refuse_unknown
+from herald.api.event_query import (
+    FILTER_FIELDS,
+    OrganisationNamed,
+    organisation_names,
+    parse_filters,
+    refuse_unknown,
+)
 from herald.api.problems import field_problem
 from herald.catalog import SEVERITIES, SOURCES, Catalog
 from herald.store.base import STATS_GROUPS, StatsQuery, StatsRow
@@ -63,12 +69,17 @@ def _label(group: str | None, key: int | str | None, row: StatsRow, catalog: Cat
 
 
 def build_stats_query(
-    params: Mapping[str, str], scope: tuple[int, ...] | None, catalog: Catalog
+    params: Mapping[str, str],
+    scope: tuple[int, ...] | None,
+    catalog: Catalog,
+    organisation_named: OrganisationNamed | None = None,
 ) -> StatsQuery:
     """The StatsQuery the parameters ask for; 400/422 naming the bad parameter."""
     refuse_unknown(params, _KNOWN)
     filter_params = {k: v for k, v in params.items() if k not in _OWN}
-    flt, _ = parse_filters(filter_params, scope=scope, catalog=catalog)
+    flt, _ = parse_filters(
+        filter_params, scope=scope, catalog=catalog, organisation_named=organisation_named
+    )
     until = flt.until_ms if flt.until_ms is not None else now_ms()
     start = flt.from_ms if flt.from_ms is not None else until - DEFAULT_RANGE_MS
     if start > until:
@@ -126,7 +137,12 @@ async def event_stats(request: Request, services: ServicesDep, principal: EventR
     or operator. ``order``: count or volume, ``limit``: top N groups (default 10). Top
     endpoints by data volume: ``group=endpoint&order=volume``.
     """
-    query = build_stats_query(request.query_params, principal.organisation_scope, services.catalog)
+    query = build_stats_query(
+        request.query_params,
+        principal.organisation_scope,
+        services.catalog,
+        await organisation_names(services, request.query_params),
+    )
     limit = services.settings.query_time_limit_seconds
     query = dataclasses.replace(query, time_limit=limit)
     rows = await services.query(principal, services.store.stats, query)

@@ -31,7 +31,7 @@ from starlette.responses import Response
 from starlette.types import Receive, Scope, Send
 
 from herald.api.deps import EventReader, ServicesDep, bearer
-from herald.api.event_query import parse_filters
+from herald.api.event_query import organisation_names, parse_filters
 from herald.api.live import Frame, LogFeed, OrgScope, Subscription, read_selected
 from herald.api.problems import Problem, field_problem
 from herald.api.resume import InvalidResumeToken, ResumeTokens
@@ -262,7 +262,10 @@ async def stream_events(
     ``HERALD_STREAM_MAX_PER_ORGANISATION`` (429 beyond).
     """
     flt, _ = parse_filters(
-        request.query_params, scope=principal.organisation_scope, catalog=services.catalog
+        request.query_params,
+        scope=principal.organisation_scope,
+        catalog=services.catalog,
+        organisation_named=await organisation_names(services, request.query_params),
     )
     if not _has_until(request.query_params):
         flt = flt.replace(until_ms=None)  # the list's "from runs to now"
