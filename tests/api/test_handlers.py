@@ -2,13 +2,16 @@
 
 from __future__ import annotations
 
+import base64
 import threading
 from collections.abc import Iterator
 from concurrent.futures import ThreadPoolExecutor
 from pathlib import Path
 
 import pytest
+from standardwebhooks import Webhook
 
+from herald.store import open_store
 from tests.delivery.receiver import Received, receiving, start_delivery_server, tenant
 from tests.support.server import HeraldServer
 
@@ -276,3 +279,222 @@ def test_lag_counts_only_the_events_the_filter_selects(herald: HeraldServer) -> 
         status = client.get(f"/event_handler/{handler['id']}/status").json()
         assert status["lag_events"] == severities.count(1)
         assert status["lag_seconds"] >= 0 and status["lag_events_capped"] is False
+
+
+# -- receiver credentials, custom headers, timeout, the Stacuity envelope (#34 point 5) --
+
+
+def _raw_credentials(database_url: str, handler_id: int) -> str | None:
+    """The handler's credentials column as the database holds it."""
+    store = open_store(database_url, migrate=False)
+    try:
+        row = store._read(  # type: ignore[attr-defined]
+            lambda c: c.execute(
+                f"SELECT credentials FROM handlers WHERE id = {int(handler_id)}"
+            ).fetchone()
+        )
+    finally:
+        store.close()
+    value: str | None = row[0]
+    return value
+
+
+def test_a_webhook_authenticates_to_its_receiver_with_its_own_headers(
+    herald: HeraldServer,
+) -> None:
+    organisation, token = tenant(herald)
+    bearer = "s3cr3t-receiver-token"
+    with receiving() as receiver, herald.client(token) as client:
+        body = {
+            "name": "stacuity-style",
+            "url": receiver.url,
+            "format": "stacuity",
+            "credentials": {"token": bearer},
+            "settings": {
+                "headers": {"X-Tenant": "acme", "X-Api-Key-Id": "fleet-a"},
+                "timeout_seconds": 5,
+            },
+        }
+        created = client.post("/event_handler", json=body)
+        assert created.status_code == 201, created.text
+        handler = created.json()
+        path = f"/event_handler/{handler['id']}"
+        assert handler["settings"] == {
+            "headers": {"X-Tenant": "acme", "X-Api-Key-Id": "fleet-a"},
+            "timeout_seconds": 5.0,
+        }
+        assert handler["credentials_set"] is True and handler["format"] == "stacuity"
+        shown = client.get(path)
+        assert bearer not in shown.text and bearer not in created.text
+        sealed = _raw_credentials(herald.database_url, handler["id"])
+        assert sealed is not None and sealed.startswith("fernet:") and bearer not in sealed
+
+        event = {
+            "moniker": "endpointlocationupdated_v1",
+            "endpoint": {"id": 4711},
+            "detail": {"country": {"mcc": "234"}},
+            "organisation": {"id": organisation},
+        }
+        stored = client.post("/event", json=event)
+        assert stored.status_code == 201, stored.text
+        receiver.wait_for(lambda: len(receiver.delivered()) == 1)
+        [request] = receiver.delivered()
+        assert request.headers["authorization"] == f"Bearer {bearer}"
+        assert request.headers["x-tenant"] == "acme"
+        assert request.headers["x-api-key-id"] == "fleet-a"
+        Webhook(handler["secret"]).verify(request.body, request.headers)  # still signed
+        envelope = request.json()
+        record = envelope.pop("herald")
+        event_id = str(record["id"])
+        assert envelope == {
+            "eventId": event_id,
+            "eventTime": record["timestamp"],
+            "eventType": "endpointlocationupdated_v1",
+            "accountId": str(organisation),
+            "endpointId": "4711",
+            "detail": {"country": {"mcc": "234"}},
+        }
+        assert record["event_type"]["id"] == 2 and record["endpoint"]["id"] == 4711
+
+        # Basic instead of Bearer; headers replaced ({} removes them), the timeout kept
+        change = {
+            "credentials": {"username": "herald", "password": "pa:ss"},
+            "settings": {"headers": {}},
+        }
+        changed = client.patch(path, json=change)
+        assert changed.status_code == 200, changed.text
+        assert changed.json()["settings"] == {"timeout_seconds": 5.0}
+        answer = client.post(f"{path}/test")
+        assert answer.json()["outcome"] == "delivered", answer.text
+        test_request = receiver.delivered()[-1]
+        expected = "Basic " + base64.b64encode(b"herald:pa:ss").decode()
+        assert test_request.headers["authorization"] == expected
+        assert "x-tenant" not in test_request.headers
+        assert test_request.json()["eventType"] == "herald.0"  # a type without a moniker
+
+        # no credentials: no Authorization header at all
+        assert client.patch(path, json={"credentials": {}}).json()["credentials_set"] is False
+        assert client.post(f"{path}/test").json()["outcome"] == "delivered"
+        assert "authorization" not in receiver.delivered()[-1].headers
+
+
+@pytest.mark.parametrize(
+    ("settings", "credentials", "field"),
+    [
+        ({"headers": {"Host": "elsewhere"}}, None, "settings.headers.Host"),
+        ({"headers": {"authorization": "Bearer x"}}, None, "settings.headers.authorization"),
+        ({"headers": {"Transfer-Encoding": "chunked"}}, None, "settings.headers.Transfer-Encoding"),
+        ({"headers": {"Connection": "close"}}, None, "settings.headers.Connection"),
+        ({"headers": {"Content-Length": "1"}}, None, "settings.headers.Content-Length"),
+        ({"headers": {"webhook-signature": "v1,x"}}, None, "settings.headers.webhook-signature"),
+        ({"headers": {"X-A": "1", "x-a": "2"}}, None, "settings.headers.x-a"),
+        ({"headers": {"Bad Name": "1"}}, None, "settings.headers"),
+        ({"headers": {"X-Split": "a\r\nX-Injected: 1"}}, None, "settings.headers"),
+        ({"headers": {"X-Nul": "a\x00"}}, None, "settings.headers"),
+        ({"headers": {"X-Long": "v" * 1025}}, None, "settings.headers"),
+        ({"headers": {f"X-H{n}": "v" for n in range(11)}}, None, "settings.headers"),
+        ({"timeout_seconds": 0.1}, None, "settings.timeout_seconds"),
+        ({"timeout_seconds": 61}, None, "settings.timeout_seconds"),
+        ({"timeout_seconds": "5"}, None, "settings.timeout_seconds"),
+        ({"topic": "x"}, None, "settings.topic"),
+        (None, {"token": "t", "username": "u", "password": "p"}, "credentials.token"),
+        (None, {"username": "u"}, "credentials.password"),
+        (None, {"password": "p"}, "credentials.username"),
+        (None, {"username": "a:b", "password": "p"}, "credentials.username"),
+        (None, {"token": "t\r\nX-Injected: 1"}, "credentials.token"),
+        (None, {"access_key_id": "k"}, "credentials.access_key_id"),
+    ],
+)
+def test_bad_headers_timeouts_and_receiver_credentials_are_refused(
+    herald: HeraldServer,
+    settings: dict[str, object] | None,
+    credentials: dict[str, str] | None,
+    field: str,
+) -> None:
+    _, token = tenant(herald)
+    body: dict[str, object] = {"name": "x", "url": HOOK}
+    if settings is not None:
+        body["settings"] = settings
+    if credentials is not None:
+        body["credentials"] = credentials
+    with herald.client(token) as client:
+        response = client.post("/event_handler", json=body)
+        assert response.status_code == 422, response.text
+        assert response.headers["content-type"] == "application/problem+json"
+        fields = [error["field"] for error in response.json()["errors"]]
+        assert any(name.startswith(field) for name in fields), fields
+        assert "Traceback" not in response.text and "t\r\n" not in response.text
+        handler = client.post("/event_handler", json={"name": "x", "url": HOOK}).json()
+        patched = client.patch(f"/event_handler/{handler['id']}", json=body | {"name": "y"})
+        assert patched.status_code == 422, patched.text
+        assert client.get(f"/event_handler/{handler['id']}").json()["name"] == "x"
+
+
+def test_a_handler_times_out_by_its_own_timeout(herald: HeraldServer) -> None:
+    _, token = tenant(herald)
+    release = threading.Event()
+
+    def stalled(_: Received) -> tuple[int, dict[str, str]]:
+        release.wait(15)  # far past the handler's timeout, inside the server's (10 s)
+        return 200, {}
+
+    try:
+        with receiving(stalled) as receiver, herald.client(token) as client:
+            body = {"name": "x", "url": receiver.url, "settings": {"timeout_seconds": 0.5}}
+            handler = client.post("/event_handler", json=body).json()
+            answer = client.post(f"/event_handler/{handler['id']}/test").json()
+            assert (answer["status"], answer["outcome"], answer["error"]) == (
+                None,
+                "retry",
+                "timeout",
+            )
+            release.set()
+    finally:
+        release.set()
+
+
+def test_pause_and_resume_keep_the_backlog_in_big_batches(herald: HeraldServer) -> None:
+    organisation, token = tenant(herald)
+    with receiving() as receiver, herald.client(token) as client:
+        body = {"name": "bulk", "url": receiver.url, "batch": {"max_events": 10_000}}
+        created = client.post("/event_handler", json=body)
+        assert created.status_code == 201, created.text
+        handler = created.json()
+        assert handler["batch"]["max_events"] == 10_000
+        path = f"/event_handler/{handler['id']}"
+
+        def event(n: int) -> dict[str, object]:
+            return {
+                "event_type": {"id": 10001},
+                "description": f"e{n}",
+                "organisation": {"id": organisation},
+            }
+
+        first = client.post("/event", json=event(0))
+        assert first.status_code == 201, first.text
+        receiver.wait_for(lambda: len(receiver.delivered_ids()) == 1)
+        status = client.get(f"{path}/status").json()
+        assert status["lag_events"] == 0
+        cursor = status["cursor_seq"]
+
+        paused = client.patch(path, json={"enabled": False}).json()
+        assert paused["enabled"] is False and paused["disabled_reason"] == "disabled by the user"
+        for start in (1, 1001, 2001):  # a write holds 1,000 events at most
+            stop = min(start + 1000, 2501)
+            backlog = client.post("/event", json=[event(n) for n in range(start, stop)])
+            assert backlog.status_code == 201, backlog.text
+        status = client.get(f"{path}/status").json()
+        assert (status["state"], status["lag_events"]) == ("disabled", 2500)
+        assert status["cursor_seq"] == cursor  # kept where it stopped
+        assert len(receiver.requests) == 1  # paused: nothing more sent
+
+        resumed = client.patch(path, json={"enabled": True}).json()
+        assert resumed["enabled"] is True and resumed["disabled_reason"] is None
+        receiver.wait_for(lambda: len(receiver.delivered_ids()) == 2501)
+        descriptions = [
+            record["description"] for request in receiver.delivered() for record in request.json()
+        ]
+        assert descriptions == [f"e{n}" for n in range(2501)]  # in order, none lost, no gap
+        assert len(receiver.delivered()[1].json()) == 2500  # the backlog as one batch
+        status = client.get(f"{path}/status").json()
+        assert status["lag_events"] == 0

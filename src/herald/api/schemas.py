@@ -116,9 +116,11 @@ class MonikerOut(BaseModel):
 
 
 class BatchOut(BaseModel):
-    max_events: int
+    max_events: int = Field(description="The most events a request carries (1 to 10,000).")
     max_wait_ms: int
-    max_bytes: int | None = Field(description="The most record bytes a batch carries.")
+    max_bytes: int | None = Field(
+        description="The most record bytes a batch carries (null: 64 MiB, the ceiling)."
+    )
 
 
 class HandlerOut(BaseModel):
@@ -129,14 +131,18 @@ class HandlerOut(BaseModel):
     name: str
     type: str
     url: str
-    settings: dict[str, str | bool] = Field(
-        description="The sink's settings (topic, subject, exchange, routing_key, bucket...)."
+    settings: dict[str, str | bool | float | dict[str, str]] = Field(
+        description="The sink's settings (topic, subject, exchange, routing_key, bucket...; "
+        "a webhook's headers, an object, and timeout_seconds, a number)."
     )
-    credentials_set: bool = Field(description="Whether credentials are stored (never shown).")
-    format: str
+    credentials_set: bool = Field(
+        description="Whether credentials are stored (never shown): a broker's, or the "
+        "webhook's for its receiver (Bearer token, or Basic username and password)."
+    )
+    format: str = Field(description="native, cloudevents, ndjson or stacuity")
     filter: str = Field(description="Which events it gets, in the event list's q syntax.")
     batch: BatchOut
-    enabled: bool
+    enabled: bool = Field(description="false: paused (by the user) or disabled (by failures)")
     disabled_reason: str | None
     retention_days: float
     created: str

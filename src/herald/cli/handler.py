@@ -37,6 +37,7 @@ class Format(enum.StrEnum):
     NATIVE = "native"
     CLOUDEVENTS = "cloudevents"
     NDJSON = "ndjson"
+    STACUITY = "stacuity"
 
 
 HandlerId = Annotated[int, typer.Argument(help="The handler's id (see handler list).")]
@@ -45,7 +46,16 @@ SetOption = Annotated[
     typer.Option(
         "--set",
         help="A sink setting, KEY=VALUE (repeatable): topic, subject, exchange, routing_key, "
-        "bucket, region, tls_verify=false, ca_cert=@ca.pem (a PEM file; ca_cert= removes it).",
+        "bucket, region, tls_verify=false, ca_cert=@ca.pem (a PEM file; ca_cert= removes it); "
+        "a webhook's timeout_seconds=5.",
+    ),
+]
+HeaderOption = Annotated[
+    list[str] | None,
+    typer.Option(
+        "--header",
+        help="A webhook's custom request header, NAME=VALUE (repeatable, at most 10; given, "
+        "they replace the current ones; --header '' removes them all).",
     ),
 ]
 CredentialOption = Annotated[
@@ -55,7 +65,8 @@ CredentialOption = Annotated[
         help="A credential to set, by name (repeatable): username, password, token, "
         "access_key_id, secret_access_key, client_cert, client_key. Its value comes from "
         "HERALD_CREDENTIAL_<NAME>, a hidden prompt, or a file as NAME=@FILE (the PEMs: "
-        "client_cert=@client.pem), never from the command line.",
+        "client_cert=@client.pem), never from the command line. A webhook's authenticate it "
+        "to its receiver: token (Bearer), or username and password (Basic).",
     ),
 ]
 
@@ -69,9 +80,27 @@ def _settings(pairs: list[str] | None) -> dict[str, Any]:
             fail(f"--set takes KEY=VALUE, not {pair!r}")
         if key == "ca_cert" and value.startswith("@"):
             settings[key] = _read(value[1:], "--set ca_cert")
+        elif key == "timeout_seconds":
+            try:
+                settings[key] = float(value)
+            except ValueError:
+                fail(f"--set timeout_seconds takes a number of seconds, not {value!r}")
         else:
             settings[key] = {"true": True, "false": False}.get(value, value)
     return settings
+
+
+def _headers(pairs: list[str]) -> dict[str, str]:
+    """``--header`` pairs as the API's ``settings.headers`` (``''``: none)."""
+    headers: dict[str, str] = {}
+    for pair in pairs:
+        if pair == "":
+            continue
+        name, sep, value = pair.partition("=")
+        if not sep or not name:
+            fail(f"--header takes NAME=VALUE, not {pair!r}")
+        headers[name] = value
+    return headers
 
 
 def _read(path: str, option: str) -> str:
@@ -122,7 +151,7 @@ FilterOption = Annotated[
     str | None,
     typer.Option(help="Which events, in q syntax, e.g. 'type:3|5,alert:true' ('' for all)."),
 ]
-MaxEventsOption = Annotated[int, typer.Option(min=1, max=1000, help="Events per request.")]
+MaxEventsOption = Annotated[int, typer.Option(min=1, max=10_000, help="Events per request.")]
 MaxWaitOption = Annotated[
     int, typer.Option(min=0, max=60_000, help="Milliseconds a batch may wait to fill.")
 ]
@@ -154,6 +183,7 @@ def create(
     ],
     type: Annotated[HandlerType, typer.Option(help="The kind of target.")] = HandlerType.WEBHOOK,
     set_: SetOption = None,
+    header: HeaderOption = None,
     credential: CredentialOption = None,
     format: FormatOption = Format.NATIVE,
     filter: FilterOption = None,
@@ -176,8 +206,10 @@ def create(
         "format": format.value,
         "batch": {"max_events": max_events, "max_wait_ms": max_wait_ms, "max_bytes": max_bytes},
     }
-    if set_:
+    if set_ or header is not None:
         body["settings"] = _settings(set_)
+    if header is not None:
+        body["settings"]["headers"] = _headers(header)
     if credential:
         body["credentials"] = _credentials(credential)
     if filter is not None:
@@ -212,12 +244,13 @@ def update(
     target: Annotated[str | None, typer.Option("--target", help="A new URL.")] = None,
     name: Annotated[str | None, typer.Option(help="A new name.")] = None,
     set_: SetOption = None,
+    header: HeaderOption = None,
     credential: CredentialOption = None,
     clear_credentials: Annotated[bool, typer.Option(help="Remove the stored credentials.")] = False,
     format: Annotated[Format | None, typer.Option(help="How events are written.")] = None,
     filter: FilterOption = None,
     max_events: Annotated[
-        int | None, typer.Option(min=1, max=1000, help="Events per request.")
+        int | None, typer.Option(min=1, max=10_000, help="Events per request.")
     ] = None,
     max_wait_ms: Annotated[
         int | None, typer.Option(min=0, max=60_000, help="Milliseconds a batch may wait to fill.")
@@ -237,8 +270,10 @@ def update(
         body["format"] = format.value
     if filter is not None:
         body["filter"] = _filter(filter)
-    if set_:
+    if set_ or header is not None:
         body["settings"] = _settings(set_)
+    if header is not None:
+        body["settings"]["headers"] = _headers(header)
     if credential or clear_credentials:
         body["credentials"] = _credentials(credential)
     batch = {"max_events": max_events, "max_wait_ms": max_wait_ms, "max_bytes": max_bytes}
@@ -249,7 +284,7 @@ def update(
     if not body:
         fail(
             "nothing to change: give --target, --name, --format, --filter, --max-events, "
-            "--max-wait-ms, --max-bytes, --set or --credential"
+            "--max-wait-ms, --max-bytes, --set, --header or --credential"
         )
     _print(_call(url, token, "PATCH", f"/event_handler/{handler_id}", json=body))
 

@@ -1,4 +1,5 @@
-"""What a request carries: ``native`` records, CloudEvents 1.0 (structured mode) or NDJSON."""
+"""What a request carries: ``native`` records, CloudEvents 1.0 (structured mode), NDJSON
+or Stacuity's event envelope."""
 
 from __future__ import annotations
 
@@ -7,8 +8,12 @@ from typing import Any
 
 import orjson
 
-FORMATS = ("native", "cloudevents", "ndjson")
+FORMATS = ("native", "cloudevents", "ndjson", "stacuity")
+STACUITY_SCOPES = {"endpoint": "endpointId", "routing_target": "routingTargetId"}
 CLOUDEVENTS_TYPE_PREFIX = "io.herald.event."
+MAX_BATCH_BODY_BYTES = 64 * 1024 * 1024
+"""The most record bytes one batch carries, whatever its max_events (up to 10,000) and
+max_bytes: a batch's memory and send time stay bounded. A single bigger record still goes."""
 
 
 class Item:
@@ -50,6 +55,41 @@ def cloudevent(item: Item) -> bytes:
     return orjson.dumps(envelope)
 
 
+def stacuity(item: Item) -> bytes:
+    """The event in Stacuity's envelope: ``eventId``, ``eventTime``, ``eventType`` (the
+    moniker, else ``herald.<type id>``), ``accountId`` (the organisation), the scope's id
+    (``endpointId`` or ``routingTargetId``) when the event has one, ``detail`` (the event's
+    detail object, ``{}`` if none) and ``herald`` (the native record, nothing lost)."""
+    record = item.record
+    moniker = record.get("moniker")
+    kind = moniker if moniker else f"herald.{(record.get('event_type') or {}).get('id')}"
+    envelope: dict[str, Any] = {
+        "eventId": str(item.event_id),
+        "eventTime": record.get("timestamp"),
+        "eventType": kind,
+        "accountId": str((record.get("organisation") or {}).get("id")),
+    }
+    target = record.get("target")
+    if not isinstance(target, dict):
+        target = {}
+    scope = target.get("type")
+    if scope in STACUITY_SCOPES and target.get("id") is not None:
+        envelope[STACUITY_SCOPES[scope]] = str(target["id"])
+    endpoint = record.get("endpoint")
+    if (
+        "endpointId" not in envelope
+        and isinstance(endpoint, dict)
+        and endpoint.get("id") is not None
+    ):
+        envelope["endpointId"] = str(endpoint["id"])
+    detail = record.get("detail")
+    envelope["detail"] = (
+        detail if isinstance(detail, dict) else {} if detail is None else {"value": detail}
+    )
+    envelope["herald"] = orjson.Fragment(item.body)
+    return orjson.dumps(envelope)
+
+
 def encode(format: str, items: Sequence[Item], batch: bool) -> tuple[str, bytes]:
     """Content type and body of one request; ``batch`` sends a list even of one event."""
     if format == "ndjson":
@@ -59,6 +99,10 @@ def encode(format: str, items: Sequence[Item], batch: bool) -> tuple[str, bytes]
             body = b"[" + b",".join(cloudevent(item) for item in items) + b"]"
             return "application/cloudevents-batch+json", body
         return "application/cloudevents+json", cloudevent(items[0])
+    if format == "stacuity":
+        if batch:
+            return "application/json", b"[" + b",".join(stacuity(item) for item in items) + b"]"
+        return "application/json", stacuity(items[0])
     if format != "native":
         raise ValueError(f"unknown format {format!r}")
     if batch:

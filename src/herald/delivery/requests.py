@@ -2,7 +2,7 @@
 
 from __future__ import annotations
 
-from collections.abc import Sequence
+from collections.abc import Mapping, Sequence
 from datetime import datetime
 
 from herald.delivery.formats import Item, encode
@@ -23,12 +23,19 @@ def signing_keys(handler: Handler, now: datetime, box: SecretBox | None) -> list
 
 
 def build_request(
-    handler: Handler, items: Sequence[Item], msg_id: str, now: datetime, box: SecretBox | None
+    handler: Handler,
+    items: Sequence[Item],
+    msg_id: str,
+    now: datetime,
+    box: SecretBox | None,
+    extra: Mapping[str, str] | None = None,
 ) -> tuple[bytes, dict[str, str]]:
-    """The body and headers of a request carrying ``items``; signed as of ``now``.
+    """The body and headers of a request carrying ``items``; signed as of ``now``; ``extra``:
+    the handler's own headers (custom ones and ``Authorization``, see ``WebhookSink``).
     SecretUnavailable if ``box`` cannot open the handler's secret."""
     content_type, body = encode(handler.spec.format, items, handler.spec.batch_max_events > 1)
     headers = {
+        **(extra or {}),
         "Content-Type": content_type,
         "Herald-Handler-Id": str(handler.id),
         **signature_headers(msg_id, now, body, signing_keys(handler, now, box)),

@@ -90,17 +90,20 @@ class WebhookSender:
             headers={"User-Agent": USER_AGENT},
         )
 
-    async def send(self, url: str, body: bytes, headers: dict[str, str]) -> SendResult:
-        """POST ``body`` within the timeout, waiting for a pooled connection included; never
-        raises for what the network, the receiver or the URL does: every failure is a
-        result with its error."""
+    async def send(
+        self, url: str, body: bytes, headers: dict[str, str], timeout: float | None = None
+    ) -> SendResult:
+        """POST ``body`` within the timeout (``timeout``: the handler's own, else the
+        sender's), waiting for a pooled connection included; never raises for what the
+        network, the receiver or the URL does: every failure is a result with its error."""
         started = time.perf_counter()
         reason = url_refusal(url)
         if reason:
             return SendResult(None, f"target refused: {reason}", 0)
+        limit = self._timeout if timeout is None else timeout
         try:
-            async with asyncio.timeout(self._timeout):
-                return await self._post(url, body, headers, started)
+            async with asyncio.timeout(limit):
+                return await self._post(url, body, headers, started, limit)
         except TargetRefused as exc:
             return SendResult(None, f"target refused: {exc}", _ms_since(started))
         except (TimeoutError, httpx.TimeoutException):
@@ -113,9 +116,11 @@ class WebhookSender:
             return SendResult(None, f"{type(exc).__name__}: {exc}"[:500], _ms_since(started))
 
     async def _post(
-        self, url: str, body: bytes, headers: dict[str, str], started: float
+        self, url: str, body: bytes, headers: dict[str, str], started: float, limit: float
     ) -> SendResult:
-        async with self._client.stream("POST", url, content=body, headers=headers) as reply:
+        timeout = httpx.Timeout(limit, connect=min(limit, 5.0))
+        request = self._client.stream("POST", url, content=body, headers=headers, timeout=timeout)
+        async with request as reply:
             read = 0
             async for chunk in reply.aiter_raw():  # drain a little for keep-alive, no more
                 read += len(chunk)

@@ -33,7 +33,7 @@ from herald import metrics
 from herald.catalog import Catalog
 from herald.config import Settings
 from herald.delivery.filters import handler_filter as filter_of
-from herald.delivery.formats import Item
+from herald.delivery.formats import MAX_BATCH_BODY_BYTES, Item
 from herald.delivery.retry import RetryPolicy
 from herald.delivery.sinks import Outgoing, Sink, open_sink
 from herald.delivery.webhook import SendResult, WebhookSender
@@ -829,9 +829,10 @@ def _select(
     """The first wanted entries (None: all) that fit one batch of ``spec``, the cursor past
     them (or past all the entries if the batch is not full), and whether it is full. A batch
     holds ``batch_max_events`` at most and, past its first, records of ``batch_max_bytes``
-    at most (each counted as an NDJSON line). Entries not of ``type_ids`` (if set) are
-    skipped unparsed."""
-    limit, max_bytes = spec.batch_max_events, spec.batch_max_bytes
+    (else ``MAX_BATCH_BODY_BYTES``) at most, each counted as an NDJSON line. Entries not of
+    ``type_ids`` (if set) are skipped unparsed."""
+    limit = spec.batch_max_events
+    max_bytes = MAX_BATCH_BODY_BYTES if spec.batch_max_bytes is None else spec.batch_max_bytes
     items: list[Item] = []
     size = 0
     for entry in entries:
@@ -839,10 +840,9 @@ def _select(
             continue
         item = Item(entry.seq, entry.event_id, entry.body)
         if wanted is None or wanted(item):
-            if max_bytes is not None:
-                size += len(entry.body) + 1
-                if items and size > max_bytes:  # it starts the next batch: stop before it
-                    return items, entry.seq - 1, True
+            size += len(entry.body) + 1
+            if items and size > max_bytes:  # it starts the next batch: stop before it
+                return items, entry.seq - 1, True
             items.append(item)
             if len(items) == limit:
                 return items, entry.seq, True

@@ -17,7 +17,14 @@ from herald.api.deps import ServicesDep, get_principal, require
 from herald.api.problems import Problem, field_problem
 from herald.auth import Principal
 from herald.delivery.filters import MAX_FILTER_CHARS, canonical_filter
-from herald.delivery.formats import Item
+from herald.delivery.formats import MAX_BATCH_BODY_BYTES, Item
+from herald.delivery.headers import (
+    MAX_HEADER_NAME_CHARS,
+    MAX_HEADER_VALUE_CHARS,
+    MAX_HEADERS,
+    MAX_TIMEOUT_SECONDS,
+    MIN_TIMEOUT_SECONDS,
+)
 from herald.delivery.requests import build_request
 from herald.delivery.signing import new_secret
 from herald.delivery.sinks import (
@@ -44,7 +51,9 @@ SECRET_GRACE_MS = 24 * 3600 * 1000
 RETRY = {"Retry-After": "1"}
 HandlerId = Annotated[int, Path(ge=0, le=2**63 - 1)]  # SQLite integers are 64-bit
 MIN_BATCH_BYTES = 1024
-MAX_BATCH_BYTES = 64 * 1024 * 1024
+MAX_BATCH_BYTES = MAX_BATCH_BODY_BYTES
+MAX_BATCH_EVENTS = 10_000  # emnify's data streamer's largest bulk
+Format = Literal["native", "cloudevents", "ndjson", "stacuity"]
 
 
 async def _reader(principal: Annotated[Principal, Depends(get_principal)]) -> Principal:
@@ -95,6 +104,15 @@ TargetUrl = Annotated[
 Setting = Annotated[str, StringConstraints(max_length=255)]
 Credential = Annotated[str, StringConstraints(min_length=1, max_length=4096)]
 Pem = Annotated[str, StringConstraints(max_length=MAX_PEM_CHARS)]
+HeaderName = Annotated[
+    str,
+    StringConstraints(
+        min_length=1, max_length=MAX_HEADER_NAME_CHARS, pattern=r"^[!#$%&'*+.^_`|~0-9A-Za-z-]+$"
+    ),
+]
+HeaderValue = Annotated[
+    str, StringConstraints(max_length=MAX_HEADER_VALUE_CHARS, pattern=r"^[\t\x20-\x7e]*$")
+]
 HandlerType = Literal["webhook", "mqtt", "nats", "amqp", "s3"]
 
 
@@ -117,16 +135,40 @@ class SinkSettingsIn(BaseModel):
         description="mqtts, tls, amqps: the PEM CA bundle that verifies the broker instead of "
         "the system's CAs (a private CA); \"\": the system's again",
     )
+    headers: dict[HeaderName, HeaderValue] | None = Field(
+        default=None,
+        max_length=MAX_HEADERS,
+        description=f"webhook: custom request headers (at most {MAX_HEADERS}; names are tokens; "
+        "values printable ASCII, no CR/LF; never hop-by-hop ones, Host, Content-Length, "
+        "Content-Type, Expect, Authorization (use credentials) or the webhook-* signature "
+        "headers). Given, it replaces the current ones ({}: none). Shown in answers: put "
+        "secrets in credentials.",
+        examples=[{"X-Api-Key-Id": "fleet-a", "X-Tenant": "acme"}],
+    )
+    timeout_seconds: float | None = Field(
+        default=None,
+        ge=MIN_TIMEOUT_SECONDS,
+        le=MAX_TIMEOUT_SECONDS,
+        description="webhook: this handler's request timeout (connect, send and answer); "
+        "absent: HERALD_DELIVERY_TIMEOUT_SECONDS",
+        examples=[5],
+    )
 
 
 class CredentialsIn(BaseModel):
-    """A broker sink's credentials: write-only, sealed at rest, never answered or logged."""
+    """A handler's credentials: write-only, sealed at rest, never answered or logged. A
+    webhook's authenticate it to its receiver: ``token`` (``Authorization: Bearer``) or
+    ``username`` and ``password`` (``Authorization: Basic``)."""
 
     model_config = ConfigDict(extra="forbid", strict=True)
 
-    username: Credential | None = Field(default=None, description="mqtt, nats, amqp")
-    password: Credential | None = Field(default=None, description="mqtt, nats, amqp")
-    token: Credential | None = Field(default=None, description="nats")
+    username: Credential | None = Field(
+        default=None, description="mqtt, nats, amqp; webhook: Basic (with password)"
+    )
+    password: Credential | None = Field(
+        default=None, description="mqtt, nats, amqp; webhook: Basic (with username)"
+    )
+    token: Credential | None = Field(default=None, description="nats; webhook: Bearer")
     access_key_id: Credential | None = Field(default=None, description="s3")
     secret_access_key: Credential | None = Field(default=None, description="s3")
     client_cert: Pem | None = Field(
@@ -140,14 +182,22 @@ class CredentialsIn(BaseModel):
 class BatchIn(BaseModel):
     model_config = ConfigDict(extra="forbid", strict=True)
 
-    max_events: int = Field(default=1, ge=1, le=1000, description="1: one event per request")
+    max_events: int = Field(
+        default=1,
+        ge=1,
+        le=MAX_BATCH_EVENTS,
+        description="1: one event per request; more: a JSON array (NDJSON lines) of up to "
+        f"{MAX_BATCH_EVENTS:,}, whose records hold {MAX_BATCH_BODY_BYTES // 2**20} MiB at most "
+        "whatever max_bytes says",
+    )
     max_wait_ms: int = Field(default=0, ge=0, le=60_000)
     max_bytes: int | None = Field(
         default=None,
         ge=MIN_BATCH_BYTES,
         le=MAX_BATCH_BYTES,
         description="The most record bytes (each an NDJSON line) a batch carries; a batch "
-        "holds one event at least, however big. Absent: bounded by max_events alone.",
+        "holds one event at least, however big. Absent: "
+        f"{MAX_BATCH_BODY_BYTES // 2**20} MiB.",
     )
 
 
@@ -164,7 +214,12 @@ class HandlerIn(BaseModel):
     url: TargetUrl
     settings: SinkSettingsIn | None = None
     credentials: CredentialsIn | None = None
-    format: Literal["native", "cloudevents", "ndjson"] = "native"
+    format: Format = Field(
+        default="native",
+        description="native: Herald's records; cloudevents: CloudEvents 1.0; ndjson: one "
+        "record a line; stacuity: Stacuity's envelope (eventId, eventTime, eventType, "
+        "accountId, endpointId or routingTargetId, detail, herald: the record)",
+    )
     filter: FilterText | dict[str, Any] = Field(
         default="",
         description="Which events it gets, in the event list's q syntax "
@@ -194,10 +249,14 @@ class HandlerPatch(BaseModel):
     credentials: CredentialsIn | None = Field(
         default=None, description="replace the credentials ({}: none)"
     )
-    format: Literal["native", "cloudevents", "ndjson"] | None = None
+    format: Format | None = None
     filter: FilterText | dict[str, Any] | None = None
     batch: BatchIn | None = None
-    enabled: bool | None = None
+    enabled: bool | None = Field(
+        default=None,
+        description="false pauses the handler: its cursor stays where it is, and true resumes "
+        "it there, the backlog (the events still stored) delivered in order",
+    )
     retention_days: float | None = Field(default=None, gt=0, le=30)
 
 

@@ -75,7 +75,7 @@ def open_sink(
     if kind == "webhook":
         from herald.delivery.sinks.webhook import WebhookSink
 
-        return WebhookSink(webhooks, box)
+        return WebhookSink(webhooks, box, handler, credentials_of(handler, box))
     config = sink_config(handler, box, allow_private=allow_private, timeout=timeout)
     if kind == "mqtt":
         from herald.delivery.sinks.mqtt import MqttSink

@@ -23,6 +23,12 @@ from urllib.parse import urlsplit
 import orjson
 
 from herald.delivery.formats import Item, encode
+from herald.delivery.headers import (
+    HeaderError,
+    check_headers,
+    check_timeout,
+    check_webhook_credentials,
+)
 from herald.delivery.sinks import templates
 from herald.delivery.sinks.tls import (
     MAX_PEM_CHARS,
@@ -66,7 +72,11 @@ class Kind:
 
 
 KINDS: dict[str, Kind] = {
-    "webhook": Kind({"http": 80, "https": 443}, {}, ()),
+    "webhook": Kind(
+        {"http": 80, "https": 443},
+        {"headers": OPTIONAL, "timeout_seconds": OPTIONAL},
+        ("token", "username", "password"),
+    ),
     "mqtt": Kind(
         {"mqtt": 1883, "mqtts": 8883},
         {"topic": None, "tls_verify": True, "ca_cert": OPTIONAL},
@@ -132,6 +142,14 @@ def check_settings(
             raise SettingsError(f"settings.{name}", f"not a {kind} setting (takes: {taken})")
         if value is None:
             continue
+        if kind == "webhook":  # its settings are no strings: the header module checks them
+            try:
+                checked = check_headers(value) if name == "headers" else check_timeout(value)
+            except HeaderError as exc:
+                raise SettingsError(exc.field, exc.reason) from None
+            if checked:
+                out[name] = checked
+            continue
         default = spec.settings[name]
         limit = _max_chars(name, MAX_SETTING_CHARS)
         if isinstance(default, bool):
@@ -183,6 +201,11 @@ def _check_credentials(
         if not isinstance(value, str) or not value or len(value) > limit:
             raise SettingsError(f"credentials.{name}", f"a non-empty string of at most {limit}")
         out[name] = value
+    if kind == "webhook" and out:
+        refusal = check_webhook_credentials(out)
+        if refusal:
+            field, _, reason = refusal.partition(": ")
+            raise SettingsError(field, reason)
     if kind == "s3" and len(out) == 1:
         raise SettingsError("credentials", "give access_key_id and secret_access_key together")
     if "password" in out and "username" not in out:
