@@ -100,3 +100,34 @@ def test_a_replay_from_a_word_says_what_is_expected(herald: HeraldServer) -> Non
     refused = herald.cli(*replay, *api, check=False)
     assert refused.returncode == 1
     assert "from: must be an ISO 8601 time such as 2026-11-01T00:00:00Z" in refused.stderr
+
+
+def test_a_webhook_with_headers_timeout_credentials_and_the_stacuity_format(
+    herald: HeraldServer, tmp_path: Path
+) -> None:
+    _, token = tenant(herald)
+    api = _api(herald, token)
+    secret_file = tmp_path / "receiver-token"
+    secret_file.write_text("receiver-bearer")
+    with receiving() as receiver:
+        create = ["handler", "create", "h", receiver.url, "--format", "stacuity"]
+        create += ["--header", "X-Tenant=acme", "--header", "X-Trace=a=b"]
+        create += ["--set", "timeout_seconds=5", "--credential", f"token=@{secret_file}"]
+        create += ["--max-events", "10000"]
+        handler = json.loads(herald.cli(*create, *api).stdout)
+        assert handler["settings"] == {
+            "headers": {"X-Tenant": "acme", "X-Trace": "a=b"},
+            "timeout_seconds": 5.0,
+        }
+        assert handler["credentials_set"] is True and handler["batch"]["max_events"] == 10_000
+        herald.cli("handler", "test", str(handler["id"]), *api)
+        [request] = receiver.delivered()
+        assert request.headers["authorization"] == "Bearer receiver-bearer"
+        assert request.headers["x-trace"] == "a=b" and "eventId" in request.json()[0]
+    cleared = herald.cli("handler", "update", str(handler["id"]), "--header", "", *api)
+    assert json.loads(cleared.stdout)["settings"] == {"timeout_seconds": 5.0}
+    bad = ["handler", "update", str(handler["id"]), "--header", "Host=elsewhere", *api]
+    refused = herald.cli(*bad, check=False)
+    assert refused.returncode == 1 and "settings.headers.Host" in refused.stderr
+    slow = ["handler", "update", str(handler["id"]), "--set", "timeout_seconds=soon", *api]
+    assert "takes a number of seconds" in herald.cli(*slow, check=False).stderr

@@ -970,7 +970,7 @@ function handlerForm(handler) {
   const name = h("input", { id: "hf-name", required: true, value: handler?.name ?? "" });
   const url = h("input", { id: "hf-url", required: true, class: "mono", value: handler?.url ?? "" });
   const format = h("select", { id: "hf-format" },
-    ["native", "cloudevents", "ndjson"].map((f) => h("option", { value: f, selected: handler?.format === f }, f)));
+    ["native", "cloudevents", "ndjson", "stacuity"].map((f) => h("option", { value: f, selected: handler?.format === f }, f)));
   const filter = h("input", { id: "hf-filter", placeholder: "type:3|5,severity:warn", value: handler?.filter ?? "" });
   const org = h("input", { id: "hf-org", inputmode: "numeric", placeholder: "id", value: chosenOrg() });
   // batch bounds: events, wait, and record bytes (empty: count alone)
