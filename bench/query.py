@@ -26,6 +26,7 @@ from bench.common import (
 )
 from bench.events import ENDPOINTS_PER_ORGANISATION, ORGANISATIONS
 from bench.querystore import QueryStore
+from herald.model import served_record
 from herald.store.records import Codec
 from herald.store.rollup import HOUR_MS
 from herald.timefmt import format_ms
@@ -80,7 +81,7 @@ class _Runs:
         """Rows whose first two columns are ``dictionary_id, body``, each record
         decompressed as Herald serves it (the rows, their records in place of the two)."""
         rows = self._raw(sql, params)
-        return [(self.codec.unpack(row[0], row[1]), *row[2:]) for row in rows]
+        return [(served_record(self.codec.unpack(row[0], row[1])), *row[2:]) for row in rows]
 
     def _day(self, n: int) -> tuple[int, int]:
         start = self.store.start_ms + DAY_MS * (1 + n % 28)
