@@ -137,7 +137,7 @@ ANSWERS: dict[str, Answer] = {
     ),
     "GET /api/v1/endpoint/{endpoint_id}/stats": Answer(200, _ref(schemas.UsageStats), ITEM),
     "GET /1nce/management-api/v1/sims/{iccid}/events": Answer(200, FROM_ROUTE, (422, *ITEM)),
-    "GET /1nce/management-api/v1/sims/{iccid}/status": Answer(200, FROM_ROUTE, (422, *ITEM)),
+    "GET /1nce/management-api/v1/sims/{iccid}/status": Answer(200, FROM_ROUTE, ITEM),
     "GET /1nce/management-api/v1/sims/{iccid}/usage": Answer(200, FROM_ROUTE, (422, *ITEM)),
     "GET /health": Answer(200, STATUS, ()),
     "GET /ready": Answer(200, STATUS, (503,)),
