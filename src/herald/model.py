@@ -22,6 +22,7 @@ from pydantic import (
     ConfigDict,
     Field,
     StringConstraints,
+    ValidationError,
 )
 
 from herald.catalog import CRITICALITIES, SEVERITIES, SOURCES, Catalog, Scope
@@ -36,6 +37,9 @@ CRITICALITY_FOR_SEVERITY = {2: 1, 1: 3, 0: 5}
 TARGET_TYPE = r"^[a-z][a-z0-9_]{0,31}$"
 """A target entity type: an open set of short lowercase names (device, folder, tenant...)."""
 RESERVED_FIELDS = frozenset({"provider", "external_id", "received", "payload", "provider_type"})
+PLATFORM_NAMES = ("tenant_id", "target_entity_type", "target_entity_id")
+"""The platform event API's names of an event's organisation and target: read as Herald's
+``organisation`` and ``target``, never kept as unknown fields."""
 MAX_EXTRA_FIELDS = 32
 MAX_JSON_DEPTH = 32
 """How deep free JSON (``detail``, ``payload.data``, unknown fields) may nest: a record must
@@ -82,6 +86,13 @@ class TypeRef(BaseModel):
 
 class LevelRef(BaseModel):
     id: int = Field(ge=0)
+    description: str | None = Field(default=None, max_length=64)
+
+
+class CriticalityRef(BaseModel):
+    """A criticality as records serve it: ``{"id": 3, "description": "Medium"}``."""
+
+    id: int = Field(ge=0, le=5)
     description: str | None = Field(default=None, max_length=64)
 
 
@@ -158,11 +169,11 @@ class EventIn(BaseModel):
     user: UserRef | None = None
     detail: BoundedJSON = None
     target: TargetRef | None = None
-    criticality: int | None = Field(
+    criticality: Annotated[int, Field(ge=0, le=5)] | CriticalityRef | None = Field(
         default=None,
-        ge=0,
-        le=5,
-        description="1 critical ... 5 trivial; 0 or null: not applicable; absent: from severity.",
+        description="1 critical ... 5 trivial; 0 or null: not applicable; absent: from "
+        'severity. A number, or the object records serve ({"id": 3, "description": '
+        '"Medium"}; its id counts).',
     )
     payload: Payload | None = None
     # Unknown fields nest at most ``MAX_JSON_DEPTH`` levels, like ``detail``.
@@ -285,23 +296,30 @@ def build_event(
     severity = _level(event.event_severity, event_type.default_severity if event_type else None, 0)
     if severity not in SEVERITIES:
         errors.append(FieldError("event_severity.id", f"must be one of {sorted(SEVERITIES)}"))
-    source = _level(event.event_source, event_type.default_source if event_type else None, 2)
+    # A tenant's event comes through the API: its source is API unless it names one.
+    type_source = event_type.default_source if event_type and internal else None
+    source = _level(event.event_source, type_source, 2)
     if source not in SOURCES:
         errors.append(FieldError("event_source.id", f"must be one of {sorted(SOURCES)}"))
+    platform_target = _platform_names(event, organisation.id, errors)
     if errors or type_id is None:
         return errors
 
     alert = event.alert
     if alert is None:
         alert = bool(event_type.default_alert) if event_type else False
-    criticality = event.criticality
+    criticality = (
+        event.criticality.id if isinstance(event.criticality, CriticalityRef) else event.criticality
+    )
     if "criticality" not in event.model_fields_set:
         criticality = CRITICALITY_FOR_SEVERITY[severity]
     elif criticality is None:
         criticality = 0  # the producer says: not applicable
     scope = event_type.scope if event_type else Scope.CUSTOM
-    target = _target(scope, event, organisation.id)
+    target = platform_target or _target(scope, event, organisation.id)
     moniker = moniker or catalog.moniker_for(type_id)
+    if moniker is None and provider == "stacuity":
+        moniker = provider_type  # a moniker the catalogue does not know (yet): kept as sent
 
     record: dict[str, JSON] = {
         "id": None,
@@ -326,7 +344,7 @@ def build_event(
     if event.payload is not None:
         record["payload"] = event.payload.model_dump(mode="json")
     for key, value in (event.model_extra or {}).items():
-        if key not in record and key not in RESERVED_FIELDS:
+        if key not in record and key not in RESERVED_FIELDS and key not in PLATFORM_NAMES:
             record[key] = value
     external_id = str(event.id) if event.id is not None else None
     record["provider"] = provider
@@ -390,6 +408,46 @@ def _resolve_type(
         )
         return None, None
     return event.event_type.id, moniker
+
+
+def _platform_names(
+    event: EventIn, organisation_id: int, errors: list[FieldError]
+) -> dict[str, str] | None:
+    """The platform event API's ``tenant_id`` (must be the organisation written for) and
+    ``target_entity_type`` / ``target_entity_id`` (the ``target``, given both or neither)."""
+    extra = event.model_extra or {}
+    if "tenant_id" in extra:
+        tenant = extra["tenant_id"]
+        if isinstance(tenant, bool) or str(tenant) != str(organisation_id):
+            errors.append(
+                FieldError(
+                    "tenant_id",
+                    f"must be {organisation_id}, the organisation this event is written for "
+                    "(or be left out)",
+                )
+            )
+    kind, ref = extra.get("target_entity_type"), extra.get("target_entity_id")
+    if kind is None and ref is None:
+        return None
+    if event.target is not None:
+        errors.append(
+            FieldError("target_entity_type", "give target or target_entity_type/_id, not both")
+        )
+        return None
+    if kind is None or ref is None:
+        name = "target_entity_type" if kind is None else "target_entity_id"
+        errors.append(FieldError(name, "required with the other target_entity_ field"))
+        return None
+    if isinstance(ref, bool) or not isinstance(ref, int | str):
+        errors.append(FieldError("target_entity_id", "must be a string or a number"))
+        return None
+    try:
+        target = TargetRef(type=kind, id=str(ref))
+    except ValidationError as exc:
+        field = "target_entity_type" if exc.errors()[0]["loc"][0] == "type" else "target_entity_id"
+        errors.append(FieldError(field, str(exc.errors()[0]["msg"])))
+        return None
+    return {"type": target.type, "id": target.id}
 
 
 def _level(ref: LevelRef | None, default: int | None, fallback: int) -> int:

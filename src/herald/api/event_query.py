@@ -78,12 +78,8 @@ def parse_filters(
     ``organisation_named`` (from ``organisation_names``) resolves organisation names."""
     try:
         terms = [*syntax.q_terms(params.get("q") or ""), *syntax.param_terms(params)]
-        flt = syntax.parse_filter(
-            terms,
-            scope=scope,
-            known_moniker=lambda m: catalog.by_moniker(m) is not None,
-            organisation_named=organisation_named,
-        )
+        # Any moniker: one the catalogue does not know is kept as Stacuity sent it.
+        flt = syntax.parse_filter(terms, scope=scope, organisation_named=organisation_named)
     except syntax.FilterError as exc:
         raise filter_problem(exc) from None
     return flt, syntax.echo(terms)

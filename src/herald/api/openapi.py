@@ -82,6 +82,7 @@ ANSWERS: dict[str, Answer] = {
     ),
     "GET /api/v1/event/type": Answer(200, _array(schemas.EventType), AUTH),
     "GET /api/v1/event/severity": Answer(200, _array(schemas.Level), AUTH),
+    "GET /api/v1/event/criticality": Answer(200, _array(schemas.Level), AUTH),
     "GET /api/v1/event/source": Answer(200, _array(schemas.Level), AUTH),
     "GET /api/v1/event/moniker": Answer(200, _array(schemas.MonikerOut), AUTH),
     "POST /api/v1/event": Answer(

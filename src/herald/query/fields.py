@@ -112,6 +112,19 @@ def volume_mb(record: Record) -> float | None:
     return volume if math.isfinite(volume) else None
 
 
+_EMNIFY_ORGANISATION = at("payload", "data", "organisation", "id")
+_STACUITY_ACCOUNT = at("payload", "data", "accountId")
+
+
+def provider_organisation(record: Record) -> str | None:
+    """The provider's own organisation: emnify's and 1NCE's ``organisation.id``, Stacuity's
+    ``accountId`` (of the envelope kept as payload)."""
+    value = _EMNIFY_ORGANISATION(record)
+    if value is None:
+        value = _STACUITY_ACCOUNT(record)
+    return _text(value)
+
+
 def _nonempty(value: object) -> str | None:
     return value if isinstance(value, str) and value else None
 
@@ -301,10 +314,10 @@ FIELDS: tuple[Field, ...] = (
     _field(
         "external_id", Kind.TEXT, ("external_id",), column="external_id", attribute="external_ids"
     ),
-    _field(
+    Field(
         "provider_organisation",
+        provider_organisation,
         Kind.TEXT,
-        ("payload", "data", "organisation", "id"),
         column="provider_organisation",
         lean=True,
         attribute="provider_organisations",

@@ -1,4 +1,5 @@
-"""The catalogue: ``/event/type``, ``/event/severity``, ``/event/source``, ``/event/moniker``."""
+"""The catalogue: ``/event/type``, ``/event/severity``, ``/event/criticality``,
+``/event/source``, ``/event/moniker``."""
 
 from __future__ import annotations
 
@@ -20,6 +21,12 @@ async def event_types(services: ServicesDep, _: EventReader) -> list[dict[str, A
 @router.get("/event/severity")
 async def event_severities(services: ServicesDep, _: EventReader) -> list[dict[str, Any]]:
     return services.catalog.severities()
+
+
+@router.get("/event/criticality")
+async def event_criticalities(services: ServicesDep, _: EventReader) -> list[dict[str, Any]]:
+    """The platform event API's criticality levels: 0 not applicable, 1 critical ... 5 trivial."""
+    return services.catalog.criticalities()
 
 
 @router.get("/event/source")
