@@ -186,7 +186,9 @@ def test_batches_bounded_by_bytes_lose_nothing(
     api: httpx.Client, moto_port: int, bucket: tuple[Any, str]
 ) -> None:
     s3, name = bucket
-    max_bytes = 1024
+    # A record is ~520 bytes before its description (every record lists endpoint, sim, imsi,
+    # user and detail, null if absent): the bound takes two or three of the small ones.
+    max_bytes = 2048
     create(
         api,
         type="s3",
@@ -196,7 +198,7 @@ def test_batches_bounded_by_bytes_lose_nothing(
     )
     # descriptions of 10 to 290 characters, and one event bigger than the bound alone
     lengths = [10 + (i * 70) % 290 for i in range(40)]
-    lengths[17] = 1500
+    lengths[17] = 3000
     events = [{"event_type": {"id": 10001}, "description": "x" * n} for n in lengths]
     response = api.post("/event", json=events)
     assert response.status_code == 201, response.text
@@ -217,6 +219,7 @@ def test_batches_bounded_by_bytes_lose_nothing(
     assert any(len(lines) > 1 for lines in batches)
     big = [lines for lines in batches if orjson.loads(lines[0])["id"] == sent[17]]
     assert len(big) == 1 and len(big[0]) == 1  # the big one went alone
+    assert len(big[0][0]) > max_bytes  # and it is bigger than the bound (the case meant)
     # all were in the log together: each batch is cut only where the next event overflows it
     for size, after in zip(sizes, batches[1:], strict=False):
         assert size + len(after[0]) > max_bytes
