@@ -3,11 +3,16 @@
 from __future__ import annotations
 
 import ipaddress
+from typing import TYPE_CHECKING, get_args
 
-from pydantic import Field, field_validator
+from pydantic import Field, ValidationError, field_validator
 from pydantic_settings import BaseSettings, SettingsConfigDict
 
 from herald.retention import MAX_RETENTION_DAYS
+
+if TYPE_CHECKING:
+    from pydantic.fields import FieldInfo
+    from pydantic_core import ErrorDetails
 
 
 class Settings(BaseSettings):
@@ -128,3 +133,60 @@ class Settings(BaseSettings):
         if mode not in {"OFF", "NORMAL", "FULL", "EXTRA"}:
             raise ValueError("must be one of OFF, NORMAL, FULL, EXTRA")
         return mode
+
+
+class SettingsError(ValueError):
+    """``HERALD_*`` values that are not valid: ``problems`` holds one line for each."""
+
+    def __init__(self, problems: list[str]) -> None:
+        super().__init__("; ".join(problems))
+        self.problems = problems
+
+
+def load_settings() -> Settings:
+    """The settings from the environment; a ``SettingsError`` names each bad variable, what
+    is wrong with its value and what is expected (a message for a person, not a traceback)."""
+    try:
+        return Settings()
+    except ValidationError as exc:
+        raise SettingsError([_problem(error) for error in exc.errors()]) from None
+
+
+_KINDS = {bool: "true or false", int: "a whole number", float: "a number"}
+_BOUNDS = (("gt", ">"), ("ge", ">="), ("lt", "<"), ("le", "<="))
+
+
+def _problem(error: ErrorDetails) -> str:
+    """One line for one validation error: ``HERALD_PORT='x': should be ...; expected ...``."""
+    name = str(error["loc"][0]) if error["loc"] else ""
+    reason = error["msg"].removeprefix("Value error, ")
+    if reason.startswith("Input should"):
+        reason = reason.replace("Input should", "should", 1)
+    field = Settings.model_fields.get(name)
+    if field is None:
+        return f"settings: {reason}"
+    variable = f"{Settings.model_config.get('env_prefix', '')}{name}".upper()
+    value = error.get("input")
+    shown = "(value hidden)" if not field.repr else repr(str(value)[:80])
+    expected = _expected(field)
+    return f"{variable}={shown}: {reason}" + (f"; expected {expected}" if expected else "")
+
+
+def _expected(field: FieldInfo) -> str | None:
+    """What a number or switch setting takes, with its bounds and default (None for text:
+    its validator's message says what it takes)."""
+    types = (field.annotation, *get_args(field.annotation))
+    kind = next((_KINDS[t] for t in types if isinstance(t, type) and t in _KINDS), None)
+    if kind is None:
+        return None
+    bounds = [
+        f"{symbol} {getattr(item, attr)}"
+        for item in field.metadata
+        for attr, symbol in _BOUNDS
+        if hasattr(item, attr)
+    ]
+    default = field.default
+    shown = "unset" if default is None else str(default)
+    if kind == _KINDS[bool]:
+        shown = shown.lower()
+    return f"{kind}{' ' + ', '.join(bounds) if bounds else ''} (default {shown})"

@@ -56,9 +56,16 @@ def fail(message: str, code: int = 1) -> NoReturn:
 
 
 def settings_for(database: str | None) -> Settings:
-    from herald.config import Settings
+    """The settings (``--database`` over ``HERALD_DATABASE_URL``). A bad ``HERALD_*`` value
+    stops the command: one line for each, naming the variable and what it takes; exit 2."""
+    from herald.config import SettingsError, load_settings
 
-    settings = Settings()
+    try:
+        settings = load_settings()
+    except SettingsError as exc:
+        for problem in exc.problems:
+            errors.print(Text.assemble(("error:", "bold red"), " ", problem), soft_wrap=True)
+        raise typer.Exit(2) from None
     return settings.model_copy(update={"database_url": database}) if database else settings
 
 
