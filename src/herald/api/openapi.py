@@ -137,6 +137,9 @@ ANSWERS: dict[str, Answer] = {
         200, _array(schemas.UsageDay), (400, 404, 422, *AUTH)
     ),
     "GET /api/v1/endpoint/{endpoint_id}/stats": Answer(200, _ref(schemas.UsageStats), ITEM),
+    "GET /api/v1/endpoint/{endpoint_id}/usage/records": Answer(
+        200, FROM_ROUTE, (400, 404, 422, *AUTH)
+    ),
     "GET /1nce/management-api/v1/sims/{iccid}/events": Answer(200, FROM_ROUTE, (422, *ITEM)),
     "GET /1nce/management-api/v1/sims/{iccid}/status": Answer(200, FROM_ROUTE, ITEM),
     "GET /1nce/management-api/v1/sims/{iccid}/usage": Answer(200, FROM_ROUTE, (422, *ITEM)),

@@ -537,6 +537,12 @@ class Store(Protocol):
     ) -> list[tuple[int, bytes]]:
         """(time, stored record) of the endpoint's Delete PDP Context events in the range."""
 
+    def usage_records(
+        self, organisation_id: int, endpoint_id: int, start_ms: int, end_ms: int, limit: int
+    ) -> list[bytes]:
+        """The endpoint's usage records as the provider sent them (cost, currency, tariff and
+        all) that ended in ``[start_ms, end_ms)``, newest first, at most ``limit``."""
+
     def usage_organisation(
         self, organisation_ids: tuple[int, ...] | None, endpoint_id: int
     ) -> int | None:

@@ -217,6 +217,21 @@ class UsageMethods(SQLStoreBase[C]):
         )
         return [Traffic(*(int(value) for value in row)) for row in rows]
 
+    def usage_records(
+        self, organisation_id: int, endpoint_id: int, start_ms: int, end_ms: int, limit: int
+    ) -> list[bytes]:
+        """The endpoint's usage records as the provider sent them that ended in
+        ``[start_ms, end_ms)``, newest first, at most ``limit``."""
+        rows = self._read(
+            lambda c: self._execute(
+                c,
+                "SELECT record FROM usage_records WHERE organisation_id = ? AND endpoint_id = ? "
+                "AND end_ms >= ? AND end_ms < ? ORDER BY end_ms DESC, id DESC LIMIT ?",
+                (organisation_id, endpoint_id, start_ms, end_ms, limit),
+            ).fetchall()
+        )
+        return [bytes(row[0]) for row in rows]
+
     def usage_sessions(
         self, organisation_id: int, endpoint_id: int, start_ms: int, end_ms: int
     ) -> list[tuple[int, bytes]]:

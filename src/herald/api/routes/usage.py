@@ -122,3 +122,79 @@ async def endpoint_usage_stats(
     )
     answer["last_hour"] = usage.last_hour(now, recent, sessions, usage.record_days(records))
     return _json(answer)
+
+
+MAX_USAGE_RECORDS = 1000
+_RECORDS_PARAMETERS: list[dict[str, Any]] = [
+    *_DAILY_PARAMETERS,
+    {
+        "name": "limit",
+        "in": "query",
+        "schema": {"type": "integer", "minimum": 1, "maximum": MAX_USAGE_RECORDS, "default": 100},
+        "description": "At most this many records, the newest first",
+    },
+]
+
+
+@router.get(
+    "/endpoint/{endpoint_id}/usage/records",
+    openapi_extra={
+        "parameters": _RECORDS_PARAMETERS,
+        "responses": {
+            "200": {
+                "description": "The usage records as the provider sent them",
+                "content": {
+                    JSON_TYPE: {
+                        "schema": {
+                            "type": "array",
+                            "items": {"type": "object", "additionalProperties": True},
+                        },
+                        "example": [
+                            {
+                                "id": "9001",
+                                "traffic_type": {"id": 5, "description": "Data"},
+                                "volume": {"rx": "0.5", "tx": "0.25", "total": "0.75"},
+                                "cost": "0.0075",
+                                "currency": {"id": 1, "code": "EUR", "symbol": "€"},
+                                "tariff": {"id": 442, "name": "1NCE Lifetime Flex"},
+                                "endpoint": {"id": 7},
+                            }
+                        ],
+                    }
+                },
+            }
+        },
+    },
+)
+async def endpoint_usage_records(
+    endpoint_id: EndpointId, request: Request, services: ServicesDep, principal: EventReader
+) -> Response:
+    """The endpoint's usage records (emnify's and 1NCE's data streamers), byte for byte as
+    the provider sent them: cost, currency, tariff and every other field it wrote, which the
+    daily sums leave out. Those that ended on the days ``start_date``..``end_date`` (as
+    ``/stats/daily`` reads them), the newest first, at most ``limit``."""
+    params = request.query_params
+    unknown = sorted(set(params) - {"start_date", "end_date", "limit"})
+    if unknown:
+        raise field_problem(
+            422, unknown[0], "unknown parameter (known: end_date, limit, start_date)"
+        )
+    raw_limit = params.get("limit", "100")
+    digits = raw_limit.isascii() and raw_limit.isdigit() and len(raw_limit) <= 4
+    if not digits or not 1 <= int(raw_limit) <= MAX_USAGE_RECORDS:
+        raise field_problem(422, "limit", f"must be a whole number from 1 to {MAX_USAGE_RECORDS}")
+    dates = {name: params[name] for name in ("start_date", "end_date") if name in params}
+    try:
+        first, last = usage.daily_range(dates, now_ms())
+    except InvalidParameter as exc:
+        raise field_problem(422, exc.field, exc.reason) from None
+    organisation_id = await _organisation(services, principal.organisation_scope, endpoint_id)
+    records = await services.run(
+        services.store.usage_records,
+        organisation_id,
+        int(endpoint_id),
+        first * DAY_MS,
+        (last + 1) * DAY_MS,
+        int(raw_limit),
+    )
+    return Response(b"[" + b",".join(records) + b"]", 200, media_type=JSON_TYPE)
