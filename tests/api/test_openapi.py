@@ -74,3 +74,25 @@ def test_a_created_handler_links_to_its_operations(document: dict[str, Any]) -> 
     for link in links.values():
         assert link["operationId"] in operation_ids
         assert link["parameters"] == {"handler_id": "$response.body#/id"}
+
+
+def test_handlers_document_receiver_auth_headers_timeout_and_formats(
+    document: dict[str, Any],
+) -> None:
+    """#34 point 5: what a webhook handler takes is in the document with its bounds."""
+    schemas = document["components"]["schemas"]
+    assert "stacuity" in schemas["HandlerIn"]["properties"]["format"]["enum"]
+    assert schemas["BatchIn"]["properties"]["max_events"]["maximum"] == 10_000
+    headers = schemas["SinkSettingsIn"]["properties"]["headers"]["anyOf"][0]
+    assert headers["maxProperties"] == 10
+    assert headers["propertyNames"]["maxLength"] == 64
+    [(names, values)] = headers["patternProperties"].items()
+    assert names == r"^[!#$%&'*+.^_`|~0-9A-Za-z-]+$"  # a token (RFC 9110)
+    assert (values["maxLength"], values["pattern"]) == (1024, r"^[\t\x20-\x7e]*$")
+    timeout = schemas["SinkSettingsIn"]["properties"]["timeout_seconds"]["anyOf"][0]
+    assert (timeout["minimum"], timeout["maximum"]) == (0.5, 60)
+    credentials = schemas["CredentialsIn"]["properties"]
+    assert "Bearer" in credentials["token"]["description"]
+    assert "Basic" in credentials["username"]["description"]
+    settings = schemas["HandlerOut"]["properties"]["settings"]["additionalProperties"]["anyOf"]
+    assert {"type": "object", "additionalProperties": {"type": "string"}} in settings
