@@ -7,11 +7,14 @@ from __future__ import annotations
 
 import time
 from collections.abc import Iterator
+from pathlib import Path
 from typing import Any
 
 import httpx
 import pytest
 
+from herald.api.app import create_app
+from herald.config import Settings
 from tests.support.server import HeraldServer, start_server
 
 
@@ -167,3 +170,17 @@ def test_platform_event_names_are_read_or_refused(herald: HeraldServer) -> None:
             },
         )
         assert _errors(bad_type) == ["target_entity_type"]
+
+
+def test_the_openapi_document_describes_them(tmp_path: Path) -> None:
+    app = create_app(Settings(database_url=f"sqlite:///{tmp_path / 'herald.db'}", demo=False))
+    document = app.openapi()
+    event_in = document["components"]["schemas"]["EventIn"]["properties"]
+    forms = event_in["criticality"]["anyOf"]
+    assert {"$ref": "#/components/schemas/CriticalityRef"} in forms
+    assert {"maximum": 5, "minimum": 0, "type": "integer"} in forms
+    for name in ("tenant_id", "target_entity_type", "target_entity_id"):
+        assert "platform event API" in event_in[name]["description"], name
+    assert "/api/v1/event/criticality" in document["paths"]
+    records = document["paths"]["/api/v1/endpoint/{endpoint_id}/usage/records"]["get"]
+    assert "cost" in records["responses"]["200"]["content"]["application/json"]["example"][0]
