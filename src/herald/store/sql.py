@@ -10,7 +10,7 @@ from operator import attrgetter
 
 import orjson
 
-from herald.model import NewEvent
+from herald.model import NewEvent, with_null_keys
 from herald.query.fields import BY_NAME, FIELDS, STATS_GROUPS, Match, Record, volume_mb
 from herald.query.filter import EventFilter, ascii_lower
 from herald.store.base import EventQuery, SortKey, StatsQuery
@@ -88,8 +88,9 @@ def event_row(
 
 
 def stored_body(event: NewEvent, event_id: int) -> bytes:
-    """The record as stored and served: the event's record with its id (not modified)."""
-    return orjson.dumps({**event.record, "id": event_id})
+    """The record as stored and served: the event's record with its id (not modified), and
+    the null keys of a record built without them (``model.with_null_keys``)."""
+    return orjson.dumps(with_null_keys({**event.record, "id": event_id}))
 
 
 @dataclass(frozen=True, slots=True)
