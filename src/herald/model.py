@@ -176,6 +176,22 @@ class EventIn(BaseModel):
         '"Medium"}; its id counts).',
     )
     payload: Payload | None = None
+    # The platform event API's names (PLATFORM_NAMES): read, never stored as they are.
+    tenant_id: int | Annotated[str, StringConstraints(max_length=32)] | None = Field(
+        default=None,
+        description="The platform event API's name of the organisation: if given, the "
+        "organisation the event is written for (422 otherwise); not stored.",
+    )
+    target_entity_type: Annotated[str, StringConstraints(max_length=64)] | None = Field(
+        default=None,
+        description="The platform event API's target type, with target_entity_id: stored as "
+        "target.type (lowercase). Not with target.",
+    )
+    target_entity_id: int | Annotated[str, StringConstraints(max_length=256)] | None = Field(
+        default=None,
+        description="The platform event API's target id, with target_entity_type: stored as "
+        "target.id (text).",
+    )
     # Unknown fields nest at most ``MAX_JSON_DEPTH`` levels, like ``detail``.
     __pydantic_extra__: dict[str, BoundedJSON] = Field(init=False)
 
@@ -424,10 +440,8 @@ def _platform_names(
 ) -> dict[str, str] | None:
     """The platform event API's ``tenant_id`` (must be the organisation written for) and
     ``target_entity_type`` / ``target_entity_id`` (the ``target``, given both or neither)."""
-    extra = event.model_extra or {}
-    if "tenant_id" in extra:
-        tenant = extra["tenant_id"]
-        if isinstance(tenant, bool) or str(tenant) != str(organisation_id):
+    if event.tenant_id is not None:
+        if str(event.tenant_id) != str(organisation_id):
             errors.append(
                 FieldError(
                     "tenant_id",
@@ -435,7 +449,7 @@ def _platform_names(
                     "(or be left out)",
                 )
             )
-    kind, ref = extra.get("target_entity_type"), extra.get("target_entity_id")
+    kind, ref = event.target_entity_type, event.target_entity_id
     if kind is None and ref is None:
         return None
     if event.target is not None:
@@ -446,9 +460,6 @@ def _platform_names(
     if kind is None or ref is None:
         name = "target_entity_type" if kind is None else "target_entity_id"
         errors.append(FieldError(name, "required with the other target_entity_ field"))
-        return None
-    if isinstance(ref, bool) or not isinstance(ref, int | str):
-        errors.append(FieldError("target_entity_id", "must be a string or a number"))
         return None
     try:
         target = TargetRef(type=kind, id=str(ref))
