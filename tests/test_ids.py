@@ -14,6 +14,7 @@ from herald.ids import (
     IdGenerator,
     draw_public_ids,
     id_time_ms,
+    next_public_id,
     public_id_bounds,
     public_id_ms,
 )
@@ -109,3 +110,24 @@ def test_public_ids_are_not_a_counter() -> None:
         distances.append(abs(second - first))
     assert sum(d == 1 for d in distances[::2]) < 20 and sum(d == 101 for d in distances[1::2]) < 20
     assert 500 < sum(distances) / 200 < 2200  # uniform slots: about 4096 / 3
+
+
+def test_next_public_id_follows_its_handler_and_is_drawn_at_random() -> None:
+    """Attempt-log and replay ids (issue 28 #6): a handler's next id is above its last one,
+    a random slot of the millisecond, not the next number of a shared counter."""
+    ms = public_id_ms(1_700_000_000_000)
+    low, high = public_id_bounds(ms)
+    fresh = [next_public_id(ms) for _ in range(200)]
+    assert all(low <= i <= high <= MAX_PUBLIC_ID for i in fresh)
+    assert len(set(fresh)) > 150 and sum(fresh) / 200 - low > 1000  # spread over 0..4095
+    assert low <= next_public_id(ms, 42) <= high  # after a counter of before 0020: now
+    last = low | 4000
+    assert all(last < next_public_id(ms, last) <= high for _ in range(100))  # above its last
+    later = public_id_bounds(ms + 5)[0] | 7  # the handler's last is in a later millisecond
+    assert all(later < next_public_id(ms, later) <= later | MAX_SEQUENCE for _ in range(100))
+    full = high  # no slot left above: the next millisecond
+    assert all(high < next_public_id(ms, full) <= high + 4096 for _ in range(100))
+    chain = [next_public_id(ms)]
+    for _ in range(100):
+        chain.append(next_public_id(ms, chain[-1]))
+    assert chain == sorted(set(chain)) and chain[-1] >> SEQUENCE_BITS < ms + 50

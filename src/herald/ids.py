@@ -1,8 +1,8 @@
 """Ids that reveal nothing across organisations.
 
-Event ids are 64-bit integers ordered by time (millisecond time, node, slot). Handler and
-quarantine ids are 53 bits (millisecond time, slot), integers JavaScript holds exactly. In
-both, the slot is drawn at random, not counted.
+Event ids are 64-bit integers ordered by time (millisecond time, node, slot). Handler,
+quarantine, token, attempt-log and replay ids are 53 bits (millisecond time, slot),
+integers JavaScript holds exactly. In all, the slot is drawn at random, not counted.
 """
 
 from __future__ import annotations
@@ -150,3 +150,24 @@ def draw_public_ids(ms: int, taken: Iterable[int], count: int) -> list[int]:
         there = here + ((word * (len(free) - here)) >> 32)  # here..end, bias under 1e-6
         free[here], free[there] = free[there], free[here]
     return sorted(low | slot for slot in free[:take])
+
+
+def next_public_id(ms: int, after: int | None = None) -> int:
+    """A new id of millisecond ``ms`` (``public_id_ms``) or later, greater than ``after``:
+    its slot drawn at random (``os.urandom``) above ``after``'s if ``after`` is of ``ms`` or
+    later (then of ``after``'s millisecond, or of the next when it has no slot left above).
+
+    Attempt-log and replay ids: each follows its handler's last one (``after``), so that a
+    handler's rows keep their order with no lock or read of other rows, and tells nothing of
+    other organisations' rows. Where another row holds the id, the caller draws again with
+    ``after`` that id (each draw is higher: a few draws at most).
+    """
+    low = 0
+    if after is not None and after >> SEQUENCE_BITS >= ms:
+        ms, low = after >> SEQUENCE_BITS, (after & MAX_SEQUENCE) + 1
+        if low == SLOTS:
+            ms, low = ms + 1, 0
+    word = int.from_bytes(os.urandom(4), "little")
+    new = (ms << SEQUENCE_BITS) | (low + ((word * (SLOTS - low)) >> 32))
+    assert new <= MAX_PUBLIC_ID
+    return new

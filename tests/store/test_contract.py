@@ -12,7 +12,7 @@ import orjson
 import psycopg
 import pytest
 
-from herald.ids import EPOCH_MS, MAX_PUBLIC_ID, SEQUENCE_BITS, IdGenerator
+from herald.ids import EPOCH_MS, MAX_PUBLIC_ID, SEQUENCE_BITS, IdGenerator, next_public_id
 from herald.store import (
     EventFilter,
     EventQuery,
@@ -266,7 +266,8 @@ def test_tokens(store: Store) -> None:
     )
     assert store.find_token("h1") == token and store.get_token(admin.id) == admin
     assert store.find_token("nope") is None and store.get_token(999) is None
-    assert store.list_tokens() == [token, admin] and store.list_tokens(org.id) == [token]
+    both = sorted([token, admin], key=lambda t: t.id)  # by id: creation's millisecond
+    assert store.list_tokens() == both and store.list_tokens(org.id) == [token]
     revoked = store.revoke_token(token.id)
     assert revoked.revoked_ms is not None
     assert store.revoke_token(token.id).revoked_ms == revoked.revoked_ms  # idempotent
@@ -380,6 +381,104 @@ def test_handler_ids_tell_nothing_of_other_organisations(store: Store) -> None:
     assert [(i >> SEQUENCE_BITS) + EPOCH_MS for i in ids] == [h.created_ms for h in made]
     assert [h.id for h in store.list_handlers((a,))] == sorted(ids[0::2] + ids[5:])  # A's
     assert store.get_handler(ids[1], (a,)) is None and store.get_handler(ids[1], (b,)) == made[1]
+
+
+def _made_at(ids: list[int], before: int, after: int) -> bool:
+    """Each id is of a millisecond (``herald.ids.public_id_ms``) within ``[before, after]``."""
+    return all(before <= (i >> SEQUENCE_BITS) + EPOCH_MS <= after for i in ids)
+
+
+def test_attempt_log_and_replay_ids_tell_nothing_of_other_organisations(
+    store: Store, make_event: EventFactory, ids: Ids
+) -> None:
+    """Issue 28 #6: attempt-log and replay ids were counters shared by all organisations (A's
+    attempts 1, 3, 5 told A that B's handler made one in between). Each is now its handler's
+    next: a random slot of the millisecond it was written in, above the handler's last id,
+    so the log stays in order (and pages by id) and the ids say when, nothing else."""
+    a, b = store.create_organisation("A").id, store.create_organisation("B").id
+    spec = HandlerSpec(name="h", url="http://127.0.0.1/")
+    handlers = {a: store.create_handler(a, spec, "s").id, b: store.create_handler(b, spec, "s").id}
+    before = now_ms()
+    for n in range(40):  # A, B, A, B, ...: test sends, recorded with no lease
+        org = (a, b)[n % 2]
+        attempt = Delivery(handlers[org], org, now_ms(), "test", (), 200, "delivered", None, n)
+        assert store.record_delivery("api", attempt, None) is not None
+    store.append([make_event(a), make_event(b)], ids(2))  # something to replay
+    replays: dict[int, list[int]] = {a: [], b: []}
+    for n in range(10):
+        org = (a, b)[n % 2]
+        replays[org].append(store.create_replay(handlers[org], 0, now_ms()).id)
+    after = now_ms()
+
+    log = store.list_deliveries(handlers[a], limit=1000)
+    assert [d.latency_ms for d in log] == list(range(38, -1, -2))  # newest first
+    log_ids = [d.id for d in reversed(log)]
+    assert log_ids == sorted(set(log_ids)) and all(0 < i <= MAX_PUBLIC_ID for i in log_ids)
+    assert _made_at(log_ids, before, after)  # a counter: 1, 3, 5, ...
+    every = log_ids + [d.id for d in store.list_deliveries(handlers[b], limit=1000)]
+    assert len(set(every)) == 40
+    # pages by id, as GET .../delivery does with X-Next-Cursor
+    first = store.list_deliveries(handlers[a], limit=7)
+    rest = store.list_deliveries(handlers[a], before_id=first[-1].id, limit=1000)
+    assert first + rest == log
+
+    for org in (a, b):
+        assert replays[org] == sorted(set(replays[org]))
+        assert _made_at(replays[org], before, after)
+        assert [r.id for r in store.pending_replays(handlers[org])] == replays[org]
+    assert not set(replays[a]) & set(replays[b])
+
+
+def test_a_handlers_next_id_taken_elsewhere_is_drawn_again(
+    store: Store, monkeypatch: pytest.MonkeyPatch
+) -> None:
+    """No lock and no read of other rows chooses an attempt's id: where another row (of the
+    organisation's other handler) has the id drawn, the insert does nothing and the next
+    draw, above it, is taken."""
+    org = store.create_organisation("A").id
+    spec = HandlerSpec(name="h", url="http://127.0.0.1/")
+    first, second = store.create_handler(org, spec, "s").id, store.create_handler(org, spec, "s").id
+    attempt = Delivery(first, org, now_ms(), "test", (), 200, "delivered", None, 1)
+    store.record_delivery("api", attempt, None)
+    (taken,) = [d.id for d in store.list_deliveries(first)]
+    draws: list[int | None] = []
+    real = next_public_id
+
+    def draw(ms: int, after: int | None = None) -> int:
+        draws.append(after)
+        return taken if len(draws) == 1 else real(ms, after)
+
+    monkeypatch.setattr("herald.store.common.next_public_id", draw)
+    store.record_delivery("api", replace(attempt, handler_id=second, latency_ms=2), None)
+    assert draws == [None, taken]
+    (again,) = store.list_deliveries(second)
+    assert again.id > taken and again.latency_ms == 2
+    assert [(d.id, d.latency_ms) for d in store.list_deliveries(first)] == [(taken, 1)]
+
+
+def test_token_ids_tell_nothing_of_other_organisations(store: Store) -> None:
+    """Issue 28 #6: token ids (a JWT's ``sub``, the audit events' token id) were a counter
+    shared by all organisations; they are a random free slot of their creation millisecond."""
+    a, b = store.create_organisation("A").id, store.create_organisation("B").id
+    before = now_ms()
+    made = [
+        store.create_token(
+            token_hash=f"h{n}",
+            prefix="hr_ab",
+            name=str(n),
+            organisation_id=org,
+            permissions=["event:read"],
+            internal=False,
+        )
+        for n, org in enumerate((a, b, a, b, a, a))
+    ]
+    after = now_ms()
+    ids = [token.id for token in made]
+    assert len(set(ids)) == 6 and all(0 < i <= MAX_PUBLIC_ID for i in ids)
+    assert _made_at(ids, before, after)  # a counter: 1, 2, 3, ...
+    assert [(i >> SEQUENCE_BITS) + EPOCH_MS for i in ids] == [t.created_ms for t in made]
+    assert store.list_tokens(a) == sorted((made[0], made[2], made[4], made[5]), key=lambda t: t.id)
+    assert all(store.get_token(token.id) == token for token in made)
 
 
 def test_a_deleted_handlers_delivery_in_flight_writes_nothing_into_a_new_one(

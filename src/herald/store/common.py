@@ -19,7 +19,7 @@ from typing import Any, ClassVar, Generic, Protocol, TypeVar
 import orjson
 
 from herald.catalog import load_catalog
-from herald.ids import draw_public_ids, public_id_bounds, public_id_ms
+from herald.ids import draw_public_ids, next_public_id, public_id_bounds, public_id_ms
 from herald.model import NewEvent
 from herald.query.filter import EventFilter
 from herald.query.syntax import legacy_handler_filter
@@ -177,8 +177,8 @@ class SQLStoreBase(ABC, Generic[C]):
 
     def _new_ids(self, conn: C, table: str, count: int, unix_ms: int) -> list[int]:
         """``count`` ids, increasing, for new rows of ``table`` (``handlers``,
-        ``rejected_records``) made at ``unix_ms``: random free slots of that millisecond
-        (``herald.ids.draw_public_ids``), or of the next ones when it is full."""
+        ``rejected_records``, ``tokens``) made at ``unix_ms``: random free slots of that
+        millisecond (``herald.ids.draw_public_ids``), or of the next ones when it is full."""
         ids: list[int] = []
         ms = public_id_ms(unix_ms)
         while len(ids) < count:
@@ -189,6 +189,28 @@ class SQLStoreBase(ABC, Generic[C]):
             ids += draw_public_ids(ms, taken, count - len(ids))
             ms += 1
         return ids
+
+    def _insert_next(
+        self, conn: C, table: str, handler_id: int, insert: str, params: Sequence[object]
+    ) -> int:
+        """Run ``insert`` (a row of ``table``: ``deliveries``, ``replays``; its first
+        parameter the id) with a new id and return the id: the handler's next, a random slot
+        of this millisecond above the handler's last id (``herald.ids.next_public_id``), so
+        the handler's rows keep their order and their ids tell nothing of other
+        organisations'. The caller holds the handler's row lock; no other lock is taken,
+        nor other rows read: where another row has the id, it is drawn again, higher."""
+        sql = f"SELECT MAX(id) FROM {table} WHERE handler_id = ?"  # (handler_id, id) index
+        last = self._execute(conn, sql, (handler_id,)).fetchone()
+        after: int | None = None if last is None or last[0] is None else int(last[0])
+        ms = public_id_ms(now_ms())
+        while True:
+            new_id = next_public_id(ms, after)
+            row = self._execute(
+                conn, f"{insert} ON CONFLICT DO NOTHING RETURNING id", (new_id, *params)
+            ).fetchone()
+            if row is not None:
+                return new_id
+            after = new_id
 
     # -- node ids -------------------------------------------------------------
     def lease_node_id(self, preferred: int | None = None) -> int:
@@ -376,11 +398,13 @@ class SQLStoreBase(ABC, Generic[C]):
     ) -> Token:
         created = now_ms()
         with self._transaction() as conn:
-            row = self._execute(
+            (token_id,) = self._new_ids(conn, "tokens", 1, created)
+            self._execute(
                 conn,
-                "INSERT INTO tokens (organisation_id, name, token_hash, prefix, permissions, "
-                "internal, created_ms) VALUES (?, ?, ?, ?, ?, ?, ?) RETURNING id",
+                "INSERT INTO tokens (id, organisation_id, name, token_hash, prefix, "
+                "permissions, internal, created_ms) VALUES (?, ?, ?, ?, ?, ?, ?, ?)",
                 (
+                    token_id,
                     organisation_id,
                     name,
                     token_hash,
@@ -389,9 +413,9 @@ class SQLStoreBase(ABC, Generic[C]):
                     internal,
                     created,
                 ),
-            ).fetchone()
+            )
         return Token(
-            row[0], organisation_id, name, prefix, tuple(permissions), internal, created, None
+            token_id, organisation_id, name, prefix, tuple(permissions), internal, created, None
         )
 
     def find_token(self, token_hash: str) -> Token | None:
@@ -657,9 +681,9 @@ class SQLStoreBase(ABC, Generic[C]):
             self._before_insert([notice[0]])
         with self._transaction(durable=notice is not None) as conn:
             if progress is None:
-                row = self._execute(
+                row = self._execute(  # locked: the handler's attempts take ids in turn
                     conn,
-                    SELECT_HANDLER + " WHERE id = ? AND organisation_id = ?",
+                    f"{SELECT_HANDLER} WHERE id = ? AND organisation_id = ?{self._LOCK_ROW}",
                     (delivery.handler_id, delivery.organisation_id),
                 )
             else:
@@ -693,11 +717,13 @@ class SQLStoreBase(ABC, Generic[C]):
                 self._move_replay(conn, *replay_cursor, delivery.handler_id)
             if notice is not None and progress is not None:
                 self._insert_events(conn, [notice[0]], [notice[1]])
-            self._execute(
+            self._insert_next(
                 conn,
-                "INSERT INTO deliveries (organisation_id, handler_id, at_ms, kind, event_ids, "
-                "status, outcome, error, latency_ms) "
-                f"VALUES (?, ?, ?, ?, {self._EVENT_IDS_MARK}, ?, ?, ?, ?)",
+                "deliveries",
+                delivery.handler_id,
+                "INSERT INTO deliveries (id, organisation_id, handler_id, at_ms, kind, "
+                "event_ids, status, outcome, error, latency_ms) "
+                f"VALUES (?, ?, ?, ?, ?, {self._EVENT_IDS_MARK}, ?, ?, ?, ?)",
                 (
                     delivery.organisation_id,
                     delivery.handler_id,
@@ -774,8 +800,10 @@ class SQLStoreBase(ABC, Generic[C]):
     def create_replay(self, handler_id: int, from_ms: int, until_ms: int) -> Replay:
         created = now_ms()
         with self._transaction() as conn:
-            handler = self._execute(
-                conn, "SELECT organisation_id FROM handlers WHERE id = ?", (handler_id,)
+            handler = self._execute(  # locked: the handler's replays take ids in turn
+                conn,
+                f"SELECT organisation_id FROM handlers WHERE id = ?{self._LOCK_ROW}",
+                (handler_id,),
             ).fetchone()
             if handler is None:
                 raise NotFound(f"no event handler {handler_id}")
@@ -787,17 +815,18 @@ class SQLStoreBase(ABC, Generic[C]):
             ).fetchone()
             start, end = (first - 1, last) if first is not None else (0, 0)
             done = created if end == 0 else None
-            row = self._execute(
+            replay_id = self._insert_next(
                 conn,
-                "INSERT INTO replays (organisation_id, handler_id, from_ms, until_ms, "
-                "cursor_seq, end_seq, created_ms, done_ms) VALUES (?, ?, ?, ?, ?, ?, ?, ?) "
-                "RETURNING id",
+                "replays",
+                handler_id,
+                "INSERT INTO replays (id, organisation_id, handler_id, from_ms, until_ms, "
+                "cursor_seq, end_seq, created_ms, done_ms) VALUES (?, ?, ?, ?, ?, ?, ?, ?, ?)",
                 (handler[0], handler_id, from_ms, until_ms, start, end, created, done),
-            ).fetchone()
+            )
             self._execute(  # a changed handler: the worker's next lease renewal wakes it
                 conn, "UPDATE handlers SET updated_ms = ? WHERE id = ?", (created, handler_id)
             )
-        return Replay(row[0], handler_id, from_ms, until_ms, start, end, created, done)
+        return Replay(replay_id, handler_id, from_ms, until_ms, start, end, created, done)
 
     def pending_replays(self, handler_id: int) -> list[Replay]:
         rows = self._read(

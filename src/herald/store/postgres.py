@@ -105,7 +105,7 @@ MAX_BATCH = 1 << ROW_BITS
 # Advisory lock keys (arbitrary, fixed): schema migrations, partition changes, node leases.
 _MIGRATE_LOCK, _PARTITION_LOCK, _NODE_LOCK = 7_400_001, 7_400_002, 7_400_003
 # ... and the choice of new ids per table and millisecond (SQLStoreBase._new_ids)
-_ID_LOCKS = {"handlers": 7_400_004, "rejected_records": 7_400_005}
+_ID_LOCKS = {"handlers": 7_400_004, "rejected_records": 7_400_005, "tokens": 7_400_006}
 
 _TYPES = {
     Kind.INT: "bigint",
