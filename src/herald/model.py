@@ -23,6 +23,7 @@ from pydantic import (
     Field,
     StringConstraints,
     ValidationError,
+    WithJsonSchema,
 )
 
 from herald.catalog import CRITICALITIES, SEVERITIES, SOURCES, Catalog, Scope
@@ -89,11 +90,30 @@ class LevelRef(BaseModel):
     description: str | None = Field(default=None, max_length=64)
 
 
-class CriticalityRef(BaseModel):
-    """A criticality as records serve it: ``{"id": 3, "description": "Medium"}``."""
+def _criticality_id(value: object) -> object:
+    """Criticality in the form records serve it, ``{"id": 3, "description": "Medium"}``,
+    as its id (the description is not read); a number or null as it is."""
+    if isinstance(value, dict):
+        if "id" not in value:
+            raise ValueError('the object form needs its "id" (0-5)')
+        return value["id"]
+    return value
 
-    id: int = Field(ge=0, le=5)
-    description: str | None = Field(default=None, max_length=64)
+
+_CRITICALITY_SCHEMA = {
+    "anyOf": [
+        {"type": "integer", "minimum": 0, "maximum": 5},
+        {
+            "type": "object",
+            "properties": {
+                "id": {"type": "integer", "minimum": 0, "maximum": 5},
+                "description": {"type": "string"},
+            },
+            "required": ["id"],
+        },
+        {"type": "null"},
+    ]
+}
 
 
 class OrganisationRef(BaseModel):
@@ -169,7 +189,11 @@ class EventIn(BaseModel):
     user: UserRef | None = None
     detail: BoundedJSON = None
     target: TargetRef | None = None
-    criticality: Annotated[int, Field(ge=0, le=5)] | CriticalityRef | None = Field(
+    criticality: Annotated[
+        int | None, BeforeValidator(_criticality_id), WithJsonSchema(_CRITICALITY_SCHEMA)
+    ] = Field(
+        ge=0,
+        le=5,
         default=None,
         description="1 critical ... 5 trivial; 0 or null: not applicable; absent: from "
         'severity. A number, or the object records serve ({"id": 3, "description": '
@@ -324,9 +348,7 @@ def build_event(
     alert = event.alert
     if alert is None:
         alert = bool(event_type.default_alert) if event_type else False
-    criticality = (
-        event.criticality.id if isinstance(event.criticality, CriticalityRef) else event.criticality
-    )
+    criticality = event.criticality
     if "criticality" not in event.model_fields_set:
         criticality = CRITICALITY_FOR_SEVERITY[severity]
     elif criticality is None:
