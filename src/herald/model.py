@@ -405,6 +405,9 @@ def build_event(
     )
 
 
+_NULL_KEY_PATTERNS = tuple(f'"{key}":'.encode() for key in NULL_WHEN_ABSENT)
+
+
 def with_null_keys(record: dict[str, JSON]) -> dict[str, JSON]:
     """``record`` with the keys of ``NULL_WHEN_ABSENT`` it lacks added as ``null`` before
     ``target``; ``record`` itself when it has them all."""
@@ -425,6 +428,11 @@ def served_record(body: bytes) -> bytes:
     """A stored record as every read path serves it (``with_null_keys``: events stored
     before Herald kept the null keys get them). A record that has them all is returned as
     it is (the same bytes)."""
+    if all(pattern in body for pattern in _NULL_KEY_PATTERNS):
+        # Every record written since the keys were kept has them all: served unparsed. (A
+        # key inside a string is escaped, so only a nested object's key of the same name can
+        # match here; such an old record keeps its shape.)
+        return body
     record = orjson.loads(body)
     if not isinstance(record, dict):
         return body
