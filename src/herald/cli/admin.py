@@ -377,9 +377,8 @@ def ingest_credential_create(
     name: Annotated[str, typer.Option("--name", help="A label for the credential.")] = "",
     database: DatabaseOption = None,
 ) -> None:
-    """Create an ingest credential: a token of one organisation holding only
-    ingest:PROVIDER, printed once in the form the provider's portal takes (the secret is the
-    last line). List it with `herald token list`, revoke it with `herald token revoke ID`."""
+    """Create a token holding only ingest:PROVIDER, printed once as the provider's set-up
+    takes it (the secret last); herald token list and herald token revoke manage it."""
     from herald.auth import issue_token
 
     store = store_for(database)
