@@ -377,8 +377,7 @@ def ingest_credential_create(
     name: Annotated[str, typer.Option("--name", help="A label for the credential.")] = "",
     database: DatabaseOption = None,
 ) -> None:
-    """Create a token holding only ingest:PROVIDER, printed once as the provider's set-up
-    takes it (the secret last); herald token list and herald token revoke manage it."""
+    """A token holding only ingest:PROVIDER, printed once as the provider's set-up takes it."""
     from herald.auth import issue_token
 
     store = store_for(database)
