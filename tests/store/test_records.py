@@ -127,7 +127,9 @@ def test_herald_db_migrate_compresses_a_database_of_the_release_before(
     events = _events(make_event, EVENTS)
     event_ids = ids(EVENTS)
     written = [orjson.dumps({**e.record, "id": i}) for e, i in zip(events, event_ids, strict=True)]
-    old_columns = EVENT_COLUMNS[:-1]  # without dictionary_id
+    # without dictionary_id (0014) and rat (0021)
+    kept = [i for i, column in enumerate(EVENT_COLUMNS[:-1]) if column != "rat"]
+    old_columns = [EVENT_COLUMNS[i] for i in kept]
     with contextlib.closing(sqlite3.connect(path)) as conn:
         conn.execute(
             "CREATE TABLE schema_migrations (version INTEGER PRIMARY KEY, name TEXT NOT NULL, "
@@ -148,7 +150,7 @@ def test_herald_db_migrate_compresses_a_database_of_the_release_before(
             f"INSERT INTO events ({', '.join(old_columns)}) "
             f"VALUES ({', '.join('?' * len(old_columns))})",
             [
-                event_row(event, event_id, body, RAW)[:-1]
+                [event_row(event, event_id, body, RAW)[i] for i in kept]
                 for event, event_id, body in zip(events, event_ids, written, strict=True)
             ],
         )
@@ -231,3 +233,81 @@ def test_sqlite_keeps_one_copy_of_the_lean_fields_and_old_rows_lose_theirs(
         assert _selections(store) == selected
     finally:
         store.close()
+
+
+OLD_FIELD_FILTERS = {  # the fields 0021 / 0008 left empty in rows written before them
+    "rat": EventFilter((ORGANISATION,), terms={"rat": (6,)}),
+    "provider_organisation": EventFilter(
+        (ORGANISATION,), terms={"provider_organisation": ("acct-7",)}
+    ),
+}
+
+
+def _old_field_events(make_event: EventFactory, count: int) -> list[Any]:
+    """PDP contexts (rat 6 or 8) and Stacuity envelopes (account acct-7 or acct-8)."""
+    start = now_ms() - 3_600_000
+    return [
+        make_event(
+            ORGANISATION, start + i * 1000, detail={"pdp_context": {"rat_type": (6, 8)[i % 4 // 2]}}
+        )
+        if i % 2 == 0
+        else make_event(
+            ORGANISATION,
+            start + i * 1000,
+            provider="stacuity",
+            payload={"data": {"accountId": ("acct-7", "acct-8")[i % 4 // 2]}},
+        )
+        for i in range(count)
+    ]
+
+
+def _found(store: Store) -> dict[str, int]:
+    return {
+        name: len(store.query(EventQuery(flt, per_page=1000)).items)
+        for name, flt in OLD_FIELD_FILTERS.items()
+    }
+
+
+def test_events_stored_before_rat_and_the_stacuity_account_are_found_after_the_backfill(
+    store: Store, database_url: str, make_event: EventFactory, ids: Any
+) -> None:
+    """Compressed rows as a release before 0021 left them on PostgreSQL (no rat, no Stacuity
+    account id in their columns): ``backfill_fields``, killed after its first chunk then
+    finished by ``herald db backfill-fields``, makes both filters find them, as SQLite does
+    (which reads them from the record and has nothing to backfill)."""
+    assert isinstance(store, RecordMethods)
+    store.create_organisation("Acme", ORGANISATION)
+    event_ids = ids(EVENTS)
+    store.append(_old_field_events(make_event, EVENTS), event_ids)
+    readable(store, event_ids)
+    expected = {"rat": EVENTS // 4, "provider_organisation": EVENTS // 4}
+    assert _found(store) == expected
+    postgres = not store._CLEARS_LEAN_COLUMNS
+    if postgres:
+        with store._transaction() as conn:  # as before 0021, once its UPDATE had run
+            conn.execute("UPDATE events SET rat = NULL, provider_organisation = NULL")
+            conn.execute("DELETE FROM meta WHERE key LIKE 'backfill_fields.%'")
+            assert (
+                conn.execute("SELECT COUNT(*) FROM events WHERE dictionary_id = 0").fetchone()[0]
+                == 0
+            )  # every row compressed: SQL alone could not read them
+        assert _found(store) == {"rat": 0, "provider_organisation": 0}
+    assert store.unbackfilled_events() == (EVENTS if postgres else 0)
+
+    def killed(done: int) -> None:
+        raise KeyboardInterrupt  # the process dies after its first chunk
+
+    if postgres:
+        with pytest.raises(KeyboardInterrupt):
+            store.backfill_fields(killed, chunk=50)
+        assert store.unbackfilled_events() == EVENTS - 50
+    result = subprocess.run(
+        [*HERALD, "db", "backfill-fields", "--database", database_url],
+        capture_output=True,
+        text=True,
+        timeout=60,
+    )
+    assert result.returncode == 0, result.stderr
+    assert f"backfilled {EVENTS - 50 if postgres else 0:,} stored events" in result.stdout
+    assert store.unbackfilled_events() == 0
+    assert _found(store) == expected

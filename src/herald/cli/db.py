@@ -1,4 +1,4 @@
-"""``herald db migrate``, ``status`` and ``train-dictionary``: the schema, on either backend."""
+"""``herald db migrate``, ``status``, ``train-dictionary``, ``backfill-fields``: the schema."""
 
 from __future__ import annotations
 
@@ -71,6 +71,7 @@ def migrate(database: DatabaseOption = None) -> None:
         try:
             store.migrate()
             compacted = _compact(store)
+            backfilled = _backfill(store)
         except StoreError as exc:
             fail(f"migration failed: {exc}")
         after = _status(store)
@@ -79,6 +80,26 @@ def migrate(database: DatabaseOption = None) -> None:
     console.print(f"applied: {', '.join(applied)}" if applied else "already up to date")
     if compacted:
         console.print(f"compacted {compacted:,} stored records", highlight=False)
+    if backfilled:
+        console.print(f"backfilled {backfilled:,} stored events", highlight=False)
+
+
+@db_app.command("backfill-fields")
+def backfill_fields(database: DatabaseOption = None) -> None:
+    """Fill the filter columns added after older events were stored (rat, and Stacuity's
+    account id as provider_organisation) from their records, on PostgreSQL (SQLite reads
+    them from the records). Interrupted, even by kill -9, the next run goes on where it
+    stopped; `herald db migrate` runs it too."""
+    from herald.store import StoreError
+
+    with _open(database, create=False) as (store, url):
+        if _status(store).pending:
+            fail("the schema is not up to date: run `herald db migrate` (it backfills too)")
+        try:
+            backfilled = _backfill(store)
+        except StoreError as exc:
+            fail(f"backfill failed: {exc}")
+    console.print(f"{url}: backfilled {backfilled:,} stored events", highlight=False, markup=False)
 
 
 def _compact(store: Store) -> int:
@@ -108,6 +129,24 @@ def _compact(store: Store) -> int:
     with Progress(*columns, console=console) as progress:
         task = progress.add_task("compact", total=total)
         return store.compact_records(lambda done: progress.advance(task, done))
+
+
+def _backfill(store: Store) -> int:
+    """Backfill the filter columns of older events (``RecordMethods.backfill_fields``), with
+    a progress bar."""
+    from rich.progress import BarColumn, MofNCompleteColumn, Progress, TextColumn
+
+    from herald.store.records import RecordMethods
+
+    assert isinstance(store, RecordMethods)
+    total = store.unbackfilled_events()
+    if not total:
+        store.backfill_fields()  # marks it done
+        return 0
+    columns = [TextColumn("[bold]backfilling fields[/]"), BarColumn(), MofNCompleteColumn()]
+    with Progress(*columns, console=console) as progress:
+        task = progress.add_task("backfill", total=total)
+        return store.backfill_fields(lambda done: progress.advance(task, done))
 
 
 @db_app.command("train-dictionary")

@@ -343,6 +343,11 @@ class PostgresStore(
         self._ensure_dictionary()
         self.upgrade_handler_filters()
         self.ensure_partitions()
+        if not self.backfill_if_small():
+            log.warning(
+                "events stored before the rat and provider_organisation columns were kept are "
+                "not found by those filters until `herald db backfill-fields` has run"
+            )
 
     def schema_status(self) -> migrator.SchemaStatus:
         """Which migrations this database has and which it still needs."""

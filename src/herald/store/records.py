@@ -34,6 +34,7 @@ LEVEL = 3  # level 9 saves 3 % more bytes for 3x the time; 19 saves 12 % for 60x
 DICTIONARY_BYTES = 16_384  # 32 KB or 64 KB dictionaries compress no better (measured)
 TRAINING_SAMPLES = 5_000
 MIGRATION_CHUNK = 5_000
+AUTO_BACKFILL_ROWS = 100_000  # backfilled at migrate time up to this many rows (a few seconds)
 
 
 def shipped_dictionary() -> bytes:
@@ -267,3 +268,100 @@ class RecordMethods(SQLStoreBase[C]):
             done += len(rows)
             if progress is not None:
                 progress(len(rows))
+
+    # -- backfilling columns added after their rows were written ----------------
+    # PostgreSQL's filters read these columns; SQLite reads them from the record (lean), so
+    # it has nothing to backfill. 0021 filled rat only for uncompressed rows and 0008 took
+    # only emnify's organisation id, so older rows are decoded here (herald db migrate,
+    # herald db backfill-fields).
+    BACKFILLED: ClassVar[tuple[str, ...]] = ("rat", "provider_organisation")
+    _BACKFILL_KEY = "backfill_fields"
+
+    def _backfill_bounds(self) -> tuple[int, int] | None:
+        """(after, until): the seq range still to backfill, or None when there is none. The
+        upper bound is the newest row when the backfill first ran (rows written since have
+        the columns); ``after`` is where the last run stopped."""
+        if self._CLEARS_LEAN_COLUMNS:
+            return None
+        fields = ",".join(self.BACKFILLED)
+        if self.get_meta(f"{self._BACKFILL_KEY}.done") == fields:
+            return None
+        row = self._read(lambda c: c.execute("SELECT MAX(seq) FROM events").fetchone())
+        newest = -(1 << 63) if row[0] is None else int(row[0])
+        until = int(self.set_meta_if_absent(f"{self._BACKFILL_KEY}.until", str(newest)))
+        after = int(self.get_meta(f"{self._BACKFILL_KEY}.after") or -(1 << 63))
+        return after, until
+
+    def _backfill_condition(self) -> str:
+        return " OR ".join(f"{column} IS NULL" for column in self.BACKFILLED)
+
+    def unbackfilled_events(self, limit: int | None = None) -> int:
+        """How many rows ``backfill_fields`` still has to read (counted up to ``limit``)."""
+        bounds = self._backfill_bounds()
+        if bounds is None:
+            return 0
+        inner = (
+            f"SELECT 1 FROM events WHERE ({self._backfill_condition()}) AND seq > ? AND seq <= ?"
+        )
+        if limit is not None:
+            inner += f" LIMIT {int(limit)}"
+        sql = self._sql(f"SELECT COUNT(*) FROM ({inner}) AS pending")
+        row = self._read(lambda c: c.execute(sql, bounds).fetchone())
+        return int(row[0])
+
+    def backfill_fields(
+        self, progress: Callable[[int], Any] | None = None, chunk: int = MIGRATION_CHUNK
+    ) -> int:
+        """Fill ``BACKFILLED`` columns of rows written before they were kept, from each
+        row's (decompressed) record: ``chunk`` rows per transaction, the position kept in
+        ``meta`` with each, so a run killed at any point goes on where it stopped. ``progress``
+        is told how many rows each chunk read. The number of rows changed."""
+        bounds = self._backfill_bounds()
+        if bounds is None:
+            return 0
+        after, until = bounds
+        columns = ", ".join(self.BACKFILLED)
+        select = self._sql(
+            f"SELECT seq, id, ts, dictionary_id, body, {columns} FROM events "
+            f"WHERE ({self._backfill_condition()}) AND seq > ? AND seq <= ? ORDER BY seq LIMIT ?"
+        )
+        assignments = ", ".join(f"{column} = ?" for column in self.BACKFILLED)
+        update = self._sql(f"UPDATE events SET {assignments} WHERE id = ? AND ts = ?")
+        position = self._sql(
+            "INSERT INTO meta (key, value) VALUES (?, ?) "
+            "ON CONFLICT (key) DO UPDATE SET value = excluded.value"
+        )
+        fields = [BY_NAME[name] for name in self.BACKFILLED]
+        unpack = self._unpacker()
+        changed = 0
+        while True:
+            with self._transaction() as conn:
+                rows = conn.execute(select, (after, until, chunk)).fetchall()
+                if not rows:
+                    conn.execute(
+                        position, (f"{self._BACKFILL_KEY}.done", ",".join(self.BACKFILLED))
+                    )
+                    return changed
+                updates = []
+                for _, i, ts, dictionary_id, body, *held in rows:
+                    record = orjson.loads(unpack(dictionary_id, bytes(body)))
+                    values = [field.value(record) for field in fields]
+                    if values != held:
+                        updates.append((*values, i, ts))
+                if updates:
+                    cast(Any, conn).cursor().executemany(update, updates)
+                after = int(rows[-1][0])
+                conn.execute(position, (f"{self._BACKFILL_KEY}.after", str(after)))
+            changed += len(updates)
+            if progress is not None:
+                progress(len(rows))
+
+    def backfill_if_small(self, limit: int = AUTO_BACKFILL_ROWS) -> bool:
+        """Backfill at migrate time when at most ``limit`` rows are left (a store's first
+        start on a new version); a larger store is left to ``herald db backfill-fields``.
+        Whether nothing is left to backfill."""
+        pending = self.unbackfilled_events(limit + 1)
+        if pending > limit:
+            return False
+        self.backfill_fields()
+        return True
