@@ -58,8 +58,15 @@ def event_bodies(draw: st.DrawFn) -> dict[str, Any]:
         body["imsi"] = {"imsi": draw(texts)}
     if draw(st.booleans()):
         body["detail"] = {"name": draw(texts), "country": {"name": draw(texts)}}
-    if draw(st.booleans()):
-        body["payload"] = {"data": {"organisation": {"id": draw(small_ints)}}}
+        if draw(st.booleans()):
+            body["detail"]["pdp_context"] = {"rat_type": draw(small_ints)}
+    if draw(st.booleans()):  # emnify's organisation, or a Stacuity envelope's account
+        data = (
+            {"organisation": {"id": draw(small_ints)}}
+            if draw(st.booleans())
+            else {"accountId": draw(texts)}
+        )
+        body["payload"] = {"data": data}
     return body
 
 
