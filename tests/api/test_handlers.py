@@ -64,7 +64,8 @@ def test_crud_and_secret_shown_only_on_creation(herald: HeraldServer) -> None:
         ({"url": HOOK}, "name"),
         ({"name": "x", "url": "ftp://example.com/"}, "url"),
         ({"name": "x", "url": HOOK, "format": "xml"}, "format"),
-        ({"name": "x", "url": HOOK, "filter": {"monikers": ["nope_v1"]}}, "filter.monikers"),
+        ({"name": "x", "url": HOOK, "filter": {"monikers": [""]}}, "filter.monikers"),
+        ({"name": "x", "url": HOOK, "filter": "moniker:" + "m" * 1000}, "filter.moniker"),
         ({"name": "x", "url": HOOK, "filter": {"severities": [7]}}, "filter.severities"),
         ({"name": "x", "url": HOOK, "filter": {"colour": "red"}}, "filter.colour"),
         ({"name": "x", "url": HOOK, "batch": {"max_events": 0}}, "batch.max_events"),
@@ -279,6 +280,33 @@ def test_lag_counts_only_the_events_the_filter_selects(herald: HeraldServer) -> 
         status = client.get(f"/event_handler/{handler['id']}/status").json()
         assert status["lag_events"] == severities.count(1)
         assert status["lag_seconds"] >= 0 and status["lag_events_capped"] is False
+
+
+def test_a_moniker_no_catalogue_knows_selects_like_any_other(herald: HeraldServer) -> None:
+    """As ``q=moniker:`` does: a Stacuity moniker the catalogue does not know is the record's
+    moniker, so a handler may filter on it (in the q form and the old shape)."""
+    organisation, token = tenant(herald, "unknown monikers")
+    ingest = herald.create_token(organisation, "ingest:stacuity")
+    envelopes = [
+        {"eventId": f"um-{i}", "eventType": moniker, "accountId": "a-1", "detail": {}}
+        for i, moniker in enumerate(["brandnewthing_v1", "endpointdatasessioncreated_v1"])
+    ]
+    with herald.client(token) as client:
+        handlers = [
+            client.post(
+                "/event_handler",
+                json={"name": "new", "url": HOOK, "filter": wanted, "enabled": False},
+            )
+            for wanted in ("moniker:brandnewthing_v1", {"monikers": ["brandnewthing_v1"]})
+        ]
+        assert [h.status_code for h in handlers] == [201, 201], [h.text for h in handlers]
+        assert [h.json()["filter"] for h in handlers] == ["moniker:brandnewthing_v1"] * 2
+        with herald.client(ingest) as writer:
+            answer = writer.post("/ingest/stacuity", json=envelopes)
+            assert answer.json()["stored"] == 2, answer.text
+        for handler in handlers:
+            status = client.get(f"/event_handler/{handler.json()['id']}/status").json()
+            assert status["lag_events"] == 1
 
 
 # -- receiver credentials, custom headers, timeout, the Stacuity envelope (#34 point 5) --

@@ -77,10 +77,9 @@ def canonical_filter(value: str | Mapping[str, Any], catalog: Catalog) -> str:
         if term.name not in HANDLER_FILTER_NAMES:
             known = ", ".join(HANDLER_FILTER_NAMES)
             raise syntax.FilterError(term.where, f"unknown filter field (known: {known})")
-    flt = syntax.parse_filter(
-        terms, scope=None, known_moniker=lambda m: catalog.by_moniker(m) is not None
-    )
-    return syntax.to_q(flt)
+    # any moniker, as q=moniker: takes it: a Stacuity moniker no catalogue knows is kept as
+    # the record's moniker, so a handler can select it
+    return syntax.to_q(syntax.parse_filter(terms, scope=None))
 
 
 def from_legacy(old: LegacyFilter, catalog: Catalog) -> str:
