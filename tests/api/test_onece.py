@@ -11,8 +11,10 @@ from typing import Any
 
 import httpx
 import jsonschema
+import orjson
 import pytest
 
+from herald.api.routes.onece import day_costs
 from herald.timefmt import format_ms, now_ms
 from tests.support.server import HeraldServer
 from tests.support.waiting import wait_until
@@ -291,3 +293,54 @@ def test_a_sims_status_and_daily_usage(server: HeraldServer, tenants: Tenants) -
         problem(a.get(f"{PREFIX}/{X}/usage", params=late), 422, "start_dt")
         problem(a.get(f"{PREFIX}/{X}/usage", params={"start_date": _day(D1)}), 422, "start_date")
         problem(a.get(f"{PREFIX}/{Y}/usage"), 404)
+
+
+def test_a_days_cost_is_summed_from_its_usage_records(
+    server: HeraldServer, tenants: Tenants
+) -> None:
+    """1NCE's usage records carry their cost: the usage answer sums a day's, per traffic
+    type, where each record has one in one currency; else null (the records themselves are
+    at /endpoint/{id}/usage/records)."""
+    euro = {"id": 1, "symbol": "€", "code": "EUR"}
+
+    def priced(record: dict[str, Any], cost: Any, currency: Any = euro) -> dict[str, Any]:
+        return {**record, "cost": cost, "currency": currency}
+
+    with client_for(server, tenants.a) as a:
+        post(a, [sim_event(1, 0, X, detail=VODAFONE)])
+        ingested = a.post(
+            "/api/v1/ingest/1nce",
+            json=[
+                priced(usage(11, D1 + 60 * MIN, "0.5", "0.25"), "0.0012345678"),
+                priced(usage(12, D1 + 90 * MIN, "0.5", "0.25"), 0.0025),  # a number
+                priced(usage(13, D1 + 30 * MIN, "0", "1", sms=True), "0.09"),
+                usage(14, D1 + 40 * MIN, "0", "1", sms=True),  # no cost: the day's is unknown
+                priced(usage(15, D2 + 60 * MIN, "0.1", "0"), "0.01"),
+                priced(usage(16, D2 + 70 * MIN, "0.1", "0"), "0.01", {**euro, "code": "USD"}),
+            ],
+        )
+        assert ingested.json()["stored"] == 6, ingested.text
+        params = {"start_dt": _day(D2 - DAY), "end_dt": _day(D1)}
+        answer = a.get(f"{PREFIX}/{X}/usage", params=params)
+        assert answer.status_code == 200, answer.text
+        jsonschema.validate(answer.json(), ONECE_USAGE)
+        empty, mixed, day = answer.json()["stats"]
+        assert (day["data"]["cost"], day["data"]["currency"]) == ("0.0037345678", euro)
+        assert (day["sms"]["cost"], day["sms"]["currency"]) == (None, None)
+        assert mixed["data"]["volume"] == "0.200000"
+        assert (mixed["data"]["cost"], mixed["data"]["currency"]) == (None, None)  # 2 currencies
+        assert empty["data"]["cost"] is None and empty["sms"]["cost"] is None
+    with client_for(server, tenants.b) as b:  # another tenant's SIM of the same ICCID
+        post(b, [sim_event(1, 0, X, detail=VODAFONE)])
+        stats = b.get(f"{PREFIX}/{X}/usage", params=params).json()["stats"]
+        assert [entry["data"]["cost"] for entry in stats] == [None, None, None]
+
+
+def test_day_costs_leave_out_a_cut_day_and_amounts_they_cannot_sum() -> None:
+    def row(day: int, cost: Any) -> tuple[int, int, bytes]:
+        return (day, 5, orjson.dumps({"cost": cost, "currency": {"code": "EUR"}}))
+
+    rows = [row(9, "0.5"), row(9, "1"), row(8, "1e999999"), row(7, True), row(6, "2"), row(5, "3")]
+    costs = day_costs(rows, limit=len(rows))  # the read was cut: day 5 may lack records
+    assert costs == {(9, 5): ("1.5", {"code": "EUR"}), (6, 5): ("2", {"code": "EUR"})}
+    assert day_costs(rows, limit=len(rows) + 1)[(5, 5)] == ("3", {"code": "EUR"})

@@ -543,6 +543,12 @@ class Store(Protocol):
         """The endpoint's usage records as the provider sent them (cost, currency, tariff and
         all) that ended in ``[start_ms, end_ms)``, newest first, at most ``limit``."""
 
+    def usage_day_records(
+        self, organisation_id: int, endpoint_id: int, first_day: int, last_day: int, limit: int
+    ) -> list[tuple[int, int, bytes]]:
+        """(day, traffic type, record as sent) of the endpoint's usage records of these days,
+        the newest day first, at most ``limit``."""
+
     def usage_organisation(
         self, organisation_ids: tuple[int, ...] | None, endpoint_id: int
     ) -> int | None:

@@ -232,6 +232,21 @@ class UsageMethods(SQLStoreBase[C]):
         )
         return [bytes(row[0]) for row in rows]
 
+    def usage_day_records(
+        self, organisation_id: int, endpoint_id: int, first_day: int, last_day: int, limit: int
+    ) -> list[tuple[int, int, bytes]]:
+        """(day, traffic type, record as sent) of the endpoint's usage records of the days
+        ``first_day``..``last_day``, the newest day first, at most ``limit``."""
+        rows = self._read(
+            lambda c: self._execute(
+                c,
+                "SELECT day, traffic_type, record FROM usage_records WHERE organisation_id = ? "
+                "AND endpoint_id = ? AND day >= ? AND day <= ? ORDER BY day DESC LIMIT ?",
+                (organisation_id, endpoint_id, first_day, last_day, limit),
+            ).fetchall()
+        )
+        return [(int(row[0]), int(row[1]), bytes(row[2])) for row in rows]
+
     def usage_sessions(
         self, organisation_id: int, endpoint_id: int, start_ms: int, end_ms: int
     ) -> list[tuple[int, bytes]]:

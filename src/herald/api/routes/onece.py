@@ -8,7 +8,8 @@ Served under ``ONECE_PREFIX`` with 1NCE's own paths after it (its base URL
 - ``GET /v1/sims/{iccid}/status``: the SIM's connectivity (``ATTACHED``, ``ONLINE``,
   ``OFFLINE``, ``BLOCKED``) with its location and PDP context, from the device state;
 - ``GET /v1/sims/{iccid}/usage?start_dt=&end_dt=``: its usage per UTC day (``stats``), by the
-  rule of ``devices/usage.py``.
+  rule of ``devices/usage.py``, with the day's cost summed from its usage records when each
+  of them carries one (1NCE's do), in one currency.
 
 A SIM is found by its ICCID in the events of the caller's organisations (``sim.iccid``); its
 newest event names the endpoint whose state and usage are the SIM's. Permissions as the
@@ -18,6 +19,7 @@ no event of theirs carries.
 
 from __future__ import annotations
 
+from decimal import Decimal, InvalidOperation
 from typing import Annotated, Any, Literal
 
 import orjson
@@ -109,8 +111,11 @@ class Volume(BaseModel):
     volume_rx: str = Field(description="Data: received by the SIM; SMS: mobile originated")
     volume_tx: str = Field(description="Data: sent by the SIM; SMS: mobile terminated")
     traffic_type: TrafficType
-    cost: str | None = Field(description="null: Herald keeps no prices")
-    currency: dict[str, Any] | None = Field(description="null: Herald keeps no prices")
+    cost: str | None = Field(
+        description="The day's usage records' cost, summed: null unless each record of the "
+        "day carries a cost, in one currency (1NCE's do; emnify's and sessions' do not)"
+    )
+    currency: dict[str, Any] | None = Field(description="The records' currency, as they say")
 
 
 class DailyUsageEntry(BaseModel):
@@ -172,23 +177,86 @@ def _decimal(units: int, scale: int) -> str:
     return f"{units // scale}.{units % scale:06d}"
 
 
-def usage_entry(day: usage.DayUsage) -> dict[str, Any]:
-    """One day as 1NCE's ``Daily`` usage record."""
+MAX_COST_RECORDS = 20_000
+"""Usage records a usage answer reads for costs; past it, the older days' cost is null."""
+_MAX_COST_TEXT = 40
+Cost = tuple[str, dict[str, Any]]
+
+
+def _cost(value: object) -> Decimal | None:
+    """A record's ``cost`` (text or number, up to 10 decimals) as a Decimal; None if absent
+    or not a plain bounded amount."""
+    if isinstance(value, bool) or not isinstance(value, str | int | float):
+        return None
+    text = value if isinstance(value, str) else str(value)
+    if len(text) > _MAX_COST_TEXT:
+        return None
+    try:
+        amount = Decimal(text)
+    except InvalidOperation:
+        return None
+    exponent = amount.as_tuple().exponent
+    if not amount.is_finite() or not isinstance(exponent, int) or exponent < -12:
+        return None
+    return amount if abs(amount) < 10**15 else None
+
+
+def day_costs(rows: list[tuple[int, int, bytes]], limit: int) -> dict[tuple[int, int], Cost]:
+    """(day, traffic type) -> (summed cost, currency) of usage records (``rows`` newest day
+    first, as ``usage_day_records`` gives them): only where each record of the day and type
+    carries a cost in the same currency. A read cut at ``limit`` rows leaves its oldest day
+    out (some of its records were not read)."""
+    if len(rows) >= limit:
+        oldest = rows[-1][0]
+        rows = [row for row in rows if row[0] != oldest]
+    sums: dict[tuple[int, int], tuple[Decimal, Any] | None] = {}
+    for day, traffic_type, body in rows:
+        key = (day, traffic_type)
+        if key in sums and sums[key] is None:
+            continue
+        try:
+            record = orjson.loads(body)
+        except orjson.JSONDecodeError:
+            record = None
+        amount = _cost(record.get("cost")) if isinstance(record, dict) else None
+        currency = record.get("currency") if isinstance(record, dict) else None
+        held = sums.get(key, (Decimal(0), currency))
+        if amount is None or not isinstance(currency, dict) or held is None:
+            sums[key] = None
+        elif held[1] != currency:
+            sums[key] = None
+        else:
+            sums[key] = (held[0] + amount, currency)
+    return {
+        key: (format(total, "f"), currency)
+        for key, held in sums.items()
+        if held is not None
+        for total, currency in (held,)
+    }
+
+
+def usage_entry(
+    day: usage.DayUsage, costs: dict[tuple[int, int], Cost] | None = None
+) -> dict[str, Any]:
+    """One day as 1NCE's ``Daily`` usage record (``costs``: ``day_costs``)."""
+    costs = costs or {}
+    data_cost = costs.get((day.day, DATA), (None, None))
+    sms_cost = costs.get((day.day, SMS), (None, None))
     data = {
         "volume": _decimal(day.data_total, UNITS_PER_MB),
         "volume_rx": _decimal(day.data_rx, UNITS_PER_MB),
         "volume_tx": _decimal(day.data_tx, UNITS_PER_MB),
         "traffic_type": usage.TRAFFIC_TYPES[DATA],
-        "cost": None,
-        "currency": None,
+        "cost": data_cost[0],
+        "currency": data_cost[1],
     }
     sms = {  # 1NCE: volume_rx is the MO count, volume_tx the MT count
         "volume": str(day.sms_total),
         "volume_rx": str(day.sms_mo),
         "volume_tx": str(day.sms_mt),
         "traffic_type": usage.TRAFFIC_TYPES[SMS],
-        "cost": None,
-        "currency": None,
+        "cost": sms_cost[0],
+        "currency": sms_cost[1],
     }
     return {"date": usage.iso_day(day.day) + "T00:00:00.000Z", "data": data, "sms": sms}
 
@@ -334,7 +402,8 @@ async def sim_usage(
     iccid: Iccid, request: Request, services: ServicesDep, principal: EventReader
 ) -> Response:
     """The SIM's data and SMS usage per UTC day, every day of the range: the usage of the
-    endpoint its newest event names."""
+    endpoint its newest event names, with each day's cost summed from its usage records
+    where each carries one (else null; every record at ``/endpoint/{id}/usage/records``)."""
     params = dict(request.query_params)
     refuse_unknown(params, frozenset({"start_dt", "end_dt"}))
     renamed = {
@@ -352,6 +421,7 @@ async def sim_usage(
     endpoint_id = _nested(record, "endpoint").get("id")
     organisation = _nested(record, "organisation").get("id")
     days: list[usage.DayUsage] = []
+    costs: dict[tuple[int, int], Cost] = {}
     if (
         type(endpoint_id) is int
         and 0 <= endpoint_id <= MAX_ENDPOINT_ID
@@ -359,6 +429,15 @@ async def sim_usage(
     ):
         records, sessions = await _days(services, organisation, endpoint_id, first, last)
         days = usage.combine(first, last, records, sessions)
+        rows = await services.run(
+            services.store.usage_day_records,
+            organisation,
+            endpoint_id,
+            first,
+            last,
+            MAX_COST_RECORDS,
+        )
+        costs = day_costs(rows, MAX_COST_RECORDS)
     else:  # a SIM without an endpoint id has no usage kept: every day empty
         days = usage.combine(first, last, [], [])
-    return _json({"stats": [usage_entry(day) for day in days]})
+    return _json({"stats": [usage_entry(day, costs) for day in days]})
