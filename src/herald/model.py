@@ -12,9 +12,8 @@ from __future__ import annotations
 from dataclasses import dataclass
 from datetime import datetime
 from functools import lru_cache
-from typing import Annotated, Any
+from typing import Annotated
 
-import orjson
 from pydantic import (
     AfterValidator,
     BaseModel,
@@ -27,11 +26,13 @@ from pydantic import (
 )
 
 from herald.catalog import CRITICALITIES, SEVERITIES, SOURCES, Catalog, Scope
+from herald.record import JSON as JSON
+from herald.record import NULL_WHEN_ABSENT as NULL_WHEN_ABSENT
+from herald.record import NewEvent as NewEvent
+from herald.record import served_record as served_record
+from herald.record import with_null_keys as with_null_keys
 from herald.retention import too_old, window_start_ms
 from herald.timefmt import format_ms, in_range, parse_timestamp, to_ms
-
-JSON = Any
-"""Free JSON (objects, arrays, scalars) as a producer sent it."""
 
 # Criticality (platform event API: 1 critical ... 5 trivial) derived from severity when absent.
 CRITICALITY_FOR_SEVERITY = {2: 1, 1: 3, 0: 5}
@@ -45,10 +46,6 @@ MAX_EXTRA_FIELDS = 32
 MAX_JSON_DEPTH = 32
 """How deep free JSON (``detail``, ``payload.data``, unknown fields) may nest: a record must
 stay far below what the serialiser takes (orjson stops at 255 levels)."""
-NULL_WHEN_ABSENT = ("endpoint", "sim", "imsi", "user", "detail")
-"""The record's standard nested objects: served as ``null`` when an event has none, as
-emnify's and 1NCE's records do ("empty, nested JSON objects are listed as NULL")."""
-_BEFORE = "target"  # where Herald's records have them (after description, in this order)
 # A batch shares one receive time: format it once, not once per event.
 _format_received = lru_cache(maxsize=64)(format_ms)
 
@@ -246,28 +243,6 @@ class FieldError:
     reason: str
 
 
-@dataclass(slots=True)
-class NewEvent:
-    """A validated event ready for the store: the record plus its indexed columns."""
-
-    organisation_id: int
-    timestamp_ms: int
-    received_ms: int
-    type_id: int
-    severity: int
-    source: int
-    alert: bool
-    criticality: int
-    provider: str
-    external_id: str | None
-    record: dict[str, JSON]
-
-    def nested(self, key: str) -> dict[str, JSON]:
-        """The record's nested object ``key`` (``endpoint``, ``sim``...), or an empty dict."""
-        value = self.record.get(key)
-        return value if isinstance(value, dict) else {}
-
-
 def as_sent(ref: BaseModel) -> dict[str, JSON]:
     """``ref.model_dump(mode="json", exclude_unset=True)`` without the serialiser (a third of
     building an event): a reference's declared fields hold ints and strings, JSON already,
@@ -403,41 +378,6 @@ def build_event(
         external_id=external_id,
         record=record,
     )
-
-
-_NULL_KEY_PATTERNS = tuple(f'"{key}":'.encode() for key in NULL_WHEN_ABSENT)
-
-
-def with_null_keys(record: dict[str, JSON]) -> dict[str, JSON]:
-    """``record`` with the keys of ``NULL_WHEN_ABSENT`` it lacks added as ``null`` before
-    ``target``; ``record`` itself when it has them all."""
-    missing = [key for key in NULL_WHEN_ABSENT if key not in record]
-    if not missing:
-        return record
-    filled: dict[str, JSON] = {}
-    for key, value in record.items():
-        if key == _BEFORE:
-            filled.update(dict.fromkeys(missing))
-        filled[key] = value
-    if _BEFORE not in record:
-        filled.update(dict.fromkeys(missing))
-    return filled
-
-
-def served_record(body: bytes) -> bytes:
-    """A stored record as every read path serves it (``with_null_keys``: events stored
-    before Herald kept the null keys get them). A record that has them all is returned as
-    it is (the same bytes)."""
-    if all(pattern in body for pattern in _NULL_KEY_PATTERNS):
-        # Every record written since the keys were kept has them all: served unparsed. (A
-        # key inside a string is escaped, so only a nested object's key of the same name can
-        # match here; such an old record keeps its shape.)
-        return body
-    record = orjson.loads(body)
-    if not isinstance(record, dict):
-        return body
-    filled = with_null_keys(record)
-    return body if filled is record else orjson.dumps(filled)
 
 
 def _resolve_type(

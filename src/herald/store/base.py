@@ -6,10 +6,10 @@ from collections.abc import Callable, Sequence
 from dataclasses import dataclass, field
 from typing import Any, NamedTuple, Protocol
 
-from herald.model import NewEvent
 from herald.query.fields import SORT_COLUMNS as SORT_COLUMNS
 from herald.query.fields import STATS_GROUPS as STATS_GROUPS
 from herald.query.filter import EventFilter as EventFilter
+from herald.record import NewEvent
 from herald.store.device_records import DeviceQuery, DeviceRow
 from herald.store.rejections import NewRejection, QuarantineLimits, Rejected, RejectedPage
 from herald.store.usage_records import DailyUsage, Traffic, UsageRecord

@@ -20,9 +20,9 @@ import orjson
 
 from herald.catalog import load_catalog
 from herald.ids import draw_public_ids, next_public_id, public_id_bounds, public_id_ms
-from herald.model import NewEvent
 from herald.query.filter import EventFilter
 from herald.query.syntax import legacy_handler_filter
+from herald.record import NewEvent
 from herald.retention import retention_days, window_start_ms
 from herald.store.base import (
     Delivery,

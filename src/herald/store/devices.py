@@ -13,7 +13,7 @@ import dataclasses
 from collections.abc import Sequence
 from typing import Any, ClassVar, cast
 
-from herald.model import NewEvent
+from herald.record import NewEvent
 from herald.store.common import C, SQLStoreBase
 from herald.store.device_records import DEVICE_SORTS, DeviceQuery, DeviceRow
 from herald.store.sql import Dialect

@@ -51,8 +51,9 @@ from psycopg.errors import (
 )
 from psycopg_pool import ConnectionPool, PoolTimeout
 
-from herald.model import NewEvent
+from herald.gil import offer_gil
 from herald.query.fields import FIELDS, Kind
+from herald.record import NewEvent
 from herald.store import migrator, rollup
 from herald.store.base import (
     LOG_SCAN_ROWS,
@@ -92,7 +93,6 @@ from herald.store.sql import (
     where_clause,
 )
 from herald.store.usage import UsageMethods
-from herald.threads import offer_gil
 from herald.timefmt import now_ms
 
 log = logging.getLogger("herald.store")

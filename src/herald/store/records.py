@@ -18,8 +18,8 @@ from typing import Any, ClassVar, TypeVar, cast
 import orjson
 import zstandard
 
-from herald.model import served_record
 from herald.query.fields import BY_NAME
+from herald.record import served_record
 from herald.store.base import LogEntry
 from herald.store.common import C, SQLStoreBase
 from herald.store.errors import StoreError
@@ -133,7 +133,7 @@ class RecordMethods(SQLStoreBase[C]):
         return codec.unpack(dictionary_id, data)
 
     def _served(self, dictionary_id: int, data: bytes) -> bytes:
-        """An event row's record as served (``model.served_record``): every read path of
+        """An event row's record as served (``record.served_record``): every read path of
         events (lists, one event, the log the live stream and the handlers read) takes it."""
         return served_record(self._unpack(dictionary_id, data))
 

@@ -10,9 +10,9 @@ from operator import attrgetter
 
 import orjson
 
-from herald.model import NewEvent, with_null_keys
 from herald.query.fields import BY_NAME, FIELDS, STATS_GROUPS, Match, Record, volume_mb
 from herald.query.filter import EventFilter, ascii_lower
+from herald.record import NewEvent, with_null_keys
 from herald.store.base import EventQuery, SortKey, StatsQuery
 from herald.store.errors import InvalidQuery
 
@@ -89,7 +89,7 @@ def event_row(
 
 def stored_body(event: NewEvent, event_id: int) -> bytes:
     """The record as stored and served: the event's record with its id (not modified), and
-    the null keys of a record built without them (``model.with_null_keys``)."""
+    the null keys of a record built without them (``record.with_null_keys``)."""
     return orjson.dumps(with_null_keys({**event.record, "id": event_id}))
 
 

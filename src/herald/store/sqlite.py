@@ -18,7 +18,8 @@ from typing import Any, TypeVar
 
 import orjson
 
-from herald.model import NewEvent
+from herald.gil import offer_gil
+from herald.record import NewEvent
 from herald.store import migrator, rollup
 from herald.store.base import (
     LOG_SCAN_ROWS,
@@ -56,7 +57,6 @@ from herald.store.sql import (
     where_clause,
 )
 from herald.store.usage import UsageMethods
-from herald.threads import offer_gil
 from herald.timefmt import now_ms
 
 T = TypeVar("T")
