@@ -40,7 +40,7 @@ def settings(**changes: object) -> Settings:
         allow_private_targets=True,
         delivery_retry_schedule="30",
         delivery_lease_seconds=1.5,  # renews (and notices deletions) every 0.5 s
-        **changes,  # type: ignore[arg-type]
+        **changes,
     )
 
 
