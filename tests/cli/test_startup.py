@@ -3,6 +3,7 @@
 from __future__ import annotations
 
 import subprocess
+from pathlib import Path
 
 import pytest
 
@@ -31,6 +32,28 @@ HEAVY = (
     "herald.simulate",
 )
 """What no help needs: the web stack, the database drivers, the settings, the models."""
+
+
+STORE_READ_NEEDS_NOT = (
+    "fastapi",
+    "starlette",
+    "uvicorn",
+    "httpx",
+    "psycopg",
+    "pydantic_settings",
+    "jwt",
+    "asyncio",
+    "herald.api",
+    "herald.model",
+    "herald.auth",
+    "herald.delivery",
+    "herald.simulate",
+    "herald.threads",
+    "herald.store.postgres",
+)
+"""What a command that only reads the SQLite store (``herald token list``) does without:
+the web stack, PostgreSQL, the event models (the store takes ``herald.record``'s plain
+NewEvent), pydantic-settings (the settings read the environment themselves) and asyncio."""
 
 
 def _imported(*args: str) -> set[str]:
@@ -66,6 +89,24 @@ def test_a_commands_help_imports_only_what_typer_does(args: tuple[str, ...]) -> 
         m
         for m in imported
         if (m.split(".")[0] in HEAVY or m.startswith(HEAVY)) and not m.startswith("pydantic")
+    )
+    assert heavy == [], heavy
+
+
+def test_token_list_imports_only_the_store_and_the_settings(tmp_path: Path) -> None:
+    database = f"sqlite:///{tmp_path / 'herald.db'}"
+    subprocess.run(
+        [*HERALD, "db", "migrate", "--database", database],
+        capture_output=True,
+        timeout=60,
+        check=True,
+    )
+    imported = _imported("token", "list", "--database", database)
+    assert {"herald.store.sqlite", "herald.config", "herald.record"} <= imported  # it ran
+    heavy = sorted(
+        m
+        for m in imported
+        if m.split(".")[0] in STORE_READ_NEEDS_NOT or m.startswith(STORE_READ_NEEDS_NOT)
     )
     assert heavy == [], heavy
 
