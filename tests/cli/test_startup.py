@@ -2,11 +2,13 @@
 
 from __future__ import annotations
 
+import os
 import subprocess
 from pathlib import Path
 
 import pytest
 
+from herald.cli.common import _no_pydantic_plugins
 from herald.cli.db import TRAINING_SAMPLES
 from herald.cli.serve import DEMO_ORGANISATIONS
 from herald.simulate import demo
@@ -146,3 +148,16 @@ def test_help_texts_say_things_once_and_plainly(args: tuple[str, ...]) -> None:
 def test_the_constants_the_cli_keeps_to_start_light_are_the_real_ones() -> None:
     assert TRAINING_SAMPLES == records.TRAINING_SAMPLES
     assert DEMO_ORGANISATIONS == demo.DEMO_ORGANISATIONS
+
+
+@pytest.mark.parametrize("before", [None, "my_plugin"])
+def test_the_settings_build_without_plugins_and_leave_the_environment_as_it_was(
+    monkeypatch: pytest.MonkeyPatch, before: str | None
+) -> None:
+    if before is None:
+        monkeypatch.delenv("PYDANTIC_DISABLE_PLUGINS", raising=False)
+    else:
+        monkeypatch.setenv("PYDANTIC_DISABLE_PLUGINS", before)
+    with _no_pydantic_plugins():
+        assert os.environ["PYDANTIC_DISABLE_PLUGINS"] == "1"
+    assert os.environ.get("PYDANTIC_DISABLE_PLUGINS") == before

@@ -10,6 +10,8 @@ from __future__ import annotations
 import errno
 import os
 import sys
+from collections.abc import Iterator
+from contextlib import contextmanager
 from typing import TYPE_CHECKING, Annotated, Any, NoReturn
 
 import typer
@@ -55,10 +57,27 @@ def fail(message: str, code: int = 1) -> NoReturn:
     raise typer.Exit(code)
 
 
+@contextmanager
+def _no_pydantic_plugins() -> Iterator[None]:
+    """Building the Settings model without pydantic's plugin scan (every installed package's
+    entry points, ~5 ms): Herald has no plugin, and typer builds its parameters' adapters
+    so too. Only while the class is built: later models (the server's) scan as usual."""
+    before = os.environ.get("PYDANTIC_DISABLE_PLUGINS")
+    os.environ["PYDANTIC_DISABLE_PLUGINS"] = "1"
+    try:
+        yield
+    finally:
+        if before is None:
+            del os.environ["PYDANTIC_DISABLE_PLUGINS"]
+        else:
+            os.environ["PYDANTIC_DISABLE_PLUGINS"] = before
+
+
 def settings_for(database: str | None) -> Settings:
     """The settings (``--database`` over ``HERALD_DATABASE_URL``). A bad ``HERALD_*`` value
     stops the command: one line for each, naming the variable and what it takes; exit 2."""
-    from herald.config import SettingsError, load_settings
+    with _no_pydantic_plugins():
+        from herald.config import SettingsError, load_settings
 
     try:
         settings = load_settings()
