@@ -24,6 +24,7 @@ from tests.support.server import HeraldServer, start_server
 
 JWT_SECRET = "reliability-suite-secret-" + "x" * 32
 A_SECRET = "A's secret business"
+A_ICCID = "8988280666000000077"  # A's SIM, which the 1NCE-shaped reads look up by ICCID
 
 
 @dataclass
@@ -60,7 +61,7 @@ def world(tmp_path_factory: pytest.TempPathFactory) -> Iterator[World]:
                     "event_type": {"id": 10001},
                     "description": A_SECRET,
                     "endpoint": {"id": 7},
-                    "sim": {"id": 7},
+                    "sim": {"id": 7, "iccid": A_ICCID},
                     "user": {"id": 7},
                 },
             )
@@ -149,6 +150,7 @@ def _path(w: World, template: str) -> str:
         "endpoint_id": 7,
         "sim_id": 7,
         "user_id": 7,
+        "iccid": A_ICCID,
     }
     names = re.findall(r"{(\w+)}", template)
     unknown = [name for name in names if name not in values]
