@@ -40,6 +40,15 @@ TARGETS: list[tuple[str, str, str, float]] = [
         "<=",
         1000,
     ),
+    *(
+        (
+            f"A neighbour's read p99 while one tenant writes at its budget vs idle, {name}",
+            f"ingest.http.neighbour_at_budget.{backend}.p99_ratio_at_budget",
+            "<=",
+            3,
+        )
+        for backend, name in (("sqlite", "SQLite"), ("postgres", "PostgreSQL"))
+    ),
     ("Webhook delivery (batched) vs raw httpx", "delivery.batched.ratio", ">=", 0.6),
     ("Webhook delivery (single) vs raw httpx", "delivery.single.ratio", ">=", 0.5),
     ("Ingest-to-delivery p99 ms at 1,000/s", "delivery.latency_at_1000_per_s.p99_ms", "<=", 500),
@@ -190,6 +199,15 @@ def _figures(results: dict[str, Any]) -> list[str]:
                 f"{_n(busy['p50_ms'])} / {_n(busy['p99_ms'])} | "
                 f"{_n(alone['p50_ms'])} / {_n(alone['p99_ms'])} (no ingest) | |"
             )
+        for backend, run in (h.get("neighbour_at_budget") or {}).items():
+            if isinstance(run, dict):
+                idle, loaded = run["idle"], run["at_budget"]
+                lines.append(
+                    f"| another tenant's newest-event read while one writes at its event budget "
+                    f"({backend}), p50 / p99 ms | {_n(loaded['p50_ms'])} / "
+                    f"{_n(loaded['p99_ms'])} | {_n(idle['p50_ms'])} / {_n(idle['p99_ms'])} "
+                    f"(idle, same server) | {_n(run['p99_ratio_at_budget'])} (p99) |"
+                )
     query = results.get("query") or {}
     names = {
         "newest_100_for_endpoint": "newest 100 for one endpoint",
