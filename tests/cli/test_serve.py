@@ -3,6 +3,7 @@ port."""
 
 from __future__ import annotations
 
+import asyncio
 import os
 import socket
 import subprocess
@@ -12,6 +13,7 @@ import httpx
 import pytest
 from pydantic import ValidationError
 
+from herald.cli.common import listen
 from herald.config import Settings
 from tests.support.server import HERALD, HeraldServer, start_server
 
@@ -87,3 +89,31 @@ def test_a_taken_port_fails_before_herald_says_it_runs(tmp_path: Path) -> None:
     ]
     assert run.stdout == ""  # no "Herald on http://...", no first-start token
     assert not database.exists()  # nothing was done before the port was had
+
+
+def test_connections_to_the_listening_socket_send_without_delay() -> None:
+    """The socket ``herald serve`` listens on gives connections with Nagle off, as uvicorn's
+    own bind does: with Nagle on, each keep-alive answer written in two parts waited for the
+    client's delayed ACK (~40 ms a request)."""
+    sock = listen("127.0.0.1", 0)
+    nodelay: list[int] = []
+
+    async def serve_one() -> None:
+        loop = asyncio.get_running_loop()
+        accepted = asyncio.Event()
+
+        class Probe(asyncio.Protocol):
+            def connection_made(self, transport: asyncio.BaseTransport) -> None:
+                conn = transport.get_extra_info("socket")
+                nodelay.append(conn.getsockopt(socket.IPPROTO_TCP, socket.TCP_NODELAY))
+                transport.close()
+                accepted.set()
+
+        server = await loop.create_server(Probe, sock=sock)
+        async with server:
+            _, writer = await asyncio.open_connection(*sock.getsockname()[:2])
+            await asyncio.wait_for(accepted.wait(), 10)
+            writer.close()
+
+    asyncio.run(serve_one())
+    assert nodelay and nodelay[0] != 0

@@ -172,8 +172,12 @@ def listen(host: str, port: int) -> socket.socket:
     (before anything says the server runs) if the address is taken or not this machine's."""
     import socket
 
-    # as uvicorn binds: IPv6 for an address with a colon, else IPv4 (names included)
-    sock = socket.socket(socket.AF_INET6 if ":" in host else socket.AF_INET)
+    # as uvicorn binds: IPv6 for an address with a colon, else IPv4 (names included). The
+    # protocol is named: asyncio turns Nagle off (TCP_NODELAY) only on connections accepted
+    # from a socket whose proto is IPPROTO_TCP; with proto 0 every keep-alive answer waited
+    # ~40 ms for the client's delayed ACK.
+    family = socket.AF_INET6 if ":" in host else socket.AF_INET
+    sock = socket.socket(family, socket.SOCK_STREAM, socket.IPPROTO_TCP)
     try:
         sock.setsockopt(socket.SOL_SOCKET, socket.SO_REUSEADDR, 1)
         sock.bind((host, port))
