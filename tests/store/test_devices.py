@@ -141,7 +141,7 @@ def test_the_cursor_moves_only_with_the_rows(
     readable(store, stored)
     entries = store.read_log(0, 100)
     projector = DeviceProjector(store)
-    assert projector.step() == len(entries)
+    assert asyncio.run(projector.step()) == len(entries)
     row = store.get_device_state((org,), "7")
     assert row is not None
     # a row the database refuses (no status) undoes the cursor's move with it

@@ -1,14 +1,14 @@
 """Keeps the device states current: a cursor over the log, as delivery handlers have.
 
-Each step reads the log after the projection's cursor (on PostgreSQL only up to the safe
-watermark, so no event is ever skipped), folds the events into the states of the endpoints
-they name, and writes the changed states with the new cursor in one transaction. The fold
-is order-free and idempotent (``state.apply``), so a step repeated after a crash, or run by
-two processes at once (the cursor is compare-and-set), changes nothing it should not.
-``run_once()`` projects up to the end of the log; ``herald serve`` runs it in a loop that
-survives any failure (``loops.run_forever``). Given a catalogue and an id generator, a step
-also writes the status changes of the organisations that asked for them
-(``herald.devices.changes``), in its transaction.
+A ``herald.follower.Follower`` whose cursor is the projection's: each step reads the log
+after it (on PostgreSQL only up to the safe watermark, so no event is ever skipped), folds
+the events into the states of the endpoints they name, and writes the changed states with
+the new cursor in one transaction. The fold is order-free and idempotent
+(``state.apply``), so a step repeated after a crash, or run by two processes at once (the
+cursor is compare-and-set), changes nothing it should not. ``run_once()`` projects up to
+the end of the log; ``herald serve`` runs the follower's loop, which survives any failure.
+Given a catalogue and an id generator, a step also writes the status changes of the
+organisations that asked for them (``herald.devices.changes``), in its transaction.
 """
 
 from __future__ import annotations
@@ -17,13 +17,15 @@ import asyncio
 import contextlib
 from collections import OrderedDict
 from collections.abc import AsyncIterator, Callable, Mapping, Sequence
+from dataclasses import dataclass
 
 from herald import metrics
 from herald.catalog import Catalog
 from herald.devices import changes
 from herald.devices import state as device_state
+from herald.follower import Follower, LogReader
 from herald.ids import IdGenerator
-from herald.loops import Loops, run_forever
+from herald.loops import Loops
 from herald.model import NewEvent
 from herald.store import Store
 from herald.store.base import LogEntry
@@ -121,8 +123,19 @@ def to_row(
     )
 
 
+@dataclass(frozen=True, slots=True)
+class Folded:
+    """What a step writes with the projection's cursor: the changed states' rows, the
+    status-change events (with their ids) and every state it read or wrote, as stored."""
+
+    rows: list[DeviceRow]
+    written: list[tuple[NewEvent, int]]
+    texts: dict[Key, str | None]
+
+
 class DeviceProjector:
-    """Folds the log into the device states; one per process.
+    """Folds the log into the device states; one per process. A ``Follower`` of the log
+    whose cursor (``position``/``advance``) is the projection's, moved with the states.
 
     It keeps the states it last read or wrote, as stored (text: no objects for the garbage
     collector to walk), for up to ``cache`` endpoints, the least recently folded going first,
@@ -145,7 +158,6 @@ class DeviceProjector:
         """Without ``catalog`` and ``ids`` it writes no status-change events (a rebuild)."""
         self.store = store
         self.poll_seconds = poll_seconds
-        self.chunk = chunk
         self.cache = cache
         self.catalog = catalog
         self.ids = ids
@@ -153,19 +165,49 @@ class DeviceProjector:
         self._threads = Threads("herald-devices", 1)
         self._stored: OrderedDict[Key, str | None] = OrderedDict()
         self._position: tuple[int, int] | None = None  # the one ``_stored`` is true at
+        reader = LogReader(store, self._threads.run)
+        self.follower = Follower(reader, self, self._fold, batch=chunk)
 
-    def step(self) -> int | None:
-        """Fold the next chunk of the log: how many entries, None if another process moved
-        the cursor meanwhile (nothing written; the next step reads from there)."""
+    @property
+    def chunk(self) -> int:
+        """Log entries folded per transaction."""
+        return self.follower.batch
+
+    @chunk.setter
+    def chunk(self, chunk: int) -> None:
+        self.follower.batch = chunk
+
+    # -- the cursor (run in the store's thread) ---------------------------------
+    def position(self) -> int:
+        """Where the projection is; the cache is forgotten if it is not where this
+        projector's last step left it."""
         position = self.store.device_position()
         if position != self._position:
             self._stored.clear()
+        self._position = position
+        return position[0]
+
+    def advance(self, after_seq: int, upto_seq: int, output: Folded) -> bool:
+        """Write the folded states and change events with the cursor's move (compare-and-set)."""
+        reset_from = self._position[1] if self._position else 0
         self._position = None  # until this step's write is known to have happened
-        cursor = position[0]
-        entries = self.store.read_log(cursor, self.chunk)
-        if not entries:
-            self._position = position
-            return 0
+        if not self.store.save_device_states(after_seq, upto_seq, output.rows, output.written):
+            self._stored.clear()
+            return False
+        self._position = (upto_seq, reset_from)
+        texts = output.texts
+        texts.update(((row.organisation_id, row.endpoint_key), row.state) for row in output.rows)
+        self._keep(texts)
+        if output.written:
+            metrics.EVENTS_INGESTED.labels("herald").inc(len(output.written))
+        return True
+
+    # -- the fold -----------------------------------------------------------------
+    async def _fold(self, entries: list[LogEntry]) -> Folded:
+        return await self._threads.run(self.fold, entries)
+
+    def fold(self, entries: list[LogEntry]) -> Folded:
+        """Blocking: what ``entries`` change, from the states as stored."""
         events = parse(entries)
         texts = self._texts({key for key, _ in events})
         stored = {key: device_state.loads(text) if text else None for key, text in texts.items()}
@@ -174,16 +216,7 @@ class DeviceProjector:
         rows = [
             to_row(organisation_id, key, new, at) for (organisation_id, key), new in changed.items()
         ]
-        written = self._change_events(found, at)
-        if not self.store.save_device_states(cursor, entries[-1].seq, rows, written):
-            self._stored.clear()
-            return None
-        self._position = (entries[-1].seq, position[1])
-        texts.update(((row.organisation_id, row.endpoint_key), row.state) for row in rows)
-        self._keep(texts)
-        if written:
-            metrics.EVENTS_INGESTED.labels("herald").inc(len(written))
-        return len(entries)
+        return Folded(rows, self._change_events(found, at), texts)
 
     def _texts(self, keys: set[Key]) -> dict[Key, str | None]:
         """The stored states of ``keys`` as stored (None: no row), from the cache or the
@@ -231,21 +264,21 @@ class DeviceProjector:
         events = [event for event in built if event is not None]
         return list(zip(events, self.ids.next_ids(len(events)), strict=True))
 
-    def catch_up(self) -> int:
-        """Fold the log up to its (readable) end; how many entries."""
-        done = 0
-        while (count := self.step()) != 0:
-            done += count or 0
-        return done
+    async def step(self) -> int | None:
+        """Fold the next chunk of the log: how many entries, None if another process moved
+        the cursor meanwhile (nothing written; the next step reads from there)."""
+        count, _ = await self.follower.step()
+        return count
 
     async def run_once(self) -> int:
-        """Fold the log up to its end off the event loop, one chunk per call into the
-        store's thread: cancelled, a long catch-up (the first start on a large log) stops
+        """Fold the log up to its (readable) end off the event loop, one chunk per
+        transaction: cancelled, a long catch-up (the first start on a large log) stops
         within a chunk. How many entries (tests drive it)."""
-        done = 0
-        while (count := await self._threads.run(self.step)) != 0:
-            done += count or 0
-        return done
+        return await self.follower.run_once()
+
+    def catch_up(self) -> int:
+        """Blocking, outside any event loop (a rebuild, tests): ``run_once()``."""
+        return asyncio.run(self.run_once())
 
     async def aclose(self) -> None:
         await self._threads.aclose()
@@ -268,7 +301,7 @@ async def in_process(
         yield None
         return
     projector = DeviceProjector(store, poll_seconds=poll_seconds, catalog=catalog, ids=ids)
-    task = asyncio.create_task(run_forever(loops, "device_state", projector.run_once, poll_seconds))
+    task = asyncio.create_task(projector.follower.run(loops, "device_state", poll_seconds))
     try:
         yield projector
     finally:
