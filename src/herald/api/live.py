@@ -1,10 +1,11 @@
 """The live feed: one poller over the event log, fanning new entries out to subscribers.
 
 However many streams are open, the log is read once per tick (and not at all when none
-is). Subscribers are indexed by organisation and grouped by filter and token scope, so an
-entry costs nothing for the streams of other organisations, and is parsed once, matched
-once per distinct filter and framed once per group (off the event loop), not once per
-stream. Handing the frames out yields to the event loop every ``OFFERS_PER_TURN`` offers.
+is), by a ``herald.follower.Follower``. Subscribers are indexed by organisation and
+grouped by filter and token scope, so an entry costs nothing for the streams of other
+organisations, and is parsed once, matched once per distinct filter and framed once per
+group (off the event loop), not once per stream. Handing the frames out yields to the
+event loop every ``OFFERS_PER_TURN`` offers.
 
 Each subscriber gets a bounded queue of the frames its filter selects; a subscriber that
 lets its queue fill up is ended as ``too slow``, so a slow client can never make the
@@ -24,7 +25,8 @@ from typing import Any
 
 import orjson
 
-from herald.loops import Loops, backoff_seconds
+from herald.follower import Follower, LogReader, MemoryCursor, read_batch
+from herald.loops import Loops
 from herald.store import EventFilter, LogEntry, Store
 
 log = logging.getLogger("herald.live")
@@ -48,12 +50,7 @@ def read_selected(
     """Blocking: the frames of what ``flt`` selects among the next ``limit`` entries of its
     organisations' log after ``after_seq`` (a tenant's: a scan's worth of the log at most),
     the position read up to, and whether that was the end of the log."""
-    if flt.organisation_ids is None:  # a platform token's: every row is its own
-        entries = store.read_log(after_seq, limit)
-        position = entries[-1].seq if entries else after_seq
-        complete = len(entries) < limit
-    else:
-        entries, position, complete = store.scan_log(after_seq, limit, flt.organisation_ids)
+    entries, position, complete = read_batch(store, after_seq, limit, flt.organisation_ids)
     frames = [
         (entry.seq, frame(entry, scope))
         for entry in entries
@@ -132,7 +129,8 @@ LIVE_FEED = "live_feed"
 
 
 class LogFeed:
-    """Reads the log after its position every ``interval`` seconds while anyone listens."""
+    """Reads the log after its position every ``interval`` seconds while anyone listens:
+    a ``Follower`` whose cursor is kept in memory (the frames die with the process)."""
 
     def __init__(
         self,
@@ -149,21 +147,26 @@ class LogFeed:
         self._run = run
         self.frame = frame
         self._interval = interval
-        self._batch = batch
+        self._cursor = MemoryCursor()
+        self._follower = Follower(LogReader(store, run), self._cursor, self._dispatch, batch=batch)
         self._groups: dict[Group, set[Subscription]] = {}
         # The kinds of stream each organisation has, as tuples replaced (never changed in
         # place) so the routing thread reads them while streams come and go.
         self._kinds: dict[int | None, tuple[Kind, ...]] = {}
         self._task: asyncio.Task[None] | None = None
         self._starting = asyncio.Lock()
-        self.position = 0
         self.closing = False
+
+    @property
+    def position(self) -> int:
+        """The log position up to which the subscribers were offered their frames."""
+        return self._cursor.seq
 
     async def subscribe(self, subscription: Subscription) -> None:
         """Start queueing, for ``subscription``, what is committed from now on."""
         async with self._starting:
             if self._task is None or self._task.done():
-                self.position = await self._run(self._store.last_seq)
+                self._cursor.seq = await self._run(self._store.last_seq)
                 self._task = asyncio.create_task(self._poll(), name="herald-live-feed")
             for group in subscription.groups:  # before the new task first looks
                 members = self._groups.setdefault(group, set())
@@ -196,29 +199,17 @@ class LogFeed:
                 await self._task
 
     async def _poll(self) -> None:
-        while self._groups:
-            if self.closing:
-                for members in list(self._groups.values()):
-                    for subscription in members:
-                        subscription.end("server stopping")
-                return
-            try:
-                entries: list[LogEntry] = await self._run(
-                    self._store.read_log, self.position, self._batch
-                )
-                await self._dispatch(entries)
-            except Exception as exc:
-                log.exception("live feed: reading or routing the log failed; retrying")
-                state = self._loops.failed(LIVE_FEED, exc)  # shown in /ready and /metrics
-                await asyncio.sleep(max(self._interval, backoff_seconds(state.failures)))
-                continue
-            self._loops.succeeded(LIVE_FEED)
-            if len(entries) < self._batch:
-                await asyncio.sleep(self._interval)
+        await self._follower.run(self._loops, LIVE_FEED, self._interval, active=self._listened)
+        if self.closing:
+            for members in list(self._groups.values()):
+                for subscription in members:
+                    subscription.end("server stopping")
+
+    def _listened(self) -> bool:
+        return bool(self._groups) and not self.closing
 
     async def _dispatch(self, entries: list[LogEntry]) -> None:
-        if not entries:
-            return
+        """Offer each subscriber its frames of ``entries`` (the follower then advances)."""
         kinds = self._kinds
         if None in kinds or any(e.organisation_id in kinds for e in entries):
             offers = 0
@@ -229,4 +220,3 @@ class LogFeed:
                 if offers >= OFFERS_PER_TURN:  # let other requests run between handfuls
                     offers = 0
                     await asyncio.sleep(0)
-        self.position = entries[-1].seq
