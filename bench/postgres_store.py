@@ -20,8 +20,10 @@ import orjson
 import psycopg
 from tests.support import postgres
 
+from herald.events.types import EventQuery
 from herald.model import NewEvent
-from herald.store import EventFilter, EventQuery, Store, open_store
+from herald.query.filter import EventFilter
+from herald.store import Store, open_store
 from herald.timefmt import format_ms, now_ms
 
 BATCH = 1000

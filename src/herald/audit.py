@@ -24,7 +24,8 @@ from herald.model import (
     TypeRef,
     build_event,
 )
-from herald.store import Store, StoreError, Token
+from herald.organisations.types import Token
+from herald.store import Store, StoreError
 from herald.timefmt import now_ms
 from herald.writer import EventWriter
 

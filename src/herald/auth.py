@@ -15,8 +15,9 @@ from dataclasses import dataclass
 import jwt
 
 from herald.audit import AuditLog
+from herald.organisations.types import Token
 from herald.permissions import PERMISSIONS as PERMISSIONS
-from herald.store import Store, Token
+from herald.store import Store
 from herald.timefmt import now_ms
 
 TOKEN_PREFIX = "hrd_"

@@ -46,9 +46,9 @@ import logging
 from collections.abc import Awaitable, Callable
 from typing import Any, Generic, Protocol, TypeVar
 
+from herald.events.types import LogEntry, LogScan
 from herald.loops import Loops, backoff_seconds
-from herald.store import LogEntry, Store
-from herald.store.base import LogScan
+from herald.store import Store
 
 log = logging.getLogger("herald.follower")
 T = TypeVar("T")

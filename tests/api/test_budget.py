@@ -6,7 +6,7 @@ import pytest
 
 from herald.api.budget import DAY_SECONDS, Budget, EventBudgets
 from herald.api.problems import Problem
-from herald.store import Organisation
+from herald.organisations.types import Organisation
 
 DEFAULT = Budget(events_per_second=10, burst=100, bytes_per_day=10_000)
 

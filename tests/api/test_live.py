@@ -13,10 +13,12 @@ import pytest
 from herald.api import live
 from herald.api.live import LogFeed, OrgScope, Subscription, route
 from herald.api.routes import health
+from herald.events.types import LogEntry
 from herald.loops import Loops
 from herald.metrics import REGISTRY
 from herald.model import NewEvent
-from herald.store import EventFilter, LogEntry, open_store
+from herald.query.filter import EventFilter
+from herald.store import open_store
 from herald.threads import Threads
 from herald.timefmt import format_ms, now_ms
 

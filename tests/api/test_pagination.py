@@ -9,7 +9,7 @@ from hypothesis import strategies as st
 from starlette.datastructures import URL
 
 from herald.api.pagination import page_headers
-from herald.store import EventPage, EventQuery
+from herald.events.types import EventPage, EventQuery
 
 PATH = "/api/v1/endpoint/5/event"
 

@@ -20,7 +20,7 @@ from herald.api.services import THREAD_NAME_PREFIX, Services
 from herald.api.stream_guard import StreamGuard
 from herald.auth import Principal
 from herald.config import Settings
-from herald.store import EventFilter
+from herald.query.filter import EventFilter
 
 request_id: contextvars.ContextVar[str] = contextvars.ContextVar("request_id", default="-")
 

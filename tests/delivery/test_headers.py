@@ -17,7 +17,8 @@ from herald.delivery.headers import (
     check_webhook_credentials,
 )
 from herald.delivery.worker import _select
-from herald.store.base import HandlerSpec, LogEntry
+from herald.events.types import LogEntry
+from herald.handlers.types import HandlerSpec
 
 
 def test_headers_are_kept_as_given_within_their_bounds() -> None:

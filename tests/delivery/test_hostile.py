@@ -16,11 +16,11 @@ from herald.delivery.signing import new_secret
 from herald.delivery.sinks import webhook as webhook_sink
 from herald.delivery.status import handler_status
 from herald.delivery.worker import HANDLER_DISABLED_TYPE, DeliveryWorker
+from herald.handlers.types import Delivery, HandlerProgress, HandlerSpec
 from herald.ids import IdGenerator
 from herald.metrics import REGISTRY
 from herald.model import EventIn, OrganisationRef, TypeRef, build_event
 from herald.store import Store, StoreError
-from herald.store.base import Delivery, HandlerProgress, HandlerSpec
 from herald.timefmt import now_ms
 from tests.delivery.receiver import event_ids, receiving
 from tests.delivery.test_worker import IDS, append, attempts, disabled_notices

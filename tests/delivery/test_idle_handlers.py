@@ -14,9 +14,9 @@ from herald.catalog import load_catalog
 from herald.config import Settings
 from herald.delivery.signing import new_secret
 from herald.delivery.worker import DeliveryWorker
+from herald.handlers.types import HandlerSpec
 from herald.ids import IdGenerator
 from herald.store import Store
-from herald.store.base import HandlerSpec
 from tests.delivery.receiver import receiving
 from tests.delivery.test_worker import append
 from tests.support.waiting import wait_until

@@ -10,8 +10,9 @@ import orjson
 import pytest
 
 from herald.delivery.signing import new_secret
+from herald.events.types import LogScan
+from herald.handlers.types import Handler, HandlerSpec
 from herald.store import Store
-from herald.store.base import Handler, HandlerSpec, LogScan
 from herald.timefmt import now_ms
 from tests.delivery.receiver import receiving
 from tests.delivery.test_worker import append, worker

@@ -10,8 +10,8 @@ from cryptography.fernet import Fernet
 from standardwebhooks import Webhook
 
 from herald.delivery.signing import new_secret
+from herald.handlers.types import HandlerSpec
 from herald.store import open_store
-from herald.store.base import HandlerSpec
 from tests.delivery.receiver import Received, receiving, start_delivery_server, tenant
 from tests.support.server import HeraldServer
 

@@ -19,10 +19,10 @@ from herald.config import Settings
 from herald.delivery.retry import RetryPolicy
 from herald.delivery.signing import new_secret
 from herald.delivery.worker import HANDLER_DISABLED_TYPE, DeliveryWorker
+from herald.handlers.types import Delivery, Handler, HandlerSpec
 from herald.ids import IdGenerator
 from herald.model import EventIn, OrganisationRef, TypeRef, build_event
 from herald.store import Store, StoreUnavailable
-from herald.store.base import Delivery, Handler, HandlerSpec
 from herald.timefmt import now_ms
 from tests.delivery.receiver import Received, event_ids, receiving
 from tests.support.waiting import readable, wait_until

@@ -11,8 +11,8 @@ from pathlib import Path
 import httpx
 
 from herald.delivery.signing import new_secret
+from herald.handlers.types import HandlerSpec
 from herald.store import Store
-from herald.store.base import HandlerSpec
 from tests.delivery.receiver import receiving
 from tests.delivery.test_drain import slow_receiver
 from tests.delivery.test_worker import append, attempts

@@ -7,10 +7,11 @@ from pathlib import Path
 
 import pytest
 
+from herald.events.types import EventQuery
 from herald.simulate import World
 from herald.simulate.backfill import SimulationError, backfill
 from herald.simulate.live import paced
-from herald.store import EventQuery, open_store
+from herald.store import open_store
 from tests.support.server import HeraldServer, start_server
 
 

@@ -12,17 +12,11 @@ import orjson
 import psycopg
 import pytest
 
+from herald.events.types import EventQuery, SortKey, StatsQuery
+from herald.handlers.types import Delivery, HandlerProgress, HandlerSpec
 from herald.ids import EPOCH_MS, MAX_PUBLIC_ID, SEQUENCE_BITS, IdGenerator, next_public_id
-from herald.store import (
-    EventFilter,
-    EventQuery,
-    NotFound,
-    SortKey,
-    Store,
-    StoreUnavailable,
-    open_store,
-)
-from herald.store.base import Delivery, HandlerProgress, HandlerSpec, StatsQuery
+from herald.query.filter import EventFilter
+from herald.store import NotFound, Store, StoreUnavailable, open_store
 from herald.store.sqlite import sqlite_path
 from herald.timefmt import now_ms
 from tests.store.conftest import EventFactory

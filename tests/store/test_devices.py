@@ -15,9 +15,11 @@ from herald.catalog import load_catalog
 from herald.devices import changes
 from herald.devices import state as ds
 from herald.devices.projector import DeviceProjector, in_process, parse
+from herald.events.types import EventQuery
 from herald.ids import IdGenerator
 from herald.loops import Loops
-from herald.store import EventFilter, EventQuery, Store, StoreError
+from herald.query.filter import EventFilter
+from herald.store import Store, StoreError
 from herald.store.device_records import DeviceQuery
 from herald.timefmt import now_ms
 from tests.store.conftest import EventFactory

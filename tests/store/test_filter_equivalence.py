@@ -16,10 +16,11 @@ from hypothesis import HealthCheck, given, settings
 from hypothesis import strategies as st
 
 from herald.catalog import load_catalog
+from herald.events.types import EventQuery, SortKey
 from herald.model import EventIn, NewEvent, OrganisationRef, build_event
 from herald.query.fields import BY_PUBLIC_NAME, Kind, Match
 from herald.query.filter import EventFilter
-from herald.store import EventQuery, SortKey, Store
+from herald.store import Store
 from herald.timefmt import format_ms, now_ms
 
 NOW = now_ms()

@@ -4,8 +4,8 @@ from __future__ import annotations
 
 import orjson
 
+from herald.handlers.types import HandlerSpec
 from herald.store import Store
-from herald.store.base import HandlerSpec
 
 
 def test_migrate_converts_old_handler_filters(store: Store) -> None:

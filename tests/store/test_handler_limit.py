@@ -8,8 +8,8 @@ from concurrent.futures import ThreadPoolExecutor
 
 import pytest
 
+from herald.handlers.types import HandlerSpec
 from herald.store import LimitReached, Store, open_store
-from herald.store.base import HandlerSpec
 
 LIMIT = 3
 

@@ -5,8 +5,8 @@ from __future__ import annotations
 
 from collections.abc import Callable
 
+from herald.events.types import LogEntry
 from herald.store import Store
-from herald.store.base import LogEntry
 from tests.store.conftest import EventFactory
 from tests.support.waiting import readable
 

@@ -11,9 +11,9 @@ import orjson
 import psycopg
 import pytest
 
+from herald.handlers.types import Handler, HandlerSpec
 from herald.ids import MAX_SEQUENCE, SEQUENCE_BITS
 from herald.store import Conflict, StoreUnavailable, open_store
-from herald.store.base import Handler, HandlerSpec
 from herald.store.migrator import migrations
 from herald.store.postgres import (
     _APPEND,

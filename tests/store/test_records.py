@@ -13,8 +13,10 @@ from typing import Any
 import orjson
 import pytest
 
+from herald.events.types import EventQuery
 from herald.model import served_record
-from herald.store import EventFilter, EventQuery, Store, open_store
+from herald.query.filter import EventFilter
+from herald.store import Store, open_store
 from herald.store.migrator import migrations
 from herald.store.records import RAW, SHIPPED_ID, RecordMethods
 from herald.store.sql import EVENT_COLUMNS, LEAN_COLUMNS, event_row

@@ -7,8 +7,9 @@ import itertools
 import random
 from collections.abc import Callable
 
+from herald.events.types import StatsQuery, StatsRow
+from herald.query.filter import EventFilter
 from herald.store import Store
-from herald.store.base import EventFilter, StatsQuery, StatsRow
 from herald.store.rollup import HOUR_MS, answerable
 from herald.timefmt import now_ms
 from tests.store.conftest import EventFactory

@@ -6,8 +6,8 @@ import contextlib
 import sqlite3
 from pathlib import Path
 
+from herald.handlers.types import HandlerSpec
 from herald.store import open_store
-from herald.store.base import HandlerSpec
 from herald.store.migrator import migrations
 
 

@@ -7,7 +7,9 @@ from collections.abc import Callable
 
 import pytest
 
-from herald.store import EventFilter, EventQuery, QueryTimeout, Store
+from herald.events.types import EventQuery
+from herald.query.filter import EventFilter
+from herald.store import QueryTimeout, Store
 from tests.store.conftest import EventFactory
 
 Ids = Callable[[int], list[int]]

@@ -24,7 +24,7 @@ from dataclasses import dataclass
 from herald.api.problems import Problem
 from herald.config import Settings
 from herald.metrics import EVENT_BUDGET_REFUSED
-from herald.store import Organisation
+from herald.organisations.types import Organisation
 
 DAY_SECONDS = 86_400
 MAX_ORGANISATIONS = 100_000  # counters kept; beyond, all are forgotten (a fresh start)

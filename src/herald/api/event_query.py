@@ -12,9 +12,11 @@ from typing import TYPE_CHECKING, Any
 
 from herald.api.problems import Problem, field_problem
 from herald.catalog import Catalog
+from herald.events.types import EventQuery, SortKey
 from herald.query import syntax
+from herald.query.fields import SORT_COLUMNS
 from herald.query.filter import EventFilter
-from herald.store import SORT_COLUMNS, EventQuery, InvalidQuery, SortKey
+from herald.store import InvalidQuery
 from herald.store.sql import decode_cursor
 
 if TYPE_CHECKING:

@@ -25,9 +25,11 @@ from typing import Any
 
 import orjson
 
+from herald.events.types import LogEntry
 from herald.follower import Follower, LogReader, MemoryCursor, read_batch
 from herald.loops import Loops
-from herald.store import EventFilter, LogEntry, Store
+from herald.query.filter import EventFilter
+from herald.store import Store
 
 log = logging.getLogger("herald.live")
 Runner = Callable[..., Awaitable[Any]]

@@ -24,7 +24,7 @@ from swagger_ui_bundle import swagger_ui_path  # type: ignore[import-untyped]
 from herald.api import schemas
 from herald.api.routes.stats import BUCKETS, ORDERS
 from herald.model import EventIn
-from herald.store.base import STATS_GROUPS
+from herald.query.fields import STATS_GROUPS
 
 DOCS_URL = "/api/docs"
 REF = "#/components/schemas/{model}"

@@ -6,7 +6,7 @@ from urllib.parse import parse_qsl, quote, urlencode
 
 from starlette.datastructures import URL
 
-from herald.store import EventPage, EventQuery
+from herald.events.types import EventPage, EventQuery
 
 
 def _header_safe(value: str) -> str:

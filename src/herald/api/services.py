@@ -15,8 +15,9 @@ from herald.catalog import Catalog
 from herald.config import Settings
 from herald.ids import IdGenerator
 from herald.loops import Loops
+from herald.organisations.types import Organisation
 from herald.sealing import SecretBox
-from herald.store import Organisation, Store
+from herald.store import Store
 from herald.threads import FairThreads, Threads
 from herald.writer import EventWriter
 

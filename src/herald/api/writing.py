@@ -16,8 +16,8 @@ from herald.api.problems import Problem, field_problem, validation_errors
 from herald.api.services import Services
 from herald.auth import Principal
 from herald.model import EventIn, FieldError, NewEvent, OrganisationRef, build_event
+from herald.organisations.types import Organisation
 from herald.retention import retention_days
-from herald.store import Organisation
 from herald.threads import offer_gil
 from herald.timefmt import now_ms
 

@@ -7,8 +7,8 @@ from datetime import datetime
 
 from herald.delivery.formats import Item, encode
 from herald.delivery.signing import signature_headers
+from herald.handlers.types import Handler
 from herald.sealing import SecretBox
-from herald.store.base import Handler
 from herald.timefmt import to_ms
 
 

@@ -8,8 +8,8 @@ from typing import Any
 import orjson
 
 from herald.delivery.filters import handler_filter
+from herald.handlers.types import Handler
 from herald.store import Store
-from herald.store.base import Handler
 from herald.timefmt import format_ms, now_ms, parse_timestamp, to_ms
 
 LAG_COUNT_LIMIT = 100_000

@@ -37,21 +37,14 @@ from herald.delivery.formats import MAX_BATCH_BODY_BYTES, Item
 from herald.delivery.retry import RetryPolicy
 from herald.delivery.sinks import Outgoing, Sink, open_sink
 from herald.delivery.webhook import SendResult, WebhookSender
+from herald.events.types import LogEntry, LogScan
+from herald.handlers.types import Delivery, Handler, HandlerProgress, HandlerSpec, Replay
 from herald.ids import IdGenerator
 from herald.loops import Loops, run_forever
 from herald.model import EventIn, NewEvent, OrganisationRef, TypeRef, build_event
 from herald.query.filter import EventFilter
 from herald.sealing import SecretBox
 from herald.store import Store, StoreError
-from herald.store.base import (
-    Delivery,
-    Handler,
-    HandlerProgress,
-    HandlerSpec,
-    LogEntry,
-    LogScan,
-    Replay,
-)
 from herald.threads import Threads
 from herald.timefmt import format_ms, now_ms, parse_timestamp, to_ms
 

@@ -23,12 +23,12 @@ from herald import metrics
 from herald.catalog import Catalog
 from herald.devices import changes
 from herald.devices import state as device_state
+from herald.events.types import LogEntry
 from herald.follower import Follower, LogReader
 from herald.ids import IdGenerator
 from herald.loops import Loops
 from herald.model import NewEvent
 from herald.store import Store
-from herald.store.base import LogEntry
 from herald.store.device_records import DeviceRow
 from herald.threads import Threads, offer_gil
 from herald.timefmt import now_ms

@@ -23,10 +23,11 @@ from rich.progress import (
 from herald.catalog import Catalog, load_catalog
 from herald.ids import IdGenerator
 from herald.model import EventIn, NewEvent, OrganisationRef, build_event
+from herald.organisations.types import Organisation
 from herald.retention import retention_days
 from herald.simulate.engine import World
 from herald.simulate.usage import save_usage
-from herald.store import Organisation, Store
+from herald.store import Store
 from herald.timefmt import now_ms
 from herald.writer import EventWriter
 

@@ -2,18 +2,7 @@
 
 from __future__ import annotations
 
-from herald.store.base import (
-    DEFAULT_SORT,
-    SORT_COLUMNS,
-    EventFilter,
-    EventPage,
-    EventQuery,
-    LogEntry,
-    Organisation,
-    SortKey,
-    Store,
-    Token,
-)
+from herald.store.base import Store
 from herald.store.errors import (
     Conflict,
     InvalidQuery,
@@ -25,23 +14,14 @@ from herald.store.errors import (
 )
 
 __all__ = [
-    "DEFAULT_SORT",
-    "SORT_COLUMNS",
     "Conflict",
-    "EventFilter",
-    "EventPage",
-    "EventQuery",
     "InvalidQuery",
     "LimitReached",
-    "LogEntry",
     "NotFound",
-    "Organisation",
     "QueryTimeout",
-    "SortKey",
     "Store",
     "StoreError",
     "StoreUnavailable",
-    "Token",
     "lease_node_id",
     "open_store",
 ]

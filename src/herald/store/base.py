@@ -1,224 +1,26 @@
-"""The Store protocol and the plain records it takes and returns."""
+"""The Store protocol."""
 
 from __future__ import annotations
 
 from collections.abc import Callable, Sequence
-from dataclasses import dataclass, field
-from typing import Any, NamedTuple, Protocol
+from typing import Any, Protocol
 
-from herald.query.fields import SORT_COLUMNS as SORT_COLUMNS
-from herald.query.fields import STATS_GROUPS as STATS_GROUPS
-from herald.query.filter import EventFilter as EventFilter
+from herald.events.types import (
+    LOG_SCAN_ROWS,
+    EventPage,
+    EventQuery,
+    LogEntry,
+    LogScan,
+    StatsQuery,
+    StatsRow,
+)
+from herald.handlers.types import Delivery, Handler, HandlerProgress, HandlerSpec, Replay
+from herald.organisations.types import Organisation, Token
+from herald.query.filter import EventFilter
 from herald.record import NewEvent
 from herald.store.device_records import DeviceQuery, DeviceRow
 from herald.store.rejections import NewRejection, QuarantineLimits, Rejected, RejectedPage
 from herald.store.usage_records import DailyUsage, Traffic, UsageRecord
-
-
-@dataclass(frozen=True, slots=True)
-class Organisation:
-    id: int
-    name: str
-    created_ms: int
-    retention_days: int | None = None  # None: the server's default (HERALD_RETENTION_DAYS)
-    device_events: bool = False  # its endpoints' status changes are written as events
-    events_per_second: float | None = None  # its event budget; None: the server's default
-    event_burst: int | None = None
-    bytes_per_day: int | None = None
-
-
-@dataclass(frozen=True, slots=True)
-class Token:
-    """An application token as stored: never the secret itself, only its hash."""
-
-    id: int
-    organisation_id: int | None
-    name: str
-    prefix: str
-    permissions: tuple[str, ...]
-    internal: bool
-    created_ms: int
-    revoked_ms: int | None
-
-
-@dataclass(frozen=True, slots=True)
-class SortKey:
-    field: str
-    descending: bool
-
-
-DEFAULT_SORT = (SortKey("timestamp", True),)
-
-
-@dataclass(frozen=True, slots=True)
-class EventQuery:
-    """A page of events: by page number, or by an opaque keyset cursor (no counting)."""
-
-    filter: EventFilter = field(default_factory=EventFilter)
-    sort: tuple[SortKey, ...] = DEFAULT_SORT
-    page: int = 1
-    per_page: int = 100
-    cursor: str | None = None
-    count: bool = True
-    time_limit: float | None = None  # seconds; past it QueryTimeout (None: the CLI's own)
-
-
-@dataclass(frozen=True, slots=True)
-class EventPage:
-    """Serialised records (JSON bytes, in order), the total if counted, the next cursor."""
-
-    items: list[bytes]
-    total: int | None
-    next_cursor: str | None
-
-
-class LogEntry(NamedTuple):
-    """One event as a log reader (delivery, live stream) sees it (a tuple: readers build
-    hundreds per read)."""
-
-    seq: int
-    organisation_id: int
-    type_id: int
-    body: bytes
-    event_id: int
-    timestamp_ms: int | None = None  # the record's ``timestamp`` (the ``ts`` column)
-
-
-LOG_SCAN_ROWS = 20_000
-"""How many rows of the log one organisation's read looks at, at most: a small tenant's read
-far back (a replay, a stream resumed, a handler retrying) must not walk the whole log in one
-call while the others wait for the connection and lose their cached pages."""
-
-
-class LogScan(NamedTuple):
-    """What a bounded read of some organisations' log found (``Store.scan_log``)."""
-
-    entries: list[LogEntry]
-    position: int  # everything up to here was looked at: the next read starts after it
-    complete: bool  # the read reached the end of the log (or the end asked for)
-
-
-def log_scan(
-    entries: list[LogEntry], after_seq: int, limit: int, window: int | None, upto: int | None
-) -> LogScan:
-    """The result of a read of at most ``limit`` entries after ``after_seq`` and at most
-    ``window`` (None: the log had fewer rows than a scan's worth), ``upto`` the end asked for."""
-    if upto is not None and (window is None or window > upto):
-        window = upto
-    if len(entries) >= limit:
-        return LogScan(entries, entries[-1].seq, False)
-    if window is not None:
-        return LogScan(entries, window, window == upto)
-    return LogScan(entries, entries[-1].seq if entries else after_seq, True)
-
-
-@dataclass(frozen=True, slots=True)
-class HandlerSpec:
-    """What a tenant sets on an event handler."""
-
-    name: str
-    url: str
-    format: str = "native"
-    filter: str = ""  # which events it wants, in q syntax (query.syntax); empty: all
-    batch_max_events: int = 1
-    batch_max_wait_ms: int = 0
-    enabled: bool = True
-    retention_ms: int = 3 * 86_400_000
-    type: str = "webhook"  # or a broker sink: mqtt, nats, amqp, s3 (delivery.sinks)
-    settings: str = "{}"  # the sink's settings, a JSON object (topic template, bucket...)
-    credentials: str | None = None  # the sink's credentials, a JSON object, sealed
-    batch_max_bytes: int | None = None  # the most record bytes a batch carries; None: any
-
-
-@dataclass(frozen=True, slots=True)
-class Handler:
-    """An event handler with its cursor over the log, retry state and lease."""
-
-    id: int
-    organisation_id: int
-    spec: HandlerSpec
-    disabled_reason: str | None
-    secret: str
-    previous_secret: str | None
-    previous_secret_until_ms: int | None
-    cursor_seq: int
-    failures: int
-    failing_since_ms: int | None
-    next_attempt_ms: int | None
-    last_success_ms: int | None
-    last_error: str | None
-    owner: str | None
-    lease_until_ms: int | None
-    created_ms: int
-    updated_ms: int
-
-
-@dataclass(frozen=True, slots=True)
-class HandlerProgress:
-    """A handler's delivery state after an attempt, written with the attempt."""
-
-    cursor_seq: int
-    failures: int = 0
-    failing_since_ms: int | None = None
-    next_attempt_ms: int | None = None
-    last_success_ms: int | None = None
-    last_error: str | None = None
-    disabled_reason: str | None = None  # set: the handler is disabled
-
-
-@dataclass(frozen=True, slots=True)
-class Delivery:
-    """One attempt of the log: ``kind`` live, replay or test; ``outcome`` delivered,
-    retry (timeouts, connection errors, 408, 429, 5xx), rejected (other answers), disabled
-    (the attempt disabled the handler) or skipped (a replay could not place the events)."""
-
-    handler_id: int
-    organisation_id: int  # the handler's: bookkeeping writes only where both match
-    at_ms: int
-    kind: str
-    event_ids: tuple[int, ...]
-    status: int | None
-    outcome: str
-    error: str | None
-    latency_ms: int
-    id: int = 0
-
-
-@dataclass(frozen=True, slots=True)
-class Replay:
-    """A range of the log (by event time) delivered again, beside the live cursor."""
-
-    id: int
-    handler_id: int
-    from_ms: int
-    until_ms: int
-    cursor_seq: int
-    end_seq: int
-    created_ms: int
-    done_ms: int | None
-
-
-@dataclass(frozen=True, slots=True)
-class StatsQuery:
-    """Counts (and data volume) of the filtered events, by time bucket and/or group."""
-
-    filter: EventFilter
-    bucket_ms: int | None = None  # None: one bucket over the whole range
-    group: str | None = None  # a STATS_GROUPS key; None: no grouping
-    order: str = "count"  # "count" or "volume": which measure ranks the groups
-    limit: int = 10_000
-    time_limit: float | None = None  # seconds for each statement; past it QueryTimeout
-
-
-@dataclass(frozen=True, slots=True)
-class StatsRow:
-    """One cell of an aggregate: bucket start, group key and label, event count, MB."""
-
-    bucket_ms: int | None
-    key: int | str | None
-    label: str | None
-    count: int
-    volume_mb: float
 
 
 class Store(Protocol):

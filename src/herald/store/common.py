@@ -19,20 +19,13 @@ from typing import Any, ClassVar, Generic, Protocol, TypeVar
 import orjson
 
 from herald.catalog import load_catalog
+from herald.handlers.types import Delivery, Handler, HandlerProgress, HandlerSpec, Replay
 from herald.ids import draw_public_ids, next_public_id, public_id_bounds, public_id_ms
+from herald.organisations.types import Organisation, Token
 from herald.query.filter import EventFilter
 from herald.query.syntax import legacy_handler_filter
 from herald.record import NewEvent
 from herald.retention import retention_days, window_start_ms
-from herald.store.base import (
-    Delivery,
-    Handler,
-    HandlerProgress,
-    HandlerSpec,
-    Organisation,
-    Replay,
-    Token,
-)
 from herald.store.errors import LimitReached, NotFound, StoreError, StoreUnavailable
 from herald.store.nodes import LEASE_SECONDS, MAX_NODE, NodeLease, holder_name
 from herald.store.sql import Dialect, Where, where_clause

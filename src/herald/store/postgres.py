@@ -51,22 +51,22 @@ from psycopg.errors import (
 )
 from psycopg_pool import ConnectionPool, PoolTimeout
 
-from herald.gil import offer_gil
-from herald.query.fields import FIELDS, Kind
-from herald.record import NewEvent
-from herald.store import migrator, rollup
-from herald.store.base import (
+from herald.events.types import (
     LOG_SCAN_ROWS,
     EventPage,
     EventQuery,
-    Handler,
     LogEntry,
     LogScan,
-    Organisation,
     StatsQuery,
     StatsRow,
     log_scan,
 )
+from herald.gil import offer_gil
+from herald.handlers.types import Handler
+from herald.organisations.types import Organisation
+from herald.query.fields import FIELDS, Kind
+from herald.record import NewEvent
+from herald.store import migrator, rollup
 from herald.store.common import HANDLER_COLUMNS, handler_from_row
 from herald.store.devices import DeviceStateMethods
 from herald.store.errors import (

@@ -18,9 +18,9 @@ from typing import Any, ClassVar, TypeVar, cast
 import orjson
 import zstandard
 
+from herald.events.types import LogEntry
 from herald.query.fields import BY_NAME
 from herald.record import served_record
-from herald.store.base import LogEntry
 from herald.store.common import C, SQLStoreBase
 from herald.store.errors import StoreError
 from herald.store.sql import LEAN_CLEARED, LEAN_COLUMNS

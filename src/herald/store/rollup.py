@@ -15,8 +15,8 @@ import dataclasses
 from collections.abc import Callable, Iterable, Sequence
 from typing import Any
 
+from herald.events.types import StatsQuery, StatsRow
 from herald.query.fields import BY_NAME, ROLLED_UP
-from herald.store.base import StatsQuery, StatsRow
 from herald.store.sql import EVENT_COLUMNS, Dialect, where_clause
 
 HOUR_MS = 3_600_000

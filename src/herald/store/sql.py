@@ -10,10 +10,10 @@ from operator import attrgetter
 
 import orjson
 
+from herald.events.types import EventQuery, SortKey, StatsQuery
 from herald.query.fields import BY_NAME, FIELDS, STATS_GROUPS, Match, Record, volume_mb
 from herald.query.filter import EventFilter, ascii_lower
 from herald.record import NewEvent, with_null_keys
-from herald.store.base import EventQuery, SortKey, StatsQuery
 from herald.store.errors import InvalidQuery
 
 # Columns whose values the NewEvent holds already (checked and typed by build_event).

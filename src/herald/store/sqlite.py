@@ -18,20 +18,20 @@ from typing import Any, TypeVar
 
 import orjson
 
-from herald.gil import offer_gil
-from herald.record import NewEvent
-from herald.store import migrator, rollup
-from herald.store.base import (
+from herald.events.types import (
     LOG_SCAN_ROWS,
     EventPage,
     EventQuery,
-    Handler,
     LogEntry,
     LogScan,
     StatsQuery,
     StatsRow,
     log_scan,
 )
+from herald.gil import offer_gil
+from herald.handlers.types import Handler
+from herald.record import NewEvent
+from herald.store import migrator, rollup
 from herald.store.common import SELECT_HANDLER, handler_from_row
 from herald.store.devices import DeviceStateMethods
 from herald.store.errors import (

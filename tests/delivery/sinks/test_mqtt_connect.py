@@ -12,7 +12,7 @@ import pytest
 from herald.delivery.formats import Item
 from herald.delivery.sinks.base import Outgoing, SinkConfig
 from herald.delivery.sinks.mqtt import MqttSink
-from herald.store.base import Handler, HandlerSpec
+from herald.handlers.types import Handler, HandlerSpec
 
 
 def outgoing() -> Outgoing:

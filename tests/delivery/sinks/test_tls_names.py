@@ -37,7 +37,7 @@ from herald.delivery.sinks.base import BrokerSink, Outgoing, SinkConfig
 from herald.delivery.sinks.mqtt import MqttSink
 from herald.delivery.sinks.nats import NatsSink
 from herald.delivery.webhook import WebhookSender
-from herald.store.base import Handler, HandlerSpec
+from herald.handlers.types import Handler, HandlerSpec
 from tests.delivery.sinks.common import unique
 from tests.delivery.sinks.pki import Authority, Issued
 from tests.delivery.sinks.proxy import _pump

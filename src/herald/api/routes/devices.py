@@ -15,8 +15,8 @@ from herald.api.pagination import page_headers
 from herald.api.problems import Problem, field_problem
 from herald.auth import Principal
 from herald.devices import changes, service
-from herald.store import EventPage, EventQuery
-from herald.store.base import Organisation
+from herald.events.types import EventPage, EventQuery
+from herald.organisations.types import Organisation
 from herald.store.errors import NotFound
 
 router = APIRouter(tags=["devices"])

@@ -39,10 +39,10 @@ from herald.delivery.sinks.tls import MAX_PEM_CHARS
 from herald.delivery.status import handler_status
 from herald.delivery.targets import TargetRefused, check_target, resolve
 from herald.delivery.webhook import WebhookSender
+from herald.handlers.types import Delivery, Handler, HandlerSpec
 from herald.model import Timestamp
 from herald.query.syntax import FilterError
 from herald.sealing import SecretUnavailable
-from herald.store.base import Delivery, Handler, HandlerSpec
 from herald.timefmt import format_ms, now_ms, to_ms
 
 router = APIRouter(tags=["event handlers"])

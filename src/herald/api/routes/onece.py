@@ -37,9 +37,9 @@ from herald.auth import Principal
 from herald.devices import service, usage
 from herald.devices import state as device_state
 from herald.devices.service import InvalidParameter
+from herald.events.types import EventQuery
 from herald.ingest.usage import MAX_ENDPOINT_ID, UNITS_PER_MB
 from herald.query.filter import EventFilter
-from herald.store import EventQuery
 from herald.store.usage_records import DATA, SMS
 from herald.timefmt import now_ms
 

@@ -27,7 +27,8 @@ from herald.api.event_query import (
 )
 from herald.api.problems import field_problem
 from herald.catalog import SEVERITIES, SOURCES, Catalog
-from herald.store.base import STATS_GROUPS, StatsQuery, StatsRow
+from herald.events.types import StatsQuery, StatsRow
+from herald.query.fields import STATS_GROUPS
 from herald.timefmt import format_ms, now_ms
 
 router = APIRouter(tags=["analytics"])

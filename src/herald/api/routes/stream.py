@@ -38,7 +38,7 @@ from herald.api.resume import InvalidResumeToken, ResumeTokens
 from herald.api.services import Services
 from herald.api.stream_guard import StreamGuard, StreamLimitReached
 from herald.auth import jwt_secret
-from herald.store import LogEntry
+from herald.events.types import LogEntry
 
 router = APIRouter(tags=["events"])
 log = logging.getLogger("herald.stream")

@@ -1035,7 +1035,7 @@ function handlerForm(handler) {
   return form;
 }
 
-// The API's delivery outcomes (store.base.Delivery): delivered, retry, rejected, disabled, skipped.
+// The API's delivery outcomes (herald.handlers.types.Delivery): delivered, retry, rejected, disabled, skipped.
 const OUTCOME_CLASS = { delivered: "state-active", retry: "state-retrying", skipped: "state-retrying" };
 
 async function showDeliveries(root, handler) {

@@ -21,8 +21,8 @@ from herald.delivery.sinks.base import (
     settings_of,
 )
 from herald.delivery.webhook import WebhookSender
+from herald.handlers.types import Handler
 from herald.sealing import SecretBox
-from herald.store.base import Handler
 
 __all__ = [
     "KINDS",

@@ -39,7 +39,7 @@ from herald.delivery.sinks.tls import (
 )
 from herald.delivery.targets import TargetRefused, resolve
 from herald.delivery.webhook import SendResult
-from herald.store.base import Handler
+from herald.handlers.types import Handler
 
 log = logging.getLogger("herald.delivery")
 TYPES = ("webhook", "mqtt", "nats", "amqp", "s3")

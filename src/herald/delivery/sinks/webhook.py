@@ -7,8 +7,8 @@ from herald.delivery.headers import authorization
 from herald.delivery.requests import build_request
 from herald.delivery.sinks.base import Outgoing, settings_of
 from herald.delivery.webhook import SendResult, WebhookSender
+from herald.handlers.types import Handler
 from herald.sealing import SecretBox
-from herald.store.base import Handler
 
 
 class WebhookSink:

@@ -1,0 +1,1 @@
+"""Events: the log's domain types, the writer and the query service."""

@@ -1,0 +1,1 @@
+"""Event handlers: their types and service."""
