@@ -25,7 +25,8 @@ from typing import Any
 
 import httpx
 import orjson
-from tests.support.server import HERALD, HeraldServer, free_port
+from tests.support.herald import HERALD
+from tests.support.server import HeraldServer, free_port
 
 from bench.common import (
     READER_CACHE_KIB,

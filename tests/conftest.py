@@ -10,6 +10,7 @@ import pytest
 from herald.store import open_store
 from tests.reliability import figures
 from tests.support import postgres
+from tests.support.inproc import InProcessHerald, start_in_process
 from tests.support.server import HeraldServer, start_server, stop_every_server
 
 SHARED_REFERENCE = Path(__file__).resolve().parents[2] / "shared" / "reference"
@@ -97,8 +98,20 @@ def module_database_url(
 
 
 @pytest.fixture
+def herald(database_url: str, tmp_path: Path) -> Iterator[InProcessHerald]:
+    """Herald's app in the test's process, on loopback with a fresh database, once per
+    backend: what a test of the HTTP API needs (see tests/support/inproc.py)."""
+    running = start_in_process(tmp_path / "herald", database_url=database_url)
+    try:
+        yield running
+    finally:
+        running.stop()
+
+
+@pytest.fixture
 def server(database_url: str, tmp_path: Path) -> Iterator[HeraldServer]:
-    """A real ``herald serve`` on loopback with a fresh database, once per backend."""
+    """A real ``herald serve`` process on loopback with a fresh database, once per backend:
+    for tests whose subject is the process (signals, restarts, its log, the console)."""
     workdir = tmp_path / "herald"
     herald = start_server(workdir, database_url=database_url)
     try:

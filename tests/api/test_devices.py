@@ -12,7 +12,8 @@ import pytest
 
 from herald.timefmt import format_ms, now_ms, parse_timestamp, to_ms
 from tests.ingest.examples import emnify_examples, recently
-from tests.support.server import HERALD, HeraldServer, free_port, start_server
+from tests.support.herald import HERALD
+from tests.support.server import HeraldServer, free_port, start_server
 from tests.support.waiting import wait_until
 
 MIN = 60_000

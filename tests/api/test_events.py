@@ -1,4 +1,4 @@
-"""The event API end to end: a real ``herald serve`` on a real SQLite file."""
+"""The event API end to end: the app in process over a real SQLite or PostgreSQL database."""
 
 from __future__ import annotations
 
@@ -10,7 +10,7 @@ import httpx
 import pytest
 
 from tests.support.dates import D2, D3, D4, D5, D6
-from tests.support.server import HeraldServer
+from tests.support.herald import Herald
 
 
 @dataclass
@@ -26,16 +26,16 @@ class Tenants:
 
 
 @pytest.fixture
-def tenants(server: HeraldServer) -> Tenants:
-    a = server.create_org("Acme IoT")
-    b = server.create_org("Bolt Mobility")
+def tenants(herald: Herald) -> Tenants:
+    a = herald.create_org("Acme IoT")
+    b = herald.create_org("Bolt Mobility")
     return Tenants(
         a=a,
         b=b,
-        a_rw=server.create_token(a, "event:read", "event:create"),
-        a_read=server.create_token(a, "event:read"),
-        b_rw=server.create_token(b, "event:read", "event:create"),
-        admin=server.admin_token,
+        a_rw=herald.create_token(a, "event:read", "event:create"),
+        a_read=herald.create_token(a, "event:read"),
+        b_rw=herald.create_token(b, "event:read", "event:create"),
+        admin=herald.admin_token,
     )
 
 
@@ -48,8 +48,8 @@ def problem_fields(response: httpx.Response) -> list[tuple[str, int | None]]:
     return [(e["field"], e.get("index")) for e in response.json()["errors"]]
 
 
-def test_generate_one_and_read_it_back(server: HeraldServer, tenants: Tenants) -> None:
-    with server.client(tenants.a_rw) as client:
+def test_generate_one_and_read_it_back(herald: Herald, tenants: Tenants) -> None:
+    with herald.client(tenants.a_rw) as client:
         response = post(
             client,
             {
@@ -72,10 +72,8 @@ def test_generate_one_and_read_it_back(server: HeraldServer, tenants: Tenants) -
         assert fetched.status_code == 200 and fetched.json() == record
 
 
-def test_batch_is_all_or_nothing_and_names_each_bad_index(
-    server: HeraldServer, tenants: Tenants
-) -> None:
-    with server.client(tenants.admin) as client:
+def test_batch_is_all_or_nothing_and_names_each_bad_index(herald: Herald, tenants: Tenants) -> None:
+    with herald.client(tenants.admin) as client:
         good = {"event_type": {"id": 1}, "organisation": {"id": tenants.a}}
         response = post(
             client,
@@ -117,17 +115,17 @@ def test_batch_is_all_or_nothing_and_names_each_bad_index(
     ],
 )
 def test_bad_input_is_a_problem_naming_the_field(
-    server: HeraldServer, body: bytes, status: int, field: str
+    herald: Herald, body: bytes, status: int, field: str
 ) -> None:
-    with server.client(server.admin_token) as client:
+    with herald.client(herald.admin_token) as client:
         response = client.post("/event", content=body, headers={"Content-Type": "application/json"})
     assert response.status_code == status, response.text
     assert field in [f for f, _ in problem_fields(response)]
 
 
-def test_limits_on_batch_and_body_size(server: HeraldServer, tenants: Tenants) -> None:
+def test_limits_on_batch_and_body_size(herald: Herald, tenants: Tenants) -> None:
     event = {"event_type": {"id": 1}, "organisation": {"id": tenants.a}}
-    with server.client(tenants.admin) as client:
+    with herald.client(tenants.admin) as client:
         too_many = post(client, [event] * 1001)
         assert too_many.status_code == 422
         assert "at most 1000" in too_many.json()["errors"][0]["reason"]
@@ -142,18 +140,18 @@ def test_limits_on_batch_and_body_size(server: HeraldServer, tenants: Tenants) -
 
 
 def test_future_timestamps_are_refused_past_timestamps_kept(
-    server: HeraldServer, tenants: Tenants
+    herald: Herald, tenants: Tenants
 ) -> None:
-    with server.client(tenants.a_rw) as client:
+    with herald.client(tenants.a_rw) as client:
         future = post(client, {"event_type": {"id": 10000}, "timestamp": "2999-01-01T00:00:00Z"})
         assert future.status_code == 422 and problem_fields(future) == [("timestamp", None)]
         past = post(client, {"event_type": {"id": 10000}, "timestamp": f"{D2}T00:00:00+0000"})
         assert past.json()["timestamp"] == f"{D2}T00:00:00.000Z"
 
 
-def test_a_producer_id_makes_the_write_idempotent(server: HeraldServer, tenants: Tenants) -> None:
+def test_a_producer_id_makes_the_write_idempotent(herald: Herald, tenants: Tenants) -> None:
     body = {"id": 543839962673704, "event_type": {"id": 10005}, "description": "first"}
-    with server.client(tenants.a_rw) as client:
+    with herald.client(tenants.a_rw) as client:
         first = post(client, body)
         again = post(client, {**body, "description": "second"})
         assert first.status_code == again.status_code == 201
@@ -163,12 +161,12 @@ def test_a_producer_id_makes_the_write_idempotent(server: HeraldServer, tenants:
         stored = batch.json()
         assert stored[0] == first.json() and stored[1] == stored[2]
         assert int(client.get("/event").headers["X-Total-Count"]) == 2
-    with server.client(tenants.b_rw) as other:  # another tenant's id space is its own
+    with herald.client(tenants.b_rw) as other:  # another tenant's id space is its own
         assert post(other, body).json()["id"] != first.json()["id"]
 
 
-def test_tenancy_matrix(server: HeraldServer, tenants: Tenants) -> None:
-    with server.client(tenants.a_rw) as a, server.client(tenants.b_rw) as b:
+def test_tenancy_matrix(herald: Herald, tenants: Tenants) -> None:
+    with herald.client(tenants.a_rw) as a, herald.client(tenants.b_rw) as b:
         mine = post(a, {"event_type": {"id": 10001}, "endpoint": {"id": 5}}).json()
         theirs = post(b, {"event_type": {"id": 10001}, "endpoint": {"id": 5}}).json()
         assert [e["id"] for e in a.get("/event").json()] == [mine["id"]]
@@ -182,18 +180,18 @@ def test_tenancy_matrix(server: HeraldServer, tenants: Tenants) -> None:
         assert other.status_code == 403
         custom = post(a, {"event_type": {"id": 3}})  # any code; only the platform's are internal
         assert (custom.status_code, custom.json()["internal"]) == (201, False)
-    with server.client(tenants.a_read) as reader:
+    with herald.client(tenants.a_read) as reader:
         assert post(reader, {"event_type": {"id": 10001}}).status_code == 403
         assert reader.get(f"/event/{mine['id']}").status_code == 200
-    with server.client(tenants.admin) as admin:
+    with herald.client(tenants.admin) as admin:
         every = {e["id"] for e in admin.get("/event").json()}
         assert every == {mine["id"], theirs["id"], custom.json()["id"]}
         only_b = admin.get("/event", params={"organisation": tenants.b}).json()
         assert [e["id"] for e in only_b] == [theirs["id"]]
 
 
-def test_authentication(server: HeraldServer, tenants: Tenants) -> None:
-    with server.client() as anonymous:
+def test_authentication(herald: Herald, tenants: Tenants) -> None:
+    with herald.client() as anonymous:
         assert anonymous.get("/event").status_code == 401
         assert anonymous.get("/event").headers["WWW-Authenticate"] == "Bearer"
         refused = anonymous.post("/authenticate", json={"application_token": "hrd_nope"})
@@ -201,38 +199,38 @@ def test_authentication(server: HeraldServer, tenants: Tenants) -> None:
         jwt = anonymous.post("/authenticate", json={"application_token": tenants.a_read})
         assert jwt.status_code == 200
         auth_token = jwt.json()["auth_token"]
-    with server.client(auth_token) as client:
+    with herald.client(auth_token) as client:
         assert client.get("/event").status_code == 200
     forged = auth_token[:-4] + ("AAAA" if not auth_token.endswith("AAAA") else "BBBB")
     for bad in (forged, "hrd_unknown", "not-a-token", auth_token + "x"):
-        with server.client(bad) as client:
+        with herald.client(bad) as client:
             assert client.get("/event").status_code == 401, bad
-    token_id = server.cli(
-        "token", "list", "--org", str(tenants.a), "--database", server.database_url
+    token_id = herald.cli(
+        "token", "list", "--org", str(tenants.a), "--database", herald.database_url
     ).stdout
     assert "event:read" in token_id and tenants.a_read not in token_id  # secrets never listed
 
 
-def test_revoked_tokens_and_their_jwts_are_refused(server: HeraldServer) -> None:
-    org = server.create_org("Revokers")
-    created = server.cli(
-        "token", "create", "--org", str(org), "-p", "event:read", "--database", server.database_url
+def test_revoked_tokens_and_their_jwts_are_refused(herald: Herald) -> None:
+    org = herald.create_org("Revokers")
+    created = herald.cli(
+        "token", "create", "--org", str(org), "-p", "event:read", "--database", herald.database_url
     ).stdout.splitlines()
     token_id, token = re.findall(r"Token (\d+) created", created[0])[0], created[-1]
-    with server.client() as anonymous:
+    with herald.client() as anonymous:
         auth_token = anonymous.post("/authenticate", json={"application_token": token}).json()
-    with server.client(token) as client:
+    with herald.client(token) as client:
         assert client.get("/event").status_code == 200
-    server.cli("token", "revoke", token_id, "--database", server.database_url)
+    herald.cli("token", "revoke", token_id, "--database", herald.database_url)
     for credential in (token, auth_token["auth_token"]):
-        with server.client(credential) as client:
+        with herald.client(credential) as client:
             assert client.get("/event").status_code == 401
-    with server.client() as anonymous:
+    with herald.client() as anonymous:
         again = anonymous.post("/authenticate", json={"application_token": token})
         assert again.status_code == 401
 
 
-def test_paging_headers_links_and_cursor(server: HeraldServer, tenants: Tenants) -> None:
+def test_paging_headers_links_and_cursor(herald: Herald, tenants: Tenants) -> None:
     events = [
         {
             "event_type": {"id": 10000 + i % 3},
@@ -241,7 +239,7 @@ def test_paging_headers_links_and_cursor(server: HeraldServer, tenants: Tenants)
         }
         for i in range(25)
     ]
-    with server.client(tenants.a_rw) as client:
+    with herald.client(tenants.a_rw) as client:
         assert post(client, events).status_code == 201
         page = client.get("/event", params={"per_page": 10, "page": 2})
         assert page.status_code == 200
@@ -278,8 +276,8 @@ def test_paging_headers_links_and_cursor(server: HeraldServer, tenants: Tenants)
         assert client.get("/event", params={"page": 99}).json() == []
 
 
-def test_sorting(server: HeraldServer, tenants: Tenants) -> None:
-    with server.client(tenants.a_rw) as client:
+def test_sorting(herald: Herald, tenants: Tenants) -> None:
+    with herald.client(tenants.a_rw) as client:
         post(
             client,
             [
@@ -300,7 +298,7 @@ def test_sorting(server: HeraldServer, tenants: Tenants) -> None:
         assert client.get("/event", params={"sort": "-type"}).headers["X-Sort"] == "-type"
 
 
-def test_filters_in_q_and_as_parameters(server: HeraldServer, tenants: Tenants) -> None:
+def test_filters_in_q_and_as_parameters(herald: Herald, tenants: Tenants) -> None:
     endpoint = {
         "id": 11,
         "name": "Tracker 11",
@@ -308,7 +306,7 @@ def test_filters_in_q_and_as_parameters(server: HeraldServer, tenants: Tenants) 
         "ip_address": "10.0.0.11",
         "tags": "fleet,north",
     }
-    with server.client(tenants.admin) as client:
+    with herald.client(tenants.admin) as client:
         org = {"id": tenants.a}
         created = post(
             client,
@@ -384,8 +382,8 @@ def test_filters_in_q_and_as_parameters(server: HeraldServer, tenants: Tenants) 
             assert response.json()["errors"][0]["field"].startswith("q"), bad
 
 
-def test_catalogue_endpoints(server: HeraldServer, tenants: Tenants) -> None:
-    with server.client(tenants.a_read) as client:
+def test_catalogue_endpoints(herald: Herald, tenants: Tenants) -> None:
+    with herald.client(tenants.a_read) as client:
         types = client.get("/event/type").json()
         assert {t["id"] for t in types} >= set(range(61))
         assert next(t for t in types if t["id"] == 3)["description"] == "Create PDP Context"
@@ -401,12 +399,12 @@ def test_catalogue_endpoints(server: HeraldServer, tenants: Tenants) -> None:
         ]
         monikers = client.get("/event/moniker").json()
         assert len(monikers) == 46
-    with server.client() as anonymous:
+    with herald.client() as anonymous:
         assert anonymous.get("/event/type").status_code == 401
 
 
-def test_openapi_and_docs_are_served(server: HeraldServer) -> None:
-    with httpx.Client(base_url=server.url) as client:
+def test_openapi_and_docs_are_served(herald: Herald) -> None:
+    with httpx.Client(base_url=herald.url) as client:
         spec = client.get("/api/openapi.json").json()
         assert "/api/v1/event" in spec["paths"] and "/api/v1/authenticate" in spec["paths"]
         assert "post" in spec["paths"]["/api/v1/event"]

@@ -16,7 +16,8 @@ import jwt
 import orjson
 import pytest
 
-from tests.support.server import HERALD, HeraldServer, start_server
+from tests.support.herald import HERALD
+from tests.support.server import HeraldServer, start_server
 
 DEADLINE = 60.0  # generous: waits end as soon as their condition holds
 

@@ -6,7 +6,7 @@ import subprocess
 from pathlib import Path
 
 from herald.store.migrator import migrations
-from tests.support.server import HERALD
+from tests.support.herald import HERALD
 
 
 def herald(*args: str) -> subprocess.CompletedProcess[str]:

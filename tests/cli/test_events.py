@@ -11,7 +11,8 @@ from typing import IO
 
 import pytest
 
-from tests.support.server import HERALD, HeraldServer, start_server
+from tests.support.herald import HERALD
+from tests.support.server import HeraldServer, start_server
 from tests.support.waiting import wait_until
 
 

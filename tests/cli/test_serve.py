@@ -15,7 +15,8 @@ from pydantic import ValidationError
 
 from herald.cli.common import listen
 from herald.config import Settings
-from tests.support.server import HERALD, HeraldServer, start_server
+from tests.support.herald import HERALD
+from tests.support.server import HeraldServer, start_server
 
 LIMITED = {"HERALD_RATE_LIMIT_PER_SECOND": "0.05", "HERALD_RATE_LIMIT_BURST": "10"}
 

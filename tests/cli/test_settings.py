@@ -10,7 +10,7 @@ from pathlib import Path
 import pytest
 
 from herald.config import SettingsError, load_settings
-from tests.support.server import HERALD
+from tests.support.herald import HERALD
 
 
 def _run(tmp_path: Path, args: list[str], bad: dict[str, str]) -> subprocess.CompletedProcess[str]:

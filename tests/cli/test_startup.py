@@ -13,7 +13,7 @@ from herald.cli.db import TRAINING_SAMPLES
 from herald.cli.serve import DEMO_ORGANISATIONS
 from herald.simulate import demo
 from herald.store import records
-from tests.support.server import HERALD
+from tests.support.herald import HERALD
 
 HEAVY = (
     "fastapi",

@@ -16,7 +16,8 @@ from herald.store import Store
 from tests.delivery.receiver import receiving
 from tests.delivery.test_drain import slow_receiver
 from tests.delivery.test_worker import append, attempts
-from tests.support.server import HERALD, free_port
+from tests.support.herald import HERALD
+from tests.support.server import free_port
 from tests.support.waiting import wait_until
 
 SCRAPE_TOKEN = "scrape-me-please"

@@ -19,8 +19,9 @@ from herald.store.sql import encode_cursor
 from herald.timefmt import format_ms, to_ms
 from tests.reliability.conftest import ALL, Tenant, make_tenant
 from tests.reliability.figures import Figures
+from tests.support.herald import HERALD
 from tests.support.records import emnify_record
-from tests.support.server import HERALD, HeraldServer, start_server
+from tests.support.server import HeraldServer, start_server
 
 BAD_TIMES = ["0001-01-01T00:00:00+00:09", "9999-12-31T23:59:59-23:59", "1969-12-31T23:59:59Z"]
 GOOD_TIME = "2026-01-01T00:00:00Z"

@@ -23,7 +23,7 @@ from herald.store import Store, StoreError
 from herald.store.device_records import DeviceQuery
 from herald.timefmt import now_ms
 from tests.store.conftest import EventFactory
-from tests.support.server import HERALD
+from tests.support.herald import HERALD
 from tests.support.waiting import readable
 
 T0 = now_ms() - 3 * 86_400_000  # within the retention window, whole minutes apart

@@ -20,7 +20,8 @@ from cryptography.fernet import Fernet
 
 from tests.delivery.receiver import DELIVERY_ENV, Received, Receiver, receiving
 from tests.support import postgres
-from tests.support.server import HERALD, HeraldServer, free_port, start_server
+from tests.support.herald import HERALD
+from tests.support.server import HeraldServer, free_port, start_server
 
 pytestmark = pytest.mark.postgres
 

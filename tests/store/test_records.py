@@ -22,7 +22,7 @@ from herald.store.records import RAW, SHIPPED_ID, RecordMethods
 from herald.store.sql import EVENT_COLUMNS, LEAN_COLUMNS, event_row
 from herald.timefmt import now_ms
 from tests.store.conftest import EventFactory
-from tests.support.server import HERALD
+from tests.support.herald import HERALD
 from tests.support.waiting import readable
 
 ORGANISATION = 7

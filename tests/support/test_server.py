@@ -7,6 +7,7 @@ import subprocess
 import sys
 from pathlib import Path
 
+import httpx
 import pytest
 
 from tests.support import server as servers
@@ -43,6 +44,25 @@ def test_a_server_that_does_not_come_up_in_time_is_killed(
         env={**os.environ, "HERALD_SQLITE_SYNCHRONOUS": "NORMAL"},
     )
     with pytest.raises(RuntimeError, match="did not answer /health within 0 s"):
+        herald.start()
+    assert herald.process is not None and herald.process.returncode is not None
+    assert herald.process not in servers._RUNNING
+
+
+def test_a_start_that_fails_any_other_way_leaves_no_process(
+    tmp_path: Path, monkeypatch: pytest.MonkeyPatch
+) -> None:
+    def broken_wait(*args: object, **kwargs: object) -> None:
+        raise OSError("the wait for /health broke")
+
+    monkeypatch.setattr(httpx, "get", broken_wait)
+    herald = HeraldServer(
+        workdir=tmp_path,
+        database_url=f"sqlite:///{tmp_path / 'herald.db'}",
+        port=free_port(),
+        env={**os.environ, "HERALD_SQLITE_SYNCHRONOUS": "NORMAL"},
+    )
+    with pytest.raises(OSError, match="the wait for /health broke"):
         herald.start()
     assert herald.process is not None and herald.process.returncode is not None
     assert herald.process not in servers._RUNNING

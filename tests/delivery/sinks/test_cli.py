@@ -13,7 +13,8 @@ import pytest
 from tests.delivery.receiver import start_delivery_server, tenant
 from tests.delivery.sinks.common import PASSWORD, unique
 from tests.delivery.sinks.pki import Authority
-from tests.support.server import HERALD, HeraldServer
+from tests.support.herald import HERALD
+from tests.support.server import HeraldServer
 
 
 @pytest.fixture
