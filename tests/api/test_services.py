@@ -16,11 +16,11 @@ from herald.api.app import create_app
 from herald.api.live import LogFeed, Subscription
 from herald.api.resume import ResumeTokens
 from herald.api.routes.stream import Live
-from herald.api.services import THREAD_NAME_PREFIX, Services
 from herald.api.stream_guard import StreamGuard
 from herald.auth import Principal
 from herald.config import Settings
 from herald.query.filter import EventFilter
+from herald.services import THREAD_NAME_PREFIX, Services
 
 request_id: contextvars.ContextVar[str] = contextvars.ContextVar("request_id", default="-")
 

@@ -26,19 +26,13 @@ from herald.api.routes import rejected as rejected_routes
 from herald.api.routes import stats as stats_routes
 from herald.api.routes import stream as stream_routes
 from herald.api.routes import usage as usage_routes
-from herald.api.services import Services
-from herald.audit import AuditLog
-from herald.auth import Authenticator, jwt_secret
-from herald.catalog import load_catalog
 from herald.config import Settings
 from herald.console import STATIC_DIR
 from herald.delivery.worker import in_process as delivery_in_process
 from herald.devices.projector import in_process as devices_in_process
-from herald.ids import IdGenerator
 from herald.loops import run_forever
-from herald.sealing import load_box, seal_stored_secrets
+from herald.services import Services, running_services
 from herald.simulate.demo import run_demo
-from herald.store import Store, StoreError, lease_node_id, open_store
 from herald.timefmt import now_ms
 
 log = logging.getLogger("herald")
@@ -67,31 +61,6 @@ def _background(services: Services) -> list[asyncio.Task[None]]:
     if settings.demo:
         tasks.append(run_demo(services))
     return [asyncio.create_task(task) for task in tasks]
-
-
-def build_services(settings: Settings, store: Store) -> Services:
-    """The services a running API needs, over an open store."""
-    catalog = load_catalog()
-    ids = IdGenerator(lambda: lease_node_id(store, settings.node_id))
-    try:  # lease now, so that a lost lease shows from the start
-        log.info("event ids: node id %d", ids.node_id)
-    except StoreError as exc:  # a read-only database: the server still serves reads
-        log.warning("no node id leased yet (%s); writes answer 503 until one is", exc)
-    audit = AuditLog(store, catalog, ids, enabled=settings.audit_events)
-    return Services(
-        settings=settings,
-        store=store,
-        auth=Authenticator(
-            store,
-            jwt_secret(store, settings.jwt_secret),
-            settings.jwt_ttl_seconds,
-            on_failure=audit.auth_failed,
-        ),
-        catalog=catalog,
-        ids=ids,
-        audit=audit,
-        secret_box=load_box(settings),
-    )
 
 
 @contextlib.asynccontextmanager
@@ -125,26 +94,6 @@ async def _running(app: FastAPI, services: Services) -> AsyncIterator[None]:
             task.cancel()
         await asyncio.gather(*background, return_exceptions=True)
         await stream_routes.close_live_feed(app)
-
-
-@contextlib.asynccontextmanager
-async def running_services(settings: Settings) -> AsyncIterator[Services]:
-    """The store opened and the services built over it (handler secrets sealed) for as long
-    as the block lasts; on leaving, running store work finishes, then the store closes."""
-    store = open_store(
-        settings.database_url,
-        sqlite_synchronous=settings.sqlite_synchronous,
-        retention_days=settings.retention_days,
-    )
-    try:
-        services = build_services(settings, store)
-        seal_stored_secrets(store, services.secret_box)
-        try:
-            yield services
-        finally:  # cancelled callers leave their store work running: let it finish first
-            await services.close()
-    finally:
-        store.close()
 
 
 def create_app(settings: Settings | None = None) -> FastAPI:

@@ -13,8 +13,8 @@ from starlette.requests import HTTPConnection
 
 from herald.api.problems import Problem
 from herald.api.ratelimit import client_key, rate_limit, token_key
-from herald.api.services import Services
 from herald.auth import TOKEN_PREFIX, AuthError, Principal
+from herald.services import Services
 
 bearer = HTTPBearer(
     auto_error=False, description="An application token or the JWT from /authenticate"

@@ -20,7 +20,7 @@ from herald.store import InvalidQuery
 from herald.store.sql import decode_cursor
 
 if TYPE_CHECKING:
-    from herald.api.services import Services
+    from herald.services import Services
 
 MAX_PER_PAGE = 1000
 DEFAULT_PER_PAGE = 100

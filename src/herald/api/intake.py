@@ -21,15 +21,16 @@ from pydantic import TypeAdapter, ValidationError
 
 from herald import metrics
 from herald.api.nul import NUL_REASON, nul_field
-from herald.api.problems import Problem, validation_errors
-from herald.api.services import Services
+from herald.api.problems import Problem
 from herald.api.writing import build_one
 from herald.auth import Principal
+from herald.errors import validation_errors
 from herald.ingest import PROVIDERS, RecordError
 from herald.ingest.types import resolve_provider_type
 from herald.ingest.usage import is_usage_record, parse_usage
 from herald.model import EventIn, NewEvent
 from herald.retention import DAY_MS, retention_days, too_old, window_start_ms
+from herald.services import Services
 from herald.store.rejections import NewRejection, QuarantineLimits, Rejected
 from herald.store.usage import MAX_DAILY
 from herald.store.usage_records import UsageRecord

@@ -1,4 +1,8 @@
-"""Errors as RFC 9457 ``application/problem+json`` bodies that name the field and the reason."""
+"""Errors as RFC 9457 ``application/problem+json`` bodies that name the field and the reason.
+
+The one place where errors meet HTTP: the services' errors (``herald.errors``), the store's
+(``store/errors.py``) and the framework's each answer with one status here.
+"""
 
 from __future__ import annotations
 
@@ -13,8 +17,19 @@ from starlette.exceptions import HTTPException as StarletteHTTPException
 from starlette.responses import Response
 
 from herald.api.methods import allowed_methods
+from herald.errors import (
+    DomainError,
+    Forbidden,
+    Invalid,
+    Malformed,
+    NotFound,
+    RetryLater,
+    validation_errors,
+)
 from herald.metrics import QUERIES_REFUSED
-from herald.store import Conflict, InvalidQuery, NotFound, StoreError, StoreUnavailable
+from herald.sealing import SecretUnavailable
+from herald.store import Conflict, InvalidQuery, StoreError, StoreUnavailable
+from herald.store import NotFound as StoreNotFound
 from herald.store.errors import LimitReached, QueryTimeout, TryAgain
 
 PROBLEM_JSON = "application/problem+json"
@@ -61,34 +76,21 @@ def problem_response(problem: Problem) -> Response:
     )
 
 
-def location(loc: Sequence[str | int]) -> tuple[str, int | None]:
-    """Pydantic's error location as a dotted field name, and the batch index if any."""
-    parts = list(loc)
-    if parts and parts[0] in ("body", "query", "path", "header"):
-        parts = parts[1:]
-    index: int | None = None
-    if parts and isinstance(parts[0], int):
-        index = int(parts.pop(0))
-    name = ".".join(str(p) for p in parts if not str(p).startswith("function-")) or "body"
-    return name, index
+def problem_for(error: DomainError) -> Problem:
+    """The answer to a service's error: its status by class, its title, detail and fields."""
+    headers = {"Retry-After": str(error.retry_after)} if isinstance(error, RetryLater) else {}
+    status = next(code for kind, code in _STATUS.items() if isinstance(error, kind))
+    return Problem(status, error.title, error.detail, error.errors, headers)
 
 
-def validation_errors(
-    errors: Sequence[Mapping[str, Any]], index: int | None = None
-) -> list[dict[str, Any]]:
-    """Pydantic errors as problem ``errors`` entries."""
-    out: list[dict[str, Any]] = []
-    for error in errors:
-        field, loc_index = location(error.get("loc", ()))
-        reason = error.get("msg", "invalid")
-        if error.get("type") == "value_error" and "error" in error.get("ctx", {}):
-            reason = str(error["ctx"]["error"])  # our own sentence, without "Value error, "
-        entry: dict[str, Any] = {"field": field, "reason": reason}
-        at = index if index is not None else loc_index
-        if at is not None:
-            entry["index"] = at
-        out.append(entry)
-    return out
+_STATUS: dict[type[DomainError], int] = {
+    Malformed: 400,
+    Invalid: 422,
+    Forbidden: 403,
+    NotFound: 404,
+    RetryLater: 429,
+    DomainError: 422,  # last: a class not named above answers as its base
+}
 
 
 def install_problem_handlers(app: FastAPI) -> None:
@@ -97,6 +99,13 @@ def install_problem_handlers(app: FastAPI) -> None:
     async def on_problem(_: Request, exc: Exception) -> Response:
         assert isinstance(exc, Problem)
         return problem_response(exc)
+
+    async def on_domain(_: Request, exc: Exception) -> Response:
+        assert isinstance(exc, DomainError)
+        return problem_response(problem_for(exc))
+
+    async def on_secret(_: Request, exc: Exception) -> Response:
+        return problem_response(Problem(503, "Secret unavailable", str(exc)))
 
     async def on_validation(request: Request, exc: Exception) -> Response:
         assert isinstance(exc, RequestValidationError)
@@ -148,9 +157,11 @@ def install_problem_handlers(app: FastAPI) -> None:
         return problem_response(Problem(500, "Storage error", "the store could not do this"))
 
     app.add_exception_handler(Problem, on_problem)
+    app.add_exception_handler(DomainError, on_domain)
+    app.add_exception_handler(SecretUnavailable, on_secret)
     app.add_exception_handler(RequestValidationError, on_validation)
     app.add_exception_handler(StarletteHTTPException, on_http)
-    app.add_exception_handler(NotFound, on_not_found)
+    app.add_exception_handler(StoreNotFound, on_not_found)
     app.add_exception_handler(InvalidQuery, on_invalid_query)
     app.add_exception_handler(QueryTimeout, on_timeout)
     app.add_exception_handler(StoreUnavailable, on_unavailable)

@@ -12,12 +12,13 @@ from typing import Any
 import orjson
 from pydantic import TypeAdapter, ValidationError
 
-from herald.api.problems import Problem, field_problem, validation_errors
-from herald.api.services import Services
+from herald.api.problems import Problem, field_problem
 from herald.auth import Principal
+from herald.errors import validation_errors
 from herald.model import EventIn, FieldError, NewEvent, OrganisationRef, build_event
 from herald.organisations.types import Organisation
 from herald.retention import retention_days
+from herald.services import Services
 from herald.threads import offer_gil
 from herald.timefmt import now_ms
 

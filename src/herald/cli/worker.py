@@ -54,6 +54,6 @@ def worker(
         highlight=False,
         markup=False,
     )
-    from herald.api.worker_app import create_worker_app  # the web stack: only when it runs
+    from herald.cli.worker_app import create_worker_app  # the web stack: only when it runs
 
     run_app(create_worker_app(settings), sock, settings.log_level)

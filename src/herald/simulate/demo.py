@@ -20,7 +20,7 @@ from herald.simulate.usage import restamp, save_usage
 from herald.timefmt import now_ms
 
 if TYPE_CHECKING:  # the app imports this module: no import of herald.api at run time
-    from herald.api.services import Services
+    from herald.services import Services
 
 log = logging.getLogger("herald.demo")
 DEMO_MARK = "demo_seeded"

@@ -26,10 +26,10 @@ from herald.api.deps import ServicesDep, require, require_ingest
 from herald.api.intake import Outcome, ingest_batch
 from herald.api.intake_schemas import IngestAnswer
 from herald.api.problems import Problem, field_problem
-from herald.api.services import Services
 from herald.api.writing import parse_json
 from herald.auth import Principal
 from herald.ingest.stacuity import TEST_MESSAGE
+from herald.services import Services
 
 router = APIRouter(tags=["ingest"])
 JSON_TYPE = "application/json"

@@ -32,7 +32,6 @@ from herald.api.event_query import parse_sort, refuse_unknown
 from herald.api.pagination import page_headers
 from herald.api.problems import Problem, field_problem
 from herald.api.routes.usage import _days
-from herald.api.services import Services
 from herald.auth import Principal
 from herald.devices import service, usage
 from herald.devices import state as device_state
@@ -40,6 +39,7 @@ from herald.devices.service import InvalidParameter
 from herald.events.types import EventQuery
 from herald.ingest.usage import MAX_ENDPOINT_ID, UNITS_PER_MB
 from herald.query.filter import EventFilter
+from herald.services import Services
 from herald.store.usage_records import DATA, SMS
 from herald.timefmt import now_ms
 

@@ -27,9 +27,9 @@ from herald.api.deps import EventReader, ServicesDep, get_principal
 from herald.api.intake import Outcome, rejected_json, retry_rejected
 from herald.api.intake_schemas import RejectedRecord, RetryAnswer, RetryOutcome
 from herald.api.problems import Problem, field_problem
-from herald.api.services import Services
 from herald.auth import Principal
 from herald.ingest import PROVIDERS
+from herald.services import Services
 from herald.store.rejections import Rejected, RejectedPage
 
 T = TypeVar("T")

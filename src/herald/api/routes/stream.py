@@ -35,10 +35,10 @@ from herald.api.event_query import organisation_names, parse_filters
 from herald.api.live import Frame, LogFeed, OrgScope, Subscription, read_selected
 from herald.api.problems import Problem, field_problem
 from herald.api.resume import InvalidResumeToken, ResumeTokens
-from herald.api.services import Services
 from herald.api.stream_guard import StreamGuard, StreamLimitReached
 from herald.auth import jwt_secret
 from herald.events.types import LogEntry
+from herald.services import Services
 
 router = APIRouter(tags=["events"])
 log = logging.getLogger("herald.stream")

@@ -17,11 +17,11 @@ from starlette.responses import Response
 
 from herald.api.deps import EventReader, ServicesDep
 from herald.api.problems import Problem, field_problem
-from herald.api.services import Services
 from herald.devices import usage
 from herald.devices.service import InvalidParameter
 from herald.ingest.usage import MAX_ENDPOINT_ID
 from herald.retention import DAY_MS
+from herald.services import Services
 from herald.store.usage_records import DailyUsage, Traffic
 from herald.timefmt import now_ms
 

@@ -4,8 +4,9 @@ from __future__ import annotations
 
 import pytest
 
-from herald.api.budget import DAY_SECONDS, Budget, EventBudgets
-from herald.api.problems import Problem
+from herald.api.problems import Problem, problem_for
+from herald.errors import DomainError
+from herald.organisations.budget import DAY_SECONDS, Budget, EventBudgets
 from herald.organisations.types import Organisation
 
 DEFAULT = Budget(events_per_second=10, burst=100, bytes_per_day=10_000)
@@ -28,9 +29,9 @@ def _budgets(clock: Clock, default: Budget = DEFAULT) -> EventBudgets:
 
 
 def _refused(budgets: EventBudgets, events: int, size: int = 0, org: int = 1) -> Problem:
-    with pytest.raises(Problem) as refused:
+    with pytest.raises(DomainError) as refused:
         budgets.charge(org, DEFAULT, events, size)
-    return refused.value
+    return problem_for(refused.value)
 
 
 def test_events_over_the_bucket_answer_429_with_the_wait_and_refill_at_the_rate() -> None:
@@ -100,10 +101,11 @@ def test_a_write_inside_the_wait_of_the_last_refusal_is_refused_before_it_is_rea
     budgets.charge(1, DEFAULT, 100, 0)
     assert _refused(budgets, 50).headers == {"Retry-After": "5"}
     clock.pass_(4)
-    with pytest.raises(Problem) as early:
+    with pytest.raises(DomainError) as refused_early:
         budgets.check_waited(1)  # a client that did not wait: refused unread
-    assert early.value.status == 429 and early.value.headers == {"Retry-After": "1"}
-    assert early.value.errors[0]["field"] == "event_budget.events_per_second"
+    early = problem_for(refused_early.value)
+    assert early.status == 429 and early.headers == {"Retry-After": "1"}
+    assert early.errors[0]["field"] == "event_budget.events_per_second"
     budgets.check_waited(2)  # another organisation's writes are not held
     clock.pass_(1)
     budgets.check_waited(1)  # the wait is over

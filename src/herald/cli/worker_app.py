@@ -14,13 +14,13 @@ from collections.abc import AsyncIterator
 from fastapi import FastAPI
 
 from herald import __version__
-from herald.api.app import running_services
 from herald.api.problems import install_problem_handlers
 from herald.api.routes import health
 from herald.api.routes import metrics as metrics_routes
 from herald.config import Settings
 from herald.delivery.worker import in_process as delivery_in_process
 from herald.devices.projector import in_process as devices_in_process
+from herald.services import running_services
 
 
 def create_worker_app(settings: Settings) -> FastAPI:

@@ -21,8 +21,8 @@ import time
 from collections.abc import Callable
 from dataclasses import dataclass
 
-from herald.api.problems import Problem
 from herald.config import Settings
+from herald.errors import Invalid, RetryLater
 from herald.metrics import EVENT_BUDGET_REFUSED
 from herald.organisations.types import Organisation
 
@@ -94,7 +94,8 @@ class EventBudgets:
 
     def charge(self, organisation_id: int, budget: Budget, events: int, body_bytes: int) -> None:
         """Take ``events`` and ``body_bytes`` from the organisation's budget, or raise the
-        Problem that refuses the request (nothing taken then)."""
+        error that refuses the request (nothing taken then): ``Invalid`` for a request that
+        never fits, ``RetryLater`` for one that fits later."""
         if budget.events_per_second <= 0:
             return
         if events > budget.burst:
@@ -161,21 +162,15 @@ class EventBudgets:
 
 def _refuse_whole(name: str, reason: str) -> None:
     EVENT_BUDGET_REFUSED.labels(name).inc()
-    raise Problem(
-        422,
-        "Over the event budget",
-        f"event_budget.{name}: {reason}",
-        [{"field": f"event_budget.{name}", "reason": reason}],
-    )
+    raise Invalid.at(f"event_budget.{name}", reason, title="Over the event budget")
 
 
 def _refuse_for(name: str, reason: str, wait_seconds: float) -> None:
     EVENT_BUDGET_REFUSED.labels(name).inc()
-    retry_after = str(max(1, math.ceil(wait_seconds)))
-    raise Problem(
-        429,
-        "Over the event budget",
+    retry_after = max(1, math.ceil(wait_seconds))
+    raise RetryLater(
         f"event_budget.{name}: {reason}; retry after {retry_after} s",
         [{"field": f"event_budget.{name}", "reason": reason}],
-        headers={"Retry-After": retry_after},
+        title="Over the event budget",
+        retry_after=retry_after,
     )

@@ -6,18 +6,20 @@ import asyncio
 
 import pytest
 
-from herald.api.problems import Problem
-from herald.api.query_slots import QuerySlots
+from herald.api.problems import problem_for
+from herald.errors import DomainError
+from herald.events.query_slots import QuerySlots
 
 
 def test_one_more_query_than_the_slots_is_refused_with_retry_after() -> None:
     slots = QuerySlots(per_organisation=2)
     held = [slots.take(1), slots.take(1)]
-    with pytest.raises(Problem) as refused:
+    with pytest.raises(DomainError) as refused:
         slots.take(1)
-    assert refused.value.status == 429
-    assert refused.value.headers == {"Retry-After": "1"}
-    assert "at most 2 at once" in str(refused.value.detail)
+    problem = problem_for(refused.value)
+    assert problem.status == 429
+    assert problem.headers == {"Retry-After": "1"}
+    assert "at most 2 at once" in str(problem.detail)
     slots.take(2)()  # another organisation has slots of its own
     for give_back in held:
         give_back()
@@ -47,9 +49,9 @@ def test_a_slot_stays_taken_until_the_work_ends_though_its_caller_went_away() ->
         caller.cancel()  # the client hung up
         with pytest.raises(asyncio.CancelledError):
             await caller
-        with pytest.raises(Problem) as refused:
+        with pytest.raises(DomainError) as refused:
             await slots.run(1, work)  # the abandoned query still holds the slot
-        assert refused.value.status == 429
+        assert problem_for(refused.value).status == 429
         finish.set()
         for _ in range(10):  # the work ends, and gives the slot back
             await asyncio.sleep(0)

@@ -1,27 +1,32 @@
-"""What every request handler needs, built once per app by the lifespan."""
+"""What a server process's work needs (the API's routes, the worker's loops): the store,
+the catalogue, ids, the writer, and the threads that run blocking work; built once per
+process by ``running_services``."""
 
 from __future__ import annotations
 
+import contextlib
+import logging
 import time
-from collections.abc import Callable
+from collections.abc import AsyncIterator, Callable
 from dataclasses import dataclass, field
 from typing import TypeVar
 
-from herald.api.budget import EventBudgets
-from herald.api.query_slots import QuerySlots
 from herald.audit import AuditLog
-from herald.auth import Authenticator, Principal
-from herald.catalog import Catalog
+from herald.auth import Authenticator, Principal, jwt_secret
+from herald.catalog import Catalog, load_catalog
 from herald.config import Settings
+from herald.events.query_slots import QuerySlots
 from herald.ids import IdGenerator
 from herald.loops import Loops
+from herald.organisations.budget import EventBudgets
 from herald.organisations.types import Organisation
-from herald.sealing import SecretBox
-from herald.store import Store
+from herald.sealing import SecretBox, load_box, seal_stored_secrets
+from herald.store import Store, StoreError, lease_node_id, open_store
 from herald.threads import FairThreads, Threads
 from herald.writer import EventWriter
 
 T = TypeVar("T")
+log = logging.getLogger("herald")
 
 ORGANISATION_CACHE_SECONDS = 5.0
 ORGANISATION_CACHE_SIZE = 10_000
@@ -88,8 +93,8 @@ class Services:
 
     def charge(self, principal: Principal, organisation_id: int, events: int, size: int) -> None:
         """Take a write of ``events`` in a body of ``size`` bytes from the organisation's
-        event budget; the Problem (429 or 422) that refuses it when over. A platform
-        token's writes are not counted. Blocking (the organisation may be read): off the
+        event budget; the error (``RetryLater`` or ``Invalid``) that refuses it when over. A
+        platform token's writes are not counted. Blocking (the organisation may be read): off the
         loop, e.g. in ``compute``."""
         if principal.internal:
             return
@@ -124,3 +129,48 @@ class Services:
                 self._organisations.clear()
             self._organisations[organisation_id] = (now, known)
         return known
+
+
+def build_services(settings: Settings, store: Store) -> Services:
+    """The services a server process needs, over an open store."""
+    catalog = load_catalog()
+    ids = IdGenerator(lambda: lease_node_id(store, settings.node_id))
+    try:  # lease now, so that a lost lease shows from the start
+        log.info("event ids: node id %d", ids.node_id)
+    except StoreError as exc:  # a read-only database: the server still serves reads
+        log.warning("no node id leased yet (%s); writes answer 503 until one is", exc)
+    audit = AuditLog(store, catalog, ids, enabled=settings.audit_events)
+    return Services(
+        settings=settings,
+        store=store,
+        auth=Authenticator(
+            store,
+            jwt_secret(store, settings.jwt_secret),
+            settings.jwt_ttl_seconds,
+            on_failure=audit.auth_failed,
+        ),
+        catalog=catalog,
+        ids=ids,
+        audit=audit,
+        secret_box=load_box(settings),
+    )
+
+
+@contextlib.asynccontextmanager
+async def running_services(settings: Settings) -> AsyncIterator[Services]:
+    """The store opened and the services built over it (handler secrets sealed) for as long
+    as the block lasts; on leaving, running store work finishes, then the store closes."""
+    store = open_store(
+        settings.database_url,
+        sqlite_synchronous=settings.sqlite_synchronous,
+        retention_days=settings.retention_days,
+    )
+    try:
+        services = build_services(settings, store)
+        seal_stored_secrets(store, services.secret_box)
+        try:
+            yield services
+        finally:  # cancelled callers leave their store work running: let it finish first
+            await services.close()
+    finally:
+        store.close()

@@ -1,8 +1,9 @@
 """A bound on each organisation's queries in flight, so that one tenant's slow queries cannot
 take every store thread; the queries themselves have a time limit (``EventQuery.time_limit``).
 
-One more query than the organisation's slots answers 429 with ``Retry-After`` at once, rather
-than waiting: a waiting request would hold its connection and keep its client guessing.
+One more query than the organisation's slots is refused at once (``RetryLater``: 429 with
+``Retry-After``) rather than waiting: a waiting request would hold its connection and keep
+its client guessing.
 A slot is held until the query's work ends, not until its request does: a client that hangs
 up leaves its query running in a store thread (to its time limit), so the slot stays taken.
 """
@@ -13,7 +14,7 @@ import asyncio
 from collections.abc import Awaitable, Callable
 from typing import TypeVar
 
-from herald.api.problems import Problem
+from herald.errors import RetryLater
 from herald.metrics import QUERIES_REFUSED
 
 T = TypeVar("T")
@@ -31,18 +32,17 @@ class QuerySlots:
 
     def take(self, organisation_id: int | None) -> Callable[[], None]:
         """One of ``organisation_id``'s slots, and the function that gives it back; None (a
-        platform token's query) takes none. 429 when every slot is taken."""
+        platform token's query) takes none. ``RetryLater`` when every slot is taken."""
         if organisation_id is None:
             return lambda: None
         running = self._running.get(organisation_id, 0)
         if running >= self.per_organisation:
             QUERIES_REFUSED.labels("busy").inc()
-            raise Problem(
-                429,
-                "Too many queries",
+            raise RetryLater(
                 f"this organisation already has {running} queries running (at most "
                 f"{self.per_organisation} at once): retry when one has answered",
-                headers={"Retry-After": "1"},
+                title="Too many queries",
+                retry_after=1,
             )
         self._running[organisation_id] = running + 1
         given_back = False
