@@ -3,38 +3,16 @@ both backends refuse them here, at the edge, with a problem naming the field."""
 
 from __future__ import annotations
 
-from typing import Any
 from urllib.parse import parse_qsl
 
 import orjson
 from starlette.types import ASGIApp, Message, Receive, Scope, Send
 
 from herald.api.problems import Problem, field_problem, problem_response
+from herald.nul import NUL_REASON, nul_field
 
 _ESCAPED_NUL = b"\\u0000"  # how JSON spells NUL (a raw NUL byte is not valid JSON)
-_REASON = "must not contain the NUL character (U+0000)"
 _RECORDS = "/api/v1/ingest/"  # provider batches: the intake quarantines such a record alone
-
-
-NUL_REASON = _REASON
-
-
-def nul_field(document: Any, path: str = "body") -> str | None:
-    """The dotted path of the first string (value or key) in ``document`` holding NUL."""
-    stack: list[tuple[str, Any]] = [(path, document)]
-    while stack:
-        where, value = stack.pop()
-        if isinstance(value, str):
-            if "\x00" in value:
-                return where
-        elif isinstance(value, dict):
-            for key, item in value.items():
-                if "\x00" in key:
-                    return where
-                stack.append((key if where == "body" else f"{where}.{key}", item))
-        elif isinstance(value, list):
-            stack.extend((f"{where}[{index}]", item) for index, item in enumerate(value))
-    return None
 
 
 def _query_field(query_string: bytes) -> str | None:
@@ -60,7 +38,7 @@ class RefuseNul:
         if where is None and "\x00" in scope["path"]:
             where = "path"
         if where is not None:
-            await problem_response(field_problem(400, where, _REASON))(scope, receive, send)
+            await problem_response(field_problem(400, where, NUL_REASON))(scope, receive, send)
             return
         if scope["method"] in ("GET", "HEAD", "OPTIONS") or scope["path"].startswith(_RECORDS):
             await self.app(scope, receive, send)
@@ -78,7 +56,7 @@ class RefuseNul:
             except orjson.JSONDecodeError:
                 where = None  # not JSON: the route answers that
             if where is not None:
-                await problem_response(field_problem(422, where, _REASON))(scope, receive, send)
+                await problem_response(field_problem(422, where, NUL_REASON))(scope, receive, send)
                 return
         replayed = False
 

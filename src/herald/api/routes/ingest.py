@@ -23,11 +23,11 @@ from fastapi import APIRouter, Depends, Query, Request
 from starlette.responses import Response
 
 from herald.api.deps import ServicesDep, require, require_ingest
-from herald.api.intake import Outcome, ingest_batch
 from herald.api.intake_schemas import IngestAnswer
 from herald.api.problems import Problem, field_problem
-from herald.api.writing import parse_json
 from herald.auth import Principal
+from herald.events.submit import parse_json
+from herald.ingest.intake import Outcome, ingest_batch
 from herald.ingest.stacuity import TEST_MESSAGE
 from herald.services import Services
 

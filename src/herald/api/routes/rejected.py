@@ -5,7 +5,7 @@ permission of its provider, as writing it did (a streamer's own token may retry)
 token sees its own organisation's records only; an internal token sees every
 organisation's, or the one ``?organisation=`` names.
 
-Every route reads records in one of the organisation's query slots (``query_slots.py``) and
+Every route reads records in one of the organisation's query slots (``events/query_slots.py``) and
 decodes and serialises them off the event loop; a page, and a bulk retry, read at most
 ``HERALD_QUARANTINE_READ_BYTES`` of records (one record at least; ``X-Next-Cursor`` says
 where the next page starts), so that no answer grows with what a tenant put in its
@@ -24,13 +24,14 @@ from fastapi import APIRouter, Depends, Path, Query
 from starlette.responses import Response
 
 from herald.api.deps import EventReader, ServicesDep, get_principal
-from herald.api.intake import Outcome, rejected_json, retry_rejected
 from herald.api.intake_schemas import RejectedRecord, RetryAnswer, RetryOutcome
 from herald.api.problems import Problem, field_problem
 from herald.auth import Principal
 from herald.ingest import PROVIDERS
+from herald.ingest.intake import Outcome, retry_rejected
 from herald.services import Services
 from herald.store.rejections import Rejected, RejectedPage
+from herald.timefmt import format_ms
 
 T = TypeVar("T")
 router = APIRouter(tags=["ingest"])
@@ -243,3 +244,27 @@ async def discard(rejected_id: RejectedId, services: ServicesDep, principal: Cal
 
     await _in_slot(services, principal, forget)
     return Response(status_code=204)
+
+
+def rejected_json(record: Rejected) -> dict[str, Any]:
+    """A quarantined record as the API serves it: its bytes inline, as the provider sent them,
+    with their size and sha256; a record kept truncated has ``record`` null and its first
+    bytes as text in ``record_prefix``."""
+    body: dict[str, Any] = {
+        "id": record.id,
+        "organisation": {"id": record.organisation_id},
+        "provider": record.provider,
+        "received": format_ms(record.received_ms),
+        "attempted": format_ms(record.attempted_ms),
+        "attempts": record.attempts,
+        "errors": record.errors,
+        "size": record.size,
+        "sha256": record.digest,
+        "truncated": record.truncated,
+    }
+    if record.truncated:
+        body["record"] = None
+        body["record_prefix"] = record.record.decode("utf-8", "replace")
+    else:
+        body["record"] = orjson.Fragment(record.record)
+    return body

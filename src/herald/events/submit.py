@@ -1,8 +1,9 @@
-"""The write path shared by the event API and the provider adapters.
+"""Events submitted to the API: parsed, validated, built and stored.
 
 Parse, validate every event of a batch, and store all of them in one transaction or none:
 a batch with any bad event stores nothing and names the index of each bad one. Provider
-batches (``api/intake.py``) build each record with ``build_one`` and keep what they can.
+batches (``ingest/intake.py``) build each record with ``build_one`` and keep what they can.
+Refusals are ``herald.errors`` (``Malformed``, ``Invalid``, ``Forbidden``).
 """
 
 from __future__ import annotations
@@ -12,9 +13,8 @@ from typing import Any
 import orjson
 from pydantic import TypeAdapter, ValidationError
 
-from herald.api.problems import Problem, field_problem
 from herald.auth import Principal
-from herald.errors import validation_errors
+from herald.errors import Forbidden, Invalid, Malformed, validation_errors
 from herald.model import EventIn, FieldError, NewEvent, OrganisationRef, build_event
 from herald.organisations.types import Organisation
 from herald.retention import retention_days
@@ -28,13 +28,14 @@ _FOREIGN = "this token writes only for its own organisation"
 
 
 def parse_json(raw: bytes) -> Any:
-    """The JSON document of a request body; 400 naming the reason if it is not JSON."""
+    """The JSON document of a request body; ``Malformed`` naming the reason if it is not
+    JSON."""
     if not raw.strip():
-        raise field_problem(400, "body", "empty body; send a JSON object or array")
+        raise Malformed.at("body", "empty body; send a JSON object or array")
     try:
         return orjson.loads(raw)
     except orjson.JSONDecodeError as exc:
-        raise field_problem(400, "body", f"malformed JSON: {exc}") from exc
+        raise Malformed.at("body", f"malformed JSON: {exc}") from exc
 
 
 def as_batch(document: Any, max_events: int) -> tuple[list[Any], bool]:
@@ -42,16 +43,16 @@ def as_batch(document: Any, max_events: int) -> tuple[list[Any], bool]:
     if isinstance(document, dict):
         return [document], False
     if not isinstance(document, list):
-        raise field_problem(422, "body", "must be an event object or an array of events")
+        raise Invalid.at("body", "must be an event object or an array of events")
     if not document:
-        raise field_problem(422, "body", "the batch is empty")
+        raise Invalid.at("body", "the batch is empty")
     if len(document) > max_events:
-        raise field_problem(422, "body", f"a batch holds at most {max_events} events")
+        raise Invalid.at("body", f"a batch holds at most {max_events} events")
     return document, True
 
 
 def validate(items: list[Any]) -> list[EventIn]:
-    """Each item as an EventIn; 422 naming the index and field of every bad one."""
+    """Each item as an EventIn; ``Invalid`` naming the index and field of every bad one."""
     events: list[EventIn] = []
     errors: list[dict[str, Any]] = []
     for index, item in enumerate(items):
@@ -65,12 +66,15 @@ def validate(items: list[Any]) -> list[EventIn]:
     return events
 
 
-def _invalid(errors: list[dict[str, Any]]) -> Problem:
-    detail = "; ".join(
+def _invalid(errors: list[dict[str, Any]]) -> Invalid:
+    return Invalid(_detail(errors), errors, title="Invalid event")
+
+
+def _detail(errors: list[dict[str, Any]]) -> str:
+    return "; ".join(
         (f"[{e['index']}] " if "index" in e else "") + f"{e['field']}: {e['reason']}"
         for e in errors[:20]
     )
-    return Problem(422, "Invalid event", detail, errors)
 
 
 def _organisation_for(
@@ -136,7 +140,8 @@ def build_all(
     events: list[EventIn],
     provider: str = "api",
 ) -> list[NewEvent]:
-    """Every event checked and completed for the store; 422 (403 for tenancy) if any fails."""
+    """Every event checked and completed for the store; ``Invalid`` (``Forbidden`` for
+    another organisation's) if any fails."""
     received = now_ms()
     built: list[NewEvent] = []
     errors: list[dict[str, Any]] = []
@@ -148,11 +153,10 @@ def build_all(
             errors.extend({"field": e.field, "reason": e.reason, **at} for e in result)
         else:
             built.append(result)
+    if any(e["reason"] == _FOREIGN for e in errors):
+        raise Forbidden(_detail(errors), errors)
     if errors:
-        problem = _invalid(errors)
-        if any(e["reason"] == _FOREIGN for e in errors):
-            problem.status, problem.title = 403, "Forbidden"
-        raise problem
+        raise _invalid(errors)
     return built
 
 

@@ -20,15 +20,14 @@ import orjson
 from pydantic import TypeAdapter, ValidationError
 
 from herald import metrics
-from herald.api.nul import NUL_REASON, nul_field
-from herald.api.problems import Problem
-from herald.api.writing import build_one
 from herald.auth import Principal
-from herald.errors import validation_errors
+from herald.errors import Invalid, validation_errors
+from herald.events.submit import build_one
 from herald.ingest import PROVIDERS, RecordError
 from herald.ingest.types import resolve_provider_type
 from herald.ingest.usage import is_usage_record, parse_usage
 from herald.model import EventIn, NewEvent
+from herald.nul import NUL_REASON, nul_field
 from herald.retention import DAY_MS, retention_days, too_old, window_start_ms
 from herald.services import Services
 from herald.store.rejections import NewRejection, QuarantineLimits, Rejected
@@ -223,11 +222,10 @@ def sort_records(
             raw = record_bytes(item)
         except orjson.JSONEncodeError:  # nested past what can be written (255 levels)
             reason = "nests too deep to be kept"
-            raise Problem(
-                422,
-                "Invalid record",
+            raise Invalid(
                 f"[{index}] body: {reason}",
                 [{"field": "body", "reason": reason, "index": index}],
+                title="Invalid record",
             ) from None
         limit = services.settings.quarantine_record_bytes
         found.unusable.append(
@@ -280,7 +278,7 @@ async def ingest_batch(
 ) -> list[Outcome]:
     """Store the usable records of a batch and quarantine the rest; one outcome per record.
     The batch is first taken from the organisation's event budget (its records, and
-    ``body_bytes``): over it, nothing is stored and the Problem says when to retry."""
+    ``body_bytes``): over it, nothing is stored and the error says when to retry."""
 
     def charged_sort() -> SortedRecords:
         services.charge(principal, organisation_id, len(items), body_bytes)
@@ -380,27 +378,3 @@ def _not_retryable(record: Rejected) -> list[dict[str, Any]]:
         "be ingested again (discard it; the provider must send it again)"
     )
     return [{"field": "record", "reason": reason}]
-
-
-def rejected_json(record: Rejected) -> dict[str, Any]:
-    """A quarantined record as the API serves it: its bytes inline, as the provider sent them,
-    with their size and sha256; a record kept truncated has ``record`` null and its first
-    bytes as text in ``record_prefix``."""
-    body: dict[str, Any] = {
-        "id": record.id,
-        "organisation": {"id": record.organisation_id},
-        "provider": record.provider,
-        "received": format_ms(record.received_ms),
-        "attempted": format_ms(record.attempted_ms),
-        "attempts": record.attempts,
-        "errors": record.errors,
-        "size": record.size,
-        "sha256": record.digest,
-        "truncated": record.truncated,
-    }
-    if record.truncated:
-        body["record"] = None
-        body["record_prefix"] = record.record.decode("utf-8", "replace")
-    else:
-        body["record"] = orjson.Fragment(record.record)
-    return body
