@@ -9,9 +9,9 @@ from starlette.responses import Response
 
 from herald import metrics
 from herald.api.deps import EventReader, EventWriter, ServicesDep
-from herald.api.event_query import FILTER_FIELDS, build_query, organisation_names
 from herald.api.pagination import page_headers
 from herald.api.problems import Problem
+from herald.events.query_params import FILTER_FIELDS, build_query, organisation_names
 from herald.events.submit import json_array, prepare_events, store_events
 from herald.model import EventIn
 

@@ -28,7 +28,6 @@ from pydantic import BaseModel, Field
 from starlette.responses import Response
 
 from herald.api.deps import EventReader, ServicesDep
-from herald.api.event_query import parse_sort, refuse_unknown
 from herald.api.pagination import page_headers
 from herald.api.problems import Problem, field_problem
 from herald.api.routes.usage import _days
@@ -36,6 +35,7 @@ from herald.auth import Principal
 from herald.devices import service, usage
 from herald.devices import state as device_state
 from herald.devices.service import InvalidParameter
+from herald.events.query_params import parse_sort, refuse_unknown
 from herald.events.types import EventQuery
 from herald.ingest.usage import MAX_ENDPOINT_ID, UNITS_PER_MB
 from herald.query.filter import EventFilter

@@ -18,15 +18,15 @@ from fastapi import APIRouter, Request
 from starlette.responses import Response
 
 from herald.api.deps import EventReader, ServicesDep
-from herald.api.event_query import (
+from herald.api.problems import field_problem
+from herald.catalog import SEVERITIES, SOURCES, Catalog
+from herald.events.query_params import (
     FILTER_FIELDS,
     OrganisationNamed,
     organisation_names,
     parse_filters,
     refuse_unknown,
 )
-from herald.api.problems import field_problem
-from herald.catalog import SEVERITIES, SOURCES, Catalog
 from herald.events.types import StatsQuery, StatsRow
 from herald.query.fields import STATS_GROUPS
 from herald.timefmt import format_ms, now_ms

@@ -31,12 +31,12 @@ from starlette.responses import Response
 from starlette.types import Receive, Scope, Send
 
 from herald.api.deps import EventReader, ServicesDep, bearer
-from herald.api.event_query import organisation_names, parse_filters
 from herald.api.live import Frame, LogFeed, OrgScope, Subscription, read_selected
 from herald.api.problems import Problem, field_problem
 from herald.api.resume import InvalidResumeToken, ResumeTokens
 from herald.api.stream_guard import StreamGuard, StreamLimitReached
 from herald.auth import jwt_secret
+from herald.events.query_params import organisation_names, parse_filters
 from herald.events.types import LogEntry
 from herald.services import Services
 

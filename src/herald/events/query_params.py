@@ -2,7 +2,8 @@
 
 ``q`` is a comma list of ``field:value``; several values of one field are joined with ``|``
 (``q=type:3|5,severity:1``). The same fields work as plain parameters (``?type=3|5``).
-Bad paging or sort answers 400, a bad filter 422, as emnify's API does.
+Bad paging or sort is ``Malformed`` (400), a bad filter ``Invalid`` (422), as emnify's API
+answers them.
 """
 
 from __future__ import annotations
@@ -10,8 +11,8 @@ from __future__ import annotations
 from collections.abc import Callable, Mapping
 from typing import TYPE_CHECKING, Any
 
-from herald.api.problems import Problem, field_problem
 from herald.catalog import Catalog
+from herald.errors import Invalid, Malformed
 from herald.events.types import EventQuery, SortKey
 from herald.query import syntax
 from herald.query.fields import SORT_COLUMNS
@@ -28,18 +29,12 @@ FILTER_FIELDS = syntax.FILTER_NAMES
 PARAMS = frozenset({"q", "sort", "page", "per_page", "cursor", *FILTER_FIELDS})
 
 
-def filter_problem(error: syntax.FilterError) -> Problem:
-    """A bad filter as the 422 naming its field."""
-    return field_problem(422, error.field, error.reason)
-
-
 def refuse_unknown(params: Mapping[str, str], known: frozenset[str]) -> None:
-    """422 for a parameter this route does not take: a typo must not list everything."""
+    """``Invalid`` for a parameter this route does not take: a typo must not list
+    everything."""
     unknown = sorted(set(params) - known)
     if unknown:
-        raise field_problem(
-            422, unknown[0], f"unknown parameter (known: {', '.join(sorted(known))})"
-        )
+        raise Invalid.at(unknown[0], f"unknown parameter (known: {', '.join(sorted(known))})")
 
 
 OrganisationNamed = Callable[[str], int | None]
@@ -83,12 +78,12 @@ def parse_filters(
         # Any moniker: one the catalogue does not know is kept as Stacuity sent it.
         flt = syntax.parse_filter(terms, scope=scope, organisation_named=organisation_named)
     except syntax.FilterError as exc:
-        raise filter_problem(exc) from None
+        raise Invalid.at(exc.field, exc.reason) from None
     return flt, syntax.echo(terms)
 
 
 def parse_sort(raw: str | None) -> tuple[SortKey, ...]:
-    """``sort=-timestamp,type`` as sort keys; 400 for an unknown field."""
+    """``sort=-timestamp,type`` as sort keys; ``Malformed`` for an unknown field."""
     if not raw:
         return (SortKey("timestamp", True),)
     keys = []
@@ -98,15 +93,16 @@ def parse_sort(raw: str | None) -> tuple[SortKey, ...]:
         if name[:1] in ("+", "-"):
             name = name[1:]  # one sign at most: "+-+-id" is no sort
         if name not in SORT_COLUMNS:
-            raise field_problem(
-                400, "sort", f"cannot sort by {name!r} (fields: {', '.join(SORT_COLUMNS)})"
+            raise Malformed.at(
+                "sort", f"cannot sort by {name!r} (fields: {', '.join(SORT_COLUMNS)})"
             )
         keys.append(SortKey(name, descending))
     return tuple(keys)
 
 
 def parse_paging(params: Mapping[str, str]) -> tuple[int, int]:
-    """``page`` (from 1) and ``per_page`` (1..1000, default 100); 400 when out of range."""
+    """``page`` (from 1) and ``per_page`` (1..1000, default 100); ``Malformed`` when out of
+    range."""
     page = _bounded(params, "page", 1, 1, 10**9)
     per_page = _bounded(params, "per_page", DEFAULT_PER_PAGE, 1, MAX_PER_PAGE)
     return page, per_page
@@ -119,9 +115,9 @@ def _bounded(params: Mapping[str, str], name: str, default: int, low: int, high:
     try:
         value = int(raw)
     except ValueError:
-        raise field_problem(400, name, "must be a whole number") from None
+        raise Malformed.at(name, "must be a whole number") from None
     if not low <= value <= high:
-        raise field_problem(400, name, f"must be between {low} and {high}")
+        raise Malformed.at(name, f"must be between {low} and {high}")
     return value
 
 
@@ -129,7 +125,7 @@ def _cursor(cursor: str) -> tuple[int, int]:
     try:
         return decode_cursor(cursor)
     except InvalidQuery as exc:
-        raise field_problem(400, "cursor", str(exc)) from None
+        raise Malformed.at("cursor", str(exc)) from None
 
 
 def build_query(
@@ -156,13 +152,13 @@ def build_query(
     page, per_page = parse_paging(params)
     cursor = params.get("cursor") or None
     if cursor is not None and not all(-(2**63) <= part < 2**63 for part in _cursor(cursor)):
-        raise field_problem(400, "cursor", "cursor is not one this API issued")
+        raise Malformed.at("cursor", "cursor is not one this API issued")
     if cursor is not None and [k.field for k in sort] not in (
         ["timestamp"],
         ["id"],
         ["timestamp", "id"],
     ):
-        raise field_problem(400, "cursor", "cursor paging needs sort by timestamp or id")
+        raise Malformed.at("cursor", "cursor paging needs sort by timestamp or id")
     query = EventQuery(
         filter=flt,
         sort=sort,
