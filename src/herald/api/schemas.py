@@ -1,15 +1,26 @@
-"""What the API answers, as models for the OpenAPI document only.
+"""What the API answers, as models: ``api/openapi.py`` puts them in the document.
 
-The routes serialise plain data themselves (orjson, no response validation on the hot
-path); these models say what that data is, and ``api/openapi.py`` puts them in the document.
-A test checks real answers against them (schemathesis' response conformance).
+The handler answers are built by these models themselves (``HandlerOut.of`` and its
+siblings, then ``answer``): the shape is declared once, for the answer and the document.
+The event routes serialise stored records as they are (orjson, no response validation on
+the hot path); the models here say what that data is. A test checks real answers against
+them (schemathesis' response conformance).
 """
 
 from __future__ import annotations
 
 from typing import Any
 
+import orjson
 from pydantic import BaseModel, ConfigDict, Field
+
+from herald.handlers.types import Delivery, Handler, Replay
+from herald.timefmt import format_ms
+
+
+def answer(model: BaseModel) -> dict[str, Any]:
+    """A model as the JSON object answered: by alias, without the fields left unset."""
+    return model.model_dump(mode="json", by_alias=True, exclude_unset=True)
 
 
 class _Open(BaseModel):
@@ -131,7 +142,7 @@ class HandlerOut(BaseModel):
     name: str
     type: str
     url: str
-    settings: dict[str, str | bool | float | dict[str, str]] = Field(
+    settings: dict[str, str | bool | int | float | dict[str, str]] = Field(
         description="The sink's settings (topic, subject, exchange, routing_key, bucket...; "
         "a webhook's headers, an object, and timeout_seconds, a number)."
     )
@@ -150,6 +161,41 @@ class HandlerOut(BaseModel):
     secret: str | None = None
     previous_secret_valid_until: str | None = None
 
+    @classmethod
+    def of(
+        cls, handler: Handler, *, secret: str | None = None, secret_until_ms: int | None = None
+    ) -> HandlerOut:
+        """A handler as the API shows it; the secret only when just issued (with the time
+        the previous one stops signing, after a rotation); credentials never (only whether
+        some are set)."""
+        spec = handler.spec
+        out = cls(
+            id=handler.id,
+            organisation=OrganisationOut(id=handler.organisation_id),
+            name=spec.name,
+            type=spec.type,
+            url=spec.url,
+            settings=orjson.loads(spec.settings or "{}"),
+            credentials_set=bool(spec.credentials),
+            format=spec.format,
+            filter=spec.filter,
+            batch=BatchOut(
+                max_events=spec.batch_max_events,
+                max_wait_ms=spec.batch_max_wait_ms,
+                max_bytes=spec.batch_max_bytes,
+            ),
+            enabled=spec.enabled,
+            disabled_reason=handler.disabled_reason,
+            retention_days=spec.retention_ms / 86_400_000,
+            created=format_ms(handler.created_ms),
+            updated=format_ms(handler.updated_ms),
+        )
+        if secret is not None:
+            out.secret = secret
+        if secret_until_ms is not None:
+            out.previous_secret_valid_until = format_ms(secret_until_ms)
+        return out
+
 
 class DeliveryOut(BaseModel):
     """One attempt of a handler's log (a test's answer has no ``id``)."""
@@ -165,6 +211,28 @@ class DeliveryOut(BaseModel):
     detail: str | None = Field(
         default=None, description="A test's answer: what the broker acknowledged."
     )
+
+    @classmethod
+    def of(cls, delivery: Delivery) -> DeliveryOut:
+        """An attempt of the log."""
+        return cls(id=delivery.id, **_attempt(delivery))
+
+    @classmethod
+    def of_test(cls, delivery: Delivery, detail: str | None) -> DeliveryOut:
+        """A test send's answer: the attempt (no id) and what the broker acknowledged."""
+        return cls(**_attempt(delivery), detail=detail)
+
+
+def _attempt(delivery: Delivery) -> dict[str, Any]:
+    return {
+        "time": format_ms(delivery.at_ms),
+        "kind": delivery.kind,
+        "event_ids": list(delivery.event_ids),
+        "status": delivery.status,
+        "outcome": delivery.outcome,
+        "error": delivery.error,
+        "latency_ms": delivery.latency_ms,
+    }
 
 
 class DeliveryPlace(BaseModel):
@@ -197,6 +265,18 @@ class ReplayOut(BaseModel):
     from_: str = Field(alias="from")
     until: str
     done: bool
+
+    @classmethod
+    def of(cls, replay: Replay) -> ReplayOut:
+        """A queued replay."""
+        return cls.model_validate(
+            {
+                "id": replay.id,
+                "from": format_ms(replay.from_ms),
+                "until": format_ms(replay.until_ms),
+                "done": replay.done_ms is not None,
+            }
+        )
 
 
 class StatusOut(_Open):
