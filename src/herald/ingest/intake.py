@@ -21,9 +21,10 @@ from pydantic import TypeAdapter, ValidationError
 
 from herald import metrics
 from herald.auth import Principal
-from herald.errors import Invalid, validation_errors
-from herald.events.submit import build_one
+from herald.errors import Forbidden, Invalid, validation_errors
+from herald.events.submit import build_one, parse_json
 from herald.ingest import PROVIDERS, RecordError
+from herald.ingest.stacuity import TEST_MESSAGE
 from herald.ingest.types import resolve_provider_type
 from herald.ingest.usage import is_usage_record, parse_usage
 from herald.model import EventIn, NewEvent
@@ -266,6 +267,47 @@ def _full(services: Services) -> dict[str, Any]:
         f"records and {settings.quarantine_bytes} bytes): the record was not kept; retry or "
         "discard quarantined records (/ingest/rejected), then send it again",
     }
+
+
+async def organisation_for(services: Services, principal: Principal, named: int | None) -> int:
+    """The organisation records are written for: a tenant's token's own, the one an
+    internal token names."""
+    if principal.internal:
+        if named is None:
+            raise Invalid.at("organisation", "an internal token names the organisation")
+        if await services.run(services.organisation, named) is None:
+            raise Invalid.at("organisation", "unknown organisation")
+        return named
+    if principal.organisation_id is None or (
+        named is not None and named != principal.organisation_id
+    ):
+        raise Forbidden("an ingest token writes only for its own organisation")
+    return principal.organisation_id
+
+
+async def ingest_body(
+    services: Services, principal: Principal, organisation_id: int, provider: str, body: bytes
+) -> list[Outcome]:
+    """A provider's request body (one record, or an array of them) ingested record by
+    record (``ingest_batch``); ``Malformed`` or ``Invalid`` only for a body that is not a
+    batch of records at all. Stacuity's test message stores nothing."""
+    if not principal.internal:
+        services.budgets.check_waited(organisation_id)
+    document = await services.compute(parse_json, body, organisation=organisation_id)
+    if provider == "stacuity" and document == TEST_MESSAGE:
+        return []
+    items = _records(document, services.settings.ingest_max_batch_records)
+    return await ingest_batch(services, principal, organisation_id, provider, items, len(body))
+
+
+def _records(document: Any, max_records: int) -> list[Any]:
+    if isinstance(document, dict):
+        return [document]
+    if not isinstance(document, list):
+        raise Invalid.at("body", "must be a record (an object) or an array of records")
+    if len(document) > max_records:
+        raise Invalid.at("body", f"a batch holds at most {max_records} records")
+    return document
 
 
 async def ingest_batch(

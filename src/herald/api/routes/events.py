@@ -1,4 +1,5 @@
-"""Events: generate, list (with emnify's paging, sorting and ``q`` filter) and read."""
+"""Events: generate, list (with emnify's paging, sorting and ``q`` filter) and read; over
+``events/service.py``."""
 
 from __future__ import annotations
 
@@ -7,12 +8,11 @@ from typing import Annotated, Any
 from fastapi import APIRouter, Path, Request
 from starlette.responses import Response
 
-from herald import metrics
 from herald.api.deps import EventReader, EventWriter, ServicesDep
 from herald.api.pagination import page_headers
-from herald.api.problems import Problem
-from herald.events.query_params import FILTER_FIELDS, build_query, organisation_names
-from herald.events.submit import json_array, prepare_events, store_events
+from herald.events import service
+from herald.events.query_params import FILTER_FIELDS
+from herald.events.submit import json_array
 from herald.model import EventIn
 
 router = APIRouter(tags=["events"])
@@ -79,32 +79,18 @@ async def generate_events(
     request: Request, services: ServicesDep, principal: EventWriter
 ) -> Response:
     """Generate one event (an object) or a batch (an array, up to 1000): all stored or none."""
-    body = await request.body()
-    organisation = principal.organisation_id
-    if organisation is not None and not principal.internal:
-        services.budgets.check_waited(organisation)
-    built, is_batch = await services.compute(
-        prepare_events, services, principal, body, organisation=organisation
-    )
-    stored = await store_events(services, built, organisation)
+    stored, is_batch = await service.submit(services, principal, await request.body())
     return Response(json_array(stored) if is_batch else stored[0], 201, media_type=JSON_TYPE)
 
 
 async def _list(
     request: Request, services: ServicesDep, principal: EventReader, **fixed: Any
 ) -> Response:
-    query, filter_echo, sort_echo = build_query(
-        request.query_params,
-        scope=principal.organisation_scope,
-        catalog=services.catalog,
-        fixed=fixed,
-        time_limit=services.settings.query_time_limit_seconds,
-        organisation_named=await organisation_names(services, request.query_params),
+    listed = await service.list_events(services, principal, request.query_params, **fixed)
+    headers = page_headers(
+        request.url, listed.query, listed.page, listed.filter_echo, listed.sort_echo
     )
-    with metrics.timed_query():
-        page = await services.query(principal, services.store.query, query)
-    headers = page_headers(request.url, query, page, filter_echo, sort_echo)
-    return Response(json_array(page.items), 200, headers=headers, media_type=JSON_TYPE)
+    return Response(json_array(listed.page.items), 200, headers=headers, media_type=JSON_TYPE)
 
 
 _list_doc: dict[str, Any] = {"openapi_extra": {"parameters": _LIST_PARAMETERS}}
@@ -123,9 +109,7 @@ async def get_event(
     principal: EventReader,
 ) -> Response:
     """One event; 404 if it does not exist or belongs to another organisation."""
-    body = await services.run(services.store.get_event, event_id, principal.organisation_scope)
-    if body is None:
-        raise Problem(404, "Not found", f"no event {event_id}")
+    body = await service.get_event(services, principal, event_id)
     return Response(body, 200, media_type=JSON_TYPE)
 
 

@@ -1,7 +1,7 @@
 """Provider ingest: each provider's records as its data streamer or event handler sends them.
 
 ``POST /ingest/{emnify,1nce,stacuity}`` takes one record or a JSON array, normalises each
-into an ``EventIn`` and stores the usable ones in one transaction (``api/intake.py``). A
+into an ``EventIn`` and stores the usable ones in one transaction (``ingest/intake.py``). A
 token with ``ingest:<provider>`` writes for its own organisation (an internal token names
 one with ``?organisation=``) and may write any catalogue type. A record whose provider id is
 already stored is a duplicate, not stored again; a record of an unknown type is stored under
@@ -24,56 +24,20 @@ from starlette.responses import Response
 
 from herald.api.deps import ServicesDep, require, require_ingest
 from herald.api.intake_schemas import IngestAnswer
-from herald.api.problems import Problem, field_problem
 from herald.auth import Principal
-from herald.events.submit import parse_json
-from herald.ingest.intake import Outcome, ingest_batch
-from herald.ingest.stacuity import TEST_MESSAGE
-from herald.services import Services
+from herald.ingest.intake import Outcome, ingest_body, organisation_for
 
 router = APIRouter(tags=["ingest"])
 JSON_TYPE = "application/json"
 EVENT_STATUSES = frozenset({"stored", "duplicate"})
 
 
-def _batch(document: Any, max_records: int) -> list[Any]:
-    if isinstance(document, dict):
-        return [document]
-    if not isinstance(document, list):
-        raise field_problem(422, "body", "must be a record (an object) or an array of records")
-    if len(document) > max_records:
-        raise field_problem(422, "body", f"a batch holds at most {max_records} records")
-    return document
-
-
-async def _organisation(services: Services, principal: Principal, organisation: int | None) -> int:
-    """The organisation the records are written for: an internal token names it."""
-    if principal.internal:
-        if organisation is None:
-            raise field_problem(422, "organisation", "an internal token names the organisation")
-        if await services.run(services.organisation, organisation) is None:
-            raise field_problem(422, "organisation", "unknown organisation")
-        return organisation
-    if principal.organisation_id is None or (
-        organisation is not None and organisation != principal.organisation_id
-    ):
-        raise Problem(403, "Forbidden", "an ingest token writes only for its own organisation")
-    return principal.organisation_id
-
-
 async def _ingest(
     provider: str, request: Request, services: ServicesDep, principal: Principal, org: int | None
 ) -> Response:
-    organisation = await _organisation(services, principal, org)
+    organisation = await organisation_for(services, principal, org)
     body = await request.body()
-    if not principal.internal:
-        services.budgets.check_waited(organisation)
-    document = await services.compute(parse_json, body, organisation=organisation)
-    if provider == "stacuity" and document == TEST_MESSAGE:
-        return _answer([])
-    items = _batch(document, services.settings.ingest_max_batch_records)
-    outcomes = await ingest_batch(services, principal, organisation, provider, items, len(body))
-    return _answer(outcomes)
+    return _answer(await ingest_body(services, principal, organisation, provider, body))
 
 
 def _answer(outcomes: list[Outcome]) -> Response:
