@@ -43,7 +43,9 @@ from __future__ import annotations
 import asyncio
 import contextlib
 import logging
-from collections.abc import Awaitable, Callable
+from collections import deque
+from collections.abc import Awaitable, Callable, Collection, Mapping
+from dataclasses import dataclass
 from typing import Any, Generic, Protocol, TypeVar
 
 from herald.events.types import LogEntry, LogScan
@@ -207,3 +209,93 @@ class Follower(Generic[Out]):
         with contextlib.suppress(TimeoutError):
             await asyncio.wait_for(self._woken.wait(), seconds)
         self._woken.clear()
+
+
+@dataclass(frozen=True, slots=True)
+class Growth:
+    """The log grew from ``after`` to ``upto``; by whose events of which types (None: too
+    many events to look at, take it as everyone's)."""
+
+    after: int
+    upto: int
+    activity: Mapping[int, set[int]] | None
+
+
+class LogWatcher:
+    """Knows how far the log grew and by whose events, for followers of many cursors that
+    sleep until the log holds something for them.
+
+    ``poll()`` (call it every poll interval) costs one cheap query while the log stands
+    still, and one bounded look at the new events' organisations and types when it grew;
+    it then wakes the waiters of those organisations (``wait``). ``has_news`` tells a
+    waiter whether it may want any of the growths it slept through.
+    """
+
+    def __init__(self, reader: LogReader, *, scan: int = 20_000, kept: int = 256) -> None:
+        self.reader = reader
+        self.end = 0  # the end of the log as the last poll saw it
+        self._scan = scan  # new events looked at to tell whose they are; more: everyone's
+        self._growths: deque[Growth] = deque(maxlen=kept)  # for waiters that look late
+        self._woken = asyncio.Event()  # set when everyone should look
+        self._org_woken: dict[int, asyncio.Event] = {}  # per organisation: its news
+
+    async def poll(self) -> None:
+        """Note how far the log grew and by whose events; wake those organisations."""
+        store = self.reader.store
+        end = await self.reader.run(store.last_seq)
+        if end == self.end:
+            return
+        activity = await self.reader.run(store.log_activity, self.end, end, self._scan)
+        self._growths.append(Growth(self.end, end, activity))
+        self.end = end
+        if activity is None:
+            self.wake()
+            return
+        for organisation_id in activity:
+            self.wake_organisation(organisation_id)
+
+    def has_news(
+        self, organisation_id: int, type_ids: Collection[int] | None, seen_seq: int
+    ) -> bool:
+        """Whether events of ``organisation_id`` of ``type_ids`` (None: any) came into the
+        log after ``seen_seq``."""
+        if seen_seq >= self.end:
+            return False
+        if not self._growths or self._growths[0].after > seen_seq:
+            return True  # too long ago to tell
+        for growth in reversed(self._growths):
+            if growth.upto <= seen_seq:
+                break
+            if growth.activity is None:
+                return True
+            types = growth.activity.get(organisation_id)
+            if types and (type_ids is None or not types.isdisjoint(type_ids)):
+                return True
+        return False
+
+    def wake(self) -> None:
+        """Wake every waiter."""
+        self._woken.set()
+        self._woken = asyncio.Event()
+        for organisation_id in list(self._org_woken):
+            self.wake_organisation(organisation_id)
+
+    def wake_organisation(self, organisation_id: int) -> None:
+        woken = self._org_woken.pop(organisation_id, None)
+        if woken is not None:
+            woken.set()
+
+    async def wait(self, organisation_id: int, timeout: float | None) -> bool:
+        """Sleep until the log grows by ``organisation_id``'s events (True), or until
+        ``timeout`` seconds pass or everyone is woken (False)."""
+        woken = self._org_woken.setdefault(organisation_id, asyncio.Event())
+        everyone = asyncio.ensure_future(self._woken.wait())
+        mine = asyncio.ensure_future(woken.wait())
+        try:
+            done, _ = await asyncio.wait(
+                (everyone, mine), timeout=timeout, return_when=asyncio.FIRST_COMPLETED
+            )
+        finally:
+            everyone.cancel()
+            mine.cancel()
+        return bool(done) and everyone not in done

@@ -8,6 +8,7 @@ import base64
 import orjson
 import pytest
 
+from herald.delivery.batches import select
 from herald.delivery.formats import MAX_BATCH_BODY_BYTES, Item, encode
 from herald.delivery.headers import (
     HeaderError,
@@ -16,7 +17,6 @@ from herald.delivery.headers import (
     check_timeout,
     check_webhook_credentials,
 )
-from herald.delivery.worker import _select
 from herald.events.types import LogEntry
 from herald.handlers.types import HandlerSpec
 
@@ -153,10 +153,10 @@ def test_a_batch_without_max_bytes_stops_at_the_body_ceiling() -> None:
     record = b'{"id":1,"pad":"' + b"x" * (1024 * 1024) + b'"}'  # about 1 MiB a record
     entries = [LogEntry(seq, 1, 10001, record, seq) for seq in range(1, 101)]
     spec = HandlerSpec(name="bulk", url="http://127.0.0.1:9/", batch_max_events=10_000)
-    items, advance_to, full = _select(entries, spec, None)
+    items, advance_to, full = select(entries, spec, None)
     assert full and len(items) == MAX_BATCH_BODY_BYTES // (len(record) + 1)
     assert advance_to == items[-1].seq  # the next batch starts with the first left out
     assert sum(len(item.body) + 1 for item in items) <= MAX_BATCH_BODY_BYTES
     small = [LogEntry(seq, 1, 10001, b'{"id":1}', seq) for seq in range(1, 10_002)]
-    items, advance_to, full = _select(small, spec, None)
+    items, advance_to, full = select(small, spec, None)
     assert full and len(items) == 10_000 and advance_to == 10_000

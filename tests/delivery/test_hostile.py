@@ -12,10 +12,11 @@ import pytest
 
 from herald.catalog import load_catalog
 from herald.config import Settings
+from herald.delivery.recorder import HANDLER_DISABLED_TYPE
 from herald.delivery.signing import new_secret
 from herald.delivery.sinks import webhook as webhook_sink
 from herald.delivery.status import handler_status
-from herald.delivery.worker import HANDLER_DISABLED_TYPE, DeliveryWorker
+from herald.delivery.worker import DeliveryWorker
 from herald.handlers.types import Delivery, HandlerProgress, HandlerSpec
 from herald.ids import IdGenerator
 from herald.metrics import REGISTRY

@@ -16,9 +16,10 @@ import pytest
 
 from herald.catalog import load_catalog
 from herald.config import Settings
+from herald.delivery.recorder import HANDLER_DISABLED_TYPE
 from herald.delivery.retry import RetryPolicy
 from herald.delivery.signing import new_secret
-from herald.delivery.worker import HANDLER_DISABLED_TYPE, DeliveryWorker
+from herald.delivery.worker import DeliveryWorker
 from herald.handlers.types import Delivery, Handler, HandlerSpec
 from herald.ids import IdGenerator
 from herald.model import EventIn, OrganisationRef, TypeRef, build_event
@@ -138,8 +139,8 @@ def test_a_quiet_tenants_handler_moves_past_other_tenants_events(store: Store) -
             delivery = worker(store)
             try:
                 [claimed] = await delivery.claim()
-                delivery._last_seq = end  # as run()'s watch saw the log before the step
-                kinds = [(await delivery.step(handler.id, claimed)).kind]
+                delivery.watcher.end = end  # as run()'s watch saw the log before the step
+                kinds: list[str] = [(await delivery.step(handler.id, claimed)).kind]
                 passed = store.get_handler(handler.id)
                 assert passed is not None and passed.cursor_seq == end
                 mine = append(store, 2)
@@ -171,7 +172,7 @@ def test_events_sent_one_per_request_come_from_one_log_read(
             delivery = worker(store)
             try:
                 [state] = await delivery.claim()
-                kinds = []
+                kinds: list[str] = []
                 for _ in ids:
                     result = await delivery.step(handler.id, state)
                     assert result.handler is not None
@@ -350,7 +351,7 @@ def test_events_that_come_in_during_a_send_are_not_passed_over(store: Store) -> 
             time.sleep(0.3)  # the read of the next batch (empty) is done by now
             later.extend(append(store, 2))
             last = store.last_seq()
-            wait_until(lambda: delivery._last_seq >= last, 10)  # the worker saw them come
+            wait_until(lambda: delivery.watcher.end >= last, 10)  # the worker saw them come
         return 200, {}
 
     with receiving(answer) as receiver:
