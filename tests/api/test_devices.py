@@ -1,4 +1,4 @@
-"""Device state end to end: a real ``herald serve`` projects what is posted, on each backend."""
+"""Device state end to end: the app (in process) projects what is posted, on each backend."""
 
 from __future__ import annotations
 
@@ -12,8 +12,9 @@ import pytest
 
 from herald.timefmt import format_ms, now_ms, parse_timestamp, to_ms
 from tests.ingest.examples import emnify_examples, recently
-from tests.support.herald import HERALD
-from tests.support.server import HeraldServer, free_port, start_server
+from tests.support.herald import HERALD, Herald
+from tests.support.inproc import start_in_process
+from tests.support.server import free_port
 from tests.support.waiting import wait_until
 
 MIN = 60_000
@@ -38,14 +39,14 @@ class Tenants:
 
 
 @pytest.fixture
-def tenants(server: HeraldServer) -> Tenants:
-    a, b = server.create_org("Acme IoT"), server.create_org("Bolt Mobility")
+def tenants(herald: Herald) -> Tenants:
+    a, b = herald.create_org("Acme IoT"), herald.create_org("Bolt Mobility")
     return Tenants(
         a=a,
         b=b,
-        a_rw=server.create_token(a, "event:read", "event:create"),
-        b_rw=server.create_token(b, "event:read", "event:create"),
-        admin=server.admin_token,
+        a_rw=herald.create_token(a, "event:read", "event:create"),
+        b_rw=herald.create_token(b, "event:read", "event:create"),
+        admin=herald.admin_token,
     )
 
 
@@ -92,7 +93,7 @@ def connectivity(client: httpx.Client, endpoint: int | str = 7) -> dict[str, Any
     return body
 
 
-def test_a_devices_story_and_backfill(server: HeraldServer, tenants: Tenants) -> None:
+def test_a_devices_story_and_backfill(herald: Herald, tenants: Tenants) -> None:
     steps: list[tuple[list[dict[str, Any]], str]] = [
         ([event(1, 0, detail=VODAFONE, description="now attached to VLR='4917200'.")], "ATTACHED"),
         ([session(1)], "ONLINE"),
@@ -104,7 +105,7 @@ def test_a_devices_story_and_backfill(server: HeraldServer, tenants: Tenants) ->
         ([event(11, 7, description="Endpoint blocked")], "BLOCKED"),
         ([event(42, 8)], "ATTACHED"),
     ]
-    with server.client(tenants.a_rw) as client:
+    with herald.client(tenants.a_rw) as client:
         assert client.get("/endpoint/7/connectivity").status_code == 404
         for events, status in steps:
             settle(client, events)
@@ -127,8 +128,8 @@ def test_a_devices_story_and_backfill(server: HeraldServer, tenants: Tenants) ->
         assert connectivity(client, "8d1c-uuid")["status"]["description"] == "ATTACHED"
 
 
-def test_tenants_see_only_their_endpoints(server: HeraldServer, tenants: Tenants) -> None:
-    with server.client(tenants.a_rw) as a, server.client(tenants.b_rw) as b:
+def test_tenants_see_only_their_endpoints(herald: Herald, tenants: Tenants) -> None:
+    with herald.client(tenants.a_rw) as a, herald.client(tenants.b_rw) as b:
         settle(a, [event(1, 0, 7, detail=VODAFONE), session(1, 8)])
         settle(b, [event(15, 2, 7)])
         assert connectivity(a, 7)["status"]["description"] == "ATTACHED"
@@ -143,15 +144,15 @@ def test_tenants_see_only_their_endpoints(server: HeraldServer, tenants: Tenants
             for c in b.get("/endpoint/status_counts").json()["counts"]
         }
         assert counts == {"ATTACHED": 0, "ONLINE": 0, "OFFLINE": 2, "BLOCKED": 0}
-    with server.client(tenants.admin) as admin:
+    with herald.client(tenants.admin) as admin:
         assert admin.get("/endpoint/status_counts").json()["total"] == 5
         assert int(admin.get("/endpoint").headers["X-Total-Count"]) == 5
 
 
-def test_the_platform_narrows_to_one_organisation(server: HeraldServer, tenants: Tenants) -> None:
+def test_the_platform_narrows_to_one_organisation(herald: Herald, tenants: Tenants) -> None:
     """The console's organisation switcher: GET /organisation lists what a token may read,
     and ``organisation`` narrows the fleet list and the status counts to one of them."""
-    with server.client(tenants.a_rw) as a, server.client(tenants.b_rw) as b:
+    with herald.client(tenants.a_rw) as a, herald.client(tenants.b_rw) as b:
         settle(a, [event(1, 0, 7, detail=VODAFONE), session(1, 8)])
         settle(b, [event(15, 2, 7)])
         assert a.get("/organisation").json() == [{"id": tenants.a, "name": "Acme IoT"}]
@@ -163,7 +164,7 @@ def test_the_platform_narrows_to_one_organisation(server: HeraldServer, tenants:
         assert (
             a.get("/endpoint/status_counts", params={"organisation": tenants.b}).status_code == 403
         )
-    with server.client(tenants.admin) as admin:
+    with herald.client(tenants.admin) as admin:
         listed = admin.get("/organisation").json()
         assert {"id": tenants.a, "name": "Acme IoT"} in listed
         assert {"id": tenants.b, "name": "Bolt Mobility"} in listed
@@ -177,8 +178,8 @@ def test_the_platform_narrows_to_one_organisation(server: HeraldServer, tenants:
         assert admin.get("/endpoint/status_counts", params={"organisation": 0}).status_code == 422
 
 
-def test_the_fleet_list_filters_sorts_and_pages(server: HeraldServer, tenants: Tenants) -> None:
-    with server.client(tenants.a_rw) as client:
+def test_the_fleet_list_filters_sorts_and_pages(herald: Herald, tenants: Tenants) -> None:
+    with herald.client(tenants.a_rw) as client:
         settle(
             client,
             [
@@ -262,8 +263,8 @@ BAD_PARAMETERS = [
 ]
 
 
-def test_bad_parameters_are_422_naming_the_field(server: HeraldServer, tenants: Tenants) -> None:
-    with server.client(tenants.a_rw) as client:
+def test_bad_parameters_are_422_naming_the_field(herald: Herald, tenants: Tenants) -> None:
+    with herald.client(tenants.a_rw) as client:
         for params, field in BAD_PARAMETERS:
             response = client.get("/endpoint", params=params)
             assert response.status_code == 422, (params, response.text)
@@ -274,11 +275,11 @@ def test_bad_parameters_are_422_naming_the_field(server: HeraldServer, tenants: 
             refused = client.get("/endpoint", params=params)  # the API's NUL guard
             assert refused.status_code == 400, refused.text
             assert [e["field"] for e in refused.json()["errors"]] == [field]
-    with server.client() as anonymous:
+    with herald.client() as anonymous:
         assert anonymous.get("/endpoint").status_code == 401
 
 
-def test_provider_records_drive_the_state(server: HeraldServer, tenants: Tenants) -> None:
+def test_provider_records_drive_the_state(herald: Herald, tenants: Tenants) -> None:
     """emnify's own example records (the reference), through /ingest/emnify, for one device."""
     examples = emnify_examples()
 
@@ -292,8 +293,8 @@ def test_provider_records_drive_the_state(server: HeraldServer, tenants: Tenants
 
     story = [example(1), example(3), example(3, accepted=False)]
     story = [{**record, "endpoint": {**record["endpoint"], "id": 4242}} for record in story]
-    token = server.create_token(tenants.a, "ingest:emnify", "event:read")
-    with server.client(token) as client:
+    token = herald.create_token(tenants.a, "ingest:emnify", "event:read")
+    with herald.client(token) as client:
         records = recently(story)
         response = client.post("/ingest/emnify", json=records)
         assert response.status_code == 200 and response.json()["stored"] == 3, response.text
@@ -315,11 +316,11 @@ def test_provider_records_drive_the_state(server: HeraldServer, tenants: Tenants
 
 
 def test_status_changes_as_events_for_an_organisation_that_opts_in(
-    server: HeraldServer, tenants: Tenants
+    herald: Herald, tenants: Tenants
 ) -> None:
-    manage = server.create_token(tenants.a, "event:read", "event:create", "handler:manage")
+    manage = herald.create_token(tenants.a, "event:read", "event:create", "handler:manage")
     path = f"/organisation/{tenants.a}/device_events"
-    with server.client(manage) as client, server.client(tenants.b_rw) as other:
+    with herald.client(manage) as client, herald.client(tenants.b_rw) as other:
         assert client.get(path).json() == {
             "organisation_id": tenants.a,
             "enabled": False,
@@ -366,19 +367,19 @@ def test_a_worker_keeps_the_states_when_serve_does_not(database_url: str, tmp_pa
     """``serve`` with the projector off and ``herald worker`` beside it: the worker folds the
     log, and writes the status changes of an organisation that opted in."""
     off = {"HERALD_DEVICE_STATE_ENABLED": "false", "HERALD_DELIVERY_ENABLED": "false"}
-    server = start_server(tmp_path / "serve", env=off, database_url=database_url)
+    herald = start_in_process(tmp_path / "serve", env=off, database_url=database_url)
     worker: subprocess.Popen[bytes] | None = None
     try:
-        org = server.create_org("Acme IoT")
-        token = server.create_token(org, "event:read", "event:create", "handler:manage")
-        with server.client(token) as client:
-            assert "device_state" not in httpx.get(f"{server.url}/ready").json()["loops"]
+        org = herald.create_org("Acme IoT")
+        token = herald.create_token(org, "event:read", "event:create", "handler:manage")
+        with herald.client(token) as client:
+            assert "device_state" not in httpx.get(f"{herald.url}/ready").json()["loops"]
             enabled = client.put(f"/organisation/{org}/device_events", json={"enabled": True})
             assert enabled.status_code == 200, enabled.text
             posted = client.post("/event", json=[event(1, 0, detail=VODAFONE), session(1)])
             assert posted.status_code == 201, posted.text
             env = {
-                **server.env,
+                **herald.env,
                 "HERALD_DEVICE_STATE_ENABLED": "true",
                 "HERALD_DEVICE_STATE_POLL_SECONDS": "0.05",
             }
@@ -405,4 +406,4 @@ def test_a_worker_keeps_the_states_when_serve_does_not(database_url: str, tmp_pa
         if worker is not None:
             worker.terminate()
             worker.wait(20)
-        server.stop()
+        herald.stop()

@@ -1,7 +1,7 @@
 """emnify's own Python SDK (``emnify-sdk``) reads Herald as it reads emnify: it authenticates
 with an application token, pages a device's events by ``X-Total-Pages`` (records with
-``user``, ``sim``... null, issue #34 point 2) and reads the device's connectivity, against a
-real ``herald serve`` on each backend.
+``user``, ``sim``... null, issue #34 point 2) and reads the device's connectivity, against the
+app (served in process) on each backend.
 
 The SDK needs pydantic 1, so it lives in an interpreter of its own: ``SDK_PYTHON``
 (``.venv/emnify-sdk``, made by ``.ci/run``; by hand: ``python3 -m venv .venv/emnify-sdk &&
@@ -20,7 +20,7 @@ from typing import Any
 import pytest
 
 from herald.timefmt import format_ms, now_ms
-from tests.support.server import HeraldServer
+from tests.support.herald import Herald
 from tests.support.waiting import wait_until
 
 ROOT = Path(__file__).resolve().parents[2]
@@ -55,11 +55,11 @@ def _sdk_python() -> Path:
 
 
 def test_the_emnify_sdk_reads_events_with_null_fields_and_connectivity(
-    server: HeraldServer,
+    herald: Herald,
 ) -> None:
     python = _sdk_python()
-    organisation = server.create_org("Acme IoT")
-    token = server.create_token(organisation, "event:read", "event:create")
+    organisation = herald.create_org("Acme IoT")
+    token = herald.create_token(organisation, "event:read", "event:create")
     start = now_ms() - 60_000
     located = {
         "event_type": {"id": 1},
@@ -71,7 +71,7 @@ def test_the_emnify_sdk_reads_events_with_null_fields_and_connectivity(
         {"event_type": {"id": 10001}, "timestamp": format_ms(start + 1 + i), "endpoint": {"id": 5}}
         for i in range(COUNT)
     ]
-    with server.client(token) as client:
+    with herald.client(token) as client:
         posted = client.post("/event", json=[located, *bare])
         assert posted.status_code == 201, posted.text
         assert all(event["sim"] is None and event["user"] is None for event in posted.json())
@@ -84,7 +84,7 @@ def test_the_emnify_sdk_reads_events_with_null_fields_and_connectivity(
 
     result = subprocess.run(
         [str(python), "-c", SDK_SCRIPT, token, str(ENDPOINT)],
-        env={**os.environ, "EMNIFY_SDK_API_ENDPOINT_URL": f"{server.url}/api"},
+        env={**os.environ, "EMNIFY_SDK_API_ENDPOINT_URL": f"{herald.url}/api"},
         capture_output=True,
         text=True,
         timeout=120,

@@ -1,4 +1,4 @@
-"""Each organisation's event budget over a real ``herald serve``, on both backends (issue 28):
+"""Each organisation's event budget over the app (in process), on both backends (issue 28):
 set with ``herald org limits``; writes over it answer 429 with ``Retry-After`` and a problem
 naming the budget, store nothing, and leave other organisations' writes alone."""
 
@@ -9,8 +9,8 @@ from typing import Any
 import httpx
 import orjson
 
+from tests.support.herald import Herald
 from tests.support.records import emnify_record
-from tests.support.server import HeraldServer
 
 PERMISSIONS = ("event:create", "event:read", "ingest:emnify")
 
@@ -25,9 +25,9 @@ def _stored(client: httpx.Client) -> int:
     return len(response.json())
 
 
-def _limits(server: HeraldServer, organisation: int, *options: str) -> str:
-    args = ("org", "limits", str(organisation), *options, "--database", server.database_url)
-    return server.cli(*args).stdout
+def _limits(herald: Herald, organisation: int, *options: str) -> str:
+    args = ("org", "limits", str(organisation), *options, "--database", herald.database_url)
+    return herald.cli(*args).stdout
 
 
 def _over_budget(response: httpx.Response, budget: str, status: int = 429) -> dict[str, Any]:
@@ -40,14 +40,14 @@ def _over_budget(response: httpx.Response, budget: str, status: int = 429) -> di
 
 
 def test_events_over_an_organisations_budget_answer_429_and_others_write_on(
-    server: HeraldServer,
+    herald: Herald,
 ) -> None:
-    busy, quiet = server.create_org("Busy"), server.create_org("Quiet")
-    said = _limits(server, busy, "--events-per-second", "0.01", "--burst", "20")
+    busy, quiet = herald.create_org("Busy"), herald.create_org("Quiet")
+    said = _limits(herald, busy, "--events-per-second", "0.01", "--burst", "20")
     assert f"Organisation {busy} may write 0.01 events per second, 20 at once (burst)" in said
     with (
-        server.client(server.create_token(busy, *PERMISSIONS)) as as_busy,
-        server.client(server.create_token(quiet, *PERMISSIONS)) as as_quiet,
+        herald.client(herald.create_token(busy, *PERMISSIONS)) as as_busy,
+        herald.client(herald.create_token(quiet, *PERMISSIONS)) as as_quiet,
     ):
         assert as_busy.post("/event", json=_events(15, "first")).status_code == 201
         _over_budget(as_busy.post("/event", json=_events(21, "huge")), "burst", 422)
@@ -70,18 +70,18 @@ def test_events_over_an_organisations_budget_answer_429_and_others_write_on(
             assert as_quiet.post("/event", json=_events(25, "quiet")).status_code == 201
         assert _stored(as_quiet) == 75
 
-    shown = _limits(server, busy)
+    shown = _limits(herald, busy)
     assert "0.01 events per second, 20 at once (burst)" in shown
-    assert "bytes per day" in _limits(server, busy, "--events-per-second", "default")
+    assert "bytes per day" in _limits(herald, busy, "--events-per-second", "default")
 
 
 def test_bytes_over_an_organisations_day_answer_429_until_the_next_day(
-    server: HeraldServer,
+    herald: Herald,
 ) -> None:
-    organisation = server.create_org("Chatty")
-    _limits(server, organisation, "--bytes-per-day", "4000")
+    organisation = herald.create_org("Chatty")
+    _limits(herald, organisation, "--bytes-per-day", "4000")
     batch = orjson.dumps(_events(20, "x" * 40))  # about 1.6 kB
-    with server.client(server.create_token(organisation, *PERMISSIONS)) as client:
+    with herald.client(herald.create_token(organisation, *PERMISSIONS)) as client:
         assert client.post("/event", content=batch).status_code == 201
         assert client.post("/event", content=batch).status_code == 201
         refused = client.post("/event", content=batch)
@@ -93,9 +93,9 @@ def test_bytes_over_an_organisations_day_answer_429_until_the_next_day(
         assert _stored(client) == 40
 
 
-def test_limits_refuse_bad_values_with_a_message(server: HeraldServer) -> None:
-    database = ("--database", server.database_url)
-    org = str(server.create_org("One"))
+def test_limits_refuse_bad_values_with_a_message(herald: Herald) -> None:
+    database = ("--database", herald.database_url)
+    org = str(herald.create_org("One"))
     cases = [
         (["org", "limits", "4242", "--burst", "10"], "no organisation 4242"),
         (["org", "limits", org, "--burst", "0"], "--burst must be a number above 0"),
@@ -103,7 +103,7 @@ def test_limits_refuse_bad_values_with_a_message(server: HeraldServer) -> None:
         (["org", "limits", org, "--bytes-per-day", "nan"], "--bytes-per-day must"),
     ]
     for args, message in cases:
-        result = server.cli(*args, *database, check=False)
+        result = herald.cli(*args, *database, check=False)
         assert result.returncode == 1, args
         assert message in result.stderr + result.stdout, (args, result.stderr)
         assert "Traceback" not in result.stderr

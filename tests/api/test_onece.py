@@ -1,4 +1,4 @@
-"""1NCE-shaped reads (issue #34, point 3): a real ``herald serve`` on each backend answers
+"""1NCE-shaped reads (issue #34, point 3): the app (in process) on each backend answers
 1NCE's SIM management paths under /1nce/management-api: a SIM's events by ICCID (page,
 pageSize, sort), its connectivity status and its daily usage, in 1NCE's shapes."""
 
@@ -16,7 +16,7 @@ import pytest
 
 from herald.api.routes.onece import day_costs
 from herald.timefmt import format_ms, now_ms
-from tests.support.server import HeraldServer
+from tests.support.herald import Herald
 from tests.support.waiting import wait_until
 
 MIN = 60_000
@@ -99,10 +99,10 @@ class Tenants:
 
 
 @pytest.fixture
-def tenants(server: HeraldServer) -> Tenants:
-    a, b = server.create_org("Acme IoT"), server.create_org("Bolt Mobility")
+def tenants(herald: Herald) -> Tenants:
+    a, b = herald.create_org("Acme IoT"), herald.create_org("Bolt Mobility")
     permissions = ("event:read", "event:create", "ingest:1nce")
-    return Tenants(a=server.create_token(a, *permissions), b=server.create_token(b, *permissions))
+    return Tenants(a=herald.create_token(a, *permissions), b=herald.create_token(b, *permissions))
 
 
 def sim_event(
@@ -128,10 +128,10 @@ def post(client: httpx.Client, events: list[dict[str, Any]]) -> list[dict[str, A
     return stored
 
 
-def client_for(server: HeraldServer, token: str) -> httpx.Client:
+def client_for(herald: Herald, token: str) -> httpx.Client:
     """A client at the server's root, as a 1NCE client's base URL would be."""
     headers = {"Authorization": f"Bearer {token}"}
-    return httpx.Client(base_url=server.url, headers=headers, timeout=30)
+    return httpx.Client(base_url=herald.url, headers=headers, timeout=30)
 
 
 def problem(response: httpx.Response, status: int, field: str | None = None) -> None:
@@ -141,8 +141,8 @@ def problem(response: httpx.Response, status: int, field: str | None = None) -> 
         assert field in response.text, response.text
 
 
-def test_a_sims_events_by_iccid_page_and_sort(server: HeraldServer, tenants: Tenants) -> None:
-    with client_for(server, tenants.a) as a, client_for(server, tenants.b) as b:
+def test_a_sims_events_by_iccid_page_and_sort(herald: Herald, tenants: Tenants) -> None:
+    with client_for(herald, tenants.a) as a, client_for(herald, tenants.b) as b:
         mine = post(
             a,
             [
@@ -201,7 +201,7 @@ def test_a_sims_events_by_iccid_page_and_sort(server: HeraldServer, tenants: Ten
         problem(a.get(f"{PREFIX}/{X}/events", params={"sort": "colour"}), 400, "sort")
         problem(a.get(f"{PREFIX}/{X}/events", params={"per_page": 5}), 422, "per_page")
         problem(a.get(f"{PREFIX}/not-an-iccid/events"), 400, "iccid")
-        with httpx.Client(base_url=server.url, timeout=30) as anonymous:
+        with httpx.Client(base_url=herald.url, timeout=30) as anonymous:
             assert anonymous.get(f"{PREFIX}/{X}/events").status_code == 401
 
 
@@ -224,9 +224,9 @@ def usage(record_id: int, end_ms: int, rx: str, tx: str, *, sms: bool = False) -
     }
 
 
-def test_a_sims_status_and_daily_usage(server: HeraldServer, tenants: Tenants) -> None:
+def test_a_sims_status_and_daily_usage(herald: Herald, tenants: Tenants) -> None:
     pdp = {"apn": "iot.1nce.net", "rat_type": 6, "ue_ip_address": "100.64.0.7"}
-    with client_for(server, tenants.a) as a:
+    with client_for(herald, tenants.a) as a:
         post(
             a,
             [
@@ -295,9 +295,7 @@ def test_a_sims_status_and_daily_usage(server: HeraldServer, tenants: Tenants) -
         problem(a.get(f"{PREFIX}/{Y}/usage"), 404)
 
 
-def test_a_days_cost_is_summed_from_its_usage_records(
-    server: HeraldServer, tenants: Tenants
-) -> None:
+def test_a_days_cost_is_summed_from_its_usage_records(herald: Herald, tenants: Tenants) -> None:
     """1NCE's usage records carry their cost: the usage answer sums a day's, per traffic
     type, where each record has one in one currency; else null (the records themselves are
     at /endpoint/{id}/usage/records)."""
@@ -306,7 +304,7 @@ def test_a_days_cost_is_summed_from_its_usage_records(
     def priced(record: dict[str, Any], cost: Any, currency: Any = euro) -> dict[str, Any]:
         return {**record, "cost": cost, "currency": currency}
 
-    with client_for(server, tenants.a) as a:
+    with client_for(herald, tenants.a) as a:
         post(a, [sim_event(1, 0, X, detail=VODAFONE)])
         ingested = a.post(
             "/api/v1/ingest/1nce",
@@ -330,7 +328,7 @@ def test_a_days_cost_is_summed_from_its_usage_records(
         assert mixed["data"]["volume"] == "0.200000"
         assert (mixed["data"]["cost"], mixed["data"]["currency"]) == (None, None)  # 2 currencies
         assert empty["data"]["cost"] is None and empty["sms"]["cost"] is None
-    with client_for(server, tenants.b) as b:  # another tenant's SIM of the same ICCID
+    with client_for(herald, tenants.b) as b:  # another tenant's SIM of the same ICCID
         post(b, [sim_event(1, 0, X, detail=VODAFONE)])
         stats = b.get(f"{PREFIX}/{X}/usage", params=params).json()["stats"]
         assert [entry["data"]["cost"] for entry in stats] == [None, None, None]

@@ -8,7 +8,7 @@ import pytest
 from herald.timefmt import parse_timestamp
 from tests.conftest import SHARED_REFERENCE
 from tests.ingest.examples import emnify_examples
-from tests.support.server import HeraldServer
+from tests.support.herald import Herald
 
 EMNIFY_DOC = SHARED_REFERENCE / "emnify-event-types.md"
 PLATFORM_ASSIGNED = {"id", "timestamp", "event_severity", "event_source"}
@@ -17,15 +17,15 @@ PLATFORM_ASSIGNED = {"id", "timestamp", "event_severity", "event_source"}
 @pytest.mark.skipif(
     not EMNIFY_DOC.exists(), reason=f"reference documents not found at {EMNIFY_DOC}"
 )
-def test_every_emnify_example_reads_back_equal(server: HeraldServer) -> None:
+def test_every_emnify_example_reads_back_equal(herald: Herald) -> None:
     examples = emnify_examples()
     assert len(examples) >= 40
     for organisation_id, name in {
         e["organisation"]["id"]: e["organisation"]["name"] for e in examples
     }.items():
-        server.create_org(name, organisation_id)
+        herald.create_org(name, organisation_id)
 
-    with server.client(server.admin_token) as client:
+    with herald.client(herald.admin_token) as client:
         response = client.post("/event", json=examples)
         assert response.status_code == 201, response.text
         stored = response.json()

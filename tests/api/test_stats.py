@@ -1,11 +1,11 @@
-"""Analytics: /event/stats against a real server and store."""
+"""Analytics: /event/stats against the app (in process) and a real store."""
 
 from __future__ import annotations
 
 from typing import Any
 
 from tests.support.dates import D3
-from tests.support.server import HeraldServer
+from tests.support.herald import Herald
 
 BASE = f"{D3}T10:"
 
@@ -20,9 +20,9 @@ def pdp_delete(org: int, endpoint: int, minute: int, mb: float, country: str) ->
     }
 
 
-def test_counts_by_bucket_and_group_and_top_endpoints(server: HeraldServer) -> None:
-    org = server.create_org("Acme")
-    other = server.create_org("Other")
+def test_counts_by_bucket_and_group_and_top_endpoints(herald: Herald) -> None:
+    org = herald.create_org("Acme")
+    other = herald.create_org("Other")
     events = [
         pdp_delete(org, 1, 0, 1.5, "Germany"),
         pdp_delete(org, 1, 1, 2.0, "Germany"),
@@ -36,8 +36,8 @@ def test_counts_by_bucket_and_group_and_top_endpoints(server: HeraldServer) -> N
         },
         pdp_delete(other, 9, 0, 99.0, "France"),
     ]
-    token = server.create_token(org, "event:read")
-    with server.client(server.admin_token) as admin, server.client(token) as client:
+    token = herald.create_token(org, "event:read")
+    with herald.client(herald.admin_token) as admin, herald.client(token) as client:
         assert admin.post("/event", json=events).status_code == 201
         span = {"from": f"{BASE}00:00Z", "until": f"{BASE}59:00Z"}
 
@@ -74,8 +74,8 @@ def test_counts_by_bucket_and_group_and_top_endpoints(server: HeraldServer) -> N
         }
 
 
-def test_bad_parameters_answer_problems(server: HeraldServer) -> None:
-    with server.client(server.admin_token) as client:
+def test_bad_parameters_answer_problems(herald: Herald) -> None:
+    with herald.client(herald.admin_token) as client:
         for params, status, field in [
             ({"bucket": "week"}, 400, "bucket"),
             ({"group": "colour"}, 400, "group"),
@@ -86,5 +86,5 @@ def test_bad_parameters_answer_problems(server: HeraldServer) -> None:
             response = client.get("/event/stats", params=params)
             assert response.status_code == status, (params, response.text)
             assert response.json()["errors"][0]["field"] == field
-    with server.client() as anonymous:
+    with herald.client() as anonymous:
         assert anonymous.get("/event/stats").status_code == 401

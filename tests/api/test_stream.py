@@ -1,4 +1,5 @@
-"""The live stream: SSE against a real ``herald serve``."""
+"""The live stream: SSE against the app served in process (a ``herald serve`` process for
+what it logs)."""
 
 from __future__ import annotations
 
@@ -16,14 +17,15 @@ import jwt
 import orjson
 import pytest
 
-from tests.support.herald import HERALD
+from tests.support.herald import HERALD, Herald
+from tests.support.inproc import start_in_process
 from tests.support.server import HeraldServer, start_server
 
 DEADLINE = 60.0  # generous: waits end as soon as their condition holds
 
 
-def post(server: HeraldServer, token: str, events: list[dict[str, Any]]) -> list[dict[str, Any]]:
-    with server.client(token) as client:
+def post(herald: Herald, token: str, events: list[dict[str, Any]]) -> list[dict[str, Any]]:
+    with herald.client(token) as client:
         response = client.post("/event", json=events)
     assert response.status_code == 201, response.text
     stored: list[dict[str, Any]] = response.json()
@@ -41,7 +43,7 @@ class Stream:
     ``start_ids`` the ids of id-only messages (where the stream starts).
     """
 
-    def __init__(self, server: HeraldServer, token: str, params: str = "", **headers: str):
+    def __init__(self, herald: Herald, token: str, params: str = "", **headers: str):
         self.messages: list[dict[str, Any]] = []
         self.closings: list[dict[str, Any]] = []
         self.start_ids: list[str] = []
@@ -50,7 +52,7 @@ class Stream:
         self.status = 0
         self._ready = threading.Event()
         self._client = httpx.Client(timeout=httpx.Timeout(30, read=60))
-        url = f"{server.url}/api/v1/event/stream{params}"
+        url = f"{herald.url}/api/v1/event/stream{params}"
         self._headers = {"Authorization": f"Bearer {token}", **headers}
         self._thread = threading.Thread(target=self._run, args=(url,), daemon=True)
         self._thread.start()
@@ -112,23 +114,35 @@ class Stream:
         self._thread.join(5)
 
 
+STREAM_ENV = {
+    "HERALD_STREAM_HEARTBEAT_SECONDS": "0.5",
+    "HERALD_STREAM_BUFFER_EVENTS": "20",
+    "HERALD_STREAM_RECHECK_SECONDS": "0.3",
+    "HERALD_STREAM_MAX_PER_TOKEN": "2",
+    "HERALD_STREAM_MAX_PER_ORGANISATION": "3",
+}
+
+
 @pytest.fixture
-def stream_server(tmp_path: Path) -> Iterator[HeraldServer]:
-    env = {
-        "HERALD_STREAM_HEARTBEAT_SECONDS": "0.5",
-        "HERALD_STREAM_BUFFER_EVENTS": "20",
-        "HERALD_STREAM_RECHECK_SECONDS": "0.3",
-        "HERALD_STREAM_MAX_PER_TOKEN": "2",
-        "HERALD_STREAM_MAX_PER_ORGANISATION": "3",
-    }
-    herald = start_server(tmp_path / "herald", env=env)
+def stream_server(tmp_path: Path) -> Iterator[Herald]:
+    herald = start_in_process(tmp_path / "herald", env=STREAM_ENV)
     try:
         yield herald
     finally:
         herald.stop()
 
 
-def test_new_events_arrive_filtered_with_resume_ids(stream_server: HeraldServer) -> None:
+@pytest.fixture
+def stream_process(tmp_path: Path) -> Iterator[HeraldServer]:
+    """A ``herald serve`` process: for the test that reads what it logs."""
+    herald = start_server(tmp_path / "herald", env=STREAM_ENV)
+    try:
+        yield herald
+    finally:
+        herald.stop()
+
+
+def test_new_events_arrive_filtered_with_resume_ids(stream_server: Herald) -> None:
     admin = stream_server.admin_token
     post(stream_server, admin, [custom(1, 10001, description="before")])
     stream = Stream(stream_server, admin, "?q=type:10002|10003")
@@ -144,7 +158,7 @@ def test_new_events_arrive_filtered_with_resume_ids(stream_server: HeraldServer)
     assert all(m["data"]["description"] != "before" for m in stream.messages)
 
 
-def test_last_event_id_resumes_after_the_last_seen(stream_server: HeraldServer) -> None:
+def test_last_event_id_resumes_after_the_last_seen(stream_server: Herald) -> None:
     admin = stream_server.admin_token
     first = Stream(stream_server, admin)
     try:
@@ -162,7 +176,7 @@ def test_last_event_id_resumes_after_the_last_seen(stream_server: HeraldServer) 
         resumed.close()
 
 
-def test_a_tenant_sees_only_its_organisation(stream_server: HeraldServer) -> None:
+def test_a_tenant_sees_only_its_organisation(stream_server: Herald) -> None:
     other = stream_server.create_org("Other")
     mine = stream_server.create_org("Mine")
     token = stream_server.create_token(mine, "event:read")
@@ -191,28 +205,28 @@ def test_a_tenant_sees_only_its_organisation(stream_server: HeraldServer) -> Non
     ],
 )
 def test_bad_requests_answer_problems(
-    server: HeraldServer, params: str, headers: dict[str, str], status: int, field: str
+    herald: Herald, params: str, headers: dict[str, str], status: int, field: str
 ) -> None:
-    with server.client(server.admin_token) as client:
+    with herald.client(herald.admin_token) as client:
         response = client.get(f"/event/stream{params}", headers=headers)
     assert response.status_code == status
     assert response.headers["content-type"] == "application/problem+json"
     assert response.json()["errors"][0]["field"] == field
 
 
-def test_needs_a_token_with_event_read(server: HeraldServer) -> None:
-    org = server.create_org("Acme")
-    writer = server.create_token(org, "event:create")
-    with server.client() as anonymous, server.client(writer) as client:
+def test_needs_a_token_with_event_read(herald: Herald) -> None:
+    org = herald.create_org("Acme")
+    writer = herald.create_token(org, "event:create")
+    with herald.client() as anonymous, herald.client(writer) as client:
         assert anonymous.get("/event/stream").status_code == 401
         assert client.get("/event/stream").status_code == 403
 
 
-def test_a_client_that_does_not_read_is_cut_off(stream_server: HeraldServer) -> None:
-    admin = stream_server.admin_token
+def test_a_client_that_does_not_read_is_cut_off(stream_process: HeraldServer) -> None:
+    admin = stream_process.admin_token
     sock = socket.socket()
     sock.setsockopt(socket.SOL_SOCKET, socket.SO_RCVBUF, 4096)
-    sock.connect(("127.0.0.1", stream_server.port))
+    sock.connect(("127.0.0.1", stream_process.port))
     sock.sendall(
         b"GET /api/v1/event/stream HTTP/1.1\r\nHost: x\r\n"
         + f"Authorization: Bearer {admin}\r\n\r\n".encode()
@@ -221,11 +235,11 @@ def test_a_client_that_does_not_read_is_cut_off(stream_server: HeraldServer) -> 
     filler = "x" * 3000
     try:
         for _ in range(60):  # about 18 MB: far more than socket buffers and 20 queued events
-            post(stream_server, admin, [custom(1, description=filler)] * 100)
-            if "fell 20 events behind" in stream_server.log():
+            post(stream_process, admin, [custom(1, description=filler)] * 100)
+            if "fell 20 events behind" in stream_process.log():
                 break
         deadline = time.monotonic() + DEADLINE
-        while "fell 20 events behind" not in stream_server.log():
+        while "fell 20 events behind" not in stream_process.log():
             assert time.monotonic() < deadline, "the slow client was never cut off"
             time.sleep(0.1)
         sock.settimeout(DEADLINE)
@@ -233,11 +247,11 @@ def test_a_client_that_does_not_read_is_cut_off(stream_server: HeraldServer) -> 
             pass
     finally:
         sock.close()
-    with stream_server.client(admin) as client:  # and the server is fine
+    with stream_process.client(admin) as client:  # and the server is fine
         assert client.get("/event", params={"per_page": 1}).status_code == 200
 
 
-def test_events_tail_follows_the_stream(stream_server: HeraldServer) -> None:
+def test_events_tail_follows_the_stream(stream_server: Herald) -> None:
     admin = stream_server.admin_token
     env = {**stream_server.env, "HERALD_TOKEN": admin, "HERALD_URL": stream_server.url}
     tail = subprocess.Popen(
@@ -261,8 +275,8 @@ def test_events_tail_follows_the_stream(stream_server: HeraldServer) -> None:
         tail.communicate(timeout=10)
 
 
-def _jwt(server: HeraldServer, token: str) -> str:
-    with server.client() as client:
+def _jwt(herald: Herald, token: str) -> str:
+    with herald.client() as client:
         response = client.post("/authenticate", json={"application_token": token})
     assert response.status_code == 200, response.text
     credential: str = response.json()["auth_token"]
@@ -274,7 +288,7 @@ def _claims(credential: str) -> dict[str, Any]:
     return claims
 
 
-def test_a_revoked_token_loses_its_open_stream(stream_server: HeraldServer) -> None:
+def test_a_revoked_token_loses_its_open_stream(stream_server: Herald) -> None:
     org = stream_server.create_org("Doomed Co")
     token = stream_server.create_token(org, "event:read", "event:create")
     stream = Stream(stream_server, token)
@@ -295,11 +309,11 @@ def test_a_revoked_token_loses_its_open_stream(stream_server: HeraldServer) -> N
 
 def test_a_stream_ends_when_its_jwt_expires(tmp_path: Path) -> None:
     env = {"HERALD_JWT_TTL_SECONDS": "2", "HERALD_STREAM_RECHECK_SECONDS": "0.3"}
-    server = start_server(tmp_path / "herald", env=env)
+    herald = start_in_process(tmp_path / "herald", env=env)
     try:
-        org = server.create_org("Short Lived Co")
-        credential = _jwt(server, server.create_token(org, "event:read"))
-        stream = Stream(server, credential)
+        org = herald.create_org("Short Lived Co")
+        credential = _jwt(herald, herald.create_token(org, "event:read"))
+        stream = Stream(herald, credential)
         try:
             stream.wait_start()
             assert stream.ended.wait(DEADLINE), "the stream outlived its JWT"
@@ -309,11 +323,11 @@ def test_a_stream_ends_when_its_jwt_expires(tmp_path: Path) -> None:
         finally:
             stream.close()
     finally:
-        server.stop()
+        herald.stop()
 
 
-def _refused(server: HeraldServer, token: str, setting: str) -> None:
-    with server.client(token) as client:
+def _refused(herald: Herald, token: str, setting: str) -> None:
+    with herald.client(token) as client:
         response = client.get("/event/stream")
     assert response.status_code == 429, response.text
     assert response.headers["content-type"] == "application/problem+json"
@@ -321,7 +335,7 @@ def _refused(server: HeraldServer, token: str, setting: str) -> None:
 
 
 def test_open_streams_are_capped_per_token_and_per_organisation(
-    stream_server: HeraldServer,
+    stream_server: Herald,
 ) -> None:
     """The fixture allows 2 streams per token and 3 per organisation."""
     org = stream_server.create_org("Greedy Co")
@@ -348,7 +362,7 @@ def test_open_streams_are_capped_per_token_and_per_organisation(
             stream.close()
 
 
-def test_ids_and_comments_reveal_nothing_of_other_tenants(stream_server: HeraldServer) -> None:
+def test_ids_and_comments_reveal_nothing_of_other_tenants(stream_server: Herald) -> None:
     a_org, b_org = stream_server.create_org("A"), stream_server.create_org("B")
     a_token = stream_server.create_token(a_org, "event:read", "event:create")
     b_token = stream_server.create_token(b_org, "event:read", "event:create")
@@ -382,7 +396,7 @@ def test_ids_and_comments_reveal_nothing_of_other_tenants(stream_server: HeraldS
 
 
 def test_events_tail_says_why_the_server_closed_and_stops_on_revocation(
-    stream_server: HeraldServer,
+    stream_server: Herald,
 ) -> None:
     org = stream_server.create_org("Tail Co")
     token = stream_server.create_token(org, "event:read", "event:create")
@@ -416,7 +430,7 @@ def test_events_tail_says_why_the_server_closed_and_stops_on_revocation(
     assert "401" in said
 
 
-def test_a_stopping_server_says_so_to_its_streams(stream_server: HeraldServer) -> None:
+def test_a_stopping_server_says_so_to_its_streams(stream_server: Herald) -> None:
     stream = Stream(stream_server, stream_server.admin_token)
     try:
         stream.wait_start()

@@ -1,4 +1,4 @@
-"""Usage end to end: a real ``herald serve`` on each backend sums usage records and closed
+"""Usage end to end: the app (in process) on each backend sums usage records and closed
 sessions per endpoint and day, exactly and once, and answers in emnify's shape."""
 
 from __future__ import annotations
@@ -17,7 +17,7 @@ from herald.store import open_store
 from herald.store.usage import MAX_DAILY
 from herald.store.usage_records import UsageRecord
 from herald.timefmt import format_ms, now_ms
-from tests.support.server import HeraldServer
+from tests.support.herald import Herald
 
 MIN = 60_000
 DAY = 24 * 60 * MIN
@@ -91,14 +91,14 @@ class Tenants:
 
 
 @pytest.fixture
-def tenants(server: HeraldServer) -> Tenants:
-    a, b = server.create_org("Acme IoT"), server.create_org("Bolt Mobility")
+def tenants(herald: Herald) -> Tenants:
+    a, b = herald.create_org("Acme IoT"), herald.create_org("Bolt Mobility")
     return Tenants(
         a=a,
         b=b,
-        a_ingest=server.create_token(a, "ingest:1nce", "ingest:emnify", "event:read"),
-        b_ingest=server.create_token(b, "ingest:1nce", "event:read"),
-        a_events=server.create_token(a, "event:read", "event:create"),
+        a_ingest=herald.create_token(a, "ingest:1nce", "ingest:emnify", "event:read"),
+        b_ingest=herald.create_token(b, "ingest:1nce", "event:read"),
+        a_events=herald.create_token(a, "event:read", "event:create"),
     )
 
 
@@ -169,7 +169,7 @@ DATA = [("0.418811", "0.223173"), ("1.000001", "0.000009"), ("12.5", "0.1"), ("0
 
 
 def test_usage_records_sum_exactly_once_whatever_the_order(
-    server: HeraldServer, tenants: Tenants
+    herald: Herald, tenants: Tenants
 ) -> None:
     records = [
         usage(100 + i, 7, D1 + (i + 1) * 60 * MIN, rx, tx) for i, (rx, tx) in enumerate(DATA)
@@ -182,7 +182,7 @@ def test_usage_records_sum_exactly_once_whatever_the_order(
     ]
     shuffled = records[:]
     random.Random(5).shuffle(shuffled)
-    with server.client(tenants.a_ingest) as client:
+    with herald.client(tenants.a_ingest) as client:
         first = ingest(client, shuffled[:4])
         assert (first["stored"], first["duplicates"], first["ids"]) == (4, 0, [])
         assert {r["kind"] for r in first["records"]} == {"usage"}
@@ -208,19 +208,17 @@ def test_usage_records_sum_exactly_once_whatever_the_order(
     assert (d2["data"]["volume"], d2["data"]["volume_rx"], d2["sms"]["volume"]) == (3.0, 2.0, 0)
 
 
-def test_sessions_count_only_on_days_without_data_records(
-    server: HeraldServer, tenants: Tenants
-) -> None:
+def test_sessions_count_only_on_days_without_data_records(herald: Herald, tenants: Tenants) -> None:
     sessions = [
         closed_session(8, D1 + 60 * MIN, "0.641984", "0.223173"),
         closed_session(8, D1 + 90 * MIN, "1.5", "0.25"),
         closed_session(9, D1 + 60 * MIN, "0.641984", "0.223173"),  # the same traffic as...
         closed_session(9, D2 + 60 * MIN, "4", "1"),  # a day with sessions only
     ]
-    with server.client(tenants.a_events) as client:
+    with herald.client(tenants.a_events) as client:
         response = client.post("/event", json=sessions)
         assert response.status_code == 201, response.text
-    with server.client(tenants.a_ingest) as client:
+    with herald.client(tenants.a_ingest) as client:
         # ... this record: its day's data is the records', the session is not counted again
         ingest(client, [usage(400, 9, D1 + 60 * MIN, "0.641984", "0.223173")])
         only_sessions = daily(client, 8, D1, D1)[0]["data"]
@@ -243,9 +241,9 @@ def test_sessions_count_only_on_days_without_data_records(
         assert daily(client, 9, D2, D2)[0]["data"]["source"] == "records"
 
 
-def test_stats_shape_isolation_and_refusals(server: HeraldServer, tenants: Tenants) -> None:
+def test_stats_shape_isolation_and_refusals(herald: Herald, tenants: Tenants) -> None:
     recent = NOW - 5 * MIN
-    with server.client(tenants.a_ingest) as a, server.client(tenants.b_ingest) as b:
+    with herald.client(tenants.a_ingest) as a, herald.client(tenants.b_ingest) as b:
         ingest(a, [usage(500, 7, recent, "0.5", "0.25"), usage(501, 7, recent, "0", "1", sms=True)])
         ingest(b, [usage(500, 70, recent, "9", "9")])  # the same record id, another tenant
         stats = a.get("/endpoint/7/stats")
@@ -296,14 +294,14 @@ def test_stats_shape_isolation_and_refusals(server: HeraldServer, tenants: Tenan
 
 
 def test_a_record_past_the_days_sum_bound_is_quarantined_and_the_rest_stored(
-    server: HeraldServer, tenants: Tenants
+    herald: Herald, tenants: Tenants
 ) -> None:
     """Regression: a day's sum past 2**63 - 1 millionths of a MB failed the whole request on
     PostgreSQL (500, events included: a streamer retried it forever) and turned into a float
     on SQLite. The record that would pass the bound is quarantined with the reason."""
     largest = 10**14 - 1  # a record holds at most 99,999,999.999999 MB
     seed = MAX_DAILY - largest - 5  # the ~92,000 largest records before, in one
-    store = open_store(server.database_url)
+    store = open_store(herald.database_url)
     try:
         first = store.save_usage([_stored_usage(tenants.a, seed)])
         assert first[0] is not None
@@ -317,7 +315,7 @@ def test_a_record_past_the_days_sum_bound_is_quarantined_and_the_rest_stored(
         usage(802, 9, at, "0.000005", "0"),  # fits exactly
         usage(803, 10, at, "99999999.999999", "0"),  # another endpoint has room
     ]
-    with server.client(tenants.a_ingest) as client:
+    with herald.client(tenants.a_ingest) as client:
         response = client.post("/ingest/emnify", json=batch)
         assert response.status_code == 200, response.text
         records = response.json()["records"]
@@ -339,7 +337,7 @@ def test_a_record_past_the_days_sum_bound_is_quarantined_and_the_rest_stored(
         assert client.get(f"/ingest/rejected/{records[1]['rejected_id']}").status_code == 200
         (day,) = daily(client, 9, D1, D1)
     assert day["data"]["volume_rx"] == float(Decimal(MAX_DAILY).scaleb(-6))
-    store = open_store(server.database_url)
+    store = open_store(herald.database_url)
     try:  # exact, as kept: an integer, not a float near it
         assert store.usage_days(tenants.a, 9, D1 // DAY, D1 // DAY)[0].data_rx == MAX_DAILY
     finally:

@@ -5,6 +5,7 @@ from __future__ import annotations
 
 import subprocess
 import sys
+from abc import ABC, abstractmethod
 from collections.abc import Iterator
 from contextlib import contextmanager
 from dataclasses import dataclass, field
@@ -25,7 +26,7 @@ TEST_ENV = {"HERALD_SQLITE_SYNCHRONOUS": "NORMAL", "HERALD_AUDIT_EVENTS": "false
 
 
 @dataclass
-class Herald:
+class Herald(ABC):
     """A running Herald over ``database_url``; ``env`` is its environment (``HERALD_*``)."""
 
     workdir: Path
@@ -34,8 +35,17 @@ class Herald:
     admin_token: str = field(default="", kw_only=True)
 
     @property
+    @abstractmethod
     def url(self) -> str:
-        raise NotImplementedError
+        """Its root on loopback: ``http://127.0.0.1:PORT``."""
+
+    @abstractmethod
+    def stop(self) -> None:
+        """A graceful stop, as on SIGTERM."""
+
+    @abstractmethod
+    def restart(self) -> None:
+        """Stop, then start again over the same database with the settings ``env`` holds."""
 
     @property
     def admin_token_file(self) -> Path:
