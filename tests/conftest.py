@@ -63,7 +63,10 @@ def postgres_template() -> Iterator[str]:
         open_store(postgres.database_url(name)).close()
         yield name
     finally:
-        postgres.drop_database(name)
+        try:
+            postgres.wait_for_drops()  # its copies, dropped in the background
+        finally:
+            postgres.drop_database(name)
 
 
 @pytest.fixture(params=BACKENDS)
@@ -80,7 +83,7 @@ def database_url(backend: str, request: pytest.FixtureRequest, tmp_path: Path) -
         yield f"sqlite:///{tmp_path / 'herald' / 'herald.db'}"
         return
     template: str = request.getfixturevalue("postgres_template")
-    with postgres.throwaway_database(template) as url:
+    with postgres.database_copy(template) as url:
         yield url
 
 
@@ -93,7 +96,7 @@ def module_database_url(
         yield f"sqlite:///{tmp_path_factory.mktemp('db') / 'herald.db'}"
         return
     template: str = request.getfixturevalue("postgres_template")
-    with postgres.throwaway_database(template) as url:
+    with postgres.database_copy(template) as url:
         yield url
 
 
