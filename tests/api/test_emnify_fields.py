@@ -1,5 +1,5 @@
 """emnify's remaining ``q`` fields (issue #34 point 4): ``network``, ``rat`` and
-``organisation:<name>``, over a real ``herald serve`` on both backends."""
+``organisation:<name>``, over the app (in process) on both backends."""
 
 from __future__ import annotations
 
@@ -12,17 +12,16 @@ import pytest
 
 from herald.api.app import create_app
 from herald.config import Settings
+from tests.support.herald import Herald
+from tests.support.inproc import start_in_process
 from tests.support.records import emnify_record
-from tests.support.server import HeraldServer, start_server
 
 GERMANY = {"id": 74, "name": "Germany", "country_code": "49", "mcc": "262", "iso_code": "de"}
 
 
 @pytest.fixture(scope="module")
-def herald(
-    tmp_path_factory: pytest.TempPathFactory, module_database_url: str
-) -> Iterator[HeraldServer]:
-    server = start_server(
+def herald(tmp_path_factory: pytest.TempPathFactory, module_database_url: str) -> Iterator[Herald]:
+    server = start_in_process(
         tmp_path_factory.mktemp("emnify-fields") / "herald", database_url=module_database_url
     )
     try:
@@ -37,7 +36,7 @@ def _pdp(record_id: str, network: str, rat: int) -> dict[str, Any]:
 
 
 @pytest.fixture(scope="module")
-def fleet(herald: HeraldServer) -> dict[str, Any]:
+def fleet(herald: Herald) -> dict[str, Any]:
     """Two organisations, each with a Vodafone 4G, a Telekom 2G and a Telekom 3G session."""
     names = {"north": "Fields North GmbH", "south": "Fields South AG"}
     orgs = {key: herald.create_org(name) for key, name in names.items()}
@@ -62,7 +61,7 @@ def _ids(client: httpx.Client, **params: str) -> set[str]:
     return {event["external_id"] for event in response.json()}
 
 
-def test_network_is_the_operator(herald: HeraldServer, fleet: dict[str, Any]) -> None:
+def test_network_is_the_operator(herald: Herald, fleet: dict[str, Any]) -> None:
     with herald.client(fleet["readers"]["north"]) as client:
         assert _ids(client, q="network:Vodafone") == {"north-1"}
         assert _ids(client, q="network:Telekom|Vodafone") == {"north-1", "north-2", "north-3"}
@@ -71,7 +70,7 @@ def test_network_is_the_operator(herald: HeraldServer, fleet: dict[str, Any]) ->
         assert response.headers["x-filter"] == "network:Telekom"
 
 
-def test_rat_by_number_or_name(herald: HeraldServer, fleet: dict[str, Any]) -> None:
+def test_rat_by_number_or_name(herald: Herald, fleet: dict[str, Any]) -> None:
     with herald.client(fleet["readers"]["north"]) as client:
         assert _ids(client, q="rat:6") == {"north-1"}
         assert _ids(client, q="rat:4G") == {"north-1"}
@@ -85,7 +84,7 @@ def test_rat_by_number_or_name(herald: HeraldServer, fleet: dict[str, Any]) -> N
         ]
 
 
-def test_organisation_by_name(herald: HeraldServer, fleet: dict[str, Any]) -> None:
+def test_organisation_by_name(herald: Herald, fleet: dict[str, Any]) -> None:
     north, south = fleet["names"]["north"], fleet["names"]["south"]
     with herald.client(herald.admin_token) as admin:
         assert _ids(admin, q=f"organisation:{north}") == {"north-1", "north-2", "north-3"}

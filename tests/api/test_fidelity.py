@@ -1,4 +1,4 @@
-"""Small fidelity gaps of issue #34 point 6, over a real ``herald serve`` on both backends:
+"""Small fidelity gaps of issue #34 point 6, over the app (in process) on both backends:
 a tenant's API event has source API; criticality in its served object form and its list;
 an unknown Stacuity moniker and a Stacuity account id findable; the platform event API's
 ``tenant_id`` / ``target_entity_type`` / ``target_entity_id`` read, not kept as unknown."""
@@ -15,14 +15,13 @@ import pytest
 
 from herald.api.app import create_app
 from herald.config import Settings
-from tests.support.server import HeraldServer, start_server
+from tests.support.herald import Herald
+from tests.support.inproc import start_in_process
 
 
 @pytest.fixture(scope="module")
-def herald(
-    tmp_path_factory: pytest.TempPathFactory, module_database_url: str
-) -> Iterator[HeraldServer]:
-    server = start_server(
+def herald(tmp_path_factory: pytest.TempPathFactory, module_database_url: str) -> Iterator[Herald]:
+    server = start_in_process(
         tmp_path_factory.mktemp("fidelity") / "herald", database_url=module_database_url
     )
     try:
@@ -31,7 +30,7 @@ def herald(
         server.stop()
 
 
-def _tenant(herald: HeraldServer, name: str, *permissions: str) -> tuple[int, httpx.Client]:
+def _tenant(herald: Herald, name: str, *permissions: str) -> tuple[int, httpx.Client]:
     organisation = herald.create_org(name)
     granted = permissions or ("event:create", "event:read")
     return organisation, herald.client(herald.create_token(organisation, *granted))
@@ -61,7 +60,7 @@ def _found(client: httpx.Client, q: str) -> list[dict[str, Any]]:
     return found
 
 
-def test_a_tenants_api_event_has_source_api(herald: HeraldServer) -> None:
+def test_a_tenants_api_event_has_source_api(herald: Herald) -> None:
     _, tenant = _tenant(herald, "source api")
     with tenant:
         # Update location's catalogued source is Network: a tenant's post is not the network
@@ -75,7 +74,7 @@ def test_a_tenants_api_event_has_source_api(herald: HeraldServer) -> None:
         assert _post(platform, body)["event_source"] == {"id": 0, "description": "Network"}
 
 
-def test_criticality_in_its_served_form_and_its_list(herald: HeraldServer) -> None:
+def test_criticality_in_its_served_form_and_its_list(herald: Herald) -> None:
     _, tenant = _tenant(herald, "criticality object")
     with tenant:
         levels = tenant.get("/event/criticality")
@@ -94,7 +93,7 @@ def test_criticality_in_its_served_form_and_its_list(herald: HeraldServer) -> No
             assert _errors(refused) == ["criticality"], wrong
 
 
-def test_stacuity_unknown_moniker_and_account_id(herald: HeraldServer) -> None:
+def test_stacuity_unknown_moniker_and_account_id(herald: Herald) -> None:
     organisation, client = _tenant(herald, "stacuity fidelity", "ingest:stacuity", "event:read")
     envelopes = [
         {
@@ -126,7 +125,7 @@ def test_stacuity_unknown_moniker_and_account_id(herald: HeraldServer) -> None:
         ] == ["sf-2"]
 
 
-def test_platform_event_names_are_read_or_refused(herald: HeraldServer) -> None:
+def test_platform_event_names_are_read_or_refused(herald: Herald) -> None:
     organisation, tenant = _tenant(herald, "platform names")
     other = herald.create_org("platform names elsewhere")
     with tenant:

@@ -1,5 +1,5 @@
 """One filter, four paths: the list, the stats, the live stream and a handler select the same
-events (the tags case of the field-table issue), over a real server on each backend."""
+events (the tags case of the field-table issue), over the app (in process) on each backend."""
 
 from __future__ import annotations
 
@@ -14,16 +14,16 @@ import httpx
 import orjson
 import pytest
 
-from tests.delivery.receiver import receiving, start_delivery_server, tenant
-from tests.support.server import HeraldServer
+from tests.delivery.receiver import receiving, start_delivery_in_process, tenant
+from tests.support.herald import Herald
 from tests.support.waiting import wait_until
 
 TAGS = ["fleet_a,eu", "Fleet_A", "fleetXa", None]  # the 3rd: "_" must not be a wildcard
 
 
 @pytest.fixture
-def herald(tmp_path: Path, database_url: str) -> Iterator[HeraldServer]:
-    server = start_delivery_server(tmp_path / "herald", database_url)
+def herald(tmp_path: Path, database_url: str) -> Iterator[Herald]:
+    server = start_delivery_in_process(tmp_path / "herald", database_url)
     try:
         yield server
     finally:
@@ -33,7 +33,7 @@ def herald(tmp_path: Path, database_url: str) -> Iterator[HeraldServer]:
 class LiveRecords:
     """The records an open ``/event/stream`` sends, read on a thread."""
 
-    def __init__(self, server: HeraldServer, token: str, params: dict[str, str]) -> None:
+    def __init__(self, server: Herald, token: str, params: dict[str, str]) -> None:
         self.records: list[dict[str, Any]] = []
         self.open = threading.Event()
         self.status = 0
@@ -68,7 +68,7 @@ class LiveRecords:
         self._client.close()
 
 
-def test_tags_select_the_same_events_on_every_path(herald: HeraldServer) -> None:
+def test_tags_select_the_same_events_on_every_path(herald: Herald) -> None:
     _, token = tenant(herald)
     with receiving() as receiver, herald.client(token) as client:
         handlers = [
@@ -106,7 +106,7 @@ def test_tags_select_the_same_events_on_every_path(herald: HeraldServer) -> None
         assert sorted(receiver.delivered_ids()) == sorted(wanted * 2)
 
 
-def test_bad_handler_filters_name_the_field(herald: HeraldServer) -> None:
+def test_bad_handler_filters_name_the_field(herald: Herald) -> None:
     _, token = tenant(herald)
     with herald.client(token) as client:
         for form, field in (
@@ -124,7 +124,7 @@ def test_bad_handler_filters_name_the_field(herald: HeraldServer) -> None:
             assert answer.json()["errors"][0]["field"] == field
 
 
-def test_unknown_parameters_and_values_answer_422(herald: HeraldServer) -> None:
+def test_unknown_parameters_and_values_answer_422(herald: Herald) -> None:
     _, token = tenant(herald)
     with herald.client(token) as client:
         for params, field in (
@@ -138,7 +138,7 @@ def test_unknown_parameters_and_values_answer_422(herald: HeraldServer) -> None:
                 assert answer.json()["errors"][0]["field"] == field
 
 
-def test_one_date_alone_ranges_to_now(herald: HeraldServer) -> None:
+def test_one_date_alone_ranges_to_now(herald: Herald) -> None:
     """The platform event API: "if only one date is specified, range is automatically
     between the date and NOW", for ``from`` and for ``until`` alike."""
     _, token = tenant(herald)
@@ -230,7 +230,7 @@ def _offered(answer: httpx.Response, status: int) -> list[str]:
     return names
 
 
-def test_every_field_an_error_offers_is_taken_where_it_is_offered(herald: HeraldServer) -> None:
+def test_every_field_an_error_offers_is_taken_where_it_is_offered(herald: Herald) -> None:
     """Regression: ``timestamp`` was offered as a filter field and answered 500 in ``q``, as
     a parameter and in a handler filter. Each place that names its fields in an error must
     take every one of them (a list answers 200, a handler is created, a stream opens)."""
@@ -278,7 +278,7 @@ def test_every_field_an_error_offers_is_taken_where_it_is_offered(herald: Herald
     assert checked > 5 * 30  # every place offered the filter fields
 
 
-def test_timestamp_lists_the_events_of_its_day(herald: HeraldServer) -> None:
+def test_timestamp_lists_the_events_of_its_day(herald: Herald) -> None:
     """emnify: ``timestamp`` (YYYY-MM-DDTHH:mm:ssZ) queries the events of one day."""
     _, token = tenant(herald)
     now = time.time()

@@ -13,16 +13,14 @@ import pytest
 from standardwebhooks import Webhook
 
 from herald.store import open_store
-from tests.delivery.receiver import Received, receiving, start_delivery_server, tenant
-from tests.support.server import HeraldServer
+from tests.delivery.receiver import Received, receiving, start_delivery_in_process, tenant
+from tests.support.herald import Herald
 from tests.support.waiting import wait_until
 
 
 @pytest.fixture(scope="module")
-def herald(
-    tmp_path_factory: pytest.TempPathFactory, module_database_url: str
-) -> Iterator[HeraldServer]:
-    server = start_delivery_server(
+def herald(tmp_path_factory: pytest.TempPathFactory, module_database_url: str) -> Iterator[Herald]:
+    server = start_delivery_in_process(
         tmp_path_factory.mktemp("handlers") / "herald", database_url=module_database_url
     )
     try:
@@ -34,7 +32,7 @@ def herald(
 HOOK = "http://127.0.0.1:9/hook"
 
 
-def test_crud_and_secret_shown_only_on_creation(herald: HeraldServer) -> None:
+def test_crud_and_secret_shown_only_on_creation(herald: Herald) -> None:
     organisation, token = tenant(herald)
     with herald.client(token) as client:
         body = {"name": "billing", "url": HOOK, "format": "ndjson", "filter": {"severities": [2]}}
@@ -79,7 +77,7 @@ def test_crud_and_secret_shown_only_on_creation(herald: HeraldServer) -> None:
     ],
 )
 def test_bad_input_names_field_and_reason(
-    herald: HeraldServer, body: dict[str, object], field: str
+    herald: Herald, body: dict[str, object], field: str
 ) -> None:
     _, token = tenant(herald)
     with herald.client(token) as client:
@@ -89,7 +87,7 @@ def test_bad_input_names_field_and_reason(
     assert field in [error["field"] for error in response.json()["errors"]]
 
 
-def test_a_url_with_control_characters_is_refused_on_update(herald: HeraldServer) -> None:
+def test_a_url_with_control_characters_is_refused_on_update(herald: Herald) -> None:
     _, token = tenant(herald)
     with herald.client(token) as client:
         handler = client.post("/event_handler", json={"name": "x", "url": HOOK}).json()
@@ -100,7 +98,7 @@ def test_a_url_with_control_characters_is_refused_on_update(herald: HeraldServer
         assert client.get(path).json()["url"] == HOOK
 
 
-def test_permissions(herald: HeraldServer) -> None:
+def test_permissions(herald: Herald) -> None:
     organisation, manager = tenant(herald)
     reader = herald.create_token(organisation, "handler:read")
     events_only = herald.create_token(organisation, "event:read")
@@ -117,7 +115,7 @@ def test_permissions(herald: HeraldServer) -> None:
         assert client.get("/event_handler").status_code == 401
 
 
-def test_another_tenants_handler_is_not_found(herald: HeraldServer) -> None:
+def test_another_tenants_handler_is_not_found(herald: Herald) -> None:
     _, token_a = tenant(herald, "A")
     _, token_b = tenant(herald, "B")
     with herald.client(token_a) as a, herald.client(token_b) as b:
@@ -138,7 +136,7 @@ def test_another_tenants_handler_is_not_found(herald: HeraldServer) -> None:
         assert other.status_code == 403
 
 
-def test_internal_token_names_the_organisation(herald: HeraldServer) -> None:
+def test_internal_token_names_the_organisation(herald: Herald) -> None:
     organisation, _ = tenant(herald)
     with herald.client(herald.admin_token) as client:
         missing = client.post("/event_handler", json={"name": "h", "url": HOOK})
@@ -149,7 +147,7 @@ def test_internal_token_names_the_organisation(herald: HeraldServer) -> None:
 
 
 def test_private_targets_refused_unless_allowed(tmp_path: Path) -> None:
-    server = start_delivery_server(tmp_path / "strict", HERALD_ALLOW_PRIVATE_TARGETS="false")
+    server = start_delivery_in_process(tmp_path / "strict", HERALD_ALLOW_PRIVATE_TARGETS="false")
     try:
         _, token = tenant(server)
         with server.client(token) as client:
@@ -172,9 +170,7 @@ def test_private_targets_refused_unless_allowed(tmp_path: Path) -> None:
         ("https://example.com/a b", "must be printable ASCII without spaces"),
     ],
 )
-def test_a_malformed_url_is_answered_with_a_sentence(
-    herald: HeraldServer, url: str, reason: str
-) -> None:
+def test_a_malformed_url_is_answered_with_a_sentence(herald: Herald, url: str, reason: str) -> None:
     _, token = tenant(herald)
     with herald.client(token) as client:
         response = client.post("/event_handler", json={"name": "x", "url": url})
@@ -184,7 +180,7 @@ def test_a_malformed_url_is_answered_with_a_sentence(
     assert "pattern" not in response.text and "Value error" not in response.text
 
 
-def test_a_replay_from_a_word_says_what_time_is_expected(herald: HeraldServer) -> None:
+def test_a_replay_from_a_word_says_what_time_is_expected(herald: Herald) -> None:
     _, token = tenant(herald)
     with herald.client(token) as client:
         handler = client.post("/event_handler", json={"name": "x", "url": HOOK}).json()
@@ -197,7 +193,7 @@ def test_a_replay_from_a_word_says_what_time_is_expected(herald: HeraldServer) -
 
 @pytest.mark.parametrize("retry_after", ["²", "Fri, 01 Jan 99999999999999999999 00:00:00 GMT"])
 def test_the_test_send_reports_a_hostile_receiver_rather_than_failing(
-    herald: HeraldServer, retry_after: str
+    herald: Herald, retry_after: str
 ) -> None:
     _, token = tenant(herald)
     with receiving(lambda _: (503, {"Retry-After": retry_after})) as receiver:
@@ -212,7 +208,7 @@ def test_the_test_send_reports_a_hostile_receiver_rather_than_failing(
         assert len(receiver.requests) == 1
 
 
-def test_one_test_send_per_handler_at_a_time(herald: HeraldServer) -> None:
+def test_one_test_send_per_handler_at_a_time(herald: Herald) -> None:
     _, token = tenant(herald)
     arrived, release = threading.Event(), threading.Event()
 
@@ -235,7 +231,7 @@ def test_one_test_send_per_handler_at_a_time(herald: HeraldServer) -> None:
 
 
 def test_a_tenant_cannot_create_handlers_past_its_limit(tmp_path: Path) -> None:
-    server = start_delivery_server(tmp_path / "limit", HERALD_MAX_HANDLERS_PER_ORGANISATION="2")
+    server = start_delivery_in_process(tmp_path / "limit", HERALD_MAX_HANDLERS_PER_ORGANISATION="2")
     try:
         _, token = tenant(server)
         _, other = tenant(server, "Bolt")
@@ -262,7 +258,7 @@ def test_a_tenant_cannot_create_handlers_past_its_limit(tmp_path: Path) -> None:
         server.stop()
 
 
-def test_lag_counts_only_the_events_the_filter_selects(herald: HeraldServer) -> None:
+def test_lag_counts_only_the_events_the_filter_selects(herald: Herald) -> None:
     organisation, token = tenant(herald)
     with herald.client(token) as client:
         body = {"name": "warnings", "url": HOOK, "filter": "severity:warn", "enabled": False}
@@ -284,7 +280,7 @@ def test_lag_counts_only_the_events_the_filter_selects(herald: HeraldServer) -> 
         assert status["lag_seconds"] >= 0 and status["lag_events_capped"] is False
 
 
-def test_a_moniker_no_catalogue_knows_selects_like_any_other(herald: HeraldServer) -> None:
+def test_a_moniker_no_catalogue_knows_selects_like_any_other(herald: Herald) -> None:
     """As ``q=moniker:`` does: a Stacuity moniker the catalogue does not know is the record's
     moniker, so a handler may filter on it (in the q form and the old shape)."""
     organisation, token = tenant(herald, "unknown monikers")
@@ -330,7 +326,7 @@ def _raw_credentials(database_url: str, handler_id: int) -> str | None:
 
 
 def test_a_webhook_authenticates_to_its_receiver_with_its_own_headers(
-    herald: HeraldServer,
+    herald: Herald,
 ) -> None:
     organisation, token = tenant(herald)
     bearer = "s3cr3t-receiver-token"
@@ -436,7 +432,7 @@ def test_a_webhook_authenticates_to_its_receiver_with_its_own_headers(
     ],
 )
 def test_bad_headers_timeouts_and_receiver_credentials_are_refused(
-    herald: HeraldServer,
+    herald: Herald,
     settings: dict[str, object] | None,
     credentials: dict[str, str] | None,
     field: str,
@@ -460,7 +456,7 @@ def test_bad_headers_timeouts_and_receiver_credentials_are_refused(
         assert client.get(f"/event_handler/{handler['id']}").json()["name"] == "x"
 
 
-def test_a_handler_times_out_by_its_own_timeout(herald: HeraldServer) -> None:
+def test_a_handler_times_out_by_its_own_timeout(herald: Herald) -> None:
     _, token = tenant(herald)
     release = threading.Event()
 
@@ -492,7 +488,7 @@ def caught_up(client: httpx.Client, path: str) -> None:
     )
 
 
-def test_pause_and_resume_keep_the_backlog_in_big_batches(herald: HeraldServer) -> None:
+def test_pause_and_resume_keep_the_backlog_in_big_batches(herald: Herald) -> None:
     organisation, token = tenant(herald)
     with receiving() as receiver, herald.client(token) as client:
         body = {"name": "bulk", "url": receiver.url, "batch": {"max_events": 10_000}}

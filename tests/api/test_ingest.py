@@ -1,4 +1,4 @@
-"""Provider ingest through a real ``herald serve``: the reference examples, variations, auth."""
+"""Provider ingest through the app (in process): the reference examples, variations, auth."""
 
 from __future__ import annotations
 
@@ -15,16 +15,16 @@ from herald.ingest.records import parse_detail
 from herald.timefmt import parse_timestamp, to_ms
 from tests.ingest.examples import emnify_examples, onece_examples, recently, stacuity_examples
 from tests.support.dates import D6
+from tests.support.herald import Herald
+from tests.support.inproc import start_in_process
 from tests.support.records import emnify_record
-from tests.support.server import HeraldServer, start_server
+from tests.support.server import start_server
 
 
 @pytest.fixture(scope="module")
-def herald(
-    tmp_path_factory: pytest.TempPathFactory, module_database_url: str
-) -> Iterator[HeraldServer]:
+def herald(tmp_path_factory: pytest.TempPathFactory, module_database_url: str) -> Iterator[Herald]:
     """One server for the module and backend; each test works in an organisation of its own."""
-    server = start_server(
+    server = start_in_process(
         tmp_path_factory.mktemp("ingest") / "herald", database_url=module_database_url
     )
     try:
@@ -33,7 +33,7 @@ def herald(
         server.stop()
 
 
-def _ingest_client(herald: HeraldServer, name: str, *permissions: str) -> httpx.Client:
+def _ingest_client(herald: Herald, name: str, *permissions: str) -> httpx.Client:
     organisation = herald.create_org(name)
     return herald.client(herald.create_token(organisation, *permissions, "event:read"))
 
@@ -76,7 +76,7 @@ def _assert_same(original: dict[str, Any], stored: dict[str, Any], provider: str
     assert stored["payload"]["data"] == original  # the original record, provider org included
 
 
-def test_every_emnify_example_is_stored_and_reads_back(herald: HeraldServer) -> None:
+def test_every_emnify_example_is_stored_and_reads_back(herald: Herald) -> None:
     examples = recently(emnify_examples())
     with _ingest_client(herald, "emnify examples", "ingest:emnify") as client:
         response = client.post("/ingest/emnify", json=examples)
@@ -88,7 +88,7 @@ def test_every_emnify_example_is_stored_and_reads_back(herald: HeraldServer) -> 
         _assert_same(original, stored[str(original["id"])], "emnify")
 
 
-def test_every_1nce_example_is_stored_and_reads_back(herald: HeraldServer) -> None:
+def test_every_1nce_example_is_stored_and_reads_back(herald: Herald) -> None:
     # The documentation reuses placeholder ids; a real stream's ids are unique.
     examples = recently(
         [{**record, "id": record["id"] * 100 + i} for i, (_, record) in enumerate(onece_examples())]
@@ -105,7 +105,7 @@ def test_every_1nce_example_is_stored_and_reads_back(herald: HeraldServer) -> No
     assert quota["detail"]["expiry_date"] == "2022-03-31T00:00:00Z"
 
 
-def test_a_batch_posted_twice_is_stored_once(herald: HeraldServer) -> None:
+def test_a_batch_posted_twice_is_stored_once(herald: Herald) -> None:
     examples = recently(emnify_examples()[:10])
     with _ingest_client(herald, "retransmission", "ingest:emnify") as client:
         first = client.post("/ingest/emnify", json=examples).json()
@@ -119,7 +119,7 @@ def test_a_batch_posted_twice_is_stored_once(herald: HeraldServer) -> None:
     assert total == "10"
 
 
-def test_real_stream_variations_are_normalised(herald: HeraldServer) -> None:
+def test_real_stream_variations_are_normalised(herald: Herald) -> None:
     record = {
         "id": "7001",
         "timestamp": f"{D6} 10:42:58+0000",
@@ -148,7 +148,7 @@ def test_real_stream_variations_are_normalised(herald: HeraldServer) -> None:
     assert [e["id"] for e in by_endpoint] == [event["id"]]
 
 
-def test_stacuity_envelopes_map_by_moniker_and_scope(herald: HeraldServer) -> None:
+def test_stacuity_envelopes_map_by_moniker_and_scope(herald: Herald) -> None:
     envelopes: list[dict[str, Any]] = [
         {
             "eventId": "a1b2c3",
@@ -190,7 +190,7 @@ def test_stacuity_envelopes_map_by_moniker_and_scope(herald: HeraldServer) -> No
     assert all(e["provider"] == "stacuity" for e in stored.values())
 
 
-def test_each_adapter_needs_its_own_permission(herald: HeraldServer) -> None:
+def test_each_adapter_needs_its_own_permission(herald: Herald) -> None:
     record = emnify_examples()[0]
     with _ingest_client(herald, "emnify only", "ingest:emnify") as client:
         assert client.post("/ingest/1nce", json=record).status_code == 403
@@ -202,7 +202,7 @@ def test_each_adapter_needs_its_own_permission(herald: HeraldServer) -> None:
 
 
 def test_every_stacuity_moniker_of_the_reference_is_stored_with_its_meaning(
-    herald: HeraldServer,
+    herald: Herald,
 ) -> None:
     envelopes = recently(stacuity_examples(), "eventTime")
     assert len(envelopes) == 46
@@ -229,7 +229,7 @@ def test_every_stacuity_moniker_of_the_reference_is_stored_with_its_meaning(
     assert (created["event_severity"]["id"], failed["event_severity"]["id"]) == (0, 1)
 
 
-def test_the_catalogue_explains_each_type(herald: HeraldServer) -> None:
+def test_the_catalogue_explains_each_type(herald: Herald) -> None:
     with _ingest_client(herald, "catalogue reader") as client:
         types = {t["id"]: t for t in client.get("/event/type").json()}
     assert all(t["explanation"] for t in types.values())
@@ -245,7 +245,7 @@ def _rejected(client: httpx.Client, **params: Any) -> tuple[list[dict[str, Any]]
 
 
 def test_one_unknown_type_and_one_broken_record_never_hold_the_batch_up(
-    herald: HeraldServer,
+    herald: Herald,
 ) -> None:
     good, other = recently(emnify_examples()[:2])
     unknown = {**other, "id": 99001, "event_type": {"id": 77, "description": "Brand new"}}
@@ -292,7 +292,7 @@ def test_one_unknown_type_and_one_broken_record_never_hold_the_batch_up(
     assert total_again == 2 and {r["id"] for r in rejected_again} == set(by_id)
 
 
-def test_unknown_monikers_are_stored_under_stacuitys_generic_type(herald: HeraldServer) -> None:
+def test_unknown_monikers_are_stored_under_stacuitys_generic_type(herald: Herald) -> None:
     (envelope,) = recently(
         [{"eventId": "v2", "eventType": "bundleactivated_v2", "accountId": "acc-1"}], "eventTime"
     )
@@ -305,7 +305,7 @@ def test_unknown_monikers_are_stored_under_stacuitys_generic_type(herald: Herald
     assert event["payload"]["data"] == envelope
 
 
-def test_only_a_body_that_is_no_batch_is_refused(herald: HeraldServer) -> None:
+def test_only_a_body_that_is_no_batch_is_refused(herald: Herald) -> None:
     with _ingest_client(herald, "bad bodies", "ingest:emnify") as client:
         not_json = client.post("/ingest/emnify", content=b"{nope")
         scalar = client.post("/ingest/emnify", json=5)
@@ -321,7 +321,7 @@ def test_only_a_body_that_is_no_batch_is_refused(herald: HeraldServer) -> None:
     assert rejected == ([], 0)
 
 
-def test_the_quarantine_is_each_organisations_own(herald: HeraldServer) -> None:
+def test_the_quarantine_is_each_organisations_own(herald: Herald) -> None:
     (record,) = recently([{**emnify_examples()[0], "id": 99100, "alert": "perhaps"}])
     with (
         _ingest_client(herald, "quarantine owner", "ingest:emnify") as owner,
@@ -342,7 +342,7 @@ def test_the_quarantine_is_each_organisations_own(herald: HeraldServer) -> None:
         assert reader.post("/ingest/rejected/retry").status_code == 403
 
 
-def test_an_internal_token_names_the_organisation(herald: HeraldServer, tmp_path: Path) -> None:
+def test_an_internal_token_names_the_organisation(herald: Herald, tmp_path: Path) -> None:
     organisation = herald.create_org("internal ingest")
     record = emnify_examples()[1]
     with herald.client(herald.admin_token) as admin:
@@ -362,7 +362,8 @@ def test_quarantined_records_are_ingested_again_after_an_update(
     database_url: str, tmp_path: Path
 ) -> None:
     """What this Herald refuses (a time an hour ahead of its clock) one configured otherwise
-    stores: the retried records leave the quarantine, once, and are counted in /metrics."""
+    stores: the retried records leave the quarantine, once, and are counted in /metrics
+    (a ``herald serve`` process: restarted, and its counters its own)."""
     server = start_server(tmp_path / "herald", database_url=database_url)
     try:
         organisation = server.create_org("updated herald")
@@ -404,7 +405,7 @@ def test_quarantined_records_are_ingested_again_after_an_update(
 def test_the_quarantine_is_purged_with_the_events(database_url: str, tmp_path: Path) -> None:
     """A quarantined record stays for the retention period (here 2 s), then goes."""
     env = {"HERALD_RETENTION_DAYS": str(2 / 86400), "HERALD_PURGE_INTERVAL_SECONDS": "0.2"}
-    server = start_server(tmp_path / "herald", env=env, database_url=database_url)
+    server = start_in_process(tmp_path / "herald", env=env, database_url=database_url)
     try:
         organisation = server.create_org("short memory")
         token = server.create_token(organisation, "ingest:emnify", "event:read")
@@ -420,7 +421,7 @@ def test_the_quarantine_is_purged_with_the_events(database_url: str, tmp_path: P
         server.stop()
 
 
-def test_provider_filters_find_what_the_provider_said(herald: HeraldServer) -> None:
+def test_provider_filters_find_what_the_provider_said(herald: Herald) -> None:
     """A Stacuity endpoint id that is no number, the provider's type, record id, SIM MSISDN
     and sub-organisation: each found by its filter (issue 16's fidelity points)."""
     envelopes = recently(

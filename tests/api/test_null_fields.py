@@ -1,6 +1,6 @@
 """Null fields served as the providers serve them (issue #34, point 2): an event without an
-endpoint, SIM, IMSI, user or detail carries those keys as ``null`` on every read path of a
-real ``herald serve`` (list, one event, the live stream, a handler's native format), on each
+endpoint, SIM, IMSI, user or detail carries those keys as ``null`` on every read path of the
+app served in process (list, one event, the live stream, a handler's native format), on each
 backend, and so does an event stored before Herald kept them (no migration)."""
 
 from __future__ import annotations
@@ -17,22 +17,22 @@ from herald.model import NULL_WHEN_ABSENT, EventIn, NewEvent, OrganisationRef, b
 from herald.store import open_store, sql
 from herald.timefmt import now_ms
 from tests.api.test_stream import Stream
-from tests.delivery.receiver import receiving, start_delivery_server, tenant
-from tests.support.server import HeraldServer
+from tests.delivery.receiver import receiving, start_delivery_in_process, tenant
+from tests.support.herald import Herald
 
 CODE = 10001
 
 
 @pytest.fixture
-def herald(tmp_path: Path, database_url: str) -> Iterator[HeraldServer]:
-    server = start_delivery_server(tmp_path / "herald", database_url)  # once per backend
+def herald(tmp_path: Path, database_url: str) -> Iterator[Herald]:
+    server = start_delivery_in_process(tmp_path / "herald", database_url)  # once per backend
     try:
         yield server
     finally:
         server.stop()
 
 
-def _stored_before(server: HeraldServer, organisation: int, monkeypatch: pytest.MonkeyPatch) -> int:
+def _stored_before(server: Herald, organisation: int, monkeypatch: pytest.MonkeyPatch) -> int:
     """An event written as Herald stored them before: no null keys at all. Its id."""
     built = build_event(
         EventIn.model_validate(
@@ -66,7 +66,7 @@ def _nulls(record: dict[str, Any], *present: str) -> None:
 
 
 def test_absent_objects_are_null_on_every_read_path(
-    herald: HeraldServer, monkeypatch: pytest.MonkeyPatch
+    herald: Herald, monkeypatch: pytest.MonkeyPatch
 ) -> None:
     organisation, token = tenant(herald)
     with receiving() as receiver, herald.client(token) as client:

@@ -1,4 +1,4 @@
-"""The platform event document's rules (reference platform-event-api.txt) over a real server:
+"""The platform event document's rules (reference platform-event-api.txt) over the app (in process):
 any code from a tenant, open target entity types, criticality 0/null "not applicable"."""
 
 from __future__ import annotations
@@ -9,14 +9,13 @@ from typing import Any
 import httpx
 import pytest
 
-from tests.support.server import HeraldServer, start_server
+from tests.support.herald import Herald
+from tests.support.inproc import start_in_process
 
 
 @pytest.fixture(scope="module")
-def herald(
-    tmp_path_factory: pytest.TempPathFactory, module_database_url: str
-) -> Iterator[HeraldServer]:
-    server = start_server(
+def herald(tmp_path_factory: pytest.TempPathFactory, module_database_url: str) -> Iterator[Herald]:
+    server = start_in_process(
         tmp_path_factory.mktemp("platform") / "herald", database_url=module_database_url
     )
     try:
@@ -25,7 +24,7 @@ def herald(
         server.stop()
 
 
-def _tenant(herald: HeraldServer, name: str) -> httpx.Client:
+def _tenant(herald: Herald, name: str) -> httpx.Client:
     organisation = herald.create_org(name)
     return herald.client(herald.create_token(organisation, "event:create", "event:read"))
 
@@ -39,7 +38,7 @@ def _post(client: httpx.Client, body: dict[str, Any]) -> dict[str, Any]:
 
 
 def test_a_tenant_creates_events_with_any_code_and_they_are_not_internal(
-    herald: HeraldServer,
+    herald: Herald,
 ) -> None:
     with _tenant(herald, "any code") as tenant:
         for code in (5, 0, 777, 10001):
@@ -53,7 +52,7 @@ def test_a_tenant_creates_events_with_any_code_and_they_are_not_internal(
 
 
 @pytest.mark.parametrize("kind", ["device", "folder", "tenant", "user", "gateway_v2"])
-def test_target_entity_types_are_an_open_set(herald: HeraldServer, kind: str) -> None:
+def test_target_entity_types_are_an_open_set(herald: Herald, kind: str) -> None:
     with _tenant(herald, f"targets {kind}") as tenant:
         event = _post(tenant, {"event_type": {"id": 10001}, "target": {"type": kind, "id": "7"}})
         spelt = _post(
@@ -68,7 +67,7 @@ def test_target_entity_types_are_an_open_set(herald: HeraldServer, kind: str) ->
     assert refused.json()["errors"][0]["field"] == "target.type"
 
 
-def test_criticality_not_applicable_when_the_producer_says_so(herald: HeraldServer) -> None:
+def test_criticality_not_applicable_when_the_producer_says_so(herald: Herald) -> None:
     severe = {"event_type": {"id": 10001}, "event_severity": {"id": 2}}
     with _tenant(herald, "criticality") as tenant:
         zero = _post(tenant, {**severe, "criticality": 0})

@@ -1,5 +1,5 @@
 """One tenant's queries cannot hold the store: each has a time limit (422 past it) and each
-organisation a bound on its queries at once (429 past it), over a real ``herald serve``."""
+organisation a bound on its queries at once (429 past it), over the app (in process)."""
 
 from __future__ import annotations
 
@@ -11,8 +11,9 @@ from pathlib import Path
 import httpx
 import pytest
 
-from tests.support.metrics import value
-from tests.support.server import HeraldServer, start_server
+from tests.support.herald import Herald
+from tests.support.inproc import start_in_process
+from tests.support.metrics import increase, scrape
 
 EVENTS = 5_000
 # Twenty substrings (the most a filter takes) no record holds: a LIKE each, over every row.
@@ -20,16 +21,16 @@ SCAN = "description:" + "|".join(f"no-such-text-{n}" for n in range(20))
 
 
 @contextmanager
-def _serve(tmp_path: Path, database_url: str, **env: str) -> Iterator[HeraldServer]:
+def _serve(tmp_path: Path, database_url: str, **env: str) -> Iterator[Herald]:
     env = {"HERALD_EVENT_BUDGET_PER_SECOND": "0", **env}  # the fill writes 5,000 at once
-    server = start_server(tmp_path / "herald", env=env, database_url=database_url)
+    server = start_in_process(tmp_path / "herald", env=env, database_url=database_url)
     try:
         yield server
     finally:
         server.stop()
 
 
-def _fill(server: HeraldServer, token: str, events: int) -> None:
+def _fill(server: Herald, token: str, events: int) -> None:
     with server.client(token) as client:
         for start in range(0, events, 1000):
             batch = [
@@ -40,13 +41,14 @@ def _fill(server: HeraldServer, token: str, events: int) -> None:
 
 
 @pytest.fixture
-def hasty(tmp_path: Path, database_url: str) -> Iterator[HeraldServer]:
+def hasty(tmp_path: Path, database_url: str) -> Iterator[Herald]:
     """A server that gives a query one millisecond."""
     with _serve(tmp_path, database_url, HERALD_QUERY_TIME_LIMIT_SECONDS="0.001") as server:
         yield server
 
 
-def test_a_query_past_the_time_limit_answers_422_naming_the_filter(hasty: HeraldServer) -> None:
+def test_a_query_past_the_time_limit_answers_422_naming_the_filter(hasty: Herald) -> None:
+    before = scrape(hasty)
     org = hasty.create_org("Acme IoT")
     token = hasty.create_token(org, "event:read", "event:create")
     _fill(hasty, token, EVENTS)
@@ -59,8 +61,8 @@ def test_a_query_past_the_time_limit_answers_422_naming_the_filter(hasty: Herald
             assert problem["errors"][0]["field"] == "q"
             assert "longer than 0.001 s" in problem["errors"][0]["reason"]
             assert "from/until" in problem["errors"][0]["reason"]
-    assert value(hasty, 'herald_queries_refused_total{reason="timeout"}') == 2
-    assert value(hasty, 'herald_queries_refused_total{reason="busy"}') == 0
+    assert increase(hasty, before, 'herald_queries_refused_total{reason="timeout"}') == 2
+    assert increase(hasty, before, 'herald_queries_refused_total{reason="busy"}') == 0
 
 
 @pytest.mark.parametrize("backend", ["sqlite"])  # the bound is the API's, not the store's
@@ -68,6 +70,7 @@ def test_an_organisations_queries_at_once_are_bounded_and_others_go_on(
     tmp_path: Path, database_url: str
 ) -> None:
     with _serve(tmp_path, database_url, HERALD_QUERIES_PER_ORGANISATION="1") as server:
+        before = scrape(server)
         busy, quiet = server.create_org("Busy"), server.create_org("Quiet")
         busy_token = server.create_token(busy, "event:read", "event:create")
         quiet_token = server.create_token(quiet, "event:read", "event:create")
@@ -95,4 +98,5 @@ def test_an_organisations_queries_at_once_are_bounded_and_others_go_on(
         assert refused.headers["retry-after"] == "1"
         assert "at most 1 at once" in refused.json()["detail"]
         assert [r.status_code for token, r in answers if token == quiet_token] == [200]
-        assert value(server, 'herald_queries_refused_total{reason="busy"}') == statuses.count(429)
+        refusals = increase(server, before, 'herald_queries_refused_total{reason="busy"}')
+        assert refusals == statuses.count(429)

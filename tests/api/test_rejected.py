@@ -1,4 +1,4 @@
-"""The ingest quarantine's bounds (issue 28, defect 1), through a real ``herald serve`` on
+"""The ingest quarantine's bounds (issue 28, defect 1), through the app (in process) on
 each backend: a record larger than a quarantined record may be keeps its first bytes with
 its size and sha256; each organisation's quarantine holds so many records (a full one
 refuses the unusable records of a batch, never the usable ones); a page and a bulk retry
@@ -20,8 +20,9 @@ import pytest
 from herald.api.app import create_app
 from herald.auth import issue_token
 from herald.config import Settings
+from tests.support.herald import Herald
+from tests.support.inproc import start_in_process
 from tests.support.records import emnify_record
-from tests.support.server import HeraldServer, start_server
 
 RECORD_BYTES = 2048
 QUOTA = 5
@@ -34,12 +35,10 @@ ENV = {
 
 
 @pytest.fixture(scope="module")
-def herald(
-    tmp_path_factory: pytest.TempPathFactory, module_database_url: str
-) -> Iterator[HeraldServer]:
+def herald(tmp_path_factory: pytest.TempPathFactory, module_database_url: str) -> Iterator[Herald]:
     """One server for the module and backend, its quarantine bounds small; each test works
     in an organisation of its own."""
-    server = start_server(
+    server = start_in_process(
         tmp_path_factory.mktemp("rejected") / "herald", env=ENV, database_url=module_database_url
     )
     try:
@@ -48,7 +47,7 @@ def herald(
         server.stop()
 
 
-def _client(herald: HeraldServer, name: str) -> httpx.Client:
+def _client(herald: Herald, name: str) -> httpx.Client:
     organisation = herald.create_org(name)
     return herald.client(herald.create_token(organisation, "ingest:emnify", "event:read"))
 
@@ -66,7 +65,7 @@ def _post(client: httpx.Client, batch: list[Any]) -> dict[str, Any]:
 
 
 def test_a_record_too_large_keeps_its_first_bytes_its_size_and_its_hash(
-    herald: HeraldServer,
+    herald: Herald,
 ) -> None:
     """The attack's record: one long JSON string in an array. Its first bytes are kept (cut
     between characters) with its size and sha256, and the answers say it cannot be retried;
@@ -102,7 +101,7 @@ def test_a_record_too_large_keeps_its_first_bytes_its_size_and_its_hash(
 
 
 def test_a_full_quarantine_refuses_unusable_records_and_stores_usable_ones(
-    herald: HeraldServer,
+    herald: Herald,
 ) -> None:
     with _client(herald, "full quarantine") as client:
         usable = emnify_record("97100")
@@ -137,7 +136,7 @@ def test_a_full_quarantine_refuses_unusable_records_and_stores_usable_ones(
     assert 'herald_ingest_quarantine_full_total{provider="emnify"}' in scraped
 
 
-def test_pages_and_retries_read_a_bounded_number_of_bytes(herald: HeraldServer) -> None:
+def test_pages_and_retries_read_a_bounded_number_of_bytes(herald: Herald) -> None:
     """Records of ~1.5 KB, pages of at most 4 KiB of records: two a page whatever per_page
     asks, X-Next-Cursor leads through them all once; a bulk retry takes as many."""
     with _client(herald, "paged quarantine") as client:

@@ -1,4 +1,4 @@
-"""The retention rule over a real server, on both backends.
+"""The retention rule over the app (in process), on both backends.
 
 An event is kept for its organisation's retention after its own timestamp; an event whose
 timestamp is already outside the window is refused at ingest (422 naming ``timestamp``),
@@ -18,15 +18,16 @@ import psycopg
 import pytest
 
 from tests.ingest.examples import emnify_examples, onece_examples
-from tests.support.server import HeraldServer, start_server
+from tests.support.herald import Herald
+from tests.support.inproc import start_in_process
 
 PURGE_SECONDS = 0.2
 
 
 @pytest.fixture
-def herald(database_url: str, tmp_path: Path) -> Iterator[HeraldServer]:
+def herald(database_url: str, tmp_path: Path) -> Iterator[Herald]:
     """A server whose default retention is 1 day, purging every 0.2 s."""
-    server = start_server(
+    server = start_in_process(
         tmp_path / "herald",
         env={
             "HERALD_RETENTION_DAYS": "1",
@@ -62,7 +63,7 @@ def _total(client: httpx.Client) -> int:
     return int(client.get("/event", params={"per_page": 1}).headers["X-Total-Count"])
 
 
-def _purged_twice(herald: HeraldServer) -> None:
+def _purged_twice(herald: Herald) -> None:
     """Wait for at least two purge runs (the loop's health records each)."""
     time.sleep(PURGE_SECONDS * 4)
     ready = httpx.get(f"{herald.url}/ready").json()
@@ -70,7 +71,7 @@ def _purged_twice(herald: HeraldServer) -> None:
 
 
 def test_an_event_older_than_the_window_is_refused_a_backfill_within_it_kept(
-    herald: HeraldServer,
+    herald: Herald,
 ) -> None:
     with herald.client(herald.admin_token) as client:
         old = client.post("/event", json=_event(1, _ago(days=1, minutes=5)))
@@ -87,7 +88,7 @@ def test_an_event_older_than_the_window_is_refused_a_backfill_within_it_kept(
         assert _total(client) == 3  # acknowledged, kept for its retention
 
 
-def test_retention_per_organisation_is_set_changed_and_purged(herald: HeraldServer) -> None:
+def test_retention_per_organisation_is_set_changed_and_purged(herald: Herald) -> None:
     long = int(
         herald.cli(
             "org", "create", "Long", "--retention-days", "10", "--database", herald.database_url
@@ -132,7 +133,7 @@ def test_retention_per_organisation_is_set_changed_and_purged(herald: HeraldServ
 
 
 def test_the_reference_examples_as_published_are_refused_not_purged_later(
-    herald: HeraldServer,
+    herald: Herald,
 ) -> None:
     """Issue 16: all 73 example records of the reference documents (2017-2022) were
     acknowledged, then gone after the next purge. A provider's are acknowledged and
@@ -167,7 +168,7 @@ def test_the_reference_examples_as_published_are_refused_not_purged_later(
 
 
 def test_a_thousand_old_days_create_no_partition_and_answer_422(
-    herald: HeraldServer, backend: str
+    herald: Herald, backend: str
 ) -> None:
     """Issue 17 #1: 1,000 events on 1,000 different old days (from year 1200 on) made 1,011
     PostgreSQL partitions, and every tenant's queries failed. They are refused; no write

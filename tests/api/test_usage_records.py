@@ -1,5 +1,5 @@
 """1NCE usage records read back as sent, cost, currency and tariff included (issue #34
-point 6): ``GET /endpoint/{id}/usage/records`` over a real server on both backends."""
+point 6): ``GET /endpoint/{id}/usage/records`` over the app (in process) on both backends."""
 
 from __future__ import annotations
 
@@ -10,16 +10,15 @@ from typing import Any
 import pytest
 
 from herald.timefmt import format_ms
-from tests.support.server import HeraldServer, start_server
+from tests.support.herald import Herald
+from tests.support.inproc import start_in_process
 
 MINUTE_MS = 60_000
 
 
 @pytest.fixture(scope="module")
-def herald(
-    tmp_path_factory: pytest.TempPathFactory, module_database_url: str
-) -> Iterator[HeraldServer]:
-    server = start_server(
+def herald(tmp_path_factory: pytest.TempPathFactory, module_database_url: str) -> Iterator[Herald]:
+    server = start_in_process(
         tmp_path_factory.mktemp("usage-records") / "herald", database_url=module_database_url
     )
     try:
@@ -47,7 +46,7 @@ def _day(offset: int) -> str:
     return time.strftime("%Y-%m-%d", time.gmtime(time.time() + offset * 86400))
 
 
-def test_usage_records_read_back_as_sent(herald: HeraldServer) -> None:
+def test_usage_records_read_back_as_sent(herald: Herald) -> None:
     organisation = herald.create_org("usage records")
     other = herald.create_org("usage records elsewhere")
     now = int(time.time() * 1000)

@@ -14,6 +14,8 @@ from typing import Any
 
 import orjson
 
+from tests.support.herald import Herald
+from tests.support.inproc import InProcessHerald, start_in_process
 from tests.support.server import HeraldServer, start_server
 from tests.support.waiting import wait_until
 
@@ -132,7 +134,14 @@ def start_delivery_server(
     return start_server(workdir, env={**DELIVERY_ENV, **env}, database_url=database_url)
 
 
-def tenant(server: HeraldServer, name: str = "Acme IoT") -> tuple[int, str]:
+def start_delivery_in_process(
+    workdir: Path, database_url: str | None = None, **env: str
+) -> InProcessHerald:
+    """The app in this process with the delivery test settings (see ``start_delivery_server``)."""
+    return start_in_process(workdir, env={**DELIVERY_ENV, **env}, database_url=database_url)
+
+
+def tenant(server: Herald, name: str = "Acme IoT") -> tuple[int, str]:
     """A new organisation and a token that manages its handlers and writes its events."""
     organisation = server.create_org(name)
     token = server.create_token(

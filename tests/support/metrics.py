@@ -5,10 +5,10 @@ from __future__ import annotations
 import httpx
 from prometheus_client.parser import text_string_to_metric_families
 
-from tests.support.server import HeraldServer
+from tests.support.herald import Herald
 
 
-def scrape(server: HeraldServer) -> dict[str, float]:
+def scrape(server: Herald) -> dict[str, float]:
     """Every sample of ``server``'s ``/metrics`` (read with its internal admin token), by
     name and labels as Prometheus writes them: ``herald_queries_refused_total{reason="busy"}``,
     ``herald_rate_limited_total``."""
@@ -26,6 +26,12 @@ def scrape(server: HeraldServer) -> dict[str, float]:
     return samples
 
 
-def value(server: HeraldServer, sample: str) -> float:
+def value(server: Herald, sample: str) -> float:
     """One sample of ``scrape(server)``; 0 for a labelled series not yet counted."""
     return scrape(server).get(sample, 0.0)
+
+
+def increase(server: Herald, before: dict[str, float], sample: str) -> float:
+    """How much ``sample`` grew since ``before`` (a ``scrape``). An app served in the test's
+    process counts into the process's metrics, shared with the apps it ran before."""
+    return value(server, sample) - before.get(sample, 0.0)
