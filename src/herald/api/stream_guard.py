@@ -15,8 +15,8 @@ from collections import Counter
 from collections.abc import Awaitable, Callable, Iterable
 from typing import Any
 
-from herald.api.live import Subscription
 from herald.auth import AuthError, Principal
+from herald.live.feed import Subscription
 
 log = logging.getLogger("herald.stream")
 Runner = Callable[..., Awaitable[Any]]

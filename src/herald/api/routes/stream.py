@@ -1,7 +1,7 @@
 """The live stream: ``GET /event/stream`` as Server-Sent Events.
 
 Each SSE message is one event record; its ``id:`` is an opaque resume token (the log
-position sealed for the caller's organisation, see ``herald.api.resume``), so a client
+position sealed for the caller's organisation, see ``herald.live.resume``), so a client
 that reconnects with ``Last-Event-ID`` resumes exactly after the last event it saw, first
 from the stored log and then live, without learning anything of other tenants' volume.
 The first message carries only an ``id:`` (where the stream starts), so a client that
@@ -31,13 +31,13 @@ from starlette.responses import Response
 from starlette.types import Receive, Scope, Send
 
 from herald.api.deps import EventReader, ServicesDep, bearer
-from herald.api.live import Frame, LogFeed, OrgScope, Subscription, read_selected
 from herald.api.problems import Problem, field_problem
-from herald.api.resume import InvalidResumeToken, ResumeTokens
 from herald.api.stream_guard import StreamGuard, StreamLimitReached
 from herald.auth import jwt_secret
 from herald.events.query_params import organisation_names, parse_filters
 from herald.events.types import LogEntry
+from herald.live.feed import Frame, LogFeed, OrgScope, Subscription, read_selected
+from herald.live.resume import InvalidResumeToken, ResumeTokens
 from herald.services import Services
 
 router = APIRouter(tags=["events"])

@@ -10,10 +10,10 @@ from typing import Any
 import orjson
 import pytest
 
-from herald.api import live
-from herald.api.live import LogFeed, OrgScope, Subscription, route
 from herald.api.routes import health
 from herald.events.types import LogEntry
+from herald.live import feed as live
+from herald.live.feed import LogFeed, OrgScope, Subscription, route
 from herald.loops import Loops
 from herald.metrics import REGISTRY
 from herald.model import NewEvent

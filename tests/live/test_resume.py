@@ -6,7 +6,7 @@ import base64
 
 import pytest
 
-from herald.api.resume import TOKEN_CHARS, InvalidResumeToken, ResumeTokens
+from herald.live.resume import TOKEN_CHARS, InvalidResumeToken, ResumeTokens
 
 
 def test_a_token_opens_to_its_position_for_its_scope_only() -> None:
