@@ -1,4 +1,5 @@
-"""Delivery end to end: a real ``herald serve`` pushing to real receivers on loopback."""
+"""Delivery end to end: the app served in process (a ``herald serve`` process where it is
+killed) pushing to real receivers on loopback."""
 
 from __future__ import annotations
 
@@ -19,18 +20,30 @@ from tests.delivery.receiver import (
     Received,
     event_ids,
     receiving,
+    start_delivery_in_process,
     start_delivery_server,
     tenant,
 )
 from tests.support.dates import D3
-from tests.support.metrics import scrape, value
+from tests.support.herald import Herald
+from tests.support.metrics import increase, scrape
 from tests.support.server import HeraldServer
 from tests.support.waiting import wait_until
 
 
 @pytest.fixture
-def herald(tmp_path: Path, database_url: str) -> Iterator[HeraldServer]:
-    server = start_delivery_server(tmp_path / "herald", database_url)  # once per backend
+def herald(tmp_path: Path, database_url: str) -> Iterator[Herald]:
+    server = start_delivery_in_process(tmp_path / "herald", database_url)  # once per backend
+    try:
+        yield server
+    finally:
+        server.stop()
+
+
+@pytest.fixture
+def herald_process(tmp_path: Path, database_url: str) -> Iterator[HeraldServer]:
+    """A ``herald serve`` process, for the test that kills it."""
+    server = start_delivery_server(tmp_path / "herald", database_url)
     try:
         yield server
     finally:
@@ -60,7 +73,7 @@ def verify(request: Received, secret: str) -> Any:
     return Webhook(secret).verify(request.body, request.headers)
 
 
-def test_signed_native_events_arrive_in_order(herald: HeraldServer) -> None:
+def test_signed_native_events_arrive_in_order(herald: Herald) -> None:
     _, token = tenant(herald)
     with receiving() as receiver, herald.client(token) as client:
         handler = create_handler(client, receiver.url)
@@ -82,7 +95,7 @@ def test_signed_native_events_arrive_in_order(herald: HeraldServer) -> None:
         assert all(entry["outcome"] == "delivered" and entry["status"] == 200 for entry in log)
 
 
-def test_cloudevents_batches_parse_with_the_sdk(herald: HeraldServer) -> None:
+def test_cloudevents_batches_parse_with_the_sdk(herald: Herald) -> None:
     organisation, token = tenant(herald)
     with receiving() as receiver, herald.client(token) as client:
         handler = create_handler(
@@ -108,7 +121,8 @@ def test_cloudevents_batches_parse_with_the_sdk(herald: HeraldServer) -> None:
                 assert isinstance(data, dict) and event.get_id() == str(data["id"])
 
 
-def test_receiver_outage_loses_nothing_and_keeps_order(herald: HeraldServer) -> None:
+def test_receiver_outage_loses_nothing_and_keeps_order(herald: Herald) -> None:
+    before = scrape(herald)
     _, token = tenant(herald)
     outage = {"left": 6}
 
@@ -135,19 +149,19 @@ def test_receiver_outage_loses_nothing_and_keeps_order(herald: HeraldServer) -> 
         assert outcomes.count("retry") == 6
         wait_until(
             lambda: (
-                value(herald, 'herald_deliveries_total{outcome="delivered"}')
+                increase(herald, before, 'herald_deliveries_total{outcome="delivered"}')
                 == len(receiver.delivered())
             ),
             60,
         )
-    metrics = scrape(herald)  # each 503 was a failed request that is tried again
-    assert metrics["herald_delivery_retries_total"] == 6
-    assert metrics["herald_delivery_failures_total"] == 6
-    assert metrics['herald_deliveries_total{outcome="retry"}'] == 6
+    # each 503 was a failed request that is tried again
+    assert increase(herald, before, "herald_delivery_retries_total") == 6
+    assert increase(herald, before, "herald_delivery_failures_total") == 6
+    assert increase(herald, before, 'herald_deliveries_total{outcome="retry"}') == 6
 
 
-def test_sigkill_during_delivery_loses_nothing(herald: HeraldServer) -> None:
-    _, token = tenant(herald)
+def test_sigkill_during_delivery_loses_nothing(herald_process: HeraldServer) -> None:
+    _, token = tenant(herald_process)
     requests = itertools.count(1)
     holding, release = threading.Event(), threading.Event()
 
@@ -159,15 +173,15 @@ def test_sigkill_during_delivery_loses_nothing(herald: HeraldServer) -> None:
         return 200, {}
 
     with receiving(hold_the_sixth) as receiver:
-        with herald.client(token) as client:
+        with herald_process.client(token) as client:
             create_handler(client, receiver.url)
             ids = post_events(client, 200)
         receiver.wait_for(holding.is_set, timeout=120)
-        herald.kill()  # while its sixth request waits for the answer
+        herald_process.kill()  # while its sixth request waits for the answer
         got_before = receiver.delivered_ids()
         release.set()
         receiver.wait_for(lambda: len(receiver.requests) == 6)  # the late answer, recorded
-        herald.start()
+        herald_process.start()
         receiver.wait_for(lambda: len(set(receiver.delivered_ids())) >= 200, timeout=120)
         delivered = receiver.delivered_ids()
         assert sorted(set(delivered)) == sorted(ids)
@@ -180,7 +194,7 @@ def test_sigkill_during_delivery_loses_nothing(herald: HeraldServer) -> None:
         assert delivered.count(ids[5]) == 2
 
 
-def test_dead_handler_does_not_delay_a_live_one(herald: HeraldServer) -> None:
+def test_dead_handler_does_not_delay_a_live_one(herald: Herald) -> None:
     _, token = tenant(herald)
 
     def hang(_: Received) -> tuple[int, dict[str, str]]:
@@ -204,7 +218,7 @@ def test_dead_handler_does_not_delay_a_live_one(herald: HeraldServer) -> None:
         assert len(slow.delivered()) <= 1  # still stuck in its first few requests
 
 
-def test_replay_redelivers_exactly_the_range(herald: HeraldServer) -> None:
+def test_replay_redelivers_exactly_the_range(herald: Herald) -> None:
     _, token = tenant(herald)
     with receiving() as receiver, herald.client(token) as client:
         handler = create_handler(client, receiver.url)
@@ -230,7 +244,7 @@ def test_replay_redelivers_exactly_the_range(herald: HeraldServer) -> None:
         assert bad.status_code == 422 and bad.json()["errors"][0]["field"] == "until"
 
 
-def test_a_tenant_never_sees_another_tenants_events(herald: HeraldServer) -> None:
+def test_a_tenant_never_sees_another_tenants_events(herald: Herald) -> None:
     org_a, token_a = tenant(herald, "A")
     org_b, token_b = tenant(herald, "B")
     with receiving() as receiver_a, receiving() as receiver_b:
@@ -248,7 +262,7 @@ def test_a_tenant_never_sees_another_tenants_events(herald: HeraldServer) -> Non
             assert not set(other) & set(receiver.delivered_ids())
 
 
-def test_filters_select_events(herald: HeraldServer) -> None:
+def test_filters_select_events(herald: Herald) -> None:
     _, token = tenant(herald)
     with receiving() as receiver, herald.client(token) as client:
         create_handler(client, receiver.url, filter={"event_types": [10005], "alert_only": True})
@@ -260,7 +274,7 @@ def test_filters_select_events(herald: HeraldServer) -> None:
         assert receiver.delivered_ids() == [wanted["id"]]
 
 
-def test_rotation_signs_with_both_secrets(herald: HeraldServer) -> None:
+def test_rotation_signs_with_both_secrets(herald: Herald) -> None:
     _, token = tenant(herald)
     with receiving() as receiver, herald.client(token) as client:
         handler = create_handler(client, receiver.url)
