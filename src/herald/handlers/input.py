@@ -8,7 +8,6 @@ from typing import Annotated, Any, Literal
 
 from pydantic import AfterValidator, BaseModel, ConfigDict, Field, StringConstraints
 
-from herald.delivery.filters import MAX_FILTER_CHARS
 from herald.delivery.formats import MAX_BATCH_BODY_BYTES
 from herald.delivery.headers import (
     MAX_HEADER_NAME_CHARS,
@@ -18,6 +17,7 @@ from herald.delivery.headers import (
     MIN_TIMEOUT_SECONDS,
 )
 from herald.delivery.sinks.tls import MAX_PEM_CHARS
+from herald.handlers.filters import MAX_FILTER_CHARS
 from herald.model import Timestamp
 
 MIN_BATCH_BYTES = 1024

@@ -14,7 +14,6 @@ import orjson
 from pydantic import BaseModel
 
 from herald.auth import Principal
-from herald.delivery.filters import canonical_filter
 from herald.delivery.formats import Item
 from herald.delivery.requests import build_request
 from herald.delivery.signing import new_secret
@@ -30,6 +29,7 @@ from herald.delivery.status import handler_status
 from herald.delivery.targets import TargetRefused, check_target, resolve
 from herald.delivery.webhook import WebhookSender
 from herald.errors import Forbidden, Invalid, NotFound, RetryLater
+from herald.handlers.filters import canonical_filter
 from herald.handlers.input import HandlerIn, HandlerPatch
 from herald.handlers.types import Delivery, Handler, HandlerSpec, Replay
 from herald.query.syntax import FilterError

@@ -19,11 +19,11 @@ from typing import Any, ClassVar, Generic, Protocol, TypeVar
 import orjson
 
 from herald.catalog import load_catalog
+from herald.handlers.filters import from_legacy
 from herald.handlers.types import Delivery, Handler, HandlerProgress, HandlerSpec, Replay
 from herald.ids import draw_public_ids, next_public_id, public_id_bounds, public_id_ms
 from herald.organisations.types import Organisation, Token
 from herald.query.filter import EventFilter
-from herald.query.syntax import legacy_handler_filter
 from herald.record import NewEvent
 from herald.retention import retention_days, window_start_ms
 from herald.store.errors import LimitReached, NotFound, StoreError, StoreUnavailable
@@ -633,9 +633,10 @@ class SQLStoreBase(ABC, Generic[C]):
             ).fetchall()
         )
         if rows:  # a read-only database with nothing to rewrite still opens
+            catalog = load_catalog()
             with self._transaction() as conn:
                 for handler_id, kept in rows:
-                    text = orjson.dumps(filter_text(kept)).decode()
+                    text = orjson.dumps(from_legacy(orjson.loads(kept), catalog)).decode()
                     self._execute(
                         conn, "UPDATE handlers SET filter = ? WHERE id = ?", (text, handler_id)
                     )
@@ -919,21 +920,6 @@ def _spec_values(spec: HandlerSpec) -> tuple[object, ...]:
     )
 
 
-def filter_text(kept: str) -> str:
-    """A handler's filter as kept (JSON): ``q`` text, or an object in the shape filters had
-    before (converted: ``upgrade_handler_filters`` rewrites those at migration)."""
-    value = orjson.loads(kept)
-    if isinstance(value, str):
-        return value
-    catalog = load_catalog()
-
-    def type_of(moniker: str) -> int | None:
-        known = catalog.by_moniker(moniker)
-        return known.type_id if known else None
-
-    return legacy_handler_filter(value, type_of)
-
-
 def handler_from_row(row: Sequence[Any]) -> Handler:
     """The handler in a row of ``HANDLER_COLUMNS``."""
     spec = HandlerSpec(
@@ -941,7 +927,7 @@ def handler_from_row(row: Sequence[Any]) -> Handler:
         type=row[3],
         url=row[4],
         format=row[5],
-        filter=filter_text(row[6]),
+        filter=orjson.loads(row[6]),  # q text: older shapes are upgraded on open
         batch_max_events=row[7],
         batch_max_wait_ms=row[8],
         retention_ms=row[9],
