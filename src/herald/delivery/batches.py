@@ -28,6 +28,9 @@ READ_AHEAD = 500  # log entries read at least per query: the next batches come a
 MAX_SKIP_CHUNKS = 20  # chunks of non-matching events skipped per step
 QUIET_PASS_SECONDS = 1.0  # how often an idle handler's cursor follows the end of the log
 
+Settle = Callable[[HandlerRuntime], Awaitable[bool]]  # waits for the handler's bookkeeping
+Skipped = Callable[[Handler, Replay, list[int]], Awaitable[None]]  # records skipped events
+
 
 @dataclass(frozen=True, slots=True)
 class Batch:
@@ -52,7 +55,7 @@ class BatchReader:
         runtime: HandlerRuntime,
         handler: Handler,
         handler_filter: EventFilter,
-        settle: Callable[[HandlerRuntime], Awaitable[bool]],
+        settle: Settle,
     ) -> Batch | None:
         """The handler's next batch after its cursor: None if there is none (or its lease
         is lost), empty if it only moved past events it does not want. ``settle`` waits for
@@ -95,7 +98,7 @@ class BatchReader:
         self,
         handler: Handler,
         handler_filter: EventFilter,
-        skipped: Callable[[Handler, Replay, list[int]], Awaitable[None]],
+        skipped: Skipped,
     ) -> Batch | None:
         """The next batch of the handler's pending replays, None if they are done.
         ``skipped`` records the events a replay cannot place in its time range."""
@@ -168,7 +171,7 @@ class BatchReader:
         runtime: HandlerRuntime,
         handler: Handler,
         log_end: int,
-        settle: Callable[[HandlerRuntime], Awaitable[bool]],
+        settle: Settle,
     ) -> None:
         """Move the cursor of a handler whose read came back empty to ``log_end`` (the end
         of the log seen before that read), at most once a second: its next reads then skip
