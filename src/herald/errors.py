@@ -59,6 +59,10 @@ class NotFound(DomainError):
     title = "Not found"
 
 
+class TooMany(DomainError):
+    """Over a limit of things open at once (live streams): refused until one ends."""
+
+
 class RetryLater(DomainError):
     """Refused for now (a budget spent, every slot taken): the same request after
     ``retry_after`` seconds may pass."""

@@ -14,10 +14,10 @@ from fastapi import FastAPI
 
 from herald.api.app import create_app
 from herald.api.routes.stream import Live
-from herald.api.stream_guard import StreamGuard
 from herald.auth import Principal
 from herald.config import Settings
 from herald.live.feed import LogFeed, Subscription
+from herald.live.guard import StreamGuard
 from herald.live.resume import ResumeTokens
 from herald.query.filter import EventFilter
 from herald.services import THREAD_NAME_PREFIX, Services

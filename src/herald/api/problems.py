@@ -24,6 +24,7 @@ from herald.errors import (
     Malformed,
     NotFound,
     RetryLater,
+    TooMany,
     validation_errors,
 )
 from herald.metrics import QUERIES_REFUSED
@@ -89,6 +90,7 @@ _STATUS: dict[type[DomainError], int] = {
     Forbidden: 403,
     NotFound: 404,
     RetryLater: 429,
+    TooMany: 429,
     DomainError: 422,  # last: a class not named above answers as its base
 }
 

@@ -31,12 +31,12 @@ from starlette.responses import Response
 from starlette.types import Receive, Scope, Send
 
 from herald.api.deps import EventReader, ServicesDep, bearer
-from herald.api.problems import Problem, field_problem
-from herald.api.stream_guard import StreamGuard, StreamLimitReached
+from herald.api.problems import field_problem
 from herald.auth import jwt_secret
 from herald.events.query_params import organisation_names, parse_filters
 from herald.events.types import LogEntry
 from herald.live.feed import Frame, LogFeed, OrgScope, Subscription, read_selected
+from herald.live.guard import StreamGuard
 from herald.live.resume import InvalidResumeToken, ResumeTokens
 from herald.services import Services
 
@@ -274,10 +274,7 @@ async def stream_events(
     after_seq = _resume_after(request.headers, live.tokens, scope)
     assert credentials is not None  # EventReader admitted the request
     subscription = Subscription(flt, services.settings.stream_buffer_events, scope)
-    try:
-        live.guard.admit(subscription, principal, credentials.credentials)
-    except StreamLimitReached as exc:
-        raise Problem(429, "Too many live streams", str(exc)) from None
+    live.guard.admit(subscription, principal, credentials.credentials)  # or StreamLimitReached
     return EventStream(
         services,
         live,

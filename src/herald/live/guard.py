@@ -16,6 +16,7 @@ from collections.abc import Awaitable, Callable, Iterable
 from typing import Any
 
 from herald.auth import AuthError, Principal
+from herald.errors import TooMany
 from herald.live.feed import Subscription
 
 log = logging.getLogger("herald.stream")
@@ -23,8 +24,10 @@ Runner = Callable[..., Awaitable[Any]]
 READ_PERMISSION = "event:read"
 
 
-class StreamLimitReached(Exception):
+class StreamLimitReached(TooMany):
     """A new stream would pass a cap; the message names the cap and its setting."""
+
+    title = "Too many live streams"
 
 
 class StreamGuard:
