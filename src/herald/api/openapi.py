@@ -22,7 +22,7 @@ from starlette.staticfiles import StaticFiles
 from swagger_ui_bundle import swagger_ui_path  # type: ignore[import-untyped]
 
 from herald.api import schemas
-from herald.api.routes.stats import BUCKETS, ORDERS
+from herald.events.stats import BUCKETS, ORDERS
 from herald.model import EventIn
 from herald.query.fields import STATS_GROUPS
 
