@@ -3,7 +3,7 @@
 from __future__ import annotations
 
 from collections.abc import Callable, Sequence
-from typing import Any, Protocol
+from typing import TYPE_CHECKING, Any, Protocol
 
 from herald.events.types import (
     LOG_SCAN_ROWS,
@@ -22,9 +22,14 @@ from herald.store.device_records import DeviceQuery, DeviceRow
 from herald.store.rejections import NewRejection, QuarantineLimits, Rejected, RejectedPage
 from herald.store.usage_records import DailyUsage, Traffic, UsageRecord
 
+if TYPE_CHECKING:
+    from herald.store.rules import RuleRepository
+
 
 class Store(Protocol):
     """What every backend offers; the contract suite in tests/store runs against each."""
+
+    rules: RuleRepository[Any]  # rules and their alert state (issue 35)
 
     def migrate(self) -> None:
         """Create or upgrade the schema."""

@@ -79,6 +79,7 @@ from herald.store.errors import (
 )
 from herald.store.quarantine import QuarantineMethods
 from herald.store.records import Codec, RecordMethods
+from herald.store.rules import RuleRepository
 from herald.store.sql import (
     EVENT_COLUMNS,
     LOG_COLUMNS,
@@ -105,7 +106,12 @@ MAX_BATCH = 1 << ROW_BITS
 # Advisory lock keys (arbitrary, fixed): schema migrations, partition changes, node leases.
 _MIGRATE_LOCK, _PARTITION_LOCK, _NODE_LOCK = 7_400_001, 7_400_002, 7_400_003
 # ... and the choice of new ids per table and millisecond (SQLStoreBase._new_ids)
-_ID_LOCKS = {"handlers": 7_400_004, "rejected_records": 7_400_005, "tokens": 7_400_006}
+_ID_LOCKS = {
+    "handlers": 7_400_004,
+    "rejected_records": 7_400_005,
+    "tokens": 7_400_006,
+    "rules": 7_400_007,
+}
 
 _TYPES = {
     Kind.INT: "bigint",
@@ -280,6 +286,7 @@ class PostgresStore(
             open=True,
             name="herald",
         )
+        self.rules = RuleRepository(self)
 
     # -- connections ----------------------------------------------------------
     @contextmanager

@@ -43,6 +43,7 @@ from herald.store.errors import (
 )
 from herald.store.quarantine import QuarantineMethods
 from herald.store.records import RecordMethods
+from herald.store.rules import RuleRepository
 from herald.store.sql import (
     EVENT_COLUMNS,
     LOG_COLUMNS,
@@ -132,6 +133,7 @@ class SQLiteStore(
         self._connections: list[sqlite3.Connection] = []
         self._connections_lock = threading.Lock()
         self._writer = self._connect()
+        self.rules = RuleRepository(self)
 
     # -- connections ----------------------------------------------------------
     def _connect(self) -> sqlite3.Connection:

@@ -1,0 +1,338 @@
+"""Rules and their groups' alert state (``store.rules``), shared by the SQL backends.
+
+``rules`` holds each organisation's rules; ``rule_groups`` each rule's groups (the
+condition's working state, whether it fires); ``rule_position`` the evaluator's place in the
+log. The evaluator (``herald.rules.evaluator``) writes a step's groups, its alert events and
+its new position in one transaction, and only if no other step moved the position past the
+one it read (compare and set): a repeated or concurrent step writes nothing twice.
+"""
+
+from __future__ import annotations
+
+from collections.abc import Mapping, Sequence
+from typing import TYPE_CHECKING, Any, Generic
+
+import orjson
+
+from herald.record import NewEvent
+from herald.rules.types import Alert, Condition, Group, Rule, RuleSpec
+from herald.store.common import C
+from herald.store.errors import LimitReached, NotFound
+from herald.timefmt import now_ms
+
+if TYPE_CHECKING:
+    from herald.store.common import SQLStoreBase
+
+POSITION = "rules"
+_RULE_COLUMNS = (
+    "id, organisation_id, name, q, group_by, condition, hold_down_ms, enabled, revision, "
+    "after_seq, created_ms, updated_ms"
+)
+_GROUP_COLUMNS = (
+    "rule_id, group_key, organisation_id, firing, episode, fired_ms, held_until_ms, due_ms, state"
+)
+_UPSERT_GROUP = (
+    f"INSERT INTO rule_groups ({_GROUP_COLUMNS}) VALUES (?, ?, ?, ?, ?, ?, ?, ?, ?) "
+    "ON CONFLICT (rule_id, group_key) DO UPDATE SET firing = excluded.firing, "
+    "episode = excluded.episode, fired_ms = excluded.fired_ms, "
+    "held_until_ms = excluded.held_until_ms, due_ms = excluded.due_ms, state = excluded.state"
+)
+Key = tuple[int, str]  # (rule id, group key)
+
+
+def _rule(row: Mapping[str, Any]) -> Rule:
+    spec = RuleSpec(
+        name=row["name"],
+        q=row["q"],
+        group=row["group_by"],
+        condition=Condition.from_json(orjson.loads(row["condition"])),
+        hold_down_ms=int(row["hold_down_ms"]),
+        enabled=bool(row["enabled"]),
+    )
+    return Rule(
+        id=int(row["id"]),
+        organisation_id=int(row["organisation_id"]),
+        spec=spec,
+        revision=int(row["revision"]),
+        after_seq=int(row["after_seq"]),
+        created_ms=int(row["created_ms"]),
+        updated_ms=int(row["updated_ms"]),
+    )
+
+
+def _group(row: Mapping[str, Any]) -> Group:
+    return Group(
+        rule_id=int(row["rule_id"]),
+        key=str(row["group_key"]),
+        organisation_id=int(row["organisation_id"]),
+        firing=bool(row["firing"]),
+        episode=int(row["episode"]),
+        fired_ms=None if row["fired_ms"] is None else int(row["fired_ms"]),
+        held_until_ms=int(row["held_until_ms"]),
+        due_ms=None if row["due_ms"] is None else int(row["due_ms"]),
+        state=orjson.loads(row["state"]),
+    )
+
+
+def _group_values(group: Group) -> tuple[object, ...]:
+    return (
+        group.rule_id,
+        group.key,
+        group.organisation_id,
+        group.firing,
+        group.episode,
+        group.fired_ms,
+        group.held_until_ms,
+        group.due_ms,
+        group.state_text(),
+    )
+
+
+def _spec_values(spec: RuleSpec) -> tuple[object, ...]:
+    return (
+        spec.name,
+        spec.q,
+        spec.group,
+        orjson.dumps(spec.condition.to_json()).decode(),
+        spec.hold_down_ms,
+        spec.enabled,
+    )
+
+
+class RuleRepository(Generic[C]):
+    """Rules, their groups and the evaluator's position, on one SQL store."""
+
+    def __init__(self, store: SQLStoreBase[C]) -> None:
+        self._store = store
+
+    # -- helpers --------------------------------------------------------------
+    def _named(self, cursor: Any, columns: str) -> list[dict[str, Any]]:
+        names = [name.strip() for name in columns.split(",")]
+        return [dict(zip(names, row, strict=True)) for row in cursor.fetchall()]
+
+    def _select(self, sql: str, params: Sequence[object], columns: str) -> list[dict[str, Any]]:
+        store = self._store
+        return store._read(lambda c: self._named(store._execute(c, sql, params), columns))
+
+    def _scoped(
+        self, sql: str, params: list[object], organisation_ids: tuple[int, ...] | None
+    ) -> tuple[str, list[object]]:
+        if organisation_ids is None:
+            return sql, params
+        condition, values = self._store._any("organisation_id", organisation_ids)
+        return f"{sql} AND {condition}", [*params, *values]
+
+    # -- rules ----------------------------------------------------------------
+    def create(self, organisation_id: int, spec: RuleSpec, max_rules: int | None = None) -> Rule:
+        """A new rule of ``organisation_id``, seeing the events written from now on;
+        LimitReached if the organisation has ``max_rules`` already."""
+        store, created = self._store, now_ms()
+        with store._transaction() as conn:
+            if max_rules is not None:  # counted under the organisation's lock: no race
+                store._execute(
+                    conn,
+                    f"SELECT id FROM organisations WHERE id = ?{store._LOCK_ROW}",
+                    (organisation_id,),
+                ).fetchone()
+                count = store._execute(
+                    conn, "SELECT COUNT(*) FROM rules WHERE organisation_id = ?", (organisation_id,)
+                ).fetchone()
+                if count is not None and int(count[0]) >= max_rules:
+                    raise LimitReached(
+                        f"the organisation has {int(count[0])} rules, the most it may have "
+                        f"(HERALD_MAX_RULES_PER_ORGANISATION={max_rules}); delete one first"
+                    )
+            (rule_id,) = store._new_ids(conn, "rules", 1, created)
+            store._execute(
+                conn,
+                f"INSERT INTO rules ({_RULE_COLUMNS}) VALUES (?, ?, ?, ?, ?, ?, ?, ?, 1, "
+                f"({store._LAST_SEQ}), ?, ?)",
+                (rule_id, organisation_id, *_spec_values(spec), created, created),
+            )
+        found = self.get(rule_id)
+        assert found is not None
+        return found
+
+    def get(self, rule_id: int, organisation_ids: tuple[int, ...] | None = None) -> Rule | None:
+        sql, params = self._scoped(
+            f"SELECT {_RULE_COLUMNS} FROM rules WHERE id = ?", [rule_id], organisation_ids
+        )
+        rows = self._select(sql, params, _RULE_COLUMNS)
+        return _rule(rows[0]) if rows else None
+
+    def list_rules(self, organisation_ids: tuple[int, ...] | None = None) -> list[Rule]:
+        sql, params = self._scoped(
+            f"SELECT {_RULE_COLUMNS} FROM rules WHERE TRUE", [], organisation_ids
+        )
+        return [_rule(row) for row in self._select(sql + " ORDER BY id", params, _RULE_COLUMNS)]
+
+    def active(self) -> list[Rule]:
+        """Every enabled rule, of every organisation (the evaluator's)."""
+        sql = f"SELECT {_RULE_COLUMNS} FROM rules WHERE enabled ORDER BY id"
+        return [_rule(row) for row in self._select(sql, [], _RULE_COLUMNS)]
+
+    def update(
+        self, rule_id: int, organisation_ids: tuple[int, ...] | None, spec: RuleSpec
+    ) -> Rule:
+        """Change a rule: it starts afresh (its groups forgotten, no alert of them resolved;
+        it sees the events written from now on). NotFound if it is not in scope."""
+        store = self._store
+        sql, params = self._scoped(
+            "UPDATE rules SET name = ?, q = ?, group_by = ?, condition = ?, hold_down_ms = ?, "
+            f"enabled = ?, revision = revision + 1, after_seq = ({store._LAST_SEQ}), "
+            "updated_ms = ? WHERE id = ?",
+            [*_spec_values(spec), now_ms(), rule_id],
+            organisation_ids,
+        )
+        with store._transaction() as conn:
+            if store._execute(conn, sql, params).rowcount == 0:
+                raise NotFound(f"no rule {rule_id}")
+            store._execute(conn, "DELETE FROM rule_groups WHERE rule_id = ?", (rule_id,))
+        found = self.get(rule_id)
+        assert found is not None
+        return found
+
+    def delete(self, rule_id: int, organisation_ids: tuple[int, ...] | None) -> None:
+        """Delete a rule and its groups. NotFound if it is not in scope."""
+        store = self._store
+        sql, params = self._scoped("DELETE FROM rules WHERE id = ?", [rule_id], organisation_ids)
+        with store._transaction() as conn:
+            if store._execute(conn, sql, params).rowcount == 0:
+                raise NotFound(f"no rule {rule_id}")
+            store._execute(conn, "DELETE FROM rule_groups WHERE rule_id = ?", (rule_id,))
+
+    # -- groups ---------------------------------------------------------------
+    def groups(self, keys: Sequence[Key]) -> dict[Key, Group]:
+        """The stored groups of these (rule, group key) pairs that have one."""
+        by_rule: dict[int, list[str]] = {}
+        for rule_id, key in keys:
+            by_rule.setdefault(rule_id, []).append(key)
+        store = self._store
+
+        def read(conn: C) -> list[dict[str, Any]]:
+            rows: list[dict[str, Any]] = []
+            for rule_id, wanted in by_rule.items():
+                for start in range(0, len(wanted), 500):
+                    chunk = wanted[start : start + 500]
+                    marks = ", ".join("?" * len(chunk))
+                    rows += self._named(
+                        store._execute(
+                            conn,
+                            f"SELECT {_GROUP_COLUMNS} FROM rule_groups WHERE rule_id = ? "
+                            f"AND group_key IN ({marks})",
+                            [rule_id, *chunk],
+                        ),
+                        _GROUP_COLUMNS,
+                    )
+            return rows
+
+        found = [_group(row) for row in store._read(read)] if by_rule else []
+        return {(group.rule_id, group.key): group for group in found}
+
+    def due(self, now: int, limit: int = 10_000) -> list[Group]:
+        """Groups whose condition time alone may have changed by ``now`` (the timer pass)."""
+        sql = f"SELECT {_GROUP_COLUMNS} FROM rule_groups WHERE due_ms <= ? ORDER BY due_ms LIMIT ?"
+        return [_group(row) for row in self._select(sql, [now, limit], _GROUP_COLUMNS)]
+
+    def group_counts(self) -> dict[int, int]:
+        """How many groups each rule has."""
+        rows = self._store._read(
+            lambda c: c.execute(
+                "SELECT rule_id, COUNT(*) FROM rule_groups GROUP BY rule_id"
+            ).fetchall()
+        )
+        return {int(rule_id): int(count) for rule_id, count in rows}
+
+    def alerts(self, organisation_ids: tuple[int, ...] | None = None) -> list[Alert]:
+        """The groups firing now, oldest first."""
+        columns = (
+            "g.rule_id, r.name, g.organisation_id, r.group_by, g.group_key, g.fired_ms, "
+            "g.episode, g.state"
+        )
+        sql = f"SELECT {columns} FROM rule_groups g JOIN rules r ON r.id = g.rule_id WHERE g.firing"
+        params: list[object] = []
+        if organisation_ids is not None:
+            condition, params = self._store._any("g.organisation_id", organisation_ids)
+            sql += f" AND {condition}"
+        rows = self._store._read(
+            lambda c: self._store._execute(
+                c, sql + " ORDER BY g.fired_ms, g.rule_id, g.group_key", params
+            ).fetchall()
+        )
+        return [
+            Alert(
+                rule_id=int(row[0]),
+                rule_name=row[1],
+                organisation_id=int(row[2]),
+                group_by=row[3],
+                key=row[4],
+                fired_ms=int(row[5] or 0),
+                episode=int(row[6]),
+                state=orjson.loads(row[7]),
+            )
+            for row in rows
+        ]
+
+    # -- the evaluator's step -------------------------------------------------
+    def position(self) -> int:
+        """The log position the groups include."""
+        row = self._store._read(
+            lambda c: self._store._execute(
+                c, "SELECT cursor_seq FROM rule_position WHERE name = ?", (POSITION,)
+            ).fetchone()
+        )
+        return int(row[0]) if row else 0
+
+    def save(
+        self,
+        after_seq: int,
+        cursor_seq: int,
+        revisions: Mapping[int, int],
+        groups: Sequence[Group] = (),
+        dropped: Sequence[Key] = (),
+        alerts: Sequence[tuple[int, NewEvent, int]] = (),
+    ) -> bool:
+        """In one transaction: move the position from ``after_seq`` (or from before it: what
+        lies between concerns no rule) to ``cursor_seq``, write ``groups``, delete
+        ``dropped`` and append the alert events ``alerts`` (rule id, event, event id), for
+        the rules still at the ``revisions`` the step read (of a rule changed or deleted
+        meanwhile: nothing). False (nothing written) if another step moved the position
+        past ``after_seq``."""
+        store = self._store
+        if alerts:
+            store._before_insert([event for _, event, _ in alerts])
+        with store._transaction() as conn:
+            moved = store._execute(
+                conn,
+                "UPDATE rule_position SET cursor_seq = ? WHERE name = ? AND cursor_seq <= ?",
+                (cursor_seq, POSITION, after_seq),
+            ).rowcount
+            if moved != 1:
+                return False
+            touched = sorted({g.rule_id for g in groups} | {k[0] for k in dropped})
+            current: set[int] = set()
+            for start in range(0, len(touched), 500):
+                chunk = touched[start : start + 500]
+                marks = ", ".join("?" * len(chunk))
+                rows = store._execute(
+                    conn,
+                    f"SELECT id, revision FROM rules WHERE id IN ({marks}){store._LOCK_ROW}",
+                    chunk,
+                ).fetchall()
+                current |= {int(i) for i, rev in rows if revisions.get(int(i)) == int(rev)}
+            kept = [g for g in groups if g.rule_id in current]
+            if kept:
+                conn_any: Any = conn
+                conn_any.cursor().executemany(
+                    store._sql(_UPSERT_GROUP), [_group_values(g) for g in kept]
+                )
+            for rule_id, key in dropped:
+                store._execute(
+                    conn,
+                    "DELETE FROM rule_groups WHERE rule_id = ? AND group_key = ?",
+                    (rule_id, key),
+                )
+            written = [(event, i) for rule_id, event, i in alerts if rule_id in current]
+            if written:
+                store._insert_events(conn, [e for e, _ in written], [i for _, i in written])
+        return True
