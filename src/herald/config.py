@@ -66,6 +66,10 @@ class Settings(BaseModel):
     worker_port: int = Field(default=9464, ge=1, le=65535)
     device_state_poll_seconds: float = Field(default=0.2, gt=0)  # projector's look at the log
     device_state_enabled: bool = True  # false: this process keeps no device state
+    rules_enabled: bool = True  # false: this process evaluates no rules (another does)
+    rules_poll_seconds: float = Field(default=0.2, gt=0)  # the evaluator's look at the log
+    max_rules_per_organisation: int = Field(default=100, ge=1)
+    max_groups_per_rule: int = Field(default=10_000, ge=1)  # endpoints, SIMs... one rule tracks
     allow_private_targets: bool = False
     secret_key: str | None = Field(default=None, repr=False)  # seals handler secrets
     secret_key_file: str | None = None  # else: beside the database (or ./herald.secret-key)

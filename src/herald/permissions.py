@@ -9,6 +9,8 @@ PERMISSIONS = frozenset(
         "event:create",
         "handler:read",
         "handler:manage",
+        "rule:read",
+        "rule:manage",
         "ingest:emnify",
         "ingest:1nce",
         "ingest:stacuity",

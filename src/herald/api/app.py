@@ -23,6 +23,7 @@ from herald.api.routes import ingest as ingest_routes
 from herald.api.routes import metrics as metrics_routes
 from herald.api.routes import onece as onece_routes
 from herald.api.routes import rejected as rejected_routes
+from herald.api.routes import rules as rule_routes
 from herald.api.routes import stats as stats_routes
 from herald.api.routes import stream as stream_routes
 from herald.api.routes import usage as usage_routes
@@ -31,6 +32,7 @@ from herald.console import STATIC_DIR
 from herald.delivery.worker import in_process as delivery_in_process
 from herald.devices.projector import in_process as devices_in_process
 from herald.loops import run_forever
+from herald.rules.evaluator import in_process as rules_in_process
 from herald.services import Services, running_services
 from herald.simulate.demo import run_demo
 from herald.timefmt import now_ms
@@ -87,6 +89,15 @@ async def _running(app: FastAPI, services: Services) -> AsyncIterator[None]:
                 catalog=services.catalog,
                 ids=services.ids,
             ),
+            rules_in_process(
+                services.store,
+                services.catalog,
+                services.ids,
+                services.loops,
+                poll_seconds=settings.rules_poll_seconds,
+                max_groups=settings.max_groups_per_rule,
+                enabled=settings.rules_enabled,
+            ),
         ):
             yield
     finally:
@@ -130,6 +141,7 @@ def create_app(settings: Settings | None = None) -> FastAPI:
     app.include_router(ingest_routes.router, prefix=API_PREFIX)
     app.include_router(rejected_routes.router, prefix=API_PREFIX)
     app.include_router(handler_routes.router, prefix=API_PREFIX)
+    app.include_router(rule_routes.router, prefix=API_PREFIX)
     app.include_router(devices.router, prefix=API_PREFIX)
     app.include_router(usage_routes.router, prefix=API_PREFIX)
     app.include_router(onece_routes.router)  # 1NCE's paths under /1nce/management-api

@@ -125,6 +125,12 @@ ANSWERS: dict[str, Answer] = {
     "POST /api/v1/event_handler/{handler_id}/secret/rotate": Answer(
         200, _ref(schemas.HandlerOut), ITEM
     ),
+    "GET /api/v1/rule": Answer(200, FROM_ROUTE, AUTH),
+    "POST /api/v1/rule": Answer(201, FROM_ROUTE, (409, *WRITE)),
+    "GET /api/v1/rule/alert": Answer(200, FROM_ROUTE, AUTH),
+    "GET /api/v1/rule/{rule_id}": Answer(200, FROM_ROUTE, ITEM),
+    "PATCH /api/v1/rule/{rule_id}": Answer(200, FROM_ROUTE, ITEM_WRITE),
+    "DELETE /api/v1/rule/{rule_id}": Answer(204, None, ITEM, description="Deleted"),
     "GET /api/v1/endpoint": Answer(200, _array(schemas.EndpointSummary), LIST),
     "GET /api/v1/endpoint/status_counts": Answer(200, _ref(schemas.StatusCounts), LIST),
     "GET /api/v1/endpoint/{endpoint_id}/connectivity": Answer(

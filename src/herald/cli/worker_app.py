@@ -1,6 +1,7 @@
 """The app ``herald worker`` serves on a port of its own: ``/health``, ``/ready`` and
 ``/metrics`` (protected as the API's are), while its lifespan runs the delivery worker and
-the device-state projector (``HERALD_DEVICE_STATE_ENABLED``, as in ``herald serve``).
+the device-state projector (``HERALD_DEVICE_STATE_ENABLED``, as in ``herald serve``) and the
+rules evaluator (``HERALD_RULES_ENABLED``).
 
 Run by uvicorn, the worker stops as ``herald serve`` does on SIGTERM or Ctrl-C: the lifespan
 ends, and with it delivery, which lets the requests out finish first.
@@ -20,6 +21,7 @@ from herald.api.routes import metrics as metrics_routes
 from herald.config import Settings
 from herald.delivery.worker import in_process as delivery_in_process
 from herald.devices.projector import in_process as devices_in_process
+from herald.rules.evaluator import in_process as rules_in_process
 from herald.services import running_services
 
 
@@ -47,6 +49,15 @@ def create_worker_app(settings: Settings) -> FastAPI:
                     enabled=settings.device_state_enabled,
                     catalog=services.catalog,
                     ids=services.ids,
+                ),
+                rules_in_process(
+                    services.store,
+                    services.catalog,
+                    services.ids,
+                    services.loops,
+                    poll_seconds=settings.rules_poll_seconds,
+                    max_groups=settings.max_groups_per_rule,
+                    enabled=settings.rules_enabled,
                 ),
             ):
                 yield

@@ -1,0 +1,185 @@
+"""What a condition makes of the events it sees and of the time: pure functions of a group's
+working state (a JSON-able dict), the event and ``now`` (no clock is read here).
+
+- count keeps the latest ``count`` matching events (time, id): the condition holds while
+  the oldest of them is within the window of ``now``.
+- absence keeps the last matching event: it holds once ``now`` is a window past it.
+- state folds the endpoint's status (``devices.state``) from its events and keeps since when
+  it has been in the set: it holds once it has been there for the window.
+- threshold sums the data volume of the period's sessions (a Delete PDP Context's
+  ``detail.volume``): it holds once at least the threshold, until the period ends.
+"""
+
+from __future__ import annotations
+
+import bisect
+from dataclasses import dataclass
+from datetime import UTC, datetime
+from typing import Any
+
+from herald.devices import state as device_state
+from herald.devices.usage import session_traffic
+from herald.ingest.usage import UNITS_PER_MB
+from herald.rules.types import Condition
+
+DAY_MS = 86_400_000
+State = dict[str, Any]
+
+
+@dataclass(frozen=True, slots=True)
+class Seen:
+    """One matching event, as a condition needs it."""
+
+    event_id: int
+    type_id: int
+    timestamp_ms: int
+    body: bytes
+    record: dict[str, Any]
+
+
+# -- observing events -------------------------------------------------------------------
+def observe(condition: Condition, state: State, event: Seen) -> None:
+    """Fold one matching event into a group's ``state`` (in place)."""
+    if condition.kind == "count":
+        _observe_count(state, event, condition.count)
+    elif condition.kind == "absence":
+        last = state.get("last")
+        if last is None or (event.timestamp_ms, event.event_id) > tuple(last):
+            state["last"] = [event.timestamp_ms, event.event_id]
+    elif condition.kind == "state":
+        _observe_state(state, event, condition.statuses)
+    else:
+        _observe_usage(state, event, condition.period)
+
+
+def _observe_count(state: State, event: Seen, count: int) -> None:
+    times: list[list[int]] = state.setdefault("times", [])
+    bisect.insort(times, [event.timestamp_ms, event.event_id])
+    del times[: max(0, len(times) - count)]  # the latest ``count`` decide
+
+
+def _observe_state(state: State, event: Seen, statuses: tuple[str, ...]) -> None:
+    effect = device_state.effect(
+        device_state.DeviceEvent(event.event_id, event.type_id, event.timestamp_ms, event.record)
+    )
+    times: dict[str, int] = state.setdefault("facts", {})
+    device_state.merge(times, {}, effect)
+    status = device_state.status(device_state.DeviceState(0, times, {})).name
+    if status != state.get("status"):
+        state["status"] = status
+        state["since"] = event.timestamp_ms if status in statuses else None
+        state["cause"] = event.event_id
+    state["last"] = event.event_id
+
+
+def period_start(period: str, ms: int) -> int:
+    """The start of the UTC day or month ``ms`` is in."""
+    if period == "day":
+        return ms - ms % DAY_MS
+    moment = datetime.fromtimestamp(ms / 1000, UTC)
+    return int(datetime(moment.year, moment.month, 1, tzinfo=UTC).timestamp() * 1000)
+
+
+def period_end(period: str, start: int) -> int:
+    """The start of the period after the one starting at ``start``."""
+    if period == "day":
+        return start + DAY_MS
+    moment = datetime.fromtimestamp(start / 1000, UTC)
+    year, month = (moment.year + 1, 1) if moment.month == 12 else (moment.year, moment.month + 1)
+    return int(datetime(year, month, 1, tzinfo=UTC).timestamp() * 1000)
+
+
+def _observe_usage(state: State, event: Seen, period: str) -> None:
+    traffic = session_traffic(event.timestamp_ms, event.body)
+    if traffic is None:
+        return
+    start = period_start(period, event.timestamp_ms)
+    kept = state.get("period", 0)
+    if start < kept:
+        return  # a session of a past period
+    if start > kept:
+        state.update(period=start, units=0, first=event.event_id)
+    state["units"] = state.get("units", 0) + traffic.total
+    state["last"] = event.event_id
+
+
+# -- the condition at a time ------------------------------------------------------------
+def holds(condition: Condition, state: State, now: int) -> bool:
+    """Whether the condition holds for the group at ``now``."""
+    window = condition.window_ms
+    if condition.kind == "count":
+        times = state.get("times", [])
+        return len(times) >= condition.count and times[0][0] >= now - window
+    if condition.kind == "absence":
+        last = state.get("last")
+        return last is not None and now - last[0] >= window
+    if condition.kind == "state":
+        since = state.get("since")
+        return since is not None and now - since >= window
+    units = state.get("units", 0)
+    current = state.get("period") == period_start(condition.period, now)
+    return current and units >= condition.megabytes * UNITS_PER_MB
+
+
+def due(condition: Condition, state: State, now: int) -> int | None:
+    """The next time after ``now`` at which time alone may change ``holds`` (None: only an
+    event can)."""
+    window = condition.window_ms
+    at: int | None = None
+    if condition.kind == "count":
+        times = state.get("times", [])
+        if len(times) >= condition.count:
+            at = times[0][0] + window + 1  # the oldest leaves the window
+    elif condition.kind == "absence":
+        last = state.get("last")
+        at = None if last is None else last[0] + window
+    elif condition.kind == "state":
+        since = state.get("since")
+        at = None if since is None else since + window
+    elif "period" in state:
+        at = period_end(condition.period, state["period"])
+    return at if at is not None and at > now else None
+
+
+def prune(condition: Condition, state: State, now: int) -> None:
+    """Forget what can no longer count at ``now`` (a count's events out of the window)."""
+    if condition.kind == "count":
+        cutoff = now - condition.window_ms
+        state["times"] = [t for t in state.get("times", []) if t[0] >= cutoff]
+
+
+def idle(condition: Condition, state: State) -> bool:
+    """Whether the state says nothing a later event or time would need (the group may go)."""
+    if condition.kind == "count":
+        return not state.get("times")
+    if condition.kind == "threshold":
+        return "period" not in state
+    return False  # an absence or a status is kept: time alone may make it hold
+
+
+def measure(condition: Condition, state: State, now: int) -> dict[str, Any]:
+    """What an alert reports of the condition: the count or the age, and the events."""
+    if condition.kind == "count":
+        times = state.get("times", [])
+        found: dict[str, Any] = {"count": len(times)}
+        if times:
+            found |= {"first_event_id": times[0][1], "last_event_id": times[-1][1]}
+        return found
+    if condition.kind == "absence":
+        last = state.get("last")
+        if last is None:
+            return {}
+        return {"age_seconds": (now - last[0]) // 1000, "last_event_id": last[1]}
+    if condition.kind == "state":
+        since = state.get("since")
+        return {
+            "status": state.get("status"),
+            "age_seconds": None if since is None else (now - since) // 1000,
+            "first_event_id": state.get("cause"),
+            "last_event_id": state.get("last"),
+        }
+    return {
+        "megabytes": state.get("units", 0) / UNITS_PER_MB,
+        "first_event_id": state.get("first"),
+        "last_event_id": state.get("last"),
+    }

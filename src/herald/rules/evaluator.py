@@ -1,0 +1,252 @@
+"""Evaluates the rules from the log: a ``herald.follower.Follower`` whose cursor is the
+evaluator's position, as the device projector is.
+
+Each step reads the log after the position (on PostgreSQL only up to the safe watermark),
+folds each organisation's matching events into its own rules' groups, looks at the groups
+time alone may have changed (an absence or a status reaching its window, a count's events
+leaving it, a hold-down ending), and writes the changed groups, the alert events and the
+new position in one transaction (``store.rules.save``, compare-and-set). Once the log is
+read to its end, a timer pass does the same for the groups that are due, without moving the
+position: an absence fires on time though no event arrives. After a kill -9 the next step
+starts from the recorded position and state, so an alert is neither lost nor written twice
+(its id is deterministic too). Rules are read at every step: one changed or deleted stops
+firing at once.
+"""
+
+from __future__ import annotations
+
+import asyncio
+import contextlib
+import logging
+from collections import defaultdict
+from collections.abc import AsyncIterator, Callable, Sequence
+from dataclasses import dataclass, field
+from typing import Any
+
+import orjson
+
+from herald import metrics
+from herald.catalog import Catalog
+from herald.delivery.filters import handler_filter
+from herald.events.types import LogEntry
+from herald.follower import Follower, LogReader
+from herald.ids import IdGenerator
+from herald.loops import Loops, run_forever
+from herald.model import NewEvent
+from herald.query.fields import BY_NAME
+from herald.rules import alerts, conditions, lifecycle
+from herald.rules.types import Group, Rule
+from herald.store import Store
+from herald.threads import Threads
+from herald.timefmt import now_ms
+
+log = logging.getLogger(__name__)
+CHUNK = 2000  # log entries per step
+Key = tuple[int, str]  # (rule id, group key)
+_TIMESTAMP = BY_NAME["timestamp"]
+
+
+def matching(
+    rules: Sequence[Rule], entries: Sequence[LogEntry]
+) -> dict[Key, list[conditions.Seen]]:
+    """The events each (rule, group) sees in ``entries``: its own organisation's, after the
+    rule's start, selected by its filter; never alert events."""
+    by_organisation: dict[int, list[Rule]] = defaultdict(list)
+    for rule in rules:
+        by_organisation[rule.organisation_id].append(rule)
+    seen: dict[Key, list[conditions.Seen]] = defaultdict(list)
+    for entry in entries:
+        candidates = by_organisation.get(entry.organisation_id)
+        if not candidates or entry.type_id in alerts.TYPES:
+            continue
+        record: dict[str, Any] | None = None
+        for rule in candidates:
+            flt = handler_filter(rule.spec.q)
+            wanted = flt.type_ids
+            if entry.seq <= rule.after_seq or (wanted is not None and entry.type_id not in wanted):
+                continue
+            if record is None:
+                parsed = orjson.loads(entry.body)
+                record = parsed if isinstance(parsed, dict) else {}
+            if not flt.matches(record):
+                continue
+            key = alerts.group_key(rule.spec.group, record)
+            at = entry.timestamp_ms if entry.timestamp_ms is not None else _TIMESTAMP.value(record)
+            if key is None or at is None:
+                continue
+            seen[(rule.id, key)].append(
+                conditions.Seen(entry.event_id, entry.type_id, at, entry.body, record)
+            )
+    return seen
+
+
+@dataclass
+class Evaluated:
+    """What a step writes with the evaluator's position."""
+
+    revisions: dict[int, int]  # the rules' revisions the step read (rule id -> revision)
+    groups: list[Group] = field(default_factory=list)  # changed
+    dropped: list[Key] = field(default_factory=list)  # forgotten: nothing left to keep
+    alerts: list[tuple[int, NewEvent, int]] = field(default_factory=list)  # rule, event, id
+
+    def __bool__(self) -> bool:
+        return bool(self.groups or self.dropped)
+
+
+class RuleEvaluator:
+    """Evaluates every organisation's rules from the log; one per process (more are safe:
+    the position is compare-and-set). ``clock`` gives the time (tests set it)."""
+
+    def __init__(
+        self,
+        store: Store,
+        catalog: Catalog,
+        ids: IdGenerator,
+        *,
+        max_groups: int = 10_000,
+        chunk: int = CHUNK,
+        clock: Callable[[], int] = now_ms,
+    ) -> None:
+        self.store = store
+        self.catalog = catalog
+        self.ids = ids
+        self.max_groups = max_groups
+        self.clock = clock
+        self._names: dict[int, str] = {}
+        self._threads = Threads("herald-rules", 1)
+        self.follower = Follower(
+            LogReader(store, self._threads.run), self, self._evaluate, batch=chunk
+        )
+
+    # -- the cursor (run in the store's thread) ---------------------------------
+    def position(self) -> int:
+        """Where the evaluation is; past what no rule sees (before the earliest rule's
+        start, or the whole log when there is none), so that is never read."""
+        end = self.store.last_seq()  # first: a rule made after it starts after it
+        rules = self.store.rules.active()
+        start = min((rule.after_seq for rule in rules), default=end)
+        return max(self.store.rules.position(), start)
+
+    def advance(self, after_seq: int, upto_seq: int, output: Evaluated) -> bool:
+        """Write the groups and alert events with the position's move (compare-and-set)."""
+        saved = self.store.rules.save(
+            after_seq, upto_seq, output.revisions, output.groups, output.dropped, output.alerts
+        )
+        if saved and output.alerts:
+            metrics.EVENTS_INGESTED.labels("herald").inc(len(output.alerts))
+        return saved
+
+    # -- evaluation -------------------------------------------------------------
+    async def _evaluate(self, entries: list[LogEntry]) -> Evaluated:
+        return await self._threads.run(self.evaluate, entries)
+
+    def evaluate(self, entries: Sequence[LogEntry]) -> Evaluated:
+        """Blocking: what ``entries`` and the time do to the groups, from their stored
+        state."""
+        now = self.clock()
+        repository = self.store.rules
+        rules = {rule.id: rule for rule in repository.active()}
+        output = Evaluated({rule.id: rule.revision for rule in rules.values()})
+        if not rules:
+            return output
+        seen = matching(list(rules.values()), entries)
+        stored = repository.groups(list(seen))
+        for due in repository.due(now):
+            stored.setdefault((due.rule_id, due.key), due)
+        counts = repository.group_counts() if any(k not in stored for k in seen) else {}
+        written: list[tuple[int, NewEvent]] = []
+        for key in sorted(set(seen) | set(stored)):
+            rule = rules.get(key[0])
+            if rule is None:
+                continue  # disabled: its groups wait, untouched
+            group = stored.get(key)
+            if group is None:
+                if counts.get(rule.id, 0) >= self.max_groups:
+                    log.warning("rules: rule %d has %d groups, the most", rule.id, self.max_groups)
+                    continue
+                counts[rule.id] = counts.get(rule.id, 0) + 1
+                group = Group(rule.id, key[1], rule.organisation_id)
+            event = self._move(rule, group, seen.get(key, ()), now)
+            if event is not None:
+                written.append((rule.id, event))
+            if not lifecycle.removable(rule.spec.condition, group, now):
+                output.groups.append(group)
+            elif key in stored:
+                output.dropped.append(key)
+        fresh = self.ids.next_ids(len(written)) if written else []
+        output.alerts = [(r, e, i) for (r, e), i in zip(written, fresh, strict=True)]
+        return output
+
+    def _move(
+        self, rule: Rule, group: Group, events: Sequence[conditions.Seen], now: int
+    ) -> NewEvent | None:
+        """Fold ``events`` into ``group`` and move its lifecycle to ``now``; the alert event
+        of a transition."""
+        condition = rule.spec.condition
+        for event in events:
+            conditions.observe(condition, group.state, event)
+        transition = lifecycle.evaluate(condition, group, now, rule.spec.hold_down_ms)
+        if transition is None:
+            return None
+        measured = conditions.measure(condition, group.state, now)
+        return alerts.to_event(
+            rule, group, transition, measured, self._name(rule), self.catalog, now
+        )
+
+    def _name(self, rule: Rule) -> str:
+        name = self._names.get(rule.organisation_id)
+        if name is None:
+            organisation = self.store.get_organisation(rule.organisation_id)
+            name = organisation.name if organisation is not None else ""
+            self._names[rule.organisation_id] = name
+        return name
+
+    def tick(self) -> bool:
+        """Blocking, the timer pass: evaluate the groups due now, the position kept; False
+        if another step moved it meanwhile (nothing written)."""
+        position = self.store.rules.position()
+        output = self.evaluate([])
+        return not output or self.advance(position, position, output)
+
+    # -- running ----------------------------------------------------------------
+    async def run_once(self) -> int:
+        """Evaluate up to the end of the log, then the groups due (tests drive it); how
+        many log entries."""
+        done = await self.follower.run_once()
+        await self._threads.run(self.tick)
+        return done
+
+    def catch_up(self) -> int:
+        """Blocking, outside any event loop (tests): ``run_once()``."""
+        return asyncio.run(self.run_once())
+
+    async def aclose(self) -> None:
+        await self._threads.aclose()
+
+
+@contextlib.asynccontextmanager
+async def in_process(
+    store: Store,
+    catalog: Catalog,
+    ids: IdGenerator,
+    loops: Loops,
+    *,
+    poll_seconds: float,
+    max_groups: int,
+    enabled: bool = True,
+) -> AsyncIterator[RuleEvaluator | None]:
+    """Evaluate the rules inside ``herald serve`` or ``herald worker`` for as long as the
+    block lasts: a loop (``rules`` in ``/ready``) that survives any failure, backing off.
+    Not ``enabled`` (``HERALD_RULES_ENABLED=false``): another process evaluates them."""
+    if not enabled:
+        yield None
+        return
+    evaluator = RuleEvaluator(store, catalog, ids, max_groups=max_groups)
+    task = asyncio.create_task(run_forever(loops, "rules", evaluator.run_once, poll_seconds))
+    try:
+        yield evaluator
+    finally:
+        task.cancel()
+        with contextlib.suppress(asyncio.CancelledError):
+            await task
+        await evaluator.aclose()

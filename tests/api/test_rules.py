@@ -1,0 +1,202 @@
+"""Rules end to end: a real ``herald serve`` on each backend evaluates them from the log, and
+a webhook handler receives their alerts."""
+
+from __future__ import annotations
+
+from collections.abc import Callable, Iterator
+from pathlib import Path
+from typing import Any
+
+import httpx
+import pytest
+
+from tests.delivery.receiver import Receiver, receiving, start_delivery_server
+from tests.support.server import HeraldServer
+
+MARKER = 10_077  # a custom type only the marker rule counts
+RULES_ENV = {"HERALD_RULES_POLL_SECONDS": "0.05", "HERALD_MAX_RULES_PER_ORGANISATION": "5"}
+PERMISSIONS = ("rule:manage", "event:create", "event:read", "handler:manage")
+
+
+@pytest.fixture
+def rules_server(database_url: str, tmp_path: Path) -> Iterator[HeraldServer]:
+    server = start_delivery_server(tmp_path / "herald", database_url, **RULES_ENV)
+    try:
+        yield server
+    finally:
+        server.stop()
+
+
+def post(client: httpx.Client, *events: dict[str, Any]) -> None:
+    answer = client.post("/event", json=list(events))
+    assert answer.status_code == 201, answer.text
+
+
+def event(type_id: int, endpoint: int, **fields: Any) -> dict[str, Any]:
+    return {"event_type": {"id": type_id}, "endpoint": {"id": endpoint}, **fields}
+
+
+def make_rule(client: httpx.Client, **body: Any) -> dict[str, Any]:
+    answer = client.post("/rule", json=body)
+    assert answer.status_code == 201, answer.text
+    created: dict[str, Any] = answer.json()
+    return created
+
+
+def alerts_of(receiver: Receiver, rule: dict[str, Any]) -> list[str]:
+    """The alert events the receiver got for ``rule``: fired, resolved, in order."""
+    return [
+        "fired" if r.json()["event_type"]["id"] == 2200 else "resolved"
+        for r in receiver.delivered()
+        if r.json()["detail"]["rule"]["id"] == rule["id"]
+    ]
+
+
+def has(receiver: Receiver, rule: dict[str, Any], kind: str) -> Callable[[], bool]:
+    return lambda: kind in alerts_of(receiver, rule)
+
+
+def test_each_kind_fires_is_delivered_resolves_and_is_held_down(
+    rules_server: HeraldServer,
+) -> None:
+    server = rules_server
+    a, b = server.create_org("Acme IoT"), server.create_org("Bolt Mobility")
+    with (
+        receiving() as receiver,
+        server.client(server.create_token(a, *PERMISSIONS)) as client,
+        server.client(server.create_token(b, *PERMISSIONS)) as other,
+    ):
+        hook = {
+            "name": "alerts",
+            "type": "webhook",
+            "url": receiver.url,
+            "filter": "type:2200|2201",
+        }
+        assert client.post("/event_handler", json=hook).status_code == 201
+        count = make_rule(
+            client,
+            name="attach failures",
+            q="type:7",
+            condition={"kind": "count", "count": 3, "window_seconds": 3},
+            hold_down_seconds=600,
+        )
+        absence = make_rule(
+            client,
+            name="silent",
+            q="endpoint:9",
+            condition={"kind": "absence", "window_seconds": 1},
+            hold_down_seconds=600,
+        )
+        offline = make_rule(
+            client,
+            name="offline",
+            q="endpoint:8",
+            condition={"kind": "state", "statuses": ["OFFLINE"], "window_seconds": 1},
+        )
+        threshold = make_rule(
+            client, name="heavy", q="type:5", condition={"kind": "threshold", "megabytes": 1}
+        )
+        marker = make_rule(
+            client,
+            name="marker",
+            q=f"type:{MARKER}",
+            condition={"kind": "count", "count": 1, "window_seconds": 600},
+        )
+        refused = client.post(
+            "/rule", json={"name": "sixth", "condition": {"kind": "absence", "window_seconds": 1}}
+        )
+        assert refused.status_code == 409, refused.text
+        assert refused.json()["title"] == "Limit reached"
+
+        post(client, *[event(7, 7) for _ in range(3)])  # endpoint 7: three attach failures
+        post(client, event(1, 8), event(15, 8))  # endpoint 8: attached, then purged
+        post(client, event(3, 9))  # endpoint 9: once, then silent
+        volume = {"detail": {"volume": {"rx": 1, "tx": 1, "total": 2}}}
+        post(client, event(5, 10, **volume))  # endpoint 10: 2 MB in one session
+        post(other, *[event(7, 7) for _ in range(3)], event(3, 9))  # B: no rule of its own
+
+        for rule in (count, absence, offline, threshold):
+            receiver.wait_for(has(receiver, rule, "fired"))
+        fired = [r.json() for r in receiver.delivered() if r.json()["event_type"]["id"] == 2200]
+        assert {f["organisation"]["id"] for f in fired} == {a}
+        by_rule = {f["detail"]["rule"]["id"]: f for f in fired}
+        assert by_rule[count["id"]]["target"] == {"type": "endpoint", "id": "7"}
+        assert by_rule[count["id"]]["detail"]["count"] == 3
+        assert by_rule[offline["id"]]["detail"]["status"] == "OFFLINE"
+        assert by_rule[threshold["id"]]["detail"]["megabytes"] == 2
+        assert by_rule[absence["id"]]["endpoint"]["id"] == 9
+
+        current = client.get("/rule/alert").json()
+        assert {(x["rule"]["id"], x["group"]["key"]) for x in current} >= {
+            (absence["id"], "9"),
+            (offline["id"], "8"),
+            (threshold["id"], "10"),
+        }
+        assert all(x["age_seconds"] >= 0 for x in current)
+        assert other.get("/rule/alert").json() == []
+        assert other.get(f"/rule/{count['id']}").status_code == 404
+
+        post(client, event(3, 9), event(1, 8))  # endpoint 9 speaks, endpoint 8 attaches
+        for rule in (count, absence, offline):  # the count by time: its window passed
+            receiver.wait_for(has(receiver, rule, "resolved"))
+
+        # held down: three more failures fire nothing for ten minutes; the deleted rule fires
+        # no more; the changed one forgets endpoint 9 and watches endpoint 99 (a second on)
+        client.delete(f"/rule/{offline['id']}").raise_for_status()
+        changed = client.patch(f"/rule/{absence['id']}", json={"q": "endpoint:99"})
+        assert changed.status_code == 200 and changed.json()["revision"] == 2
+        post(client, *[event(7, 7) for _ in range(3)], event(15, 8), event(3, 9), event(3, 99))
+        post(client, event(MARKER, 1))
+        receiver.wait_for(has(receiver, marker, "fired"))
+        receiver.wait_for(lambda: len(alerts_of(receiver, absence)) == 3)
+        assert alerts_of(receiver, count) == ["fired", "resolved"]
+        assert alerts_of(receiver, offline) == ["fired", "resolved"]
+        keys = [
+            r.json()["detail"]["group"]["key"]
+            for r in receiver.delivered()
+            if r.json()["detail"]["rule"]["id"] == absence["id"]
+        ]
+        assert keys == ["9", "9", "99"]
+        listed = {r["id"]: r for r in client.get("/rule").json()}
+        assert set(listed) == {count["id"], absence["id"], threshold["id"], marker["id"]}
+        assert listed[threshold["id"]]["alerts"] == 1
+
+
+def test_rules_are_checked_and_permitted(rules_server: HeraldServer) -> None:
+    server = rules_server
+    a = server.create_org("Acme IoT")
+    reader = server.create_token(a, "rule:read")
+    with (
+        server.client(server.create_token(a, "rule:manage")) as client,
+        server.client(reader) as read,
+    ):
+        good = {"name": "x", "condition": {"kind": "absence", "window_seconds": 60}}
+        for body, field in (
+            ({**good, "q": "type:"}, "q"),
+            ({**good, "q": "nonsense:1"}, "q"),
+            ({**good, "group": "planet"}, "group"),
+            ({**good, "condition": {"kind": "count", "window_seconds": 60}}, "condition.count"),
+            (
+                {**good, "condition": {"kind": "absence", "count": 3, "window_seconds": 1}},
+                "condition.count",
+            ),
+            (
+                {**good, "condition": {"kind": "state", "statuses": ["OFFLINE"]}, "group": "sim"},
+                "group",
+            ),
+            ({**good, "condition": {"kind": "threshold"}}, "condition.megabytes"),
+            ({"condition": good["condition"]}, "name"),
+        ):
+            refused = client.post("/rule", json=body)
+            assert refused.status_code == 422, (body, refused.text)
+            assert refused.headers["content-type"] == "application/problem+json"
+            assert refused.json()["errors"][0]["field"].startswith(field), refused.text
+        created = client.post("/rule", json=good).json()
+        assert read.get(f"/rule/{created['id']}").json()["condition"] == {
+            "kind": "absence",
+            "window_seconds": 60,
+        }
+        assert read.post("/rule", json=good).status_code == 403
+        assert read.delete(f"/rule/{created['id']}").status_code == 403
+        assert client.delete(f"/rule/{created['id']}").status_code == 204
+        assert client.delete(f"/rule/{created['id']}").status_code == 404

@@ -1,0 +1,197 @@
+"""The rules evaluator over a real store, on each backend: the time is given to each step."""
+
+from __future__ import annotations
+
+from collections.abc import Callable
+from typing import Any
+
+import orjson
+import pytest
+
+from herald.catalog import load_catalog
+from herald.ids import IdGenerator
+from herald.rules import alerts
+from herald.rules.evaluator import RuleEvaluator
+from herald.rules.types import Condition, RuleSpec
+from herald.store import Store
+from herald.timefmt import now_ms
+from tests.store.conftest import EventFactory
+from tests.support.waiting import readable, wait_until
+
+MIN = 60_000
+T = now_ms() - 60 * MIN  # an hour ago: the steps' clock runs from here
+
+
+class Clock:
+    """The time the evaluator's steps see, set by the test."""
+
+    def __init__(self) -> None:
+        self.ms = T
+
+    def __call__(self) -> int:
+        return self.ms
+
+
+@pytest.fixture
+def clock() -> Clock:
+    return Clock()
+
+
+@pytest.fixture
+def evaluator(store: Store, clock: Clock) -> RuleEvaluator:
+    return RuleEvaluator(store, load_catalog(), IdGenerator(lambda: 1), clock=clock)
+
+
+def at(clock: Clock, evaluator: RuleEvaluator, ms: int) -> None:
+    """Evaluate the log and the groups due at ``ms``."""
+    clock.ms = ms
+    evaluator.catch_up()
+
+
+def alert_records(store: Store, org: int, written: int = 0) -> list[dict[str, Any]]:
+    """The organisation's alert events, once at least ``written`` can be read (PostgreSQL
+    reads a commit once older transactions on the server have ended)."""
+
+    def read() -> list[dict[str, Any]]:
+        entries = store.read_log(0, 10_000, (org,))
+        return [orjson.loads(e.body) for e in entries if e.type_id in alerts.TYPES]
+
+    wait_until(lambda: len(read()) >= written, 10)
+    return read()
+
+
+def post(
+    store: Store,
+    ids: Callable[[int], list[int]],
+    events: list[Any],
+) -> None:
+    given = ids(len(events))
+    store.append(events, given)
+    readable(store, given)
+
+
+def test_a_count_rule_fires_once_per_group_and_resolves(
+    store: Store,
+    make_event: EventFactory,
+    ids: Callable[[int], list[int]],
+    evaluator: RuleEvaluator,
+    clock: Clock,
+) -> None:
+    a = store.create_organisation("A").id
+    b = store.create_organisation("B").id
+    three = Condition("count", window_ms=10 * MIN, count=3)
+    rule = store.rules.create(a, RuleSpec("attach failures", "type:7", "endpoint", three))
+    for org in (a, b):  # B has the same events and no rule
+        post(
+            store,
+            ids,
+            [make_event(org, T + i * MIN, 7, endpoint={"id": 7}) for i in range(3)]
+            + [make_event(org, T + 3 * MIN, 3, endpoint={"id": 7})]  # not type 7
+            + [make_event(org, T + i * MIN, 7, endpoint={"id": 8}) for i in range(2)],
+        )
+    at(clock, evaluator, T + 3 * MIN)
+    at(clock, evaluator, T + 4 * MIN)  # still holding: no second firing
+    (fired,) = alert_records(store, a, 1)
+    assert fired["event_type"]["description"] == "Rule fired"
+    assert fired["target"] == {"type": "endpoint", "id": "7"}
+    assert fired["endpoint"]["id"] == 7
+    assert fired["detail"]["rule"]["id"] == rule.id
+    assert fired["detail"]["group"] == {"by": "endpoint", "key": "7"}
+    assert fired["detail"]["count"] == 3
+    assert fired["detail"]["first_event_id"] < fired["detail"]["last_event_id"]
+    assert alert_records(store, b) == []
+    (current,) = store.rules.alerts((a,))
+    assert (current.rule_id, current.key) == (rule.id, "7")
+    assert store.rules.alerts((b,)) == []
+
+    at(clock, evaluator, T + 11 * MIN)  # the first event left the window: resolved by time
+    assert [r["event_type"]["id"] for r in alert_records(store, a, 2)] == [2200, 2201]
+    resolved = alert_records(store, a, 2)[1]
+    assert resolved["detail"]["fired_seconds"] == 8 * 60
+    assert store.rules.alerts((a,)) == []
+
+
+def test_an_absence_rule_fires_on_time_without_events(
+    store: Store,
+    make_event: EventFactory,
+    ids: Callable[[int], list[int]],
+    evaluator: RuleEvaluator,
+    clock: Clock,
+) -> None:
+    a = store.create_organisation("A").id
+    store.rules.create(a, RuleSpec("silent", "", "endpoint", Condition("absence", 10 * MIN)))
+    post(store, ids, [make_event(a, T, 3, endpoint={"id": 7})])
+    at(clock, evaluator, T + 5 * MIN)
+    assert alert_records(store, a) == []
+    at(clock, evaluator, T + 10 * MIN)  # no event arrived: the timer pass fires it
+    (fired,) = alert_records(store, a, 1)
+    assert fired["detail"]["age_seconds"] == 600
+    post(store, ids, [make_event(a, T + 12 * MIN, 3, endpoint={"id": 7})])
+    at(clock, evaluator, T + 12 * MIN)
+    assert [r["event_type"]["id"] for r in alert_records(store, a, 2)] == [2200, 2201]
+
+
+def test_a_state_rule_and_its_hold_down(
+    store: Store,
+    make_event: EventFactory,
+    ids: Callable[[int], list[int]],
+    evaluator: RuleEvaluator,
+    clock: Clock,
+) -> None:
+    a = store.create_organisation("A").id
+    offline = Condition("state", window_ms=5 * MIN, statuses=("OFFLINE",))
+    store.rules.create(a, RuleSpec("offline", "", "endpoint", offline, hold_down_ms=30 * MIN))
+    post(
+        store,
+        ids,
+        [make_event(a, T, 1, endpoint={"id": 7}), make_event(a, T + MIN, 15, endpoint={"id": 7})],
+    )
+    at(clock, evaluator, T + 6 * MIN)
+    assert [r["event_type"]["id"] for r in alert_records(store, a, 1)] == [2200]
+    post(store, ids, [make_event(a, T + 7 * MIN, 1, endpoint={"id": 7})])  # attached again
+    at(clock, evaluator, T + 7 * MIN)
+    post(store, ids, [make_event(a, T + 8 * MIN, 15, endpoint={"id": 7})])  # offline again
+    at(clock, evaluator, T + 20 * MIN)  # holds, but held down until T + 37 min
+    assert [r["event_type"]["id"] for r in alert_records(store, a, 2)] == [2200, 2201]
+    at(clock, evaluator, T + 37 * MIN)
+    assert [r["event_type"]["id"] for r in alert_records(store, a, 3)] == [2200, 2201, 2200]
+
+
+def test_a_rule_changed_or_deleted_stops_firing_at_once(
+    store: Store,
+    make_event: EventFactory,
+    ids: Callable[[int], list[int]],
+    evaluator: RuleEvaluator,
+    clock: Clock,
+) -> None:
+    a = store.create_organisation("A").id
+    absence = Condition("absence", 10 * MIN)
+    kept = store.rules.create(a, RuleSpec("kept", "", "organisation", absence))
+    changed = store.rules.create(a, RuleSpec("changed", "", "organisation", absence))
+    gone = store.rules.create(a, RuleSpec("gone", "", "organisation", absence))
+    post(store, ids, [make_event(a, T, 3, endpoint={"id": 7})])
+    at(clock, evaluator, T)
+    store.rules.update(changed.id, (a,), RuleSpec("changed", "type:9", "organisation", absence))
+    store.rules.delete(gone.id, (a,))
+    at(clock, evaluator, T + 10 * MIN)
+    (fired,) = alert_records(store, a, 1)
+    assert fired["detail"]["rule"]["id"] == kept.id
+    assert fired["target"] == {"type": "organisation", "id": str(a)}
+
+
+def test_a_step_behind_another_writes_nothing(
+    store: Store,
+    make_event: EventFactory,
+    ids: Callable[[int], list[int]],
+    evaluator: RuleEvaluator,
+    clock: Clock,
+) -> None:
+    a = store.create_organisation("A").id
+    rule = store.rules.create(a, RuleSpec("any", "", "endpoint", Condition("count", MIN, 1)))
+    post(store, ids, [make_event(a, T, 3, endpoint={"id": 7})])
+    at(clock, evaluator, T)
+    cursor = store.rules.position()
+    assert len(alert_records(store, a, 1)) == 1
+    assert not store.rules.save(cursor - 1, cursor + 1, {rule.id: rule.revision})  # stale
+    assert store.rules.position() == cursor
+    assert len(alert_records(store, a)) == 1

@@ -1,0 +1,38 @@
+"""An alert's lifecycle: once per group until resolved, held down after."""
+
+from __future__ import annotations
+
+from herald.rules import lifecycle
+from herald.rules.lifecycle import Transition
+from herald.rules.types import Condition, Group
+
+MIN = 60_000
+
+
+def test_fires_once_until_resolved_then_holds_down() -> None:
+    group = Group(1, "7", 1)
+    assert lifecycle.decide(group, True, 0, 10 * MIN) is Transition.FIRED
+    assert (group.firing, group.episode, group.fired_ms) == (True, 1, 0)
+    assert lifecycle.decide(group, True, MIN, 10 * MIN) is None  # still holding: no repeat
+    assert lifecycle.decide(group, False, 2 * MIN, 10 * MIN) is Transition.RESOLVED
+    assert group.held_until_ms == 12 * MIN
+    assert lifecycle.decide(group, True, 5 * MIN, 10 * MIN) is None  # flapping: held down
+    assert lifecycle.decide(group, True, 12 * MIN, 10 * MIN) is Transition.FIRED
+    assert group.episode == 2
+
+
+def test_a_held_group_is_due_when_its_hold_down_ends() -> None:
+    absence = Condition("absence", window_ms=MIN)
+    group = Group(1, "7", 1, held_until_ms=30 * MIN, state={"last": [0, 1]})
+    assert lifecycle.evaluate(absence, group, 5 * MIN, 0) is None
+    assert group.due_ms == 30 * MIN
+    assert lifecycle.evaluate(absence, group, 30 * MIN, 0) is Transition.FIRED
+    assert group.due_ms is None  # only a new event resolves an absence
+
+
+def test_a_count_group_with_nothing_left_may_go() -> None:
+    count = Condition("count", window_ms=MIN, count=2)
+    group = Group(1, "7", 1, state={"times": [[0, 1]]})
+    assert not lifecycle.removable(count, group, 0)
+    lifecycle.evaluate(count, group, 2 * MIN, 0)
+    assert lifecycle.removable(count, group, 2 * MIN)
