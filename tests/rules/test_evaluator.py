@@ -56,7 +56,7 @@ def alert_records(store: Store, org: int, written: int = 0) -> list[dict[str, An
         entries = store.read_log(0, 10_000, (org,))
         return [orjson.loads(e.body) for e in entries if e.type_id in alerts.TYPES]
 
-    wait_until(lambda: len(read()) >= written, 10)
+    wait_until(lambda: len(read()) >= written, 30)
     return read()
 
 

@@ -24,9 +24,12 @@ def test_fires_once_until_resolved_then_holds_down() -> None:
 def test_a_held_group_is_due_when_its_hold_down_ends() -> None:
     absence = Condition("absence", window_ms=MIN)
     group = Group(1, "7", 1, held_until_ms=30 * MIN, state={"last": [0, 1]})
-    assert lifecycle.evaluate(absence, group, 5 * MIN, 0) is None
+    assert lifecycle.evaluate(absence, group, 5 * MIN, 0) == (None, {})
     assert group.due_ms == 30 * MIN
-    assert lifecycle.evaluate(absence, group, 30 * MIN, 0) is Transition.FIRED
+    assert lifecycle.evaluate(absence, group, 30 * MIN, 0) == (
+        Transition.FIRED,
+        {"age_seconds": 30 * 60, "last_event_id": 1},
+    )
     assert group.due_ms is None  # only a new event resolves an absence
 
 
@@ -36,3 +39,26 @@ def test_a_count_group_with_nothing_left_may_go() -> None:
     assert not lifecycle.removable(count, group, 0)
     lifecycle.evaluate(count, group, 2 * MIN, 0)
     assert lifecycle.removable(count, group, 2 * MIN)
+
+
+def test_a_late_event_resolves_a_firing_absence() -> None:
+    absence = Condition("absence", window_ms=MIN)
+    group = Group(1, "7", 1, state={"last": [0, 1]})
+    assert lifecycle.evaluate(absence, group, 2 * MIN, 10 * MIN)[0] is Transition.FIRED
+    group.state["last"] = [MIN // 2, 2]  # an event from before the window, arriving now
+    resolved, _ = lifecycle.evaluate(absence, group, 3 * MIN, 10 * MIN, seen=True)
+    assert resolved is Transition.RESOLVED
+    assert group.due_ms == 13 * MIN  # silent still: it fires again once held down no more
+
+
+def test_a_burst_seen_late_fires_then_resolves() -> None:
+    count = Condition("count", window_ms=MIN, count=2)
+    group = Group(1, "7", 1)
+    for event_id, at in ((1, 0), (2, MIN // 2)):
+        group.state.setdefault("times", []).append([at, event_id])
+    group.state["hit"] = True  # as conditions.observe marks a burst
+    fired, measured = lifecycle.evaluate(count, group, 10 * MIN, 0, seen=True)  # 10 min late
+    assert fired is Transition.FIRED
+    assert measured == {"count": 2, "first_event_id": 1, "last_event_id": 2}
+    assert group.due_ms == 10 * MIN  # no longer holding: resolved at the next pass
+    assert lifecycle.evaluate(count, group, 10 * MIN, 0)[0] is Transition.RESOLVED

@@ -2,7 +2,8 @@
 working state (a JSON-able dict), the event and ``now`` (no clock is read here).
 
 - count keeps the latest ``count`` matching events (time, id): the condition holds while
-  the oldest of them is within the window of ``now``.
+  the oldest of them is within the window of ``now``, and for the step that sees them come
+  within one window of each other (a ``hit``: an evaluation running late still fires).
 - absence keeps the last matching event: it holds once ``now`` is a window past it.
 - state folds the endpoint's status (``devices.state``) from its events and keeps since when
   it has been in the set: it holds once it has been there for the window.
@@ -41,7 +42,7 @@ class Seen:
 def observe(condition: Condition, state: State, event: Seen) -> None:
     """Fold one matching event into a group's ``state`` (in place)."""
     if condition.kind == "count":
-        _observe_count(state, event, condition.count)
+        _observe_count(state, event, condition.count, condition.window_ms)
     elif condition.kind == "absence":
         last = state.get("last")
         if last is None or (event.timestamp_ms, event.event_id) > tuple(last):
@@ -52,10 +53,12 @@ def observe(condition: Condition, state: State, event: Seen) -> None:
         _observe_usage(state, event, condition.period)
 
 
-def _observe_count(state: State, event: Seen, count: int) -> None:
+def _observe_count(state: State, event: Seen, count: int, window: int) -> None:
     times: list[list[int]] = state.setdefault("times", [])
     bisect.insort(times, [event.timestamp_ms, event.event_id])
     del times[: max(0, len(times) - count)]  # the latest ``count`` decide
+    if len(times) >= count and times[-1][0] - times[0][0] <= window:
+        state["hit"] = True
 
 
 def _observe_state(state: State, event: Seen, statuses: tuple[str, ...]) -> None:
@@ -109,7 +112,8 @@ def holds(condition: Condition, state: State, now: int) -> bool:
     window = condition.window_ms
     if condition.kind == "count":
         times = state.get("times", [])
-        return len(times) >= condition.count and times[0][0] >= now - window
+        current = len(times) >= condition.count and times[0][0] >= now - window
+        return current or bool(state.get("hit"))
     if condition.kind == "absence":
         last = state.get("last")
         return last is not None and now - last[0] >= window
@@ -122,8 +126,7 @@ def holds(condition: Condition, state: State, now: int) -> bool:
 
 
 def due(condition: Condition, state: State, now: int) -> int | None:
-    """The next time after ``now`` at which time alone may change ``holds`` (None: only an
-    event can)."""
+    """The time at which time alone may change ``holds`` (None: only an event can)."""
     window = condition.window_ms
     at: int | None = None
     if condition.kind == "count":
@@ -138,7 +141,12 @@ def due(condition: Condition, state: State, now: int) -> int | None:
         at = None if since is None else since + window
     elif "period" in state:
         at = period_end(condition.period, state["period"])
-    return at if at is not None and at > now else None
+    return at
+
+
+def settle(condition: Condition, state: State) -> None:
+    """End the step: forget what held for it only (a count's hit)."""
+    state.pop("hit", None)
 
 
 def prune(condition: Condition, state: State, now: int) -> None:

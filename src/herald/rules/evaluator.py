@@ -185,10 +185,11 @@ class RuleEvaluator:
         condition = rule.spec.condition
         for event in events:
             conditions.observe(condition, group.state, event)
-        transition = lifecycle.evaluate(condition, group, now, rule.spec.hold_down_ms)
+        transition, measured = lifecycle.evaluate(
+            condition, group, now, rule.spec.hold_down_ms, seen=bool(events)
+        )
         if transition is None:
             return None
-        measured = conditions.measure(condition, group.state, now)
         return alerts.to_event(
             rule, group, transition, measured, self._name(rule), self.catalog, now
         )

@@ -5,6 +5,7 @@ caller gives the time."""
 from __future__ import annotations
 
 import enum
+from typing import Any
 
 from herald.rules import conditions
 from herald.rules.types import Condition, Group
@@ -31,20 +32,33 @@ def decide(group: Group, holding: bool, now: int, hold_down_ms: int) -> Transiti
 
 def next_due(condition: Condition, group: Group, now: int) -> int | None:
     """When the timer pass should look at ``group`` again (None: only an event changes it):
-    the condition's next change, or the end of a hold-down that keeps it from firing."""
+    when the condition may stop (firing) or start (not firing) holding; a firing group whose
+    condition no longer holds, at once; one held down, when its hold-down ends."""
+    holding = conditions.holds(condition, group.state, now)
+    if group.firing and not holding:
+        return now
+    if not group.firing and holding:
+        return max(group.held_until_ms, now)
     at = conditions.due(condition, group.state, now)
-    if not group.firing and group.held_until_ms > now:
-        if conditions.holds(condition, group.state, now):
-            return group.held_until_ms
-    return at
+    return at if at is not None and at > now else None
 
 
-def evaluate(condition: Condition, group: Group, now: int, hold_down_ms: int) -> Transition | None:
-    """Prune the state to ``now``, move the lifecycle and set the group's next due time."""
+def evaluate(
+    condition: Condition, group: Group, now: int, hold_down_ms: int, seen: bool = False
+) -> tuple[Transition | None, dict[str, Any]]:
+    """Move the group's lifecycle to ``now`` (``seen``: matching events came in this step),
+    then forget what can no longer count and set its next due time: the transition, and
+    what the condition measured at it. A firing absence resolves when a matching event
+    comes in, however late (its silence is broken)."""
+    holding = conditions.holds(condition, group.state, now)
+    if condition.kind == "absence" and group.firing and seen:
+        holding = False
+    transition = decide(group, holding, now, hold_down_ms)
+    measured = conditions.measure(condition, group.state, now) if transition else {}
+    conditions.settle(condition, group.state)
     conditions.prune(condition, group.state, now)
-    transition = decide(group, conditions.holds(condition, group.state, now), now, hold_down_ms)
     group.due_ms = next_due(condition, group, now)
-    return transition
+    return transition, measured
 
 
 def removable(condition: Condition, group: Group, now: int) -> bool:
