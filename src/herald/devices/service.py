@@ -1,7 +1,8 @@
 """What the device routes answer: emnify's connectivity shape, the fleet list's parameters.
 
-No HTTP here: a bad parameter is an ``InvalidParameter`` naming it, which the routes answer
-as a 422 problem.
+No HTTP here: a bad parameter is an ``InvalidParameter`` naming it (a ``herald.errors``
+``Invalid``: ``api/problems.py`` answers it 422); an organisation outside the caller's is
+``Forbidden``.
 """
 
 from __future__ import annotations
@@ -10,8 +11,10 @@ import re
 from collections.abc import Mapping
 from typing import Any
 
+from herald.auth import Principal
 from herald.devices import state as device_state
 from herald.devices.state import Status
+from herald.errors import Forbidden, Invalid
 from herald.query.syntax import FilterError, q_terms
 from herald.store.device_records import DEVICE_SORTS, DeviceQuery, DeviceRow
 from herald.timefmt import format_ms, now_ms, parse_timestamp, to_ms
@@ -38,13 +41,28 @@ _UNITS = {"m": 60_000, "h": 3_600_000, "d": 86_400_000}
 _QUIET = re.compile(r"(\d{1,7})([mhd])")
 
 
-class InvalidParameter(ValueError):
+class InvalidParameter(Invalid):
     """A query parameter the routes refuse: which, and why."""
 
     def __init__(self, field: str, reason: str) -> None:
-        super().__init__(f"{field}: {reason}")
+        super().__init__(f"{field}: {reason}", [{"field": field, "reason": reason}])
         self.field = field
         self.reason = reason
+
+
+def scope_for(principal: Principal, organisation: str | None) -> tuple[int, ...] | None:
+    """The caller's organisations, or the one ``organisation`` asks for within them."""
+    scope = principal.organisation_scope
+    if organisation is None:
+        return scope
+    if not (organisation.isascii() and organisation.isdigit()) or not (
+        1 <= int(organisation) <= 2**63 - 1
+    ):
+        raise InvalidParameter("organisation", "must be a whole number from 1")
+    wanted = int(organisation)
+    if scope is not None and wanted not in scope:
+        raise Forbidden("this token reads only its own organisation's endpoints")
+    return (wanted,)
 
 
 _NAMES = {int(status): status.name for status in Status}

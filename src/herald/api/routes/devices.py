@@ -12,12 +12,12 @@ from starlette.responses import Response
 
 from herald.api.deps import EventReader, ServicesDep, require
 from herald.api.pagination import page_headers
-from herald.api.problems import Problem, field_problem
+from herald.api.problems import Problem
 from herald.auth import Principal
 from herald.devices import changes, service
 from herald.events.types import EventPage, EventQuery
+from herald.organisations import service as organisations_service
 from herald.organisations.types import Organisation
-from herald.store.errors import NotFound
 
 router = APIRouter(tags=["devices"])
 JSON_TYPE = "application/json"
@@ -105,32 +105,14 @@ def _json(document: object, headers: dict[str, str] | None = None) -> Response:
 _ORGANISATION_HELP = "One of the token's organisations only (internal tokens: any one)"
 
 
-def _narrowed(principal: Principal, organisation: str | None) -> tuple[int, ...] | None:
-    """The principal's scope, or the one organisation asked for within it (403 outside)."""
-    scope = principal.organisation_scope
-    if organisation is None:
-        return scope
-    if not (organisation.isascii() and organisation.isdigit()) or not (
-        1 <= int(organisation) <= 2**63 - 1
-    ):
-        raise field_problem(422, "organisation", "must be a whole number from 1")
-    wanted = int(organisation)
-    if scope is not None and wanted not in scope:
-        raise Problem(403, "Forbidden", "this token reads only its own organisation's endpoints")
-    return (wanted,)
-
-
 @router.get("/endpoint", openapi_extra={"parameters": _LIST_PARAMETERS})
 async def list_endpoints(
     request: Request, services: ServicesDep, principal: EventReader
 ) -> Response:
     """The organisation's endpoints with their state, filtered, sorted and paged."""
     params = dict(request.query_params)
-    scope = _narrowed(principal, params.pop("organisation", None))
-    try:
-        query = service.list_query(params, scope)
-    except service.InvalidParameter as exc:
-        raise field_problem(422, exc.field, exc.reason) from None
+    scope = service.scope_for(principal, params.pop("organisation", None))
+    query = service.list_query(params, scope)
     query = dataclasses.replace(query, time_limit=services.settings.query_time_limit_seconds)
     rows, total = await services.query(principal, services.store.list_device_states, query)
     headers = page_headers(
@@ -152,7 +134,7 @@ async def endpoint_status_counts(
     ] = None,
 ) -> Response:
     """How many of the organisation's endpoints are in each status (a dashboard tile)."""
-    scope = _narrowed(principal, organisation)
+    scope = service.scope_for(principal, organisation)
     counts = await services.run(services.store.device_status_counts, scope)
     return _json(service.status_counts(counts))
 
@@ -168,15 +150,8 @@ class OrganisationOut(BaseModel):
 async def list_organisations(services: ServicesDep, principal: EventReader) -> Response:
     """The organisations the token may read, by id: its own, or every one for an internal
     token (the console's organisation switcher)."""
-    scope = principal.organisation_scope
-    organisations = await services.run(services.store.list_organisations)
-    return _json(
-        [
-            {"id": o.id, "name": o.name}
-            for o in sorted(organisations, key=lambda o: o.id)
-            if scope is None or o.id in scope
-        ]
-    )
+    organisations = await organisations_service.visible(services, principal)
+    return _json([{"id": o.id, "name": o.name} for o in organisations])
 
 
 @router.get("/endpoint/{endpoint_id}/connectivity")
@@ -223,12 +198,6 @@ def _device_events(organisation: Organisation) -> DeviceEventsOut:
     )
 
 
-def _own(principal: Principal, organisation_id: int) -> None:
-    scope = principal.organisation_scope
-    if scope is not None and organisation_id not in scope:
-        raise Problem(404, "Not found", f"no organisation {organisation_id}")
-
-
 @router.get(
     "/organisation/{organisation_id}/device_events",
     responses={200: {"model": DeviceEventsOut}},
@@ -237,11 +206,7 @@ async def get_device_events(
     organisation_id: OrganisationId, services: ServicesDep, principal: EventReader
 ) -> DeviceEventsOut:
     """Whether the organisation's endpoints' status changes are written as events."""
-    _own(principal, organisation_id)
-    organisation = await services.run(services.store.get_organisation, organisation_id)
-    if organisation is None:
-        raise Problem(404, "Not found", f"no organisation {organisation_id}")
-    return _device_events(organisation)
+    return _device_events(await organisations_service.get(services, principal, organisation_id))
 
 
 @router.put(
@@ -256,11 +221,7 @@ async def set_device_events(
 ) -> DeviceEventsOut:
     """Opt the organisation in (or out): its endpoints' status changes from now on are
     written to its log as events handlers can stream ("endpoint went offline")."""
-    _own(principal, organisation_id)
-    try:
-        organisation = await services.run(
-            services.store.set_device_events, organisation_id, body.enabled
-        )
-    except NotFound:
-        raise Problem(404, "Not found", f"no organisation {organisation_id}") from None
+    organisation = await organisations_service.set_device_events(
+        services, principal, organisation_id, body.enabled
+    )
     return _device_events(organisation)

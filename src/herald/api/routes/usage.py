@@ -18,7 +18,6 @@ from starlette.responses import Response
 from herald.api.deps import EventReader, ServicesDep
 from herald.api.problems import Problem, field_problem
 from herald.devices import usage
-from herald.devices.service import InvalidParameter
 from herald.ingest.usage import MAX_ENDPOINT_ID
 from herald.retention import DAY_MS
 from herald.services import Services
@@ -85,10 +84,7 @@ async def endpoint_daily_usage(
 ) -> Response:
     """The endpoint's usage per UTC day (every day of the range), as emnify answers it:
     data in MB (rx, tx, total), SMS in messages (tx: sent by the device, rx: received)."""
-    try:
-        first, last = usage.daily_range(request.query_params, now_ms())
-    except InvalidParameter as exc:
-        raise field_problem(422, exc.field, exc.reason) from None
+    first, last = usage.daily_range(request.query_params, now_ms())
     organisation_id = await _organisation(services, principal.organisation_scope, endpoint_id)
     records, sessions = await _days(services, organisation_id, int(endpoint_id), first, last)
     return _json([usage.daily_entry(day) for day in usage.combine(first, last, records, sessions)])
@@ -184,10 +180,7 @@ async def endpoint_usage_records(
     if not digits or not 1 <= int(raw_limit) <= MAX_USAGE_RECORDS:
         raise field_problem(422, "limit", f"must be a whole number from 1 to {MAX_USAGE_RECORDS}")
     dates = {name: params[name] for name in ("start_date", "end_date") if name in params}
-    try:
-        first, last = usage.daily_range(dates, now_ms())
-    except InvalidParameter as exc:
-        raise field_problem(422, exc.field, exc.reason) from None
+    first, last = usage.daily_range(dates, now_ms())
     organisation_id = await _organisation(services, principal.organisation_scope, endpoint_id)
     records = await services.run(
         services.store.usage_records,
