@@ -128,6 +128,7 @@ ANSWERS: dict[str, Answer] = {
     "GET /api/v1/rule": Answer(200, FROM_ROUTE, AUTH),
     "POST /api/v1/rule": Answer(201, FROM_ROUTE, (409, *WRITE)),
     "GET /api/v1/rule/alert": Answer(200, FROM_ROUTE, AUTH),
+    "POST /api/v1/rule/preview": Answer(200, FROM_ROUTE, WRITE),
     "GET /api/v1/rule/{rule_id}": Answer(200, FROM_ROUTE, ITEM),
     "PATCH /api/v1/rule/{rule_id}": Answer(200, FROM_ROUTE, ITEM_WRITE),
     "DELETE /api/v1/rule/{rule_id}": Answer(204, None, ITEM, description="Deleted"),

@@ -21,9 +21,11 @@ from typing import Any
 from herald.devices import state as device_state
 from herald.devices.usage import session_traffic
 from herald.ingest.usage import UNITS_PER_MB
+from herald.query.fields import BY_NAME
 from herald.rules.types import Condition
 
 DAY_MS = 86_400_000
+_TIMESTAMP = BY_NAME["timestamp"]
 State = dict[str, Any]
 
 
@@ -36,6 +38,12 @@ class Seen:
     timestamp_ms: int
     body: bytes
     record: dict[str, Any]
+
+
+def timestamp_of(record: dict[str, Any]) -> int | None:
+    """A stored record's ``timestamp`` in ms (None if unreadable)."""
+    at: int | None = _TIMESTAMP.value(record)
+    return at
 
 
 # -- observing events -------------------------------------------------------------------

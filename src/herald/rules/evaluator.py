@@ -33,7 +33,6 @@ from herald.follower import Follower, LogReader
 from herald.ids import IdGenerator
 from herald.loops import Loops, run_forever
 from herald.model import NewEvent
-from herald.query.fields import BY_NAME
 from herald.rules import alerts, conditions, lifecycle
 from herald.rules.types import Group, Rule
 from herald.store import Store
@@ -43,7 +42,6 @@ from herald.timefmt import now_ms
 log = logging.getLogger(__name__)
 CHUNK = 2000  # log entries per step
 Key = tuple[int, str]  # (rule id, group key)
-_TIMESTAMP = BY_NAME["timestamp"]
 
 
 def matching(
@@ -71,7 +69,9 @@ def matching(
             if not flt.matches(record):
                 continue
             key = alerts.group_key(rule.spec.group, record)
-            at = entry.timestamp_ms if entry.timestamp_ms is not None else _TIMESTAMP.value(record)
+            at = entry.timestamp_ms
+            if at is None:
+                at = conditions.timestamp_of(record)
             if key is None or at is None:
                 continue
             seen[(rule.id, key)].append(

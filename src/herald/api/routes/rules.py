@@ -14,15 +14,19 @@ from herald.api.deps import ServicesDep, get_principal, require
 from herald.api.problems import Problem, field_problem
 from herald.auth import Principal
 from herald.handlers.filters import MAX_FILTER_CHARS, canonical_filter
+from herald.model import Timestamp
 from herald.query.syntax import FilterError
+from herald.rules.preview import preview
 from herald.rules.types import Alert, Condition, GroupBy, Kind, Period, Rule, RuleSpec
-from herald.timefmt import format_ms, now_ms
+from herald.timefmt import format_ms, now_ms, to_ms
 
 router = APIRouter(tags=["rules"])
 Manager = Annotated[Principal, Depends(require("rule:manage"))]
 RuleId = Annotated[int, Path(ge=0, le=2**63 - 1)]
 MAX_WINDOW_SECONDS = 31 * 86_400  # a month: the longest window or hold-down
 MAX_COUNT = 10_000
+MAX_PREVIEW_DAYS = 31
+PREVIEW_GROUPS = 100  # groups an answer lists, those that fired most first
 StatusName = Literal["ATTACHED", "ONLINE", "OFFLINE", "BLOCKED"]
 _NEEDS: dict[str, tuple[str, ...]] = {
     "count": ("count", "window_seconds"),
@@ -128,6 +132,38 @@ class RulePatch(BaseModel):
     condition: ConditionIn | None = None
     hold_down_seconds: float | None = Field(default=None, ge=0, le=MAX_WINDOW_SECONDS)
     enabled: bool | None = None
+
+
+class PreviewIn(BaseModel):
+    """A rule (as ``POST /rule`` takes it, without name and enabled) and a past range."""
+
+    model_config = ConfigDict(extra="forbid", populate_by_name=True, strict=True)
+
+    q: str = Field(default="", max_length=MAX_FILTER_CHARS)
+    group: GroupBy = "endpoint"
+    condition: ConditionIn
+    hold_down_seconds: float = Field(default=0, ge=0, le=MAX_WINDOW_SECONDS)
+    from_: Timestamp = Field(alias="from", description=f"At most {MAX_PREVIEW_DAYS} days ago")
+    until: Timestamp | None = Field(default=None, description="Absent: now")
+    organisation_id: int | None = Field(default=None, ge=1)
+
+
+class PreviewGroupOut(BaseModel):
+    key: str
+    fired: int
+
+
+class PreviewOut(BaseModel):
+    """What the rule would have done over the range."""
+
+    from_: str = Field(alias="from")
+    until: str
+    fired: int = Field(description="Firings, all groups together")
+    groups: list[PreviewGroupOut] = Field(
+        description=f"The groups that fired, most first (at most {PREVIEW_GROUPS})"
+    )
+    events: int = Field(description="Matching events replayed")
+    complete: bool = Field(description="false: stopped after the first 200,000 events")
 
 
 def _q(services: ServicesDep, value: str) -> str:
@@ -317,3 +353,48 @@ async def delete_rule(rule_id: RuleId, services: ServicesDep, principal: Manager
     """Delete a rule; it stops firing at once."""
     await services.run(services.store.rules.delete, rule_id, principal.organisation_scope)
     return Response(status_code=204)
+
+
+@router.post("/rule/preview", responses={200: {"model": PreviewOut}})
+async def preview_rule(body: PreviewIn, services: ServicesDep, principal: Reader) -> dict[str, Any]:
+    """Run a rule over the organisation's stored events of a past range, nothing written:
+    how many times, and for which groups, it would have fired."""
+    organisation_id = _organisation_for(services, principal, body.organisation_id)
+    condition = body.condition.checked()
+    if condition.kind == "state" and body.group != "endpoint":
+        raise field_problem(422, "group", "a state condition is per endpoint", "Invalid rule")
+    now = now_ms()
+    from_ms = to_ms(body.from_)
+    until_ms = min(to_ms(body.until), now) if body.until is not None else now
+    if until_ms < from_ms:
+        raise field_problem(422, "until", "must not be before from", "Invalid rule")
+    if until_ms - from_ms > MAX_PREVIEW_DAYS * 86_400_000:
+        raise field_problem(422, "from", f"at most {MAX_PREVIEW_DAYS} days before until")
+    spec = RuleSpec(
+        "preview",
+        _q(services, body.q),
+        body.group,
+        condition,
+        round(body.hold_down_seconds * 1000),
+    )
+    found = await services.query(
+        principal,
+        lambda: preview(
+            services.store,
+            organisation_id,
+            spec,
+            from_ms,
+            until_ms,
+            max_groups=services.settings.max_groups_per_rule,
+            time_limit=services.settings.query_time_limit_seconds,
+        ),
+    )
+    ranked = sorted(found.groups.items(), key=lambda item: (-item[1], item[0]))
+    return {
+        "from": format_ms(from_ms),
+        "until": format_ms(until_ms),
+        "fired": found.fired,
+        "groups": [{"key": key, "fired": n} for key, n in ranked[:PREVIEW_GROUPS]],
+        "events": found.events,
+        "complete": found.complete,
+    }
