@@ -14,7 +14,7 @@ import jsonschema
 import orjson
 import pytest
 
-from herald.api.routes.onece import day_costs
+from herald.devices.onece import day_costs
 from herald.timefmt import format_ms, now_ms
 from tests.support.herald import Herald
 from tests.support.waiting import wait_until

@@ -1,12 +1,12 @@
 """Each organisation's event budget: events per second with a burst, and body bytes per day.
 
-The per-token rate limit (``ratelimit.py``) counts requests; a batch of 1,000 events is one
-request. The event budget counts what a request writes: its events take from the
+The per-token rate limit (``api/ratelimit.py``) counts requests; a batch of 1,000 events is
+one request. The event budget counts what a request writes: its events take from the
 organisation's token bucket (``events_per_second``, holding at most ``burst``) and its body's
 bytes from the organisation's day (UTC). A request over either is refused whole, before its
-events are validated, with 429, ``Retry-After`` and a problem naming the budget; providers'
+events are validated (``RetryLater``: 429 with ``Retry-After``, naming the budget); providers'
 streamers retry such a batch. A batch that could never fit (more events than the burst, more
-bytes than a day's budget) is refused with 422 instead: retrying it would not help.
+bytes than a day's budget) is ``Invalid`` instead (422): retrying it would not help.
 
 The defaults are the server's (``HERALD_EVENT_BUDGET_*``); an organisation's own come from
 ``herald org limits``. Budgets are counted in each server process (one node's share).

@@ -19,7 +19,6 @@ no event of theirs carries.
 
 from __future__ import annotations
 
-from decimal import Decimal, InvalidOperation
 from typing import Annotated, Any, Literal
 
 import orjson
@@ -30,17 +29,24 @@ from starlette.responses import Response
 from herald.api.deps import EventReader, ServicesDep
 from herald.api.pagination import page_headers
 from herald.api.problems import Problem, field_problem
-from herald.api.routes.usage import _days
 from herald.auth import Principal
-from herald.devices import service, usage
+from herald.devices import service, usage, usage_reads
 from herald.devices import state as device_state
+from herald.devices.onece import (
+    MAX_COST_RECORDS,
+    Cost,
+    as_text,
+    day_costs,
+    nested,
+    sim_event,
+    usage_entry,
+)
 from herald.devices.service import InvalidParameter
 from herald.events.query_params import parse_sort, refuse_unknown
 from herald.events.types import EventQuery
-from herald.ingest.usage import MAX_ENDPOINT_ID, UNITS_PER_MB
+from herald.ingest.usage import MAX_ENDPOINT_ID
 from herald.query.filter import EventFilter
 from herald.services import Services
-from herald.store.usage_records import DATA, SMS
 from herald.timefmt import now_ms
 
 ONECE_PREFIX = "/1nce/management-api"
@@ -128,137 +134,6 @@ class DailyUsage(BaseModel):
     """``GET /v1/sims/{iccid}/usage``: each day of the range."""
 
     stats: list[DailyUsageEntry]
-
-
-# -- shaping --------------------------------------------------------------------------------
-def _nested(record: dict[str, Any], key: str) -> dict[str, Any]:
-    value = record.get(key)
-    return value if isinstance(value, dict) else {}
-
-
-def _text(value: object) -> str | None:
-    return value if isinstance(value, str) else str(value) if isinstance(value, int) else None
-
-
-def onece_time(timestamp: object) -> str:
-    """Herald's ``2026-11-20T10:00:00.000Z`` as 1NCE writes it: ``...000+0000``."""
-    text = str(timestamp or "")
-    return text[:-1] + "+0000" if text.endswith("Z") else text
-
-
-def sim_event(record: dict[str, Any]) -> dict[str, Any]:
-    """A served record as 1NCE's ``SIM_Event``."""
-    detail = _nested(record, "detail")
-    country = _nested(detail, "country")
-    pdp = _nested(detail, "pdp_context")
-    mnc = pdp.get("mnc")
-    mncs = detail.get("mnc")  # a location's: a list of {id, mnc}
-    if mnc is None and isinstance(mncs, list) and mncs and isinstance(mncs[0], dict):
-        mnc = mncs[0].get("mnc")
-    return {
-        "timestamp": onece_time(record.get("timestamp")),
-        "event_type": str(_nested(record, "event_type").get("description") or ""),
-        "iccid": _text(_nested(record, "sim").get("iccid")),
-        "imei": _text(_nested(record, "endpoint").get("imei")),
-        "imsi": _text(_nested(record, "imsi").get("imsi")),
-        "country": _text(country.get("name")),
-        "operator": _text(detail.get("name")) if country or pdp else None,
-        "mcc": _text(country.get("mcc") or pdp.get("mcc")),
-        "mnc": _text(mnc),
-        "alert": bool(record.get("alert")),
-        "event_severity": str(_nested(record, "event_severity").get("description") or ""),
-    }
-
-
-def _decimal(units: int, scale: int) -> str:
-    """``units`` millionths (``scale`` 10**6) as 1NCE's text with 6 decimals, exactly."""
-    if scale == 1:
-        return str(units)
-    return f"{units // scale}.{units % scale:06d}"
-
-
-MAX_COST_RECORDS = 20_000
-"""Usage records a usage answer reads for costs; past it, the older days' cost is null."""
-_MAX_COST_TEXT = 40
-Cost = tuple[str, dict[str, Any]]
-
-
-def _cost(value: object) -> Decimal | None:
-    """A record's ``cost`` (text or number, up to 10 decimals) as a Decimal; None if absent
-    or not a plain bounded amount."""
-    if isinstance(value, bool) or not isinstance(value, str | int | float):
-        return None
-    text = value if isinstance(value, str) else str(value)
-    if len(text) > _MAX_COST_TEXT:
-        return None
-    try:
-        amount = Decimal(text)
-    except InvalidOperation:
-        return None
-    exponent = amount.as_tuple().exponent
-    if not amount.is_finite() or not isinstance(exponent, int) or exponent < -12:
-        return None
-    return amount if abs(amount) < 10**15 else None
-
-
-def day_costs(rows: list[tuple[int, int, bytes]], limit: int) -> dict[tuple[int, int], Cost]:
-    """(day, traffic type) -> (summed cost, currency) of usage records (``rows`` newest day
-    first, as ``usage_day_records`` gives them): only where each record of the day and type
-    carries a cost in the same currency. A read cut at ``limit`` rows leaves its oldest day
-    out (some of its records were not read)."""
-    if len(rows) >= limit:
-        oldest = rows[-1][0]
-        rows = [row for row in rows if row[0] != oldest]
-    sums: dict[tuple[int, int], tuple[Decimal, Any] | None] = {}
-    for day, traffic_type, body in rows:
-        key = (day, traffic_type)
-        if key in sums and sums[key] is None:
-            continue
-        try:
-            record = orjson.loads(body)
-        except orjson.JSONDecodeError:
-            record = None
-        amount = _cost(record.get("cost")) if isinstance(record, dict) else None
-        currency = record.get("currency") if isinstance(record, dict) else None
-        held = sums.get(key, (Decimal(0), currency))
-        if amount is None or not isinstance(currency, dict) or held is None:
-            sums[key] = None
-        elif held[1] != currency:
-            sums[key] = None
-        else:
-            sums[key] = (held[0] + amount, currency)
-    return {
-        key: (format(total, "f"), currency)
-        for key, held in sums.items()
-        if held is not None
-        for total, currency in (held,)
-    }
-
-
-def usage_entry(
-    day: usage.DayUsage, costs: dict[tuple[int, int], Cost] | None = None
-) -> dict[str, Any]:
-    """One day as 1NCE's ``Daily`` usage record (``costs``: ``day_costs``)."""
-    costs = costs or {}
-    data_cost = costs.get((day.day, DATA), (None, None))
-    sms_cost = costs.get((day.day, SMS), (None, None))
-    data = {
-        "volume": _decimal(day.data_total, UNITS_PER_MB),
-        "volume_rx": _decimal(day.data_rx, UNITS_PER_MB),
-        "volume_tx": _decimal(day.data_tx, UNITS_PER_MB),
-        "traffic_type": usage.TRAFFIC_TYPES[DATA],
-        "cost": data_cost[0],
-        "currency": data_cost[1],
-    }
-    sms = {  # 1NCE: volume_rx is the MO count, volume_tx the MT count
-        "volume": str(day.sms_total),
-        "volume_rx": str(day.sms_mo),
-        "volume_tx": str(day.sms_mt),
-        "traffic_type": usage.TRAFFIC_TYPES[SMS],
-        "cost": sms_cost[0],
-        "currency": sms_cost[1],
-    }
-    return {"date": usage.iso_day(day.day) + "T00:00:00.000Z", "data": data, "sms": sms}
 
 
 # -- finding the SIM ------------------------------------------------------------------------
@@ -359,7 +234,7 @@ async def sim_status(iccid: Iccid, services: ServicesDep, principal: EventReader
     with no location for a SIM whose endpoint has no state yet)."""
     record = await _newest(services, principal, iccid)
     key = device_state.endpoint_key(record)
-    organisation = _nested(record, "organisation").get("id")
+    organisation = nested(record, "organisation").get("id")
     row = None
     if key is not None and isinstance(organisation, int):
         row = await services.run(services.store.get_device_state, (organisation,), key)
@@ -368,7 +243,7 @@ async def sim_status(iccid: Iccid, services: ServicesDep, principal: EventReader
     answer = service.connectivity(row)
     location = answer["location"]
     if location is not None:
-        imsi = _text(_nested(record, "imsi").get("imsi"))
+        imsi = as_text(nested(record, "imsi").get("imsi"))
         location = {"iccid": iccid, "imsi": imsi, **location}
     return _json(
         {
@@ -418,8 +293,8 @@ async def sim_usage(
         reason = exc.reason.replace("start_date", "start_dt").replace("end_date", "end_dt")
         raise field_problem(422, name, reason) from None
     record = await _newest(services, principal, iccid)
-    endpoint_id = _nested(record, "endpoint").get("id")
-    organisation = _nested(record, "organisation").get("id")
+    endpoint_id = nested(record, "endpoint").get("id")
+    organisation = nested(record, "organisation").get("id")
     days: list[usage.DayUsage] = []
     costs: dict[tuple[int, int], Cost] = {}
     if (
@@ -427,7 +302,7 @@ async def sim_usage(
         and 0 <= endpoint_id <= MAX_ENDPOINT_ID
         and isinstance(organisation, int)
     ):
-        records, sessions = await _days(services, organisation, endpoint_id, first, last)
+        records, sessions = await usage_reads.days(services, organisation, endpoint_id, first, last)
         days = usage.combine(first, last, records, sessions)
         rows = await services.run(
             services.store.usage_day_records,

@@ -16,12 +16,9 @@ from fastapi.routing import APIRouter
 from starlette.responses import Response
 
 from herald.api.deps import EventReader, ServicesDep
-from herald.api.problems import Problem, field_problem
-from herald.devices import usage
-from herald.ingest.usage import MAX_ENDPOINT_ID
+from herald.api.problems import field_problem
+from herald.devices import usage, usage_reads
 from herald.retention import DAY_MS
-from herald.services import Services
-from herald.store.usage_records import DailyUsage, Traffic
 from herald.timefmt import now_ms
 
 router = APIRouter(tags=["devices"])
@@ -49,35 +46,6 @@ def _json(document: object) -> Response:
     return Response(orjson.dumps(document), 200, media_type=JSON_TYPE)
 
 
-async def _organisation(services: Services, scope: tuple[int, ...] | None, raw: str) -> int:
-    """The organisation whose usage of endpoint ``raw`` the caller reads, and its id."""
-    if raw.isascii() and raw.isdigit() and int(raw) <= MAX_ENDPOINT_ID:
-        found = await services.run(services.store.usage_organisation, scope, int(raw))
-        if found is not None:
-            return found
-    raise Problem(404, "Not found", f"no usage for endpoint {raw!r}")
-
-
-async def _days(
-    services: Services, organisation_id: int, endpoint_id: int, first: int, last: int
-) -> tuple[list[DailyUsage], list[Traffic]]:
-    """The days' summed usage records and the sessions closed on the days without data
-    records (the only ones that count)."""
-    store = services.store
-    records = await services.run(store.usage_days, organisation_id, endpoint_id, first, last)
-    bodies = await services.run(
-        store.usage_sessions, organisation_id, endpoint_id, first * DAY_MS, (last + 1) * DAY_MS
-    )
-    by_records = usage.record_days(records)  # their sessions would not count: not read
-    sessions = [
-        traffic
-        for at, body in bodies
-        if usage.day_of(at) not in by_records
-        and (traffic := usage.session_traffic(at, body)) is not None
-    ]
-    return records, sessions
-
-
 @router.get("/endpoint/{endpoint_id}/stats/daily", openapi_extra={"parameters": _DAILY_PARAMETERS})
 async def endpoint_daily_usage(
     endpoint_id: EndpointId, request: Request, services: ServicesDep, principal: EventReader
@@ -85,8 +53,12 @@ async def endpoint_daily_usage(
     """The endpoint's usage per UTC day (every day of the range), as emnify answers it:
     data in MB (rx, tx, total), SMS in messages (tx: sent by the device, rx: received)."""
     first, last = usage.daily_range(request.query_params, now_ms())
-    organisation_id = await _organisation(services, principal.organisation_scope, endpoint_id)
-    records, sessions = await _days(services, organisation_id, int(endpoint_id), first, last)
+    organisation_id = await usage_reads.organisation_of(
+        services, principal.organisation_scope, endpoint_id
+    )
+    records, sessions = await usage_reads.days(
+        services, organisation_id, int(endpoint_id), first, last
+    )
     return _json([usage.daily_entry(day) for day in usage.combine(first, last, records, sessions)])
 
 
@@ -96,13 +68,17 @@ async def endpoint_usage_stats(
 ) -> Response:
     """The endpoint's usage as emnify's ``/stats`` answers it: ``last_month`` and
     ``current_month`` (each only with traffic), ``last_hour`` per minute."""
-    organisation_id = await _organisation(services, principal.organisation_scope, endpoint_id)
+    organisation_id = await usage_reads.organisation_of(
+        services, principal.organisation_scope, endpoint_id
+    )
     now = now_ms()
     this_month = usage.month_start(usage.today(now))
     previous = usage.month_start(date.fromordinal(this_month.toordinal() - 1))
     first, _ = usage.month_days(previous)
     last = usage.day_of(now)
-    records, sessions = await _days(services, organisation_id, int(endpoint_id), first, last)
+    records, sessions = await usage_reads.days(
+        services, organisation_id, int(endpoint_id), first, last
+    )
     days = usage.combine(first, last, records, sessions)
     split = usage.month_days(this_month)[0] - first
     answer: dict[str, Any] = {}
@@ -181,7 +157,9 @@ async def endpoint_usage_records(
         raise field_problem(422, "limit", f"must be a whole number from 1 to {MAX_USAGE_RECORDS}")
     dates = {name: params[name] for name in ("start_date", "end_date") if name in params}
     first, last = usage.daily_range(dates, now_ms())
-    organisation_id = await _organisation(services, principal.organisation_scope, endpoint_id)
+    organisation_id = await usage_reads.organisation_of(
+        services, principal.organisation_scope, endpoint_id
+    )
     records = await services.run(
         services.store.usage_records,
         organisation_id,
