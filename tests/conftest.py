@@ -20,6 +20,14 @@ def pytest_configure(config: pytest.Config) -> None:
     figures.begin_run()  # on the controller, before its workers start: they share the run id
 
 
+def pytest_collection_modifyitems(items: list[pytest.Item]) -> None:
+    """The files marked ``first`` run before the others: ``--dist loadfile`` hands files to
+    its workers in collection order, and a file of minutes handed out last ends the run
+    alone while the other workers wait."""
+    first = {item.path for item in items if item.get_closest_marker("first")}
+    items.sort(key=lambda item: item.path not in first)  # stable: each file's order kept
+
+
 def pytest_sessionfinish(session: pytest.Session) -> None:
     stop_every_server()  # none of this process's ``herald serve`` outlives the session
     if not hasattr(session.config, "workerinput"):  # the controller, or a run without xdist

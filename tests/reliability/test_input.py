@@ -21,6 +21,8 @@ from tests.reliability.conftest import ALL, Tenant, make_tenant
 from tests.reliability.figures import Figures
 from tests.support.server import HeraldServer, start_server
 
+pytestmark = pytest.mark.first  # schemathesis: minutes; see tests/conftest.py
+
 EXAMPLES = int(os.environ.get("HERALD_FUZZ_EXAMPLES", "30"))
 SOAK = bool(os.environ.get("HERALD_SOAK"))
 FUZZ = settings(
