@@ -7,6 +7,7 @@ import typer
 from herald.cli import admin, events, serve
 from herald.cli import db as db_cli
 from herald.cli import handler as handler_cli
+from herald.cli import rule as rule_cli
 from herald.cli import simulate as simulate_cli
 from herald.cli import worker as worker_cli
 
@@ -23,6 +24,7 @@ app.add_typer(admin.token_app, name="token")
 app.add_typer(admin.ingest_app, name="ingest-credential")
 app.add_typer(events.events_app, name="events")
 app.add_typer(handler_cli.handler_app, name="handler")
+app.add_typer(rule_cli.rule_app, name="rule")
 app.command("worker")(worker_cli.worker)
 app.add_typer(db_cli.db_app, name="db")
 

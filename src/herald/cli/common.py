@@ -162,6 +162,28 @@ def api_failed(response: httpx.Response) -> NoReturn:
     fail(f"{response.status_code} {reason}")
 
 
+def api_call(url: str | None, token: str | None, method: str, path: str, **kwargs: Any) -> Any:
+    """One API call; its JSON answer, or a clear error (never a traceback) on failure."""
+    import httpx
+
+    with api_client(url, token) as client:
+        try:
+            response = client.request(method, path, **kwargs)
+        except httpx.HTTPError as exc:
+            fail(f"cannot reach Herald at {client.base_url}: {exc}")
+    if response.status_code >= 400:
+        api_failed(response)
+    return response.json() if response.content else None
+
+
+def print_json(document: Any) -> None:
+    """An API answer as indented JSON, as it is (never read as markup)."""
+    import orjson
+
+    text = orjson.dumps(document, option=orjson.OPT_INDENT_2).decode()
+    console.print(text, highlight=False, markup=False, soft_wrap=True)
+
+
 def plain(value: object) -> Text:
     """A table cell or line of server or user text, shown as it is (never as markup)."""
     return Text("" if value is None else str(value))

@@ -13,11 +13,11 @@ import typer
 from herald.cli.common import (
     TokenOption,
     UrlOption,
-    api_client,
-    api_failed,
+    api_call,
     console,
     fail,
     plain,
+    print_json,
 )
 
 handler_app = typer.Typer(
@@ -127,25 +127,6 @@ def _credentials(names: list[str] | None) -> dict[str, str]:
     return credentials
 
 
-def _call(url: str | None, token: str | None, method: str, path: str, **kwargs: Any) -> Any:
-    """One API call; a clear error (never a traceback) on failure."""
-    import httpx
-
-    with api_client(url, token) as client:
-        try:
-            response = client.request(method, path, **kwargs)
-        except httpx.HTTPError as exc:
-            fail(f"cannot reach Herald at {client.base_url}: {exc}")
-    if response.status_code >= 400:
-        api_failed(response)
-    return response.json() if response.content else None
-
-
-def _print(document: Any) -> None:
-    text = orjson.dumps(document, option=orjson.OPT_INDENT_2).decode()
-    console.print(text, highlight=False, markup=False, soft_wrap=True)  # as it is: JSON
-
-
 FormatOption = Annotated[Format, typer.Option(help="How events are written.")]
 FilterOption = Annotated[
     str | None,
@@ -216,7 +197,7 @@ def create(
         body["filter"] = _filter(filter)
     if org is not None:
         body["organisation_id"] = org
-    _print(_call(url, token, "POST", "/event_handler", json=body))
+    print_json(api_call(url, token, "POST", "/event_handler", json=body))
 
 
 @handler_app.command("list")
@@ -225,7 +206,7 @@ def list_(url: UrlOption = None, token: TokenOption = None) -> None:
     from rich.table import Table
 
     table = Table("id", "org", "name", "type", "format", "url", "enabled")
-    for handler in _call(url, token, "GET", "/event_handler"):
+    for handler in api_call(url, token, "GET", "/event_handler"):
         table.add_row(
             str(handler["id"]),
             str(handler["organisation"]["id"]),
@@ -279,22 +260,22 @@ def update(
     batch = {"max_events": max_events, "max_wait_ms": max_wait_ms, "max_bytes": max_bytes}
     if any(value is not None for value in batch.values()):
         # the API replaces the whole batch: keep what is not given
-        current = _call(url, token, "GET", f"/event_handler/{handler_id}")["batch"]
+        current = api_call(url, token, "GET", f"/event_handler/{handler_id}")["batch"]
         body["batch"] = {**current, **{k: v for k, v in batch.items() if v is not None}}
     if not body:
         fail(
             "nothing to change: give --target, --name, --format, --filter, --max-events, "
             "--max-wait-ms, --max-bytes, --set, --header or --credential"
         )
-    _print(_call(url, token, "PATCH", f"/event_handler/{handler_id}", json=body))
+    print_json(api_call(url, token, "PATCH", f"/event_handler/{handler_id}", json=body))
 
 
 @handler_app.command("test")
 def test(handler_id: HandlerId, url: UrlOption = None, token: TokenOption = None) -> None:
     """Send a test event now; prints what the receiver or broker answered. Exits 1 unless it
     was delivered."""
-    answer = _call(url, token, "POST", f"/event_handler/{handler_id}/test")
-    _print(answer)
+    answer = api_call(url, token, "POST", f"/event_handler/{handler_id}/test")
+    print_json(answer)
     if answer.get("outcome") != "delivered":
         reason = answer.get("error") or f"status {answer.get('status')}"
         fail(f"the test event was not delivered ({answer.get('outcome')}: {reason})")
@@ -303,13 +284,13 @@ def test(handler_id: HandlerId, url: UrlOption = None, token: TokenOption = None
 @handler_app.command("show")
 def show(handler_id: HandlerId, url: UrlOption = None, token: TokenOption = None) -> None:
     """Show one handler."""
-    _print(_call(url, token, "GET", f"/event_handler/{handler_id}"))
+    print_json(api_call(url, token, "GET", f"/event_handler/{handler_id}"))
 
 
 @handler_app.command("status")
 def status(handler_id: HandlerId, url: UrlOption = None, token: TokenOption = None) -> None:
     """State, lag, failures, next attempt, where delivery runs."""
-    _print(_call(url, token, "GET", f"/event_handler/{handler_id}/status"))
+    print_json(api_call(url, token, "GET", f"/event_handler/{handler_id}/status"))
 
 
 @handler_app.command("deliveries")
@@ -324,7 +305,7 @@ def deliveries(
 
     table = Table("time", "kind", "events", "status", "outcome", "ms", "error")
     path = f"/event_handler/{handler_id}/delivery"
-    for entry in _call(url, token, "GET", path, params={"per_page": limit}):
+    for entry in api_call(url, token, "GET", path, params={"per_page": limit}):
         ids = entry["event_ids"]
         table.add_row(
             entry["time"],
@@ -350,12 +331,12 @@ def replay(
 ) -> None:
     """Deliver a range of past events again."""
     body = {"from": since, **({"until": until} if until else {})}
-    _print(_call(url, token, "POST", f"/event_handler/{handler_id}/replay", json=body))
+    print_json(api_call(url, token, "POST", f"/event_handler/{handler_id}/replay", json=body))
 
 
 def _set_enabled(handler_id: int, enabled: bool, url: str | None, token: str | None) -> None:
     path = f"/event_handler/{handler_id}"
-    handler = _call(url, token, "PATCH", path, json={"enabled": enabled})
+    handler = api_call(url, token, "PATCH", path, json={"enabled": enabled})
     console.print(f"Handler {handler['id']} {'enabled' if handler['enabled'] else 'disabled'}.")
 
 
@@ -374,5 +355,5 @@ def disable(handler_id: HandlerId, url: UrlOption = None, token: TokenOption = N
 @handler_app.command("delete")
 def delete(handler_id: HandlerId, url: UrlOption = None, token: TokenOption = None) -> None:
     """Delete a handler."""
-    _call(url, token, "DELETE", f"/event_handler/{handler_id}")
+    api_call(url, token, "DELETE", f"/event_handler/{handler_id}")
     console.print(f"Handler {handler_id} deleted.")
