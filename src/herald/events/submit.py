@@ -179,8 +179,3 @@ async def store_events(
     return the stored records (existing ones for repeats)."""
     appended = await services.write(organisation, services.writer.append, events)
     return appended.records
-
-
-def json_array(items: list[bytes]) -> bytes:
-    """A JSON array of already serialised records."""
-    return b"[" + b",".join(items) + b"]"
