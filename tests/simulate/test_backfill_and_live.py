@@ -1,4 +1,5 @@
-"""Backfill into a real SQLite file, the live stream into a real server, the serve demo."""
+"""Backfill into a real SQLite file, the live stream into the app (served in process), the
+serve demo (a herald serve process)."""
 
 from __future__ import annotations
 
@@ -12,6 +13,7 @@ from herald.simulate import World
 from herald.simulate.backfill import SimulationError, backfill
 from herald.simulate.live import paced
 from herald.store import open_store
+from tests.support.herald import Herald
 from tests.support.server import HeraldServer, start_server
 
 
@@ -69,8 +71,8 @@ def test_pacing_sends_the_rate_whatever_the_batch() -> None:
     assert 4.5 <= now[0] <= 5.5  # 100 events at 20/s: five simulated seconds
 
 
-def test_the_cli_backfills_a_database(server: HeraldServer) -> None:
-    result = server.cli(
+def test_the_cli_backfills_a_database(herald: Herald) -> None:
+    result = herald.cli(
         "simulate",
         "--orgs",
         "2",
@@ -81,17 +83,17 @@ def test_the_cli_backfills_a_database(server: HeraldServer) -> None:
         "--backfill",
         "1",
         "--database",
-        server.database_url,
+        herald.database_url,
     )
     assert "Wrote" in result.stdout
-    with server.client(server.admin_token) as client:
+    with herald.client(herald.admin_token) as client:
         events = client.get("/event", params={"organisation": 2, "per_page": 5})
     assert events.status_code == 200
     assert int(events.headers["X-Total-Count"]) > 0
 
 
-def test_the_cli_streams_live_to_a_server(server: HeraldServer) -> None:
-    server.cli(
+def test_the_cli_streams_live_to_a_server(herald: Herald) -> None:
+    herald.cli(
         "simulate",
         "--orgs",
         "1",
@@ -103,17 +105,17 @@ def test_the_cli_streams_live_to_a_server(server: HeraldServer) -> None:
         "--limit",
         "60",
         "--url",
-        server.url,
+        herald.url,
         "--token",
-        server.admin_token,
+        herald.admin_token,
     )
-    with server.client(server.admin_token) as client:
+    with herald.client(herald.admin_token) as client:
         response = client.get("/event", params={"provider": "api"})
     assert response.headers["X-Total-Count"] == "60"
 
 
-def test_the_cli_refuses_an_unclear_mode(server: HeraldServer) -> None:
-    result = server.cli("simulate", "--devices", "5", check=False)
+def test_the_cli_refuses_an_unclear_mode(herald: Herald) -> None:
+    result = herald.cli("simulate", "--devices", "5", check=False)
     assert result.returncode != 0
     assert "--backfill DAYS or --live" in result.stderr
 
