@@ -9,24 +9,24 @@ from pathlib import Path
 
 import pytest
 
-from tests.delivery.receiver import always, receiving, start_delivery_server, tenant
-from tests.support.server import HeraldServer
+from tests.delivery.receiver import always, receiving, start_delivery_in_process, tenant
+from tests.support.herald import Herald
 
 
 @pytest.fixture(scope="module")
-def herald(tmp_path_factory: pytest.TempPathFactory) -> Iterator[HeraldServer]:
-    server = start_delivery_server(tmp_path_factory.mktemp("cli-handler") / "herald")
+def herald(tmp_path_factory: pytest.TempPathFactory) -> Iterator[Herald]:
+    server = start_delivery_in_process(tmp_path_factory.mktemp("cli-handler") / "herald")
     try:
         yield server
     finally:
         server.stop()
 
 
-def _api(server: HeraldServer, token: str) -> list[str]:
+def _api(server: Herald, token: str) -> list[str]:
     return ["--url", server.url, "--token", token]
 
 
-def test_server_text_is_never_read_as_markup(herald: HeraldServer) -> None:
+def test_server_text_is_never_read_as_markup(herald: Herald) -> None:
     _, token = tenant(herald)
     api = _api(herald, token)
     refused = herald.cli("handler", "create", "x", "ftp://example.com/[/?#]", *api, check=False)
@@ -44,7 +44,7 @@ def test_server_text_is_never_read_as_markup(herald: HeraldServer) -> None:
 
 
 def test_a_loopback_refusal_says_how_to_allow_private_targets(tmp_path: Path) -> None:
-    strict = start_delivery_server(tmp_path / "strict", HERALD_ALLOW_PRIVATE_TARGETS="false")
+    strict = start_delivery_in_process(tmp_path / "strict", HERALD_ALLOW_PRIVATE_TARGETS="false")
     try:
         _, token = tenant(strict)
         refused = strict.cli(
@@ -56,7 +56,7 @@ def test_a_loopback_refusal_says_how_to_allow_private_targets(tmp_path: Path) ->
     assert "HERALD_ALLOW_PRIVATE_TARGETS=true" in refused.stderr
 
 
-def test_handler_test_fails_unless_delivered(herald: HeraldServer) -> None:
+def test_handler_test_fails_unless_delivered(herald: Herald) -> None:
     _, token = tenant(herald)
     api = _api(herald, token)
     with receiving(always(503)) as busy, receiving(always(204)) as fine:
@@ -70,7 +70,7 @@ def test_handler_test_fails_unless_delivered(herald: HeraldServer) -> None:
         assert json.loads(passed.stdout)["outcome"] == "delivered"
 
 
-def test_handler_update_changes_what_patch_can(herald: HeraldServer) -> None:
+def test_handler_update_changes_what_patch_can(herald: Herald) -> None:
     _, token = tenant(herald)
     api = _api(herald, token)
     create = ["handler", "create", "h", "http://127.0.0.1:9/hook", "--max-wait-ms", "500"]
@@ -92,7 +92,7 @@ def test_handler_update_changes_what_patch_can(herald: HeraldServer) -> None:
     assert bad_format.returncode == 2 and "'xml' is not one of" in bad_format.stderr
 
 
-def test_a_replay_from_a_word_says_what_is_expected(herald: HeraldServer) -> None:
+def test_a_replay_from_a_word_says_what_is_expected(herald: Herald) -> None:
     _, token = tenant(herald)
     api = _api(herald, token)
     handler = json.loads(herald.cli("handler", "create", "h", "http://127.0.0.1:9/", *api).stdout)
@@ -103,7 +103,7 @@ def test_a_replay_from_a_word_says_what_is_expected(herald: HeraldServer) -> Non
 
 
 def test_a_webhook_with_headers_timeout_credentials_and_the_stacuity_format(
-    herald: HeraldServer, tmp_path: Path
+    herald: Herald, tmp_path: Path
 ) -> None:
     _, token = tenant(herald)
     api = _api(herald, token)
