@@ -201,6 +201,8 @@ def test_rules_are_checked_and_permitted(rules_server: HeraldServer) -> None:
         assert read.delete(f"/rule/{created['id']}").status_code == 403
         assert client.delete(f"/rule/{created['id']}").status_code == 204
         assert client.delete(f"/rule/{created['id']}").status_code == 404
+        assert client.patch("/rule/alert", json={}).status_code == 405  # not a rule's id
+        assert client.get("/rule/x").status_code == 404
 
 
 def test_a_preview_tells_how_often_a_rule_would_have_fired(rules_server: HeraldServer) -> None:

@@ -23,6 +23,8 @@ from herald.timefmt import format_ms, now_ms, to_ms
 router = APIRouter(tags=["rules"])
 Manager = Annotated[Principal, Depends(require("rule:manage"))]
 RuleId = Annotated[int, Path(ge=0, le=2**63 - 1)]
+# {rule_id:int}: digits only, so that PATCH /rule/alert or /rule/preview answers 405 (their
+# paths have no PATCH), not 400 from the PATCH of /rule/{rule_id}
 MAX_WINDOW_SECONDS = 31 * 86_400  # a month: the longest window or hold-down
 MAX_COUNT = 10_000
 MAX_PREVIEW_DAYS = 31
@@ -327,14 +329,14 @@ async def list_alerts(services: ServicesDep, principal: Reader) -> list[dict[str
     return [alert_json(alert, now) for alert in alerts]
 
 
-@router.get("/rule/{rule_id}", responses={200: {"model": RuleOut}})
+@router.get("/rule/{rule_id:int}", responses={200: {"model": RuleOut}})
 async def get_rule(rule_id: RuleId, services: ServicesDep, principal: Reader) -> dict[str, Any]:
     """One rule, with how many of its groups fire now."""
     rule = await _get(services, principal, rule_id)
     return rule_json(rule, (await _firing(services, principal))[rule.id])
 
 
-@router.patch("/rule/{rule_id}", responses={200: {"model": RuleOut}})
+@router.patch("/rule/{rule_id:int}", responses={200: {"model": RuleOut}})
 async def update_rule(
     rule_id: RuleId, body: RulePatch, services: ServicesDep, principal: Manager
 ) -> dict[str, Any]:
@@ -348,7 +350,7 @@ async def update_rule(
     return rule_json(rule)
 
 
-@router.delete("/rule/{rule_id}", status_code=204)
+@router.delete("/rule/{rule_id:int}", status_code=204)
 async def delete_rule(rule_id: RuleId, services: ServicesDep, principal: Manager) -> Response:
     """Delete a rule; it stops firing at once."""
     await services.run(services.store.rules.delete, rule_id, principal.organisation_scope)
