@@ -772,3 +772,37 @@ def test_api_docs_work_without_internet(browser: Browser, console_server: Herald
         assert outside == []
     finally:
         context.close()
+
+
+def test_rules_their_alerts_and_a_preview(page: Page, console_server: HeraldServer) -> None:
+    """An organisation of its own (its alert events stay out of the other tests' log)."""
+    org = console_server.create_org("Rules Co")
+    token = console_server.create_token(org, "rule:manage", "event:create", "event:read")
+    battery = {"event_type": {"id": 10003}, "endpoint": {"id": 7}}
+    with console_server.client(token) as client:
+        rule = {
+            "name": "battery alarms",
+            "q": "type:10003",
+            "condition": {"kind": "count", "count": 1, "window_seconds": 3600},
+        }
+        assert client.post("/rule", json=rule).status_code == 201
+        assert client.post("/event", json=[battery, battery]).status_code == 201
+        deadline = time.monotonic() + 30
+        while not client.get("/rule/alert").json():
+            assert time.monotonic() < deadline, "the rule never fired"
+            time.sleep(0.2)
+    sign_in_with(page, console_server, token)
+    page.get_by_role("link", name="Rules").click()
+    page.get_by_role("heading", name="Alerts firing now").wait_for()
+    assert "endpoint 7" in page.locator("tr.alert-row").first.inner_text()
+    assert "1 firing" in page.locator("tr.rule").first.inner_text()
+    shot(page, "20-rules")
+
+    page.get_by_label("Query (q)").fill("type:10003")
+    page.get_by_label("Count", exact=True).fill("1")
+    page.get_by_label("Window (s)", exact=True).fill("60")
+    page.get_by_label("Hold-down (s)").fill("0")
+    page.get_by_role("button", name="Preview").click()
+    page.get_by_text("Would have fired 1 time").wait_for()  # two events in one window
+    assert "endpoint 7" in page.locator("tr.preview-group").first.inner_text()
+    shot(page, "21-rule-preview")

@@ -216,6 +216,7 @@ const routes = {
   devices: viewDevices,
   handlers: viewHandlers,
   rejected: viewRejected,
+  rules: viewRules,
   catalog: viewCatalog,
 };
 let generation = 0; // the current route's number: only it may render
@@ -1120,6 +1121,111 @@ async function viewRejected(root) {
   fill(root, h("h1", {}, "Rejected records"),
     scope ? h("p", { class: "muted scope" }, `Showing ${scope}.`) : null,
     h("section", { class: "panel" }, ...what));
+}
+
+// -- rules -------------------------------------------------------------------------------
+const RULE_KINDS = {
+  count: [["count", "Count", "5"], ["window_seconds", "Window (s)", "600"]],
+  absence: [["window_seconds", "Window (s)", "21600"]],
+  state: [["statuses", "Statuses", "OFFLINE|BLOCKED"], ["window_seconds", "For (s)", "1800"]],
+  threshold: [["megabytes", "Megabytes", "500"], ["period", "Period", "day or month"]],
+};
+
+function ruleCondition(c) {
+  if (c.kind === "count") return `${c.count} in ${c.window_seconds} s`;
+  if (c.kind === "absence") return `none for ${c.window_seconds} s`;
+  if (c.kind === "state") return `${c.statuses.join("|")} for ${c.window_seconds} s`;
+  return `${c.megabytes} MB a ${c.period}`;
+}
+
+const age = (seconds) => (seconds < 120 ? `${seconds} s`
+  : seconds < 7200 ? `${Math.round(seconds / 60)} min` : `${Math.round(seconds / 3600)} h`);
+
+async function viewRules(root) {
+  const [{ body: rules }, { body: alerts }] = await Promise.all([api("/rule"), api("/rule/alert")]);
+  const org = showOrgColumn();
+  const ruleRows = rules.map((r) => h("tr", { class: "rule" },
+    org ? h("td", {}, orgName(r.organisation_id)) : null,
+    h("td", {}, h("strong", {}, r.name)),
+    h("td", { class: "mono" }, r.q || "all events"),
+    h("td", {}, r.group),
+    h("td", {}, `${r.condition.kind}: ${ruleCondition(r.condition)}`),
+    h("td", {}, r.enabled ? (r.alerts ? h("span", { class: "badge sev-2" }, `${r.alerts} firing`) : "quiet") : "disabled")));
+  const alertRows = alerts.map((a) => h("tr", { class: "alert-row" },
+    org ? h("td", {}, orgName(a.organisation_id)) : null,
+    h("td", {}, a.rule.name),
+    h("td", {}, `${a.group.by} ${a.group.key}`),
+    h("td", { class: "nowrap" }, time(a.fired)),
+    h("td", {}, age(a.age_seconds))));
+
+  // the preview: a rule run over the past, nothing written
+  const field = (id, label, attrs = {}) => {
+    const input = h("input", { id, ...attrs });
+    return [input, h("label", { for: id }, label, input)];
+  };
+  const [q, qLabel] = field("r-q", "Query (q)", { placeholder: "type:7" });
+  const group = h("select", { id: "r-group" }, ["endpoint", "sim", "user", "target", "organisation"]
+    .map((g) => h("option", { value: g }, g)));
+  const kind = h("select", { id: "r-kind" }, Object.keys(RULE_KINDS).map((k) => h("option", { value: k }, k)));
+  const params = h("div", { class: "filters" });
+  const inputs = {};
+  const drawParams = () => fill(params, RULE_KINDS[kind.value].map(([name, label, hint]) => {
+    const [input, wrapped] = field(`r-${name}`, label, { placeholder: hint });
+    inputs[name] = input;
+    return wrapped;
+  }));
+  kind.addEventListener("change", drawParams);
+  drawParams();
+  const [hold, holdLabel] = field("r-hold", "Hold-down (s)", { placeholder: "0" });
+  const [days, daysLabel] = field("r-days", "Over the last days", { value: "7" });
+  const [orgInput, orgLabel] = field("r-org", "Organisation", { value: chosenOrg() });
+  const result = h("div", { role: "status", "aria-live": "polite" });
+  const condition = () => {
+    const c = { kind: kind.value };
+    for (const [name, input] of Object.entries(inputs)) {
+      const value = input.value.trim();
+      if (!value) continue;
+      if (name === "statuses") c.statuses = value.toUpperCase().split(/[|, ]+/).filter(Boolean);
+      else if (name === "period") c.period = value;
+      else c[name] = Number(value);
+    }
+    return c;
+  };
+  const preview = async (ev) => {
+    ev.preventDefault();
+    const body = { q: q.value.trim(), group: group.value, condition: condition(),
+      hold_down_seconds: Number(hold.value) || 0,
+      from: new Date(Date.now() - (Number(days.value) || 7) * 86400000).toISOString() };
+    if (isPlatform()) body.organisation_id = Number(orgInput.value);
+    fill(result, h("p", { class: "muted" }, "Running over the stored events…"));
+    try {
+      const { body: found } = await api("/rule/preview", { method: "POST", body: jsonText(body) });
+      fill(result, h("p", {}, h("strong", {}, `Would have fired ${plural(found.fired, "time")}`),
+        ` over ${plural(found.events, "matching event")}${found.complete ? "" : " (the first 200,000 only)"}.`),
+      found.groups.length ? tableOf(h("thead", {}, h("tr", {}, h("th", {}, "Group"), h("th", {}, "Firings"))),
+        h("tbody", {}, found.groups.map((g) => h("tr", { class: "preview-group" },
+          h("td", {}, `${group.value} ${g.key}`), h("td", {}, g.fired))))) : null);
+    } catch (err) { fill(result, failure(err)); }
+  };
+  const form = h("form", { onsubmit: preview, "aria-label": "Preview a rule" },
+    h("div", { class: "filters" }, qLabel, h("label", { for: "r-group" }, "Group", group),
+      h("label", { for: "r-kind" }, "Condition", kind), holdLabel, daysLabel, isPlatform() ? orgLabel : null),
+    params, h("button", { type: "submit" }, "Preview"), result);
+
+  const head = (...names) => h("thead", {}, h("tr", {}, org ? h("th", {}, "Organisation") : null,
+    ...names.map((n) => h("th", {}, n))));
+  const scope = scopeLabel();
+  fill(root, h("h1", {}, "Rules"),
+    scope ? h("p", { class: "muted scope" }, `Showing ${scope}.`) : null,
+    h("section", { class: "panel" }, h("h2", {}, "Alerts firing now"),
+      alerts.length ? tableOf(head("Rule", "Group", "Fired", "Age"), h("tbody", {}, alertRows))
+        : h("p", { class: "muted" }, "No alert is firing.")),
+    h("section", { class: "panel" }, h("h2", {}, "Rules"),
+      rules.length ? tableOf(head("Name", "Query", "Group", "Condition", "State"), h("tbody", {}, ruleRows))
+        : h("p", { class: "muted" }, "No rules yet: create them with POST /api/v1/rule or herald rule create.")),
+    h("section", { class: "panel" }, h("h2", {}, "Preview a rule"),
+      h("p", { class: "muted" }, "Run a rule over the stored events of the last days: how many times, and for which groups, it would have fired. Nothing is written."),
+      form));
 }
 
 // -- catalogue ---------------------------------------------------------------------------
