@@ -52,9 +52,13 @@ def _fired(store: Store, organisation_id: int) -> list[str]:
     return keys
 
 
-def test_sigkill_during_evaluation_writes_each_alert_once(tmp_path: Path, figures: Figures) -> None:
+def test_sigkill_during_evaluation_writes_each_alert_once(
+    tmp_path: Path, figures: Figures, database_url: str
+) -> None:
+    """On each backend."""
     # the evaluator looks at the log only at start while the events go in
-    server = start_server(tmp_path / "herald", env={"HERALD_RULES_POLL_SECONDS": "600"})
+    env = {"HERALD_RULES_POLL_SECONDS": "600"}
+    server = start_server(tmp_path / "herald", env=env, database_url=database_url)
     store = open_store(server.database_url, sqlite_synchronous="NORMAL")
     try:
         tenant = make_tenant(server, "Crash Co", "event:create", "event:read")
