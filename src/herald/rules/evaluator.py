@@ -33,6 +33,7 @@ from herald.follower import Follower, LogReader
 from herald.ids import IdGenerator
 from herald.loops import Loops, run_forever
 from herald.model import NewEvent
+from herald.query.filter import EventFilter
 from herald.rules import alerts, conditions, lifecycle
 from herald.rules.types import Group, Rule
 from herald.store import Store
@@ -49,18 +50,18 @@ def matching(
 ) -> dict[Key, list[conditions.Seen]]:
     """The events each (rule, group) sees in ``entries``: its own organisation's, after the
     rule's start, selected by its filter; never alert events."""
-    by_organisation: dict[int, list[Rule]] = defaultdict(list)
-    for rule in rules:
-        by_organisation[rule.organisation_id].append(rule)
+    by_organisation: dict[int, list[tuple[Rule, EventFilter, frozenset[int] | None]]]
+    by_organisation = defaultdict(list)
+    for rule in rules:  # each filter and its types once per step, not once per entry
+        flt = handler_filter(rule.spec.q)
+        by_organisation[rule.organisation_id].append((rule, flt, flt.type_ids))
     seen: dict[Key, list[conditions.Seen]] = defaultdict(list)
     for entry in entries:
         candidates = by_organisation.get(entry.organisation_id)
         if not candidates or entry.type_id in alerts.TYPES:
             continue
         record: dict[str, Any] | None = None
-        for rule in candidates:
-            flt = handler_filter(rule.spec.q)
-            wanted = flt.type_ids
+        for rule, flt, wanted in candidates:
             if entry.seq <= rule.after_seq or (wanted is not None and entry.type_id not in wanted):
                 continue
             if record is None:
