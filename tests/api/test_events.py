@@ -404,7 +404,7 @@ def test_catalogue_endpoints(herald: Herald, tenants: Tenants) -> None:
 
 
 def test_openapi_and_docs_are_served(herald: Herald) -> None:
-    with httpx.Client(base_url=herald.url) as client:
+    with httpx.Client(base_url=herald.url, timeout=30) as client:  # as Herald.client's
         spec = client.get("/api/openapi.json").json()
         assert "/api/v1/event" in spec["paths"] and "/api/v1/authenticate" in spec["paths"]
         assert "post" in spec["paths"]["/api/v1/event"]
