@@ -63,7 +63,7 @@ def test_a_hostile_retry_after_is_a_backed_off_attempt(store: Store, retry_after
     # the schedule's 30 s (less jitter), and a day at most whatever the header said
     assert before + 25_000 <= stored.next_attempt_ms <= before + 86_400_000 + 60_000
     status = handler_status(store, stored)
-    assert status["state"] == "retrying" and status["last_error"] == "HTTP 503"
+    assert status.state == "retrying" and status.handler.last_error == "HTTP 503"
 
 
 def test_a_url_the_client_cannot_parse_is_an_attempt_not_a_loop(store: Store) -> None:
@@ -110,7 +110,7 @@ def test_a_step_that_raises_is_recorded_and_backed_off(
     assert attempt.error == "internal error: RuntimeError: cannot format"
     stored = store.get_handler(handler.id)
     assert stored is not None and stored.failures == 1 and stored.next_attempt_ms is not None
-    assert handler_status(store, stored)["state"] == "retrying"
+    assert handler_status(store, stored).state == "retrying"
 
 
 def counted(name: str, **labels: str) -> float:
@@ -139,7 +139,10 @@ def test_410_gone_disables_the_handler_at_once_with_its_notice(store: Store) -> 
     assert stored is not None and not stored.spec.enabled
     assert stored.disabled_reason == "the receiver answered 410 Gone"
     status = handler_status(store, stored)
-    assert (status["state"], status["reason"]) == ("disabled", "the receiver answered 410 Gone")
+    assert (status.state, status.handler.disabled_reason) == (
+        "disabled",
+        "the receiver answered 410 Gone",
+    )
     wait_until(lambda: bool(disabled_notices(store)), 10)
     [notice] = disabled_notices(store)
     assert "410 Gone" in notice["description"]

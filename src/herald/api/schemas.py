@@ -14,6 +14,7 @@ from typing import Any
 import orjson
 from pydantic import BaseModel, ConfigDict, Field
 
+from herald.delivery.status import HandlerState, HandlerStatus
 from herald.handlers.types import Delivery, Handler, Replay
 from herald.timefmt import format_ms
 
@@ -236,14 +237,16 @@ def _attempt(delivery: Delivery) -> dict[str, Any]:
 
 
 class DeliveryPlace(BaseModel):
-    mode: str | None
+    mode: str | None = Field(description="serve (in-process) or worker, while leased")
     owner: str | None
     lease_until: str | None
 
 
 class HandlerStatusOut(BaseModel):
+    """A handler's delivery state: ``GET /event_handler/{id}/status``."""
+
     id: int
-    state: str
+    state: HandlerState
     reason: str | None
     last_success: str | None
     last_error: str | None
@@ -258,6 +261,35 @@ class HandlerStatusOut(BaseModel):
     cursor_seq: int
     pending_replays: int
     delivery: DeliveryPlace
+
+    @classmethod
+    def of(cls, status: HandlerStatus) -> HandlerStatusOut:
+        """A handler's status as the API shows it."""
+        handler, owner = status.handler, status.owner
+        return cls(
+            id=handler.id,
+            state=status.state,
+            reason=handler.disabled_reason,
+            last_success=_time(handler.last_success_ms),
+            last_error=handler.last_error,
+            consecutive_failures=handler.failures,
+            failing_since=_time(handler.failing_since_ms),
+            next_attempt=_time(handler.next_attempt_ms),
+            lag_events=status.lag_events,
+            lag_events_capped=status.lag_events_capped,
+            lag_seconds=status.lag_ms / 1000,
+            cursor_seq=handler.cursor_seq,
+            pending_replays=status.pending_replays,
+            delivery=DeliveryPlace(
+                mode=owner.split(":", 1)[0] if owner else None,
+                owner=owner,
+                lease_until=_time(handler.lease_until_ms) if owner else None,
+            ),
+        )
+
+
+def _time(ms: int | None) -> str | None:
+    return format_ms(ms) if ms is not None else None
 
 
 class ReplayOut(BaseModel):

@@ -25,7 +25,7 @@ from herald.delivery.sinks import (
     credentials_of,
     open_sink,
 )
-from herald.delivery.status import handler_status
+from herald.delivery.status import HandlerStatus, handler_status
 from herald.delivery.targets import TargetRefused, check_target, resolve
 from herald.delivery.webhook import WebhookSender
 from herald.errors import Forbidden, Invalid, NotFound, RetryLater
@@ -165,7 +165,7 @@ async def delete_handler(services: Services, principal: Principal, handler_id: i
     await _audit(services, principal, handler, "deleted")
 
 
-async def status(services: Services, principal: Principal, handler_id: int) -> dict[str, Any]:
+async def status(services: Services, principal: Principal, handler_id: int) -> HandlerStatus:
     """State, lag in events and seconds, failures, next attempt, where delivery runs."""
     handler = await get_handler(services, principal, handler_id)
     return await services.run(handler_status, services.store, handler)

@@ -11,7 +11,7 @@ from starlette.responses import Response
 
 from herald.api.deps import ServicesDep, get_principal, require
 from herald.api.problems import Problem
-from herald.api.schemas import DeliveryOut, HandlerOut, ReplayOut, answer
+from herald.api.schemas import DeliveryOut, HandlerOut, HandlerStatusOut, ReplayOut, answer
 from herald.auth import Principal
 from herald.handlers import service
 from herald.handlers.input import HandlerIn, HandlerPatch, ReplayIn
@@ -78,7 +78,7 @@ async def get_status(
     handler_id: HandlerId, services: ServicesDep, principal: Reader
 ) -> dict[str, Any]:
     """State, lag in events and seconds, failures, next attempt, where delivery runs."""
-    return await service.status(services, principal, handler_id)
+    return answer(HandlerStatusOut.of(await service.status(services, principal, handler_id)))
 
 
 @router.get("/event_handler/{handler_id}/delivery")
