@@ -4,13 +4,12 @@ from __future__ import annotations
 
 import asyncio
 import contextlib
-import logging
 from collections.abc import AsyncIterator
 
 from fastapi import FastAPI
 from starlette.staticfiles import StaticFiles
 
-from herald import __version__
+from herald import __version__, maintenance
 from herald.api import openapi
 from herald.api.limits import BodySizeLimit
 from herald.api.methods import ConsoleMount
@@ -31,36 +30,17 @@ from herald.config import Settings
 from herald.console import STATIC_DIR
 from herald.delivery.worker import in_process as delivery_in_process
 from herald.devices.projector import in_process as devices_in_process
-from herald.loops import run_forever
 from herald.rules.evaluator import in_process as rules_in_process
 from herald.services import Services, running_services
 from herald.simulate.demo import run_demo
-from herald.timefmt import now_ms
 
-log = logging.getLogger("herald")
 API_PREFIX = "/api/v1"
-
-
-async def _purge(services: Services) -> None:
-    """Enforce the retention: delete the events older than their organisation's window."""
-    deleted = await services.run(services.store.purge, now_ms())
-    if deleted:
-        log.info("retention: purged %d events older than their retention window", deleted)
-    # The ingest quarantine keeps records for the default retention, by when they came.
-    cutoff = now_ms() - int(services.settings.retention_days * 86_400_000)
-    await services.run(services.store.purge_rejected, cutoff)
-    await services.run(services.store.purge_usage, now_ms())  # by each organisation's window
 
 
 def _background(services: Services) -> list[asyncio.Task[None]]:
     """The app's loops (each survives any failure, its health in /ready and /metrics)."""
-    settings, loops = services.settings, services.loops
-    interval = settings.purge_interval_seconds
-    tasks = [
-        run_forever(loops, "retention", lambda: _purge(services), interval),
-        run_forever(loops, "maintenance", lambda: services.run(services.store.maintain), interval),
-    ]
-    if settings.demo:
+    tasks = maintenance.upkeep(services)
+    if services.settings.demo:
         tasks.append(run_demo(services))
     return [asyncio.create_task(task) for task in tasks]
 
