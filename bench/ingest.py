@@ -46,9 +46,9 @@ NEIGHBOUR_PAUSE_S = 0.01
 
 def _fresh_store(path: Path) -> SQLiteStore:
     store = SQLiteStore(f"sqlite:///{path}")
-    store.migrate()
+    store.maintenance.migrate()
     for organisation, name in NAMES.items():
-        store.create_organisation(name, organisation)
+        store.organisations.create(name, organisation)
     return store
 
 
@@ -74,7 +74,7 @@ def _recent_documents(
 
 
 def store_ingest(mode: Mode, workdir: Path) -> Result:
-    """Herald's ``store.append`` vs raw ``executemany`` of the same rows, batch by batch."""
+    """Herald's ``store.log.append`` vs raw ``executemany`` of the same rows, batch by batch."""
     catalog, generator = load_catalog(), IdGenerator(1)
     count = mode.ingest_events
     herald = _fresh_store(workdir / "store.db")
@@ -98,7 +98,7 @@ def store_ingest(mode: Mode, workdir: Path) -> Result:
             raw_s += _insert(raw, rows)
             bare_s += _insert(bare, rows)
             began = time.perf_counter()
-            herald.append(events, ids)
+            herald.log.append(events, ids)
             herald_s += time.perf_counter() - began
     finally:
         raw.close()

@@ -68,7 +68,7 @@ def _append(store: Store, total: int, writers: int, first_id: int) -> float:
 
     def write(batches: list[tuple[list[NewEvent], list[int]]]) -> None:
         for events, ids in batches:
-            store.append(events, ids)
+            store.log.append(events, ids)
 
     threads = [threading.Thread(target=write, args=(batches,)) for batches in work]
     started = time.perf_counter()
@@ -81,7 +81,7 @@ def _append(store: Store, total: int, writers: int, first_id: int) -> float:
 
 def _read_log(store: Store) -> float:
     started, seq, read = time.perf_counter(), 0, 0
-    while entries := store.read_log(seq, 1000):
+    while entries := store.log.read(seq, 1000):
         seq, read = entries[-1].seq, read + len(entries)
     return read / (time.perf_counter() - started)
 
@@ -93,7 +93,7 @@ def _pages(store: Store, samples: int = 200) -> float:
         endpoint = n * 7 % 5000
         flt = EventFilter(organisation_ids=(1 + endpoint % 10,), endpoint_ids=(endpoint,))
         started = time.perf_counter()
-        store.query(EventQuery(flt))
+        store.log.query(EventQuery(flt))
         times.append((time.perf_counter() - started) * 1000)
     return sorted(times)[len(times) // 2]
 

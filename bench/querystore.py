@@ -87,7 +87,7 @@ def _migrate(store: QueryStore) -> None:
     """Apply the migrations the store lacks and stamp it with the current schema."""
     opened = SQLiteStore(store.url)
     try:
-        opened.migrate()
+        opened.maintenance.migrate()
     finally:
         opened.close()
     with sqlite3.connect(store.path) as conn:
@@ -128,9 +128,9 @@ def _build(path: Path, events: int) -> QueryStore:
     start_ms = end_ms - DAYS * 86_400_000
     began = time.perf_counter()
     store = SQLiteStore(f"sqlite:///{path}")
-    store.migrate()
+    store.maintenance.migrate()
     for organisation in ORGANISATIONS:
-        store.create_organisation(NAMES[organisation], organisation)
+        store.organisations.create(NAMES[organisation], organisation)
     store.close()
     pool = _pool(end_ms)
     conn = sqlite3.connect(path, isolation_level=None)

@@ -62,7 +62,7 @@ def _append(store: Store, organisations: list[int], first_id: int = 1) -> list[i
         }
         events.append(NewEvent(organisation_id, ts, ts, 3, 0, 0, False, 5, "api", None, record))
     ids = list(range(first_id, first_id + len(events)))
-    store.append(events, ids)
+    store.log.append(events, ids)
     return ids
 
 
@@ -84,7 +84,7 @@ def test_each_entry_is_handled_once_and_the_cursor_moves_with_the_output(store: 
 
     assert asyncio.run(scenario()) == (25, 0)
     assert table.written == [ids[:10], ids[10:20], ids[20:]]
-    assert table.seq == store.last_seq()
+    assert table.seq == store.log.last_seq()
 
 
 def test_a_cursor_another_owner_moved_takes_nothing_from_this_one(store: Store) -> None:
@@ -114,7 +114,7 @@ def test_a_batch_is_every_organisations_or_a_scan_of_some_up_to_a_position(
     store: Store,
 ) -> None:
     ids = _append(store, [1, 2, 1, 2, 1])
-    seqs = [entry.seq for entry in store.read_log(0, 10)]
+    seqs = [entry.seq for entry in store.log.read(0, 10)]
     everyone = read_batch(store, 0, 10)
     assert [e.event_id for e in everyone.entries] == ids and everyone.complete
     assert everyone.position == seqs[-1]
@@ -149,7 +149,7 @@ def test_a_failing_follower_shows_in_its_loop_health_and_recovers(
         def active() -> bool:
             if loops.failing():
                 seen.update(loops.report()["counter"])
-            return table.seq < store.last_seq()
+            return table.seq < store.log.last_seq()
 
         try:
             await asyncio.wait_for(follower.run(loops, "counter", 0.01, active=active), 30)

@@ -57,7 +57,7 @@ def security_event(
     severity: int | None = None,
 ) -> NewEvent | None:
     """A platform event of ``organisation_id``; None if the organisation is unknown."""
-    organisation = store.get_organisation(organisation_id)
+    organisation = store.organisations.get(organisation_id)
     if organisation is None:
         return None
     built = build_event(
@@ -94,7 +94,7 @@ class AuditLog:
         self.enabled = enabled
         self._store = store
         self._catalog = catalog or load_catalog()
-        self._writer = EventWriter(store, ids or IdGenerator(store.lease_node_id))
+        self._writer = EventWriter(store, ids or IdGenerator(store.nodes.lease))
         self._last_failure: dict[tuple[int, str], float] = {}
         self._lock = threading.Lock()
 

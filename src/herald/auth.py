@@ -80,7 +80,7 @@ def issue_token(
     if not internal and organisation_id is None:
         raise ValueError("a tenant token needs an organisation")
     secret = TOKEN_PREFIX + secrets.token_urlsafe(32)
-    token = store.create_token(
+    token = store.organisations.create_token(
         token_hash=hash_token(secret),
         prefix=secret[:12],
         name=name,
@@ -95,7 +95,7 @@ def issue_token(
 
 def revoke_token(store: Store, token_id: int, audit: AuditLog | None = None) -> Token:
     """Revoke a token (idempotent), recorded through ``audit`` if given; raises NotFound."""
-    token = store.revoke_token(token_id)
+    token = store.organisations.revoke_token(token_id)
     if audit is not None:
         audit.token_revoked(token)
     return token
@@ -135,7 +135,7 @@ class Authenticator:
             raise
 
     def _exchange(self, application_token: str) -> str:
-        token = self._store.find_token(hash_token(application_token))
+        token = self._store.organisations.find_token(hash_token(application_token))
         if token is None:
             raise AuthError("unknown application token")
         _principal(token)
@@ -159,7 +159,7 @@ class Authenticator:
 
     def _authenticate(self, credential: str) -> Principal:
         if credential.startswith(TOKEN_PREFIX):
-            token = self._store.find_token(hash_token(credential))
+            token = self._store.organisations.find_token(hash_token(credential))
             if token is None:
                 raise AuthError("unknown application token")
             return _principal(token)
@@ -184,7 +184,7 @@ class Authenticator:
             ) from exc
         except (jwt.PyJWTError, ValueError) as exc:
             raise AuthError(f"invalid token: {exc}") from exc
-        token = self._store.get_token(token_id)
+        token = self._store.organisations.get_token(token_id)
         if token is None:
             raise AuthError("unknown token")
         return _principal(token)
@@ -199,7 +199,7 @@ class Authenticator:
                 issuer=JWT_ISSUER,
                 options={"verify_exp": False},
             )
-            return self._store.get_token(int(claims["sub"]))
+            return self._store.organisations.get_token(int(claims["sub"]))
         except (jwt.PyJWTError, ValueError, KeyError):
             return None
 
@@ -211,6 +211,6 @@ def jwt_secret(store: Store, configured: str | None) -> str:
     """
     if configured:
         return configured
-    return store.get_meta("jwt_secret") or store.set_meta_if_absent(
+    return store.meta.get("jwt_secret") or store.meta.set_if_absent(
         "jwt_secret", secrets.token_urlsafe(48)
     )

@@ -5,7 +5,7 @@ rules engine) is built from the same three parts:
 
 - ``LogReader`` reads batches of the log off the event loop, on the caller's thread pool
   (the one hop: ``await reader.run(blocking_call, ...)``). A batch of every organisation's
-  events is ``store.read_log``, one of some organisations' a bounded ``store.scan_log``; on
+  events is ``store.log.read``, one of some organisations' a bounded ``store.log.scan``; on
   PostgreSQL both read only up to the safe watermark, so no late-committing event is skipped.
 - A ``Cursor`` is the follower's place in the log. Its store writes the new position in
   the same transaction as the follower's output (the states it folded, the delivery it
@@ -76,8 +76,8 @@ def read_batch(
     whether that was the end of the log. Some organisations' read looks at a scan's worth of
     the log at most, so it may come back short of the end with few or no entries."""
     if organisation_ids is not None:
-        return store.scan_log(after_seq, limit, organisation_ids, upto_seq)
-    entries = store.read_log(after_seq, limit)
+        return store.log.scan(after_seq, limit, organisation_ids, upto_seq)
+    entries = store.log.read(after_seq, limit)
     if upto_seq is not None and entries and entries[-1].seq > upto_seq:
         entries = [entry for entry in entries if entry.seq <= upto_seq]
         return LogScan(entries, upto_seq, complete=True)
@@ -242,10 +242,10 @@ class LogWatcher:
     async def poll(self) -> None:
         """Note how far the log grew and by whose events; wake those organisations."""
         store = self.reader.store
-        end = await self.reader.run(store.last_seq)
+        end = await self.reader.run(store.log.last_seq)
         if end == self.end:
             return
-        activity = await self.reader.run(store.log_activity, self.end, end, self._scan)
+        activity = await self.reader.run(store.log.activity, self.end, end, self._scan)
         self._growths.append(Growth(self.end, end, activity))
         self.end = end
         if activity is None:

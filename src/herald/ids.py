@@ -32,7 +32,7 @@ class IdGenerator:
     are in random order. A millisecond's 4096 slots used up, the next millisecond is
     borrowed (as before).
 
-    ``node_id`` comes from the store's lease (``Store.lease_node_id``), so that no two
+    ``node_id`` comes from the store's lease (``store.nodes.lease``), so that no two
     processes writing to one store share it; there is no fallback (a process id is not
     unique modulo 1024). Given as the lease itself (a function), it is taken on first use,
     and a failure to lease (a read-only database) fails that use, not the process's start.

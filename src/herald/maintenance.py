@@ -17,5 +17,10 @@ def upkeep(services: Services) -> list[Coroutine[Any, Any, None]]:
     loops, interval = services.loops, services.settings.purge_interval_seconds
     return [
         run_forever(loops, "retention", lambda: retention.purge(services), interval),
-        run_forever(loops, "maintenance", lambda: services.run(services.store.maintain), interval),
+        run_forever(
+            loops,
+            "maintenance",
+            lambda: services.run(services.store.maintenance.maintain),
+            interval,
+        ),
     ]

@@ -43,9 +43,9 @@ async def purge(services: Services) -> None:
     the ingest quarantine (by the default retention, from when a record came) and the
     usage records (by their organisation's retention)."""
     store, settings = services.store, services.settings
-    deleted = await services.run(store.purge, timefmt.now_ms())
+    deleted = await services.run(store.maintenance.purge, timefmt.now_ms())
     if deleted:
         log.info("retention: purged %d events older than their retention window", deleted)
     cutoff = window_start_ms(timefmt.now_ms(), settings.retention_days)
-    await services.run(store.purge_rejected, cutoff)
-    await services.run(store.purge_usage, timefmt.now_ms())
+    await services.run(store.quarantine.purge, cutoff)
+    await services.run(store.usage.purge, timefmt.now_ms())

@@ -79,7 +79,7 @@ def seal_stored_secrets(store: Store, box: SecretBox) -> int:
     older key; how many handlers changed (none while the database refuses writes: the next
     start seals them)."""
     try:
-        changed = store.reseal_handler_secrets(box.reseal)
+        changed = store.handlers.reseal_secrets(box.reseal)
     except StoreError as exc:
         log.warning("cannot seal handler secrets now: %s", exc)
         return 0

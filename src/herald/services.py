@@ -21,7 +21,7 @@ from herald.loops import Loops
 from herald.organisations.budget import EventBudgets
 from herald.organisations.types import Organisation
 from herald.sealing import SecretBox, load_box, seal_stored_secrets
-from herald.store import Store, StoreError, lease_node_id, open_store
+from herald.store import Store, StoreError, open_store
 from herald.threads import FairThreads, Threads
 from herald.writer import EventWriter
 
@@ -123,7 +123,7 @@ class Services:
         cached = self._organisations.get(organisation_id)
         if cached is not None and now - cached[0] < ORGANISATION_CACHE_SECONDS:
             return cached[1]
-        known = self.store.get_organisation(organisation_id)
+        known = self.store.organisations.get(organisation_id)
         if known is not None:
             if len(self._organisations) >= ORGANISATION_CACHE_SIZE:
                 self._organisations.clear()
@@ -134,7 +134,7 @@ class Services:
 def build_services(settings: Settings, store: Store) -> Services:
     """The services a server process needs, over an open store."""
     catalog = load_catalog()
-    ids = IdGenerator(lambda: lease_node_id(store, settings.node_id))
+    ids = IdGenerator(lambda: store.nodes.lease(settings.node_id))
     try:  # lease now, so that a lost lease shows from the start
         log.info("event ids: node id %d", ids.node_id)
     except StoreError as exc:  # a read-only database: the server still serves reads

@@ -3,7 +3,7 @@
 The event API, provider ingest, security events, the simulator and the demo all write
 here, so that each of them gets ids from the process's generator, one transaction per batch
 and its count in ``herald_events_ingested_total``. (The delivery worker's "handler disabled"
-notice is the exception: ``Store.record_delivery`` appends it in the transaction that
+notice is the exception: ``Store.handlers.record_delivery`` appends it in the transaction that
 disables the handler, and the worker counts it.)
 The events given are not modified.
 """
@@ -48,7 +48,7 @@ class EventWriter:
         if not events:
             return Appended([], [], [])
         assigned = self.ids.next_ids(len(events))
-        records = self.store.append(events, assigned)
+        records = self.store.log.append(events, assigned)
         ids = [
             assigned_id if event.external_id is None else int(orjson.loads(record)["id"])
             for event, record, assigned_id in zip(events, records, assigned, strict=True)

@@ -48,10 +48,10 @@ def _stored_before(server: Herald, organisation: int, monkeypatch: pytest.Monkey
         del built.record[key]
     store = open_store(server.database_url)
     try:
-        (event_id,) = IdGenerator(store.lease_node_id).next_ids(1)
+        (event_id,) = IdGenerator(store.nodes.lease).next_ids(1)
         with monkeypatch.context() as patch:  # as the store wrote before: the record as built
             patch.setattr(sql, "with_null_keys", lambda record: record)
-            (body,) = store.append([built], [event_id])
+            (body,) = store.log.append([built], [event_id])
     finally:
         store.close()
     assert b'"sim"' not in body and b'"detail"' not in body  # stored without them

@@ -179,7 +179,7 @@ def test_every_quarantine_route_takes_a_query_slot(tmp_path: Path, database_url:
     async def scenario() -> tuple[list[int], list[int]]:
         async with app.router.lifespan_context(app):
             services = app.state.services
-            organisation = services.store.create_organisation("slotted").id
+            organisation = services.store.organisations.create("slotted").id
             secret, _ = issue_token(
                 services.store,
                 organisation_id=organisation,

@@ -47,7 +47,7 @@ def test_work_runs_on_the_store_threads_with_the_callers_context(tmp_path: Path)
             assert name.startswith(f"{THREAD_NAME_PREFIX}_") and name != "MainThread"
             assert (seen, tag) == ("r-17", "args pass")
             # store work goes the same way, and its errors reach the caller
-            assert await services.run(services.store.last_seq) == 0
+            assert await services.run(services.store.log.last_seq) == 0
             with pytest.raises(ZeroDivisionError):
                 await services.run(divmod, 1, 0)
 

@@ -303,7 +303,7 @@ def test_a_record_past_the_days_sum_bound_is_quarantined_and_the_rest_stored(
     seed = MAX_DAILY - largest - 5  # the ~92,000 largest records before, in one
     store = open_store(herald.database_url)
     try:
-        first = store.save_usage([_stored_usage(tenants.a, seed)])
+        first = store.usage.save([_stored_usage(tenants.a, seed)])
         assert first[0] is not None
     finally:
         store.close()
@@ -339,7 +339,7 @@ def test_a_record_past_the_days_sum_bound_is_quarantined_and_the_rest_stored(
     assert day["data"]["volume_rx"] == float(Decimal(MAX_DAILY).scaleb(-6))
     store = open_store(herald.database_url)
     try:  # exact, as kept: an integer, not a float near it
-        assert store.usage_days(tenants.a, 9, D1 // DAY, D1 // DAY)[0].data_rx == MAX_DAILY
+        assert store.usage.days(tenants.a, 9, D1 // DAY, D1 // DAY)[0].data_rx == MAX_DAILY
     finally:
         store.close()
 

@@ -13,7 +13,7 @@ from herald.store import Store, open_store
 def store(database_url: str) -> Iterator[Store]:
     """A fresh store of the test's backend holding organisation 2, "Acme"."""
     opened = open_store(database_url, sqlite_synchronous="NORMAL")
-    opened.create_organisation("Acme", 2)
+    opened.organisations.create("Acme", 2)
     try:
         yield opened
     finally:

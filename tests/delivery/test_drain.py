@@ -55,9 +55,9 @@ async def stop_while_sending(store: Store, arrived: threading.Event, drain_secon
 def test_stopping_lets_the_request_out_finish_and_records_it(store: Store) -> None:
     arrived, answer = slow_receiver(1.0)
     with receiving(answer) as receiver:
-        handler = store.create_handler(2, HandlerSpec(name="h", url=receiver.url), new_secret())
-        store.create_organisation("Quiet", 3)  # its handler waits for events: stopped at once
-        store.create_handler(3, HandlerSpec(name="q", url=receiver.url + "/q"), new_secret())
+        handler = store.handlers.create(2, HandlerSpec(name="h", url=receiver.url), new_secret())
+        store.organisations.create("Quiet", 3)  # its handler waits for events: stopped at once
+        store.handlers.create(3, HandlerSpec(name="q", url=receiver.url + "/q"), new_secret())
         [event_id] = append(store, 1)
         took = asyncio.run(stop_while_sending(store, arrived, drain_seconds=30))
         assert receiver.answered == [200]
@@ -65,7 +65,7 @@ def test_stopping_lets_the_request_out_finish_and_records_it(store: Store) -> No
     assert 0.5 < took < 15, f"stopping took {took:.1f} s"
     [attempt] = attempts(store, handler.id)
     assert (attempt.outcome, attempt.event_ids) == ("delivered", (event_id,))
-    stored = store.get_handler(handler.id)
+    stored = store.handlers.get(handler.id)
     assert stored is not None and stored.cursor_seq > handler.cursor_seq
     assert stored.owner is None  # the lease was given up after the drain
 
@@ -74,7 +74,7 @@ def test_draining_is_bounded(store: Store) -> None:
     release = threading.Event()
     arrived, answer = slow_receiver(60.0, release)
     with receiving(answer) as receiver:
-        handler = store.create_handler(2, HandlerSpec(name="h", url=receiver.url), new_secret())
+        handler = store.handlers.create(2, HandlerSpec(name="h", url=receiver.url), new_secret())
         append(store, 1)
         took = asyncio.run(stop_while_sending(store, arrived, drain_seconds=0.5))
         release.set()  # the receiver answers now, to a sender that is gone

@@ -51,14 +51,14 @@ async def one_step(store: Store, handler_id: int) -> str:
 )
 def test_a_hostile_retry_after_is_a_backed_off_attempt(store: Store, retry_after: str) -> None:
     with receiving(lambda _: (503, {"Retry-After": retry_after})) as receiver:
-        handler = store.create_handler(2, HandlerSpec(name="h", url=receiver.url), new_secret())
+        handler = store.handlers.create(2, HandlerSpec(name="h", url=receiver.url), new_secret())
         [event_id] = append(store, 1)
         before = now_ms()
         assert asyncio.run(one_step(store, handler.id)) == "retry"
     [attempt] = attempts(store, handler.id)
     assert (attempt.outcome, attempt.status, attempt.error) == ("retry", 503, "HTTP 503")
     assert attempt.event_ids == (event_id,)
-    stored = store.get_handler(handler.id)
+    stored = store.handlers.get(handler.id)
     assert stored is not None and stored.next_attempt_ms is not None
     # the schedule's 30 s (less jitter), and a day at most whatever the header said
     assert before + 25_000 <= stored.next_attempt_ms <= before + 86_400_000 + 60_000
@@ -70,13 +70,13 @@ def test_a_url_the_client_cannot_parse_is_an_attempt_not_a_loop(store: Store) ->
     """A handler stored before URLs were checked strictly (a CR LF in it)."""
     with receiving() as receiver:
         spec = HandlerSpec(name="h", url=receiver.url + "\r\nX-Injected: 1")
-        handler = store.create_handler(2, spec, new_secret())
+        handler = store.handlers.create(2, spec, new_secret())
         append(store, 1)
         assert asyncio.run(one_step(store, handler.id)) == "retry"
         assert receiver.requests == []
     [attempt] = attempts(store, handler.id)
     assert attempt.outcome == "retry" and attempt.error and "control characters" in attempt.error
-    stored = store.get_handler(handler.id)
+    stored = store.handlers.get(handler.id)
     assert stored is not None and stored.failures == 1 and stored.next_attempt_ms is not None
 
 
@@ -90,7 +90,7 @@ def test_a_step_that_raises_is_recorded_and_backed_off(
 
     monkeypatch.setattr(webhook_sink, "build_request", broken)
     with receiving() as receiver:
-        handler = store.create_handler(2, HandlerSpec(name="h", url=receiver.url), new_secret())
+        handler = store.handlers.create(2, HandlerSpec(name="h", url=receiver.url), new_secret())
         append(store, 1)
 
         async def scenario() -> None:
@@ -108,7 +108,7 @@ def test_a_step_that_raises_is_recorded_and_backed_off(
     [attempt] = attempts(store, handler.id)
     assert attempt.outcome == "retry"
     assert attempt.error == "internal error: RuntimeError: cannot format"
-    stored = store.get_handler(handler.id)
+    stored = store.handlers.get(handler.id)
     assert stored is not None and stored.failures == 1 and stored.next_attempt_ms is not None
     assert handler_status(store, stored).state == "retrying"
 
@@ -125,7 +125,7 @@ def test_410_gone_disables_the_handler_at_once_with_its_notice(store: Store) -> 
     )
     disabled = counted("herald_deliveries_total", outcome="disabled")
     with receiving(lambda _: (410, {})) as receiver:
-        handler = store.create_handler(2, HandlerSpec(name="h", url=receiver.url), new_secret())
+        handler = store.handlers.create(2, HandlerSpec(name="h", url=receiver.url), new_secret())
         [event_id] = append(store, 1)
         assert asyncio.run(one_step(store, handler.id)) == "disabled"
         assert len(receiver.requests) == 1
@@ -135,7 +135,7 @@ def test_410_gone_disables_the_handler_at_once_with_its_notice(store: Store) -> 
     assert counted("herald_deliveries_total", outcome="disabled") == disabled + 1
     [attempt] = attempts(store, handler.id)
     assert (attempt.outcome, attempt.status, attempt.event_ids) == ("disabled", 410, (event_id,))
-    stored = store.get_handler(handler.id)
+    stored = store.handlers.get(handler.id)
     assert stored is not None and not stored.spec.enabled
     assert stored.disabled_reason == "the receiver answered 410 Gone"
     status = handler_status(store, stored)
@@ -165,17 +165,18 @@ def notice_for(store: Store, handler_id: int) -> tuple[Any, int]:
 def test_the_disabled_notice_commits_with_the_disabling_or_not_at_all(
     store: Store, monkeypatch: pytest.MonkeyPatch
 ) -> None:
-    handler = store.create_handler(
+    handler = store.handlers.create(
         2, HandlerSpec(name="h", url="http://127.0.0.1:9/"), new_secret()
     )
-    store.claim_handlers("w", now_ms(), 60_000)
-    start = store.last_seq()
+    store.handlers.claim("w", now_ms(), 60_000)
+    start = store.log.last_seq()
     delivery = Delivery(handler.id, 2, now_ms(), "live", (1,), 410, "disabled", "HTTP 410", 3)
     progress = HandlerProgress(cursor_seq=handler.cursor_seq, failures=1, disabled_reason="gone")
 
     # another owner: nothing written, the notice neither
     assert (
-        store.record_delivery("x", delivery, progress, None, notice_for(store, handler.id)) is None
+        store.handlers.record_delivery("x", delivery, progress, None, notice_for(store, handler.id))
+        is None
     )
 
     # the notice cannot be written: neither is the disabling nor the attempt
@@ -185,16 +186,16 @@ def test_the_disabled_notice_commits_with_the_disabling_or_not_at_all(
     real_insert = store._insert_events  # type: ignore[attr-defined]
     monkeypatch.setattr(store, "_insert_events", failing)
     with pytest.raises(StoreError):
-        store.record_delivery("w", delivery, progress, None, notice_for(store, handler.id))
-    unchanged = store.get_handler(handler.id)
+        store.handlers.record_delivery("w", delivery, progress, None, notice_for(store, handler.id))
+    unchanged = store.handlers.get(handler.id)
     assert unchanged is not None and unchanged.spec.enabled and attempts(store, handler.id) == []
     monkeypatch.setattr(store, "_insert_events", real_insert)
 
     notice, notice_id = notice_for(store, handler.id)
-    written = store.record_delivery("w", delivery, progress, None, (notice, notice_id))
+    written = store.handlers.record_delivery("w", delivery, progress, None, (notice, notice_id))
     assert written is not None and not written.spec.enabled and written.disabled_reason == "gone"
     readable(store, [notice_id], start)
-    [entry] = store.read_log(start, 10, (2,))
+    [entry] = store.log.read(start, 10, (2,))
     assert (entry.event_id, entry.type_id) == (notice_id, HANDLER_DISABLED_TYPE)
     assert [a.outcome for a in attempts(store, handler.id)] == ["disabled"]
 
@@ -203,8 +204,8 @@ def test_a_replay_over_an_event_with_an_unreadable_timestamp_goes_on(store: Stor
     """An event stored before dates were bounded (year 999, written as ``999-01-01``) sits
     in a replay's range: it is skipped with a warning; the replay delivers the rest."""
     with receiving() as receiver:
-        handler = store.create_handler(2, HandlerSpec(name="h", url=receiver.url), new_secret())
-        start = store.last_seq()
+        handler = store.handlers.create(2, HandlerSpec(name="h", url=receiver.url), new_secret())
+        start = store.log.last_seq()
         before = append(store, 1)
         odd = build_event(
             EventIn(event_type=TypeRef(id=10001)),
@@ -216,10 +217,10 @@ def test_a_replay_over_an_event_with_an_unreadable_timestamp_goes_on(store: Stor
         assert not isinstance(odd, list)
         odd.record["timestamp"] = "999-01-01T00:00:00.000Z"
         [odd_id] = IDS.next_ids(1)
-        store.append([odd], [odd_id])
+        store.log.append([odd], [odd_id])
         after = append(store, 1)
         readable(store, [*before, odd_id, *after], start)
-        store.create_replay(handler.id, 0, now_ms())
+        store.handlers.create_replay(handler.id, 0, now_ms())
 
         async def scenario() -> list[str]:
             delivery = worker(store)
@@ -237,7 +238,7 @@ def test_a_replay_over_an_event_with_an_unreadable_timestamp_goes_on(store: Stor
     assert kinds[-1] == "idle" and "delivered" in kinds
     # live: all three in order; the replay: the two it can place in time
     assert delivered == [before, [odd_id], after, before, after]
-    assert store.pending_replays(handler.id) == []
+    assert store.handlers.pending_replays(handler.id) == []
     skipped = [a for a in attempts(store, handler.id) if a.outcome == "skipped"]
     assert [(a.kind, a.event_ids) for a in skipped] == [("replay", (odd_id,))]
     assert skipped[0].error == "skipped: the event's timestamp cannot be read"

@@ -28,17 +28,25 @@ IDLE_HANDLERS = 25
 class CountingStore:
     """The store, with every call and its arguments written down."""
 
-    def __init__(self, store: Store) -> None:
+    def __init__(
+        self,
+        store: Store | Any,
+        calls: list[tuple[str, tuple[Any, ...]]] | None = None,
+        prefix: str = "",
+    ) -> None:
         self._store = store
-        self.calls: list[tuple[str, tuple[Any, ...]]] = []
+        self.calls: list[tuple[str, tuple[Any, ...]]] = [] if calls is None else calls
+        self._prefix = prefix
 
     def __getattr__(self, name: str) -> Any:
         attribute = getattr(self._store, name)
+        if name in ("handlers", "log"):  # the repositories' calls, as "handlers.get"...
+            return CountingStore(attribute, self.calls, f"{name}.")
         if not callable(attribute):
             return attribute
 
         def counted(*args: Any, **kwargs: Any) -> Any:
-            self.calls.append((name, args))
+            self.calls.append((self._prefix + name, args))
             return attribute(*args, **kwargs)
 
         return counted
@@ -48,20 +56,20 @@ class CountingStore:
         return [
             name
             for name, args in list(self.calls)
-            if (name == "scan_log" and args[2:3] == ((organisation_id,),))
+            if (name == "log.scan" and args[2:3] == ((organisation_id,),))
             or (
-                name in ("get_handler", "pending_replays")
+                name in ("handlers.get", "handlers.pending_replays")
                 and args[:1] in {(h,) for h in handler_ids}
             )
             or (
-                name in ("advance_cursor", "record_delivery")
+                name in ("handlers.advance_cursor", "handlers.record_delivery")
                 and _handler_of(name, args) in handler_ids
             )
         ]
 
 
 def _handler_of(name: str, args: tuple[Any, ...]) -> int | None:
-    if name == "advance_cursor":
+    if name == "handlers.advance_cursor":
         return int(args[0])
     delivery = args[1]
     return int(delivery.handler_id)
@@ -88,18 +96,20 @@ async def running(worker: DeliveryWorker, until: Callable[[], bool], timeout: fl
 
 
 def test_idle_handlers_are_not_woken_by_other_tenants_events(store: Store) -> None:
-    store.create_organisation("Idle", IDLE)
-    store.create_organisation("Picky", PICKY)
+    store.organisations.create("Idle", IDLE)
+    store.organisations.create("Picky", PICKY)
     counting = CountingStore(store)
     with receiving() as receiver:
         idle = {
-            store.create_handler(IDLE, HandlerSpec(name=f"i{n}", url=receiver.url), new_secret()).id
+            store.handlers.create(
+                IDLE, HandlerSpec(name=f"i{n}", url=receiver.url), new_secret()
+            ).id
             for n in range(IDLE_HANDLERS)
         }
-        picky = store.create_handler(
+        picky = store.handlers.create(
             PICKY, HandlerSpec(name="p", url=receiver.url, filter="type:3"), new_secret()
         )
-        store.create_handler(BUSY, HandlerSpec(name="b", url=receiver.url), new_secret())
+        store.handlers.create(BUSY, HandlerSpec(name="b", url=receiver.url), new_secret())
         worker = DeliveryWorker(cast(Store, counting), settings(), load_catalog(), IdGenerator(2))
         sent: list[int] = []
 
@@ -116,8 +126,8 @@ def test_idle_handlers_are_not_woken_by_other_tenants_events(store: Store) -> No
                 for _ in range(10):
                     sent.extend(append(store, 2, organisation_id=BUSY))
                     sent.extend(append(store, 1, organisation_id=PICKY))  # not a type it wants
-            last = store.last_seq()
-            cursors = [store.get_handler(h) for h in (*idle, picky.id)]
+            last = store.log.last_seq()
+            cursors = [store.handlers.get(h) for h in (*idle, picky.id)]
             moved = all(h is not None and h.cursor_seq >= last for h in cursors)
             return moved and set(receiver.delivered_ids()) >= set(sent[0::3] + sent[1::3])
 
@@ -127,24 +137,24 @@ def test_idle_handlers_are_not_woken_by_other_tenants_events(store: Store) -> No
     assert receiver.delivered_ids() == busy_ids  # the busy tenant got its events, in order
     assert counting.calls_for(IDLE, idle) == []
     assert counting.calls_for(PICKY, {picky.id}) == []
-    moves = [args for name, args in counting.calls if name == "advance_cursors"]
+    moves = [args for name, args in counting.calls if name == "handlers.advance_cursors"]
     assert moves and len(moves) <= 40  # one write for all of them, at most twice a second
 
 
 def test_an_idle_handler_wakes_for_a_replay_and_for_its_own_events(store: Store) -> None:
     with receiving() as receiver:
         before = append(store, 3)
-        handler = store.create_handler(BUSY, HandlerSpec(name="h", url=receiver.url), new_secret())
+        handler = store.handlers.create(BUSY, HandlerSpec(name="h", url=receiver.url), new_secret())
         worker = DeliveryWorker(store, settings(), load_catalog(), IdGenerator(2))
         later: list[int] = []
         replayed: list[bool] = []
 
         def replayed_then_live() -> bool:
-            current = store.get_handler(handler.id)
+            current = store.handlers.get(handler.id)
             if not replayed:  # asleep now: only the replay can wake it
                 if current is None or current.owner is None:
                     return False
-                store.create_replay(handler.id, 0, 2**53)
+                store.handlers.create_replay(handler.id, 0, 2**53)
                 replayed.append(True)
             got = receiver.delivered_ids()
             if got == before and not later:

@@ -27,8 +27,8 @@ A, B = 2, 3  # two tenants
 @pytest.fixture
 def store(database_url: str) -> Iterator[Store]:
     opened = open_store(database_url, sqlite_synchronous="NORMAL")
-    opened.create_organisation("Acme", A)
-    opened.create_organisation("Bolt", B)
+    opened.organisations.create("Acme", A)
+    opened.organisations.create("Bolt", B)
     try:
         yield opened
     finally:
@@ -49,7 +49,7 @@ def test_the_timeout_bounds_the_whole_request_not_each_read(store: Store) -> Non
     longer than the timeout; the request still ends at the 2 s deadline, as a failed,
     logged, backed-off attempt (well before 20 s, however loaded the machine)."""
     with trickling(0.5) as trickler:
-        handler = store.create_handler(A, HandlerSpec(name="slow", url=trickler.url), new_secret())
+        handler = store.handlers.create(A, HandlerSpec(name="slow", url=trickler.url), new_secret())
         [event_id] = append(store, 1, organisation_id=A)
 
         async def scenario() -> float:
@@ -70,7 +70,7 @@ def test_the_timeout_bounds_the_whole_request_not_each_read(store: Store) -> Non
     [attempt] = attempts(store, handler.id)
     assert (attempt.outcome, attempt.error, attempt.event_ids) == ("retry", "timeout", (event_id,))
     assert attempt.latency_ms < 12_000
-    stored = store.get_handler(handler.id)
+    stored = store.handlers.get(handler.id)
     assert stored is not None and stored.failures == 1 and stored.next_attempt_ms is not None
 
 
@@ -87,8 +87,8 @@ def test_one_tenants_trickling_receivers_do_not_starve_another_tenant(store: Sto
     with trickling(0.25) as trickler, receiving() as healthy:
         for number in range(6):
             spec = HandlerSpec(name=f"slow {number}", url=trickler.url)
-            store.create_handler(A, spec, new_secret())
-        b_handler = store.create_handler(B, HandlerSpec(name="b", url=healthy.url), new_secret())
+            store.handlers.create(A, spec, new_secret())
+        b_handler = store.handlers.create(B, HandlerSpec(name="b", url=healthy.url), new_secret())
         append(store, 1, organisation_id=A)
 
         async def scenario() -> float:
@@ -114,7 +114,7 @@ def test_one_tenants_trickling_receivers_do_not_starve_another_tenant(store: Sto
 
 def test_deleting_a_handler_cancels_its_request_in_flight(store: Store) -> None:
     with trickling(0.5) as trickler:  # 20 s for the whole answer, were it waited for
-        handler = store.create_handler(A, HandlerSpec(name="slow", url=trickler.url), new_secret())
+        handler = store.handlers.create(A, HandlerSpec(name="slow", url=trickler.url), new_secret())
         append(store, 1, organisation_id=A)
 
         async def scenario() -> float:
@@ -124,7 +124,7 @@ def test_deleting_a_handler_cancels_its_request_in_flight(store: Store) -> None:
             try:
                 await asyncio.to_thread(wait_until, lambda: trickler.requests == 1, 10)
                 deleted = time.monotonic()
-                await asyncio.to_thread(store.delete_handler, handler.id, (A,))
+                await asyncio.to_thread(store.handlers.delete, handler.id, (A,))
                 await asyncio.to_thread(wait_until, lambda: bool(trickler.ended), 10)
                 return trickler.ended[0] - deleted
             finally:

@@ -61,7 +61,7 @@ def test_secrets_are_sealed_at_rest_and_rotate(tmp_path: Path, database_url: str
     legacy_secret = new_secret()
     store = open_store(database_url)
     try:
-        legacy = store.create_handler(
+        legacy = store.handlers.create(
             organisation, HandlerSpec(name="old", url="http://127.0.0.1:9/"), legacy_secret
         )
     finally:

@@ -38,7 +38,7 @@ IDS = IdGenerator(1)  # one generator: two appends in the same millisecond get d
 
 def append(store: Store, count: int, organisation_id: int = 2) -> list[int]:
     """Append ``count`` events and wait until the log's readers see them (``readable``)."""
-    start = store.last_seq()
+    start = store.log.last_seq()
     ids = IDS.next_ids(count)
     events = []
     for _ in range(count):
@@ -51,7 +51,7 @@ def append(store: Store, count: int, organisation_id: int = 2) -> list[int]:
         )
         assert not isinstance(event, list)
         events.append(event)
-    store.append(events, ids)
+    store.log.append(events, ids)
     readable(store, ids, start)
     return ids
 
@@ -68,8 +68,8 @@ def test_failing_past_retention_disables_records_an_event_and_resumes(store: Sto
 
     with receiving(answer) as receiver:
         spec = HandlerSpec(name="h", url=receiver.url, retention_ms=1)
-        handler = store.create_handler(2, spec, new_secret())
-        store.create_handler(2, HandlerSpec(name="w", url=receiver.url + "/w"), new_secret())
+        handler = store.handlers.create(2, spec, new_secret())
+        store.handlers.create(2, HandlerSpec(name="w", url=receiver.url + "/w"), new_secret())
         ids = append(store, 3)
 
         async def scenario() -> None:
@@ -77,12 +77,12 @@ def test_failing_past_retention_disables_records_an_event_and_resumes(store: Sto
             try:
                 for _ in range(20):  # fail until past the (1 ms) retention
                     await delivery.run_once()
-                    current = store.get_handler(handler.id)
+                    current = store.handlers.get(handler.id)
                     if current is not None and not current.spec.enabled:
                         break
                 wait_until(lambda: bool(disabled_notices(store)), 10)  # see ``readable``
                 up["yes"] = True
-                store.update_handler(handler.id, (2,), spec)  # enabled again
+                store.handlers.update(handler.id, (2,), spec)  # enabled again
                 for _ in range(20):  # one batch per handler per pass
                     if {r.kind for r in await delivery.run_once()} == {"idle"}:
                         break
@@ -94,9 +94,9 @@ def test_failing_past_retention_disables_records_an_event_and_resumes(store: Sto
         assert len(notices) == 1
         assert notices[0]["detail"]["event_handler"]["id"] == handler.id
         assert "retention" in notices[0]["description"]
-        attempts = store.list_deliveries(handler.id)
+        attempts = store.handlers.deliveries(handler.id)
         assert "disabled" in [a.outcome for a in attempts]
-        resumed = store.get_handler(handler.id)
+        resumed = store.handlers.get(handler.id)
         assert resumed is not None and resumed.spec.enabled and resumed.failures == 0
         own = [r for r in receiver.delivered() if r.path == "/hook"]
         delivered = [orjson.loads(r.body)["id"] for r in own]
@@ -107,19 +107,19 @@ def test_failing_past_retention_disables_records_an_event_and_resumes(store: Sto
 
 
 def disabled_notices(store: Store) -> list[dict[str, Any]]:
-    log = store.read_log(0, 100, (2,))
+    log = store.log.read(0, 100, (2,))
     return [orjson.loads(e.body) for e in log if e.type_id == HANDLER_DISABLED_TYPE]
 
 
 def test_only_one_worker_holds_a_handler(store: Store) -> None:
-    store.create_handler(2, HandlerSpec(name="h", url="http://127.0.0.1:9/"), new_secret())
+    store.handlers.create(2, HandlerSpec(name="h", url="http://127.0.0.1:9/"), new_secret())
 
     async def scenario() -> None:
         first, second = worker(store), worker(store)
         try:
             assert len(await first.claim()) == 1
             assert await second.claim() == []
-            store.release_handlers(first.owner)
+            store.handlers.release(first.owner)
             assert len(await second.claim()) == 1
         finally:
             await first.aclose()
@@ -129,11 +129,11 @@ def test_only_one_worker_holds_a_handler(store: Store) -> None:
 
 
 def test_a_quiet_tenants_handler_moves_past_other_tenants_events(store: Store) -> None:
-    store.create_organisation("Other", 3)
+    store.organisations.create("Other", 3)
     with receiving() as receiver:
-        handler = store.create_handler(2, HandlerSpec(name="h", url=receiver.url), new_secret())
+        handler = store.handlers.create(2, HandlerSpec(name="h", url=receiver.url), new_secret())
         append(store, 5, organisation_id=3)
-        end = store.last_seq()
+        end = store.log.last_seq()
 
         async def scenario() -> list[str]:
             delivery = worker(store)
@@ -141,7 +141,7 @@ def test_a_quiet_tenants_handler_moves_past_other_tenants_events(store: Store) -
                 [claimed] = await delivery.claim()
                 delivery.watcher.end = end  # as run()'s watch saw the log before the step
                 kinds: list[str] = [(await delivery.step(handler.id, claimed)).kind]
-                passed = store.get_handler(handler.id)
+                passed = store.handlers.get(handler.id)
                 assert passed is not None and passed.cursor_seq == end
                 mine = append(store, 2)
                 kinds += [(await delivery.step(handler.id)).kind for _ in range(2)]
@@ -157,16 +157,16 @@ def test_events_sent_one_per_request_come_from_one_log_read(
     store: Store, monkeypatch: pytest.MonkeyPatch
 ) -> None:
     reads: list[int] = []
-    scan_log = store.scan_log
+    scan_log = store.log.scan
 
     def counted(after_seq: int, *args: object) -> object:
         reads.append(after_seq)
         return scan_log(after_seq, *args)  # type: ignore[arg-type]
 
     with receiving() as receiver:
-        handler = store.create_handler(2, HandlerSpec(name="h", url=receiver.url), new_secret())
+        handler = store.handlers.create(2, HandlerSpec(name="h", url=receiver.url), new_secret())
         ids = append(store, 10)
-        monkeypatch.setattr(store, "scan_log", counted)
+        monkeypatch.setattr(store.log, "scan", counted)
 
         async def scenario() -> list[str]:
             delivery = worker(store)
@@ -185,12 +185,12 @@ def test_events_sent_one_per_request_come_from_one_log_read(
         assert asyncio.run(scenario()) == ["delivered"] * len(ids)
         assert [orjson.loads(r.body)["id"] for r in receiver.delivered()] == ids
     # the first read brought all ten; the second is the read-ahead of the last send
-    assert reads == [0, store.last_seq()]
+    assert reads == [0, store.log.last_seq()]
 
 
 def attempts(store: Store, handler_id: int) -> list[Delivery]:
     """The handler's attempt log, oldest first."""
-    return list(reversed(store.list_deliveries(handler_id)))
+    return list(reversed(store.handlers.deliveries(handler_id)))
 
 
 def outcome(attempt: Delivery) -> tuple[str, int | None, tuple[int, ...]]:
@@ -215,15 +215,15 @@ def test_a_step_returns_once_its_attempt_is_recorded(
     store: Store, monkeypatch: pytest.MonkeyPatch
 ) -> None:
     answers = iter([500, 200])
-    real_record = store.record_delivery
+    real_record = store.handlers.record_delivery
 
     def slow_record(*args: Any) -> Any:
         time.sleep(0.2)  # a slow commit: a step that did not wait for it would return first
         return real_record(*args)
 
-    monkeypatch.setattr(store, "record_delivery", slow_record)
+    monkeypatch.setattr(store.handlers, "record_delivery", slow_record)
     with receiving(lambda _: (next(answers), {})) as receiver:
-        handler = store.create_handler(2, HandlerSpec(name="h", url=receiver.url), new_secret())
+        handler = store.handlers.create(2, HandlerSpec(name="h", url=receiver.url), new_secret())
         [event_id] = append(store, 1)
 
         async def scenario() -> None:
@@ -235,7 +235,7 @@ def test_a_step_returns_once_its_attempt_is_recorded(
                 [attempt] = attempts(store, handler.id)
                 assert (failed.kind, failed.event_ids) == ("retry", (event_id,))
                 assert outcome(attempt) == ("retry", 500, (event_id,))
-                stored = store.get_handler(handler.id)
+                stored = store.handlers.get(handler.id)
                 assert stored is not None and stored.failures == 1
                 assert stored.cursor_seq == claimed.cursor_seq  # not past the failed event
                 assert failed.handler == stored  # the state the next step starts from
@@ -245,7 +245,7 @@ def test_a_step_returns_once_its_attempt_is_recorded(
                 assert first == attempt
                 assert (went.kind, went.event_ids) == ("delivered", (event_id,))
                 assert outcome(second) == ("delivered", 200, (event_id,))
-                stored = store.get_handler(handler.id)
+                stored = store.handlers.get(handler.id)
                 assert stored is not None and stored.failures == 0
                 assert stored.cursor_seq > claimed.cursor_seq and went.handler == stored
                 assert (await delivery.step(handler.id, went.handler)).kind == "idle"
@@ -279,7 +279,7 @@ def test_a_failed_event_holds_back_its_handler_until_the_retry_is_due(
         dead_url = f"http://127.0.0.1:{nobody.getsockname()[1]}/hook"
         refused = failure == "connection refused"
         url = dead_url if refused else receiver.url
-        handler = store.create_handler(2, HandlerSpec(name="h", url=url), new_secret())
+        handler = store.handlers.create(2, HandlerSpec(name="h", url=url), new_secret())
         first = append(store, 1)
         later: list[int] = []
 
@@ -294,7 +294,7 @@ def test_a_failed_event_holds_back_its_handler_until_the_retry_is_due(
                 await delivery.claim()
                 while len(receiver.delivered()) < 3:
                     assert time.monotonic() < deadline, f"stuck after {kinds}"
-                    before, asked_ms = store.get_handler(handler.id), now_ms()
+                    before, asked_ms = store.handlers.get(handler.id), now_ms()
                     result = await delivery.step(handler.id)
                     kinds.append(result.kind)
                     if result.kind == "waiting":  # only while the retry is not due yet
@@ -305,7 +305,7 @@ def test_a_failed_event_holds_back_its_handler_until_the_retry_is_due(
                         later.extend(append(store, 2))  # behind the failed event
                     if refused and result.kind == "retry" and kinds.count("retry") == failures:
                         # The receiver is up now (the retry state stays as it was).
-                        store.update_handler(handler.id, (2,), HandlerSpec("h", receiver.url))
+                        store.handlers.update(handler.id, (2,), HandlerSpec("h", receiver.url))
                 assert (await delivery.step(handler.id)).kind == "idle"
                 return kinds
             finally:
@@ -350,12 +350,12 @@ def test_events_that_come_in_during_a_send_are_not_passed_over(store: Store) -> 
         if not later:
             time.sleep(0.3)  # the read of the next batch (empty) is done by now
             later.extend(append(store, 2))
-            last = store.last_seq()
+            last = store.log.last_seq()
             wait_until(lambda: delivery.watcher.end >= last, 10)  # the worker saw them come
         return 200, {}
 
     with receiving(answer) as receiver:
-        handler = store.create_handler(2, HandlerSpec(name="h", url=receiver.url), new_secret())
+        handler = store.handlers.create(2, HandlerSpec(name="h", url=receiver.url), new_secret())
         first = append(store, 1)
         asyncio.run(run_until_recorded(delivery, store, handler.id, 3))
         assert receiver.delivered_ids() == [*first, *later]
@@ -366,7 +366,7 @@ def test_a_handler_disabled_while_idle_sends_nothing_more(store: Store) -> None:
     again instead of sending one more batch with the state it had."""
     with receiving() as receiver:
         spec = HandlerSpec(name="h", url=receiver.url)
-        handler = store.create_handler(2, spec, new_secret())
+        handler = store.handlers.create(2, spec, new_secret())
         first = append(store, 1)
 
         async def scenario() -> None:
@@ -375,7 +375,7 @@ def test_a_handler_disabled_while_idle_sends_nothing_more(store: Store) -> None:
             try:
                 await asyncio.to_thread(wait_until, lambda: receiver.delivered_ids() == first, 10)
                 await asyncio.sleep(0.3)  # idle by now
-                store.update_handler(handler.id, (2,), dataclasses.replace(spec, enabled=False))
+                store.handlers.update(handler.id, (2,), dataclasses.replace(spec, enabled=False))
                 append(store, 2)
                 await asyncio.sleep(1.0)  # the wake-up would have sent them within ~0.1 s
             finally:
@@ -394,7 +394,7 @@ def test_the_loop_sends_the_next_batch_while_the_last_one_is_recorded(
     """run() records a delivered batch in the background: the next request goes out while
     the write is still running, yet the attempts are recorded in order, one each, and the
     cursor ends where the receiver's acknowledgements do."""
-    real_record = store.record_delivery
+    real_record = store.handlers.record_delivery
     writing = threading.Event()
     overlapped: list[int] = []
 
@@ -411,18 +411,18 @@ def test_the_loop_sends_the_next_batch_while_the_last_one_is_recorded(
             overlapped.append(1)
         return 200, {}
 
-    monkeypatch.setattr(store, "record_delivery", slow_record)
+    monkeypatch.setattr(store.handlers, "record_delivery", slow_record)
     with receiving(answer) as receiver:
-        handler = store.create_handler(2, HandlerSpec(name="h", url=receiver.url), new_secret())
+        handler = store.handlers.create(2, HandlerSpec(name="h", url=receiver.url), new_secret())
         ids = append(store, 6)
         asyncio.run(run_until_recorded(worker(store), store, handler.id, 6))
         assert receiver.delivered_ids() == ids
         assert overlapped  # a request arrived while the one before was being recorded
         log = attempts(store, handler.id)
         assert [(a.outcome, a.event_ids) for a in log] == [("delivered", (i,)) for i in ids]
-        stored = store.get_handler(handler.id)
+        stored = store.handlers.get(handler.id)
         assert stored is not None
-        assert stored.cursor_seq == max(e.seq for e in store.read_log(0, 100, (2,)))
+        assert stored.cursor_seq == max(e.seq for e in store.log.read(0, 100, (2,)))
 
 
 @pytest.mark.parametrize("driven_by", ["step", "run"])
@@ -431,7 +431,7 @@ def test_a_delivery_that_cannot_be_recorded_is_delivered_again(
 ) -> None:
     """record_delivery fails after the receiver got the batch: the cursor did not move, so the
     batch is sent again (same webhook-id, for the receiver to dedupe on), then the rest."""
-    real_record = store.record_delivery
+    real_record = store.handlers.record_delivery
     failed = threading.Event()
 
     def record_fails_once(*args: Any) -> Any:
@@ -440,9 +440,9 @@ def test_a_delivery_that_cannot_be_recorded_is_delivered_again(
             raise StoreUnavailable("the database went away")
         return real_record(*args)
 
-    monkeypatch.setattr(store, "record_delivery", record_fails_once)
+    monkeypatch.setattr(store.handlers, "record_delivery", record_fails_once)
     with receiving() as receiver:
-        handler = store.create_handler(2, HandlerSpec(name="h", url=receiver.url), new_secret())
+        handler = store.handlers.create(2, HandlerSpec(name="h", url=receiver.url), new_secret())
         ids = append(store, 3)
 
         async def by_steps() -> None:
@@ -473,9 +473,9 @@ def test_a_delivery_that_cannot_be_recorded_is_delivered_again(
         assert sorted(webhook_ids.values()) == [[i] for i in ids]  # a re-send keeps its id
         log = attempts(store, handler.id)
         assert [(a.outcome, a.event_ids) for a in log] == [("delivered", (i,)) for i in ids]
-        stored = store.get_handler(handler.id)
+        stored = store.handlers.get(handler.id)
         assert stored is not None and stored.failures == 0
-        assert stored.cursor_seq == max(e.seq for e in store.read_log(0, 100, (2,)))
+        assert stored.cursor_seq == max(e.seq for e in store.log.read(0, 100, (2,)))
 
 
 @pytest.mark.parametrize("claim", ["fails", "misses the handler"])
@@ -488,7 +488,7 @@ def test_a_send_in_flight_is_not_cut_off_by_a_claim(
     run() used to cancel the handler's task there, and its new task sent the batch again."""
     settings = SETTINGS.model_copy(update={"delivery_lease_seconds": 0.6})  # renews every 0.2 s
     in_flight, missed = threading.Event(), threading.Event()
-    real_claim = store.claim_handlers
+    real_claim = store.handlers.claim
 
     def answer(_: Received) -> tuple[int, dict[str, str]]:
         if not in_flight.is_set():
@@ -505,9 +505,9 @@ def test_a_send_in_flight_is_not_cut_off_by_a_claim(
             return []
         return claimed
 
-    monkeypatch.setattr(store, "claim_handlers", flaky_claim)
+    monkeypatch.setattr(store.handlers, "claim", flaky_claim)
     with receiving(answer) as receiver:
-        handler = store.create_handler(2, HandlerSpec(name="h", url=receiver.url), new_secret())
+        handler = store.handlers.create(2, HandlerSpec(name="h", url=receiver.url), new_secret())
         ids = append(store, 3)
 
         delivery = DeliveryWorker(store, settings, load_catalog(), IdGenerator(2))
@@ -526,7 +526,7 @@ def test_no_step_starts_on_a_lease_that_could_not_be_renewed(
     settings = SETTINGS.model_copy(update={"delivery_lease_seconds": 0.6})  # renews every 0.2 s
     down = threading.Event()
     failed_claims: list[int] = []
-    real_claim = store.claim_handlers
+    real_claim = store.handlers.claim
 
     def claim_while_up(owner: str, now: int, lease_ms: int) -> list[Handler]:
         if down.is_set():
@@ -534,9 +534,9 @@ def test_no_step_starts_on_a_lease_that_could_not_be_renewed(
             raise StoreUnavailable("the database went away")
         return real_claim(owner, now, lease_ms)
 
-    monkeypatch.setattr(store, "claim_handlers", claim_while_up)
+    monkeypatch.setattr(store.handlers, "claim", claim_while_up)
     with receiving() as receiver:
-        handler = store.create_handler(2, HandlerSpec(name="h", url=receiver.url), new_secret())
+        handler = store.handlers.create(2, HandlerSpec(name="h", url=receiver.url), new_secret())
 
         async def scenario() -> tuple[list[int], list[int]]:
             delivery = DeliveryWorker(store, settings, load_catalog(), IdGenerator(2))

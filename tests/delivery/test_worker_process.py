@@ -70,7 +70,7 @@ def test_worker_serves_health_and_metrics_and_drains_on_sigterm(
 
         with receiving(answer) as receiver:
             spec = HandlerSpec(name="h", url=receiver.url)
-            handler = store.create_handler(2, spec, new_secret())
+            handler = store.handlers.create(2, spec, new_secret())
             [event_id] = append(store, 1)
             assert arrived.wait(60), "the worker did not deliver"
             worker.send_signal(signal.SIGTERM)  # while the request is out
@@ -78,7 +78,7 @@ def test_worker_serves_health_and_metrics_and_drains_on_sigterm(
             assert worker.wait(60) in (0, -signal.SIGTERM)
         [attempt] = attempts(store, handler.id)
         assert (attempt.outcome, attempt.event_ids) == ("delivered", (event_id,))
-        stored = store.get_handler(handler.id)
+        stored = store.handlers.get(handler.id)
         assert stored is not None and stored.owner is None  # leases given up on the way out
     finally:
         if worker.poll() is None:

@@ -119,8 +119,8 @@ def test_the_feed_matches_once_per_filter_not_per_stream(
         return [*crowd, lone, everyone]
 
     async def write(events: list[NewEvent], first_id: int) -> None:
-        await threads.run(store.append, events, list(range(first_id, first_id + len(events))))
-        while feed.position < await threads.run(store.last_seq):
+        await threads.run(store.log.append, events, list(range(first_id, first_id + len(events))))
+        while feed.position < await threads.run(store.log.last_seq):
             await asyncio.sleep(0.01)
 
     try:
@@ -145,14 +145,14 @@ def test_a_failing_read_shows_in_the_loop_health_and_the_feed_recovers(tmp_path:
     def read_log(after: int, limit: int) -> list[LogEntry]:
         if failures:
             raise failures.pop()
-        return store.read_log(after, limit)
+        return store.log.read(after, limit)
 
     failures_before = metric("herald_background_loop_failures_total", loop="live_feed")
     # what GET /ready answers, from this process's loops and store
     services = SimpleNamespace(run=threads.run, store=store, loops=loops)
 
     async def scenario() -> tuple[dict[str, Any], dict[str, Any], float, float]:
-        failing = SimpleNamespace(read_log=read_log, last_seq=store.last_seq)
+        failing = SimpleNamespace(read_log=read_log, last_seq=store.log.last_seq)
         feed = LogFeed(failing, threads.run, frame, interval=0.01, loops=loops)
         subscription = Subscription(EventFilter(organisation_ids=(1,)), 10, (1,))
         await feed.subscribe(subscription)
@@ -160,7 +160,7 @@ def test_a_failing_read_shows_in_the_loop_health_and_the_feed_recovers(tmp_path:
             await asyncio.sleep(0.01)
         failed = await health.ready(services)  # type: ignore[arg-type]
         healthy_when_failed = metric("herald_background_loop_healthy", loop="live_feed")
-        await threads.run(store.append, [_event(1, 3)], [1])
+        await threads.run(store.log.append, [_event(1, 3)], [1])
         await asyncio.wait_for(subscription.queue.get(), 60)  # delivered after the backoff
         recovered = await health.ready(services)  # type: ignore[arg-type]
         await feed.close()

@@ -50,7 +50,7 @@ def _folded(store: Store) -> dict[tuple[int, str], str]:
     """Every state as folding the whole log from its start gives it (no store state read)."""
     states: dict[tuple[int, str], ds.DeviceState] = {}
     cursor = 0
-    while entries := store.read_log(cursor, 5000):
+    while entries := store.log.read(cursor, 5000):
         for key, event in parse(entries):
             states[key] = ds.apply(states.get(key, ds.DeviceState()), event)
         cursor = entries[-1].seq
@@ -68,7 +68,7 @@ def test_sigkill_during_projection_then_restart_gives_the_folded_state(
         with server.client(server.admin_token) as client:
             for items in _batches(tenant.organisation_id, 18, 30, 1000):
                 assert client.post("/event", json=items).status_code == 201
-        last = store.last_seq()
+        last = store.log.last_seq()
         server.env["HERALD_DEVICE_STATE_POLL_SECONDS"] = "0.2"
         cut_short = []
         for delay in (0.1, 0.3, 0.6, 1.0):  # until a kill lands in the middle of the catch-up
@@ -76,16 +76,18 @@ def test_sigkill_during_projection_then_restart_gives_the_folded_state(
             server.start()  # the projector starts folding the 30,000 events
             time.sleep(delay)
             server.kill()
-            cursor = store.device_cursor()
+            cursor = store.devices.cursor()
             if cursor == last:
                 break
             cut_short.append(cursor)
             figures.add("faults.device_state_kills")
         assert cut_short, "no kill landed during the catch-up"
         server.start()
-        wait_until(lambda: store.device_cursor() == last, 60, lambda: f"at {store.device_cursor()}")
+        wait_until(
+            lambda: store.devices.cursor() == last, 60, lambda: f"at {store.devices.cursor()}"
+        )
         expected = _folded(store)
-        stored = store.device_states(sorted(expected))
+        stored = store.devices.states(sorted(expected))
         assert {key: row.state for key, row in stored.items()} == expected
         assert len(expected) == 200
     finally:

@@ -44,7 +44,7 @@ def _fired(store: Store, organisation_id: int) -> list[str]:
     """The group keys of the organisation's "Rule fired" events, as stored."""
     keys: list[str] = []
     after = 0
-    while entries := store.read_log(after, 10_000, (organisation_id,)):
+    while entries := store.log.read(after, 10_000, (organisation_id,)):
         after = entries[-1].seq
         keys += [
             orjson.loads(e.body)["detail"]["group"]["key"] for e in entries if e.type_id == FIRED

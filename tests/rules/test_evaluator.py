@@ -53,7 +53,7 @@ def alert_records(store: Store, org: int, written: int = 0) -> list[dict[str, An
     reads a commit once older transactions on the server have ended)."""
 
     def read() -> list[dict[str, Any]]:
-        entries = store.read_log(0, 10_000, (org,))
+        entries = store.log.read(0, 10_000, (org,))
         return [orjson.loads(e.body) for e in entries if e.type_id in alerts.TYPES]
 
     wait_until(lambda: len(read()) >= written, 30)
@@ -66,7 +66,7 @@ def post(
     events: list[Any],
 ) -> None:
     given = ids(len(events))
-    store.append(events, given)
+    store.log.append(events, given)
     readable(store, given)
 
 
@@ -77,8 +77,8 @@ def test_a_count_rule_fires_once_per_group_and_resolves(
     evaluator: RuleEvaluator,
     clock: Clock,
 ) -> None:
-    a = store.create_organisation("A").id
-    b = store.create_organisation("B").id
+    a = store.organisations.create("A").id
+    b = store.organisations.create("B").id
     three = Condition("count", window_ms=10 * MIN, count=3)
     rule = store.rules.create(a, RuleSpec("attach failures", "type:7", "endpoint", three))
     for org in (a, b):  # B has the same events and no rule
@@ -118,7 +118,7 @@ def test_an_absence_rule_fires_on_time_without_events(
     evaluator: RuleEvaluator,
     clock: Clock,
 ) -> None:
-    a = store.create_organisation("A").id
+    a = store.organisations.create("A").id
     store.rules.create(a, RuleSpec("silent", "", "endpoint", Condition("absence", 10 * MIN)))
     post(store, ids, [make_event(a, T, 3, endpoint={"id": 7})])
     at(clock, evaluator, T + 5 * MIN)
@@ -138,7 +138,7 @@ def test_a_state_rule_and_its_hold_down(
     evaluator: RuleEvaluator,
     clock: Clock,
 ) -> None:
-    a = store.create_organisation("A").id
+    a = store.organisations.create("A").id
     offline = Condition("state", window_ms=5 * MIN, statuses=("OFFLINE",))
     store.rules.create(a, RuleSpec("offline", "", "endpoint", offline, hold_down_ms=30 * MIN))
     post(
@@ -164,7 +164,7 @@ def test_a_rule_changed_or_deleted_stops_firing_at_once(
     evaluator: RuleEvaluator,
     clock: Clock,
 ) -> None:
-    a = store.create_organisation("A").id
+    a = store.organisations.create("A").id
     absence = Condition("absence", 10 * MIN)
     kept = store.rules.create(a, RuleSpec("kept", "", "organisation", absence))
     changed = store.rules.create(a, RuleSpec("changed", "", "organisation", absence))
@@ -186,7 +186,7 @@ def test_a_step_behind_another_writes_nothing(
     evaluator: RuleEvaluator,
     clock: Clock,
 ) -> None:
-    a = store.create_organisation("A").id
+    a = store.organisations.create("A").id
     rule = store.rules.create(a, RuleSpec("any", "", "endpoint", Condition("count", MIN, 1)))
     post(store, ids, [make_event(a, T, 3, endpoint={"id": 7})])
     at(clock, evaluator, T)

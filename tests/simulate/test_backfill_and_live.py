@@ -21,8 +21,8 @@ def test_backfill_writes_history_and_creates_the_organisations(tmp_path: Path) -
     store = open_store(f"sqlite:///{tmp_path / 'h.db'}", sqlite_synchronous="NORMAL")
     try:
         written = backfill(store, World(2, 30, 1), 2, batch_size=500, show_progress=False)
-        total = store.query(EventQuery(per_page=1)).total
-        names = [o.name for o in store.list_organisations()]
+        total = store.log.query(EventQuery(per_page=1)).total
+        names = [o.name for o in store.organisations.all()]
     finally:
         store.close()
     assert total is not None
@@ -33,12 +33,12 @@ def test_backfill_writes_history_and_creates_the_organisations(tmp_path: Path) -
 def test_a_backfill_longer_than_the_retention_is_refused_before_writing(tmp_path: Path) -> None:
     store = open_store(f"sqlite:///{tmp_path / 'h.db'}", sqlite_synchronous="NORMAL")
     try:
-        store.create_organisation("Demo organisation", 1, retention_days=60)
+        store.organisations.create("Demo organisation", 1, retention_days=60)
         assert backfill(store, World(1, 5, 1), 40, limit=10, show_progress=False) == 10
-        store.set_retention(1, None)  # the default, 30 days
+        store.organisations.set_retention(1, None)  # the default, 30 days
         with pytest.raises(SimulationError, match=r"retention of organisation 1 \(30 days"):
             backfill(store, World(1, 5, 1), 31, show_progress=False)
-        assert store.query(EventQuery(per_page=1)).total == 10
+        assert store.log.query(EventQuery(per_page=1)).total == 10
     finally:
         store.close()
 
@@ -47,7 +47,7 @@ def test_backfill_stops_at_the_limit(tmp_path: Path) -> None:
     store = open_store(f"sqlite:///{tmp_path / 'h.db'}", sqlite_synchronous="NORMAL")
     try:
         written = backfill(store, World(1, 50, 1), 5, limit=777, show_progress=False)
-        assert store.query(EventQuery(per_page=1)).total == written == 777
+        assert store.log.query(EventQuery(per_page=1)).total == written == 777
     finally:
         store.close()
 
@@ -149,7 +149,7 @@ def test_the_demo_fleet_lives_in_serve(tmp_path: Path) -> None:
         assert _total(server) > seeded  # the live stream goes on
         store = open_store(server.database_url)
         try:
-            names = {o.id: o.name for o in store.list_organisations()}
+            names = {o.id: o.name for o in store.organisations.all()}
         finally:
             store.close()
         # organisation 1 was made by the first start, without the demo

@@ -67,8 +67,8 @@ def test_backfill_writes_the_usage_records(tmp_path: Path) -> None:
         far = (START // DAY_MS) * 2
         compared = 0
         for device in filter(sends_usage, world.devices):
-            days = store.usage_days(1, device.endpoint_id, 0, far)
-            bodies = store.usage_sessions(1, device.endpoint_id, 0, far * DAY_MS)
+            days = store.usage.days(1, device.endpoint_id, 0, far)
+            bodies = store.usage.sessions(1, device.endpoint_id, 0, far * DAY_MS)
             sessions = [usage.session_traffic(at, body) for at, body in bodies]
             assert sum(d.data_total for d in days) == sum(t.total for t in sessions if t)
             assert sum(d.data_records for d in days) == len(bodies)

@@ -31,38 +31,40 @@ def ids_of(bodies: list[bytes]) -> list[int]:
 
 
 def test_schema_is_current(store: Store) -> None:
-    status = store.schema_status()  # type: ignore[attr-defined]
+    status = store.maintenance.schema_status()
     assert status.applied and not status.pending
-    store.migrate()  # idempotent
-    assert store.schema_status().applied == status.applied  # type: ignore[attr-defined]
+    store.maintenance.migrate()  # idempotent
+    assert store.maintenance.schema_status().applied == status.applied
 
 
 def test_append_returns_records_with_their_ids(
     store: Store, make_event: EventFactory, ids: Ids
 ) -> None:
     new = ids(3)
-    bodies = store.append([make_event(1), make_event(1), make_event(2)], new)
+    bodies = store.log.append([make_event(1), make_event(1), make_event(2)], new)
     assert ids_of(bodies) == new
-    assert store.get_event(new[0], None) == bodies[0]
-    assert store.get_event(new[0], (1,)) == bodies[0]
-    assert store.get_event(new[2], (1,)) is None  # another organisation's: absent
-    assert store.get_event(123, None) is None
+    assert store.log.get(new[0], None) == bodies[0]
+    assert store.log.get(new[0], (1,)) == bodies[0]
+    assert store.log.get(new[2], (1,)) is None  # another organisation's: absent
+    assert store.log.get(123, None) is None
 
 
 def test_producer_ids_make_appends_idempotent(
     store: Store, make_event: EventFactory, ids: Ids
 ) -> None:
-    first = store.append([make_event(1, external_id="a")], ids(1))
-    again = store.append(
+    first = store.log.append([make_event(1, external_id="a")], ids(1))
+    again = store.log.append(
         [make_event(1, external_id="a"), make_event(1, external_id="b"), make_event(1)], ids(3)
     )
     assert again[0] == first[0]
-    twice = store.append([make_event(1, external_id="c"), make_event(1, external_id="c")], ids(2))
+    twice = store.log.append(
+        [make_event(1, external_id="c"), make_event(1, external_id="c")], ids(2)
+    )
     assert twice[0] == twice[1]
-    other_org = store.append([make_event(2, external_id="a")], ids(1))
-    other_provider = store.append([make_event(1, external_id="a", provider="emnify")], ids(1))
+    other_org = store.log.append([make_event(2, external_id="a")], ids(1))
+    other_provider = store.log.append([make_event(1, external_id="a", provider="emnify")], ids(1))
     assert other_org[0] != first[0] and other_provider[0] != first[0]
-    assert store.query(EventQuery(EventFilter(organisation_ids=(1,)))).total == 5
+    assert store.log.query(EventQuery(EventFilter(organisation_ids=(1,)))).total == 5
 
 
 def test_concurrent_duplicates_are_stored_once(
@@ -73,7 +75,7 @@ def test_concurrent_duplicates_are_stored_once(
 
     def write(event_id: int) -> None:
         barrier.wait(10)
-        results.extend(store.append([make_event(1, external_id="dup")], [event_id]))
+        results.extend(store.log.append([make_event(1, external_id="dup")], [event_id]))
 
     threads = [threading.Thread(target=write, args=(event_id,)) for event_id in ids(6)]
     for thread in threads:
@@ -81,12 +83,12 @@ def test_concurrent_duplicates_are_stored_once(
     for thread in threads:
         thread.join(30)
     assert len(results) == 6 and len(set(results)) == 1
-    assert store.query(EventQuery()).total == 1
+    assert store.log.query(EventQuery()).total == 1
 
 
 def test_query_filters(store: Store, make_event: EventFactory, ids: Ids) -> None:
     now = now_ms()
-    store.append(
+    store.log.append(
         [
             make_event(1, now - 3000, type_id=3, endpoint={"id": 5, "name": "tracker-5"}),
             make_event(1, now - 2000, type_id=5, description="Delete PDP Context"),
@@ -98,7 +100,7 @@ def test_query_filters(store: Store, make_event: EventFactory, ids: Ids) -> None
 
     def count(**kwargs: object) -> int | None:
         flt = EventFilter(organisation_ids=(1,), **kwargs)  # type: ignore[arg-type]
-        return store.query(EventQuery(flt)).total
+        return store.log.query(EventQuery(flt)).total
 
     assert count() == 3
     assert count(type_ids=(3,)) == 2
@@ -110,19 +112,19 @@ def test_query_filters(store: Store, make_event: EventFactory, ids: Ids) -> None
     assert count(from_ms=now - 2500, until_ms=now - 1500) == 1
     assert count(description="delete pdp") == 1  # substring, case-insensitive on both
     assert count(description="100%") == 0  # LIKE wildcards are literal
-    assert store.query(EventQuery(EventFilter(organisation_ids=()))).total == 0
-    assert store.query(EventQuery(EventFilter())).total == 4  # internal: every organisation
+    assert store.log.query(EventQuery(EventFilter(organisation_ids=()))).total == 0
+    assert store.log.query(EventQuery(EventFilter())).total == 4  # internal: every organisation
 
 
 def test_sort_and_pages(store: Store, make_event: EventFactory, ids: Ids) -> None:
     now = now_ms()
     new = ids(5)
-    store.append([make_event(1, now - (5 - i) * 1000) for i in range(5)], new)
-    newest_first = store.query(EventQuery(per_page=2))
+    store.log.append([make_event(1, now - (5 - i) * 1000) for i in range(5)], new)
+    newest_first = store.log.query(EventQuery(per_page=2))
     assert ids_of(newest_first.items) == [new[4], new[3]] and newest_first.total == 5
-    page3 = store.query(EventQuery(per_page=2, page=3))
+    page3 = store.log.query(EventQuery(per_page=2, page=3))
     assert ids_of(page3.items) == [new[0]]
-    oldest_first = store.query(EventQuery(sort=(SortKey("timestamp", False),), per_page=10))
+    oldest_first = store.log.query(EventQuery(sort=(SortKey("timestamp", False),), per_page=10))
     assert ids_of(oldest_first.items) == new
 
 
@@ -131,11 +133,11 @@ def test_cursor_paging_walks_everything_once(
 ) -> None:
     now = now_ms()
     new = ids(7)
-    store.append([make_event(1, now - 5000 + (i // 2) * 1000) for i in range(7)], new)
+    store.log.append([make_event(1, now - 5000 + (i // 2) * 1000) for i in range(7)], new)
     seen: list[int] = []
     cursor: str | None = None
     for _ in range(10):
-        page = store.query(EventQuery(per_page=3, cursor=cursor, count=False))
+        page = store.log.query(EventQuery(per_page=3, cursor=cursor, count=False))
         seen += ids_of(page.items)
         cursor = page.next_cursor
         if cursor is None:
@@ -145,41 +147,41 @@ def test_cursor_paging_walks_everything_once(
 
 
 def test_read_log_follows_commit_order(store: Store, make_event: EventFactory, ids: Ids) -> None:
-    start = store.last_seq()
+    start = store.log.last_seq()
     first = ids(2)
-    store.append([make_event(1), make_event(2)], first)
+    store.log.append([make_event(1), make_event(2)], first)
     second = ids(1)
-    store.append([make_event(1, now_ms() - 5 * DAY)], second)  # older, committed later
+    store.log.append([make_event(1, now_ms() - 5 * DAY)], second)  # older, committed later
     readable(store, first + second, start)
-    log = store.read_log(start, 100)
+    log = store.log.read(start, 100)
     assert [orjson.loads(e.body)["id"] for e in log] == first + second
     assert [e.seq for e in log] == sorted(e.seq for e in log)
     assert [e.organisation_id for e in log] == [1, 2, 1]
-    assert [e.organisation_id for e in store.read_log(start, 100, (2,))] == [2]
-    assert store.read_log(log[0].seq, 1) == [log[1]]
-    assert store.last_seq() == log[-1].seq
-    assert store.read_log(store.last_seq(), 100) == []
+    assert [e.organisation_id for e in store.log.read(start, 100, (2,))] == [2]
+    assert store.log.read(log[0].seq, 1) == [log[1]]
+    assert store.log.last_seq() == log[-1].seq
+    assert store.log.read(store.log.last_seq(), 100) == []
 
 
 def test_purge_deletes_what_is_older_than_retention(
     store: Store, make_event: EventFactory, ids: Ids
 ) -> None:
-    org = store.create_organisation("Acme", retention_days=60).id
+    org = store.organisations.create("Acme", retention_days=60).id
     now = now_ms()
     old = ids(2)
-    store.append(
+    store.log.append(
         [make_event(org, now - 40 * DAY), make_event(org, now - 39 * DAY, external_id="x")], old
     )
     recent = ids(1)
-    store.append([make_event(org, now - 1000)], recent)
-    assert store.purge(now) == 0  # within its 60 days
-    store.set_retention(org, None)  # the default, 30 days
-    assert store.purge(now) == 2
-    assert store.get_event(old[0], None) is None
-    assert store.get_event(recent[0], None) is not None
-    assert store.purge(now) == 0
+    store.log.append([make_event(org, now - 1000)], recent)
+    assert store.maintenance.purge(now) == 0  # within its 60 days
+    store.organisations.set_retention(org, None)  # the default, 30 days
+    assert store.maintenance.purge(now) == 2
+    assert store.log.get(old[0], None) is None
+    assert store.log.get(recent[0], None) is not None
+    assert store.maintenance.purge(now) == 0
     # the producer's id of a purged event may be used again
-    again = store.append([make_event(org, now - 1000, external_id="x")], ids(1))
+    again = store.log.append([make_event(org, now - 1000, external_id="x")], ids(1))
     assert orjson.loads(again[0])["id"] != old[1]
 
 
@@ -188,19 +190,19 @@ def test_purge_keeps_each_organisation_for_its_own_retention(
 ) -> None:
     """Organisations of 2, 10 and the default 30 days: each event is kept for its own
     organisation's retention after its timestamp, not a day less."""
-    short = store.create_organisation("Short", retention_days=2).id
-    medium = store.create_organisation("Medium", retention_days=10).id
-    default = store.create_organisation("Default").id
+    short = store.organisations.create("Short", retention_days=2).id
+    medium = store.organisations.create("Medium", retention_days=10).id
+    default = store.organisations.create("Default").id
     now = now_ms()
     ages = (1, 3, 9, 11, 29)
     written = {(org, age): ids(1)[0] for org in (short, medium, default) for age in ages}
-    store.append(
+    store.log.append(
         [make_event(org, now - age * DAY) for (org, age) in written],
         list(written.values()),
     )
-    store.append([make_event(default, now)], ids(1))  # the newest stays anyway (SQLite)
-    assert store.purge(now) == 4 + 2  # short: 3, 9, 11, 29; medium: 11, 29
-    kept = {key for key, event_id in written.items() if store.get_event(event_id, None)}
+    store.log.append([make_event(default, now)], ids(1))  # the newest stays anyway (SQLite)
+    assert store.maintenance.purge(now) == 4 + 2  # short: 3, 9, 11, 29; medium: 11, 29
+    kept = {key for key, event_id in written.items() if store.log.get(event_id, None)}
     assert kept == {
         (short, 1),
         (medium, 1),
@@ -209,40 +211,40 @@ def test_purge_keeps_each_organisation_for_its_own_retention(
         *((default, age) for age in ages),
     }
     scoped = EventFilter(organisation_ids=(short,))
-    assert [row.count for row in store.stats(StatsQuery(scoped))] == [1]  # counts follow
+    assert [row.count for row in store.log.stats(StatsQuery(scoped))] == [1]  # counts follow
 
 
 def test_purge_never_gives_a_log_position_twice(
     store: Store, make_event: EventFactory, ids: Ids
 ) -> None:
-    store.create_organisation("Acme", 1, retention_days=60)
+    store.organisations.create("Acme", 1, retention_days=60)
     now = now_ms()
     recent, backfilled = ids(1), ids(1)
-    store.append([make_event(1, now - 1000)], recent)
-    store.append([make_event(1, now - 40 * DAY)], backfilled)  # old, yet the newest
+    store.log.append([make_event(1, now - 1000)], recent)
+    store.log.append([make_event(1, now - 40 * DAY)], backfilled)  # old, yet the newest
     readable(store, recent + backfilled)
-    cursor = store.last_seq()  # where a handler that delivered it stands
-    store.set_retention(1, 30)
-    store.purge(now)
+    cursor = store.log.last_seq()  # where a handler that delivered it stands
+    store.organisations.set_retention(1, 30)
+    store.maintenance.purge(now)
     fresh = ids(1)
-    store.append([make_event(1, now)], fresh)
+    store.log.append([make_event(1, now)], fresh)
     readable(store, fresh, cursor)
-    assert [entry.event_id for entry in store.read_log(cursor, 10)] == fresh
+    assert [entry.event_id for entry in store.log.read(cursor, 10)] == fresh
 
 
 def test_organisations(store: Store) -> None:
-    acme = store.create_organisation("Acme")
-    chosen = store.create_organisation("Chosen", 40)
-    after = store.create_organisation("After")
+    acme = store.organisations.create("Acme")
+    chosen = store.organisations.create("Chosen", 40)
+    after = store.organisations.create("After")
     assert chosen.id == 40 and after.id > 40 and acme.id < 40
-    assert store.get_organisation(40) == chosen
-    assert store.get_organisation(999) is None
-    assert [o.name for o in store.list_organisations()] == ["Acme", "Chosen", "After"]
+    assert store.organisations.get(40) == chosen
+    assert store.organisations.get(999) is None
+    assert [o.name for o in store.organisations.all()] == ["Acme", "Chosen", "After"]
 
 
 def test_tokens(store: Store) -> None:
-    org = store.create_organisation("Acme")
-    token = store.create_token(
+    org = store.organisations.create("Acme")
+    token = store.organisations.create_token(
         token_hash="h1",
         prefix="hr_ab",
         name="ci",
@@ -250,7 +252,7 @@ def test_tokens(store: Store) -> None:
         permissions=["event:read"],
         internal=False,
     )
-    admin = store.create_token(
+    admin = store.organisations.create_token(
         token_hash="h2",
         prefix="hr_cd",
         name="",
@@ -258,69 +260,77 @@ def test_tokens(store: Store) -> None:
         permissions=[],
         internal=True,
     )
-    assert store.find_token("h1") == token and store.get_token(admin.id) == admin
-    assert store.find_token("nope") is None and store.get_token(999) is None
+    assert (
+        store.organisations.find_token("h1") == token
+        and store.organisations.get_token(admin.id) == admin
+    )
+    assert (
+        store.organisations.find_token("nope") is None
+        and store.organisations.get_token(999) is None
+    )
     both = sorted([token, admin], key=lambda t: t.id)  # by id: creation's millisecond
-    assert store.list_tokens() == both and store.list_tokens(org.id) == [token]
-    revoked = store.revoke_token(token.id)
+    assert store.organisations.tokens() == both and store.organisations.tokens(org.id) == [token]
+    revoked = store.organisations.revoke_token(token.id)
     assert revoked.revoked_ms is not None
-    assert store.revoke_token(token.id).revoked_ms == revoked.revoked_ms  # idempotent
+    assert store.organisations.revoke_token(token.id).revoked_ms == revoked.revoked_ms  # idempotent
     with pytest.raises(NotFound):
-        store.revoke_token(999)
-    assert store.count_tokens() == 2
+        store.organisations.revoke_token(999)
+    assert store.organisations.count_tokens() == 2
 
 
 def test_meta(store: Store) -> None:
-    assert store.get_meta("k") is None
-    assert store.set_meta_if_absent("k", "first") == "first"
-    assert store.set_meta_if_absent("k", "second") == "first"
-    assert store.get_meta("k") == "first"
+    assert store.meta.get("k") is None
+    assert store.meta.set_if_absent("k", "first") == "first"
+    assert store.meta.set_if_absent("k", "second") == "first"
+    assert store.meta.get("k") == "first"
 
 
 def test_handler_leases_and_cursor(store: Store, make_event: EventFactory, ids: Ids) -> None:
-    org = store.create_organisation("Acme")
+    org = store.organisations.create("Acme")
     event_ids = ids(1)
-    store.append([make_event(org.id)], event_ids)
+    store.log.append([make_event(org.id)], event_ids)
     readable(store, event_ids)  # PostgreSQL: no older transaction holds the log back
-    handler = store.create_handler(org.id, HandlerSpec(name="h", url="http://127.0.0.1/"), "s")
-    assert handler.cursor_seq == store.last_seq()  # from now on
+    handler = store.handlers.create(org.id, HandlerSpec(name="h", url="http://127.0.0.1/"), "s")
+    assert handler.cursor_seq == store.log.last_seq()  # from now on
     now = now_ms()
-    assert store.claimable_handler_ids("a", now) == [handler.id]
-    assert [h.id for h in store.claim_handlers("a", now, 10_000)] == [handler.id]
-    assert store.claim_handlers("b", now, 10_000) == []  # held by a
-    assert store.claimable_handler_ids("b", now) == []
-    assert store.claimable_handler_ids("a", now) == [handler.id]
-    assert [h.id for h in store.claim_handlers("a", now + 1, 10_000)] == [handler.id]
-    assert store.advance_cursor(handler.id, "b", handler.cursor_seq + 1, org.id) is None
-    assert store.advance_cursor(handler.id, "a", handler.cursor_seq + 1, org.id + 1) is None
-    advanced = store.advance_cursor(handler.id, "a", handler.cursor_seq + 1, org.id)
+    assert store.handlers.claimable_ids("a", now) == [handler.id]
+    assert [h.id for h in store.handlers.claim("a", now, 10_000)] == [handler.id]
+    assert store.handlers.claim("b", now, 10_000) == []  # held by a
+    assert store.handlers.claimable_ids("b", now) == []
+    assert store.handlers.claimable_ids("a", now) == [handler.id]
+    assert [h.id for h in store.handlers.claim("a", now + 1, 10_000)] == [handler.id]
+    assert store.handlers.advance_cursor(handler.id, "b", handler.cursor_seq + 1, org.id) is None
+    assert (
+        store.handlers.advance_cursor(handler.id, "a", handler.cursor_seq + 1, org.id + 1) is None
+    )
+    advanced = store.handlers.advance_cursor(handler.id, "a", handler.cursor_seq + 1, org.id)
     assert advanced is not None and advanced.cursor_seq == handler.cursor_seq + 1
     delivery = Delivery(handler.id, org.id, now, "live", (1,), 200, "delivered", None, 3)
-    assert store.record_delivery("b", delivery, HandlerProgress(cursor_seq=9)) is None
+    assert store.handlers.record_delivery("b", delivery, HandlerProgress(cursor_seq=9)) is None
     progress = HandlerProgress(cursor_seq=handler.cursor_seq + 7, failures=2, last_error="x")
-    written = store.record_delivery("a", delivery, progress)
+    written = store.handlers.record_delivery("a", delivery, progress)
     assert written is not None and written.spec == handler.spec and written.owner == "a"
     assert (written.cursor_seq, written.failures, written.last_error) == (
         handler.cursor_seq + 7,
         2,
         "x",
     )
-    assert store.claimable_handler_ids("b", now + 20_000) == [handler.id]  # a's lease expired
+    assert store.handlers.claimable_ids("b", now + 20_000) == [handler.id]  # a's lease expired
     # a dies: once its lease expires, b takes the handler over where a stopped
-    taken = store.claim_handlers("b", now + 20_000, 10_000)
+    taken = store.handlers.claim("b", now + 20_000, 10_000)
     assert [h.owner for h in taken] == ["b"] and taken[0].cursor_seq == handler.cursor_seq + 7
-    assert store.list_deliveries(handler.id)[0].event_ids == (1,)
-    store.release_handlers("b")
-    assert store.get_handler(handler.id) is not None
-    assert store.get_handler(handler.id, (org.id + 1,)) is None
-    store.delete_handler(handler.id, (org.id,))
+    assert store.handlers.deliveries(handler.id)[0].event_ids == (1,)
+    store.handlers.release("b")
+    assert store.handlers.get(handler.id) is not None
+    assert store.handlers.get(handler.id, (org.id + 1,)) is None
+    store.handlers.delete(handler.id, (org.id,))
     with pytest.raises(NotFound):
-        store.delete_handler(handler.id, None)
+        store.handlers.delete(handler.id, None)
 
 
 def test_a_handlers_spec_round_trips(store: Store) -> None:
     """Every field of the spec is stored and read back as written, on create and update."""
-    org = store.create_organisation("Acme")
+    org = store.organisations.create("Acme")
     spec = HandlerSpec(
         name="s3",
         url="http://127.0.0.1:9000",
@@ -333,18 +343,18 @@ def test_a_handlers_spec_round_trips(store: Store) -> None:
         settings='{"bucket": "b"}',
         credentials="fernet:sealed",
     )
-    created = store.create_handler(org.id, spec, "s")
+    created = store.handlers.create(org.id, spec, "s")
     assert created.spec == spec
-    assert store.get_handler(created.id) == created
+    assert store.handlers.get(created.id) == created
     unbounded = replace(spec, batch_max_bytes=None, batch_max_events=10)
-    updated = store.update_handler(created.id, (org.id,), unbounded)
-    assert updated.spec == unbounded and store.get_handler(created.id) == updated
+    updated = store.handlers.update(created.id, (org.id,), unbounded)
+    assert updated.spec == unbounded and store.handlers.get(created.id) == updated
 
 
 def test_stats_by_bucket_and_group(store: Store, make_event: EventFactory, ids: Ids) -> None:
     hour = 3_600_000
     base = (now_ms() // hour - 2) * hour
-    store.append(
+    store.log.append(
         [
             make_event(1, base + 10, type_id=3),
             make_event(1, base + 20, type_id=3),
@@ -354,11 +364,11 @@ def test_stats_by_bucket_and_group(store: Store, make_event: EventFactory, ids: 
         ids(4),
     )
     scoped = EventFilter(organisation_ids=(1,))
-    by_hour = store.stats(StatsQuery(scoped, bucket_ms=hour))
+    by_hour = store.log.stats(StatsQuery(scoped, bucket_ms=hour))
     assert [(row.bucket_ms, row.count) for row in by_hour] == [(base, 2), (base + hour, 1)]
-    by_type = store.stats(StatsQuery(scoped, group="type"))
+    by_type = store.log.stats(StatsQuery(scoped, group="type"))
     assert [(row.key, row.count) for row in by_type] == [(3, 2), (5, 1)]
-    (total,) = store.stats(StatsQuery(scoped))
+    (total,) = store.log.stats(StatsQuery(scoped))
     assert total.count == 3 and total.volume_mb == 1.5
 
 
@@ -366,15 +376,15 @@ def test_handler_ids_tell_nothing_of_other_organisations(store: Store) -> None:
     """Issue 28 #6: handler ids were a counter shared by all organisations (A, B, A got 111,
     112, 113: A learnt that B made one). Each is now a random free slot of the millisecond
     it was made in: unique, below 2**53, and ordered by that millisecond only."""
-    a, b = store.create_organisation("A").id, store.create_organisation("B").id
+    a, b = store.organisations.create("A").id, store.organisations.create("B").id
     spec = HandlerSpec(name="h", url="http://127.0.0.1/")
-    made = [store.create_handler(org, spec, "secret") for org in (a, b, a, b, a, a)]
+    made = [store.handlers.create(org, spec, "secret") for org in (a, b, a, b, a, a)]
     ids = [handler.id for handler in made]
     assert len(set(ids)) == 6 and all(0 < i <= MAX_PUBLIC_ID for i in ids)
     assert max(ids) - min(ids) > 5  # a counter: 6 ids in a row
     assert [(i >> SEQUENCE_BITS) + EPOCH_MS for i in ids] == [h.created_ms for h in made]
-    assert [h.id for h in store.list_handlers((a,))] == sorted(ids[0::2] + ids[5:])  # A's
-    assert store.get_handler(ids[1], (a,)) is None and store.get_handler(ids[1], (b,)) == made[1]
+    assert [h.id for h in store.handlers.all((a,))] == sorted(ids[0::2] + ids[5:])  # A's
+    assert store.handlers.get(ids[1], (a,)) is None and store.handlers.get(ids[1], (b,)) == made[1]
 
 
 def _made_at(ids: list[int], before: int, after: int) -> bool:
@@ -389,37 +399,40 @@ def test_attempt_log_and_replay_ids_tell_nothing_of_other_organisations(
     attempts 1, 3, 5 told A that B's handler made one in between). Each is now its handler's
     next: a random slot of the millisecond it was written in, above the handler's last id,
     so the log stays in order (and pages by id) and the ids say when, nothing else."""
-    a, b = store.create_organisation("A").id, store.create_organisation("B").id
+    a, b = store.organisations.create("A").id, store.organisations.create("B").id
     spec = HandlerSpec(name="h", url="http://127.0.0.1/")
-    handlers = {a: store.create_handler(a, spec, "s").id, b: store.create_handler(b, spec, "s").id}
+    handlers = {
+        a: store.handlers.create(a, spec, "s").id,
+        b: store.handlers.create(b, spec, "s").id,
+    }
     before = now_ms()
     for n in range(40):  # A, B, A, B, ...: test sends, recorded with no lease
         org = (a, b)[n % 2]
         attempt = Delivery(handlers[org], org, now_ms(), "test", (), 200, "delivered", None, n)
-        assert store.record_delivery("api", attempt, None) is not None
-    store.append([make_event(a), make_event(b)], ids(2))  # something to replay
+        assert store.handlers.record_delivery("api", attempt, None) is not None
+    store.log.append([make_event(a), make_event(b)], ids(2))  # something to replay
     replays: dict[int, list[int]] = {a: [], b: []}
     for n in range(10):
         org = (a, b)[n % 2]
-        replays[org].append(store.create_replay(handlers[org], 0, now_ms()).id)
+        replays[org].append(store.handlers.create_replay(handlers[org], 0, now_ms()).id)
     after = now_ms()
 
-    log = store.list_deliveries(handlers[a], limit=1000)
+    log = store.handlers.deliveries(handlers[a], limit=1000)
     assert [d.latency_ms for d in log] == list(range(38, -1, -2))  # newest first
     log_ids = [d.id for d in reversed(log)]
     assert log_ids == sorted(set(log_ids)) and all(0 < i <= MAX_PUBLIC_ID for i in log_ids)
     assert _made_at(log_ids, before, after)  # a counter: 1, 3, 5, ...
-    every = log_ids + [d.id for d in store.list_deliveries(handlers[b], limit=1000)]
+    every = log_ids + [d.id for d in store.handlers.deliveries(handlers[b], limit=1000)]
     assert len(set(every)) == 40
     # pages by id, as GET .../delivery does with X-Next-Cursor
-    first = store.list_deliveries(handlers[a], limit=7)
-    rest = store.list_deliveries(handlers[a], before_id=first[-1].id, limit=1000)
+    first = store.handlers.deliveries(handlers[a], limit=7)
+    rest = store.handlers.deliveries(handlers[a], before_id=first[-1].id, limit=1000)
     assert first + rest == log
 
     for org in (a, b):
         assert replays[org] == sorted(set(replays[org]))
         assert _made_at(replays[org], before, after)
-        assert [r.id for r in store.pending_replays(handlers[org])] == replays[org]
+        assert [r.id for r in store.handlers.pending_replays(handlers[org])] == replays[org]
     assert not set(replays[a]) & set(replays[b])
 
 
@@ -429,12 +442,15 @@ def test_a_handlers_next_id_taken_elsewhere_is_drawn_again(
     """No lock and no read of other rows chooses an attempt's id: where another row (of the
     organisation's other handler) has the id drawn, the insert does nothing and the next
     draw, above it, is taken."""
-    org = store.create_organisation("A").id
+    org = store.organisations.create("A").id
     spec = HandlerSpec(name="h", url="http://127.0.0.1/")
-    first, second = store.create_handler(org, spec, "s").id, store.create_handler(org, spec, "s").id
+    first, second = (
+        store.handlers.create(org, spec, "s").id,
+        store.handlers.create(org, spec, "s").id,
+    )
     attempt = Delivery(first, org, now_ms(), "test", (), 200, "delivered", None, 1)
-    store.record_delivery("api", attempt, None)
-    (taken,) = [d.id for d in store.list_deliveries(first)]
+    store.handlers.record_delivery("api", attempt, None)
+    (taken,) = [d.id for d in store.handlers.deliveries(first)]
     draws: list[int | None] = []
     real = next_public_id
 
@@ -443,20 +459,20 @@ def test_a_handlers_next_id_taken_elsewhere_is_drawn_again(
         return taken if len(draws) == 1 else real(ms, after)
 
     monkeypatch.setattr("herald.store.common.next_public_id", draw)
-    store.record_delivery("api", replace(attempt, handler_id=second, latency_ms=2), None)
+    store.handlers.record_delivery("api", replace(attempt, handler_id=second, latency_ms=2), None)
     assert draws == [None, taken]
-    (again,) = store.list_deliveries(second)
+    (again,) = store.handlers.deliveries(second)
     assert again.id > taken and again.latency_ms == 2
-    assert [(d.id, d.latency_ms) for d in store.list_deliveries(first)] == [(taken, 1)]
+    assert [(d.id, d.latency_ms) for d in store.handlers.deliveries(first)] == [(taken, 1)]
 
 
 def test_token_ids_tell_nothing_of_other_organisations(store: Store) -> None:
     """Issue 28 #6: token ids (a JWT's ``sub``, the audit events' token id) were a counter
     shared by all organisations; they are a random free slot of their creation millisecond."""
-    a, b = store.create_organisation("A").id, store.create_organisation("B").id
+    a, b = store.organisations.create("A").id, store.organisations.create("B").id
     before = now_ms()
     made = [
-        store.create_token(
+        store.organisations.create_token(
             token_hash=f"h{n}",
             prefix="hr_ab",
             name=str(n),
@@ -471,8 +487,10 @@ def test_token_ids_tell_nothing_of_other_organisations(store: Store) -> None:
     assert len(set(ids)) == 6 and all(0 < i <= MAX_PUBLIC_ID for i in ids)
     assert _made_at(ids, before, after)  # a counter: 1, 2, 3, ...
     assert [(i >> SEQUENCE_BITS) + EPOCH_MS for i in ids] == [t.created_ms for t in made]
-    assert store.list_tokens(a) == sorted((made[0], made[2], made[4], made[5]), key=lambda t: t.id)
-    assert all(store.get_token(token.id) == token for token in made)
+    assert store.organisations.tokens(a) == sorted(
+        (made[0], made[2], made[4], made[5]), key=lambda t: t.id
+    )
+    assert all(store.organisations.get_token(token.id) == token for token in made)
 
 
 def test_a_deleted_handlers_delivery_in_flight_writes_nothing_into_a_new_one(
@@ -482,36 +500,36 @@ def test_a_deleted_handlers_delivery_in_flight_writes_nothing_into_a_new_one(
     tenant's, and the old handler's in-flight delivery then wrote into it (disabled it with
     A's error, moved its cursor, logged A's event). Ids are never given twice, and every
     bookkeeping write checks the handler's organisation too."""
-    a, b = store.create_organisation("A").id, store.create_organisation("B").id
+    a, b = store.organisations.create("A").id, store.organisations.create("B").id
     spec = HandlerSpec(name="h", url="http://127.0.0.1/")
-    store.append([make_event(a)], ids(1))
-    old = store.create_handler(a, spec, "secret-a")
-    replay = store.create_replay(old.id, 0, now_ms())
+    store.log.append([make_event(a)], ids(1))
+    old = store.handlers.create(a, spec, "secret-a")
+    replay = store.handlers.create_replay(old.id, 0, now_ms())
     now = now_ms()
-    assert [h.id for h in store.claim_handlers("w", now, 30_000)] == [old.id]
+    assert [h.id for h in store.handlers.claim("w", now, 30_000)] == [old.id]
     # ... its request is in flight when A deletes the handler and B creates one
-    store.delete_handler(old.id, (a,))
-    new = store.create_handler(b, spec, "secret-b")
+    store.handlers.delete(old.id, (a,))
+    new = store.handlers.create(b, spec, "secret-b")
     assert new.id != old.id  # never the deleted handler's id
-    store.append([make_event(b)], ids(1))
-    new_replay = store.create_replay(new.id, 0, now_ms())
-    assert [h.id for h in store.claim_handlers("w", now, 30_000)] == [new.id]
-    before = store.get_handler(new.id)
+    store.log.append([make_event(b)], ids(1))
+    new_replay = store.handlers.create_replay(new.id, 0, now_ms())
+    assert [h.id for h in store.handlers.claim("w", now, 30_000)] == [new.id]
+    before = store.handlers.get(new.id)
 
     failed = Delivery(old.id, a, now, "live", (1,), 500, "disabled", "boom", 3)
     disable = HandlerProgress(cursor_seq=0, failures=9, last_error="boom", disabled_reason="x")
-    assert store.record_delivery("w", failed, disable, (replay.id, 99)) is None
-    assert store.record_delivery("w", failed, None) is None  # a test delivery too
-    assert store.advance_cursor(old.id, "w", 0, a) is None
-    store.advance_replay(replay.id, 99, old.id, a)
+    assert store.handlers.record_delivery("w", failed, disable, (replay.id, 99)) is None
+    assert store.handlers.record_delivery("w", failed, None) is None  # a test delivery too
+    assert store.handlers.advance_cursor(old.id, "w", 0, a) is None
+    store.handlers.advance_replay(replay.id, 99, old.id, a)
     # Were an id ever given again, the organisation check alone keeps B's handler safe.
-    assert store.record_delivery("w", replace(failed, handler_id=new.id), disable) is None
-    assert store.advance_cursor(new.id, "w", 0, a) is None
-    store.advance_replay(new_replay.id, 0, new.id, a)
+    assert store.handlers.record_delivery("w", replace(failed, handler_id=new.id), disable) is None
+    assert store.handlers.advance_cursor(new.id, "w", 0, a) is None
+    store.handlers.advance_replay(new_replay.id, 0, new.id, a)
 
-    assert store.get_handler(new.id) == before
-    assert store.list_deliveries(new.id) == []
-    assert store.pending_replays(new.id) == [new_replay]
+    assert store.handlers.get(new.id) == before
+    assert store.handlers.deliveries(new.id) == []
+    assert store.handlers.pending_replays(new.id) == [new_replay]
 
 
 def test_writers_lease_distinct_node_ids_and_their_ids_never_collide(
@@ -521,15 +539,15 @@ def test_writers_lease_distinct_node_ids_and_their_ids_never_collide(
     same ids. Every writer leases its node id from the store, on both backends."""
     other = open_store(database_url)
     try:
-        first, second = store.lease_node_id(), other.lease_node_id()
-        assert first != second and store.lease_node_id() == first
+        first, second = store.nodes.lease(), other.nodes.lease()
+        assert first != second and store.nodes.lease() == first
         generated: dict[int, list[int]] = {}
 
         def write(writer: Store, node_id: int) -> None:
             generator = IdGenerator(node_id)
             for _ in range(10):
                 batch = generator.next_ids(200)
-                writer.append([make_event(1) for _ in batch], batch)
+                writer.log.append([make_event(1) for _ in batch], batch)
                 generated.setdefault(node_id, []).extend(batch)
 
         threads = [
@@ -540,14 +558,14 @@ def test_writers_lease_distinct_node_ids_and_their_ids_never_collide(
         for thread in threads:
             thread.join(60)
         assert not set(generated[first]) & set(generated[second])
-        page = store.query(EventQuery(EventFilter(organisation_ids=(1,)), per_page=1))
+        page = store.log.query(EventQuery(EventFilter(organisation_ids=(1,)), per_page=1))
         assert page.total == 4000
     finally:
         other.close()
     with pytest.raises(StoreUnavailable, match=f"node id {first} is leased"):
         third = open_store(database_url)
         try:
-            third.lease_node_id(first)
+            third.nodes.lease(first)
         finally:
             third.close()
 
@@ -557,19 +575,19 @@ def test_a_writer_that_lost_its_node_lease_stops_appending(
 ) -> None:
     """Issue 17: a process that loses its node id lease stops writing and says so; once it
     holds the id again (nobody else does), it writes again."""
-    node = store.lease_node_id()
-    assert store.write_refusal() is None
+    node = store.nodes.lease()
+    assert store.nodes.refusal() is None
     _raw(database_url, "UPDATE nodes SET holder = 'another process'")
-    assert store.renew_node_lease() is False
-    refusal = store.write_refusal()
+    assert store.nodes.renew() is False
+    refusal = store.nodes.refusal()
     assert refusal is not None and f"node id {node}: lease lost" in refusal
     with pytest.raises(StoreUnavailable, match="lease lost"):
-        store.append([make_event(1)], ids(1))
-    assert store.query(EventQuery()).total == 0
+        store.log.append([make_event(1)], ids(1))
+    assert store.log.query(EventQuery()).total == 0
     _raw(database_url, "DELETE FROM nodes")  # the other process ended
-    assert store.renew_node_lease() is True
-    assert store.write_refusal() is None
-    store.append([make_event(1)], ids(1))
+    assert store.nodes.renew() is True
+    assert store.nodes.refusal() is None
+    store.log.append([make_event(1)], ids(1))
 
 
 def _raw(database_url: str, sql: str) -> None:
@@ -585,35 +603,35 @@ def _raw(database_url: str, sql: str) -> None:
 def test_log_activity_counts_and_idle_cursors(
     store: Store, make_event: EventFactory, ids: Ids
 ) -> None:
-    a = store.create_organisation("Acme")
-    b = store.create_organisation("Bolt")
-    start = store.last_seq()
+    a = store.organisations.create("Acme")
+    b = store.organisations.create("Bolt")
+    start = store.log.last_seq()
     handlers = [
-        store.create_handler(b.id, HandlerSpec(name=f"h{n}", url="http://127.0.0.1/"), "s")
+        store.handlers.create(b.id, HandlerSpec(name=f"h{n}", url="http://127.0.0.1/"), "s")
         for n in range(2)
     ]
     new = ids(4)
-    store.append([make_event(a.id, type_id=3), make_event(a.id, type_id=5)], new[:2])
-    store.append([make_event(b.id, type_id=3), make_event(a.id, type_id=3)], new[2:])
+    store.log.append([make_event(a.id, type_id=3), make_event(a.id, type_id=5)], new[:2])
+    store.log.append([make_event(b.id, type_id=3), make_event(a.id, type_id=3)], new[2:])
     readable(store, new, start)
-    end = store.last_seq()
-    assert store.log_activity(start, end, 10) == {a.id: {3, 5}, b.id: {3}}
-    assert store.log_activity(start, end, 3) is None  # more events than it may look at
-    assert store.log_activity(end, end, 10) == {}
+    end = store.log.last_seq()
+    assert store.log.activity(start, end, 10) == {a.id: {3, 5}, b.id: {3}}
+    assert store.log.activity(start, end, 3) is None  # more events than it may look at
+    assert store.log.activity(end, end, 10) == {}
 
     # the filter counts: the organisation's events after the cursor that it selects
-    assert store.count_log(a.id, start) == 3
-    assert store.count_log(a.id, start, EventFilter(type_ids=(3,))) == 2
-    assert store.count_log(a.id, start, EventFilter(type_ids=(3,)), limit=1) == 1
-    first = store.first_in_log(a.id, start, EventFilter(type_ids=(5,)))
+    assert store.log.count(a.id, start) == 3
+    assert store.log.count(a.id, start, EventFilter(type_ids=(3,))) == 2
+    assert store.log.count(a.id, start, EventFilter(type_ids=(3,)), limit=1) == 1
+    first = store.log.first(a.id, start, EventFilter(type_ids=(5,)))
     assert first is not None and ids_of([first]) == [new[1]]
-    assert store.first_in_log(b.id, end) is None
+    assert store.log.first(b.id, end) is None
 
     now = now_ms()
-    store.claim_handlers("w", now, 10_000)
-    store.advance_cursors("other", [h.id for h in handlers], end)  # not its lease: nothing
-    assert {store.get_handler(h.id).cursor_seq for h in handlers} == {start}  # type: ignore[union-attr]
-    store.advance_cursors("w", [handlers[0].id], end)
-    store.advance_cursors("w", [handlers[0].id], start)  # never back
-    cursors = [store.get_handler(h.id).cursor_seq for h in handlers]  # type: ignore[union-attr]
+    store.handlers.claim("w", now, 10_000)
+    store.handlers.advance_cursors("other", [h.id for h in handlers], end)  # not its lease: nothing
+    assert {store.handlers.get(h.id).cursor_seq for h in handlers} == {start}  # type: ignore[union-attr]
+    store.handlers.advance_cursors("w", [handlers[0].id], end)
+    store.handlers.advance_cursors("w", [handlers[0].id], start)  # never back
+    cursors = [store.handlers.get(h.id).cursor_seq for h in handlers]  # type: ignore[union-attr]
     assert cursors == [end, start]

@@ -45,29 +45,29 @@ def _story(make_event: EventFactory, org: int, endpoint: int, start: int = 0) ->
 
 
 def _snapshot(store: Store, org: int) -> list[tuple[str, int, str]]:
-    rows, _ = store.list_device_states(DeviceQuery((org,), sort=(("id", False),)))
+    rows, _ = store.devices.page(DeviceQuery((org,), sort=(("id", False),)))
     return [(row.endpoint_key, row.status, row.state) for row in rows]
 
 
 def test_projection_follows_the_log_and_replays_the_same(
     store: Store, make_event: EventFactory, ids: Callable[[int], list[int]]
 ) -> None:
-    org = store.create_organisation("Acme").id
+    org = store.organisations.create("Acme").id
     events = _story(make_event, org, 7) + _story(make_event, org, 8)[:2]
     events.append(make_event(org, T0, 3, user={"id": 1}))  # names no endpoint: no state
     stored = ids(len(events))
-    store.append(events, stored)
+    store.log.append(events, stored)
     readable(store, stored)
     projector = DeviceProjector(store, chunk=2)  # several transactions, each with its cursor
     assert projector.catch_up() == len(events)
-    assert store.device_cursor() == store.last_seq()
+    assert store.devices.cursor() == store.log.last_seq()
     assert [(key, status) for key, status, _ in _snapshot(store, org)] == [
         ("7", ds.Status.OFFLINE),
         ("8", ds.Status.ONLINE),
     ]
     before = _snapshot(store, org)
-    store.reset_device_states()
-    assert store.device_cursor() == 0 and _snapshot(store, org) == []
+    store.devices.reset()
+    assert store.devices.cursor() == 0 and _snapshot(store, org) == []
     DeviceProjector(store, chunk=1000).catch_up()
     assert _snapshot(store, org) == before
 
@@ -75,21 +75,21 @@ def test_projection_follows_the_log_and_replays_the_same(
 def test_backfilled_events_do_not_move_the_state_back(
     store: Store, make_event: EventFactory, ids: Callable[[int], list[int]]
 ) -> None:
-    org = store.create_organisation("Acme").id
+    org = store.organisations.create("Acme").id
     projector = DeviceProjector(store)
     online = _story(make_event, org, 7, start=100)[:2]
     first = ids(2)
-    store.append(online, first)
+    store.log.append(online, first)
     readable(store, first)
     projector.catch_up()
-    row = store.get_device_state((org,), "7")
+    row = store.devices.get((org,), "7")
     assert row is not None and row.status == ds.Status.ONLINE
     late = _story(make_event, org, 7, start=0)  # an hour and a half older: ends offline
     later = ids(len(late))
-    store.append(late, later)
+    store.log.append(late, later)
     readable(store, later)
     projector.catch_up()
-    again = store.get_device_state((org,), "7")
+    again = store.devices.get((org,), "7")
     assert again is not None and again.status == ds.Status.ONLINE
     assert again.last_event_ms == T0 + 101 * MIN
 
@@ -98,7 +98,7 @@ def _replayed(store: Store) -> dict[str, str]:
     """Every endpoint's state as folding the whole log in memory gives it."""
     states: dict[str, ds.DeviceState] = {}
     cursor = 0
-    while entries := store.read_log(cursor, 1000):
+    while entries := store.log.read(cursor, 1000):
         for (_, key), effect in parse(entries):
             states[key] = ds.apply(states.get(key, ds.DeviceState()), effect)
         cursor = entries[-1].seq
@@ -110,14 +110,14 @@ def test_a_projector_folds_on_what_others_wrote_not_on_what_it_remembers(
 ) -> None:
     """A projector keeps the states it wrote between steps (here at most two); another
     process folding in between must not leave it folding on stale ones."""
-    org = store.create_organisation("Acme").id
+    org = store.organisations.create("Acme").id
     ours, theirs = DeviceProjector(store, cache=2), DeviceProjector(store)
     story = {endpoint: _story(make_event, org, endpoint) for endpoint in (7, 8, 9)}
 
     def add(events: list[Any], projector: DeviceProjector) -> None:
         stored = ids(len(events))
-        store.append(events, stored)
-        readable(store, stored, store.device_cursor())
+        store.log.append(events, stored)
+        readable(store, stored, store.devices.cursor())
         projector.catch_up()
         assert {key: state for key, _, state in _snapshot(store, org)} == _replayed(store)
 
@@ -136,33 +136,33 @@ def test_a_projector_folds_on_what_others_wrote_not_on_what_it_remembers(
 def test_the_cursor_moves_only_with_the_rows(
     store: Store, make_event: EventFactory, ids: Callable[[int], list[int]]
 ) -> None:
-    org = store.create_organisation("Acme").id
+    org = store.organisations.create("Acme").id
     events = _story(make_event, org, 7)
     stored = ids(len(events))
-    store.append(events, stored)
+    store.log.append(events, stored)
     readable(store, stored)
-    entries = store.read_log(0, 100)
+    entries = store.log.read(0, 100)
     projector = DeviceProjector(store)
     assert asyncio.run(projector.step()) == len(entries)
-    row = store.get_device_state((org,), "7")
+    row = store.devices.get((org,), "7")
     assert row is not None
     # a row the database refuses (no status) undoes the cursor's move with it
     broken = dataclasses.replace(row, endpoint_key="8", status=None)  # type: ignore[arg-type]
     with pytest.raises(StoreError):
-        store.save_device_states(entries[-1].seq, entries[-1].seq + 10, [broken])
-    assert store.device_cursor() == entries[-1].seq
-    assert store.get_device_state((org,), "8") is None
+        store.devices.save(entries[-1].seq, entries[-1].seq + 10, [broken])
+    assert store.devices.cursor() == entries[-1].seq
+    assert store.devices.get((org,), "8") is None
     # a writer that read from an older position (another process was faster) writes nothing
     newer = dataclasses.replace(row, status=ds.Status.BLOCKED)
-    assert not store.save_device_states(entries[0].seq, entries[-1].seq + 10, [newer])
-    kept = store.get_device_state((org,), "7")
-    assert kept == row and store.device_cursor() == entries[-1].seq
+    assert not store.devices.save(entries[0].seq, entries[-1].seq + 10, [newer])
+    kept = store.devices.get((org,), "7")
+    assert kept == row and store.devices.cursor() == entries[-1].seq
 
 
 def test_queries_are_scoped_filtered_and_counted(
     store: Store, make_event: EventFactory, ids: Callable[[int], list[int]]
 ) -> None:
-    acme, other = store.create_organisation("Acme").id, store.create_organisation("Other").id
+    acme, other = store.organisations.create("Acme").id, store.organisations.create("Other").id
     events = [
         *_story(make_event, acme, 1)[:1],  # attached
         *_story(make_event, acme, 2, start=10)[:2],  # online
@@ -170,27 +170,27 @@ def test_queries_are_scoped_filtered_and_counted(
         *_story(make_event, other, 1, start=30)[:2],  # the same endpoint id elsewhere
     ]
     stored = ids(len(events))
-    store.append(events, stored)
+    store.log.append(events, stored)
     readable(store, stored)
     DeviceProjector(store).catch_up()
-    assert store.device_status_counts((acme,)) == {0: 1, 1: 1, 2: 1}
-    assert store.device_status_counts(None) == {0: 1, 1: 2, 2: 1}
-    mine = store.get_device_state((acme,), "1")
-    theirs = store.get_device_state((other,), "1")
+    assert store.devices.status_counts((acme,)) == {0: 1, 1: 1, 2: 1}
+    assert store.devices.status_counts(None) == {0: 1, 1: 2, 2: 1}
+    mine = store.devices.get((acme,), "1")
+    theirs = store.devices.get((other,), "1")
     assert mine is not None and theirs is not None and mine.status != theirs.status
-    assert store.get_device_state((other,), "2") is None
-    rows, total = store.list_device_states(DeviceQuery((acme,), statuses=(0, 1)))
+    assert store.devices.get((other,), "2") is None
+    rows, total = store.devices.page(DeviceQuery((acme,), statuses=(0, 1)))
     assert total == 2 and [row.endpoint_key for row in rows] == ["2", "1"]  # newest first
-    rows, total = store.list_device_states(
+    rows, total = store.devices.page(
         DeviceQuery((acme,), countries=("Germany",), seen_before_ms=T0 + 20 * MIN, per_page=1)
     )
     assert total == 2 and [row.endpoint_key for row in rows] == ["2"]
-    rows, _ = store.list_device_states(
+    rows, _ = store.devices.page(
         DeviceQuery((acme,), operators=("Vodafone",), sort=(("status", True),), page=2, per_page=2)
     )
     assert [row.endpoint_key for row in rows] == ["1"]
-    assert store.list_device_states(DeviceQuery((acme,), countries=("France",))) == ([], 0)
-    assert store.list_device_states(DeviceQuery(()))[1] == 0
+    assert store.devices.page(DeviceQuery((acme,), countries=("France",))) == ([], 0)
+    assert store.devices.page(DeviceQuery(()))[1] == 0
 
 
 def test_a_later_event_by_id_only_keeps_the_endpoints_name(
@@ -198,7 +198,7 @@ def test_a_later_event_by_id_only_keeps_the_endpoints_name(
 ) -> None:
     """ "GPS Tracker" stays the name (in the row the fleet list filters on, and in the state)
     when a newer event names the endpoint by its id alone."""
-    org = store.create_organisation("Acme").id
+    org = store.organisations.create("Acme").id
     named = {"id": 733023, "name": "GPS Tracker", "imei": "356938035643809"}
     events = [
         make_event(org, T0, 1, endpoint=named, detail=NETWORK),
@@ -206,26 +206,26 @@ def test_a_later_event_by_id_only_keeps_the_endpoints_name(
         make_event(org, T0 + 2 * MIN, 5, endpoint={"id": 733023, "name": None}),
     ]
     stored = ids(len(events))
-    store.append(events, stored)
+    store.log.append(events, stored)
     readable(store, stored)
     DeviceProjector(store).catch_up()
-    row = store.get_device_state((org,), "733023")
+    row = store.devices.get((org,), "733023")
     assert row is not None and row.endpoint_name == "GPS Tracker"
     assert ds.endpoint(ds.loads(row.state)) == named
-    rows, total = store.list_device_states(DeviceQuery((org,), name_contains=("GPS",)))
+    rows, total = store.devices.page(DeviceQuery((org,), name_contains=("GPS",)))
     assert total == 1 and rows[0].endpoint_key == "733023"
 
 
 def test_herald_db_rebuild_device_state(
     store: Store, database_url: str, make_event: EventFactory, ids: Callable[[int], list[int]]
 ) -> None:
-    org = store.create_organisation("Acme").id
+    org = store.organisations.create("Acme").id
     events = _story(make_event, org, 7)[:2]
     stored = ids(len(events))
-    store.append(events, stored)
+    store.log.append(events, stored)
     readable(store, stored)
     DeviceProjector(store).catch_up()
-    kept = store.get_device_state((org,), "7")
+    kept = store.devices.get((org,), "7")
     rebuilt = subprocess.run(
         [*HERALD, "db", "rebuild-device-state", "--database", database_url],
         capture_output=True,
@@ -234,7 +234,7 @@ def test_herald_db_rebuild_device_state(
     )
     assert rebuilt.returncode == 0, rebuilt.stderr
     assert "device states rebuilt from 2 events" in rebuilt.stdout
-    again = store.get_device_state((org,), "7")
+    again = store.devices.get((org,), "7")
     assert kept is not None and again is not None
     assert again.status == ds.Status.ONLINE and again.state == kept.state
     assert again.updated_ms > kept.updated_ms  # written again, the same
@@ -243,10 +243,10 @@ def test_herald_db_rebuild_device_state(
 def test_the_serve_loop_follows_the_log_and_stops_between_chunks(
     store: Store, make_event: EventFactory, ids: Callable[[int], list[int]]
 ) -> None:
-    org = store.create_organisation("Acme").id
+    org = store.organisations.create("Acme").id
     events = [e for n in range(50) for e in _story(make_event, org, n, start=n)]
     stored = ids(len(events))
-    store.append(events, stored)
+    store.log.append(events, stored)
     readable(store, stored)
 
     async def follow() -> tuple[int, int]:
@@ -255,15 +255,15 @@ def test_the_serve_loop_follows_the_log_and_stops_between_chunks(
             assert projector is not None
             projector.chunk = 5
             await asyncio.sleep(0)  # the first chunk starts; leaving cancels the loop
-        stopped_at = store.device_cursor()  # the chunk in hand was finished, no more
+        stopped_at = store.devices.cursor()  # the chunk in hand was finished, no more
         async with in_process(store, 0.01, loops):
-            while store.device_cursor() != store.last_seq():
+            while store.devices.cursor() != store.log.last_seq():
                 await asyncio.sleep(0.01)
         assert loops.report()["device_state"]["healthy"] is True
-        return stopped_at, store.device_status_counts((org,)).get(ds.Status.OFFLINE, 0)
+        return stopped_at, store.devices.status_counts((org,)).get(ds.Status.OFFLINE, 0)
 
     stopped_at, offline = asyncio.run(asyncio.wait_for(follow(), 30))
-    assert stopped_at < store.last_seq()  # cancelled long before the end of the log
+    assert stopped_at < store.log.last_seq()  # cancelled long before the end of the log
     assert offline == 50
 
 
@@ -271,7 +271,7 @@ def _changes(store: Store) -> list[tuple[int, str, int, int]]:
     """The status-change events in the log, in the order written (a query, which PostgreSQL
     answers with every committed row, unlike the log's reader, held at the safe watermark):
     (organisation, endpoint, new status, cause)."""
-    page = store.query(EventQuery(EventFilter(type_ids=tuple(changes.TYPES)), per_page=1000))
+    page = store.log.query(EventQuery(EventFilter(type_ids=tuple(changes.TYPES)), per_page=1000))
     found = []
     for record in sorted((orjson.loads(body) for body in page.items), key=lambda r: r["id"]):
         endpoint = record["endpoint"].get("id", record["endpoint"].get("name"))
@@ -292,16 +292,16 @@ def _changes(store: Store) -> list[tuple[int, str, int, int]]:
 def test_status_changes_are_events_once_for_the_organisations_that_ask(
     store: Store, make_event: EventFactory, ids: Callable[[int], list[int]]
 ) -> None:
-    acme, other = store.create_organisation("Acme").id, store.create_organisation("Other").id
-    assert store.set_device_events(acme, True).device_events
-    assert store.get_organisation(other) is not None
-    assert not store.get_organisation(other).device_events  # type: ignore[union-attr]
+    acme, other = store.organisations.create("Acme").id, store.organisations.create("Other").id
+    assert store.organisations.set_device_events(acme, True).device_events
+    assert store.organisations.get(other) is not None
+    assert not store.organisations.get(other).device_events  # type: ignore[union-attr]
     projector = DeviceProjector(store, chunk=3, catalog=load_catalog(), ids=IdGenerator(3))
 
     def add(events: list[Any]) -> list[int]:
         stored = ids(len(events))
-        store.append(events, stored)
-        readable(store, stored, store.device_cursor())
+        store.log.append(events, stored)
+        readable(store, stored, store.devices.cursor())
         projector.catch_up()
         return stored
 
@@ -314,14 +314,14 @@ def test_status_changes_are_events_once_for_the_organisations_that_ask(
         (acme, "7", offline, story[3]),  # Purge location
     ]
     assert _changes(store) == expected
-    written = store.query(EventQuery(EventFilter(type_ids=(2102,))))
+    written = store.log.query(EventQuery(EventFilter(type_ids=(2102,))))
     record = orjson.loads(written.items[0])
     assert record["event_type"]["description"] == "Endpoint offline"
     assert record["detail"]["previous_status"] == {"id": 0, "description": "ATTACHED"}
     assert record["endpoint"] == {"id": 7, "name": "tracker-7"}
     assert record["organisation"] == {"id": acme, "name": "Acme"}
     # the change events name the endpoint but are no sign of life: the state ignores them
-    row = store.get_device_state((acme,), "7")
+    row = store.devices.get((acme,), "7")
     assert row is not None and row.last_event_ms == T0 + 103 * MIN
     # backfilled events behind the newest change nothing: no event; a newer block does
     add(_story(make_event, acme, 7, start=0))
@@ -330,7 +330,7 @@ def test_status_changes_are_events_once_for_the_organisations_that_ask(
     expected.append((acme, "7", ds.Status.BLOCKED, block[0]))
     assert _changes(store) == expected
     # a rebuild re-reads the log in other chunks and writes no change again
-    store.reset_device_states()
+    store.devices.reset()
     DeviceProjector(store, chunk=1000, catalog=load_catalog(), ids=IdGenerator(3)).catch_up()
     assert _changes(store) == expected
     # nor does folding the log again as if never folded (a restored backup): the same ids
@@ -343,7 +343,7 @@ def test_status_changes_are_events_once_for_the_organisations_that_ask(
     projector.catch_up()
     assert _changes(store) == expected
     # opted out: no more
-    store.set_device_events(acme, False)
+    store.organisations.set_device_events(acme, False)
     add([make_event(acme, T0 + 105 * MIN, 42, endpoint={"id": 7})])
     assert _changes(store) == expected
-    assert store.get_device_state((acme,), "7").status == ds.Status.OFFLINE  # type: ignore[union-attr]
+    assert store.devices.get((acme,), "7").status == ds.Status.OFFLINE  # type: ignore[union-attr]

@@ -140,10 +140,10 @@ def test_sql_and_predicate_select_the_same_events(
     organisation_id = next(ORGANISATIONS)
     events = [_build(organisation_id, body) for body in bodies]
     ids = [organisation_id * 1000 + index for index in range(len(events))]
-    records = [orjson.loads(body) for body in store.append(events, ids)]
+    records = [orjson.loads(body) for body in store.log.append(events, ids)]
     flt = EventFilter((organisation_id,), **wanted)
 
-    page = store.query(EventQuery(flt, sort=(SortKey("timestamp", True),), per_page=1000))
+    page = store.log.query(EventQuery(flt, sort=(SortKey("timestamp", True),), per_page=1000))
     selected = [record for record in records if flt.matches(record)]
     selected.sort(key=lambda record: (record["timestamp"], record["id"]), reverse=True)
 

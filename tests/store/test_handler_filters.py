@@ -9,9 +9,9 @@ from herald.store import Store
 
 
 def test_migrate_converts_old_handler_filters(store: Store) -> None:
-    organisation = store.create_organisation("Acme IoT")
-    kept = store.create_handler(organisation.id, HandlerSpec("new", "http://x/"), "whsec_x")
-    old = store.create_handler(organisation.id, HandlerSpec("old", "http://x/"), "whsec_y")
+    organisation = store.organisations.create("Acme IoT")
+    kept = store.handlers.create(organisation.id, HandlerSpec("new", "http://x/"), "whsec_x")
+    old = store.handlers.create(organisation.id, HandlerSpec("old", "http://x/"), "whsec_y")
     legacy = {"event_types": [5], "severities": [1, 2], "alert_only": True, "tags": ["fleet_a"]}
     with store._transaction() as conn:  # type: ignore[attr-defined]  # as 0.1 wrote it
         store._execute(  # type: ignore[attr-defined]
@@ -20,9 +20,9 @@ def test_migrate_converts_old_handler_filters(store: Store) -> None:
             (orjson.dumps(legacy).decode(), old.id),
         )
     as_q = "type:5,severity:1|2,alert:true,tags:fleet_a"
-    assert store.upgrade_handler_filters() == 1  # type: ignore[attr-defined]  # as on open
-    assert store.upgrade_handler_filters() == 0  # type: ignore[attr-defined]
-    converted = store.get_handler(old.id)
+    assert store.handlers.upgrade_filters() == 1  # as on open
+    assert store.handlers.upgrade_filters() == 0
+    converted = store.handlers.get(old.id)
     assert converted is not None and converted.spec.filter == as_q
     with store._transaction() as conn:  # type: ignore[attr-defined]
         rows = store._execute(conn, "SELECT id, filter FROM handlers ORDER BY id").fetchall()  # type: ignore[attr-defined]

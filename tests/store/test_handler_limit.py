@@ -17,8 +17,8 @@ LIMIT = 3
 @pytest.fixture
 def store(database_url: str) -> Iterator[Store]:
     opened = open_store(database_url, sqlite_synchronous="NORMAL")
-    opened.create_organisation("Acme", 2)
-    opened.create_organisation("Bolt", 3)
+    opened.organisations.create("Acme", 2)
+    opened.organisations.create("Bolt", 3)
     try:
         yield opened
     finally:
@@ -28,7 +28,7 @@ def store(database_url: str) -> Iterator[Store]:
 def create(store: Store, organisation_id: int, name: str) -> bool:
     try:
         spec = HandlerSpec(name=name, url="http://hooks.example/")
-        store.create_handler(organisation_id, spec, "secret", LIMIT)
+        store.handlers.create(organisation_id, spec, "secret", LIMIT)
     except LimitReached as refused:
         assert f"={LIMIT}" in str(refused)
         return False
@@ -42,7 +42,7 @@ def test_concurrent_creations_stop_at_the_limit(store: Store, existing: int) -> 
     with ThreadPoolExecutor(8) as pool:
         made = sum(pool.map(lambda n: create(store, 2, f"new{n}"), range(8)))
     assert made == LIMIT - existing
-    assert len(store.list_handlers((2,))) == LIMIT
+    assert len(store.handlers.all((2,))) == LIMIT
     assert create(store, 3, "another tenant")  # each organisation has its own
 
 
@@ -50,6 +50,6 @@ def test_deleting_one_makes_room(store: Store) -> None:
     for n in range(LIMIT):
         assert create(store, 2, f"h{n}")
     assert not create(store, 2, "one more")
-    first = store.list_handlers((2,))[0]
-    store.delete_handler(first.id, (2,))
+    first = store.handlers.all((2,))[0]
+    store.handlers.delete(first.id, (2,))
     assert create(store, 2, "one more")

@@ -19,7 +19,7 @@ def _log(store: Store, make_event: EventFactory, ids: Ids) -> list[int]:
     the ids of organisation 2's."""
     events = [make_event(2 if n in (150, 520, 990) else 1) for n in range(1000)]
     given = ids(len(events))
-    store.append(events, given)
+    store.log.append(events, given)
     readable(store, given)
     return [
         event_id
@@ -32,7 +32,7 @@ def _walk(store: Store, upto: int | None = None) -> tuple[list[LogEntry], int]:
     found: list[LogEntry] = []
     position, reads = 0, 0
     while True:
-        scan = store.scan_log(position, 50, (2,), upto, scan_rows=SCAN)
+        scan = store.log.scan(position, 50, (2,), upto, scan_rows=SCAN)
         reads += 1
         assert scan.position >= position
         found += scan.entries
@@ -47,9 +47,9 @@ def test_a_small_tenants_log_is_read_a_window_at_a_time(
     theirs = _log(store, make_event, ids)
     found, reads = _walk(store)
     assert [entry.event_id for entry in found] == theirs
-    assert found == store.read_log(0, 1000, (2,))  # what the unbounded read gives
+    assert found == store.log.read(0, 1000, (2,))  # what the unbounded read gives
     assert reads in (10, 11)  # ten windows of 100 rows (and maybe one to find the end)
-    first = store.scan_log(0, 50, (2,), scan_rows=SCAN)
+    first = store.log.scan(0, 50, (2,), scan_rows=SCAN)
     assert first.entries == [] and not first.complete  # the first 100 rows hold none of its
 
 
@@ -57,14 +57,14 @@ def test_a_read_stops_at_its_limit_and_at_the_end_asked_for(
     store: Store, make_event: EventFactory, ids: Ids
 ) -> None:
     theirs = _log(store, make_event, ids)
-    everything = store.read_log(0, 1000)
+    everything = store.log.read(0, 1000)
     second = next(entry.seq for entry in everything if entry.event_id == theirs[1])
 
-    one = store.scan_log(0, 1, (2,))
+    one = store.log.scan(0, 1, (2,))
     assert [entry.event_id for entry in one.entries] == theirs[:1]
     assert (one.position, one.complete) == (one.entries[0].seq, False)
 
     found, _ = _walk(store, upto=second)
     assert [entry.event_id for entry in found] == theirs[:2]
-    end = store.scan_log(second, 50, (2,), second, scan_rows=SCAN)
+    end = store.log.scan(second, 50, (2,), second, scan_rows=SCAN)
     assert end == (end.entries, second, True) and end.entries == []

@@ -55,7 +55,7 @@ def test_readers_never_pass_an_open_transaction(
     pg: PostgresStore, pg_url: str, make_event: EventFactory, ids: Ids
 ) -> None:
     """A transaction that began first but commits last is still read, and in its place."""
-    start = pg.last_seq()
+    start = pg.log.last_seq()
     slow, fast = ids(2)
     event = make_event(1)
     event.record["id"] = slow
@@ -63,12 +63,12 @@ def test_readers_never_pass_an_open_transaction(
     with psycopg.connect(pg_url) as writer:  # a transaction kept open
         stage(writer, [row])
         writer.execute(_APPEND)
-        pg.append([make_event(1)], [fast])  # begins later, commits first
-        assert pg.read_log(start, 10) == []  # fast is committed, but not final yet
-        assert pg.last_seq() == start
+        pg.log.append([make_event(1)], [fast])  # begins later, commits first
+        assert pg.log.read(start, 10) == []  # fast is committed, but not final yet
+        assert pg.log.last_seq() == start
         writer.commit()
     readable(pg, [slow, fast], start)  # once no other transaction of the server is older
-    log = pg.read_log(start, 10)
+    log = pg.log.read(start, 10)
     assert [orjson.loads(entry.body)["id"] for entry in log] == [slow, fast]
 
 
@@ -79,15 +79,15 @@ def test_a_claim_waits_for_its_own_handlers_bookkeeping_and_skips_others_claims(
     handler whose row the worker's own write has locked (record_delivery in flight) once
     that commits, rather than skipping it. A free handler that another worker is claiming
     (locked) is still skipped, not waited for."""
-    pg.create_organisation("Acme", 2)
+    pg.organisations.create("Acme", 2)
     spec = HandlerSpec(name="h", url="http://127.0.0.1:9/")
-    own = pg.create_handler(2, spec, "s")
-    assert [h.id for h in pg.claim_handlers("w1", now_ms(), 30_000)] == [own.id]
-    free = pg.create_handler(2, spec, "s")
+    own = pg.handlers.create(2, spec, "s")
+    assert [h.id for h in pg.handlers.claim("w1", now_ms(), 30_000)] == [own.id]
+    free = pg.handlers.create(2, spec, "s")
     claimed: list[Handler] = []
 
     def claim() -> None:
-        claimed.extend(pg.claim_handlers("w1", now_ms(), 30_000))
+        claimed.extend(pg.handlers.claim("w1", now_ms(), 30_000))
 
     def claim_waits() -> bool:
         with psycopg.connect(pg_url, autocommit=True) as conn:
@@ -108,7 +108,7 @@ def test_a_claim_waits_for_its_own_handlers_bookkeeping_and_skips_others_claims(
         assert [h.id for h in claimed] == [own.id]
         assert claimed[0].lease_until_ms is not None and claimed[0].owner == "w1"
         other_worker.rollback()
-    claimed_ids = [h.id for h in pg.claim_handlers("w1", now_ms(), 30_000)]
+    claimed_ids = [h.id for h in pg.handlers.claim("w1", now_ms(), 30_000)]
     assert claimed_ids == sorted([own.id, free.id])  # by id: random within a millisecond
 
 
@@ -120,7 +120,7 @@ def test_two_writers_in_one_millisecond_never_take_the_same_id(
     writer wait for the first (issue 28 #6). Here both draws take the lowest free slot, each
     after waiting (up to 2 s) for the other: without the lock both took slot 0, one handler
     in each organisation, which the key (organisation_id, id) lets through."""
-    a, b = pg.create_organisation("A").id, pg.create_organisation("B").id
+    a, b = pg.organisations.create("A").id, pg.organisations.create("B").id
     meet = threading.Barrier(2, timeout=2)
 
     def lowest(ms: int, taken: Iterable[int], count: int) -> list[int]:
@@ -131,11 +131,11 @@ def test_two_writers_in_one_millisecond_never_take_the_same_id(
         return [(ms << SEQUENCE_BITS) | slot for slot in free[:count]]
 
     monkeypatch.setattr("herald.store.common.draw_public_ids", lowest)
-    monkeypatch.setattr("herald.store.common.now_ms", lambda: 1_796_000_000_000)
+    monkeypatch.setattr("herald.store.handlers.now_ms", lambda: 1_796_000_000_000)
     spec = HandlerSpec(name="h", url="http://127.0.0.1:9/")
     made: list[Handler] = []
     writers = [
-        threading.Thread(target=lambda org=org: made.append(pg.create_handler(org, spec, "s")))
+        threading.Thread(target=lambda org=org: made.append(pg.handlers.create(org, spec, "s")))
         for org in (a, b)
     ]
     for writer in writers:
@@ -147,7 +147,9 @@ def test_two_writers_in_one_millisecond_never_take_the_same_id(
 
 
 def _days(pg: PostgresStore) -> set[int]:
-    return {day for name in pg.partitions() if (day := _partition_day(name)) is not None}
+    return {
+        day for name in pg.maintenance.partitions() if (day := _partition_day(name)) is not None
+    }
 
 
 def test_partitions_cover_the_longest_retention_window_ahead_of_time(
@@ -155,12 +157,12 @@ def test_partitions_cover_the_longest_retention_window_ahead_of_time(
 ) -> None:
     today = now_ms() // DAY_MS
     assert _days(pg) == set(range(today - 30, today + PARTITIONS_AHEAD + 1))  # default 30
-    org = pg.create_organisation("Long", retention_days=60).id  # its days, made now
+    org = pg.organisations.create("Long", retention_days=60).id  # its days, made now
     assert _days(pg) == set(range(today - 60, today + PARTITIONS_AHEAD + 1))
-    pg.append([make_event(org, (today - 45) * DAY_MS + 5)], ids(1))
-    assert pg.purge() == 0
-    pg.set_retention(org, 30)
-    assert pg.purge() == 1  # whole days, as every organisation's window has left them
+    pg.log.append([make_event(org, (today - 45) * DAY_MS + 5)], ids(1))
+    assert pg.maintenance.purge() == 0
+    pg.organisations.set_retention(org, 30)
+    assert pg.maintenance.purge() == 1  # whole days, as every organisation's window has left them
     assert _days(pg) == set(range(today - 30, today + PARTITIONS_AHEAD + 1))
 
 
@@ -169,13 +171,13 @@ def test_a_write_never_creates_a_partition(
 ) -> None:
     """Issue 17 #1: a write with a timestamp outside the window is refused by the store
     itself (the write path refuses it before), and the table does not grow."""
-    before = pg.partitions()
+    before = pg.maintenance.partitions()
     for day in (-45, -10_000, 1_000):
         at = (now_ms() // DAY_MS + day) * DAY_MS
         with pytest.raises(Conflict, match="outside the days this store keeps"):
-            pg.append([make_event(1, at)], ids(1))
-    assert pg.partitions() == before
-    pg.append([make_event(1)], ids(1))  # the store goes on
+            pg.log.append([make_event(1, at)], ids(1))
+    assert pg.maintenance.partitions() == before
+    pg.log.append([make_event(1)], ids(1))  # the store goes on
 
 
 def test_partition_names_have_four_digit_years_and_old_names_are_read() -> None:
@@ -207,21 +209,21 @@ def test_the_purge_drops_partitions_of_older_versions_and_skips_strange_ones(
             "ALTER TABLE events ATTACH PARTITION events_pstrange "
             f"FOR VALUES FROM ({year_one + DAY_MS}) TO ({year_one + 2 * DAY_MS})"
         )
-    pg.purge()
-    assert "events_p10101" not in pg.partitions()
-    assert "events_pstrange" in pg.partitions()
+    pg.maintenance.purge()
+    assert "events_p10101" not in pg.maintenance.partitions()
+    assert "events_pstrange" in pg.maintenance.partitions()
 
 
 def test_node_ids_are_leased_uniquely_and_released(pg: PostgresStore, pg_url: str) -> None:
     other = open_store(pg_url)
     assert isinstance(other, PostgresStore)
-    first, second = pg.lease_node_id(), other.lease_node_id()
-    assert first != second and pg.lease_node_id() == first
+    first, second = pg.nodes.lease(), other.nodes.lease()
+    assert first != second and pg.nodes.lease() == first
     other.close()  # releases its lease
     third = open_store(pg_url)
     assert isinstance(third, PostgresStore)
     try:
-        assert third.lease_node_id() == second
+        assert third.nodes.lease() == second
     finally:
         third.close()
 
@@ -232,7 +234,7 @@ def test_expired_node_leases_are_reused(pg: PostgresStore, pg_url: str) -> None:
             "INSERT INTO nodes SELECT n, 'dead', now() - interval '1 hour' "
             "FROM generate_series(0, 1023) AS n"
         )
-    assert pg.lease_node_id() == 0
+    assert pg.nodes.lease() == 0
 
 
 def test_all_node_ids_taken_is_a_clear_error(pg: PostgresStore, pg_url: str) -> None:
@@ -241,7 +243,7 @@ def test_all_node_ids_taken_is_a_clear_error(pg: PostgresStore, pg_url: str) -> 
             "INSERT INTO nodes SELECT n, 'alive', now() FROM generate_series(0, 1023) AS n"
         )
     with pytest.raises(StoreUnavailable, match="1024 node ids"):
-        pg.lease_node_id()
+        pg.nodes.lease()
 
 
 def test_an_unreachable_server_is_a_clear_error() -> None:
@@ -262,8 +264,8 @@ def test_a_read_only_database_refuses_writes_as_unavailable(
         )
     pg._pool.check()  # the pool reconnects, now read-only
     with pytest.raises(StoreUnavailable, match="read-only"):
-        pg.append([make_event(1)], ids(1))
-    assert pg.list_organisations() == []
+        pg.log.append([make_event(1)], ids(1))
+    assert pg.organisations.all() == []
     with pytest.raises(StoreUnavailable, match="read-only"):
         open_store(pg_url)
 
@@ -340,9 +342,9 @@ def test_0017_gives_old_attempts_and_replays_their_handlers_organisation() -> No
             )
         store = open_store(url)
         try:
-            assert [d.event_ids for d in store.list_deliveries(9)] == [(1,)]
-            assert [r.end_seq for r in store.pending_replays(9)] == [5]
-            store.delete_handler(9, (4,))  # its attempts and replays go with it
+            assert [d.event_ids for d in store.handlers.deliveries(9)] == [(1,)]
+            assert [r.end_seq for r in store.handlers.pending_replays(9)] == [5]
+            store.handlers.delete(9, (4,))  # its attempts and replays go with it
         finally:
             store.close()
         with psycopg.connect(url) as conn:

@@ -47,12 +47,12 @@ def _events(make_event: EventFactory, count: int) -> list[Any]:
 def _everything(store: Store) -> dict[str, Any]:
     """Every event as each reader serves it: list pages, one by one, and the log."""
     query = EventQuery(EventFilter((ORGANISATION,)), per_page=1000)
-    listed = store.query(query).items
+    listed = store.log.query(query).items
     ids = [orjson.loads(body)["id"] for body in listed]
     return {
         "listed": listed,
-        "one_by_one": [store.get_event(event_id, (ORGANISATION,)) for event_id in ids],
-        "log": [entry.body for entry in store.read_log(0, 10_000)],
+        "one_by_one": [store.log.get(event_id, (ORGANISATION,)) for event_id in ids],
+        "log": [entry.body for entry in store.log.read(0, 10_000)],
     }
 
 
@@ -72,23 +72,23 @@ def test_old_rows_are_compressed_in_place_resumably_and_read_the_same(
     store: Store, make_event: EventFactory, ids: Any
 ) -> None:
     assert isinstance(store, RecordMethods)
-    store.create_organisation("Acme", ORGANISATION)
+    store.organisations.create("Acme", ORGANISATION)
     event_ids = ids(EVENTS)
-    store.append(_events(make_event, EVENTS), event_ids)
+    store.log.append(_events(make_event, EVENTS), event_ids)
     readable(store, event_ids)  # on PostgreSQL: once no older transaction is open (any DB)
     _to_raw(store)
     before = _everything(store)
-    assert store.uncompacted_events() == EVENTS
+    assert store.maintenance.uncompacted_events() == EVENTS
 
     def killed(done: int) -> None:
         raise KeyboardInterrupt  # the process dies after its first chunk
 
     with pytest.raises(KeyboardInterrupt):
-        store.compact_records(killed, chunk=50)
-    assert store.uncompacted_events() == EVENTS - 50
+        store.maintenance.compact_records(killed, chunk=50)
+    assert store.maintenance.uncompacted_events() == EVENTS - 50
     assert _everything(store) == before  # half migrated, every reader serves the same
-    assert store.compact_records(chunk=50) == EVENTS - 50
-    assert store.uncompacted_events() == 0
+    assert store.maintenance.compact_records(chunk=50) == EVENTS - 50
+    assert store.maintenance.uncompacted_events() == 0
     assert _everything(store) == before
 
 
@@ -98,16 +98,16 @@ def test_a_new_dictionary_never_breaks_older_rows(
     first = open_store(database_url)
     try:
         assert isinstance(first, RecordMethods)
-        first.create_organisation("Acme", ORGANISATION)
-        first.append(_events(make_event, EVENTS), ids(EVENTS))
-        dictionary_id, data = first.train_dictionary(EVENTS)
+        first.organisations.create("Acme", ORGANISATION)
+        first.log.append(_events(make_event, EVENTS), ids(EVENTS))
+        dictionary_id, data = first.maintenance.train_dictionary(EVENTS)
         assert dictionary_id == SHIPPED_ID + 1 and len(data) > 0
     finally:
         first.close()
     second = open_store(database_url)  # a process started since: writes with the new one
     try:
         assert isinstance(second, RecordMethods)
-        second.append(_events(make_event, 10), ids(10))
+        second.log.append(_events(make_event, 10), ids(10))
         used = second._read(
             lambda c: c.execute(
                 "SELECT dictionary_id, COUNT(*) FROM events GROUP BY 1 ORDER BY 1"
@@ -167,7 +167,7 @@ def test_herald_db_migrate_compresses_a_database_of_the_release_before(
     store = open_store(url)
     try:
         assert isinstance(store, RecordMethods)
-        assert store.uncompacted_events() == 0
+        assert store.maintenance.uncompacted_events() == 0
         served = _everything(store)
         # as every read path serves a record of the release before: its null keys added
         expected = [served_record(body) for body in written]
@@ -194,7 +194,7 @@ def _lean_values(store: RecordMethods[Any]) -> list[tuple[Any, ...]]:
 
 def _selections(store: Store) -> dict[str, list[bytes]]:
     return {
-        name: store.query(EventQuery(flt, per_page=1000)).items
+        name: store.log.query(EventQuery(flt, per_page=1000)).items
         for name, flt in LEAN_FILTERS.items()
     }
 
@@ -207,9 +207,9 @@ def test_sqlite_keeps_one_copy_of_the_lean_fields_and_old_rows_lose_theirs(
     store = open_store(f"sqlite:///{tmp_path / 'lean.db'}")
     try:
         assert isinstance(store, RecordMethods)
-        store.create_organisation("Acme", ORGANISATION)
+        store.organisations.create("Acme", ORGANISATION)
         events = _events(make_event, EVENTS)
-        store.append(events, ids(EVENTS))
+        store.log.append(events, ids(EVENTS))
         empty = ("",) + (None,) * (len(LEAN_COLUMNS) - 1)  # description first, NOT NULL
         assert set(_lean_values(store)) == {empty}
         selected = _selections(store)
@@ -223,17 +223,17 @@ def test_sqlite_keeps_one_copy_of_the_lean_fields_and_old_rows_lose_theirs(
                     "UPDATE events SET description = ?, imei = ? WHERE id = ?",
                     (record["description"], record["endpoint"]["imei"], event_id),
                 )
-        assert store.uncompacted_events() == EVENTS
+        assert store.maintenance.uncompacted_events() == EVENTS
         assert _selections(store) == selected
 
         def killed(done: int) -> None:
             raise KeyboardInterrupt
 
         with pytest.raises(KeyboardInterrupt):
-            store.compact_records(killed, chunk=50)
-        assert store.uncompacted_events() == EVENTS - 50
+            store.maintenance.compact_records(killed, chunk=50)
+        assert store.maintenance.uncompacted_events() == EVENTS - 50
         assert _selections(store) == selected
-        assert store.compact_records(chunk=50) == EVENTS - 50
+        assert store.maintenance.compact_records(chunk=50) == EVENTS - 50
         assert set(_lean_values(store)) == {empty}
         assert _selections(store) == selected
     finally:
@@ -268,7 +268,7 @@ def _old_field_events(make_event: EventFactory, count: int) -> list[Any]:
 
 def _found(store: Store) -> dict[str, int]:
     return {
-        name: len(store.query(EventQuery(flt, per_page=1000)).items)
+        name: len(store.log.query(EventQuery(flt, per_page=1000)).items)
         for name, flt in OLD_FIELD_FILTERS.items()
     }
 
@@ -281,9 +281,9 @@ def test_events_stored_before_rat_and_the_stacuity_account_are_found_after_the_b
     finished by ``herald db backfill-fields``, makes both filters find them, as SQLite does
     (which reads them from the record and has nothing to backfill)."""
     assert isinstance(store, RecordMethods)
-    store.create_organisation("Acme", ORGANISATION)
+    store.organisations.create("Acme", ORGANISATION)
     event_ids = ids(EVENTS)
-    store.append(_old_field_events(make_event, EVENTS), event_ids)
+    store.log.append(_old_field_events(make_event, EVENTS), event_ids)
     readable(store, event_ids)
     expected = {"rat": EVENTS // 4, "provider_organisation": EVENTS // 4}
     assert _found(store) == expected
@@ -297,15 +297,15 @@ def test_events_stored_before_rat_and_the_stacuity_account_are_found_after_the_b
                 == 0
             )  # every row compressed: SQL alone could not read them
         assert _found(store) == {"rat": 0, "provider_organisation": 0}
-    assert store.unbackfilled_events() == (EVENTS if postgres else 0)
+    assert store.maintenance.unbackfilled_events() == (EVENTS if postgres else 0)
 
     def killed(done: int) -> None:
         raise KeyboardInterrupt  # the process dies after its first chunk
 
     if postgres:
         with pytest.raises(KeyboardInterrupt):
-            store.backfill_fields(killed, chunk=50)
-        assert store.unbackfilled_events() == EVENTS - 50
+            store.maintenance.backfill_fields(killed, chunk=50)
+        assert store.maintenance.unbackfilled_events() == EVENTS - 50
     result = subprocess.run(
         [*HERALD, "db", "backfill-fields", "--database", database_url],
         capture_output=True,
@@ -314,5 +314,5 @@ def test_events_stored_before_rat_and_the_stacuity_account_are_found_after_the_b
     )
     assert result.returncode == 0, result.stderr
     assert f"backfilled {EVENTS - 50 if postgres else 0:,} stored events" in result.stdout
-    assert store.unbackfilled_events() == 0
+    assert store.maintenance.unbackfilled_events() == 0
     assert _found(store) == expected

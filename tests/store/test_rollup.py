@@ -38,7 +38,7 @@ def _fill(store: Store, make_event: EventFactory, ids: Ids, base: int) -> None:
             )
         )
     for start in range(0, len(events), 100):
-        store.append(events[start : start + 100], ids(100))
+        store.log.append(events[start : start + 100], ids(100))
 
 
 def _cells(rows: list[StatsRow]) -> list[tuple[object, ...]]:
@@ -72,21 +72,21 @@ def test_counts_equal_a_scan_of_the_events(
 ) -> None:
     base = (now_ms() // DAY_MS - 3) * DAY_MS
     for organisation in (1, 2):  # the purge goes by organisation
-        store.create_organisation(f"org {organisation}", organisation)
+        store.organisations.create(f"org {organisation}", organisation)
     _fill(store, make_event, ids, base)
-    scan = store._event_stats  # type: ignore[attr-defined]  # the events-only reference
+    scan = store.log._event_stats  # the events-only reference
     queries = _queries(base)
     assert sum(answerable(q) for q in queries) > len(queries) // 2
     for query in queries:
-        assert _cells(store.stats(query)) == _cells(scan(query)), query
+        assert _cells(store.log.stats(query)) == _cells(scan(query)), query
     limited = StatsQuery(queries[0].filter, group="type", limit=2)
-    assert _cells(store.stats(limited)) == _cells(scan(limited))
+    assert _cells(store.log.stats(limited)) == _cells(scan(limited))
 
-    retention = int(store.default_retention_days * DAY_MS)
-    store.purge(base + DAY_MS + retention)  # the first day goes, from the counts too
+    retention = int(store.maintenance.default_retention_days * DAY_MS)
+    store.maintenance.purge(base + DAY_MS + retention)  # the first day goes, from the counts too
     for query in queries:
-        assert _cells(store.stats(query)) == _cells(scan(query)), query
-    (total,) = store.stats(StatsQuery(EventFilter(from_ms=base, until_ms=base + DAY_MS - 1)))
+        assert _cells(store.log.stats(query)) == _cells(scan(query)), query
+    (total,) = store.log.stats(StatsQuery(EventFilter(from_ms=base, until_ms=base + DAY_MS - 1)))
     assert total.count == 0
 
 

@@ -41,21 +41,24 @@ def test_the_handler_rebuild_keeps_handlers_deliveries_and_replays(tmp_path: Pat
         conn.commit()
     store = open_store(f"sqlite:///{path}")
     try:
-        assert store.schema_status().current >= 5  # type: ignore[attr-defined]
-        assert [h.spec.name for h in store.list_handlers()] == ["one", "two"]
-        assert [d.event_ids for d in store.list_deliveries(2)] == [(1,)]
-        assert [r.end_seq for r in store.pending_replays(2)] == [5]
+        assert store.maintenance.schema_status().current >= 5
+        assert [h.spec.name for h in store.handlers.all()] == ["one", "two"]
+        assert [d.event_ids for d in store.handlers.deliveries(2)] == [(1,)]
+        assert [r.end_seq for r in store.handlers.pending_replays(2)] == [5]
         with contextlib.closing(sqlite3.connect(path)) as conn:  # 0017: their handler's
             carried = conn.execute(
                 "SELECT organisation_id FROM deliveries "
                 "UNION ALL SELECT organisation_id FROM replays"
             ).fetchall()
         assert carried == [(1,), (1,)]
-        store.delete_handler(2, None)  # the newest: its id is never given again
-        created = store.create_handler(1, HandlerSpec(name="three", url="http://x/"), "s")
+        store.handlers.delete(2, None)  # the newest: its id is never given again
+        created = store.handlers.create(1, HandlerSpec(name="three", url="http://x/"), "s")
         assert created.id > 2  # a random slot of its millisecond (issue 28), not a counter
-        assert [h.id for h in store.list_handlers()] == [1, created.id]  # the old keeps its id
-        assert store.list_deliveries(created.id) == [] and store.pending_replays(created.id) == []
+        assert [h.id for h in store.handlers.all()] == [1, created.id]  # the old keeps its id
+        assert (
+            store.handlers.deliveries(created.id) == []
+            and store.handlers.pending_replays(created.id) == []
+        )
     finally:
         store.close()
     with contextlib.closing(sqlite3.connect(path)) as conn:

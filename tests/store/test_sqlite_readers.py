@@ -13,10 +13,10 @@ def test_threads_that_come_and_go_reuse_reader_connections(tmp_path: Path) -> No
     # started again under load; a connection (and its page cache) per thread ever seen
     # grew the server's memory for as long as it ran.
     store = SQLiteStore(f"sqlite:///{tmp_path / 'herald.db'}")
-    store.migrate()
+    store.maintenance.migrate()
     try:
         for _ in range(50):
-            thread = threading.Thread(target=store.last_seq)
+            thread = threading.Thread(target=store.log.last_seq)
             thread.start()
             thread.join()
         assert len(store._connections) <= 2  # the writer and one reader
@@ -29,7 +29,7 @@ def test_a_burst_of_concurrent_reads_leaves_a_bounded_pool(tmp_path: Path) -> No
     # concurrent read and kept them all: one burst of 32 concurrent queries (the API's
     # thread pool allows 40) held 33 connections and their caches for the server's life.
     store = SQLiteStore(f"sqlite:///{tmp_path / 'herald.db'}")
-    store.migrate()
+    store.maintenance.migrate()
     barrier = threading.Barrier(32)
     try:
         threads = [
@@ -42,6 +42,6 @@ def test_a_burst_of_concurrent_reads_leaves_a_bounded_pool(tmp_path: Path) -> No
             thread.join()
         assert not barrier.broken  # the 32 reads were open at once, on 32 readers
         assert len(store._connections) <= 9  # the writer and at most 8 idle readers
-        assert store.last_seq() == 0  # a kept reader still works
+        assert store.log.last_seq() == 0  # a kept reader still works
     finally:
         store.close()

@@ -22,21 +22,21 @@ MISSING = tuple(f"no-such-text-{n}" for n in range(20))
 def filled(store: Store, make_event: EventFactory, ids: Ids) -> Store:
     for start in range(0, EVENTS, 1000):
         batch = [make_event(1, description=f"PDP Context {start + n}") for n in range(1000)]
-        store.append(batch, ids(len(batch)))
+        store.log.append(batch, ids(len(batch)))
     return store
 
 
 def test_a_scan_past_its_time_limit_is_stopped(filled: Store) -> None:
     scan = EventQuery(EventFilter((1,), description=MISSING), time_limit=0.001)
     with pytest.raises(QueryTimeout, match=r"longer than 0\.001 s"):
-        filled.query(scan)
+        filled.log.query(scan)
 
 
 def test_the_store_answers_as_before_after_a_stopped_query(filled: Store) -> None:
     with pytest.raises(QueryTimeout):
-        filled.query(EventQuery(EventFilter((1,), description=MISSING), time_limit=0.001))
+        filled.log.query(EventQuery(EventFilter((1,), description=MISSING), time_limit=0.001))
     # The same scan without a limit (the CLI's), and a bounded one well within its limit,
     # on the connections the stopped query gave back.
-    assert filled.query(EventQuery(EventFilter((1,), description=MISSING))).total == 0
-    page = filled.query(EventQuery(EventFilter((1,)), per_page=10, time_limit=30))
+    assert filled.log.query(EventQuery(EventFilter((1,), description=MISSING))).total == 0
+    page = filled.log.query(EventQuery(EventFilter((1,)), per_page=10, time_limit=30))
     assert len(page.items) == 10 and page.total == EVENTS

@@ -76,7 +76,7 @@ class Herald(ABC):
         """A new organisation in this server's database, as ``herald org create`` makes it
         (through the store: a CLI process per fixture cost seconds; tests/cli tests the CLI)."""
         with self.store() as store:
-            return store.create_organisation(name, organisation_id).id
+            return store.organisations.create(name, organisation_id).id
 
     def create_token(self, organisation_id: int, *permissions: str) -> str:
         """A tenant token's secret, as ``herald token create`` issues it (through the store

@@ -92,9 +92,9 @@ class InProcessHerald(Herald):
         """What ``herald serve`` does first on a database without tokens (its ``bootstrap``):
         a first organisation and an internal admin token, kept here rather than in a file."""
         with self.store() as store:
-            if not self.admin_token and not store.count_tokens():
-                if not store.list_organisations():
-                    store.create_organisation("My organisation")
+            if not self.admin_token and not store.organisations.count_tokens():
+                if not store.organisations.all():
+                    store.organisations.create("My organisation")
                 self.admin_token, _ = issue_token(
                     store, organisation_id=None, permissions=[], internal=True, name="bootstrap"
                 )

@@ -31,7 +31,7 @@ def readable(store: Store, event_ids: Iterable[int], after: int = 0) -> None:
     databases (the safe watermark): another test session's transaction can hold it back."""
     wanted = set(event_ids)
     wait_until(
-        lambda: wanted <= {entry.event_id for entry in store.read_log(after, 10_000)},
+        lambda: wanted <= {entry.event_id for entry in store.log.read(after, 10_000)},
         10,
-        lambda: f"log read up to seq {store.last_seq()}",
+        lambda: f"log read up to seq {store.log.last_seq()}",
     )

@@ -56,10 +56,10 @@ def org_create(
         fail(f"an organisation needs a name of 1 to {MAX_NAME_LENGTH} characters")
     store = store_for(database)
     try:
-        same = [o.id for o in store.list_organisations() if o.name.casefold() == name.casefold()]
+        same = [o.id for o in store.organisations.all() if o.name.casefold() == name.casefold()]
         if same:
             fail(f"an organisation named {name!r} exists already (id {same[0]}); choose another")
-        organisation = store.create_organisation(name, organisation_id, retention_days)
+        organisation = store.organisations.create(name, organisation_id, retention_days)
     except Conflict:
         fail(f"organisation {organisation_id} exists already")
     finally:
@@ -77,12 +77,12 @@ def org_list(database: DatabaseOption = None) -> None:
 
     store = store_for(database)
     table = Table("id", "name", "created", "retention (days)")
-    for organisation in store.list_organisations():
+    for organisation in store.organisations.all():
         table.add_row(
             str(organisation.id),
             plain(organisation.name),
             format_ms(organisation.created_ms),
-            _retention(organisation.retention_days, store.default_retention_days),
+            _retention(organisation.retention_days, store.maintenance.default_retention_days),
         )
     store.close()
     console.print(table)
@@ -114,12 +114,12 @@ def org_retention(
         retention = int(days)
     store = store_for(database)
     try:
-        organisation = store.set_retention(organisation_id, retention)
+        organisation = store.organisations.set_retention(organisation_id, retention)
     except NotFound:
         fail(f"no organisation {organisation_id}")
     finally:
         store.close()
-    kept = _retention(organisation.retention_days, store.default_retention_days)
+    kept = _retention(organisation.retention_days, store.maintenance.default_retention_days)
     console.print(f"Organisation {organisation.id} keeps events {kept} days", highlight=False)
 
 
@@ -138,7 +138,7 @@ def org_device_events(
 
     store = store_for(database)
     try:
-        organisation = store.set_device_events(organisation_id, switch is Switch.ON)
+        organisation = store.organisations.set_device_events(organisation_id, switch is Switch.ON)
     except NotFound:
         fail(f"no organisation {organisation_id}")
     finally:
@@ -209,7 +209,7 @@ def org_limits(
 
     store = store_for(database)
     try:
-        organisation = store.get_organisation(organisation_id)
+        organisation = store.organisations.get(organisation_id)
         if organisation is None:
             fail(f"no organisation {organisation_id}")
         rate: float | None = organisation.events_per_second
@@ -222,7 +222,9 @@ def org_limits(
         if bytes_per_day is not None:
             day = _limit(bytes_per_day, "--bytes-per-day", MAX_BYTES_PER_DAY)
         if (events_per_second, burst, bytes_per_day) != (None, None, None):
-            organisation = store.set_event_budget(organisation_id, rate, _whole(size), _whole(day))
+            organisation = store.organisations.set_event_budget(
+                organisation_id, rate, _whole(size), _whole(day)
+            )
     except NotFound:
         fail(f"no organisation {organisation_id}")
     finally:
@@ -278,7 +280,7 @@ def token_create(
         fail("a tenant token needs at least one --permission")
     store = store_for(database)
     try:
-        if org is not None and store.get_organisation(org) is None:
+        if org is not None and store.organisations.get(org) is None:
             fail(f"no organisation {org}")
         secret, token = issue_token(
             store,
@@ -313,7 +315,7 @@ def token_list(
 
     store = store_for(database)
     table = Table("id", "org", "name", "prefix", "permissions", "created", "revoked")
-    for token in store.list_tokens(org):
+    for token in store.organisations.tokens(org):
         table.add_row(
             str(token.id),
             "internal" if token.internal else str(token.organisation_id),
@@ -382,7 +384,7 @@ def ingest_credential_create(
 
     store = store_for(database)
     try:
-        if store.get_organisation(org) is None:
+        if store.organisations.get(org) is None:
             fail(f"no organisation {org}")
         secret, token = issue_token(
             store,

@@ -55,8 +55,7 @@ def _open(database: str | None, create: bool) -> Iterator[tuple[Store, str]]:
 
 
 def _status(store: Store) -> SchemaStatus:
-    status: SchemaStatus = store.schema_status()  # type: ignore[attr-defined]
-    return status
+    return store.maintenance.schema_status()
 
 
 @db_app.command("migrate")
@@ -69,7 +68,7 @@ def migrate(database: DatabaseOption = None) -> None:
     with _open(database, create=True) as (store, url):
         before = _status(store)
         try:
-            store.migrate()
+            store.maintenance.migrate()
             compacted = _compact(store)
             backfilled = _backfill(store)
         except StoreError as exc:
@@ -113,10 +112,7 @@ def _compact(store: Store) -> int:
         TimeRemainingColumn,
     )
 
-    from herald.store.records import RecordMethods
-
-    assert isinstance(store, RecordMethods)
-    total = store.uncompacted_events()
+    total = store.maintenance.uncompacted_events()
     if not total:
         return 0
     columns = [
@@ -128,25 +124,22 @@ def _compact(store: Store) -> int:
     ]
     with Progress(*columns, console=console) as progress:
         task = progress.add_task("compact", total=total)
-        return store.compact_records(lambda done: progress.advance(task, done))
+        return store.maintenance.compact_records(lambda done: progress.advance(task, done))
 
 
 def _backfill(store: Store) -> int:
-    """Backfill the filter columns of older events (``RecordMethods.backfill_fields``), with
+    """Backfill the filter columns of older events (``store.maintenance.backfill_fields``), with
     a progress bar."""
     from rich.progress import BarColumn, MofNCompleteColumn, Progress, TextColumn
 
-    from herald.store.records import RecordMethods
-
-    assert isinstance(store, RecordMethods)
-    total = store.unbackfilled_events()
+    total = store.maintenance.unbackfilled_events()
     if not total:
-        store.backfill_fields()  # marks it done
+        store.maintenance.backfill_fields()  # marks it done
         return 0
     columns = [TextColumn("[bold]backfilling fields[/]"), BarColumn(), MofNCompleteColumn()]
     with Progress(*columns, console=console) as progress:
         task = progress.add_task("backfill", total=total)
-        return store.backfill_fields(lambda done: progress.advance(task, done))
+        return store.maintenance.backfill_fields(lambda done: progress.advance(task, done))
 
 
 @db_app.command("train-dictionary")
@@ -163,17 +156,16 @@ def train_dictionary(
     """Train a compression dictionary on the store's newest events and add it: the events
     written from the next start of each Herald process use it (older rows keep theirs)."""
     from herald.store import StoreError
-    from herald.store.records import RecordMethods, train
+    from herald.store.records import train
 
     with _open(database, create=False) as (store, url):
-        assert isinstance(store, RecordMethods)
         try:
             if output is not None:
-                data = train(store.sample_records(samples))
+                data = train(store.maintenance.sample_records(samples))
                 output.write_bytes(data)
                 console.print(f"wrote a {len(data):,}-byte dictionary to {output}", markup=False)
                 return
-            dictionary_id, data = store.train_dictionary(samples)
+            dictionary_id, data = store.maintenance.train_dictionary(samples)
         except StoreError as exc:
             fail(f"training a dictionary failed: {exc}")
     console.print(
@@ -200,7 +192,7 @@ def status(database: DatabaseOption = None) -> None:
         return
     with _open(database, create=False) as (store, url):
         schema = _status(store)
-        partitions: list[str] = getattr(store, "partitions", list)() if schema.applied else []
+        partitions = store.maintenance.partitions() if schema.applied else []
     console.print(f"{url}: schema version {schema.current}", highlight=False, markup=False)
     if schema.pending:
         console.print("pending: " + ", ".join(m.name for m in schema.pending), highlight=False)
@@ -222,8 +214,8 @@ def rebuild_device_state(database: DatabaseOption = None) -> None:
 
     with _open(database, create=False) as (store, url):
         try:
-            store.migrate()  # the device state tables come with a migration
-            store.reset_device_states()
+            store.maintenance.migrate()  # the device state tables come with a migration
+            store.devices.reset()
             folded = DeviceProjector(store).catch_up()
         except StoreError as exc:
             fail(f"rebuilding the device states failed: {exc}")

@@ -38,10 +38,10 @@ def bootstrap(settings: Settings) -> tuple[Path | None, str | None]:
     )
     try:
         demo = _demo_notice(store, settings) if settings.demo else None
-        if store.count_tokens():
+        if store.organisations.count_tokens():
             return None, demo
-        if not store.list_organisations():
-            store.create_organisation("Demo organisation" if settings.demo else "My organisation")
+        if not store.organisations.all():
+            store.organisations.create("Demo organisation" if settings.demo else "My organisation")
         secret, _ = issue_token(
             store, organisation_id=None, permissions=[], internal=True, name="bootstrap"
         )
@@ -65,9 +65,9 @@ def _demo_notice(store: Store, settings: Settings) -> str | None:
     from herald.simulate.demo import DEMO_MARK
 
     off = "start with --no-demo (or HERALD_DEMO=false) to run without it"
-    if store.get_meta(DEMO_MARK) is not None:
+    if store.meta.get(DEMO_MARK) is not None:
         return f"Demo: the demo fleet in this database gets a few live events a second; {off}."
-    if store.last_seq() > 0:
+    if store.log.last_seq() > 0:
         return None  # real events: never a demo
     return (
         f"Demo: seeding a demo fleet ({DEMO_ORGANISATIONS} organisations named as demo ones, "

@@ -30,7 +30,7 @@ def worker(
 ) -> None:
     """Deliver events to event handlers (run serve with HERALD_DELIVERY_ENABLED=false)."""
     from herald.sealing import load_box
-    from herald.store import StoreError, lease_node_id
+    from herald.store import StoreError
 
     settings = settings_for(database)
     updates = {k: v for k, v in {"worker_host": host, "worker_port": port}.items() if v}
@@ -38,7 +38,7 @@ def worker(
     logging.basicConfig(level=settings.log_level.upper(), format="%(asctime)s %(message)s")
     store = store_for(database)  # a clear error now if the database cannot be opened
     try:
-        lease_node_id(store, settings.node_id)  # or if no node id can be leased
+        store.nodes.lease(settings.node_id)  # or if no node id can be leased
     except StoreError as exc:
         fail(f"cannot lease a node id: {exc}")
     finally:

@@ -2,7 +2,7 @@
 
 A live read starts during the previous batch's send (``read_ahead``), so a busy handler's
 next batch is usually read by the time it is wanted. Reads of one organisation's log look
-at a scan's worth of the log at most (``store.scan_log``); a read that finds nothing the
+at a scan's worth of the log at most (``store.log.scan``); a read that finds nothing the
 handler wants moves its cursor past what it looked at, so the next read starts there.
 """
 
@@ -80,7 +80,11 @@ class BatchReader:
                 if not await settle(runtime):
                     return None
                 moved = await self.reader.run(
-                    store.advance_cursor, handler.id, self.owner, cursor, handler.organisation_id
+                    store.handlers.advance_cursor,
+                    handler.id,
+                    self.owner,
+                    cursor,
+                    handler.organisation_id,
                 )
                 if not moved:
                     return None
@@ -104,7 +108,7 @@ class BatchReader:
         ``skipped`` records the events a replay cannot place in its time range."""
         store = self.reader.store
         unreadable: list[int] = []  # events whose time cannot be read: skipped, logged
-        for replay in await self.reader.run(store.pending_replays, handler.id):
+        for replay in await self.reader.run(store.handlers.pending_replays, handler.id):
 
             def wanted(item: Item, replay: Replay = replay) -> bool:
                 timestamp = _timestamp_ms(item)
@@ -182,7 +186,7 @@ class BatchReader:
             return
         runtime.passed = time.monotonic()
         await self.reader.run(
-            self.reader.store.advance_cursor,
+            self.reader.store.handlers.advance_cursor,
             handler.id,
             self.owner,
             log_end,
@@ -191,7 +195,7 @@ class BatchReader:
 
 
 def _advance_replay(store: Store, handler: Handler, replay_id: int, cursor: int) -> None:
-    store.advance_replay(replay_id, cursor, handler.id, handler.organisation_id)
+    store.handlers.advance_replay(replay_id, cursor, handler.id, handler.organisation_id)
 
 
 def select(

@@ -110,7 +110,12 @@ class Recorder:
             replay_cursor = (batch.replay.id, batch.advance_to)
         notice = await self._disabled_notice(handler, reason) if reason else None
         recorded = await self.run(
-            self.store.record_delivery, self.owner, delivery, progress, replay_cursor, notice
+            self.store.handlers.record_delivery,
+            self.owner,
+            delivery,
+            progress,
+            replay_cursor,
+            notice,
         )
         if recorded is None:
             return None, outcome
@@ -126,7 +131,7 @@ class Recorder:
     async def record_failed_step(self, handler_id: int, error: Exception) -> None:
         """Record a step that raised (a bug, or data it could not handle) as a failed
         attempt: in the log with its error, backed off by the retry policy, in the status."""
-        handler = await self.run(self.store.get_handler, handler_id)
+        handler = await self.run(self.store.handlers.get, handler_id)
         if handler is None or not handler.spec.enabled or handler.owner != self.owner:
             return
         result = SendResult(None, f"internal error: {type(error).__name__}: {error}"[:500], 0)
@@ -150,7 +155,7 @@ class Recorder:
             error,
             0,
         )
-        await self.run(self.store.record_delivery, self.owner, skipped, None)
+        await self.run(self.store.handlers.record_delivery, self.owner, skipped, None)
 
     def progress(
         self, handler: Handler, batch: Batch | None, result: SendResult, now: datetime
@@ -189,7 +194,7 @@ class Recorder:
 
     async def _disabled_notice(self, handler: Handler, reason: str) -> tuple[NewEvent, int] | None:
         """The event telling the tenant, in its own log, that a handler is disabled."""
-        organisation = await self.run(self.store.get_organisation, handler.organisation_id)
+        organisation = await self.run(self.store.organisations.get, handler.organisation_id)
         if organisation is None:
             return None
         event = build_event(

@@ -53,12 +53,12 @@ def handler_status(store: Store, handler: Handler) -> HandlerStatus:
     else:
         state = HandlerState.ACTIVE
     wanted = handler_filter(handler.spec.filter)
-    lag_events = store.count_log(
+    lag_events = store.log.count(
         handler.organisation_id, handler.cursor_seq, wanted, LAG_COUNT_LIMIT
     )
     lag_ms = 0
     if lag_events:
-        first = store.first_in_log(handler.organisation_id, handler.cursor_seq, wanted)
+        first = store.log.first(handler.organisation_id, handler.cursor_seq, wanted)
         received = orjson.loads(first).get("received") if first else None
         with contextlib.suppress(ValueError, OverflowError):  # an odd date: lag unknown
             if isinstance(received, str):
@@ -69,6 +69,6 @@ def handler_status(store: Store, handler: Handler) -> HandlerStatus:
         state=state,
         lag_events=lag_events,
         lag_ms=lag_ms,
-        pending_replays=len(store.pending_replays(handler.id)),
+        pending_replays=len(store.handlers.pending_replays(handler.id)),
         owner=handler.owner if leased else None,
     )

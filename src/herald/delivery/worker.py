@@ -116,7 +116,7 @@ class DeliveryWorker:
     async def claim(self) -> list[Handler]:
         """Take or renew the leases of every handler this worker may serve."""
         lease_ms = int(self.settings.delivery_lease_seconds * 1000)
-        return await self._run(self.store.claim_handlers, self.owner, now_ms(), lease_ms)
+        return await self._run(self.store.handlers.claim, self.owner, now_ms(), lease_ms)
 
     async def run_once(self) -> list[StepResult]:
         """One step for every handler, concurrently; what each did."""
@@ -162,7 +162,7 @@ class DeliveryWorker:
         recording = [r.recording for r in self._handlers.values() if r.recording is not None]
         await asyncio.gather(*recording, return_exceptions=True)
         with contextlib.suppress(StoreError):
-            await self._run(self.store.release_handlers, self.owner)
+            await self._run(self.store.handlers.release, self.owner)
 
     async def _cancel_deleted(self, tasks: dict[int, asyncio.Task[None]]) -> None:
         """Cancel the tasks of deleted handlers, requests in flight included: nothing is
@@ -171,7 +171,7 @@ class DeliveryWorker:
             task = tasks.get(handler_id)
             if task is None or task.done():
                 continue
-            if await self._run(self.store.get_handler, handler_id) is None:
+            if await self._run(self.store.handlers.get, handler_id) is None:
                 log.info("delivery: handler %d deleted; its request is cancelled", handler_id)
                 task.cancel()
 
@@ -204,7 +204,7 @@ class DeliveryWorker:
                     looked = time.monotonic()
                     await self._move_idle()
                     claimable = await self._run(
-                        self.store.claimable_handler_ids, self.owner, now_ms()
+                        self.store.handlers.claimable_ids, self.owner, now_ms()
                     )
                     if any(h not in tasks or tasks[h].done() for h in claimable):
                         return
@@ -218,7 +218,7 @@ class DeliveryWorker:
         quiet = [r for r in self._handlers.values() if self._quiet(r.idle, end)]
         if not quiet:
             return
-        await self._run(self.store.advance_cursors, self.owner, [r.id for r in quiet], end)
+        await self._run(self.store.handlers.advance_cursors, self.owner, [r.id for r in quiet], end)
         for runtime in quiet:
             idle = runtime.idle
             if idle is not None and not self._has_news(idle.handler, idle.seen):
@@ -341,7 +341,7 @@ class DeliveryWorker:
         if handler is None:
             if not await settle(runtime):
                 return StepResult(handler_id, Outcome.GONE)
-            handler = await self._run(self.store.get_handler, handler_id)
+            handler = await self._run(self.store.handlers.get, handler_id)
         if handler is None or not handler.spec.enabled or handler.owner != self.owner:
             return StepResult(handler_id, Outcome.GONE)
         if handler.next_attempt_ms is not None and handler.next_attempt_ms > now_ms():

@@ -3,7 +3,7 @@
 An organisation opts in (``device_events``); the projector then compares each endpoint's
 status before and after every event it folds, in log order, and writes one event of type
 ``2100 + status`` (Endpoint attached, online, offline, blocked) per change, in the same
-transaction as the states and the cursor (``Store.save_device_states``). So a change is
+transaction as the states and the cursor (``store.devices.save``). So a change is
 written once: a step whose cursor moved meanwhile writes nothing, and a repeated step
 writes the same event under the same producer id (``device-status:<key>:<event>:<status>``,
 which the log stores once). Folding is order-free: an event backfilled behind newer ones

@@ -181,7 +181,7 @@ class DeviceProjector:
     def position(self) -> int:
         """Where the projection is; the cache is forgotten if it is not where this
         projector's last step left it."""
-        position = self.store.device_position()
+        position = self.store.devices.position()
         if position != self._position:
             self._stored.clear()
         self._position = position
@@ -191,7 +191,7 @@ class DeviceProjector:
         """Write the folded states and change events with the cursor's move (compare-and-set)."""
         reset_from = self._position[1] if self._position else 0
         self._position = None  # until this step's write is known to have happened
-        if not self.store.save_device_states(after_seq, upto_seq, output.rows, output.written):
+        if not self.store.devices.save(after_seq, upto_seq, output.rows, output.written):
             self._stored.clear()
             return False
         self._position = (upto_seq, reset_from)
@@ -224,7 +224,7 @@ class DeviceProjector:
         found = {key: self._stored[key] for key in keys if key in self._stored}
         missing = sorted(keys - found.keys())
         if missing:
-            rows = self.store.device_states(missing)
+            rows = self.store.devices.states(missing)
             for key in missing:
                 row = rows.get(key)
                 found[key] = row.state if row is not None else None
@@ -247,7 +247,7 @@ class DeviceProjector:
         the last rebuild's end of the log; None: none may."""
         if self.catalog is None or self.ids is None:
             return None
-        quiet_until, self._organisations = self.store.device_event_settings()
+        quiet_until, self._organisations = self.store.devices.event_settings()
         if not self._organisations:
             return None
         quiet = {entry.event_id for entry in entries if entry.seq <= quiet_until}

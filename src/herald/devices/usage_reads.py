@@ -14,7 +14,7 @@ from herald.store.usage_records import DailyUsage, Traffic
 async def organisation_of(services: Services, scope: tuple[int, ...] | None, raw: str) -> int:
     """The organisation whose usage of endpoint ``raw`` the caller reads, and its id."""
     if raw.isascii() and raw.isdigit() and int(raw) <= MAX_ENDPOINT_ID:
-        found = await services.run(services.store.usage_organisation, scope, int(raw))
+        found = await services.run(services.store.usage.organisation, scope, int(raw))
         if found is not None:
             return found
     raise NotFound(f"no usage for endpoint {raw!r}")
@@ -26,9 +26,9 @@ async def days(
     """The days' summed usage records and the sessions closed on the days without data
     records (the only ones that count)."""
     store = services.store
-    records = await services.run(store.usage_days, organisation_id, endpoint_id, first, last)
+    records = await services.run(store.usage.days, organisation_id, endpoint_id, first, last)
     bodies = await services.run(
-        store.usage_sessions, organisation_id, endpoint_id, first * DAY_MS, (last + 1) * DAY_MS
+        store.usage.sessions, organisation_id, endpoint_id, first * DAY_MS, (last + 1) * DAY_MS
     )
     by_records = usage.record_days(records)  # their sessions would not count: not read
     sessions = [

@@ -59,7 +59,7 @@ async def organisation_names(
     ]
     if not named:
         return None
-    organisations = await services.run(services.store.list_organisations)
+    organisations = await services.run(services.store.organisations.all)
     by_name = {organisation.name: organisation.id for organisation in organisations}
     return by_name.get
 

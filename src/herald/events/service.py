@@ -55,13 +55,13 @@ async def list_events(
         organisation_named=await organisation_names(services, params),
     )
     with metrics.timed_query():
-        page = await services.query(principal, services.store.query, query)
+        page = await services.query(principal, services.store.log.query, query)
     return Listed(page, query, filter_echo, sort_echo)
 
 
 async def get_event(services: Services, principal: Principal, event_id: int) -> bytes:
     """One of the caller's events, as stored; ``NotFound`` otherwise."""
-    body = await services.run(services.store.get_event, event_id, principal.organisation_scope)
+    body = await services.run(services.store.log.get, event_id, principal.organisation_scope)
     if body is None:
         raise NotFound(f"no event {event_id}")
     return body

@@ -111,9 +111,11 @@ async def count(services: Services, principal: Principal, params: Mapping[str, s
     )
     limit = services.settings.query_time_limit_seconds
     query = dataclasses.replace(query, time_limit=limit)
-    rows = await services.query(principal, services.store.stats, query)
+    rows = await services.query(principal, services.store.log.stats, query)
     totals = await services.query(
-        principal, services.store.stats, StatsQuery(filter=query.filter, limit=1, time_limit=limit)
+        principal,
+        services.store.log.stats,
+        StatsQuery(filter=query.filter, limit=1, time_limit=limit),
     )
     if not totals:
         return Counted(query, rows, 0, 0.0)

@@ -58,7 +58,7 @@ call while the others wait for the connection and lose their cached pages."""
 
 
 class LogScan(NamedTuple):
-    """What a bounded read of some organisations' log found (``Store.scan_log``)."""
+    """What a bounded read of some organisations' log found (``store.log.scan``)."""
 
     entries: list[LogEntry]
     position: int  # everything up to here was looked at: the next read starts after it

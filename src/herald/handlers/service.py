@@ -60,7 +60,7 @@ class Rotated:
 async def get_handler(services: Services, principal: Principal, handler_id: int) -> Handler:
     """One of the caller's handlers; ``NotFound`` otherwise."""
     handler = await services.run(
-        services.store.get_handler, handler_id, principal.organisation_scope
+        services.store.handlers.get, handler_id, principal.organisation_scope
     )
     if handler is None:
         raise NotFound(f"no event handler {handler_id}")
@@ -69,7 +69,7 @@ async def get_handler(services: Services, principal: Principal, handler_id: int)
 
 async def list_handlers(services: Services, principal: Principal) -> list[Handler]:
     """The caller's handlers."""
-    return await services.run(services.store.list_handlers, principal.organisation_scope)
+    return await services.run(services.store.handlers.all, principal.organisation_scope)
 
 
 async def create_handler(
@@ -99,7 +99,7 @@ async def create_handler(
     secret = new_secret()
     sealed = services.secret_box.seal(secret)
     handler = await services.run(
-        services.store.create_handler,
+        services.store.handlers.create,
         organisation_id,
         spec,
         sealed,
@@ -152,7 +152,7 @@ async def update_handler(
         batch_max_bytes=body.batch.max_bytes if body.batch else current.batch_max_bytes,
     )
     handler = await services.run(
-        services.store.update_handler, handler_id, principal.organisation_scope, spec
+        services.store.handlers.update, handler_id, principal.organisation_scope, spec
     )
     await _audit(services, principal, handler, "updated")
     return handler
@@ -161,7 +161,7 @@ async def update_handler(
 async def delete_handler(services: Services, principal: Principal, handler_id: int) -> None:
     """Delete a handler with its attempt log."""
     handler = await get_handler(services, principal, handler_id)
-    await services.run(services.store.delete_handler, handler_id, principal.organisation_scope)
+    await services.run(services.store.handlers.delete, handler_id, principal.organisation_scope)
     await _audit(services, principal, handler, "deleted")
 
 
@@ -176,7 +176,7 @@ async def deliveries(
 ) -> list[Delivery]:
     """A page of the attempt log, newest first, before ``cursor`` (an attempt's id)."""
     await get_handler(services, principal, handler_id)
-    return await services.run(services.store.list_deliveries, handler_id, cursor, limit)
+    return await services.run(services.store.handlers.deliveries, handler_id, cursor, limit)
 
 
 async def replay(
@@ -187,7 +187,7 @@ async def replay(
     until_ms = until_ms if until_ms is not None else now_ms()
     if until_ms < from_ms:
         raise Invalid.at("until", "must not be before from")
-    return await services.run(services.store.create_replay, handler_id, from_ms, until_ms)
+    return await services.run(services.store.handlers.create_replay, handler_id, from_ms, until_ms)
 
 
 async def send_test(services: Services, principal: Principal, handler_id: int) -> SentTest:
@@ -236,7 +236,7 @@ async def send_test(services: Services, principal: Principal, handler_id: int) -
         result.error,
         result.latency_ms,
     )
-    await services.run(services.store.record_delivery, "api", delivery, None)
+    await services.run(services.store.handlers.record_delivery, "api", delivery, None)
     return SentTest(delivery, result.detail)
 
 
@@ -265,7 +265,7 @@ async def rotate_secret(services: Services, principal: Principal, handler_id: in
     secret = new_secret()
     until = now_ms() + SECRET_GRACE_MS
     handler = await services.run(
-        services.store.rotate_handler_secret,
+        services.store.handlers.rotate_secret,
         handler_id,
         principal.organisation_scope,
         services.secret_box.seal(secret),

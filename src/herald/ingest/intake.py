@@ -167,7 +167,7 @@ async def _store_usage(
     if not usage:
         return [], []
     records = [record for _, record in usage]
-    kept = await services.write(organisation, services.store.save_usage, records)
+    kept = await services.write(organisation, services.store.usage.save, records)
     outcomes: list[Outcome] = []
     over: list[tuple[int, list[dict[str, Any]]]] = []
     for (index, record), saved in zip(usage, kept, strict=True):
@@ -346,7 +346,9 @@ async def ingest_batch(
         unusable = [r for _, r in records.unusable]
         settings = services.settings
         limits = QuarantineLimits(settings.quarantine_records, settings.quarantine_bytes)
-        rows = await services.write(organisation_id, services.store.quarantine, unusable, limits)
+        rows = await services.write(
+            organisation_id, services.store.quarantine.keep, unusable, limits
+        )
         for (index, rejection), row in zip(records.unusable, rows, strict=True):
             if row is None:
                 outcomes.append(
@@ -397,7 +399,7 @@ async def retry_rejected(
     ]
     if usable:
         kept = await _store(services, organisation, [event for _, event in usable])
-        await services.run(services.store.release_rejected, [records[i].id for i, _ in usable])
+        await services.run(services.store.quarantine.release, [records[i].id for i, _ in usable])
         for (index, _), (event_id, new) in zip(usable, kept, strict=True):
             outcomes.append(Outcome(index, "stored" if new else "duplicate", event_id))
     if usage:
@@ -407,10 +409,10 @@ async def retry_rejected(
         refusals += over  # they stay, with the reason
         stored = {outcome.index for outcome in kept_usage}
         released = [records[i].id for i, _ in usage if i in stored]
-        await services.run(services.store.release_rejected, released)
+        await services.run(services.store.quarantine.release, released)
     if refusals:
         again = [(records[i].id, errors) for i, errors in refusals if not records[i].truncated]
-        await services.run(services.store.refuse_again, again, at)
+        await services.run(services.store.quarantine.refuse_again, again, at)
     return sorted(outcomes, key=lambda outcome: outcome.index)
 
 

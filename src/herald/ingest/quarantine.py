@@ -54,7 +54,7 @@ def list_page(
     before: int | None,
 ) -> RejectedPage:
     """Blocking: a page of quarantined records, newest first, at most the read budget."""
-    return services.store.list_rejected(
+    return services.store.quarantine.page(
         scope,
         provider,
         page,
@@ -66,7 +66,7 @@ def list_page(
 
 def get_one(services: Services, principal: Principal, rejected_id: int) -> Rejected:
     """Blocking: one of the caller's quarantined records; ``NotFound`` otherwise."""
-    found = services.store.get_rejected(rejected_id, principal.organisation_scope)
+    found = services.store.quarantine.get(rejected_id, principal.organisation_scope)
     if found is None:
         raise NotFound(f"no rejected record {rejected_id}")
     return found
@@ -109,14 +109,14 @@ async def retry_oldest(
         for name in allowed:
             if len(records) >= limit or used >= budget:
                 break
-            found = store.oldest_rejected(scope, name, limit - len(records), budget - used)
+            found = store.quarantine.oldest(scope, name, limit - len(records), budget - used)
             records += found
             used += sum(len(record.record) for record in found)
         return records
 
     def left() -> tuple[int, int]:
-        remaining = sum(store.count_rejected(scope, name) for name in allowed)
-        return remaining, sum(store.count_rejected(scope, name, True) for name in allowed)
+        remaining = sum(store.quarantine.count(scope, name) for name in allowed)
+        return remaining, sum(store.quarantine.count(scope, name, True) for name in allowed)
 
     async def retry() -> Retried:
         records = await services.run(oldest)
@@ -133,7 +133,7 @@ async def discard(services: Services, principal: Principal, rejected_id: int) ->
     async def forget() -> None:
         record = await services.run(get_one, services, principal, rejected_id)
         _may_write(principal, record.provider)
-        await services.run(services.store.release_rejected, [record.id])
+        await services.run(services.store.quarantine.release, [record.id])
 
     await _in_slot(services, principal, forget)
 

@@ -168,7 +168,7 @@ class LogFeed:
         """Start queueing, for ``subscription``, what is committed from now on."""
         async with self._starting:
             if self._task is None or self._task.done():
-                self._cursor.seq = await self._run(self._store.last_seq)
+                self._cursor.seq = await self._run(self._store.log.last_seq)
                 self._task = asyncio.create_task(self._poll(), name="herald-live-feed")
             for group in subscription.groups:  # before the new task first looks
                 members = self._groups.setdefault(group, set())

@@ -13,14 +13,14 @@ from herald.store import NotFound as Missing
 async def visible(services: Services, principal: Principal) -> list[Organisation]:
     """The organisations the caller may read, by id: its own, or every one (internal)."""
     scope = principal.organisation_scope
-    organisations = await services.run(services.store.list_organisations)
+    organisations = await services.run(services.store.organisations.all)
     return [o for o in sorted(organisations, key=lambda o: o.id) if scope is None or o.id in scope]
 
 
 async def get(services: Services, principal: Principal, organisation_id: int) -> Organisation:
     """One of the caller's organisations."""
     _own(principal, organisation_id)
-    organisation = await services.run(services.store.get_organisation, organisation_id)
+    organisation = await services.run(services.store.organisations.get, organisation_id)
     if organisation is None:
         raise _not_found(organisation_id)
     return organisation
@@ -33,7 +33,9 @@ async def set_device_events(
     written to its log as events."""
     _own(principal, organisation_id)
     try:
-        return await services.run(services.store.set_device_events, organisation_id, enabled)
+        return await services.run(
+            services.store.organisations.set_device_events, organisation_id, enabled
+        )
     except Missing:
         raise _not_found(organisation_id) from None
 

@@ -123,7 +123,7 @@ class RuleEvaluator:
     def position(self) -> int:
         """Where the evaluation is; past what no rule sees (before the earliest rule's
         start, or the whole log when there is none), so that is never read."""
-        end = self.store.last_seq()  # first: a rule made after it starts after it
+        end = self.store.log.last_seq()  # first: a rule made after it starts after it
         rules = self.store.rules.active()
         start = min((rule.after_seq for rule in rules), default=end)
         return max(self.store.rules.position(), start)
@@ -198,7 +198,7 @@ class RuleEvaluator:
     def _name(self, rule: Rule) -> str:
         name = self._names.get(rule.organisation_id)
         if name is None:
-            organisation = self.store.get_organisation(rule.organisation_id)
+            organisation = self.store.organisations.get(rule.organisation_id)
             name = organisation.name if organisation is not None else ""
             self._names[rule.organisation_id] = name
         return name

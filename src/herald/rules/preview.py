@@ -94,7 +94,7 @@ def _matching(
         time_limit=time_limit,
     )
     while True:
-        page = store.query(query)
+        page = store.log.query(query)
         for body in page.items:
             record: dict[str, Any] = orjson.loads(body)
             if record.get("event_type", {}).get("id") in alerts.TYPES:

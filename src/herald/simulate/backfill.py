@@ -47,9 +47,9 @@ def ensure_organisations(store: Store, world: World) -> dict[int, OrganisationRe
 def _organisations(store: Store, world: World) -> list[Organisation]:
     found: list[Organisation] = []
     for organisation in world.organisations:
-        stored = store.get_organisation(organisation.id)
+        stored = store.organisations.get(organisation.id)
         if stored is None:
-            stored = store.create_organisation(organisation.name, organisation.id)
+            stored = store.organisations.create(organisation.name, organisation.id)
         found.append(stored)
     return found
 
@@ -57,7 +57,7 @@ def _organisations(store: Store, world: World) -> list[Organisation]:
 def _check_retention(store: Store, organisations: list[Organisation], days: float) -> None:
     """Refuse a history longer than an organisation keeps (its events would be refused)."""
     for organisation in organisations:
-        kept = retention_days(organisation.retention_days, store.default_retention_days)
+        kept = retention_days(organisation.retention_days, store.maintenance.default_retention_days)
         if days > kept:
             raise SimulationError(
                 f"{days:g} days of history: longer than the retention of organisation "
@@ -115,7 +115,7 @@ def backfill(
     stored = _organisations(store, world)
     _check_retention(store, stored, days)
     organisations = {o.id: OrganisationRef(id=o.id, name=o.name) for o in stored}
-    ids = ids or IdGenerator(store.lease_node_id())
+    ids = ids or IdGenerator(store.nodes.lease())
     now = now_ms()
     start = now - int(days * 86_400_000)  # within the retention window (checked above)
     end = max(start, now - 60_000)  # a happening's last events may run up to a minute later

@@ -54,10 +54,10 @@ async def run_demo(services: Services) -> None:
 async def _seed_once(services: Services) -> bool:
     """Seed a new database; False if the database holds real events (no demo at all)."""
     store, settings = services.store, services.settings
-    if await services.run(store.get_meta, DEMO_MARK) is None:
-        if await services.run(store.last_seq) > 0:
+    if await services.run(store.meta.get, DEMO_MARK) is None:
+        if await services.run(store.log.last_seq) > 0:
             return False
-        await services.run(store.set_meta_if_absent, DEMO_MARK, str(now_ms()))
+        await services.run(store.meta.set_if_absent, DEMO_MARK, str(now_ms()))
         world = demo_world(settings.demo_devices, DEMO_SEED)
         written = await services.run(_seed, services, world)
         log.info(

@@ -77,4 +77,4 @@ def save_usage(
         )
         for record in records
     ]
-    return sum(1 for saved in store.save_usage(kept) if saved is not None and saved[1])
+    return sum(1 for saved in store.usage.save(kept) if saved is not None and saved[1])

@@ -22,7 +22,6 @@ __all__ = [
     "Store",
     "StoreError",
     "StoreUnavailable",
-    "lease_node_id",
     "open_store",
 ]
 
@@ -57,14 +56,8 @@ def open_store(
         )
     if migrate:
         try:
-            store.migrate()
+            store.maintenance.migrate()
         except BaseException:
             store.close()
             raise
     return store
-
-
-def lease_node_id(store: Store, preferred: int | None = None) -> int:
-    """A node id (0-1023) no other live process sharing ``store`` holds (``preferred``, the
-    setting ``HERALD_NODE_ID``, if given); StoreUnavailable if none is free."""
-    return store.lease_node_id(preferred)

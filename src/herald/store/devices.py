@@ -1,4 +1,4 @@
-"""The device-state projection's Store methods, shared by the SQL backends.
+"""The device-state projection: each endpoint's connectivity state, ``store.devices``.
 
 ``device_states`` holds one row per (organisation, endpoint); ``device_projection`` the
 position in the log the rows include. The projector (``herald.devices.projector``) moves
@@ -11,12 +11,14 @@ from __future__ import annotations
 
 import dataclasses
 from collections.abc import Sequence
-from typing import Any, ClassVar, cast
+from typing import TYPE_CHECKING, Any, Generic, cast
 
 from herald.record import NewEvent
-from herald.store.common import C, SQLStoreBase
+from herald.store.dbapi import C
 from herald.store.device_records import DEVICE_SORTS, DeviceQuery, DeviceRow
-from herald.store.sql import Dialect
+
+if TYPE_CHECKING:
+    from herald.store.common import SQLStoreBase
 
 PROJECTION = "device_state"
 _NOT_NULL = frozenset({"status", "last_event_ms", "updated_ms"})
@@ -77,25 +79,26 @@ def _marks(values: Sequence[object]) -> str:
     return ", ".join("?" * len(values)) or "NULL"
 
 
-class DeviceStateMethods(SQLStoreBase[C]):
-    """The device-state projection's Store methods."""
+class Devices(Generic[C]):
+    """Each endpoint's state, projected from the log, and the projection's position."""
 
-    _DIALECT: ClassVar[Dialect]  # the backend's, for a name's substring match
+    def __init__(self, db: SQLStoreBase[C]) -> None:
+        self._db = db
 
-    def device_cursor(self) -> int:
+    def cursor(self) -> int:
         """The log position the device states include."""
-        row = self._read(
-            lambda c: self._execute(
+        row = self._db._read(
+            lambda c: self._db._execute(
                 c, "SELECT cursor_seq FROM device_projection WHERE name = ?", (PROJECTION,)
             ).fetchone()
         )
         return int(row[0]) if row else 0
 
-    def device_position(self) -> tuple[int, int]:
+    def position(self) -> tuple[int, int]:
         """The log position the device states include and the one the last reset started
         from (``quiet_until_seq``)."""
-        row = self._read(
-            lambda c: self._execute(
+        row = self._db._read(
+            lambda c: self._db._execute(
                 c,
                 "SELECT cursor_seq, quiet_until_seq FROM device_projection WHERE name = ?",
                 (PROJECTION,),
@@ -103,7 +106,7 @@ class DeviceStateMethods(SQLStoreBase[C]):
         )
         return (int(row[0]), int(row[1])) if row else (0, 0)
 
-    def device_states(self, keys: Sequence[tuple[int, str]]) -> dict[tuple[int, str], DeviceRow]:
+    def states(self, keys: Sequence[tuple[int, str]]) -> dict[tuple[int, str], DeviceRow]:
         """The stored states of these (organisation, endpoint key) pairs that have one."""
         by_organisation: dict[int, list[str]] = {}
         for organisation_id, key in keys:
@@ -112,7 +115,7 @@ class DeviceStateMethods(SQLStoreBase[C]):
         def read(conn: C) -> list[Any]:
             rows: list[Any] = []
             for organisation_id, wanted in by_organisation.items():
-                rows += self._execute(
+                rows += self._db._execute(
                     conn,
                     f"SELECT {_COLUMNS} FROM device_states WHERE organisation_id = ? "
                     f"AND endpoint_key IN ({_marks(wanted)})",
@@ -120,10 +123,10 @@ class DeviceStateMethods(SQLStoreBase[C]):
                 ).fetchall()
             return rows
 
-        found = [_row(row) for row in self._read(read)] if by_organisation else []
+        found = [_row(row) for row in self._db._read(read)] if by_organisation else []
         return {(row.organisation_id, row.endpoint_key): row for row in found}
 
-    def save_device_states(
+    def save(
         self,
         after_seq: int,
         cursor_seq: int,
@@ -134,9 +137,9 @@ class DeviceStateMethods(SQLStoreBase[C]):
         ``rows`` and append the status-change events ``changes`` (event, id). False (nothing
         written) if the cursor is no longer at ``after_seq``."""
         if changes:
-            self._before_insert([event for event, _ in changes])
-        with self._transaction() as conn:
-            moved = self._execute(
+            self._db._before_insert([event for event, _ in changes])
+        with self._db._transaction() as conn:
+            moved = self._db._execute(
                 conn,
                 "UPDATE device_projection SET cursor_seq = ? WHERE name = ? AND cursor_seq = ?",
                 (cursor_seq, PROJECTION, after_seq),
@@ -144,54 +147,56 @@ class DeviceStateMethods(SQLStoreBase[C]):
             if moved != 1:
                 return False
             if rows:  # both drivers' cursors batch this (psycopg in one pipeline)
-                cast(Any, conn).cursor().executemany(self._sql(_UPSERT), [_values(r) for r in rows])
+                cast(Any, conn).cursor().executemany(
+                    self._db._sql(_UPSERT), [_values(r) for r in rows]
+                )
             if changes:
-                self._insert_events(conn, [e for e, _ in changes], [i for _, i in changes])
+                self._db._insert_events(conn, [e for e, _ in changes], [i for _, i in changes])
         return True
 
-    def device_event_settings(self) -> tuple[int, dict[int, str]]:
+    def event_settings(self) -> tuple[int, dict[int, str]]:
         """The position up to which no status change is emitted, and the organisations
         that asked for them (id -> name)."""
 
         def read(conn: C) -> tuple[int, dict[int, str]]:
-            quiet = self._execute(
+            quiet = self._db._execute(
                 conn, "SELECT quiet_until_seq FROM device_projection WHERE name = ?", (PROJECTION,)
             ).fetchone()
-            wanted = self._execute(
+            wanted = self._db._execute(
                 conn, "SELECT id, name FROM organisations WHERE device_events ORDER BY id"
             ).fetchall()
             return (int(quiet[0]) if quiet else 0), {int(r[0]): str(r[1]) for r in wanted}
 
-        return self._read(read)
+        return self._db._read(read)
 
-    def reset_device_states(self) -> None:
+    def reset(self) -> None:
         """Forget every state and start the projection again from the start of the log;
         the status changes up to the log's end now were emitted before: not again."""
-        with self._transaction() as conn:
-            self._execute(conn, "DELETE FROM device_states")
-            self._execute(
+        with self._db._transaction() as conn:
+            self._db._execute(conn, "DELETE FROM device_states")
+            self._db._execute(
                 conn,
                 "UPDATE device_projection SET cursor_seq = 0, quiet_until_seq = "
                 "(SELECT COALESCE(MAX(seq), 0) FROM events) WHERE name = ?",
                 (PROJECTION,),
             )
 
-    def get_device_state(
-        self, organisation_ids: tuple[int, ...] | None, endpoint_key: str
-    ) -> DeviceRow | None:
+    def get(self, organisation_ids: tuple[int, ...] | None, endpoint_key: str) -> DeviceRow | None:
         """One endpoint's state in the caller's organisations (None: none, or several
         organisations hold the key: the internal caller gets the lowest organisation's)."""
-        where, params = self._device_scope(organisation_ids)
+        where, params = self._scope(organisation_ids)
         sql = (
             f"SELECT {_COLUMNS} FROM device_states WHERE endpoint_key = ?{where} "
             "ORDER BY organisation_id LIMIT 1"
         )
-        row = self._read(lambda c: self._execute(c, sql, [endpoint_key, *params]).fetchone())
+        row = self._db._read(
+            lambda c: self._db._execute(c, sql, [endpoint_key, *params]).fetchone()
+        )
         return _row(row) if row is not None else None
 
-    def list_device_states(self, query: DeviceQuery) -> tuple[list[DeviceRow], int]:
+    def page(self, query: DeviceQuery) -> tuple[list[DeviceRow], int]:
         """A page of endpoint states and how many match in all."""
-        where, params = self._device_scope(query.organisation_ids)
+        where, params = self._scope(query.organisation_ids)
         conditions: list[str] = []
         for column, wanted in (
             ("status", query.statuses),
@@ -206,7 +211,7 @@ class DeviceStateMethods(SQLStoreBase[C]):
             conditions.append(f"(endpoint_key IN ({marks}) OR endpoint_name IN ({marks}))")
             params.extend([*query.endpoints, *query.endpoints])
         if query.name_contains:
-            like = dataclasses.replace(self._DIALECT, mark="?")
+            like = dataclasses.replace(self._db._DIALECT, mark="?")
             condition, bound = like.contains("endpoint_name", query.name_contains)
             conditions.append(condition)
             params.extend(bound)
@@ -222,10 +227,10 @@ class DeviceStateMethods(SQLStoreBase[C]):
         order += f", organisation_id{last}, endpoint_key{last}"
 
         def read(conn: C) -> tuple[list[DeviceRow], int]:
-            total = self._execute(
+            total = self._db._execute(
                 conn, f"SELECT COUNT(*) FROM device_states WHERE TRUE{where}", params
             ).fetchone()
-            rows = self._execute(
+            rows = self._db._execute(
                 conn,
                 f"SELECT {_COLUMNS} FROM device_states WHERE TRUE{where} ORDER BY {order} "
                 "LIMIT ? OFFSET ?",
@@ -233,17 +238,17 @@ class DeviceStateMethods(SQLStoreBase[C]):
             ).fetchall()
             return [_row(row) for row in rows], int(total[0])
 
-        return self._read(read, query.time_limit)
+        return self._db._read(read, query.time_limit)
 
-    def device_status_counts(self, organisation_ids: tuple[int, ...] | None) -> dict[int, int]:
+    def status_counts(self, organisation_ids: tuple[int, ...] | None) -> dict[int, int]:
         """How many endpoints of the caller's organisations are in each status."""
-        where, params = self._device_scope(organisation_ids)
+        where, params = self._scope(organisation_ids)
         sql = f"SELECT status, COUNT(*) FROM device_states WHERE TRUE{where} GROUP BY status"
-        rows = self._read(lambda c: self._execute(c, sql, params).fetchall())
+        rows = self._db._read(lambda c: self._db._execute(c, sql, params).fetchall())
         return {int(status): int(count) for status, count in rows}
 
-    def _device_scope(self, organisation_ids: tuple[int, ...] | None) -> tuple[str, list[object]]:
+    def _scope(self, organisation_ids: tuple[int, ...] | None) -> tuple[str, list[object]]:
         if organisation_ids is None:
             return "", []
-        condition, params = self._any("organisation_id", organisation_ids)
+        condition, params = self._db._any("organisation_id", organisation_ids)
         return f" AND {condition}", params

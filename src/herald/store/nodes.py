@@ -15,6 +15,13 @@ import threading
 import time
 import uuid
 from collections.abc import Callable
+from typing import TYPE_CHECKING, Generic
+
+from herald.store.dbapi import C
+from herald.store.errors import StoreError, StoreUnavailable
+
+if TYPE_CHECKING:
+    from herald.store.common import SQLStoreBase
 
 log = logging.getLogger("herald.store")
 
@@ -97,3 +104,80 @@ class NodeLease:
         """End the heartbeat (before the lease is released)."""
         self._stop.set()
         self._thread.join(5)
+
+
+class Nodes(Generic[C]):
+    """This process's node id, leased from the store's ``nodes`` table: ``store.nodes``."""
+
+    def __init__(self, db: SQLStoreBase[C]) -> None:
+        self._db = db
+        self._lease: NodeLease | None = None
+        self._holder = ""
+
+    def lease(self, preferred: int | None = None) -> int:
+        """Lease a node id (0-1023) no other live process sharing the store holds, and keep
+        it with a heartbeat; ``preferred`` (HERALD_NODE_ID) or StoreUnavailable if taken.
+        Once the lease is lost, appends are refused (``refusal``)."""
+        if self._lease is not None:
+            return self._lease.node_id
+        db = self._db
+        holder = holder_name()
+        started = time.monotonic()
+        with db._transaction() as conn:
+            db._lock_nodes(conn)
+            db._execute(conn, f"DELETE FROM nodes WHERE {db._NODE_EXPIRED}", (LEASE_SECONDS,))
+            rows = db._execute(conn, "SELECT node_id, holder FROM nodes").fetchall()
+            taken = {row[0]: row[1] for row in rows}
+            if preferred is not None and preferred in taken:
+                raise StoreUnavailable(f"node id {preferred} is leased by {taken[preferred]}")
+            free = (n for n in range(MAX_NODE + 1) if n not in taken)
+            node_id = preferred if preferred is not None else next(free, None)
+            if node_id is None:
+                raise StoreUnavailable("all 1024 node ids are leased by live processes")
+            db._execute(conn, f"INSERT INTO nodes VALUES (?, ?, {db._NODE_NOW})", (node_id, holder))
+        self._holder = holder
+        self._lease = NodeLease(node_id, lambda: self._hold(node_id, holder), started)
+        return node_id
+
+    def _hold(self, node_id: int, holder: str) -> bool:
+        """Renew the lease, or take the id again if nobody took it meanwhile."""
+        db = self._db
+        with db._transaction() as conn:
+            renewed = db._execute(
+                conn,
+                f"UPDATE nodes SET heartbeat = {db._NODE_NOW} WHERE node_id = ? AND holder = ?",
+                (node_id, holder),
+            ).rowcount
+            if renewed:
+                return True
+            return bool(
+                db._execute(
+                    conn,
+                    f"INSERT INTO nodes VALUES (?, ?, {db._NODE_NOW}) ON CONFLICT DO NOTHING",
+                    (node_id, holder),
+                ).rowcount
+            )
+
+    def renew(self) -> bool:
+        """Renew the lease now (a heartbeat thread does so every few seconds), or take the id
+        again if nobody holds it; False if another process does (or none is held)."""
+        return self._lease.renew() if self._lease is not None else False
+
+    def refusal(self) -> str | None:
+        """Why appends are refused now (this process lost its node id lease), or None."""
+        return self._lease.refusal() if self._lease is not None else None
+
+    def release(self) -> None:
+        """Stop the heartbeat and give the node id back (on close)."""
+        if self._lease is None:
+            return
+        self._lease.stop()
+        node_id, self._lease = self._lease.node_id, None
+        try:
+            self._db._write(
+                lambda c: self._db._execute(
+                    c, "DELETE FROM nodes WHERE node_id = ? AND holder = ?", (node_id, self._holder)
+                )
+            )
+        except StoreError:
+            log.warning("could not release node id %d; it expires on its own", node_id)

@@ -23,14 +23,13 @@ Processes cooperate through the database alone:
   the table grow. ``purge`` drops the days every organisation's window has left (whole
   partitions, no vacuum) and deletes row by row only the events of organisations whose
   retention is shorter than the longest.
-- **Node ids.** ``lease_node_id`` leases one of the 1024 node ids from the ``nodes`` table
+- **Node ids.** ``store.nodes.lease`` leases one of the 1024 node ids from the ``nodes`` table
   and renews it with a heartbeat (``store/nodes.py``); a lease not renewed for a minute is
   free again, and its former holder stops appending before that.
 """
 
 from __future__ import annotations
 
-import functools
 import logging
 from collections.abc import Callable, Iterator, Sequence
 from contextlib import contextmanager
@@ -53,22 +52,14 @@ from psycopg_pool import ConnectionPool, PoolTimeout
 
 from herald.events.types import (
     LOG_SCAN_ROWS,
-    EventPage,
-    EventQuery,
     LogEntry,
     LogScan,
-    StatsQuery,
-    StatsRow,
     log_scan,
 )
 from herald.gil import offer_gil
-from herald.handlers.types import Handler
-from herald.organisations.types import Organisation
 from herald.query.fields import FIELDS, Kind
 from herald.record import NewEvent
 from herald.store import migrator, rollup
-from herald.store.common import HANDLER_COLUMNS, handler_from_row
-from herald.store.devices import DeviceStateMethods
 from herald.store.errors import (
     Conflict,
     QueryTimeout,
@@ -77,23 +68,15 @@ from herald.store.errors import (
     TryAgain,
     Unavailability,
 )
-from herald.store.quarantine import QuarantineMethods
+from herald.store.maintenance import Maintenance
 from herald.store.records import Codec, RecordMethods
-from herald.store.rules import RuleRepository
 from herald.store.sql import (
     EVENT_COLUMNS,
     LOG_COLUMNS,
     POSTGRES,
-    encode_cursor,
     event_row,
-    is_keyset_sort,
-    keyset_condition,
-    order_by,
-    stats_sql,
     stored_body,
-    where_clause,
 )
-from herald.store.usage import UsageMethods
 from herald.timefmt import now_ms
 
 log = logging.getLogger("herald.store")
@@ -254,9 +237,6 @@ class _Rows:
 
 
 class PostgresStore(
-    QuarantineMethods[psycopg.Connection[Any]],
-    DeviceStateMethods[psycopg.Connection[Any]],
-    UsageMethods[psycopg.Connection[Any]],
     RecordMethods[psycopg.Connection[Any]],
 ):
     """The Store on a PostgreSQL database, through a pool of connections."""
@@ -270,6 +250,8 @@ class PostgresStore(
     _NODE_EXPIRED = "heartbeat < clock_timestamp() - make_interval(secs => ?)"
 
     def __init__(self, url: str, *, pool_size: int = 10, retention_days: float = 30.0) -> None:
+        super().__init__()
+        self.maintenance: Maintenance = self  # the schema and upkeep are the backend's own
         self.url = url
         self.default_retention_days = retention_days
         self._days: set[int] = set()  # partitions known to exist
@@ -286,7 +268,6 @@ class PostgresStore(
             open=True,
             name="herald",
         )
-        self.rules = RuleRepository(self)
 
     # -- connections ----------------------------------------------------------
     @contextmanager
@@ -323,7 +304,7 @@ class PostgresStore(
         return self._read(work)
 
     def close(self) -> None:
-        self._release_node()
+        self.nodes.release()
         self._pool.close()
 
     # -- schema ---------------------------------------------------------------
@@ -348,7 +329,7 @@ class PostgresStore(
             finally:
                 conn.execute("SELECT pg_advisory_unlock(%s)", (_MIGRATE_LOCK,))
         self._ensure_dictionary()
-        self.upgrade_handler_filters()
+        self.handlers.upgrade_filters()
         self.ensure_partitions()
         if not self.backfill_if_small():
             log.warning(
@@ -405,22 +386,11 @@ class PostgresStore(
         )
         return [row[0] for row in rows]
 
-    # -- organisations ----------------------------------------------------------
-    def create_organisation(
-        self, name: str, organisation_id: int | None = None, retention_days: int | None = None
-    ) -> Organisation:
-        created = super().create_organisation(name, organisation_id, retention_days)
-        if retention_days is not None:
-            self.ensure_partitions()  # a longer window than any before needs its days
-        return created
-
-    def set_retention(self, organisation_id: int, retention_days: int | None) -> Organisation:
-        changed = super().set_retention(organisation_id, retention_days)
-        self.ensure_partitions()
-        return changed
+    def _retention_changed(self) -> None:
+        self.ensure_partitions()  # a longer window than any before needs its days
 
     # -- events ---------------------------------------------------------------
-    def append(self, events: Sequence[NewEvent], ids: Sequence[int]) -> list[bytes]:
+    def _append(self, events: Sequence[NewEvent], ids: Sequence[int]) -> list[bytes]:
         if len(events) > MAX_BATCH:
             raise StoreError(f"at most {MAX_BATCH} events per append")
         self._before_insert(events)
@@ -428,7 +398,7 @@ class PostgresStore(
         if not batch.rows:
             return batch.bodies
         try:
-            stored = self._append(batch, ids)
+            stored = self._insert_batch(batch, ids)
         except StoreError as exc:
             if not isinstance(exc.__cause__, CheckViolation):
                 raise
@@ -438,7 +408,7 @@ class PostgresStore(
             ) from exc
         return batch.resolved(stored)
 
-    def _append(self, batch: _Rows, ids: Sequence[int]) -> dict[tuple[int, str, str], bytes]:
+    def _insert_batch(self, batch: _Rows, ids: Sequence[int]) -> dict[tuple[int, str, str], bytes]:
         """Insert in one transaction; return the records already stored for taken keys."""
         with self._transaction() as conn:
             found, taken = self._insert_rows(conn, batch, ids)
@@ -478,45 +448,7 @@ class PostgresStore(
         }
         return found, len(taken)
 
-    def query(self, query: EventQuery) -> EventPage:
-        where = where_clause(query.filter, POSTGRES)
-        where_sql = where.sql
-        keyset = is_keyset_sort(query.sort)
-        condition, condition_params = keyset_condition(query, "%s") if keyset else ("", [])
-        sql = "SELECT dictionary_id, body, ts, id FROM events" + where_sql
-        if condition:
-            sql += (" AND " if where_sql else " WHERE ") + condition
-        sql += order_by(query.sort, POSTGRES) + " LIMIT %s"
-        params: list[object] = [*where.params, *condition_params, query.per_page + 1]
-        if query.cursor is None:
-            sql += " OFFSET %s"
-            params.append((query.page - 1) * query.per_page)
-
-        def run(conn: psycopg.Connection[Any]) -> EventPage:
-            rows = conn.execute(sql, params).fetchall()
-            total: int | None = None
-            if query.count and query.cursor is None:
-                counted = conn.execute("SELECT COUNT(*) FROM events" + where_sql, where.params)
-                total = int(counted.fetchone()[0])  # type: ignore[index]
-            more = len(rows) > query.per_page
-            rows = rows[: query.per_page]
-            next_cursor = encode_cursor(rows[-1][2], rows[-1][3]) if more and keyset else None
-            return EventPage([self._served(row[0], row[1]) for row in rows], total, next_cursor)
-
-        return self._read(run, query.time_limit)
-
-    def get_event(self, event_id: int, organisation_ids: tuple[int, ...] | None) -> bytes | None:
-        row = self._read(
-            lambda c: c.execute(
-                "SELECT dictionary_id, body, organisation_id FROM events WHERE id = %s",
-                (event_id,),
-            ).fetchone()
-        )
-        if row is None or (organisation_ids is not None and row[2] not in organisation_ids):
-            return None
-        return self._served(row[0], row[1])
-
-    def read_log(
+    def _read_log(
         self, after_seq: int, limit: int, organisation_ids: tuple[int, ...] | None = None
     ) -> list[LogEntry]:
         """Events after ``after_seq`` in log order, up to the safe watermark (module doc)."""
@@ -529,7 +461,7 @@ class PostgresStore(
         params.append(limit)
         return self._log_entries(self._read(lambda c: c.execute(sql, params).fetchall()))
 
-    def scan_log(
+    def _scan_log(
         self,
         after_seq: int,
         limit: int,
@@ -562,8 +494,8 @@ class PostgresStore(
         rows, window = self._read(run)
         return log_scan(self._log_entries(rows), after_seq, limit, window, upto_seq)
 
-    def last_seq(self) -> int:
-        """The last final position: ``read_log(last_seq())`` returns only what comes later."""
+    def _last_seq(self) -> int:
+        """The last final position: ``_read_log(_last_seq())`` returns only what comes later."""
         row = self._read(
             lambda c: c.execute(f"SELECT MAX(seq) FROM events WHERE seq < {_WATERMARK}").fetchone()
         )
@@ -661,20 +593,10 @@ class PostgresStore(
     def _event_ids(self, value: Any) -> tuple[int, ...]:
         return tuple(value)
 
-    # -- stats ----------------------------------------------------------------
-    def stats(self, query: StatsQuery) -> list[StatsRow]:
-        counts = functools.partial(self._fetch, time_limit=query.time_limit)
-        return rollup.stats(query, self._event_stats, counts, POSTGRES)
-
-    def _event_stats(self, query: StatsQuery) -> list[StatsRow]:
-        rows = self._fetch(*stats_sql(query, POSTGRES), time_limit=query.time_limit)
-        return [StatsRow(row[0], row[1], row[2], int(row[3]), float(row[4])) for row in rows]
-
-    def _fetch(self, sql: str, params: list[object], time_limit: float | None = None) -> list[Any]:
-        return self._read(lambda c: c.execute(sql, params).fetchall(), time_limit)
-
     # -- event handlers -------------------------------------------------------
-    def claim_handlers(self, owner: str, now_ms: int, lease_ms: int) -> list[Handler]:
+    def _claim_handler_rows(
+        self, owner: str, now_ms: int, lease_ms: int, columns: str
+    ) -> list[Any]:
         """Renew ``owner``'s leases, then lease the free and expired handlers.
 
         Renewing waits for a row lock rather than skipping the row: the lock on an own
@@ -688,7 +610,7 @@ class PostgresStore(
         def claim(conn: psycopg.Connection[Any]) -> list[Any]:
             renewed = conn.execute(
                 "UPDATE handlers SET lease_until_ms = %s WHERE enabled AND owner = %s "
-                f"RETURNING {HANDLER_COLUMNS}",
+                f"RETURNING {columns}",
                 (until, owner),
             ).fetchall()
             taken = conn.execute(
@@ -696,13 +618,12 @@ class PostgresStore(
                 "  SELECT id FROM handlers WHERE enabled "
                 "  AND (owner IS NULL OR (owner <> %s AND lease_until_ms < %s)) "
                 "  FOR UPDATE SKIP LOCKED"
-                f") RETURNING {HANDLER_COLUMNS}",
+                f") RETURNING {columns}",
                 (owner, until, owner, now_ms),
             ).fetchall()
             return renewed + taken
 
-        rows = self._read(claim)
-        return sorted((handler_from_row(row) for row in rows), key=lambda handler: handler.id)
+        return self._read(claim)
 
     # -- node ids -------------------------------------------------------------
     def _lock_nodes(self, conn: psycopg.Connection[Any]) -> None:

@@ -15,34 +15,49 @@ from __future__ import annotations
 
 from collections import defaultdict
 from collections.abc import Iterable, Sequence
-from typing import Any
+from typing import TYPE_CHECKING, Any, Generic
 
 import orjson
 
-from herald.store.common import C, SQLStoreBase
+from herald.store.dbapi import C
 from herald.store.rejections import NewRejection, QuarantineLimits, Rejected, RejectedPage
 from herald.timefmt import now_ms
 
-_COLUMNS = (
-    "id, organisation_id, provider, received_ms, attempted_ms, attempts, errors, record, "
-    "digest, original_bytes"
+if TYPE_CHECKING:
+    from herald.store.common import SQLStoreBase
+
+_FIELDS = (
+    "id",
+    "organisation_id",
+    "provider",
+    "received_ms",
+    "attempted_ms",
+    "attempts",
+    "errors",
+    "record",
+    "digest",
+    "original_bytes",
 )
+_COLUMNS = ", ".join(_FIELDS)
 _SIZE = "length(record) + length(errors)"
 """What a row weighs in a page's byte budget (read without reading the record itself)."""
 
 
 def _rejected(row: Sequence[Any]) -> Rejected:
+    """The record in a row of ``_COLUMNS``, read by column name."""
+    named = dict(zip(_FIELDS, row, strict=True))
+    original = named["original_bytes"]
     return Rejected(
-        id=int(row[0]),
-        organisation_id=int(row[1]),
-        provider=str(row[2]),
-        received_ms=int(row[3]),
-        attempted_ms=int(row[4]),
-        attempts=int(row[5]),
-        errors=orjson.loads(row[6]),
-        record=bytes(row[7]),
-        digest=str(row[8]),
-        original_bytes=None if row[9] is None else int(row[9]),
+        id=int(named["id"]),
+        organisation_id=int(named["organisation_id"]),
+        provider=str(named["provider"]),
+        received_ms=int(named["received_ms"]),
+        attempted_ms=int(named["attempted_ms"]),
+        attempts=int(named["attempts"]),
+        errors=orjson.loads(named["errors"]),
+        record=bytes(named["record"]),
+        digest=str(named["digest"]),
+        original_bytes=None if original is None else int(original),
     )
 
 
@@ -81,24 +96,27 @@ def _within(sizes: Sequence[Sequence[Any]], limit: int, max_bytes: int | None) -
     return chosen
 
 
-class QuarantineMethods(SQLStoreBase[C]):
-    """The quarantine's Store methods, shared by the SQL backends."""
+class Quarantine(Generic[C]):
+    """The ingest quarantine (``store.quarantine``): each organisation's refused records."""
+
+    def __init__(self, db: SQLStoreBase[C]) -> None:
+        self._db = db
 
     def _lock_usage(self, conn: C, organisation_ids: Iterable[int]) -> dict[int, list[int]]:
         """Each organisation's usage row, locked until the transaction ends: its
         ``[records, bytes]``."""
         usage: dict[int, list[int]] = {}
         for organisation_id in sorted(set(organisation_ids)):  # one order: no deadlock
-            self._execute(
+            self._db._execute(
                 conn,
                 "INSERT INTO quarantine_usage (organisation_id, records, bytes) VALUES (?, 0, 0) "
                 "ON CONFLICT (organisation_id) DO NOTHING",
                 (organisation_id,),
             )
-            row = self._execute(
+            row = self._db._execute(
                 conn,
                 "SELECT records, bytes FROM quarantine_usage WHERE organisation_id = ?"
-                + self._LOCK_ROW,
+                + self._db._LOCK_ROW,
                 (organisation_id,),
             ).fetchone()
             usage[organisation_id] = [int(row[0]), int(row[1])]
@@ -107,14 +125,14 @@ class QuarantineMethods(SQLStoreBase[C]):
     def _count_usage(self, conn: C, changes: dict[int, list[int]]) -> None:
         for organisation_id, (records, size) in changes.items():
             if records or size:
-                self._execute(
+                self._db._execute(
                     conn,
                     "UPDATE quarantine_usage SET records = records + ?, bytes = bytes + ? "
                     "WHERE organisation_id = ?",
                     (records, size, organisation_id),
                 )
 
-    def quarantine(
+    def keep(
         self, rejections: Sequence[NewRejection], limits: QuarantineLimits | None = None
     ) -> list[tuple[int, bool] | None]:
         """Keep each record once; per record its row id and whether it is new, or None when
@@ -122,13 +140,13 @@ class QuarantineMethods(SQLStoreBase[C]):
         kept: list[tuple[int, bool] | None] = []
         if not rejections:
             return kept
-        with self._transaction() as conn:
+        with self._db._transaction() as conn:
             usage = self._lock_usage(conn, (item.organisation_id for item in rejections))
             added: dict[int, list[int]] = defaultdict(lambda: [0, 0])
             # not a counter shared by all organisations: random, in the batch's order
-            fresh = iter(self._new_ids(conn, "rejected_records", len(rejections), now_ms()))
+            fresh = iter(self._db._new_ids(conn, "rejected_records", len(rejections), now_ms()))
             for item in rejections:
-                existing = self._execute(
+                existing = self._db._execute(
                     conn,
                     "SELECT id FROM rejected_records "
                     "WHERE organisation_id = ? AND provider = ? AND digest = ?",
@@ -145,7 +163,7 @@ class QuarantineMethods(SQLStoreBase[C]):
                 ):
                     kept.append(None)
                     continue
-                row = self._execute(
+                row = self._db._execute(
                     conn,
                     "INSERT INTO rejected_records (id, organisation_id, provider, digest, "
                     "received_ms, attempted_ms, errors, record, original_bytes) "
@@ -170,26 +188,28 @@ class QuarantineMethods(SQLStoreBase[C]):
             self._count_usage(conn, added)
         return kept
 
-    def quarantine_usage(self, organisation_id: int) -> tuple[int, int]:
+    def usage(self, organisation_id: int) -> tuple[int, int]:
         """How many records the organisation's quarantine holds, and their bytes."""
         sql = "SELECT records, bytes FROM quarantine_usage WHERE organisation_id = ?"
-        row = self._read(lambda conn: self._execute(conn, sql, (organisation_id,)).fetchone())
+        row = self._db._read(
+            lambda conn: self._db._execute(conn, sql, (organisation_id,)).fetchone()
+        )
         return (0, 0) if row is None else (int(row[0]), int(row[1]))
 
     def _records(self, conn: C, chosen: Sequence[Sequence[Any]], order: str) -> list[Rejected]:
         """The rows ``chosen`` (``id, organisation_id, size``), in ``order``."""
         if not chosen:
             return []
-        ids, id_params = self._any("id", tuple(int(row[0]) for row in chosen))
-        orgs, org_params = self._any("organisation_id", tuple({int(row[1]) for row in chosen}))
-        rows = self._execute(
+        ids, id_params = self._db._any("id", tuple(int(row[0]) for row in chosen))
+        orgs, org_params = self._db._any("organisation_id", tuple({int(row[1]) for row in chosen}))
+        rows = self._db._execute(
             conn,
             f"SELECT {_COLUMNS} FROM rejected_records WHERE {orgs} AND {ids} ORDER BY id {order}",
             [*org_params, *id_params],
         ).fetchall()
         return [_rejected(row) for row in rows]
 
-    def list_rejected(
+    def page(
         self,
         organisation_ids: tuple[int, ...] | None,
         provider: str | None = None,
@@ -210,8 +230,8 @@ class QuarantineMethods(SQLStoreBase[C]):
 
         def read(conn: C) -> RejectedPage:
             sql = f"SELECT COUNT(*) FROM rejected_records{where}"
-            total = int(self._execute(conn, sql, params).fetchone()[0])
-            sizes = self._execute(
+            total = int(self._db._execute(conn, sql, params).fetchone()[0])
+            sizes = self._db._execute(
                 conn,
                 f"SELECT id, organisation_id, {_SIZE} FROM rejected_records{older} "
                 "ORDER BY id DESC LIMIT ? OFFSET ?",
@@ -222,9 +242,9 @@ class QuarantineMethods(SQLStoreBase[C]):
             records = self._records(conn, chosen, "DESC")
             return RejectedPage(records, total, int(chosen[-1][0]) if more else None)
 
-        return self._read(read)
+        return self._db._read(read)
 
-    def count_rejected(
+    def count(
         self,
         organisation_ids: tuple[int, ...] | None,
         provider: str | None = None,
@@ -235,9 +255,9 @@ class QuarantineMethods(SQLStoreBase[C]):
         more = [] if truncated is None else [(_truncated(truncated), None)]
         where, params = _scope(organisation_ids, provider, *more)
         sql = f"SELECT COUNT(*) FROM rejected_records{where}"
-        return int(self._read(lambda conn: self._execute(conn, sql, params).fetchone()[0]))
+        return int(self._db._read(lambda conn: self._db._execute(conn, sql, params).fetchone()[0]))
 
-    def oldest_rejected(
+    def oldest(
         self,
         organisation_ids: tuple[int, ...] | None,
         provider: str | None,
@@ -252,33 +272,31 @@ class QuarantineMethods(SQLStoreBase[C]):
         )
 
         def read(conn: C) -> list[Rejected]:
-            sizes = self._execute(conn, sql, [*params, limit]).fetchall()
+            sizes = self._db._execute(conn, sql, [*params, limit]).fetchall()
             return self._records(conn, _within(sizes, limit, max_bytes), "")
 
-        return self._read(read)
+        return self._db._read(read)
 
-    def get_rejected(
-        self, rejected_id: int, organisation_ids: tuple[int, ...] | None
-    ) -> Rejected | None:
+    def get(self, rejected_id: int, organisation_ids: tuple[int, ...] | None) -> Rejected | None:
         """One quarantined record, or None if absent or not in ``organisation_ids``."""
         where, params = _scope(organisation_ids, None, ("id = ?", rejected_id))
         sql = f"SELECT {_COLUMNS} FROM rejected_records{where}"
-        row = self._read(lambda conn: self._execute(conn, sql, params).fetchone())
+        row = self._db._read(lambda conn: self._db._execute(conn, sql, params).fetchone())
         return _rejected(row) if row is not None else None
 
-    def release_rejected(self, rejected_ids: Sequence[int]) -> int:
+    def release(self, rejected_ids: Sequence[int]) -> int:
         """Delete records a retry stored (or an operator discarded); how many went."""
         if not rejected_ids:
             return 0
-        condition, params = self._any("id", tuple(rejected_ids))
-        with self._transaction() as conn:
-            owners = self._execute(
+        condition, params = self._db._any("id", tuple(rejected_ids))
+        with self._db._transaction() as conn:
+            owners = self._db._execute(
                 conn,
                 f"SELECT DISTINCT organisation_id FROM rejected_records WHERE {condition}",
                 params,
             ).fetchall()
             self._lock_usage(conn, (int(row[0]) for row in owners))
-            gone = self._execute(
+            gone = self._db._execute(
                 conn,
                 f"DELETE FROM rejected_records WHERE {condition} "
                 f"RETURNING organisation_id, {_SIZE}",
@@ -293,18 +311,18 @@ class QuarantineMethods(SQLStoreBase[C]):
         """Records a retry still could not use: their new reasons, one attempt more each."""
         if not refusals:
             return
-        with self._transaction() as conn:
+        with self._db._transaction() as conn:
             changes = []
             for rejected_id, errors in refusals:
                 text = orjson.dumps(errors).decode()
-                row = self._execute(
+                row = self._db._execute(
                     conn,
                     "SELECT organisation_id, length(errors) FROM rejected_records WHERE id = ?",
                     (rejected_id,),
                 ).fetchone()
                 if row is not None:
                     changes.append((int(row[0]), len(text) - int(row[1])))
-                self._execute(
+                self._db._execute(
                     conn,
                     "UPDATE rejected_records SET errors = ?, attempted_ms = ?, "
                     "attempts = attempts + 1 WHERE id = ?",
@@ -316,10 +334,10 @@ class QuarantineMethods(SQLStoreBase[C]):
                 grown[organisation_id][1] += delta
             self._count_usage(conn, grown)
 
-    def purge_rejected(self, before_ms: int) -> int:
+    def purge(self, before_ms: int) -> int:
         """Delete quarantined records received before ``before_ms``; how many went."""
-        with self._transaction() as conn:
-            owners = self._execute(
+        with self._db._transaction() as conn:
+            owners = self._db._execute(
                 conn,
                 "SELECT DISTINCT organisation_id FROM rejected_records WHERE received_ms < ?",
                 (before_ms,),
@@ -327,13 +345,13 @@ class QuarantineMethods(SQLStoreBase[C]):
             if not owners:
                 return 0
             self._lock_usage(conn, (int(row[0]) for row in owners))
-            sums = self._execute(
+            sums = self._db._execute(
                 conn,
                 f"SELECT organisation_id, COUNT(*), SUM({_SIZE}) FROM rejected_records "
                 "WHERE received_ms < ? GROUP BY organisation_id",
                 (before_ms,),
             ).fetchall()
-            deleted = self._execute(
+            deleted = self._db._execute(
                 conn, "DELETE FROM rejected_records WHERE received_ms < ?", (before_ms,)
             ).rowcount
             self._count_usage(

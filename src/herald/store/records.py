@@ -21,7 +21,8 @@ import zstandard
 from herald.events.types import LogEntry
 from herald.query.fields import BY_NAME
 from herald.record import served_record
-from herald.store.common import C, SQLStoreBase
+from herald.store.common import SQLStoreBase
+from herald.store.dbapi import C
 from herald.store.errors import StoreError
 from herald.store.sql import LEAN_CLEARED, LEAN_COLUMNS
 from herald.timefmt import now_ms
@@ -284,12 +285,12 @@ class RecordMethods(SQLStoreBase[C]):
         if self._CLEARS_LEAN_COLUMNS:
             return None
         fields = ",".join(self.BACKFILLED)
-        if self.get_meta(f"{self._BACKFILL_KEY}.done") == fields:
+        if self.meta.get(f"{self._BACKFILL_KEY}.done") == fields:
             return None
         row = self._read(lambda c: c.execute("SELECT MAX(seq) FROM events").fetchone())
         newest = -(1 << 63) if row[0] is None else int(row[0])
-        until = int(self.set_meta_if_absent(f"{self._BACKFILL_KEY}.until", str(newest)))
-        after = int(self.get_meta(f"{self._BACKFILL_KEY}.after") or -(1 << 63))
+        until = int(self.meta.set_if_absent(f"{self._BACKFILL_KEY}.until", str(newest)))
+        after = int(self.meta.get(f"{self._BACKFILL_KEY}.after") or -(1 << 63))
         return after, until
 
     def _backfill_condition(self) -> str:

@@ -16,7 +16,7 @@ import orjson
 
 from herald.record import NewEvent
 from herald.rules.types import Alert, Condition, Group, Rule, RuleSpec
-from herald.store.common import C
+from herald.store.dbapi import C
 from herald.store.errors import LimitReached, NotFound
 from herald.timefmt import now_ms
 

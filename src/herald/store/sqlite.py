@@ -6,7 +6,6 @@ reader connections, so queries never wait on writes.
 
 from __future__ import annotations
 
-import functools
 import queue
 import sqlite3
 import threading
@@ -20,20 +19,13 @@ import orjson
 
 from herald.events.types import (
     LOG_SCAN_ROWS,
-    EventPage,
-    EventQuery,
     LogEntry,
     LogScan,
-    StatsQuery,
-    StatsRow,
     log_scan,
 )
 from herald.gil import offer_gil
-from herald.handlers.types import Handler
 from herald.record import NewEvent
 from herald.store import migrator, rollup
-from herald.store.common import SELECT_HANDLER, handler_from_row
-from herald.store.devices import DeviceStateMethods
 from herald.store.errors import (
     Conflict,
     QueryTimeout,
@@ -41,23 +33,15 @@ from herald.store.errors import (
     StoreUnavailable,
     Unavailability,
 )
-from herald.store.quarantine import QuarantineMethods
+from herald.store.maintenance import Maintenance
 from herald.store.records import RecordMethods
-from herald.store.rules import RuleRepository
 from herald.store.sql import (
     EVENT_COLUMNS,
     LOG_COLUMNS,
     SQLITE,
-    encode_cursor,
     event_row,
-    is_keyset_sort,
-    keyset_condition,
-    order_by,
-    stats_sql,
     stored_body,
-    where_clause,
 )
-from herald.store.usage import UsageMethods
 from herald.timefmt import now_ms
 
 T = TypeVar("T")
@@ -107,9 +91,6 @@ def _translate(exc: sqlite3.Error) -> StoreError:
 
 
 class SQLiteStore(
-    QuarantineMethods[sqlite3.Connection],
-    DeviceStateMethods[sqlite3.Connection],
-    UsageMethods[sqlite3.Connection],
     RecordMethods[sqlite3.Connection],
 ):
     """The Store on one SQLite file."""
@@ -124,6 +105,8 @@ class SQLiteStore(
     _NODE_EXPIRED = f"heartbeat < {_NODE_NOW} - ? * 1000"
 
     def __init__(self, url: str, synchronous: str = "FULL", retention_days: float = 30.0) -> None:
+        super().__init__()
+        self.maintenance: Maintenance = self  # the schema and upkeep are the backend's own
         self.path = sqlite_path(url)
         self.default_retention_days = retention_days
         Path(self.path).parent.mkdir(parents=True, exist_ok=True)
@@ -133,7 +116,6 @@ class SQLiteStore(
         self._connections: list[sqlite3.Connection] = []
         self._connections_lock = threading.Lock()
         self._writer = self._connect()
-        self.rules = RuleRepository(self)
 
     # -- connections ----------------------------------------------------------
     def _connect(self) -> sqlite3.Connection:
@@ -227,7 +209,7 @@ class SQLiteStore(
         conn.close()
 
     def close(self) -> None:
-        self._release_node()
+        self.nodes.release()
         with self._connections_lock:
             for conn in self._connections:
                 conn.close()
@@ -265,7 +247,7 @@ class SQLiteStore(
                 finally:
                     conn.execute("PRAGMA foreign_keys = ON")
         self._ensure_dictionary()
-        self.upgrade_handler_filters()
+        self.handlers.upgrade_filters()
 
     def schema_status(self) -> migrator.SchemaStatus:
         """Which migrations this database has and which it still needs."""
@@ -284,8 +266,12 @@ class SQLiteStore(
 
         return self._read(versions)
 
+    def partitions(self) -> list[str]:
+        """None: SQLite keeps the log in one table."""
+        return []
+
     # -- events ---------------------------------------------------------------
-    def append(self, events: Sequence[NewEvent], ids: Sequence[int]) -> list[bytes]:
+    def _append(self, events: Sequence[NewEvent], ids: Sequence[int]) -> list[bytes]:
         self._before_insert(events)
         with self._transaction() as conn:
             return self._insert_events(conn, events, ids)
@@ -336,43 +322,7 @@ class SQLiteStore(
                     )
         return found
 
-    def query(self, query: EventQuery) -> EventPage:
-        where = where_clause(query.filter, SQLITE)
-        keyset = is_keyset_sort(query.sort)
-        condition, condition_params = keyset_condition(query, "?") if keyset else ("", [])
-        sql = "SELECT dictionary_id, body, ts, id FROM events" + where.sql
-        if condition:
-            sql += (" AND " if where.sql else " WHERE ") + condition
-        sql += order_by(query.sort, SQLITE) + " LIMIT ?"
-        params: list[object] = [*where.params, *condition_params, query.per_page + 1]
-        if query.cursor is None:
-            sql += " OFFSET ?"
-            params.append((query.page - 1) * query.per_page)
-
-        def run(conn: sqlite3.Connection) -> EventPage:
-            rows = conn.execute(sql, params).fetchall()
-            total: int | None = None
-            if query.count and query.cursor is None:
-                counted = conn.execute("SELECT COUNT(*) FROM events" + where.sql, where.params)
-                total = int(counted.fetchone()[0])
-            more = len(rows) > query.per_page
-            rows = rows[: query.per_page]
-            next_cursor = encode_cursor(rows[-1][2], rows[-1][3]) if more and keyset else None
-            return EventPage([self._served(row[0], row[1]) for row in rows], total, next_cursor)
-
-        return self._read(run, query.time_limit)
-
-    def get_event(self, event_id: int, organisation_ids: tuple[int, ...] | None) -> bytes | None:
-        row = self._read(
-            lambda c: c.execute(
-                "SELECT dictionary_id, body, organisation_id FROM events WHERE id = ?", (event_id,)
-            ).fetchone()
-        )
-        if row is None or (organisation_ids is not None and row[2] not in organisation_ids):
-            return None
-        return self._served(row[0], row[1])
-
-    def read_log(
+    def _read_log(
         self, after_seq: int, limit: int, organisation_ids: tuple[int, ...] | None = None
     ) -> list[LogEntry]:
         sql = f"SELECT {LOG_COLUMNS} FROM events WHERE seq > ?"
@@ -384,7 +334,7 @@ class SQLiteStore(
         params.append(limit)
         return self._log_entries(self._read(lambda c: c.execute(sql, params).fetchall()))
 
-    def scan_log(
+    def _scan_log(
         self,
         after_seq: int,
         limit: int,
@@ -413,7 +363,7 @@ class SQLiteStore(
         rows, window = self._read(run)
         return log_scan(self._log_entries(rows), after_seq, limit, window, upto_seq)
 
-    def last_seq(self) -> int:
+    def _last_seq(self) -> int:
         row = self._read(lambda c: c.execute("SELECT MAX(seq) FROM events").fetchone())
         return int(row[0] or 0)
 
@@ -461,26 +411,15 @@ class SQLiteStore(
         return tuple(orjson.loads(value))
 
     # -- event handlers -------------------------------------------------------
-    def claim_handlers(self, owner: str, now_ms: int, lease_ms: int) -> list[Handler]:
+    def _claim_handler_rows(
+        self, owner: str, now_ms: int, lease_ms: int, columns: str
+    ) -> list[Any]:
         with self._transaction() as conn:
             conn.execute(
                 "UPDATE handlers SET owner = ?, lease_until_ms = ? WHERE enabled "
                 "AND (owner IS NULL OR owner = ? OR lease_until_ms < ?)",
                 (owner, now_ms + lease_ms, owner, now_ms),
             )
-            rows = conn.execute(
-                SELECT_HANDLER + " WHERE enabled AND owner = ? ORDER BY id", (owner,)
+            return conn.execute(
+                f"SELECT {columns} FROM handlers WHERE enabled AND owner = ?", (owner,)
             ).fetchall()
-        return [handler_from_row(row) for row in rows]
-
-    # -- stats ----------------------------------------------------------------
-    def stats(self, query: StatsQuery) -> list[StatsRow]:
-        counts = functools.partial(self._fetch, time_limit=query.time_limit)
-        return rollup.stats(query, self._event_stats, counts, SQLITE)
-
-    def _event_stats(self, query: StatsQuery) -> list[StatsRow]:
-        rows = self._fetch(*stats_sql(query, SQLITE), time_limit=query.time_limit)
-        return [StatsRow(row[0], row[1], row[2], int(row[3]), float(row[4])) for row in rows]
-
-    def _fetch(self, sql: str, params: list[object], time_limit: float | None = None) -> list[Any]:
-        return self._read(lambda c: c.execute(sql, params).fetchall(), time_limit)

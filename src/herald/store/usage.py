@@ -1,23 +1,26 @@
-"""Usage's Store methods, shared by the SQL backends.
+"""Provider usage records and their daily sums: ``store.usage``.
 
 ``usage_records`` keeps each provider usage record once per (organisation, provider, record
-id); ``usage_daily`` their sums per endpoint and UTC day. ``save_usage`` adds a record to its
+id); ``usage_daily`` their sums per endpoint and UTC day. ``Usage.save`` adds a record to its
 day's sums in the same transaction that inserts it, and only if the insert was new: a
 retransmitted record adds nothing, and the sums always equal the kept records. A sum never
 passes ``MAX_DAILY``, which both backends hold exactly (PostgreSQL's bigint would fail the
 whole transaction past it, SQLite's integer turn into a float): a record that would take
 one past it is not kept. Sessions' volumes are not kept here: they are read from the log
-(``usage_sessions``) when asked for.
+(``Usage.sessions``) when asked for.
 """
 
 from __future__ import annotations
 
 from collections.abc import Sequence
-from typing import Any, cast
+from typing import TYPE_CHECKING, Any, Generic, cast
 
 from herald.retention import DAY_MS
-from herald.store.common import C, SQLStoreBase
+from herald.store.dbapi import C
 from herald.store.usage_records import DATA, DailyUsage, Traffic, UsageRecord
+
+if TYPE_CHECKING:
+    from herald.store.common import SQLStoreBase
 
 DELETE_PDP_CONTEXT = 5
 """The event type whose ``detail.volume`` is a closed session's usage."""
@@ -86,10 +89,13 @@ def _sums(record: UsageRecord) -> tuple[int, ...]:
     return (0, 0, 0, 0, record.tx, record.rx, record.total)  # tx: sent by the device (MO)
 
 
-class UsageMethods(SQLStoreBase[C]):
-    """Usage's Store methods."""
+class Usage(Generic[C]):
+    """Each endpoint's usage records, kept once, and their sums per UTC day."""
 
-    def save_usage(self, records: Sequence[UsageRecord]) -> list[tuple[int, bool] | None]:
+    def __init__(self, db: SQLStoreBase[C]) -> None:
+        self._db = db
+
+    def save(self, records: Sequence[UsageRecord]) -> list[tuple[int, bool] | None]:
         """Keep each record once and add the new ones to their day's sums, in one
         transaction; per record its id (the kept one's, for a duplicate) and whether new,
         or None for a new record not kept: it would take a sum of its day past
@@ -98,10 +104,10 @@ class UsageMethods(SQLStoreBase[C]):
             return []
         kept: dict[Key, int] = {}
         fresh: dict[Key, UsageRecord] = {}
-        with self._transaction() as conn:
+        with self._db._transaction() as conn:
             for begin in range(0, len(records), CHUNK):
                 chunk = records[begin : begin + CHUNK]
-                rows = self._execute(
+                rows = self._db._execute(
                     conn,
                     f"INSERT INTO usage_records ({_COLUMNS}) VALUES "
                     f"{', '.join([_ROW] * len(chunk))} ON CONFLICT "
@@ -134,12 +140,12 @@ class UsageMethods(SQLStoreBase[C]):
                 refused = [kept.pop(key) for key in over]
                 for key in over:
                     del fresh[key]
-                for ids in self._in_chunks(refused):
-                    condition, params = self._any("id", tuple(ids))
-                    self._execute(conn, f"DELETE FROM usage_records WHERE {condition}", params)
+                for ids in self._db._in_chunks(refused):
+                    condition, params = self._db._any("id", tuple(ids))
+                    self._db._execute(conn, f"DELETE FROM usage_records WHERE {condition}", params)
             if sums:  # both drivers' cursors batch this (psycopg in one pipeline)
                 cast(Any, conn).cursor().executemany(
-                    self._sql(_ADD), [(*where, *added) for where, added in sums.items()]
+                    self._db._sql(_ADD), [(*where, *added) for where, added in sums.items()]
                 )
         answered: set[Key] = set()
         result: list[tuple[int, bool] | None] = []
@@ -163,10 +169,10 @@ class UsageMethods(SQLStoreBase[C]):
             condition = " OR ".join(
                 ["(organisation_id = ? AND endpoint_id = ? AND day = ?)"] * len(part)
             )
-            rows = self._execute(
+            rows = self._db._execute(
                 conn,
                 f"SELECT organisation_id, endpoint_id, day, {_SUMS} FROM usage_daily "
-                f"WHERE {condition}{self._LOCK_ROW}",
+                f"WHERE {condition}{self._db._LOCK_ROW}",
                 [value for day in part for value in day],
             ).fetchall()
             found.update({(int(r[0]), int(r[1]), int(r[2])): [int(v) for v in r[3:]] for r in rows})
@@ -181,7 +187,7 @@ class UsageMethods(SQLStoreBase[C]):
         for (organisation_id, provider), record_ids in by_source.items():
             for begin in range(0, len(record_ids), CHUNK):
                 part = record_ids[begin : begin + CHUNK]
-                rows = self._execute(
+                rows = self._db._execute(
                     conn,
                     "SELECT record_id, id FROM usage_records WHERE organisation_id = ? "
                     f"AND provider = ? AND record_id IN ({', '.join('?' * len(part))})",
@@ -190,13 +196,13 @@ class UsageMethods(SQLStoreBase[C]):
                 found.update({(organisation_id, provider, str(r[0])): int(r[1]) for r in rows})
         return found
 
-    def usage_days(
+    def days(
         self, organisation_id: int, endpoint_id: int, first_day: int, last_day: int
     ) -> list[DailyUsage]:
         """The endpoint's summed usage records of the days ``first_day``..``last_day``
         (only days that have any), by day."""
-        rows = self._read(
-            lambda c: self._execute(
+        rows = self._db._read(
+            lambda c: self._db._execute(
                 c,
                 f"SELECT {_DAILY} FROM usage_daily WHERE organisation_id = ? "
                 "AND endpoint_id = ? AND day >= ? AND day <= ? ORDER BY day",
@@ -205,10 +211,10 @@ class UsageMethods(SQLStoreBase[C]):
         )
         return [DailyUsage(*(int(value) for value in row)) for row in rows]
 
-    def usage_since(self, organisation_id: int, endpoint_id: int, since_ms: int) -> list[Traffic]:
+    def since(self, organisation_id: int, endpoint_id: int, since_ms: int) -> list[Traffic]:
         """The endpoint's usage records that ended at or after ``since_ms``."""
-        rows = self._read(
-            lambda c: self._execute(
+        rows = self._db._read(
+            lambda c: self._db._execute(
                 c,
                 "SELECT end_ms, traffic_type, rx, tx, total FROM usage_records "
                 "WHERE organisation_id = ? AND endpoint_id = ? AND end_ms >= ? ORDER BY end_ms",
@@ -217,13 +223,13 @@ class UsageMethods(SQLStoreBase[C]):
         )
         return [Traffic(*(int(value) for value in row)) for row in rows]
 
-    def usage_records(
+    def records(
         self, organisation_id: int, endpoint_id: int, start_ms: int, end_ms: int, limit: int
     ) -> list[bytes]:
         """The endpoint's usage records as the provider sent them that ended in
         ``[start_ms, end_ms)``, newest first, at most ``limit``."""
-        rows = self._read(
-            lambda c: self._execute(
+        rows = self._db._read(
+            lambda c: self._db._execute(
                 c,
                 "SELECT record FROM usage_records WHERE organisation_id = ? AND endpoint_id = ? "
                 "AND end_ms >= ? AND end_ms < ? ORDER BY end_ms DESC, id DESC LIMIT ?",
@@ -232,13 +238,13 @@ class UsageMethods(SQLStoreBase[C]):
         )
         return [bytes(row[0]) for row in rows]
 
-    def usage_day_records(
+    def day_records(
         self, organisation_id: int, endpoint_id: int, first_day: int, last_day: int, limit: int
     ) -> list[tuple[int, int, bytes]]:
         """(day, traffic type, record as sent) of the endpoint's usage records of the days
         ``first_day``..``last_day``, the newest day first, at most ``limit``."""
-        rows = self._read(
-            lambda c: self._execute(
+        rows = self._db._read(
+            lambda c: self._db._execute(
                 c,
                 "SELECT day, traffic_type, record FROM usage_records WHERE organisation_id = ? "
                 "AND endpoint_id = ? AND day >= ? AND day <= ? ORDER BY day DESC LIMIT ?",
@@ -247,35 +253,35 @@ class UsageMethods(SQLStoreBase[C]):
         )
         return [(int(row[0]), int(row[1]), bytes(row[2])) for row in rows]
 
-    def usage_sessions(
+    def sessions(
         self, organisation_id: int, endpoint_id: int, start_ms: int, end_ms: int
     ) -> list[tuple[int, bytes]]:
         """(time, stored record) of the endpoint's Delete PDP Context events in
         ``[start_ms, end_ms)``: the closed sessions, with their volume in the record."""
-        rows = self._read(
-            lambda c: self._execute(
+        rows = self._db._read(
+            lambda c: self._db._execute(
                 c,
                 "SELECT ts, dictionary_id, body FROM events WHERE organisation_id = ? "
                 "AND endpoint_id = ? AND ts >= ? AND ts < ? AND type_id = ? ORDER BY ts, id",
                 (organisation_id, endpoint_id, start_ms, end_ms, DELETE_PDP_CONTEXT),
             ).fetchall()
         )
-        return [(int(row[0]), self._unpack(row[1], bytes(row[2]))) for row in rows]
+        return [(int(row[0]), self._db._unpack(row[1], bytes(row[2]))) for row in rows]
 
-    def usage_organisation(
+    def organisation(
         self, organisation_ids: tuple[int, ...] | None, endpoint_id: int
     ) -> int | None:
         """The lowest of the caller's organisations (None: any) that knows the endpoint: it
         has usage records of it, or events."""
         if organisation_ids is None:
-            candidates: Sequence[int] = sorted(o.id for o in self.list_organisations())
+            candidates: Sequence[int] = sorted(o.id for o in self._db.organisations.all())
         else:
             candidates = sorted(organisation_ids)
 
         def probe(conn: C) -> int | None:
             for organisation_id in candidates:
                 for table in ("usage_daily", "events"):
-                    found = self._execute(
+                    found = self._db._execute(
                         conn,
                         f"SELECT 1 FROM {table} WHERE organisation_id = ? AND endpoint_id = ? "
                         "LIMIT 1",
@@ -285,23 +291,23 @@ class UsageMethods(SQLStoreBase[C]):
                         return organisation_id
             return None
 
-        return self._read(probe)
+        return self._db._read(probe)
 
-    def purge_usage(self, now_ms: int) -> int:
+    def purge(self, now_ms: int) -> int:
         """Delete the usage of the days that have left their organisation's retention window
         (whole UTC days: records and sums go together, so the sums stay those of the kept
         records); how many records went."""
         deleted = 0
-        for cutoff, organisation_ids in self._retention_cutoffs(now_ms).items():
+        for cutoff, organisation_ids in self._db._retention_cutoffs(now_ms).items():
             first_kept_day = cutoff // DAY_MS
-            for ids in self._in_chunks(organisation_ids):
-                condition, params = self._any("organisation_id", tuple(ids))
-                with self._transaction() as conn:
+            for ids in self._db._in_chunks(organisation_ids):
+                condition, params = self._db._any("organisation_id", tuple(ids))
+                with self._db._transaction() as conn:
                     args: list[Any] = [*params, first_kept_day]
-                    deleted += self._execute(
+                    deleted += self._db._execute(
                         conn, f"DELETE FROM usage_records WHERE {condition} AND day < ?", args
                     ).rowcount
-                    self._execute(
+                    self._db._execute(
                         conn, f"DELETE FROM usage_daily WHERE {condition} AND day < ?", args
                     )
         return deleted

@@ -114,7 +114,7 @@ async def list_endpoints(
     scope = service.scope_for(principal, params.pop("organisation", None))
     query = service.list_query(params, scope)
     query = dataclasses.replace(query, time_limit=services.settings.query_time_limit_seconds)
-    rows, total = await services.query(principal, services.store.list_device_states, query)
+    rows, total = await services.query(principal, services.store.devices.page, query)
     headers = page_headers(
         request.url,
         EventQuery(page=query.page, per_page=query.per_page),
@@ -135,7 +135,7 @@ async def endpoint_status_counts(
 ) -> Response:
     """How many of the organisation's endpoints are in each status (a dashboard tile)."""
     scope = service.scope_for(principal, organisation)
-    counts = await services.run(services.store.device_status_counts, scope)
+    counts = await services.run(services.store.devices.status_counts, scope)
     return _json(service.status_counts(counts))
 
 
@@ -160,7 +160,7 @@ async def endpoint_connectivity(
 ) -> Response:
     """The endpoint's connectivity as emnify answers it; 404 for an endpoint without state."""
     row = await services.run(
-        services.store.get_device_state,
+        services.store.devices.get,
         principal.organisation_scope,
         service.endpoint_key(endpoint_id),
     )

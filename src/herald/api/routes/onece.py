@@ -158,7 +158,7 @@ async def _newest(services: Services, principal: Principal, iccid: str) -> dict[
         count=False,
         time_limit=services.settings.query_time_limit_seconds,
     )
-    page = await services.query(principal, services.store.query, query)
+    page = await services.query(principal, services.store.log.query, query)
     if not page.items:
         raise Problem(404, "Not found", f"no SIM with ICCID {iccid}")
     record: dict[str, Any] = orjson.loads(page.items[0])
@@ -214,7 +214,7 @@ async def sim_events(
         per_page=page_size,
         time_limit=services.settings.query_time_limit_seconds,
     )
-    page = await services.query(principal, services.store.query, query)
+    page = await services.query(principal, services.store.log.query, query)
     total = page.total or 0
     if total == 0:
         raise Problem(404, "Not found", f"no SIM with ICCID {iccid}")
@@ -237,7 +237,7 @@ async def sim_status(iccid: Iccid, services: ServicesDep, principal: EventReader
     organisation = nested(record, "organisation").get("id")
     row = None
     if key is not None and isinstance(organisation, int):
-        row = await services.run(services.store.get_device_state, (organisation,), key)
+        row = await services.run(services.store.devices.get, (organisation,), key)
     if row is None:
         return _json({"status": "OFFLINE", "location": None, "pdp_context": None, "services": []})
     answer = service.connectivity(row)
@@ -305,7 +305,7 @@ async def sim_usage(
         records, sessions = await usage_reads.days(services, organisation, endpoint_id, first, last)
         days = usage.combine(first, last, records, sessions)
         rows = await services.run(
-            services.store.usage_day_records,
+            services.store.usage.day_records,
             organisation,
             endpoint_id,
             first,

@@ -195,7 +195,7 @@ class EventStream(Response):
 
     async def _messages(self) -> AsyncIterator[bytes]:
         if self.cursor is None:
-            self.cursor = await self.services.run(self.services.store.last_seq)
+            self.cursor = await self.services.run(self.services.store.log.last_seq)
         start = self.live.tokens.seal(self.cursor, self.subscription.scope).encode()
         yield b"retry: %d\nid: %s\n: stream open\n\n" % (RETRY_MS, start)
         # Catch up from the stored log, join the feed, then catch up once more: whatever

@@ -90,7 +90,7 @@ async def endpoint_usage_stats(
         if entry is not None:
             answer[name] = entry
     recent = await services.run(
-        services.store.usage_since, organisation_id, int(endpoint_id), now - 60 * usage.MINUTE_MS
+        services.store.usage.since, organisation_id, int(endpoint_id), now - 60 * usage.MINUTE_MS
     )
     answer["last_hour"] = usage.last_hour(now, recent, sessions, usage.record_days(records))
     return _json(answer)
@@ -161,7 +161,7 @@ async def endpoint_usage_records(
         services, principal.organisation_scope, endpoint_id
     )
     records = await services.run(
-        services.store.usage_records,
+        services.store.usage.records,
         organisation_id,
         int(endpoint_id),
         first * DAY_MS,
