@@ -12,7 +12,8 @@ import threading
 import time
 from typing import Any
 
-from herald.catalog import Catalog, load_catalog
+from herald.catalog import Catalog
+from herald.events.writer import EventWriter
 from herald.ids import IdGenerator
 from herald.metrics import AUTH_FAILURES
 from herald.model import (
@@ -22,12 +23,10 @@ from herald.model import (
     OrganisationRef,
     TargetRef,
     TypeRef,
-    build_event,
 )
 from herald.organisations.types import Token
 from herald.store import Store, StoreError
 from herald.timefmt import now_ms
-from herald.writer import EventWriter
 
 log = logging.getLogger("herald.audit")
 
@@ -48,7 +47,7 @@ def token_ref(token: Token) -> dict[str, Any]:
 
 def security_event(
     store: Store,
-    catalog: Catalog,
+    writer: EventWriter,
     organisation_id: int,
     type_id: int,
     description: str,
@@ -60,7 +59,7 @@ def security_event(
     organisation = store.organisations.get(organisation_id)
     if organisation is None:
         return None
-    built = build_event(
+    built = writer.build(
         EventIn(
             event_type=TypeRef(id=type_id),
             event_severity=LevelRef(id=severity) if severity is not None else None,
@@ -69,7 +68,6 @@ def security_event(
             target=TargetRef(type="organisation", id=str(organisation_id)),
         ),
         organisation=OrganisationRef(id=organisation.id, name=organisation.name),
-        catalog=catalog,
         received_ms=now_ms(),
         internal=True,
         provider="herald",
@@ -93,8 +91,7 @@ class AuditLog:
     ):
         self.enabled = enabled
         self._store = store
-        self._catalog = catalog or load_catalog()
-        self._writer = EventWriter(store, ids or IdGenerator(store.nodes.lease))
+        self._writer = EventWriter(store, ids or IdGenerator(store.nodes.lease), catalog)
         self._last_failure: dict[tuple[int, str], float] = {}
         self._lock = threading.Lock()
 
@@ -113,7 +110,7 @@ class AuditLog:
         try:
             event = security_event(
                 self._store,
-                self._catalog,
+                self._writer,
                 organisation_id,
                 type_id,
                 description,

@@ -16,6 +16,7 @@ from herald.auth import Authenticator, Principal, jwt_secret
 from herald.catalog import Catalog, load_catalog
 from herald.config import Settings
 from herald.events.query_slots import QuerySlots
+from herald.events.writer import EventWriter
 from herald.ids import IdGenerator
 from herald.loops import Loops
 from herald.organisations.budget import EventBudgets
@@ -23,7 +24,6 @@ from herald.organisations.types import Organisation
 from herald.sealing import SecretBox, load_box, seal_stored_secrets
 from herald.store import Store, StoreError, open_store
 from herald.threads import FairThreads, Threads
-from herald.writer import EventWriter
 
 T = TypeVar("T")
 log = logging.getLogger("herald")
@@ -68,7 +68,7 @@ class Services:
     )
 
     def __post_init__(self) -> None:
-        self.writer = EventWriter(self.store, self.ids)
+        self.writer = EventWriter(self.store, self.ids, self.catalog)
         self.query_slots = QuerySlots(self.settings.queries_per_organisation)
         self.budgets = EventBudgets.from_settings(self.settings)
 

@@ -17,6 +17,7 @@ from herald.delivery.signing import new_secret
 from herald.delivery.sinks import webhook as webhook_sink
 from herald.delivery.status import handler_status
 from herald.delivery.worker import DeliveryWorker
+from herald.events.writer import EventWriter
 from herald.handlers.types import Delivery, HandlerProgress, HandlerSpec
 from herald.ids import IdGenerator
 from herald.metrics import REGISTRY
@@ -149,7 +150,7 @@ def test_410_gone_disables_the_handler_at_once_with_its_notice(store: Store) -> 
     assert notice["detail"]["event_handler"]["id"] == handler.id
 
 
-def notice_for(store: Store, handler_id: int) -> tuple[Any, int]:
+def notice_for(store: Store, handler_id: int) -> Any:
     event = build_event(
         EventIn(event_type=TypeRef(id=HANDLER_DISABLED_TYPE), description="disabled"),
         organisation=OrganisationRef(id=2, name="Acme"),
@@ -159,12 +160,27 @@ def notice_for(store: Store, handler_id: int) -> tuple[Any, int]:
         provider="herald",
     )
     assert not isinstance(event, list)
-    return event, IDS.next_id()
+    return event
+
+
+class KeptIds(IdGenerator):
+    """A generator that keeps the ids it gives (the notice's, to find it in the log)."""
+
+    def __init__(self) -> None:
+        super().__init__(2)
+        self.given: list[int] = []
+
+    def next_ids(self, count: int) -> list[int]:
+        ids = super().next_ids(count)
+        self.given += ids
+        return ids
 
 
 def test_the_disabled_notice_commits_with_the_disabling_or_not_at_all(
     store: Store, monkeypatch: pytest.MonkeyPatch
 ) -> None:
+    ids = KeptIds()
+    writer = EventWriter(store, ids)
     handler = store.handlers.create(
         2, HandlerSpec(name="h", url="http://127.0.0.1:9/"), new_secret()
     )
@@ -175,7 +191,9 @@ def test_the_disabled_notice_commits_with_the_disabling_or_not_at_all(
 
     # another owner: nothing written, the notice neither
     assert (
-        store.handlers.record_delivery("x", delivery, progress, None, notice_for(store, handler.id))
+        writer.append_with(
+            [notice_for(store, handler.id)], store.handlers.recording("x", delivery, progress)
+        )
         is None
     )
 
@@ -186,13 +204,16 @@ def test_the_disabled_notice_commits_with_the_disabling_or_not_at_all(
     real_insert = store._insert_events  # type: ignore[attr-defined]
     monkeypatch.setattr(store, "_insert_events", failing)
     with pytest.raises(StoreError):
-        store.handlers.record_delivery("w", delivery, progress, None, notice_for(store, handler.id))
+        writer.append_with(
+            [notice_for(store, handler.id)], store.handlers.recording("w", delivery, progress)
+        )
     unchanged = store.handlers.get(handler.id)
     assert unchanged is not None and unchanged.spec.enabled and attempts(store, handler.id) == []
     monkeypatch.setattr(store, "_insert_events", real_insert)
 
-    notice, notice_id = notice_for(store, handler.id)
-    written = store.handlers.record_delivery("w", delivery, progress, None, (notice, notice_id))
+    notice = notice_for(store, handler.id)
+    written = writer.append_with([notice], store.handlers.recording("w", delivery, progress))
+    notice_id = ids.given[-1]
     assert written is not None and not written.spec.enabled and written.disabled_reason == "gone"
     readable(store, [notice_id], start)
     [entry] = store.log.read(start, 10, (2,))

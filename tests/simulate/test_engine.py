@@ -2,19 +2,24 @@
 
 from __future__ import annotations
 
+import contextlib
 import random
 from collections import defaultdict
 from collections.abc import Iterator
 from itertools import pairwise
+from pathlib import Path
 from typing import Any
 
 import pytest
 
 from herald.catalog import load_catalog
+from herald.events.writer import EventWriter
+from herald.ids import IdGenerator
 from herald.model import OrganisationRef
 from herald.simulate import World
 from herald.simulate.backfill import to_new_events
 from herald.simulate.device import DeviceLife
+from herald.store import open_store
 from herald.timefmt import parse_timestamp, to_ms
 
 DAY = 86_400_000
@@ -35,9 +40,13 @@ def test_the_same_seed_gives_the_same_history(history: list[dict[str, Any]]) -> 
     assert _history(seed=8) != history
 
 
-def test_every_event_passes_the_write_path_checks(history: list[dict[str, Any]]) -> None:
+def test_every_event_passes_the_write_path_checks(
+    history: list[dict[str, Any]], tmp_path: Path
+) -> None:
     organisations = {i: OrganisationRef(id=i, name=f"org {i}") for i in (1, 2, 3)}
-    built = to_new_events(history, organisations, load_catalog(), START + 30 * DAY)
+    with contextlib.closing(open_store(f"sqlite:///{tmp_path}/writer.db")) as store:
+        writer = EventWriter(store, IdGenerator(1), load_catalog())  # builds; writes nothing
+        built = to_new_events(history, organisations, writer, START + 30 * DAY)
     assert len(built) == len(history) > 5000
 
 

@@ -14,17 +14,17 @@ import logging
 from collections.abc import Awaitable
 from datetime import UTC, datetime, timedelta
 
-from herald import metrics
 from herald.catalog import Catalog
 from herald.delivery.batches import Batch
 from herald.delivery.outcome import Outcome
 from herald.delivery.retry import RetryPolicy
 from herald.delivery.runtime import HandlerRuntime
 from herald.delivery.webhook import SendResult
+from herald.events.writer import EventWriter
 from herald.follower import Runner
 from herald.handlers.types import Delivery, Handler, HandlerProgress, Replay
 from herald.ids import IdGenerator
-from herald.model import EventIn, NewEvent, OrganisationRef, TypeRef, build_event
+from herald.model import EventIn, NewEvent, OrganisationRef, TypeRef
 from herald.store import Store
 from herald.timefmt import format_ms, now_ms, to_ms
 
@@ -51,6 +51,7 @@ class Recorder:
         self.policy = policy
         self.catalog = catalog
         self.ids = ids
+        self.writer = EventWriter(store, ids, catalog)
 
     async def settle(self, runtime: HandlerRuntime) -> bool:
         """Wait for the handler's bookkeeping still being written, if any; False if it found
@@ -109,18 +110,15 @@ class Recorder:
         if batch is not None and batch.replay and result.delivered:
             replay_cursor = (batch.replay.id, batch.advance_to)
         notice = await self._disabled_notice(handler, reason) if reason else None
-        recorded = await self.run(
-            self.store.handlers.record_delivery,
-            self.owner,
-            delivery,
-            progress,
-            replay_cursor,
-            notice,
-        )
+        if notice is None:
+            recorded = await self.run(
+                self.store.handlers.record_delivery, self.owner, delivery, progress, replay_cursor
+            )
+        else:  # the writer appends the notice in the transaction that disables the handler
+            recording = self.store.handlers.recording(self.owner, delivery, progress, replay_cursor)
+            recorded = await self.run(self.writer.append_with, [notice], recording)
         if recorded is None:
             return None, outcome
-        if notice is not None:
-            metrics.EVENTS_INGESTED.labels(notice[0].provider).inc()
         if reason:
             log.warning("delivery: handler %d disabled: %s", handler.id, reason)
         elif not result.delivered:
@@ -192,19 +190,18 @@ class Recorder:
             disabled_reason=disabled,
         )
 
-    async def _disabled_notice(self, handler: Handler, reason: str) -> tuple[NewEvent, int] | None:
+    async def _disabled_notice(self, handler: Handler, reason: str) -> NewEvent | None:
         """The event telling the tenant, in its own log, that a handler is disabled."""
         organisation = await self.run(self.store.organisations.get, handler.organisation_id)
         if organisation is None:
             return None
-        event = build_event(
+        event = self.writer.build(
             EventIn(
                 event_type=TypeRef(id=HANDLER_DISABLED_TYPE),
                 description=f"Event handler {handler.spec.name!r} disabled: {reason}"[:4096],
                 detail={"event_handler": {"id": handler.id, "name": handler.spec.name}},
             ),
             organisation=OrganisationRef(id=organisation.id, name=organisation.name),
-            catalog=self.catalog,
             received_ms=now_ms(),
             internal=True,
             provider="herald",
@@ -212,7 +209,7 @@ class Recorder:
         if isinstance(event, list):  # the catalogue lacks the type: a packaging error
             log.error("delivery: cannot record the disabled event: %s", event)
             return None
-        return event, self.ids.next_ids(1)[0]
+        return event
 
 
 async def _first(recording: Awaitable[tuple[Handler | None, Outcome]]) -> Handler | None:

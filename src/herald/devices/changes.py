@@ -3,25 +3,28 @@
 An organisation opts in (``device_events``); the projector then compares each endpoint's
 status before and after every event it folds, in log order, and writes one event of type
 ``2100 + status`` (Endpoint attached, online, offline, blocked) per change, in the same
-transaction as the states and the cursor (``store.devices.save``). So a change is
-written once: a step whose cursor moved meanwhile writes nothing, and a repeated step
-writes the same event under the same producer id (``device-status:<key>:<event>:<status>``,
-which the log stores once). Folding is order-free: an event backfilled behind newer ones
-that leaves the status as it was emits nothing. A rebuild (``herald db
-rebuild-device-state``) emits nothing for the log it re-reads (``quiet_until_seq``).
+transaction as the states and the cursor (the writer's, which ``store.devices.saving``
+joins). So a change is written once: a step whose cursor moved meanwhile writes nothing,
+and a repeated step writes the same event under the same producer id
+(``device-status:<key>:<event>:<status>``, which the log stores once). Folding is order-free: an
+event backfilled behind newer ones that leaves the status as it was emits nothing. A
+rebuild (``herald db rebuild-device-state``) emits nothing for the log it re-reads
+(``quiet_until_seq``).
 """
 
 from __future__ import annotations
 
 import logging
 from dataclasses import dataclass
-from typing import Any
+from typing import TYPE_CHECKING, Any
 
-from herald.catalog import Catalog
 from herald.devices import state as device_state
 from herald.devices.state import Status
-from herald.model import EventIn, NewEvent, OrganisationRef, TypeRef, build_event
+from herald.model import EventIn, NewEvent, OrganisationRef, TypeRef
 from herald.timefmt import format_ms
+
+if TYPE_CHECKING:
+    from herald.events.writer import EventWriter
 
 log = logging.getLogger(__name__)
 
@@ -46,14 +49,14 @@ def _ref(status: Status) -> dict[str, Any]:
 
 
 def to_event(
-    change: Change, organisation_name: str, catalog: Catalog, received_ms: int
+    change: Change, organisation_name: str, writer: EventWriter, received_ms: int
 ) -> NewEvent | None:
     """The platform event telling of ``change`` (None, logged, if the catalogue refuses it:
     a packaging error)."""
     cause = change.cause
     endpoint = {k: v for k, v in change.endpoint.items() if k in ("id", "name") and v is not None}
     label = endpoint.get("name") or endpoint.get("id") or change.key
-    built = build_event(
+    built = writer.build(
         EventIn(
             id=f"device-status:{change.key}:{cause.event_id}:{int(change.after)}"[:128],
             event_type=TypeRef(id=FIRST_TYPE + int(change.after)),
@@ -70,7 +73,6 @@ def to_event(
             },
         ),
         organisation=OrganisationRef(id=change.organisation_id, name=organisation_name),
-        catalog=catalog,
         received_ms=received_ms,
         internal=True,
         provider="herald",

@@ -19,11 +19,11 @@ from collections import OrderedDict
 from collections.abc import AsyncIterator, Callable, Mapping, Sequence
 from dataclasses import dataclass
 
-from herald import metrics
 from herald.catalog import Catalog
 from herald.devices import changes
 from herald.devices import state as device_state
 from herald.events.types import LogEntry
+from herald.events.writer import EventWriter
 from herald.follower import Follower, LogReader
 from herald.ids import IdGenerator
 from herald.loops import Loops
@@ -126,10 +126,10 @@ def to_row(
 @dataclass(frozen=True, slots=True)
 class Folded:
     """What a step writes with the projection's cursor: the changed states' rows, the
-    status-change events (with their ids) and every state it read or wrote, as stored."""
+    status-change events and every state it read or wrote, as stored."""
 
     rows: list[DeviceRow]
-    written: list[tuple[NewEvent, int]]
+    written: list[NewEvent]
     texts: dict[Key, str | None]
 
 
@@ -161,6 +161,8 @@ class DeviceProjector:
         self.cache = cache
         self.catalog = catalog
         self.ids = ids
+        # a rebuild (no ids) writes no events: its writer never leases a node id
+        self.writer = EventWriter(store, ids or IdGenerator(store.nodes.lease), catalog)
         self._organisations: dict[int, str] = {}  # that want status changes, by id
         self._threads = Threads("herald-devices", 1)
         self._stored: OrderedDict[Key, str | None] = OrderedDict()
@@ -191,15 +193,14 @@ class DeviceProjector:
         """Write the folded states and change events with the cursor's move (compare-and-set)."""
         reset_from = self._position[1] if self._position else 0
         self._position = None  # until this step's write is known to have happened
-        if not self.store.devices.save(after_seq, upto_seq, output.rows, output.written):
+        saving = self.store.devices.saving(after_seq, upto_seq, output.rows)
+        if not self.writer.append_with(output.written, saving):
             self._stored.clear()
             return False
         self._position = (upto_seq, reset_from)
         texts = output.texts
         texts.update(((row.organisation_id, row.endpoint_key), row.state) for row in output.rows)
         self._keep(texts)
-        if output.written:
-            metrics.EVENTS_INGESTED.labels("herald").inc(len(output.written))
         return True
 
     # -- the fold -----------------------------------------------------------------
@@ -254,15 +255,14 @@ class DeviceProjector:
         wanted = self._organisations
         return lambda at, event: at[0] in wanted and event.event_id not in quiet
 
-    def _change_events(self, found: list[changes.Change], at: int) -> list[tuple[NewEvent, int]]:
+    def _change_events(self, found: list[changes.Change], at: int) -> list[NewEvent]:
         if not found or self.catalog is None or self.ids is None:
             return []
         built = [
-            changes.to_event(change, self._organisations[change.organisation_id], self.catalog, at)
+            changes.to_event(change, self._organisations[change.organisation_id], self.writer, at)
             for change in found
         ]
-        events = [event for event in built if event is not None]
-        return list(zip(events, self.ids.next_ids(len(events)), strict=True))
+        return [event for event in built if event is not None]
 
     async def step(self) -> int | None:
         """Fold the next chunk of the log: how many entries, None if another process moved

@@ -15,7 +15,7 @@ from pydantic import TypeAdapter, ValidationError
 
 from herald.auth import Principal
 from herald.errors import Forbidden, Invalid, Malformed, validation_errors
-from herald.model import EventIn, FieldError, NewEvent, OrganisationRef, build_event
+from herald.model import EventIn, FieldError, NewEvent, OrganisationRef
 from herald.organisations.types import Organisation
 from herald.retention import retention_days
 from herald.services import Services
@@ -118,10 +118,9 @@ def build_one(
     else:
         ref = OrganisationRef(id=organisation.id, name=organisation.name)
         retention = retention_days(organisation.retention_days, services.settings.retention_days)
-    result = build_event(
+    result = services.writer.build(
         event,
         organisation=ref,
-        catalog=services.catalog,
         received_ms=received_ms,
         internal=principal.internal or platform,
         provider=provider,

@@ -20,16 +20,15 @@ from rich.progress import (
     TimeRemainingColumn,
 )
 
-from herald.catalog import Catalog, load_catalog
+from herald.events.writer import EventWriter
 from herald.ids import IdGenerator
-from herald.model import EventIn, NewEvent, OrganisationRef, build_event
+from herald.model import EventIn, NewEvent, OrganisationRef
 from herald.organisations.types import Organisation
 from herald.retention import retention_days
 from herald.simulate.engine import World
 from herald.simulate.usage import save_usage
 from herald.store import Store
 from herald.timefmt import now_ms
-from herald.writer import EventWriter
 
 BATCH = 5000
 _EVENT_IN = TypeAdapter(EventIn)
@@ -68,7 +67,7 @@ def _check_retention(store: Store, organisations: list[Organisation], days: floa
 def to_new_events(
     documents: Iterable[dict[str, Any]],
     organisations: dict[int, OrganisationRef],
-    catalog: Catalog,
+    writer: EventWriter,
     received_ms: int,
 ) -> list[NewEvent]:
     """Simulated documents checked and completed as the API would; raises if one is refused."""
@@ -76,10 +75,9 @@ def to_new_events(
     for document in documents:
         event = _EVENT_IN.validate_python(document)
         assert event.organisation is not None
-        result = build_event(
+        result = writer.build(
             event,
             organisation=organisations[event.organisation.id],
-            catalog=catalog,
             received_ms=received_ms,
             internal=True,
             provider="simulator",
@@ -111,7 +109,6 @@ def backfill(
 
     ``ids``: the process's generator if it has one (one per node id), else one is leased.
     """
-    catalog = load_catalog()
     stored = _organisations(store, world)
     _check_retention(store, stored, days)
     organisations = {o.id: OrganisationRef(id=o.id, name=o.name) for o in stored}
@@ -135,7 +132,7 @@ def backfill(
     with Progress(*columns, disable=not show_progress) as progress:
         task = progress.add_task("backfill", total=limit or (end - start), events=0, rate=0.0)
         for batch in _batches(events, batch_size):
-            built = to_new_events(batch, organisations, catalog, now_ms())
+            built = to_new_events(batch, organisations, writer, now_ms())
             writer.append(built)
             save_usage(store, ids, world.take_usage(), now_ms())  # a World(usage=True)'s
             written += len(built)

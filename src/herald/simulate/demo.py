@@ -96,7 +96,7 @@ class _Demo:
         count = int(self.owed)
         if count:
             batch = to_new_events(
-                islice(self.events, count), self.organisations, services.catalog, now_ms()
+                islice(self.events, count), self.organisations, services.writer, now_ms()
             )
             self.owed -= count
             await services.run(services.writer.append, batch)

@@ -10,10 +10,9 @@ move it past what either has written.
 from __future__ import annotations
 
 import dataclasses
-from collections.abc import Sequence
+from collections.abc import Callable, Sequence
 from typing import TYPE_CHECKING, Any, Generic, cast
 
-from herald.record import NewEvent
 from herald.store.dbapi import C
 from herald.store.device_records import DEVICE_SORTS, DeviceQuery, DeviceRow
 
@@ -126,33 +125,34 @@ class Devices(Generic[C]):
         found = [_row(row) for row in self._db._read(read)] if by_organisation else []
         return {(row.organisation_id, row.endpoint_key): row for row in found}
 
-    def save(
-        self,
-        after_seq: int,
-        cursor_seq: int,
-        rows: Sequence[DeviceRow],
-        changes: Sequence[tuple[NewEvent, int]] = (),
-    ) -> bool:
-        """In one transaction: move the cursor from ``after_seq`` to ``cursor_seq``, write
-        ``rows`` and append the status-change events ``changes`` (event, id). False (nothing
-        written) if the cursor is no longer at ``after_seq``."""
-        if changes:
-            self._db._before_insert([event for event, _ in changes])
+    def save(self, after_seq: int, cursor_seq: int, rows: Sequence[DeviceRow]) -> bool:
+        """In one transaction: ``saving``'s rows; False (nothing written) if the cursor is no
+        longer at ``after_seq``."""
         with self._db._transaction() as conn:
-            moved = self._db._execute(
+            return self.saving(after_seq, cursor_seq, rows)(conn) is not None
+
+    def saving(
+        self, after_seq: int, cursor_seq: int, rows: Sequence[DeviceRow]
+    ) -> Callable[[C], bool | None]:
+        """A step of the projection, as work for a transaction (``save``'s, or the writer's
+        that appends the status-change events with it): move the cursor from ``after_seq``
+        to ``cursor_seq`` and write ``rows``. None (nothing written) if the cursor is no
+        longer at ``after_seq``."""
+        db = self._db
+
+        def save(conn: C) -> bool | None:
+            moved = db._execute(
                 conn,
                 "UPDATE device_projection SET cursor_seq = ? WHERE name = ? AND cursor_seq = ?",
                 (cursor_seq, PROJECTION, after_seq),
             ).rowcount
             if moved != 1:
-                return False
+                return None
             if rows:  # both drivers' cursors batch this (psycopg in one pipeline)
-                cast(Any, conn).cursor().executemany(
-                    self._db._sql(_UPSERT), [_values(r) for r in rows]
-                )
-            if changes:
-                self._db._insert_events(conn, [e for e, _ in changes], [i for _, i in changes])
-        return True
+                cast(Any, conn).cursor().executemany(db._sql(_UPSERT), [_values(r) for r in rows])
+            return True
+
+        return save
 
     def event_settings(self) -> tuple[int, dict[int, str]]:
         """The position up to which no status change is emitted, and the organisations

@@ -11,7 +11,6 @@ import orjson
 from herald.catalog import load_catalog
 from herald.handlers.filters import from_legacy
 from herald.handlers.types import Delivery, Handler, HandlerProgress, HandlerSpec, Replay
-from herald.record import NewEvent
 from herald.store.dbapi import C
 from herald.store.errors import LimitReached, NotFound
 from herald.timefmt import now_ms
@@ -341,21 +340,30 @@ class Handlers(Generic[C]):
         delivery: Delivery,
         progress: HandlerProgress | None,
         replay_cursor: tuple[int, int] | None = None,
-        notice: tuple[NewEvent, int] | None = None,
     ) -> Handler | None:
-        """In one transaction: log the attempt, write the handler's progress, move a
-        replay's cursor ``(replay id, seq)`` and append a ``notice`` event ``(event, id)``
-        (the "handler disabled" one); return the handler as written. None (and nothing
-        written) if ``owner`` no longer holds the lease, or the handler of
-        ``delivery.handler_id`` is gone or not ``delivery.organisation_id``'s (handler ids
-        are never given twice). A test delivery (no progress) needs no lease.
+        """In one transaction, not waiting for the disk: ``recording``'s rows. A crash of the
+        machine (not of the process) may undo the last attempts, whose events are then
+        delivered again."""
+        with self._db._transaction(durable=False) as conn:
+            return self.recording(owner, delivery, progress, replay_cursor)(conn)
 
-        Delivery bookkeeping does not wait for the disk: a crash of the machine (not of the
-        process) may undo the last attempts, whose events are then delivered again."""
+    def recording(
+        self,
+        owner: str,
+        delivery: Delivery,
+        progress: HandlerProgress | None,
+        replay_cursor: tuple[int, int] | None = None,
+    ) -> Callable[[C], Handler | None]:
+        """An attempt's bookkeeping, as work for a transaction (``record_delivery``'s, or
+        the writer's that appends the "handler disabled" notice with it): log the attempt,
+        write the handler's progress, move a replay's cursor ``(replay id, seq)``; the
+        handler as written. None (and nothing written) if ``owner`` no longer holds the
+        lease, or the handler of ``delivery.handler_id`` is gone or not
+        ``delivery.organisation_id``'s (handler ids are never given twice). A test delivery
+        (no progress) needs no lease."""
         db = self._db
-        if notice is not None:
-            db._before_insert([notice[0]])
-        with db._transaction(durable=notice is not None) as conn:
+
+        def record(conn: C) -> Handler | None:
             if progress is None:
                 row = db._execute(  # locked: the handler's attempts take ids in turn
                     conn,
@@ -391,8 +399,6 @@ class Handlers(Generic[C]):
                 return None
             if replay_cursor is not None:
                 self._move_replay(conn, *replay_cursor, delivery.handler_id)
-            if notice is not None and progress is not None:
-                db._insert_events(conn, [notice[0]], [notice[1]])
             db._insert_next(
                 conn,
                 "deliveries",
@@ -412,7 +418,9 @@ class Handlers(Generic[C]):
                     delivery.latency_ms,
                 ),
             )
-        return handler_from_row(handler)
+            return handler_from_row(handler)
+
+        return record
 
     def deliveries(
         self, handler_id: int, before_id: int | None = None, limit: int = 100

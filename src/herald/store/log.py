@@ -8,8 +8,8 @@ are written once here, in the backend's dialect.
 
 from __future__ import annotations
 
-from collections.abc import Sequence
-from typing import TYPE_CHECKING, Any, Generic
+from collections.abc import Callable, Sequence
+from typing import TYPE_CHECKING, Any, Generic, TypeVar
 
 from herald.events.types import (
     LOG_SCAN_ROWS,
@@ -37,6 +37,8 @@ from herald.store.sql import (
 if TYPE_CHECKING:
     from herald.store.common import SQLStoreBase
 
+T = TypeVar("T")
+
 
 class EventLog(Generic[C]):
     """The events, in the order readers see them (``seq``) and by their indexed fields."""
@@ -55,6 +57,27 @@ class EventLog(Generic[C]):
         through. Raises StoreUnavailable while ``store.nodes.refusal()`` gives a reason.
         """
         return self._db._append(events, ids)
+
+    def append_with(
+        self,
+        events: Sequence[NewEvent],
+        ids: Sequence[int],
+        joined: Callable[[C], T | None],
+        *,
+        durable: bool = True,
+    ) -> tuple[T | None, list[bytes]]:
+        """In one transaction: ``joined`` (the rows that must commit with the events: a
+        delivery's bookkeeping, a state change), then ``events``; ``joined``'s answer and the
+        stored records. If ``joined`` answers None it wrote nothing, and the events are not
+        appended either."""
+        db = self._db
+        if events:
+            db._before_insert(events)
+        with db._transaction(durable=durable) as conn:
+            result = joined(conn)
+            if result is None or not events:
+                return result, []
+            return result, db._insert_events(conn, events, ids)
 
     def read(
         self, after_seq: int, limit: int, organisation_ids: tuple[int, ...] | None = None
