@@ -1,4 +1,5 @@
-"""The event log and its metadata, behind one Store protocol with a backend per database."""
+"""Persistence: the event log and one repository per aggregate (``Store``), a backend per
+database (SQLite, PostgreSQL)."""
 
 from __future__ import annotations
 

@@ -1,15 +1,15 @@
-"""The SQL backends' shared base: the connection helpers and dialect hooks the repositories
-(``store/handlers.py`` ...) run on, and the Store methods not yet in a repository.
+"""The SQL backends' shared base: what a SQL store is made of (its event log and
+repositories, built over it) and the connection helpers and dialect hooks they run on.
 
-Written once, with ``?`` placeholders, against a small interface each backend provides: the
-connection helpers ``_read`` and ``_transaction``, ``_write`` (one write statement), ``_sql``
-(the driver's placeholders) and a few dialect hooks. The event log (append, query, purge),
-the schema, the claim of handlers and node leases stay in the backends.
+The repositories are written once, with ``?`` placeholders, against the small interface each
+backend provides: the connection helpers ``_read`` and ``_transaction``, ``_write`` (one
+write statement), ``_sql`` (the driver's placeholders), a few dialect hooks, and the SQL that
+really differs: appends (``_append``, ``_insert_events``), log reads (``_read_log``,
+``_scan_log``, ``_last_seq``) and the claim of handlers (``_claim_handler_rows``).
 """
 
 from __future__ import annotations
 
-import logging
 from abc import ABC, abstractmethod
 from collections.abc import Callable, Sequence
 from contextlib import AbstractContextManager
@@ -33,18 +33,12 @@ from herald.store.sql import Dialect
 from herald.store.usage import Usage
 from herald.timefmt import now_ms
 
-log = logging.getLogger("herald.store")
 T = TypeVar("T")
-
-ORGANISATION_COLUMNS = (
-    "id, name, created_ms, retention_days, device_events, events_per_second, event_burst, "
-    "bytes_per_day"
-)
-TOKEN_COLUMNS = "id, organisation_id, name, prefix, permissions, internal, created_ms, revoked_ms"
 
 
 class SQLStoreBase(ABC, Generic[C]):
-    """The backend-independent part of a SQL Store, on connections of type ``C``."""
+    """A SQL Store on connections of type ``C``: the log and repositories, and what they
+    need of the backend."""
 
     _GREATEST: ClassVar[str]
     """The SQL function that returns the larger of two values."""
