@@ -27,7 +27,7 @@ class Tenant:
     token: str
 
 
-ALL = ("event:read", "event:create", "handler:read", "handler:manage")
+ALL = ("event:read", "event:create", "handler:read", "handler:manage", "rule:read", "rule:manage")
 
 
 @pytest.fixture

@@ -7,6 +7,7 @@ import re
 import time
 from collections.abc import Iterator
 from dataclasses import dataclass
+from datetime import UTC, datetime, timedelta
 from typing import Any
 
 import httpx
@@ -36,13 +37,14 @@ class World:
     handler_id: int
     handler_secret: str
     rejected_id: int  # a record of A's ingest quarantine
+    rule_id: int  # A's (disabled) rule
     a_count: int | None = None  # A's events before the isolation matrix
     a_posted: int = 0  # and A's events written during it
 
 
 @pytest.fixture(scope="module")
 def world(tmp_path_factory: pytest.TempPathFactory) -> Iterator[World]:
-    """Two tenants; A has an event on endpoint/sim/user 7 and a (disabled) handler."""
+    """Two tenants; A has an event on endpoint/sim/user 7, a (disabled) handler and rule."""
     server = start_server(
         tmp_path_factory.mktemp("security") / "herald",
         env={
@@ -69,7 +71,9 @@ def world(tmp_path_factory: pytest.TempPathFactory) -> Iterator[World]:
                 "/event_handler",
                 json={"name": "A hook", "url": "http://127.0.0.1:9/hook", "enabled": False},
             )
+            rule = client.post("/rule", json={**RULE, "name": "Rule of tenant A", "enabled": False})
         assert event.status_code == 201 and handler.status_code == 201, handler.text
+        assert rule.status_code == 201, rule.text
         with server.client(server.admin_token) as admin:
             broken = emnify_record("iso-0", alert="maybe", description=A_SECRET)
             ingested = admin.post(
@@ -84,12 +88,15 @@ def world(tmp_path_factory: pytest.TempPathFactory) -> Iterator[World]:
             handler.json()["id"],
             handler.json()["secret"],
             ingested.json()["records"][0]["rejected_id"],
+            rule.json()["id"],
         )
     finally:
         server.stop()
 
 
 EMNIFY_RECORD = emnify_record("iso-1", description="isolation")
+RULE = {"name": "B rule", "condition": {"kind": "count", "count": 5, "window_seconds": 600}}
+A_DAY_AGO = (datetime.now(UTC) - timedelta(days=1)).strftime("%Y-%m-%dT%H:%M:%SZ")
 # A body for each operation that takes one; a new operation with a body must be added here.
 BODIES: dict[str, Any] = {
     "POST /api/v1/authenticate": "own application token",
@@ -105,6 +112,9 @@ BODIES: dict[str, Any] = {
     "PATCH /api/v1/event_handler/{handler_id}": {"name": "taken over", "enabled": True},
     "POST /api/v1/event_handler/{handler_id}/replay": {"from": "2020-01-01T00:00:00Z"},
     "PUT /api/v1/organisation/{organisation_id}/device_events": {"enabled": True},
+    "POST /api/v1/rule": {**RULE, "organisation_id": "A"},
+    "PATCH /api/v1/rule/{rule_id}": {"name": "taken over", "enabled": True},
+    "POST /api/v1/rule/preview": {**RULE, "from": A_DAY_AGO, "organisation_id": "A"},
 }
 
 
@@ -136,7 +146,14 @@ def _a_count(w: World) -> int:
 
 def _leaks(w: World, text: str, url: str) -> list[str]:
     """A's things in a response to B (the ids B put in the URL may be echoed)."""
-    markers = (A_SECRET, "A hook", "Tenant A", "127.0.0.1:9/hook", str(w.event_id))
+    markers = (
+        A_SECRET,
+        "A hook",
+        "Rule of tenant A",
+        "Tenant A",
+        "127.0.0.1:9/hook",
+        str(w.event_id),
+    )
     found = [marker for marker in (*markers, w.handler_secret) if marker in text]
     return [marker for marker in found if marker not in url]
 
@@ -146,6 +163,7 @@ def _path(w: World, template: str) -> str:
         "event_id": w.event_id,
         "handler_id": w.handler_id,
         "rejected_id": w.rejected_id,
+        "rule_id": w.rule_id,
         "organisation_id": w.a.organisation_id,
         "endpoint_id": 7,
         "sim_id": 7,
@@ -195,6 +213,8 @@ def test_another_tenants_credential_gets_404_or_403_never_data(
         body = {"application_token": world.b.token}
     elif isinstance(body, dict) and body.get("organisation") == {"id": "A"}:
         body = {**body, "organisation": {"id": world.a.organisation_id}}
+    elif isinstance(body, dict) and body.get("organisation_id") == "A":
+        body = {**body, "organisation_id": world.a.organisation_id}
     a = world.a.organisation_id
     # plain; scoped to A by parameter; by filter, replaying the log from its start
     variants: list[tuple[dict[str, Any], dict[str, str]]] = [
@@ -216,9 +236,11 @@ def test_another_tenants_credential_gets_404_or_403_never_data(
                 problems.append(f"{params} {headers}: {status} {leaked} {text[:200]}")
     assert problems == [], f"{operation} as B ({credential})"
     assert _a_count(world) == world.a_count + world.a_posted  # nothing written into A
-    with world.server.client(world.a.token) as client:  # and A's handler is untouched
+    with world.server.client(world.a.token) as client:  # and A's handler and rule untouched
         handler = client.get(f"/event_handler/{world.handler_id}").json()
         assert (handler["name"], handler["enabled"]) == ("A hook", False)
+        rule = client.get(f"/rule/{world.rule_id}").json()
+        assert (rule["name"], rule["enabled"]) == ("Rule of tenant A", False)
 
 
 def test_the_stream_probe_sees_the_owners_own_events(world: World) -> None:

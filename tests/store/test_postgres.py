@@ -277,6 +277,7 @@ PLATFORM_TABLES = {  # the platform's own: reference tables when sharded by orga
     "nodes",
     "dictionaries",
     "device_projection",
+    "rule_position",  # the rules evaluator's one position in the whole log
     "schema_migrations",
 }
 
@@ -304,6 +305,8 @@ def test_every_key_of_a_tenants_table_names_the_organisation(pg_url: str) -> Non
         "device_states",
         "usage_records",
         "usage_daily",
+        "rules",
+        "rule_groups",
     }
     assert {key for key, columns in tenants.items() if "organisation_id" not in columns} == set()
 

@@ -33,7 +33,7 @@ _GROUP_COLUMNS = (
 )
 _UPSERT_GROUP = (
     f"INSERT INTO rule_groups ({_GROUP_COLUMNS}) VALUES (?, ?, ?, ?, ?, ?, ?, ?, ?) "
-    "ON CONFLICT (rule_id, group_key) DO UPDATE SET firing = excluded.firing, "
+    "ON CONFLICT (organisation_id, rule_id, group_key) DO UPDATE SET firing = excluded.firing, "
     "episode = excluded.episode, fired_ms = excluded.fired_ms, "
     "held_until_ms = excluded.held_until_ms, due_ms = excluded.due_ms, state = excluded.state"
 )

@@ -4,7 +4,7 @@
 -- group's state only for the revision it read. after_seq: the log position when it was made
 -- or last changed; it sees only later events.
 CREATE TABLE rules (
-    id              BIGINT PRIMARY KEY,
+    id              BIGINT NOT NULL,
     organisation_id BIGINT NOT NULL,
     name            TEXT NOT NULL,
     q               TEXT NOT NULL,
@@ -15,9 +15,10 @@ CREATE TABLE rules (
     revision        BIGINT NOT NULL,
     after_seq       BIGINT NOT NULL,
     created_ms      BIGINT NOT NULL,
-    updated_ms      BIGINT NOT NULL
+    updated_ms      BIGINT NOT NULL,
+    PRIMARY KEY (organisation_id, id)  -- every key names the organisation (sharding)
 );
-CREATE INDEX rules_organisation ON rules (organisation_id, id);
+CREATE INDEX rules_id ON rules (id);  -- the evaluator finds a rule by id alone
 
 -- Each rule's groups: the condition's working state (JSON), whether it fires, since when,
 -- and when time alone may change it (due_ms: the timer pass reads the groups due).
@@ -31,8 +32,9 @@ CREATE TABLE rule_groups (
     held_until_ms   BIGINT NOT NULL,
     due_ms          BIGINT,
     state           TEXT NOT NULL,
-    PRIMARY KEY (rule_id, group_key)
+    PRIMARY KEY (organisation_id, rule_id, group_key)
 );
+CREATE INDEX rule_groups_rule ON rule_groups (rule_id, group_key);  -- by rule alone
 CREATE INDEX rule_groups_due ON rule_groups (due_ms);
 CREATE INDEX rule_groups_firing ON rule_groups (organisation_id, firing);
 

@@ -31,8 +31,9 @@ CREATE TABLE rule_groups (
     held_until_ms   BIGINT NOT NULL,
     due_ms          BIGINT,
     state           TEXT NOT NULL,
-    PRIMARY KEY (rule_id, group_key)
+    PRIMARY KEY (organisation_id, rule_id, group_key)  -- as on PostgreSQL
 );
+CREATE INDEX rule_groups_rule ON rule_groups (rule_id, group_key);  -- by rule alone
 CREATE INDEX rule_groups_due ON rule_groups (due_ms);
 CREATE INDEX rule_groups_firing ON rule_groups (organisation_id, firing);
 
