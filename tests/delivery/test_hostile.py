@@ -40,7 +40,7 @@ def worker(store: Store) -> DeliveryWorker:
 async def one_step(store: Store, handler_id: int) -> str:
     delivery = worker(store)
     try:
-        await delivery.claim()
+        await delivery.leases.claim()
         return (await delivery.step(handler_id)).kind
     finally:
         await delivery.aclose()
@@ -246,7 +246,7 @@ def test_a_replay_over_an_event_with_an_unreadable_timestamp_goes_on(store: Stor
         async def scenario() -> list[str]:
             delivery = worker(store)
             try:
-                await delivery.claim()
+                await delivery.leases.claim()
                 kinds: list[str] = []
                 while len(kinds) < 12 and kinds[-1:] != ["idle"]:
                     kinds.append((await delivery.step(handler.id)).kind)

@@ -57,7 +57,7 @@ def test_the_timeout_bounds_the_whole_request_not_each_read(store: Store) -> Non
                 store, settings(delivery_timeout_seconds=2.0), load_catalog(), IdGenerator(2)
             )
             try:
-                await delivery.claim()
+                await delivery.leases.claim()
                 started = time.monotonic()
                 result = await delivery.step(handler.id)
                 assert result.kind == "retry"

@@ -43,7 +43,7 @@ def test_a_small_tenants_handler_reads_a_window_at_a_time_live_and_replayed(
         async def scenario() -> tuple[list[int], list[int]]:
             delivery = worker(store)
             try:
-                [claimed] = await delivery.claim()
+                [claimed] = await delivery.leases.claim()
                 state: Handler | None = claimed
                 for _ in range(200):  # live, then (once idle) the replay asked for meanwhile
                     result = await delivery.step(handler.id, state)

@@ -117,10 +117,10 @@ def test_only_one_worker_holds_a_handler(store: Store) -> None:
     async def scenario() -> None:
         first, second = worker(store), worker(store)
         try:
-            assert len(await first.claim()) == 1
-            assert await second.claim() == []
+            assert len(await first.leases.claim()) == 1
+            assert await second.leases.claim() == []
             store.handlers.release(first.owner)
-            assert len(await second.claim()) == 1
+            assert len(await second.leases.claim()) == 1
         finally:
             await first.aclose()
             await second.aclose()
@@ -138,7 +138,7 @@ def test_a_quiet_tenants_handler_moves_past_other_tenants_events(store: Store) -
         async def scenario() -> list[str]:
             delivery = worker(store)
             try:
-                [claimed] = await delivery.claim()
+                [claimed] = await delivery.leases.claim()
                 delivery.watcher.end = end  # as run()'s watch saw the log before the step
                 kinds: list[str] = [(await delivery.step(handler.id, claimed)).kind]
                 passed = store.handlers.get(handler.id)
@@ -171,7 +171,7 @@ def test_events_sent_one_per_request_come_from_one_log_read(
         async def scenario() -> list[str]:
             delivery = worker(store)
             try:
-                [state] = await delivery.claim()
+                [state] = await delivery.leases.claim()
                 kinds: list[str] = []
                 for _ in ids:
                     result = await delivery.step(handler.id, state)
@@ -229,7 +229,7 @@ def test_a_step_returns_once_its_attempt_is_recorded(
         async def scenario() -> None:
             delivery = worker(store)
             try:
-                [claimed] = await delivery.claim()
+                [claimed] = await delivery.leases.claim()
                 failed = await delivery.step(handler.id, claimed)
                 # Read at once, no waiting: the attempt is in the log as the step returns.
                 [attempt] = attempts(store, handler.id)
@@ -291,7 +291,7 @@ def test_a_failed_event_holds_back_its_handler_until_the_retry_is_due(
             kinds: list[str] = []
             deadline = time.monotonic() + 20
             try:
-                await delivery.claim()
+                await delivery.leases.claim()
                 while len(receiver.delivered()) < 3:
                     assert time.monotonic() < deadline, f"stuck after {kinds}"
                     before, asked_ms = store.handlers.get(handler.id), now_ms()
@@ -448,7 +448,7 @@ def test_a_delivery_that_cannot_be_recorded_is_delivered_again(
         async def by_steps() -> None:
             delivery = worker(store)
             try:
-                await delivery.claim()
+                await delivery.leases.claim()
                 with pytest.raises(StoreUnavailable):
                     await delivery.step(handler.id)
                 assert attempts(store, handler.id) == []  # sent, but nothing recorded

@@ -10,9 +10,9 @@ take up.
 A step of one handler is made of parts with one job each: ``batches.BatchReader`` reads its
 next batch after its cursor (or a replay's), ``dispatcher.Dispatcher`` sends it through the
 handler's sink, ``recorder.Recorder`` writes the attempt with the handler's progress (its
-cursor, compare-and-set on the lease) in one transaction. What the worker keeps about a
-handler between steps is one ``runtime.HandlerRuntime``; what a step did is an
-``outcome.Outcome``.
+cursor, compare-and-set on the lease) in one transaction. ``leases.Leases`` holds the
+handlers' leases; what the worker keeps about a handler between steps is one
+``runtime.HandlerRuntime``; what a step did is an ``outcome.Outcome``.
 
 A handler task is never cancelled in the middle of a step (only when the worker stops): a
 request cut off after the receiver got it would be sent again. A task whose handler this
@@ -26,9 +26,6 @@ from __future__ import annotations
 import asyncio
 import contextlib
 import logging
-import os
-import secrets
-import socket
 import time
 from collections.abc import AsyncIterator, Callable, Iterable, Mapping
 from typing import Any, TypeVar
@@ -39,6 +36,7 @@ from herald.config import Settings
 from herald.delivery.batches import Batch, BatchReader, received_ms
 from herald.delivery.dispatcher import Dispatcher
 from herald.delivery.filters import handler_filter as filter_of
+from herald.delivery.leases import Leases
 from herald.delivery.outcome import Outcome, StepResult, Woke
 from herald.delivery.recorder import Recorder
 from herald.delivery.retry import RetryPolicy
@@ -58,11 +56,6 @@ T = TypeVar("T")
 
 STORE_THREADS = 16  # store calls of the worker's handlers running at once
 CLAIMABLE_LOOK_SECONDS = 0.5  # how often _watch looks for handlers to take up
-
-
-def owner_name(mode: str) -> str:
-    """A lease owner naming where delivery runs: ``serve`` or ``worker``, host and pid."""
-    return f"{mode}:{socket.gethostname()}:{os.getpid()}:{secrets.token_hex(3)}"
 
 
 class DeliveryWorker:
@@ -86,13 +79,14 @@ class DeliveryWorker:
         self.loops = loops or Loops()
         self.settings = settings
         self.mode = mode
-        self.owner = owner_name(mode)
         self.sender = sender or WebhookSender(
             timeout=settings.delivery_timeout_seconds,
             allow_private=settings.allow_private_targets,
             max_connections=settings.delivery_max_connections,
         )
         self._threads = Threads("herald-delivery", STORE_THREADS)
+        self.leases = Leases(store, self._threads.run, mode, settings.delivery_lease_seconds)
+        self.owner = self.leases.owner
         reader = LogReader(store, self._threads.run)
         self.watcher = LogWatcher(reader)
         self.batches = BatchReader(reader, self.watcher, self.owner)
@@ -100,7 +94,6 @@ class DeliveryWorker:
         policy = policy or RetryPolicy(schedule=settings.retry_delays)
         self.recorder = Recorder(store, self._threads.run, self.owner, policy, catalog, ids)
         self._handlers: dict[int, HandlerRuntime] = {}
-        self._held_until = 0.0  # (monotonic) when the leases of the last renewal run out
         self._stopping = False
 
     async def _run(self, work: Callable[..., T], *args: Any) -> T:
@@ -113,14 +106,9 @@ class DeliveryWorker:
         return runtime
 
     # -- the loops --------------------------------------------------------------
-    async def claim(self) -> list[Handler]:
-        """Take or renew the leases of every handler this worker may serve."""
-        lease_ms = int(self.settings.delivery_lease_seconds * 1000)
-        return await self._run(self.store.handlers.claim, self.owner, now_ms(), lease_ms)
-
     async def run_once(self) -> list[StepResult]:
         """One step for every handler, concurrently; what each did."""
-        handlers = await self.claim()
+        handlers = await self.leases.claim()
         return list(await asyncio.gather(*(self.step(h.id, h) for h in handlers)))
 
     async def run(self) -> None:
@@ -129,9 +117,7 @@ class DeliveryWorker:
         renew = min(self.settings.delivery_lease_seconds / 3, 2.0)
 
         async def renewal() -> None:
-            started = time.monotonic()
-            claimed = {handler.id: handler for handler in await self.claim()}
-            self._held_until = started + self.settings.delivery_lease_seconds
+            claimed = {handler.id: handler for handler in await self.leases.claim()}
             self._poke_changed(claimed.values())
             metrics.DELIVERY_HANDLERS.labels(self.mode).set(len(claimed))
             self._reconcile(tasks, claimed)
@@ -161,8 +147,7 @@ class DeliveryWorker:
         await asyncio.gather(*tasks.values(), return_exceptions=True)
         recording = [r.recording for r in self._handlers.values() if r.recording is not None]
         await asyncio.gather(*recording, return_exceptions=True)
-        with contextlib.suppress(StoreError):
-            await self._run(self.store.handlers.release, self.owner)
+        await self.leases.release()
 
     async def _cancel_deleted(self, tasks: dict[int, asyncio.Task[None]]) -> None:
         """Cancel the tasks of deleted handlers, requests in flight included: nothing is
@@ -203,9 +188,7 @@ class DeliveryWorker:
                 if time.monotonic() - looked >= CLAIMABLE_LOOK_SECONDS:
                     looked = time.monotonic()
                     await self._move_idle()
-                    claimable = await self._run(
-                        self.store.handlers.claimable_ids, self.owner, now_ms()
-                    )
+                    claimable = await self.leases.claimable()
                     if any(h not in tasks or tasks[h].done() for h in claimable):
                         return
             except StoreError:
@@ -278,7 +261,7 @@ class DeliveryWorker:
         handler: Handler | None = claimed
         try:
             while not runtime.lost and not self._stopping:
-                if time.monotonic() >= self._held_until:  # another worker may hold it now
+                if not self.leases.held():  # another worker may hold it now
                     handler = None  # and may have moved it on: read it again afterwards
                     await asyncio.sleep(self.settings.delivery_poll_seconds)
                     continue
