@@ -1,0 +1,134 @@
+"""Rules: what evaluating 100 rules costs against appending the events they see.
+
+``python -m bench.rules [--events N] [--endpoints E]``: a SQLite store of one organisation,
+100 rules of the four kinds mixed (count, absence, state, threshold; per endpoint), then N
+events over E endpoints appended in batches (timed), then the evaluator's catch-up over
+them (timed). Prints events/s of each and the ratio (evaluating's time to appending's: the
+issue's target is at most 0.10). Results in ``bench/results/rules.json``.
+"""
+
+from __future__ import annotations
+
+import argparse
+import tempfile
+import time
+from pathlib import Path
+from typing import Any
+
+import orjson
+
+from bench.common import machine, rate
+from herald.catalog import load_catalog
+from herald.ids import IdGenerator
+from herald.model import NewEvent
+from herald.rules.evaluator import RuleEvaluator
+from herald.rules.types import Condition, RuleSpec
+from herald.store.sqlite import SQLiteStore
+from herald.timefmt import format_ms, now_ms
+
+RULES = 100
+BATCH = 1000
+MIN = 60_000
+RESULTS = Path(__file__).with_name("results") / "rules.json"
+TYPES = (1, 2, 3, 4, 5, 7)  # location updates, PDP contexts, attach failures
+
+
+def rule_specs(count: int = RULES) -> list[RuleSpec]:
+    """``count`` rules, the four kinds in turn, each with its own window or threshold."""
+    specs: list[RuleSpec] = []
+    for n in range(count):
+        kind = n % 4
+        if kind == 0:
+            q, condition = f"type:{TYPES[n % len(TYPES)]}", Condition("count", (n + 1) * MIN, 5)
+        elif kind == 1:
+            q, condition = "", Condition("absence", (n + 1) * 10 * MIN)
+        elif kind == 2:
+            q, condition = "", Condition("state", (n + 1) * MIN, statuses=("OFFLINE",))
+        else:
+            q, condition = "type:5", Condition("threshold", megabytes=float(n), period="day")
+        specs.append(RuleSpec(f"rule {n}", q, "endpoint", condition))
+    return specs
+
+
+def event(organisation_id: int, n: int, endpoints: int, start_ms: int) -> NewEvent:
+    type_id, endpoint, at = TYPES[n % len(TYPES)], n % endpoints, start_ms + n * 100
+    record: dict[str, Any] = {
+        "id": None,
+        "timestamp": format_ms(at),
+        "event_type": {"id": type_id, "description": "t"},
+        "organisation": {"id": organisation_id, "name": "Bench"},
+        "alert": False,
+        "description": "event",
+        "endpoint": {"id": endpoint, "name": f"tracker-{endpoint}"},
+        "sim": {"id": endpoint, "iccid": f"89883030000{endpoint:08d}"},
+        "detail": {"volume": {"total": 0.641984, "rx": 0.418811, "tx": 0.223173}},
+        "provider": "api",
+        "external_id": None,
+    }
+    return NewEvent(
+        organisation_id=organisation_id,
+        timestamp_ms=at,
+        received_ms=now_ms(),
+        type_id=type_id,
+        severity=0,
+        source=0,
+        alert=False,
+        criticality=5,
+        provider="api",
+        external_id=None,
+        record=record,
+    )
+
+
+def run(workdir: Path, events: int, endpoints: int) -> dict[str, Any]:
+    store = SQLiteStore(f"sqlite:///{workdir / 'herald.db'}")
+    store.migrate()
+    try:
+        organisation = store.organisations.create("Bench").id
+        for spec in rule_specs():
+            store.rules.create(organisation, spec)
+        ids = IdGenerator(lambda: 1)
+        start = now_ms() - events * 100
+        batches = [
+            [event(organisation, n, endpoints, start) for n in range(i, min(i + BATCH, events))]
+            for i in range(0, events, BATCH)
+        ]
+        began = time.perf_counter()
+        for batch in batches:
+            store.log.append(batch, ids.next_ids(len(batch)))
+        append_s = time.perf_counter() - began
+        evaluator = RuleEvaluator(store, load_catalog(), ids, max_groups=endpoints * 4)
+        began = time.perf_counter()
+        evaluator.catch_up()
+        evaluate_s = time.perf_counter() - began
+        alerts = len(store.rules.alerts())
+    finally:
+        store.close()
+    return {
+        "events": events,
+        "endpoints": endpoints,
+        "rules": RULES,
+        "append_s": round(append_s, 2),
+        "append_events_per_s": rate(events, append_s),
+        "evaluate_s": round(evaluate_s, 2),
+        "evaluate_events_per_s": rate(events, evaluate_s),
+        "ratio": round(evaluate_s / append_s, 3),
+        "alerts_firing": alerts,
+    }
+
+
+def main() -> None:
+    parser = argparse.ArgumentParser(description=__doc__.splitlines()[0])
+    parser.add_argument("--events", type=int, default=20_000)
+    parser.add_argument("--endpoints", type=int, default=1_000)
+    args = parser.parse_args()
+    with tempfile.TemporaryDirectory() as tmp:
+        figure = run(Path(tmp), args.events, args.endpoints)
+    result = {"machine": machine(), "rules": figure}
+    RESULTS.parent.mkdir(exist_ok=True)
+    RESULTS.write_bytes(orjson.dumps(result, option=orjson.OPT_INDENT_2) + b"\n")
+    print(orjson.dumps(figure, option=orjson.OPT_INDENT_2).decode())  # noqa: T201
+
+
+if __name__ == "__main__":
+    main()
