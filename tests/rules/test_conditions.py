@@ -6,6 +6,7 @@ from typing import Any
 
 import orjson
 
+from herald.devices import state as device_state
 from herald.rules import conditions
 from herald.rules.conditions import Seen
 from herald.rules.types import Condition
@@ -124,3 +125,26 @@ def test_month_periods() -> None:
     assert start <= T0 < end
     assert conditions.period_start("month", end) == end
     assert conditions.period_start("month", end - 1) == start
+
+
+def test_an_events_device_facts_are_worked_out_once_and_without_its_values() -> None:
+    event = seen(0, type_id=2, endpoint={"id": 1, "name": "tracker"}, sim={"iccid": "8988"})
+    effect = event.device_effect()
+    assert event.device_effect() is effect  # shared by every state rule that sees it
+    full = device_state.effect(
+        device_state.DeviceEvent(event.event_id, 2, event.timestamp_ms, event.record)
+    )
+    assert effect.facts == full.facts == (device_state.PS_ATTACH,)
+    assert full.values and effect.values == {}  # the status needs the facts alone
+
+
+def test_a_shared_event_folds_into_each_state_rules_group_alike() -> None:
+    offline = Condition("state", window_ms=30 * MIN, statuses=("OFFLINE",))
+    blocked = Condition("state", window_ms=0, statuses=("BLOCKED",))
+    first: dict[str, Any] = {}
+    second: dict[str, Any] = {}
+    event = seen(0, type_id=2)
+    conditions.observe(offline, first, event)
+    conditions.observe(blocked, second, event)
+    assert first["status"] == second["status"]
+    assert first["last"] == second["last"] == 1

@@ -208,15 +208,17 @@ class Effect:
     values: dict[str, JSON]
 
 
-def effect(event: DeviceEvent) -> Effect:
-    """The facts and values of ``event``."""
+def effect(event: DeviceEvent, values: bool = True) -> Effect:
+    """The facts and values of ``event`` (its facts alone if not ``values``: all the
+    status needs)."""
     type_id, record = event.type_id, event.record
     opened = type_id in _SESSION_TYPES and (type_id != CREATE_PDP_CONTEXT or accepted(record))
     if type_id == CREATE_PDP_CONTEXT:
         facts: tuple[str, ...] = (SESSION_OPEN,) if opened else ()
     else:
         facts = _FACTS.get(type_id, ())
-    return Effect(event.event_id, type_id, event.timestamp_ms, facts, _values(event, opened))
+    found = _values(event, opened) if values else {}
+    return Effect(event.event_id, type_id, event.timestamp_ms, facts, found)
 
 
 def apply(state: DeviceState, event: DeviceEvent | Effect) -> DeviceState:

@@ -14,7 +14,7 @@ working state (a JSON-able dict), the event and ``now`` (no clock is read here).
 from __future__ import annotations
 
 import bisect
-from dataclasses import dataclass
+from dataclasses import dataclass, field
 from datetime import UTC, datetime
 from typing import Any
 
@@ -29,15 +29,27 @@ _TIMESTAMP = BY_NAME["timestamp"]
 State = dict[str, Any]
 
 
-@dataclass(frozen=True, slots=True)
+@dataclass(slots=True)
 class Seen:
-    """One matching event, as a condition needs it."""
+    """One matching event, as a condition needs it (one per event, shared by every rule
+    that sees it: what it means for a device is worked out once)."""
 
     event_id: int
     type_id: int
     timestamp_ms: int
     body: bytes
     record: dict[str, Any]
+    _effect: device_state.Effect | None = field(default=None, repr=False, compare=False)
+
+    def device_effect(self) -> device_state.Effect:
+        """What the event does to its device's status (its facts; worked out at the first
+        call)."""
+        if self._effect is None:
+            event = device_state.DeviceEvent(
+                self.event_id, self.type_id, self.timestamp_ms, self.record
+            )
+            self._effect = device_state.effect(event, values=False)
+        return self._effect
 
 
 def timestamp_of(record: dict[str, Any]) -> int | None:
@@ -70,9 +82,7 @@ def _observe_count(state: State, event: Seen, count: int, window: int) -> None:
 
 
 def _observe_state(state: State, event: Seen, statuses: tuple[str, ...]) -> None:
-    effect = device_state.effect(
-        device_state.DeviceEvent(event.event_id, event.type_id, event.timestamp_ms, event.record)
-    )
+    effect = event.device_effect()
     times: dict[str, int] = state.setdefault("facts", {})
     device_state.merge(times, {}, effect)
     status = device_state.status(device_state.DeviceState(0, times, {})).name

@@ -50,34 +50,44 @@ def matching(
 ) -> dict[Key, list[conditions.Seen]]:
     """The events each (rule, group) sees in ``entries``: its own organisation's, after the
     rule's start, selected by its filter; never alert events."""
-    by_organisation: dict[int, list[tuple[Rule, EventFilter, frozenset[int] | None]]]
-    by_organisation = defaultdict(list)
-    for rule in rules:  # each filter and its types once per step, not once per entry
-        flt = handler_filter(rule.spec.q)
-        by_organisation[rule.organisation_id].append((rule, flt, flt.type_ids))
+    by_organisation: dict[int, list[tuple[Rule, EventFilter]]] = defaultdict(list)
+    for rule in rules:  # each filter once per step, not once per entry
+        by_organisation[rule.organisation_id].append((rule, handler_filter(rule.spec.q)))
+    by_type: dict[tuple[int, int], list[tuple[Rule, EventFilter]]] = {}
     seen: dict[Key, list[conditions.Seen]] = defaultdict(list)
     for entry in entries:
-        candidates = by_organisation.get(entry.organisation_id)
-        if not candidates or entry.type_id in alerts.TYPES:
+        if entry.type_id in alerts.TYPES:
             continue
-        record: dict[str, Any] | None = None
-        for rule, flt, wanted in candidates:
-            if entry.seq <= rule.after_seq or (wanted is not None and entry.type_id not in wanted):
+        index = (entry.organisation_id, entry.type_id)
+        candidates = by_type.get(index)
+        if candidates is None:  # the rules whose filter may take this type
+            candidates = by_type[index] = [
+                (rule, flt)
+                for rule, flt in by_organisation.get(entry.organisation_id, ())
+                if flt.type_ids is None or entry.type_id in flt.type_ids
+            ]
+        event: conditions.Seen | None = None  # one per entry, shared by its rules
+        keys: dict[str, str | None] = {}  # the entry's group key of each grouping
+        for rule, flt in candidates:
+            if entry.seq <= rule.after_seq:
                 continue
-            if record is None:
+            if event is None:
                 parsed = orjson.loads(entry.body)
-                record = parsed if isinstance(parsed, dict) else {}
-            if not flt.matches(record):
+                record: dict[str, Any] = parsed if isinstance(parsed, dict) else {}
+                at = entry.timestamp_ms
+                if at is None:
+                    at = conditions.timestamp_of(record)
+                if at is None:
+                    break  # no rule can place it in time
+                event = conditions.Seen(entry.event_id, entry.type_id, at, entry.body, record)
+            if not flt.matches(event.record):
                 continue
-            key = alerts.group_key(rule.spec.group, record)
-            at = entry.timestamp_ms
-            if at is None:
-                at = conditions.timestamp_of(record)
-            if key is None or at is None:
-                continue
-            seen[(rule.id, key)].append(
-                conditions.Seen(entry.event_id, entry.type_id, at, entry.body, record)
-            )
+            group_by = rule.spec.group
+            if group_by not in keys:
+                keys[group_by] = alerts.group_key(group_by, event.record)
+            key = keys[group_by]
+            if key is not None:
+                seen[(rule.id, key)].append(event)
     return seen
 
 
