@@ -195,3 +195,42 @@ def test_a_step_behind_another_writes_nothing(
     assert not store.rules.save(cursor - 1, cursor + 1, {rule.id: rule.revision})  # stale
     assert store.rules.position() == cursor
     assert len(alert_records(store, a)) == 1
+
+
+def test_two_evaluators_taking_turns_see_each_others_groups(
+    store: Store,
+    make_event: EventFactory,
+    ids: Callable[[int], list[int]],
+    evaluator: RuleEvaluator,
+    clock: Clock,
+) -> None:
+    a = store.organisations.create("A").id
+    other = RuleEvaluator(store, load_catalog(), IdGenerator(lambda: 2), clock=clock)
+    once = Condition("count", MIN, 1)
+    store.rules.create(a, RuleSpec("any", "", "endpoint", once, hold_down_ms=MIN // 2))
+    post(store, ids, [make_event(a, T, 3, endpoint={"id": 7})])
+    at(clock, evaluator, T)  # fires, and keeps the group firing
+    at(clock, other, T + 2 * MIN)  # resolves it: what the first kept is no longer stored
+    post(store, ids, [make_event(a, T + 3 * MIN, 3, endpoint={"id": 7})])
+    at(clock, evaluator, T + 3 * MIN)  # fires again
+    assert [r["event_type"]["id"] for r in alert_records(store, a, 3)] == [2200, 2201, 2200]
+
+
+def test_a_step_whose_stamp_is_stale_writes_nothing(
+    store: Store,
+    make_event: EventFactory,
+    ids: Callable[[int], list[int]],
+    evaluator: RuleEvaluator,
+    clock: Clock,
+) -> None:
+    a = store.organisations.create("A").id
+    rule = store.rules.create(a, RuleSpec("any", "", "endpoint", Condition("count", MIN, 1)))
+    post(store, ids, [make_event(a, T, 3, endpoint={"id": 7})])
+    at(clock, evaluator, T)
+    cursor, stamp = store.rules.stamped_position()
+    assert stamp != 0
+    revisions = {rule.id: rule.revision}
+    assert not store.rules.save(cursor, cursor, revisions, stamp=(stamp + 1, 5))  # stale
+    assert store.rules.stamped_position() == (cursor, stamp)
+    assert store.rules.save(cursor, cursor, revisions, stamp=(stamp, 5))
+    assert store.rules.stamped_position() == (cursor, 5)

@@ -11,6 +11,11 @@ position: an absence fires on time though no event arrives. After a kill -9 the 
 starts from the recorded position and state, so an alert is neither lost nor written twice
 (its id is deterministic too). Rules are read at every step: one changed or deleted stops
 firing at once.
+
+The evaluator keeps the groups it last read or wrote (up to ``cache``), so that a step
+reads from the store only the groups new to it: they are the stored ones while the
+recorded position and its stamp are those of its own last write (every write changes the
+stamp, compare-and-set too); otherwise, or after a failed write, it starts afresh.
 """
 
 from __future__ import annotations
@@ -18,8 +23,9 @@ from __future__ import annotations
 import asyncio
 import contextlib
 import logging
-from collections import defaultdict
-from collections.abc import AsyncIterator, Callable, Sequence
+import secrets
+from collections import OrderedDict, defaultdict
+from collections.abc import AsyncIterator, Callable, Iterable, Sequence
 from dataclasses import dataclass, field
 from typing import Any
 
@@ -42,6 +48,7 @@ from herald.timefmt import now_ms
 
 log = logging.getLogger(__name__)
 CHUNK = 2000  # log entries per step
+CACHE = 200_000  # groups kept in memory
 Key = tuple[int, str]  # (rule id, group key)
 
 
@@ -96,6 +103,7 @@ class Evaluated:
     """What a step writes with the evaluator's position."""
 
     revisions: dict[int, int]  # the rules' revisions the step read (rule id -> revision)
+    stamp: tuple[int, int] | None  # the stamped position the step read the groups at
     groups: list[Group] = field(default_factory=list)  # changed
     dropped: list[Key] = field(default_factory=list)  # forgotten: nothing left to keep
     alerts: list[tuple[int, NewEvent, int]] = field(default_factory=list)  # rule, event, id
@@ -116,14 +124,19 @@ class RuleEvaluator:
         *,
         max_groups: int = 10_000,
         chunk: int = CHUNK,
+        cache: int = CACHE,
         clock: Callable[[], int] = now_ms,
     ) -> None:
         self.store = store
         self.catalog = catalog
         self.ids = ids
         self.max_groups = max_groups
+        self.cache = cache
         self.clock = clock
         self._names: dict[int, str] = {}
+        self._stored: OrderedDict[Key, Group | None] = OrderedDict()  # None: no row
+        self._revisions: dict[int, int] = {}  # of the rules whose groups ``_stored`` has
+        self._stamp: tuple[int, int] | None = None  # the stamped position it is true at
         self._threads = Threads("herald-rules", 1)
         self.follower = Follower(
             LogReader(store, self._threads.run), self, self._evaluate, batch=chunk
@@ -136,16 +149,84 @@ class RuleEvaluator:
         end = self.store.log.last_seq()  # first: a rule made after it starts after it
         rules = self.store.rules.active()
         start = min((rule.after_seq for rule in rules), default=end)
-        return max(self.store.rules.position(), start)
+        return max(self._recorded(), start)
+
+    def _recorded(self) -> int:
+        """The recorded position; the groups kept are forgotten unless this evaluator's
+        own last step wrote it (its stamp is this evaluator's)."""
+        stamped = self.store.rules.stamped_position()
+        if stamped != self._stamp:
+            self._forget()
+        self._stamp = stamped
+        return stamped[0]
 
     def advance(self, after_seq: int, upto_seq: int, output: Evaluated) -> bool:
-        """Write the groups and alert events with the position's move (compare-and-set)."""
-        saved = self.store.rules.save(
-            after_seq, upto_seq, output.revisions, output.groups, output.dropped, output.alerts
+        """Write the groups and alert events with the position's move (compare-and-set of
+        the position and of the stamp the step read)."""
+        read = output.stamp
+        stamp = secrets.randbits(62) + 1
+        saved = read is not None and self.store.rules.save(
+            after_seq,
+            upto_seq,
+            output.revisions,
+            output.groups,
+            output.dropped,
+            output.alerts,
+            stamp=(read[1], stamp),
         )
-        if saved and output.alerts:
+        if not saved:
+            self._forget()
+            return False
+        self._stamp = (upto_seq, stamp)
+        self._keep(output)
+        if output.alerts:
             metrics.EVENTS_INGESTED.labels("herald").inc(len(output.alerts))
-        return saved
+        return True
+
+    # -- the groups kept (as stored while ``_stamp`` is the recorded one) ---------
+    def _forget(self) -> None:
+        self._stored.clear()
+        self._revisions.clear()
+        self._stamp = None
+
+    def _keep(self, output: Evaluated) -> None:
+        """Remember the groups a step wrote or dropped, as now stored, forgetting the least
+        recently used beyond ``cache``."""
+        kept = self._stored
+        for group in output.groups:
+            if output.revisions.get(group.rule_id) == self._revisions.get(group.rule_id):
+                kept[(group.rule_id, group.key)] = group
+                kept.move_to_end((group.rule_id, group.key))
+        for key in output.dropped:
+            kept[key] = None
+            kept.move_to_end(key)
+        while len(kept) > self.cache:
+            kept.popitem(last=False)
+
+    def _groups(self, rules: dict[int, Rule], keys: Iterable[Key]) -> dict[Key, Group]:
+        """The stored groups of ``keys`` that have one, from those kept or the store."""
+        for rule_id, revision in list(self._revisions.items()):
+            rule = rules.get(rule_id)
+            if rule is None or rule.revision != revision:  # its stored groups went or wait
+                self._revisions.pop(rule_id)
+                for key in [k for k in self._stored if k[0] == rule_id]:
+                    del self._stored[key]
+        self._revisions |= {rule.id: rule.revision for rule in rules.values()}
+        found: dict[Key, Group] = {}
+        missing: list[Key] = []
+        for key in keys:
+            if key in self._stored:
+                group = self._stored[key]
+                if group is not None:
+                    found[key] = group
+            elif key[0] in rules:
+                missing.append(key)
+        if missing:
+            read = self.store.rules.groups(missing)
+            found |= read
+            for key in missing:
+                self._stored[key] = read.get(key)
+        return found
 
     # -- evaluation -------------------------------------------------------------
     async def _evaluate(self, entries: list[LogEntry]) -> Evaluated:
@@ -156,14 +237,15 @@ class RuleEvaluator:
         state."""
         now = self.clock()
         repository = self.store.rules
+        stamp, self._stamp = self._stamp, None  # the groups kept are changed from here on
+        if stamp is None:
+            self._forget()
         rules = {rule.id: rule for rule in repository.active()}
-        output = Evaluated({rule.id: rule.revision for rule in rules.values()})
+        output = Evaluated({rule.id: rule.revision for rule in rules.values()}, stamp)
         if not rules:
             return output
         seen = matching(list(rules.values()), entries)
-        stored = repository.groups(list(seen))
-        for due in repository.due(now):
-            stored.setdefault((due.rule_id, due.key), due)
+        stored = self._groups(rules, [*seen, *repository.due(now)])
         counts = repository.group_counts() if any(k not in stored for k in seen) else {}
         written: list[tuple[int, NewEvent]] = []
         for key in sorted(set(seen) | set(stored)):
@@ -216,9 +298,12 @@ class RuleEvaluator:
     def tick(self) -> bool:
         """Blocking, the timer pass: evaluate the groups due now, the position kept; False
         if another step moved it meanwhile (nothing written)."""
-        position = self.store.rules.position()
+        position = self._recorded()
         output = self.evaluate([])
-        return not output or self.advance(position, position, output)
+        if not output:
+            self._stamp = output.stamp  # nothing changed: the groups kept are still true
+            return True
+        return self.advance(position, position, output)
 
     # -- running ----------------------------------------------------------------
     async def run_once(self) -> int:

@@ -9,6 +9,7 @@ one it read (compare and set): a repeated or concurrent step writes nothing twic
 
 from __future__ import annotations
 
+import secrets
 from collections.abc import Mapping, Sequence
 from typing import TYPE_CHECKING, Any, Generic
 
@@ -24,6 +25,7 @@ if TYPE_CHECKING:
     from herald.store.common import SQLStoreBase
 
 POSITION = "rules"
+STAMP = "rules:stamp"  # changed by every step's write: a cache of groups knows it is current
 _RULE_COLUMNS = (
     "id, organisation_id, name, q, group_by, condition, hold_down_ms, enabled, revision, "
     "after_seq, created_ms, updated_ms"
@@ -229,10 +231,12 @@ class RuleRepository(Generic[C]):
         found = [_group(row) for row in store._read(read)] if by_rule else []
         return {(group.rule_id, group.key): group for group in found}
 
-    def due(self, now: int, limit: int = 10_000) -> list[Group]:
-        """Groups whose condition time alone may have changed by ``now`` (the timer pass)."""
-        sql = f"SELECT {_GROUP_COLUMNS} FROM rule_groups WHERE due_ms <= ? ORDER BY due_ms LIMIT ?"
-        return [_group(row) for row in self._select(sql, [now, limit], _GROUP_COLUMNS)]
+    def due(self, now: int, limit: int = 10_000) -> list[Key]:
+        """The groups whose condition time alone may have changed by ``now`` (the timer
+        pass)."""
+        sql = "SELECT rule_id, group_key FROM rule_groups WHERE due_ms <= ? ORDER BY due_ms LIMIT ?"
+        rows = self._store._read(lambda c: self._store._execute(c, sql, (now, limit)).fetchall())
+        return [(int(rule_id), str(key)) for rule_id, key in rows]
 
     def group_counts(self) -> dict[int, int]:
         """How many groups each rule has."""
@@ -283,6 +287,45 @@ class RuleRepository(Generic[C]):
         )
         return int(row[0]) if row else 0
 
+    def stamped_position(self) -> tuple[int, int]:
+        """The position and the stamp of the step that wrote the groups last (0: none has)."""
+        rows = self._store._read(
+            lambda c: self._store._execute(
+                c,
+                "SELECT name, cursor_seq FROM rule_position WHERE name IN (?, ?)",
+                (POSITION, STAMP),
+            ).fetchall()
+        )
+        found = {name: int(value) for name, value in rows}
+        return found.get(POSITION, 0), found.get(STAMP, 0)
+
+    def _restamp(self, conn: C, stamp: tuple[int, int] | None) -> bool:
+        """Move the stamp (first: its row lock orders concurrent steps); False if it is no
+        longer the one read."""
+        store = self._store
+        if stamp is None:
+            store._execute(
+                conn,
+                "INSERT INTO rule_position (name, cursor_seq) VALUES (?, ?) "
+                "ON CONFLICT (name) DO UPDATE SET cursor_seq = excluded.cursor_seq",
+                (STAMP, secrets.randbits(62) + 1),
+            )
+            return True
+        read, new = stamp
+        moved = store._execute(
+            conn,
+            "UPDATE rule_position SET cursor_seq = ? WHERE name = ? AND cursor_seq = ?",
+            (new, STAMP, read),
+        ).rowcount
+        if moved == 0 and read == 0:  # no step has written one yet
+            moved = store._execute(
+                conn,
+                "INSERT INTO rule_position (name, cursor_seq) VALUES (?, ?) "
+                "ON CONFLICT (name) DO NOTHING",
+                (STAMP, new),
+            ).rowcount
+        return bool(moved == 1)
+
     def save(
         self,
         after_seq: int,
@@ -291,17 +334,22 @@ class RuleRepository(Generic[C]):
         groups: Sequence[Group] = (),
         dropped: Sequence[Key] = (),
         alerts: Sequence[tuple[int, NewEvent, int]] = (),
+        stamp: tuple[int, int] | None = None,
     ) -> bool:
         """In one transaction: move the position from ``after_seq`` (or from before it: what
         lies between concerns no rule) to ``cursor_seq``, write ``groups``, delete
         ``dropped`` and append the alert events ``alerts`` (rule id, event, event id), for
         the rules still at the ``revisions`` the step read (of a rule changed or deleted
-        meanwhile: nothing). False (nothing written) if another step moved the position
-        past ``after_seq``."""
+        meanwhile: nothing). ``stamp`` (read, new): the stamp moves from the one the step
+        read (``stamped_position``) to a new one; without it, to a random one: every write
+        changes it. False (nothing written) if another step moved the position past
+        ``after_seq``, or the stamp from the one read."""
         store = self._store
         if alerts:
             store._before_insert([event for _, event, _ in alerts])
         with store._transaction() as conn:
+            if not self._restamp(conn, stamp):
+                return False
             moved = store._execute(
                 conn,
                 "UPDATE rule_position SET cursor_seq = ? WHERE name = ? AND cursor_seq <= ?",
