@@ -10,6 +10,7 @@ issue's target is at most 0.10). Results in ``bench/results/rules.json``.
 from __future__ import annotations
 
 import argparse
+import sqlite3
 import tempfile
 import time
 from pathlib import Path
@@ -21,6 +22,7 @@ from bench.common import machine, rate
 from herald.catalog import load_catalog
 from herald.ids import IdGenerator
 from herald.model import NewEvent
+from herald.rules.alerts import TYPES as TYPES_WRITTEN
 from herald.rules.evaluator import RuleEvaluator
 from herald.rules.types import Condition, RuleSpec
 from herald.store.sqlite import SQLiteStore
@@ -97,13 +99,20 @@ def run(workdir: Path, events: int, endpoints: int) -> dict[str, Any]:
         for batch in batches:
             store.log.append(batch, ids.next_ids(len(batch)))
         append_s = time.perf_counter() - began
-        evaluator = RuleEvaluator(store, load_catalog(), ids, max_groups=endpoints * 4)
+        end = start + events * 100 + MIN  # the evaluator's clock: the same decisions each run
+        evaluator = RuleEvaluator(
+            store, load_catalog(), ids, max_groups=endpoints * 4, clock=lambda: end
+        )
         began = time.perf_counter()
         evaluator.catch_up()
         evaluate_s = time.perf_counter() - began
         alerts = len(store.rules.alerts())
     finally:
         store.close()
+    with sqlite3.connect(workdir / "herald.db") as conn:
+        written = conn.execute(
+            "SELECT COUNT(*) FROM events WHERE type_id IN (?, ?)", sorted(TYPES_WRITTEN)
+        ).fetchone()[0]
     return {
         "events": events,
         "endpoints": endpoints,
@@ -114,6 +123,7 @@ def run(workdir: Path, events: int, endpoints: int) -> dict[str, Any]:
         "evaluate_events_per_s": rate(events, evaluate_s),
         "ratio": round(evaluate_s / append_s, 3),
         "alerts_firing": alerts,
+        "alert_events": written,
     }
 
 
