@@ -152,7 +152,7 @@ def test_a_failing_read_shows_in_the_loop_health_and_the_feed_recovers(tmp_path:
     services = SimpleNamespace(run=threads.run, store=store, loops=loops)
 
     async def scenario() -> tuple[dict[str, Any], dict[str, Any], float, float]:
-        failing = SimpleNamespace(read_log=read_log, last_seq=store.log.last_seq)
+        failing = SimpleNamespace(log=SimpleNamespace(read=read_log, last_seq=store.log.last_seq))
         feed = LogFeed(failing, threads.run, frame, interval=0.01, loops=loops)
         subscription = Subscription(EventFilter(organisation_ids=(1,)), 10, (1,))
         await feed.subscribe(subscription)
