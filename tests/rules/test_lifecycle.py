@@ -2,7 +2,7 @@
 
 from __future__ import annotations
 
-from herald.rules import lifecycle
+from herald.rules import conditions, lifecycle
 from herald.rules.lifecycle import Transition
 from herald.rules.types import Condition, Group
 
@@ -39,6 +39,18 @@ def test_a_count_group_with_nothing_left_may_go() -> None:
     assert not lifecycle.removable(count, group, 0)
     lifecycle.evaluate(count, group, 2 * MIN, 0)
     assert lifecycle.removable(count, group, 2 * MIN)
+
+
+def test_a_group_that_fired_is_kept_so_its_next_alert_gets_a_new_id() -> None:
+    count = Condition("count", window_ms=MIN, count=1)
+    group = Group(1, "7", 1, state={"times": [[0, 1]]})
+    assert lifecycle.evaluate(count, group, 0, 0)[0] is Transition.FIRED
+    assert lifecycle.evaluate(count, group, 2 * MIN, 0)[0] is Transition.RESOLVED
+    assert conditions.idle(count, group.state)  # nothing left to count, and yet
+    assert not lifecycle.removable(count, group, 3 * MIN)  # forgotten, it would fire as 1 again
+    group.state["times"] = [[4 * MIN, 2]]
+    assert lifecycle.evaluate(count, group, 4 * MIN, 0)[0] is Transition.FIRED
+    assert group.episode == 2
 
 
 def test_a_late_event_resolves_a_firing_absence() -> None:

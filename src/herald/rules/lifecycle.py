@@ -62,7 +62,12 @@ def evaluate(
 
 
 def removable(condition: Condition, group: Group, now: int) -> bool:
-    """Whether the group may be forgotten: neither firing, held down, nor keeping anything."""
+    """Whether the group may be forgotten: it never fired, is not held down and keeps
+    nothing. A group that fired is kept for its episode count: its next firing's alert id
+    (``…:<episode>:fired``) must differ from every earlier one, or the log, which stores a
+    producer id once, would drop it as a repeat."""
     return (
-        not group.firing and group.held_until_ms <= now and conditions.idle(condition, group.state)
+        group.episode == 0
+        and group.held_until_ms <= now
+        and conditions.idle(condition, group.state)
     )
