@@ -26,11 +26,9 @@ from herald.api.routes import rules as rule_routes
 from herald.api.routes import stats as stats_routes
 from herald.api.routes import stream as stream_routes
 from herald.api.routes import usage as usage_routes
+from herald.background import followers_running
 from herald.config import Settings
 from herald.console import STATIC_DIR
-from herald.delivery.worker import in_process as delivery_in_process
-from herald.devices.projector import in_process as devices_in_process
-from herald.rules.evaluator import in_process as rules_in_process
 from herald.services import Services, running_services
 from herald.simulate.demo import run_demo
 
@@ -47,38 +45,11 @@ def _background(services: Services) -> list[asyncio.Task[None]]:
 
 @contextlib.asynccontextmanager
 async def _running(app: FastAPI, services: Services) -> AsyncIterator[None]:
-    """The API's background work over open services: its loops, delivery (if enabled) and
-    the device-state projector; the loops and the live feed stop on leaving."""
-    settings, store = services.settings, services.store
+    """The API's background work over open services: its loops and the log's followers
+    (delivery if enabled, device state, rules); the loops and the live feed stop on leaving."""
     background = _background(services)
     try:
-        async with (
-            delivery_in_process(
-                store,
-                settings,
-                services.catalog,
-                services.ids,
-                services.secret_box,
-                services.loops,
-            ),
-            devices_in_process(
-                store,
-                settings.device_state_poll_seconds,
-                services.loops,
-                enabled=settings.device_state_enabled,
-                catalog=services.catalog,
-                ids=services.ids,
-            ),
-            rules_in_process(
-                services.store,
-                services.catalog,
-                services.ids,
-                services.loops,
-                poll_seconds=settings.rules_poll_seconds,
-                max_groups=settings.max_groups_per_rule,
-                enabled=settings.rules_enabled,
-            ),
-        ):
+        async with followers_running(services):
             yield
     finally:
         for task in background:

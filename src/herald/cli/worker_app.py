@@ -18,48 +18,19 @@ from herald import __version__
 from herald.api.problems import install_problem_handlers
 from herald.api.routes import health
 from herald.api.routes import metrics as metrics_routes
+from herald.background import followers_running
 from herald.config import Settings
-from herald.delivery.worker import in_process as delivery_in_process
-from herald.devices.projector import in_process as devices_in_process
-from herald.rules.evaluator import in_process as rules_in_process
 from herald.services import running_services
 
 
 def create_worker_app(settings: Settings) -> FastAPI:
-    """A delivery worker (and device-state projector) with its health and metrics endpoints."""
+    """A worker: delivery, device state and rules, with its health and metrics endpoints."""
 
     @contextlib.asynccontextmanager
     async def lifespan(app: FastAPI) -> AsyncIterator[None]:
         async with running_services(settings) as services:
             app.state.services = services
-            async with (
-                delivery_in_process(
-                    services.store,
-                    settings,
-                    services.catalog,
-                    services.ids,
-                    services.secret_box,
-                    services.loops,
-                    mode="worker",
-                ),
-                devices_in_process(
-                    services.store,
-                    settings.device_state_poll_seconds,
-                    services.loops,
-                    enabled=settings.device_state_enabled,
-                    catalog=services.catalog,
-                    ids=services.ids,
-                ),
-                rules_in_process(
-                    services.store,
-                    services.catalog,
-                    services.ids,
-                    services.loops,
-                    poll_seconds=settings.rules_poll_seconds,
-                    max_groups=settings.max_groups_per_rule,
-                    enabled=settings.rules_enabled,
-                ),
-            ):
+            async with followers_running(services, mode="worker"):
                 yield
 
     app = FastAPI(
