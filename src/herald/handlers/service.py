@@ -28,10 +28,11 @@ from herald.delivery.sinks import (
 from herald.delivery.status import HandlerStatus, handler_status
 from herald.delivery.targets import TargetRefused, check_target, resolve
 from herald.delivery.webhook import WebhookSender
-from herald.errors import Forbidden, Invalid, NotFound, RetryLater
+from herald.errors import Invalid, NotFound, RetryLater
 from herald.handlers.filters import canonical_filter
 from herald.handlers.input import HandlerIn, HandlerPatch
 from herald.handlers.types import Delivery, Handler, HandlerSpec, Replay
+from herald.organisations.service import acting_for
 from herald.query.syntax import FilterError
 from herald.services import Services
 from herald.timefmt import format_ms, now_ms, to_ms
@@ -76,7 +77,7 @@ async def create_handler(
     services: Services, principal: Principal, body: HandlerIn
 ) -> tuple[Handler, str | None]:
     """Register a handler; its signing secret too when it is a webhook (shown only now)."""
-    organisation_id = _organisation_for(services, principal, body.organisation_id)
+    organisation_id = acting_for(services, principal, body.organisation_id)
     settings, credentials = _sink_settings(
         services, body.type, body.url, _given(body.settings), _given(body.credentials)
     )
@@ -315,19 +316,6 @@ def _filter(services: Services, value: str | dict[str, Any]) -> str:
         return canonical_filter(value, services.catalog)
     except FilterError as exc:
         raise Invalid.at(exc.field, exc.reason, title=INVALID) from exc
-
-
-def _organisation_for(services: Services, principal: Principal, named: int | None) -> int:
-    if not principal.internal:
-        if named is not None and named != principal.organisation_id:
-            raise Forbidden.at("organisation_id", "this token acts only for its own")
-        assert principal.organisation_id is not None
-        return principal.organisation_id
-    if named is None:
-        raise Invalid.at("organisation_id", "required with an internal token")
-    if services.organisation(named) is None:
-        raise Invalid.at("organisation_id", "unknown organisation")
-    return named
 
 
 async def _audit(services: Services, principal: Principal, handler: Handler, action: str) -> None:

@@ -4,10 +4,25 @@ status changes are written as events. One outside the caller's is ``NotFound``."
 from __future__ import annotations
 
 from herald.auth import Principal
-from herald.errors import NotFound
+from herald.errors import Forbidden, Invalid, NotFound
 from herald.organisations.types import Organisation
 from herald.services import Services
 from herald.store import NotFound as Missing
+
+
+def acting_for(services: Services, principal: Principal, named: int | None) -> int:
+    """The organisation a caller makes something for (a body's ``organisation_id``): a
+    tenant's own (naming another is ``Forbidden``), or the one an internal token must name."""
+    if not principal.internal:
+        if named is not None and named != principal.organisation_id:
+            raise Forbidden.at("organisation_id", "this token acts only for its own")
+        assert principal.organisation_id is not None
+        return principal.organisation_id
+    if named is None:
+        raise Invalid.at("organisation_id", "required with an internal token")
+    if services.organisation(named) is None:
+        raise Invalid.at("organisation_id", "unknown organisation")
+    return named
 
 
 async def visible(services: Services, principal: Principal) -> list[Organisation]:

@@ -7,8 +7,9 @@ from __future__ import annotations
 from collections import Counter
 
 from herald.auth import Principal
-from herald.errors import Forbidden, Invalid, NotFound
+from herald.errors import Invalid, NotFound
 from herald.handlers.filters import canonical_filter
+from herald.organisations.service import acting_for
 from herald.query.syntax import FilterError
 from herald.rules.input import INVALID, MAX_PREVIEW_DAYS, PreviewIn, RuleIn, RulePatch
 from herald.rules.preview import Preview, preview
@@ -17,19 +18,6 @@ from herald.services import Services
 from herald.timefmt import now_ms, to_ms
 
 DAY_MS = 86_400_000
-
-
-def _organisation_for(services: Services, principal: Principal, named: int | None) -> int:
-    if not principal.internal:
-        if named is not None and named != principal.organisation_id:
-            raise Forbidden.at("organisation_id", "this token acts only for its own")
-        assert principal.organisation_id is not None
-        return principal.organisation_id
-    if named is None:
-        raise Invalid.at("organisation_id", "required with an internal token")
-    if services.organisation(named) is None:
-        raise Invalid.at("organisation_id", "unknown organisation")
-    return named
 
 
 def _q(services: Services, value: str) -> str:
@@ -60,7 +48,7 @@ def _spec(services: Services, body: RuleIn | RulePatch, kept: RuleSpec | None) -
 
 async def create_rule(services: Services, principal: Principal, body: RuleIn) -> Rule:
     """A new rule, seeing the events written from now on."""
-    organisation_id = _organisation_for(services, principal, body.organisation_id)
+    organisation_id = acting_for(services, principal, body.organisation_id)
     spec = _spec(services, body, None)
     return await services.run(
         services.store.rules.create,
@@ -111,7 +99,7 @@ async def preview_rule(
 ) -> tuple[int, int, Preview]:
     """Run a rule over the caller's stored events of a past range, nothing written: the
     range (from, until) and what it would have done."""
-    organisation_id = _organisation_for(services, principal, body.organisation_id)
+    organisation_id = acting_for(services, principal, body.organisation_id)
     condition = body.condition.checked()
     if condition.kind == "state" and body.group != "endpoint":
         raise Invalid.at("group", "a state condition is per endpoint", title=INVALID)
