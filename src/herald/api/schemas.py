@@ -1,7 +1,8 @@
 """What the API answers, as models: ``api/openapi.py`` puts them in the document.
 
-The handler answers are built by these models themselves (``HandlerOut.of`` and its
-siblings, then ``answer``): the shape is declared once, for the answer and the document.
+The handler and event-statistics answers are built by these models themselves
+(``HandlerOut.of`` and its siblings, ``Stats``, then ``answer``): the shape is declared
+once, for the answer and the document.
 The event routes serialise stored records as they are (orjson, no response validation on
 the hot path); the models here say what that data is. A test checks real answers against
 them (schemathesis' response conformance).
@@ -97,6 +98,8 @@ class StatsRow(BaseModel):
 
 
 class Stats(BaseModel):
+    model_config = ConfigDict(populate_by_name=True)
+
     from_: str = Field(alias="from")
     until: str
     bucket: str | None

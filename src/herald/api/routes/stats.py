@@ -9,7 +9,9 @@ import orjson
 from fastapi import APIRouter, Request
 from starlette.responses import Response
 
+from herald.api import schemas
 from herald.api.deps import EventReader, ServicesDep
+from herald.api.schemas import answer
 from herald.catalog import SEVERITIES, SOURCES, Catalog
 from herald.events.stats import BUCKETS, count
 from herald.events.types import StatsQuery, StatsRow
@@ -66,30 +68,30 @@ async def event_stats(request: Request, services: ServicesDep, principal: EventR
     """
     counted = await count(services, principal, request.query_params)
     query = counted.query
-    body: dict[str, Any] = {
-        "from": format_ms(query.filter.from_ms or 0),
-        "until": format_ms(query.filter.until_ms or 0),
-        "bucket": _name_of_bucket(query.bucket_ms),
-        "group": query.group,
-        "order": query.order,
-        "total": counted.total,
-        "volume_mb": counted.volume_mb,
-        "rows": [_row(query, row, services.catalog) for row in counted.rows],
-    }
-    return Response(orjson.dumps(body), 200, media_type="application/json")
+    stats = schemas.Stats(
+        from_=format_ms(query.filter.from_ms or 0),
+        until=format_ms(query.filter.until_ms or 0),
+        bucket=_name_of_bucket(query.bucket_ms),
+        group=query.group,
+        order=query.order,
+        total=counted.total,
+        volume_mb=counted.volume_mb,
+        rows=[_row(query, row, services.catalog) for row in counted.rows],
+    )
+    return Response(orjson.dumps(answer(stats)), 200, media_type="application/json")
 
 
 def _name_of_bucket(bucket_ms: int | None) -> str | None:
     return next((name for name, ms in BUCKETS.items() if ms == bucket_ms), None)
 
 
-def _row(query: StatsQuery, row: StatsRow, catalog: Catalog) -> dict[str, Any]:
-    out: dict[str, Any] = {}
+def _row(query: StatsQuery, row: StatsRow, catalog: Catalog) -> schemas.StatsRow:
+    """A row with ``time`` when bucketed and ``key`` and ``label`` when grouped (a field
+    left unset is left out of the answer)."""
+    out = schemas.StatsRow(count=row.count, volume_mb=round(row.volume_mb, 6))
     if row.bucket_ms is not None:
-        out["time"] = format_ms(row.bucket_ms)
+        out.time = format_ms(row.bucket_ms)
     if query.group is not None:
-        out["key"] = row.key
-        out["label"] = _label(query.group, row.key, row, catalog)
-    out["count"] = row.count
-    out["volume_mb"] = round(row.volume_mb, 6)
+        out.key = row.key
+        out.label = _label(query.group, row.key, row, catalog)
     return out
