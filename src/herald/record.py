@@ -36,6 +36,15 @@ class NewEvent:
     provider: str
     external_id: str | None
     record: dict[str, JSON]
+    body: bytes | None = None
+    """The record serialised (``herald.events.build``), its ``id`` null: the store writes
+    these bytes with the id it assigns (``stored_body``). None: serialised at append."""
+
+    def stored_body(self, event_id: int) -> bytes:
+        """The record as stored and served, with its id (the event is not modified)."""
+        if self.body is not None:
+            return b'{"id":%d%b' % (event_id, self.body[_NULL_ID:])
+        return orjson.dumps(with_null_keys({**self.record, "id": event_id}))
 
     def nested(self, key: str) -> dict[str, JSON]:
         """The record's nested object ``key`` (``endpoint``, ``sim``...), or an empty dict."""
@@ -43,6 +52,7 @@ class NewEvent:
         return value if isinstance(value, dict) else {}
 
 
+_NULL_ID = len(b'{"id":null')
 _NULL_KEY_PATTERNS = tuple(f'"{key}":'.encode() for key in NULL_WHEN_ABSENT)
 
 

@@ -8,12 +8,10 @@ from collections.abc import Callable, Sequence
 from dataclasses import dataclass
 from operator import attrgetter
 
-import orjson
-
 from herald.events.types import EventQuery, SortKey, StatsQuery
 from herald.query.fields import BY_NAME, FIELDS, STATS_GROUPS, Match, Record, volume_mb
 from herald.query.filter import EventFilter, ascii_lower
-from herald.record import NewEvent, with_null_keys
+from herald.record import NewEvent
 from herald.store.errors import InvalidQuery
 
 # Columns whose values the NewEvent holds already (checked and typed by build_event).
@@ -90,7 +88,7 @@ def event_row(
 def stored_body(event: NewEvent, event_id: int) -> bytes:
     """The record as stored and served: the event's record with its id (not modified), and
     the null keys of a record built without them (``record.with_null_keys``)."""
-    return orjson.dumps(with_null_keys({**event.record, "id": event_id}))
+    return event.stored_body(event_id)
 
 
 @dataclass(frozen=True, slots=True)
