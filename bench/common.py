@@ -131,6 +131,12 @@ def server_database(server: HeraldServer) -> Path:
     return Path(server.database_url.removeprefix("sqlite:///"))
 
 
+def cpu_seconds(pid: int) -> float:
+    """CPU time (user and system, every thread) a live process has used."""
+    fields = Path(f"/proc/{pid}/stat").read_text().rsplit(")", 1)[1].split()
+    return (int(fields[11]) + int(fields[12])) / os.sysconf("SC_CLK_TCK")
+
+
 def peak_rss_mb(pid: int) -> float:
     """The peak resident set (VmHWM) of a live process, in MB."""
     for line in Path(f"/proc/{pid}/status").read_text().splitlines():

@@ -1,4 +1,6 @@
-"""Ingest: events/s through the store and through HTTP, beside raw sqlite3 ``executemany``."""
+"""Ingest: events/s through the store and through HTTP, beside raw sqlite3 ``executemany``
+(into Herald's own table, and into a plain table with the two indexes a log needs); the CPU
+``serve`` spends per event of an HTTP batch; provider ingest (1NCE batches of 3,000)."""
 
 from __future__ import annotations
 
@@ -16,13 +18,14 @@ from tests.support.server import HeraldServer
 from bench.common import (
     Mode,
     Result,
+    cpu_seconds,
     herald_server,
     percentiles,
     rate,
     server_database,
     wait_device_state,
 )
-from bench.events import ORGANISATIONS, document, new_events
+from bench.events import ORGANISATIONS, document, new_events, provider_record
 from herald.catalog import load_catalog
 from herald.ids import IdGenerator
 from herald.model import NewEvent
@@ -40,6 +43,9 @@ INSERT = (
 )
 CODEC = Codec({SHIPPED_ID: shipped_dictionary()})  # as a new store writes
 NAMES = {organisation: f"Organisation {organisation}" for organisation in ORGANISATIONS}
+PLAIN_INDEXES = ("organisation_id, ts", "organisation_id, endpoint_id, ts")
+"""The plain baseline's indexes: an organisation's log, an endpoint's."""
+PROVIDER_BATCH = 3000  # records in a 1NCE request, the most a provider batch holds
 NEIGHBOUR_READS_ALONE = 200
 NEIGHBOUR_PAUSE_S = 0.01
 
@@ -62,6 +68,15 @@ def _raw_connection(path: Path) -> sqlite3.Connection:
     return conn
 
 
+def _plain_connection(path: Path) -> sqlite3.Connection:
+    """The same columns in a plain table with only ``PLAIN_INDEXES``."""
+    conn = _raw_connection(path)
+    conn.execute(f"CREATE TABLE events ({', '.join(EVENT_COLUMNS)})")
+    for number, columns in enumerate(PLAIN_INDEXES):
+        conn.execute(f"CREATE INDEX plain_{number} ON events ({columns})")
+    return conn
+
+
 def _recent_documents(
     count: int, organisation_id: int | None = None, part: range | None = None
 ) -> list[dict[str, object]]:
@@ -81,12 +96,13 @@ def store_ingest(mode: Mode, workdir: Path) -> Result:
     _fresh_store(workdir / "raw.db").close()
     _fresh_store(workdir / "bare.db").close()
     raw = _raw_connection(workdir / "raw.db")
+    plain = _plain_connection(workdir / "plain.db")
     bare = _raw_connection(workdir / "bare.db")  # what the secondary indexes cost
     for (name,) in bare.execute(
         "SELECT name FROM sqlite_master WHERE tbl_name = 'events' AND sql LIKE 'CREATE%INDEX%'"
     ).fetchall():
         bare.execute(f"DROP INDEX {name}")
-    herald_s = raw_s = bare_s = 0.0
+    herald_s = raw_s = bare_s = plain_s = 0.0
     try:
         # Interleaved batch by batch, so all see the same disk and cache conditions; each
         # batch is prepared (validated, built, rows made) before the clocks start.
@@ -96,12 +112,14 @@ def store_ingest(mode: Mode, workdir: Path) -> Result:
             ids = generator.next_ids(len(events))
             rows = [_row(event, event_id) for event, event_id in zip(events, ids, strict=True)]
             raw_s += _insert(raw, rows)
+            plain_s += _insert(plain, rows)
             bare_s += _insert(bare, rows)
             began = time.perf_counter()
             herald.log.append(events, ids)
             herald_s += time.perf_counter() - began
     finally:
         raw.close()
+        plain.close()
         bare.close()
         herald.close()
     herald_rate, raw_rate = rate(count, herald_s), rate(count, raw_s)
@@ -112,6 +130,7 @@ def store_ingest(mode: Mode, workdir: Path) -> Result:
         "raw_sqlite_events_per_s": raw_rate,
         "ratio": round(herald_rate / raw_rate, 3),
         "raw_sqlite_without_indexes_events_per_s": rate(count, bare_s),
+        "raw_plain_events_per_s": rate(count, plain_s),
     }
 
 
@@ -161,12 +180,14 @@ async def _post_all(
     return len(bodies) * per_body, seconds
 
 
-def http_ingest(mode: Mode, workdir: Path, raw_rate: float) -> Result:
-    """``POST /api/v1/event`` to one server process: batches of 1000, single events.
+def http_ingest(mode: Mode, workdir: Path, raw_rates: dict[str, float]) -> Result:
+    """``POST /api/v1/event`` to one server process: batches of 1000, single events; then
+    1NCE records to ``POST /api/v1/ingest/1nce`` in batches of 3,000.
 
     ``serve`` keeps device state by default: each rate counts until its projector has folded
     the last event (the posting alone is reported beside it), and each part starts on an
-    idle server."""
+    idle server. ``serve_cpu_us_per_event``: the server process's CPU (every thread: HTTP,
+    codec, store, device state) over the events, from posting to folded."""
     count = mode.http_batch_events
     batches = [
         orjson.dumps(_recent_documents(count, 1, range(i, min(i + BATCH, count))))
@@ -178,15 +199,32 @@ def http_ingest(mode: Mode, workdir: Path, raw_rate: float) -> Result:
         url = f"{server.url}/api/v1/event"
         batch = _posted_and_folded(server, url, batches, BATCH_CLIENTS, BATCH)
         single = _posted_and_folded(server, url, singles, SINGLE_CLIENTS, 1)
+        provider = _posted_and_folded(
+            server,
+            f"{server.url}/api/v1/ingest/1nce?organisation=1",
+            _provider_batches(count // 2),
+            BATCH_CLIENTS,
+            PROVIDER_BATCH,
+        )
         # the server idle now (the singles folded): the neighbour's "alone" reads are alone
         neighbour = neighbour_reads(server, batches[: len(batches) // 2])
     for part in (batch, single):
-        part["ratio_to_raw_sqlite"] = round(part["events_per_s"] / raw_rate, 3)
+        part["ratio_to_raw_sqlite"] = round(part["events_per_s"] / raw_rates["herald_table"], 3)
+        part["ratio_to_raw_plain"] = round(part["events_per_s"] / raw_rates["plain_table"], 3)
+    provider["ratio_to_api_batch"] = round(provider["events_per_s"] / batch["events_per_s"], 3)
     return {
         "batch": {**batch, "clients": BATCH_CLIENTS},
         "single": {**single, "clients": SINGLE_CLIENTS},
+        "provider_1nce": {**provider, "clients": BATCH_CLIENTS, "batch": PROVIDER_BATCH},
         "neighbour_read": neighbour,
     }
+
+
+def _provider_batches(count: int) -> list[bytes]:
+    """``count`` 1NCE records over the last hour, in batches of ``PROVIDER_BATCH``."""
+    start = now_ms() - 3_600_000
+    records = [provider_record(i, start + i * 3_000_000 // count) for i in range(count)]
+    return [orjson.dumps(records[i : i + PROVIDER_BATCH]) for i in range(0, count, PROVIDER_BATCH)]
 
 
 def _posted_and_folded(
@@ -195,10 +233,16 @@ def _posted_and_folded(
     """Post ``bodies``, then wait until the device state has folded them: the rate until
     then, the posting's rate and the lag after the last post."""
     database = server_database(server)
+    assert server.process is not None
+    pid = server.process.pid
+    cpu: list[float] = []
+
+    def settle() -> None:
+        wait_device_state(database)
+        cpu.append(cpu_seconds(pid))
+
     events, posting_s = asyncio.run(
-        _post_all(
-            url, server.admin_token, bodies, clients, per_body, lambda: wait_device_state(database)
-        )
+        _post_all(url, server.admin_token, bodies, clients, per_body, settle)
     )
     lag_s = wait_device_state(database)
     folded = rate(events, posting_s + lag_s)
@@ -207,6 +251,7 @@ def _posted_and_folded(
         "events_per_s": folded,
         "posting_events_per_s": rate(events, posting_s),
         "lag_after_last_post_s": round(lag_s, 3),
+        "serve_cpu_us_per_event": round((cpu_seconds(pid) - cpu[0]) * 1e6 / events, 1),
     }
 
 

@@ -29,6 +29,24 @@ TARGETS: list[tuple[str, str, str, float]] = [
     ("Store ingest vs raw sqlite", "ingest.store.ratio", ">=", 0.5),
     ("HTTP batch ingest, events/s", "ingest.http.batch.events_per_s", ">=", 30_000),
     (
+        "CPU per event in serve, HTTP batch ingest, µs",
+        "ingest.http.batch.serve_cpu_us_per_event",
+        "<=",
+        40,
+    ),
+    (
+        "HTTP batch ingest vs raw executemany into a plain table (two indexes)",
+        "ingest.http.batch.ratio_to_raw_plain",
+        ">=",
+        0.5,
+    ),
+    (
+        "Provider ingest (1NCE, batches of 3,000) vs the API's batch rate",
+        "ingest.http.provider_1nce.ratio_to_api_batch",
+        ">=",
+        0.8,
+    ),
+    (
         "Newest 100 for one endpoint, p99 ms",
         "query.newest_100_for_endpoint.herald.p99_ms",
         "<=",
@@ -174,6 +192,11 @@ def _figures(results: dict[str, Any]) -> list[str]:
             f"| (raw sqlite3 executemany, table without its secondary indexes, events/s) | | "
             f"{_n(s['raw_sqlite_without_indexes_events_per_s'])} | |",
         ]
+        if "raw_plain_events_per_s" in s:
+            lines.append(
+                "| (raw sqlite3 executemany into a plain table indexed on (organisation, ts) and "
+                f"(organisation, endpoint, ts), events/s) | | {_n(s['raw_plain_events_per_s'])} | |"
+            )
         for key, label in (("batch", "batches of 1000"), ("single", "single events")):
             p = h[key]
             until = (
@@ -186,12 +209,27 @@ def _figures(results: dict[str, Any]) -> list[str]:
                 f"{_n(p['events_per_s'])} | {_n(s['raw_sqlite_events_per_s'])} (the store's "
                 f"raw executemany above) | {_n(p['ratio_to_raw_sqlite'])} |"
             )
+            if "ratio_to_raw_plain" in p:
+                lines.append(
+                    f"| (HTTP, {label}: vs the plain table's executemany; serve's CPU per event, "
+                    f"µs) | {_n(p['serve_cpu_us_per_event'])} µs | "
+                    f"{_n(s['raw_plain_events_per_s'])} | {_n(p['ratio_to_raw_plain'])} |"
+                )
             if "posting_events_per_s" in p:
                 lines.append(
                     f"| (HTTP, {label}: posting alone, events/s; device state's lag after the "
                     f"last post, s) | {_n(p['posting_events_per_s'])}; "
                     f"{_n(p['lag_after_last_post_s'])} | | |"
                 )
+        if "provider_1nce" in h:
+            p = h["provider_1nce"]
+            lines.append(
+                f"| provider ingest, 1NCE batches of {p['batch']:,} ({p['clients']} clients), "
+                f"until device state has folded them, events/s (serve's CPU per event) | "
+                f"{_n(p['events_per_s'])} ({_n(p['serve_cpu_us_per_event'])} µs) | "
+                f"{_n(h['batch']['events_per_s'])} (the API's batches above) | "
+                f"{_n(p['ratio_to_api_batch'])} |"
+            )
         if "neighbour_read" in h:
             alone, busy = h["neighbour_read"]["alone"], h["neighbour_read"]["during_batch_ingest"]
             lines.append(

@@ -82,7 +82,11 @@ def main() -> None:
             store = ingest.store_ingest(mode, workdir)
             _say(f"  {store}")
             _say("ingest: HTTP")
-            http = ingest.http_ingest(mode, workdir, store["raw_sqlite_events_per_s"])
+            raw_rates = {
+                "herald_table": store["raw_sqlite_events_per_s"],
+                "plain_table": store["raw_plain_events_per_s"],
+            }
+            http = ingest.http_ingest(mode, workdir, raw_rates)
             _say(f"  {http}")
             _say("ingest: a neighbour's reads while one tenant writes at its event budget")
             http["neighbour_at_budget"] = neighbour.neighbour_at_budget(workdir, mode.quick)

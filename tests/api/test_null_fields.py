@@ -13,8 +13,16 @@ import pytest
 
 from herald.catalog import load_catalog
 from herald.ids import IdGenerator
-from herald.model import NULL_WHEN_ABSENT, EventIn, NewEvent, OrganisationRef, build_event
-from herald.store import open_store, sql
+from herald.model import (
+    NULL_WHEN_ABSENT,
+    EndpointRef,
+    EventIn,
+    NewEvent,
+    OrganisationRef,
+    TypeRef,
+    build_event,
+)
+from herald.store import open_store
 from herald.timefmt import now_ms
 from tests.api.test_stream import Stream
 from tests.delivery.receiver import receiving, start_delivery_in_process, tenant
@@ -35,9 +43,7 @@ def herald(tmp_path: Path, database_url: str) -> Iterator[Herald]:
 def _stored_before(server: Herald, organisation: int, monkeypatch: pytest.MonkeyPatch) -> int:
     """An event written as Herald stored them before: no null keys at all. Its id."""
     built = build_event(
-        EventIn.model_validate(
-            {"event_type": {"id": CODE}, "description": "old", "endpoint": {"id": 7}}
-        ),
+        EventIn(event_type=TypeRef(id=CODE), description="old", endpoint=EndpointRef(id=7)),
         organisation=OrganisationRef(id=organisation, name="Acme IoT"),
         catalog=load_catalog(),
         received_ms=now_ms(),
@@ -46,11 +52,12 @@ def _stored_before(server: Herald, organisation: int, monkeypatch: pytest.Monkey
     assert isinstance(built, NewEvent)
     for key in ("sim", "imsi", "user", "detail"):
         del built.record[key]
+    built.body = None  # serialised at append, from the record as changed
     store = open_store(server.database_url)
     try:
         (event_id,) = IdGenerator(store.nodes.lease).next_ids(1)
         with monkeypatch.context() as patch:  # as the store wrote before: the record as built
-            patch.setattr(sql, "with_null_keys", lambda record: record)
+            patch.setattr("herald.record.with_null_keys", lambda kept: kept)
             (body,) = store.log.append([built], [event_id])
     finally:
         store.close()

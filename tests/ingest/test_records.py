@@ -6,9 +6,9 @@ from typing import Any
 
 import pytest
 
+from herald.events.codec import Checked, check
 from herald.ingest import RecordError, normalise_record
 from herald.ingest.records import parse_detail
-from herald.model import EventIn
 
 BASE: dict[str, Any] = {
     "id": 42,
@@ -27,7 +27,7 @@ def test_the_provider_org_is_dropped_and_the_original_kept() -> None:
     assert "organisation" not in event
     assert event["payload"] == {"content_type": "application/json", "data": BASE}
     assert event["id"] == "42"
-    EventIn.model_validate(event)
+    assert isinstance(check(event), Checked)
 
 
 @pytest.mark.parametrize(("raw", "expected"), [(1, True), (0, False), ("true", True), (None, None)])
@@ -74,4 +74,5 @@ def test_unusable_records_name_the_field(change: dict[str, Any], field: str) -> 
 def test_null_nested_objects_are_left_out() -> None:
     event = normalise_record({**BASE, "user": None, "sim": {"id": None}, "endpoint": {"id": "7"}})
     assert "user" not in event and "sim" not in event
-    assert EventIn.model_validate(event).endpoint is not None
+    checked = check(event)
+    assert isinstance(checked, Checked) and checked.event.endpoint is not None

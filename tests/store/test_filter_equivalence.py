@@ -16,8 +16,9 @@ from hypothesis import HealthCheck, given, settings
 from hypothesis import strategies as st
 
 from herald.catalog import load_catalog
+from herald.events.codec import Checked, check
 from herald.events.types import EventQuery, SortKey
-from herald.model import EventIn, NewEvent, OrganisationRef, build_event
+from herald.model import NewEvent, OrganisationRef, build_event
 from herald.query.fields import BY_PUBLIC_NAME, Kind, Match
 from herald.query.filter import EventFilter
 from herald.store import Store
@@ -117,8 +118,10 @@ def filters(draw: st.DrawFn) -> dict[str, Any]:
 
 
 def _build(organisation_id: int, body: dict[str, Any]) -> NewEvent:
+    checked = check(body)
+    assert isinstance(checked, Checked), checked
     built = build_event(
-        EventIn.model_validate(body),
+        checked,
         organisation=OrganisationRef(id=organisation_id, name="org"),
         catalog=load_catalog(),
         received_ms=NOW,

@@ -22,8 +22,8 @@ from starlette.staticfiles import StaticFiles
 from swagger_ui_bundle import swagger_ui_path  # type: ignore[import-untyped]
 
 from herald.api import schemas
+from herald.events import codec
 from herald.events.stats import BUCKETS, ORDERS
-from herald.model import EventIn
 from herald.query.fields import STATS_GROUPS
 
 DOCS_URL = "/api/docs"
@@ -231,8 +231,8 @@ def _components() -> dict[str, Any]:
     """Every model's schema by name (nested models hoisted beside them)."""
     pairs = [(model, "serialization") for model in _OUT_MODELS]
     _, out = models_json_schema(pairs, ref_template=REF)  # type: ignore[arg-type]
-    _, into = models_json_schema([(EventIn, "validation")], ref_template=REF)
-    return {**into.get("$defs", {}), **out.get("$defs", {})}
+    _, event_in = codec.schema()  # the codec's own types: document and validator agree
+    return {**event_in, **out.get("$defs", {})}
 
 
 def _error(status: int) -> dict[str, Any]:

@@ -20,7 +20,7 @@ from typing import TYPE_CHECKING, Any
 
 from herald.devices import state as device_state
 from herald.devices.state import Status
-from herald.model import EventIn, NewEvent, OrganisationRef, TypeRef
+from herald.model import EndpointRef, EventIn, NewEvent, OrganisationRef, TypeRef
 from herald.timefmt import format_ms
 
 if TYPE_CHECKING:
@@ -61,7 +61,7 @@ def to_event(
             id=f"device-status:{change.key}:{cause.event_id}:{int(change.after)}"[:128],
             event_type=TypeRef(id=FIRST_TYPE + int(change.after)),
             description=f"Endpoint {label} is {change.after.name} (was {change.before.name})",
-            endpoint=endpoint or None,
+            endpoint=EndpointRef(**endpoint) if endpoint else None,
             detail={
                 "status": _ref(change.after),
                 "previous_status": _ref(change.before),

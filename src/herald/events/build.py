@@ -15,6 +15,7 @@ from __future__ import annotations
 from functools import lru_cache
 from typing import Any
 
+import msgspec
 import orjson
 
 from herald.catalog import CRITICALITIES, SEVERITIES, SOURCES, Catalog, Scope
@@ -26,6 +27,7 @@ from herald.events.codec import (
     FieldError,
     LevelRef,
     OrganisationRef,
+    check,
     is_target_type,
     reference,
 )
@@ -46,7 +48,7 @@ _format_received = lru_cache(maxsize=64)(format_ms)
 
 
 def build_event(
-    checked: Checked,
+    given: Checked | EventIn,
     *,
     organisation: OrganisationRef,
     catalog: Catalog,
@@ -65,8 +67,12 @@ def build_event(
     type id or moniker, kept beside Herald's type. ``retention_days``: the organisation's; a
     timestamp older than the retention window is refused (``herald.retention``), as one in
     the future beyond ``max_future_ms`` is. Returns the event ready for the store, or the
-    reasons it was refused.
+    reasons it was refused. An ``EventIn`` Herald made itself (not checked yet) is checked
+    first, as a producer's is.
     """
+    checked = check(msgspec.to_builtins(given)) if isinstance(given, EventIn) else given
+    if isinstance(checked, list):
+        return checked
     event = checked.event
     extra = checked.extra
     errors: list[FieldError] = []

@@ -23,6 +23,7 @@ from typing import Annotated, Any, Final
 import msgspec
 from msgspec import UNSET, Meta, Struct, UnsetType
 
+from herald.gil import offer_gil
 from herald.timefmt import in_range, parse_timestamp, to_ms
 
 MAX_EXTRA_FIELDS = 32
@@ -201,7 +202,11 @@ def check_all(items: Sequence[Any]) -> list[Checked | list[FieldError]]:
         events = msgspec.convert(items, list[EventIn], strict=False)
     except msgspec.ValidationError:
         return [check(item) for item in items]
-    return [_finish(event, item) for event, item in zip(events, items, strict=True)]
+    checked: list[Checked | list[FieldError]] = []
+    for index, (event, item) in enumerate(zip(events, items, strict=True)):
+        offer_gil(index)
+        checked.append(_finish(event, item))
+    return checked
 
 
 def check(item: Any) -> Checked | list[FieldError]:

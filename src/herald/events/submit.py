@@ -1,8 +1,9 @@
 """Events submitted to the API: parsed, validated, built and stored.
 
-Parse, validate every event of a batch, and store all of them in one transaction or none:
-a batch with any bad event stores nothing and names the index of each bad one. Provider
-batches (``ingest/intake.py``) build each record with ``build_one`` and keep what they can.
+Parse (orjson), check every event of a batch (the compiled codec, ``events.codec``), and
+store all of them in one transaction or none: a batch with any bad event stores nothing and
+names the index of each bad one. Provider batches (``ingest/intake.py``) build each record
+with ``build_one`` and keep what they can.
 Refusals are ``herald.errors`` (``Malformed``, ``Invalid``, ``Forbidden``).
 """
 
@@ -11,19 +12,18 @@ from __future__ import annotations
 from typing import Any
 
 import orjson
-from pydantic import TypeAdapter, ValidationError
 
 from herald.auth import Principal
-from herald.errors import Forbidden, Invalid, Malformed, validation_errors
-from herald.model import EventIn, FieldError, NewEvent, OrganisationRef
+from herald.errors import Forbidden, Invalid, Malformed
+from herald.events.codec import Checked, FieldError, OrganisationRef, check_all
 from herald.organisations.types import Organisation
+from herald.record import NewEvent
 from herald.retention import retention_days
 from herald.services import Services
 from herald.threads import offer_gil
 from herald.timefmt import now_ms
 
-_EVENT_IN = TypeAdapter(EventIn)
-_UNRESOLVED = OrganisationRef.model_construct(id=0, name=None)
+_UNRESOLVED = OrganisationRef(id=0, name=None)
 _FOREIGN = "this token writes only for its own organisation"
 
 
@@ -51,16 +51,18 @@ def as_batch(document: Any, max_events: int) -> tuple[list[Any], bool]:
     return document, True
 
 
-def validate(items: list[Any]) -> list[EventIn]:
-    """Each item as an EventIn; ``Invalid`` naming the index and field of every bad one."""
-    events: list[EventIn] = []
+def validate(items: list[Any]) -> list[Checked]:
+    """Each item checked by the codec; ``Invalid`` naming the index and field of every bad
+    one."""
+    events: list[Checked] = []
     errors: list[dict[str, Any]] = []
-    for index, item in enumerate(items):
-        offer_gil(index)
-        try:
-            events.append(_EVENT_IN.validate_python(item))
-        except ValidationError as exc:
-            errors.extend(validation_errors(exc.errors(), index if len(items) > 1 else None))
+    at_index = len(items) > 1
+    for index, result in enumerate(check_all(items)):
+        if isinstance(result, Checked):
+            events.append(result)
+            continue
+        at = {"index": index} if at_index else {}
+        errors.extend({"field": e.field, "reason": e.reason, **at} for e in result)
     if errors:
         raise _invalid(errors)
     return events
@@ -78,10 +80,10 @@ def _detail(errors: list[dict[str, Any]]) -> str:
 
 
 def _organisation_for(
-    services: Services, principal: Principal, event: EventIn
+    services: Services, principal: Principal, event: Checked
 ) -> Organisation | str:
     """The organisation an event is written for, or why it cannot be."""
-    named = event.organisation.id if event.organisation else None
+    named = event.event.organisation.id if event.event.organisation else None
     if not principal.internal:
         if named is not None and named != principal.organisation_id:
             return _FOREIGN
@@ -97,7 +99,7 @@ def _organisation_for(
 def build_one(
     services: Services,
     principal: Principal,
-    event: EventIn,
+    event: Checked,
     *,
     received_ms: int,
     provider: str = "api",
@@ -136,7 +138,7 @@ def build_one(
 def build_all(
     services: Services,
     principal: Principal,
-    events: list[EventIn],
+    events: list[Checked],
     provider: str = "api",
 ) -> list[NewEvent]:
     """Every event checked and completed for the store; ``Invalid`` (``Forbidden`` for

@@ -20,8 +20,10 @@ import orjson
 
 from herald import metrics
 from herald.catalog import Catalog, load_catalog
+from herald.events.build import build_event
+from herald.events.codec import Checked, EventIn, FieldError, OrganisationRef
 from herald.ids import IdGenerator
-from herald.model import EventIn, FieldError, NewEvent, OrganisationRef, build_event
+from herald.record import NewEvent
 from herald.store import Store
 
 T = TypeVar("T")
@@ -50,7 +52,7 @@ class EventWriter:
 
     def build(
         self,
-        event: EventIn,
+        event: Checked | EventIn,
         *,
         organisation: OrganisationRef,
         received_ms: int,
@@ -60,8 +62,9 @@ class EventWriter:
         provider_type: str | None = None,
         retention_days: float | None = None,
     ) -> NewEvent | list[FieldError]:
-        """``event`` checked against the catalogue with its defaults filled in, ready to
-        append, or every reason it is refused (``herald.model.build_event``)."""
+        """``event`` (a producer's, checked by ``events.codec``, or one Herald made) checked
+        against the catalogue with its defaults filled in and its record serialised, ready
+        to append, or every reason it is refused (``events.build.build_event``)."""
         return build_event(
             event,
             organisation=organisation,
@@ -105,7 +108,7 @@ class EventWriter:
     ) -> Appended:
         """What an append stored, counted by provider (the one count of written events)."""
         ids = [
-            assigned_id if event.external_id is None else int(orjson.loads(record)["id"])
+            assigned_id if event.external_id is None else _record_id(record)
             for event, record, assigned_id in zip(events, records, assigned, strict=True)
         ]
         fresh = [stored == given for stored, given in zip(ids, assigned, strict=True)]
@@ -113,3 +116,12 @@ class EventWriter:
         for provider, count in written.items():
             metrics.EVENTS_INGESTED.labels(provider).inc(count)
         return Appended(records, ids, fresh)
+
+
+def _record_id(record: bytes) -> int:
+    """A stored record's id: read from its first field, where Herald writes it."""
+    if record.startswith(b'{"id":'):
+        end = record.find(b",", 6)
+        if end > 6 and record[6:end].isdigit():
+            return int(record[6:end])
+    return int(orjson.loads(record)["id"])

@@ -17,18 +17,18 @@ from decimal import Decimal
 from typing import Any
 
 import orjson
-from pydantic import TypeAdapter, ValidationError
 
 from herald import metrics
 from herald.auth import Principal
-from herald.errors import Forbidden, Invalid, validation_errors
+from herald.errors import Forbidden, Invalid
+from herald.events.codec import check
 from herald.events.submit import build_one, parse_json
 from herald.ingest import PROVIDERS, RecordError
 from herald.ingest.stacuity import TEST_MESSAGE
 from herald.ingest.types import resolve_provider_type
 from herald.ingest.usage import is_usage_record, parse_usage
-from herald.model import EventIn, NewEvent
 from herald.nul import NUL_REASON, nul_field
+from herald.record import NewEvent
 from herald.retention import DAY_MS, retention_days, too_old, window_start_ms
 from herald.services import Services
 from herald.store.rejections import NewRejection, QuarantineLimits, Rejected
@@ -37,7 +37,6 @@ from herald.store.usage_records import UsageRecord
 from herald.threads import offer_gil
 from herald.timefmt import format_ms, now_ms
 
-_EVENT_IN = TypeAdapter(EventIn)
 MAX_ERRORS = 20  # reasons kept per record
 MAX_REASON = 300  # characters per reason (a provider's value may be quoted in it)
 USAGE_PROVIDERS = frozenset({"emnify", "1nce"})
@@ -96,10 +95,9 @@ def build_record(
     except RecordError as exc:
         return _errors([{"field": exc.field, "reason": exc.reason}])
     document["organisation"] = {"id": organisation_id}
-    try:
-        event = _EVENT_IN.validate_python(document)
-    except ValidationError as exc:
-        return _errors(validation_errors(exc.errors()))
+    event = check(document)
+    if isinstance(event, list):
+        return _errors([{"field": e.field, "reason": e.reason} for e in event])
     result = build_one(
         services,
         principal,

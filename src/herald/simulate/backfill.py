@@ -10,7 +10,6 @@ from collections.abc import Callable, Iterable, Iterator
 from itertools import islice
 from typing import Any
 
-from pydantic import TypeAdapter
 from rich.progress import (
     BarColumn,
     MofNCompleteColumn,
@@ -20,10 +19,11 @@ from rich.progress import (
     TimeRemainingColumn,
 )
 
+from herald.events.codec import Checked, OrganisationRef, check
 from herald.events.writer import EventWriter
 from herald.ids import IdGenerator
-from herald.model import EventIn, NewEvent, OrganisationRef
 from herald.organisations.types import Organisation
+from herald.record import NewEvent
 from herald.retention import retention_days
 from herald.simulate.engine import World
 from herald.simulate.usage import save_usage
@@ -31,7 +31,6 @@ from herald.store import Store
 from herald.timefmt import now_ms
 
 BATCH = 5000
-_EVENT_IN = TypeAdapter(EventIn)
 
 
 class SimulationError(ValueError):
@@ -73,11 +72,12 @@ def to_new_events(
     """Simulated documents checked and completed as the API would; raises if one is refused."""
     built: list[NewEvent] = []
     for document in documents:
-        event = _EVENT_IN.validate_python(document)
-        assert event.organisation is not None
+        event = check(document)
+        if not isinstance(event, Checked) or event.event.organisation is None:
+            raise SimulationError(f"simulated event refused ({event}): {document}")
         result = writer.build(
             event,
-            organisation=organisations[event.organisation.id],
+            organisation=organisations[event.event.organisation.id],
             received_ms=received_ms,
             internal=True,
             provider="simulator",

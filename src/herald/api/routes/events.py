@@ -12,7 +12,6 @@ from herald.api.deps import EventReader, EventWriter, ServicesDep
 from herald.api.pagination import page_headers
 from herald.events import service
 from herald.events.query_params import FILTER_FIELDS
-from herald.model import EventIn
 
 router = APIRouter(tags=["events"])
 JSON_TYPE = "application/json"
@@ -23,7 +22,6 @@ def _json_array(items: list[bytes]) -> bytes:
     return b"[" + b",".join(items) + b"]"
 
 
-_EVENT_IN_SCHEMA = EventIn.model_json_schema(ref_template="#/components/schemas/{model}")
 _LIST_PARAMETERS: list[dict[str, Any]] = [
     {
         "name": "q",
