@@ -168,7 +168,7 @@ async def _post_all(
         async def worker() -> None:
             while not queue.empty():
                 reply = await client.post(url, content=queue.get_nowait())
-                if reply.status_code != 201:
+                if reply.status_code not in (200, 201) or _unstored(reply):
                     raise RuntimeError(f"ingest answered {reply.status_code}: {reply.text[:300]}")
 
         await client.post(url, content=bodies[0])  # warm up: connections, first-call paths
@@ -178,6 +178,14 @@ async def _post_all(
         await asyncio.gather(*(worker() for _ in range(clients)))
         seconds = time.perf_counter() - started
     return len(bodies) * per_body, seconds
+
+
+def _unstored(reply: httpx.Response) -> bool:
+    """A provider batch's answer (200) holding records that were not stored."""
+    if reply.status_code != 200:
+        return False
+    answer = orjson.loads(reply.content)
+    return bool(answer.get("quarantined") or answer.get("refused"))
 
 
 def http_ingest(mode: Mode, workdir: Path, raw_rates: dict[str, float]) -> Result:

@@ -403,6 +403,9 @@ def schema() -> tuple[dict[str, Any], dict[str, Any]]:
     properties = definitions["EventIn"]["properties"]
     for name, description in DESCRIPTIONS.items():
         properties[name]["description"] = description
+    served = {"$ref": "#/components/schemas/CriticalityRef"}  # inlined: one field's form
+    forms = properties["criticality"]["anyOf"]
+    forms[forms.index(served)] = definitions.pop("CriticalityRef")
     definitions["EventIn"]["additionalProperties"] = True
     for kind in (EndpointRef, SimRef, ImsiRef, UserRef):
         definitions[kind.__name__]["additionalProperties"] = True
