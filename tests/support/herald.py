@@ -48,6 +48,15 @@ class Herald(ABC):
         """Stop, then start again over the same database with the settings ``env`` holds."""
 
     @property
+    def log_file(self) -> Path:
+        """What it logs: the process's output, or the app's log records when in process."""
+        return self.workdir / "server.log"
+
+    def log(self) -> str:
+        path = self.log_file
+        return path.read_text(errors="replace") if path.exists() else ""
+
+    @property
     def admin_token_file(self) -> Path:
         """Where the first start writes the admin token: beside a SQLite file, else in cwd."""
         if self.database_url.startswith("sqlite:"):

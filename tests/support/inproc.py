@@ -3,12 +3,15 @@ lifespan (the real store on the test's database), run by uvicorn in a thread on 
 port, so that tests reach it over HTTP as they reach ``herald serve``, streams included.
 
 It starts in a fraction of the time a ``herald serve`` process takes (no interpreter to
-start, nothing to import) and leaves no process behind. Tests whose subject is the process
-itself (signals, kill -9, its log file, the CLI starting it) use ``tests.support.server``.
+start, nothing to import) and leaves no process behind. While it runs, the test process's
+log records go to its ``log()`` (``server.log`` in its workdir), as a process's output
+would. Tests whose subject is the process itself (signals, kill -9, its memory, the CLI
+starting it) use ``tests.support.server``.
 """
 
 from __future__ import annotations
 
+import logging
 import os
 import socket
 import threading
@@ -37,11 +40,13 @@ class InProcessHerald(Herald):
     _app: FastAPI | None = field(default=None, init=False, repr=False)
     _server: uvicorn.Server | None = field(default=None, init=False, repr=False)
     _thread: threading.Thread | None = field(default=None, init=False, repr=False)
-    _port: int = field(default=0, init=False)
+    port: int = field(default=0, init=False)
+    """Its loopback port (a new one on each start)."""
+    _log: logging.Handler | None = field(default=None, init=False, repr=False)
 
     @property
     def url(self) -> str:
-        return f"http://127.0.0.1:{self._port}"
+        return f"http://127.0.0.1:{self.port}"
 
     @property
     def app(self) -> FastAPI:
@@ -67,7 +72,7 @@ class InProcessHerald(Herald):
         settings = self.settings()
         self._bootstrap(settings)
         sock = listen("127.0.0.1", 0)
-        self._port = sock.getsockname()[1]
+        self.port = sock.getsockname()[1]
         self._app = create_app(settings)
         config = uvicorn.Config(  # as herald.cli.common.run_app configures it
             self._app,
@@ -79,14 +84,29 @@ class InProcessHerald(Herald):
         )
         server = self._server = uvicorn.Server(config)
         thread = self._thread = threading.Thread(
-            target=_serve, args=(server, sock), name=f"herald:{self._port}", daemon=True
+            target=_serve, args=(server, sock), name=f"herald:{self.port}", daemon=True
         )
+        self._capture_log()
         thread.start()
         while not server.started:
             if not thread.is_alive():
                 sock.close()
-                raise RuntimeError("the in-process app did not start: see its log (uvicorn.error)")
+                self._release_log()
+                raise RuntimeError(f"the in-process app did not start: {self.log()[-2000:]}")
             time.sleep(0.005)
+
+    def _capture_log(self) -> None:
+        """Every log record of the test's process, as ``herald serve``'s output holds them
+        (the tests read the app's log: what it says, and that no secret is in it)."""
+        handler = self._log = logging.FileHandler(self.log_file, encoding="utf-8")
+        handler.setFormatter(logging.Formatter("%(levelname)s %(name)s: %(message)s"))
+        logging.getLogger().addHandler(handler)
+
+    def _release_log(self) -> None:
+        if self._log is not None:
+            logging.getLogger().removeHandler(self._log)
+            self._log.close()
+            self._log = None
 
     def _bootstrap(self, settings: Settings) -> None:
         """What ``herald serve`` does first on a database without tokens (its ``bootstrap``):
@@ -111,6 +131,7 @@ class InProcessHerald(Herald):
             server.force_exit = True
             thread.join(STOP_SECONDS)
         self._thread = None
+        self._release_log()
 
     def restart(self) -> None:
         """A new app over the same database, with the settings ``env`` now holds."""

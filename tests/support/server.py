@@ -47,7 +47,7 @@ class HeraldServer(Herald):
     def start(self) -> None:
         """Start the process and wait for its /health; a start that fails in any way (it
         exits, does not answer in time, or the wait is interrupted) leaves no process."""
-        with (self.workdir / "server.log").open("ab") as log:
+        with self.log_file.open("ab") as log:
             process = self.process = self._spawn(log)
         try:
             self._wait_until_up()
@@ -93,10 +93,6 @@ class HeraldServer(Herald):
             f"herald serve did not answer /health within {STARTUP_SECONDS:.0f} s "
             f"(HERALD_TEST_STARTUP_SECONDS): {self.log()[-2000:]}"
         )
-
-    def log(self) -> str:
-        path = self.workdir / "server.log"
-        return path.read_text(errors="replace") if path.exists() else ""
 
     def stop(self) -> None:
         """SIGTERM (a graceful stop), SIGKILL to its process group after the grace."""

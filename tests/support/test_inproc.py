@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+import logging
 import threading
 from pathlib import Path
 
@@ -50,3 +51,16 @@ def test_a_failed_start_raises_and_leaves_no_thread(tmp_path: Path) -> None:
     with pytest.raises(RuntimeError, match="did not start"):
         herald.start()
     assert herald_threads() == []
+
+
+def test_its_log_holds_what_the_process_logged_while_it_ran(tmp_path: Path) -> None:
+    handlers = list(logging.getLogger().handlers)
+    herald = start_in_process(tmp_path / "herald")
+    try:
+        logging.getLogger("herald.test").warning("while it runs")
+    finally:
+        herald.stop()
+    logging.getLogger("herald.test").warning("after it stopped")
+    assert "while it runs" in herald.log()
+    assert "after it stopped" not in herald.log()
+    assert logging.getLogger().handlers == handlers
