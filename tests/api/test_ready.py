@@ -14,10 +14,17 @@ import psycopg
 import pytest
 
 from herald.store.sqlite import sqlite_path
-from tests.support.metrics import value
-from tests.support.server import HeraldServer, start_server
+from tests.support.herald import Herald
+from tests.support.inproc import InProcessHerald, start_in_process
+from tests.support.metrics import increase, scrape
 
 DEADLINE = 40
+
+
+def _get(herald: Herald, path: str) -> httpx.Response:
+    """``path`` of ``herald``, given 30 s to answer as ``Herald.client`` gives (a loaded
+    machine takes more than httpx's default 5 s)."""
+    return httpx.get(f"{herald.url}{path}", timeout=30)
 
 
 def _until(check: Callable[[], Any], what: str) -> Any:
@@ -32,45 +39,46 @@ def test_a_failing_loop_keeps_running_and_ready_reports_it(tmp_path: Path) -> No
     """Issue 17 #2: the purge died on its first unexpected error, silently, for good. Here it
     fails (the database is locked by another process for a while): it is logged, /ready says
     ``degraded`` with the error, /metrics shows the loop unhealthy, and it recovers."""
-    server = start_server(
+    server = start_in_process(
         tmp_path / "herald",
         env={"HERALD_PURGE_INTERVAL_SECONDS": "0.2", "HERALD_METRICS_PUBLIC": "true"},
     )
     try:
+        before = scrape(server)
         with contextlib.closing(
             sqlite3.connect(sqlite_path(server.database_url), isolation_level=None)
         ) as blocker:
             blocker.execute("BEGIN IMMEDIATE")  # the one writer's lock, held
             ready = _until(
                 lambda: (
-                    (r := httpx.get(f"{server.url}/ready").json())["loops"]["retention"]["failures"]
-                    and r
+                    (r := _get(server, "/ready").json())["loops"]["retention"]["failures"] and r
                 ),
                 "the purge never failed",
             )
             assert ready["status"] == "degraded"
             assert "locked" in ready["loops"]["retention"]["last_error"]
-            metrics = httpx.get(f"{server.url}/metrics").text
+            metrics = _get(server, "/metrics").text
             assert 'herald_background_loop_healthy{loop="retention"} 0.0' in metrics
             blocker.execute("ROLLBACK")
         _until(
-            lambda: httpx.get(f"{server.url}/ready").json()["status"] == "ready",
+            lambda: _get(server, "/ready").json()["status"] == "ready",
             "the purge never recovered",
         )
         assert 'herald_background_loop_healthy{loop="retention"} 1.0' in (
-            httpx.get(f"{server.url}/metrics").text
+            _get(server, "/metrics").text
         )
         assert "retention: failed" in server.log()  # logged, with its traceback
         failures = server.log().count("retention: failed (")  # each failed step logs once
         assert failures >= 1
-        assert value(server, 'herald_background_loop_failures_total{loop="retention"}') == failures
+        loop_failures = 'herald_background_loop_failures_total{loop="retention"}'
+        assert increase(server, before, loop_failures) == failures
     finally:
         server.stop()
 
 
 @pytest.fixture
-def herald(database_url: str, tmp_path: Path) -> Iterator[HeraldServer]:
-    server = start_server(tmp_path / "herald", database_url=database_url)
+def herald(database_url: str, tmp_path: Path) -> Iterator[InProcessHerald]:
+    server = start_in_process(tmp_path / "herald", database_url=database_url)
     try:
         yield server
     finally:
@@ -78,14 +86,14 @@ def herald(database_url: str, tmp_path: Path) -> Iterator[HeraldServer]:
 
 
 def test_a_server_that_lost_its_node_id_lease_stops_writing_and_says_so(
-    herald: HeraldServer,
+    herald: InProcessHerald,
 ) -> None:
     """Issue 17: a process that loses its node id lease stops writing (503), says so in
     its log and in /ready, and writes again once it holds the id again."""
-    assert httpx.get(f"{herald.url}/ready").status_code == 200
+    assert _get(herald, "/ready").status_code == 200
     _raw(herald.database_url, "UPDATE nodes SET holder = 'another process'")
     lost = _until(
-        lambda: (r := httpx.get(f"{herald.url}/ready")).status_code == 503 and r,
+        lambda: (r := _get(herald, "/ready")).status_code == 503 and r,
         "/ready never noticed the lost lease",
     )
     assert "lease lost to another process" in lost.json()["detail"]
@@ -98,7 +106,7 @@ def test_a_server_that_lost_its_node_id_lease_stops_writing_and_says_so(
         assert "lease lost" in herald.log()
         _raw(herald.database_url, "DELETE FROM nodes")  # the other process is gone
         _until(
-            lambda: httpx.get(f"{herald.url}/ready").status_code == 200,
+            lambda: _get(herald, "/ready").status_code == 200,
             "the server never took its node id again",
         )
         assert client.post("/event", json=event).status_code == 201

@@ -1,4 +1,4 @@
-"""Rules end to end: a real ``herald serve`` on each backend evaluates them from the log, and
+"""Rules end to end: the app served in process on each backend evaluates them from the log, and
 a webhook handler receives their alerts."""
 
 from __future__ import annotations
@@ -11,8 +11,8 @@ import httpx
 import pytest
 
 from herald.timefmt import format_ms, now_ms
-from tests.delivery.receiver import Receiver, receiving, start_delivery_server
-from tests.support.server import HeraldServer
+from tests.delivery.receiver import Receiver, receiving, start_delivery_in_process
+from tests.support.inproc import InProcessHerald
 
 MARKER = 10_077  # a custom type only the marker rule counts
 RULES_ENV = {"HERALD_RULES_POLL_SECONDS": "0.05", "HERALD_MAX_RULES_PER_ORGANISATION": "5"}
@@ -20,8 +20,8 @@ PERMISSIONS = ("rule:manage", "event:create", "event:read", "handler:manage")
 
 
 @pytest.fixture
-def rules_server(database_url: str, tmp_path: Path) -> Iterator[HeraldServer]:
-    server = start_delivery_server(tmp_path / "herald", database_url, **RULES_ENV)
+def rules_server(database_url: str, tmp_path: Path) -> Iterator[InProcessHerald]:
+    server = start_delivery_in_process(tmp_path / "herald", database_url, **RULES_ENV)
     try:
         yield server
     finally:
@@ -58,7 +58,7 @@ def has(receiver: Receiver, rule: dict[str, Any], kind: str) -> Callable[[], boo
 
 
 def test_each_kind_fires_is_delivered_resolves_and_is_held_down(
-    rules_server: HeraldServer,
+    rules_server: InProcessHerald,
 ) -> None:
     server = rules_server
     a, b = server.create_org("Acme IoT"), server.create_org("Bolt Mobility")
@@ -163,7 +163,7 @@ def test_each_kind_fires_is_delivered_resolves_and_is_held_down(
         assert listed[threshold["id"]]["alerts"] == 1
 
 
-def test_rules_are_checked_and_permitted(rules_server: HeraldServer) -> None:
+def test_rules_are_checked_and_permitted(rules_server: InProcessHerald) -> None:
     server = rules_server
     a = server.create_org("Acme IoT")
     reader = server.create_token(a, "rule:read")
@@ -205,7 +205,7 @@ def test_rules_are_checked_and_permitted(rules_server: HeraldServer) -> None:
         assert client.get("/rule/x").status_code == 404
 
 
-def test_a_preview_tells_how_often_a_rule_would_have_fired(rules_server: HeraldServer) -> None:
+def test_a_preview_tells_how_often_a_rule_would_have_fired(rules_server: InProcessHerald) -> None:
     server = rules_server
     a, b = server.create_org("Acme IoT"), server.create_org("Bolt Mobility")
     start = now_ms() - 2 * 3600_000
