@@ -12,13 +12,13 @@ from typing import IO
 import pytest
 
 from tests.support.herald import HERALD
-from tests.support.server import HeraldServer, start_server
+from tests.support.inproc import InProcessHerald, start_in_process
 from tests.support.waiting import wait_until
 
 
 @pytest.fixture(scope="module")
-def herald(tmp_path_factory: pytest.TempPathFactory) -> Iterator[HeraldServer]:
-    server = start_server(tmp_path_factory.mktemp("cli-events") / "herald")
+def herald(tmp_path_factory: pytest.TempPathFactory) -> Iterator[InProcessHerald]:
+    server = start_in_process(tmp_path_factory.mktemp("cli-events") / "herald")
     try:
         yield server
     finally:
@@ -30,7 +30,7 @@ def _lines(stream: IO[str], into: queue.Queue[str]) -> None:
         into.put(line)
 
 
-def _post(server: HeraldServer, token: str, description: str) -> None:
+def _post(server: InProcessHerald, token: str, description: str) -> None:
     with server.client(token) as client:
         answer = client.post(
             "/event", json=[{"event_type": {"id": 10007}, "description": description}]
@@ -38,7 +38,7 @@ def _post(server: HeraldServer, token: str, description: str) -> None:
         assert answer.status_code in (200, 201, 202), answer.text
 
 
-def test_tail_prints_the_newest_events_then_says_it_waits(herald: HeraldServer) -> None:
+def test_tail_prints_the_newest_events_then_says_it_waits(herald: InProcessHerald) -> None:
     org = herald.create_org("Tailers")
     token = herald.create_token(org, "event:read", "event:create")
     for n in range(3):
@@ -81,7 +81,7 @@ def test_tail_prints_the_newest_events_then_says_it_waits(herald: HeraldServer) 
         tail.stderr.close()
 
 
-def test_a_malformed_token_is_answered_with_what_is_expected(herald: HeraldServer) -> None:
+def test_a_malformed_token_is_answered_with_what_is_expected(herald: InProcessHerald) -> None:
     refused = herald.cli("events", "list", "--url", herald.url, "--token", "abc", check=False)
     assert refused.returncode == 1
     assert "401 invalid token: expected an application token (hrd_...)" in refused.stderr

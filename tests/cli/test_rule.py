@@ -1,4 +1,5 @@
-"""``herald rule`` against a running server: each command, the API's refusals as exit code 1."""
+"""``herald rule`` against the app served in process: each command, the API's refusals as
+exit code 1."""
 
 from __future__ import annotations
 
@@ -7,19 +8,19 @@ from collections.abc import Iterator
 
 import pytest
 
-from tests.support.server import HeraldServer, start_server
+from tests.support.inproc import InProcessHerald, start_in_process
 
 
 @pytest.fixture(scope="module")
-def herald(tmp_path_factory: pytest.TempPathFactory) -> Iterator[HeraldServer]:
-    server = start_server(tmp_path_factory.mktemp("cli-rule") / "herald")
+def herald(tmp_path_factory: pytest.TempPathFactory) -> Iterator[InProcessHerald]:
+    server = start_in_process(tmp_path_factory.mktemp("cli-rule") / "herald")
     try:
         yield server
     finally:
         server.stop()
 
 
-def test_rule_commands(herald: HeraldServer) -> None:
+def test_rule_commands(herald: InProcessHerald) -> None:
     org = herald.create_org("Acme IoT")
     api = ["--url", herald.url, "--token", herald.create_token(org, "rule:manage", "rule:read")]
     created = json.loads(
@@ -51,7 +52,7 @@ def test_rule_commands(herald: HeraldServer) -> None:
     assert gone.returncode == 1 and "no rule" in gone.stderr
 
 
-def test_refusals_name_the_field(herald: HeraldServer) -> None:
+def test_refusals_name_the_field(herald: InProcessHerald) -> None:
     org = herald.create_org("Bolt Mobility")
     api = ["--url", herald.url, "--token", herald.create_token(org, "rule:manage")]
     refused = herald.cli(
