@@ -1,5 +1,4 @@
-"""The live stream: SSE against the app served in process (a ``herald serve`` process for
-what it logs)."""
+"""The live stream: SSE against the app served in process."""
 
 from __future__ import annotations
 
@@ -18,8 +17,7 @@ import orjson
 import pytest
 
 from tests.support.herald import HERALD, Herald
-from tests.support.inproc import start_in_process
-from tests.support.server import HeraldServer, start_server
+from tests.support.inproc import InProcessHerald, start_in_process
 
 DEADLINE = 60.0  # generous: waits end as soon as their condition holds
 
@@ -124,18 +122,8 @@ STREAM_ENV = {
 
 
 @pytest.fixture
-def stream_server(tmp_path: Path) -> Iterator[Herald]:
+def stream_server(tmp_path: Path) -> Iterator[InProcessHerald]:
     herald = start_in_process(tmp_path / "herald", env=STREAM_ENV)
-    try:
-        yield herald
-    finally:
-        herald.stop()
-
-
-@pytest.fixture
-def stream_process(tmp_path: Path) -> Iterator[HeraldServer]:
-    """A ``herald serve`` process: for the test that reads what it logs."""
-    herald = start_server(tmp_path / "herald", env=STREAM_ENV)
     try:
         yield herald
     finally:
@@ -222,11 +210,11 @@ def test_needs_a_token_with_event_read(herald: Herald) -> None:
         assert client.get("/event/stream").status_code == 403
 
 
-def test_a_client_that_does_not_read_is_cut_off(stream_process: HeraldServer) -> None:
-    admin = stream_process.admin_token
+def test_a_client_that_does_not_read_is_cut_off(stream_server: InProcessHerald) -> None:
+    admin = stream_server.admin_token
     sock = socket.socket()
     sock.setsockopt(socket.SOL_SOCKET, socket.SO_RCVBUF, 4096)
-    sock.connect(("127.0.0.1", stream_process.port))
+    sock.connect(("127.0.0.1", stream_server.port))
     sock.sendall(
         b"GET /api/v1/event/stream HTTP/1.1\r\nHost: x\r\n"
         + f"Authorization: Bearer {admin}\r\n\r\n".encode()
@@ -235,11 +223,11 @@ def test_a_client_that_does_not_read_is_cut_off(stream_process: HeraldServer) ->
     filler = "x" * 3000
     try:
         for _ in range(60):  # about 18 MB: far more than socket buffers and 20 queued events
-            post(stream_process, admin, [custom(1, description=filler)] * 100)
-            if "fell 20 events behind" in stream_process.log():
+            post(stream_server, admin, [custom(1, description=filler)] * 100)
+            if "fell 20 events behind" in stream_server.log():
                 break
         deadline = time.monotonic() + DEADLINE
-        while "fell 20 events behind" not in stream_process.log():
+        while "fell 20 events behind" not in stream_server.log():
             assert time.monotonic() < deadline, "the slow client was never cut off"
             time.sleep(0.1)
         sock.settimeout(DEADLINE)
@@ -247,7 +235,7 @@ def test_a_client_that_does_not_read_is_cut_off(stream_process: HeraldServer) ->
             pass
     finally:
         sock.close()
-    with stream_process.client(admin) as client:  # and the server is fine
+    with stream_server.client(admin) as client:  # and the server is fine
         assert client.get("/event", params={"per_page": 1}).status_code == 200
 
 
