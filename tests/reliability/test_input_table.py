@@ -1,6 +1,6 @@
 """The input table: each input that once answered 500 (or was wrongly accepted) answers a
-4xx problem naming the field, over a real server on each backend; the CLI's bad arguments
-are messages, never tracebacks."""
+4xx problem naming the field, over the app served in process on each backend; the CLI's bad
+arguments are messages, never tracebacks."""
 
 from __future__ import annotations
 
@@ -20,8 +20,8 @@ from herald.timefmt import format_ms, to_ms
 from tests.reliability.conftest import ALL, Tenant, make_tenant
 from tests.reliability.figures import Figures
 from tests.support.herald import HERALD
+from tests.support.inproc import InProcessHerald, start_in_process
 from tests.support.records import emnify_record
-from tests.support.server import HeraldServer, start_server
 
 BAD_TIMES = ["0001-01-01T00:00:00+00:09", "9999-12-31T23:59:59-23:59", "1969-12-31T23:59:59Z"]
 GOOD_TIME = "2026-01-01T00:00:00Z"
@@ -114,14 +114,14 @@ CASES = _cases()
 
 @dataclass
 class World:
-    server: HeraldServer
+    server: InProcessHerald
     tenant: Tenant
     handler_id: int
 
 
 @pytest.fixture(scope="module")
 def world(module_database_url: str, tmp_path_factory: pytest.TempPathFactory) -> Iterator[World]:
-    server = start_server(
+    server = start_in_process(
         tmp_path_factory.mktemp("input") / "herald",
         env={"HERALD_DELIVERY_ENABLED": "false", "HERALD_ALLOW_PRIVATE_TARGETS": "true"},
         database_url=module_database_url,

@@ -16,7 +16,7 @@ from herald.delivery.webhook import WebhookSender
 from tests.delivery.receiver import receiving
 from tests.reliability.conftest import Tenant, make_tenant
 from tests.reliability.figures import Figures
-from tests.support.server import HeraldServer, start_server
+from tests.support.inproc import InProcessHerald, start_in_process
 
 REFUSED_URLS = [
     "http://127.0.0.1/hook",
@@ -53,9 +53,9 @@ REFUSED_URLS = [
 
 
 @pytest.fixture(scope="module")
-def guarded(tmp_path_factory: pytest.TempPathFactory) -> Iterator[tuple[HeraldServer, Tenant]]:
+def guarded(tmp_path_factory: pytest.TempPathFactory) -> Iterator[tuple[InProcessHerald, Tenant]]:
     """A server that refuses private targets, as production runs."""
-    server = start_server(tmp_path_factory.mktemp("ssrf") / "herald")
+    server = start_in_process(tmp_path_factory.mktemp("ssrf") / "herald")
     try:
         yield server, make_tenant(server, "Attacker Co")
     finally:
@@ -63,7 +63,7 @@ def guarded(tmp_path_factory: pytest.TempPathFactory) -> Iterator[tuple[HeraldSe
 
 
 def test_handler_urls_pointing_inside_are_refused(
-    guarded: tuple[HeraldServer, Tenant], figures: Figures
+    guarded: tuple[InProcessHerald, Tenant], figures: Figures
 ) -> None:
     server, tenant = guarded
     accepted: list[str] = []

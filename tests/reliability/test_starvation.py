@@ -11,6 +11,7 @@ from typing import Any
 from tests.delivery.receiver import receiving, trickling
 from tests.reliability.conftest import make_tenant
 from tests.reliability.figures import Figures
+from tests.support.inproc import start_in_process
 from tests.support.server import start_server
 from tests.support.waiting import wait_until
 
@@ -79,7 +80,7 @@ def test_a_trickling_tenant_does_not_starve_another(tmp_path: Path, figures: Fig
 
 
 def test_handler_urls_with_control_characters_are_refused(tmp_path: Path) -> None:
-    server = start_server(tmp_path / "herald")
+    server = start_in_process(tmp_path / "herald")
     try:
         tenant = make_tenant(server, "Acme")
         with server.client(tenant.token) as client:
