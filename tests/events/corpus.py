@@ -258,6 +258,9 @@ def typed_lax(document: dict[str, Any]) -> bool:
     for name in ("event_type", "event_severity", "event_source", "organisation", "criticality"):
         if lax_only(document.get(name)):
             return True
+    criticality = document.get("criticality")
+    if isinstance(criticality, dict) and criticality.get("id", 0) is None:
+        return True  # the served form with a null id: pydantic read it as null
     for name in ("endpoint", "sim", "imsi", "user"):
         ref = document.get(name)
         if isinstance(ref, dict) and lax_only(ref.get("id")):

@@ -24,10 +24,12 @@ LAX_ONLY: list[tuple[dict[str, Any], str]] = [
     ({"event_type": {"id": 3}, "alert": "yes"}, "alert"),
     ({"event_type": {"id": 3}, "alert": 1.0}, "alert"),
     ({"event_type": {"id": 3}, "criticality": True}, "criticality"),
+    ({"event_type": {"id": 3}, "criticality": {"id": None}}, "criticality"),
     ({"event_type": {"id": 3}, "id": True}, "id"),
 ]
 """Spellings pydantic's lax mode took and the codec refuses on purpose: a boolean or a
-fraction where a number goes, numbers in text other than plainly, "yes" for true."""
+fraction where a number goes, numbers in text other than plainly, "yes" for true, the served
+criticality with a null id."""
 
 
 @pytest.mark.parametrize(("document", "field"), LAX_ONLY)
