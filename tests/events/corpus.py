@@ -236,37 +236,3 @@ FIELDS = {
     "internal": _ANY_JSON,
 }
 DOCUMENTS = st.fixed_dictionaries({}, optional=FIELDS)
-
-
-def lax_only(value: Any) -> bool:
-    """Whether ``value`` holds a coercion only pydantic made (``LAX_ONLY``): a bool, or a
-    float, where a whole number is read, or a number written in text other than plainly
-    (" 5", "05", "+5", "5_0")."""
-    if isinstance(value, dict):
-        return any(lax_only(item) for item in value.values())
-    if isinstance(value, str):
-        try:
-            return str(int(value)) != value
-        except ValueError:
-            return False
-    return isinstance(value, bool | float)
-
-
-def typed_lax(document: dict[str, Any]) -> bool:
-    """A lax-only number in a number field (the ids, criticality), or digits too long for a
-    text-or-number field (pydantic read them as the number)."""
-    for name in ("event_type", "event_severity", "event_source", "organisation", "criticality"):
-        if lax_only(document.get(name)):
-            return True
-    criticality = document.get("criticality")
-    if isinstance(criticality, dict) and criticality.get("id", 0) is None:
-        return True  # the served form with a null id: pydantic read it as null
-    for name in ("endpoint", "sim", "imsi", "user"):
-        ref = document.get(name)
-        if isinstance(ref, dict) and lax_only(ref.get("id")):
-            return True
-    return any(
-        isinstance(value := document.get(name), bool | float)
-        or (isinstance(value, str) and len(value) > 32 and value.strip().isdigit())
-        for name in ("id", "tenant_id", "target_entity_id")
-    )

@@ -2,8 +2,9 @@
 hostile document, built as ``reference_records.json`` holds (record bytes and columns byte
 for byte, or the fields and reasons of a refusal).
 
-The file was written by the codec once the equivalence test had found it alike the pydantic
-path it replaced over the same cases (issue 31). A deliberate change of a record writes it
+The file was written by the codec once an equivalence test had found it alike the pydantic
+path it replaced over the same cases, hostile and generated documents (issue 31; BENCHMARKS
+#68; that test and the old path left with it). A deliberate change of a record writes it
 anew: ``python -m tests.events.test_codec_reference`` (then review its diff).
 """
 
