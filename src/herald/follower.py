@@ -50,6 +50,7 @@ from typing import Any, Generic, Protocol, TypeVar
 
 from herald.events.types import LogEntry, LogScan
 from herald.loops import Loops, backoff_seconds
+from herald.query.filter import EventFilter
 from herald.store import Store
 
 log = logging.getLogger("herald.follower")
@@ -70,13 +71,15 @@ def read_batch(
     limit: int,
     organisation_ids: tuple[int, ...] | None = None,
     upto_seq: int | None = None,
+    flt: EventFilter | None = None,
 ) -> LogScan:
     """Blocking: at most ``limit`` events after ``after_seq`` (and at most ``upto_seq``), of
     ``organisation_ids`` (None: every organisation's), with the position read up to and
     whether that was the end of the log. Some organisations' read looks at a scan's worth of
-    the log at most, so it may come back short of the end with few or no entries."""
+    the log at most, so it may come back short of the end with few or no entries, and takes
+    only the events ``flt`` selects (in the query: nothing is parsed for it)."""
     if organisation_ids is not None:
-        return store.log.scan(after_seq, limit, organisation_ids, upto_seq)
+        return store.log.scan(after_seq, limit, organisation_ids, upto_seq, flt=flt)
     entries = store.log.read(after_seq, limit)
     if upto_seq is not None and entries and entries[-1].seq > upto_seq:
         entries = [entry for entry in entries if entry.seq <= upto_seq]
@@ -97,8 +100,11 @@ class LogReader:
         limit: int,
         organisation_ids: tuple[int, ...] | None = None,
         upto_seq: int | None = None,
+        flt: EventFilter | None = None,
     ) -> LogScan:
-        return await self.run(read_batch, self.store, after_seq, limit, organisation_ids, upto_seq)
+        return await self.run(
+            read_batch, self.store, after_seq, limit, organisation_ids, upto_seq, flt
+        )
 
 
 class Cursor(Protocol[Out_contra]):

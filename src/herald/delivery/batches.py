@@ -2,8 +2,10 @@
 
 A live read starts during the previous batch's send (``read_ahead``), so a busy handler's
 next batch is usually read by the time it is wanted. Reads of one organisation's log look
-at a scan's worth of the log at most (``store.log.scan``); a read that finds nothing the
-handler wants moves its cursor past what it looked at, so the next read starts there.
+at a scan's worth of the log at most (``store.log.scan``) and select with the handler's
+filter in the query, so every entry read is one to send and no record is parsed to choose;
+a read that finds nothing the handler wants moves its cursor past what it looked at, so the
+next read starts there.
 """
 
 from __future__ import annotations
@@ -13,17 +15,16 @@ import time
 from collections.abc import Awaitable, Callable
 from dataclasses import dataclass, field
 
-from herald.delivery.filters import handler_filter as filter_of
 from herald.delivery.formats import MAX_BATCH_BODY_BYTES, Item
 from herald.delivery.runtime import Ahead, HandlerRuntime
 from herald.events.types import LogEntry, LogScan
 from herald.follower import LogReader, LogWatcher
+from herald.handlers.filters import handler_filter as filter_of
 from herald.handlers.types import Handler, HandlerSpec, Replay
 from herald.query.filter import EventFilter
 from herald.store import Store
 from herald.timefmt import now_ms, parse_timestamp, to_ms
 
-CHUNK = 500  # log entries read per query when the handler's filter may skip some
 READ_AHEAD = 500  # log entries read at least per query: the next batches come along
 MAX_SKIP_CHUNKS = 20  # chunks of non-matching events skipped per step
 QUIET_PASS_SECONDS = 1.0  # how often an idle handler's cursor follows the end of the log
@@ -61,11 +62,12 @@ class BatchReader:
         is lost), empty if it only moved past events it does not want. ``settle`` waits for
         its bookkeeping before its cursor is moved."""
         store = self.reader.store
-        wanted = None if handler_filter.selects_all else _matching(handler_filter)
         cursor = handler.cursor_seq
         waited = False
         for _ in range(MAX_SKIP_CHUNKS):
-            (entries, position, complete), log_end = await self._read(runtime, handler, cursor)
+            (entries, position, complete), log_end = await self._read(
+                runtime, handler, handler_filter, cursor
+            )
             if not entries and complete and cursor == handler.cursor_seq:
                 await self._pass_quiet(runtime, handler, log_end, settle)
                 return None
@@ -74,7 +76,7 @@ class BatchReader:
             items: list[Item] = []  # the read may have looked at other tenants' rows only
             end, full = position, False
             if entries:
-                items, end, full = select(entries, handler.spec, wanted, handler_filter.type_ids)
+                items, end, full = select(entries, handler.spec)
             if not items:
                 cursor = position  # nothing of its own up to where the read looked
                 if not await settle(runtime):
@@ -115,17 +117,16 @@ class BatchReader:
                 if timestamp is None:
                     unreadable.append(item.event_id)
                     return False
-                in_range = replay.from_ms <= timestamp <= replay.until_ms
-                return in_range and handler_filter.matches(item.record)
+                return replay.from_ms <= timestamp <= replay.until_ms
 
             organisations = (handler.organisation_id,)
             cursor = replay.cursor_seq
             while cursor < replay.end_seq:  # a scan's worth of the log per read
                 entries, cursor, complete = await self.reader.read(
-                    cursor, CHUNK, organisations, replay.end_seq
+                    cursor, chunk_of(handler), organisations, replay.end_seq, handler_filter
                 )
                 if entries:
-                    items, end, _ = select(entries, handler.spec, wanted, handler_filter.type_ids)
+                    items, end, _ = select(entries, handler.spec, wanted)
                     if unreadable:
                         await skipped(handler, replay, unreadable)
                         unreadable.clear()
@@ -138,19 +139,22 @@ class BatchReader:
         return None
 
     async def _read(
-        self, runtime: HandlerRuntime, handler: Handler, cursor: int
+        self, runtime: HandlerRuntime, handler: Handler, handler_filter: EventFilter, cursor: int
     ) -> tuple[LogScan, int]:
-        """The handler's log after ``cursor`` (read during the last send if it was), a scan's
-        worth of the log at most, and the end of the log as the watcher had seen it before
-        the read."""
+        """The handler's log after ``cursor`` that its filter selects (read during the last
+        send if it was, with the same filter), a scan's worth of the log at most, and the end
+        of the log as the watcher had seen it before the read."""
         ahead, runtime.ahead = runtime.ahead, None
-        if ahead is not None and (ahead.cursor, ahead.chunk) == (cursor, chunk_of(handler)):
+        key = (cursor, chunk_of(handler), handler.spec.filter)
+        if ahead is not None and (ahead.cursor, ahead.chunk, ahead.filter) == key:
             scan, log_end = await ahead.scan, ahead.log_end
         else:
             if ahead is not None:
                 ahead.scan.cancel()
             log_end = self.watcher.end
-            scan = await self.reader.read(cursor, chunk_of(handler), (handler.organisation_id,))
+            scan = await self.reader.read(
+                cursor, chunk_of(handler), (handler.organisation_id,), None, handler_filter
+            )
         runtime.covered = log_end
         return scan, log_end
 
@@ -165,10 +169,11 @@ class BatchReader:
             scan: asyncio.Future[LogScan] = asyncio.get_running_loop().create_future()
             scan.set_result(LogScan(rest, rest[-1].seq, complete=False))
         else:
+            flt = filter_of(handler.spec.filter)
             scan = asyncio.ensure_future(
-                self.reader.read(cursor, chunk, (handler.organisation_id,))
+                self.reader.read(cursor, chunk, (handler.organisation_id,), None, flt)
             )
-        runtime.ahead = Ahead(cursor, chunk, self.watcher.end, scan)
+        runtime.ahead = Ahead(cursor, chunk, handler.spec.filter, self.watcher.end, scan)
 
     async def _pass_quiet(
         self,
@@ -201,21 +206,17 @@ def _advance_replay(store: Store, handler: Handler, replay_id: int, cursor: int)
 def select(
     entries: list[LogEntry],
     spec: HandlerSpec,
-    wanted: Callable[[Item], bool] | None,
-    type_ids: frozenset[int] | None = None,
+    wanted: Callable[[Item], bool] | None = None,
 ) -> tuple[list[Item], int, bool]:
     """The first wanted entries (None: all) that fit one batch of ``spec``, the cursor past
     them (or past all the entries if the batch is not full), and whether it is full. A batch
     holds ``batch_max_events`` at most and, past its first, records of ``batch_max_bytes``
-    (else ``MAX_BATCH_BODY_BYTES``) at most, each counted as an NDJSON line. Entries not of
-    ``type_ids`` (if set) are skipped unparsed."""
+    (else ``MAX_BATCH_BODY_BYTES``) at most, each counted as an NDJSON line."""
     limit = spec.batch_max_events
     max_bytes = MAX_BATCH_BODY_BYTES if spec.batch_max_bytes is None else spec.batch_max_bytes
     items: list[Item] = []
     size = 0
     for entry in entries:
-        if type_ids is not None and entry.type_id not in type_ids:
-            continue
         item = Item(entry.seq, entry.event_id, entry.body)
         if wanted is None or wanted(item):
             size += len(entry.body) + 1
@@ -228,19 +229,14 @@ def select(
 
 
 def chunk_of(handler: Handler) -> int:
-    """How many log entries to read for one batch: if the filter passes all, the batch or
-    ``READ_AHEAD``, whichever is more."""
-    selects_all = filter_of(handler.spec.filter).selects_all
-    return max(handler.spec.batch_max_events, READ_AHEAD) if selects_all else CHUNK
-
-
-def _matching(handler_filter: EventFilter) -> Callable[[Item], bool]:
-    return lambda item: handler_filter.matches(item.record)
+    """How many log entries to read for one batch: the batch or ``READ_AHEAD``, whichever
+    is more (the filter selects in the read: every entry read is one to send)."""
+    return max(handler.spec.batch_max_events, READ_AHEAD)
 
 
 def received_ms(item: Item) -> int:
     """When the item's event was received (now, if that cannot be read)."""
-    received = item.record.get("received")
+    received = item.envelope.received
     try:
         return to_ms(parse_timestamp(received)) if isinstance(received, str) else now_ms()
     except (ValueError, OverflowError):  # an event stored before dates were bounded
@@ -249,7 +245,7 @@ def received_ms(item: Item) -> int:
 
 def _timestamp_ms(item: Item) -> int | None:
     """The event's time, or None if it cannot be read (stored before dates were bounded)."""
-    timestamp = item.record.get("timestamp")
+    timestamp = item.envelope.timestamp
     try:
         return to_ms(parse_timestamp(timestamp)) if isinstance(timestamp, str) else None
     except (ValueError, OverflowError):

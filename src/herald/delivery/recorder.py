@@ -1,9 +1,13 @@
 """The delivery worker's bookkeeping: each attempt, with the handler's progress, in one write.
 
-A delivered live batch may be recorded in the background (``record_later``) while the
-handler's next batch goes out; ``settle`` waits for it before anything else is written or
-sent for that handler, so the records stay in order and the cursor only ever moves to what
-the receiver acknowledged (a crash in between sends again).
+Delivered live batches are recorded in the background (``record_later``) while the
+handler's next batches go out: one write at a time per handler, and the batches
+acknowledged while it runs are written together by the next (a group commit: their
+attempts and the cursor past the last of them, in one transaction). At most
+``MAX_UNSETTLED`` acknowledged batches wait for their write; ``settle`` waits for them all
+before anything else is written for that handler. The records stay in order and the cursor
+only ever moves to what the receiver acknowledged: a crash before the write sends those
+batches again.
 """
 
 from __future__ import annotations
@@ -11,7 +15,6 @@ from __future__ import annotations
 import asyncio
 import dataclasses
 import logging
-from collections.abc import Awaitable
 from datetime import UTC, datetime, timedelta
 
 from herald.catalog import Catalog
@@ -31,6 +34,7 @@ from herald.timefmt import format_ms, now_ms, to_ms
 log = logging.getLogger("herald.delivery")
 
 HANDLER_DISABLED_TYPE = 2000
+MAX_UNSETTLED = 8  # delivered batches of a handler whose bookkeeping may still be unwritten
 
 
 class Recorder:
@@ -65,6 +69,12 @@ class Recorder:
             if runtime.recording is recording:
                 runtime.recording = None
 
+    async def settle_written(self, runtime: HandlerRuntime) -> bool:
+        """``settle`` if the handler's write has finished (no wait): False if it found the
+        handler gone; a failed write raises."""
+        recording = runtime.recording
+        return recording is None or not recording.done() or await self.settle(runtime)
+
     def record_later(
         self,
         runtime: HandlerRuntime,
@@ -74,11 +84,59 @@ class Recorder:
         now: datetime,
         batch: Batch,
     ) -> Handler:
-        """Record a delivered live batch in the background; the handler as it will be
-        written."""
-        writing = self.record(handler, "live", event_ids, result, now, batch)
-        runtime.recording = asyncio.create_task(_first(writing))
-        return delivered(handler, batch.advance_to, to_ms(now))
+        """Record a delivered live batch in the background, with the others delivered
+        while the write before runs; the handler as it will be written."""
+        at = to_ms(now)
+        runtime.unrecorded.append(self._attempt(handler, "live", event_ids, result, now))
+        runtime.progress = HandlerProgress(cursor_seq=batch.advance_to, last_success_ms=at)
+        if runtime.recording is None:
+            runtime.recording = asyncio.create_task(self._write_delivered(runtime))
+        return delivered(handler, batch.advance_to, at)
+
+    async def _write_delivered(self, runtime: HandlerRuntime) -> Handler | None:
+        """Write the delivered batches' attempts and progress, a group per write, until
+        none is left; the handler as last written (None: the lease was lost)."""
+        written: Handler | None = None
+        try:
+            while runtime.unrecorded and runtime.progress is not None:
+                group, runtime.unrecorded = runtime.unrecorded, []
+                runtime.writing = len(group)
+                written = await self.run(
+                    self.store.handlers.record_delivery,
+                    self.owner,
+                    group[-1],
+                    runtime.progress,
+                    None,
+                    group[:-1],
+                )
+                if written is None:
+                    return None
+            return written
+        finally:  # what is left unwritten is sent again (from the cursor written last)
+            runtime.writing = 0
+            if written is None:
+                runtime.unrecorded.clear()
+
+    def _attempt(
+        self,
+        handler: Handler,
+        kind: str,
+        event_ids: tuple[int, ...],
+        result: SendResult,
+        now: datetime,
+        outcome: Outcome = Outcome.DELIVERED,
+    ) -> Delivery:
+        return Delivery(
+            handler_id=handler.id,
+            organisation_id=handler.organisation_id,
+            at_ms=to_ms(now),
+            kind=kind,
+            event_ids=event_ids,
+            status=result.status,
+            outcome=outcome.value,
+            error=result.error,
+            latency_ms=result.latency_ms,
+        )
 
     async def record(
         self,
@@ -95,17 +153,7 @@ class Recorder:
         progress = self.progress(handler, batch, result, now)
         reason = progress.disabled_reason
         outcome = Outcome.DISABLED if reason else Outcome(result.outcome)
-        delivery = Delivery(
-            handler_id=handler.id,
-            organisation_id=handler.organisation_id,
-            at_ms=to_ms(now),
-            kind=kind,
-            event_ids=event_ids,
-            status=result.status,
-            outcome=outcome.value,
-            error=result.error,
-            latency_ms=result.latency_ms,
-        )
+        delivery = self._attempt(handler, kind, event_ids, result, now, outcome)
         replay_cursor = None
         if batch is not None and batch.replay and result.delivered:
             replay_cursor = (batch.replay.id, batch.advance_to)
@@ -210,10 +258,6 @@ class Recorder:
             log.error("delivery: cannot record the disabled event: %s", event)
             return None
         return event
-
-
-async def _first(recording: Awaitable[tuple[Handler | None, Outcome]]) -> Handler | None:
-    return (await recording)[0]
 
 
 def delivered(handler: Handler, cursor_seq: int, at_ms: int) -> Handler:

@@ -3,11 +3,11 @@
 from __future__ import annotations
 
 import asyncio
-from dataclasses import dataclass
+from dataclasses import dataclass, field
 
 from herald.delivery.sinks import Sink
 from herald.events.types import LogScan
-from herald.handlers.types import Handler, HandlerSpec
+from herald.handlers.types import Delivery, Handler, HandlerProgress, HandlerSpec
 
 
 @dataclass(slots=True)
@@ -26,6 +26,7 @@ class Ahead:
 
     cursor: int
     chunk: int
+    filter: str  # the handler's filter it selects with
     log_end: int  # the end of the log as the watcher had seen it when the read started
     scan: asyncio.Future[LogScan]
 
@@ -44,8 +45,16 @@ class HandlerRuntime:
     covered: int = 0  # the end of the log its last read covered
     passed: float = 0.0  # (monotonic) when its cursor last followed the end of the log
     sink: tuple[HandlerSpec, Sink] | None = None  # kept while its settings stay the same
-    recording: asyncio.Task[Handler | None] | None = None  # its last delivered batch's
-    # bookkeeping, written while the next batch is out
+    recording: asyncio.Task[Handler | None] | None = None  # the bookkeeping of its
+    # delivered batches, written while the next ones are out (``Recorder.record_later``)
+    unrecorded: list[Delivery] = field(default_factory=list)  # delivered, to be written
+    progress: HandlerProgress | None = None  # the progress the last of them makes
+    writing: int = 0  # delivered batches in the write under way
+
+    @property
+    def unsettled(self) -> int:
+        """Delivered batches whose bookkeeping is not written yet."""
+        return len(self.unrecorded) + self.writing
 
     def forget_reads(self) -> None:
         """Drop what its task kept about the log (the task ends)."""

@@ -8,7 +8,7 @@ from enum import StrEnum
 
 import orjson
 
-from herald.delivery.filters import handler_filter
+from herald.handlers.filters import handler_filter
 from herald.handlers.types import Handler
 from herald.store import Store
 from herald.timefmt import now_ms, parse_timestamp, to_ms

@@ -35,14 +35,14 @@ from herald.catalog import Catalog
 from herald.config import Settings
 from herald.delivery.batches import Batch, BatchReader, received_ms
 from herald.delivery.dispatcher import Dispatcher
-from herald.delivery.filters import handler_filter as filter_of
 from herald.delivery.leases import Leases
 from herald.delivery.outcome import Outcome, StepResult, Woke
-from herald.delivery.recorder import Recorder
+from herald.delivery.recorder import MAX_UNSETTLED, Recorder
 from herald.delivery.retry import RetryPolicy
 from herald.delivery.runtime import HandlerRuntime, Idle
 from herald.delivery.webhook import WebhookSender
 from herald.follower import LogReader, LogWatcher
+from herald.handlers.filters import handler_filter as filter_of
 from herald.handlers.types import Handler
 from herald.ids import IdGenerator
 from herald.loops import Loops, run_forever
@@ -349,12 +349,14 @@ class DeliveryWorker:
         self, runtime: HandlerRuntime, handler: Handler, batch: Batch, pipelined: bool
     ) -> StepResult:
         """Send the batch and record the attempt. ``pipelined``, a delivered live batch is
-        recorded in the background: the handler's next send need not wait for the write, and
-        that send's bookkeeping waits for this one (the records stay in order, the cursor
-        only moves to what the receiver acknowledged; a crash in between sends again)."""
-        recording = runtime.recording
-        if recording is not None and recording.done() and not await self.recorder.settle(runtime):
+        recorded in the background: the handler's next sends need not wait for the write,
+        and the batches delivered meanwhile are written together after it (the records stay
+        in order, the cursor only moves to what the receiver acknowledged; a crash in
+        between sends them again). Other outcomes wait for those writes, then are written."""
+        if not await self.recorder.settle_written(runtime):
             return StepResult(handler.id, Outcome.GONE)  # (a failed write raises: none sent)
+        if runtime.unsettled >= MAX_UNSETTLED and not await self.recorder.settle(runtime):
+            return StepResult(handler.id, Outcome.GONE)
         event_ids = tuple(item.event_id for item in batch.items)
         prefix = f"r{batch.replay.id}" if batch.replay else f"h{handler.id}"
         msg_id = f"{prefix}_{event_ids[0]}_{event_ids[-1]}"
@@ -365,12 +367,14 @@ class DeliveryWorker:
         result, now = await self.dispatcher.send(
             runtime, sink, handler, batch.items, msg_id, replay_id
         )
-        if not await self.recorder.settle(runtime):  # the one before found the lease lost
-            return StepResult(handler.id, Outcome.GONE)
         if pipelined and batch.replay is None and result.delivered:
+            if not await self.recorder.settle_written(runtime):
+                return StepResult(handler.id, Outcome.GONE)  # the write before lost the lease
             sent = self.recorder.record_later(runtime, handler, event_ids, result, now, batch)
             metrics.observe_delivery(handler.id, "delivered", received_ms(batch.items[-1]))
             return StepResult(handler.id, Outcome.DELIVERED, event_ids, None, sent)
+        if not await self.recorder.settle(runtime):  # the one before found the lease lost
+            return StepResult(handler.id, Outcome.GONE)
         kind = "replay" if batch.replay else "live"
         recorded, outcome = await self.recorder.record(handler, kind, event_ids, result, now, batch)
         if recorded is None:

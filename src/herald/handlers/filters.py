@@ -5,12 +5,14 @@ organisation (a handler only ever sees its own) and without a time range.
 the same text lists. The shape handlers took before (``{"event_types": [...], ...}``) is
 still taken from clients and converted here, once (``LegacyFilter``, ``from_legacy``): a
 handler keeps its filter as canonical ``q`` text only (the store's upgrade converts filters
-kept in the old shape with ``from_legacy`` too), and delivery parses that text
-(``delivery/filters.py``).
+kept in the old shape with ``from_legacy`` too). ``canonical_filter`` checks a filter into
+that text; ``handler_filter`` parses the kept text into the ``EventFilter`` that delivery
+reads the log with (and the rules match with), once per text.
 """
 
 from __future__ import annotations
 
+import functools
 from collections.abc import Mapping
 from typing import Any
 
@@ -18,6 +20,7 @@ from pydantic import BaseModel, ConfigDict, Field, ValidationError
 
 from herald.catalog import Catalog
 from herald.query import syntax
+from herald.query.filter import EventFilter
 
 MAX_FILTER_CHARS = 20_000
 _NOT_FOR_HANDLERS = {"organisation", "from", "until", "timestamp"}  # a scope, a time range
@@ -81,6 +84,13 @@ def canonical_filter(value: str | Mapping[str, Any], catalog: Catalog) -> str:
     # any moniker, as q=moniker: takes it: a Stacuity moniker no catalogue knows is kept as
     # the record's moniker, so a handler can select it
     return syntax.to_q(syntax.parse_filter(terms, scope=None))
+
+
+@functools.lru_cache(maxsize=4096)
+def handler_filter(q: str) -> EventFilter:
+    """The EventFilter of a handler filter's ``q`` text (parsed once per text, not every
+    step). Raises ``syntax.FilterError`` for text no ``canonical_filter`` kept."""
+    return syntax.parse_filter(syntax.q_terms(q, "filter"), scope=None)
 
 
 def from_legacy(old: Mapping[str, Any], catalog: Catalog) -> str:

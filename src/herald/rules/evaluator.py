@@ -33,9 +33,9 @@ import orjson
 
 from herald import metrics
 from herald.catalog import Catalog
-from herald.delivery.filters import handler_filter
 from herald.events.types import LogEntry
 from herald.follower import Follower, LogReader
+from herald.handlers.filters import handler_filter
 from herald.ids import IdGenerator
 from herald.loops import Loops, run_forever
 from herald.model import NewEvent

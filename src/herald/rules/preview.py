@@ -13,8 +13,8 @@ from typing import Any
 
 import orjson
 
-from herald.delivery.filters import handler_filter
 from herald.events.types import EventQuery, SortKey
+from herald.handlers.filters import handler_filter
 from herald.rules import alerts, conditions, lifecycle
 from herald.rules.lifecycle import Transition
 from herald.rules.types import Group, RuleSpec

@@ -29,7 +29,7 @@ from herald.store.nodes import Nodes
 from herald.store.organisations import Organisations
 from herald.store.quarantine import Quarantine
 from herald.store.rules import RuleRepository
-from herald.store.sql import Dialect
+from herald.store.sql import Dialect, Where
 from herald.store.usage import Usage
 from herald.timefmt import now_ms
 
@@ -129,8 +129,9 @@ class SQLStoreBase(ABC, Generic[C]):
         organisation_ids: tuple[int, ...],
         upto_seq: int | None,
         scan_rows: int,
+        matching: Where | None = None,
     ) -> LogScan:
-        """``EventLog.scan``."""
+        """``EventLog.scan``; ``matching``, a condition (no ``WHERE``) the entries meet."""
 
     @abstractmethod
     def _last_seq(self) -> int:

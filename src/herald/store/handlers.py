@@ -340,12 +340,13 @@ class Handlers(Generic[C]):
         delivery: Delivery,
         progress: HandlerProgress | None,
         replay_cursor: tuple[int, int] | None = None,
+        earlier: Sequence[Delivery] = (),
     ) -> Handler | None:
         """In one transaction, not waiting for the disk: ``recording``'s rows. A crash of the
         machine (not of the process) may undo the last attempts, whose events are then
         delivered again."""
         with self._db._transaction(durable=False) as conn:
-            return self.recording(owner, delivery, progress, replay_cursor)(conn)
+            return self.recording(owner, delivery, progress, replay_cursor, earlier)(conn)
 
     def recording(
         self,
@@ -353,9 +354,11 @@ class Handlers(Generic[C]):
         delivery: Delivery,
         progress: HandlerProgress | None,
         replay_cursor: tuple[int, int] | None = None,
+        earlier: Sequence[Delivery] = (),
     ) -> Callable[[C], Handler | None]:
         """An attempt's bookkeeping, as work for a transaction (``record_delivery``'s, or
-        the writer's that appends the "handler disabled" notice with it): log the attempt,
+        the writer's that appends the "handler disabled" notice with it): log the attempt
+        (after ``earlier``, the same handler's attempts not yet logged: a group commit),
         write the handler's progress, move a replay's cursor ``(replay id, seq)``; the
         handler as written. None (and nothing written) if ``owner`` no longer holds the
         lease, or the handler of ``delivery.handler_id`` is gone or not
@@ -399,28 +402,34 @@ class Handlers(Generic[C]):
                 return None
             if replay_cursor is not None:
                 self._move_replay(conn, *replay_cursor, delivery.handler_id)
-            db._insert_next(
-                conn,
-                "deliveries",
-                delivery.handler_id,
-                "INSERT INTO deliveries (id, organisation_id, handler_id, at_ms, kind, "
-                "event_ids, status, outcome, error, latency_ms) "
-                f"VALUES (?, ?, ?, ?, ?, {db._EVENT_IDS_MARK}, ?, ?, ?, ?)",
-                (
-                    delivery.organisation_id,
-                    delivery.handler_id,
-                    delivery.at_ms,
-                    delivery.kind,
-                    db._event_ids_param(delivery.event_ids),
-                    delivery.status,
-                    delivery.outcome,
-                    delivery.error,
-                    delivery.latency_ms,
-                ),
-            )
+            for attempt in (*earlier, delivery):
+                self._log_attempt(conn, attempt)
             return handler_from_row(handler)
 
         return record
+
+    def _log_attempt(self, conn: C, delivery: Delivery) -> None:
+        """One row of the attempt log (the caller holds the handler's row lock)."""
+        db = self._db
+        db._insert_next(
+            conn,
+            "deliveries",
+            delivery.handler_id,
+            "INSERT INTO deliveries (id, organisation_id, handler_id, at_ms, kind, "
+            "event_ids, status, outcome, error, latency_ms) "
+            f"VALUES (?, ?, ?, ?, ?, {db._EVENT_IDS_MARK}, ?, ?, ?, ?)",
+            (
+                delivery.organisation_id,
+                delivery.handler_id,
+                delivery.at_ms,
+                delivery.kind,
+                db._event_ids_param(delivery.event_ids),
+                delivery.status,
+                delivery.outcome,
+                delivery.error,
+                delivery.latency_ms,
+            ),
+        )
 
     def deliveries(
         self, handler_id: int, before_id: int | None = None, limit: int = 100

@@ -92,11 +92,18 @@ class EventLog(Generic[C]):
         organisation_ids: tuple[int, ...],
         upto_seq: int | None = None,
         scan_rows: int = LOG_SCAN_ROWS,
+        flt: EventFilter | None = None,
     ) -> LogScan:
         """``organisation_ids``' events after ``after_seq`` (and at most ``upto_seq``) in commit
         order, at most ``limit`` of them, looking at no more than ``scan_rows`` rows of the
-        log: a tenant's read costs the same however little of the log is its own."""
-        return self._db._scan_log(after_seq, limit, organisation_ids, upto_seq, scan_rows)
+        log: a tenant's read costs the same however little of the log is its own. ``flt``
+        (its terms; no scope or time range) selects in the query, over the indexed columns
+        (on SQLite a lean field is read from the record by ``record_field``)."""
+        matching = None
+        if flt is not None and not flt.selects_all:
+            where = where_clause(flt, self._db._DIALECT)
+            matching = Where(where.sql.removeprefix(" WHERE "), where.params)
+        return self._db._scan_log(after_seq, limit, organisation_ids, upto_seq, scan_rows, matching)
 
     def last_seq(self) -> int:
         """The last position a reader may read up to (``read(last_seq())``: what comes later)."""

@@ -74,6 +74,7 @@ from herald.store.sql import (
     EVENT_COLUMNS,
     LOG_COLUMNS,
     POSTGRES,
+    Where,
     event_row,
     stored_body,
 )
@@ -468,23 +469,27 @@ class PostgresStore(
         organisation_ids: tuple[int, ...],
         upto_seq: int | None = None,
         scan_rows: int = LOG_SCAN_ROWS,
+        matching: Where | None = None,
     ) -> LogScan:
         upto = "" if upto_seq is None else " AND seq <= %s"
         bounds = [after_seq] if upto_seq is None else [after_seq, upto_seq]
         # The window (the next ``scan_rows`` rows of the log) is the inner LIMIT: the
         # executor pulls rows through it only until ``limit`` of the tenant's are found.
+        # A filter reads the window's other columns: then it takes them all.
+        inner, condition = (LOG_COLUMNS, "") if matching is None else ("*", f" AND {matching.sql}")
         sql = (
-            f"SELECT * FROM (SELECT {LOG_COLUMNS} "
+            f"SELECT {LOG_COLUMNS} FROM (SELECT {inner} "
             f"FROM events WHERE seq > %s AND seq < {_WATERMARK}{upto} ORDER BY seq LIMIT %s) w "
-            "WHERE organisation_id = ANY(%s) ORDER BY seq LIMIT %s"
+            f"WHERE organisation_id = ANY(%s){condition} ORDER BY seq LIMIT %s"
         )
+        extra = matching.params if matching else []
 
         def run(conn: psycopg.Connection[Any]) -> tuple[list[Any], int | None]:
             # One snapshot for both statements: one watermark, so the window's end is
             # measured over the very rows the read saw (none of its events skipped).
             with conn.transaction():
                 conn.execute("SET TRANSACTION ISOLATION LEVEL REPEATABLE READ, READ ONLY")
-                params = [*bounds, scan_rows, list(organisation_ids), limit]
+                params = [*bounds, scan_rows, list(organisation_ids), *extra, limit]
                 rows = conn.execute(sql, params).fetchall()
                 if len(rows) >= limit:
                     return rows, None  # the window's end does not matter: the read is full

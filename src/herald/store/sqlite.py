@@ -39,6 +39,7 @@ from herald.store.sql import (
     EVENT_COLUMNS,
     LOG_COLUMNS,
     SQLITE,
+    Where,
     event_row,
     stored_body,
 )
@@ -341,8 +342,10 @@ class SQLiteStore(
         organisation_ids: tuple[int, ...],
         upto_seq: int | None = None,
         scan_rows: int = LOG_SCAN_ROWS,
+        matching: Where | None = None,
     ) -> LogScan:
         marks = ", ".join("?" * len(organisation_ids))
+        condition, params = (f" AND {matching.sql}", matching.params) if matching else ("", [])
 
         def run(conn: sqlite3.Connection) -> tuple[list[Any], int | None]:
             # Seqs are distinct integers: (after, after + scan_rows] holds scan_rows rows at
@@ -355,10 +358,11 @@ class SQLiteStore(
             sql = (
                 f"SELECT {LOG_COLUMNS} FROM events "
                 f"WHERE seq > ?{'' if window is None else ' AND seq <= ?'} "
-                f"AND +organisation_id IN ({marks}) ORDER BY seq LIMIT ?"
+                f"AND +organisation_id IN ({marks}){condition} ORDER BY seq LIMIT ?"
             )
             bounds = [after_seq] if window is None else [after_seq, window]
-            return conn.execute(sql, [*bounds, *organisation_ids, limit]).fetchall(), window
+            values = [*bounds, *organisation_ids, *params, limit]
+            return conn.execute(sql, values).fetchall(), window
 
         rows, window = self._read(run)
         return log_scan(self._log_entries(rows), after_seq, limit, window, upto_seq)

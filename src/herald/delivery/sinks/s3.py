@@ -121,14 +121,15 @@ class PinnedResolver(AbstractResolver):
 def object_of(out: Outgoing) -> tuple[str, bytes]:
     """The key and the gzip NDJSON body of a batch's object."""
     items = out.items
-    first = items[0].record
-    received = first.get("received") or first.get("timestamp")
+    first = items[0].envelope
+    received = first.received or first.timestamp
     try:
         at = parse_timestamp(received) if isinstance(received, str) else out.now
     except (ValueError, OverflowError):
         at = out.now
     at = at.astimezone(UTC) if at.tzinfo else at.replace(tzinfo=UTC)
-    organisation = (first.get("organisation") or {}).get("id", out.handler.organisation_id)
+    owner = first.organisation if isinstance(first.organisation, dict) else {}
+    organisation = owner.get("id", out.handler.organisation_id)
     key = f"{organisation}/{at:%Y/%m/%d/%H}/{items[0].event_id}-{items[-1].event_id}.ndjson.gz"
     if out.handler.spec.format == "cloudevents":
         lines = b"".join(cloudevent(item) + b"\n" for item in items)
