@@ -11,9 +11,11 @@ next read starts there.
 from __future__ import annotations
 
 import asyncio
+import bisect
 import time
 from collections.abc import Awaitable, Callable
 from dataclasses import dataclass, field
+from operator import attrgetter
 
 from herald.delivery.formats import MAX_BATCH_BODY_BYTES, Item
 from herald.delivery.runtime import Ahead, HandlerRuntime
@@ -29,6 +31,7 @@ READ_AHEAD = 500  # log entries read at least per query: the next batches come a
 MAX_SKIP_CHUNKS = 20  # chunks of non-matching events skipped per step
 QUIET_PASS_SECONDS = 1.0  # how often an idle handler's cursor follows the end of the log
 
+_SEQ = attrgetter("seq")
 Settle = Callable[[HandlerRuntime], Awaitable[bool]]  # waits for the handler's bookkeeping
 Skipped = Callable[[Handler, Replay, list[int]], Awaitable[None]]  # records skipped events
 
@@ -97,7 +100,7 @@ class BatchReader:
                     waited = True
                     await asyncio.sleep(wait_ms / 1000)
                     continue
-            return Batch(items, end, rest=[e for e in entries if e.seq > end])
+            return Batch(items, end, rest=entries[bisect.bisect_right(entries, end, key=_SEQ) :])
         return Batch([], cursor)
 
     async def replay(

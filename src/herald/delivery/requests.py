@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+import functools
 from collections.abc import Mapping, Sequence
 from datetime import datetime
 
@@ -19,7 +20,14 @@ def signing_keys(handler: Handler, now: datetime, box: SecretBox | None) -> list
     until = handler.previous_secret_until_ms
     if handler.previous_secret and until is not None and until > to_ms(now):
         stored.append(handler.previous_secret)
-    return [box.open(value) for value in stored] if box else stored
+    return [_opened(box, value) for value in stored] if box else stored
+
+
+@functools.lru_cache(maxsize=1024)
+def _opened(box: SecretBox, sealed: str) -> str:
+    """A sealed secret opened, once per box and sealed value (not per request: a Fernet
+    token's check and decryption cost more than the signature)."""
+    return box.open(sealed)
 
 
 def build_request(
