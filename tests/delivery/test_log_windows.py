@@ -26,8 +26,8 @@ def test_a_small_tenants_handler_reads_a_window_at_a_time_live_and_replayed(
     scans: list[tuple[int, LogScan]] = []
     scan_log = functools.partial(store.log.scan, scan_rows=WINDOW)
 
-    def windowed(after_seq: int, *args: object) -> LogScan:
-        scan = scan_log(after_seq, *args)  # type: ignore[arg-type]
+    def windowed(after_seq: int, *args: object, **kwargs: object) -> LogScan:
+        scan = scan_log(after_seq, *args, **kwargs)  # type: ignore[arg-type]
         scans.append((after_seq, scan))
         return scan
 

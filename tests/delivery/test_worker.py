@@ -205,9 +205,9 @@ def test_events_sent_one_per_request_come_from_one_log_read(
     reads: list[int] = []
     scan_log = store.log.scan
 
-    def counted(after_seq: int, *args: object) -> object:
+    def counted(after_seq: int, *args: object, **kwargs: object) -> object:
         reads.append(after_seq)
-        return scan_log(after_seq, *args)  # type: ignore[arg-type]
+        return scan_log(after_seq, *args, **kwargs)  # type: ignore[arg-type]
 
     with receiving() as receiver:
         handler = store.handlers.create(2, HandlerSpec(name="h", url=receiver.url), new_secret())

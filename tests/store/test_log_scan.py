@@ -5,7 +5,8 @@ from __future__ import annotations
 
 from collections.abc import Callable
 
-from herald.events.types import LogEntry
+from herald.events.types import LogEntry, LogScan
+from herald.handlers.filters import handler_filter
 from herald.store import Store
 from tests.store.conftest import EventFactory
 from tests.support.waiting import readable
@@ -68,3 +69,21 @@ def test_a_read_stops_at_its_limit_and_at_the_end_asked_for(
     assert [entry.event_id for entry in found] == theirs[:2]
     end = store.log.scan(second, 50, (2,), second, scan_rows=SCAN)
     assert end == (end.entries, second, True) and end.entries == []
+
+
+def test_a_filtered_read_passes_what_it_looked_at(
+    store: Store, make_event: EventFactory, ids: Ids
+) -> None:
+    """A read with a filter takes only the events it selects, and its position passes the
+    others it looked at, up to the log's end: nothing is read twice, none skipped."""
+    _log(store, make_event, ids)
+    end = store.log.last_seq()
+    nothing = handler_filter("type:424242")
+    assert store.log.scan(0, 50, (2,), flt=nothing) == LogScan([], end, True)
+    windowed = store.log.scan(0, 50, (2,), scan_rows=SCAN, flt=nothing)
+    assert windowed.entries == [] and 0 < windowed.position < end and not windowed.complete
+    everything = store.log.scan(0, 50, (2,))
+    selected = store.log.scan(
+        0, 50, (2,), flt=handler_filter(f"type:{everything.entries[0].type_id}")
+    )
+    assert selected.entries == everything.entries and selected.position == end

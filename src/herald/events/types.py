@@ -66,17 +66,24 @@ class LogScan(NamedTuple):
 
 
 def log_scan(
-    entries: list[LogEntry], after_seq: int, limit: int, window: int | None, upto: int | None
+    entries: list[LogEntry],
+    after_seq: int,
+    limit: int,
+    window: int | None,
+    upto: int | None,
+    end: int = 0,
 ) -> LogScan:
     """The result of a read of at most ``limit`` entries after ``after_seq`` and at most
-    ``window`` (None: the log had fewer rows than a scan's worth), ``upto`` the end asked for."""
+    ``window`` (None: the log had fewer rows than a scan's worth), ``upto`` the end asked for;
+    ``end``, the end of the log the read saw, is passed too when it reached it (a filtered
+    read looked at the rows it did not take)."""
     if upto is not None and (window is None or window > upto):
         window = upto
     if len(entries) >= limit:
         return LogScan(entries, entries[-1].seq, False)
     if window is not None:
         return LogScan(entries, window, window == upto)
-    return LogScan(entries, entries[-1].seq if entries else after_seq, True)
+    return LogScan(entries, max(entries[-1].seq if entries else after_seq, end), True)
 
 
 @dataclass(frozen=True, slots=True)

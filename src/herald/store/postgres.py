@@ -484,20 +484,23 @@ class PostgresStore(
         )
         extra = matching.params if matching else []
 
-        def run(conn: psycopg.Connection[Any]) -> tuple[list[Any], int | None]:
-            # One snapshot for both statements: one watermark, so the window's end is
-            # measured over the very rows the read saw (none of its events skipped).
+        def run(conn: psycopg.Connection[Any]) -> tuple[list[Any], int | None, int]:
+            # One snapshot for the statements: one watermark, so the window's end (and the
+            # log's) is measured over the very rows the read saw (none of its events skipped).
             with conn.transaction():
                 conn.execute("SET TRANSACTION ISOLATION LEVEL REPEATABLE READ, READ ONLY")
                 params = [*bounds, scan_rows, list(organisation_ids), *extra, limit]
                 rows = conn.execute(sql, params).fetchall()
                 if len(rows) >= limit:
-                    return rows, None  # the window's end does not matter: the read is full
+                    return rows, None, 0  # the window's end does not matter: the read is full
                 bound = conn.execute(_WINDOW_END, (after_seq, scan_rows - 1)).fetchone()
-            return rows, (bound[0] if bound else None)
+                if bound is None and matching is not None:  # it read to the log's end
+                    last = conn.execute(_LAST_FINAL_SEQ).fetchone()
+                    return rows, None, int(last[0]) if last else 0
+            return rows, (bound[0] if bound else None), 0
 
-        rows, window = self._read(run)
-        return log_scan(self._log_entries(rows), after_seq, limit, window, upto_seq)
+        rows, window, end = self._read(run)
+        return log_scan(self._log_entries(rows), after_seq, limit, window, upto_seq, end)
 
     def _last_seq(self) -> int:
         """The last final position: ``_read_log(_last_seq())`` returns only what comes later."""

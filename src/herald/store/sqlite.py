@@ -347,7 +347,7 @@ class SQLiteStore(
         marks = ", ".join("?" * len(organisation_ids))
         condition, params = (f" AND {matching.sql}", matching.params) if matching else ("", [])
 
-        def run(conn: sqlite3.Connection) -> tuple[list[Any], int | None]:
+        def run(conn: sqlite3.Connection) -> tuple[list[Any], int | None, int]:
             # Seqs are distinct integers: (after, after + scan_rows] holds scan_rows rows at
             # most. A row's seq is the largest + 1 when it is written, so none appears later
             # below the window's end: the two statements need no common snapshot.
@@ -362,10 +362,10 @@ class SQLiteStore(
             )
             bounds = [after_seq] if window is None else [after_seq, window]
             values = [*bounds, *organisation_ids, *params, limit]
-            return conn.execute(sql, values).fetchall(), window
+            return conn.execute(sql, values).fetchall(), window, end if matching else 0
 
-        rows, window = self._read(run)
-        return log_scan(self._log_entries(rows), after_seq, limit, window, upto_seq)
+        rows, window, end = self._read(run)
+        return log_scan(self._log_entries(rows), after_seq, limit, window, upto_seq, end)
 
     def _last_seq(self) -> int:
         row = self._read(lambda c: c.execute("SELECT MAX(seq) FROM events").fetchone())
