@@ -19,9 +19,9 @@ from herald.api.app import create_app
 from herald.api.ratelimit import TokenBuckets
 from tests.reliability.conftest import Tenant, make_tenant
 from tests.reliability.figures import Figures
-from tests.support.metrics import value
+from tests.support.inproc import InProcessHerald, start_in_process
+from tests.support.metrics import increase, scrape
 from tests.support.records import emnify_record
-from tests.support.server import HeraldServer, start_server
 
 JWT_SECRET = "reliability-suite-secret-" + "x" * 32
 A_SECRET = "A's secret business"
@@ -30,7 +30,7 @@ A_ICCID = "8988280666000000077"  # A's SIM, which the 1NCE-shaped reads look up 
 
 @dataclass
 class World:
-    server: HeraldServer
+    server: InProcessHerald
     a: Tenant
     b: Tenant
     event_id: int
@@ -45,7 +45,7 @@ class World:
 @pytest.fixture(scope="module")
 def world(tmp_path_factory: pytest.TempPathFactory) -> Iterator[World]:
     """Two tenants; A has an event on endpoint/sim/user 7, a (disabled) handler and rule."""
-    server = start_server(
+    server = start_in_process(
         tmp_path_factory.mktemp("security") / "herald",
         env={
             "HERALD_JWT_SECRET": JWT_SECRET,
@@ -310,7 +310,7 @@ def test_expired_forged_tampered_and_revoked_tokens_are_refused(
     figures.add("security.security_event_types_checked", 3)
 
 
-def _events_of(server: HeraldServer, organisation: int) -> list[dict[str, Any]]:
+def _events_of(server: InProcessHerald, organisation: int) -> list[dict[str, Any]]:
     with server.client(server.admin_token) as client:
         response = client.get("/event", params={"organisation": organisation, "per_page": 1000})
         assert response.status_code == 200, response.text
@@ -348,12 +348,13 @@ def test_secrets_absent_from_logs_and_lists(world: World, figures: Figures) -> N
 
 
 def test_rate_limit_answers_429_with_retry_after(tmp_path: Any, figures: Figures) -> None:
-    server = start_server(
+    server = start_in_process(
         tmp_path / "herald",
         # a token per 100 s: no refill between the requests, however slow the machine
         env={"HERALD_RATE_LIMIT_PER_SECOND": "0.01", "HERALD_RATE_LIMIT_BURST": "3"},
     )
     try:
+        before = scrape(server)
         tenant = make_tenant(server, "Busy Co", "event:read")
         with server.client(tenant.token) as client:
             statuses = [client.get("/event").status_code for _ in range(5)]
@@ -364,7 +365,7 @@ def test_rate_limit_answers_429_with_retry_after(tmp_path: Any, figures: Figures
         assert limited.headers["content-type"] == "application/problem+json"
         with server.client(server.admin_token) as other:  # another token has its own bucket
             assert other.get("/event").status_code == 200
-        assert value(server, "herald_rate_limited_total") == 3  # each 429 counted
+        assert increase(server, before, "herald_rate_limited_total") == 3  # each 429 counted
         figures.add("security.rate_limited_requests", statuses.count(429) + 1)
     finally:
         server.stop()
@@ -375,11 +376,12 @@ def test_rate_limit_follows_the_token_not_the_header_spelling(
 ) -> None:
     """Regression: the bucket was keyed on the raw header, so ``bearer X``, ``BEARER X`` and
     ``Bearer  X`` each had a fresh one, and bogus tokens never met a 429."""
-    server = start_server(
+    server = start_in_process(
         tmp_path / "herald",
         env={"HERALD_RATE_LIMIT_PER_SECOND": "0.001", "HERALD_RATE_LIMIT_BURST": "3"},
     )
     try:
+        before = scrape(server)
         tenant = make_tenant(server, "Spelling Co", "event:read")
         url = f"{server.url}/api/v1/event"
         jwt_token = httpx.post(
@@ -417,7 +419,7 @@ def test_rate_limit_follows_the_token_not_the_header_spelling(
         assert guessing.status_code == 429  # the exchange shares the address's bucket
         with server.client(server.admin_token) as other:  # a valid token keeps its own bucket
             assert other.get("/event").status_code == 200
-        assert value(server, "herald_rate_limited_total") == 2 + 5 + 1
+        assert increase(server, before, "herald_rate_limited_total") == 2 + 5 + 1
         figures.add("security.rate_limited_requests", statuses.count(429) + guessed.count(429))
     finally:
         server.stop()
