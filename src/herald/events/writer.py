@@ -1,12 +1,12 @@
 """The one write path: every event enters the log through an ``EventWriter``.
 
 The event API, provider ingest, security events, the delivery worker's "handler disabled"
-notice, device status changes, the simulator and the demo all build their events with
-``EventWriter.build`` (checked against the catalogue, defaults filled in) and store them with
-``append`` or ``append_with``: ids from the process's generator, one transaction per batch
-(``store.log``'s, which other rows that must commit with the events join: a delivery's
-bookkeeping, a state change) and the count in ``herald_events_ingested_total``.
-The events given are not modified.
+notice, device status changes, the rules' alerts, the simulator and the demo all build their
+events with ``EventWriter.build`` (checked against the catalogue, defaults filled in) and
+store them with ``append`` or ``append_with``: ids from the process's generator, one
+transaction per batch (``store.log``'s, which other rows that must commit with the events
+join: a delivery's bookkeeping, a state change, the rules' groups and position) and the
+count in ``herald_events_ingested_total``. The events given are not modified.
 """
 
 from __future__ import annotations
@@ -90,16 +90,25 @@ class EventWriter:
         events: Sequence[NewEvent],
         joined: Callable[[Any], T | None],
         *,
+        standing: Callable[[T], Sequence[bool]] | None = None,
         durable: bool = True,
     ) -> T | None:
         """In one transaction: ``joined``'s rows (a repository's work on the transaction's
         connection, e.g. ``store.handlers.recording``), then ``events``; ``joined``'s
-        answer. None: ``joined`` wrote nothing, and neither are the events. Not
-        ``durable``: the commit does not wait for the disk (delivery bookkeeping)."""
+        answer. None: ``joined`` wrote nothing, and neither are the events. ``standing``:
+        which of ``events`` are appended, told by ``joined``'s answer (the rules' alerts of
+        rules not changed meanwhile). Not ``durable``: the commit does not wait for the
+        disk (delivery bookkeeping)."""
         assigned = self.ids.next_ids(len(events)) if events else []
-        result, records = self.store.log.append_with(events, assigned, joined, durable=durable)
-        if records:
-            self._counted(events, assigned, records)
+        result, records = self.store.log.append_with(
+            events, assigned, joined, standing=standing, durable=durable
+        )
+        stored = [(index, record) for index, record in enumerate(records) if record is not None]
+        if stored:
+            chosen = [index for index, _ in stored]
+            self._counted(
+                [events[i] for i in chosen], [assigned[i] for i in chosen], [r for _, r in stored]
+            )
         return result
 
     @staticmethod

@@ -64,12 +64,14 @@ class EventLog(Generic[C]):
         ids: Sequence[int],
         joined: Callable[[C], T | None],
         *,
+        standing: Callable[[Any], Sequence[bool]] | None = None,
         durable: bool = True,
-    ) -> tuple[T | None, list[bytes]]:
+    ) -> tuple[T | None, list[bytes | None]]:
         """In one transaction: ``joined`` (the rows that must commit with the events: a
-        delivery's bookkeeping, a state change), then ``events``; ``joined``'s answer and the
-        stored records. If ``joined`` answers None it wrote nothing, and the events are not
-        appended either."""
+        delivery's bookkeeping, a state change), then ``events``; ``joined``'s answer and
+        each event's stored record. If ``joined`` answers None it wrote nothing, and the
+        events are not appended either (no records). ``standing`` picks, from ``joined``'s
+        answer, the events that are appended (the others' records are None)."""
         db = self._db
         if events:
             db._before_insert(events)
@@ -77,7 +79,13 @@ class EventLog(Generic[C]):
             result = joined(conn)
             if result is None or not events:
                 return result, []
-            return result, db._insert_events(conn, events, ids)
+            stand = [True] * len(events) if standing is None else list(standing(result))
+            chosen = [i for i, kept in enumerate(stand) if kept]
+            stored = db._insert_events(conn, [events[i] for i in chosen], [ids[i] for i in chosen])
+        records: list[bytes | None] = [None] * len(events)
+        for index, record in zip(chosen, stored, strict=True):
+            records[index] = record
+        return result, records
 
     def read(
         self, after_seq: int, limit: int, organisation_ids: tuple[int, ...] | None = None
