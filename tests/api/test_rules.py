@@ -161,6 +161,22 @@ def test_each_kind_fires_is_delivered_resolves_and_is_held_down(
         listed = {r["id"]: r for r in client.get("/rule").json()}
         assert set(listed) == {count["id"], absence["id"], threshold["id"], marker["id"]}
         assert listed[threshold["id"]]["alerts"] == 1
+        assert listed[threshold["id"]]["groups"] == 1
+        assert listed[threshold["id"]]["group_limit_reached"] is False
+
+        # a change resolves the alert the rule has open, saying why
+        bigger = {"condition": {"kind": "threshold", "megabytes": 500, "period": "day"}}
+        client.patch(f"/rule/{threshold['id']}", json=bigger).raise_for_status()
+        receiver.wait_for(has(receiver, threshold, "resolved"))
+        (resolved,) = [
+            r.json()
+            for r in receiver.delivered()
+            if r.json()["detail"]["rule"]["id"] == threshold["id"]
+            and r.json()["event_type"]["id"] == 2201
+        ]
+        assert resolved["detail"]["reason"] == "the rule was changed"
+        assert resolved["endpoint"]["id"] == 10
+        assert client.get(f"/rule/{threshold['id']}").json()["alerts"] == 0
 
 
 def test_rules_are_checked_and_permitted(rules_server: InProcessHerald) -> None:

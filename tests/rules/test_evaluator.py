@@ -8,9 +8,11 @@ from typing import Any
 import orjson
 import pytest
 
+from herald import metrics
 from herald.catalog import load_catalog
+from herald.devices.projector import DeviceProjector
 from herald.ids import IdGenerator
-from herald.rules import alerts
+from herald.rules import alerts, changing
 from herald.rules.evaluator import RuleEvaluator
 from herald.rules.types import Condition, RuleSpec
 from herald.store import Store
@@ -58,6 +60,18 @@ def alert_records(store: Store, org: int, written: int = 0) -> list[dict[str, An
 
     wait_until(lambda: len(read()) >= written, 30)
     return read()
+
+
+def save(
+    evaluator: RuleEvaluator,
+    after_seq: int,
+    cursor_seq: int,
+    revisions: dict[int, int],
+    stamp: tuple[int, int] | None = None,
+) -> bool:
+    """A step writing no groups, as the evaluator writes one: whether it was written."""
+    saving = evaluator.store.rules.saving(after_seq, cursor_seq, revisions, stamp=stamp)
+    return evaluator.writer.append_with([], saving) is not None
 
 
 def post(
@@ -171,8 +185,11 @@ def test_a_rule_changed_or_deleted_stops_firing_at_once(
     gone = store.rules.create(a, RuleSpec("gone", "", "organisation", absence))
     post(store, ids, [make_event(a, T, 3, endpoint={"id": 7})])
     at(clock, evaluator, T)
-    store.rules.update(changed.id, (a,), RuleSpec("changed", "type:9", "organisation", absence))
-    store.rules.delete(gone.id, (a,))
+    writer = evaluator.writer
+    changing.change(
+        store, writer, changed, (a,), RuleSpec("changed", "type:9", "organisation", absence)
+    )
+    changing.change(store, writer, gone, (a,), None)
     at(clock, evaluator, T + 10 * MIN)
     (fired,) = alert_records(store, a, 1)
     assert fired["detail"]["rule"]["id"] == kept.id
@@ -192,7 +209,7 @@ def test_a_step_behind_another_writes_nothing(
     at(clock, evaluator, T)
     cursor = store.rules.position()
     assert len(alert_records(store, a, 1)) == 1
-    assert not store.rules.save(cursor - 1, cursor + 1, {rule.id: rule.revision})  # stale
+    assert not save(evaluator, cursor - 1, cursor + 1, {rule.id: rule.revision})  # stale
     assert store.rules.position() == cursor
     assert len(alert_records(store, a)) == 1
 
@@ -230,7 +247,93 @@ def test_a_step_whose_stamp_is_stale_writes_nothing(
     cursor, stamp = store.rules.stamped_position()
     assert stamp != 0
     revisions = {rule.id: rule.revision}
-    assert not store.rules.save(cursor, cursor, revisions, stamp=(stamp + 1, 5))  # stale
+    assert not save(evaluator, cursor, cursor, revisions, stamp=(stamp + 1, 5))  # stale
     assert store.rules.stamped_position() == (cursor, stamp)
-    assert store.rules.save(cursor, cursor, revisions, stamp=(stamp, 5))
+    assert save(evaluator, cursor, cursor, revisions, stamp=(stamp, 5))
     assert store.rules.stamped_position() == (cursor, 5)
+
+
+def ingested() -> float:
+    """herald_events_ingested_total of the events Herald writes itself."""
+    found = metrics.REGISTRY.get_sample_value(
+        "herald_events_ingested_total", {"provider": "herald"}
+    )
+    return found or 0.0
+
+
+def test_a_rule_changed_or_deleted_resolves_its_open_alerts(
+    store: Store,
+    make_event: EventFactory,
+    ids: Callable[[int], list[int]],
+    evaluator: RuleEvaluator,
+    clock: Clock,
+) -> None:
+    a = store.organisations.create("A").id
+    silent = Condition("absence", 10 * MIN)
+    changed = store.rules.create(a, RuleSpec("changed", "", "endpoint", silent))
+    gone = store.rules.create(a, RuleSpec("gone", "", "endpoint", silent))
+    post(store, ids, [make_event(a, T, 3, endpoint={"id": e}) for e in (7, 8)])
+    at(clock, evaluator, T + 10 * MIN)  # both rules fire for both endpoints
+    assert len(store.rules.alerts((a,))) == 4
+    counted = ingested()
+    spec = RuleSpec("changed", "type:3", "endpoint", silent)
+    changing.change(store, evaluator.writer, changed, (a,), spec)
+    changing.change(store, evaluator.writer, gone, (a,), None)
+    assert ingested() == counted + 4
+    assert store.rules.alerts((a,)) == []
+    records = alert_records(store, a, 8)[4:]
+    assert [r["event_type"]["id"] for r in records] == [2201] * 4
+    reasons = {(r["detail"]["rule"]["id"], r["detail"]["reason"]) for r in records}
+    assert reasons == {(changed.id, alerts.CHANGED), (gone.id, alerts.DELETED)}
+    assert {r["endpoint"]["id"] for r in records} == {7, 8}
+    at(clock, evaluator, T + 30 * MIN)  # the changed rule sees only events from its change
+    assert len(alert_records(store, a)) == 8
+
+
+def test_a_steps_alerts_of_a_rule_changed_meanwhile_are_dropped_and_counted_once(
+    store: Store,
+    make_event: EventFactory,
+    ids: Callable[[int], list[int]],
+    evaluator: RuleEvaluator,
+    clock: Clock,
+) -> None:
+    a = store.organisations.create("A").id
+    once = Condition("count", MIN, 1)
+    kept = store.rules.create(a, RuleSpec("kept", "", "endpoint", once))
+    changed = store.rules.create(a, RuleSpec("changed", "", "endpoint", once))
+    post(store, ids, [make_event(a, T, 3, endpoint={"id": 7})])
+    clock.ms = T
+    after = evaluator.position()
+    entries = store.log.read(after, 100)
+    output = evaluator.evaluate(entries)
+    assert {rule_id for rule_id, _ in output.alerts} == {kept.id, changed.id}
+    changing.change(store, evaluator.writer, changed, (a,), changed.spec)  # meanwhile
+    counted = ingested()
+    assert evaluator.advance(after, entries[-1].seq, output)
+    assert ingested() == counted + 1
+    (fired,) = alert_records(store, a, 1)
+    assert fired["detail"]["rule"]["id"] == kept.id
+    assert [alert.rule_id for alert in store.rules.alerts((a,))] == [kept.id]
+    assert not evaluator.advance(after, entries[-1].seq, output)  # a repeat writes nothing
+    assert ingested() == counted + 1
+
+
+def test_an_absence_over_every_event_knows_the_devices_silent_since_before_it(
+    store: Store,
+    make_event: EventFactory,
+    ids: Callable[[int], list[int]],
+    evaluator: RuleEvaluator,
+    clock: Clock,
+) -> None:
+    a = store.organisations.create("A").id
+    post(store, ids, [make_event(a, T, 3, endpoint={"id": 7})])
+    DeviceProjector(store).catch_up()  # endpoint 7 has a device state, last seen at T
+    silent = Condition("absence", 10 * MIN)
+    every = store.rules.create(a, RuleSpec("any event", "", "endpoint", silent))
+    store.rules.create(a, RuleSpec("type 3", "type:3", "endpoint", silent))  # not known
+    at(clock, evaluator, T + 10 * MIN)  # no event since the rules were made
+    (fired,) = alert_records(store, a, 1)
+    assert fired["detail"]["rule"]["id"] == every.id
+    assert fired["endpoint"]["id"] == 7
+    assert fired["detail"]["age_seconds"] == 600
+    assert fired["detail"]["last_event_id"] is None  # known from its state

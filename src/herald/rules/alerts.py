@@ -1,7 +1,10 @@
 """Alerts as events: "Rule fired" (2200) and "Rule resolved" (2201) in the organisation's own
 log, the target the group's device (endpoint, SIM, user, the event's target, or the
 organisation). Each has a deterministic producer id (``rule:<rule>:<revision>:<group>:
-<episode>:fired|resolved``), which the log stores once."""
+<episode>:fired|resolved``), which the log stores once; a resolution says why
+(``detail.reason``: the condition no longer holds, or the rule was changed or deleted).
+They are built by the writer (``EventWriter.build``) and appended with what their step
+writes (``EventWriter.append_with``)."""
 
 from __future__ import annotations
 
@@ -9,9 +12,9 @@ import hashlib
 import logging
 from typing import Any
 
-from herald.catalog import Catalog
 from herald.devices import state as device_state
-from herald.model import EventIn, NewEvent, OrganisationRef, TargetRef, TypeRef, build_event
+from herald.events.writer import EventWriter
+from herald.model import EventIn, NewEvent, OrganisationRef, TargetRef, TypeRef
 from herald.rules.lifecycle import Transition
 from herald.rules.types import Group, Rule
 from herald.timefmt import format_ms
@@ -22,6 +25,9 @@ FIRED = 2200
 RESOLVED = 2201
 TYPES = frozenset({FIRED, RESOLVED})
 ORGANISATION_KEY = "*"  # the one group of a rule grouped by organisation
+CLEARED = "the condition no longer holds"
+CHANGED = "the rule was changed"
+DELETED = "the rule was deleted"
 
 
 def group_key(group_by: str, record: dict[str, Any]) -> str | None:
@@ -59,15 +65,17 @@ def _subject(rule: Rule, key: str) -> tuple[TargetRef, dict[str, Any]]:
 
 
 def to_event(
+    writer: EventWriter,
     rule: Rule,
     group: Group,
     transition: Transition,
     measured: dict[str, Any],
     organisation_name: str,
-    catalog: Catalog,
     now: int,
+    reason: str = CLEARED,
 ) -> NewEvent | None:
-    """The event telling of ``transition`` (None, logged, if the catalogue refuses it)."""
+    """The event telling of ``transition`` (a resolution's ``reason``); None, logged, if
+    the catalogue refuses it."""
     fired = transition is Transition.FIRED
     target, refs = _subject(rule, group.key)
     label = (
@@ -83,9 +91,10 @@ def to_event(
     if not fired:
         detail["resolved"] = format_ms(now)
         detail["fired_seconds"] = (now - (group.fired_ms or now)) // 1000
+        detail["reason"] = reason
     key = group.key if len(group.key) <= 64 else hashlib.sha256(group.key.encode()).hexdigest()
     producer_id = f"rule:{rule.id}:{rule.revision}:{key}:{group.episode}:{transition.value}"
-    built = build_event(
+    built = writer.build(
         EventIn(
             id=producer_id,
             event_type=TypeRef(id=FIRED if fired else RESOLVED),
@@ -95,7 +104,6 @@ def to_event(
             **refs,
         ),
         organisation=OrganisationRef(id=rule.organisation_id, name=organisation_name),
-        catalog=catalog,
         received_ms=now,
         internal=True,
         provider="herald",

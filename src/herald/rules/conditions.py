@@ -14,6 +14,7 @@ working state (a JSON-able dict), the event and ``now`` (no clock is read here).
 from __future__ import annotations
 
 import bisect
+import functools
 from dataclasses import dataclass, field
 from datetime import UTC, datetime
 from typing import Any
@@ -23,6 +24,7 @@ from herald.devices.usage import session_traffic
 from herald.ingest.usage import UNITS_PER_MB
 from herald.query.fields import BY_NAME
 from herald.rules.types import Condition
+from herald.store.usage_records import Traffic
 
 DAY_MS = 86_400_000
 _TIMESTAMP = BY_NAME["timestamp"]
@@ -40,6 +42,7 @@ class Seen:
     body: bytes
     record: dict[str, Any]
     _effect: device_state.Effect | None = field(default=None, repr=False, compare=False)
+    _traffic: tuple[Traffic | None] | None = field(default=None, repr=False, compare=False)
 
     def device_effect(self) -> device_state.Effect:
         """What the event does to its device's status (its facts; worked out at the first
@@ -50,6 +53,13 @@ class Seen:
             )
             self._effect = device_state.effect(event, values=False)
         return self._effect
+
+    def traffic(self) -> Traffic | None:
+        """The data volume of the session the event closes (None: it closes none; worked
+        out at the first call)."""
+        if self._traffic is None:
+            self._traffic = (session_traffic(self.timestamp_ms, self.body),)
+        return self._traffic[0]
 
 
 def timestamp_of(record: dict[str, Any]) -> int | None:
@@ -81,11 +91,18 @@ def _observe_count(state: State, event: Seen, count: int, window: int) -> None:
         state["hit"] = True
 
 
+@functools.lru_cache(maxsize=4096)
+def _status(facts: tuple[tuple[str, int], ...]) -> str:
+    """The status of a device with these facts (the state rules of one device, which fold
+    the same events into the same facts, work it out once)."""
+    return device_state.status(device_state.DeviceState(0, dict(facts), {})).name
+
+
 def _observe_state(state: State, event: Seen, statuses: tuple[str, ...]) -> None:
     effect = event.device_effect()
     times: dict[str, int] = state.setdefault("facts", {})
     device_state.merge(times, {}, effect)
-    status = device_state.status(device_state.DeviceState(0, times, {})).name
+    status = _status(tuple(times.items()))
     if status != state.get("status"):
         state["status"] = status
         state["since"] = event.timestamp_ms if status in statuses else None
@@ -111,7 +128,7 @@ def period_end(period: str, start: int) -> int:
 
 
 def _observe_usage(state: State, event: Seen, period: str) -> None:
-    traffic = session_traffic(event.timestamp_ms, event.body)
+    traffic = event.traffic()
     if traffic is None:
         return
     start = period_start(period, event.timestamp_ms)
@@ -195,7 +212,8 @@ def measure(condition: Condition, state: State, now: int) -> dict[str, Any]:
         last = state.get("last")
         if last is None:
             return {}
-        return {"age_seconds": (now - last[0]) // 1000, "last_event_id": last[1]}
+        # 0: a device known from its state, whose last event was before the rule
+        return {"age_seconds": (now - last[0]) // 1000, "last_event_id": last[1] or None}
     if condition.kind == "state":
         since = state.get("since")
         return {

@@ -5,7 +5,9 @@ Each step reads the log after the position (on PostgreSQL only up to the safe wa
 folds each organisation's matching events into its own rules' groups, looks at the groups
 time alone may have changed (an absence or a status reaching its window, a count's events
 leaving it, a hold-down ending), and writes the changed groups, the alert events and the
-new position in one transaction (``store.rules.save``, compare-and-set). Once the log is
+new position in one transaction (the writer's ``append_with`` joined by
+``store.rules.saving``, compare-and-set; the alerts of a rule changed meanwhile dropped
+there, as its groups are). Once the log is
 read to its end, a timer pass does the same for the groups that are due, without moving the
 position: an absence fires on time though no event arrives. After a kill -9 the next step
 starts from the recorded position and state, so an alert is neither lost nor written twice
@@ -31,9 +33,9 @@ from typing import Any
 
 import orjson
 
-from herald import metrics
 from herald.catalog import Catalog
 from herald.events.types import LogEntry
+from herald.events.writer import EventWriter
 from herald.follower import Follower, LogReader
 from herald.handlers.filters import handler_filter
 from herald.ids import IdGenerator
@@ -50,52 +52,74 @@ log = logging.getLogger(__name__)
 CHUNK = 2000  # log entries per step
 CACHE = 200_000  # groups kept in memory
 Key = tuple[int, str]  # (rule id, group key)
+Stream = tuple[int, str, str]  # (organisation id, q, grouping): rules that see the same events
 
 
 def matching(
     rules: Sequence[Rule], entries: Sequence[LogEntry]
 ) -> dict[Key, list[conditions.Seen]]:
     """The events each (rule, group) sees in ``entries``: its own organisation's, after the
-    rule's start, selected by its filter; never alert events."""
-    by_organisation: dict[int, list[tuple[Rule, EventFilter]]] = defaultdict(list)
-    for rule in rules:  # each filter once per step, not once per entry
-        by_organisation[rule.organisation_id].append((rule, handler_filter(rule.spec.q)))
-    by_type: dict[tuple[int, int], list[tuple[Rule, EventFilter]]] = {}
-    seen: dict[Key, list[conditions.Seen]] = defaultdict(list)
+    rule's start, selected by its filter; never alert events. Rules of one organisation
+    with the same filter and grouping share the work (and the lists)."""
+    streams: dict[Stream, list[Rule]] = defaultdict(list)
+    for rule in rules:
+        streams[(rule.organisation_id, rule.spec.q, rule.spec.group)].append(rule)
+    by_organisation: dict[int, list[tuple[Stream, EventFilter, int]]] = defaultdict(list)
+    for stream, members in streams.items():  # each filter once per step, not once per entry
+        start = min(rule.after_seq for rule in members)
+        by_organisation[stream[0]].append((stream, handler_filter(stream[1]), start))
+    by_type: dict[tuple[int, int], list[tuple[Stream, EventFilter, int]]] = {}
+    found: dict[Stream, dict[str, list[tuple[int, conditions.Seen]]]] = defaultdict(dict)
     for entry in entries:
         if entry.type_id in alerts.TYPES:
             continue
         index = (entry.organisation_id, entry.type_id)
         candidates = by_type.get(index)
-        if candidates is None:  # the rules whose filter may take this type
+        if candidates is None:  # the streams whose filter may take this type
             candidates = by_type[index] = [
-                (rule, flt)
-                for rule, flt in by_organisation.get(entry.organisation_id, ())
+                (stream, flt, start)
+                for stream, flt, start in by_organisation.get(entry.organisation_id, ())
                 if flt.type_ids is None or entry.type_id in flt.type_ids
             ]
         event: conditions.Seen | None = None  # one per entry, shared by its rules
         keys: dict[str, str | None] = {}  # the entry's group key of each grouping
-        for rule, flt in candidates:
-            if entry.seq <= rule.after_seq:
+        for stream, flt, start in candidates:
+            if entry.seq <= start:
                 continue
             if event is None:
-                parsed = orjson.loads(entry.body)
-                record: dict[str, Any] = parsed if isinstance(parsed, dict) else {}
-                at = entry.timestamp_ms
-                if at is None:
-                    at = conditions.timestamp_of(record)
-                if at is None:
+                event = _seen(entry)
+                if event is None:
                     break  # no rule can place it in time
-                event = conditions.Seen(entry.event_id, entry.type_id, at, entry.body, record)
             if not flt.matches(event.record):
                 continue
-            group_by = rule.spec.group
+            group_by = stream[2]
             if group_by not in keys:
                 keys[group_by] = alerts.group_key(group_by, event.record)
             key = keys[group_by]
             if key is not None:
-                seen[(rule.id, key)].append(event)
+                found[stream].setdefault(key, []).append((entry.seq, event))
+    seen: dict[Key, list[conditions.Seen]] = {}
+    for stream, groups in found.items():
+        for key, events in groups.items():
+            shared = [event for _, event in events]
+            for rule in streams[stream]:
+                if rule.after_seq < events[0][0]:
+                    seen[(rule.id, key)] = shared
+                elif own := [event for seq, event in events if seq > rule.after_seq]:
+                    seen[(rule.id, key)] = own
     return seen
+
+
+def _seen(entry: LogEntry) -> conditions.Seen | None:
+    """The entry as the conditions see it (None: its time cannot be read)."""
+    parsed = orjson.loads(entry.body)
+    record: dict[str, Any] = parsed if isinstance(parsed, dict) else {}
+    at = entry.timestamp_ms
+    if at is None:
+        at = conditions.timestamp_of(record)
+    if at is None:
+        return None
+    return conditions.Seen(entry.event_id, entry.type_id, at, entry.body, record)
 
 
 @dataclass
@@ -106,7 +130,7 @@ class Evaluated:
     stamp: tuple[int, int] | None  # the stamped position the step read the groups at
     groups: list[Group] = field(default_factory=list)  # changed
     dropped: list[Key] = field(default_factory=list)  # forgotten: nothing left to keep
-    alerts: list[tuple[int, NewEvent, int]] = field(default_factory=list)  # rule, event, id
+    alerts: list[tuple[int, NewEvent]] = field(default_factory=list)  # (rule id, event)
 
     def __bool__(self) -> bool:
         return bool(self.groups or self.dropped)
@@ -128,8 +152,7 @@ class RuleEvaluator:
         clock: Callable[[], int] = now_ms,
     ) -> None:
         self.store = store
-        self.catalog = catalog
-        self.ids = ids
+        self.writer = EventWriter(store, ids, catalog)
         self.max_groups = max_groups
         self.cache = cache
         self.clock = clock
@@ -165,23 +188,27 @@ class RuleEvaluator:
         the position and of the stamp the step read)."""
         read = output.stamp
         stamp = secrets.randbits(62) + 1
-        saved = read is not None and self.store.rules.save(
-            after_seq,
-            upto_seq,
-            output.revisions,
-            output.groups,
-            output.dropped,
-            output.alerts,
-            stamp=(read[1], stamp),
-        )
+        saved = read is not None and self._write(after_seq, upto_seq, output, (read[1], stamp))
         if not saved:
             self._forget()
             return False
         self._stamp = (upto_seq, stamp)
         self._keep(output)
-        if output.alerts:
-            metrics.EVENTS_INGESTED.labels("herald").inc(len(output.alerts))
         return True
+
+    def _write(
+        self, after_seq: int, upto_seq: int, output: Evaluated, stamp: tuple[int, int]
+    ) -> bool:
+        saving = self.store.rules.saving(
+            after_seq, upto_seq, output.revisions, output.groups, output.dropped, stamp
+        )
+        rules = [rule_id for rule_id, _ in output.alerts]
+        current = self.writer.append_with(
+            [event for _, event in output.alerts],
+            saving,
+            standing=lambda current: [rule_id in current for rule_id in rules],
+        )
+        return current is not None
 
     # -- the groups kept (as stored while ``_stamp`` is the recorded one) ---------
     def _forget(self) -> None:
@@ -247,7 +274,6 @@ class RuleEvaluator:
         seen = matching(list(rules.values()), entries)
         stored = self._groups(rules, [*seen, *repository.due(now)])
         counts = repository.group_counts() if any(k not in stored for k in seen) else {}
-        written: list[tuple[int, NewEvent]] = []
         for key in sorted(set(seen) | set(stored)):
             rule = rules.get(key[0])
             if rule is None:
@@ -261,13 +287,11 @@ class RuleEvaluator:
                 group = Group(rule.id, key[1], rule.organisation_id)
             event = self._move(rule, group, seen.get(key, ()), now)
             if event is not None:
-                written.append((rule.id, event))
+                output.alerts.append((rule.id, event))
             if not lifecycle.removable(rule.spec.condition, group, now):
                 output.groups.append(group)
             elif key in stored:
                 output.dropped.append(key)
-        fresh = self.ids.next_ids(len(written)) if written else []
-        output.alerts = [(r, e, i) for (r, e), i in zip(written, fresh, strict=True)]
         return output
 
     def _move(
@@ -284,7 +308,7 @@ class RuleEvaluator:
         if transition is None:
             return None
         return alerts.to_event(
-            rule, group, transition, measured, self._name(rule), self.catalog, now
+            self.writer, rule, group, transition, measured, self._name(rule), now
         )
 
     def _name(self, rule: Rule) -> str:

@@ -11,6 +11,7 @@ from herald.errors import Invalid, NotFound
 from herald.handlers.filters import canonical_filter
 from herald.organisations.service import acting_for
 from herald.query.syntax import FilterError
+from herald.rules import changing
 from herald.rules.input import INVALID, MAX_PREVIEW_DAYS, PreviewIn, RuleIn, RulePatch
 from herald.rules.preview import Preview, preview
 from herald.rules.types import Alert, Rule, RuleSpec
@@ -55,6 +56,7 @@ async def create_rule(services: Services, principal: Principal, body: RuleIn) ->
         organisation_id,
         spec,
         services.settings.max_rules_per_organisation,
+        services.settings.max_groups_per_rule,
     )
 
 
@@ -79,19 +81,38 @@ async def firing(services: Services, principal: Principal) -> Counter[int]:
     return Counter(alert.rule_id for alert in await alerts(services, principal))
 
 
+async def tracked(services: Services, principal: Principal) -> dict[int, int]:
+    """How many groups each rule tracks (at most ``HERALD_MAX_GROUPS_PER_RULE``)."""
+    return await services.run(services.store.rules.group_counts, principal.organisation_scope)
+
+
 async def update_rule(
     services: Services, principal: Principal, rule_id: int, body: RulePatch
 ) -> Rule:
-    """Change a rule: it starts afresh."""
+    """Change a rule: it starts afresh, its open alerts resolved."""
     stored = await get_rule(services, principal, rule_id)
     spec = _spec(services, body, stored.spec)
-    return await services.run(
-        services.store.rules.update, rule_id, principal.organisation_scope, spec
-    )
+    await _change(services, principal, stored, spec)
+    return await get_rule(services, principal, rule_id)
 
 
 async def delete_rule(services: Services, principal: Principal, rule_id: int) -> None:
-    await services.run(services.store.rules.delete, rule_id, principal.organisation_scope)
+    """Delete a rule, its open alerts resolved."""
+    await _change(services, principal, await get_rule(services, principal, rule_id), None)
+
+
+async def _change(
+    services: Services, principal: Principal, rule: Rule, spec: RuleSpec | None
+) -> None:
+    await services.run(
+        changing.change,
+        services.store,
+        services.writer,
+        rule,
+        principal.organisation_scope,
+        spec,
+        services.settings.max_groups_per_rule,
+    )
 
 
 async def preview_rule(

@@ -2,20 +2,21 @@
 
 ``rules`` holds each organisation's rules; ``rule_groups`` each rule's groups (the
 condition's working state, whether it fires); ``rule_position`` the evaluator's place in the
-log. The evaluator (``herald.rules.evaluator``) writes a step's groups, its alert events and
-its new position in one transaction, and only if no other step moved the position past the
-one it read (compare and set): a repeated or concurrent step writes nothing twice.
+log. The evaluator (``herald.rules.evaluator``) writes a step's groups and its new position
+with its alert events in the writer's transaction (``saving``), and only if no other step
+moved the position past the one it read (compare and set): a repeated or concurrent step
+writes nothing twice. A rule's change or deletion resolves its open alerts the same way
+(``changing``).
 """
 
 from __future__ import annotations
 
 import secrets
-from collections.abc import Mapping, Sequence
-from typing import TYPE_CHECKING, Any, Generic
+from collections.abc import Callable, Collection, Mapping, Sequence
+from typing import TYPE_CHECKING, Any, Generic, cast
 
 import orjson
 
-from herald.record import NewEvent
 from herald.rules.types import Alert, Condition, Group, Rule, RuleSpec
 from herald.store.dbapi import C
 from herald.store.errors import LimitReached, NotFound
@@ -125,9 +126,16 @@ class RuleRepository(Generic[C]):
         return f"{sql} AND {condition}", [*params, *values]
 
     # -- rules ----------------------------------------------------------------
-    def create(self, organisation_id: int, spec: RuleSpec, max_rules: int | None = None) -> Rule:
-        """A new rule of ``organisation_id``, seeing the events written from now on;
-        LimitReached if the organisation has ``max_rules`` already."""
+    def create(
+        self,
+        organisation_id: int,
+        spec: RuleSpec,
+        max_rules: int | None = None,
+        max_groups: int = 10_000,
+    ) -> Rule:
+        """A new rule of ``organisation_id``, seeing the events written from now on (an
+        absence over every event also knows the silent devices: ``_seed``); LimitReached
+        if the organisation has ``max_rules`` already."""
         store, created = self._store, now_ms()
         with store._transaction() as conn:
             if max_rules is not None:  # counted under the organisation's lock: no race
@@ -151,9 +159,40 @@ class RuleRepository(Generic[C]):
                 f"({store._LAST_SEQ}), ?, ?)",
                 (rule_id, organisation_id, *_spec_values(spec), created, created),
             )
+            self._seed(conn, rule_id, organisation_id, spec, max_groups)
         found = self.get(rule_id)
         assert found is not None
         return found
+
+    def _seed(self, conn: C, rule_id: int, organisation_id: int, spec: RuleSpec, most: int) -> None:
+        """An absence over every event (no ``q``) per endpoint knows each endpoint with a
+        device state (up to ``most``, the latest first): silent since its last event, it
+        fires a window after that event, not a window after its next one (which may never
+        come). With a ``q``, a device's last event tells nothing of its matching ones."""
+        condition = spec.condition
+        if condition.kind != "absence" or spec.group != "endpoint" or spec.q:
+            return
+        store = self._store
+        rows = store._execute(
+            conn,
+            "SELECT endpoint_key, last_event_ms FROM device_states WHERE organisation_id = ? "
+            "ORDER BY last_event_ms DESC LIMIT ?",
+            (organisation_id, most),
+        ).fetchall()
+        seeded = [
+            Group(
+                rule_id,
+                str(key),
+                organisation_id,
+                due_ms=int(last) + condition.window_ms,
+                state={"last": [int(last), 0]},
+            )
+            for key, last in rows
+        ]
+        if seeded:
+            cast(Any, conn).cursor().executemany(
+                store._sql(_UPSERT_GROUP), [_group_values(g) for g in seeded]
+            )
 
     def get(self, rule_id: int, organisation_ids: tuple[int, ...] | None = None) -> Rule | None:
         sql, params = self._scoped(
@@ -173,35 +212,52 @@ class RuleRepository(Generic[C]):
         sql = f"SELECT {_RULE_COLUMNS} FROM rules WHERE enabled ORDER BY id"
         return [_rule(row) for row in self._select(sql, [], _RULE_COLUMNS)]
 
-    def update(
-        self, rule_id: int, organisation_ids: tuple[int, ...] | None, spec: RuleSpec
-    ) -> Rule:
-        """Change a rule: it starts afresh (its groups forgotten, no alert of them resolved;
-        it sees the events written from now on). NotFound if it is not in scope."""
+    def changing(
+        self,
+        rule: Rule,
+        organisation_ids: tuple[int, ...] | None,
+        spec: RuleSpec | None,
+        firing: Collection[tuple[str, int]],
+        max_groups: int = 10_000,
+    ) -> Callable[[C], set[tuple[str, int]] | None]:
+        """A change of ``rule`` (``spec``; None: its deletion), as work for the writer's
+        transaction that appends the "Rule resolved" events of its groups ``firing`` (key,
+        episode) with it: the rule starts afresh (a new revision, its groups forgotten, the
+        events written from now on). It answers the groups that fired until now (those
+        resolved), or None, writing nothing, if the rule or its firing groups are no longer
+        the ones read (read again, try again). NotFound if it is not in scope."""
         store = self._store
-        sql, params = self._scoped(
-            "UPDATE rules SET name = ?, q = ?, group_by = ?, condition = ?, hold_down_ms = ?, "
-            f"enabled = ?, revision = revision + 1, after_seq = ({store._LAST_SEQ}), "
-            "updated_ms = ? WHERE id = ?",
-            [*_spec_values(spec), now_ms(), rule_id],
-            organisation_ids,
-        )
-        with store._transaction() as conn:
-            if store._execute(conn, sql, params).rowcount == 0:
-                raise NotFound(f"no rule {rule_id}")
-            store._execute(conn, "DELETE FROM rule_groups WHERE rule_id = ?", (rule_id,))
-        found = self.get(rule_id)
-        assert found is not None
-        return found
 
-    def delete(self, rule_id: int, organisation_ids: tuple[int, ...] | None) -> None:
-        """Delete a rule and its groups. NotFound if it is not in scope."""
-        store = self._store
-        sql, params = self._scoped("DELETE FROM rules WHERE id = ?", [rule_id], organisation_ids)
-        with store._transaction() as conn:
-            if store._execute(conn, sql, params).rowcount == 0:
-                raise NotFound(f"no rule {rule_id}")
-            store._execute(conn, "DELETE FROM rule_groups WHERE rule_id = ?", (rule_id,))
+        def change(conn: C) -> set[tuple[str, int]] | None:
+            sql, params = self._scoped(
+                "SELECT revision FROM rules WHERE id = ?", [rule.id], organisation_ids
+            )
+            row = store._execute(conn, sql + store._LOCK_ROW, params).fetchone()
+            if row is None:
+                raise NotFound(f"no rule {rule.id}")
+            found = store._execute(
+                conn,
+                "SELECT group_key, episode FROM rule_groups WHERE rule_id = ? AND firing",
+                (rule.id,),
+            ).fetchall()
+            resolved = {(str(key), int(episode)) for key, episode in found}
+            if int(row[0]) != rule.revision or not resolved <= set(firing):
+                return None
+            store._execute(conn, "DELETE FROM rule_groups WHERE rule_id = ?", (rule.id,))
+            if spec is None:
+                store._execute(conn, "DELETE FROM rules WHERE id = ?", (rule.id,))
+                return resolved
+            store._execute(
+                conn,
+                "UPDATE rules SET name = ?, q = ?, group_by = ?, condition = ?, "
+                "hold_down_ms = ?, enabled = ?, revision = revision + 1, "
+                f"after_seq = ({store._LAST_SEQ}), updated_ms = ? WHERE id = ?",
+                (*_spec_values(spec), now_ms(), rule.id),
+            )
+            self._seed(conn, rule.id, rule.organisation_id, spec, max_groups)
+            return resolved
+
+        return change
 
     # -- groups ---------------------------------------------------------------
     def groups(self, keys: Sequence[Key]) -> dict[Key, Group]:
@@ -238,14 +294,20 @@ class RuleRepository(Generic[C]):
         rows = self._store._read(lambda c: self._store._execute(c, sql, (now, limit)).fetchall())
         return [(int(rule_id), str(key)) for rule_id, key in rows]
 
-    def group_counts(self) -> dict[int, int]:
+    def group_counts(self, organisation_ids: tuple[int, ...] | None = None) -> dict[int, int]:
         """How many groups each rule has."""
+        sql, params = self._scoped(
+            "SELECT rule_id, COUNT(*) FROM rule_groups WHERE TRUE", [], organisation_ids
+        )
         rows = self._store._read(
-            lambda c: c.execute(
-                "SELECT rule_id, COUNT(*) FROM rule_groups GROUP BY rule_id"
-            ).fetchall()
+            lambda c: self._store._execute(c, sql + " GROUP BY rule_id", params).fetchall()
         )
         return {int(rule_id): int(count) for rule_id, count in rows}
+
+    def firing(self, rule_id: int) -> list[Group]:
+        """The rule's groups that fire now."""
+        sql = f"SELECT {_GROUP_COLUMNS} FROM rule_groups WHERE rule_id = ? AND firing"
+        return [_group(row) for row in self._select(sql, [rule_id], _GROUP_COLUMNS)]
 
     def alerts(self, organisation_ids: tuple[int, ...] | None = None) -> list[Alert]:
         """The groups firing now, oldest first."""
@@ -326,38 +388,37 @@ class RuleRepository(Generic[C]):
             ).rowcount
         return bool(moved == 1)
 
-    def save(
+    def saving(
         self,
         after_seq: int,
         cursor_seq: int,
         revisions: Mapping[int, int],
         groups: Sequence[Group] = (),
         dropped: Sequence[Key] = (),
-        alerts: Sequence[tuple[int, NewEvent, int]] = (),
         stamp: tuple[int, int] | None = None,
-    ) -> bool:
-        """In one transaction: move the position from ``after_seq`` (or from before it: what
-        lies between concerns no rule) to ``cursor_seq``, write ``groups``, delete
-        ``dropped`` and append the alert events ``alerts`` (rule id, event, event id), for
-        the rules still at the ``revisions`` the step read (of a rule changed or deleted
-        meanwhile: nothing). ``stamp`` (read, new): the stamp moves from the one the step
-        read (``stamped_position``) to a new one; without it, to a random one: every write
-        changes it. False (nothing written) if another step moved the position past
-        ``after_seq``, or the stamp from the one read."""
+    ) -> Callable[[C], set[int] | None]:
+        """An evaluator's step, as work for the writer's transaction that appends its alert
+        events with it: move the position from ``after_seq`` (or from before it: what lies
+        between concerns no rule) to ``cursor_seq``, write ``groups`` and delete ``dropped``
+        of the rules still at the ``revisions`` the step read (of a rule changed or deleted
+        meanwhile: nothing). It answers those rules (their alerts stand), or None, writing
+        nothing, if another step moved the position past ``after_seq``, or the stamp from
+        the one read. ``stamp`` (read, new): the stamp moves from the one the step read
+        (``stamped_position``) to a new one; without it, to a random one: every write
+        changes it."""
         store = self._store
-        if alerts:
-            store._before_insert([event for _, event, _ in alerts])
-        with store._transaction() as conn:
+
+        def save(conn: C) -> set[int] | None:
             if not self._restamp(conn, stamp):
-                return False
+                return None
             moved = store._execute(
                 conn,
                 "UPDATE rule_position SET cursor_seq = ? WHERE name = ? AND cursor_seq <= ?",
                 (cursor_seq, POSITION, after_seq),
             ).rowcount
             if moved != 1:
-                return False
-            touched = sorted({g.rule_id for g in groups} | {k[0] for k in dropped})
+                return None
+            touched = sorted(set(revisions))
             current: set[int] = set()
             for start in range(0, len(touched), 500):
                 chunk = touched[start : start + 500]
@@ -369,18 +430,15 @@ class RuleRepository(Generic[C]):
                 ).fetchall()
                 current |= {int(i) for i, rev in rows if revisions.get(int(i)) == int(rev)}
             kept = [g for g in groups if g.rule_id in current]
-            if kept:
-                conn_any: Any = conn
-                conn_any.cursor().executemany(
+            if kept:  # both drivers' cursors batch this (psycopg in one pipeline)
+                cast(Any, conn).cursor().executemany(
                     store._sql(_UPSERT_GROUP), [_group_values(g) for g in kept]
                 )
-            for rule_id, key in dropped:
-                store._execute(
-                    conn,
-                    "DELETE FROM rule_groups WHERE rule_id = ? AND group_key = ?",
-                    (rule_id, key),
+            gone = [key for key in dropped if key[0] in current]
+            if gone:
+                cast(Any, conn).cursor().executemany(
+                    store._sql("DELETE FROM rule_groups WHERE rule_id = ? AND group_key = ?"), gone
                 )
-            written = [(event, i) for rule_id, event, i in alerts if rule_id in current]
-            if written:
-                store._insert_events(conn, [e for e, _ in written], [i for _, i in written])
-        return True
+            return current
+
+        return save

@@ -16,6 +16,7 @@ from herald.auth import Principal
 from herald.rules import service
 from herald.rules.input import PreviewIn, RuleIn, RulePatch, StatusName
 from herald.rules.types import Alert, GroupBy, Kind, Period, Rule
+from herald.services import Services
 from herald.timefmt import format_ms, now_ms
 
 router = APIRouter(tags=["rules"])
@@ -57,6 +58,11 @@ class RuleOut(BaseModel):
     enabled: bool
     revision: int = Field(description="Counts its changes; alert events name it")
     alerts: int = Field(description="How many of its groups fire now")
+    groups: int = Field(description="How many groups it tracks")
+    group_limit_reached: bool = Field(
+        description="true: it tracks HERALD_MAX_GROUPS_PER_RULE groups, the most; the events "
+        "of any other group are not evaluated (a change of the rule starts it afresh)"
+    )
     created: str
     updated: str
 
@@ -100,7 +106,7 @@ class PreviewOut(BaseModel):
     complete: bool = Field(description="false: stopped after the first 200,000 events")
 
 
-def rule_json(rule: Rule, alerts: int = 0) -> dict[str, Any]:
+def rule_json(rule: Rule, max_groups: int, alerts: int = 0, groups: int = 0) -> dict[str, Any]:
     spec = rule.spec
     return {
         "id": rule.id,
@@ -113,6 +119,8 @@ def rule_json(rule: Rule, alerts: int = 0) -> dict[str, Any]:
         "enabled": spec.enabled,
         "revision": rule.revision,
         "alerts": alerts,
+        "groups": groups,
+        "group_limit_reached": groups >= max_groups,
         "created": format_ms(rule.created_ms),
         "updated": format_ms(rule.updated_ms),
     }
@@ -129,19 +137,29 @@ def alert_json(alert: Alert, now: int) -> dict[str, Any]:
     }
 
 
+async def _with_groups(
+    services: Services, principal: Principal, rules: list[Rule]
+) -> list[dict[str, Any]]:
+    firing = await service.firing(services, principal)
+    tracked = await service.tracked(services, principal)
+    most = services.settings.max_groups_per_rule
+    return [rule_json(rule, most, firing[rule.id], tracked.get(rule.id, 0)) for rule in rules]
+
+
 @router.post("/rule", status_code=201, responses={201: {"model": RuleOut}})
 async def create_rule(body: RuleIn, services: ServicesDep, principal: Manager) -> dict[str, Any]:
     """Make a rule; it sees the events written from now on. 409 beyond
     HERALD_MAX_RULES_PER_ORGANISATION."""
-    return rule_json(await service.create_rule(services, principal, body))
+    rule = await service.create_rule(services, principal, body)
+    return rule_json(rule, services.settings.max_groups_per_rule)
 
 
 @router.get("/rule", responses={200: {"model": list[RuleOut]}})
 async def list_rules(services: ServicesDep, principal: Reader) -> list[dict[str, Any]]:
-    """The organisation's rules, each with how many of its groups fire now."""
+    """The organisation's rules, each with how many of its groups fire now and how many it
+    tracks."""
     rules = await service.list_rules(services, principal)
-    firing = await service.firing(services, principal)
-    return [rule_json(rule, firing[rule.id]) for rule in rules]
+    return await _with_groups(services, principal, rules)
 
 
 @router.get("/rule/alert", responses={200: {"model": list[AlertOut]}})
@@ -153,23 +171,26 @@ async def list_alerts(services: ServicesDep, principal: Reader) -> list[dict[str
 
 @router.get("/rule/{rule_id:int}", responses={200: {"model": RuleOut}})
 async def get_rule(rule_id: RuleId, services: ServicesDep, principal: Reader) -> dict[str, Any]:
-    """One rule, with how many of its groups fire now."""
+    """One rule, with how many of its groups fire now and how many it tracks."""
     rule = await service.get_rule(services, principal, rule_id)
-    return rule_json(rule, (await service.firing(services, principal))[rule.id])
+    (found,) = await _with_groups(services, principal, [rule])
+    return found
 
 
 @router.patch("/rule/{rule_id:int}", responses={200: {"model": RuleOut}})
 async def update_rule(
     rule_id: RuleId, body: RulePatch, services: ServicesDep, principal: Manager
 ) -> dict[str, Any]:
-    """Change a rule: it starts afresh, seeing the events written from now on (its current
-    alerts are dropped without a resolution)."""
-    return rule_json(await service.update_rule(services, principal, rule_id, body))
+    """Change a rule: it starts afresh, seeing the events written from now on; its current
+    alerts are resolved ("Rule resolved", ``detail.reason`` "the rule was changed")."""
+    rule = await service.update_rule(services, principal, rule_id, body)
+    return rule_json(rule, services.settings.max_groups_per_rule)
 
 
 @router.delete("/rule/{rule_id:int}", status_code=204)
 async def delete_rule(rule_id: RuleId, services: ServicesDep, principal: Manager) -> Response:
-    """Delete a rule; it stops firing at once."""
+    """Delete a rule; it stops firing at once, its current alerts resolved ("Rule
+    resolved", ``detail.reason`` "the rule was deleted")."""
     await service.delete_rule(services, principal, rule_id)
     return Response(status_code=204)
 

@@ -1150,7 +1150,8 @@ async function viewRules(root) {
     h("td", { class: "mono" }, r.q || "all events"),
     h("td", {}, r.group),
     h("td", {}, `${r.condition.kind}: ${ruleCondition(r.condition)}`),
-    h("td", {}, r.enabled ? (r.alerts ? h("span", { class: "badge sev-2" }, `${r.alerts} firing`) : "quiet") : "disabled")));
+    h("td", {}, r.enabled ? (r.alerts ? h("span", { class: "badge sev-2" }, `${r.alerts} firing`) : "quiet") : "disabled",
+      r.group_limit_reached ? h("span", { class: "badge sev-1", title: "new groups are not evaluated until the rule changes" }, ` ${r.groups} groups: the most`) : null)));
   const alertRows = alerts.map((a) => h("tr", { class: "alert-row" },
     org ? h("td", {}, orgName(a.organisation_id)) : null,
     h("td", {}, a.rule.name),
