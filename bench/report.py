@@ -12,7 +12,7 @@ from pathlib import Path
 from typing import Any
 
 BEGIN, END = "<!-- bench:results:begin -->", "<!-- bench:results:end -->"
-FAMILIES = ("ingest", "query", "delivery", "devices", "sinks")
+FAMILIES = ("ingest", "query", "delivery", "devices", "rules", "sinks")
 
 
 def _get(results: dict[str, Any], path: str) -> Any:
@@ -75,6 +75,13 @@ TARGETS: list[tuple[str, str, str, float]] = [
     (
         "Device state's cost to HTTP batch ingest (in a worker)",
         "devices.ingest.worker.cost",
+        "<=",
+        0.1,
+    ),
+    ("100 rules' evaluation vs appending the events, time", "rules.ratio", "<=", 0.1),
+    (
+        "100 rules' evaluation vs HTTP batch ingest, time per event",
+        "rules.cost_to_http_batch_ingest",
         "<=",
         0.1,
     ),
@@ -289,6 +296,7 @@ def _figures(results: dict[str, Any]) -> list[str]:
             f"{_n(lat['p50_ms'])} / {_n(lat['p99_ms'])} | | |"
         )
     lines += _device_lines(results.get("devices") or {})
+    lines += _rule_lines(results.get("rules") or {})
     lines += _sink_lines(results.get("sinks") or {})
     cost = []
     if query:
@@ -343,6 +351,24 @@ def _sink_lines(sinks: dict[str, Any]) -> list[str]:
                 f"(batches of up to 100, no wait), p50 / p99 ms{never} | "
                 f"{_n(lat['p50_ms'])} / {_n(lat['p99_ms'])} | | |"
             )
+    return lines
+
+
+def _rule_lines(rules: dict[str, Any]) -> list[str]:
+    if not rules:
+        return []
+    where = f"{rules['rules']} rules, {rules['events']:,} events, {rules['endpoints']:,} endpoints"
+    lines = [
+        f"| rules ({where}): evaluating vs appending, events/s | "
+        f"{_n(rules['evaluate_events_per_s'])} | {_n(rules['append_events_per_s'])} "
+        f"(store append, batches of 1000) | {_n(rules['ratio'])} (time) |"
+    ]
+    if "cost_to_http_batch_ingest" in rules:
+        lines.append(
+            f"| rules: evaluating vs HTTP batch ingest of this run, time per event | | "
+            f"{_n(rules['http_batch_events_per_s'])} events/s | "
+            f"{_n(rules['cost_to_http_batch_ingest'])} |"
+        )
     return lines
 
 

@@ -17,10 +17,10 @@ from typing import Any
 
 import orjson
 
-from bench import delivery, devices, ingest, neighbour, query, querystore, report, sinks
+from bench import delivery, devices, ingest, neighbour, query, querystore, report, rules, sinks
 from bench.common import FULL, QUICK, ROOT, machine
 
-FAMILIES = ("ingest", "query", "delivery", "devices", "sinks")
+FAMILIES = ("ingest", "query", "delivery", "devices", "rules", "sinks")
 
 
 def _say(text: str) -> None:
@@ -102,6 +102,10 @@ def main() -> None:
             built = querystore.query_store(mode.query_events)
             results["devices"] = devices.devices_bench(mode, built, workdir)
             _say(f"  {results['devices']}")
+        if "rules" in families:
+            _say("rules: evaluating 100 rules vs appending the events they see")
+            results["rules"] = rules.rules_bench(mode, workdir / "rules", results.get("ingest"))
+            _say(f"  {results['rules']}")
         if "delivery" in families:
             _say("delivery: webhook throughput and latency")
             results["delivery"] = delivery.delivery_bench(mode, workdir)
