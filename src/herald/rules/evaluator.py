@@ -6,13 +6,12 @@ folds each organisation's matching events into its own rules' groups, looks at t
 time alone may have changed (an absence or a status reaching its window, a count's events
 leaving it, a hold-down ending), and writes the changed groups, the alert events and the
 new position in one transaction (the writer's ``append_with`` joined by
-``store.rules.saving``, compare-and-set; the alerts of a rule changed meanwhile dropped
-there, as its groups are). Once the log is
-read to its end, a timer pass does the same for the groups that are due, without moving the
-position: an absence fires on time though no event arrives. After a kill -9 the next step
-starts from the recorded position and state, so an alert is neither lost nor written twice
-(its id is deterministic too). Rules are read at every step: one changed or deleted stops
-firing at once.
+``store.rules.saving``, compare-and-set; the groups and alerts of a rule changed
+meanwhile are left out there). Once the log is read to its end, a timer pass does the same
+for the groups that are due, without moving the position: an absence fires on time though
+no event arrives. After a kill -9 the next step starts from the recorded position and
+state, so an alert is neither lost nor written twice (its id is deterministic too). Rules
+are read at every step: one changed or deleted stops firing at once.
 
 The evaluator keeps the groups it last read or wrote (up to ``cache``), so that a step
 reads from the store only the groups new to it: they are the stored ones while the
