@@ -14,7 +14,16 @@ from typing import Any
 
 from herald.devices import state as device_state
 from herald.events.writer import EventWriter
-from herald.model import EventIn, NewEvent, OrganisationRef, TargetRef, TypeRef
+from herald.model import (
+    EndpointRef,
+    EventIn,
+    NewEvent,
+    OrganisationRef,
+    SimRef,
+    TargetRef,
+    TypeRef,
+    UserRef,
+)
 from herald.rules.lifecycle import Transition
 from herald.rules.types import Group, Rule
 from herald.timefmt import format_ms
@@ -28,6 +37,11 @@ ORGANISATION_KEY = "*"  # the one group of a rule grouped by organisation
 CLEARED = "the condition no longer holds"
 CHANGED = "the rule was changed"
 DELETED = "the rule was deleted"
+_REFS: dict[str, type[EndpointRef | SimRef | UserRef]] = {
+    "endpoint": EndpointRef,
+    "sim": SimRef,
+    "user": UserRef,
+}
 
 
 def group_key(group_by: str, record: dict[str, Any]) -> str | None:
@@ -61,7 +75,7 @@ def _subject(rule: Rule, key: str) -> tuple[TargetRef, dict[str, Any]]:
     ref: dict[str, Any] = {"id": int(key)} if key.isdigit() else {}
     if not ref:
         ref = {"name": key} if group_by in ("endpoint", "user") else {"iccid": key}
-    return TargetRef(type=group_by, id=key), {group_by: ref}
+    return TargetRef(type=group_by, id=key), {group_by: _REFS[group_by](**ref)}
 
 
 def to_event(
