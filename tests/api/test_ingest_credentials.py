@@ -1,6 +1,6 @@
 """Ingest credentials (issue #34 point 1): each provider's streamer authenticates as it sends.
 
-A real ``herald serve`` per backend; credentials made by ``herald ingest-credential create``;
+The app served in process per backend; credentials made by ``herald ingest-credential create``;
 1NCE posts with HTTP Basic (any user name, the credential as password), emnify's API callback
 with its secret as the whole ``Authorization`` header; Bearer still works on every route.
 """
@@ -17,8 +17,8 @@ import pytest
 from herald.api.app import create_app
 from herald.config import Settings
 from tests.ingest.examples import onece_examples, recently
+from tests.support.inproc import InProcessHerald, start_in_process
 from tests.support.records import emnify_record
-from tests.support.server import HeraldServer, start_server
 
 BURST = 30  # each credential's (and the failed attempts') rate-limit burst on this server
 
@@ -26,8 +26,8 @@ BURST = 30  # each credential's (and the failed attempts') rate-limit burst on t
 @pytest.fixture(scope="module")
 def herald(
     tmp_path_factory: pytest.TempPathFactory, module_database_url: str
-) -> Iterator[HeraldServer]:
-    server = start_server(
+) -> Iterator[InProcessHerald]:
+    server = start_in_process(
         tmp_path_factory.mktemp("ingest-credentials") / "herald",
         env={
             "HERALD_RATE_LIMIT_PER_SECOND": "0.001",  # no refill within a test
@@ -41,7 +41,7 @@ def herald(
         server.stop()
 
 
-def _credential(herald: HeraldServer, provider: str, organisation: int) -> tuple[int, str, str]:
+def _credential(herald: InProcessHerald, provider: str, organisation: int) -> tuple[int, str, str]:
     """(token id, the CLI's output, the secret it printed last)."""
     result = herald.cli(
         "ingest-credential",
@@ -58,7 +58,7 @@ def _credential(herald: HeraldServer, provider: str, organisation: int) -> tuple
     return token_id, result.stdout, lines[-1]
 
 
-def _raw(herald: HeraldServer) -> httpx.Client:
+def _raw(herald: InProcessHerald) -> httpx.Client:
     """A client sending only the headers a test gives (no Bearer)."""
     return httpx.Client(base_url=f"{herald.url}/api/v1", timeout=30)
 
@@ -68,7 +68,7 @@ def _onece_batch() -> list[dict[str, object]]:
     return recently([{**record, "id": 9100 + i} for i, record in enumerate(records)])
 
 
-def test_1nce_posts_with_basic_auth_as_its_portal_configures(herald: HeraldServer) -> None:
+def test_1nce_posts_with_basic_auth_as_its_portal_configures(herald: InProcessHerald) -> None:
     organisation = herald.create_org("1nce basic")
     token_id, output, password = _credential(herald, "1nce", organisation)
     assert "Basic authentication with user name 'herald'" in output
@@ -102,7 +102,7 @@ def test_1nce_posts_with_basic_auth_as_its_portal_configures(herald: HeraldServe
     )
 
 
-def test_emnify_posts_its_api_callback_secret(herald: HeraldServer) -> None:
+def test_emnify_posts_its_api_callback_secret(herald: InProcessHerald) -> None:
     organisation = herald.create_org("emnify secret")
     _, output, secret = _credential(herald, "emnify", organisation)
     assert "API secret" in output
@@ -134,7 +134,7 @@ def test_emnify_posts_its_api_callback_secret(herald: HeraldServer) -> None:
         assert bearer.json()["stored"] == 1
 
 
-def test_refusals_name_the_forms_and_never_echo_the_secret(herald: HeraldServer) -> None:
+def test_refusals_name_the_forms_and_never_echo_the_secret(herald: InProcessHerald) -> None:
     organisation = herald.create_org("ingest refusals")
     token_id, _, password = _credential(herald, "1nce", organisation)
     wrong = password[:-4] + ("AAAA" if not password.endswith("AAAA") else "BBBB")
@@ -170,7 +170,7 @@ def test_refusals_name_the_forms_and_never_echo_the_secret(herald: HeraldServer)
     assert password[4:20] not in log
 
 
-def test_each_credential_has_its_own_rate_limit(herald: HeraldServer) -> None:
+def test_each_credential_has_its_own_rate_limit(herald: InProcessHerald) -> None:
     organisation = herald.create_org("ingest rate")
     _, _, first = _credential(herald, "1nce", organisation)
     _, _, second = _credential(herald, "1nce", organisation)
