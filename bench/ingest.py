@@ -210,7 +210,7 @@ def http_ingest(mode: Mode, workdir: Path, raw_rates: dict[str, float]) -> Resul
         provider = _posted_and_folded(
             server,
             f"{server.url}/api/v1/ingest/1nce?organisation=1",
-            _provider_batches(count // 2),
+            _provider_batches(max(1, count // 2 // PROVIDER_BATCH) * PROVIDER_BATCH),
             BATCH_CLIENTS,
             PROVIDER_BATCH,
         )
@@ -229,7 +229,8 @@ def http_ingest(mode: Mode, workdir: Path, raw_rates: dict[str, float]) -> Resul
 
 
 def _provider_batches(count: int) -> list[bytes]:
-    """``count`` 1NCE records over the last hour, in batches of ``PROVIDER_BATCH``."""
+    """``count`` 1NCE records over the last hour, in batches of ``PROVIDER_BATCH`` (whole
+    ones: the rate counts every batch as full)."""
     start = now_ms() - 3_600_000
     records = [provider_record(i, start + i * 3_000_000 // count) for i in range(count)]
     return [orjson.dumps(records[i : i + PROVIDER_BATCH]) for i in range(0, count, PROVIDER_BATCH)]
