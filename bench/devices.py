@@ -1,11 +1,15 @@
-"""Device state (issue 18): what the projector costs HTTP batch ingest, and how fast one
-endpoint's state and the fleet list filtered by status answer.
+"""Device state (issues 18, 33): what keeping it costs HTTP batch ingest, how stale a read
+of it is, and how fast one endpoint's state and the fleet list filtered by status answer.
 
 - **Ingest cost**: the same batches posted to fresh ``herald serve`` processes with the
-  projector off, on in the server, and on in a ``herald worker`` beside it (serve's off),
-  alternating (off, serve, worker, worker, serve, off), in the same run. With it on, the
-  rate counts until the projector has folded the last event: in the server it runs on the
-  API's GIL, so what it takes shows up as ingest slowed down or as lag at the end.
+  device state off, kept in the server, and kept by a ``herald worker`` beside it (serve's
+  off), alternating (off, serve, worker, worker, serve, off), in the same run. With it on,
+  the rate counts until the owner has written the last event's state: in the server it runs
+  on the API's GIL, so what it takes shows up as ingest slowed down or as lag at the end.
+- **Staleness** at that (maximum) ingest rate: while the batches go in, a probe posts one
+  event of an endpoint of its own every ``PROBE_SECONDS`` and reads that endpoint's written
+  state (the row every process's reads answer from) until it shows the event: the time from
+  the probe's acknowledgement to the first read reflecting it.
 - **Lookups** run on the query family's store (10M events; 1M in quick mode) after its log
   is folded into the device states once (kept in ``bench/scratch`` with the store): one
   endpoint's connectivity, the fleet list filtered by status, the counts per status, each
@@ -17,6 +21,7 @@ from __future__ import annotations
 import asyncio
 import sqlite3
 import subprocess
+import threading
 import time
 from collections.abc import Iterator
 from contextlib import contextmanager
@@ -33,6 +38,7 @@ from bench.common import (
     Mode,
     Result,
     herald_server,
+    percentiles,
     rate,
     server_database,
     wait_device_state,
@@ -44,11 +50,14 @@ from bench.querystore import QueryStore
 from herald.devices.projector import DeviceProjector
 from herald.devices.state import Status
 from herald.store.sqlite import SQLiteStore
+from herald.timefmt import format_ms, now_ms
 
 FOLD_CHUNK = 5000
 OFF, SERVE, WORKER = "off", "serve", "worker"  # where the projector runs
 ROUNDS = (OFF, SERVE, WORKER, WORKER, SERVE, OFF)
 STATUSES = tuple(status.name for status in Status)
+PROBE_SECONDS = 0.2  # between the staleness probe's events
+PROBE_ENDPOINT = 999_999_999  # an endpoint no batch names
 
 
 def devices_bench(mode: Mode, store: QueryStore, workdir: Path) -> Result:
@@ -66,7 +75,7 @@ def ingest_cost(mode: Mode, workdir: Path) -> Result:
         orjson.dumps(_recent_documents(count, 1, range(i, min(i + BATCH, count))))
         for i in range(0, count, BATCH)
     ]
-    rounds: dict[str, list[dict[str, float]]] = {OFF: [], SERVE: [], WORKER: []}
+    rounds: dict[str, list[dict[str, Any]]] = {OFF: [], SERVE: [], WORKER: []}
     for n, where in enumerate(ROUNDS):
         rounds[where].append(_ingest_round(workdir / f"ingest-{n}", batches, where))
     off = _mean(rounds[OFF], "events_per_s")
@@ -83,11 +92,12 @@ def ingest_cost(mode: Mode, workdir: Path) -> Result:
             "folded_events_per_s": folded,
             "lag_after_last_post_s": _mean(rounds[where], "lag_s"),
             "cost": round(1 - folded / off, 3),
+            "staleness": percentiles([ms for r in rounds[where] for ms in r["staleness_ms"]]),
         }
     return figure
 
 
-def _ingest_round(workdir: Path, batches: list[bytes], where: str) -> dict[str, float]:
+def _ingest_round(workdir: Path, batches: list[bytes], where: str) -> dict[str, Any]:
     env = {
         "HERALD_SQLITE_SYNCHRONOUS": "FULL",
         "HERALD_RATE_LIMIT_PER_SECOND": "0",
@@ -101,15 +111,62 @@ def _ingest_round(workdir: Path, batches: list[bytes], where: str) -> dict[str, 
             if where != OFF:
                 wait_device_state(database)
 
-        events, seconds = asyncio.run(
-            _post_all(url, server.admin_token, batches, BATCH_CLIENTS, BATCH, settle)
-        )
+        with _probing(url, server.admin_token, database, where != OFF) as staleness:
+            events, seconds = asyncio.run(
+                _post_all(url, server.admin_token, batches, BATCH_CLIENTS, BATCH, settle)
+            )
         lag = wait_device_state(database) if where != OFF else 0.0
     return {
         "events_per_s": rate(events, seconds),
         "folded_events_per_s": rate(events, seconds + lag),
         "lag_s": round(lag, 3),
+        "staleness_ms": staleness,
     }
+
+
+@contextmanager
+def _probing(url: str, token: str, database: Path, wanted: bool) -> Iterator[list[float]]:
+    """While the block runs: every ``PROBE_SECONDS`` one event of ``PROBE_ENDPOINT`` posted
+    and its state read from the database until it shows the event; the milliseconds from
+    each acknowledgement to that read."""
+    found: list[float] = []
+    stop = threading.Event()
+
+    def probe() -> None:
+        headers = {"Authorization": f"Bearer {token}"}
+        sql = "SELECT last_event_ms FROM device_states WHERE endpoint_key = ?"
+        with (
+            httpx.Client(headers=headers, timeout=60) as client,
+            sqlite3.connect(f"file:{database}?mode=ro", uri=True) as conn,
+        ):
+            while not stop.wait(PROBE_SECONDS):
+                stamp = now_ms() - 1000  # past the events before, within their hour
+                event = {
+                    "event_type": {"id": 10001},
+                    "organisation": {"id": 1},
+                    "timestamp": format_ms(stamp),
+                    "endpoint": {"id": PROBE_ENDPOINT},
+                }
+                reply = client.post(url, json=event)
+                acknowledged = time.perf_counter()
+                if reply.status_code != 201:
+                    raise RuntimeError(f"the probe answered {reply.status_code}: {reply.text}")
+                while not stop.is_set():
+                    row = conn.execute(sql, (str(PROBE_ENDPOINT),)).fetchone()
+                    if row is not None and row[0] >= stamp:
+                        found.append((time.perf_counter() - acknowledged) * 1000)
+                        break
+                    time.sleep(0.005)
+
+    thread = threading.Thread(target=probe, name="staleness-probe", daemon=True)
+    if wanted:
+        thread.start()
+    try:
+        yield found
+    finally:
+        stop.set()
+        if wanted:
+            thread.join(60)
 
 
 @contextmanager
@@ -131,8 +188,8 @@ def _worker(server: HeraldServer, wanted: bool) -> Iterator[None]:
         process.wait(10)
 
 
-def _mean(rounds: list[dict[str, float]], key: str) -> float:
-    return round(sum(r[key] for r in rounds) / len(rounds), 1)
+def _mean(rounds: list[dict[str, Any]], key: str) -> float:
+    return round(sum(float(r[key]) for r in rounds) / len(rounds), 1)
 
 
 # -- lookups on the query store -----------------------------------------------------------

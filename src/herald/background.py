@@ -35,6 +35,7 @@ async def followers_running(services: Services, mode: str = "serve") -> AsyncIte
             enabled=settings.device_state_enabled,
             catalog=services.catalog,
             ids=services.ids,
+            writer=services.writer,
         ),
         rules_in_process(
             services.store,

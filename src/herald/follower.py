@@ -147,12 +147,16 @@ class Follower(Generic[Out]):
         *,
         batch: int,
         organisation_ids: tuple[int, ...] | None = None,
+        read: Callable[[int, int], LogScan] | None = None,
     ) -> None:
+        """``read`` (blocking: after, limit), if given, reads each batch instead of
+        ``read_batch`` (the device-state owner reads less of what it appended itself)."""
         self.reader = reader
         self.cursor = cursor
         self.handle = handle
         self.batch = batch
         self.organisation_ids = organisation_ids
+        self._read_after = read
         self._woken = asyncio.Event()
 
     async def step(self) -> tuple[int | None, bool]:
@@ -168,6 +172,8 @@ class Follower(Generic[Out]):
 
     def _read(self) -> tuple[int, LogScan]:
         after = self.cursor.position()
+        if self._read_after is not None:
+            return after, self._read_after(after, self.batch)
         return after, read_batch(self.reader.store, after, self.batch, self.organisation_ids)
 
     async def run_once(self) -> int:

@@ -90,6 +90,9 @@ def connectivity(client: httpx.Client, endpoint: int | str = 7) -> dict[str, Any
     body: dict[str, Any] = response.json()
     assert set(body) == {"status", "location", "pdp_context", "services"}  # emnify's shape
     assert set(body["status"]) == {"id", "description"}
+    # what the answer includes, in headers: the log position and the time it is as of
+    assert int(response.headers["Herald-State-Position"]) > 0
+    assert to_ms(parse_timestamp(response.headers["Herald-State-As-Of"])) <= now_ms()
     return body
 
 

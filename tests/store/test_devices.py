@@ -5,6 +5,7 @@ from __future__ import annotations
 import asyncio
 import dataclasses
 import subprocess
+import time
 from collections.abc import Callable
 from typing import Any
 
@@ -14,17 +15,20 @@ import pytest
 from herald.catalog import load_catalog
 from herald.devices import changes
 from herald.devices import state as ds
-from herald.devices.projector import DeviceProjector, in_process, parse
+from herald.devices.decode import record_fields
+from herald.devices.fold import parse
+from herald.devices.projector import DeviceProjector, in_process
 from herald.events.types import EventQuery
+from herald.events.writer import EventWriter
 from herald.ids import IdGenerator
 from herald.loops import Loops
 from herald.query.filter import EventFilter
-from herald.store import Store, StoreError
+from herald.store import Store, StoreError, StoreUnavailable
 from herald.store.device_records import DeviceQuery
 from herald.timefmt import now_ms
 from tests.store.conftest import EventFactory
 from tests.support.herald import HERALD
-from tests.support.waiting import readable
+from tests.support.waiting import readable, wait_until
 
 T0 = now_ms() - 3 * 86_400_000  # within the retention window, whole minutes apart
 MIN = 60_000
@@ -347,3 +351,91 @@ def test_status_changes_are_events_once_for_the_organisations_that_ask(
     add([make_event(acme, T0 + 105 * MIN, 42, endpoint={"id": 7})])
     assert _changes(store) == expected
     assert store.devices.get((acme,), "7").status == ds.Status.OFFLINE  # type: ignore[union-attr]
+
+
+def test_one_owner_keeps_the_states_until_its_lease_runs_out(
+    store: Store, make_event: EventFactory, ids: Callable[[int], list[int]]
+) -> None:
+    org = store.organisations.create("Acme").id
+    first, second = (DeviceProjector(store, lease_seconds=0.5) for _ in range(2))
+    events = _story(make_event, org, 7)
+    stored = ids(len(events))
+    store.log.append(events[:2], stored[:2])
+    readable(store, stored[:2])
+    assert asyncio.run(first.step()) == 2 and first.owns
+    assert store.devices.owner() == first.owner
+    with pytest.raises(StoreUnavailable, match="kept by"):
+        second.catch_up()  # the first keeps them
+    time.sleep(0.6)  # the first stops renewing: its lease runs out
+    store.log.append(events[2:], stored[2:])
+    readable(store, stored[2:], store.devices.cursor())
+    assert second.catch_up() == 2 and store.devices.owner() is None  # given up after
+    assert store.devices.get((org,), "7").status == ds.Status.OFFLINE  # type: ignore[union-attr]
+    # the first's next write finds the position moved on: it writes nothing, and takes the
+    # lease again from what the second wrote
+    assert asyncio.run(first.step()) == 0 and first.owns
+    assert store.devices.cursor() == store.log.last_seq()
+    assert store.devices.get((org,), "7").status == ds.Status.OFFLINE  # type: ignore[union-attr]
+
+
+def test_the_events_appended_here_are_folded_as_built(
+    store: Store,
+    make_event: EventFactory,
+    ids: Callable[[int], list[int]],
+    monkeypatch: pytest.MonkeyPatch,
+) -> None:
+    """The owner reads only the positions of the events its process appended, not their
+    records; another process's events it reads and decodes."""
+    org = store.organisations.create("Acme").id
+    projector = DeviceProjector(store)
+    writer = EventWriter(store, IdGenerator(5))
+    writer.observe(projector.appended)
+    assert asyncio.run(projector.step()) == 0 and projector.owns
+    decoded: list[int] = []
+
+    def decode(type_id: int, body: bytes) -> dict[str, Any] | None:
+        decoded.append(type_id)
+        return record_fields(type_id, body)
+
+    monkeypatch.setattr("herald.devices.fold.record_fields", decode)
+    appended = writer.append(_story(make_event, org, 7)[:2])
+    readable(store, appended.ids)
+    assert asyncio.run(projector.step()) == 2
+    assert decoded == []
+    others = _story(make_event, org, 8)[:1]
+    store.log.append(others, ids(1))  # another process's
+    wait_until(lambda: asyncio.run(projector.step()) == 1, 10)
+    assert decoded == [1]
+    assert [(key, status) for key, status, _ in _snapshot(store, org)] == [
+        ("7", ds.Status.ONLINE),
+        ("8", ds.Status.ATTACHED),
+    ]
+    asyncio.run(projector.aclose())
+    assert store.devices.owner() is None
+
+
+def test_a_read_a_second_after_an_acknowledgement_reflects_the_event(
+    store: Store, make_event: EventFactory
+) -> None:
+    """The staleness rule, in process: a state read made a second after an event was
+    acknowledged (its append returned) reflects it, and says as of when. On PostgreSQL the
+    clock starts once the log's readers may read the event: any write transaction older
+    than it, in any database of the server (other test sessions' here), holds it back."""
+    org = store.organisations.create("Acme").id
+    writer = EventWriter(store, IdGenerator(6))
+
+    async def post_and_read() -> None:
+        async with in_process(store, 0.2, Loops(), writer=writer):
+            for endpoint in range(5):
+                story = _story(make_event, org, endpoint, start=10 * endpoint)
+                for event in story[:2]:
+                    appended = await asyncio.to_thread(writer.append, [event])
+                    await asyncio.to_thread(readable, store, appended.ids, store.devices.cursor())
+                    acknowledged = now_ms()
+                    await asyncio.sleep(1)
+                    read = await asyncio.to_thread(store.devices.lookup, (org,), str(endpoint))
+                    row, freshness = read
+                    assert row is not None and row.last_event_ms == event.timestamp_ms
+                    assert freshness.as_of_ms >= acknowledged
+
+    asyncio.run(asyncio.wait_for(post_and_read(), 120))

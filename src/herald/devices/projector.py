@@ -1,148 +1,68 @@
-"""Keeps the device states current: a cursor over the log, as delivery handlers have.
+"""Keeps the device states current: one owner per store, folding in memory, writing behind.
 
-A ``herald.follower.Follower`` whose cursor is the projection's: each step reads the log
-after it (on PostgreSQL only up to the safe watermark, so no event is ever skipped), folds
-the events into the states of the endpoints they name, and writes the changed states with
-the new cursor in one transaction. The fold is order-free and idempotent
-(``state.apply``), so a step repeated after a crash, or run by two processes at once (the
-cursor is compare-and-set), changes nothing it should not. ``run_once()`` projects up to
-the end of the log; ``herald serve`` runs the follower's loop, which survives any failure.
-Given a catalogue and an id generator, a step also writes the status changes of the
-organisations that asked for them (``herald.devices.changes``), in its transaction.
+One process at a time keeps the states: the one holding the lease on the projection's row
+(``store.devices.claim``, renewed with each write; the lease of an owner that died or was
+cut off runs out after ``LEASE_SECONDS`` and another process takes it). The owner is a
+``herald.follower.Follower`` of the log whose cursor is in memory: each step folds the next
+events of the log into the states in memory (order-free and idempotent,
+``herald.devices.fold``), and the changed states are written behind in groups (when a step
+reaches the end of the log, and at least every ``flush_seconds`` during a long catch-up)
+with the position they include, in one transaction, compare-and-set on that position and
+on the lease. A kill -9 of the owner loses no state: the next owner starts from the written
+position and folds the rest of the log again.
+
+The events this process appends itself (``EventWriter.observe``) are folded as they were
+built: the owner reads only their positions in the log (``store.devices.log_positions``),
+not their records. Others' events it reads from the log and decodes for the few fields the
+state needs (``herald.devices.decode``). Given a catalogue and an id generator, the owner
+also writes the status changes of the organisations that asked for them
+(``herald.devices.changes``) in the transaction of the states, each under an id of its own
+(a change folded again after a crash is the same event, stored once).
 """
 
 from __future__ import annotations
 
 import asyncio
 import contextlib
+import threading
+import time
 from collections import OrderedDict
-from collections.abc import AsyncIterator, Callable, Mapping, Sequence
-from dataclasses import dataclass
+from collections.abc import AsyncIterator, Callable, Sequence
 
 from herald.catalog import Catalog
 from herald.devices import changes
 from herald.devices import state as device_state
-from herald.events.types import LogEntry
-from herald.events.writer import EventWriter
-from herald.follower import Follower, LogReader
+from herald.devices.fold import Key, fold, parse, to_row
+from herald.events.types import LogEntry, LogScan
+from herald.events.writer import Appended, EventWriter
+from herald.follower import Follower, LogReader, read_batch
 from herald.ids import IdGenerator
 from herald.loops import Loops
 from herald.model import NewEvent
-from herald.store import Store
-from herald.store.device_records import DeviceRow
-from herald.threads import Threads, offer_gil
+from herald.store import Store, StoreError, StoreUnavailable
+from herald.store.nodes import holder_name
+from herald.threads import Threads
 from herald.timefmt import now_ms
 
-CHUNK = 5000  # log entries folded per transaction (an endpoint's events in it: one write)
-CACHE = 100_000  # endpoint states kept between steps, as stored (a few hundred bytes each)
-Key = tuple[int, str]
-
-
-def parse(entries: Sequence[LogEntry]) -> list[tuple[Key, device_state.Effect]]:
-    """What the log entries that name an endpoint do to its state, with its key
-    (organisation, endpoint)."""
-    parsed: list[tuple[Key, device_state.Effect]] = []
-    for entry in entries:
-        if entry.type_id in changes.TYPES:  # Herald's own word on a state, not the device's
-            continue
-        event = device_state.device_event(
-            entry.event_id, entry.type_id, entry.body, entry.timestamp_ms
-        )
-        key = device_state.endpoint_key(event.record) if event is not None else None
-        if event is not None and key is not None:
-            parsed.append(((entry.organisation_id, key), device_state.effect(event)))
-    return parsed
-
-
-def fold(
-    stored: Mapping[Key, device_state.DeviceState | None],
-    events: Sequence[tuple[Key, device_state.Effect]],
-    watched: Callable[[Key, device_state.Effect], bool] | None = None,
-) -> tuple[dict[Key, device_state.DeviceState], list[changes.Change]]:
-    """The states ``events`` change, given the ``stored`` states of the endpoints they name
-    (None: no row yet), and the status changes of the ``watched`` endpoints' events, each
-    event's in log order. Each endpoint's state is copied once and folded in place."""
-    working: dict[Key, _Working] = {}
-    found: list[changes.Change] = []
-    for index, (at, event) in enumerate(events):
-        offer_gil(index)  # requests' threads get their turns during a long fold
-        state = working.get(at)
-        if state is None:
-            state = working[at] = _Working(stored.get(at))
-        if watched is None or not watched(at, event):
-            state.merge(event)
-            continue
-        old = device_state.status(state.view())
-        state.merge(event)
-        new = device_state.status(after := state.view())
-        if old != new:
-            endpoint = device_state.endpoint(after)
-            found.append(changes.Change(at[0], at[1], old, new, event, endpoint))
-    folded = {at: state.view() for at, state in working.items()}
-    return {at: new for at, new in folded.items() if new != stored.get(at)}, found
-
-
-class _Working:
-    """One endpoint's state being folded: its own copy, changed in place."""
-
-    __slots__ = ("last", "registers", "times")
-
-    def __init__(self, kept: device_state.DeviceState | None) -> None:
-        self.last = kept.last_event_ms if kept else 0
-        self.times: dict[str, int] = dict(kept.times) if kept else {}
-        self.registers: dict[str, device_state.Register] = dict(kept.registers) if kept else {}
-
-    def merge(self, event: device_state.Effect) -> None:
-        device_state.merge(self.times, self.registers, event)
-        self.last = max(self.last, event.timestamp_ms)
-
-    def view(self) -> device_state.DeviceState:
-        """The state as it stands (sharing this copy's dicts)."""
-        return device_state.DeviceState(self.last, self.times, self.registers)
-
-
-def to_row(
-    organisation_id: int, key: str, folded: device_state.DeviceState, at_ms: int
-) -> DeviceRow:
-    """The stored row of a state, with the columns lists filter on."""
-    endpoint = device_state.endpoint(folded)
-    network = device_state.value(folded, "network") or {}
-    country = network.get("country") or {}
-    name = endpoint.get("name")
-    return DeviceRow(
-        organisation_id=organisation_id,
-        endpoint_key=key,
-        endpoint_id=int(key) if key.isdigit() else None,
-        endpoint_name=name if isinstance(name, str) else (None if key.isdigit() else key),
-        status=int(device_state.status(folded)),
-        country=country.get("name") if isinstance(country.get("name"), str) else None,
-        operator=network.get("name") if isinstance(network.get("name"), str) else None,
-        last_event_ms=folded.last_event_ms,
-        updated_ms=at_ms,
-        state=device_state.dumps(folded).decode(),
-    )
-
-
-@dataclass(frozen=True, slots=True)
-class Folded:
-    """What a step writes with the projection's cursor: the changed states' rows, the
-    status-change events and every state it read or wrote, as stored."""
-
-    rows: list[DeviceRow]
-    written: list[NewEvent]
-    texts: dict[Key, str | None]
+CHUNK = 5000  # log entries read and folded per step
+CACHE = 100_000  # endpoint states kept as written (a few hundred bytes each)
+FLUSH_SECONDS = 0.25  # the longest a catch-up folds before writing what it folded
+LEASE_SECONDS = 5.0  # how long an owner that stops renewing keeps the states from others
+RENEW_SECONDS = 0.5  # an idle owner renews its lease, and the states' as-of time, this often
+APPENDED = 50_000  # events this process appended, kept for the fold until it reads them
 
 
 class DeviceProjector:
-    """Folds the log into the device states; one per process. A ``Follower`` of the log
-    whose cursor (``position``/``advance``) is the projection's, moved with the states.
+    """Keeps the device states while it holds their lease: the cursor (``position`` /
+    ``advance``) of a ``Follower`` of the log, folding in memory and writing behind.
 
-    It keeps the states it last read or wrote, as stored (text: no objects for the garbage
-    collector to walk), for up to ``cache`` endpoints, the least recently folded going first,
-    so that a step reads from the store only the states of endpoints new to it. They are
-    the stored states for as long as the projection's position is the one its own last step
-    wrote: a step that finds it elsewhere (another process folded, a rebuild reset it) or
-    whose write failed starts again from an empty cache.
+    Besides the states folded since its last write, it keeps the states as written (text: no
+    objects for the garbage collector to walk) for up to ``cache`` endpoints, the least
+    recently folded going first, so that a step reads from the store only the states of
+    endpoints new to it. They are the stored states for as long as the projection's
+    position is the one its own last write left: an owner that finds it elsewhere when it
+    takes the lease (another process folded, a rebuild reset it) or whose write failed
+    starts again from what is written.
     """
 
     def __init__(
@@ -150,89 +70,213 @@ class DeviceProjector:
         store: Store,
         *,
         poll_seconds: float = 0.2,
+        flush_seconds: float = FLUSH_SECONDS,
         chunk: int = CHUNK,
         cache: int = CACHE,
+        lease_seconds: float = LEASE_SECONDS,
         catalog: Catalog | None = None,
         ids: IdGenerator | None = None,
     ) -> None:
         """Without ``catalog`` and ``ids`` it writes no status-change events (a rebuild)."""
         self.store = store
         self.poll_seconds = poll_seconds
+        self.flush_seconds = flush_seconds
         self.cache = cache
+        self.lease_ms = int(lease_seconds * 1000)
+        self._renew_seconds = min(RENEW_SECONDS, lease_seconds / 3)
         self.catalog = catalog
         self.ids = ids
+        self.owner = holder_name()
         # a rebuild (no ids) writes no events: its writer never leases a node id
         self.writer = EventWriter(store, ids or IdGenerator(store.nodes.lease), catalog)
+        self.writer.observe(self.appended)  # its own change events need no reading either
         self._organisations: dict[int, str] = {}  # that want status changes, by id
         self._threads = Threads("herald-devices", 1)
-        self._stored: OrderedDict[Key, str | None] = OrderedDict()
-        self._position: tuple[int, int] | None = None  # the one ``_stored`` is true at
+        self._stored: OrderedDict[Key, str | None] = OrderedDict()  # as written
+        self._dirty: dict[Key, device_state.DeviceState] = {}  # folded, not yet written
+        self._found: list[changes.Change] = []  # status changes folded, not yet written
+        self._written: tuple[int, int] | None = None  # (position, quiet until) while owner
+        self._last: tuple[int, int] | None = None  # what our last write left (``_stored``'s)
+        self._folded = 0  # the log position folded up to, in memory
+        self._as_of_ms = 0  # every event committed before it is folded
+        self._read_ms: int | None = None  # when the last read that reached the end began
+        self._at_end = False  # the last read reached the end of the log
+        self._renew_at = 0.0  # monotonic: when to renew the lease (not held: claim it)
+        self._flushed_at = 0.0  # monotonic: the last write
+        self._appended: OrderedDict[int, NewEvent] = OrderedDict()  # by id, not yet folded
+        self._appended_lock = threading.Lock()
         reader = LogReader(store, self._threads.run)
-        self.follower = Follower(reader, self, self._fold, batch=chunk)
+        self.follower = Follower(reader, self, self._entries, batch=chunk, read=self._read)
 
     @property
     def chunk(self) -> int:
-        """Log entries folded per transaction."""
+        """Log entries read and folded per step."""
         return self.follower.batch
 
     @chunk.setter
     def chunk(self, chunk: int) -> None:
         self.follower.batch = chunk
 
-    # -- the cursor (run in the store's thread) ---------------------------------
-    def position(self) -> int:
-        """Where the projection is; the cache is forgotten if it is not where this
-        projector's last step left it."""
-        position = self.store.devices.position()
-        if position != self._position:
-            self._stored.clear()
-        self._position = position
-        return position[0]
+    @property
+    def owns(self) -> bool:
+        """Whether this process keeps the states now."""
+        return self._written is not None
 
-    def advance(self, after_seq: int, upto_seq: int, output: Folded) -> bool:
-        """Write the folded states and change events with the cursor's move (compare-and-set)."""
-        reset_from = self._position[1] if self._position else 0
-        self._position = None  # until this step's write is known to have happened
-        saving = self.store.devices.saving(after_seq, upto_seq, output.rows)
-        if not self.writer.append_with(output.written, saving):
-            self._stored.clear()
+    # -- the events appended here (the writer's observer: any thread) ------------
+    def appended(self, events: Sequence[NewEvent], done: Appended) -> None:
+        """Keep the events this process appended (the new ones) for the fold, while it
+        owns the states."""
+        if self._written is None:
+            return
+        with self._appended_lock:
+            kept = self._appended
+            for event, event_id, new in zip(events, done.ids, done.fresh, strict=True):
+                if new:
+                    kept[event_id] = event
+            while len(kept) > APPENDED:
+                kept.popitem(last=False)
+
+    # -- the lease and the cursor (run in the projector's thread) ------------------
+    def position(self) -> int:
+        """The log position folded up to; the lease taken or renewed when due."""
+        if time.monotonic() >= self._renew_at:
+            self._hold()
+        return self._folded
+
+    def _hold(self) -> None:
+        """Renew the lease (a write of what is folded) or, not held, try to take it."""
+        self._renew_at = time.monotonic() + self._renew_seconds
+        if self._written is not None and self.flush():
+            return
+        written = self.store.devices.claim(self.owner, self.lease_ms)
+        if written is None:
+            return
+        if written != self._last:
+            self._stored.clear()  # another owner wrote since, or a rebuild started again
+        self._written = self._last = written
+        self._folded = written[0]
+        self._flushed_at = time.monotonic()
+
+    def _lose(self) -> None:
+        """Forget everything not written: this process no longer keeps the states."""
+        self._written = None
+        self._dirty.clear()
+        self._found.clear()
+        self._as_of_ms = 0
+        with self._appended_lock:
+            self._appended.clear()
+
+    def _read(self, after_seq: int, limit: int) -> LogScan:
+        """The next entries of the log after ``after_seq``: as appended here if they all
+        were, else as read from the log; none if another process keeps the states."""
+        if self._written is None:
+            return LogScan([], after_seq, True)
+        began = now_ms()
+        scan = self._read_appended(after_seq, limit) if self._appended else None
+        if scan is None:
+            scan = read_batch(self.store, after_seq, limit)
+        self._at_end = scan.complete
+        self._read_ms = began if scan.complete else None
+        if scan.complete and scan.position == after_seq:
+            self._as_of_ms = began  # nothing new: every event committed before is folded
+        return scan
+
+    def _read_appended(self, after_seq: int, limit: int) -> LogScan | None:
+        """The entries after ``after_seq`` from their positions in the log and the events
+        as appended here; None if any was appended by another process."""
+        positions = self.store.devices.log_positions(after_seq, limit)
+        with self._appended_lock:
+            built = [self._appended.get(event_id) for _, event_id in positions]
+        entries = []
+        for (seq, event_id), event in zip(positions, built, strict=True):
+            if event is None:
+                return None
+            entries.append(
+                LogEntry(
+                    seq, event.organisation_id, event.type_id, b"", event_id, event.timestamp_ms
+                )
+            )
+        position = positions[-1][0] if positions else after_seq
+        return LogScan(entries, position, len(positions) < limit)
+
+    @staticmethod
+    async def _entries(entries: list[LogEntry]) -> list[LogEntry]:
+        return entries  # folded by ``advance``, with the position, in one go
+
+    def advance(self, after_seq: int, upto_seq: int, output: list[LogEntry]) -> bool:
+        """Fold ``output`` (the entries after ``after_seq`` up to ``upto_seq``) into the
+        states in memory; written at the end of the log, or if the last write is older
+        than ``flush_seconds``. False if this process no longer keeps the states."""
+        if self._written is None or after_seq != self._folded:
             return False
-        self._position = (upto_seq, reset_from)
-        texts = output.texts
-        texts.update(((row.organisation_id, row.endpoint_key), row.state) for row in output.rows)
-        self._keep(texts)
+        self._fold(output)
+        self._folded = upto_seq
+        if self._read_ms is not None:
+            self._as_of_ms = self._read_ms
+        if self._at_end or time.monotonic() - self._flushed_at >= self.flush_seconds:
+            return self.flush()
+        return True
+
+    def flush(self) -> bool:
+        """Write the states folded since the last write, their status changes and the
+        position, renewing the lease, in one transaction (compare-and-set on the position
+        and the lease); False, all that was not written forgotten, if either is no longer
+        this process's."""
+        if self._written is None:
+            return False
+        at = now_ms()
+        rows = [to_row(org, key, state, at) for (org, key), state in self._dirty.items()]
+        events = self._change_events(self._found, at)
+        lease = (self.owner, self.lease_ms, self._as_of_ms)
+        saving = self.store.devices.saving(self._written[0], self._folded, rows, lease)
+        # without events, a machine's crash may undo the write: the log is folded again
+        if not self.writer.append_with(events, saving, durable=bool(events)):
+            self._lose()
+            return False
+        self._written = self._last = (self._folded, self._written[1])
+        self._keep({(row.organisation_id, row.endpoint_key): row.state for row in rows})
+        self._dirty.clear()
+        self._found.clear()
+        self._flushed_at = time.monotonic()
+        self._renew_at = self._flushed_at + self._renew_seconds
         return True
 
     # -- the fold -----------------------------------------------------------------
-    async def _fold(self, entries: list[LogEntry]) -> Folded:
-        return await self._threads.run(self.fold, entries)
+    def _fold(self, entries: list[LogEntry]) -> None:
+        with self._appended_lock:
+            pop = self._appended.pop
+            built = {e.event_id: event for e in entries if (event := pop(e.event_id, None))}
+        events = parse(entries, built)
+        current = self._states({key for key, _ in events})
+        changed, found = fold(current, events, self._watched(entries))
+        self._dirty.update(changed)
+        self._found += found
 
-    def fold(self, entries: list[LogEntry]) -> Folded:
-        """Blocking: what ``entries`` change, from the states as stored."""
-        events = parse(entries)
-        texts = self._texts({key for key, _ in events})
-        stored = {key: device_state.loads(text) if text else None for key, text in texts.items()}
-        at = now_ms()
-        changed, found = fold(stored, events, self._watched(entries))
-        rows = [
-            to_row(organisation_id, key, new, at) for (organisation_id, key), new in changed.items()
-        ]
-        return Folded(rows, self._change_events(found, at), texts)
+    def _states(self, keys: set[Key]) -> dict[Key, device_state.DeviceState | None]:
+        """The current states of ``keys`` (None: none yet): folded, or as written."""
+        dirty = self._dirty
+        found: dict[Key, device_state.DeviceState | None] = {
+            key: dirty[key] for key in keys if key in dirty
+        }
+        texts = self._texts(keys - found.keys())
+        found.update(
+            (key, device_state.loads(text) if text else None) for key, text in texts.items()
+        )
+        return found
 
     def _texts(self, keys: set[Key]) -> dict[Key, str | None]:
-        """The stored states of ``keys`` as stored (None: no row), from the cache or the
-        store."""
+        """The written states of ``keys`` (None: no row), from the cache or the store."""
         found = {key: self._stored[key] for key in keys if key in self._stored}
         missing = sorted(keys - found.keys())
         if missing:
             rows = self.store.devices.states(missing)
-            for key in missing:
-                row = rows.get(key)
-                found[key] = row.state if row is not None else None
+            read = {key: row.state if (row := rows.get(key)) else None for key in missing}
+            self._keep(read)
+            found.update(read)
         return found
 
     def _keep(self, texts: dict[Key, str | None]) -> None:
-        """Remember ``texts`` as stored, forgetting the least recently folded beyond
+        """Remember ``texts`` as written, forgetting the least recently folded beyond
         ``cache``."""
         kept = self._stored
         for key, text in texts.items():
@@ -264,23 +308,46 @@ class DeviceProjector:
         ]
         return [event for event in built if event is not None]
 
+    # -- driving it -----------------------------------------------------------------
     async def step(self) -> int | None:
-        """Fold the next chunk of the log: how many entries, None if another process moved
-        the cursor meanwhile (nothing written; the next step reads from there)."""
+        """Fold the next chunk of the log and write it: how many entries, None if another
+        process keeps the states or moved the cursor meanwhile (nothing written)."""
         count, _ = await self.follower.step()
+        if count and not await self._threads.run(self.flush):
+            return None
         return count
 
     async def run_once(self) -> int:
-        """Fold the log up to its (readable) end off the event loop, one chunk per
-        transaction: cancelled, a long catch-up (the first start on a large log) stops
-        within a chunk. How many entries (tests drive it)."""
-        return await self.follower.run_once()
+        """Take the lease, fold the log up to its (readable) end and write it, then give the
+        lease up (a rebuild, tests): how many entries. StoreUnavailable if another process
+        keeps the states."""
+        await self._threads.run(self._take)
+        try:
+            return await self.follower.run_once()
+        finally:
+            await self._threads.run(self._give_up)
 
     def catch_up(self) -> int:
         """Blocking, outside any event loop (a rebuild, tests): ``run_once()``."""
         return asyncio.run(self.run_once())
 
+    def _take(self) -> None:
+        self._hold()
+        if self._written is None:
+            owner = self.store.devices.owner() or "another process"
+            raise StoreUnavailable(f"the device states are kept by {owner}")
+
+    def _give_up(self) -> None:
+        """Write what is folded and give the lease up."""
+        if self._written is not None:
+            self.flush()
+            self.store.devices.release(self.owner)
+        self._lose()
+
     async def aclose(self) -> None:
+        """Write what is folded, give the lease up and stop (waits for the step in hand)."""
+        with contextlib.suppress(StoreError):
+            await self._threads.run(self._give_up)
         await self._threads.aclose()
 
 
@@ -293,14 +360,19 @@ async def in_process(
     enabled: bool = True,
     catalog: Catalog | None = None,
     ids: IdGenerator | None = None,
+    writer: EventWriter | None = None,
 ) -> AsyncIterator[DeviceProjector | None]:
-    """Keep the device states current inside ``herald serve`` for as long as the block lasts:
-    a loop (``device_state`` in ``/ready``) that survives any failure, backing off.
-    Not ``enabled`` (``HERALD_DEVICE_STATE_ENABLED=false``): another process keeps them."""
+    """Keep the device states current inside ``herald serve`` or ``herald worker`` for as
+    long as the block lasts, whenever this process holds their lease: a loop
+    (``device_state`` in ``/ready``) that survives any failure, backing off. The events
+    ``writer`` (the process's) appends are folded as built. Not ``enabled``
+    (``HERALD_DEVICE_STATE_ENABLED=false``): another process keeps them."""
     if not enabled:
         yield None
         return
     projector = DeviceProjector(store, poll_seconds=poll_seconds, catalog=catalog, ids=ids)
+    if writer is not None:
+        writer.observe(projector.appended)
     task = asyncio.create_task(projector.follower.run(loops, "device_state", poll_seconds))
     try:
         yield projector
@@ -308,4 +380,4 @@ async def in_process(
         task.cancel()
         with contextlib.suppress(asyncio.CancelledError):
             await task
-        await projector.aclose()  # waits for the chunk in hand, before the store closes
+        await projector.aclose()  # writes what is folded, before the store closes

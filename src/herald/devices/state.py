@@ -90,7 +90,7 @@ _LABELS: dict[int, tuple[str, str]] = {
 CREATE_PDP_CONTEXT = 3
 _LOCATION_TYPES = frozenset({1, 2, CREATE_PDP_CONTEXT})
 _SESSION_TYPES = frozenset({CREATE_PDP_CONTEXT, 4})
-_DETAIL_TYPES = _LOCATION_TYPES | _SESSION_TYPES  # the types whose detail the state keeps
+DETAIL_TYPES = _LOCATION_TYPES | _SESSION_TYPES  # the types whose detail the state keeps
 _POLICY_CONTROL, _WARN = 1, 1
 _ELEMENT = {  # the network element serving the device, named in the description
     1: ("vlr", re.compile(r"VLR='([^']{1,64})'")),
@@ -159,11 +159,11 @@ class DeviceState:
 
 
 def device_event(
-    event_id: int, type_id: int, body: bytes, timestamp_ms: int | None = None
+    event_id: int, type_id: int, body: bytes | Mapping[str, JSON], timestamp_ms: int | None = None
 ) -> DeviceEvent | None:
-    """The event of a stored record (``timestamp_ms``: its timestamp, if known already), or
-    None if its timestamp cannot be read."""
-    record = orjson.loads(body)
+    """The event of a stored record, as bytes or parsed (``timestamp_ms``: its timestamp,
+    if known already), or None if its timestamp cannot be read."""
+    record = orjson.loads(body) if isinstance(body, bytes) else body
     if not isinstance(record, dict):
         return None
     if timestamp_ms is not None:
@@ -263,7 +263,7 @@ def _values(event: DeviceEvent, opened: bool) -> dict[str, JSON]:
     if type_id in _LABELS:
         name, label = _LABELS[type_id]
         values[name] = label
-    if type_id not in _DETAIL_TYPES:
+    if type_id not in DETAIL_TYPES:
         return values
     detail = record.get("detail")
     detail = detail if isinstance(detail, dict) else {}

@@ -7,6 +7,8 @@ store them with ``append`` or ``append_with``: ids from the process's generator,
 transaction per batch (``store.log``'s, which other rows that must commit with the events
 join: a delivery's bookkeeping, a state change, the rules' groups and position) and the
 count in ``herald_events_ingested_total``. The events given are not modified.
+After each commit the writer hands what it appended to its observers (``observe``: the
+device-state owner folds the events as built, not read back).
 """
 
 from __future__ import annotations
@@ -27,6 +29,7 @@ from herald.record import NewEvent
 from herald.store import Store
 
 T = TypeVar("T")
+Observer = Callable[[Sequence[NewEvent], "Appended"], None]
 
 
 @dataclass(frozen=True, slots=True)
@@ -49,6 +52,12 @@ class EventWriter:
         self.store = store
         self.ids = ids
         self.catalog = catalog or load_catalog()
+        self._observers: list[Observer] = []
+
+    def observe(self, observer: Observer) -> None:
+        """Call ``observer`` with each batch appended and what the append did, after its
+        commit, in the appending thread (so it must be quick and must not raise)."""
+        self._observers.append(observer)
 
     def build(
         self,
@@ -111,11 +120,11 @@ class EventWriter:
             )
         return result
 
-    @staticmethod
     def _counted(
-        events: Sequence[NewEvent], assigned: Sequence[int], records: list[bytes]
+        self, events: Sequence[NewEvent], assigned: Sequence[int], records: list[bytes]
     ) -> Appended:
-        """What an append stored, counted by provider (the one count of written events)."""
+        """What an append stored, counted by provider (the one count of written events),
+        handed to the observers."""
         ids = [
             assigned_id if event.external_id is None else _record_id(record)
             for event, record, assigned_id in zip(events, records, assigned, strict=True)
@@ -124,7 +133,10 @@ class EventWriter:
         written = Counter(event.provider for event, new in zip(events, fresh, strict=True) if new)
         for provider, count in written.items():
             metrics.EVENTS_INGESTED.labels(provider).inc(count)
-        return Appended(records, ids, fresh)
+        appended = Appended(records, ids, fresh)
+        for observer in self._observers:
+            observer(events, appended)
+        return appended
 
 
 def _record_id(record: bytes) -> int:

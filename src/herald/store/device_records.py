@@ -50,3 +50,12 @@ class DeviceQuery:
     page: int = 1
     per_page: int = 100
     time_limit: float | None = None  # seconds; past it QueryTimeout (None: the CLI's own)
+
+
+@dataclass(frozen=True, slots=True)
+class Freshness:
+    """What the written device states include: every event up to log position ``position``,
+    and every event committed before ``as_of_ms`` (0: not known yet)."""
+
+    position: int
+    as_of_ms: int

@@ -1,10 +1,12 @@
 """The device-state projection: each endpoint's connectivity state, ``store.devices``.
 
 ``device_states`` holds one row per (organisation, endpoint); ``device_projection`` the
-position in the log the rows include. The projector (``herald.devices.projector``) moves
-the position and writes the rows it changed in one transaction, and only if the position is
-still where it read from (compare and set), so two processes projecting the same log never
-move it past what either has written.
+position in the log the rows include, the lease of the one process that keeps them (its
+``owner``, until ``owner_until_ms``) and the time the written states are as of. The owner
+(``herald.devices.projector``) moves the position and writes the rows it changed in one
+transaction, and only if the position is still where it wrote it last and the lease its
+own (compare and set), so two processes projecting the same log never move it past what
+either has written.
 """
 
 from __future__ import annotations
@@ -14,7 +16,8 @@ from collections.abc import Callable, Sequence
 from typing import TYPE_CHECKING, Any, Generic, cast
 
 from herald.store.dbapi import C
-from herald.store.device_records import DEVICE_SORTS, DeviceQuery, DeviceRow
+from herald.store.device_records import DEVICE_SORTS, DeviceQuery, DeviceRow, Freshness
+from herald.timefmt import now_ms
 
 if TYPE_CHECKING:
     from herald.store.common import SQLStoreBase
@@ -105,6 +108,74 @@ class Devices(Generic[C]):
         )
         return (int(row[0]), int(row[1])) if row else (0, 0)
 
+    def freshness(self) -> Freshness:
+        """What the written states include: the log position and the time they are as of."""
+        return self._db._read(self._freshness)
+
+    def _freshness(self, conn: C) -> Freshness:
+        row = self._db._execute(
+            conn, "SELECT cursor_seq, as_of_ms FROM device_projection WHERE name = ?", (PROJECTION,)
+        ).fetchone()
+        return Freshness(int(row[0]), int(row[1])) if row else Freshness(0, 0)
+
+    def claim(self, owner: str, lease_ms: int) -> tuple[int, int] | None:
+        """Take (or renew) the lease on the states for ``lease_ms`` if it is free, run out or
+        ``owner``'s: the position (``position()``) if held, None if another owner holds it."""
+        now = now_ms()
+
+        def claim(conn: C) -> tuple[int, int] | None:
+            taken = self._db._execute(
+                conn,
+                "UPDATE device_projection SET owner = ?, owner_until_ms = ? WHERE name = ? "
+                "AND (owner = ? OR owner IS NULL OR owner_until_ms < ?)",
+                (owner, now + lease_ms, PROJECTION, owner, now),
+            ).rowcount
+            if taken != 1:
+                return None
+            row = self._db._execute(
+                conn,
+                "SELECT cursor_seq, quiet_until_seq FROM device_projection WHERE name = ?",
+                (PROJECTION,),
+            ).fetchone()
+            return int(row[0]), int(row[1])
+
+        with self._db._transaction(durable=False) as conn:
+            return claim(conn)
+
+    def owner(self) -> str | None:
+        """Who holds the lease on the states now (None: nobody)."""
+        row = self._db._read(
+            lambda c: self._db._execute(
+                c,
+                "SELECT owner, owner_until_ms FROM device_projection WHERE name = ?",
+                (PROJECTION,),
+            ).fetchone()
+        )
+        return str(row[0]) if row and row[0] is not None and int(row[1]) >= now_ms() else None
+
+    def release(self, owner: str) -> None:
+        """Give the lease up (a stopping owner), if ``owner`` holds it."""
+        self._db._write(
+            lambda c: self._db._execute(
+                c,
+                "UPDATE device_projection SET owner = NULL, owner_until_ms = 0 "
+                "WHERE name = ? AND owner = ?",
+                (PROJECTION, owner),
+            )
+        )
+
+    def log_positions(self, after_seq: int, limit: int) -> list[tuple[int, int]]:
+        """The (position, event id) of at most ``limit`` events after ``after_seq``, in log
+        order, up to the log's readable end (as ``store.log.read``): what the owner folded
+        from its own appends needs no more of the log than this."""
+        db = self._db
+        sql = (
+            f"SELECT seq, id FROM events WHERE seq > ? AND seq <= ({db._LAST_SEQ}) "
+            "ORDER BY seq LIMIT ?"
+        )
+        rows = db._read(lambda c: db._execute(c, sql, (after_seq, limit)).fetchall())
+        return [(int(seq), int(event_id)) for seq, event_id in rows]
+
     def states(self, keys: Sequence[tuple[int, str]]) -> dict[tuple[int, str], DeviceRow]:
         """The stored states of these (organisation, endpoint key) pairs that have one."""
         by_organisation: dict[int, list[str]] = {}
@@ -132,20 +203,32 @@ class Devices(Generic[C]):
             return self.saving(after_seq, cursor_seq, rows)(conn) is not None
 
     def saving(
-        self, after_seq: int, cursor_seq: int, rows: Sequence[DeviceRow]
+        self,
+        after_seq: int,
+        cursor_seq: int,
+        rows: Sequence[DeviceRow],
+        lease: tuple[str, int, int] | None = None,
     ) -> Callable[[C], bool | None]:
         """A step of the projection, as work for a transaction (``save``'s, or the writer's
         that appends the status-change events with it): move the cursor from ``after_seq``
-        to ``cursor_seq`` and write ``rows``. None (nothing written) if the cursor is no
-        longer at ``after_seq``."""
+        to ``cursor_seq`` and write ``rows``. With a ``lease`` (owner, lease in ms, as of
+        ms), only while ``owner`` holds it, renewed, with the time the states are as of.
+        None (nothing written) if the cursor is no longer at ``after_seq`` or the lease not
+        the owner's."""
         db = self._db
+        sql = "UPDATE device_projection SET cursor_seq = ? WHERE name = ? AND cursor_seq = ?"
+        params: tuple[object, ...] = (cursor_seq, PROJECTION, after_seq)
+        if lease is not None:
+            owner, lease_ms, as_of_ms = lease
+            sql = (
+                "UPDATE device_projection SET cursor_seq = ?, owner_until_ms = ?, "
+                f"as_of_ms = {db._GREATEST}(as_of_ms, ?) "
+                "WHERE name = ? AND cursor_seq = ? AND owner = ?"
+            )
+            params = (cursor_seq, now_ms() + lease_ms, as_of_ms, PROJECTION, after_seq, owner)
 
         def save(conn: C) -> bool | None:
-            moved = db._execute(
-                conn,
-                "UPDATE device_projection SET cursor_seq = ? WHERE name = ? AND cursor_seq = ?",
-                (cursor_seq, PROJECTION, after_seq),
-            ).rowcount
+            moved = db._execute(conn, sql, params).rowcount
             if moved != 1:
                 return None
             if rows:  # both drivers' cursors batch this (psycopg in one pipeline)
@@ -176,7 +259,7 @@ class Devices(Generic[C]):
             self._db._execute(conn, "DELETE FROM device_states")
             self._db._execute(
                 conn,
-                "UPDATE device_projection SET cursor_seq = 0, quiet_until_seq = "
+                "UPDATE device_projection SET cursor_seq = 0, as_of_ms = 0, quiet_until_seq = "
                 "(SELECT COALESCE(MAX(seq), 0) FROM events) WHERE name = ?",
                 (PROJECTION,),
             )
@@ -184,15 +267,23 @@ class Devices(Generic[C]):
     def get(self, organisation_ids: tuple[int, ...] | None, endpoint_key: str) -> DeviceRow | None:
         """One endpoint's state in the caller's organisations (None: none, or several
         organisations hold the key: the internal caller gets the lowest organisation's)."""
+        return self.lookup(organisation_ids, endpoint_key)[0]
+
+    def lookup(
+        self, organisation_ids: tuple[int, ...] | None, endpoint_key: str
+    ) -> tuple[DeviceRow | None, Freshness]:
+        """``get``, and what the written states include (one read)."""
         where, params = self._scope(organisation_ids)
         sql = (
             f"SELECT {_COLUMNS} FROM device_states WHERE endpoint_key = ?{where} "
             "ORDER BY organisation_id LIMIT 1"
         )
-        row = self._db._read(
-            lambda c: self._db._execute(c, sql, [endpoint_key, *params]).fetchone()
-        )
-        return _row(row) if row is not None else None
+
+        def read(conn: C) -> tuple[DeviceRow | None, Freshness]:
+            row = self._db._execute(conn, sql, [endpoint_key, *params]).fetchone()
+            return (_row(row) if row is not None else None), self._freshness(conn)
+
+        return self._db._read(read)
 
     def page(self, query: DeviceQuery) -> tuple[list[DeviceRow], int]:
         """A page of endpoint states and how many match in all."""

@@ -1,4 +1,8 @@
-"""Device state: emnify's connectivity answer per endpoint, the fleet list, status counts."""
+"""Device state: emnify's connectivity answer per endpoint, the fleet list, status counts.
+
+Each answer says what the written states include (``Herald-State-Position``,
+``Herald-State-As-Of``): headers, so that emnify's clients read the body they know.
+"""
 
 from __future__ import annotations
 
@@ -18,6 +22,8 @@ from herald.devices import changes, service
 from herald.events.types import EventPage, EventQuery
 from herald.organisations import service as organisations_service
 from herald.organisations.types import Organisation
+from herald.store.device_records import Freshness
+from herald.timefmt import format_ms
 
 router = APIRouter(tags=["devices"])
 JSON_TYPE = "application/json"
@@ -98,6 +104,29 @@ _LIST_PARAMETERS: list[dict[str, Any]] = [
 ]
 
 
+_FRESHNESS_HEADERS: dict[str, Any] = {
+    "Herald-State-Position": {
+        "description": "The log position the device states include: every event up to it",
+        "schema": {"type": "integer"},
+    },
+    "Herald-State-As-Of": {
+        "description": "Every event acknowledged before this time is in the answer (absent "
+        "until the states are first written). The states are written at least every "
+        "quarter of a second while a process keeps them: an event acknowledged a second "
+        "before a read is in it",
+        "schema": {"type": "string", "format": "date-time"},
+    },
+}
+_FRESH: dict[int | str, dict[str, Any]] = {200: {"headers": _FRESHNESS_HEADERS}}
+
+
+def _freshness(freshness: Freshness) -> dict[str, str]:
+    headers = {"Herald-State-Position": str(freshness.position)}
+    if freshness.as_of_ms:
+        headers["Herald-State-As-Of"] = format_ms(freshness.as_of_ms)
+    return headers
+
+
 def _json(document: object, headers: dict[str, str] | None = None) -> Response:
     return Response(orjson.dumps(document), 200, headers=headers, media_type=JSON_TYPE)
 
@@ -105,7 +134,7 @@ def _json(document: object, headers: dict[str, str] | None = None) -> Response:
 _ORGANISATION_HELP = "One of the token's organisations only (internal tokens: any one)"
 
 
-@router.get("/endpoint", openapi_extra={"parameters": _LIST_PARAMETERS})
+@router.get("/endpoint", openapi_extra={"parameters": _LIST_PARAMETERS}, responses=_FRESH)
 async def list_endpoints(
     request: Request, services: ServicesDep, principal: EventReader
 ) -> Response:
@@ -114,7 +143,10 @@ async def list_endpoints(
     scope = service.scope_for(principal, params.pop("organisation", None))
     query = service.list_query(params, scope)
     query = dataclasses.replace(query, time_limit=services.settings.query_time_limit_seconds)
-    rows, total = await services.query(principal, services.store.devices.page, query)
+    devices = services.store.devices
+    (rows, total), freshness = await services.query(
+        principal, lambda: (devices.page(query), devices.freshness())
+    )
     headers = page_headers(
         request.url,
         EventQuery(page=query.page, per_page=query.per_page),
@@ -122,10 +154,10 @@ async def list_endpoints(
         service.filter_echo(request.query_params),
         service.sort_echo(query),
     )
-    return _json([service.summary(row) for row in rows], headers)
+    return _json([service.summary(row) for row in rows], {**headers, **_freshness(freshness)})
 
 
-@router.get("/endpoint/status_counts")
+@router.get("/endpoint/status_counts", responses=_FRESH)
 async def endpoint_status_counts(
     services: ServicesDep,
     principal: EventReader,
@@ -135,8 +167,11 @@ async def endpoint_status_counts(
 ) -> Response:
     """How many of the organisation's endpoints are in each status (a dashboard tile)."""
     scope = service.scope_for(principal, organisation)
-    counts = await services.run(services.store.devices.status_counts, scope)
-    return _json(service.status_counts(counts))
+    devices = services.store.devices
+    counts, freshness = await services.run(
+        lambda: (devices.status_counts(scope), devices.freshness())
+    )
+    return _json(service.status_counts(counts), _freshness(freshness))
 
 
 class OrganisationOut(BaseModel):
@@ -154,19 +189,19 @@ async def list_organisations(services: ServicesDep, principal: EventReader) -> R
     return _json([{"id": o.id, "name": o.name} for o in organisations])
 
 
-@router.get("/endpoint/{endpoint_id}/connectivity")
+@router.get("/endpoint/{endpoint_id}/connectivity", responses=_FRESH)
 async def endpoint_connectivity(
     endpoint_id: EndpointKey, services: ServicesDep, principal: EventReader
 ) -> Response:
     """The endpoint's connectivity as emnify answers it; 404 for an endpoint without state."""
-    row = await services.run(
-        services.store.devices.get,
+    row, freshness = await services.run(
+        services.store.devices.lookup,
         principal.organisation_scope,
         service.endpoint_key(endpoint_id),
     )
     if row is None:
         raise Problem(404, "Not found", f"no connectivity state for endpoint {endpoint_id!r}")
-    return _json(service.connectivity(row))
+    return _json(service.connectivity(row), _freshness(freshness))
 
 
 OrganisationId = Annotated[int, Path(ge=0, le=2**63 - 1)]
