@@ -23,7 +23,7 @@ from bench.ingest import CODEC, INSERT, NAMES
 from herald.catalog import load_catalog
 from herald.model import NewEvent
 from herald.store import migrator, rollup
-from herald.store.sql import event_row
+from herald.store.sql import INSERT_DEVICE_KEYS, device_keys, event_row
 from herald.store.sqlite import SQLiteStore
 from herald.timefmt import format_ms, now_ms
 
@@ -84,10 +84,22 @@ def _read_meta(path: Path) -> tuple[QueryStore, int | None] | None:
 
 
 def _migrate(store: QueryStore) -> None:
-    """Apply the migrations the store lacks and stamp it with the current schema."""
+    """Apply the migrations the store lacks and rewrite the rows they leave to
+    ``compact_records`` (as ``herald db migrate`` does), and stamp it with the current schema."""
     opened = SQLiteStore(store.url)
+    began = time.perf_counter()
     try:
         opened.maintenance.migrate()
+        total = opened.maintenance.uncompacted_events()
+        done = 0
+
+        def report(rows: int) -> None:
+            nonlocal done
+            done += rows
+            if done % 500_000 < rows:
+                print(f"compacting {store.path.name}: {done:,} of {total:,}")  # noqa: T201
+
+        opened.maintenance.compact_records(report)
     finally:
         opened.close()
     with sqlite3.connect(store.path) as conn:
@@ -96,7 +108,8 @@ def _migrate(store: QueryStore) -> None:
         conn.execute(
             "UPDATE meta SET value = ? WHERE key = ?", (orjson.dumps(meta).decode(), META_KEY)
         )
-    print(f"migrated {store.path.name} to schema {_SCHEMA}")  # noqa: T201
+    took = time.perf_counter() - began
+    print(f"migrated {store.path.name} to schema {_SCHEMA} in {took:.0f} s")  # noqa: T201
 
 
 def _pool(received_ms: int) -> list[NewEvent]:
@@ -160,6 +173,8 @@ def _build(path: Path, events: int) -> QueryStore:
             conn.executemany(INSERT, chunk)
             conn.executemany(rollup.UPSERT, rollup.deltas(chunk))  # as append counts them
             conn.execute("COMMIT")
+        # The events are the pool's restamped: their device keys are the pool's.
+        conn.executemany(INSERT_DEVICE_KEYS, device_keys(pool))
         for sql in indexes:
             conn.execute(sql)
         meta = {"events": events, "start_ms": start_ms, "end_ms": end_ms, "schema": _SCHEMA}

@@ -152,6 +152,10 @@ class Field:
     # No index or rollup needs it: SQLite reads it from the record rather than
     # keep a second copy in its column (store.sql.Dialect.value); PostgreSQL keeps the column.
     lean: bool = False
+    # A device key (SIM, ICCID, IMSI, user, target id): found through the small
+    # ``device_keys`` table (value -> the endpoints whose events carried it) and the endpoint
+    # index, not an index of its own over every event (store.sql.where_clause).
+    device_key: bool = False
 
 
 def _typed(kind: Kind, path: Callable[[Record], Any]) -> Callable[[Record], Any]:
@@ -256,7 +260,7 @@ FIELDS: tuple[Field, ...] = (
         column="endpoint_name",
         attribute="endpoint_names",
     ),
-    _field("sim", Kind.INT, ("sim", "id"), column="sim_id", attribute="sim_ids"),
+    _field("sim", Kind.INT, ("sim", "id"), column="sim_id", attribute="sim_ids", device_key=True),
     _field(
         "iccid",
         Kind.TEXT,
@@ -265,9 +269,18 @@ FIELDS: tuple[Field, ...] = (
         attribute="iccids",
         aliases=("iccid_with_luhn",),
         sortable=True,
+        device_key=True,
     ),
     _field("msisdn", Kind.TEXT, ("sim", "msisdn"), column="msisdn", lean=True, attribute="msisdns"),
-    _field("imsi", Kind.TEXT, ("imsi", "imsi"), column="imsi", attribute="imsis", sortable=True),
+    _field(
+        "imsi",
+        Kind.TEXT,
+        ("imsi", "imsi"),
+        column="imsi",
+        attribute="imsis",
+        sortable=True,
+        device_key=True,
+    ),
     _field("imei", Kind.TEXT, ("endpoint", "imei"), column="imei", lean=True, attribute="imeis"),
     _field(
         "ip_address",
@@ -286,6 +299,7 @@ FIELDS: tuple[Field, ...] = (
         attribute="user_ids",
         text_field="username",
         sortable=True,
+        device_key=True,
     ),
     _field(
         "username",
@@ -306,9 +320,21 @@ FIELDS: tuple[Field, ...] = (
         sortable=True,
     ),
     _field(
-        "target_type", Kind.TEXT, ("target", "type"), column="target_type", attribute="target_types"
+        "target_type",
+        Kind.TEXT,
+        ("target", "type"),
+        column="target_type",
+        lean=True,
+        attribute="target_types",
     ),
-    _field("target_id", Kind.TEXT, ("target", "id"), column="target_id", attribute="target_ids"),
+    _field(
+        "target_id",
+        Kind.TEXT,
+        ("target", "id"),
+        column="target_id",
+        attribute="target_ids",
+        device_key=True,
+    ),
     _field("moniker", Kind.TEXT, ("moniker",), column="moniker", lean=True, attribute="monikers"),
     _field("provider", Kind.TEXT, ("provider",), column="provider", attribute="providers"),
     _field(
@@ -358,5 +384,7 @@ SORT_COLUMNS: dict[str, str] = {f.name: f.column for f in FIELDS if f.sortable a
 """Public sort field -> column."""
 STATS_GROUPS: dict[str, str] = {f.name: f.column for f in FIELDS if f.groupable and f.column}
 """What event counts can be grouped by -> column."""
+DEVICE_KEYS: tuple[Field, ...] = tuple(f for f in FIELDS if f.device_key)
+"""The fields found through ``device_keys`` (``Field.device_key``)."""
 ROLLED_UP: frozenset[str] = frozenset(f.name for f in FIELDS if f.rolled_up)
 """The fields the hourly counts keep (besides the time)."""

@@ -13,7 +13,7 @@ from __future__ import annotations
 from abc import ABC, abstractmethod
 from collections.abc import Callable, Sequence
 from contextlib import AbstractContextManager
-from typing import Any, ClassVar, Generic, TypeVar
+from typing import Any, ClassVar, Generic, TypeVar, cast
 
 from herald.events.types import LogEntry, LogScan
 from herald.ids import draw_public_ids, next_public_id, public_id_bounds, public_id_ms
@@ -29,7 +29,7 @@ from herald.store.nodes import Nodes
 from herald.store.organisations import Organisations
 from herald.store.quarantine import Quarantine
 from herald.store.rules import RuleRepository
-from herald.store.sql import Dialect, Where
+from herald.store.sql import INSERT_DEVICE_KEYS, DeviceKey, Dialect, Where
 from herald.store.usage import Usage
 from herald.timefmt import now_ms
 
@@ -142,6 +142,11 @@ class SQLStoreBase(ABC, Generic[C]):
         self, conn: C, events: Sequence[NewEvent], ids: Sequence[int]
     ) -> list[bytes]:
         """``append``'s work inside a transaction already open on ``conn``."""
+
+    def _insert_device_keys(self, conn: C, rows: Sequence[DeviceKey]) -> None:
+        """Add ``rows`` to ``device_keys`` (those it has already are left)."""
+        if rows:  # executemany: the same call on both drivers
+            cast(Any, conn).cursor().executemany(self._sql(INSERT_DEVICE_KEYS), rows)
 
     def _before_insert(self, events: Sequence[NewEvent]) -> None:
         """Check, outside any transaction, that ``events`` may be inserted: not by a process

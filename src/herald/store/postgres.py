@@ -75,6 +75,7 @@ from herald.store.sql import (
     LOG_COLUMNS,
     POSTGRES,
     Where,
+    device_keys,
     event_row,
     stored_body,
 )
@@ -207,6 +208,7 @@ def _partition_day(name: str) -> int | None:
 class _Rows:
     """A batch of events as rows to insert: the records, and which share a provider key."""
 
+    events: Sequence[NewEvent]
     bodies: list[bytes]
     rows: list[tuple[object, ...]]
     first: dict[tuple[int, str, str], int]  # key -> index of its first event
@@ -214,7 +216,7 @@ class _Rows:
 
     @classmethod
     def of(cls, events: Sequence[NewEvent], ids: Sequence[int], codec: Codec) -> _Rows:
-        batch = cls([], [], {}, {})
+        batch = cls(events, [], [], {}, {})
         for index, (event, event_id) in enumerate(zip(events, ids, strict=True)):
             offer_gil(index)  # other requests' threads get their turns during a big batch
             batch.bodies.append(stored_body(event, event_id))
@@ -434,6 +436,8 @@ class PostgresStore(
         """Insert in one statement and count what was inserted; the records already stored
         for taken keys, and how many keys were taken."""
         rows = batch.rows
+        # Before the counts: their rows stay locked until the commit (below).
+        self._insert_device_keys(conn, device_keys(batch.events))
         stage(conn, rows)
         inserted = {row[0] for row in conn.execute(_APPEND).fetchall()}
         # Last in the transaction: the count rows stay locked only until the commit.

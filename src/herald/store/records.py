@@ -24,7 +24,7 @@ from herald.record import served_record
 from herald.store.common import SQLStoreBase
 from herald.store.dbapi import C
 from herald.store.errors import StoreError
-from herald.store.sql import LEAN_CLEARED, LEAN_COLUMNS
+from herald.store.sql import KEY_COLUMNS, LEAN_CLEARED, LEAN_COLUMNS, held_device_keys
 from herald.timefmt import now_ms
 
 T = TypeVar("T")
@@ -217,14 +217,19 @@ class RecordMethods(SQLStoreBase[C]):
         )
         return [self._unpack(key, data) for key, data in rows]
 
-    # SQLite leaves the lean columns empty (store.sql.LEAN_COLUMNS): rows written before
-    # 0016 are cleared by compact_records. PostgreSQL keeps them.
+    # SQLite leaves the lean columns empty (store.sql.LEAN_COLUMNS), and the device keys'
+    # columns of events naming an endpoint (KEY_COLUMNS): rows written before 0016 and 0024
+    # are cleared by compact_records. PostgreSQL keeps them.
     _CLEARS_LEAN_COLUMNS: ClassVar[bool] = False
 
     def _uncompacted(self) -> str:
-        """The condition of a row still to compact: uncompressed, or lean columns filled."""
+        """The condition of a row still to compact: uncompressed, or lean columns filled, or
+        device keys held in its columns that ``device_keys`` has."""
+        if not self._CLEARS_LEAN_COLUMNS:
+            return "dictionary_id = 0"
         held = [f"COALESCE({column}, '') != ''" for column in sorted(LEAN_COLUMNS)]
-        return " OR ".join(["dictionary_id = 0", *(held if self._CLEARS_LEAN_COLUMNS else [])])
+        keyed = " OR ".join(f"{column} IS NOT NULL" for column in KEY_COLUMNS)
+        return " OR ".join(["dictionary_id = 0", *held, f"endpoint_id IS NOT NULL AND ({keyed})"])
 
     def uncompacted_events(self) -> int:
         """How many events ``compact_records`` still has to rewrite."""
@@ -236,15 +241,20 @@ class RecordMethods(SQLStoreBase[C]):
         self, progress: Callable[[int], Any] | None = None, chunk: int = MIGRATION_CHUNK
     ) -> int:
         """Compress every record still stored uncompressed (written before 0014) and, on
-        SQLite, empty the lean columns of rows written before 0016; ``chunk`` rows per
-        transaction (interrupted, the next run goes on where this one stopped). ``progress``
-        is told how many rows each chunk did. The number of rows rewritten."""
+        SQLite, empty the lean columns of rows written before 0016 and move the device keys
+        of rows written before 0024 to ``device_keys``; ``chunk`` rows per transaction
+        (interrupted, even by kill -9, the next run goes on where this one stopped).
+        ``progress`` is told how many rows each chunk did. The number of rows rewritten."""
         codec = self._codec()
         if codec.newest == RAW:
             raise StoreError("no dictionary in the store: run the migrations first")
-        cleared = f", {LEAN_CLEARED}" if self._CLEARS_LEAN_COLUMNS else ""
+        cleared = ""
+        if self._CLEARS_LEAN_COLUMNS:
+            unkeyed = (f"{c} = CASE WHEN endpoint_id IS NULL THEN {c} END" for c in KEY_COLUMNS)
+            cleared = f", {LEAN_CLEARED}, {', '.join(unkeyed)}"
         select = self._sql(
-            "SELECT seq, id, ts, dictionary_id, body FROM events "
+            f"SELECT seq, id, ts, dictionary_id, body, organisation_id, endpoint_id, "
+            f"{', '.join(KEY_COLUMNS)} FROM events "
             f"WHERE ({self._uncompacted()}) AND seq > ? ORDER BY seq LIMIT ?"
         )
         update = self._sql(
@@ -256,13 +266,15 @@ class RecordMethods(SQLStoreBase[C]):
                 rows = conn.execute(select, (after, chunk)).fetchall()
                 if not rows:
                     return done
+                if self._CLEARS_LEAN_COLUMNS:
+                    self._insert_device_keys(conn, held_device_keys(row[5:] for row in rows))
                 cast(Any, conn).cursor().executemany(  # the same call on both drivers
                     update,
                     [
                         (codec.pack(bytes(body)), codec.newest, i, ts)
                         if dictionary_id == RAW
                         else (body, dictionary_id, i, ts)
-                        for _, i, ts, dictionary_id, body in rows
+                        for _, i, ts, dictionary_id, body, *_ in rows
                     ],
                 )
             after = rows[-1][0]

@@ -4,12 +4,22 @@ from __future__ import annotations
 
 import base64
 import binascii
-from collections.abc import Callable, Sequence
+from collections.abc import Callable, Iterable, Sequence
 from dataclasses import dataclass
 from operator import attrgetter
+from typing import Any
 
 from herald.events.types import EventQuery, SortKey, StatsQuery
-from herald.query.fields import BY_NAME, FIELDS, STATS_GROUPS, Match, Record, volume_mb
+from herald.query.fields import (
+    BY_NAME,
+    DEVICE_KEYS,
+    FIELDS,
+    STATS_GROUPS,
+    Field,
+    Match,
+    Record,
+    volume_mb,
+)
 from herald.query.filter import EventFilter, ascii_lower
 from herald.record import NewEvent
 from herald.store.errors import InvalidQuery
@@ -59,9 +69,19 @@ def _left_empty(column: str) -> Callable[[Record], object]:
     return lambda _record: empty
 
 
+def _nothing(_record: Record) -> None:
+    return None
+
+
 _EXTRACTED_LEAN = tuple(
     (column, _left_empty(column) if column in LEAN_EMPTY else value) for column, value in _EXTRACTED
 )
+KEY_COLUMNS = tuple(f.column for f in DEVICE_KEYS if f.column)
+"""The device keys' columns: SQLite fills them only for events that name no endpoint."""
+_EXTRACTED_KEYED = tuple(
+    (column, _nothing if column in KEY_COLUMNS else value) for column, value in _EXTRACTED_LEAN
+)
+_ENDPOINT = BY_NAME["endpoint"].value
 
 
 LOG_COLUMNS = "seq, organisation_id, type_id, dictionary_id, body, id, ts"
@@ -73,16 +93,56 @@ def event_row(
 ) -> tuple[object, ...]:
     """The column values of one event, in ``EVENT_COLUMNS`` order: ``body`` is the record as
     stored, packed with dictionary ``dictionary_id`` (``store.records``); ``lean``, the
-    ``LEAN_COLUMNS`` are left empty."""
+    ``LEAN_COLUMNS`` are left empty, and the ``KEY_COLUMNS`` too when the event names an
+    endpoint (``device_keys`` finds those)."""
     record = event.record
+    if not lean:
+        extracted = _EXTRACTED
+    else:
+        extracted = _EXTRACTED_LEAN if _ENDPOINT(record) is None else _EXTRACTED_KEYED
     return (
         event_id,
         *_GIVEN_VALUES(event),
-        *(value(record) for _, value in (_EXTRACTED_LEAN if lean else _EXTRACTED)),
+        *(value(record) for _, value in extracted),
         body,
         volume_mb(record),
         dictionary_id,
     )
+
+
+DeviceKey = tuple[int, str, str, int]
+"""A ``device_keys`` row: organisation, field name, value (as text), endpoint id."""
+
+
+def device_keys(events: Iterable[NewEvent]) -> list[DeviceKey]:
+    """The ``device_keys`` rows of ``events``: each device key an event names beside an
+    endpoint, once, sorted (concurrent writers take their locks in the same order)."""
+    return held_device_keys(
+        (
+            event.organisation_id,
+            _ENDPOINT(event.record),
+            *(f.value(event.record) for f in DEVICE_KEYS),
+        )
+        for event in events
+    )
+
+
+def held_device_keys(rows: Iterable[Sequence[Any]]) -> list[DeviceKey]:
+    """``device_keys`` of rows of (organisation, endpoint, ``KEY_COLUMNS``' values)."""
+    keys: set[DeviceKey] = set()
+    for organisation_id, endpoint_id, *values in rows:
+        if endpoint_id is None:
+            continue
+        for field, value in zip(DEVICE_KEYS, values, strict=True):
+            if value is not None:
+                keys.add((organisation_id, field.name, str(value), endpoint_id))
+    return sorted(keys)
+
+
+INSERT_DEVICE_KEYS = (
+    "INSERT INTO device_keys (organisation_id, field, value, endpoint_id) "
+    "VALUES (?, ?, ?, ?) ON CONFLICT DO NOTHING"
+)
 
 
 def stored_body(event: NewEvent, event_id: int) -> bytes:
@@ -98,14 +158,21 @@ class Dialect:
     mark: str  # the driver's placeholder
     arrays: bool  # ``column = ANY(array)`` rather than ``column IN (?, ?, ...)``
     lower: str  # an expression lowering A-Z (only) of the column in ``{}``
+    in_query: str  # ``{0}`` is one of the values the query ``{1}`` selects (an index seek)
+    unkeyed: str  # the rows whose device-key columns are indexed (``_device_key``)
     lean: str | None = None  # the value of a lean field named ``{}``, read from the record
 
     def value(self, name: str) -> str:
         """The SQL expression of field ``name``'s value: its column, or for a lean field on a
-        backend that leaves those empty, the value read from the record."""
+        backend that leaves those empty, the value read from the record; a device key's
+        column where the row holds it, else the record's."""
         field = BY_NAME[name]
         assert field.column is not None
-        return self.lean.format(name) if field.lean and self.lean else field.column
+        if self.lean is None or not (field.lean or field.device_key):
+            return field.column
+        if field.device_key:
+            return f"COALESCE({field.column}, {self.lean.format(name)})"
+        return self.lean.format(name)
 
     def any_of(self, column: str, values: Sequence[object]) -> tuple[str, list[object]]:
         if len(values) == 1:
@@ -122,13 +189,23 @@ class Dialect:
 
 
 SQLITE = Dialect(  # SQLite's LIKE ignores ASCII case itself
-    "?", arrays=False, lower="{}", lean="record_field(dictionary_id, body, '{}')"
+    "?",
+    arrays=False,
+    lower="{}",
+    in_query="{0} IN ({1})",
+    # A device key's column is filled only where device_keys may not know the row: events
+    # naming no endpoint, and rows written before 0024 until `herald db migrate` empties it.
+    unkeyed="{}",
+    lean="record_field(dictionary_id, body, '{}')",
 )
 """``record_field`` is the SQL function ``store.records.RecordMethods._record_field`` gives."""
 POSTGRES = Dialect(
     "%s",
     arrays=True,
     lower="translate({}, 'ABCDEFGHIJKLMNOPQRSTUVWXYZ', 'abcdefghijklmnopqrstuvwxyz')",
+    in_query="{0} = ANY(ARRAY({1}))",  # evaluated once, then an index seek per value
+    # Every row keeps its columns; their indexes hold the events naming no endpoint.
+    unkeyed="endpoint_id IS NULL AND {}",
 )
 
 
@@ -152,8 +229,11 @@ def where_clause(flt: EventFilter, dialect: Dialect) -> Where:
             parts.append(sql)
             params.extend(bound)
     for name, values in flt.terms:
-        if BY_NAME[name].match is Match.CONTAINS:
+        field = BY_NAME[name]
+        if field.match is Match.CONTAINS:
             sql, bound = dialect.contains(dialect.value(name), [str(v) for v in values])
+        elif field.device_key:
+            sql, bound = _device_key(field, values, flt.organisation_ids, dialect)
         else:
             sql, bound = dialect.any_of(dialect.value(name), values)
         parts.append(sql)
@@ -166,6 +246,27 @@ def where_clause(flt: EventFilter, dialect: Dialect) -> Where:
         params.append(flt.until_ms)
     sql = (" WHERE " + " AND ".join(parts)) if parts else ""
     return Where(sql, params)
+
+
+def _device_key(
+    field: Field, values: Sequence[object], organisation_ids: tuple[int, ...] | None, d: Dialect
+) -> tuple[str, list[object]]:
+    """A device key equal to one of ``values``, by two paths: the rows that hold the key in
+    its own (indexed) column, and the events of the endpoints ``device_keys`` names for it,
+    each checked against its record."""
+    assert field.column is not None
+    own, own_params = d.any_of(field.column, values)
+    scope, scope_params = "", list[object]()
+    if organisation_ids:
+        scope, scope_params = d.any_of("organisation_id", organisation_ids)
+        scope += " AND "
+    keys, key_params = d.any_of("value", [str(value) for value in values])
+    endpoints = f"SELECT endpoint_id FROM device_keys WHERE {scope}field = {d.mark} AND {keys}"
+    check, check_params = d.any_of(d.value(field.name), values)
+    sql = (
+        f"({d.unkeyed.format(own)} OR ({d.in_query.format('endpoint_id', endpoints)} AND {check}))"
+    )
+    return sql, [*own_params, *scope_params, field.name, *key_params, *check_params]
 
 
 def _escape_like(text: str) -> str:

@@ -40,6 +40,7 @@ from herald.store.sql import (
     LOG_COLUMNS,
     SQLITE,
     Where,
+    device_keys,
     event_row,
     stored_body,
 )
@@ -297,6 +298,7 @@ class SQLiteStore(
             rows.append(event_row(event, event_id, packed, codec.newest, lean=True))
         conn.executemany(_INSERT_EVENT, rows)
         conn.executemany(rollup.UPSERT, rollup.deltas(rows))
+        self._insert_device_keys(conn, device_keys(events))
         return bodies
 
     def _stored_by_external_id(
