@@ -13,7 +13,7 @@ from typing import Any
 import orjson
 import pytest
 
-from herald.events.types import EventQuery
+from herald.events.types import EventQuery, SortKey
 from herald.model import served_record
 from herald.query.filter import EventFilter
 from herald.store import Store, open_store
@@ -316,3 +316,58 @@ def test_events_stored_before_rat_and_the_stacuity_account_are_found_after_the_b
     assert f"backfilled {EVENTS - 50 if postgres else 0:,} stored events" in result.stdout
     assert store.maintenance.unbackfilled_events() == 0
     assert _found(store) == expected
+
+
+def _fleet_events(make_event: EventFactory, count: int, dialect: str) -> list[Any]:
+    """Events of a fleet whose records the shipped dictionary has never seen: each has a
+    block of text of its own ``dialect``, repeated across its events."""
+    start = now_ms() - 3_600_000
+    return [
+        make_event(
+            ORGANISATION,
+            start + i * 100,
+            description=f"{dialect} {i % 50}",
+            endpoint={"id": i % 40, "name": f"{dialect}-meter-{i % 40}"},
+            detail={f"{dialect}_reading_{k}": f"{dialect}-{k}-{i % 7}" for k in range(8)},
+        )
+        for i in range(count)
+    ]
+
+
+def test_the_dictionary_is_retrained_on_the_stores_records_when_the_mix_changes(
+    store: Store, make_event: EventFactory, ids: Any
+) -> None:
+    """The maintenance loop's ``maintain`` adds a dictionary trained on the newest records
+    when it packs them better than the one in use (hourly at most, one process at a time);
+    a mix it already packs well keeps it; rows of every dictionary read as written."""
+    assert isinstance(store, RecordMethods)
+    store.organisations.create("Acme", ORGANISATION)
+    store.log.append(_fleet_events(make_event, 500, "pump"), ids(500))
+    assert store.maintenance.retrain_dictionary() is None  # too few records yet
+    store.log.append(_fleet_events(make_event, 1500, "pump"), ids(1500))
+    store.maintenance.maintain()
+    own = store._codec().newest
+    assert own == SHIPPED_ID + 1
+    store.maintenance.maintain()  # looked at within the hour: nothing
+    assert store.maintenance.retrain_dictionary() is None  # the same mix: no better
+    store.log.append(_fleet_events(make_event, 2000, "valve"), ids(2000))
+    assert store.maintenance.retrain_dictionary() == own + 1
+    store.log.append(_fleet_events(make_event, 10, "valve"), ids(10))
+    used = store._read(
+        lambda c: c.execute("SELECT dictionary_id, COUNT(*) FROM events GROUP BY 1 ORDER BY 1")
+    )
+    assert [tuple(row) for row in used.fetchall()] == [
+        (SHIPPED_ID, 2000),
+        (own, 2000),
+        (own + 1, 10),
+    ]
+    assert store.log.count(ORGANISATION, 0) == 4010
+    for descending in (False, True):  # the oldest rows (shipped), the newest (own + 1, own)
+        flt = EventFilter((ORGANISATION,))
+        query = EventQuery(flt, sort=(SortKey("timestamp", descending),), per_page=1000)
+        listed = store.log.query(query).items
+        assert [orjson.loads(body)["description"].split()[0] for body in listed[:1]] == [
+            "valve" if descending else "pump"
+        ]
+        ids_listed = [orjson.loads(body)["id"] for body in listed]
+        assert [store.log.get(event_id, None) for event_id in ids_listed] == listed

@@ -153,8 +153,9 @@ def train_dictionary(
         typer.Option(help="Write the dictionary to this file instead of adding it to the store."),
     ] = None,
 ) -> None:
-    """Train a compression dictionary on the store's newest events and add it: the events
-    written from the next start of each Herald process use it (older rows keep theirs)."""
+    """Train a compression dictionary on the store's newest events and add it: each Herald
+    process writes with it within a minute (older rows keep theirs). The maintenance loop
+    does this by itself, hourly, when a new dictionary packs the newest records better."""
     from herald.store import StoreError
     from herald.store.records import train
 
@@ -169,8 +170,8 @@ def train_dictionary(
         except StoreError as exc:
             fail(f"training a dictionary failed: {exc}")
     console.print(
-        f"{url}: dictionary {dictionary_id} ({len(data):,} bytes) added; restart Herald to "
-        "write with it",
+        f"{url}: dictionary {dictionary_id} ({len(data):,} bytes) added; Herald writes with "
+        "it within a minute",
         highlight=False,
         markup=False,
     )

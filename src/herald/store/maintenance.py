@@ -24,7 +24,8 @@ class Maintenance(Protocol):
 
     def maintain(self) -> None:
         """Prepare ahead of time what writes need (PostgreSQL: the partitions of the
-        retention window and the days ahead); the maintenance loop runs it."""
+        retention window and the days ahead) and, hourly, a compression dictionary trained
+        on the store's newest records if it packs them better; the maintenance loop runs it."""
 
     def purge(self, now: int | None = None, chunk: int = 10_000) -> int:
         """Delete the events older than their organisation's retention as of ``now``
@@ -51,6 +52,10 @@ class Maintenance(Protocol):
 
     def sample_records(self, samples: int) -> list[bytes]:
         """The newest ``samples`` records, as served: what a dictionary is trained on."""
+
+    def retrain_dictionary(self, samples: int = ...) -> int | None:
+        """A dictionary trained on the newest records, kept if it packs them better than
+        the one in use: its id, or None."""
 
     def train_dictionary(self, samples: int = ...) -> tuple[int, bytes]:
         """Train a compression dictionary on the newest records and add it: its id and bytes."""

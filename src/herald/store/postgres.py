@@ -378,6 +378,7 @@ class PostgresStore(
 
     def maintain(self) -> None:
         self.ensure_partitions()
+        super().maintain()
 
     def partitions(self) -> list[str]:
         """The names of the event partitions, oldest first."""

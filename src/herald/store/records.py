@@ -11,6 +11,7 @@ simulator filled); ``herald db train-dictionary`` trains one from a store's own 
 from __future__ import annotations
 
 import threading
+import time
 from collections.abc import Callable, Mapping, Sequence
 from importlib import resources
 from typing import Any, ClassVar, TypeVar, cast
@@ -34,6 +35,10 @@ SHIPPED_ID = 1
 LEVEL = 3  # level 9 saves 3 % more bytes for 3x the time; 19 saves 12 % for 60x
 DICTIONARY_BYTES = 16_384  # 32 KB or 64 KB dictionaries compress no better (measured)
 TRAINING_SAMPLES = 5_000
+RETRAIN_MIN_SAMPLES = 1_000  # a store with fewer records keeps the dictionary it has
+RETRAIN_GAIN = 0.9  # a new dictionary must pack the newest records 10 % smaller at least
+RETRAIN_EVERY_MS = 3_600_000  # how often the maintenance loop looks at the mix
+CODEC_FRESH_S = 60.0  # how long a process writes before it looks for a newer dictionary
 MIGRATION_CHUNK = 5_000
 AUTO_BACKFILL_ROWS = 50_000  # backfilled at migrate time up to this many (~10 s under load)
 
@@ -41,6 +46,17 @@ AUTO_BACKFILL_ROWS = 50_000  # backfilled at migrate time up to this many (~10 s
 def shipped_dictionary() -> bytes:
     """The dictionary trained on the simulator's records, as shipped (id 1 in every store)."""
     return (resources.files("herald.store") / "records-1.zdict").read_bytes()
+
+
+def packed_bytes(dictionary: bytes, records: Sequence[bytes]) -> int:
+    """What ``records`` take packed with ``dictionary`` (as ``Codec.pack`` packs them)."""
+    compressor = zstandard.ZstdCompressor(
+        level=LEVEL,
+        dict_data=zstandard.ZstdCompressionDict(dictionary, dict_type=zstandard.DICT_TYPE_FULLDICT),
+        write_checksum=False,
+        write_dict_id=False,
+    )
+    return sum(len(compressor.compress(record)) for record in records)
 
 
 def train(samples: Sequence[bytes]) -> bytes:
@@ -58,6 +74,7 @@ class Codec:
     """
 
     def __init__(self, dictionaries: Mapping[int, bytes]) -> None:
+        self.data = dict(dictionaries)
         self._dictionaries = {
             key: zstandard.ZstdCompressionDict(data, dict_type=zstandard.DICT_TYPE_FULLDICT)
             for key, data in dictionaries.items()
@@ -109,14 +126,17 @@ class RecordMethods(SQLStoreBase[C]):
     """The store's part: its dictionaries, packing and unpacking rows, migrating old rows."""
 
     _codec_cache: Codec | None = None
+    _codec_loaded = 0.0  # time.monotonic() of the load
     _codec_lock = threading.Lock()
     # (dictionary_id, body, record) of the row record_field decoded last, in any thread: a
     # whole tuple is replaced at once and compared in full before its record is used.
     _last_record: tuple[int, bytes, Any] | None = None
 
     def _codec(self) -> Codec:
+        """The dictionaries, looked up again every ``CODEC_FRESH_S``: a process writes with
+        one another process (the maintenance loop, ``herald db train-dictionary``) added."""
         codec = self._codec_cache
-        if codec is None:
+        if codec is None or time.monotonic() - self._codec_loaded > CODEC_FRESH_S:
             codec = self._load_codec()
         return codec
 
@@ -124,7 +144,7 @@ class RecordMethods(SQLStoreBase[C]):
         with self._codec_lock:
             rows = self._read(lambda c: c.execute("SELECT id, data FROM dictionaries").fetchall())
             codec = Codec({int(key): bytes(data) for key, data in rows})
-            self._codec_cache = codec
+            self._codec_cache, self._codec_loaded = codec, time.monotonic()
             return codec
 
     def _unpack(self, dictionary_id: int, data: bytes) -> bytes:
@@ -194,8 +214,54 @@ class RecordMethods(SQLStoreBase[C]):
 
     def train_dictionary(self, samples: int = TRAINING_SAMPLES) -> tuple[int, bytes]:
         """Train a dictionary on the newest ``samples`` events and store it: the new id
-        (written with from the next start of each Herald process) and the dictionary."""
+        (each Herald process writes with it within ``CODEC_FRESH_S``) and the dictionary."""
         data = train(self.sample_records(samples))
+        return self._add_dictionary(data), data
+
+    def maintain(self) -> None:
+        """The maintenance loop's upkeep of records: ``retrain_dictionary`` when due."""
+        if self._retraining_due(now_ms()):
+            self.retrain_dictionary()
+
+    def retrain_dictionary(self, samples: int = TRAINING_SAMPLES) -> int | None:
+        """A dictionary trained on the newest records, kept (the id it is written with from
+        now on) when it packs records it was not trained on ``RETRAIN_GAIN`` smaller than
+        the dictionary in use: the store's own mix, learnt, and again when it changes.
+        None when the store has too few records or the dictionary in use does as well."""
+        records = self.sample_records(samples)
+        if len(records) < RETRAIN_MIN_SAMPLES:
+            return None
+        trained_on, tried_on = records[1::2], records[::2]
+        candidate = train(trained_on)
+        codec = self._codec()
+        in_use = codec.data.get(codec.newest)
+        if in_use is not None and (
+            packed_bytes(candidate, tried_on) > RETRAIN_GAIN * packed_bytes(in_use, tried_on)
+        ):
+            return None
+        return self._add_dictionary(candidate)
+
+    def _retraining_due(self, now: int) -> bool:
+        """Whether ``RETRAIN_EVERY_MS`` has passed since any process last looked (and if so,
+        this one looks now: the time is written, so the others wait their turn)."""
+        key = "dictionary.checked_ms"
+        with self._transaction() as conn:
+            row = conn.execute(
+                self._sql(f"SELECT value FROM meta WHERE key = ?{self._LOCK_ROW}"), (key,)
+            ).fetchone()
+            if row is not None and now - int(row[0]) < RETRAIN_EVERY_MS:
+                return False
+            conn.execute(
+                self._sql(
+                    "INSERT INTO meta (key, value) VALUES (?, ?) "
+                    "ON CONFLICT (key) DO UPDATE SET value = excluded.value"
+                ),
+                (key, str(now)),
+            )
+        return True
+
+    def _add_dictionary(self, data: bytes) -> int:
+        """Store dictionary ``data`` under the next id, which writes use from now on."""
         with self._transaction() as conn:
             row = conn.execute(
                 self._sql(
@@ -205,7 +271,7 @@ class RecordMethods(SQLStoreBase[C]):
                 (data, now_ms()),
             ).fetchone()
         self._codec_cache = None
-        return int(row[0]), data
+        return int(row[0])
 
     def sample_records(self, samples: int) -> list[bytes]:
         """The newest ``samples`` records, as served."""
