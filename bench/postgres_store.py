@@ -9,6 +9,7 @@ Needs PostgreSQL at 127.0.0.1:5432 (a throwaway database is created and dropped)
 from __future__ import annotations
 
 import argparse
+import dataclasses
 import sqlite3
 import tempfile
 import threading
@@ -20,6 +21,9 @@ import orjson
 import psycopg
 from tests.support import postgres
 
+from bench.events import document, new_events
+from bench.ingest import NAMES
+from herald.catalog import load_catalog
 from herald.events.types import EventQuery
 from herald.model import NewEvent
 from herald.query.filter import EventFilter
@@ -27,27 +31,31 @@ from herald.store import Store, open_store
 from herald.timefmt import format_ms, now_ms
 
 BATCH = 1000
+POOL = 20_000
+FIRST_ID = 1_000_000
+_POOL: list[NewEvent] = []
 RESULTS = Path(__file__).resolve().parent / "results" / "postgres_store.json"
 
 
+def _pool() -> list[NewEvent]:
+    """The simulator's events (``bench.events``: endpoints with their SIM, ICCID, IMSI and
+    target, a fleet's mix of types), built once through Herald's write path."""
+    if not _POOL:
+        documents = [document(i) for i in range(POOL)]
+        _POOL.extend(new_events(documents, load_catalog(), now_ms(), NAMES))
+    return _POOL
+
+
 def _events(count: int, start: int) -> list[NewEvent]:
-    now = now_ms()
+    """Events ``start`` onwards, the pool's restamped 10 ms apart, rising as a fleet's
+    arrive (out-of-order times split index pages: BENCHMARKS #61)."""
+    pool, first = _pool(), now_ms() - 86_400_000
     made = []
     for n in range(start, start + count):
-        ts = now - (n % 86_400) * 1000
-        record: dict[str, Any] = {
-            "id": None,
-            "timestamp": format_ms(ts),
-            "event_type": {"id": 3, "description": "Create PDP Context"},
-            "organisation": {"id": 1 + n % 10, "name": "org"},
-            "alert": False,
-            "description": "PDP Context accepted",
-            "endpoint": {"id": n % 5000, "name": f"tracker-{n % 5000}"},
-            "detail": {"pdp_context": {"apn": "em", "rat_type": 6}},
-            "provider": "api",
-            "external_id": None,
-        }
-        made.append(NewEvent(1 + n % 10, ts, now, 3, 0, 0, False, 5, "api", None, record))
+        ts = first + (n - FIRST_ID) * 10
+        template = pool[n % POOL]
+        record = {**template.record, "timestamp": format_ms(ts)}
+        made.append(dataclasses.replace(template, timestamp_ms=ts, record=record))
     return made
 
 
@@ -90,8 +98,9 @@ def _pages(store: Store, samples: int = 200) -> float:
     """Median milliseconds of a first page of 100 for one organisation and endpoint."""
     times = []
     for n in range(samples):
-        endpoint = n * 7 % 5000
-        flt = EventFilter(organisation_ids=(1 + endpoint % 10,), endpoint_ids=(endpoint,))
+        event = _pool()[n * 7919 % POOL]
+        endpoint = event.nested("endpoint")["id"]
+        flt = EventFilter(organisation_ids=(event.organisation_id,), endpoint_ids=(endpoint,))
         started = time.perf_counter()
         store.log.query(EventQuery(flt))
         times.append((time.perf_counter() - started) * 1000)
@@ -122,8 +131,8 @@ def _bytes_per_event(url: str, events: int) -> float:
 def measure(url: str, events: int) -> dict[str, float]:
     store = open_store(url, sqlite_synchronous="FULL")
     try:
-        one = _append(store, events // 2, 1, 1_000_000)
-        four = _append(store, events // 2, 4, 1_000_000 + events)
+        one = _append(store, events // 2, 1, FIRST_ID)
+        four = _append(store, events // 2, 4, FIRST_ID + events // 2)
         if url.startswith("postgresql"):  # as autovacuum would, before reads
             with psycopg.connect(url, autocommit=True) as conn:
                 conn.execute("ANALYZE events")
@@ -141,16 +150,19 @@ def measure(url: str, events: int) -> dict[str, float]:
 def main() -> None:
     parser = argparse.ArgumentParser(description=__doc__)
     parser.add_argument("--events", type=int, default=100_000)
+    parser.add_argument("--only", choices=("sqlite", "postgres"), help="one backend alone")
     args = parser.parse_args()
     results: dict[str, Any] = {"events": args.events, "batch": BATCH}
-    with tempfile.TemporaryDirectory() as folder:
-        results["sqlite"] = measure(f"sqlite:///{folder}/bench.db", args.events)
-    reason = postgres.unavailable_reason()
-    if reason is None:
-        with postgres.throwaway_database() as url:
-            results["postgres"] = measure(url, args.events)
-    else:
-        results["postgres"] = reason
+    if args.only != "postgres":
+        with tempfile.TemporaryDirectory() as folder:
+            results["sqlite"] = measure(f"sqlite:///{folder}/bench.db", args.events)
+    if args.only != "sqlite":
+        reason = postgres.unavailable_reason()
+        if reason is None:
+            with postgres.throwaway_database() as url:
+                results["postgres"] = measure(url, args.events)
+        else:
+            results["postgres"] = reason
     RESULTS.parent.mkdir(exist_ok=True)
     RESULTS.write_bytes(orjson.dumps(results, option=orjson.OPT_INDENT_2))
     print(orjson.dumps(results, option=orjson.OPT_INDENT_2).decode())  # noqa: T201

@@ -71,6 +71,19 @@ TARGETS: list[tuple[str, str, str, float]] = [
     ("Webhook delivery (single) vs raw httpx", "delivery.single.ratio", ">=", 0.5),
     ("Ingest-to-delivery p99 ms at 1,000/s", "delivery.latency_at_1000_per_s.p99_ms", "<=", 500),
     ("Server peak RSS MB (query store)", "query.server_peak_rss_mb", "<=", 300),
+    ("Bytes on disk per event, SQLite (query store)", "query.disk_bytes_per_event", "<=", 300),
+    (
+        "Store appends into the query store vs into an empty store",
+        "query.ingest_at_size.at_size_vs_empty",
+        ">=",
+        0.8,
+    ),
+    (
+        "Raw executemany into Herald's schema vs a plain table (query store)",
+        "query.ingest_at_size.raw_schema_vs_plain",
+        ">=",
+        0.5,
+    ),
     ("Device state lookup for one endpoint, p99 ms", "devices.state_lookup.herald.p99_ms", "<=", 5),
     (
         "Device state's cost to HTTP batch ingest (in a worker)",

@@ -17,7 +17,18 @@ from typing import Any
 
 import orjson
 
-from bench import delivery, devices, ingest, neighbour, query, querystore, report, rules, sinks
+from bench import (
+    delivery,
+    devices,
+    growth,
+    ingest,
+    neighbour,
+    query,
+    querystore,
+    report,
+    rules,
+    sinks,
+)
 from bench.common import FULL, QUICK, ROOT, machine
 
 FAMILIES = ("ingest", "query", "delivery", "devices", "rules", "sinks")
@@ -97,6 +108,9 @@ def main() -> None:
             built = querystore.query_store(mode.query_events)
             results["query"] = query.query_bench(mode, built, workdir)
             _say(f"  {results['query']}")
+            _say("query: ingest into a copy of that store vs into an empty one")
+            results["query"]["ingest_at_size"] = growth.ingest_at_size(mode, built, workdir)
+            _say(f"  {results['query']['ingest_at_size']}")
         if "devices" in families:
             _say("devices: the projector's cost to HTTP ingest; state lookups on the query store")
             built = querystore.query_store(mode.query_events)

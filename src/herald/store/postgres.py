@@ -74,6 +74,7 @@ from herald.store.sql import (
     EVENT_COLUMNS,
     LOG_COLUMNS,
     POSTGRES,
+    DeviceKey,
     Where,
     device_keys,
     event_row,
@@ -153,6 +154,11 @@ SELECT k.organisation_id, k.provider, k.external_id, e.dictionary_id, e.body
 FROM event_keys k JOIN events e ON e.id = k.event_id AND e.ts = k.ts
 WHERE (k.organisation_id, k.provider, k.external_id) IN
       (SELECT * FROM unnest(%s::bigint[], %s::text[], %s::text[]))
+"""
+_INSERT_DEVICE_KEYS = """
+INSERT INTO device_keys (organisation_id, field, value, endpoint_id)
+SELECT * FROM unnest(%s::bigint[], %s::text[], %s::text[], %s::bigint[])
+ON CONFLICT DO NOTHING
 """
 _WATERMARK = f"(pg_snapshot_xmin(pg_current_snapshot())::text::bigint << {ROW_BITS})"
 _WINDOW_END = (
@@ -453,6 +459,11 @@ class PostgresStore(
             for row in conn.execute(_STORED_BY_KEY, params)
         }
         return found, len(taken)
+
+    def _insert_device_keys(self, conn: psycopg.Connection[Any], rows: Sequence[DeviceKey]) -> None:
+        """Add ``rows`` to ``device_keys`` in one statement (their columns as arrays)."""
+        if rows:
+            conn.execute(_INSERT_DEVICE_KEYS, [list(column) for column in zip(*rows, strict=True)])
 
     def _read_log(
         self, after_seq: int, limit: int, organisation_ids: tuple[int, ...] | None = None

@@ -24,7 +24,7 @@ from herald.query.fields import BY_NAME
 from herald.record import served_record
 from herald.store.common import SQLStoreBase
 from herald.store.dbapi import C
-from herald.store.errors import StoreError
+from herald.store.errors import StoreError, StoreUnavailable
 from herald.store.sql import KEY_COLUMNS, LEAN_CLEARED, LEAN_COLUMNS, held_device_keys
 from herald.timefmt import now_ms
 
@@ -219,9 +219,13 @@ class RecordMethods(SQLStoreBase[C]):
         return self._add_dictionary(data), data
 
     def maintain(self) -> None:
-        """The maintenance loop's upkeep of records: ``retrain_dictionary`` when due."""
-        if self._retraining_due(now_ms()):
-            self.retrain_dictionary()
+        """The maintenance loop's upkeep of records: ``retrain_dictionary`` when due (not
+        while the store takes no writes: read-only, its disk full)."""
+        try:
+            if self._retraining_due(now_ms()):
+                self.retrain_dictionary()
+        except StoreUnavailable:
+            return
 
     def retrain_dictionary(self, samples: int = TRAINING_SAMPLES) -> int | None:
         """A dictionary trained on the newest records, kept (the id it is written with from
@@ -245,6 +249,9 @@ class RecordMethods(SQLStoreBase[C]):
         """Whether ``RETRAIN_EVERY_MS`` has passed since any process last looked (and if so,
         this one looks now: the time is written, so the others wait their turn)."""
         key = "dictionary.checked_ms"
+        checked = self.meta.get(key)  # read first: most looks write nothing
+        if checked is not None and now - int(checked) < RETRAIN_EVERY_MS:
+            return False
         with self._transaction() as conn:
             row = conn.execute(
                 self._sql(f"SELECT value FROM meta WHERE key = ?{self._LOCK_ROW}"), (key,)
