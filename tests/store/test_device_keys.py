@@ -1,6 +1,6 @@
-"""Device keys (migration 0024): the SIM, ICCID, IMSI, user and target id of events naming
+"""Device keys (migration 0025): the SIM, ICCID, IMSI, user and target id of events naming
 an endpoint are found through ``device_keys`` and the endpoint index, those of events naming
-none through their own columns; rows written before 0024 are found all along, and on SQLite
+none through their own columns; rows written before 0025 are found all along, and on SQLite
 ``compact_records`` moves their keys to ``device_keys``, resumably."""
 
 from __future__ import annotations
@@ -133,7 +133,7 @@ def _keyed_columns(store: RecordMethods[Any]) -> set[tuple[Any, ...]]:
 
 def _fill_key_columns(store: RecordMethods[Any]) -> None:
     """Every row's device-key columns filled and ``device_keys`` empty, as the release
-    before 0024 left them."""
+    before 0025 left them."""
     with store._transaction() as conn:
         rows = conn.execute("SELECT id, dictionary_id, body FROM events").fetchall()
         assignments = ", ".join(f"{column} = ?" for column in KEY_COLUMNS)
@@ -147,7 +147,7 @@ def _fill_key_columns(store: RecordMethods[Any]) -> None:
 def test_sqlite_keeps_the_keys_of_endpoint_events_once_and_old_rows_move_theirs(
     tmp_path: Any, make_event: EventFactory, ids: Any
 ) -> None:
-    """New rows naming an endpoint leave the key columns empty; rows written before 0024
+    """New rows naming an endpoint leave the key columns empty; rows written before 0025
     are found through their columns until ``compact_records``, killed after a chunk and run
     again, has moved their keys to ``device_keys``; the filters select the same all along."""
     store = open_store(f"sqlite:///{tmp_path / 'keys.db'}")

@@ -291,7 +291,7 @@ class RecordMethods(SQLStoreBase[C]):
         return [self._unpack(key, data) for key, data in rows]
 
     # SQLite leaves the lean columns empty (store.sql.LEAN_COLUMNS), and the device keys'
-    # columns of events naming an endpoint (KEY_COLUMNS): rows written before 0016 and 0024
+    # columns of events naming an endpoint (KEY_COLUMNS): rows written before 0016 and 0025
     # are cleared by compact_records. PostgreSQL keeps them.
     _CLEARS_LEAN_COLUMNS: ClassVar[bool] = False
 
@@ -315,7 +315,7 @@ class RecordMethods(SQLStoreBase[C]):
     ) -> int:
         """Compress every record still stored uncompressed (written before 0014) and, on
         SQLite, empty the lean columns of rows written before 0016 and move the device keys
-        of rows written before 0024 to ``device_keys``; ``chunk`` rows per transaction
+        of rows written before 0025 to ``device_keys``; ``chunk`` rows per transaction
         (interrupted, even by kill -9, the next run goes on where this one stopped).
         ``progress`` is told how many rows each chunk did. The number of rows rewritten."""
         codec = self._codec()

@@ -194,7 +194,7 @@ SQLITE = Dialect(  # SQLite's LIKE ignores ASCII case itself
     lower="{}",
     in_query="{0} IN ({1})",
     # A device key's column is filled only where device_keys may not know the row: events
-    # naming no endpoint, and rows written before 0024 until `herald db migrate` empties it.
+    # naming no endpoint, and rows written before 0025 until `herald db migrate` empties it.
     unkeyed="{}",
     lean="record_field(dictionary_id, body, '{}')",
 )
