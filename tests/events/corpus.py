@@ -40,20 +40,6 @@ def new_path(document: Any, internal: bool, provider: str, provider_type: str | 
     return "stored", (result.stored_body(1), columns(result))
 
 
-def _columns(event: NewEvent) -> tuple[object, ...]:
-    return (
-        event.organisation_id,
-        event.timestamp_ms,
-        event.type_id,
-        event.severity,
-        event.source,
-        event.alert,
-        event.criticality,
-        event.provider,
-        event.external_id,
-    )
-
-
 def columns(event: NewEvent) -> tuple[object, ...]:
     """The indexed columns an event carries beside its record."""
     return (

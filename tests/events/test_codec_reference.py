@@ -17,7 +17,7 @@ from typing import Any
 import orjson
 
 from herald.events import build, codec
-from tests.events.corpus import CATALOG, HOSTILE, NOW, ORG_ID, Case, reference_cases
+from tests.events.corpus import CATALOG, HOSTILE, NOW, ORG_ID, Case, columns, reference_cases
 
 FROZEN = Path(__file__).with_name("reference_records.json")
 
@@ -52,17 +52,7 @@ def outcome(case: Case) -> dict[str, Any]:
         return {"refused": [[e.field, e.reason] for e in result]}
     return {
         "record": result.stored_body(1).decode(),
-        "columns": [
-            result.organisation_id,
-            result.timestamp_ms,
-            result.type_id,
-            result.severity,
-            result.source,
-            result.alert,
-            result.criticality,
-            result.provider,
-            result.external_id,
-        ],
+        "columns": list(columns(result)),
     }
 
 
