@@ -401,6 +401,11 @@ def test_a_worker_keeps_the_states_when_serve_does_not(database_url: str, tmp_pa
                 return sorted(e["event_type"]["id"] for e in found)
 
             wait_until(lambda: changes() == [2100, 2101], 30)
+            # a new owner knows a time its states are as of once a read after it took over
+            # has seen every older write transaction end: a step or two
+            wait_until(
+                lambda: "Herald-State-As-Of" in client.get("/endpoint/7/connectivity").headers
+            )
             assert connectivity(client)["status"]["description"] == "ONLINE"
             assert client.post("/event", json=event(15, 2)).status_code == 201
             wait_until(lambda: changes() == [2100, 2101, 2102], 30)

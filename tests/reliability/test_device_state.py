@@ -135,8 +135,11 @@ def test_sigkill_of_the_owner_loses_no_state_and_repeats_no_change(
             figures.add("faults.device_state_kills")
         assert cut_short, "no kill landed during the catch-up"
         server.start()
+        # past the events posted, and past the status changes it wrote for them
         wait_until(
-            lambda: store.devices.cursor() == last, 90, lambda: f"at {store.devices.cursor()}"
+            lambda: last < store.devices.cursor() == store.log.last_seq(),
+            90,
+            lambda: f"at {store.devices.cursor()} of {store.log.last_seq()}",
         )
         states, expected = _expected(store, tenant.organisation_id)
         stored = store.devices.states(sorted(states))

@@ -10,6 +10,7 @@ from collections.abc import Callable
 from typing import Any
 
 import orjson
+import psycopg
 import pytest
 
 from herald.catalog import load_catalog
@@ -17,7 +18,7 @@ from herald.devices import changes
 from herald.devices import state as ds
 from herald.devices.decode import record_fields
 from herald.devices.fold import parse
-from herald.devices.projector import DeviceProjector, in_process
+from herald.devices.projector import RENEW_SECONDS, DeviceProjector, in_process
 from herald.events.types import EventQuery
 from herald.events.writer import EventWriter
 from herald.ids import IdGenerator
@@ -28,7 +29,7 @@ from herald.store.device_records import DeviceQuery
 from herald.timefmt import now_ms
 from tests.store.conftest import EventFactory
 from tests.support.herald import HERALD
-from tests.support.waiting import readable, wait_until
+from tests.support.waiting import readable, settled, wait_until
 
 T0 = now_ms() - 3 * 86_400_000  # within the retention window, whole minutes apart
 MIN = 60_000
@@ -419,8 +420,8 @@ def test_a_read_a_second_after_an_acknowledgement_reflects_the_event(
 ) -> None:
     """The staleness rule, in process: a state read made a second after an event was
     acknowledged (its append returned) reflects it, and says as of when. On PostgreSQL the
-    clock starts once the log's readers may read the event: any write transaction older
-    than it, in any database of the server (other test sessions' here), holds it back."""
+    clock starts once every write transaction begun before the acknowledgement has ended:
+    one, in any database of the server (other test sessions' here), holds the log back."""
     org = store.organisations.create("Acme").id
     writer = EventWriter(store, IdGenerator(6))
 
@@ -429,8 +430,8 @@ def test_a_read_a_second_after_an_acknowledgement_reflects_the_event(
             for endpoint in range(5):
                 story = _story(make_event, org, endpoint, start=10 * endpoint)
                 for event in story[:2]:
-                    appended = await asyncio.to_thread(writer.append, [event])
-                    await asyncio.to_thread(readable, store, appended.ids, store.devices.cursor())
+                    await asyncio.to_thread(writer.append, [event])
+                    await asyncio.to_thread(settled, store)  # the clock starts here
                     acknowledged = now_ms()
                     await asyncio.sleep(1)
                     read = await asyncio.to_thread(store.devices.lookup, (org,), str(endpoint))
@@ -439,3 +440,33 @@ def test_a_read_a_second_after_an_acknowledgement_reflects_the_event(
                     assert freshness.as_of_ms >= acknowledged
 
     asyncio.run(asyncio.wait_for(post_and_read(), 120))
+
+
+@pytest.mark.parametrize("backend", [pytest.param("postgres", marks=pytest.mark.postgres)])
+def test_the_as_of_time_waits_for_a_write_transaction_begun_before_it(
+    store: Store, make_event: EventFactory, database_url: str
+) -> None:
+    """PostgreSQL: an event committed while an older write transaction is open is held back
+    from the log's readers, so no state may say it is as of a time after that commit until
+    the older transaction has ended and the event is folded."""
+    org = store.organisations.create("Acme").id
+    projector = DeviceProjector(store)
+    writer = EventWriter(store, IdGenerator(7))
+    assert asyncio.run(projector.step()) == 0 and projector.owns
+    with psycopg.connect(database_url) as older:
+        older.execute("SELECT pg_current_xact_id()")  # a write transaction's number, open
+        writer.append(_story(make_event, org, 3)[:1])
+        committed = now_ms()
+        for _ in range(4):  # past a renewal of the lease, which writes the as-of time
+            time.sleep(RENEW_SECONDS)
+            asyncio.run(projector.step())
+        _, freshness = store.devices.lookup((org,), "3")
+        assert freshness.as_of_ms < committed
+
+    def as_of_after_the_commit() -> bool:
+        asyncio.run(projector.step())
+        return store.devices.lookup((org,), "3")[1].as_of_ms > committed
+
+    wait_until(as_of_after_the_commit, 10)  # once the transactions begun by then have ended
+    assert store.devices.lookup((org,), "3")[0] is not None
+    asyncio.run(projector.aclose())

@@ -35,3 +35,11 @@ def readable(store: Store, event_ids: Iterable[int], after: int = 0) -> None:
         10,
         lambda: f"log read up to seq {store.log.last_seq()}",
     )
+
+
+def settled(store: Store) -> None:
+    """Wait until every write transaction that had begun by now has ended (``store.log``'s
+    horizon; at once on SQLite): on PostgreSQL, the moment readers may count on what was
+    committed before now, whatever other test sessions on the server are doing."""
+    begun = store.log.horizon().begun_below
+    wait_until(lambda: store.log.horizon().ended_below >= begun, 10)

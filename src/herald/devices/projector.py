@@ -40,6 +40,7 @@ from herald.ids import IdGenerator
 from herald.loops import Loops
 from herald.model import NewEvent
 from herald.store import Store, StoreError, StoreUnavailable
+from herald.store.log import Horizon
 from herald.store.nodes import holder_name
 from herald.threads import Threads
 from herald.timefmt import now_ms
@@ -48,8 +49,9 @@ CHUNK = 5000  # log entries read and folded per step
 CACHE = 100_000  # endpoint states kept as written (a few hundred bytes each)
 FLUSH_SECONDS = 0.25  # the longest a catch-up folds before writing what it folded
 LEASE_SECONDS = 5.0  # how long an owner that stops renewing keeps the states from others
-RENEW_SECONDS = 0.5  # an idle owner renews its lease, and the states' as-of time, this often
+RENEW_SECONDS = 0.25  # an idle owner renews its lease, and the states' as-of time, this often
 APPENDED = 50_000  # events this process appended, kept for the fold until it reads them
+INSTANTS = 64  # read times waiting for older write transactions to end (PostgreSQL)
 
 
 class DeviceProjector:
@@ -99,7 +101,8 @@ class DeviceProjector:
         self._last: tuple[int, int] | None = None  # what our last write left (``_stored``'s)
         self._folded = 0  # the log position folded up to, in memory
         self._as_of_ms = 0  # every event committed before it is folded
-        self._read_ms: int | None = None  # when the last read that reached the end began
+        self._read_ms: int | None = None  # the as-of time the last read, folded, gives
+        self._instants: list[tuple[int, int]] = []  # (time, begun_below): not yet as-of
         self._at_end = False  # the last read reached the end of the log
         self._renew_at = 0.0  # monotonic: when to renew the lease (not held: claim it)
         self._flushed_at = 0.0  # monotonic: the last write
@@ -172,14 +175,31 @@ class DeviceProjector:
         if self._written is None:
             return LogScan([], after_seq, True)
         began = now_ms()
+        horizon = self.store.log.horizon()
         scan = self._read_appended(after_seq, limit) if self._appended else None
         if scan is None:
             scan = read_batch(self.store, after_seq, limit)
         self._at_end = scan.complete
-        self._read_ms = began if scan.complete else None
-        if scan.complete and scan.position == after_seq:
-            self._as_of_ms = began  # nothing new: every event committed before is folded
+        self._read_ms = self._as_of(began, horizon) if scan.complete else None
+        if scan.complete and scan.position == after_seq and self._read_ms is not None:
+            self._as_of_ms = self._read_ms  # nothing new: the read itself is the fold
         return scan
+
+    def _as_of(self, began: int, horizon: Horizon) -> int | None:
+        """The latest instant (up to ``began``) every event committed before which a read
+        that started after ``horizon`` and reached the end of the log holds: an instant
+        counts once every write transaction that had begun by then has ended (on PostgreSQL
+        an open one holds its successors' events back). None: no instant yet."""
+        instants = self._instants
+        if (instants and instants[-1][1] == horizon.begun_below) or len(instants) >= INSTANTS:
+            instants[-1] = (began, max(instants[-1][1], horizon.begun_below))
+        else:
+            instants.append((began, horizon.begun_below))
+        ended = [at for at, begun in instants if begun <= horizon.ended_below]
+        if not ended:
+            return None
+        self._instants = [(at, begun) for at, begun in instants if begun > horizon.ended_below]
+        return max(ended)
 
     def _read_appended(self, after_seq: int, limit: int) -> LogScan | None:
         """The entries after ``after_seq`` from their positions in the log and the events

@@ -44,6 +44,8 @@ class SQLStoreBase(ABC, Generic[C]):
     """The SQL function that returns the larger of two values."""
     _LAST_SEQ: ClassVar[str]
     """A query for the log position a new event handler starts after."""
+    _HORIZON: ClassVar[str | None]
+    """A query for the log's ``Horizon`` (None: every commit is readable at once)."""
     _EVENT_IDS_MARK: ClassVar[str]
     """The placeholder of a delivery's event ids (with any cast the column needs)."""
 

@@ -9,7 +9,7 @@ are written once here, in the backend's dialect.
 from __future__ import annotations
 
 from collections.abc import Callable, Sequence
-from typing import TYPE_CHECKING, Any, Generic, TypeVar
+from typing import TYPE_CHECKING, Any, Generic, NamedTuple, TypeVar
 
 from herald.events.types import (
     LOG_SCAN_ROWS,
@@ -38,6 +38,17 @@ if TYPE_CHECKING:
     from herald.store.common import SQLStoreBase
 
 T = TypeVar("T")
+
+
+class Horizon(NamedTuple):
+    """Which write transactions a reader of the log may count on, at one instant: every one
+    numbered below ``ended_below`` has ended, and every one that had committed was numbered
+    below ``begun_below``. So once a later horizon's ``ended_below`` reaches this one's
+    ``begun_below``, a read that reaches the end of the log holds every event committed
+    before this instant. (SQLite: both 0, a commit is readable the moment it is made.)"""
+
+    ended_below: int
+    begun_below: int
 
 
 class EventLog(Generic[C]):
@@ -116,6 +127,15 @@ class EventLog(Generic[C]):
     def last_seq(self) -> int:
         """The last position a reader may read up to (``read(last_seq())``: what comes later)."""
         return self._db._last_seq()
+
+    def horizon(self) -> Horizon:
+        """Which write transactions have ended and which had begun, now (see ``Horizon``)."""
+        db = self._db
+        if db._HORIZON is None:
+            return Horizon(0, 0)
+        sql = db._HORIZON
+        row = db._read(lambda c: c.execute(sql).fetchone())
+        return Horizon(int(row[0]), int(row[1]))
 
     def activity(self, after_seq: int, upto_seq: int, limit: int) -> dict[int, set[int]] | None:
         """Which organisations' events, of which types, were committed in

@@ -253,6 +253,10 @@ class PostgresStore(
     _DIALECT = POSTGRES
     _GREATEST = "GREATEST"
     _LAST_SEQ = _LAST_FINAL_SEQ
+    _HORIZON = (
+        "SELECT pg_snapshot_xmin(s)::text::bigint, pg_snapshot_xmax(s)::text::bigint "
+        "FROM pg_current_snapshot() s"
+    )
     _EVENT_IDS_MARK = "?::bigint[]"
     _LOCK_ROW = " FOR UPDATE"
     _NODE_NOW = "clock_timestamp()"

@@ -101,6 +101,7 @@ class SQLiteStore(
     _CLEARS_LEAN_COLUMNS = True
     _GREATEST = "MAX"
     _LAST_SEQ = "SELECT COALESCE(MAX(seq), 0) FROM events"
+    _HORIZON = None  # one writer, positions in commit order: a commit is readable at once
     _EVENT_IDS_MARK = "?"  # a JSON array in a TEXT column
     _LOCK_ROW = ""  # writes are serialised: BEGIN IMMEDIATE holds the only write lock
     _NODE_NOW = "CAST((julianday('now') - 2440587.5) * 86400000 AS INTEGER)"
