@@ -33,6 +33,7 @@ async def followers_running(services: Services, mode: str = "serve") -> AsyncIte
             settings.device_state_poll_seconds,
             services.loops,
             enabled=settings.device_state_enabled,
+            lease_seconds=settings.device_state_lease_seconds,
             catalog=services.catalog,
             ids=services.ids,
             writer=services.writer,

@@ -66,6 +66,7 @@ class Settings(BaseModel):
     worker_port: int = Field(default=9464, ge=1, le=65535)
     device_state_poll_seconds: float = Field(default=0.2, gt=0)  # projector's look at the log
     device_state_enabled: bool = True  # false: this process keeps no device state
+    device_state_lease_seconds: float = Field(default=5, ge=0.5)  # a dead owner's failover
     rules_enabled: bool = True  # false: this process evaluates no rules (another does)
     rules_poll_seconds: float = Field(default=0.2, gt=0)  # the evaluator's look at the log
     max_rules_per_organisation: int = Field(default=100, ge=1)

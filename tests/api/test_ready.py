@@ -13,6 +13,7 @@ import httpx
 import psycopg
 import pytest
 
+from herald.store import nodes
 from herald.store.sqlite import sqlite_path
 from tests.support.herald import Herald
 from tests.support.inproc import InProcessHerald, start_in_process
@@ -77,7 +78,12 @@ def test_a_failing_loop_keeps_running_and_ready_reports_it(tmp_path: Path) -> No
 
 
 @pytest.fixture
-def herald(database_url: str, tmp_path: Path) -> Iterator[InProcessHerald]:
+def herald(
+    database_url: str, tmp_path: Path, monkeypatch: pytest.MonkeyPatch
+) -> Iterator[InProcessHerald]:
+    """The in-process server, its node lease's heartbeat every half second (at its 10 s,
+    each wait below for the heartbeat to notice would take that long)."""
+    monkeypatch.setattr(nodes, "HEARTBEAT_SECONDS", 0.5)
     server = start_in_process(tmp_path / "herald", database_url=database_url)
     try:
         yield server

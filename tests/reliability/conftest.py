@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+import os
 from collections.abc import Iterator
 from dataclasses import dataclass
 
@@ -26,6 +27,10 @@ class Tenant:
     token: str
 
 
+SOAK = run_kind() == "soak"
+"""Under ``make soak``: longer runs, more kills, larger budgets."""
+FUZZ_EXAMPLES = int(os.environ.get("HERALD_FUZZ_EXAMPLES", "30"))
+"""The fuzzers' budget (hypothesis examples; schemathesis' per operation is a third)."""
 ALL = ("event:read", "event:create", "handler:read", "handler:manage", "rule:read", "rule:manage")
 
 

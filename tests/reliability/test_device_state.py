@@ -113,7 +113,10 @@ def test_sigkill_of_the_owner_loses_no_state_and_repeats_no_change(
 ) -> None:
     # the owner looks at the log only at start while the events go in
     server = start_server(
-        tmp_path / "herald", {"HERALD_DEVICE_STATE_POLL_SECONDS": "600"}, database_url
+        tmp_path / "herald",
+        # each restart waits for the killed owner's lease to run out: a second here
+        {"HERALD_DEVICE_STATE_POLL_SECONDS": "600", "HERALD_DEVICE_STATE_LEASE_SECONDS": "1"},
+        database_url,
     )
     store = open_store(server.database_url, sqlite_synchronous="NORMAL")
     try:

@@ -10,7 +10,6 @@ size and time, the server's RSS, and B's slowest read."""
 
 from __future__ import annotations
 
-import os
 import threading
 import time
 from pathlib import Path
@@ -19,13 +18,12 @@ from typing import Any
 import httpx
 import orjson
 
-from tests.reliability.conftest import make_tenant
+from tests.reliability.conftest import SOAK, make_tenant
 from tests.reliability.figures import Figures
 from tests.reliability.test_load import RSS_CEILING_MIB, RssSampler
 from tests.support.server import start_server
 from tests.support.waiting import SLACK
 
-SOAK = bool(os.environ.get("HERALD_SOAK"))
 HUGE_POSTS = 20 if SOAK else 4
 HUGE_BYTES = 7_500_000
 RECORD_BYTES = 64 * 1024  # HERALD_QUARANTINE_RECORD_BYTES's default

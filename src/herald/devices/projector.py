@@ -378,6 +378,7 @@ async def in_process(
     loops: Loops,
     *,
     enabled: bool = True,
+    lease_seconds: float = LEASE_SECONDS,
     catalog: Catalog | None = None,
     ids: IdGenerator | None = None,
     writer: EventWriter | None = None,
@@ -385,12 +386,15 @@ async def in_process(
     """Keep the device states current inside ``herald serve`` or ``herald worker`` for as
     long as the block lasts, whenever this process holds their lease: a loop
     (``device_state`` in ``/ready``) that survives any failure, backing off. The events
-    ``writer`` (the process's) appends are folded as built. Not ``enabled``
+    ``writer`` (the process's) appends are folded as built. An owner that stops renewing
+    keeps the states from the others for ``lease_seconds``. Not ``enabled``
     (``HERALD_DEVICE_STATE_ENABLED=false``): another process keeps them."""
     if not enabled:
         yield None
         return
-    projector = DeviceProjector(store, poll_seconds=poll_seconds, catalog=catalog, ids=ids)
+    projector = DeviceProjector(
+        store, poll_seconds=poll_seconds, lease_seconds=lease_seconds, catalog=catalog, ids=ids
+    )
     if writer is not None:
         writer.observe(projector.appended)
     task = asyncio.create_task(projector.follower.run(loops, "device_state", poll_seconds))

@@ -45,10 +45,11 @@ class NodeLease:
         renew: Callable[[], bool],
         taken_at: float,
         *,
-        heartbeat_seconds: float = HEARTBEAT_SECONDS,
+        heartbeat_seconds: float | None = None,
     ) -> None:
         """``renew`` renews (or takes again, if free) the lease, False if another holds it;
-        ``taken_at``, the monotonic time just before the lease was taken."""
+        ``taken_at``, the monotonic time just before the lease was taken; a heartbeat every
+        ``heartbeat_seconds`` (None: ``HEARTBEAT_SECONDS``)."""
         self.node_id = node_id
         self._renew = renew
         self._valid_until = taken_at + LEASE_SECONDS - MARGIN_SECONDS
@@ -56,7 +57,10 @@ class NodeLease:
         self._said: str | None = None  # the refusal last logged
         self._stop = threading.Event()
         self._thread = threading.Thread(
-            target=self._beat, args=(heartbeat_seconds,), name="herald-node-lease", daemon=True
+            target=self._beat,
+            args=(heartbeat_seconds or HEARTBEAT_SECONDS,),
+            name="herald-node-lease",
+            daemon=True,
         )
         self._thread.start()
 
