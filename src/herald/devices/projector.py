@@ -101,6 +101,7 @@ class DeviceProjector:
         self._last: tuple[int, int] | None = None  # what our last write left (``_stored``'s)
         self._folded = 0  # the log position folded up to, in memory
         self._as_of_ms = 0  # every event committed before it is folded
+        self._as_of_written = 0  # the as-of time last written
         self._read_ms: int | None = None  # the as-of time the last read, folded, gives
         self._instants: list[tuple[int, int]] = []  # (time, begun_below): not yet as-of
         self._at_end = False  # the last read reached the end of the log
@@ -165,7 +166,7 @@ class DeviceProjector:
         self._written = None
         self._dirty.clear()
         self._found.clear()
-        self._as_of_ms = 0
+        self._as_of_ms = self._as_of_written = 0
         with self._appended_lock:
             self._appended.clear()
 
@@ -183,6 +184,8 @@ class DeviceProjector:
         self._read_ms = self._as_of(began, horizon) if scan.complete else None
         if scan.complete and scan.position == after_seq and self._read_ms is not None:
             self._as_of_ms = self._read_ms  # nothing new: the read itself is the fold
+            if self._as_of_ms > self._as_of_written:
+                self.flush()  # readers learn it now, not at the next renewal
         return scan
 
     def _as_of(self, began: int, horizon: Horizon) -> int | None:
@@ -254,6 +257,7 @@ class DeviceProjector:
             self._lose()
             return False
         self._written = self._last = (self._folded, self._written[1])
+        self._as_of_written = lease[2]
         self._keep({(row.organisation_id, row.endpoint_key): row.state for row in rows})
         self._dirty.clear()
         self._found.clear()
