@@ -13,9 +13,10 @@ import pytest
 from herald.events.types import EventQuery, SortKey
 from herald.query.fields import DEVICE_KEYS
 from herald.query.filter import EventFilter
-from herald.store import Store, open_store
+from herald.store import Store, StoreError, open_store
 from herald.store.records import RecordMethods
 from herald.store.sql import KEY_COLUMNS
+from herald.store.sqlite import SQLiteStore
 from herald.timefmt import now_ms
 from tests.store.conftest import EventFactory
 
@@ -172,5 +173,44 @@ def test_sqlite_keeps_the_keys_of_endpoint_events_once_and_old_rows_move_theirs(
         assert store.maintenance.compact_records(chunk=20) == EVENTS * 2 // 3 - 20
         assert _keyed_columns(store) == {(None,) * len(KEY_COLUMNS)}
         assert _selections(store) == selected
+    finally:
+        store.close()
+
+
+def test_sqlite_writes_a_key_again_after_the_transaction_that_wrote_it_rolled_back(
+    tmp_path: Any, make_event: EventFactory, ids: Any, monkeypatch: pytest.MonkeyPatch
+) -> None:
+    """SQLite remembers the device keys it wrote so that a batch writes only new ones; a
+    transaction that fails after writing some must not leave them remembered (its rows are
+    gone): the next event with those keys writes them, and the filters find it."""
+    store = open_store(f"sqlite:///{tmp_path / 'keys.db'}")
+    try:
+        store.organisations.create("Acme", ORGANISATION)
+        iccid = {"iccid": ("8988000000000000003",)}
+
+        def event() -> Any:
+            return make_event(
+                ORGANISATION,
+                endpoint={"id": 100},
+                sim={"id": 3, "iccid": "8988000000000000003"},
+            )
+
+        assert isinstance(store, SQLiteStore)
+        written = store._insert_new_device_keys
+
+        def write_then_fail(conn: Any, rows: Any) -> None:
+            written(conn, rows)
+            raise StoreError("the disk failed after the keys")
+
+        monkeypatch.setattr(store, "_insert_new_device_keys", write_then_fail)
+        with pytest.raises(StoreError):
+            store.log.append([event()], ids(1))
+        monkeypatch.undo()
+        store.log.append([event()], ids(1))
+        found = store.log.query(EventQuery(EventFilter((ORGANISATION,), terms=iccid)))
+        assert len(found.items) == 1
+        store.log.append([event()], ids(1))  # its keys written: remembered, not written again
+        found = store.log.query(EventQuery(EventFilter((ORGANISATION,), terms=iccid)))
+        assert len(found.items) == 2
     finally:
         store.close()

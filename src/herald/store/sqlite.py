@@ -39,6 +39,7 @@ from herald.store.sql import (
     EVENT_COLUMNS,
     LOG_COLUMNS,
     SQLITE,
+    DeviceKey,
     Where,
     device_keys,
     event_row,
@@ -57,6 +58,7 @@ _WAL_LIMIT_BYTES = 64_000_000  # the WAL file is truncated back to this after a 
 _IDLE_READERS = 8  # readers kept between calls; a burst's extra ones are closed (and caches)
 _CLOCK_STEPS = 20_000  # virtual-machine steps between looks at a time limit (~0.2 ms of work)
 _INTERRUPTED = 9  # SQLITE_INTERRUPT: the progress handler stopped the statement
+_KNOWN_DEVICE_KEYS = 250_000  # device_keys rows remembered as written (~200 bytes each)
 # SQLite's primary result codes (the low byte of ``sqlite_errorcode``) that mean "not now".
 _UNAVAILABLE_CODES = {
     5: Unavailability.BUSY,  # SQLITE_BUSY
@@ -115,6 +117,11 @@ class SQLiteStore(
         Path(self.path).parent.mkdir(parents=True, exist_ok=True)
         self._synchronous = synchronous
         self._write_lock = threading.Lock()
+        # device_keys rows written by committed transactions (rows are never deleted): a
+        # batch writes only the keys not among them. Changed only under the write lock, and
+        # forgotten with any transaction that rolls back, so a key is never taken as written
+        # when its row was not.
+        self._known_keys: set[DeviceKey] = set()
         self._idle_readers: queue.SimpleQueue[sqlite3.Connection] = queue.SimpleQueue()
         self._connections: list[sqlite3.Connection] = []
         self._connections_lock = threading.Lock()
@@ -167,6 +174,7 @@ class SQLiteStore(
                 yield conn
                 conn.execute("COMMIT")
             except BaseException as exc:
+                self._known_keys.clear()
                 if conn.in_transaction:
                     conn.execute("ROLLBACK")
                 if isinstance(exc, sqlite3.Error):
@@ -299,8 +307,18 @@ class SQLiteStore(
             rows.append(event_row(event, event_id, packed, codec.newest, lean=True))
         conn.executemany(_INSERT_EVENT, rows)
         conn.executemany(rollup.UPSERT, rollup.deltas(rows))
-        self._insert_device_keys(conn, device_keys(events))
+        self._insert_new_device_keys(conn, device_keys(events))
         return bodies
+
+    def _insert_new_device_keys(self, conn: sqlite3.Connection, rows: Sequence[DeviceKey]) -> None:
+        """Add the rows not written before (``_known_keys``) to ``device_keys`` (appends;
+        maintenance, which may meet rows deleted since, writes them all)."""
+        known = self._known_keys
+        fresh = [row for row in rows if row not in known]
+        self._insert_device_keys(conn, fresh)
+        if len(known) + len(fresh) > _KNOWN_DEVICE_KEYS:
+            known.clear()  # the fleet outgrew it: start again (a row written twice is left)
+        known.update(fresh)
 
     def _stored_by_external_id(
         self, conn: sqlite3.Connection, events: Sequence[NewEvent]
