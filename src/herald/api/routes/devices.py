@@ -111,9 +111,10 @@ _FRESHNESS_HEADERS: dict[str, Any] = {
     },
     "Herald-State-As-Of": {
         "description": "Every event acknowledged before this time is in the answer (absent "
-        "until the states are first written). The states are written at least every "
-        "quarter of a second while a process keeps them: an event acknowledged a second "
-        "before a read is in it",
+        "until the process keeping the states knows one: a moment after it takes them "
+        "over). The states are written at least every quarter of a second while a process "
+        "keeps them: an event acknowledged a second before a read is in it (on PostgreSQL, "
+        "a second after any write transaction open at the time has ended)",
         "schema": {"type": "string", "format": "date-time"},
     },
 }
