@@ -3,6 +3,8 @@ schema it gives the OpenAPI document."""
 
 from __future__ import annotations
 
+import subprocess
+import sys
 from typing import Any
 
 import orjson
@@ -132,3 +134,30 @@ def test_any_document_is_stored_as_valid_json_or_refused_naming_fields(
         assert orjson.loads(detail[0])["id"] == 1
     else:
         assert detail
+
+
+FIRST_CHECK = """
+import msgspec._utils as utils
+
+evaluated = []
+evaluate = utils._eval_type
+utils._eval_type = lambda *args: (evaluated.append(args), evaluate(*args))[1]
+from herald.events import codec
+
+at_import = len(evaluated)
+good = {"event_type": {"id": 3}, "endpoint": {"id": 1}, "sim": {"id": 2}}
+codec.check_all([good, {**good, "sim": {"id": "two"}, "user": {"id": []}}])
+print(at_import, len(evaluated) - at_import)
+"""
+
+
+def test_the_codecs_types_are_built_at_import_not_by_the_first_request() -> None:
+    """msgspec builds a Struct's type information on its first use; two threads doing so
+    at once crashed ``serve`` (a segfault in msgspec under the first concurrent batches).
+    In a fresh interpreter: every annotation is evaluated while the module is imported,
+    none by the first batch checked (a good event and a bad one: every path)."""
+    run = subprocess.run(
+        [sys.executable, "-c", FIRST_CHECK], capture_output=True, text=True, check=True
+    )
+    at_import, on_first_check = map(int, run.stdout.split())
+    assert at_import > 0 and on_first_check == 0

@@ -175,6 +175,12 @@ _FIELD_TYPES: Final = {field.name: field.type for field in msgspec.structs.field
 _OPEN: Final = ("endpoint", "sim", "imsi", "user")
 _FREE: Final = ("detail",)
 
+# msgspec builds a Struct's type information on the Struct's first use and keeps it; two
+# threads doing so at once crash the process (a segfault in msgspec, seen when the first
+# batches of a new `serve` were checked in two threads at once). Built here, at import,
+# while one thread runs.
+msgspec.json.Decoder(list[EventIn])
+
 
 @dataclass(frozen=True, slots=True)
 class FieldError:
