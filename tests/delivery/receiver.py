@@ -166,12 +166,26 @@ class Trickler:
     open: int = 0
     peak: int = 0
     ended: list[float] = field(default_factory=list)  # time.monotonic() of each close
+    spans: list[tuple[float, float]] = field(default_factory=list)  # each connection's
+
+    def held(self, grace: float = 0.1) -> int:
+        """The most connections open at once, counting a connection only from ``grace`` s
+        after it opened: a sender that closes one and opens the next is seen here in either
+        order (the close and the new connection reach this loop a few ms apart)."""
+        marks = [(start + grace, 1) for start, end in self.spans if end > start + grace]
+        marks += [(end, -1) for start, end in self.spans if end > start + grace]
+        most = now = 0
+        for _, step in sorted(marks):  # at a tie, a close (-1) counts before an open
+            now += step
+            most = max(most, now)
+        return max(most, self.open)
 
     @property
     def url(self) -> str:
         return f"http://127.0.0.1:{self.port}/slow"
 
     async def serve(self, reader: asyncio.StreamReader, writer: asyncio.StreamWriter) -> None:
+        opened = time.monotonic()
         self.open += 1
         self.peak = max(self.peak, self.open)
         try:
@@ -199,6 +213,7 @@ class Trickler:
         finally:
             self.open -= 1
             self.ended.append(time.monotonic())
+            self.spans.append((opened, self.ended[-1]))
             writer.close()
 
 
