@@ -314,7 +314,7 @@ def _raw_credentials(database_url: str, handler_id: int) -> str | None:
     """The handler's credentials column as the database holds it."""
     store = open_store(database_url, migrate=False)
     try:
-        row = store._read(  # type: ignore[attr-defined]
+        row = store.read(  # type: ignore[attr-defined]
             lambda c: c.execute(
                 f"SELECT credentials FROM handlers WHERE id = {int(handler_id)}"
             ).fetchone()

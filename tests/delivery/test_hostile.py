@@ -201,7 +201,7 @@ def test_the_disabled_notice_commits_with_the_disabling_or_not_at_all(
     def failing(*_: Any) -> Any:
         raise StoreError("disk full")
 
-    real_insert = store._insert_events  # type: ignore[attr-defined]
+    real_insert = store.insert_events  # type: ignore[attr-defined]
     monkeypatch.setattr(store, "_insert_events", failing)
     with pytest.raises(StoreError):
         writer.append_with(

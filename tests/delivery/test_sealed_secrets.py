@@ -20,7 +20,7 @@ def raw_secrets(database_url: str) -> dict[int, tuple[str, str | None]]:
     """The handlers' secret columns as a copy of the database shows them."""
     store = open_store(database_url, migrate=False)
     try:
-        rows = store._read(  # type: ignore[attr-defined]
+        rows = store.read(  # type: ignore[attr-defined]
             lambda c: c.execute("SELECT id, secret, previous_secret FROM handlers").fetchall()
         )
     finally:

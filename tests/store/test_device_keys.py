@@ -129,17 +129,17 @@ def test_device_keys_select_what_the_records_say(
 def _keyed_columns(store: RecordMethods[Any]) -> set[tuple[Any, ...]]:
     """The device-key columns of the events naming an endpoint."""
     sql = f"SELECT {', '.join(KEY_COLUMNS)} FROM events WHERE endpoint_id IS NOT NULL"
-    return {tuple(row) for row in store._read(lambda c: c.execute(sql).fetchall())}
+    return {tuple(row) for row in store.read(lambda c: c.execute(sql).fetchall())}
 
 
 def _fill_key_columns(store: RecordMethods[Any]) -> None:
     """Every row's device-key columns filled and ``device_keys`` empty, as the release
     before 0025 left them."""
-    with store._transaction() as conn:
+    with store.transaction() as conn:
         rows = conn.execute("SELECT id, dictionary_id, body FROM events").fetchall()
         assignments = ", ".join(f"{column} = ?" for column in KEY_COLUMNS)
         for event_id, dictionary_id, body in rows:
-            record = orjson.loads(store._unpack(dictionary_id, bytes(body)))
+            record = orjson.loads(store.unpack(dictionary_id, bytes(body)))
             values = [field.value(record) for field in DEVICE_KEYS]
             conn.execute(f"UPDATE events SET {assignments} WHERE id = ?", (*values, event_id))
         conn.execute("DELETE FROM device_keys")

@@ -340,12 +340,12 @@ def test_status_changes_are_events_once_for_the_organisations_that_ask(
     DeviceProjector(store, chunk=1000, catalog=load_catalog(), ids=IdGenerator(3)).catch_up()
     assert _changes(store) == expected
     # nor does folding the log again as if never folded (a restored backup): the same ids
-    store._write(  # type: ignore[attr-defined]
-        lambda c: store._execute(  # type: ignore[attr-defined]
+    store.write(  # type: ignore[attr-defined]
+        lambda c: store.execute(  # type: ignore[attr-defined]
             c, "UPDATE device_projection SET cursor_seq = 0, quiet_until_seq = 0"
         )
     )
-    store._write(lambda c: store._execute(c, "DELETE FROM device_states"))  # type: ignore[attr-defined]
+    store.write(lambda c: store.execute(c, "DELETE FROM device_states"))  # type: ignore[attr-defined]
     projector.catch_up()
     assert _changes(store) == expected
     # opted out: no more

@@ -59,12 +59,12 @@ def _everything(store: Store) -> dict[str, Any]:
 def _to_raw(store: Store) -> None:
     """Store every row uncompressed, as a release before 0014 wrote them."""
     assert isinstance(store, RecordMethods)
-    with store._transaction() as conn:
+    with store.transaction() as conn:
         rows = conn.execute("SELECT id, ts, dictionary_id, body FROM events").fetchall()
         for event_id, ts, dictionary_id, body in rows:
             conn.execute(
-                store._sql("UPDATE events SET body = ?, dictionary_id = 0 WHERE id = ? AND ts = ?"),
-                (store._unpack(dictionary_id, body), event_id, ts),
+                store.sql("UPDATE events SET body = ?, dictionary_id = 0 WHERE id = ? AND ts = ?"),
+                (store.unpack(dictionary_id, body), event_id, ts),
             )
 
 
@@ -108,7 +108,7 @@ def test_a_new_dictionary_never_breaks_older_rows(
     try:
         assert isinstance(second, RecordMethods)
         second.log.append(_events(make_event, 10), ids(10))
-        used = second._read(
+        used = second.read(
             lambda c: c.execute(
                 "SELECT dictionary_id, COUNT(*) FROM events GROUP BY 1 ORDER BY 1"
             ).fetchall()
@@ -188,7 +188,7 @@ LEAN_FILTERS = {  # one filter per lean field, each selecting some of _events' e
 
 def _lean_values(store: RecordMethods[Any]) -> list[tuple[Any, ...]]:
     columns = ", ".join(sorted(LEAN_COLUMNS))
-    rows = store._read(lambda c: c.execute(f"SELECT {columns} FROM events").fetchall())
+    rows = store.read(lambda c: c.execute(f"SELECT {columns} FROM events").fetchall())
     return [tuple(row) for row in rows]
 
 
@@ -215,10 +215,10 @@ def test_sqlite_keeps_one_copy_of_the_lean_fields_and_old_rows_lose_theirs(
         selected = _selections(store)
         # event 7; events 1, 10..19, 100..119 (of 120)
         assert [len(items) for items in selected.values()] == [1, 31]
-        with store._transaction() as conn:  # as the release before 0016 wrote them
+        with store.transaction() as conn:  # as the release before 0016 wrote them
             rows = conn.execute("SELECT id, dictionary_id, body FROM events").fetchall()
             for event_id, dictionary_id, body in rows:
-                record = orjson.loads(store._unpack(dictionary_id, body))
+                record = orjson.loads(store.unpack(dictionary_id, body))
                 conn.execute(
                     "UPDATE events SET description = ?, imei = ? WHERE id = ?",
                     (record["description"], record["endpoint"]["imei"], event_id),
@@ -289,7 +289,7 @@ def test_events_stored_before_rat_and_the_stacuity_account_are_found_after_the_b
     assert _found(store) == expected
     postgres = not store._CLEARS_LEAN_COLUMNS
     if postgres:
-        with store._transaction() as conn:  # as before 0021, once its UPDATE had run
+        with store.transaction() as conn:  # as before 0021, once its UPDATE had run
             conn.execute("UPDATE events SET rat = NULL, provider_organisation = NULL")
             conn.execute("DELETE FROM meta WHERE key LIKE 'backfill_fields.%'")
             assert (
@@ -353,7 +353,7 @@ def test_the_dictionary_is_retrained_on_the_stores_records_when_the_mix_changes(
     store.log.append(_fleet_events(make_event, 2000, "valve"), ids(2000))
     assert store.maintenance.retrain_dictionary() == own + 1
     store.log.append(_fleet_events(make_event, 10, "valve"), ids(10))
-    used = store._read(
+    used = store.read(
         lambda c: c.execute("SELECT dictionary_id, COUNT(*) FROM events GROUP BY 1 ORDER BY 1")
     )
     assert [tuple(row) for row in used.fetchall()] == [

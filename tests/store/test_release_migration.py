@@ -100,7 +100,7 @@ def test_a_store_of_the_release_before_migrates_in_place_after_a_kill(tmp_path: 
             assert sorted(listed) == sorted(expected), flt
             assert listed
         columns = ", ".join(KEY_COLUMNS)
-        held = store._read(
+        held = store.read(
             lambda c: c.execute(
                 f"SELECT DISTINCT {columns} FROM events WHERE endpoint_id IS NOT NULL"
             ).fetchall()

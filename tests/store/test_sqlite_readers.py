@@ -33,7 +33,7 @@ def test_a_burst_of_concurrent_reads_leaves_a_bounded_pool(tmp_path: Path) -> No
     barrier = threading.Barrier(32)
     try:
         threads = [
-            threading.Thread(target=store._read, args=(lambda _: barrier.wait(10),))
+            threading.Thread(target=store.read, args=(lambda _: barrier.wait(10),))
             for _ in range(32)
         ]
         for thread in threads:

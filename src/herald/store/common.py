@@ -2,10 +2,12 @@
 repositories, built over it) and the connection helpers and dialect hooks they run on.
 
 The repositories are written once, with ``?`` placeholders, against the small interface each
-backend provides: the connection helpers ``_read`` and ``_transaction``, ``_write`` (one
-write statement), ``_sql`` (the driver's placeholders), a few dialect hooks, and the SQL that
-really differs: appends (``_append``, ``_insert_events``), log reads (``_read_log``,
-``_scan_log``, ``_last_seq``) and the claim of handlers (``_claim_handler_rows``).
+backend provides: the connection helpers ``read`` and ``transaction``, ``write`` (one
+write statement), ``sql`` (the driver's placeholders), a few dialect hooks, and the SQL that
+really differs: appends (``append``, ``insert_events``), log reads (``read_log``,
+``scan_log``, ``last_seq``) and the claim of handlers (``claim_handler_rows``). That
+interface is public to the store package (the repositories' side of a backend); outside it,
+code reaches the database only through ``Store``'s log and repositories.
 """
 
 from __future__ import annotations
@@ -40,23 +42,23 @@ class SQLStoreBase(ABC, Generic[C]):
     """A SQL Store on connections of type ``C``: the log and repositories, and what they
     need of the backend."""
 
-    _GREATEST: ClassVar[str]
+    GREATEST: ClassVar[str]
     """The SQL function that returns the larger of two values."""
-    _LAST_SEQ: ClassVar[str]
+    LAST_SEQ: ClassVar[str]
     """A query for the log position a new event handler starts after."""
-    _HORIZON: ClassVar[str | None]
+    HORIZON: ClassVar[str | None]
     """A query for the log's ``Horizon`` (None: every commit is readable at once)."""
-    _EVENT_IDS_MARK: ClassVar[str]
+    EVENT_IDS_MARK: ClassVar[str]
     """The placeholder of a delivery's event ids (with any cast the column needs)."""
 
-    _DIALECT: ClassVar[Dialect]
+    DIALECT: ClassVar[Dialect]
     """How the backend's driver writes a filter's SQL (store/sql.py)."""
-    _LOCK_ROW: ClassVar[str]
+    LOCK_ROW: ClassVar[str]
     """What makes a ``SELECT`` lock the rows it reads until the transaction ends."""
 
-    _NODE_NOW: ClassVar[str]
+    NODE_NOW: ClassVar[str]
     """The SQL expression of the time a node lease's heartbeat is stamped with."""
-    _NODE_EXPIRED: ClassVar[str]
+    NODE_EXPIRED: ClassVar[str]
     """The SQL condition of a node lease not renewed for ``?`` seconds."""
 
     default_retention_days: float = 30.0
@@ -73,16 +75,16 @@ class SQLStoreBase(ABC, Generic[C]):
         self.rules = RuleRepository(self)
 
     # -- the backend's interface ----------------------------------------------
-    def _unpack(self, dictionary_id: int, data: bytes) -> bytes:
+    def unpack(self, dictionary_id: int, data: bytes) -> bytes:
         """A stored record as served (``store.records.RecordMethods`` decompresses)."""
         raise NotImplementedError
 
-    def _served(self, dictionary_id: int, data: bytes) -> bytes:
+    def served(self, dictionary_id: int, data: bytes) -> bytes:
         """An event row's record as served, null keys filled (``RecordMethods``)."""
         raise NotImplementedError
 
     @abstractmethod
-    def _read(self, work: Callable[[C], T], time_limit: float | None = None) -> T:
+    def read(self, work: Callable[[C], T], time_limit: float | None = None) -> T:
         """Run ``work`` on a connection outside any explicit transaction.
 
         With a ``time_limit`` (seconds), the database stops ``work``'s statements once it has
@@ -90,7 +92,7 @@ class SQLStoreBase(ABC, Generic[C]):
         """
 
     @abstractmethod
-    def _transaction(self, durable: bool = True) -> AbstractContextManager[C]:
+    def transaction(self, durable: bool = True) -> AbstractContextManager[C]:
         """A connection inside a transaction: committed on exit, rolled back on error.
 
         ``durable=False`` commits without waiting for the disk: a crash of the process loses
@@ -99,32 +101,30 @@ class SQLStoreBase(ABC, Generic[C]):
         """
 
     @abstractmethod
-    def _event_ids_param(self, event_ids: tuple[int, ...]) -> object:
+    def event_ids_param(self, event_ids: tuple[int, ...]) -> object:
         """A delivery's event ids as the ``deliveries.event_ids`` column takes them."""
 
     @abstractmethod
-    def _event_ids(self, value: Any) -> tuple[int, ...]:
+    def event_ids(self, value: Any) -> tuple[int, ...]:
         """A delivery's event ids from the ``deliveries.event_ids`` column."""
 
     @abstractmethod
-    def _claim_handler_rows(
-        self, owner: str, now_ms: int, lease_ms: int, columns: str
-    ) -> list[Any]:
+    def claim_handler_rows(self, owner: str, now_ms: int, lease_ms: int, columns: str) -> list[Any]:
         """``Handlers.claim``'s work: lease the handlers ``owner`` may take; the rows of
         ``columns`` of every enabled handler ``owner`` holds now."""
 
     @abstractmethod
-    def _append(self, events: Sequence[NewEvent], ids: Sequence[int]) -> list[bytes]:
+    def append(self, events: Sequence[NewEvent], ids: Sequence[int]) -> list[bytes]:
         """``EventLog.append``: the events in one transaction of their own."""
 
     @abstractmethod
-    def _read_log(
+    def read_log(
         self, after_seq: int, limit: int, organisation_ids: tuple[int, ...] | None
     ) -> list[LogEntry]:
         """``EventLog.read``."""
 
     @abstractmethod
-    def _scan_log(
+    def scan_log(
         self,
         after_seq: int,
         limit: int,
@@ -136,75 +136,73 @@ class SQLStoreBase(ABC, Generic[C]):
         """``EventLog.scan``; ``matching``, a condition (no ``WHERE``) the entries meet."""
 
     @abstractmethod
-    def _last_seq(self) -> int:
+    def last_seq(self) -> int:
         """``EventLog.last_seq``."""
 
     @abstractmethod
-    def _insert_events(
-        self, conn: C, events: Sequence[NewEvent], ids: Sequence[int]
-    ) -> list[bytes]:
+    def insert_events(self, conn: C, events: Sequence[NewEvent], ids: Sequence[int]) -> list[bytes]:
         """``append``'s work inside a transaction already open on ``conn``."""
 
-    def _insert_device_keys(self, conn: C, rows: Sequence[DeviceKey]) -> None:
+    def insert_device_keys(self, conn: C, rows: Sequence[DeviceKey]) -> None:
         """Add ``rows`` to ``device_keys`` (those it has already are left)."""
         if rows:  # executemany: the same call on both drivers
-            cast(Any, conn).cursor().executemany(self._sql(INSERT_DEVICE_KEYS), rows)
+            cast(Any, conn).cursor().executemany(self.sql(INSERT_DEVICE_KEYS), rows)
 
-    def _before_insert(self, events: Sequence[NewEvent]) -> None:
+    def before_insert(self, events: Sequence[NewEvent]) -> None:
         """Check, outside any transaction, that ``events`` may be inserted: not by a process
         that lost its node id (StoreUnavailable)."""
         if (reason := self.nodes.refusal()) is not None:
             raise StoreUnavailable(reason)
 
-    def _write(self, work: Callable[[C], T]) -> T:
+    def write(self, work: Callable[[C], T]) -> T:
         """Run ``work``, one write statement, as a transaction of its own."""
-        with self._transaction() as conn:
+        with self.transaction() as conn:
             return work(conn)
 
-    def _sql(self, sql: str) -> str:
+    def sql(self, sql: str) -> str:
         """``sql``, written with ``?`` placeholders, in the driver's parameter style."""
         return sql
 
-    def _any(self, column: str, values: tuple[int, ...]) -> tuple[str, list[object]]:
+    def any(self, column: str, values: tuple[int, ...]) -> tuple[str, list[object]]:
         """A condition and its parameters: ``column`` is one of ``values`` (none: false)."""
         marks = ", ".join("?" * len(values)) or "NULL"
         return f"{column} IN ({marks})", list(values)
 
-    def _after_chosen_organisation_id(self, conn: C) -> None:
+    def after_chosen_organisation_id(self, conn: C) -> None:
         """Keep generated organisation ids ahead of one chosen by hand (nothing to do)."""
 
-    def _retention_changed(self) -> None:
+    def retention_changed(self) -> None:
         """An organisation's retention was set: prepare what its window needs (nothing)."""
 
-    def _execute(self, conn: C, sql: str, params: Sequence[object] = ()) -> Cursor:
-        return conn.execute(self._sql(sql), params)
+    def execute(self, conn: C, sql: str, params: Sequence[object] = ()) -> Cursor:
+        return conn.execute(self.sql(sql), params)
 
     def maintain(self) -> None:
         """Nothing to prepare ahead of time (PostgreSQL creates partitions)."""
 
-    def _lock_nodes(self, conn: C) -> None:
+    def lock_nodes(self, conn: C) -> None:
         """Serialise node leasing among processes (SQLite's one writer does already)."""
 
-    def _lock_ids(self, conn: C, table: str, ms: int) -> None:
+    def lock_ids(self, conn: C, table: str, ms: int) -> None:
         """Serialise the choice of ``table``'s new ids in millisecond ``ms`` until the
         transaction ends (SQLite's one writer does already)."""
 
-    def _new_ids(self, conn: C, table: str, count: int, unix_ms: int) -> list[int]:
+    def new_ids(self, conn: C, table: str, count: int, unix_ms: int) -> list[int]:
         """``count`` ids, increasing, for new rows of ``table`` (``handlers``,
         ``rejected_records``, ``tokens``) made at ``unix_ms``: random free slots of that
         millisecond (``herald.ids.draw_public_ids``), or of the next ones when it is full."""
         ids: list[int] = []
         ms = public_id_ms(unix_ms)
         while len(ids) < count:
-            self._lock_ids(conn, table, ms)
+            self.lock_ids(conn, table, ms)
             low, high = public_id_bounds(ms)
             sql = f"SELECT id FROM {table} WHERE id BETWEEN ? AND ?"
-            taken = [int(row[0]) for row in self._execute(conn, sql, (low, high)).fetchall()]
+            taken = [int(row[0]) for row in self.execute(conn, sql, (low, high)).fetchall()]
             ids += draw_public_ids(ms, taken, count - len(ids))
             ms += 1
         return ids
 
-    def _insert_next(
+    def insert_next(
         self, conn: C, table: str, handler_id: int, insert: str, params: Sequence[object]
     ) -> int:
         """Run ``insert`` (a row of ``table``: ``deliveries``, ``replays``; its first
@@ -214,19 +212,19 @@ class SQLStoreBase(ABC, Generic[C]):
         organisations'. The caller holds the handler's row lock; no other lock is taken,
         nor other rows read: where another row has the id, it is drawn again, higher."""
         sql = f"SELECT MAX(id) FROM {table} WHERE handler_id = ?"  # (handler_id, id) index
-        last = self._execute(conn, sql, (handler_id,)).fetchone()
+        last = self.execute(conn, sql, (handler_id,)).fetchone()
         after: int | None = None if last is None or last[0] is None else int(last[0])
         ms = public_id_ms(now_ms())
         while True:
             new_id = next_public_id(ms, after)
-            row = self._execute(
+            row = self.execute(
                 conn, f"{insert} ON CONFLICT DO NOTHING RETURNING id", (new_id, *params)
             ).fetchone()
             if row is not None:
                 return new_id
             after = new_id
 
-    def _retention_cutoffs(self, now: int) -> dict[int, list[int]]:
+    def retention_cutoffs(self, now: int) -> dict[int, list[int]]:
         """Each cutoff (an organisation's events older than it go) -> its organisations, in
         groups of at most 500; the default cutoff is always there, if only with none."""
         default = window_start_ms(now, self.default_retention_days)
@@ -237,5 +235,5 @@ class SQLStoreBase(ABC, Generic[C]):
         return groups
 
     @staticmethod
-    def _in_chunks(ids: list[int], size: int = 500) -> list[list[int]]:
+    def in_chunks(ids: list[int], size: int = 500) -> list[list[int]]:
         return [ids[start : start + size] for start in range(0, len(ids), size)]

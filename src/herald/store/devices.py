@@ -12,6 +12,7 @@ either has written.
 from __future__ import annotations
 
 import dataclasses
+import operator
 from collections.abc import Callable, Sequence
 from typing import TYPE_CHECKING, Any, Generic, cast
 
@@ -24,48 +25,19 @@ if TYPE_CHECKING:
 
 PROJECTION = "device_state"
 _NOT_NULL = frozenset({"status", "last_event_ms", "updated_ms"})
-_COLUMNS = (
-    "organisation_id, endpoint_key, endpoint_id, endpoint_name, status, country, operator, "
-    "last_event_ms, updated_ms, state"
-)
+_FIELDS = tuple(field.name for field in dataclasses.fields(DeviceRow))
+_COLUMNS = ", ".join(_FIELDS)  # the columns are named as DeviceRow's fields, in its order
+_UPDATED = ", ".join(f"{name} = excluded.{name}" for name in _FIELDS[2:])
 _UPSERT = (
-    f"INSERT INTO device_states ({_COLUMNS}) VALUES (?, ?, ?, ?, ?, ?, ?, ?, ?, ?) "
-    "ON CONFLICT (organisation_id, endpoint_key) DO UPDATE SET "
-    "endpoint_id = excluded.endpoint_id, endpoint_name = excluded.endpoint_name, "
-    "status = excluded.status, country = excluded.country, operator = excluded.operator, "
-    "last_event_ms = excluded.last_event_ms, updated_ms = excluded.updated_ms, "
-    "state = excluded.state"
+    f"INSERT INTO device_states ({_COLUMNS}) VALUES ({', '.join('?' * len(_FIELDS))}) "
+    f"ON CONFLICT (organisation_id, endpoint_key) DO UPDATE SET {_UPDATED}"
 )
+_values = operator.attrgetter(*_FIELDS)  # a row's values, in ``_COLUMNS``' order
 
 
 def _row(row: Sequence[Any]) -> DeviceRow:
-    return DeviceRow(
-        organisation_id=int(row[0]),
-        endpoint_key=str(row[1]),
-        endpoint_id=None if row[2] is None else int(row[2]),
-        endpoint_name=row[3],
-        status=int(row[4]),
-        country=row[5],
-        operator=row[6],
-        last_event_ms=int(row[7]),
-        updated_ms=int(row[8]),
-        state=str(row[9]),
-    )
-
-
-def _values(row: DeviceRow) -> tuple[object, ...]:
-    return (
-        row.organisation_id,
-        row.endpoint_key,
-        row.endpoint_id,
-        row.endpoint_name,
-        row.status,
-        row.country,
-        row.operator,
-        row.last_event_ms,
-        row.updated_ms,
-        row.state,
-    )
+    """A row read as ``SELECT {_COLUMNS}``."""
+    return DeviceRow(*row)
 
 
 def _order(name: str, descending: bool) -> str:
@@ -89,8 +61,8 @@ class Devices(Generic[C]):
 
     def cursor(self) -> int:
         """The log position the device states include."""
-        row = self._db._read(
-            lambda c: self._db._execute(
+        row = self._db.read(
+            lambda c: self._db.execute(
                 c, "SELECT cursor_seq FROM device_projection WHERE name = ?", (PROJECTION,)
             ).fetchone()
         )
@@ -99,8 +71,8 @@ class Devices(Generic[C]):
     def position(self) -> tuple[int, int]:
         """The log position the device states include and the one the last reset started
         from (``quiet_until_seq``)."""
-        row = self._db._read(
-            lambda c: self._db._execute(
+        row = self._db.read(
+            lambda c: self._db.execute(
                 c,
                 "SELECT cursor_seq, quiet_until_seq FROM device_projection WHERE name = ?",
                 (PROJECTION,),
@@ -110,10 +82,10 @@ class Devices(Generic[C]):
 
     def freshness(self) -> Freshness:
         """What the written states include: the log position and the time they are as of."""
-        return self._db._read(self._freshness)
+        return self._db.read(self._freshness)
 
     def _freshness(self, conn: C) -> Freshness:
-        row = self._db._execute(
+        row = self._db.execute(
             conn, "SELECT cursor_seq, as_of_ms FROM device_projection WHERE name = ?", (PROJECTION,)
         ).fetchone()
         return Freshness(int(row[0]), int(row[1])) if row else Freshness(0, 0)
@@ -124,7 +96,7 @@ class Devices(Generic[C]):
         now = now_ms()
 
         def claim(conn: C) -> tuple[int, int] | None:
-            taken = self._db._execute(
+            taken = self._db.execute(
                 conn,
                 "UPDATE device_projection SET owner = ?, owner_until_ms = ? WHERE name = ? "
                 "AND (owner = ? OR owner IS NULL OR owner_until_ms < ?)",
@@ -132,20 +104,20 @@ class Devices(Generic[C]):
             ).rowcount
             if taken != 1:
                 return None
-            row = self._db._execute(
+            row = self._db.execute(
                 conn,
                 "SELECT cursor_seq, quiet_until_seq FROM device_projection WHERE name = ?",
                 (PROJECTION,),
             ).fetchone()
             return int(row[0]), int(row[1])
 
-        with self._db._transaction(durable=False) as conn:
+        with self._db.transaction(durable=False) as conn:
             return claim(conn)
 
     def owner(self) -> str | None:
         """Who holds the lease on the states now (None: nobody)."""
-        row = self._db._read(
-            lambda c: self._db._execute(
+        row = self._db.read(
+            lambda c: self._db.execute(
                 c,
                 "SELECT owner, owner_until_ms FROM device_projection WHERE name = ?",
                 (PROJECTION,),
@@ -155,8 +127,8 @@ class Devices(Generic[C]):
 
     def release(self, owner: str) -> None:
         """Give the lease up (a stopping owner), if ``owner`` holds it."""
-        self._db._write(
-            lambda c: self._db._execute(
+        self._db.write(
+            lambda c: self._db.execute(
                 c,
                 "UPDATE device_projection SET owner = NULL, owner_until_ms = 0 "
                 "WHERE name = ? AND owner = ?",
@@ -170,10 +142,10 @@ class Devices(Generic[C]):
         from its own appends needs no more of the log than this."""
         db = self._db
         sql = (
-            f"SELECT seq, id FROM events WHERE seq > ? AND seq <= ({db._LAST_SEQ}) "
+            f"SELECT seq, id FROM events WHERE seq > ? AND seq <= ({db.LAST_SEQ}) "
             "ORDER BY seq LIMIT ?"
         )
-        rows = db._read(lambda c: db._execute(c, sql, (after_seq, limit)).fetchall())
+        rows = db.read(lambda c: db.execute(c, sql, (after_seq, limit)).fetchall())
         return [(int(seq), int(event_id)) for seq, event_id in rows]
 
     def states(self, keys: Sequence[tuple[int, str]]) -> dict[tuple[int, str], DeviceRow]:
@@ -185,7 +157,7 @@ class Devices(Generic[C]):
         def read(conn: C) -> list[Any]:
             rows: list[Any] = []
             for organisation_id, wanted in by_organisation.items():
-                rows += self._db._execute(
+                rows += self._db.execute(
                     conn,
                     f"SELECT {_COLUMNS} FROM device_states WHERE organisation_id = ? "
                     f"AND endpoint_key IN ({_marks(wanted)})",
@@ -193,13 +165,13 @@ class Devices(Generic[C]):
                 ).fetchall()
             return rows
 
-        found = [_row(row) for row in self._db._read(read)] if by_organisation else []
+        found = [_row(row) for row in self._db.read(read)] if by_organisation else []
         return {(row.organisation_id, row.endpoint_key): row for row in found}
 
     def save(self, after_seq: int, cursor_seq: int, rows: Sequence[DeviceRow]) -> bool:
         """In one transaction: ``saving``'s rows; False (nothing written) if the cursor is no
         longer at ``after_seq``."""
-        with self._db._transaction() as conn:
+        with self._db.transaction() as conn:
             return self.saving(after_seq, cursor_seq, rows)(conn) is not None
 
     def saving(
@@ -222,17 +194,17 @@ class Devices(Generic[C]):
             owner, lease_ms, as_of_ms = lease
             sql = (
                 "UPDATE device_projection SET cursor_seq = ?, owner_until_ms = ?, "
-                f"as_of_ms = {db._GREATEST}(as_of_ms, ?) "
+                f"as_of_ms = {db.GREATEST}(as_of_ms, ?) "
                 "WHERE name = ? AND cursor_seq = ? AND owner = ?"
             )
             params = (cursor_seq, now_ms() + lease_ms, as_of_ms, PROJECTION, after_seq, owner)
 
         def save(conn: C) -> bool | None:
-            moved = db._execute(conn, sql, params).rowcount
+            moved = db.execute(conn, sql, params).rowcount
             if moved != 1:
                 return None
             if rows:  # both drivers' cursors batch this (psycopg in one pipeline)
-                cast(Any, conn).cursor().executemany(db._sql(_UPSERT), [_values(r) for r in rows])
+                cast(Any, conn).cursor().executemany(db.sql(_UPSERT), [_values(r) for r in rows])
             return True
 
         return save
@@ -242,22 +214,22 @@ class Devices(Generic[C]):
         that asked for them (id -> name)."""
 
         def read(conn: C) -> tuple[int, dict[int, str]]:
-            quiet = self._db._execute(
+            quiet = self._db.execute(
                 conn, "SELECT quiet_until_seq FROM device_projection WHERE name = ?", (PROJECTION,)
             ).fetchone()
-            wanted = self._db._execute(
+            wanted = self._db.execute(
                 conn, "SELECT id, name FROM organisations WHERE device_events ORDER BY id"
             ).fetchall()
             return (int(quiet[0]) if quiet else 0), {int(r[0]): str(r[1]) for r in wanted}
 
-        return self._db._read(read)
+        return self._db.read(read)
 
     def reset(self) -> None:
         """Forget every state and start the projection again from the start of the log;
         the status changes up to the log's end now were emitted before: not again."""
-        with self._db._transaction() as conn:
-            self._db._execute(conn, "DELETE FROM device_states")
-            self._db._execute(
+        with self._db.transaction() as conn:
+            self._db.execute(conn, "DELETE FROM device_states")
+            self._db.execute(
                 conn,
                 "UPDATE device_projection SET cursor_seq = 0, as_of_ms = 0, quiet_until_seq = "
                 "(SELECT COALESCE(MAX(seq), 0) FROM events) WHERE name = ?",
@@ -280,10 +252,10 @@ class Devices(Generic[C]):
         )
 
         def read(conn: C) -> tuple[DeviceRow | None, Freshness]:
-            row = self._db._execute(conn, sql, [endpoint_key, *params]).fetchone()
+            row = self._db.execute(conn, sql, [endpoint_key, *params]).fetchone()
             return (_row(row) if row is not None else None), self._freshness(conn)
 
-        return self._db._read(read)
+        return self._db.read(read)
 
     def page(self, query: DeviceQuery) -> tuple[list[DeviceRow], int]:
         """A page of endpoint states and how many match in all."""
@@ -302,7 +274,7 @@ class Devices(Generic[C]):
             conditions.append(f"(endpoint_key IN ({marks}) OR endpoint_name IN ({marks}))")
             params.extend([*query.endpoints, *query.endpoints])
         if query.name_contains:
-            like = dataclasses.replace(self._db._DIALECT, mark="?")
+            like = dataclasses.replace(self._db.DIALECT, mark="?")
             condition, bound = like.contains("endpoint_name", query.name_contains)
             conditions.append(condition)
             params.extend(bound)
@@ -318,10 +290,10 @@ class Devices(Generic[C]):
         order += f", organisation_id{last}, endpoint_key{last}"
 
         def read(conn: C) -> tuple[list[DeviceRow], int]:
-            total = self._db._execute(
+            total = self._db.execute(
                 conn, f"SELECT COUNT(*) FROM device_states WHERE TRUE{where}", params
             ).fetchone()
-            rows = self._db._execute(
+            rows = self._db.execute(
                 conn,
                 f"SELECT {_COLUMNS} FROM device_states WHERE TRUE{where} ORDER BY {order} "
                 "LIMIT ? OFFSET ?",
@@ -329,17 +301,17 @@ class Devices(Generic[C]):
             ).fetchall()
             return [_row(row) for row in rows], int(total[0])
 
-        return self._db._read(read, query.time_limit)
+        return self._db.read(read, query.time_limit)
 
     def status_counts(self, organisation_ids: tuple[int, ...] | None) -> dict[int, int]:
         """How many endpoints of the caller's organisations are in each status."""
         where, params = self._scope(organisation_ids)
         sql = f"SELECT status, COUNT(*) FROM device_states WHERE TRUE{where} GROUP BY status"
-        rows = self._db._read(lambda c: self._db._execute(c, sql, params).fetchall())
+        rows = self._db.read(lambda c: self._db.execute(c, sql, params).fetchall())
         return {int(status): int(count) for status, count in rows}
 
     def _scope(self, organisation_ids: tuple[int, ...] | None) -> tuple[str, list[object]]:
         if organisation_ids is None:
             return "", []
-        condition, params = self._db._any("organisation_id", organisation_ids)
+        condition, params = self._db.any("organisation_id", organisation_ids)
         return f" AND {condition}", params

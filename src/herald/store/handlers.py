@@ -92,14 +92,14 @@ class Handlers(Generic[C]):
         LimitReached if the organisation has ``max_handlers`` already."""
         db = self._db
         created = now_ms()
-        with db._transaction() as conn:
+        with db.transaction() as conn:
             if max_handlers is not None:  # counted under the organisation's lock: no race
-                db._execute(
+                db.execute(
                     conn,
-                    f"SELECT id FROM organisations WHERE id = ?{db._LOCK_ROW}",
+                    f"SELECT id FROM organisations WHERE id = ?{db.LOCK_ROW}",
                     (organisation_id,),
                 ).fetchone()
-                count = db._execute(
+                count = db.execute(
                     conn,
                     "SELECT COUNT(*) FROM handlers WHERE organisation_id = ?",
                     (organisation_id,),
@@ -110,14 +110,14 @@ class Handlers(Generic[C]):
                         f"may have (HERALD_MAX_HANDLERS_PER_ORGANISATION={max_handlers}); "
                         "delete one first"
                     )
-            (handler_id,) = db._new_ids(conn, "handlers", 1, created)
-            row = db._execute(
+            (handler_id,) = db.new_ids(conn, "handlers", 1, created)
+            row = db.execute(
                 conn,
                 "INSERT INTO handlers (id, organisation_id, name, type, url, format, filter, "
                 "batch_max_events, batch_max_wait_ms, batch_max_bytes, retention_ms, settings, "
                 "credentials, enabled, disabled_reason, secret, cursor_seq, created_ms, "
                 "updated_ms) VALUES (?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?, "
-                f"({db._LAST_SEQ}), ?, ?) RETURNING {HANDLER_COLUMNS}",
+                f"({db.LAST_SEQ}), ?, ?) RETURNING {HANDLER_COLUMNS}",
                 (
                     handler_id,
                     organisation_id,
@@ -134,15 +134,13 @@ class Handlers(Generic[C]):
         self, handler_id: int, organisation_ids: tuple[int, ...] | None = None
     ) -> Handler | None:
         sql, params = self._scoped(SELECT_HANDLER + " WHERE id = ?", [handler_id], organisation_ids)
-        row = self._db._read(lambda c: self._db._execute(c, sql, params).fetchone())
+        row = self._db.read(lambda c: self._db.execute(c, sql, params).fetchone())
         return handler_from_row(row) if row else None
 
     def all(self, organisation_ids: tuple[int, ...] | None = None) -> builtins.list[Handler]:
         """Every handler of these organisations (None: of all), by id."""
         sql, params = self._scoped(SELECT_HANDLER + " WHERE TRUE", [], organisation_ids)
-        rows = self._db._read(
-            lambda c: self._db._execute(c, sql + " ORDER BY id", params).fetchall()
-        )
+        rows = self._db.read(lambda c: self._db.execute(c, sql + " ORDER BY id", params).fetchall())
         return [handler_from_row(row) for row in rows]
 
     def update(
@@ -179,7 +177,7 @@ class Handlers(Generic[C]):
         sql, params = self._scoped(
             "DELETE FROM handlers WHERE id = ?", [handler_id], organisation_ids
         )
-        if self._db._write(lambda c: self._db._execute(c, sql, params).rowcount) == 0:
+        if self._db.write(lambda c: self._db.execute(c, sql, params).rowcount) == 0:
             raise NotFound(f"no event handler {handler_id}")
 
     def rotate_secret(
@@ -202,8 +200,8 @@ class Handlers(Generic[C]):
         """Rewrite each handler's secrets as ``reseal`` gives them (None: as they are);
         how many handlers changed. A handler changed meanwhile keeps its new secrets."""
         db = self._db
-        rows = db._read(
-            lambda c: db._execute(
+        rows = db.read(
+            lambda c: db.execute(
                 c, "SELECT id, secret, previous_secret, credentials FROM handlers ORDER BY id"
             ).fetchall()
         )
@@ -215,8 +213,8 @@ class Handlers(Generic[C]):
             if new_secret is None and new_previous is None and new_credentials is None:
                 continue
             # Only if unchanged since the read: a rotation meanwhile wins (and is sealed).
-            with db._transaction() as conn:
-                changed += db._execute(
+            with db.transaction() as conn:
+                changed += db.execute(
                     conn,
                     "UPDATE handlers SET secret = ?, previous_secret = ?, credentials = ? "
                     "WHERE id = ? AND secret = ? AND COALESCE(previous_secret, '') = ? "
@@ -236,24 +234,24 @@ class Handlers(Generic[C]):
     def upgrade_filters(self) -> int:
         """Rewrite handler filters kept in the shape before the ``q`` form; how many."""
         db = self._db
-        rows = db._read(
-            lambda c: db._execute(
+        rows = db.read(
+            lambda c: db.execute(
                 c, "SELECT id, filter FROM handlers WHERE filter NOT LIKE '\"%'"
             ).fetchall()
         )
         if rows:  # a read-only database with nothing to rewrite still opens
             catalog = load_catalog()
-            with db._transaction() as conn:
+            with db.transaction() as conn:
                 for handler_id, kept in rows:
                     text = orjson.dumps(from_legacy(orjson.loads(kept), catalog)).decode()
-                    db._execute(
+                    db.execute(
                         conn, "UPDATE handlers SET filter = ? WHERE id = ?", (text, handler_id)
                     )
         return len(rows)
 
     def _update(self, sql: str, params: builtins.list[object], handler_id: int) -> Handler:
-        row = self._db._write(
-            lambda c: self._db._execute(c, f"{sql} RETURNING {HANDLER_COLUMNS}", params).fetchone()
+        row = self._db.write(
+            lambda c: self._db.execute(c, f"{sql} RETURNING {HANDLER_COLUMNS}", params).fetchone()
         )
         if row is None:
             raise NotFound(f"no event handler {handler_id}")
@@ -265,7 +263,7 @@ class Handlers(Generic[C]):
         """Narrow a statement on handlers to the caller's organisations (None: all)."""
         if organisation_ids is None:
             return sql, params
-        condition, values = self._db._any("organisation_id", organisation_ids)
+        condition, values = self._db.any("organisation_id", organisation_ids)
         return f"{sql} AND {condition}", [*params, *values]
 
     # -- leases and cursors ---------------------------------------------------
@@ -277,14 +275,14 @@ class Handlers(Generic[C]):
         as lost. A backend with several workers takes the free and expired ones with
         ``FOR UPDATE SKIP LOCKED``, so that workers never queue behind each other.
         """
-        rows = self._db._claim_handler_rows(owner, now_ms, lease_ms, HANDLER_COLUMNS)
+        rows = self._db.claim_handler_rows(owner, now_ms, lease_ms, HANDLER_COLUMNS)
         return sorted((handler_from_row(row) for row in rows), key=lambda handler: handler.id)
 
     def claimable_ids(self, owner: str, now_ms: int) -> builtins.list[int]:
         """Ids of the enabled handlers ``claim`` would lease now; a cheap read, so a worker
         can look often for handlers to take up."""
-        rows = self._db._read(
-            lambda c: self._db._execute(
+        rows = self._db.read(
+            lambda c: self._db.execute(
                 c,
                 "SELECT id FROM handlers WHERE enabled "
                 "AND (owner IS NULL OR owner = ? OR lease_until_ms < ?) ORDER BY id",
@@ -295,8 +293,8 @@ class Handlers(Generic[C]):
 
     def release(self, owner: str) -> None:
         """Give up ``owner``'s leases (on a clean shutdown)."""
-        self._db._write(
-            lambda c: self._db._execute(
+        self._db.write(
+            lambda c: self._db.execute(
                 c,
                 "UPDATE handlers SET owner = NULL, lease_until_ms = NULL WHERE owner = ?",
                 (owner,),
@@ -309,10 +307,10 @@ class Handlers(Generic[C]):
         """Move the cursor past events that match nothing; the handler as written, None if
         the lease is lost (or the handler is gone or not ``organisation_id``'s)."""
         db = self._db
-        with db._transaction(durable=False) as conn:
-            row = db._execute(
+        with db.transaction(durable=False) as conn:
+            row = db.execute(
                 conn,
-                f"UPDATE handlers SET cursor_seq = {db._GREATEST}(cursor_seq, ?) "
+                f"UPDATE handlers SET cursor_seq = {db.GREATEST}(cursor_seq, ?) "
                 "WHERE id = ? AND organisation_id = ? AND owner = ? "
                 f"RETURNING {HANDLER_COLUMNS}",
                 (cursor_seq, handler_id, organisation_id, owner),
@@ -323,12 +321,12 @@ class Handlers(Generic[C]):
         """Move the cursors of ``owner``'s handlers ``handler_ids`` forward to ``cursor_seq``
         (never back), not waiting for the disk: idle handlers in one write."""
         db = self._db
-        with db._transaction(durable=False) as conn:
+        with db.transaction(durable=False) as conn:
             for start in range(0, len(handler_ids), 500):
-                marks, params = db._any("id", tuple(handler_ids[start : start + 500]))
-                db._execute(
+                marks, params = db.any("id", tuple(handler_ids[start : start + 500]))
+                db.execute(
                     conn,
-                    f"UPDATE handlers SET cursor_seq = {db._GREATEST}(cursor_seq, ?) "
+                    f"UPDATE handlers SET cursor_seq = {db.GREATEST}(cursor_seq, ?) "
                     f"WHERE owner = ? AND {marks}",
                     (cursor_seq, owner, *params),
                 )
@@ -345,7 +343,7 @@ class Handlers(Generic[C]):
         """In one transaction, not waiting for the disk: ``recording``'s rows. A crash of the
         machine (not of the process) may undo the last attempts, whose events are then
         delivered again."""
-        with self._db._transaction(durable=False) as conn:
+        with self._db.transaction(durable=False) as conn:
             return self.recording(owner, delivery, progress, replay_cursor, earlier)(conn)
 
     def recording(
@@ -368,13 +366,13 @@ class Handlers(Generic[C]):
 
         def record(conn: C) -> Handler | None:
             if progress is None:
-                row = db._execute(  # locked: the handler's attempts take ids in turn
+                row = db.execute(  # locked: the handler's attempts take ids in turn
                     conn,
-                    f"{SELECT_HANDLER} WHERE id = ? AND organisation_id = ?{db._LOCK_ROW}",
+                    f"{SELECT_HANDLER} WHERE id = ? AND organisation_id = ?{db.LOCK_ROW}",
                     (delivery.handler_id, delivery.organisation_id),
                 )
             else:
-                row = db._execute(
+                row = db.execute(
                     conn,
                     "UPDATE handlers SET cursor_seq = ?, failures = ?, failing_since_ms = ?, "
                     "next_attempt_ms = ?, last_success_ms = COALESCE(?, last_success_ms), "
@@ -411,19 +409,19 @@ class Handlers(Generic[C]):
     def _log_attempt(self, conn: C, delivery: Delivery) -> None:
         """One row of the attempt log (the caller holds the handler's row lock)."""
         db = self._db
-        db._insert_next(
+        db.insert_next(
             conn,
             "deliveries",
             delivery.handler_id,
             "INSERT INTO deliveries (id, organisation_id, handler_id, at_ms, kind, "
             "event_ids, status, outcome, error, latency_ms) "
-            f"VALUES (?, ?, ?, ?, ?, {db._EVENT_IDS_MARK}, ?, ?, ?, ?)",
+            f"VALUES (?, ?, ?, ?, ?, {db.EVENT_IDS_MARK}, ?, ?, ?, ?)",
             (
                 delivery.organisation_id,
                 delivery.handler_id,
                 delivery.at_ms,
                 delivery.kind,
-                db._event_ids_param(delivery.event_ids),
+                db.event_ids_param(delivery.event_ids),
                 delivery.status,
                 delivery.outcome,
                 delivery.error,
@@ -446,11 +444,11 @@ class Handlers(Generic[C]):
             params.append(before_id)
         sql += " ORDER BY d.id DESC LIMIT ?"
         params.append(limit)
-        rows = self._db._read(lambda c: self._db._execute(c, sql, params).fetchall())
+        rows = self._db.read(lambda c: self._db.execute(c, sql, params).fetchall())
         deliveries = []
         for row in rows:
             named = dict(zip(DELIVERY_FIELDS, row, strict=True))
-            named["event_ids"] = self._db._event_ids(named["event_ids"])
+            named["event_ids"] = self._db.event_ids(named["event_ids"])
             deliveries.append(Delivery(**named))
         return deliveries
 
@@ -459,15 +457,15 @@ class Handlers(Generic[C]):
         """Queue the handler's events of ``[from_ms, until_ms]`` committed by now."""
         db = self._db
         created = now_ms()
-        with db._transaction() as conn:
-            handler = db._execute(  # locked: the handler's replays take ids in turn
+        with db.transaction() as conn:
+            handler = db.execute(  # locked: the handler's replays take ids in turn
                 conn,
-                f"SELECT organisation_id FROM handlers WHERE id = ?{db._LOCK_ROW}",
+                f"SELECT organisation_id FROM handlers WHERE id = ?{db.LOCK_ROW}",
                 (handler_id,),
             ).fetchone()
             if handler is None:
                 raise NotFound(f"no event handler {handler_id}")
-            first, last = db._execute(
+            first, last = db.execute(
                 conn,
                 "SELECT MIN(seq), MAX(seq) FROM events "
                 "WHERE organisation_id = ? AND ts >= ? AND ts <= ?",
@@ -475,7 +473,7 @@ class Handlers(Generic[C]):
             ).fetchone()
             start, end = (first - 1, last) if first is not None else (0, 0)
             done = created if end == 0 else None
-            replay_id = db._insert_next(
+            replay_id = db.insert_next(
                 conn,
                 "replays",
                 handler_id,
@@ -483,15 +481,15 @@ class Handlers(Generic[C]):
                 "cursor_seq, end_seq, created_ms, done_ms) VALUES (?, ?, ?, ?, ?, ?, ?, ?, ?)",
                 (handler[0], handler_id, from_ms, until_ms, start, end, created, done),
             )
-            db._execute(  # a changed handler: the worker's next lease renewal wakes it
+            db.execute(  # a changed handler: the worker's next lease renewal wakes it
                 conn, "UPDATE handlers SET updated_ms = ? WHERE id = ?", (created, handler_id)
             )
         return Replay(replay_id, handler_id, from_ms, until_ms, start, end, created, done)
 
     def pending_replays(self, handler_id: int) -> builtins.list[Replay]:
         """The handler's replays not done yet, oldest first."""
-        rows = self._db._read(
-            lambda c: self._db._execute(
+        rows = self._db.read(
+            lambda c: self._db.execute(
                 c,
                 f"SELECT {', '.join(REPLAY_FIELDS)} FROM replays "
                 "WHERE handler_id = ? AND done_ms IS NULL ORDER BY id",
@@ -506,8 +504,8 @@ class Handlers(Generic[C]):
         """Move a replay's cursor; it is done once it reaches its end. Nothing is written
         unless the replay is ``handler_id``'s and the handler ``organisation_id``'s."""
         db = self._db
-        with db._transaction(durable=False) as conn:
-            owned = db._execute(
+        with db.transaction(durable=False) as conn:
+            owned = db.execute(
                 conn,
                 "SELECT 1 FROM handlers WHERE id = ? AND organisation_id = ?",
                 (handler_id, organisation_id),
@@ -517,9 +515,9 @@ class Handlers(Generic[C]):
 
     def _move_replay(self, conn: C, replay_id: int, cursor_seq: int, handler_id: int) -> None:
         db = self._db
-        db._execute(
+        db.execute(
             conn,
-            f"UPDATE replays SET cursor_seq = {db._GREATEST}(cursor_seq, ?), "
+            f"UPDATE replays SET cursor_seq = {db.GREATEST}(cursor_seq, ?), "
             "done_ms = CASE WHEN ? >= end_seq THEN ? ELSE NULL END "
             "WHERE id = ? AND handler_id = ?",
             (cursor_seq, cursor_seq, now_ms(), replay_id, handler_id),

@@ -67,7 +67,7 @@ class EventLog(Generic[C]):
         never creates a partition for a write, raises InvalidQuery for one that slips
         through. Raises StoreUnavailable while ``store.nodes.refusal()`` gives a reason.
         """
-        return self._db._append(events, ids)
+        return self._db.append(events, ids)
 
     def append_with(
         self,
@@ -85,14 +85,14 @@ class EventLog(Generic[C]):
         answer, the events that are appended (the others' records are None)."""
         db = self._db
         if events:
-            db._before_insert(events)
-        with db._transaction(durable=durable) as conn:
+            db.before_insert(events)
+        with db.transaction(durable=durable) as conn:
             result = joined(conn)
             if result is None or not events:
                 return result, []
             stand = [True] * len(events) if standing is None else list(standing(result))
             chosen = [i for i, kept in enumerate(stand) if kept]
-            stored = db._insert_events(conn, [events[i] for i in chosen], [ids[i] for i in chosen])
+            stored = db.insert_events(conn, [events[i] for i in chosen], [ids[i] for i in chosen])
         records: list[bytes | None] = [None] * len(events)
         for index, record in zip(chosen, stored, strict=True):
             records[index] = record
@@ -102,7 +102,7 @@ class EventLog(Generic[C]):
         self, after_seq: int, limit: int, organisation_ids: tuple[int, ...] | None = None
     ) -> list[LogEntry]:
         """Events committed after ``after_seq``, in commit order."""
-        return self._db._read_log(after_seq, limit, organisation_ids)
+        return self._db.read_log(after_seq, limit, organisation_ids)
 
     def scan(
         self,
@@ -120,29 +120,29 @@ class EventLog(Generic[C]):
         (on SQLite a lean field is read from the record by ``record_field``)."""
         matching = None
         if flt is not None and not flt.selects_all:
-            where = where_clause(flt, self._db._DIALECT)
+            where = where_clause(flt, self._db.DIALECT)
             matching = Where(where.sql.removeprefix(" WHERE "), where.params)
-        return self._db._scan_log(after_seq, limit, organisation_ids, upto_seq, scan_rows, matching)
+        return self._db.scan_log(after_seq, limit, organisation_ids, upto_seq, scan_rows, matching)
 
     def last_seq(self) -> int:
         """The last position a reader may read up to (``read(last_seq())``: what comes later)."""
-        return self._db._last_seq()
+        return self._db.last_seq()
 
     def horizon(self) -> Horizon:
         """Which write transactions have ended and which had begun, now (see ``Horizon``)."""
         db = self._db
-        if db._HORIZON is None:
+        if db.HORIZON is None:
             return Horizon(0, 0)
-        sql = db._HORIZON
-        row = db._read(lambda c: c.execute(sql).fetchone())
+        sql = db.HORIZON
+        row = db.read(lambda c: c.execute(sql).fetchone())
         return Horizon(int(row[0]), int(row[1]))
 
     def activity(self, after_seq: int, upto_seq: int, limit: int) -> dict[int, set[int]] | None:
         """Which organisations' events, of which types, were committed in
         (``after_seq``, ``upto_seq``]; None if more than ``limit`` events were."""
         db = self._db
-        rows = db._read(
-            lambda c: db._execute(
+        rows = db.read(
+            lambda c: db.execute(
                 c,
                 "SELECT organisation_id, type_id FROM events WHERE seq > ? AND seq <= ? LIMIT ?",
                 (after_seq, upto_seq, limit + 1),
@@ -169,7 +169,7 @@ class EventLog(Generic[C]):
         if limit is not None:
             matching += f" LIMIT {int(limit)}"
         sql = f"SELECT COUNT(*) FROM ({matching}) AS matching"
-        row = self._db._read(lambda c: c.execute(sql, where.params).fetchone())
+        row = self._db.read(lambda c: c.execute(sql, where.params).fetchone())
         return int(row[0]) if row else 0
 
     def first(
@@ -179,12 +179,12 @@ class EventLog(Generic[C]):
         ``after_seq``."""
         where = self._after(organisation_id, after_seq, flt)
         sql = f"SELECT dictionary_id, body FROM events{where.sql} ORDER BY seq LIMIT 1"
-        row = self._db._read(lambda c: c.execute(sql, where.params).fetchone())
-        return self._db._served(row[0], bytes(row[1])) if row else None
+        row = self._db.read(lambda c: c.execute(sql, where.params).fetchone())
+        return self._db.served(row[0], bytes(row[1])) if row else None
 
     def _after(self, organisation_id: int, after_seq: int, flt: EventFilter | None) -> Where:
         """The organisation's events that ``flt`` selects, committed after ``after_seq``."""
-        dialect = self._db._DIALECT
+        dialect = self._db.DIALECT
         scoped = (flt or EventFilter()).replace(organisation_ids=(organisation_id,))
         where = where_clause(scoped, dialect)  # never empty: it names the organisation
         return Where(f"{where.sql} AND seq > {dialect.mark}", [*where.params, after_seq])
@@ -193,7 +193,7 @@ class EventLog(Generic[C]):
     def query(self, query: EventQuery) -> EventPage:
         """A page of the records ``query`` selects, in its order."""
         db = self._db
-        dialect = db._DIALECT
+        dialect = db.DIALECT
         mark = dialect.mark
         where = where_clause(query.filter, dialect)
         keyset = is_keyset_sort(query.sort)
@@ -216,15 +216,15 @@ class EventLog(Generic[C]):
             more = len(rows) > query.per_page
             rows = rows[: query.per_page]
             next_cursor = encode_cursor(rows[-1][2], rows[-1][3]) if more and keyset else None
-            return EventPage([db._served(row[0], row[1]) for row in rows], total, next_cursor)
+            return EventPage([db.served(row[0], row[1]) for row in rows], total, next_cursor)
 
-        return db._read(run, query.time_limit)
+        return db.read(run, query.time_limit)
 
     def get(self, event_id: int, organisation_ids: tuple[int, ...] | None) -> bytes | None:
         """One record, or None if absent or not in ``organisation_ids``."""
         db = self._db
-        row = db._read(
-            lambda c: db._execute(
+        row = db.read(
+            lambda c: db.execute(
                 c,
                 "SELECT dictionary_id, body, organisation_id FROM events WHERE id = ?",
                 (event_id,),
@@ -232,7 +232,7 @@ class EventLog(Generic[C]):
         )
         if row is None or (organisation_ids is not None and row[2] not in organisation_ids):
             return None
-        return db._served(row[0], row[1])
+        return db.served(row[0], row[1])
 
     def stats(self, query: StatsQuery) -> list[StatsRow]:
         """Event counts and data volume per time bucket and group (``StatsQuery``)."""
@@ -240,11 +240,11 @@ class EventLog(Generic[C]):
         def counts(sql: str, params: list[object]) -> list[Any]:
             return self._fetch(sql, params, query.time_limit)
 
-        return rollup.stats(query, self._event_stats, counts, self._db._DIALECT)
+        return rollup.stats(query, self._event_stats, counts, self._db.DIALECT)
 
     def _event_stats(self, query: StatsQuery) -> list[StatsRow]:
-        rows = self._fetch(*stats_sql(query, self._db._DIALECT), query.time_limit)
+        rows = self._fetch(*stats_sql(query, self._db.DIALECT), query.time_limit)
         return [StatsRow(row[0], row[1], row[2], int(row[3]), float(row[4])) for row in rows]
 
     def _fetch(self, sql: str, params: list[object], time_limit: float | None) -> list[Any]:
-        return self._db._read(lambda c: c.execute(sql, params).fetchall(), time_limit)
+        return self._db.read(lambda c: c.execute(sql, params).fetchall(), time_limit)

@@ -17,21 +17,19 @@ class Meta(Generic[C]):
         self._db = db
 
     def get(self, key: str) -> str | None:
-        row = self._db._read(
-            lambda c: self._db._execute(
-                c, "SELECT value FROM meta WHERE key = ?", (key,)
-            ).fetchone()
+        row = self._db.read(
+            lambda c: self._db.execute(c, "SELECT value FROM meta WHERE key = ?", (key,)).fetchone()
         )
         return str(row[0]) if row else None
 
     def set_if_absent(self, key: str, value: str) -> str:
         """Store ``value`` unless the key exists; return the stored value."""
         db = self._db
-        with db._transaction() as conn:
-            db._execute(
+        with db.transaction() as conn:
+            db.execute(
                 conn,
                 "INSERT INTO meta (key, value) VALUES (?, ?) ON CONFLICT DO NOTHING",
                 (key, value),
             )
-            row = db._execute(conn, "SELECT value FROM meta WHERE key = ?", (key,)).fetchone()
+            row = db.execute(conn, "SELECT value FROM meta WHERE key = ?", (key,)).fetchone()
         return str(row[0])

@@ -127,10 +127,10 @@ class Nodes(Generic[C]):
         db = self._db
         holder = holder_name()
         started = time.monotonic()
-        with db._transaction() as conn:
-            db._lock_nodes(conn)
-            db._execute(conn, f"DELETE FROM nodes WHERE {db._NODE_EXPIRED}", (LEASE_SECONDS,))
-            rows = db._execute(conn, "SELECT node_id, holder FROM nodes").fetchall()
+        with db.transaction() as conn:
+            db.lock_nodes(conn)
+            db.execute(conn, f"DELETE FROM nodes WHERE {db.NODE_EXPIRED}", (LEASE_SECONDS,))
+            rows = db.execute(conn, "SELECT node_id, holder FROM nodes").fetchall()
             taken = {row[0]: row[1] for row in rows}
             if preferred is not None and preferred in taken:
                 raise StoreUnavailable(f"node id {preferred} is leased by {taken[preferred]}")
@@ -138,7 +138,7 @@ class Nodes(Generic[C]):
             node_id = preferred if preferred is not None else next(free, None)
             if node_id is None:
                 raise StoreUnavailable("all 1024 node ids are leased by live processes")
-            db._execute(conn, f"INSERT INTO nodes VALUES (?, ?, {db._NODE_NOW})", (node_id, holder))
+            db.execute(conn, f"INSERT INTO nodes VALUES (?, ?, {db.NODE_NOW})", (node_id, holder))
         self._holder = holder
         self._lease = NodeLease(node_id, lambda: self._hold(node_id, holder), started)
         return node_id
@@ -146,18 +146,18 @@ class Nodes(Generic[C]):
     def _hold(self, node_id: int, holder: str) -> bool:
         """Renew the lease, or take the id again if nobody took it meanwhile."""
         db = self._db
-        with db._transaction() as conn:
-            renewed = db._execute(
+        with db.transaction() as conn:
+            renewed = db.execute(
                 conn,
-                f"UPDATE nodes SET heartbeat = {db._NODE_NOW} WHERE node_id = ? AND holder = ?",
+                f"UPDATE nodes SET heartbeat = {db.NODE_NOW} WHERE node_id = ? AND holder = ?",
                 (node_id, holder),
             ).rowcount
             if renewed:
                 return True
             return bool(
-                db._execute(
+                db.execute(
                     conn,
-                    f"INSERT INTO nodes VALUES (?, ?, {db._NODE_NOW}) ON CONFLICT DO NOTHING",
+                    f"INSERT INTO nodes VALUES (?, ?, {db.NODE_NOW}) ON CONFLICT DO NOTHING",
                     (node_id, holder),
                 ).rowcount
             )
@@ -178,8 +178,8 @@ class Nodes(Generic[C]):
         self._lease.stop()
         node_id, self._lease = self._lease.node_id, None
         try:
-            self._db._write(
-                lambda c: self._db._execute(
+            self._db.write(
+                lambda c: self._db.execute(
                     c, "DELETE FROM nodes WHERE node_id = ? AND holder = ?", (node_id, self._holder)
                 )
             )

@@ -52,29 +52,29 @@ class Organisations(Generic[C]):
     ) -> Organisation:
         db = self._db
         created = now_ms()
-        with db._transaction() as conn:
+        with db.transaction() as conn:
             if organisation_id is None:
-                row = db._execute(
+                row = db.execute(
                     conn,
                     "INSERT INTO organisations (name, created_ms, retention_days) "
                     "VALUES (?, ?, ?) RETURNING id",
                     (name, created, retention_days),
                 ).fetchone()
             else:
-                row = db._execute(
+                row = db.execute(
                     conn,
                     "INSERT INTO organisations (id, name, created_ms, retention_days) "
                     "VALUES (?, ?, ?, ?) RETURNING id",
                     (organisation_id, name, created, retention_days),
                 ).fetchone()
-                db._after_chosen_organisation_id(conn)
+                db.after_chosen_organisation_id(conn)
         if retention_days is not None:
-            db._retention_changed()
+            db.retention_changed()
         return Organisation(row[0], name, created, retention_days)
 
     def get(self, organisation_id: int) -> Organisation | None:
-        row = self._db._read(
-            lambda c: self._db._execute(
+        row = self._db.read(
+            lambda c: self._db.execute(
                 c,
                 f"SELECT {ORGANISATION_COLUMNS} FROM organisations WHERE id = ?",
                 (organisation_id,),
@@ -84,8 +84,8 @@ class Organisations(Generic[C]):
 
     def all(self) -> builtins.list[Organisation]:
         """Every organisation, by id."""
-        rows = self._db._read(
-            lambda c: self._db._execute(
+        rows = self._db.read(
+            lambda c: self._db.execute(
                 c, f"SELECT {ORGANISATION_COLUMNS} FROM organisations ORDER BY id"
             ).fetchall()
         )
@@ -94,7 +94,7 @@ class Organisations(Generic[C]):
     def set_retention(self, organisation_id: int, retention_days: int | None) -> Organisation:
         """Change an organisation's retention (None: the default); raises NotFound."""
         changed = self._set(organisation_id, "retention_days = ?", (retention_days,))
-        self._db._retention_changed()
+        self._db.retention_changed()
         return changed
 
     def set_device_events(self, organisation_id: int, enabled: bool) -> Organisation:
@@ -118,8 +118,8 @@ class Organisations(Generic[C]):
         )
 
     def _set(self, organisation_id: int, columns: str, values: tuple[object, ...]) -> Organisation:
-        row = self._db._write(
-            lambda c: self._db._execute(
+        row = self._db.write(
+            lambda c: self._db.execute(
                 c,
                 f"UPDATE organisations SET {columns} WHERE id = ? RETURNING {ORGANISATION_COLUMNS}",
                 (*values, organisation_id),
@@ -142,9 +142,9 @@ class Organisations(Generic[C]):
     ) -> Token:
         db = self._db
         created = now_ms()
-        with db._transaction() as conn:
-            (token_id,) = db._new_ids(conn, "tokens", 1, created)
-            db._execute(
+        with db.transaction() as conn:
+            (token_id,) = db.new_ids(conn, "tokens", 1, created)
+            db.execute(
                 conn,
                 "INSERT INTO tokens (id, organisation_id, name, token_hash, prefix, "
                 "permissions, internal, created_ms) VALUES (?, ?, ?, ?, ?, ?, ?, ?)",
@@ -171,8 +171,8 @@ class Organisations(Generic[C]):
         return self._one_token("id", token_id)
 
     def _one_token(self, column: str, value: object) -> Token | None:
-        row = self._db._read(
-            lambda c: self._db._execute(
+        row = self._db.read(
+            lambda c: self._db.execute(
                 c, f"SELECT {TOKEN_COLUMNS} FROM tokens WHERE {column} = ?", (value,)
             ).fetchone()
         )
@@ -185,15 +185,13 @@ class Organisations(Generic[C]):
         if organisation_id is not None:
             sql += " WHERE organisation_id = ?"
             params = (organisation_id,)
-        rows = self._db._read(
-            lambda c: self._db._execute(c, sql + " ORDER BY id", params).fetchall()
-        )
+        rows = self._db.read(lambda c: self._db.execute(c, sql + " ORDER BY id", params).fetchall())
         return [_token(row) for row in rows]
 
     def revoke_token(self, token_id: int) -> Token:
         """Mark a token revoked (idempotent); raises NotFound."""
-        row = self._db._write(
-            lambda c: self._db._execute(
+        row = self._db.write(
+            lambda c: self._db.execute(
                 c,
                 "UPDATE tokens SET revoked_ms = COALESCE(revoked_ms, ?) WHERE id = ? "
                 f"RETURNING {TOKEN_COLUMNS}",
@@ -205,9 +203,7 @@ class Organisations(Generic[C]):
         return _token(row)
 
     def count_tokens(self) -> int:
-        row = self._db._read(
-            lambda c: self._db._execute(c, "SELECT COUNT(*) FROM tokens").fetchone()
-        )
+        row = self._db.read(lambda c: self._db.execute(c, "SELECT COUNT(*) FROM tokens").fetchone())
         return int(row[0]) if row else 0
 
 

@@ -91,7 +91,7 @@ ROW_BITS = 20
 MAX_BATCH = 1 << ROW_BITS
 # Advisory lock keys (arbitrary, fixed): schema migrations, partition changes, node leases.
 _MIGRATE_LOCK, _PARTITION_LOCK, _NODE_LOCK = 7_400_001, 7_400_002, 7_400_003
-# ... and the choice of new ids per table and millisecond (SQLStoreBase._new_ids)
+# ... and the choice of new ids per table and millisecond (SQLStoreBase.new_ids)
 _ID_LOCKS = {
     "handlers": 7_400_004,
     "rejected_records": 7_400_005,
@@ -250,17 +250,17 @@ class PostgresStore(
 ):
     """The Store on a PostgreSQL database, through a pool of connections."""
 
-    _DIALECT = POSTGRES
-    _GREATEST = "GREATEST"
-    _LAST_SEQ = _LAST_FINAL_SEQ
-    _HORIZON = (
+    DIALECT = POSTGRES
+    GREATEST = "GREATEST"
+    LAST_SEQ = _LAST_FINAL_SEQ
+    HORIZON = (
         "SELECT pg_snapshot_xmin(s)::text::bigint, pg_snapshot_xmax(s)::text::bigint "
         "FROM pg_current_snapshot() s"
     )
-    _EVENT_IDS_MARK = "?::bigint[]"
-    _LOCK_ROW = " FOR UPDATE"
-    _NODE_NOW = "clock_timestamp()"
-    _NODE_EXPIRED = "heartbeat < clock_timestamp() - make_interval(secs => ?)"
+    EVENT_IDS_MARK = "?::bigint[]"
+    LOCK_ROW = " FOR UPDATE"
+    NODE_NOW = "clock_timestamp()"
+    NODE_EXPIRED = "heartbeat < clock_timestamp() - make_interval(secs => ?)"
 
     def __init__(self, url: str, *, pool_size: int = 10, retention_days: float = 30.0) -> None:
         super().__init__()
@@ -292,13 +292,13 @@ class PostgresStore(
             raise _translate(exc) from exc
 
     @contextmanager
-    def _transaction(self, durable: bool = True) -> Iterator[psycopg.Connection[Any]]:
+    def transaction(self, durable: bool = True) -> Iterator[psycopg.Connection[Any]]:
         with self._connection() as conn, conn.transaction():
             if not durable:
                 conn.execute("SET LOCAL synchronous_commit = off")
             yield conn
 
-    def _read(
+    def read(
         self, work: Callable[[psycopg.Connection[Any]], T], time_limit: float | None = None
     ) -> T:
         with self._connection() as conn:
@@ -312,9 +312,9 @@ class PostgresStore(
             except QueryCanceled as exc:
                 raise QueryTimeout(time_limit) from exc
 
-    def _write(self, work: Callable[[psycopg.Connection[Any]], T]) -> T:
+    def write(self, work: Callable[[psycopg.Connection[Any]], T]) -> T:
         """Run ``work``, one write statement, in autocommit: its own transaction."""
-        return self._read(work)
+        return self.read(work)
 
     def close(self) -> None:
         self.nodes.release()
@@ -362,18 +362,18 @@ class PostgresStore(
                 return []
             return [r[0] for r in conn.execute("SELECT version FROM schema_migrations ORDER BY 1")]
 
-        return self._read(versions)
+        return self.read(versions)
 
     # -- partitions -----------------------------------------------------------
     def ensure_partitions(self, now: int | None = None) -> None:
         """Create the partitions of the longest retention window and ``PARTITIONS_AHEAD``
         days ahead, if missing: the one place partitions are made (module doc)."""
         now = now_ms() if now is None else now
-        first, today = min(self._retention_cutoffs(now)) // DAY_MS, now // DAY_MS
+        first, today = min(self.retention_cutoffs(now)) // DAY_MS, now // DAY_MS
         wanted = set(range(first, today + PARTITIONS_AHEAD + 1)) - self._days
         if not wanted:
             return
-        with self._transaction() as conn:
+        with self.transaction() as conn:
             conn.execute("SELECT pg_advisory_xact_lock(%s)", (_PARTITION_LOCK,))
             for day in sorted(wanted):
                 name = partition_name(day)
@@ -392,7 +392,7 @@ class PostgresStore(
 
     def partitions(self) -> list[str]:
         """The names of the event partitions, oldest first."""
-        rows = self._read(
+        rows = self.read(
             lambda c: c.execute(
                 "SELECT c.relname FROM pg_inherits i JOIN pg_class c ON c.oid = i.inhrelid "
                 "WHERE i.inhparent = 'events'::regclass ORDER BY 1"
@@ -400,14 +400,14 @@ class PostgresStore(
         )
         return [row[0] for row in rows]
 
-    def _retention_changed(self) -> None:
+    def retention_changed(self) -> None:
         self.ensure_partitions()  # a longer window than any before needs its days
 
     # -- events ---------------------------------------------------------------
-    def _append(self, events: Sequence[NewEvent], ids: Sequence[int]) -> list[bytes]:
+    def append(self, events: Sequence[NewEvent], ids: Sequence[int]) -> list[bytes]:
         if len(events) > MAX_BATCH:
             raise StoreError(f"at most {MAX_BATCH} events per append")
-        self._before_insert(events)
+        self.before_insert(events)
         batch = _Rows.of(events, ids, self._codec())
         if not batch.rows:
             return batch.bodies
@@ -424,13 +424,13 @@ class PostgresStore(
 
     def _insert_batch(self, batch: _Rows, ids: Sequence[int]) -> dict[tuple[int, str, str], bytes]:
         """Insert in one transaction; return the records already stored for taken keys."""
-        with self._transaction() as conn:
+        with self.transaction() as conn:
             found, taken = self._insert_rows(conn, batch, ids)
         if len(found) != taken:
             raise TryAgain("an event with this id is being purged; try again")
         return found
 
-    def _insert_events(
+    def insert_events(
         self, conn: psycopg.Connection[Any], events: Sequence[NewEvent], ids: Sequence[int]
     ) -> list[bytes]:
         batch = _Rows.of(events, ids, self._codec())
@@ -448,28 +448,28 @@ class PostgresStore(
         for taken keys, and how many keys were taken."""
         rows = batch.rows
         # Before the counts: their rows stay locked until the commit (below).
-        self._insert_device_keys(conn, device_keys(batch.events))
+        self.insert_device_keys(conn, device_keys(batch.events))
         stage(conn, rows)
         inserted = {row[0] for row in conn.execute(_APPEND).fetchall()}
         # Last in the transaction: the count rows stay locked only until the commit.
         fresh = (row for row in rows if row[0] in inserted)
-        conn.cursor().executemany(self._sql(rollup.UPSERT), rollup.deltas(fresh))
+        conn.cursor().executemany(self.sql(rollup.UPSERT), rollup.deltas(fresh))
         taken = [key for key, index in batch.first.items() if ids[index] not in inserted]
         if not taken:
             return {}, 0
         params = [list(part) for part in zip(*taken, strict=True)]
         found = {
-            (row[0], row[1], row[2]): self._served(row[3], row[4])
+            (row[0], row[1], row[2]): self.served(row[3], row[4])
             for row in conn.execute(_STORED_BY_KEY, params)
         }
         return found, len(taken)
 
-    def _insert_device_keys(self, conn: psycopg.Connection[Any], rows: Sequence[DeviceKey]) -> None:
+    def insert_device_keys(self, conn: psycopg.Connection[Any], rows: Sequence[DeviceKey]) -> None:
         """Add ``rows`` to ``device_keys`` in one statement (their columns as arrays)."""
         if rows:
             conn.execute(_INSERT_DEVICE_KEYS, [list(column) for column in zip(*rows, strict=True)])
 
-    def _read_log(
+    def read_log(
         self, after_seq: int, limit: int, organisation_ids: tuple[int, ...] | None = None
     ) -> list[LogEntry]:
         """Events after ``after_seq`` in log order, up to the safe watermark (module doc)."""
@@ -480,9 +480,9 @@ class PostgresStore(
             params.append(list(organisation_ids))
         sql += " ORDER BY seq LIMIT %s"
         params.append(limit)
-        return self._log_entries(self._read(lambda c: c.execute(sql, params).fetchall()))
+        return self._log_entries(self.read(lambda c: c.execute(sql, params).fetchall()))
 
-    def _scan_log(
+    def scan_log(
         self,
         after_seq: int,
         limit: int,
@@ -519,12 +519,12 @@ class PostgresStore(
                     return rows, None, int(last[0]) if last else 0
             return rows, (bound[0] if bound else None), 0
 
-        rows, window, end = self._read(run)
+        rows, window, end = self.read(run)
         return log_scan(self._log_entries(rows), after_seq, limit, window, upto_seq, end)
 
-    def _last_seq(self) -> int:
+    def last_seq(self) -> int:
         """The last final position: ``_read_log(_last_seq())`` returns only what comes later."""
-        row = self._read(
+        row = self.read(
             lambda c: c.execute(f"SELECT MAX(seq) FROM events WHERE seq < {_WATERMARK}").fetchone()
         )
         return int(row[0] or 0) if row else 0
@@ -535,12 +535,12 @@ class PostgresStore(
         transaction); create the partitions of the window ahead."""
         now = now_ms() if now is None else now
         self.ensure_partitions(now)
-        cutoffs = self._retention_cutoffs(now)
+        cutoffs = self.retention_cutoffs(now)
         horizon = min(cutoffs)
         deleted = self._drop_days(horizon)
         for cutoff, organisation_ids in cutoffs.items():
             if cutoff > horizon:  # per organisation: its index (organisation, ts) finds them
-                for ids in self._in_chunks(organisation_ids):
+                for ids in self.in_chunks(organisation_ids):
                     deleted += self._delete_older(cutoff, ids, chunk)
         return deleted
 
@@ -554,7 +554,7 @@ class PostgresStore(
                 continue
             if (day + 1) * DAY_MS > horizon:
                 continue
-            with self._transaction() as conn:
+            with self.transaction() as conn:
                 conn.execute("SET LOCAL lock_timeout = '5s'")
                 conn.execute("SELECT pg_advisory_xact_lock(%s)", (_PARTITION_LOCK,))
                 if conn.execute("SELECT to_regclass(%s)", (name,)).fetchone() == (None,):
@@ -584,11 +584,11 @@ class PostgresStore(
         )
         deleted = 0
         while True:
-            with self._transaction() as conn:
+            with self.transaction() as conn:
                 rows = conn.execute(delete, (cutoff, organisation_ids, chunk)).fetchall()
                 width = len(rollup.COUNTED)
                 deltas = rollup.deltas((r[:width] for r in rows), -1, rollup.COUNTED)
-                conn.cursor().executemany(self._sql(rollup.UPSERT), deltas)
+                conn.cursor().executemany(self.sql(rollup.UPSERT), deltas)
                 conn.execute(rollup.DROP_EMPTY)
                 keys = [(r[0], r[-2], r[-1]) for r in rows if r[-1] is not None]
                 if keys:
@@ -602,29 +602,27 @@ class PostgresStore(
                 return deleted
 
     # -- shared methods' hooks ------------------------------------------------
-    def _sql(self, sql: str) -> str:
+    def sql(self, sql: str) -> str:
         """psycopg's placeholders: ``?`` becomes ``%s``, a literal ``%`` ``%%``."""
         return sql.replace("%", "%%").replace("?", "%s")
 
-    def _any(self, column: str, values: tuple[int, ...]) -> tuple[str, list[object]]:
+    def any(self, column: str, values: tuple[int, ...]) -> tuple[str, list[object]]:
         return f"{column} = ANY(?)", [list(values)]
 
-    def _after_chosen_organisation_id(self, conn: psycopg.Connection[Any]) -> None:
+    def after_chosen_organisation_id(self, conn: psycopg.Connection[Any]) -> None:
         conn.execute(
             "SELECT setval(pg_get_serial_sequence('organisations', 'id'), "
             "(SELECT MAX(id) FROM organisations))"
         )
 
-    def _event_ids_param(self, event_ids: tuple[int, ...]) -> object:
+    def event_ids_param(self, event_ids: tuple[int, ...]) -> object:
         return list(event_ids)
 
-    def _event_ids(self, value: Any) -> tuple[int, ...]:
+    def event_ids(self, value: Any) -> tuple[int, ...]:
         return tuple(value)
 
     # -- event handlers -------------------------------------------------------
-    def _claim_handler_rows(
-        self, owner: str, now_ms: int, lease_ms: int, columns: str
-    ) -> list[Any]:
+    def claim_handler_rows(self, owner: str, now_ms: int, lease_ms: int, columns: str) -> list[Any]:
         """Renew ``owner``'s leases, then lease the free and expired handlers.
 
         Renewing waits for a row lock rather than skipping the row: the lock on an own
@@ -651,13 +649,13 @@ class PostgresStore(
             ).fetchall()
             return renewed + taken
 
-        return self._read(claim)
+        return self.read(claim)
 
     # -- node ids -------------------------------------------------------------
-    def _lock_nodes(self, conn: psycopg.Connection[Any]) -> None:
+    def lock_nodes(self, conn: psycopg.Connection[Any]) -> None:
         conn.execute("SELECT pg_advisory_xact_lock(%s)", (_NODE_LOCK,))
 
-    def _lock_ids(self, conn: psycopg.Connection[Any], table: str, ms: int) -> None:
+    def lock_ids(self, conn: psycopg.Connection[Any], table: str, ms: int) -> None:
         # (table, millisecond): writers in other milliseconds go on; a key of the two-int
         # form never meets the one-bigint keys above
         conn.execute("SELECT pg_advisory_xact_lock(%s, %s)", (_ID_LOCKS[table], ms & 0x7FFFFFFF))

@@ -107,16 +107,16 @@ class Quarantine(Generic[C]):
         ``[records, bytes]``."""
         usage: dict[int, list[int]] = {}
         for organisation_id in sorted(set(organisation_ids)):  # one order: no deadlock
-            self._db._execute(
+            self._db.execute(
                 conn,
                 "INSERT INTO quarantine_usage (organisation_id, records, bytes) VALUES (?, 0, 0) "
                 "ON CONFLICT (organisation_id) DO NOTHING",
                 (organisation_id,),
             )
-            row = self._db._execute(
+            row = self._db.execute(
                 conn,
                 "SELECT records, bytes FROM quarantine_usage WHERE organisation_id = ?"
-                + self._db._LOCK_ROW,
+                + self._db.LOCK_ROW,
                 (organisation_id,),
             ).fetchone()
             usage[organisation_id] = [int(row[0]), int(row[1])]
@@ -125,7 +125,7 @@ class Quarantine(Generic[C]):
     def _count_usage(self, conn: C, changes: dict[int, list[int]]) -> None:
         for organisation_id, (records, size) in changes.items():
             if records or size:
-                self._db._execute(
+                self._db.execute(
                     conn,
                     "UPDATE quarantine_usage SET records = records + ?, bytes = bytes + ? "
                     "WHERE organisation_id = ?",
@@ -140,13 +140,13 @@ class Quarantine(Generic[C]):
         kept: list[tuple[int, bool] | None] = []
         if not rejections:
             return kept
-        with self._db._transaction() as conn:
+        with self._db.transaction() as conn:
             usage = self._lock_usage(conn, (item.organisation_id for item in rejections))
             added: dict[int, list[int]] = defaultdict(lambda: [0, 0])
             # not a counter shared by all organisations: random, in the batch's order
-            fresh = iter(self._db._new_ids(conn, "rejected_records", len(rejections), now_ms()))
+            fresh = iter(self._db.new_ids(conn, "rejected_records", len(rejections), now_ms()))
             for item in rejections:
-                existing = self._db._execute(
+                existing = self._db.execute(
                     conn,
                     "SELECT id FROM rejected_records "
                     "WHERE organisation_id = ? AND provider = ? AND digest = ?",
@@ -163,7 +163,7 @@ class Quarantine(Generic[C]):
                 ):
                     kept.append(None)
                     continue
-                row = self._db._execute(
+                row = self._db.execute(
                     conn,
                     "INSERT INTO rejected_records (id, organisation_id, provider, digest, "
                     "received_ms, attempted_ms, errors, record, original_bytes) "
@@ -191,18 +191,16 @@ class Quarantine(Generic[C]):
     def usage(self, organisation_id: int) -> tuple[int, int]:
         """How many records the organisation's quarantine holds, and their bytes."""
         sql = "SELECT records, bytes FROM quarantine_usage WHERE organisation_id = ?"
-        row = self._db._read(
-            lambda conn: self._db._execute(conn, sql, (organisation_id,)).fetchone()
-        )
+        row = self._db.read(lambda conn: self._db.execute(conn, sql, (organisation_id,)).fetchone())
         return (0, 0) if row is None else (int(row[0]), int(row[1]))
 
     def _records(self, conn: C, chosen: Sequence[Sequence[Any]], order: str) -> list[Rejected]:
         """The rows ``chosen`` (``id, organisation_id, size``), in ``order``."""
         if not chosen:
             return []
-        ids, id_params = self._db._any("id", tuple(int(row[0]) for row in chosen))
-        orgs, org_params = self._db._any("organisation_id", tuple({int(row[1]) for row in chosen}))
-        rows = self._db._execute(
+        ids, id_params = self._db.any("id", tuple(int(row[0]) for row in chosen))
+        orgs, org_params = self._db.any("organisation_id", tuple({int(row[1]) for row in chosen}))
+        rows = self._db.execute(
             conn,
             f"SELECT {_COLUMNS} FROM rejected_records WHERE {orgs} AND {ids} ORDER BY id {order}",
             [*org_params, *id_params],
@@ -230,8 +228,8 @@ class Quarantine(Generic[C]):
 
         def read(conn: C) -> RejectedPage:
             sql = f"SELECT COUNT(*) FROM rejected_records{where}"
-            total = int(self._db._execute(conn, sql, params).fetchone()[0])
-            sizes = self._db._execute(
+            total = int(self._db.execute(conn, sql, params).fetchone()[0])
+            sizes = self._db.execute(
                 conn,
                 f"SELECT id, organisation_id, {_SIZE} FROM rejected_records{older} "
                 "ORDER BY id DESC LIMIT ? OFFSET ?",
@@ -242,7 +240,7 @@ class Quarantine(Generic[C]):
             records = self._records(conn, chosen, "DESC")
             return RejectedPage(records, total, int(chosen[-1][0]) if more else None)
 
-        return self._db._read(read)
+        return self._db.read(read)
 
     def count(
         self,
@@ -255,7 +253,7 @@ class Quarantine(Generic[C]):
         more = [] if truncated is None else [(_truncated(truncated), None)]
         where, params = _scope(organisation_ids, provider, *more)
         sql = f"SELECT COUNT(*) FROM rejected_records{where}"
-        return int(self._db._read(lambda conn: self._db._execute(conn, sql, params).fetchone()[0]))
+        return int(self._db.read(lambda conn: self._db.execute(conn, sql, params).fetchone()[0]))
 
     def oldest(
         self,
@@ -272,31 +270,31 @@ class Quarantine(Generic[C]):
         )
 
         def read(conn: C) -> list[Rejected]:
-            sizes = self._db._execute(conn, sql, [*params, limit]).fetchall()
+            sizes = self._db.execute(conn, sql, [*params, limit]).fetchall()
             return self._records(conn, _within(sizes, limit, max_bytes), "")
 
-        return self._db._read(read)
+        return self._db.read(read)
 
     def get(self, rejected_id: int, organisation_ids: tuple[int, ...] | None) -> Rejected | None:
         """One quarantined record, or None if absent or not in ``organisation_ids``."""
         where, params = _scope(organisation_ids, None, ("id = ?", rejected_id))
         sql = f"SELECT {_COLUMNS} FROM rejected_records{where}"
-        row = self._db._read(lambda conn: self._db._execute(conn, sql, params).fetchone())
+        row = self._db.read(lambda conn: self._db.execute(conn, sql, params).fetchone())
         return _rejected(row) if row is not None else None
 
     def release(self, rejected_ids: Sequence[int]) -> int:
         """Delete records a retry stored (or an operator discarded); how many went."""
         if not rejected_ids:
             return 0
-        condition, params = self._db._any("id", tuple(rejected_ids))
-        with self._db._transaction() as conn:
-            owners = self._db._execute(
+        condition, params = self._db.any("id", tuple(rejected_ids))
+        with self._db.transaction() as conn:
+            owners = self._db.execute(
                 conn,
                 f"SELECT DISTINCT organisation_id FROM rejected_records WHERE {condition}",
                 params,
             ).fetchall()
             self._lock_usage(conn, (int(row[0]) for row in owners))
-            gone = self._db._execute(
+            gone = self._db.execute(
                 conn,
                 f"DELETE FROM rejected_records WHERE {condition} "
                 f"RETURNING organisation_id, {_SIZE}",
@@ -311,18 +309,18 @@ class Quarantine(Generic[C]):
         """Records a retry still could not use: their new reasons, one attempt more each."""
         if not refusals:
             return
-        with self._db._transaction() as conn:
+        with self._db.transaction() as conn:
             changes = []
             for rejected_id, errors in refusals:
                 text = orjson.dumps(errors).decode()
-                row = self._db._execute(
+                row = self._db.execute(
                     conn,
                     "SELECT organisation_id, length(errors) FROM rejected_records WHERE id = ?",
                     (rejected_id,),
                 ).fetchone()
                 if row is not None:
                     changes.append((int(row[0]), len(text) - int(row[1])))
-                self._db._execute(
+                self._db.execute(
                     conn,
                     "UPDATE rejected_records SET errors = ?, attempted_ms = ?, "
                     "attempts = attempts + 1 WHERE id = ?",
@@ -336,8 +334,8 @@ class Quarantine(Generic[C]):
 
     def purge(self, before_ms: int) -> int:
         """Delete quarantined records received before ``before_ms``; how many went."""
-        with self._db._transaction() as conn:
-            owners = self._db._execute(
+        with self._db.transaction() as conn:
+            owners = self._db.execute(
                 conn,
                 "SELECT DISTINCT organisation_id FROM rejected_records WHERE received_ms < ?",
                 (before_ms,),
@@ -345,13 +343,13 @@ class Quarantine(Generic[C]):
             if not owners:
                 return 0
             self._lock_usage(conn, (int(row[0]) for row in owners))
-            sums = self._db._execute(
+            sums = self._db.execute(
                 conn,
                 f"SELECT organisation_id, COUNT(*), SUM({_SIZE}) FROM rejected_records "
                 "WHERE received_ms < ? GROUP BY organisation_id",
                 (before_ms,),
             ).fetchall()
-            deleted = self._db._execute(
+            deleted = self._db.execute(
                 conn, "DELETE FROM rejected_records WHERE received_ms < ?", (before_ms,)
             ).rowcount
             self._count_usage(

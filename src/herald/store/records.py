@@ -142,21 +142,21 @@ class RecordMethods(SQLStoreBase[C]):
 
     def _load_codec(self) -> Codec:
         with self._codec_lock:
-            rows = self._read(lambda c: c.execute("SELECT id, data FROM dictionaries").fetchall())
+            rows = self.read(lambda c: c.execute("SELECT id, data FROM dictionaries").fetchall())
             codec = Codec({int(key): bytes(data) for key, data in rows})
             self._codec_cache, self._codec_loaded = codec, time.monotonic()
             return codec
 
-    def _unpack(self, dictionary_id: int, data: bytes) -> bytes:
+    def unpack(self, dictionary_id: int, data: bytes) -> bytes:
         codec = self._codec()
         if not codec.knows(dictionary_id):  # added by another process since
             codec = self._load_codec()
         return codec.unpack(dictionary_id, data)
 
-    def _served(self, dictionary_id: int, data: bytes) -> bytes:
+    def served(self, dictionary_id: int, data: bytes) -> bytes:
         """An event row's record as served (``record.served_record``): every read path of
         events (lists, one event, the log the live stream and the handlers read) takes it."""
-        return served_record(self._unpack(dictionary_id, data))
+        return served_record(self.unpack(dictionary_id, data))
 
     def _log_entries(self, rows: Sequence[Sequence[Any]]) -> list[LogEntry]:
         """Rows of ``LOG_COLUMNS`` as log entries, their records unpacked as served."""
@@ -166,7 +166,7 @@ class RecordMethods(SQLStoreBase[C]):
         ]
 
     def _unpacker(self) -> Callable[[int, bytes], bytes]:
-        """``_unpack`` for the rows of one read, in the calling thread: the codec and each
+        """``unpack`` for the rows of one read, in the calling thread: the codec and each
         dictionary's decompressor looked up once."""
         codec = self._codec()
         known: dict[int, Callable[[bytes], bytes]] = {}
@@ -176,7 +176,7 @@ class RecordMethods(SQLStoreBase[C]):
             if decompress is not None:
                 return decompress(data)
             if dictionary_id == RAW or not codec.knows(dictionary_id):
-                return self._unpack(dictionary_id, data)
+                return self.unpack(dictionary_id, data)
             decompress = known[dictionary_id] = codec.decompressor(dictionary_id)
             return decompress(data)
 
@@ -188,23 +188,23 @@ class RecordMethods(SQLStoreBase[C]):
         about last is kept, so a row is decoded once for all of a query's lean fields."""
         last = self._last_record
         if last is None or last[0] != dictionary_id or last[1] != body:
-            last = (dictionary_id, body, orjson.loads(self._unpack(dictionary_id, body)))
+            last = (dictionary_id, body, orjson.loads(self.unpack(dictionary_id, body)))
             self._last_record = last
         return BY_NAME[name].value(last[2])
 
     def _ensure_dictionary(self) -> None:
         """The shipped dictionary, stored as id 1 (once; from the migration on). Read first:
         a read-only database that has it starts."""
-        stored = self._read(
+        stored = self.read(
             lambda c: c.execute(
-                self._sql("SELECT 1 FROM dictionaries WHERE id = ?"), (SHIPPED_ID,)
+                self.sql("SELECT 1 FROM dictionaries WHERE id = ?"), (SHIPPED_ID,)
             ).fetchone()
         )
         if stored is not None:
             return
-        with self._transaction() as conn:
+        with self.transaction() as conn:
             conn.execute(
-                self._sql(
+                self.sql(
                     "INSERT INTO dictionaries (id, data, created_ms) VALUES (?, ?, ?) "
                     "ON CONFLICT (id) DO NOTHING"
                 ),
@@ -252,14 +252,14 @@ class RecordMethods(SQLStoreBase[C]):
         checked = self.meta.get(key)  # read first: most looks write nothing
         if checked is not None and now - int(checked) < RETRAIN_EVERY_MS:
             return False
-        with self._transaction() as conn:
+        with self.transaction() as conn:
             row = conn.execute(
-                self._sql(f"SELECT value FROM meta WHERE key = ?{self._LOCK_ROW}"), (key,)
+                self.sql(f"SELECT value FROM meta WHERE key = ?{self.LOCK_ROW}"), (key,)
             ).fetchone()
             if row is not None and now - int(row[0]) < RETRAIN_EVERY_MS:
                 return False
             conn.execute(
-                self._sql(
+                self.sql(
                     "INSERT INTO meta (key, value) VALUES (?, ?) "
                     "ON CONFLICT (key) DO UPDATE SET value = excluded.value"
                 ),
@@ -269,9 +269,9 @@ class RecordMethods(SQLStoreBase[C]):
 
     def _add_dictionary(self, data: bytes) -> int:
         """Store dictionary ``data`` under the next id, which writes use from now on."""
-        with self._transaction() as conn:
+        with self.transaction() as conn:
             row = conn.execute(
-                self._sql(
+                self.sql(
                     "INSERT INTO dictionaries (id, data, created_ms) "
                     "SELECT COALESCE(MAX(id), 0) + 1, ?, ? FROM dictionaries RETURNING id"
                 ),
@@ -282,13 +282,13 @@ class RecordMethods(SQLStoreBase[C]):
 
     def sample_records(self, samples: int) -> list[bytes]:
         """The newest ``samples`` records, as served."""
-        rows = self._read(
+        rows = self.read(
             lambda c: c.execute(
-                self._sql("SELECT dictionary_id, body FROM events ORDER BY seq DESC LIMIT ?"),
+                self.sql("SELECT dictionary_id, body FROM events ORDER BY seq DESC LIMIT ?"),
                 (samples,),
             ).fetchall()
         )
-        return [self._unpack(key, data) for key, data in rows]
+        return [self.unpack(key, data) for key, data in rows]
 
     # SQLite leaves the lean columns empty (store.sql.LEAN_COLUMNS), and the device keys'
     # columns of events naming an endpoint (KEY_COLUMNS): rows written before 0016 and 0025
@@ -307,7 +307,7 @@ class RecordMethods(SQLStoreBase[C]):
     def uncompacted_events(self) -> int:
         """How many events ``compact_records`` still has to rewrite."""
         sql = f"SELECT COUNT(*) FROM events WHERE {self._uncompacted()}"
-        row = self._read(lambda c: c.execute(sql).fetchone())
+        row = self.read(lambda c: c.execute(sql).fetchone())
         return int(row[0])
 
     def compact_records(
@@ -325,22 +325,22 @@ class RecordMethods(SQLStoreBase[C]):
         if self._CLEARS_LEAN_COLUMNS:
             unkeyed = (f"{c} = CASE WHEN endpoint_id IS NULL THEN {c} END" for c in KEY_COLUMNS)
             cleared = f", {LEAN_CLEARED}, {', '.join(unkeyed)}"
-        select = self._sql(
+        select = self.sql(
             f"SELECT seq, id, ts, dictionary_id, body, organisation_id, endpoint_id, "
             f"{', '.join(KEY_COLUMNS)} FROM events "
             f"WHERE ({self._uncompacted()}) AND seq > ? ORDER BY seq LIMIT ?"
         )
-        update = self._sql(
+        update = self.sql(
             f"UPDATE events SET body = ?, dictionary_id = ?{cleared} WHERE id = ? AND ts = ?"
         )
         done, after = 0, -(1 << 63)
         while True:
-            with self._transaction() as conn:
+            with self.transaction() as conn:
                 rows = conn.execute(select, (after, chunk)).fetchall()
                 if not rows:
                     return done
                 if self._CLEARS_LEAN_COLUMNS:
-                    self._insert_device_keys(conn, held_device_keys(row[5:] for row in rows))
+                    self.insert_device_keys(conn, held_device_keys(row[5:] for row in rows))
                 cast(Any, conn).cursor().executemany(  # the same call on both drivers
                     update,
                     [
@@ -372,7 +372,7 @@ class RecordMethods(SQLStoreBase[C]):
         fields = ",".join(self.BACKFILLED)
         if self.meta.get(f"{self._BACKFILL_KEY}.done") == fields:
             return None
-        row = self._read(lambda c: c.execute("SELECT MAX(seq) FROM events").fetchone())
+        row = self.read(lambda c: c.execute("SELECT MAX(seq) FROM events").fetchone())
         newest = -(1 << 63) if row[0] is None else int(row[0])
         until = int(self.meta.set_if_absent(f"{self._BACKFILL_KEY}.until", str(newest)))
         after = int(self.meta.get(f"{self._BACKFILL_KEY}.after") or -(1 << 63))
@@ -391,8 +391,8 @@ class RecordMethods(SQLStoreBase[C]):
         )
         if limit is not None:
             inner += f" LIMIT {int(limit)}"
-        sql = self._sql(f"SELECT COUNT(*) FROM ({inner}) AS pending")
-        row = self._read(lambda c: c.execute(sql, bounds).fetchone())
+        sql = self.sql(f"SELECT COUNT(*) FROM ({inner}) AS pending")
+        row = self.read(lambda c: c.execute(sql, bounds).fetchone())
         return int(row[0])
 
     def backfill_fields(
@@ -407,13 +407,13 @@ class RecordMethods(SQLStoreBase[C]):
             return 0
         after, until = bounds
         columns = ", ".join(self.BACKFILLED)
-        select = self._sql(
+        select = self.sql(
             f"SELECT seq, id, ts, dictionary_id, body, {columns} FROM events "
             f"WHERE ({self._backfill_condition()}) AND seq > ? AND seq <= ? ORDER BY seq LIMIT ?"
         )
         assignments = ", ".join(f"{column} = ?" for column in self.BACKFILLED)
-        update = self._sql(f"UPDATE events SET {assignments} WHERE id = ? AND ts = ?")
-        position = self._sql(
+        update = self.sql(f"UPDATE events SET {assignments} WHERE id = ? AND ts = ?")
+        position = self.sql(
             "INSERT INTO meta (key, value) VALUES (?, ?) "
             "ON CONFLICT (key) DO UPDATE SET value = excluded.value"
         )
@@ -421,7 +421,7 @@ class RecordMethods(SQLStoreBase[C]):
         unpack = self._unpacker()
         changed = 0
         while True:
-            with self._transaction() as conn:
+            with self.transaction() as conn:
                 rows = conn.execute(select, (after, until, chunk)).fetchall()
                 if not rows:
                     conn.execute(

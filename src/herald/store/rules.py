@@ -115,14 +115,14 @@ class RuleRepository(Generic[C]):
 
     def _select(self, sql: str, params: Sequence[object], columns: str) -> list[dict[str, Any]]:
         store = self._store
-        return store._read(lambda c: self._named(store._execute(c, sql, params), columns))
+        return store.read(lambda c: self._named(store.execute(c, sql, params), columns))
 
     def _scoped(
         self, sql: str, params: list[object], organisation_ids: tuple[int, ...] | None
     ) -> tuple[str, list[object]]:
         if organisation_ids is None:
             return sql, params
-        condition, values = self._store._any("organisation_id", organisation_ids)
+        condition, values = self._store.any("organisation_id", organisation_ids)
         return f"{sql} AND {condition}", [*params, *values]
 
     # -- rules ----------------------------------------------------------------
@@ -137,14 +137,14 @@ class RuleRepository(Generic[C]):
         absence over every event also knows the silent devices: ``_seed``); LimitReached
         if the organisation has ``max_rules`` already."""
         store, created = self._store, now_ms()
-        with store._transaction() as conn:
+        with store.transaction() as conn:
             if max_rules is not None:  # counted under the organisation's lock: no race
-                store._execute(
+                store.execute(
                     conn,
-                    f"SELECT id FROM organisations WHERE id = ?{store._LOCK_ROW}",
+                    f"SELECT id FROM organisations WHERE id = ?{store.LOCK_ROW}",
                     (organisation_id,),
                 ).fetchone()
-                count = store._execute(
+                count = store.execute(
                     conn, "SELECT COUNT(*) FROM rules WHERE organisation_id = ?", (organisation_id,)
                 ).fetchone()
                 if count is not None and int(count[0]) >= max_rules:
@@ -152,11 +152,11 @@ class RuleRepository(Generic[C]):
                         f"the organisation has {int(count[0])} rules, the most it may have "
                         f"(HERALD_MAX_RULES_PER_ORGANISATION={max_rules}); delete one first"
                     )
-            (rule_id,) = store._new_ids(conn, "rules", 1, created)
-            store._execute(
+            (rule_id,) = store.new_ids(conn, "rules", 1, created)
+            store.execute(
                 conn,
                 f"INSERT INTO rules ({_RULE_COLUMNS}) VALUES (?, ?, ?, ?, ?, ?, ?, ?, 1, "
-                f"({store._LAST_SEQ}), ?, ?)",
+                f"({store.LAST_SEQ}), ?, ?)",
                 (rule_id, organisation_id, *_spec_values(spec), created, created),
             )
             self._seed(conn, rule_id, organisation_id, spec, max_groups)
@@ -173,7 +173,7 @@ class RuleRepository(Generic[C]):
         if condition.kind != "absence" or spec.group != "endpoint" or spec.q:
             return
         store = self._store
-        rows = store._execute(
+        rows = store.execute(
             conn,
             "SELECT endpoint_key, last_event_ms FROM device_states WHERE organisation_id = ? "
             "ORDER BY last_event_ms DESC LIMIT ?",
@@ -191,7 +191,7 @@ class RuleRepository(Generic[C]):
         ]
         if seeded:
             cast(Any, conn).cursor().executemany(
-                store._sql(_UPSERT_GROUP), [_group_values(g) for g in seeded]
+                store.sql(_UPSERT_GROUP), [_group_values(g) for g in seeded]
             )
 
     def get(self, rule_id: int, organisation_ids: tuple[int, ...] | None = None) -> Rule | None:
@@ -232,10 +232,10 @@ class RuleRepository(Generic[C]):
             sql, params = self._scoped(
                 "SELECT revision FROM rules WHERE id = ?", [rule.id], organisation_ids
             )
-            row = store._execute(conn, sql + store._LOCK_ROW, params).fetchone()
+            row = store.execute(conn, sql + store.LOCK_ROW, params).fetchone()
             if row is None:
                 raise NotFound(f"no rule {rule.id}")
-            found = store._execute(
+            found = store.execute(
                 conn,
                 "SELECT group_key, episode FROM rule_groups WHERE rule_id = ? AND firing",
                 (rule.id,),
@@ -243,15 +243,15 @@ class RuleRepository(Generic[C]):
             resolved = {(str(key), int(episode)) for key, episode in found}
             if int(row[0]) != rule.revision or not resolved <= set(firing):
                 return None
-            store._execute(conn, "DELETE FROM rule_groups WHERE rule_id = ?", (rule.id,))
+            store.execute(conn, "DELETE FROM rule_groups WHERE rule_id = ?", (rule.id,))
             if spec is None:
-                store._execute(conn, "DELETE FROM rules WHERE id = ?", (rule.id,))
+                store.execute(conn, "DELETE FROM rules WHERE id = ?", (rule.id,))
                 return resolved
-            store._execute(
+            store.execute(
                 conn,
                 "UPDATE rules SET name = ?, q = ?, group_by = ?, condition = ?, "
                 "hold_down_ms = ?, enabled = ?, revision = revision + 1, "
-                f"after_seq = ({store._LAST_SEQ}), updated_ms = ? WHERE id = ?",
+                f"after_seq = ({store.LAST_SEQ}), updated_ms = ? WHERE id = ?",
                 (*_spec_values(spec), now_ms(), rule.id),
             )
             self._seed(conn, rule.id, rule.organisation_id, spec, max_groups)
@@ -274,7 +274,7 @@ class RuleRepository(Generic[C]):
                     chunk = wanted[start : start + 500]
                     marks = ", ".join("?" * len(chunk))
                     rows += self._named(
-                        store._execute(
+                        store.execute(
                             conn,
                             f"SELECT {_GROUP_COLUMNS} FROM rule_groups WHERE rule_id = ? "
                             f"AND group_key IN ({marks})",
@@ -284,14 +284,14 @@ class RuleRepository(Generic[C]):
                     )
             return rows
 
-        found = [_group(row) for row in store._read(read)] if by_rule else []
+        found = [_group(row) for row in store.read(read)] if by_rule else []
         return {(group.rule_id, group.key): group for group in found}
 
     def due(self, now: int, limit: int = 10_000) -> list[Key]:
         """The groups whose condition time alone may have changed by ``now`` (the timer
         pass)."""
         sql = "SELECT rule_id, group_key FROM rule_groups WHERE due_ms <= ? ORDER BY due_ms LIMIT ?"
-        rows = self._store._read(lambda c: self._store._execute(c, sql, (now, limit)).fetchall())
+        rows = self._store.read(lambda c: self._store.execute(c, sql, (now, limit)).fetchall())
         return [(int(rule_id), str(key)) for rule_id, key in rows]
 
     def group_counts(self, organisation_ids: tuple[int, ...] | None = None) -> dict[int, int]:
@@ -299,8 +299,8 @@ class RuleRepository(Generic[C]):
         sql, params = self._scoped(
             "SELECT rule_id, COUNT(*) FROM rule_groups WHERE TRUE", [], organisation_ids
         )
-        rows = self._store._read(
-            lambda c: self._store._execute(c, sql + " GROUP BY rule_id", params).fetchall()
+        rows = self._store.read(
+            lambda c: self._store.execute(c, sql + " GROUP BY rule_id", params).fetchall()
         )
         return {int(rule_id): int(count) for rule_id, count in rows}
 
@@ -318,10 +318,10 @@ class RuleRepository(Generic[C]):
         sql = f"SELECT {columns} FROM rule_groups g JOIN rules r ON r.id = g.rule_id WHERE g.firing"
         params: list[object] = []
         if organisation_ids is not None:
-            condition, params = self._store._any("g.organisation_id", organisation_ids)
+            condition, params = self._store.any("g.organisation_id", organisation_ids)
             sql += f" AND {condition}"
-        rows = self._store._read(
-            lambda c: self._store._execute(
+        rows = self._store.read(
+            lambda c: self._store.execute(
                 c, sql + " ORDER BY g.fired_ms, g.rule_id, g.group_key", params
             ).fetchall()
         )
@@ -342,8 +342,8 @@ class RuleRepository(Generic[C]):
     # -- the evaluator's step -------------------------------------------------
     def position(self) -> int:
         """The log position the groups include."""
-        row = self._store._read(
-            lambda c: self._store._execute(
+        row = self._store.read(
+            lambda c: self._store.execute(
                 c, "SELECT cursor_seq FROM rule_position WHERE name = ?", (POSITION,)
             ).fetchone()
         )
@@ -351,8 +351,8 @@ class RuleRepository(Generic[C]):
 
     def stamped_position(self) -> tuple[int, int]:
         """The position and the stamp of the step that wrote the groups last (0: none has)."""
-        rows = self._store._read(
-            lambda c: self._store._execute(
+        rows = self._store.read(
+            lambda c: self._store.execute(
                 c,
                 "SELECT name, cursor_seq FROM rule_position WHERE name IN (?, ?)",
                 (POSITION, STAMP),
@@ -366,7 +366,7 @@ class RuleRepository(Generic[C]):
         longer the one read."""
         store = self._store
         if stamp is None:
-            store._execute(
+            store.execute(
                 conn,
                 "INSERT INTO rule_position (name, cursor_seq) VALUES (?, ?) "
                 "ON CONFLICT (name) DO UPDATE SET cursor_seq = excluded.cursor_seq",
@@ -374,13 +374,13 @@ class RuleRepository(Generic[C]):
             )
             return True
         read, new = stamp
-        moved = store._execute(
+        moved = store.execute(
             conn,
             "UPDATE rule_position SET cursor_seq = ? WHERE name = ? AND cursor_seq = ?",
             (new, STAMP, read),
         ).rowcount
         if moved == 0 and read == 0:  # no step has written one yet
-            moved = store._execute(
+            moved = store.execute(
                 conn,
                 "INSERT INTO rule_position (name, cursor_seq) VALUES (?, ?) "
                 "ON CONFLICT (name) DO NOTHING",
@@ -411,7 +411,7 @@ class RuleRepository(Generic[C]):
         def save(conn: C) -> set[int] | None:
             if not self._restamp(conn, stamp):
                 return None
-            moved = store._execute(
+            moved = store.execute(
                 conn,
                 "UPDATE rule_position SET cursor_seq = ? WHERE name = ? AND cursor_seq <= ?",
                 (cursor_seq, POSITION, after_seq),
@@ -423,21 +423,21 @@ class RuleRepository(Generic[C]):
             for start in range(0, len(touched), 500):
                 chunk = touched[start : start + 500]
                 marks = ", ".join("?" * len(chunk))
-                rows = store._execute(
+                rows = store.execute(
                     conn,
-                    f"SELECT id, revision FROM rules WHERE id IN ({marks}){store._LOCK_ROW}",
+                    f"SELECT id, revision FROM rules WHERE id IN ({marks}){store.LOCK_ROW}",
                     chunk,
                 ).fetchall()
                 current |= {int(i) for i, rev in rows if revisions.get(int(i)) == int(rev)}
             kept = [g for g in groups if g.rule_id in current]
             if kept:  # both drivers' cursors batch this (psycopg in one pipeline)
                 cast(Any, conn).cursor().executemany(
-                    store._sql(_UPSERT_GROUP), [_group_values(g) for g in kept]
+                    store.sql(_UPSERT_GROUP), [_group_values(g) for g in kept]
                 )
             gone = [key for key in dropped if key[0] in current]
             if gone:
                 cast(Any, conn).cursor().executemany(
-                    store._sql("DELETE FROM rule_groups WHERE rule_id = ? AND group_key = ?"), gone
+                    store.sql("DELETE FROM rule_groups WHERE rule_id = ? AND group_key = ?"), gone
                 )
             return current
 

@@ -99,15 +99,15 @@ class SQLiteStore(
 ):
     """The Store on one SQLite file."""
 
-    _DIALECT = SQLITE
+    DIALECT = SQLITE
     _CLEARS_LEAN_COLUMNS = True
-    _GREATEST = "MAX"
-    _LAST_SEQ = "SELECT COALESCE(MAX(seq), 0) FROM events"
-    _HORIZON = None  # one writer, positions in commit order: a commit is readable at once
-    _EVENT_IDS_MARK = "?"  # a JSON array in a TEXT column
-    _LOCK_ROW = ""  # writes are serialised: BEGIN IMMEDIATE holds the only write lock
-    _NODE_NOW = "CAST((julianday('now') - 2440587.5) * 86400000 AS INTEGER)"
-    _NODE_EXPIRED = f"heartbeat < {_NODE_NOW} - ? * 1000"
+    GREATEST = "MAX"
+    LAST_SEQ = "SELECT COALESCE(MAX(seq), 0) FROM events"
+    HORIZON = None  # one writer, positions in commit order: a commit is readable at once
+    EVENT_IDS_MARK = "?"  # a JSON array in a TEXT column
+    LOCK_ROW = ""  # writes are serialised: BEGIN IMMEDIATE holds the only write lock
+    NODE_NOW = "CAST((julianday('now') - 2440587.5) * 86400000 AS INTEGER)"
+    NODE_EXPIRED = f"heartbeat < {NODE_NOW} - ? * 1000"
 
     def __init__(self, url: str, synchronous: str = "FULL", retention_days: float = 30.0) -> None:
         super().__init__()
@@ -161,7 +161,7 @@ class SQLiteStore(
             return self._connect()
 
     @contextmanager
-    def _transaction(self, durable: bool = True) -> Iterator[sqlite3.Connection]:
+    def transaction(self, durable: bool = True) -> Iterator[sqlite3.Connection]:
         """The writer connection inside ``BEGIN IMMEDIATE ... COMMIT``; not ``durable``, the
         commit runs with ``synchronous = NORMAL`` (in WAL mode: no fsync)."""
         with self._write_lock, self._synchronous_level(durable):
@@ -193,7 +193,7 @@ class SQLiteStore(
         finally:
             self._writer.execute(f"PRAGMA synchronous = {self._synchronous}")
 
-    def _read(self, work: Callable[[sqlite3.Connection], T], time_limit: float | None = None) -> T:
+    def read(self, work: Callable[[sqlite3.Connection], T], time_limit: float | None = None) -> T:
         conn = self._borrow_reader()
         if time_limit is not None:
             deadline = time.monotonic() + time_limit
@@ -275,19 +275,19 @@ class SQLiteStore(
                 return []
             return [r[0] for r in conn.execute("SELECT version FROM schema_migrations ORDER BY 1")]
 
-        return self._read(versions)
+        return self.read(versions)
 
     def partitions(self) -> list[str]:
         """None: SQLite keeps the log in one table."""
         return []
 
     # -- events ---------------------------------------------------------------
-    def _append(self, events: Sequence[NewEvent], ids: Sequence[int]) -> list[bytes]:
-        self._before_insert(events)
-        with self._transaction() as conn:
-            return self._insert_events(conn, events, ids)
+    def append(self, events: Sequence[NewEvent], ids: Sequence[int]) -> list[bytes]:
+        self.before_insert(events)
+        with self.transaction() as conn:
+            return self.insert_events(conn, events, ids)
 
-    def _insert_events(
+    def insert_events(
         self, conn: sqlite3.Connection, events: Sequence[NewEvent], ids: Sequence[int]
     ) -> list[bytes]:
         bodies = [stored_body(event, event_id) for event, event_id in zip(events, ids, strict=True)]
@@ -315,7 +315,7 @@ class SQLiteStore(
         maintenance, which may meet rows deleted since, writes them all)."""
         known = self._known_keys
         fresh = [row for row in rows if row not in known]
-        self._insert_device_keys(conn, fresh)
+        self.insert_device_keys(conn, fresh)
         if len(known) + len(fresh) > _KNOWN_DEVICE_KEYS:
             known.clear()  # the fleet outgrew it: start again (a row written twice is left)
         known.update(fresh)
@@ -339,12 +339,12 @@ class SQLiteStore(
                     (organisation_id, provider, *chunk),
                 )
                 for external_id, dictionary_id, body in rows:
-                    found[(organisation_id, provider, external_id)] = self._served(
+                    found[(organisation_id, provider, external_id)] = self.served(
                         dictionary_id, body
                     )
         return found
 
-    def _read_log(
+    def read_log(
         self, after_seq: int, limit: int, organisation_ids: tuple[int, ...] | None = None
     ) -> list[LogEntry]:
         sql = f"SELECT {LOG_COLUMNS} FROM events WHERE seq > ?"
@@ -354,9 +354,9 @@ class SQLiteStore(
             params.extend(organisation_ids)
         sql += " ORDER BY seq LIMIT ?"
         params.append(limit)
-        return self._log_entries(self._read(lambda c: c.execute(sql, params).fetchall()))
+        return self._log_entries(self.read(lambda c: c.execute(sql, params).fetchall()))
 
-    def _scan_log(
+    def scan_log(
         self,
         after_seq: int,
         limit: int,
@@ -385,11 +385,11 @@ class SQLiteStore(
             values = [*bounds, *organisation_ids, *params, limit]
             return conn.execute(sql, values).fetchall(), window, end if matching else 0
 
-        rows, window, end = self._read(run)
+        rows, window, end = self.read(run)
         return log_scan(self._log_entries(rows), after_seq, limit, window, upto_seq, end)
 
-    def _last_seq(self) -> int:
-        row = self._read(lambda c: c.execute("SELECT MAX(seq) FROM events").fetchone())
+    def last_seq(self) -> int:
+        row = self.read(lambda c: c.execute("SELECT MAX(seq) FROM events").fetchone())
         return int(row[0] or 0)
 
     def purge(self, now: int | None = None, chunk: int = 10_000) -> int:
@@ -397,10 +397,10 @@ class SQLiteStore(
         row of the log: SQLite gives the next row the largest seq + 1, so deleting it would
         give its position again, past some handler's cursor (it goes with a later purge)."""
         deleted = 0
-        for cutoff, organisation_ids in self._retention_cutoffs(
+        for cutoff, organisation_ids in self.retention_cutoffs(
             now_ms() if now is None else now
         ).items():
-            for ids in self._in_chunks(organisation_ids):  # each by its index (org, ts)
+            for ids in self.in_chunks(organisation_ids):  # each by its index (org, ts)
                 deleted += self._delete_older(cutoff, ids, chunk)
         return deleted
 
@@ -410,7 +410,7 @@ class SQLiteStore(
         marks = ", ".join("?" * len(organisation_ids))
         deleted = 0
         while True:
-            with self._transaction() as conn:
+            with self.transaction() as conn:
                 doomed = conn.execute(
                     f"SELECT seq, {', '.join(rollup.COUNTED)} FROM events "
                     f"WHERE ts < ? AND organisation_id IN ({marks}) "
@@ -429,17 +429,15 @@ class SQLiteStore(
                 return deleted
 
     # -- shared methods' hooks ------------------------------------------------
-    def _event_ids_param(self, event_ids: tuple[int, ...]) -> object:
+    def event_ids_param(self, event_ids: tuple[int, ...]) -> object:
         return orjson.dumps(event_ids).decode()
 
-    def _event_ids(self, value: Any) -> tuple[int, ...]:
+    def event_ids(self, value: Any) -> tuple[int, ...]:
         return tuple(orjson.loads(value))
 
     # -- event handlers -------------------------------------------------------
-    def _claim_handler_rows(
-        self, owner: str, now_ms: int, lease_ms: int, columns: str
-    ) -> list[Any]:
-        with self._transaction() as conn:
+    def claim_handler_rows(self, owner: str, now_ms: int, lease_ms: int, columns: str) -> list[Any]:
+        with self.transaction() as conn:
             conn.execute(
                 "UPDATE handlers SET owner = ?, lease_until_ms = ? WHERE enabled "
                 "AND (owner IS NULL OR owner = ? OR lease_until_ms < ?)",

@@ -104,10 +104,10 @@ class Usage(Generic[C]):
             return []
         kept: dict[Key, int] = {}
         fresh: dict[Key, UsageRecord] = {}
-        with self._db._transaction() as conn:
+        with self._db.transaction() as conn:
             for begin in range(0, len(records), CHUNK):
                 chunk = records[begin : begin + CHUNK]
-                rows = self._db._execute(
+                rows = self._db.execute(
                     conn,
                     f"INSERT INTO usage_records ({_COLUMNS}) VALUES "
                     f"{', '.join([_ROW] * len(chunk))} ON CONFLICT "
@@ -140,12 +140,12 @@ class Usage(Generic[C]):
                 refused = [kept.pop(key) for key in over]
                 for key in over:
                     del fresh[key]
-                for ids in self._db._in_chunks(refused):
-                    condition, params = self._db._any("id", tuple(ids))
-                    self._db._execute(conn, f"DELETE FROM usage_records WHERE {condition}", params)
+                for ids in self._db.in_chunks(refused):
+                    condition, params = self._db.any("id", tuple(ids))
+                    self._db.execute(conn, f"DELETE FROM usage_records WHERE {condition}", params)
             if sums:  # both drivers' cursors batch this (psycopg in one pipeline)
                 cast(Any, conn).cursor().executemany(
-                    self._db._sql(_ADD), [(*where, *added) for where, added in sums.items()]
+                    self._db.sql(_ADD), [(*where, *added) for where, added in sums.items()]
                 )
         answered: set[Key] = set()
         result: list[tuple[int, bool] | None] = []
@@ -169,10 +169,10 @@ class Usage(Generic[C]):
             condition = " OR ".join(
                 ["(organisation_id = ? AND endpoint_id = ? AND day = ?)"] * len(part)
             )
-            rows = self._db._execute(
+            rows = self._db.execute(
                 conn,
                 f"SELECT organisation_id, endpoint_id, day, {_SUMS} FROM usage_daily "
-                f"WHERE {condition}{self._db._LOCK_ROW}",
+                f"WHERE {condition}{self._db.LOCK_ROW}",
                 [value for day in part for value in day],
             ).fetchall()
             found.update({(int(r[0]), int(r[1]), int(r[2])): [int(v) for v in r[3:]] for r in rows})
@@ -187,7 +187,7 @@ class Usage(Generic[C]):
         for (organisation_id, provider), record_ids in by_source.items():
             for begin in range(0, len(record_ids), CHUNK):
                 part = record_ids[begin : begin + CHUNK]
-                rows = self._db._execute(
+                rows = self._db.execute(
                     conn,
                     "SELECT record_id, id FROM usage_records WHERE organisation_id = ? "
                     f"AND provider = ? AND record_id IN ({', '.join('?' * len(part))})",
@@ -201,8 +201,8 @@ class Usage(Generic[C]):
     ) -> list[DailyUsage]:
         """The endpoint's summed usage records of the days ``first_day``..``last_day``
         (only days that have any), by day."""
-        rows = self._db._read(
-            lambda c: self._db._execute(
+        rows = self._db.read(
+            lambda c: self._db.execute(
                 c,
                 f"SELECT {_DAILY} FROM usage_daily WHERE organisation_id = ? "
                 "AND endpoint_id = ? AND day >= ? AND day <= ? ORDER BY day",
@@ -213,8 +213,8 @@ class Usage(Generic[C]):
 
     def since(self, organisation_id: int, endpoint_id: int, since_ms: int) -> list[Traffic]:
         """The endpoint's usage records that ended at or after ``since_ms``."""
-        rows = self._db._read(
-            lambda c: self._db._execute(
+        rows = self._db.read(
+            lambda c: self._db.execute(
                 c,
                 "SELECT end_ms, traffic_type, rx, tx, total FROM usage_records "
                 "WHERE organisation_id = ? AND endpoint_id = ? AND end_ms >= ? ORDER BY end_ms",
@@ -228,8 +228,8 @@ class Usage(Generic[C]):
     ) -> list[bytes]:
         """The endpoint's usage records as the provider sent them that ended in
         ``[start_ms, end_ms)``, newest first, at most ``limit``."""
-        rows = self._db._read(
-            lambda c: self._db._execute(
+        rows = self._db.read(
+            lambda c: self._db.execute(
                 c,
                 "SELECT record FROM usage_records WHERE organisation_id = ? AND endpoint_id = ? "
                 "AND end_ms >= ? AND end_ms < ? ORDER BY end_ms DESC, id DESC LIMIT ?",
@@ -243,8 +243,8 @@ class Usage(Generic[C]):
     ) -> list[tuple[int, int, bytes]]:
         """(day, traffic type, record as sent) of the endpoint's usage records of the days
         ``first_day``..``last_day``, the newest day first, at most ``limit``."""
-        rows = self._db._read(
-            lambda c: self._db._execute(
+        rows = self._db.read(
+            lambda c: self._db.execute(
                 c,
                 "SELECT day, traffic_type, record FROM usage_records WHERE organisation_id = ? "
                 "AND endpoint_id = ? AND day >= ? AND day <= ? ORDER BY day DESC LIMIT ?",
@@ -258,15 +258,15 @@ class Usage(Generic[C]):
     ) -> list[tuple[int, bytes]]:
         """(time, stored record) of the endpoint's Delete PDP Context events in
         ``[start_ms, end_ms)``: the closed sessions, with their volume in the record."""
-        rows = self._db._read(
-            lambda c: self._db._execute(
+        rows = self._db.read(
+            lambda c: self._db.execute(
                 c,
                 "SELECT ts, dictionary_id, body FROM events WHERE organisation_id = ? "
                 "AND endpoint_id = ? AND ts >= ? AND ts < ? AND type_id = ? ORDER BY ts, id",
                 (organisation_id, endpoint_id, start_ms, end_ms, DELETE_PDP_CONTEXT),
             ).fetchall()
         )
-        return [(int(row[0]), self._db._unpack(row[1], bytes(row[2]))) for row in rows]
+        return [(int(row[0]), self._db.unpack(row[1], bytes(row[2]))) for row in rows]
 
     def organisation(
         self, organisation_ids: tuple[int, ...] | None, endpoint_id: int
@@ -281,7 +281,7 @@ class Usage(Generic[C]):
         def probe(conn: C) -> int | None:
             for organisation_id in candidates:
                 for table in ("usage_daily", "events"):
-                    found = self._db._execute(
+                    found = self._db.execute(
                         conn,
                         f"SELECT 1 FROM {table} WHERE organisation_id = ? AND endpoint_id = ? "
                         "LIMIT 1",
@@ -291,23 +291,23 @@ class Usage(Generic[C]):
                         return organisation_id
             return None
 
-        return self._db._read(probe)
+        return self._db.read(probe)
 
     def purge(self, now_ms: int) -> int:
         """Delete the usage of the days that have left their organisation's retention window
         (whole UTC days: records and sums go together, so the sums stay those of the kept
         records); how many records went."""
         deleted = 0
-        for cutoff, organisation_ids in self._db._retention_cutoffs(now_ms).items():
+        for cutoff, organisation_ids in self._db.retention_cutoffs(now_ms).items():
             first_kept_day = cutoff // DAY_MS
-            for ids in self._db._in_chunks(organisation_ids):
-                condition, params = self._db._any("organisation_id", tuple(ids))
-                with self._db._transaction() as conn:
+            for ids in self._db.in_chunks(organisation_ids):
+                condition, params = self._db.any("organisation_id", tuple(ids))
+                with self._db.transaction() as conn:
                     args: list[Any] = [*params, first_kept_day]
-                    deleted += self._db._execute(
+                    deleted += self._db.execute(
                         conn, f"DELETE FROM usage_records WHERE {condition} AND day < ?", args
                     ).rowcount
-                    self._db._execute(
+                    self._db.execute(
                         conn, f"DELETE FROM usage_daily WHERE {condition} AND day < ?", args
                     )
         return deleted
