@@ -40,6 +40,12 @@ QUERY_SECONDS = Histogram(
     buckets=(0.001, 0.0025, 0.005, 0.01, 0.025, 0.05, 0.1, 0.25, 0.5, 1, 2.5, 5),
     registry=REGISTRY,
 )
+RULE_GROUPS_REFUSED = Counter(
+    "herald_rule_groups_refused",
+    "Groups a rule refused to evaluate: it tracked HERALD_MAX_GROUPS_PER_RULE groups already "
+    "(each group counted once until the rule changes).",
+    registry=REGISTRY,
+)
 DELIVERIES = Counter(
     "herald_deliveries",
     "Webhook requests by outcome: delivered, retry, rejected, disabled.",

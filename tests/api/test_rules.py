@@ -13,9 +13,14 @@ import pytest
 from herald.timefmt import format_ms, now_ms
 from tests.delivery.receiver import Receiver, receiving, start_delivery_in_process
 from tests.support.inproc import InProcessHerald
+from tests.support.waiting import wait_until
 
 MARKER = 10_077  # a custom type only the marker rule counts
-RULES_ENV = {"HERALD_RULES_POLL_SECONDS": "0.05", "HERALD_MAX_RULES_PER_ORGANISATION": "5"}
+RULES_ENV = {
+    "HERALD_RULES_POLL_SECONDS": "0.05",
+    "HERALD_MAX_RULES_PER_ORGANISATION": "5",
+    "HERALD_MAX_GROUPS_PER_RULE": "3",
+}
 PERMISSIONS = ("rule:manage", "event:create", "event:read", "handler:manage")
 
 
@@ -164,6 +169,14 @@ def test_each_kind_fires_is_delivered_resolves_and_is_held_down(
         assert listed[threshold["id"]]["groups"] == 1
         assert listed[threshold["id"]]["group_limit_reached"] is False
 
+        # a new name or hold-down keeps the rule's groups and alerts
+        renamed = client.patch(
+            f"/rule/{threshold['id']}", json={"name": "heavy users", "hold_down_seconds": 60}
+        )
+        assert renamed.status_code == 200, renamed.text
+        assert renamed.json()["revision"] == 1
+        assert client.get(f"/rule/{threshold['id']}").json()["alerts"] == 1
+
         # a change resolves the alert the rule has open, saying why
         bigger = {"condition": {"kind": "threshold", "megabytes": 500, "period": "day"}}
         client.patch(f"/rule/{threshold['id']}", json=bigger).raise_for_status()
@@ -254,3 +267,85 @@ def test_a_preview_tells_how_often_a_rule_would_have_fired(rules_server: InProce
         too_long = client.post("/rule/preview", json={**body, "from": "2020-01-01T00:00:00Z"})
         assert too_long.status_code == 422
         assert too_long.json()["errors"][0]["field"] == "from"
+
+
+def _usage_record(record_id: int, endpoint: int, total: str) -> dict[str, Any]:
+    """A 1NCE data usage record of ``total`` MB that ended a second ago."""
+    end = now_ms() - 1000
+    return {
+        "id": record_id,
+        "traffic_type": {"id": 5, "description": "Data"},
+        "start_timestamp": format_ms(end - 60_000),
+        "end_timestamp": format_ms(end),
+        "endpoint": {"id": endpoint},
+        "volume": {"total": total, "rx": total, "tx": "0"},
+    }
+
+
+def test_a_threshold_counts_the_usage_the_usage_route_shows(rules_server: InProcessHerald) -> None:
+    server = rules_server
+    a = server.create_org("Acme IoT")
+    token = server.create_token(a, "rule:manage", "event:create", "event:read", "ingest:1nce")
+    with server.client(token) as client:
+        rule = make_rule(
+            client, name="heavy", condition={"kind": "threshold", "megabytes": 1, "period": "day"}
+        )
+        # endpoint 41: usage records of 1.5 MB today, and a session of 0.25 MB they include;
+        # endpoint 42: sessions only, 1.25 MB; endpoint 43: 0.5 MB, below the threshold
+        records = [_usage_record(9100 + i, 41, "0.750000") for i in range(2)]
+        assert client.post("/ingest/1nce", json=records).json()["stored"] == 2
+        session = {"detail": {"volume": {"rx": 0.25, "tx": 0, "total": 0.25}}}
+        heavy = {"detail": {"volume": {"rx": 1, "tx": 0.25, "total": 1.25}}}
+        light = {"detail": {"volume": {"rx": 0.5, "tx": 0, "total": 0.5}}}
+        post(client, event(5, 41, **session), event(5, 42, **heavy), event(5, 43, **light))
+
+        def fired() -> dict[str, float]:
+            found = client.get("/event", params={"q": "type:2200", "per_page": 100}).json()
+            return {
+                f["detail"]["group"]["key"]: f["detail"]["megabytes"]
+                for f in found
+                if f["detail"]["rule"]["id"] == rule["id"]
+            }
+
+        wait_until(lambda: len(fired()) == 2, 30, lambda: str(fired()))
+        by_rule = fired()
+        for endpoint in ("41", "42"):
+            daily = client.get(f"/endpoint/{endpoint}/stats/daily").json()
+            today = [day for day in daily if day["date"] == format_ms(now_ms())[:10]]
+            assert by_rule[endpoint] == today[0]["data"]["volume"], (endpoint, daily)
+        assert by_rule == {"41": 1.5, "42": 1.25}
+
+
+def test_the_groups_a_rule_refuses_at_its_limit_are_shown(rules_server: InProcessHerald) -> None:
+    server = rules_server
+    a = server.create_org("Acme IoT")
+    with server.client(server.create_token(a, "rule:manage", "event:create")) as client:
+        rule = make_rule(
+            client,
+            name="any attach failure",
+            q="type:7",
+            condition={"kind": "count", "count": 1, "window_seconds": 600},
+        )
+        assert (rule["groups_refused"], rule["refused_since"]) == (0, None)
+        post(client, *[event(7, endpoint) for endpoint in range(1, 6)])  # five endpoints
+
+        def shown() -> dict[str, Any]:
+            found: dict[str, Any] = client.get(f"/rule/{rule['id']}").json()
+            return found
+
+        wait_until(lambda: shown()["groups_refused"] == 2, 30, lambda: str(shown()))
+        post(client, *[event(7, endpoint) for endpoint in range(4, 7)])  # 4, 5 again; 6
+        wait_until(lambda: shown()["groups_refused"] == 3, 30, lambda: str(shown()))
+        state = shown()
+        assert (state["groups"], state["group_limit_reached"], state["alerts"]) == (3, True, 3)
+        assert state["refused_since"] is not None
+        (listed,) = client.get("/rule").json()
+        assert listed["groups_refused"] == 3
+        renamed = client.patch(f"/rule/{rule['id']}", json={"name": "attach failures"}).json()
+        assert (renamed["groups"], renamed["groups_refused"]) == (3, 3)  # the rule goes on
+        changed = client.patch(f"/rule/{rule['id']}", json={"q": "type:8"}).json()
+        assert (changed["groups"], changed["groups_refused"], changed["refused_since"]) == (
+            0,
+            0,
+            None,
+        )

@@ -119,6 +119,29 @@ def test_threshold_sums_the_periods_sessions_and_ends_with_it() -> None:
     assert state["units"] == 60_000_000  # started again
 
 
+def test_threshold_takes_a_days_usage_records_instead_of_its_sessions() -> None:
+    month = Condition("threshold", megabytes=100, period="month")
+    state: dict[str, Any] = {}
+    volume = {"detail": {"volume": {"rx": 30, "tx": 30, "total": 60}}}
+    conditions.observe(month, state, seen(10, 1, type_id=5, **volume))
+    conditions.observe(month, state, seen(24 * 60 + 10, 2, type_id=5, **volume))
+    conditions.observe(month, state, seen(20, 3, type_id=7, **volume))  # closes no session
+    assert state["units"] == 120_000_000
+    today = at(24 * 60 + 20)
+    day = today // conditions.DAY_MS
+    conditions.take_records(month, state, {day: 5_000_000, day - 40: 9}, today)
+    assert state["units"] == 65_000_000  # yesterday's session, today's records
+    assert not conditions.holds(month, state, today)
+    conditions.take_records(month, state, {day: 45_000_000, day - 1: 70_000_000}, today)
+    assert conditions.measure(month, state, today)["megabytes"] == 115
+    assert conditions.holds(month, state, today)
+    conditions.take_records(month, state, {}, conditions.period_end("month", state["period"]))
+    assert state == {}  # a new month without usage: nothing kept
+    conditions.take_records(month, state, {day: 5_000_000}, today)  # records come first
+    conditions.observe(month, state, seen(24 * 60 + 30, 5, type_id=5, **volume))
+    assert state["units"] == 5_000_000
+
+
 def test_month_periods() -> None:
     start = conditions.period_start("month", T0)
     end = conditions.period_end("month", start)

@@ -120,12 +120,21 @@ def _summary(condition: dict[str, Any]) -> str:
     return f"{condition['megabytes']:g} MB a {condition['period']}"
 
 
+def _groups(rule: dict[str, Any]) -> str:
+    """The groups it tracks, and those it refused at its limit (since when)."""
+    shown = str(rule["groups"])
+    if rule.get("groups_refused"):
+        shown += f" (limit: {rule['groups_refused']} refused since {rule['refused_since']})"
+    return shown
+
+
 @rule_app.command("list")
 def list_(url: UrlOption = None, token: TokenOption = None) -> None:
-    """List rules, each with its alerts firing now."""
+    """List rules, each with its alerts firing now, its groups and those refused at the
+    limit (HERALD_MAX_GROUPS_PER_RULE)."""
     from rich.table import Table
 
-    table = Table("id", "org", "name", "q", "group", "condition", "alerts", "enabled")
+    table = Table("id", "org", "name", "q", "group", "condition", "alerts", "groups", "enabled")
     for rule in api_call(url, token, "GET", "/rule"):
         table.add_row(
             str(rule["id"]),
@@ -135,6 +144,7 @@ def list_(url: UrlOption = None, token: TokenOption = None) -> None:
             rule["group"],
             _summary(rule["condition"]),
             str(rule["alerts"]),
+            _groups(rule),
             "yes" if rule["enabled"] else "no",
         )
     console.print(table)
@@ -164,7 +174,7 @@ def update(
     url: UrlOption = None,
     token: TokenOption = None,
 ) -> None:
-    """Change a rule (it starts afresh); prints it."""
+    """Change a rule (a new q, condition or --enable/--disable starts it afresh); prints it."""
     body: dict[str, Any] = {
         key: value
         for key, value in {

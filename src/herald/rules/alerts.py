@@ -2,7 +2,8 @@
 log, the target the group's device (endpoint, SIM, user, the event's target, or the
 organisation). Each has a deterministic producer id (``rule:<rule>:<revision>:<group>:
 <episode>:fired|resolved``), which the log stores once; a resolution says why
-(``detail.reason``: the condition no longer holds, or the rule was changed or deleted).
+(``detail.reason``: the condition no longer holds, or the rule was changed, disabled or
+deleted).
 They are built by the writer (``EventWriter.build``) and appended with what their step
 writes (``EventWriter.append_with``)."""
 
@@ -25,18 +26,19 @@ from herald.model import (
     UserRef,
 )
 from herald.rules.lifecycle import Transition
+from herald.rules.types import FIRED as FIRED
+from herald.rules.types import RESOLVED as RESOLVED
 from herald.rules.types import Group, Rule
 from herald.timefmt import format_ms
 
 log = logging.getLogger(__name__)
 
-FIRED = 2200
-RESOLVED = 2201
 TYPES = frozenset({FIRED, RESOLVED})
 ORGANISATION_KEY = "*"  # the one group of a rule grouped by organisation
 CLEARED = "the condition no longer holds"
 CHANGED = "the rule was changed"
 DELETED = "the rule was deleted"
+DISABLED = "the rule was disabled"
 _REFS: dict[str, type[EndpointRef | SimRef | UserRef]] = {
     "endpoint": EndpointRef,
     "sim": SimRef,

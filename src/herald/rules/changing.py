@@ -1,7 +1,8 @@
 """A rule changed or deleted resolves the alerts it has open: a "Rule resolved" event per
-firing group (``detail.reason``: the rule was changed, or deleted), appended in the
+firing group (``detail.reason``: the rule was changed, disabled or deleted), appended in the
 transaction that changes the rule (``store.rules.changing``), with the id the evaluator
-would have given it, so an alert is never left open nor resolved twice."""
+would have given it, so an alert is never left open nor resolved twice. A change of its
+name or hold-down only (``RuleSpec.restarted_by``) keeps its groups and alerts."""
 
 from __future__ import annotations
 
@@ -23,6 +24,21 @@ def _resolved(keys: list[tuple[str, int]], resolved: set[tuple[str, int]]) -> li
     return [key in resolved for key in keys]
 
 
+def _reason(old: RuleSpec, new: RuleSpec | None) -> str:
+    """Why a change resolves the rule's open alerts."""
+    if new is None:
+        return alerts.DELETED
+    return alerts.DISABLED if old.enabled and not new.enabled else alerts.CHANGED
+
+
+def _again(store: Store, rule: Rule, organisation_ids: tuple[int, ...] | None) -> Rule:
+    """The rule as stored now (it changed under the change); NotFound if it is gone."""
+    found = store.rules.get(rule.id, organisation_ids)
+    if found is None:
+        raise NotFound(f"no rule {rule.id}")
+    return found
+
+
 def change(
     store: Store,
     writer: EventWriter,
@@ -31,14 +47,19 @@ def change(
     spec: RuleSpec | None,
     max_groups: int = 10_000,
 ) -> None:
-    """Blocking: change ``rule`` to ``spec`` (None: delete it), its open alerts resolved in
-    the same transaction (``max_groups``: the groups a changed rule may know at once).
-    NotFound if it is not in scope; TryAgain if its alerts kept changing under the
-    change."""
+    """Blocking: change ``rule`` to ``spec`` (None: delete it); unless only its name or
+    hold-down change, its open alerts are resolved in the same transaction (``max_groups``:
+    the groups a changed rule may know at once). NotFound if it is not in scope; TryAgain
+    if its alerts kept changing under the change."""
     organisation = store.organisations.get(rule.organisation_id)
     name = organisation.name if organisation is not None else ""
-    reason = alerts.DELETED if spec is None else alerts.CHANGED
     for _ in range(ATTEMPTS):
+        if spec is not None and not rule.spec.restarted_by(spec):
+            if store.rules.amend(rule, organisation_ids, spec):
+                return
+            rule = _again(store, rule, organisation_ids)
+            continue
+        reason = _reason(rule.spec, spec)
         now = now_ms()
         prepared = [
             ((group.key, group.episode), event)
@@ -65,8 +86,5 @@ def change(
         )
         if changed is not None:
             return
-        found = store.rules.get(rule.id, organisation_ids)
-        if found is None:
-            raise NotFound(f"no rule {rule.id}")
-        rule = found
+        rule = _again(store, rule, organisation_ids)
     raise TryAgain(f"rule {rule.id}'s alerts changed while it was being changed; try again")

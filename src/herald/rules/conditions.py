@@ -7,8 +7,11 @@ working state (a JSON-able dict), the event and ``now`` (no clock is read here).
 - absence keeps the last matching event: it holds once ``now`` is a window past it.
 - state folds the endpoint's status (``devices.state``) from its events and keeps since when
   it has been in the set: it holds once it has been there for the window.
-- threshold sums the data volume of the period's sessions (a Delete PDP Context's
-  ``detail.volume``): it holds once at least the threshold, until the period ends.
+- threshold sums the endpoint's data usage in the period as the usage routes do
+  (``devices.usage``): per UTC day, the provider's data usage records if the day has any
+  (``take_records``: the evaluator reads them), else the volume of the sessions closed that
+  day (a Delete PDP Context's ``detail.volume``); it holds once at least the threshold,
+  until the period ends.
 """
 
 from __future__ import annotations
@@ -22,7 +25,7 @@ from typing import Any
 from herald.devices import state as device_state
 from herald.devices.usage import session_traffic
 from herald.ingest.usage import UNITS_PER_MB
-from herald.query.fields import BY_NAME
+from herald.query.fields import BY_NAME, DELETE_PDP_CONTEXT
 from herald.rules.types import Condition
 from herald.store.usage_records import Traffic
 
@@ -58,7 +61,8 @@ class Seen:
         """The data volume of the session the event closes (None: it closes none; worked
         out at the first call)."""
         if self._traffic is None:
-            self._traffic = (session_traffic(self.timestamp_ms, self.body),)
+            closes = self.type_id == DELETE_PDP_CONTEXT  # what the usage routes count
+            self._traffic = (session_traffic(self.timestamp_ms, self.body) if closes else None,)
         return self._traffic[0]
 
 
@@ -136,9 +140,50 @@ def _observe_usage(state: State, event: Seen, period: str) -> None:
     if start < kept:
         return  # a session of a past period
     if start > kept:
-        state.update(period=start, units=0, first=event.event_id)
-    state["units"] = state.get("units", 0) + traffic.total
+        state.clear()
+        state.update(period=start, first=event.event_id)
+    sessions = _sessions(state)
+    day = str(event.timestamp_ms // DAY_MS)
+    sessions[day] = sessions.get(day, 0) + traffic.total
     state["last"] = event.event_id
+    state["units"] = usage_units(state)
+
+
+def _sessions(state: State) -> dict[str, int]:
+    """The period's sessions' volume per UTC day (a state kept before days were told apart
+    has its sum under "before", never a day of records)."""
+    if "sessions" not in state:
+        kept_before = state.get("units") and "records" not in state
+        state["sessions"] = {"before": state["units"]} if kept_before else {}
+    sessions: dict[str, int] = state["sessions"]
+    return sessions
+
+
+def usage_units(state: State) -> int:
+    """The period's data usage (millionths of a MB) by the usage routes' rule: per day, its
+    data usage records if it has any, else its sessions."""
+    records: dict[str, int] = state.get("records", {})
+    sessions: dict[str, int] = state.get("sessions", {})
+    counted = sum(units for day, units in sessions.items() if day not in records)
+    return sum(records.values()) + counted
+
+
+def take_records(condition: Condition, state: State, records: dict[int, int], now: int) -> None:
+    """Give a threshold's ``state`` its endpoint's data usage records (UTC day -> their
+    total, of the days that have any) of the period current at ``now``."""
+    start = period_start(condition.period, now)
+    kept = state.get("period", 0)
+    if kept > start:
+        return  # its sessions are of a later period than now's (a clock behind)
+    if kept < start:
+        state.clear()
+    first_day = start // DAY_MS
+    mine = {str(day): units for day, units in records.items() if day >= first_day}
+    if not mine and not _sessions(state):
+        state.clear()  # nothing in the period
+        return
+    state.update(period=start, records=mine)
+    state["units"] = usage_units(state)
 
 
 # -- the condition at a time ------------------------------------------------------------
@@ -196,7 +241,7 @@ def idle(condition: Condition, state: State) -> bool:
     if condition.kind == "count":
         return not state.get("times")
     if condition.kind == "threshold":
-        return "period" not in state
+        return not state.get("units")
     return False  # an absence or a status is kept: time alone may make it hold
 
 

@@ -32,6 +32,7 @@ from typing import Any
 
 import orjson
 
+from herald import metrics
 from herald.catalog import Catalog
 from herald.events.types import LogEntry
 from herald.events.writer import EventWriter
@@ -41,7 +42,7 @@ from herald.ids import IdGenerator
 from herald.loops import Loops, run_forever
 from herald.model import NewEvent
 from herald.query.filter import EventFilter
-from herald.rules import alerts, conditions, lifecycle
+from herald.rules import alerts, conditions, lifecycle, usage
 from herald.rules.types import Group, Rule
 from herald.store import Store
 from herald.threads import Threads
@@ -130,9 +131,10 @@ class Evaluated:
     groups: list[Group] = field(default_factory=list)  # changed
     dropped: list[Key] = field(default_factory=list)  # forgotten: nothing left to keep
     alerts: list[tuple[int, NewEvent]] = field(default_factory=list)  # (rule id, event)
+    refused: dict[int, set[str]] = field(default_factory=dict)  # new groups beyond the limit
 
     def __bool__(self) -> bool:
-        return bool(self.groups or self.dropped)
+        return bool(self.groups or self.dropped or self.refused)
 
 
 class RuleEvaluator:
@@ -159,6 +161,7 @@ class RuleEvaluator:
         self._stored: OrderedDict[Key, Group | None] = OrderedDict()  # None: no row
         self._revisions: dict[int, int] = {}  # of the rules whose groups ``_stored`` has
         self._stamp: tuple[int, int] | None = None  # the stamped position it is true at
+        self._refused: set[tuple[int, int, str]] = set()  # (rule, revision, key) kept refused
         self._threads = Threads("herald-rules", 1)
         self.follower = Follower(
             LogReader(store, self._threads.run), self, self._evaluate, batch=chunk
@@ -193,13 +196,29 @@ class RuleEvaluator:
             return False
         self._stamp = (upto_seq, stamp)
         self._keep(output)
+        if len(self._refused) > self.cache:
+            self._refused.clear()
+        self._refused.update(
+            (rule_id, output.revisions[rule_id], key)
+            for rule_id, keys in output.refused.items()
+            for key in keys
+        )
         return True
 
     def _write(
         self, after_seq: int, upto_seq: int, output: Evaluated, stamp: tuple[int, int]
     ) -> bool:
+        counted = [0]
         saving = self.store.rules.saving(
-            after_seq, upto_seq, output.revisions, output.groups, output.dropped, stamp
+            after_seq,
+            upto_seq,
+            output.revisions,
+            output.groups,
+            output.dropped,
+            stamp,
+            refused=output.refused,
+            max_refused=self.max_groups,
+            counted=counted,
         )
         rules = [rule_id for rule_id, _ in output.alerts]
         current = self.writer.append_with(
@@ -207,7 +226,10 @@ class RuleEvaluator:
             saving,
             standing=lambda current: [rule_id in current for rule_id in rules],
         )
-        return current is not None
+        if current is None:
+            return False
+        metrics.RULE_GROUPS_REFUSED.inc(counted[0])
+        return True
 
     # -- the groups kept (as stored while ``_stamp`` is the recorded one) ---------
     def _forget(self) -> None:
@@ -273,6 +295,7 @@ class RuleEvaluator:
         seen = matching(list(rules.values()), entries)
         stored = self._groups(rules, [*seen, *repository.due(now)])
         counts = repository.group_counts() if any(k not in stored for k in seen) else {}
+        moving: list[tuple[Rule, Group]] = []
         for key in sorted(set(seen) | set(stored)):
             rule = rules.get(key[0])
             if rule is None:
@@ -280,18 +303,61 @@ class RuleEvaluator:
             group = stored.get(key)
             if group is None:
                 if counts.get(rule.id, 0) >= self.max_groups:
-                    log.warning("rules: rule %d has %d groups, the most", rule.id, self.max_groups)
+                    if (rule.id, rule.revision, key[1]) not in self._refused:
+                        output.refused.setdefault(rule.id, set()).add(key[1])
                     continue
                 counts[rule.id] = counts.get(rule.id, 0) + 1
                 group = Group(rule.id, key[1], rule.organisation_id)
+            moving.append((rule, group))
+        for rule_id, keys in output.refused.items():
+            log.warning(
+                "rules: rule %d tracks %d groups, the most (HERALD_MAX_GROUPS_PER_RULE): "
+                "%d more refused",
+                rule_id,
+                self.max_groups,
+                len(keys),
+            )
+        recorded = self._take_records(moving, now)
+        for rule, group in moving:
+            key = (rule.id, group.key)
             event = self._move(rule, group, seen.get(key, ()), now)
             if event is not None:
                 output.alerts.append((rule.id, event))
+            if rule.organisation_id in recorded and usage.rechecked(rule, group, now):
+                group.due_ms = min(group.due_ms or now + usage.RECHECK_MS, now + usage.RECHECK_MS)
             if not lifecycle.removable(rule.spec.condition, group, now):
                 output.groups.append(group)
             elif key in stored:
                 output.dropped.append(key)
         return output
+
+    def _take_records(self, moving: Sequence[tuple[Rule, Group]], now: int) -> set[int]:
+        """Give the threshold groups about to move their endpoints' data usage records of
+        the current period (read in one go per organisation); the organisations that have
+        any records this month (only their groups are rechecked: one without never had its
+        provider send them)."""
+        wanted = [(rule, group) for rule, group in moving if usage.reads_records(rule, group)]
+        by_organisation: dict[int, set[int]] = defaultdict(set)
+        for rule, group in wanted:
+            by_organisation[rule.organisation_id].add(int(group.key))
+        first_day = conditions.period_start("month", now) // conditions.DAY_MS
+        last_day = now // conditions.DAY_MS
+        repository = self.store.rules
+        recorded = {
+            organisation_id
+            for organisation_id in by_organisation
+            if repository.has_usage(organisation_id, first_day)
+        }
+        found = {
+            organisation_id: repository.usage_days(
+                organisation_id, sorted(by_organisation[organisation_id]), first_day, last_day
+            )
+            for organisation_id in recorded
+        }
+        for rule, group in wanted:
+            records = found.get(rule.organisation_id, {}).get(int(group.key), {})
+            conditions.take_records(rule.spec.condition, group.state, records, now)
+        return recorded
 
     def _move(
         self, rule: Rule, group: Group, events: Sequence[conditions.Seen], now: int

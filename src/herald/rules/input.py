@@ -102,7 +102,8 @@ class RuleIn(BaseModel):
 
 
 class RulePatch(BaseModel):
-    """The fields to change; a changed rule starts afresh (its groups are forgotten)."""
+    """The fields to change; a new q, group, condition or enabled starts the rule afresh
+    (its groups forgotten, its open alerts resolved); a new name or hold-down does not."""
 
     model_config = ConfigDict(extra="forbid", strict=True)
 

@@ -16,6 +16,7 @@ from herald.rules.input import INVALID, MAX_PREVIEW_DAYS, PreviewIn, RuleIn, Rul
 from herald.rules.preview import Preview, preview
 from herald.rules.types import Alert, Rule, RuleSpec
 from herald.services import Services
+from herald.store.rules import Refused
 from herald.timefmt import now_ms, to_ms
 
 DAY_MS = 86_400_000
@@ -86,10 +87,17 @@ async def tracked(services: Services, principal: Principal) -> dict[int, int]:
     return await services.run(services.store.rules.group_counts, principal.organisation_scope)
 
 
+async def refused(services: Services, principal: Principal) -> dict[int, Refused]:
+    """How many groups each rule refused at its limit, and since when (rules that refused
+    none are left out)."""
+    return await services.run(services.store.rules.refused, principal.organisation_scope)
+
+
 async def update_rule(
     services: Services, principal: Principal, rule_id: int, body: RulePatch
 ) -> Rule:
-    """Change a rule: it starts afresh, its open alerts resolved."""
+    """Change a rule: a new filter, group, condition or enabled starts it afresh, its open
+    alerts resolved; a new name or hold-down keeps its groups and alerts."""
     stored = await get_rule(services, principal, rule_id)
     spec = _spec(services, body, stored.spec)
     await _change(services, principal, stored, spec)

@@ -10,6 +10,8 @@ import orjson
 Kind = Literal["count", "absence", "state", "threshold"]
 GroupBy = Literal["endpoint", "sim", "user", "target", "organisation"]
 Period = Literal["day", "month"]
+FIRED = 2200  # the alert events' types ("Rule fired", "Rule resolved")
+RESOLVED = 2201
 KINDS: tuple[Kind, ...] = ("count", "absence", "state", "threshold")
 GROUPS: tuple[GroupBy, ...] = ("endpoint", "sim", "user", "target", "organisation")
 
@@ -67,6 +69,18 @@ class RuleSpec:
     condition: Condition
     hold_down_ms: int = 0
     enabled: bool = True
+
+    def restarted_by(self, new: RuleSpec) -> bool:
+        """Whether changing to ``new`` changes what the rule decides (its filter, group,
+        condition, or whether it runs): then it starts afresh and its open alerts are
+        resolved. A new name or hold-down keeps its groups and alerts (the hold-down
+        applies from the next resolution)."""
+        return (self.q, self.group, self.condition, self.enabled) != (
+            new.q,
+            new.group,
+            new.condition,
+            new.enabled,
+        )
 
 
 @dataclass(frozen=True, slots=True)

@@ -13,13 +13,17 @@ from __future__ import annotations
 
 import secrets
 from collections.abc import Callable, Collection, Mapping, Sequence
+from dataclasses import dataclass
 from typing import TYPE_CHECKING, Any, Generic, cast
 
 import orjson
 
-from herald.rules.types import Alert, Condition, Group, Rule, RuleSpec
+from herald.query import syntax
+from herald.query.filter import EventFilter
+from herald.rules.types import FIRED, RESOLVED, Alert, Condition, Group, Rule, RuleSpec
 from herald.store.dbapi import C
 from herald.store.errors import LimitReached, NotFound
+from herald.store.sql import where_clause
 from herald.timefmt import now_ms
 
 if TYPE_CHECKING:
@@ -41,6 +45,31 @@ _UPSERT_GROUP = (
     "held_until_ms = excluded.held_until_ms, due_ms = excluded.due_ms, state = excluded.state"
 )
 Key = tuple[int, str]  # (rule id, group key)
+SEED_DAYS = 7  # a filtered absence knows the endpoints with a matching event this recent
+DAY_MS = 86_400_000
+
+
+@dataclass(frozen=True, slots=True)
+class Refused:
+    """The groups a rule refused at its limit: how many (each once), since when."""
+
+    groups: int
+    since_ms: int
+
+
+@dataclass(frozen=True, slots=True)
+class Matched:
+    """The endpoints with a matching event, read before a filtered absence's transaction."""
+
+    upto_seq: int  # read up to this log position
+    since_ms: int  # from this time
+    filter: EventFilter
+    last: dict[str, int]  # endpoint key -> its last matching event's time
+
+
+def _seeded(spec: RuleSpec) -> bool:
+    """Whether the rule knows endpoints from before its start: an absence per endpoint."""
+    return spec.condition.kind == "absence" and spec.group == "endpoint"
 
 
 def _rule(row: Mapping[str, Any]) -> Rule:
@@ -134,9 +163,10 @@ class RuleRepository(Generic[C]):
         max_groups: int = 10_000,
     ) -> Rule:
         """A new rule of ``organisation_id``, seeing the events written from now on (an
-        absence over every event also knows the silent devices: ``_seed``); LimitReached
-        if the organisation has ``max_rules`` already."""
+        absence per endpoint also knows the endpoints known before: ``_seed``);
+        LimitReached if the organisation has ``max_rules`` already."""
         store, created = self._store, now_ms()
+        found = self._matched(organisation_id, spec, max_groups)
         with store.transaction() as conn:
             if max_rules is not None:  # counted under the organisation's lock: no race
                 store.execute(
@@ -159,35 +189,103 @@ class RuleRepository(Generic[C]):
                 f"({store.LAST_SEQ}), ?, ?)",
                 (rule_id, organisation_id, *_spec_values(spec), created, created),
             )
-            self._seed(conn, rule_id, organisation_id, spec, max_groups)
-        found = self.get(rule_id)
-        assert found is not None
-        return found
+            self._seed(conn, rule_id, organisation_id, spec, max_groups, found)
+        made = self.get(rule_id)
+        assert made is not None
+        return made
 
-    def _seed(self, conn: C, rule_id: int, organisation_id: int, spec: RuleSpec, most: int) -> None:
-        """An absence over every event (no ``q``) per endpoint knows each endpoint with a
-        device state (up to ``most``, the latest first): silent since its last event, it
-        fires a window after that event, not a window after its next one (which may never
-        come). With a ``q``, a device's last event tells nothing of its matching ones."""
+    def _matched(self, organisation_id: int, spec: RuleSpec, most: int) -> Matched | None:
+        """Before a filtered absence per endpoint is made or changed: the endpoints with a
+        matching event in the last ``SEED_DAYS`` (or its window, if longer), each with its
+        last one's time (None: no such rule). Read outside the rule's transaction, which
+        adds what was written meanwhile (``_seed``)."""
+        if not _seeded(spec) or not spec.q:
+            return None
+        upto = self._store.last_seq()
+        since = now_ms() - max(SEED_DAYS * DAY_MS, spec.condition.window_ms)
+        flt = syntax.parse_filter(syntax.q_terms(spec.q, "q"), scope=None)
+        last = self._store.read(
+            lambda c: self._last_matching(c, organisation_id, flt, since, 0, upto, most)
+        )
+        return Matched(upto, since, flt, last)
+
+    def _last_matching(
+        self,
+        conn: C,
+        organisation_id: int,
+        flt: EventFilter,
+        since_ms: int,
+        after_seq: int,
+        upto_seq: int | None,
+        most: int,
+    ) -> dict[str, int]:
+        """The endpoints (by id) with a matching event from ``since_ms`` committed in
+        (``after_seq``, ``upto_seq``] (None: up to the last), the latest ``most``, each with
+        its last one's time; never alert events."""
+        store = self._store
+        mark = store.DIALECT.mark
+        scoped = flt.replace(organisation_ids=(organisation_id,), from_ms=since_ms)
+        where = where_clause(scoped, store.DIALECT)  # never empty: it names the organisation
+        upto = store.LAST_SEQ if upto_seq is None else mark
+        sql = (
+            f"SELECT endpoint_id, MAX(ts) FROM events{where.sql} AND endpoint_id IS NOT NULL "
+            f"AND type_id NOT IN ({FIRED}, {RESOLVED}) AND seq > {mark} AND seq <= ({upto}) "
+            f"GROUP BY endpoint_id ORDER BY MAX(ts) DESC LIMIT {mark}"
+        )
+        bounds = [after_seq] if upto_seq is None else [after_seq, upto_seq]
+        rows = conn.execute(sql, [*where.params, *bounds, most]).fetchall()
+        return {str(int(endpoint)): int(last) for endpoint, last in rows}
+
+    def _seed(
+        self,
+        conn: C,
+        rule_id: int,
+        organisation_id: int,
+        spec: RuleSpec,
+        most: int,
+        matched: Matched | None,
+    ) -> None:
+        """An absence per endpoint knows, from its start, the endpoints known before it (up
+        to ``most``, the latest first): silent since their last event, they fire a window
+        after it, not a window after their next one (which may never come). Without a
+        ``q``: every endpoint with a device state, since its last event; with one: every
+        endpoint with a matching event in the last ``SEED_DAYS`` (``matched``, and what was
+        written since it was read), since the last of them."""
         condition = spec.condition
-        if condition.kind != "absence" or spec.group != "endpoint" or spec.q:
+        if not _seeded(spec):
             return
         store = self._store
-        rows = store.execute(
-            conn,
-            "SELECT endpoint_key, last_event_ms FROM device_states WHERE organisation_id = ? "
-            "ORDER BY last_event_ms DESC LIMIT ?",
-            (organisation_id, most),
-        ).fetchall()
+        if matched is None:
+            rows = store.execute(
+                conn,
+                "SELECT endpoint_key, last_event_ms FROM device_states WHERE organisation_id = ? "
+                "ORDER BY last_event_ms DESC LIMIT ?",
+                (organisation_id, most),
+            ).fetchall()
+            last = {str(key): int(at) for key, at in rows}
+        else:
+            last = dict(matched.last)
+            later = self._last_matching(
+                conn,
+                organisation_id,
+                matched.filter,
+                matched.since_ms,
+                matched.upto_seq,
+                None,
+                most,
+            )
+            for key, at in later.items():
+                last[key] = max(at, last.get(key, at))
+            last = dict(sorted(last.items(), key=lambda item: -item[1])[:most])
         seeded = [
             Group(
                 rule_id,
-                str(key),
+                key,
                 organisation_id,
-                due_ms=int(last) + condition.window_ms,
-                state={"last": [int(last), 0]},
+                due_ms=at + condition.window_ms,
+                state={"last": [at, 0]},
             )
-            for key, last in rows
+            for key, at in last.items()
         ]
         if seeded:
             cast(Any, conn).cursor().executemany(
@@ -227,6 +325,7 @@ class RuleRepository(Generic[C]):
         resolved), or None, writing nothing, if the rule or its firing groups are no longer
         the ones read (read again, try again). NotFound if it is not in scope."""
         store = self._store
+        matched = None if spec is None else self._matched(rule.organisation_id, spec, max_groups)
 
         def change(conn: C) -> set[tuple[str, int]] | None:
             sql, params = self._scoped(
@@ -244,6 +343,7 @@ class RuleRepository(Generic[C]):
             if int(row[0]) != rule.revision or not resolved <= set(firing):
                 return None
             store.execute(conn, "DELETE FROM rule_groups WHERE rule_id = ?", (rule.id,))
+            store.execute(conn, "DELETE FROM rule_refused WHERE rule_id = ?", (rule.id,))
             if spec is None:
                 store.execute(conn, "DELETE FROM rules WHERE id = ?", (rule.id,))
                 return resolved
@@ -254,10 +354,28 @@ class RuleRepository(Generic[C]):
                 f"after_seq = ({store.LAST_SEQ}), updated_ms = ? WHERE id = ?",
                 (*_spec_values(spec), now_ms(), rule.id),
             )
-            self._seed(conn, rule.id, rule.organisation_id, spec, max_groups)
+            self._seed(conn, rule.id, rule.organisation_id, spec, max_groups, matched)
             return resolved
 
         return change
+
+    def amend(self, rule: Rule, organisation_ids: tuple[int, ...] | None, spec: RuleSpec) -> bool:
+        """Give ``rule`` the name and hold-down of ``spec``, a change that keeps its revision,
+        groups and alerts (``RuleSpec.restarted_by`` is false); False, writing nothing, if
+        it is no longer at the revision read. NotFound if it is not in scope."""
+        store = self._store
+        sql, params = self._scoped(
+            "UPDATE rules SET name = ?, hold_down_ms = ?, updated_ms = ? "
+            "WHERE id = ? AND revision = ?",
+            [spec.name, spec.hold_down_ms, now_ms(), rule.id, rule.revision],
+            organisation_ids,
+        )
+        with store.transaction() as conn:
+            if store.execute(conn, sql, params).rowcount == 1:
+                return True
+        if self.get(rule.id, organisation_ids) is None:
+            raise NotFound(f"no rule {rule.id}")
+        return False
 
     # -- groups ---------------------------------------------------------------
     def groups(self, keys: Sequence[Key]) -> dict[Key, Group]:
@@ -304,6 +422,19 @@ class RuleRepository(Generic[C]):
         )
         return {int(rule_id): int(count) for rule_id, count in rows}
 
+    def refused(self, organisation_ids: tuple[int, ...] | None = None) -> dict[int, Refused]:
+        """How many groups each rule that refused any has refused (at its limit), and since
+        when."""
+        sql, params = self._scoped(
+            "SELECT rule_id, COUNT(*), MIN(refused_ms) FROM rule_refused WHERE TRUE",
+            [],
+            organisation_ids,
+        )
+        rows = self._store.read(
+            lambda c: self._store.execute(c, sql + " GROUP BY rule_id", params).fetchall()
+        )
+        return {int(rule_id): Refused(int(n), int(since)) for rule_id, n, since in rows}
+
     def firing(self, rule_id: int) -> list[Group]:
         """The rule's groups that fire now."""
         sql = f"SELECT {_GROUP_COLUMNS} FROM rule_groups WHERE rule_id = ? AND firing"
@@ -338,6 +469,44 @@ class RuleRepository(Generic[C]):
             )
             for row in rows
         ]
+
+    def has_usage(self, organisation_id: int, first_day: int) -> bool:
+        """Whether the organisation has any usage records from ``first_day`` on."""
+        row = self._store.read(
+            lambda c: self._store.execute(
+                c,
+                "SELECT 1 FROM usage_daily WHERE organisation_id = ? AND day >= ? LIMIT 1",
+                (organisation_id, first_day),
+            ).fetchone()
+        )
+        return row is not None
+
+    def usage_days(
+        self, organisation_id: int, endpoint_ids: Sequence[int], first_day: int, last_day: int
+    ) -> dict[int, dict[int, int]]:
+        """The endpoints' data usage records of the days ``first_day``..``last_day``:
+        endpoint id -> {UTC day: their total}, of the days that have any (the days whose
+        data usage the usage routes take from the records)."""
+        store = self._store
+
+        def read(conn: C) -> list[Any]:
+            rows: list[Any] = []
+            for start in range(0, len(endpoint_ids), 500):
+                chunk = list(endpoint_ids[start : start + 500])
+                marks = ", ".join("?" * len(chunk))
+                rows += store.execute(
+                    conn,
+                    "SELECT endpoint_id, day, data_total FROM usage_daily "
+                    f"WHERE organisation_id = ? AND endpoint_id IN ({marks}) AND day >= ? "
+                    "AND day <= ? AND data_records > 0",
+                    [organisation_id, *chunk, first_day, last_day],
+                ).fetchall()
+            return rows
+
+        found: dict[int, dict[int, int]] = {}
+        for endpoint_id, day, total in store.read(read) if endpoint_ids else []:
+            found.setdefault(int(endpoint_id), {})[int(day)] = int(total)
+        return found
 
     # -- the evaluator's step -------------------------------------------------
     def position(self) -> int:
@@ -396,6 +565,9 @@ class RuleRepository(Generic[C]):
         groups: Sequence[Group] = (),
         dropped: Sequence[Key] = (),
         stamp: tuple[int, int] | None = None,
+        refused: Mapping[int, Collection[str]] | None = None,
+        max_refused: int = 10_000,
+        counted: list[int] | None = None,
     ) -> Callable[[C], set[int] | None]:
         """An evaluator's step, as work for the writer's transaction that appends its alert
         events with it: move the position from ``after_seq`` (or from before it: what lies
@@ -405,7 +577,9 @@ class RuleRepository(Generic[C]):
         nothing, if another step moved the position past ``after_seq``, or the stamp from
         the one read. ``stamp`` (read, new): the stamp moves from the one the step read
         (``stamped_position``) to a new one; without it, to a random one: every write
-        changes it."""
+        changes it. ``refused``: the keys of the groups each rule refused at its limit,
+        kept once each, up to ``max_refused`` per rule; ``counted`` gets how many of them
+        were new."""
         store = self._store
 
         def save(conn: C) -> set[int] | None:
@@ -439,6 +613,47 @@ class RuleRepository(Generic[C]):
                 cast(Any, conn).cursor().executemany(
                     store.sql("DELETE FROM rule_groups WHERE rule_id = ? AND group_key = ?"), gone
                 )
+            new = self._refuse(conn, refused or {}, current, max_refused, now_ms())
+            if counted is not None:
+                counted[:] = [new]
             return current
 
         return save
+
+    def _refuse(
+        self,
+        conn: C,
+        refused: Mapping[int, Collection[str]],
+        current: set[int],
+        most: int,
+        now: int,
+    ) -> int:
+        """Keep the keys of the groups the ``current`` rules refused, once each and up to
+        ``most`` per rule; how many were new."""
+        store = self._store
+        new = 0
+        for rule_id, keys in refused.items():
+            if rule_id not in current or not keys:
+                continue
+            row = store.execute(
+                conn,
+                "SELECT organisation_id, (SELECT COUNT(*) FROM rule_refused WHERE rule_id = ?) "
+                "FROM rules WHERE id = ?",
+                (rule_id, rule_id),
+            ).fetchone()
+            if row is None or int(row[1]) >= most:
+                continue
+            organisation_id, before = int(row[0]), int(row[1])
+            cast(Any, conn).cursor().executemany(
+                store.sql(
+                    "INSERT INTO rule_refused (organisation_id, rule_id, group_key, refused_ms) "
+                    "VALUES (?, ?, ?, ?) ON CONFLICT (organisation_id, rule_id, group_key) "
+                    "DO NOTHING"
+                ),
+                [(organisation_id, rule_id, key, now) for key in sorted(keys)[: most - before]],
+            )
+            after = store.execute(
+                conn, "SELECT COUNT(*) FROM rule_refused WHERE rule_id = ?", (rule_id,)
+            ).fetchone()
+            new += int(after[0]) - before
+        return new

@@ -17,6 +17,7 @@ from herald.rules import service
 from herald.rules.input import PreviewIn, RuleIn, RulePatch, StatusName
 from herald.rules.types import Alert, GroupBy, Kind, Period, Rule
 from herald.services import Services
+from herald.store.rules import Refused
 from herald.timefmt import format_ms, now_ms
 
 router = APIRouter(tags=["rules"])
@@ -56,12 +57,21 @@ class RuleOut(BaseModel):
     condition: ConditionOut
     hold_down_seconds: float
     enabled: bool
-    revision: int = Field(description="Counts its changes; alert events name it")
+    revision: int = Field(
+        description="Counts the changes that started it afresh; alert events name it"
+    )
     alerts: int = Field(description="How many of its groups fire now")
     groups: int = Field(description="How many groups it tracks")
     group_limit_reached: bool = Field(
         description="true: it tracks HERALD_MAX_GROUPS_PER_RULE groups, the most; the events "
         "of any other group are not evaluated (a change of the rule starts it afresh)"
+    )
+    groups_refused: int = Field(
+        description="How many other groups it refused at the limit since it last started "
+        "(each once; counted up to HERALD_MAX_GROUPS_PER_RULE)"
+    )
+    refused_since: str | None = Field(
+        description="When it first refused one since it last started (null: none)"
     )
     created: str
     updated: str
@@ -106,7 +116,13 @@ class PreviewOut(BaseModel):
     complete: bool = Field(description="false: stopped after the first 200,000 events")
 
 
-def rule_json(rule: Rule, max_groups: int, alerts: int = 0, groups: int = 0) -> dict[str, Any]:
+def rule_json(
+    rule: Rule,
+    max_groups: int,
+    alerts: int = 0,
+    groups: int = 0,
+    refused: Refused | None = None,
+) -> dict[str, Any]:
     spec = rule.spec
     return {
         "id": rule.id,
@@ -121,6 +137,8 @@ def rule_json(rule: Rule, max_groups: int, alerts: int = 0, groups: int = 0) -> 
         "alerts": alerts,
         "groups": groups,
         "group_limit_reached": groups >= max_groups,
+        "groups_refused": refused.groups if refused else 0,
+        "refused_since": format_ms(refused.since_ms) if refused else None,
         "created": format_ms(rule.created_ms),
         "updated": format_ms(rule.updated_ms),
     }
@@ -142,8 +160,12 @@ async def _with_groups(
 ) -> list[dict[str, Any]]:
     firing = await service.firing(services, principal)
     tracked = await service.tracked(services, principal)
+    refused = await service.refused(services, principal)
     most = services.settings.max_groups_per_rule
-    return [rule_json(rule, most, firing[rule.id], tracked.get(rule.id, 0)) for rule in rules]
+    return [
+        rule_json(rule, most, firing[rule.id], tracked.get(rule.id, 0), refused.get(rule.id))
+        for rule in rules
+    ]
 
 
 @router.post("/rule", status_code=201, responses={201: {"model": RuleOut}})
@@ -181,10 +203,13 @@ async def get_rule(rule_id: RuleId, services: ServicesDep, principal: Reader) ->
 async def update_rule(
     rule_id: RuleId, body: RulePatch, services: ServicesDep, principal: Manager
 ) -> dict[str, Any]:
-    """Change a rule: it starts afresh, seeing the events written from now on; its current
-    alerts are resolved ("Rule resolved", ``detail.reason`` "the rule was changed")."""
+    """Change a rule. A new q, group, condition or enabled starts it afresh, seeing the
+    events written from now on, and resolves its current alerts ("Rule resolved",
+    ``detail.reason`` "the rule was changed", or "the rule was disabled"); a new name or
+    hold-down keeps its groups, alerts and revision."""
     rule = await service.update_rule(services, principal, rule_id, body)
-    return rule_json(rule, services.settings.max_groups_per_rule)
+    (found,) = await _with_groups(services, principal, [rule])
+    return found
 
 
 @router.delete("/rule/{rule_id:int}", status_code=204)

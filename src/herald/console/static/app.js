@@ -1151,7 +1151,8 @@ async function viewRules(root) {
     h("td", {}, r.group),
     h("td", {}, `${r.condition.kind}: ${ruleCondition(r.condition)}`),
     h("td", {}, r.enabled ? (r.alerts ? h("span", { class: "badge sev-2" }, `${r.alerts} firing`) : "quiet") : "disabled",
-      r.group_limit_reached ? h("span", { class: "badge sev-1", title: "new groups are not evaluated until the rule changes" }, ` ${r.groups} groups: the most`) : null)));
+      r.group_limit_reached ? h("span", { class: "badge sev-1", title: "new groups are not evaluated until the rule changes" }, ` ${r.groups} groups: the most`) : null,
+      r.groups_refused ? h("span", { class: "badge sev-1 refused", title: `groups refused at the limit since ${r.refused_since}` }, ` ${r.groups_refused} refused since ${time(r.refused_since)}`) : null)));
   const alertRows = alerts.map((a) => h("tr", { class: "alert-row" },
     org ? h("td", {}, orgName(a.organisation_id)) : null,
     h("td", {}, a.rule.name),
