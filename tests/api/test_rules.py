@@ -8,6 +8,7 @@ from pathlib import Path
 from typing import Any
 
 import httpx
+import orjson
 import pytest
 
 from herald.timefmt import format_ms, now_ms
@@ -22,6 +23,7 @@ RULES_ENV = {
     "HERALD_MAX_GROUPS_PER_RULE": "3",
 }
 PERMISSIONS = ("rule:manage", "event:create", "event:read", "handler:manage")
+NDJSON = {"Accept": "application/x-ndjson"}
 
 
 @pytest.fixture
@@ -267,6 +269,24 @@ def test_a_preview_tells_how_often_a_rule_would_have_fired(rules_server: InProce
         too_long = client.post("/rule/preview", json={**body, "from": "2020-01-01T00:00:00Z"})
         assert too_long.status_code == 422
         assert too_long.json()["errors"][0]["field"] == "from"
+
+        # asked for NDJSON: its progress through the range, then the same answer
+        with client.stream("POST", "/rule/preview", json=body, headers=NDJSON) as streamed:
+            assert streamed.status_code == 200
+            assert streamed.headers["content-type"].startswith("application/x-ndjson")
+            lines = [orjson.loads(line) for line in streamed.iter_lines() if line]
+        *steps, last = lines
+        assert last == {"result": {**found, "until": last["result"]["until"]}}
+        progress = [step["progress"] for step in steps]
+        assert progress[0] == {"read": 0, "through": body["from"], "fraction": 0}
+        assert progress[-1]["read"] == len(past)
+        fractions = [step["fraction"] for step in progress]
+        assert fractions == sorted(fractions) and 0 < fractions[-1] < 1
+        refused = client.post(
+            "/rule/preview", json={**body, "from": "2020-01-01T00:00:00Z"}, headers=NDJSON
+        )
+        assert refused.status_code == 422  # refused before it starts: problem+json
+        assert refused.headers["content-type"] == "application/problem+json"
 
 
 def _usage_record(record_id: int, endpoint: int, total: str) -> dict[str, Any]:

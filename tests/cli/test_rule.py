@@ -63,3 +63,9 @@ def test_refusals_name_the_field(herald: InProcessHerald) -> None:
     assert "Traceback" not in refused.stderr
     nothing = herald.cli("rule", "update", "1", *api, check=False)
     assert nothing.returncode == 1 and "nothing to change" in nothing.stderr
+    backwards = herald.cli(
+        "rule", "preview", "--kind", "absence", "--window", "60",
+        "--from", "2026-01-02T00:00:00Z", "--until", "2026-01-01T00:00:00Z", *api, check=False,
+    )  # fmt: skip
+    assert backwards.returncode == 1, backwards.stderr
+    assert "until: must not be before from" in backwards.stderr

@@ -234,10 +234,14 @@ def preview(
     period: PeriodOption = None,
     hold_down: HoldDownOption = None,
     org: OrgOption = None,
+    progress: Annotated[
+        bool, typer.Option(help="Show the server's progress through the range (stderr).")
+    ] = True,
     url: UrlOption = None,
     token: TokenOption = None,
 ) -> None:
-    """How many times, and for which groups, a rule would have fired over a past range."""
+    """How many times, and for which groups, a rule would have fired over a past range
+    (with a progress bar while the server reads it)."""
     body: dict[str, Any] = {
         "group": group.value,
         "condition": _condition(kind, count, window, status, megabytes, period),
@@ -245,4 +249,9 @@ def preview(
     }
     extra = {"until": until, "q": q, "hold_down_seconds": hold_down, "organisation_id": org}
     body.update({key: value for key, value in extra.items() if value is not None})
-    print_json(api_call(url, token, "POST", "/rule/preview", json=body))
+    if not progress:
+        print_json(api_call(url, token, "POST", "/rule/preview", json=body))
+        return
+    from herald.cli.rule_preview import preview_with_progress
+
+    print_json(preview_with_progress(url, token, body))

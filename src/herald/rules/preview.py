@@ -7,7 +7,7 @@ from __future__ import annotations
 
 import heapq
 from collections import Counter
-from collections.abc import Iterable, Iterator
+from collections.abc import Callable, Iterable, Iterator
 from dataclasses import dataclass
 from typing import Any
 
@@ -22,6 +22,7 @@ from herald.store import Store
 
 MAX_EVENTS = 200_000  # matching events one preview reads at most
 PAGE = 2000
+Progress = Callable[[int, int], None]  # (events read, the time read up to in ms)
 
 
 @dataclass(frozen=True, slots=True)
@@ -80,9 +81,10 @@ def _matching(
     until_ms: int,
     time_limit: float | None,
     found: list[int],
+    progress: Progress | None = None,
 ) -> Iterator[tuple[str, conditions.Seen]]:
     """The rule's matching events of the range in time order, with their group keys
-    (``found[0]`` counts them)."""
+    (``found[0]`` counts them; ``progress`` is told after each page)."""
     flt = handler_filter(spec.q).replace(
         organisation_ids=(organisation_id,), from_ms=from_ms, until_ms=until_ms
     )
@@ -93,8 +95,13 @@ def _matching(
         count=False,
         time_limit=time_limit,
     )
+    read = 0
     while True:
         page = store.log.query(query)
+        read += len(page.items)
+        if progress is not None and page.items:
+            last = conditions.timestamp_of(orjson.loads(page.items[-1]))
+            progress(read, from_ms if last is None else last)
         for body in page.items:
             record: dict[str, Any] = orjson.loads(body)
             if record.get("event_type", {}).get("id") in alerts.TYPES:
@@ -129,10 +136,12 @@ def preview(
     *,
     max_groups: int,
     time_limit: float | None = None,
+    progress: Progress | None = None,
 ) -> Preview:
     """Blocking: run ``spec`` over ``organisation_id``'s stored events from ``from_ms`` to
-    ``until_ms`` (each page of the read within ``time_limit``)."""
+    ``until_ms`` (each page of the read within ``time_limit``), telling ``progress`` how far
+    the read has come after each page."""
     found = [0]
-    events = _matching(store, organisation_id, spec, from_ms, until_ms, time_limit, found)
+    events = _matching(store, organisation_id, spec, from_ms, until_ms, time_limit, found, progress)
     fired = replay(spec, events, until_ms, max_groups)
     return Preview(sum(fired.values()), dict(fired), found[0], found[0] < MAX_EVENTS)

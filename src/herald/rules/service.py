@@ -5,6 +5,7 @@ Refusals are ``herald.errors``: a rule not among the caller's is ``NotFound``, a
 from __future__ import annotations
 
 from collections import Counter
+from dataclasses import dataclass
 
 from herald.auth import Principal
 from herald.errors import Invalid, NotFound
@@ -13,7 +14,7 @@ from herald.organisations.service import acting_for
 from herald.query.syntax import FilterError
 from herald.rules import changing
 from herald.rules.input import INVALID, MAX_PREVIEW_DAYS, PreviewIn, RuleIn, RulePatch
-from herald.rules.preview import Preview, preview
+from herald.rules.preview import Preview, Progress, preview
 from herald.rules.types import Alert, Rule, RuleSpec
 from herald.services import Services
 from herald.store.rules import Refused
@@ -123,11 +124,18 @@ async def _change(
     )
 
 
-async def preview_rule(
-    services: Services, principal: Principal, body: PreviewIn
-) -> tuple[int, int, Preview]:
-    """Run a rule over the caller's stored events of a past range, nothing written: the
-    range (from, until) and what it would have done."""
+@dataclass(frozen=True, slots=True)
+class PreviewPlan:
+    """A checked preview: the rule and the range, for the caller's organisation."""
+
+    organisation_id: int
+    spec: RuleSpec
+    from_ms: int
+    until_ms: int
+
+
+def plan_preview(services: Services, principal: Principal, body: PreviewIn) -> PreviewPlan:
+    """The preview ``body`` asks for, checked (``Invalid`` naming the field)."""
     organisation_id = acting_for(services, principal, body.organisation_id)
     condition = body.condition.checked()
     if condition.kind == "state" and body.group != "endpoint":
@@ -142,16 +150,34 @@ async def preview_rule(
     spec = RuleSpec(
         "preview", _q(services, body.q), body.group, condition, round(body.hold_down_seconds * 1000)
     )
-    found = await services.query(
+    return PreviewPlan(organisation_id, spec, from_ms, until_ms)
+
+
+async def run_preview(
+    services: Services, principal: Principal, plan: PreviewPlan, progress: Progress | None = None
+) -> Preview:
+    """Run a checked preview over the caller's stored events, nothing written, in one of
+    its organisation's query slots; ``progress`` is told how far it has read (from the
+    store's thread)."""
+    return await services.query(
         principal,
         lambda: preview(
             services.store,
-            organisation_id,
-            spec,
-            from_ms,
-            until_ms,
+            plan.organisation_id,
+            plan.spec,
+            plan.from_ms,
+            plan.until_ms,
             max_groups=services.settings.max_groups_per_rule,
             time_limit=services.settings.query_time_limit_seconds,
+            progress=progress,
         ),
     )
-    return from_ms, until_ms, found
+
+
+async def preview_rule(
+    services: Services, principal: Principal, body: PreviewIn
+) -> tuple[int, int, Preview]:
+    """Run a rule over the caller's stored events of a past range, nothing written: the
+    range (from, until) and what it would have done."""
+    plan = plan_preview(services, principal, body)
+    return plan.from_ms, plan.until_ms, await run_preview(services, principal, plan)

@@ -8,13 +8,16 @@ from typing import Annotated, Any
 
 from fastapi import APIRouter, Depends, Path
 from pydantic import BaseModel, Field
-from starlette.responses import Response
+from starlette.requests import Request
+from starlette.responses import Response, StreamingResponse
 
 from herald.api.deps import ServicesDep, get_principal, require
 from herald.api.problems import Problem
+from herald.api.progress import Told, streamed, wants_progress
 from herald.auth import Principal
 from herald.rules import service
 from herald.rules.input import PreviewIn, RuleIn, RulePatch, StatusName
+from herald.rules.preview import Preview
 from herald.rules.types import Alert, GroupBy, Kind, Period, Rule
 from herald.services import Services
 from herald.store.rules import Refused
@@ -220,11 +223,7 @@ async def delete_rule(rule_id: RuleId, services: ServicesDep, principal: Manager
     return Response(status_code=204)
 
 
-@router.post("/rule/preview", responses={200: {"model": PreviewOut}})
-async def preview_rule(body: PreviewIn, services: ServicesDep, principal: Reader) -> dict[str, Any]:
-    """Run a rule over the organisation's stored events of a past range, nothing written:
-    how many times, and for which groups, it would have fired."""
-    from_ms, until_ms, found = await service.preview_rule(services, principal, body)
+def preview_json(from_ms: int, until_ms: int, found: Preview) -> dict[str, Any]:
     ranked = sorted(found.groups.items(), key=lambda item: (-item[1], item[0]))
     return {
         "from": format_ms(from_ms),
@@ -234,3 +233,47 @@ async def preview_rule(body: PreviewIn, services: ServicesDep, principal: Reader
         "events": found.events,
         "complete": found.complete,
     }
+
+
+def progress_json(from_ms: int, until_ms: int, read: int, through: int) -> dict[str, Any]:
+    span = max(1, until_ms - from_ms)
+    return {
+        "read": read,
+        "through": format_ms(through),
+        "fraction": round(min(1.0, max(0.0, (through - from_ms) / span)), 4),
+    }
+
+
+_PREVIEW_RESPONSES: dict[int | str, dict[str, Any]] = {
+    200: {
+        "model": PreviewOut,
+        "description": "The preview. Asked with Accept: application/x-ndjson, NDJSON lines "
+        'instead: {"progress": {"read", "through", "fraction"}} as the read goes on, then '
+        '{"result": this document} (or {"error": a problem document})',
+    }
+}
+
+
+@router.post("/rule/preview", response_model=None, responses=_PREVIEW_RESPONSES)
+async def preview_rule(
+    body: PreviewIn, request: Request, services: ServicesDep, principal: Reader
+) -> dict[str, Any] | StreamingResponse:
+    """Run a rule over the organisation's stored events of a past range, nothing written:
+    how many times, and for which groups, it would have fired. Asked with ``Accept:
+    application/x-ndjson``, the answer tells its progress: NDJSON lines ``{"progress":
+    {"read", "through", "fraction"}}`` as the read goes on, then ``{"result": ...}``, the
+    same document as the JSON answer."""
+    plan = service.plan_preview(services, principal, body)
+    if not wants_progress(request):
+        found = await service.run_preview(services, principal, plan)
+        return preview_json(plan.from_ms, plan.until_ms, found)
+
+    async def start(told: Told) -> Preview:
+        told(0, plan.from_ms)
+        return await service.run_preview(services, principal, plan, told)
+
+    return await streamed(
+        start,
+        lambda read, through: progress_json(plan.from_ms, plan.until_ms, read, through),
+        lambda found: preview_json(plan.from_ms, plan.until_ms, found),
+    )
