@@ -355,8 +355,9 @@ class RuleEvaluator:
             for organisation_id in recorded
         }
         for rule, group in wanted:
-            records = found.get(rule.organisation_id, {}).get(int(group.key), {})
-            conditions.take_records(rule.spec.condition, group.state, records, now)
+            if rule.organisation_id in found:
+                records = found[rule.organisation_id].get(int(group.key), {})
+                conditions.take_records(rule.spec.condition, group.state, records, now)
         return recorded
 
     def _move(
