@@ -27,6 +27,7 @@ def _app() -> FastAPI:
         for done in range(3):
             told(done, 1000 * done)
             await asyncio.sleep(0.01)
+        told(3, 3000)  # told as it ends: still a line before the result
         return 3
 
     async def failing(told: Told) -> int:
@@ -71,7 +72,7 @@ def test_progress_lines_then_the_result() -> None:
     assert answer.headers["content-type"].startswith("application/x-ndjson")
     *steps, last = _lines(answer.text)
     assert last == {"result": {"found": 3}}
-    assert steps == [{"progress": {"done": n, "at": 1000 * n}} for n in range(3)]
+    assert steps == [{"progress": {"done": n, "at": 1000 * n}} for n in range(4)]
 
 
 def test_an_error_once_begun_is_the_last_line() -> None:

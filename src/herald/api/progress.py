@@ -72,6 +72,10 @@ async def streamed(
                 if waiting.done():
                     yield _line({"progress": progress(*waiting.result())})
                     waiting = None
+            if waiting is not None and waiting.done():
+                yield _line({"progress": progress(*waiting.result())})
+            while not queue.empty():  # told before it ended (its last page, say)
+                yield _line({"progress": progress(*queue.get_nowait())})
             error = task.exception()
             if error is not None:
                 problem = _problem(error)
