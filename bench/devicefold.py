@@ -23,6 +23,7 @@ from __future__ import annotations
 
 import argparse
 import gc
+import os
 import statistics
 import time
 from collections.abc import Callable, Mapping, Sequence
@@ -225,7 +226,10 @@ def main() -> None:
     parser.add_argument("--warm", type=int, default=WARM)
     parser.add_argument("--results", type=Path, default=RESULTS)
     args = parser.parse_args()
+    began = os.getloadavg()[0]
     result = {"machine": machine(), **devicefold_bench(args.events, args.repeats, args.warm)}
+    # the machine's other load (process_time counts this process alone, but shares caches)
+    result["load_average"] = {"before": began, "after": os.getloadavg()[0]}
     args.results.parent.mkdir(parents=True, exist_ok=True)
     args.results.write_bytes(orjson.dumps(result, option=orjson.OPT_INDENT_2) + b"\n")
     for name, figure in result["us_per_event"].items():

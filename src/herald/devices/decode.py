@@ -43,4 +43,4 @@ def record_fields(type_id: int, body: bytes) -> dict[str, JSON] | None:
         found = decoder.decode(body)
     except (msgspec.DecodeError, msgspec.ValidationError):
         return None
-    return {name: getattr(found, name) for name in found.__struct_fields__}
+    return msgspec.structs.asdict(found)

@@ -20,10 +20,11 @@ from __future__ import annotations
 
 import enum
 import re
-from collections.abc import Mapping
-from dataclasses import dataclass, field
+from collections.abc import Iterable, Mapping
+from dataclasses import dataclass
 from typing import Any
 
+import msgspec
 import orjson
 
 from herald.timefmt import format_ms, parse_timestamp, to_ms
@@ -133,6 +134,7 @@ _ENDPOINT_FIELDS = frozenset({"id", "name", "imei", "ip_address", "tags"})
 ENDPOINT_REGISTERS = {key: f"endpoint.{key}" for key in sorted(_ENDPOINT_FIELDS)}
 _OPERATOR_FIELDS, _MNC_FIELDS = frozenset({"id", "name"}), frozenset({"mnc"})
 _SCALARS = frozenset({str, bool, int, float, type(None)})  # JSON's, as parsed
+_KNOWN = _SCALARS - {type(None)}
 
 
 Register = tuple[int, int, JSON]
@@ -149,13 +151,13 @@ class DeviceEvent:
     record: Mapping[str, JSON]
 
 
-@dataclass(frozen=True, slots=True)
-class DeviceState:
-    """The facts and values known about one endpoint (treat as immutable)."""
+class DeviceState(msgspec.Struct, frozen=True):
+    """The facts and values known about one endpoint (treat as immutable; a Struct: the
+    fold makes one per endpoint it changes)."""
 
     last_event_ms: int = 0
-    times: Mapping[str, int] = field(default_factory=dict)
-    registers: Mapping[str, Register] = field(default_factory=dict)
+    times: Mapping[str, int] = msgspec.field(default_factory=dict)
+    registers: Mapping[str, Register] = msgspec.field(default_factory=dict)
 
 
 def device_event(
@@ -166,16 +168,19 @@ def device_event(
     record = orjson.loads(body) if isinstance(body, bytes) else body
     if not isinstance(record, dict):
         return None
-    if timestamp_ms is not None:
-        return DeviceEvent(event_id, type_id, timestamp_ms, record)
+    ms = timestamp_ms if timestamp_ms is not None else record_ms(record)
+    return DeviceEvent(event_id, type_id, ms, record) if ms is not None else None
+
+
+def record_ms(record: Mapping[str, JSON]) -> int | None:
+    """A record's ``timestamp`` in ms, or None if it cannot be read."""
     raw = record.get("timestamp")
     if not isinstance(raw, str):
         return None
     try:
-        ms = to_ms(parse_timestamp(raw))
+        return to_ms(parse_timestamp(raw))
     except ValueError:
         return None
-    return DeviceEvent(event_id, type_id, ms, record)
 
 
 # Records are parsed JSON: their objects are dicts, so ``isinstance(x, dict)`` below (the
@@ -196,10 +201,9 @@ def endpoint_key(record: Mapping[str, JSON]) -> str | None:
     return None
 
 
-@dataclass(frozen=True, slots=True)
-class Effect:
+class Effect(msgspec.Struct, frozen=True):
     """What one event does to a state: the facts it dates and the values it sets (what the
-    fold keeps of an event instead of its record)."""
+    fold keeps of an event instead of its record; a Struct: one is made per event)."""
 
     event_id: int
     type_id: int
@@ -211,14 +215,20 @@ class Effect:
 def effect(event: DeviceEvent, values: bool = True) -> Effect:
     """The facts and values of ``event`` (its facts alone if not ``values``: all the
     status needs)."""
-    type_id, record = event.type_id, event.record
+    return effect_of(event.event_id, event.type_id, event.timestamp_ms, event.record, values)
+
+
+def effect_of(
+    event_id: int, type_id: int, timestamp_ms: int, record: Mapping[str, JSON], values: bool = True
+) -> Effect:
+    """``effect`` of the event of these fields, without a ``DeviceEvent``."""
     opened = type_id in _SESSION_TYPES and (type_id != CREATE_PDP_CONTEXT or accepted(record))
     if type_id == CREATE_PDP_CONTEXT:
         facts: tuple[str, ...] = (SESSION_OPEN,) if opened else ()
     else:
         facts = _FACTS.get(type_id, ())
-    found = _values(event, opened) if values else {}
-    return Effect(event.event_id, type_id, event.timestamp_ms, facts, found)
+    found = _values(record, type_id, opened) if values else {}
+    return Effect(event_id, type_id, timestamp_ms, facts, found)
 
 
 def apply(state: DeviceState, event: DeviceEvent | Effect) -> DeviceState:
@@ -247,19 +257,26 @@ def accepted(record: Mapping[str, JSON]) -> bool:
     description = record.get("description")
     if isinstance(description, str) and "reject" in description.lower():
         return False
-    source, severity = _id(record.get("event_source")), _id(record.get("event_severity"))
-    return not (source == _POLICY_CONTROL and severity is not None and severity >= _WARN)
+    if _id(record.get("event_source")) != _POLICY_CONTROL:
+        return True
+    severity = _id(record.get("event_severity"))
+    return not (severity is not None and severity >= _WARN)
 
 
-def _values(event: DeviceEvent, opened: bool) -> dict[str, JSON]:
-    """The registers ``event`` sets (``opened``: it opened or continued a data session)."""
-    record, type_id = event.record, event.type_id
-    values: dict[str, JSON] = {}
+def _values(record: Mapping[str, JSON], type_id: int, opened: bool) -> dict[str, JSON]:
+    """The registers an event of ``type_id`` with ``record`` sets (``opened``: it opened or
+    continued a data session)."""
     endpoint = record.get("endpoint")
-    if isinstance(endpoint, dict):
-        for key, known in _scalars(endpoint, _ENDPOINT_FIELDS).items():
-            if known is not None:  # a missing or null field says nothing new
-                values[ENDPOINT_REGISTERS[key]] = known
+    # the endpoint's fields (``_scalars``), each a register: a missing or null one says nothing
+    values: dict[str, JSON] = (
+        {
+            ENDPOINT_REGISTERS[key]: known[:MAX_TEXT] if known.__class__ is str else known
+            for key, known in _items(endpoint, _ENDPOINT_FIELDS)
+            if known.__class__ in _KNOWN and key in _ENDPOINT_FIELDS
+        }
+        if isinstance(endpoint, dict)
+        else {}
+    )
     if type_id in _LABELS:
         name, label = _LABELS[type_id]
         values[name] = label
@@ -302,16 +319,19 @@ def _network(detail: dict[str, JSON]) -> dict[str, JSON] | None:
 def _scalars(source: dict[str, JSON], keys: frozenset[str]) -> dict[str, JSON]:
     """The scalar values of ``keys`` in ``source``, text cut to ``MAX_TEXT`` (in either's
     order, whichever is shorter: the stored state's keys are sorted)."""
-    pairs = (
-        source.items()
-        if len(source) <= len(keys)
-        else [(key, source[key]) for key in keys if key in source]
-    )
     return {
         key: value[:MAX_TEXT] if value.__class__ is str else value
-        for key, value in pairs
+        for key, value in _items(source, keys)
         if value.__class__ in _SCALARS and key in keys
     }
+
+
+def _items(source: dict[str, JSON], keys: frozenset[str]) -> Iterable[tuple[str, JSON]]:
+    """The items of ``source`` that may be under ``keys`` (the caller checks): all of them
+    or those of ``keys``, whichever are fewer."""
+    if len(source) <= len(keys):
+        return source.items()
+    return [(key, source[key]) for key in keys if key in source]
 
 
 def _id(value: JSON) -> int | None:
@@ -354,11 +374,26 @@ def blocked(state: DeviceState) -> bool:
 
 
 def status(state: DeviceState) -> Status:
-    if blocked(state):
-        return Status.BLOCKED
-    if session_open(state):
+    return status_of(state.times)
+
+
+def status_of(times: Mapping[str, int]) -> Status:
+    """The status of a state with these facts: ``blocked``, else ``session_open``, else
+    ``attached`` to either domain, in one pass (the fold asks it of every state it writes,
+    twice per event whose changes are watched)."""
+    t = times.get
+    opened, closed = t(SESSION_OPEN, 0), t(SESSION_CLOSE, 0)
+    for block, clear in _BLOCKS:
+        since = t(block)
+        if since is not None and since > opened and since > t(clear, 0):
+            return Status.BLOCKED
+    purged = t(DETACH, 0)
+    ps_purged = max(purged, t(PS_DETACH, 0))
+    if opened > max(closed, ps_purged):
         return Status.ONLINE
-    return Status.ATTACHED if any(attached(state)) else Status.OFFLINE
+    if t(CS_ATTACH, 0) > purged or max(t(PS_ATTACH, 0), opened, closed) > ps_purged:
+        return Status.ATTACHED
+    return Status.OFFLINE
 
 
 def services(state: DeviceState) -> list[str]:
@@ -422,7 +457,29 @@ def dumps(state: DeviceState) -> bytes:
     )
 
 
+class _Kept(msgspec.Struct):
+    """A state as ``dumps`` writes it, decoded in one compiled call."""
+
+    last: int
+    times: dict[str, int]
+    registers: dict[str, tuple[int, int, Any]]
+
+
+_KEPT = msgspec.json.Decoder(_Kept)
+
+
 def loads(data: bytes | str) -> DeviceState:
+    try:
+        kept = _KEPT.decode(data)
+    except (msgspec.DecodeError, msgspec.ValidationError):
+        return _loads_any(data)  # not as ``dumps`` writes it now: as read before
+    if "endpoint" in kept.registers:
+        return _loads_any(data)
+    return DeviceState(kept.last, kept.times, kept.registers)
+
+
+def _loads_any(data: bytes | str) -> DeviceState:
+    """``loads`` of any state kept before (numbers as text, the endpoint in one register)."""
     raw = orjson.loads(data)
     registers = {name: (int(k[0]), int(k[1]), k[2]) for name, k in raw["registers"].items()}
     legacy = registers.pop("endpoint", None)  # a state kept before: all fields in one
