@@ -14,6 +14,7 @@ import psycopg
 import pytest
 
 from herald.store import nodes
+from herald.store import sqlite as sqlite_store
 from herald.store.sqlite import sqlite_path
 from tests.support.herald import Herald
 from tests.support.inproc import InProcessHerald, start_in_process
@@ -36,10 +37,13 @@ def _until(check: Callable[[], Any], what: str) -> Any:
     return result
 
 
-def test_a_failing_loop_keeps_running_and_ready_reports_it(tmp_path: Path) -> None:
+def test_a_failing_loop_keeps_running_and_ready_reports_it(
+    tmp_path: Path, monkeypatch: pytest.MonkeyPatch
+) -> None:
     """Issue 17 #2: the purge died on its first unexpected error, silently, for good. Here it
     fails (the database is locked by another process for a while): it is logged, /ready says
     ``degraded`` with the error, /metrics shows the loop unhealthy, and it recovers."""
+    monkeypatch.setattr(sqlite_store, "BUSY_TIMEOUT_SECONDS", 2.0)  # fail sooner than 10 s
     server = start_in_process(
         tmp_path / "herald",
         env={"HERALD_PURGE_INTERVAL_SECONDS": "0.2", "HERALD_METRICS_PUBLIC": "true"},

@@ -609,7 +609,7 @@ def test_a_late_page_never_replaces_the_current_one(
         assert time.monotonic() < deadline, "the dashboard asked for no stats"
         page.wait_for_timeout(50)
     page.get_by_role("link", name="Events").click()
-    page.get_by_role("heading", name="Events").wait_for()
+    page.get_by_role("heading", name="Events", exact=True).wait_for()
     page.get_by_text("· page 1 of").wait_for()
     page.unroute("**/api/v1/event/stats**")
     for route in held:
@@ -621,7 +621,7 @@ def test_a_late_page_never_replaces_the_current_one(
     page.get_by_role("button", name="Apply filters").click()
     page.get_by_text("10 events · page 1 of 1").wait_for()
     assert page.get_by_role("heading", name="Dashboard").count() == 0
-    assert page.get_by_role("heading", name="Events").is_visible()
+    assert page.get_by_role("heading", name="Events", exact=True).is_visible()
 
 
 def test_filters_live_in_the_address(page: Page, console_server: HeraldServer) -> None:

@@ -202,14 +202,14 @@ def test_the_disabled_notice_commits_with_the_disabling_or_not_at_all(
         raise StoreError("disk full")
 
     real_insert = store.insert_events  # type: ignore[attr-defined]
-    monkeypatch.setattr(store, "_insert_events", failing)
+    monkeypatch.setattr(store, "insert_events", failing)
     with pytest.raises(StoreError):
         writer.append_with(
             [notice_for(store, handler.id)], store.handlers.recording("w", delivery, progress)
         )
     unchanged = store.handlers.get(handler.id)
     assert unchanged is not None and unchanged.spec.enabled and attempts(store, handler.id) == []
-    monkeypatch.setattr(store, "_insert_events", real_insert)
+    monkeypatch.setattr(store, "insert_events", real_insert)
 
     notice = notice_for(store, handler.id)
     written = writer.append_with([notice], store.handlers.recording("w", delivery, progress))

@@ -53,6 +53,7 @@ _INSERT_EVENT = (
     f"VALUES ({', '.join('?' * len(EVENT_COLUMNS))})"
 )
 _CACHE_KIB = 16_000  # page cache per connection
+BUSY_TIMEOUT_SECONDS = 10.0  # how long a statement waits for another process's write lock
 _CHECKPOINT_PAGES = 10_000
 _WAL_LIMIT_BYTES = 64_000_000  # the WAL file is truncated back to this after a checkpoint
 _IDLE_READERS = 8  # readers kept between calls; a burst's extra ones are closed (and caches)
@@ -131,11 +132,14 @@ class SQLiteStore(
     def _connect(self) -> sqlite3.Connection:
         try:
             conn = sqlite3.connect(
-                self.path, isolation_level=None, check_same_thread=False, timeout=10
+                self.path,
+                isolation_level=None,
+                check_same_thread=False,
+                timeout=BUSY_TIMEOUT_SECONDS,
             )
             conn.execute("PRAGMA journal_mode = WAL")
             conn.execute(f"PRAGMA synchronous = {self._synchronous}")
-            conn.execute("PRAGMA busy_timeout = 10000")
+            conn.execute(f"PRAGMA busy_timeout = {int(BUSY_TIMEOUT_SECONDS * 1000)}")
             conn.execute("PRAGMA foreign_keys = ON")
             conn.execute(f"PRAGMA cache_size = -{_CACHE_KIB}")
             # Checkpoint every ~40 MB of WAL rather than 4 MB: an index page that many batches
