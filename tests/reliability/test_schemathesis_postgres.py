@@ -11,8 +11,6 @@ from tests.reliability.conftest import SOAK
 from tests.reliability.figures import Figures
 from tests.reliability.schemathesis_run import find_nothing, fuzzed_server
 
-pytestmark = pytest.mark.first  # minutes; see tests/conftest.py
-
 
 @pytest.mark.parametrize("backend", [pytest.param("postgres", marks=pytest.mark.postgres)])
 @pytest.mark.parametrize("kind", ["tenant", "internal"] if SOAK else ["tenant"])

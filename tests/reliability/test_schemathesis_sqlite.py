@@ -9,8 +9,6 @@ import pytest
 from tests.reliability.figures import Figures
 from tests.reliability.schemathesis_run import find_nothing, fuzzed_server
 
-pytestmark = pytest.mark.first  # minutes; see tests/conftest.py
-
 
 @pytest.mark.parametrize("backend", ["sqlite"])
 @pytest.mark.parametrize("kind", ["tenant", "internal"])
