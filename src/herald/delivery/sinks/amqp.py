@@ -9,6 +9,7 @@ from urllib.parse import unquote, urlsplit
 
 import aio_pika
 from aio_pika.abc import AbstractChannel, AbstractConnection, AbstractExchange
+from aio_pika.connection import make_url
 
 from herald.delivery.sinks.base import BrokerSink, Outgoing, SinkConfig, messages
 
@@ -28,17 +29,22 @@ class AmqpSink(BrokerSink):
         tls = self.config.tls_context()
         credentials = self.config.credentials
         virtualhost = unquote(urlsplit(self.config.url).path[1:]) or "/"
-        self._connection = await aio_pika.connect(
+        url = make_url(
             host=host,
             port=port,
             login=credentials.get("username", "guest"),
             password=credentials.get("password", "guest"),
             virtualhost=virtualhost,
             ssl=tls is not None,
-            ssl_context=tls,
-            timeout=self.config.timeout,
-            client_properties={"connection_name": "herald"},
         )
+        # Kept before it connects, so that a connect that fails (a refused login, a lost
+        # connection, the send's timeout) is closed by _disconnect like an open one:
+        # aio_pika.connect drops such a connection unclosed, and its __del__ schedules a
+        # close nobody awaits (on whatever thread collects it).
+        self._connection = aio_pika.Connection(
+            url, ssl_context=tls, client_properties={"connection_name": "herald"}
+        )
+        await self._connection.connect(timeout=self.config.timeout)
         self._channel = await self._connection.channel(
             publisher_confirms=True, on_return_raises=True
         )

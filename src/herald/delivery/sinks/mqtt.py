@@ -53,9 +53,24 @@ class MqttSink(BrokerSink):
         return f"PUBACK for {len(sent)} message{'s' if len(sent) != 1 else ''}"
 
     async def _disconnect(self) -> None:
-        stack, self._stack, self._client = self._stack, None, None
-        if stack is not None:
-            await stack.aclose()
+        stack, client = self._stack, self._client
+        self._stack = self._client = None
+        try:
+            if stack is not None:
+                await stack.aclose()
+        finally:
+            if client is not None:
+                lost = _lost(client)
+                if lost.done() and not lost.cancelled():
+                    lost.exception()  # read: asyncio logs an error never retrieved
+
+
+def _lost(client: aiomqtt.Client) -> asyncio.Future[None]:
+    """Done once the client's connection is gone; its error if the broker's side went
+    (aiomqtt has no public accessor). Leaving, aiomqtt returns without reading that error,
+    and asyncio logs it ("Future exception was never retrieved") when the future is
+    collected, in whichever thread or test that is."""
+    return client._disconnected
 
 
 async def _abandon(entering: asyncio.Future[aiomqtt.Client], client: aiomqtt.Client) -> None:

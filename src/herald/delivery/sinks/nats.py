@@ -10,7 +10,6 @@ from __future__ import annotations
 import asyncio
 import logging
 
-import nats
 from nats.aio.client import Client
 from nats.js import JetStreamContext
 
@@ -37,7 +36,11 @@ class NatsSink(BrokerSink):
         scheme = "tls" if tls else "nats"
         credentials = self.config.credentials
         netloc = f"[{host}]:{port}" if ":" in host else f"{host}:{port}"  # host: the address
-        self._client = await nats.connect(
+        # Kept before it connects, so that _disconnect closes a connect that fails: nats-py
+        # leaves the socket of a failed handshake open (a broker that closes at once, as one
+        # going away does; a refused login or certificate), without reconnecting to close it.
+        client = self._client = Client()
+        await client.connect(
             servers=[f"{scheme}://{netloc}"],
             user=credentials.get("username"),
             password=credentials.get("password"),
@@ -49,7 +52,7 @@ class NatsSink(BrokerSink):
             error_cb=_quiet,
             name="herald",
         )
-        self._js = self._client.jetstream(timeout=self.config.timeout)
+        self._js = client.jetstream(timeout=self.config.timeout)
 
     async def _publish(self, out: Outgoing) -> str:
         assert self._js is not None
