@@ -1,5 +1,5 @@
-"""What the sink tests share: a tenant on a real ``herald serve``, its handler, its events,
-and the check that a credential shows in no answer and no log line."""
+"""What the sink tests share: a tenant of a running Herald, its handler, its events, and the
+check that a credential shows in no answer and no log line."""
 
 from __future__ import annotations
 
@@ -11,7 +11,7 @@ from typing import Any, TypeVar
 import httpx
 
 from tests.delivery.sinks.pki import Issued
-from tests.support.server import HeraldServer
+from tests.support.herald import Herald
 from tests.support.waiting import SLACK
 
 T = TypeVar("T")
@@ -64,7 +64,7 @@ def replay(client: httpx.Client, handler_id: int, since: str) -> None:
     assert response.status_code == 202, response.text
 
 
-def assert_never_shown(herald: HeraldServer, client: httpx.Client, handler_id: int) -> None:
+def assert_never_shown(herald: Herald, client: httpx.Client, handler_id: int) -> None:
     """The credential is in no answer about the handler and in no line of the log."""
     for path in ("", "/status", "/delivery"):
         response = client.get(f"/event_handler/{handler_id}{path}")
@@ -77,7 +77,7 @@ def assert_never_shown(herald: HeraldServer, client: httpx.Client, handler_id: i
 
 
 def assert_pems_never_shown(
-    herald: HeraldServer, client: httpx.Client, handler_ids: list[int], pairs: list[Issued]
+    herald: Herald, client: httpx.Client, handler_ids: list[int], pairs: list[Issued]
 ) -> None:
     """No line of the certificates and keys is in an answer about the handlers, in the log,
     or in the database's files (sealed at rest: SQLite runs)."""

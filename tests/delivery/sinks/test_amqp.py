@@ -1,5 +1,6 @@
-"""The AMQP sink end to end: a real ``herald serve`` (each backend) publishing to the
-machine's RabbitMQ through a loopback proxy; a queue bound to the exchange shows it all."""
+"""The AMQP sink end to end: Herald's app in process (each backend) publishing to the
+machine's RabbitMQ through a loopback proxy; a queue bound to the exchange shows it all. A
+real ``herald serve`` for the kill."""
 
 from __future__ import annotations
 
@@ -25,6 +26,7 @@ from tests.delivery.sinks.common import (
     unique,
 )
 from tests.delivery.sinks.proxy import proxy
+from tests.support.inproc import InProcessHerald
 from tests.support.server import HeraldServer
 
 BROKER_PORT = 5672
@@ -90,7 +92,7 @@ def queue() -> Iterator[Queue]:
 
 
 def test_events_are_confirmed_in_order_across_a_cut_and_replay(
-    herald: HeraldServer, api: httpx.Client, queue: Queue
+    herald: InProcessHerald, api: httpx.Client, queue: Queue
 ) -> None:
     with proxy(BROKER_PORT) as broker:
         handler = create(
@@ -167,20 +169,20 @@ def test_an_unroutable_message_fails_until_a_queue_is_bound(api: httpx.Client) -
 
 
 def test_a_killed_worker_loses_nothing(
-    herald: HeraldServer, api: httpx.Client, queue: Queue
+    process: HeraldServer, process_api: httpx.Client, queue: Queue
 ) -> None:
     create(
-        api,
+        process_api,
         type="amqp",
         url=f"amqp://127.0.0.1:{BROKER_PORT}/",
         settings={"exchange": queue.exchange, "routing_key": "herald.events"},
         credentials={"username": "guest", "password": "guest"},
     )
-    sent = post_events(api, 10)
+    sent = post_events(process_api, 10)
     eventually(lambda: queue.take(), what="delivery under way")
-    herald.kill()  # SIGKILL: no drain, no lease given up
-    herald.restart()
-    sent += post_events(api, 10)
+    process.kill()  # SIGKILL: no drain, no lease given up
+    process.restart()
+    sent += post_events(process_api, 10)
     eventually(
         lambda: set(sent) <= set(queue.take()), timeout=30, what="every event after the kill"
     )

@@ -1,4 +1,5 @@
-"""``herald handler`` with a broker sink: create, update, test, list, from the command line."""
+"""``herald handler`` with a broker sink: create, update, test, list, from the command line
+(a process of its own, talking to Herald's app served in the test's process)."""
 
 from __future__ import annotations
 
@@ -10,23 +11,23 @@ from pathlib import Path
 import orjson
 import pytest
 
-from tests.delivery.receiver import start_delivery_server, tenant
+from tests.delivery.receiver import start_delivery_in_process, tenant
 from tests.delivery.sinks.common import PASSWORD, unique
 from tests.delivery.sinks.pki import Authority
 from tests.support.herald import HERALD
-from tests.support.server import HeraldServer
+from tests.support.inproc import InProcessHerald
 
 
 @pytest.fixture
-def sqlite_herald(tmp_path: Path) -> Iterator[HeraldServer]:
-    server = start_delivery_server(tmp_path / "herald")
+def sqlite_herald(tmp_path: Path) -> Iterator[InProcessHerald]:
+    server = start_delivery_in_process(tmp_path / "herald")
     try:
         yield server
     finally:
         server.stop()
 
 
-def test_create_update_and_test_an_mqtt_handler(sqlite_herald: HeraldServer) -> None:
+def test_create_update_and_test_an_mqtt_handler(sqlite_herald: InProcessHerald) -> None:
     _, token = tenant(sqlite_herald)
     env = {
         **os.environ,
@@ -61,7 +62,7 @@ def test_create_update_and_test_an_mqtt_handler(sqlite_herald: HeraldServer) -> 
 
 
 def test_client_certificates_are_read_from_files(
-    sqlite_herald: HeraldServer, tmp_path: Path
+    sqlite_herald: InProcessHerald, tmp_path: Path
 ) -> None:
     _, token = tenant(sqlite_herald)
     env = {**os.environ, "HERALD_URL": sqlite_herald.url, "HERALD_TOKEN": token}

@@ -1,5 +1,6 @@
-"""The MQTT sink end to end: a real ``herald serve`` (each backend) publishing to the
-machine's Mosquitto through a loopback proxy, a real subscriber checking what arrives."""
+"""The MQTT sink end to end: Herald's app in process (each backend) publishing to the
+machine's Mosquitto through a loopback proxy, a real subscriber checking what arrives; a
+real ``herald serve`` for the kill."""
 
 from __future__ import annotations
 
@@ -25,6 +26,7 @@ from tests.delivery.sinks.common import (
     unique,
 )
 from tests.delivery.sinks.proxy import proxy
+from tests.support.inproc import InProcessHerald
 from tests.support.server import HeraldServer
 
 BROKER_PORT = 1883
@@ -71,7 +73,7 @@ def subscriber() -> Iterator[tuple[str, Subscriber]]:
 
 
 def test_events_arrive_in_order_survive_a_cut_and_replay(
-    herald: HeraldServer, api: httpx.Client, subscriber: tuple[str, Subscriber]
+    herald: InProcessHerald, api: httpx.Client, subscriber: tuple[str, Subscriber]
 ) -> None:
     base, got = subscriber
     client = api
@@ -161,19 +163,19 @@ def test_unreachable_broker_is_reported_by_the_test_route(api: httpx.Client) -> 
 
 
 def test_a_killed_worker_loses_nothing(
-    herald: HeraldServer, api: httpx.Client, subscriber: tuple[str, Subscriber]
+    process: HeraldServer, process_api: httpx.Client, subscriber: tuple[str, Subscriber]
 ) -> None:
     base, got = subscriber
     create(
-        api,
+        process_api,
         type="mqtt",
         url=f"mqtt://127.0.0.1:{BROKER_PORT}",
         settings={"topic": base + "/events"},
     )
-    sent = post_events(api, 10)
+    sent = post_events(process_api, 10)
     eventually(lambda: got.ids(), what="delivery under way")
-    herald.kill()  # SIGKILL: no drain, no lease given up
-    herald.restart()
-    sent += post_events(api, 10)
+    process.kill()  # SIGKILL: no drain, no lease given up
+    process.restart()
+    sent += post_events(process_api, 10)
     eventually(lambda: set(sent) <= set(got.ids()), timeout=30, what="every event after the kill")
     assert first_seen(got.ids()) == sent

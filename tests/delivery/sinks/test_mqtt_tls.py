@@ -1,5 +1,5 @@
 """Client certificates (mTLS) end to end: a throwaway Mosquitto on loopback that requires a
-certificate of its own CA, a real ``herald serve`` (each backend) publishing through
+certificate of its own CA, Herald's app in process (each backend) publishing through
 ``mqtts://`` with the handler's certificate, a subscriber checking what arrives."""
 
 from __future__ import annotations
@@ -24,7 +24,7 @@ from tests.delivery.sinks.common import (
 )
 from tests.delivery.sinks.pki import Authority
 from tests.delivery.sinks.tls_brokers import TlsBroker, mosquitto
-from tests.support.server import HeraldServer
+from tests.support.inproc import InProcessHerald
 
 
 @pytest.fixture(scope="module")
@@ -62,7 +62,7 @@ def subscriber(tls_broker: TlsBroker) -> Iterator[tuple[str, list[tuple[str, byt
 
 
 def test_a_client_certificate_delivers_and_none_is_refused(
-    herald: HeraldServer,
+    herald: InProcessHerald,
     api: httpx.Client,
     tls_broker: TlsBroker,
     subscriber: tuple[str, list[tuple[str, bytes]]],

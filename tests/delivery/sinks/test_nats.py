@@ -1,5 +1,6 @@
-"""The NATS JetStream sink end to end: a real ``herald serve`` (each backend) publishing to
-the machine's nats-server through a loopback proxy; the stream shows what was stored."""
+"""The NATS JetStream sink end to end: Herald's app in process (each backend) publishing to
+the machine's nats-server through a loopback proxy; the stream shows what was stored. A real
+``herald serve`` for the kill."""
 
 from __future__ import annotations
 
@@ -25,6 +26,7 @@ from tests.delivery.sinks.common import (
     unique,
 )
 from tests.delivery.sinks.proxy import proxy
+from tests.support.inproc import InProcessHerald
 from tests.support.server import HeraldServer
 
 BROKER_PORT = 4222
@@ -82,7 +84,7 @@ def ids_of(found: list[Stored]) -> list[int]:
 
 
 def test_events_are_stored_once_in_order_across_a_cut_and_replay(
-    herald: HeraldServer, api: httpx.Client, stream: tuple[str, str]
+    herald: InProcessHerald, api: httpx.Client, stream: tuple[str, str]
 ) -> None:
     name, base = stream
     with proxy(BROKER_PORT) as broker:
@@ -147,16 +149,19 @@ def test_a_subject_no_stream_takes_is_retried_until_one_does(api: httpx.Client) 
 
 
 def test_a_killed_worker_loses_nothing(
-    herald: HeraldServer, api: httpx.Client, stream: tuple[str, str]
+    process: HeraldServer, process_api: httpx.Client, stream: tuple[str, str]
 ) -> None:
     name, base = stream
     create(
-        api, type="nats", url=f"nats://127.0.0.1:{BROKER_PORT}", settings={"subject": base + ".e"}
+        process_api,
+        type="nats",
+        url=f"nats://127.0.0.1:{BROKER_PORT}",
+        settings={"subject": base + ".e"},
     )
-    sent = post_events(api, 10)
+    sent = post_events(process_api, 10)
     eventually(lambda: stored(name), what="delivery under way")
-    herald.kill()  # SIGKILL: no drain, no lease given up
-    herald.restart()
-    sent += post_events(api, 10)
+    process.kill()  # SIGKILL: no drain, no lease given up
+    process.restart()
+    sent += post_events(process_api, 10)
     eventually(lambda: len(stored(name)) >= 20, timeout=30, what="every event after the kill")
     assert ids_of(stored(name)) == sent  # a re-send after the kill is stored once

@@ -1,5 +1,5 @@
 """Client certificates (mTLS) to NATS JetStream: a throwaway nats-server on loopback with
-``verify: true``, a real ``herald serve`` (each backend) publishing through ``tls://`` with
+``verify: true``, Herald's app in process (each backend) publishing through ``tls://`` with
 the handler's certificate; the stream shows what was stored."""
 
 from __future__ import annotations
@@ -25,7 +25,7 @@ from tests.delivery.sinks.common import (
     unique,
 )
 from tests.delivery.sinks.tls_brokers import TlsBroker, nats_server
-from tests.support.server import HeraldServer
+from tests.support.inproc import InProcessHerald
 
 
 @pytest.fixture(scope="module")
@@ -53,7 +53,7 @@ async def _in_stream(broker: TlsBroker, name: str, subjects: list[str] | None) -
 
 
 def test_a_client_certificate_publishes_and_none_is_refused(
-    herald: HeraldServer, api: httpx.Client, tls_nats: TlsBroker
+    herald: InProcessHerald, api: httpx.Client, tls_nats: TlsBroker
 ) -> None:
     name = unique("herald").replace("-", "_")
     asyncio.run(_in_stream(tls_nats, name, [f"{name}.>"]))

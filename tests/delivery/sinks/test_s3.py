@@ -1,5 +1,6 @@
-"""The S3 sink end to end: a real ``herald serve`` (each backend) putting gzip NDJSON
-objects into moto's S3 server (started here) through a loopback proxy."""
+"""The S3 sink end to end: Herald's app in process (each backend) putting gzip NDJSON
+objects into moto's S3 server (started here) through a loopback proxy; a real ``herald
+serve`` for the kill."""
 
 from __future__ import annotations
 
@@ -26,6 +27,7 @@ from tests.delivery.sinks.common import (
     unique,
 )
 from tests.delivery.sinks.proxy import proxy
+from tests.support.inproc import InProcessHerald
 from tests.support.server import HeraldServer, free_port
 
 
@@ -82,7 +84,7 @@ def ids_in(found: list[tuple[str, list[dict[str, Any]]]]) -> list[int]:
 
 
 def test_batches_become_keyed_objects_across_a_cut_and_replay(
-    herald: HeraldServer, api: httpx.Client, moto_port: int, bucket: tuple[Any, str]
+    herald: InProcessHerald, api: httpx.Client, moto_port: int, bucket: tuple[Any, str]
 ) -> None:
     s3, name = bucket
     with proxy(moto_port) as store:
@@ -162,22 +164,22 @@ def _buckets(s3: Any) -> list[str]:
 
 
 def test_a_killed_worker_loses_nothing(
-    herald: HeraldServer, api: httpx.Client, moto_port: int, bucket: tuple[Any, str]
+    process: HeraldServer, process_api: httpx.Client, moto_port: int, bucket: tuple[Any, str]
 ) -> None:
     s3, name = bucket
     create(
-        api,
+        process_api,
         type="s3",
         url=f"http://127.0.0.1:{moto_port}",
         settings={"bucket": name, "region": "us-east-1"},
         credentials={"access_key_id": "herald", "secret_access_key": PASSWORD},
         batch={"max_events": 5, "max_wait_ms": 300},
     )
-    sent = post_events(api, 10)
+    sent = post_events(process_api, 10)
     eventually(lambda: objects(s3, name), what="delivery under way")
-    herald.kill()  # SIGKILL: no drain, no lease given up
-    herald.restart()
-    sent += post_events(api, 10)
+    process.kill()  # SIGKILL: no drain, no lease given up
+    process.restart()
+    sent += post_events(process_api, 10)
     eventually(lambda: set(sent) <= set(ids_in(objects(s3, name))), timeout=30, what="every event")
     assert first_seen(ids_in(objects(s3, name))) == sent
 

@@ -17,7 +17,7 @@ from cryptography.hazmat.primitives.serialization import (
 
 from herald.delivery.sinks import SettingsError, check_settings
 from herald.delivery.sinks.templates import expand
-from tests.delivery.receiver import start_delivery_server, tenant
+from tests.delivery.receiver import start_delivery_in_process, tenant
 from tests.delivery.sinks.common import PASSWORD
 from tests.delivery.sinks.pki import Authority
 
@@ -150,8 +150,8 @@ REFUSED: list[tuple[dict[str, Any], str]] = [
 
 @pytest.fixture
 def sqlite_api(tmp_path: Path) -> Iterator[httpx.Client]:
-    """A tenant of a SQLite server: validation happens before the store."""
-    server = start_delivery_server(tmp_path / "herald")
+    """A tenant of a SQLite server (in process): validation happens before the store."""
+    server = start_delivery_in_process(tmp_path / "herald")
     try:
         _, token = tenant(server)
         with server.client(token) as client:
