@@ -15,13 +15,14 @@ from typing import Any
 from fastapi import FastAPI
 from fastapi.openapi.docs import get_swagger_ui_html
 from fastapi.openapi.utils import get_openapi
-from pydantic import BaseModel
+from pydantic import BaseModel, TypeAdapter
 from pydantic.json_schema import models_json_schema
 from starlette.responses import HTMLResponse
 from starlette.staticfiles import StaticFiles
 from swagger_ui_bundle import swagger_ui_path  # type: ignore[import-untyped]
 
 from herald.api import schemas
+from herald.devices import answers
 from herald.events import codec
 from herald.events.stats import BUCKETS, ORDERS
 from herald.query.fields import STATS_GROUPS
@@ -49,12 +50,12 @@ ITEM_WRITE = (404, *WRITE)
 LIST = (400, 422, *AUTH)
 
 
-def _ref(model: type[BaseModel] | str) -> dict[str, Any]:
+def _ref(model: type | str) -> dict[str, Any]:
     name = model if isinstance(model, str) else model.__name__
     return {"$ref": REF.format(model=name)}
 
 
-def _array(model: type[BaseModel] | str) -> dict[str, Any]:
+def _array(model: type | str) -> dict[str, Any]:
     return {"type": "array", "items": _ref(model)}
 
 
@@ -132,18 +133,18 @@ ANSWERS: dict[str, Answer] = {
     "GET /api/v1/rule/{rule_id}": Answer(200, FROM_ROUTE, ITEM),
     "PATCH /api/v1/rule/{rule_id}": Answer(200, FROM_ROUTE, ITEM_WRITE),
     "DELETE /api/v1/rule/{rule_id}": Answer(204, None, ITEM, description="Deleted"),
-    "GET /api/v1/endpoint": Answer(200, _array(schemas.EndpointSummary), LIST),
-    "GET /api/v1/endpoint/status_counts": Answer(200, _ref(schemas.StatusCounts), LIST),
+    "GET /api/v1/endpoint": Answer(200, _array(answers.EndpointSummary), LIST),
+    "GET /api/v1/endpoint/status_counts": Answer(200, _ref(answers.StatusCounts), LIST),
     "GET /api/v1/endpoint/{endpoint_id}/connectivity": Answer(
-        200, _ref(schemas.Connectivity), ITEM
+        200, _ref(answers.Connectivity), ITEM
     ),
     "GET /api/v1/organisation": Answer(200, FROM_ROUTE, AUTH),
     "GET /api/v1/organisation/{organisation_id}/device_events": Answer(200, FROM_ROUTE, ITEM),
     "PUT /api/v1/organisation/{organisation_id}/device_events": Answer(200, FROM_ROUTE, ITEM_WRITE),
     "GET /api/v1/endpoint/{endpoint_id}/stats/daily": Answer(
-        200, _array(schemas.UsageDay), (400, 404, 422, *AUTH)
+        200, _array(answers.UsageDay), (400, 404, 422, *AUTH)
     ),
-    "GET /api/v1/endpoint/{endpoint_id}/stats": Answer(200, _ref(schemas.UsageStats), ITEM),
+    "GET /api/v1/endpoint/{endpoint_id}/stats": Answer(200, _ref(answers.UsageStats), ITEM),
     "GET /api/v1/endpoint/{endpoint_id}/usage/records": Answer(
         200, FROM_ROUTE, (400, 404, 422, *AUTH)
     ),
@@ -219,11 +220,6 @@ _OUT_MODELS: tuple[type[BaseModel], ...] = (
     schemas.DeliveryOut,
     schemas.HandlerStatusOut,
     schemas.ReplayOut,
-    schemas.Connectivity,
-    schemas.EndpointSummary,
-    schemas.StatusCounts,
-    schemas.UsageDay,
-    schemas.UsageStats,
 )
 
 
@@ -232,7 +228,12 @@ def _components() -> dict[str, Any]:
     pairs = [(model, "serialization") for model in _OUT_MODELS]
     _, out = models_json_schema(pairs, ref_template=REF)  # type: ignore[arg-type]
     _, event_in = codec.schema()  # the codec's own types: document and validator agree
-    return {**event_in, **out.get("$defs", {})}
+    typed: dict[str, Any] = {}  # the answers declared as TypedDicts (devices.answers)
+    for answer in answers.ANSWERS:
+        schema = TypeAdapter(answer).json_schema(ref_template=REF, mode="serialization")
+        typed.update(schema.pop("$defs", {}))
+        typed[answer.__name__] = schema
+    return {**event_in, **out.get("$defs", {}), **typed}
 
 
 def _error(status: int) -> dict[str, Any]:

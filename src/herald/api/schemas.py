@@ -3,6 +3,7 @@
 The handler and event-statistics answers are built by these models themselves
 (``HandlerOut.of`` and its siblings, ``Stats``, then ``answer``): the shape is declared
 once, for the answer and the document.
+The endpoint routes' answers are TypedDicts their builders return (``devices.answers``).
 The event routes serialise stored records as they are (orjson, no response validation on
 the hot path); the models here say what that data is. A test checks real answers against
 them (schemathesis' response conformance).
@@ -316,100 +317,3 @@ class ReplayOut(BaseModel):
 
 class StatusOut(_Open):
     status: str
-
-
-class Connectivity(_Open):
-    """An endpoint's connectivity as emnify's ``/endpoint/{id}/connectivity`` answers it."""
-
-    status: Level
-    location: dict[str, Any] | None = None
-    pdp_context: dict[str, Any] | None = None
-    services: list[Any] | None = None
-
-
-class EndpointSummary(Connectivity):
-    """One endpoint of the fleet list, with its connectivity and when it was last seen."""
-
-    id: int | str | None = None
-    name: str | None = None
-    imei: Any = None
-    ip_address: Any = None
-    organisation: OrganisationOut
-    sim_status: Any = None
-    quota_status: Any = None
-    last_seen: str
-    updated: str
-
-
-class StatusCount(BaseModel):
-    status: Level
-    count: int
-
-
-class StatusCounts(BaseModel):
-    total: int
-    counts: list[StatusCount]
-
-
-class TrafficTypeOut(BaseModel):
-    id: int = Field(description="5 data, 6 SMS")
-    description: str
-    unit: str = Field(description="MB for data, SMS for messages")
-
-
-class UsageVolume(BaseModel):
-    """A volume: data in MB (6 decimals), SMS in messages; tx sent by the device (MO),
-    rx received by it (MT)."""
-
-    volume: float
-    volume_tx: float
-    volume_rx: float
-
-
-class SmsVolume(UsageVolume):
-    traffic_type: TrafficTypeOut
-
-
-class DataVolume(SmsVolume):
-    source: str | None = Field(
-        description="Which source gave the day's data: records (usage records), sessions "
-        "(Delete PDP Context volumes, on a day without data usage records), or null (none)."
-    )
-
-
-class UsageDay(BaseModel):
-    """One UTC day of an endpoint's usage, as emnify's ``/stats/daily`` answers it."""
-
-    date: str = Field(description="YYYY-MM-DD (UTC)", json_schema_extra={"format": "date"})
-    data: DataVolume
-    sms: SmsVolume
-
-
-class UsageMonthVolume(UsageVolume):
-    month: str = Field(description="The month's first day, YYYY-MM-DD")
-    traffic_type_id: int
-    traffic_type: TrafficTypeOut
-
-
-class UsageMonth(BaseModel):
-    data: UsageMonthVolume
-    sms: UsageMonthVolume
-
-
-class UsageMinute(UsageVolume):
-    time: str = Field(description="The minute's start, ISO 8601 UTC")
-
-
-class UsageHour(BaseModel):
-    """The last 60 minutes, per minute with traffic."""
-
-    data: list[UsageMinute]
-    sms: list[UsageMinute]
-
-
-class UsageStats(BaseModel):
-    """An endpoint's usage as emnify's ``/stats`` answers it; a month only with traffic."""
-
-    last_month: UsageMonth | None = None
-    current_month: UsageMonth | None = None
-    last_hour: UsageHour

@@ -9,10 +9,15 @@ from __future__ import annotations
 
 import re
 from collections.abc import Mapping
-from typing import Any
 
 from herald.auth import Principal
 from herald.devices import state as device_state
+from herald.devices.answers import (
+    Connectivity,
+    EndpointSummary,
+    StatusCounts,
+    StatusLevel,
+)
 from herald.devices.state import Status
 from herald.errors import Forbidden, Invalid
 from herald.query.syntax import FilterError, q_terms
@@ -68,7 +73,7 @@ def scope_for(principal: Principal, organisation: str | None) -> tuple[int, ...]
 _NAMES = {int(status): status.name for status in Status}
 
 
-def status_ref(value: int) -> dict[str, Any]:
+def status_ref(value: int) -> StatusLevel:
     return {"id": value, "description": _NAMES[value]}
 
 
@@ -79,7 +84,7 @@ def endpoint_key(path_value: str) -> str:
     return path_value
 
 
-def connectivity(row: DeviceRow, folded: device_state.DeviceState | None = None) -> dict[str, Any]:
+def connectivity(row: DeviceRow, folded: device_state.DeviceState | None = None) -> Connectivity:
     """``GET /endpoint/{id}/connectivity`` as emnify answers it (``folded``: the row's state,
     if loaded already)."""
     if folded is None:
@@ -92,7 +97,7 @@ def connectivity(row: DeviceRow, folded: device_state.DeviceState | None = None)
     }
 
 
-def summary(row: DeviceRow) -> dict[str, Any]:
+def summary(row: DeviceRow) -> EndpointSummary:
     """One endpoint of the fleet list: who it is, its connectivity, when last seen."""
     folded = device_state.loads(row.state)
     endpoint = device_state.endpoint(folded)
@@ -110,7 +115,7 @@ def summary(row: DeviceRow) -> dict[str, Any]:
     }
 
 
-def status_counts(counts: Mapping[int, int]) -> dict[str, Any]:
+def status_counts(counts: Mapping[int, int]) -> StatusCounts:
     """Endpoints per status (every status, zero included) and in all."""
     return {
         "total": sum(counts.values()),

@@ -19,10 +19,18 @@ from collections.abc import Iterable, Mapping, Sequence
 from dataclasses import dataclass
 from datetime import UTC, date, datetime, timedelta
 from decimal import ROUND_HALF_EVEN, Decimal, InvalidOperation
-from typing import Any
 
 import orjson
 
+from herald.devices.answers import (
+    TrafficType,
+    UsageDay,
+    UsageHour,
+    UsageMinute,
+    UsageMonth,
+    UsageMonthVolume,
+    UsageVolume,
+)
 from herald.devices.service import InvalidParameter
 from herald.ingest.usage import MAX_UNITS, UNITS_PER_MB
 from herald.retention import DAY_MS, MAX_RETENTION_DAYS
@@ -33,7 +41,7 @@ EPOCH = date(1970, 1, 1)
 _DATE = re.compile(r"[0-9]{4}-[0-9]{2}-[0-9]{2}")
 MINUTE_MS = 60_000
 RECORDS, SESSIONS = "records", "sessions"
-TRAFFIC_TYPES = {
+TRAFFIC_TYPES: dict[int, TrafficType] = {
     DATA: {"id": DATA, "description": "Data", "unit": "MB"},
     SMS: {"id": SMS, "description": "SMS", "unit": "SMS"},
 }
@@ -133,14 +141,13 @@ def _mb(units: int) -> float:
     return units / UNITS_PER_MB  # correctly rounded: prints the 6 decimals exactly
 
 
-def _volume(traffic_type: int, rx: int, tx: int, total: int) -> dict[str, Any]:
+def _volume(traffic_type: int, rx: int, tx: int, total: int) -> UsageVolume:
     if traffic_type == DATA:
-        rx_, tx_, total_ = _mb(rx), _mb(tx), _mb(total)
-        return {"volume": total_, "volume_tx": tx_, "volume_rx": rx_}
+        return {"volume": _mb(total), "volume_tx": _mb(tx), "volume_rx": _mb(rx)}
     return {"volume": total, "volume_tx": tx, "volume_rx": rx}
 
 
-def daily_entry(day: DayUsage) -> dict[str, Any]:
+def daily_entry(day: DayUsage) -> UsageDay:
     """One day as emnify's ``/stats/daily`` answers it (``data.source``: Herald's note of
     which source gave the data)."""
     return {
@@ -157,30 +164,39 @@ def daily_entry(day: DayUsage) -> dict[str, Any]:
     }
 
 
-def month_entry(month: date, days: Sequence[DayUsage]) -> dict[str, Any] | None:
+def month_entry(month: date, days: Sequence[DayUsage]) -> UsageMonth | None:
     """A month's sums as emnify's ``/stats`` writes ``last_month`` and ``current_month``;
     None without traffic (emnify then leaves the key out)."""
     if not any(day.any for day in days):
         return None
-    totals = {
-        DATA: (sum(d.data_rx for d in days), sum(d.data_tx for d in days)),
-        SMS: (sum(d.sms_mt for d in days), sum(d.sms_mo for d in days)),
-    }
-    grand = {DATA: sum(d.data_total for d in days), SMS: sum(d.sms_total for d in days)}
-    return {
-        name: {
+
+    def volume(kind: int, rx: int, tx: int, total: int) -> UsageMonthVolume:
+        return {
             "month": month.isoformat(),
-            **_volume(kind, *totals[kind], grand[kind]),
+            **_volume(kind, rx, tx, total),
             "traffic_type_id": kind,
             "traffic_type": TRAFFIC_TYPES[kind],
         }
-        for name, kind in (("data", DATA), ("sms", SMS))
+
+    return {
+        "data": volume(
+            DATA,
+            sum(d.data_rx for d in days),
+            sum(d.data_tx for d in days),
+            sum(d.data_total for d in days),
+        ),
+        "sms": volume(
+            SMS,
+            sum(d.sms_mt for d in days),
+            sum(d.sms_mo for d in days),
+            sum(d.sms_total for d in days),
+        ),
     }
 
 
 def last_hour(
     now_ms: int, records: Iterable[Traffic], sessions: Iterable[Traffic], by_records: frozenset[int]
-) -> dict[str, Any]:
+) -> UsageHour:
     """The last 60 minutes per minute (only minutes with traffic), data and SMS apart, by
     the same rule: a session counts only on a day without data usage records."""
     since = now_ms - 60 * MINUTE_MS
@@ -195,13 +211,14 @@ def last_hour(
         sums[0] += traffic.rx
         sums[1] += traffic.tx
         sums[2] += traffic.total
-    return {
-        name: [
+
+    def per_minute(kind: int) -> list[UsageMinute]:
+        return [
             {"time": format_ms(minute), **_volume(kind, *minutes[kind][minute])}
             for minute in sorted(minutes[kind])
         ]
-        for name, kind in (("data", DATA), ("sms", SMS))
-    }
+
+    return {"data": per_minute(DATA), "sms": per_minute(SMS)}
 
 
 def month_start(day: date) -> date:

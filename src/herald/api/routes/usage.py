@@ -18,6 +18,7 @@ from starlette.responses import Response
 from herald.api.deps import EventReader, ServicesDep
 from herald.api.problems import field_problem
 from herald.devices import usage, usage_reads
+from herald.devices.answers import UsageStats
 from herald.retention import DAY_MS
 from herald.timefmt import now_ms
 
@@ -81,18 +82,17 @@ async def endpoint_usage_stats(
     )
     days = usage.combine(first, last, records, sessions)
     split = usage.month_days(this_month)[0] - first
-    answer: dict[str, Any] = {}
-    for name, month, part in (
-        ("last_month", previous, days[:split]),
-        ("current_month", this_month, days[split:]),
-    ):
-        entry = usage.month_entry(month, part)
-        if entry is not None:
-            answer[name] = entry
     recent = await services.run(
         services.store.usage.since, organisation_id, int(endpoint_id), now - 60 * usage.MINUTE_MS
     )
-    answer["last_hour"] = usage.last_hour(now, recent, sessions, usage.record_days(records))
+    hour = usage.last_hour(now, recent, sessions, usage.record_days(records))
+    last_month = usage.month_entry(previous, days[:split])
+    current_month = usage.month_entry(this_month, days[split:])
+    answer: UsageStats = {"last_hour": hour}  # with each month that had traffic, in order:
+    if current_month is not None:
+        answer = {"current_month": current_month, **answer}
+    if last_month is not None:
+        answer = {"last_month": last_month, **answer}
     return _json(answer)
 
 
