@@ -14,6 +14,7 @@ from starlette.responses import Response, StreamingResponse
 from herald.api.deps import ServicesDep, get_principal, require
 from herald.api.problems import Problem
 from herald.api.progress import Told, streamed, wants_progress
+from herald.api.schemas import answer
 from herald.auth import Principal
 from herald.rules import service
 from herald.rules.input import PreviewIn, RuleIn, RulePatch, StatusName
@@ -127,35 +128,39 @@ def rule_json(
     refused: Refused | None = None,
 ) -> dict[str, Any]:
     spec = rule.spec
-    return {
-        "id": rule.id,
-        "organisation_id": rule.organisation_id,
-        "name": spec.name,
-        "q": spec.q,
-        "group": spec.group,
-        "condition": spec.condition.to_json(),
-        "hold_down_seconds": spec.hold_down_ms / 1000,
-        "enabled": spec.enabled,
-        "revision": rule.revision,
-        "alerts": alerts,
-        "groups": groups,
-        "group_limit_reached": groups >= max_groups,
-        "groups_refused": refused.groups if refused else 0,
-        "refused_since": format_ms(refused.since_ms) if refused else None,
-        "created": format_ms(rule.created_ms),
-        "updated": format_ms(rule.updated_ms),
-    }
+    return answer(
+        RuleOut(
+            id=rule.id,
+            organisation_id=rule.organisation_id,
+            name=spec.name,
+            q=spec.q,
+            group=spec.group,
+            condition=ConditionOut.model_validate(spec.condition.to_json()),
+            hold_down_seconds=spec.hold_down_ms / 1000,
+            enabled=spec.enabled,
+            revision=rule.revision,
+            alerts=alerts,
+            groups=groups,
+            group_limit_reached=groups >= max_groups,
+            groups_refused=refused.groups if refused else 0,
+            refused_since=format_ms(refused.since_ms) if refused else None,
+            created=format_ms(rule.created_ms),
+            updated=format_ms(rule.updated_ms),
+        )
+    )
 
 
 def alert_json(alert: Alert, now: int) -> dict[str, Any]:
-    return {
-        "rule": {"id": alert.rule_id, "name": alert.rule_name},
-        "organisation_id": alert.organisation_id,
-        "group": {"by": alert.group_by, "key": alert.key},
-        "fired": format_ms(alert.fired_ms),
-        "age_seconds": max(0, now - alert.fired_ms) // 1000,
-        "episode": alert.episode,
-    }
+    return answer(
+        AlertOut(
+            rule=AlertRuleOut(id=alert.rule_id, name=alert.rule_name),
+            organisation_id=alert.organisation_id,
+            group=AlertGroupOut(by=alert.group_by, key=alert.key),
+            fired=format_ms(alert.fired_ms),
+            age_seconds=max(0, now - alert.fired_ms) // 1000,
+            episode=alert.episode,
+        )
+    )
 
 
 async def _with_groups(
@@ -225,14 +230,17 @@ async def delete_rule(rule_id: RuleId, services: ServicesDep, principal: Manager
 
 def preview_json(from_ms: int, until_ms: int, found: Preview) -> dict[str, Any]:
     ranked = sorted(found.groups.items(), key=lambda item: (-item[1], item[0]))
-    return {
-        "from": format_ms(from_ms),
-        "until": format_ms(until_ms),
-        "fired": found.fired,
-        "groups": [{"key": key, "fired": n} for key, n in ranked[:PREVIEW_GROUPS]],
-        "events": found.events,
-        "complete": found.complete,
-    }
+    preview = PreviewOut.model_validate(
+        {
+            "from": format_ms(from_ms),
+            "until": format_ms(until_ms),
+            "fired": found.fired,
+            "groups": [PreviewGroupOut(key=key, fired=n) for key, n in ranked[:PREVIEW_GROUPS]],
+            "events": found.events,
+            "complete": found.complete,
+        }
+    )
+    return answer(preview)
 
 
 def progress_json(from_ms: int, until_ms: int, read: int, through: int) -> dict[str, Any]:
