@@ -1,4 +1,5 @@
-"""The MQTT sink's connect, in process: a broker that never answers leaves nothing behind."""
+"""The MQTT sink's connect, in process: a broker that never answers leaves nothing behind;
+one that closes the connection before its CONNACK fails the send at once."""
 
 from __future__ import annotations
 
@@ -64,3 +65,31 @@ def test_a_broker_that_never_answers_leaves_no_task_and_no_socket(
     assert error == "timeout"
     assert closed, "the sink's connection to the silent broker stayed open"
     assert not [r for r in caplog.records if "never retrieved" in r.getMessage()]
+
+
+async def _closing_send() -> str | None:
+    """A send to a loopback server that reads the CONNECT and closes the connection (a FIN,
+    no reset, and no error the MQTT client logs): the send's error."""
+
+    async def close(reader: asyncio.StreamReader, writer: asyncio.StreamWriter) -> None:
+        await reader.read(4096)  # the CONNECT packet, read: the close is no reset
+        writer.close()
+
+    server = await asyncio.start_server(close, "127.0.0.1", 0)
+    port = server.sockets[0].getsockname()[1]
+    config = SinkConfig("mqtt", f"mqtt://127.0.0.1:{port}", {"topic": "t"}, {}, True, 30)
+    sink = MqttSink(config, 1)
+    try:
+        return (await sink.send(outgoing())).error
+    finally:
+        await sink.aclose()
+        server.close()
+        await server.wait_closed()
+
+
+def test_a_broker_that_closes_before_its_connack_fails_the_send_with_that() -> None:
+    """Regression: aiomqtt ignores a loss before the CONNACK, and a broker that closed the
+    connection without a reset (one going away) failed a send only at its timeout."""
+    assert asyncio.run(_closing_send()) == (
+        "ConnectionError: the connection closed before the broker's CONNACK"
+    )

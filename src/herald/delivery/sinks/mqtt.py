@@ -6,6 +6,7 @@ import asyncio
 import contextlib
 import logging
 import secrets
+from typing import Any
 
 import aiomqtt
 
@@ -33,6 +34,7 @@ class MqttSink(BrokerSink):
             max_inflight_messages=1000,
             logger=errors.logger,
         )
+        errors.watch(client)
         self._stack = contextlib.AsyncExitStack()
         entering = asyncio.ensure_future(self._stack.enter_async_context(client))
         try:
@@ -95,9 +97,10 @@ async def _abandon(entering: asyncio.Future[aiomqtt.Client], client: aiomqtt.Cli
 
 
 class _Errors(logging.Handler):
-    """The errors the MQTT client logs, the first of them as a future. A connection the broker
-    closes before its CONNACK (a TLS 1.3 broker refusing the client's certificate does so
-    just after the handshake) is only logged: aiomqtt's connect would wait for its timeout."""
+    """The errors the MQTT client logs, the first of them as a future, and the loss of its
+    connection. A connection the broker closes before its CONNACK (a TLS 1.3 broker refusing
+    the client's certificate does so just after the handshake; a broker going away, at once)
+    is only logged, or not even that: aiomqtt's connect would wait for its timeout."""
 
     def __init__(self, loop: asyncio.AbstractEventLoop) -> None:
         super().__init__(logging.ERROR)
@@ -108,6 +111,21 @@ class _Errors(logging.Handler):
 
     def emit(self, record: logging.LogRecord) -> None:
         self._loop.call_soon_threadsafe(self._set, record.getMessage()[:300])
+
+    def watch(self, client: aiomqtt.Client) -> None:
+        """Report the loss of ``client``'s connection too, after the error logged for it if
+        any (both reach the loop in order): aiomqtt ignores a loss before the CONNACK."""
+        paho = client._client  # aiomqtt tells nothing of a loss before it is connected
+        then = paho.on_disconnect
+
+        def on_disconnect(*args: Any, **kwargs: Any) -> None:
+            if not self._loop.is_closed():
+                lost = "the connection closed before the broker's CONNACK"
+                self._loop.call_soon_threadsafe(self._set, lost)
+            if then is not None:
+                then(*args, **kwargs)
+
+        paho.on_disconnect = on_disconnect
 
     def _set(self, message: str) -> None:
         if not self.first.done():
