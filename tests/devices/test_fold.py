@@ -159,7 +159,7 @@ def _rows(
     return rows, changes
 
 
-@settings(max_examples=300, deadline=None)
+@settings(max_examples=100, deadline=None)
 @given(_events, st.randoms(use_true_random=False))
 def test_the_stored_rows_depend_on_neither_order_nor_repeats(
     events: list[tuple[int, int, int, dict[str, Any]]], rng: Any
