@@ -5,7 +5,11 @@ state, threshold; per endpoint), then N events over E endpoints appended in batc
 1000 (timed), then the evaluator's catch-up over them (timed). The figure is the ratio of
 evaluating's time to appending's, in the same process; when ``bench.run`` measured HTTP
 batch ingest in the same run, also to its time per event (the issue's target: at most
-0.10). The ``rules`` family of ``bench.run``; alone, ``python -m bench.rules [--events N]
+0.10). **Alert latency** over a real ``herald serve``: a count rule (one ``type:7`` event per
+endpoint fires it), then probes, each one event of a new endpoint, from its acknowledgement
+to its "Rule fired" event in the log (read from the database file), with the server idle and
+while a client posts batches of 1,000 as fast as it can (the issue's target: p99 ≤ 1 s).
+The ``rules`` family of ``bench.run``; alone, ``python -m bench.rules [--events N]
 [--endpoints E]`` writes ``bench/results/rules.json``.
 """
 
@@ -14,16 +18,28 @@ from __future__ import annotations
 import argparse
 import sqlite3
 import tempfile
+import threading
 import time
 from pathlib import Path
 from typing import Any
 
+import httpx
 import orjson
 
-from bench.common import Mode, Result, machine, rate
+from bench.common import (
+    Mode,
+    Result,
+    herald_server,
+    machine,
+    percentiles,
+    rate,
+    server_database,
+)
+from bench.events import document
 from herald.catalog import load_catalog
 from herald.ids import IdGenerator
 from herald.model import NewEvent
+from herald.rules.alerts import FIRED
 from herald.rules.alerts import TYPES as TYPES_WRITTEN
 from herald.rules.evaluator import RuleEvaluator
 from herald.rules.types import Condition, RuleSpec
@@ -135,6 +151,7 @@ def rules_bench(mode: Mode, workdir: Path, ingest: Result | None) -> Result:
     events, endpoints = (5_000, 1_000) if mode.quick else (20_000, 5_000)
     workdir.mkdir(parents=True, exist_ok=True)
     figure = run(workdir, events, endpoints)
+    figure["count_alert_latency"] = alert_latency(workdir / "latency", 20 if mode.quick else 60)
     http = ((ingest or {}).get("http") or {}).get("batch") or {}
     if http.get("events_per_s"):
         figure["http_batch_events_per_s"] = http["events_per_s"]
@@ -142,6 +159,71 @@ def rules_bench(mode: Mode, workdir: Path, ingest: Result | None) -> Result:
             http["events_per_s"] / figure["evaluate_events_per_s"], 3
         )
     return figure
+
+
+PROBE_ENDPOINTS = 9_000_000  # the probes' endpoints: none of the background's
+LATENCY_RULE = {
+    "name": "attach failures",
+    "q": "type:7",
+    "group": "endpoint",
+    "condition": {"kind": "count", "count": 1, "window_seconds": 600},
+    "organisation_id": 1,
+}
+
+
+def alert_latency(workdir: Path, probes: int) -> Result:
+    """A count rule's alert latency, idle and under batch ingest (module docstring)."""
+    with (
+        herald_server(workdir, HERALD_RATE_LIMIT_PER_SECOND="0") as server,
+        server.client(server.admin_token) as api,
+    ):
+        api.post("/rule", json=LATENCY_RULE).raise_for_status()
+        database = server_database(server)
+        idle = _probe(api, database, probes, 0)
+        stop = threading.Event()
+        background = threading.Thread(target=_flood, args=(server.url, server.admin_token, stop))
+        background.start()
+        try:
+            loaded = _probe(api, database, probes, probes)
+        finally:
+            stop.set()
+            background.join()
+    return {"idle": percentiles(idle), "during_batch_ingest": percentiles(loaded)}
+
+
+def _probe(api: httpx.Client, database: Path, probes: int, first: int) -> list[float]:
+    """Milliseconds from each probe's acknowledgement to its alert in the log."""
+    found: list[float] = []
+    with sqlite3.connect(f"file:{database}?mode=ro", uri=True) as conn:
+        for n in range(first, first + probes):
+            endpoint = PROBE_ENDPOINTS + n
+            probe = {
+                "event_type": {"id": 7},
+                "organisation": {"id": 1},
+                "endpoint": {"id": endpoint},
+                "timestamp": format_ms(now_ms()),
+            }
+            api.post("/event", json=probe).raise_for_status()
+            acknowledged = time.perf_counter()
+            sql = "SELECT 1 FROM events WHERE type_id = ? AND endpoint_id = ?"
+            while conn.execute(sql, (FIRED, endpoint)).fetchone() is None:
+                if time.perf_counter() - acknowledged > 60:
+                    raise TimeoutError(f"no alert for probe endpoint {endpoint}")
+                time.sleep(0.005)
+            found.append((time.perf_counter() - acknowledged) * 1000)
+            time.sleep(0.2)  # probes apart: each waits on its own
+    return found
+
+
+def _flood(url: str, token: str, stop: threading.Event) -> None:
+    """Batches of 1,000 bench events, one after another, until ``stop``."""
+    headers = {"Authorization": f"Bearer {token}", "Content-Type": "application/json"}
+    with httpx.Client(base_url=f"{url}/api/v1", headers=headers, timeout=60) as client:
+        n = 0
+        while not stop.is_set():
+            batch = [document(i, organisation_id=1) for i in range(n, n + BATCH)]
+            client.post("/event", content=orjson.dumps(batch)).raise_for_status()
+            n += BATCH
 
 
 def main() -> None:
