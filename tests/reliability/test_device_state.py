@@ -95,14 +95,14 @@ def _written_changes(store: Store) -> list[Change]:
 def _kill_during_catch_up(server: HeraldServer, store: Store, last: int) -> int | None:
     """Start the server, kill it once its owner has written part of the log; the position
     it had written (None: it finished first)."""
+    began = store.devices.cursor()  # before the start: its owner may write before it answers
     server.start()
-    began = store.devices.cursor()
     deadline = time.monotonic() + 60
     while time.monotonic() < deadline:
-        cursor = store.devices.cursor()
-        if cursor != began:
+        if store.devices.cursor() != began:
             server.kill()
-            return store.devices.cursor() if cursor != last else None
+            cursor = store.devices.cursor()
+            return cursor if cursor < last else None
         time.sleep(0.005)
     server.kill()
     raise AssertionError("the owner wrote nothing in a minute")
