@@ -9,6 +9,7 @@ import pytest
 
 from herald.events.types import EventQuery
 from herald.query.filter import EventFilter
+from herald.rules.types import Condition, RuleSpec
 from herald.store import QueryTimeout, Store
 from tests.store.conftest import EventFactory
 
@@ -40,3 +41,17 @@ def test_the_store_answers_as_before_after_a_stopped_query(filled: Store) -> Non
     assert filled.log.query(EventQuery(EventFilter((1,), description=MISSING))).total == 0
     page = filled.log.query(EventQuery(EventFilter((1,)), per_page=10, time_limit=30))
     assert len(page.items) == 10 and page.total == EVENTS
+
+
+def test_seeding_an_absence_rule_from_the_log_is_a_query_with_its_time_limit(
+    filled: Store,
+) -> None:
+    """A filtered absence per endpoint reads the log to seed its groups: a tenant's query,
+    stopped past its time limit, and then no rule is made."""
+    q = "description:" + "|".join(MISSING)
+    spec = RuleSpec("silent", q, "endpoint", Condition("absence", 3_600_000))
+    with pytest.raises(QueryTimeout):
+        filled.rules.create(1, spec, time_limit=0.001)
+    assert filled.rules.list_rules((1,)) == []
+    made = filled.rules.create(1, spec, time_limit=30)
+    assert filled.rules.list_rules((1,)) == [made]

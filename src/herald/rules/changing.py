@@ -46,11 +46,13 @@ def change(
     organisation_ids: tuple[int, ...] | None,
     spec: RuleSpec | None,
     max_groups: int = 10_000,
+    time_limit: float | None = None,
 ) -> None:
     """Blocking: change ``rule`` to ``spec`` (None: delete it); unless only its name or
     hold-down change, its open alerts are resolved in the same transaction (``max_groups``:
-    the groups a changed rule may know at once). NotFound if it is not in scope; TryAgain
-    if its alerts kept changing under the change."""
+    the groups a changed rule may know at once; ``time_limit``: of its seeding's read of the
+    log, QueryTimeout past it). NotFound if it is not in scope; TryAgain if its alerts kept
+    changing under the change."""
     organisation = store.organisations.get(rule.organisation_id)
     name = organisation.name if organisation is not None else ""
     for _ in range(ATTEMPTS):
@@ -81,7 +83,7 @@ def change(
         keys = [key for key, _ in prepared]
         changed = writer.append_with(
             [event for _, event in prepared],
-            store.rules.changing(rule, organisation_ids, spec, keys, max_groups),
+            store.rules.changing(rule, organisation_ids, spec, keys, max_groups, time_limit),
             standing=partial(_resolved, keys),
         )
         if changed is not None:

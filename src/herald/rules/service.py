@@ -53,12 +53,16 @@ async def create_rule(services: Services, principal: Principal, body: RuleIn) ->
     """A new rule, seeing the events written from now on."""
     organisation_id = acting_for(services, principal, body.organisation_id)
     spec = _spec(services, body, None)
-    return await services.run(
+    # an absence per endpoint reads the log to seed its groups: a tenant's query, in one of
+    # its organisation's query slots and within the query time limit
+    return await services.query(
+        principal,
         services.store.rules.create,
         organisation_id,
         spec,
         services.settings.max_rules_per_organisation,
         services.settings.max_groups_per_rule,
+        services.settings.query_time_limit_seconds,
     )
 
 
@@ -113,7 +117,8 @@ async def delete_rule(services: Services, principal: Principal, rule_id: int) ->
 async def _change(
     services: Services, principal: Principal, rule: Rule, spec: RuleSpec | None
 ) -> None:
-    await services.run(
+    await services.query(  # a change may seed its groups from the log, as a creation does
+        principal,
         changing.change,
         services.store,
         services.writer,
@@ -121,6 +126,7 @@ async def _change(
         principal.organisation_scope,
         spec,
         services.settings.max_groups_per_rule,
+        services.settings.query_time_limit_seconds,
     )
 
 

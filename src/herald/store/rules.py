@@ -161,12 +161,14 @@ class RuleRepository(Generic[C]):
         spec: RuleSpec,
         max_rules: int | None = None,
         max_groups: int = 10_000,
+        time_limit: float | None = None,
     ) -> Rule:
         """A new rule of ``organisation_id``, seeing the events written from now on (an
-        absence per endpoint also knows the endpoints known before: ``_seed``);
-        LimitReached if the organisation has ``max_rules`` already."""
+        absence per endpoint also knows the endpoints known before: ``_seed``, its read of
+        the log stopped past ``time_limit`` seconds: QueryTimeout); LimitReached if the
+        organisation has ``max_rules`` already."""
         store, created = self._store, now_ms()
-        found = self._matched(organisation_id, spec, max_groups)
+        found = self._matched(organisation_id, spec, max_groups, time_limit)
         with store.transaction() as conn:
             if max_rules is not None:  # counted under the organisation's lock: no race
                 store.execute(
@@ -194,18 +196,22 @@ class RuleRepository(Generic[C]):
         assert made is not None
         return made
 
-    def _matched(self, organisation_id: int, spec: RuleSpec, most: int) -> Matched | None:
+    def _matched(
+        self, organisation_id: int, spec: RuleSpec, most: int, time_limit: float | None
+    ) -> Matched | None:
         """Before a filtered absence per endpoint is made or changed: the endpoints with a
         matching event in the last ``SEED_DAYS`` (or its window, if longer), each with its
         last one's time (None: no such rule). Read outside the rule's transaction, which
-        adds what was written meanwhile (``_seed``)."""
+        adds what was written meanwhile (``_seed``), within ``time_limit`` seconds (a
+        tenant's query: QueryTimeout past it)."""
         if not _seeded(spec) or not spec.q:
             return None
         upto = self._store.last_seq()
         since = now_ms() - max(SEED_DAYS * DAY_MS, spec.condition.window_ms)
         flt = syntax.parse_filter(syntax.q_terms(spec.q, "q"), scope=None)
         last = self._store.read(
-            lambda c: self._last_matching(c, organisation_id, flt, since, 0, upto, most)
+            lambda c: self._last_matching(c, organisation_id, flt, since, 0, upto, most),
+            time_limit,
         )
         return Matched(upto, since, flt, last)
 
@@ -317,15 +323,21 @@ class RuleRepository(Generic[C]):
         spec: RuleSpec | None,
         firing: Collection[tuple[str, int]],
         max_groups: int = 10_000,
+        time_limit: float | None = None,
     ) -> Callable[[C], set[tuple[str, int]] | None]:
         """A change of ``rule`` (``spec``; None: its deletion), as work for the writer's
         transaction that appends the "Rule resolved" events of its groups ``firing`` (key,
         episode) with it: the rule starts afresh (a new revision, its groups forgotten, the
         events written from now on). It answers the groups that fired until now (those
         resolved), or None, writing nothing, if the rule or its firing groups are no longer
-        the ones read (read again, try again). NotFound if it is not in scope."""
+        the ones read (read again, try again). NotFound if it is not in scope; QueryTimeout
+        if seeding it read the log longer than ``time_limit`` seconds."""
         store = self._store
-        matched = None if spec is None else self._matched(rule.organisation_id, spec, max_groups)
+        matched = (
+            None
+            if spec is None
+            else self._matched(rule.organisation_id, spec, max_groups, time_limit)
+        )
 
         def change(conn: C) -> set[tuple[str, int]] | None:
             sql, params = self._scoped(
